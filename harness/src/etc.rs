@@ -1,0 +1,50 @@
+//! The per-host /etc files a lab gives its programs: hosts, resolv.conf and an optional gai.conf.
+
+use std::net::IpAddr;
+
+/// `/etc/hosts` of a lab host: loopback names as on Debian, then every lab host.
+pub(crate) fn hosts(entries: &[(String, Vec<IpAddr>)], domain: &str) -> String {
+    let mut s = String::from("# written by nslab for this lab host\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    for (name, addrs) in entries {
+        for a in addrs {
+            s.push_str(&format!("{a}\t{name}.{domain} {name}\n"));
+        }
+    }
+    s
+}
+
+/// `/etc/resolv.conf` of a lab host. Without a lab DNS server, it names none, so look-ups go to
+/// the host's own loopback and fail at once instead of leaking to the real network.
+pub(crate) fn resolv_conf(nameservers: &[String], domain: &str) -> String {
+    let mut s = format!("# written by nslab for this lab host\nsearch {domain}\noptions timeout:1 attempts:2\n");
+    if nameservers.is_empty() {
+        s.push_str("# no DNS server in this lab\nnameserver 127.0.0.1\n");
+    }
+    for n in nameservers {
+        s.push_str(&format!("nameserver {n}\n"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_lists_loopback_then_lab_hosts() {
+        let h = hosts(&[("server".into(), vec!["192.0.2.23".parse().unwrap(), "2001:db8:1::23".parse().unwrap()])], "lab.test");
+        assert_eq!(
+            h,
+            "# written by nslab for this lab host\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+             192.0.2.23\tserver.lab.test server\n2001:db8:1::23\tserver.lab.test server\n"
+        );
+    }
+
+    #[test]
+    fn resolv_conf_never_points_outside_the_lab() {
+        let r = resolv_conf(&[], "lab.test");
+        assert!(r.contains("nameserver 127.0.0.1\n"));
+        let r = resolv_conf(&["fe80::53%eth0".into()], "lab.test");
+        assert!(r.ends_with("nameserver fe80::53%eth0\n"));
+    }
+}

@@ -1,0 +1,382 @@
+//! One lab host: its namespace, addresses, /etc files, programs and sockets.
+
+use std::ffi::CString;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::listeners::{self, Listen, Listener};
+use crate::netlink::Netlink;
+use crate::netns::NetNs;
+use crate::output::Output;
+use crate::plan::{SlotAddrs, IPV4_PREFIX, IPV6_PREFIX};
+use crate::process::{Command, Process, Registry};
+use crate::profile::Profile;
+use crate::sysctl;
+use crate::sys;
+
+/// A lab host. Cheap to clone; valid until its lab is torn down.
+#[derive(Clone)]
+pub struct Host {
+    pub(crate) inner: Arc<HostInner>,
+}
+
+pub(crate) struct HostInner {
+    pub(crate) name: String,
+    pub(crate) profile: Profile,
+    pub(crate) ns: NetNs,
+    pub(crate) nl: Netlink,
+    pub(crate) ifname: String,
+    pub(crate) ifindex: u32,
+    pub(crate) slot: SlotAddrs,
+    pub(crate) dir: PathBuf,
+    pub(crate) etc: Vec<(PathBuf, &'static str)>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) epoch: Instant,
+    pub(crate) diag: Mutex<Option<netlink_sys::Socket>>,
+    pub(crate) counter: AtomicU32,
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").field("name", &self.inner.name).field("profile", &self.inner.profile).finish()
+    }
+}
+
+impl Host {
+    /// The host's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The profile applied to it.
+    pub fn profile(&self) -> Profile {
+        self.inner.profile
+    }
+
+    /// Name of its lab interface (`eth0` unless set otherwise).
+    pub fn interface(&self) -> &str {
+        &self.inner.ifname
+    }
+
+    /// Its IPv4 address on the lab segment, if its profile has one.
+    pub fn ipv4(&self) -> Option<Ipv4Addr> {
+        self.inner.profile.has_ipv4().then_some(self.inner.slot.v4)
+    }
+
+    /// Its global IPv6 address, if its profile has one.
+    pub fn ipv6(&self) -> Option<Ipv6Addr> {
+        self.inner.profile.has_global_ipv6().then_some(self.inner.slot.v6)
+    }
+
+    /// Its link-local address (use with [`Host::interface`] as scope), if its profile has one.
+    pub fn link_local(&self) -> Option<Ipv6Addr> {
+        self.inner.profile.has_link_local().then_some(self.inner.slot.link_local)
+    }
+
+    /// Its routable addresses: IPv4 then global IPv6, as the profile allows.
+    pub fn addrs(&self) -> Vec<IpAddr> {
+        self.ipv4().map(IpAddr::V4).into_iter().chain(self.ipv6().map(IpAddr::V6)).collect()
+    }
+
+    /// The addresses a host's slot would have in a dual-stack lab, whatever its profile.
+    pub fn slot(&self) -> SlotAddrs {
+        self.inner.slot
+    }
+
+    /// Its network namespace.
+    pub fn netns(&self) -> &NetNs {
+        &self.inner.ns
+    }
+
+    /// Its artifact directory (output logs, /etc files under `etc/`).
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Starts `cmd` inside this host: its network namespace, a private mount namespace with the
+    /// host's /etc files over the real ones, and its own PID namespace so that nothing it starts
+    /// can outlive it or the harness.
+    ///
+    /// # Errors
+    /// [`Error::Spawn`] when the program cannot be executed or the namespaces cannot be set up.
+    pub async fn spawn(&self, cmd: Command) -> Result<Process> {
+        let h = &self.inner;
+        let n = h.counter.fetch_add(1, Ordering::Relaxed);
+        let base = cmd.display_name();
+        let name = if n == 0 { base } else { format!("{base}.{n}") };
+        let spawn_err = |source| Error::Spawn { host: h.name.clone(), program: cmd.program.to_string_lossy().into_owned(), source };
+        let binds = h
+            .etc
+            .iter()
+            .map(|(src, dst)| {
+                Ok(sys::BindMount {
+                    source: CString::new(src.as_os_str().as_bytes())?,
+                    target: CString::new(*dst)?,
+                })
+            })
+            .collect::<std::result::Result<Vec<_>, std::ffi::NulError>>()
+            .map_err(|e| spawn_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let output = Arc::new(Output::new(h.epoch, &h.dir, &name));
+        let spawned = sys::spawn_in_lab(cmd.to_tokio(), h.ns.fd(), binds).await.map_err(spawn_err)?;
+        tracing::debug!(host = %h.name, process = %name, pid = spawned.child.id(), "spawned");
+        let p = Process::supervise(spawned, &h.name, name, output, h.epoch);
+        h.registry.add(p.shared.clone());
+        Ok(p)
+    }
+
+    /// Runs `cmd` to completion and returns it (with its exit and output).
+    ///
+    /// # Errors
+    /// Spawn errors, or [`Error::Timeout`] when it does not exit within `timeout`.
+    pub async fn run(&self, cmd: Command, timeout: Duration) -> Result<Process> {
+        let p = self.spawn(cmd).await?;
+        match p.wait_exit(timeout).await {
+            Ok(_) => Ok(p),
+            Err(e) => {
+                p.kill().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Every TCP listener and bound UDP socket in this host, read from the kernel.
+    ///
+    /// # Errors
+    /// [`Error::Socket`] when sock_diag fails.
+    pub async fn listeners(&self) -> Result<Vec<Listener>> {
+        let inner = self.inner.clone();
+        let res = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<Listener>> {
+            let mut guard = inner.diag.lock().unwrap_or_else(|e| e.into_inner());
+            if guard.is_none() {
+                *guard = Some(inner.ns.run_blocking(listeners::open_here)??);
+            }
+            listeners::dump(guard.as_ref().expect("opened above"))
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        res.map_err(|source| Error::Socket { host: self.inner.name.clone(), op: "list sockets (sock_diag)".into(), source })
+    }
+
+    /// Waits until a listener matching `want` exists, polling the kernel's socket table (no
+    /// connection is made, so the server sees no probe).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] listing what does listen; if `proc` is given and exits first,
+    /// [`Error::Exited`] with its last output lines.
+    pub async fn wait_listening(&self, want: &Listen, timeout: Duration, proc: Option<&Process>) -> Result<Listener> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let now = self.listeners().await?;
+            if let Some(l) = now.iter().find(|l| want.matches(l)) {
+                return Ok(l.clone());
+            }
+            if let Some(p) = proc {
+                if let Some(exit) = p.exit() {
+                    return Err(Error::Exited {
+                        process: format!("{}/{}", p.host(), p.name()),
+                        status: exit.to_string(),
+                        what: format!("{want} in host {}", self.name()),
+                        tail: p.shared.output.tail(20),
+                    });
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let seen = if now.is_empty() { "nothing".to_string() } else { now.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ") };
+                let tail = match proc {
+                    Some(p) => p.shared.output.tail(20),
+                    None => String::new(),
+                };
+                return Err(Error::Timeout {
+                    what: format!("{want} in host {} (listening: {seen})", self.name()),
+                    timeout,
+                    tail,
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Runs `f` on a thread inside this host's network namespace; sockets it creates stay there.
+    ///
+    /// # Errors
+    /// [`Error::Namespace`] when the namespace cannot be entered.
+    pub async fn in_netns<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner.ns.run(f).await.map_err(|source| Error::Namespace { op: "enter the network namespace", what: self.inner.name.clone(), source })
+    }
+
+    /// Creates a socket inside this host (for custom options before bind/connect).
+    ///
+    /// # Errors
+    /// [`Error::Socket`] on failure.
+    pub async fn socket(&self, domain: socket2::Domain, ty: socket2::Type, protocol: Option<socket2::Protocol>) -> Result<socket2::Socket> {
+        self.in_netns(move || socket2::Socket::new(domain, ty, protocol))
+            .await?
+            .map_err(|source| self.sock_err(format!("create a {ty:?} socket"), source))
+    }
+
+    fn sock_err(&self, op: String, source: std::io::Error) -> Error {
+        Error::Socket { host: self.inner.name.clone(), op, source }
+    }
+
+    /// A TCP listener bound inside this host, served by the harness's own async code.
+    ///
+    /// # Errors
+    /// [`Error::Socket`] with the bind error (EADDRNOTAVAIL, EADDRINUSE ...).
+    pub async fn bind_tcp(&self, addr: SocketAddr) -> Result<tokio::net::TcpListener> {
+        let s = self.socket(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).await?;
+        let r = (|| {
+            s.set_reuse_address(true)?;
+            s.set_nonblocking(true)?;
+            s.bind(&addr.into())?;
+            s.listen(1024)?;
+            tokio::net::TcpListener::from_std(s.into())
+        })();
+        r.map_err(|e| self.sock_err(format!("bind tcp {addr}"), e))
+    }
+
+    /// A UDP socket bound inside this host.
+    ///
+    /// # Errors
+    /// [`Error::Socket`] with the bind error.
+    pub async fn bind_udp(&self, addr: SocketAddr) -> Result<tokio::net::UdpSocket> {
+        let s = self.socket(socket2::Domain::for_address(addr), socket2::Type::DGRAM, None).await?;
+        let r = (|| {
+            s.set_nonblocking(true)?;
+            s.bind(&addr.into())?;
+            tokio::net::UdpSocket::from_std(s.into())
+        })();
+        r.map_err(|e| self.sock_err(format!("bind udp {addr}"), e))
+    }
+
+    /// A TCP connection from this host to `addr`.
+    ///
+    /// # Errors
+    /// [`Error::Socket`] with the connect error (ECONNREFUSED, ENETUNREACH, EINVAL ...).
+    pub async fn connect_tcp(&self, addr: SocketAddr) -> Result<tokio::net::TcpStream> {
+        let s = self.socket(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).await?;
+        let sock = s
+            .set_nonblocking(true)
+            .map(|_| tokio::net::TcpSocket::from_std_stream(s.into()))
+            .map_err(|e| self.sock_err(format!("connect tcp {addr}"), e))?;
+        sock.connect(addr).await.map_err(|e| self.sock_err(format!("connect tcp {addr}"), e))
+    }
+
+    /// Sets a network sysctl inside this host (`net.ipv6.bindv6only`, `net.ipv6.conf.eth0.accept_dad` ...).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a name outside `net.`, [`Error::Sysctl`] when the write fails.
+    pub async fn set_sysctl(&self, name: &str, value: &str) -> Result<()> {
+        let path = sysctl::sysctl_path(name).map_err(|what| Error::Invalid { what })?;
+        let v = value.to_string();
+        self.in_netns(move || sysctl::write(&path, &v)).await?.map_err(|source| Error::Sysctl {
+            host: self.inner.name.clone(),
+            name: name.into(),
+            value: value.into(),
+            source,
+        })
+    }
+
+    /// Reads a network sysctl inside this host.
+    ///
+    /// # Errors
+    /// As [`Host::set_sysctl`].
+    pub async fn sysctl(&self, name: &str) -> Result<String> {
+        let path = sysctl::sysctl_path(name).map_err(|what| Error::Invalid { what })?;
+        self.in_netns(move || std::fs::read_to_string(&path)).await?.map(|s| s.trim_end().to_string()).map_err(|source| {
+            Error::Sysctl { host: self.inner.name.clone(), name: name.into(), value: "(read)".into(), source }
+        })
+    }
+
+    fn nl_err(&self, op: String) -> impl FnOnce(rtnetlink::Error) -> Error + '_ {
+        move |source| Error::Netlink { op, what: format!("host {}", self.inner.name), source }
+    }
+
+    /// Brings the lab interface up or down.
+    ///
+    /// # Errors
+    /// [`Error::Netlink`].
+    pub async fn set_link(&self, up: bool) -> Result<()> {
+        let op = format!("set {} {}", self.inner.ifname, if up { "up" } else { "down" });
+        self.inner.nl.set_up(self.inner.ifindex, up).await.map_err(self.nl_err(op))
+    }
+
+    /// Adds an address to the lab interface (`dad`: run duplicate address detection).
+    ///
+    /// # Errors
+    /// [`Error::Netlink`].
+    pub async fn add_address(&self, addr: IpAddr, prefix: u8, dad: bool) -> Result<()> {
+        let op = format!("add address {addr}/{prefix} to {}", self.inner.ifname);
+        self.inner.nl.add_address(self.inner.ifindex, addr, prefix, !dad).await.map_err(self.nl_err(op))
+    }
+
+    /// Removes an address from the lab interface.
+    ///
+    /// # Errors
+    /// [`Error::Netlink`].
+    pub async fn remove_address(&self, addr: IpAddr, prefix: u8) -> Result<()> {
+        let op = format!("remove address {addr}/{prefix} from {}", self.inner.ifname);
+        self.inner.nl.del_address(self.inner.ifindex, addr, prefix).await.map_err(self.nl_err(op))
+    }
+
+    /// Whether `addr` on the lab interface is still tentative (DAD running); `None` if absent.
+    ///
+    /// # Errors
+    /// [`Error::Netlink`].
+    pub async fn is_tentative(&self, addr: IpAddr) -> Result<Option<bool>> {
+        self.inner.nl.is_tentative(self.inner.ifindex, addr).await.map_err(self.nl_err(format!("read address {addr}")))
+    }
+
+    /// Waits until duplicate address detection of `addr` has completed.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], or [`Error::Invalid`] if the address is not on the interface.
+    pub async fn wait_dad(&self, addr: IpAddr, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.is_tentative(addr).await? {
+                Some(false) => return Ok(()),
+                None => return Err(Error::Invalid { what: format!("address {addr} is not on {} of host {}", self.inner.ifname, self.name()) }),
+                Some(true) => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Timeout { what: format!("DAD of {addr} in host {}", self.name()), timeout, tail: String::new() });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub(crate) async fn configure_addresses(&self, dad: bool) -> Result<()> {
+        let h = &self.inner;
+        let mut addrs: Vec<(IpAddr, u8)> = Vec::new();
+        if let Some(a) = self.ipv4() {
+            addrs.push((a.into(), IPV4_PREFIX));
+        }
+        if let Some(a) = self.link_local() {
+            addrs.push((a.into(), IPV6_PREFIX));
+        }
+        if let Some(a) = self.ipv6() {
+            addrs.push((a.into(), IPV6_PREFIX));
+        }
+        let lo = async { h.nl.set_up(1, true).await.map_err(self.nl_err("set lo up".into())) };
+        // Link up first, then addresses: an IPv6 address added to a down link delays the first
+        // exchange by about a second.
+        let lab_if = async {
+            self.set_link(true).await?;
+            futures::future::try_join_all(addrs.into_iter().map(|(a, p)| self.add_address(a, p, dad))).await
+        };
+        futures::future::try_join(lo, lab_if).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,480 @@
+//! A lab: hosts joined by a switch, built concurrently over netlink and torn down without a trace.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::try_join_all;
+
+use crate::error::{Error, Result, TeardownError};
+use crate::etc;
+use crate::host::{Host, HostInner};
+use crate::netlink::Netlink;
+use crate::netns::NetNs;
+use crate::plan::{self, SlotAddrs};
+use crate::process::Registry;
+use crate::profile::Profile;
+use crate::spec::{self, HostSpec};
+use crate::sysctl::{self, Sysctl};
+
+/// Domain of lab host names (`server.lab.test`); `.test` is reserved (RFC 2606).
+pub const LAB_DOMAIN: &str = "lab.test";
+
+static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Builds a [`Lab`]; see [`Lab::builder`].
+#[derive(Debug, Clone)]
+pub struct LabBuilder {
+    name: Option<String>,
+    profile: Profile,
+    hosts: Vec<HostSpec>,
+    artifacts_root: Option<PathBuf>,
+    keep_artifacts: bool,
+    hosts_entries: bool,
+}
+
+/// A built lab: isolated hosts on one switch. Tear it down with [`Lab::teardown`]; dropping it
+/// also cleans up (and keeps the artifacts if the thread is panicking).
+pub struct Lab {
+    name: String,
+    profile: Profile,
+    epoch: Instant,
+    hosts: Vec<Host>,
+    switch: Option<(NetNs, Netlink)>,
+    artifacts: Option<tempfile::TempDir>,
+    keep: AtomicBool,
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for Lab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lab").field("name", &self.name).field("profile", &self.profile).field("hosts", &self.hosts).finish()
+    }
+}
+
+struct Planned {
+    spec: HostSpec,
+    profile: Profile,
+    slot: SlotAddrs,
+    sysctls: Vec<(PathBuf, Sysctl)>,
+    dir: PathBuf,
+    etc: Vec<(PathBuf, &'static str)>,
+}
+
+impl LabBuilder {
+    /// Names the lab (used for its artifact directory and logs); default `labPID-N`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the profile every host gets unless it overrides it (default: dual-stack).
+    pub fn profile(mut self, p: Profile) -> Self {
+        self.profile = p;
+        self
+    }
+
+    /// Adds a host: a name, or a [`HostSpec`] with overrides.
+    pub fn host(mut self, h: impl Into<HostSpec>) -> Self {
+        self.hosts.push(h.into());
+        self
+    }
+
+    /// Adds several hosts.
+    pub fn hosts<I, H>(mut self, hs: I) -> Self
+    where
+        I: IntoIterator<Item = H>,
+        H: Into<HostSpec>,
+    {
+        self.hosts.extend(hs.into_iter().map(Into::into));
+        self
+    }
+
+    /// Where the lab's artifact directory is created (default `$NSLAB_ARTIFACTS_DIR` or the
+    /// system temporary directory).
+    pub fn artifacts_in(mut self, root: impl Into<PathBuf>) -> Self {
+        self.artifacts_root = Some(root.into());
+        self
+    }
+
+    /// Keeps the artifact directory after a successful teardown (it is always kept after a
+    /// failure or a panic). `NSLAB_KEEP_ARTIFACTS=1` does the same.
+    pub fn keep_artifacts(mut self, keep: bool) -> Self {
+        self.keep_artifacts = keep;
+        self
+    }
+
+    /// Whether every host's /etc/hosts lists the lab hosts (default true). Turn it off when a
+    /// test must resolve host names through DNS only.
+    pub fn hosts_file_entries(mut self, on: bool) -> Self {
+        self.hosts_entries = on;
+        self
+    }
+
+    fn plan(&self, name: &str, root: &Path) -> Result<Vec<Planned>> {
+        let invalid = |what: String| Error::Invalid { what };
+        spec::check_name("lab", name).map_err(invalid)?;
+        if self.hosts.is_empty() {
+            return Err(invalid(format!("lab {name} has no hosts; expected at least one")));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for h in &self.hosts {
+            if !seen.insert(h.name.as_str()) {
+                return Err(invalid(format!("host {:?} is declared twice in lab {name}", h.name)));
+            }
+        }
+        let slots = plan::assign_slots(self.hosts.iter().map(|h| h.name.as_str()))
+            .ok_or_else(|| invalid(format!("lab {name} has {} hosts; one segment holds at most {}", self.hosts.len(), plan::MAX_HOSTS)))?;
+        self.hosts
+            .iter()
+            .map(|h| {
+                let sysctls = spec::check_host(h).map_err(invalid)?;
+                Ok(Planned {
+                    profile: h.profile.unwrap_or(self.profile),
+                    slot: slots[&h.name],
+                    sysctls,
+                    dir: root.join(&h.name),
+                    etc: Vec::new(),
+                    spec: h.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Builds the lab: namespaces, switch, links and addresses, all usable on return.
+    ///
+    /// # Errors
+    /// [`Error::Privileges`] without CAP_NET_ADMIN/CAP_SYS_ADMIN, [`Error::Invalid`] for a bad
+    /// definition, and the kernel's refusal of any step otherwise. Nothing is left behind.
+    pub async fn build(self) -> Result<Lab> {
+        check_privileges()?;
+        let name = self.name.clone().unwrap_or_else(|| format!("lab{}-{}", std::process::id(), LAB_COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let root = self.artifacts_root.clone().unwrap_or_else(spec::default_artifacts_root);
+        std::fs::create_dir_all(&root).map_err(|source| Error::File { op: "create artifact root", path: root.clone(), source })?;
+        let artifacts = tempfile::Builder::new()
+            .prefix(&format!("{name}-"))
+            .tempdir_in(&root)
+            .map_err(|source| Error::File { op: "create artifact directory in", path: root.clone(), source })?;
+        let mut planned = self.plan(&name, artifacts.path())?;
+        self.write_etc(&mut planned)?;
+        let epoch = Instant::now();
+        let registry = Arc::new(Registry::default());
+        let rt = tokio::runtime::Handle::current();
+
+        // 1. Namespaces, all at once, each configured from inside by its own short-lived thread.
+        let switch_rt = rt.clone();
+        let switch = NetNs::create_with(move || -> std::io::Result<Netlink> {
+            for p in ["default", "all"] {
+                sysctl::write(Path::new(&format!("/proc/sys/net/ipv6/conf/{p}/disable_ipv6")), "1")?;
+            }
+            Netlink::open_here(&switch_rt)
+        });
+        let hosts_ns = try_join_all(planned.iter().map(|p| {
+            let rt = rt.clone();
+            let settings = base_sysctls(p);
+            let hname = p.spec.name.clone();
+            async move {
+                let (ns, res) = NetNs::create_with(move || -> Result<(Netlink, Vec<(PathBuf, Sysctl)>)> {
+                    let mut deferred = Vec::new();
+                    for (path, s) in settings {
+                        match sysctl::write(&path, &s.value) {
+                            Ok(()) => {}
+                            // Per-interface settings wait until the interface exists.
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => deferred.push((path, s)),
+                            Err(source) => return Err(Error::Sysctl { host: hname.clone(), name: s.name, value: s.value, source }),
+                        }
+                    }
+                    let nl = Netlink::open_here(&rt).map_err(|source| Error::Namespace { op: "open netlink", what: hname.clone(), source })?;
+                    Ok((nl, deferred))
+                })
+                .await
+                .map_err(|source| Error::Namespace { op: "create the network namespace", what: format!("host {}", p.spec.name), source })?;
+                let (nl, deferred) = res?;
+                Ok::<_, Error>((ns, nl, deferred))
+            }
+        }));
+        let (switch, hosts_ns) = futures::future::join(switch, hosts_ns).await;
+        let (switch_ns, switch_nl) = match switch {
+            Ok((ns, Ok(nl))) => (ns, nl),
+            Ok((_, Err(source))) | Err(source) => {
+                return Err(Error::Namespace { op: "create the network namespace", what: format!("the switch of lab {name}"), source })
+            }
+        };
+        let hosts_ns = hosts_ns?;
+
+        // 2. The switch and one veth per host, the host end created directly in its namespace.
+        let sw = format!("switch of lab {name}");
+        let br = switch_nl
+            .create_bridge("br0")
+            .await
+            .map_err(|source| Error::Netlink { op: "create bridge br0".into(), what: sw.clone(), source })?;
+        let nl_ref = &switch_nl;
+        try_join_all(planned.iter().zip(&hosts_ns).map(|(p, (ns, _, _))| {
+            let port = format!("p{}", p.slot.slot);
+            let sw = sw.clone();
+            async move {
+                nl_ref
+                    .create_veth(&port, br, &p.spec.name, &p.spec.interface, ns.fd(), p.slot.mac())
+                    .await
+                    .map_err(|source| Error::Netlink { op: format!("create veth {port} <-> {}/{}", p.spec.name, p.spec.interface), what: sw, source })
+            }
+        }))
+        .await?;
+
+        // 3. Per host: late sysctls, then lo and addresses (links are up, so no first-packet delay).
+        let hosts: Vec<Host> = try_join_all(planned.into_iter().zip(hosts_ns).map(|(p, (ns, nl, deferred))| {
+            let registry = registry.clone();
+            async move {
+                let ifindex = nl.index_of(&p.spec.interface).await.map_err(|source| Error::Netlink {
+                    op: format!("look up {}", p.spec.interface),
+                    what: format!("host {}", p.spec.name),
+                    source,
+                })?;
+                let host = Host {
+                    inner: Arc::new(HostInner {
+                        name: p.spec.name.clone(),
+                        profile: p.profile,
+                        ns,
+                        nl,
+                        ifname: p.spec.interface.clone(),
+                        ifindex,
+                        slot: p.slot,
+                        dir: p.dir,
+                        etc: p.etc,
+                        registry,
+                        epoch,
+                        diag: Mutex::new(None),
+                        counter: AtomicU32::new(0),
+                    }),
+                };
+                for (_, s) in deferred {
+                    host.set_sysctl(&s.name, &s.value).await?;
+                }
+                host.configure_addresses(p.spec.dad).await?;
+                Ok::<_, Error>(host)
+            }
+        }))
+        .await?;
+        tracing::debug!(lab = %name, hosts = hosts.len(), elapsed = ?epoch.elapsed(), "lab built");
+        let keep = self.keep_artifacts || std::env::var_os("NSLAB_KEEP_ARTIFACTS").is_some_and(|v| v == "1");
+        Ok(Lab {
+            name,
+            profile: self.profile,
+            epoch,
+            hosts,
+            switch: Some((switch_ns, switch_nl)),
+            artifacts: Some(artifacts),
+            keep: AtomicBool::new(keep),
+            registry,
+        })
+    }
+
+    fn write_etc(&self, planned: &mut [Planned]) -> Result<()> {
+        let entries: Vec<(String, Vec<std::net::IpAddr>)> = if self.hosts_entries {
+            planned
+                .iter()
+                .map(|p| {
+                    let mut a: Vec<std::net::IpAddr> = Vec::new();
+                    if p.profile.has_ipv4() {
+                        a.push(p.slot.v4.into());
+                    }
+                    if p.profile.has_global_ipv6() {
+                        a.push(p.slot.v6.into());
+                    }
+                    (p.spec.name.clone(), a)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let hosts_text = etc::hosts(&entries, LAB_DOMAIN);
+        let resolv_text = etc::resolv_conf(&[], LAB_DOMAIN);
+        for p in planned.iter_mut() {
+            let etc_dir = p.dir.join("etc");
+            let mut files = vec![("hosts", hosts_text.clone(), "/etc/hosts"), ("resolv.conf", resolv_text.clone(), "/etc/resolv.conf")];
+            if let Some(g) = &p.spec.gai_conf {
+                files.push(("gai.conf", g.clone(), "/etc/gai.conf"));
+            }
+            std::fs::create_dir_all(&etc_dir).map_err(|source| Error::File { op: "create", path: etc_dir.clone(), source })?;
+            for (file, text, target) in files {
+                let path = etc_dir.join(file);
+                std::fs::write(&path, text).map_err(|source| Error::File { op: "write", path: path.clone(), source })?;
+                p.etc.push((path, target));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The sysctls a host's namespace gets before any interface exists, so that its lab interface
+/// is born with them: the profile's, then bindv6only, then the user's.
+fn base_sysctls(p: &Planned) -> Vec<(PathBuf, Sysctl)> {
+    let mut v: Vec<(&str, String)> = Vec::new();
+    if p.profile.ipv6_enabled() {
+        // No kernel-made link-local address (the lab sets a stable one), no router
+        // solicitations, and no DAD unless asked: addresses are usable the moment they are added.
+        v.push(("net.ipv6.conf.default.addr_gen_mode", "1".into()));
+        v.push(("net.ipv6.conf.default.accept_ra", "0".into()));
+        v.push(("net.ipv6.conf.default.router_solicitations", "0".into()));
+        v.push(("net.ipv6.conf.default.accept_dad", if p.spec.dad { "1" } else { "0" }.into()));
+    } else {
+        v.push(("net.ipv6.conf.default.disable_ipv6", "1".into()));
+        v.push(("net.ipv6.conf.all.disable_ipv6", "1".into()));
+    }
+    if let Some(b) = p.spec.bindv6only {
+        v.push(("net.ipv6.bindv6only", if b { "1" } else { "0" }.into()));
+    }
+    let mut out: Vec<(PathBuf, Sysctl)> = v
+        .into_iter()
+        .map(|(n, val)| (sysctl::sysctl_path(n).expect("built-in names are valid"), Sysctl { name: n.into(), value: val }))
+        .collect();
+    out.extend(p.sysctls.iter().cloned());
+    out
+}
+
+/// Fails early, with a message that says what to do, when this process cannot build labs.
+fn check_privileges() -> Result<()> {
+    const NET_ADMIN: u64 = 1 << 12;
+    const SYS_ADMIN: u64 = 1 << 21;
+    let caps = crate::sys::effective_caps().unwrap_or(0);
+    let mut missing = Vec::new();
+    if caps & NET_ADMIN == 0 {
+        missing.push("CAP_NET_ADMIN");
+    }
+    if caps & SYS_ADMIN == 0 {
+        missing.push("CAP_SYS_ADMIN");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Privileges {
+        missing: missing.join(" and "),
+        hint: "run as root (for tests: sudo -E cargo test), or in a VM made with the repository's Vagrantfile".into(),
+    })
+}
+
+impl Lab {
+    /// Starts describing a lab (dual-stack unless [`LabBuilder::profile`] says otherwise).
+    pub fn builder() -> LabBuilder {
+        LabBuilder { name: None, profile: Profile::DualStack, hosts: Vec::new(), artifacts_root: None, keep_artifacts: false, hosts_entries: true }
+    }
+
+    /// The lab's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The lab-wide profile.
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    /// The instant the lab was built; process output and exits are timed from it.
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// Time since the lab was built.
+    pub fn elapsed(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    /// The hosts, in declaration order.
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    /// The host called `name`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownHost`] listing the hosts there are.
+    pub fn host(&self, name: &str) -> Result<&Host> {
+        self.hosts.iter().find(|h| h.name() == name).ok_or_else(|| Error::UnknownHost {
+            lab: self.name.clone(),
+            host: name.into(),
+            known: self.hosts.iter().map(|h| h.name()).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// The lab's artifact directory (output logs, per-host /etc files).
+    pub fn artifacts(&self) -> &Path {
+        self.artifacts.as_ref().map(|t| t.path()).unwrap_or(Path::new(""))
+    }
+
+    /// Keeps the artifact directory after teardown, e.g. because a check failed.
+    pub fn keep_artifacts(&self) {
+        self.keep.store(true, Ordering::Relaxed);
+    }
+
+    /// Host name to addresses, for reports.
+    pub fn address_table(&self) -> BTreeMap<String, Vec<std::net::IpAddr>> {
+        self.hosts.iter().map(|h| (h.name().to_string(), h.addrs())).collect()
+    }
+
+    /// Ends every process (SIGKILL to each process tree), releases every namespace and removes
+    /// the artifacts unless they are to be kept. Runs every step and reports all failures.
+    ///
+    /// Returns the artifact directory if it was kept.
+    ///
+    /// # Errors
+    /// [`TeardownError`] with one entry per failed step.
+    pub async fn teardown(mut self) -> std::result::Result<Option<PathBuf>, TeardownError> {
+        let mut failures = Vec::new();
+        let procs = self.registry.all();
+        for p in &procs {
+            p.kill_now();
+        }
+        for p in procs {
+            let mut rx = p.exit.clone();
+            if tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|e| e.is_some())).await.is_err() {
+                failures.push(Error::Timeout { what: format!("{} to die after SIGKILL", p.label()), timeout: Duration::from_secs(5), tail: String::new() });
+            }
+        }
+        // Dropping the last descriptors lets the kernel delete namespaces and their interfaces.
+        self.hosts.clear();
+        self.switch = None;
+        let kept = self.finish_artifacts(!failures.is_empty(), &mut failures);
+        if failures.is_empty() {
+            Ok(kept)
+        } else {
+            Err(TeardownError { lab: self.name.clone(), failures })
+        }
+    }
+
+    fn finish_artifacts(&mut self, failed: bool, failures: &mut Vec<Error>) -> Option<PathBuf> {
+        let dir = self.artifacts.take()?;
+        if failed || self.keep.load(Ordering::Relaxed) {
+            let path = dir.keep();
+            tracing::info!(lab = %self.name, artifacts = %path.display(), "artifacts kept");
+            return Some(path);
+        }
+        let path = dir.path().to_path_buf();
+        if let Err(source) = dir.close() {
+            failures.push(Error::File { op: "remove artifact directory", path, source });
+        }
+        None
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.artifacts.is_none() {
+            return; // torn down
+        }
+        for p in self.registry.all() {
+            p.kill_now();
+        }
+        self.hosts.clear();
+        self.switch = None;
+        if std::thread::panicking() {
+            self.keep.store(true, Ordering::Relaxed);
+        }
+        let mut failures = Vec::new();
+        if let Some(path) = self.finish_artifacts(false, &mut failures) {
+            // The one message a failing test must show: where its evidence is.
+            eprintln!("nslab: lab {} artifacts kept in {}", self.name, path.display());
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! nslab: integration tests inside isolated Linux network namespaces.
+//!
+//! A [`Lab`] is a set of named hosts, each with its own network namespace, joined by a switch
+//! in a lab-private namespace. A [`Profile`] decides which address families the hosts have.
+//! Programs run inside hosts with the lab's own `/etc/hosts` and `/etc/resolv.conf`, and never
+//! outlive the lab or the harness.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use nslab::{Command, Lab, Listen, Profile};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let lab = Lab::builder().profile(Profile::DualStack).host("server").host("client").build().await?;
+//! let server = lab.host("server")?;
+//! let web = server.spawn(Command::new("python3").args(["-m", "http.server", "8000", "--bind", "::"])).await?;
+//! server.wait_listening(&Listen::tcp(8000), Duration::from_secs(5), Some(&web)).await?;
+//! let url = format!("http://[{}]:8000/", server.ipv6().unwrap());
+//! let curl = lab.host("client")?.run(Command::new("curl").args(["-sf", &url]), Duration::from_secs(5)).await?;
+//! assert!(curl.exit().unwrap().success());
+//! lab.teardown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Requires root (CAP_NET_ADMIN and CAP_SYS_ADMIN). The caller owns the tokio runtime.
+
+pub mod demo;
+pub mod error;
+pub mod etc;
+pub mod host;
+pub mod lab;
+pub mod listeners;
+mod netlink;
+pub mod netns;
+pub mod output;
+pub mod plan;
+pub mod process;
+pub mod profile;
+pub mod spec;
+pub mod sysctl;
+mod sys;
+
+pub use error::{Error, Result, TeardownError};
+pub use host::Host;
+pub use lab::{Lab, LabBuilder, LAB_DOMAIN};
+pub use listeners::{Family, Listen, Listener, Protocol};
+pub use netns::NetNs;
+pub use output::{Line, Stream};
+pub use process::{Command, Exit, Process};
+pub use profile::Profile;
+pub use spec::HostSpec;

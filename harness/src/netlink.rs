@@ -1,0 +1,125 @@
+//! Kernel network configuration over rtnetlink: one connection per namespace, opened inside it.
+
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use futures::TryStreamExt;
+use netlink_packet_route::address::{AddressAttribute, AddressFlags};
+use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute};
+use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
+
+/// An rtnetlink connection bound to the namespace it was opened in.
+pub(crate) struct Netlink {
+    handle: rtnetlink::Handle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Netlink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Result alias: netlink failures carry the kernel's answer.
+pub(crate) type NlResult<T> = Result<T, rtnetlink::Error>;
+
+impl Netlink {
+    /// Opens a connection in the calling thread's network namespace. The calling thread must
+    /// have entered `rt` (the socket is registered with its reactor).
+    pub(crate) fn open_here(rt: &tokio::runtime::Handle) -> io::Result<Self> {
+        let _g = rt.enter();
+        let (conn, handle, _) = rtnetlink::new_connection()?;
+        let task = rt.spawn(conn);
+        Ok(Self { handle, task })
+    }
+
+    /// Index of the interface called `name`.
+    pub(crate) async fn index_of(&self, name: &str) -> NlResult<u32> {
+        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+        match links.try_next().await? {
+            Some(msg) => Ok(msg.header.index),
+            None => Err(rtnetlink::Error::RequestFailed),
+        }
+    }
+
+    /// Creates an up bridge without STP or multicast snooping (ports forward at once and
+    /// neighbour discovery is flooded like on a plain switch) and returns its index.
+    pub(crate) async fn create_bridge(&self, name: &str) -> NlResult<u32> {
+        let msg = LinkBridge::new(name).mcast_snooping(false).up().build();
+        self.handle.link().add(msg).execute().await?;
+        self.index_of(name).await
+    }
+
+    /// Creates a veth pair: `port` here, enslaved to `bridge` and up, and `peer` directly in the
+    /// namespace `peer_ns` (never moved: a move costs ~20 ms), with `mac`.
+    pub(crate) async fn create_veth(
+        &self,
+        port: &str,
+        bridge: u32,
+        alias: &str,
+        peer: &str,
+        peer_ns: &OwnedFd,
+        mac: [u8; 6],
+    ) -> NlResult<()> {
+        // The peer is created down: asking for it up here fails with ENOTCONN on kernel 6.18
+        // (its namespace brings it up right after, before any address is added).
+        let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
+            .name(peer.to_string())
+            .address(mac.to_vec())
+            .setns_by_fd(peer_ns.as_raw_fd())
+            .build();
+        let msg = LinkVeth::new(port, peer)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
+            .controller(bridge)
+            .append_extra_attribute(LinkAttribute::IfAlias(alias.to_string()))
+            .up()
+            .build();
+        self.handle.link().add(msg).execute().await
+    }
+
+    /// Sets an interface up or down.
+    pub(crate) async fn set_up(&self, index: u32, up: bool) -> NlResult<()> {
+        let b = LinkUnspec::new_with_index(index);
+        let msg = if up { b.up() } else { b.down() }.build();
+        self.handle.link().set(msg).execute().await
+    }
+
+    /// Adds an address; `nodad` skips duplicate address detection (IPv6).
+    pub(crate) async fn add_address(&self, index: u32, addr: IpAddr, prefix: u8, nodad: bool) -> NlResult<()> {
+        let mut req = self.handle.address().add(index, addr, prefix);
+        if nodad && addr.is_ipv6() {
+            req.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        req.execute().await
+    }
+
+    /// Removes an address.
+    pub(crate) async fn del_address(&self, index: u32, addr: IpAddr, prefix: u8) -> NlResult<()> {
+        let mut list = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .set_address_filter(addr)
+            .set_prefix_length_filter(prefix)
+            .execute();
+        while let Some(msg) = list.try_next().await? {
+            self.handle.address().del(msg).execute().await?;
+        }
+        Ok(())
+    }
+
+    /// Whether `addr` on `index` is still tentative (duplicate address detection running).
+    pub(crate) async fn is_tentative(&self, index: u32, addr: IpAddr) -> NlResult<Option<bool>> {
+        let mut list = self.handle.address().get().set_link_index_filter(index).set_address_filter(addr).execute();
+        while let Some(msg) = list.try_next().await? {
+            let flags = msg.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Flags(f) => Some(*f),
+                _ => None,
+            });
+            return Ok(Some(flags.is_some_and(|f| f.contains(AddressFlags::Tentative))));
+        }
+        Ok(None)
+    }
+}

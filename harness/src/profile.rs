@@ -1,0 +1,98 @@
+//! Address-family profiles: which families a host has, and the kernel settings that make it so.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A named address-family profile, applied to a whole lab and overridable per host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Profile {
+    /// IPv4 addresses only; IPv6 disabled by sysctl on every interface, `lo` included.
+    Ipv4Only,
+    /// IPv4 and global IPv6 (plus link-local) addresses.
+    DualStack,
+    /// Global IPv6 (plus link-local) addresses only on the lab interface; 127.0.0.1 stays on lo.
+    Ipv6Only,
+    /// Only `fe80::` addresses on the lab interface.
+    LinkLocalOnly,
+}
+
+impl Profile {
+    /// Every profile, in the order reports list them.
+    pub const ALL: [Profile; 4] = [Profile::Ipv4Only, Profile::DualStack, Profile::Ipv6Only, Profile::LinkLocalOnly];
+
+    /// The profile's name as written in scenarios and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Ipv4Only => "ipv4-only",
+            Profile::DualStack => "dual-stack",
+            Profile::Ipv6Only => "ipv6-only",
+            Profile::LinkLocalOnly => "link-local-only",
+        }
+    }
+
+    /// Whether the lab interface gets an IPv4 address.
+    pub fn has_ipv4(self) -> bool {
+        matches!(self, Profile::Ipv4Only | Profile::DualStack)
+    }
+
+    /// Whether IPv6 is enabled at all in the host.
+    pub fn ipv6_enabled(self) -> bool {
+        !matches!(self, Profile::Ipv4Only)
+    }
+
+    /// Whether the lab interface gets a global (documentation-prefix) IPv6 address.
+    pub fn has_global_ipv6(self) -> bool {
+        matches!(self, Profile::DualStack | Profile::Ipv6Only)
+    }
+
+    /// Whether the lab interface gets a link-local address.
+    pub fn has_link_local(self) -> bool {
+        self.ipv6_enabled()
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A profile name that is not one of [`Profile::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown profile {found:?}; expected one of {}", Profile::ALL.iter().map(|p| p.name()).collect::<Vec<_>>().join(", "))]
+pub struct UnknownProfile {
+    /// What was given.
+    pub found: String,
+}
+
+impl FromStr for Profile {
+    type Err = UnknownProfile;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Profile::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| UnknownProfile { found: s.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for p in Profile::ALL {
+            assert_eq!(p.name().parse::<Profile>().unwrap(), p);
+        }
+    }
+
+    #[test]
+    fn unknown_name_lists_expected() {
+        let e = "ipv6".parse::<Profile>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unknown profile \"ipv6\"; expected one of ipv4-only, dual-stack, ipv6-only, link-local-only"
+        );
+    }
+}

@@ -1,0 +1,364 @@
+//! All setns(2)/unshare(2) calls, the forked init of every spawned program, and every `unsafe` live here.
+//!
+//! Threads: a namespace is only ever entered by a thread this module spawns for that purpose
+//! (never a tokio worker or a test-runner thread), and every such thread exits when its job is
+//! done, so no thread is ever left in a lab namespace by accident.
+//!
+//! Processes: each program a lab runs is started by one long-lived spawner thread as PID 1 of a
+//! fresh PID namespace. That PID 1 is a tiny init written with raw syscalls (it runs between
+//! fork and exec, where nothing may allocate): it forks the real program, forwards signals to its
+//! process group, reports its wait status through a pipe, and exits with it. Because it is PID 1,
+//! its exit makes the kernel kill every process of that namespace (daemons, workers, anything the
+//! program forked); because it has a parent-death signal and watches a lifeline pipe whose write
+//! end only the harness holds, it exits as soon as the harness dies, even by `kill -9`.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+
+use nix::sched::{setns, unshare, CloneFlags};
+
+/// Runs `f` on a fresh thread that has just entered a brand-new network namespace.
+///
+/// Returns a descriptor that holds the namespace (it lives exactly as long as that descriptor
+/// and whatever else the caller creates inside it) together with `f`'s result. The thread exits
+/// right after `f`, so nothing but the returned descriptor keeps the namespace.
+///
+/// # Errors
+/// Fails when unshare(2) is refused (no CAP_SYS_ADMIN) or /proc cannot be read.
+pub(crate) fn new_netns_with<T, F>(f: F) -> io::Result<(OwnedFd, T)>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| -> io::Result<(OwnedFd, T)> {
+            unshare(CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+            let ns = File::open("/proc/thread-self/ns/net")?;
+            let out = f();
+            Ok((OwnedFd::from(ns), out))
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+/// Runs `f` on a fresh thread that has entered the network namespace `ns`.
+///
+/// Sockets created by `f` belong to that namespace for their whole life, wherever they are used
+/// afterwards; /proc/sys/net opened by `f` shows that namespace's settings.
+///
+/// # Errors
+/// Fails when setns(2) is refused.
+pub(crate) fn in_netns<T, F>(ns: &OwnedFd, f: F) -> io::Result<T>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    std::thread::scope(|s| {
+        s.spawn(|| -> io::Result<T> {
+            setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+}
+
+/// Inode number of a namespace descriptor (what `/proc/PID/ns/net` links show as `net:[N]`).
+pub(crate) fn ns_inode(ns: &OwnedFd) -> io::Result<u64> {
+    let st = nix::sys::stat::fstat(ns.as_fd()).map_err(io::Error::from)?;
+    Ok(st.st_ino)
+}
+
+/// Effective capability bits of this process, from /proc/self/status.
+pub(crate) fn effective_caps() -> io::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no CapEff line in /proc/self/status"))
+}
+
+/// A bind mount to make inside a spawned program's private mount namespace.
+pub(crate) struct BindMount {
+    pub(crate) source: CString,
+    pub(crate) target: CString,
+}
+
+/// What the spawner hands back: the tokio child (the init) and the status pipe's read end.
+pub(crate) struct Spawned {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) status_r: OwnedFd,
+}
+
+type SpawnJob = Box<dyn FnOnce(RawFd) + Send>;
+
+struct Spawner {
+    jobs: std::sync::Mutex<mpsc::Sender<SpawnJob>>,
+    /// Read end of the lifeline: every init keeps a copy and exits when it reports hang-up,
+    /// which happens exactly when this process (the only holder of the write end) is gone.
+    lifeline_r: OwnedFd,
+}
+
+static SPAWNER: OnceLock<io::Result<Spawner>> = OnceLock::new();
+
+fn spawner() -> io::Result<&'static Spawner> {
+    SPAWNER
+        .get_or_init(|| {
+            let (lifeline_r, lifeline_w) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+            // The write end is deliberately leaked: it must stay open for the life of the process.
+            std::mem::forget(lifeline_w);
+            let own_pidns = OwnedFd::from(File::open("/proc/self/ns/pid")?);
+            let (tx, rx) = mpsc::channel::<SpawnJob>();
+            std::thread::Builder::new().name("nslab-spawner".into()).spawn(move || {
+                // This thread never exits while the process lives: a child's parent-death signal
+                // fires when the thread that forked it ends, so every fork must happen here.
+                while let Ok(job) = rx.recv() {
+                    job(own_pidns.as_raw_fd());
+                }
+                loop {
+                    std::thread::park();
+                }
+            })?;
+            Ok(Spawner { jobs: std::sync::Mutex::new(tx), lifeline_r })
+        })
+        .as_ref()
+        .map_err(|e| io::Error::new(e.kind(), e.to_string()))
+}
+
+/// Spawns `cmd` under a fresh PID 1 init inside the network namespace `netns`, with a private
+/// mount namespace carrying `binds` (source, target).
+///
+/// Must be called inside a tokio runtime (the returned child is registered with it).
+///
+/// # Errors
+/// Fails when the spawner thread cannot start, a namespace cannot be created or entered, a bind
+/// mount fails, or the program cannot be executed (the exec error of the program itself).
+pub(crate) async fn spawn_in_lab(
+    mut cmd: tokio::process::Command,
+    netns: &OwnedFd,
+    binds: Vec<BindMount>,
+) -> io::Result<Spawned> {
+    let sp = spawner()?;
+    let (status_r, status_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    let netns = netns.try_clone()?;
+    let lifeline = sp.lifeline_r.as_raw_fd();
+    let rt = tokio::runtime::Handle::current();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: SpawnJob = Box::new(move |own_pidns| {
+        let _rt = rt.enter();
+        let res = spawn_on_this_thread(&mut cmd, own_pidns, netns, binds, status_w, lifeline);
+        let _ = tx.send(res);
+    });
+    sp.jobs
+        .lock()
+        .map_err(|_| io::Error::other("spawner lock poisoned"))?
+        .send(job)
+        .map_err(|_| io::Error::other("spawner thread is gone"))?;
+    let child = rx.await.map_err(|_| io::Error::other("spawner thread dropped the request"))??;
+    Ok(Spawned { child, status_r })
+}
+
+/// Runs on the spawner thread only: points this thread's children at a new PID namespace,
+/// forks, and points it back.
+fn spawn_on_this_thread(
+    cmd: &mut tokio::process::Command,
+    own_pidns: RawFd,
+    netns: OwnedFd,
+    binds: Vec<BindMount>,
+    status_w: OwnedFd,
+    lifeline: RawFd,
+) -> io::Result<tokio::process::Child> {
+    // SAFETY: own_pidns is the spawner's descriptor, open for the life of the process.
+    let own = unsafe { std::os::fd::BorrowedFd::borrow_raw(own_pidns) };
+    setns(own, CloneFlags::CLONE_NEWPID).map_err(io::Error::from)?;
+    unshare(CloneFlags::CLONE_NEWPID).map_err(io::Error::from)?;
+    let netns_fd = netns.as_raw_fd();
+    let status_fd = status_w.as_raw_fd();
+    // SAFETY: the closure runs in the forked child before exec. It only makes raw system calls
+    // on data prepared here (no allocation, no locks), as required after fork in a threaded process.
+    unsafe {
+        cmd.pre_exec(move || child_setup(netns_fd, &binds, status_fd, lifeline));
+    }
+    let res = cmd.spawn();
+    // Whatever happened, this thread's next children must not land in that namespace.
+    let back = setns(own, CloneFlags::CLONE_NEWPID).map_err(io::Error::from);
+    drop(netns);
+    drop(status_w);
+    let child = res?;
+    back?;
+    Ok(child)
+}
+
+fn last_err() -> io::Error {
+    io::Error::last_os_error()
+}
+
+/// The forked child (PID 1 of its PID namespace): enter the lab host, make the mount namespace,
+/// fork the program, and become its init. Returns only in the program's process.
+fn child_setup(netns: RawFd, binds: &[BindMount], status_w: RawFd, lifeline: RawFd) -> io::Result<()> {
+    // SAFETY: plain system calls with valid pointers to NUL-terminated strings and local structs.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+            return Err(last_err());
+        }
+        if libc::setns(netns, libc::CLONE_NEWNET) != 0 {
+            return Err(last_err());
+        }
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            return Err(last_err());
+        }
+        // Nothing mounted below may ever propagate back to the host.
+        if libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        ) != 0
+        {
+            return Err(last_err());
+        }
+        for b in binds {
+            if libc::mount(b.source.as_ptr(), b.target.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) != 0 {
+                return Err(last_err());
+            }
+        }
+        // A /proc that matches the new PID namespace. Best effort: the program works without it.
+        libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        );
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in FORWARDED.iter().chain([libc::SIGCHLD].iter()) {
+            libc::sigaddset(&mut set, *sig);
+        }
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old) != 0 {
+            return Err(last_err());
+        }
+        let pid = libc::fork();
+        if pid < 0 {
+            return Err(last_err());
+        }
+        if pid == 0 {
+            // The program: its own process group (so signals reach its workers), normal mask.
+            libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            libc::setpgid(0, 0);
+            return Ok(());
+        }
+        init_loop(pid, &set, status_w, lifeline)
+    }
+}
+
+/// Signals the init passes on to the program's process group.
+const FORWARDED: [libc::c_int; 8] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGWINCH,
+    libc::SIGALRM,
+];
+
+/// The init's whole life. Never returns.
+///
+/// # Safety
+/// Only to be called in the forked child, with `set` blocked and `target` its child.
+unsafe fn init_loop(target: libc::pid_t, set: &libc::sigset_t, status_w: RawFd, lifeline: RawFd) -> ! {
+    // Keep only the status pipe and the lifeline: the program's stdio pipes, std's exec-error
+    // pipe and anything else must not be held open by the init.
+    let (a, b) = if status_w < lifeline { (status_w, lifeline) } else { (lifeline, status_w) };
+    close_range(0, a - 1);
+    close_range(a + 1, b - 1);
+    close_range(b + 1, u32::MAX as libc::c_int);
+    let sfd = libc::signalfd(-1, set, libc::SFD_CLOEXEC);
+    if sfd < 0 {
+        libc::kill(target, libc::SIGKILL);
+        libc::_exit(126);
+    }
+    loop {
+        let mut fds = [
+            libc::pollfd { fd: sfd, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: lifeline, events: libc::POLLIN, revents: 0 },
+        ];
+        if libc::poll(fds.as_mut_ptr(), 2, -1) < 0 {
+            continue;
+        }
+        if fds[1].revents != 0 {
+            // The harness is gone. Exiting PID 1 kills every other process of this namespace.
+            libc::_exit(137);
+        }
+        if fds[0].revents & libc::POLLIN == 0 {
+            continue;
+        }
+        let mut info: libc::signalfd_siginfo = std::mem::zeroed();
+        let n = libc::read(
+            sfd,
+            (&mut info as *mut libc::signalfd_siginfo).cast(),
+            std::mem::size_of::<libc::signalfd_siginfo>(),
+        );
+        if n != std::mem::size_of::<libc::signalfd_siginfo>() as isize {
+            continue;
+        }
+        let sig = info.ssi_signo as libc::c_int;
+        if sig == libc::SIGCHLD {
+            loop {
+                let mut st: libc::c_int = 0;
+                let p = libc::waitpid(-1, &mut st, libc::WNOHANG);
+                if p <= 0 {
+                    break;
+                }
+                if p == target {
+                    let bytes = st.to_ne_bytes();
+                    libc::write(status_w, bytes.as_ptr().cast(), bytes.len());
+                    libc::_exit(0);
+                }
+            }
+        } else if libc::kill(-target, sig) != 0 {
+            libc::kill(target, sig);
+        }
+    }
+}
+
+unsafe fn close_range(first: libc::c_int, last: libc::c_int) {
+    if first <= last {
+        libc::syscall(libc::SYS_close_range, first as libc::c_uint, last as libc::c_uint, 0 as libc::c_uint);
+    }
+}
+
+/// Reads the program's wait status from the init's status pipe: `None` when the init died
+/// without reporting one (it was killed, which kills the program with it).
+pub(crate) async fn read_status(status_r: OwnedFd) -> io::Result<Option<std::process::ExitStatus>> {
+    use std::os::unix::process::ExitStatusExt;
+    use tokio::io::AsyncReadExt;
+    let mut rx = tokio::net::unix::pipe::Receiver::from_owned_fd(status_r)?;
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        let n = rx.read(&mut buf[got..]).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        got += n;
+    }
+    Ok(Some(std::process::ExitStatus::from_raw(i32::from_ne_bytes(buf))))
+}
+
+/// Sends `sig` to a process by id.
+pub(crate) fn signal(pid: u32, sig: nix::sys::signal::Signal) -> io::Result<()> {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).map_err(io::Error::from)
+}
+
