@@ -125,6 +125,21 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The operating-system error number behind this error, if there is one (EADDRNOTAVAIL,
+    /// ECONNREFUSED, EINVAL ...): what a test of bind or connect behaviour asserts on.
+    pub fn os_error(&self) -> Option<i32> {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cur {
+            if let Some(code) = e.downcast_ref::<io::Error>().and_then(io::Error::raw_os_error) {
+                return Some(code);
+            }
+            cur = e.source();
+        }
+        None
+    }
+}
+
 /// Convenience alias.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

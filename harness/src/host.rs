@@ -4,7 +4,6 @@ use std::ffi::CString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,7 +37,8 @@ pub(crate) struct HostInner {
     pub(crate) registry: Arc<Registry>,
     pub(crate) epoch: Instant,
     pub(crate) diag: Mutex<Option<netlink_sys::Socket>>,
-    pub(crate) counter: AtomicU32,
+    /// How many processes of each name were started, for unique log file names.
+    pub(crate) names: Mutex<std::collections::HashMap<String, u32>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -106,9 +106,13 @@ impl Host {
     /// [`Error::Spawn`] when the program cannot be executed or the namespaces cannot be set up.
     pub async fn spawn(&self, cmd: Command) -> Result<Process> {
         let h = &self.inner;
-        let n = h.counter.fetch_add(1, Ordering::Relaxed);
         let base = cmd.display_name();
-        let name = if n == 0 { base } else { format!("{base}.{n}") };
+        let name = {
+            let mut used = h.names.lock().unwrap_or_else(|e| e.into_inner());
+            let n = used.entry(base.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 { base } else { format!("{base}.{n}") }
+        };
         let spawn_err = |source| Error::Spawn { host: h.name.clone(), program: cmd.program.to_string_lossy().into_owned(), source };
         let binds = h
             .etc

@@ -246,7 +246,7 @@ impl LabBuilder {
                         registry,
                         epoch,
                         diag: Mutex::new(None),
-                        counter: AtomicU32::new(0),
+                        names: Mutex::new(Default::default()),
                     }),
                 };
                 for (_, s) in deferred {
@@ -406,6 +406,17 @@ impl Lab {
     /// Keeps the artifact directory after teardown, e.g. because a check failed.
     pub fn keep_artifacts(&self) {
         self.keep.store(true, Ordering::Relaxed);
+    }
+
+    /// Inode numbers of every namespace the lab holds (switch first), as `/proc/PID/ns/net`
+    /// shows them: what a leak check looks for after the lab is gone.
+    pub fn netns_inodes(&self) -> Vec<u64> {
+        self.switch.iter().map(|(ns, _)| ns.inode()).chain(self.hosts.iter().map(|h| h.netns().inode())).collect()
+    }
+
+    /// Process ids of the inits of every program the lab started (running or not).
+    pub fn process_ids(&self) -> Vec<u32> {
+        self.registry.all().iter().map(|p| p.pid).collect()
     }
 
     /// Host name to addresses, for reports.

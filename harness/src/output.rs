@@ -31,6 +31,9 @@ pub struct Line {
 #[derive(Default)]
 struct State {
     lines: Vec<Line>,
+    /// Each stream's text exactly as written (invalid UTF-8 replaced).
+    stdout: String,
+    stderr: String,
     open_streams: u8,
 }
 
@@ -46,7 +49,7 @@ pub(crate) struct Output {
 impl Output {
     pub(crate) fn new(epoch: Instant, dir: &Path, name: &str) -> Self {
         Self {
-            state: Mutex::new(State { lines: Vec::new(), open_streams: 2 }),
+            state: Mutex::new(State { open_streams: 2, ..State::default() }),
             notify: Notify::new(),
             epoch,
             stdout_path: dir.join(format!("{name}.stdout.log")),
@@ -84,9 +87,16 @@ impl Output {
                     file = None;
                 }
             }
-            let text = String::from_utf8_lossy(buf.strip_suffix(b"\n").unwrap_or(&buf));
-            let text = text.strip_suffix('\r').unwrap_or(&text).to_string();
-            self.lock().lines.push(Line { at: self.epoch.elapsed(), stream, text });
+            let raw = String::from_utf8_lossy(&buf);
+            let text = raw.strip_suffix('\n').unwrap_or(&raw);
+            let text = text.strip_suffix('\r').unwrap_or(text).to_string();
+            let mut st = self.lock();
+            match stream {
+                Stream::Stdout => st.stdout.push_str(&raw),
+                Stream::Stderr => st.stderr.push_str(&raw),
+            }
+            st.lines.push(Line { at: self.epoch.elapsed(), stream, text });
+            drop(st);
             self.notify.notify_waiters();
         }
         if let Some(mut f) = file {
@@ -101,9 +111,14 @@ impl Output {
         self.lock().lines.clone()
     }
 
-    /// The text of one stream (or both, interleaved, for `None`), newline-terminated lines.
+    /// The text of one stream exactly as written, or both interleaved by line for `None`.
     pub(crate) fn text(&self, stream: Option<Stream>) -> String {
         let st = self.lock();
+        match stream {
+            Some(Stream::Stdout) => return st.stdout.clone(),
+            Some(Stream::Stderr) => return st.stderr.clone(),
+            None => {}
+        }
         let mut s = String::new();
         for l in st.lines.iter().filter(|l| stream.is_none_or(|w| l.stream == w)) {
             s.push_str(&l.text);

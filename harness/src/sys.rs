@@ -281,9 +281,12 @@ unsafe fn init_loop(target: libc::pid_t, set: &libc::sigset_t, status_w: RawFd, 
     // Keep only the status pipe and the lifeline: the program's stdio pipes, std's exec-error
     // pipe and anything else must not be held open by the init.
     let (a, b) = if status_w < lifeline { (status_w, lifeline) } else { (lifeline, status_w) };
-    close_range(0, a - 1);
+    let (a, b) = (a as libc::c_uint, b as libc::c_uint);
+    if a > 0 {
+        close_range(0, a - 1);
+    }
     close_range(a + 1, b - 1);
-    close_range(b + 1, u32::MAX as libc::c_int);
+    close_range(b + 1, libc::c_uint::MAX);
     let sfd = libc::signalfd(-1, set, libc::SFD_CLOEXEC);
     if sfd < 0 {
         libc::kill(target, libc::SIGKILL);
@@ -333,9 +336,9 @@ unsafe fn init_loop(target: libc::pid_t, set: &libc::sigset_t, status_w: RawFd, 
     }
 }
 
-unsafe fn close_range(first: libc::c_int, last: libc::c_int) {
+unsafe fn close_range(first: libc::c_uint, last: libc::c_uint) {
     if first <= last {
-        libc::syscall(libc::SYS_close_range, first as libc::c_uint, last as libc::c_uint, 0 as libc::c_uint);
+        libc::syscall(libc::SYS_close_range, first, last, 0 as libc::c_uint);
     }
 }
 

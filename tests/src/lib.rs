@@ -1,1 +1,98 @@
+//! Support for nslab's own kernel tests: trials that declare they need the kernel, a snapshot of
+//! the host's network state, and a child-process mode for crash tests.
 
+use std::future::Future;
+use std::process::Command;
+
+use libtest_mimic::{Failed, Trial};
+
+/// Why this machine cannot run kernel tests, if it cannot.
+pub fn kernel_unavailable() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let caps = status.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok()).unwrap_or(0);
+    let need = (1u64 << 12) | (1u64 << 21);
+    if caps & need != need {
+        return Some("needs CAP_NET_ADMIN and CAP_SYS_ADMIN (run as root)".into());
+    }
+    None
+}
+
+/// Whether every requirement must be met (`NSLAB_REQUIRE_ALL=1`, set by CI): a test that would
+/// be ignored for a missing requirement fails instead.
+pub fn require_all() -> bool {
+    std::env::var_os("NSLAB_REQUIRE_ALL").is_some_and(|v| v == "1")
+}
+
+/// A trial that needs the kernel and runs `f` in its own current-thread runtime.
+pub fn kernel_trial<F, Fut>(name: impl Into<String>, f: F) -> Trial
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let missing = kernel_unavailable();
+    let ignored = missing.is_some() && !require_all();
+    Trial::test(name, move || {
+        if let Some(why) = missing {
+            return Err(Failed::from(format!("required: {why} (NSLAB_REQUIRE_ALL=1)")));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        rt.block_on(f()).map_err(Failed::from)
+    })
+    .with_ignored_flag(ignored)
+}
+
+/// Returns `Err(message)` from the enclosing function when `cond` is false.
+#[macro_export]
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!($($fmt)+));
+        }
+    };
+}
+
+/// Formats an nslab error with its cause chain.
+pub fn err(e: impl std::error::Error + 'static) -> String {
+    nslab::error::chain(&e)
+}
+
+/// What must be identical before and after the suite: the host's interfaces, addresses,
+/// routes, rules, neighbours, mounts seen by this process, and its resolver files.
+#[derive(Debug, PartialEq, Eq)]
+pub struct HostSnapshot(Vec<(String, String)>);
+
+impl HostSnapshot {
+    /// Takes a snapshot (with `ip`, read-only, in the host namespace).
+    pub fn take() -> HostSnapshot {
+        let mut v = Vec::new();
+        for args in [
+            &["-o", "link", "show"][..],
+            &["-o", "addr", "show"],
+            &["route", "show", "table", "all"],
+            &["-6", "route", "show", "table", "all"],
+            &["rule", "show"],
+            &["-6", "rule", "show"],
+            &["neigh", "show", "nud", "permanent"],
+            &["netns", "list"],
+        ] {
+            let out = Command::new("ip").args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_else(|e| format!("ip failed: {e}"));
+            v.push((format!("ip {}", args.join(" ")), out));
+        }
+        for f in ["/etc/resolv.conf", "/etc/hosts", "/etc/gai.conf", "/proc/sys/net/ipv6/bindv6only", "/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/default/addr_gen_mode", "/proc/sys/net/ipv6/conf/default/accept_dad", "/proc/sys/net/ipv4/ip_forward"] {
+            v.push((f.to_string(), std::fs::read_to_string(f).unwrap_or_else(|e| format!("<{e}>"))));
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        v.push(("mounts".into(), mounts.lines().map(|l| l.split_whitespace().skip(3).take(2).collect::<Vec<_>>().join(" ")).collect::<Vec<_>>().join("\n")));
+        HostSnapshot(v)
+    }
+
+    /// Human-readable differences from `other`.
+    pub fn diff(&self, other: &HostSnapshot) -> Vec<String> {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .filter(|(a, b)| a.1 != b.1)
+            .map(|(a, b)| format!("{} changed:\n--- before\n{}\n--- after\n{}", a.0, a.1, b.1))
+            .collect()
+    }
+}

@@ -1,0 +1,504 @@
+//! Kernel tests of the lab core: profiles, DAD, per-host /etc files, processes, leaks, parallel
+//! labs, privileges, and a host that is identical before and after the whole suite.
+
+use std::collections::BTreeSet;
+use std::io::BufRead;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use libtest_mimic::Arguments;
+use nslab::{Command, Family, HostSpec, Lab, Listen, Profile};
+use nslab_tests::{ensure, err, kernel_trial, kernel_unavailable, HostSnapshot};
+
+const PY: &str = "/usr/bin/python3";
+const T: Duration = Duration::from_secs(10);
+
+const EADDRNOTAVAIL: i32 = libc::EADDRNOTAVAIL;
+const ECONNREFUSED: i32 = libc::ECONNREFUSED;
+const ENETUNREACH: i32 = libc::ENETUNREACH;
+const EINVAL: i32 = libc::EINVAL;
+
+fn main() -> std::process::ExitCode {
+    if let Ok(mode) = std::env::var("NSLAB_TEST_CHILD") {
+        return child::main(&mode);
+    }
+    let args = Arguments::from_args();
+    let mut trials = Vec::new();
+    for p in Profile::ALL {
+        trials.push(kernel_trial(format!("profile/{p}/connectivity"), move || connectivity(p)));
+    }
+    trials.push(kernel_trial("dad/bind-to-tentative-address-fails-until-dad-completes", dad));
+    trials.push(kernel_trial("etc/programs-see-the-lab-files-and-the-host-files-stay-untouched", etc_files));
+    trials.push(kernel_trial("sysctl/per-host-settings-stay-in-the-host", sysctls));
+    trials.push(kernel_trial("process/wait-errors-show-what-was-awaited-and-the-output", wait_errors));
+    trials.push(kernel_trial("process/stop-sends-term-then-kills-the-whole-tree", stop_tree));
+    trials.push(kernel_trial("process/exec-failure-is-reported", exec_failure));
+    for mode in ["kill-9", "sigint", "panic", "normal"] {
+        trials.push(kernel_trial(format!("leak/{mode}-leaves-nothing"), move || leak(mode)));
+    }
+    trials.push(kernel_trial("parallel/many-labs-in-one-process", || many_labs(12)));
+    trials.push(kernel_trial("parallel/labs-in-several-processes", labs_across_processes));
+    trials.push(kernel_trial("privileges/clear-error-without-capabilities", privileges));
+
+    let check_host = kernel_unavailable().is_none() && !args.list;
+    let before = check_host.then(HostSnapshot::take);
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(before) = before {
+        let after = HostSnapshot::take();
+        let diff = before.diff(&after);
+        if !diff.is_empty() {
+            eprintln!("host isolation: FAILED, the host changed during the suite:\n{}", diff.join("\n"));
+            return std::process::ExitCode::FAILURE;
+        }
+        println!("host isolation: ok (interfaces, addresses, routes, rules, neighbours, mounts, resolver files and sysctls identical before and after)");
+    }
+    conclusion.exit_code()
+}
+
+/// curl from `client` to `url`: Ok(http status) or Err(curl exit code and stderr).
+async fn curl(client: &nslab::Host, url: &str) -> Result<Result<String, String>, String> {
+    let p = client
+        .run(Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", url]), T)
+        .await
+        .map_err(err)?;
+    let exit = p.exit().expect("run waits for exit");
+    if exit.success() {
+        Ok(Ok(p.stdout()))
+    } else {
+        Ok(Err(format!("curl exit {:?}: {}", exit.code(), p.stderr().trim())))
+    }
+}
+
+async fn connect_errno(client: &nslab::Host, addr: SocketAddr) -> Option<i32> {
+    match tokio::time::timeout(Duration::from_secs(3), client.connect_tcp(addr)).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(e.os_error().unwrap_or(-1)),
+        Err(_) => Some(-2),
+    }
+}
+
+async fn connectivity(profile: Profile) -> Result<(), String> {
+    let lab = Lab::builder().profile(profile).hosts(["server", "client"]).build().await.map_err(err)?;
+    let server = lab.host("server").map_err(err)?.clone();
+    let client = lab.host("client").map_err(err)?.clone();
+    let slot = server.slot();
+
+    // A real server on [::]:8000 (both families where the kernel allows) and one on 0.0.0.0:8001.
+    let dual = server.spawn(Command::new(PY).args(["-m", "http.server", "8000", "--bind", "::"]).current_dir(server.dir())).await.map_err(err)?;
+    let v4only = server.spawn(Command::new(PY).args(["-m", "http.server", "8001", "--bind", "0.0.0.0"]).current_dir(server.dir())).await.map_err(err)?;
+    let l = server.wait_listening(&Listen::tcp(8000).family(Family::V6), T, Some(&dual)).await.map_err(err)?;
+    ensure!(l.accepts_ipv4(), "[::]:8000 should also take IPv4 (bindv6only=0), got {l}");
+    server.wait_listening(&Listen::tcp(8001).family(Family::V4), T, Some(&v4only)).await.map_err(err)?;
+
+    let ifname = client.interface();
+    let cases = [
+        ("IPv4", format!("http://{}:8000/", slot.v4), profile.has_ipv4()),
+        ("IPv6", format!("http://[{}]:8000/", slot.v6), profile.has_global_ipv6()),
+        ("link-local with scope", format!("http://[{}%25{ifname}]:8000/", slot.link_local), profile.has_link_local()),
+    ];
+    for (what, url, should) in cases {
+        let got = curl(&client, &url).await?;
+        match (should, got) {
+            (true, Ok(code)) => ensure!(code == "200", "{profile}: {what} {url} answered HTTP {code}, expected 200"),
+            (true, Err(e)) => return Err(format!("{profile}: {what} {url} should connect: {e}")),
+            (false, Ok(code)) => return Err(format!("{profile}: {what} {url} should fail but answered HTTP {code}")),
+            (false, Err(e)) => ensure!(e.starts_with("curl exit Some(7)"), "{profile}: {what} {url} should fail to connect (curl exit 7), got {e}"),
+        }
+    }
+
+    // The errno a client sees for each family the profile does not allow.
+    let ll_noscope = SocketAddr::V6(SocketAddrV6::new(slot.link_local, 8000, 0, 0));
+    ensure!(connect_errno(&client, ll_noscope).await == Some(EINVAL), "{profile}: link-local without scope id must fail with EINVAL");
+    let v6_to_v4only = SocketAddr::new(IpAddr::V6(slot.v6), 8001);
+    let v4 = SocketAddr::new(IpAddr::V4(slot.v4), 8000);
+    let v6 = SocketAddr::new(IpAddr::V6(slot.v6), 8000);
+    match profile {
+        Profile::Ipv4Only => {
+            ensure!(connect_errno(&client, v4).await.is_none(), "ipv4-only: IPv4 connect must work");
+            let e = connect_errno(&client, v6).await;
+            ensure!(e == Some(EADDRNOTAVAIL), "ipv4-only: IPv6 connect must fail with EADDRNOTAVAIL (IPv6 disabled), got {e:?}");
+        }
+        Profile::DualStack => {
+            ensure!(connect_errno(&client, v4).await.is_none() && connect_errno(&client, v6).await.is_none(), "dual-stack: both families must connect");
+            let e = connect_errno(&client, v6_to_v4only).await;
+            ensure!(e == Some(ECONNREFUSED), "dual-stack: IPv6 to a 0.0.0.0-only server must be refused, got {e:?}");
+        }
+        Profile::Ipv6Only => {
+            let e = connect_errno(&client, v4).await;
+            ensure!(e == Some(ENETUNREACH), "ipv6-only: IPv4 connect must fail with ENETUNREACH, got {e:?}");
+            let e = connect_errno(&client, v6_to_v4only).await;
+            ensure!(e == Some(ECONNREFUSED), "ipv6-only: a server bound to 0.0.0.0 must be unreachable from peers (ECONNREFUSED), got {e:?}");
+            ensure!(connect_errno(&client, v6).await.is_none(), "ipv6-only: IPv6 connect must work");
+        }
+        Profile::LinkLocalOnly => {
+            for a in [v4, v6] {
+                let e = connect_errno(&client, a).await;
+                ensure!(e == Some(ENETUNREACH), "link-local-only: {a} must fail with ENETUNREACH, got {e:?}");
+            }
+        }
+        _ => {}
+    }
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+async fn dad() -> Result<(), String> {
+    let lab = Lab::builder().hosts([HostSpec::new("server").dad(true), HostSpec::new("client")]).build().await.map_err(err)?;
+    let built = Instant::now();
+    let server = lab.host("server").map_err(err)?.clone();
+    let addr = IpAddr::V6(server.ipv6().expect("dual-stack"));
+    ensure!(server.is_tentative(addr).await.map_err(err)? == Some(true), "{addr} should be tentative right after the build");
+    // A real program binding the tentative address gets EADDRNOTAVAIL ...
+    let script = format!("import socket\ns=socket.socket(socket.AF_INET6)\ntry:\n    s.bind(('{addr}', 9000)); print('bound')\nexcept OSError as e:\n    print('errno', e.errno)\n");
+    let p = server.run(Command::new(PY).args(["-c", &script]), T).await.map_err(err)?;
+    ensure!(p.stdout().trim() == format!("errno {EADDRNOTAVAIL}"), "bind during DAD: expected errno {EADDRNOTAVAIL}, got {:?}", p.output());
+    // ... and so does the harness's own socket.
+    let e = server.bind_tcp(SocketAddr::new(addr, 9001)).await.err().and_then(|e| e.os_error());
+    ensure!(e == Some(EADDRNOTAVAIL), "harness bind during DAD: expected EADDRNOTAVAIL, got {e:?}");
+    server.wait_dad(addr, Duration::from_secs(5)).await.map_err(err)?;
+    let dad_time = built.elapsed();
+    let p = server.run(Command::new(PY).args(["-c", &script]), T).await.map_err(err)?;
+    ensure!(p.stdout().trim() == "bound", "bind after DAD should succeed, got {:?}", p.output());
+    let l = server.bind_tcp(SocketAddr::new(addr, 9001)).await.map_err(err)?;
+    let accept = tokio::spawn(async move { l.accept().await.map(|_| ()) });
+    lab.host("client").map_err(err)?.connect_tcp(SocketAddr::new(addr, 9001)).await.map_err(err)?;
+    accept.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    ensure!(dad_time > Duration::from_millis(300), "DAD completed after {dad_time:?}: too fast to be real DAD");
+    // The other host has no DAD: its address is usable at once.
+    let c = lab.host("client").map_err(err)?;
+    ensure!(c.is_tentative(IpAddr::V6(c.ipv6().unwrap())).await.map_err(err)? == Some(false), "client address must not be tentative");
+    eprintln!("    DAD held {addr} tentative for about {dad_time:?}");
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+async fn etc_files() -> Result<(), String> {
+    let files = ["/etc/hosts", "/etc/resolv.conf", "/etc/gai.conf"];
+    let before: Vec<Option<Vec<u8>>> = files.iter().map(|f| std::fs::read(f).ok()).collect();
+    let gai = "# lab gai.conf\nprecedence ::ffff:0:0/96 100\n";
+    let lab = Lab::builder().hosts([HostSpec::new("server"), HostSpec::new("client").gai_conf(gai)]).build().await.map_err(err)?;
+    let client = lab.host("client").map_err(err)?.clone();
+    let server = lab.host("server").map_err(err)?.clone();
+    let p = client.run(Command::new("cat").args(["/etc/resolv.conf", "/etc/hosts", "/etc/gai.conf"]), T).await.map_err(err)?;
+    let dir = client.dir().join("etc");
+    let want: String = ["resolv.conf", "hosts", "gai.conf"].iter().map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default()).collect();
+    ensure!(p.stdout() == want, "program saw:\n{}\nexpected the lab's files:\n{want}", p.stdout());
+    ensure!(want.contains("search lab.test") && want.contains(gai), "lab files incomplete:\n{want}");
+    let g = client.run(Command::new("getent").args(["ahosts", "server"]), T).await.map_err(err)?;
+    let out = g.stdout();
+    ensure!(
+        out.contains(&server.ipv4().unwrap().to_string()) && out.contains(&server.ipv6().unwrap().to_string()),
+        "getent ahosts server should list both lab addresses, got:\n{out}"
+    );
+    // The server has no gai.conf of its own: it sees the host's file, unchanged.
+    let s = server.run(Command::new("cat").arg("/etc/gai.conf"), T).await.map_err(err)?;
+    ensure!(Some(s.stdout().into_bytes()) == before[2].clone().map(|b| String::from_utf8_lossy(&b).into_owned().into_bytes()) || before[2].is_none(), "server should see the host's own /etc/gai.conf");
+    lab.teardown().await.map_err(err)?;
+    let after: Vec<Option<Vec<u8>>> = files.iter().map(|f| std::fs::read(f).ok()).collect();
+    ensure!(before == after, "a host /etc file changed");
+    Ok(())
+}
+
+async fn sysctls() -> Result<(), String> {
+    let host_val = std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").map_err(|e| e.to_string())?;
+    let lab = Lab::builder()
+        .hosts([HostSpec::new("a").bindv6only(true).sysctl("net.ipv6.conf.eth0.hop_limit", "7"), HostSpec::new("b")])
+        .build()
+        .await
+        .map_err(err)?;
+    let a = lab.host("a").map_err(err)?;
+    let p = a.run(Command::new("cat").args(["/proc/sys/net/ipv6/bindv6only", "/proc/sys/net/ipv6/conf/eth0/hop_limit"]), T).await.map_err(err)?;
+    ensure!(p.stdout() == "1\n7\n", "host a should see bindv6only=1 and hop_limit=7, saw {:?}", p.stdout());
+    let b = lab.host("b").map_err(err)?;
+    ensure!(b.sysctl("net.ipv6.bindv6only").await.map_err(err)? == "0", "host b must keep bindv6only=0");
+    // With bindv6only=1, [::] and 0.0.0.0 bind the same port side by side.
+    let s = "import socket\na=socket.socket(socket.AF_INET6); a.bind(('::', 7000))\nb=socket.socket(); b.bind(('0.0.0.0', 7000)); print('both')\n";
+    let p = a.run(Command::new(PY).args(["-c", s]), T).await.map_err(err)?;
+    ensure!(p.stdout().trim() == "both", "bindv6only=1 should allow both binds: {}", p.output());
+    let p = b.run(Command::new(PY).args(["-c", s]), T).await.map_err(err)?;
+    ensure!(p.output().contains("Errno 98"), "bindv6only=0 should give EADDRINUSE: {}", p.output());
+    let bad = Lab::builder().host(HostSpec::new("x").sysctl("kernel.pid_max", "1")).build().await.err().map(|e| e.to_string());
+    ensure!(
+        bad.as_deref() == Some("invalid lab definition: host x: sysctl \"kernel.pid_max\" is not a network sysctl; expected a name under net. (only those are private to a lab host)"),
+        "host-wide sysctl must be refused, got {bad:?}"
+    );
+    lab.teardown().await.map_err(err)?;
+    ensure!(std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").map_err(|e| e.to_string())? == host_val, "host bindv6only changed");
+    Ok(())
+}
+
+async fn wait_errors() -> Result<(), String> {
+    let lab = Lab::builder().host("h").build().await.map_err(err)?;
+    let h = lab.host("h").map_err(err)?;
+    let p = h.spawn(Command::shell("echo starting up; echo 'port in use' >&2; sleep 30").name("srv")).await.map_err(err)?;
+    let e = h.wait_listening(&Listen::tcp(8080), Duration::from_millis(300), Some(&p)).await.unwrap_err().to_string();
+    ensure!(
+        e.starts_with("timed out after 300ms waiting for a tcp listener on port 8080 in host h (listening: nothing)") && e.contains("| starting up") && e.contains("| port in use"),
+        "timeout message should name the wait and show the output, got:\n{e}"
+    );
+    let re = regex::Regex::new("ready").unwrap();
+    let e = p.wait_for_line(&re, Duration::from_millis(200)).await.unwrap_err().to_string();
+    ensure!(e.starts_with("timed out after 200ms waiting for h/srv to print a line matching /ready/"), "got:\n{e}");
+    let q = h.spawn(Command::shell("echo fatal: cannot bind; exit 3").name("bad")).await.map_err(err)?;
+    let e = h.wait_listening(&Listen::tcp(8081), T, Some(&q)).await.unwrap_err().to_string();
+    ensure!(e.starts_with("h/bad exited (exit status: 3) while waiting for a tcp listener on port 8081 in host h") && e.contains("| fatal: cannot bind"), "got:\n{e}");
+    let line = q.wait_for_line(&regex::Regex::new("fatal").unwrap(), T).await.map_err(err)?;
+    ensure!(line.text == "fatal: cannot bind", "line {:?}", line.text);
+    ensure!(std::fs::read_to_string(q.stdout_path()).map_err(|e| e.to_string())? == "fatal: cannot bind\n", "stdout log file should hold the output");
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+}
+
+/// Every descendant of `pid` (in the host's PID view).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else { continue };
+        for t in tasks.flatten() {
+            let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for k in kids.split_whitespace().filter_map(|k| k.parse().ok()) {
+                out.push(k);
+                stack.push(k);
+            }
+        }
+    }
+    out
+}
+
+async fn stop_tree() -> Result<(), String> {
+    let lab = Lab::builder().host("h").build().await.map_err(err)?;
+    let h = lab.host("h").map_err(err)?;
+    // Ignores SIGTERM and leaves a double-forked daemon behind: both must go.
+    let p = h.spawn(Command::shell("trap '' TERM; (sleep 600 &); echo ready; sleep 600").name("stubborn")).await.map_err(err)?;
+    p.wait_for_line(&regex::Regex::new("^ready$").unwrap(), T).await.map_err(err)?;
+    let tree = descendants(p.pid());
+    ensure!(tree.len() >= 3, "expected sh, sleep and the daemon sleep under the init, got {tree:?}");
+    let t = Instant::now();
+    let exit = p.stop(Duration::from_millis(300)).await;
+    ensure!(t.elapsed() >= Duration::from_millis(300), "stop returned before the grace period: {:?}", t.elapsed());
+    ensure!(exit.status.is_none(), "a process ignoring SIGTERM ends killed with its namespace, got {exit}");
+    ensure!(tree.iter().all(|&pid| !alive(pid)), "processes of the tree survived: {:?}", tree.iter().filter(|&&p| alive(p)).collect::<Vec<_>>());
+    // A well-behaved program ends on SIGTERM, and its status says so.
+    let q = h.spawn(Command::new("sleep").arg("600")).await.map_err(err)?;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let exit = q.stop(Duration::from_secs(5)).await;
+    ensure!(exit.to_string() == "signal: 15 (SIGTERM)", "sleep should die of SIGTERM, got {exit}");
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+async fn exec_failure() -> Result<(), String> {
+    let lab = Lab::builder().host("h").build().await.map_err(err)?;
+    let e = lab.host("h").map_err(err)?.spawn(Command::new("/nonexistent/program")).await.unwrap_err();
+    ensure!(e.os_error() == Some(libc::ENOENT), "expected ENOENT, got {e:?}");
+    ensure!(err(e).starts_with("failed to spawn \"/nonexistent/program\" in host h: No such file or directory"), "message");
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// Processes (any, on the machine) whose network namespace or open descriptors refer to one of
+/// `inodes`.
+fn holders_of(inodes: &BTreeSet<u64>) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else { return out };
+    for p in procs.flatten() {
+        let name = p.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let ns = std::fs::read_link(p.path().join("ns/net")).map(|l| l.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut links = vec![ns];
+        if let Ok(fds) = std::fs::read_dir(p.path().join("fd")) {
+            links.extend(fds.flatten().filter_map(|f| std::fs::read_link(f.path()).ok()).map(|l| l.to_string_lossy().into_owned()));
+        }
+        for l in links {
+            if let Some(ino) = l.strip_prefix("net:[").and_then(|r| r.strip_suffix(']')).and_then(|i| i.parse::<u64>().ok()) {
+                if inodes.contains(&ino) {
+                    out.push(format!("pid {} holds {l}", name.to_string_lossy()));
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn leak(mode: &'static str) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let child_mode = if mode == "normal" || mode == "panic" { mode } else { "hold" };
+    let mut child = std::process::Command::new(exe)
+        .env("NSLAB_TEST_CHILD", child_mode)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+    let rest = ready.strip_prefix("READY ").ok_or_else(|| format!("child did not report READY: {ready:?}"))?;
+    let mut parts = rest.split(';');
+    let inodes: BTreeSet<u64> = parts.next().unwrap_or("").split(',').filter_map(|s| s.parse().ok()).collect();
+    let pids: Vec<u32> = parts.next().unwrap_or("").split(',').filter_map(|s| s.parse().ok()).collect();
+    ensure!(inodes.len() == 3 && pids.len() >= 6, "child reported too little: {rest}");
+    ensure!(pids.iter().all(|&p| alive(p)), "lab processes should be running before the {mode}");
+    ensure!(!holders_of(&inodes).is_empty(), "the lab namespaces should be held while it runs");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    match mode {
+        "kill-9" => nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).map_err(|e| e.to_string())?,
+        "sigint" => nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).map_err(|e| e.to_string())?,
+        _ => {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b"go\n").map_err(|e| e.to_string())?;
+        }
+    }
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    if mode == "normal" {
+        ensure!(status.success(), "child should end normally: {status}");
+    }
+    if mode == "panic" {
+        ensure!(status.code() == Some(101), "child should end by panic (101): {status}");
+    }
+    // Processes die at once; give the kernel a moment to finish the reaping.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+        let held = holders_of(&inodes);
+        if left.is_empty() && held.is_empty() {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "after {mode}: processes left {left:?}, namespaces held: {held:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+async fn many_labs(n: usize) -> Result<(), String> {
+    let labs = futures_lite_join(n).await?;
+    for lab in labs {
+        lab.teardown().await.map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Builds `n` labs at once and checks each one's hosts reach each other over both families.
+async fn futures_lite_join(n: usize) -> Result<Vec<Lab>, String> {
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..n {
+        set.spawn(async move {
+            let lab = Lab::builder().hosts(["a", "b", "c"]).build().await.map_err(err)?;
+            let a = lab.host("a").map_err(err)?.clone();
+            let b = lab.host("b").map_err(err)?;
+            for addr in a.addrs() {
+                let l = a.bind_tcp(SocketAddr::new(addr, 5000)).await.map_err(err)?;
+                let acc = tokio::spawn(async move { l.accept().await.map(|(_, peer)| peer) });
+                b.connect_tcp(SocketAddr::new(addr, 5000)).await.map_err(|e| format!("lab {i}: {}", err(e)))?;
+                let peer = acc.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+                ensure!(b.addrs().contains(&peer.ip()), "lab {i}: a saw a connection from {peer}, not from b");
+            }
+            let p = b.run(Command::new("true"), T).await.map_err(err)?;
+            ensure!(p.exit().unwrap().success(), "lab {i}: true failed");
+            Ok::<Lab, String>(lab)
+        });
+    }
+    let mut labs = Vec::new();
+    while let Some(r) = set.join_next().await {
+        labs.push(r.map_err(|e| e.to_string())??);
+    }
+    let names: BTreeSet<&str> = labs.iter().map(|l| l.name()).collect();
+    ensure!(names.len() == n, "lab names collided");
+    Ok(labs)
+}
+
+async fn labs_across_processes() -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let children: Vec<_> = (0..3)
+        .map(|_| std::process::Command::new(&exe).env("NSLAB_TEST_CHILD", "many").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn())
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    for c in children {
+        let out = tokio::task::spawn_blocking(move || c.wait_with_output()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        ensure!(out.status.success(), "child failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+async fn privileges() -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = tokio::process::Command::new("setpriv")
+        .args(["--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--"])
+        .arg(exe)
+        .env("NSLAB_TEST_CHILD", "privileges")
+        .output()
+        .await
+        .map_err(|e| format!("setpriv: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        text.trim() == "nslab needs CAP_NET_ADMIN and CAP_SYS_ADMIN to build a lab; run as root (for tests: sudo -E cargo test), or in a VM made with the repository's Vagrantfile",
+        "unexpected message without capabilities: {text:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+mod child {
+    //! The child side of the crash and multi-process tests.
+    use super::*;
+
+    pub(super) fn main(mode: &str) -> std::process::ExitCode {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let code = rt.block_on(async {
+            match mode {
+                "many" => many_labs(6).await.map(|_| 0),
+                "privileges" => {
+                    let e = Lab::builder().host("h").build().await.err().map(|e| e.to_string()).unwrap_or_else(|| "built".into());
+                    println!("{e}");
+                    Ok(0)
+                }
+                _ => hold(mode).await,
+            }
+        });
+        match code {
+            Ok(c) => std::process::ExitCode::from(c),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    }
+
+    async fn hold(mode: &str) -> Result<u8, String> {
+        let lab = Lab::builder().hosts(["a", "b"]).build().await.map_err(err)?;
+        for h in lab.hosts() {
+            let p = h.spawn(Command::shell("(sleep 600 &); sleep 600 & echo up; wait")).await.map_err(err)?;
+            p.wait_for_line(&regex::Regex::new("up").unwrap(), T).await.map_err(err)?;
+        }
+        let _sock = lab.host("a").map_err(err)?.bind_tcp("192.0.2.1:1".parse().unwrap()).await.ok();
+        let mut pids: Vec<u32> = lab.process_ids();
+        for p in lab.process_ids() {
+            pids.extend(descendants(p));
+        }
+        let inodes: Vec<String> = lab.netns_inodes().iter().map(|i| i.to_string()).collect();
+        let pids: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+        println!("READY {};{}", inodes.join(","), pids.join(","));
+        // Act only once the parent has checked the running lab.
+        let mut go = String::new();
+        let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut go)).await;
+        match mode {
+            "normal" => {
+                lab.teardown().await.map_err(err)?;
+                Ok(0)
+            }
+            "panic" => panic!("deliberate panic with a live lab"),
+            _ => {
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                Ok(1)
+            }
+        }
+    }
+}
