@@ -331,8 +331,11 @@ fn holders_of(inodes: &BTreeSet<u64>) -> Vec<String> {
 async fn leak(mode: &'static str) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let child_mode = if mode == "normal" || mode == "panic" { mode } else { "hold" };
+    // A killed harness cannot remove its artifacts: give the child a directory we remove.
+    let artifacts = tempfile::tempdir().map_err(|e| e.to_string())?;
     let mut child = std::process::Command::new(exe)
         .env("NSLAB_TEST_CHILD", child_mode)
+        .env("NSLAB_ARTIFACTS_DIR", artifacts.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

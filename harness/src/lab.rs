@@ -36,7 +36,7 @@ pub struct LabBuilder {
 }
 
 /// A built lab: isolated hosts on one switch. Tear it down with [`Lab::teardown`]; dropping it
-/// also cleans up (and keeps the artifacts if the thread is panicking).
+/// without teardown also cleans up, but keeps the artifacts (that is the error path).
 pub struct Lab {
     name: String,
     profile: Profile,
@@ -470,6 +470,9 @@ impl Lab {
 }
 
 impl Drop for Lab {
+    /// The backstop: a lab dropped without [`Lab::teardown`] is on an error path (an early
+    /// return, a failed check, a panic), so its processes are killed, its namespaces released,
+    /// and its artifacts kept, with their path printed: a failure never loses its evidence.
     fn drop(&mut self) {
         if self.artifacts.is_none() {
             return; // torn down
@@ -479,13 +482,11 @@ impl Drop for Lab {
         }
         self.hosts.clear();
         self.switch = None;
-        if std::thread::panicking() {
-            self.keep.store(true, Ordering::Relaxed);
-        }
+        self.keep.store(true, Ordering::Relaxed);
         let mut failures = Vec::new();
         if let Some(path) = self.finish_artifacts(false, &mut failures) {
             // The one message a failing test must show: where its evidence is.
-            eprintln!("nslab: lab {} artifacts kept in {}", self.name, path.display());
+            eprintln!("nslab: lab {} was not torn down (error or panic); artifacts kept in {}", self.name, path.display());
         }
     }
 }
