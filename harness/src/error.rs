@@ -101,6 +101,15 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The lab's DNS server could not start.
+    #[error("failed to start the DNS server of lab {lab}")]
+    Dns {
+        /// The lab's name.
+        lab: String,
+        /// What the server reported.
+        #[source]
+        source: crate::dns::ServerError,
+    },
     /// A wait did not complete in time.
     #[error("timed out after {timeout:?} waiting for {what}{tail}")]
     Timeout {

@@ -15,8 +15,8 @@ pub(crate) fn hosts(entries: &[(String, Vec<IpAddr>)], domain: &str) -> String {
 
 /// `/etc/resolv.conf` of a lab host. Without a lab DNS server, it names none, so look-ups go to
 /// the host's own loopback and fail at once instead of leaking to the real network.
-pub(crate) fn resolv_conf(nameservers: &[String], domain: &str) -> String {
-    let mut s = format!("# written by nslab for this lab host\nsearch {domain}\noptions timeout:1 attempts:2\n");
+pub(crate) fn resolv_conf(nameservers: &[String], search: &[String]) -> String {
+    let mut s = format!("# written by nslab for this lab host\nsearch {}\noptions timeout:1 attempts:2\n", search.join(" "));
     if nameservers.is_empty() {
         s.push_str("# no DNS server in this lab\nnameserver 127.0.0.1\n");
     }
@@ -42,9 +42,10 @@ mod tests {
 
     #[test]
     fn resolv_conf_never_points_outside_the_lab() {
-        let r = resolv_conf(&[], "lab.test");
+        let r = resolv_conf(&[], &["lab.test".into()]);
         assert!(r.contains("nameserver 127.0.0.1\n"));
-        let r = resolv_conf(&["fe80::53%eth0".into()], "lab.test");
+        let r = resolv_conf(&["fe80::53%eth0".into()], &["example.test".into(), "lab.test".into()]);
+        assert!(r.contains("search example.test lab.test\n"));
         assert!(r.ends_with("nameserver fe80::53%eth0\n"));
     }
 }

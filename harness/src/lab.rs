@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use futures::future::try_join_all;
 
 use crate::error::{Error, Result, TeardownError};
+use crate::dns::DnsServer;
 use crate::etc;
+use crate::lab_dns::{self, LabDns};
 use crate::host::{Host, HostInner};
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
@@ -33,6 +35,7 @@ pub struct LabBuilder {
     artifacts_root: Option<PathBuf>,
     keep_artifacts: bool,
     hosts_entries: bool,
+    dns: Option<LabDns>,
 }
 
 /// A built lab: isolated hosts on one switch. Tear it down with [`Lab::teardown`]; dropping it
@@ -46,6 +49,7 @@ pub struct Lab {
     artifacts: Option<tempfile::TempDir>,
     keep: AtomicBool,
     registry: Arc<Registry>,
+    dns: Option<DnsServer>,
 }
 
 impl std::fmt::Debug for Lab {
@@ -113,8 +117,24 @@ impl LabBuilder {
         self
     }
 
-    fn plan(&self, name: &str, root: &Path) -> Result<Vec<Planned>> {
+    /// Runs a DNS server in the lab (on a dual-stack host `dns` unless [`LabDns::on_host`]
+    /// names a declared one) and points every host's /etc/resolv.conf at it.
+    pub fn dns(mut self, dns: LabDns) -> Self {
+        self.dns = Some(dns);
+        self
+    }
+
+    fn plan(&mut self, name: &str, root: &Path) -> Result<Vec<Planned>> {
         let invalid = |what: String| Error::Invalid { what };
+        if let Some(d) = &self.dns {
+            let dh = d.host_name().to_string();
+            if !self.hosts.iter().any(|h| h.name == dh) {
+                if d.host.is_some() {
+                    return Err(invalid(format!("the DNS server is to run on host {dh:?}, which lab {name} does not declare")));
+                }
+                self.hosts.push(HostSpec::new(dh).profile(Profile::DualStack));
+            }
+        }
         spec::check_name("lab", name).map_err(invalid)?;
         if self.hosts.is_empty() {
             return Err(invalid(format!("lab {name} has no hosts; expected at least one")));
@@ -148,7 +168,7 @@ impl LabBuilder {
     /// # Errors
     /// [`Error::Privileges`] without CAP_NET_ADMIN/CAP_SYS_ADMIN, [`Error::Invalid`] for a bad
     /// definition, and the kernel's refusal of any step otherwise. Nothing is left behind.
-    pub async fn build(self) -> Result<Lab> {
+    pub async fn build(mut self) -> Result<Lab> {
         check_privileges()?;
         let name = self.name.clone().unwrap_or_else(|| format!("lab{}-{}", std::process::id(), LAB_COUNTER.fetch_add(1, Ordering::Relaxed)));
         let root = self.artifacts_root.clone().unwrap_or_else(spec::default_artifacts_root);
@@ -257,6 +277,13 @@ impl LabBuilder {
             }
         }))
         .await?;
+        let dns = match &self.dns {
+            Some(cfg) => {
+                let host = hosts.iter().find(|h| h.name() == cfg.host_name()).expect("planned above");
+                Some(lab_dns::start(cfg, &name, host, &hosts, epoch).await?)
+            }
+            None => None,
+        };
         tracing::debug!(lab = %name, hosts = hosts.len(), elapsed = ?epoch.elapsed(), "lab built");
         let keep = self.keep_artifacts || std::env::var_os("NSLAB_KEEP_ARTIFACTS").is_some_and(|v| v == "1");
         Ok(Lab {
@@ -268,6 +295,7 @@ impl LabBuilder {
             artifacts: Some(artifacts),
             keep: AtomicBool::new(keep),
             registry,
+            dns,
         })
     }
 
@@ -290,10 +318,16 @@ impl LabBuilder {
             Vec::new()
         };
         let hosts_text = etc::hosts(&entries, LAB_DOMAIN);
-        let resolv_text = etc::resolv_conf(&[], LAB_DOMAIN);
+        let dns_server = self.dns.as_ref().and_then(|d| planned.iter().find(|p| p.spec.name == d.host_name())).map(|p| (p.slot, p.profile));
+        let search = self.dns.as_ref().map(|d| d.search()).unwrap_or_else(|| vec![LAB_DOMAIN.to_string()]);
         for p in planned.iter_mut() {
             let etc_dir = p.dir.join("etc");
-            let mut files = vec![("hosts", hosts_text.clone(), "/etc/hosts"), ("resolv.conf", resolv_text.clone(), "/etc/resolv.conf")];
+            let ns = match dns_server {
+                Some((slot, prof)) => lab_dns::nameservers(&slot, prof, p.profile, &p.spec.interface),
+                None => Vec::new(),
+            };
+            let resolv_text = etc::resolv_conf(&ns, &search);
+            let mut files = vec![("hosts", hosts_text.clone(), "/etc/hosts"), ("resolv.conf", resolv_text, "/etc/resolv.conf")];
             if let Some(g) = &p.spec.gai_conf {
                 files.push(("gai.conf", g.clone(), "/etc/gai.conf"));
             }
@@ -358,7 +392,15 @@ fn check_privileges() -> Result<()> {
 impl Lab {
     /// Starts describing a lab (dual-stack unless [`LabBuilder::profile`] says otherwise).
     pub fn builder() -> LabBuilder {
-        LabBuilder { name: None, profile: Profile::DualStack, hosts: Vec::new(), artifacts_root: None, keep_artifacts: false, hosts_entries: true }
+        LabBuilder {
+            name: None,
+            profile: Profile::DualStack,
+            hosts: Vec::new(),
+            artifacts_root: None,
+            keep_artifacts: false,
+            hosts_entries: true,
+            dns: None,
+        }
     }
 
     /// The lab's name.
@@ -408,6 +450,11 @@ impl Lab {
         self.keep.store(true, Ordering::Relaxed);
     }
 
+    /// The lab's DNS server (runtime control, faults, query log), if it has one.
+    pub fn dns(&self) -> Option<&DnsServer> {
+        self.dns.as_ref()
+    }
+
     /// Inode numbers of every namespace the lab holds (switch first), as `/proc/PID/ns/net`
     /// shows them: what a leak check looks for after the lab is gone.
     pub fn netns_inodes(&self) -> Vec<u64> {
@@ -433,6 +480,12 @@ impl Lab {
     /// [`TeardownError`] with one entry per failed step.
     pub async fn teardown(mut self) -> std::result::Result<Option<PathBuf>, TeardownError> {
         let mut failures = Vec::new();
+        if let Some(dns) = self.dns.take() {
+            if let Err(source) = dns.shutdown().await {
+                failures.push(Error::Dns { lab: self.name.clone(), source });
+            }
+            self.save_query_log(&dns, &mut failures);
+        }
         let procs = self.registry.all();
         for p in &procs {
             p.kill_now();
@@ -451,6 +504,19 @@ impl Lab {
             Ok(kept)
         } else {
             Err(TeardownError { lab: self.name.clone(), failures })
+        }
+    }
+
+    /// Writes the DNS query log to `dns/queries.jsonl` in the artifacts.
+    fn save_query_log(&self, dns: &DnsServer, failures: &mut Vec<Error>) {
+        let dir = self.artifacts().join("dns");
+        let path = dir.join("queries.jsonl");
+        if let Err(source) = std::fs::create_dir_all(&dir) {
+            failures.push(Error::File { op: "create", path: dir, source });
+            return;
+        }
+        if let Err(e) = dns.log().write_jsonl(&path) {
+            failures.push(Error::File { op: "write the DNS query log to", path, source: std::io::Error::other(e) });
         }
     }
 
@@ -477,13 +543,16 @@ impl Drop for Lab {
         if self.artifacts.is_none() {
             return; // torn down
         }
+        let mut failures = Vec::new();
+        if let Some(dns) = self.dns.take() {
+            self.save_query_log(&dns, &mut failures);
+        }
         for p in self.registry.all() {
             p.kill_now();
         }
         self.hosts.clear();
         self.switch = None;
         self.keep.store(true, Ordering::Relaxed);
-        let mut failures = Vec::new();
         if let Some(path) = self.finish_artifacts(false, &mut failures) {
             // The one message a failing test must show: where its evidence is.
             eprintln!("nslab: lab {} was not torn down (error or panic); artifacts kept in {}", self.name, path.display());

@@ -24,10 +24,12 @@
 //! Requires root (CAP_NET_ADMIN and CAP_SYS_ADMIN). The caller owns the tokio runtime.
 
 pub mod demo;
+pub mod dns;
 pub mod error;
 pub mod etc;
 pub mod host;
 pub mod lab;
+pub mod lab_dns;
 pub mod listeners;
 mod netlink;
 pub mod netns;
@@ -42,6 +44,7 @@ mod sys;
 pub use error::{Error, Result, TeardownError};
 pub use host::Host;
 pub use lab::{Lab, LabBuilder, LAB_DOMAIN};
+pub use lab_dns::{LabDns, DNS_HOST};
 pub use listeners::{Family, Listen, Listener, Protocol};
 pub use netns::NetNs;
 pub use output::{Line, Stream};

@@ -23,13 +23,38 @@ pub fn require_all() -> bool {
     std::env::var_os("NSLAB_REQUIRE_ALL").is_some_and(|v| v == "1")
 }
 
+/// Whether `program` is on PATH.
+pub fn have(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
 /// A trial that needs the kernel and runs `f` in its own current-thread runtime.
 pub fn kernel_trial<F, Fut>(name: impl Into<String>, f: F) -> Trial
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = Result<(), String>>,
 {
-    let missing = kernel_unavailable();
+    trial_requiring(name, &[], f)
+}
+
+/// A trial that needs the kernel and the given programs: ignored (with the reason printed)
+/// where one is missing, failed instead under `NSLAB_REQUIRE_ALL=1`.
+pub fn trial_requiring<F, Fut>(name: impl Into<String>, programs: &[&str], f: F) -> Trial
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), String>>,
+{
+    let name = name.into();
+    let mut missing = kernel_unavailable();
+    if missing.is_none() {
+        let absent: Vec<&str> = programs.iter().copied().filter(|p| !have(p)).collect();
+        if !absent.is_empty() {
+            missing = Some(format!("needs {} on PATH (scripts/setup.sh installs it)", absent.join(", ")));
+        }
+    }
+    if let (Some(why), false) = (&missing, require_all()) {
+        eprintln!("note: {name} is ignored: {why}");
+    }
     let ignored = missing.is_some() && !require_all();
     Trial::test(name, move || {
         if let Some(why) = missing {

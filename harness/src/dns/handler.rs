@@ -1,0 +1,229 @@
+//! The request handler hickory's `Server` calls for every decoded message: applies faults, answers from the zones, sends, and logs.
+
+use std::{borrow::Cow, sync::Arc};
+
+use hickory_proto::{
+    op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode},
+    rr::{DNSClass, Record, RecordType},
+};
+use hickory_server::{
+    net::{runtime::Time, xfer::Protocol},
+    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
+    zone_handler::MessageResponseBuilder,
+};
+use tracing::{debug, warn};
+
+use super::{
+    dns64::Dns64,
+    fault::{Fault, Faults},
+    log::{QueryLog, QueryLogEntry, Transport},
+    lookup::{self, Answer},
+    store::ZoneSet,
+};
+
+/// Answers queries from the lab's zones; shared state is behind `Arc`s so it is cheap to clone.
+pub(crate) struct LabHandler {
+    pub(crate) zones: Arc<ZoneSet>,
+    pub(crate) faults: Faults,
+    pub(crate) log: QueryLog,
+    pub(crate) dns64: Option<Dns64>,
+}
+
+/// The standard mnemonic of a response code, as dig prints it.
+pub(crate) fn rcode_name(code: ResponseCode) -> Cow<'static, str> {
+    Cow::Borrowed(match code {
+        ResponseCode::NoError => "NOERROR",
+        ResponseCode::FormErr => "FORMERR",
+        ResponseCode::ServFail => "SERVFAIL",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        ResponseCode::NotImp => "NOTIMP",
+        ResponseCode::Refused => "REFUSED",
+        ResponseCode::BADVERS => "BADVERS",
+        other => return Cow::Owned(format!("RCODE{}", u16::from(other))),
+    })
+}
+
+/// What to send back for one request.
+enum Reply {
+    /// Send nothing.
+    Nothing,
+    /// An error or fault code with empty sections (authority may carry a SOA).
+    Code {
+        rcode: ResponseCode,
+        authoritative: bool,
+        authority: Vec<Record>,
+    },
+    /// Truncated over UDP: TC bit, empty answer.
+    Truncated,
+    /// A real answer.
+    Answer { answer: Answer, authoritative: bool },
+}
+
+impl LabHandler {
+    async fn decide(&self, request: &Request, transport: Transport) -> (Reply, Option<Fault>) {
+        if request.metadata.op_code != OpCode::Query {
+            return (code(ResponseCode::NotImp), None);
+        }
+        let queries = request.queries.queries();
+        let [query] = queries else {
+            return (code(ResponseCode::FormErr), None);
+        };
+        if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+            return (code(ResponseCode::BADVERS), None);
+        }
+        let qname = query.name();
+        let fault = self.faults.find(qname);
+        match fault {
+            Some(Fault::Drop) => return (Reply::Nothing, fault),
+            Some(Fault::ServFail) => return (code(ResponseCode::ServFail), fault),
+            Some(Fault::Refused) => return (code(ResponseCode::Refused), fault),
+            Some(Fault::NxDomain) => {
+                let authority = match self.zones.find(qname) {
+                    Some(zone) => {
+                        let map = zone.store.records().await;
+                        lookup::negative_soa(&map, &zone.origin).into_iter().collect()
+                    }
+                    None => Vec::new(),
+                };
+                let authoritative = !authority.is_empty();
+                let reply = Reply::Code {
+                    rcode: ResponseCode::NXDomain,
+                    authoritative,
+                    authority,
+                };
+                return (reply, fault);
+            }
+            Some(Fault::Truncate | Fault::TcpOnly) if transport == Transport::Udp => {
+                return (Reply::Truncated, fault)
+            }
+            Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+            Some(Fault::Truncate | Fault::TcpOnly) | None => {}
+        }
+        let qtype = query.query_type();
+        if query.query_class() != DNSClass::IN
+            || matches!(qtype, RecordType::AXFR | RecordType::IXFR)
+        {
+            return (code(ResponseCode::Refused), fault);
+        }
+        let Some(zone) = self.zones.find(qname) else {
+            return (code(ResponseCode::Refused), fault);
+        };
+        let answer = {
+            let map = zone.store.records().await;
+            lookup::resolve(&map, &zone.origin, qname, qtype, self.dns64.as_ref())
+        };
+        (
+            Reply::Answer {
+                answer,
+                authoritative: true,
+            },
+            fault,
+        )
+    }
+}
+
+fn code(rcode: ResponseCode) -> Reply {
+    Reply::Code {
+        rcode,
+        authoritative: false,
+        authority: Vec::new(),
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for LabHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let at = self.log.now();
+        let transport = match request.protocol() {
+            Protocol::Udp => Transport::Udp,
+            _ => Transport::Tcp,
+        };
+        let (reply, fault) = self.decide(request, transport).await;
+
+        let response_edns = request.edns.as_ref().map(|req| {
+            let mut edns = Edns::new();
+            edns.set_max_payload(req.max_payload().max(512));
+            edns.set_version(0);
+            edns
+        });
+        let mut metadata = Metadata::response_from_request(&request.metadata);
+        let empty: [Record; 0] = [];
+        let builder = MessageResponseBuilder::new(&request.queries, response_edns.as_ref());
+        let mut answers_text = Vec::new();
+        let sent = match &reply {
+            Reply::Nothing => None,
+            Reply::Code {
+                rcode,
+                authoritative,
+                authority,
+            } => {
+                metadata.response_code = *rcode;
+                metadata.authoritative = *authoritative;
+                let response = builder.build(metadata, empty.iter(), authority.iter(), empty.iter(), empty.iter());
+                Some(response_handle.send_response(response).await)
+            }
+            Reply::Truncated => {
+                metadata.authoritative = true;
+                metadata.truncation = true;
+                let response = builder.build_no_records(metadata);
+                Some(response_handle.send_response(response).await)
+            }
+            Reply::Answer {
+                answer,
+                authoritative,
+            } => {
+                metadata.response_code = answer.rcode;
+                metadata.authoritative = *authoritative;
+                answers_text = answer.answers().map(ToString::to_string).collect();
+                let response = builder.build(
+                    metadata,
+                    answer.answers(),
+                    answer.authority.iter(),
+                    empty.iter(),
+                    empty.iter(),
+                );
+                Some(response_handle.send_response(response).await)
+            }
+        };
+
+        let info = match sent {
+            Some(Ok(info)) => Some(info),
+            Some(Err(error)) => {
+                warn!(%error, client = %request.src(), "failed to send DNS response");
+                None
+            }
+            None => None,
+        };
+        let (name, qtype) = match request.queries.queries().first() {
+            Some(q) => (q.name().to_string().to_ascii_lowercase(), q.query_type().to_string()),
+            None => (String::new(), String::new()),
+        };
+        let entry = QueryLogEntry {
+            at,
+            client: request.src(),
+            transport,
+            rcode: info.map_or_else(|| "-".to_owned(), |i| rcode_name(i.response_code).into_owned()),
+            truncated: info.is_some_and(|i| i.truncation),
+            name,
+            qtype,
+            answers: answers_text,
+            fault: fault.map(|f| f.to_string()),
+        };
+        debug!(client = %entry.client, name = %entry.name, qtype = %entry.qtype, rcode = %entry.rcode, "dns query");
+        self.log.push(entry);
+
+        info.unwrap_or_else(|| {
+            // Nothing was sent: report the code we would have used, with empty counts.
+            let mut meta = Metadata::response_from_request(&request.metadata);
+            meta.response_code = ResponseCode::ServFail;
+            ResponseInfo::from(Header {
+                metadata: meta,
+                counts: HeaderCounts::default(),
+            })
+        })
+    }
+}

@@ -1,0 +1,317 @@
+//! The query log: one bounded, in-memory record of every query the server answered (or dropped), queryable from tests and written as JSON lines.
+
+use std::{
+    collections::VecDeque,
+    fmt,
+    fs::File,
+    io::{BufWriter, Write},
+    net::{IpAddr, SocketAddr},
+    path::Path,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
+
+use serde::{Serialize, Serializer};
+
+use super::error::LogError;
+
+/// The transport a query arrived over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+        })
+    }
+}
+
+fn micros<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// One query as the server saw and answered it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueryLogEntry {
+    /// When the query arrived, since the shared lab epoch (JSON: `at_us`, microseconds).
+    #[serde(rename = "at_us", serialize_with = "micros")]
+    pub at: Duration,
+    /// Client address and port.
+    pub client: SocketAddr,
+    /// UDP or TCP.
+    pub transport: Transport,
+    /// Query name, lower case, absolute (trailing dot).
+    pub name: String,
+    /// Query type mnemonic (`A`, `AAAA`, ...).
+    pub qtype: String,
+    /// Response code mnemonic (`NOERROR`, `NXDOMAIN`, ...); `-` when no answer was sent.
+    pub rcode: String,
+    /// Whether the answer had the TC bit.
+    pub truncated: bool,
+    /// Answer-section records in presentation format (`name ttl IN type data`).
+    pub answers: Vec<String>,
+    /// The fault applied to this query, if any (`drop`, `delay 500ms`, ...).
+    pub fault: Option<String>,
+}
+
+/// Selects log entries; every criterion that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    name: Option<String>,
+    qtype: Option<String>,
+    client_ip: Option<IpAddr>,
+    transport: Option<Transport>,
+    since: Option<Duration>,
+    until: Option<Duration>,
+}
+
+/// Lower-cases a name and makes it absolute, the form log entries use.
+fn normalize(name: &str) -> String {
+    let mut n = name.to_ascii_lowercase();
+    if !n.ends_with('.') {
+        n.push('.');
+    }
+    n
+}
+
+impl LogFilter {
+    /// A filter matching every entry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only queries for this name (case-insensitive, trailing dot optional).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(normalize(name));
+        self
+    }
+
+    /// Only queries of this type mnemonic (`A`, `AAAA`, ...).
+    pub fn qtype(mut self, qtype: &str) -> Self {
+        self.qtype = Some(qtype.to_ascii_uppercase());
+        self
+    }
+
+    /// Only queries from this client address.
+    pub fn client_ip(mut self, ip: IpAddr) -> Self {
+        self.client_ip = Some(ip);
+        self
+    }
+
+    /// Only queries over this transport.
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// Only queries that arrived at or after this time since the epoch.
+    pub fn since(mut self, at: Duration) -> Self {
+        self.since = Some(at);
+        self
+    }
+
+    /// Only queries that arrived before this time since the epoch.
+    pub fn until(mut self, at: Duration) -> Self {
+        self.until = Some(at);
+        self
+    }
+
+    /// Whether `entry` matches every criterion set.
+    pub fn matches(&self, entry: &QueryLogEntry) -> bool {
+        self.name.as_ref().is_none_or(|n| *n == entry.name)
+            && self.qtype.as_ref().is_none_or(|t| *t == entry.qtype)
+            && self.client_ip.is_none_or(|ip| ip == entry.client.ip())
+            && self.transport.is_none_or(|t| t == entry.transport)
+            && self.since.is_none_or(|s| entry.at >= s)
+            && self.until.is_none_or(|u| entry.at < u)
+    }
+}
+
+struct Ring {
+    entries: VecDeque<QueryLogEntry>,
+    capacity: usize,
+    dropped: u64,
+}
+
+/// A bounded query log shared by the server and its users; cheap to clone.
+///
+/// When full, the oldest entry is discarded and counted in [`QueryLog::dropped`], so a flood
+/// can not grow memory beyond `capacity` entries.
+#[derive(Clone)]
+pub struct QueryLog {
+    ring: Arc<Mutex<Ring>>,
+    epoch: Instant,
+}
+
+impl fmt::Debug for QueryLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ring = self.lock();
+        f.debug_struct("QueryLog")
+            .field("len", &ring.entries.len())
+            .field("capacity", &ring.capacity)
+            .field("dropped", &ring.dropped)
+            .finish()
+    }
+}
+
+impl QueryLog {
+    /// An empty log holding at most `capacity` entries, timestamps relative to `epoch`.
+    pub fn new(epoch: Instant, capacity: usize) -> Self {
+        Self {
+            ring: Arc::new(Mutex::new(Ring {
+                entries: VecDeque::with_capacity(capacity.min(4096)),
+                capacity,
+                dropped: 0,
+            })),
+            epoch,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Ring> {
+        // A panic elsewhere while holding the lock leaves the ring consistent (push/pop only).
+        self.ring.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current time on the log's clock (since the epoch), to mark "after this point".
+    pub fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    /// The epoch timestamps are relative to.
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    pub(crate) fn push(&self, entry: QueryLogEntry) {
+        let mut ring = self.lock();
+        if ring.capacity == 0 {
+            ring.dropped += 1;
+            return;
+        }
+        if ring.entries.len() >= ring.capacity {
+            ring.entries.pop_front();
+            ring.dropped += 1;
+        }
+        ring.entries.push_back(entry);
+    }
+
+    /// A copy of every retained entry, oldest first.
+    pub fn entries(&self) -> Vec<QueryLogEntry> {
+        self.lock().entries.iter().cloned().collect()
+    }
+
+    /// A copy of the retained entries matching `filter`, oldest first.
+    pub fn query(&self, filter: &LogFilter) -> Vec<QueryLogEntry> {
+        self.lock()
+            .entries
+            .iter()
+            .filter(|e| filter.matches(e))
+            .cloned()
+            .collect()
+    }
+
+    /// How many entries are retained.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether no entry is retained.
+    pub fn is_empty(&self) -> bool {
+        self.lock().entries.is_empty()
+    }
+
+    /// How many entries were discarded because the log was full.
+    pub fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    /// Discards every entry (the dropped count is kept).
+    pub fn clear(&self) {
+        self.lock().entries.clear();
+    }
+
+    /// Writes every retained entry to `path` as JSON lines; returns how many were written.
+    /// The snapshot is taken first, so the server is not held up by file I/O.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::Write`] when the file can not be created or written,
+    /// [`LogError::Serialize`] when an entry can not be serialised.
+    pub fn write_jsonl(&self, path: &Path) -> Result<usize, LogError> {
+        let entries = self.entries();
+        let write_err = |source| LogError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        let mut out = BufWriter::new(File::create(path).map_err(write_err)?);
+        for entry in &entries {
+            serde_json::to_writer(&mut out, entry).map_err(|source| LogError::Serialize {
+                path: path.to_owned(),
+                source,
+            })?;
+            out.write_all(b"\n").map_err(write_err)?;
+        }
+        out.flush().map_err(write_err)?;
+        Ok(entries.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(at_ms: u64, name: &str) -> QueryLogEntry {
+        QueryLogEntry {
+            at: Duration::from_millis(at_ms),
+            client: "192.0.2.5:4000".parse().unwrap(),
+            transport: Transport::Udp,
+            name: name.to_owned(),
+            qtype: "A".to_owned(),
+            rcode: "NOERROR".to_owned(),
+            truncated: false,
+            answers: vec![],
+            fault: None,
+        }
+    }
+
+    #[test]
+    fn a_full_log_keeps_the_newest_entries_and_counts_the_rest() {
+        let log = QueryLog::new(Instant::now(), 3);
+        for i in 0..5 {
+            log.push(entry(i, "a.test."));
+        }
+        let ats: Vec<u128> = log.entries().iter().map(|e| e.at.as_millis()).collect();
+        assert_eq!(ats, vec![2, 3, 4]);
+        assert_eq!(log.dropped(), 2);
+    }
+
+    #[test]
+    fn filters_combine_name_time_and_client() {
+        let log = QueryLog::new(Instant::now(), 10);
+        log.push(entry(1, "app.test."));
+        log.push(entry(5, "app.test."));
+        log.push(entry(6, "other.test."));
+        let hits = log.query(&LogFilter::new().name("APP.test").since(Duration::from_millis(2)));
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].at, Duration::from_millis(5));
+        let none = log.query(&LogFilter::new().client_ip("192.0.2.6".parse().unwrap()));
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn json_line_has_microsecond_timestamp_and_lowercase_transport() {
+        let line = serde_json::to_string(&entry(2, "a.test.")).unwrap();
+        assert_eq!(
+            line,
+            r#"{"at_us":2000,"client":"192.0.2.5:4000","transport":"udp","name":"a.test.","qtype":"A","rcode":"NOERROR","truncated":false,"answers":[],"fault":null}"#
+        );
+    }
+}

@@ -1,0 +1,219 @@
+//! The server lifecycle: takes sockets the caller already bound, registers them with hickory's `Server`, and hands out a cloneable handle that controls and stops it.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, PoisonError, RwLock},
+    time::{Duration, Instant},
+};
+
+use hickory_proto::rr::LowerName;
+use hickory_server::Server;
+use tokio::{
+    net::{TcpListener, UdpSocket},
+    sync::Mutex,
+};
+use tracing::{info, info_span};
+
+use super::{
+    control::ZoneControl,
+    dns64::Dns64,
+    error::{ControlError, ServerError},
+    fault::Faults,
+    handler::LabHandler,
+    log::{QueryLog, Transport},
+    store::ZoneSet,
+    zone::{self, HostAddrs, Zone},
+};
+
+/// Sockets the caller bound (for instance inside a network namespace) for the server to serve on.
+/// The server binds nothing itself.
+#[derive(Debug, Default)]
+pub struct DnsSockets {
+    /// Bound, non-blocking UDP sockets.
+    pub udp: Vec<UdpSocket>,
+    /// Bound, listening TCP sockets.
+    pub tcp: Vec<TcpListener>,
+}
+
+/// Options of a server.
+#[derive(Debug, Clone)]
+pub struct DnsOptions {
+    /// The lab clock: query-log timestamps are durations since this instant.
+    pub epoch: Instant,
+    /// Addresses of lab hosts by name, used to expand `RecordValue::Host`.
+    pub hosts: HostAddrs,
+    /// DNS64 synthesis for AAAA queries, off when `None`.
+    pub dns64: Option<Dns64>,
+    /// Most query-log entries kept; older ones are discarded and counted.
+    pub log_capacity: usize,
+    /// A TCP connection idle this long is closed.
+    pub tcp_idle_timeout: Duration,
+    /// Responses buffered per TCP connection.
+    pub tcp_response_buffer: usize,
+}
+
+impl DnsOptions {
+    /// Defaults: no hosts, no DNS64, 100 000 log entries, 10 s TCP idle timeout.
+    pub fn new(epoch: Instant) -> Self {
+        Self {
+            epoch,
+            hosts: HostAddrs::new(),
+            dns64: None,
+            log_capacity: 100_000,
+            tcp_idle_timeout: Duration::from_secs(10),
+            tcp_response_buffer: 32,
+        }
+    }
+}
+
+struct Inner {
+    zones: Arc<ZoneSet>,
+    faults: Faults,
+    log: QueryLog,
+    hosts: Arc<RwLock<HostAddrs>>,
+    local: Vec<(Transport, SocketAddr)>,
+    server: Mutex<Option<Server<LabHandler>>>,
+}
+
+/// A running authoritative DNS server; cloning gives another handle to the same server.
+///
+/// Dropping the last handle without [`DnsServer::shutdown`] aborts the socket tasks.
+#[derive(Clone)]
+pub struct DnsServer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for DnsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsServer")
+            .field("local", &self.inner.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DnsServer {
+    /// Builds the zones and starts serving on `sockets`. Must be called inside a tokio runtime
+    /// (the socket tasks are spawned on it); returns once the sockets are registered.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Zone`] for invalid zone data, [`ServerError::NoSockets`] when no socket is
+    /// given, [`ServerError::LocalAddr`] when a socket's address can not be read.
+    pub fn start(
+        sockets: DnsSockets,
+        zones: Vec<Zone>,
+        options: DnsOptions,
+    ) -> Result<Self, ServerError> {
+        if sockets.udp.is_empty() && sockets.tcp.is_empty() {
+            return Err(ServerError::NoSockets);
+        }
+        let zones = Arc::new(
+            ZoneSet::build(&zones, &options.hosts).map_err(|source| ServerError::Zone { source })?,
+        );
+        let mut local = Vec::with_capacity(sockets.udp.len() + sockets.tcp.len());
+        for socket in &sockets.udp {
+            let addr = socket.local_addr().map_err(|source| ServerError::LocalAddr {
+                transport: "udp",
+                source,
+            })?;
+            local.push((Transport::Udp, addr));
+        }
+        for listener in &sockets.tcp {
+            let addr = listener.local_addr().map_err(|source| ServerError::LocalAddr {
+                transport: "tcp",
+                source,
+            })?;
+            local.push((Transport::Tcp, addr));
+        }
+        let faults = Faults::default();
+        let log = QueryLog::new(options.epoch, options.log_capacity);
+        let handler = LabHandler {
+            zones: zones.clone(),
+            faults: faults.clone(),
+            log: log.clone(),
+            dns64: options.dns64,
+        };
+        let span = info_span!("dns", zones = zones.iter().count());
+        let _enter = span.enter();
+        let mut server = Server::new(handler);
+        for socket in sockets.udp {
+            server.register_socket(socket);
+        }
+        for listener in sockets.tcp {
+            server.register_listener(listener, options.tcp_idle_timeout, options.tcp_response_buffer);
+        }
+        info!(?local, "dns server started");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                zones,
+                faults,
+                log,
+                hosts: Arc::new(RwLock::new(options.hosts)),
+                local,
+                server: Mutex::new(Some(server)),
+            }),
+        })
+    }
+
+    /// The addresses served, with their transport.
+    pub fn local_addrs(&self) -> &[(Transport, SocketAddr)] {
+        &self.inner.local
+    }
+
+    /// The query log.
+    pub fn log(&self) -> &QueryLog {
+        &self.inner.log
+    }
+
+    /// The fault switches.
+    pub fn faults(&self) -> &Faults {
+        &self.inner.faults
+    }
+
+    /// A control handle for the zone with this origin (trailing dot optional).
+    ///
+    /// # Errors
+    ///
+    /// [`ControlError::NoSuchZone`] when the server does not serve that zone.
+    pub fn zone(&self, origin: &str) -> Result<ZoneControl, ControlError> {
+        let no_zone = || ControlError::NoSuchZone {
+            origin: origin.to_owned(),
+        };
+        let name = zone::parse_origin(origin).map_err(|_| no_zone())?;
+        let zone = self
+            .inner
+            .zones
+            .by_origin(&LowerName::new(&name))
+            .ok_or_else(no_zone)?;
+        Ok(ZoneControl::new(zone.clone(), self.inner.hosts.clone()))
+    }
+
+    /// Sets the addresses of a lab host for records added from now on. Records already expanded
+    /// from `RecordValue::Host` keep their addresses (use `ZoneControl::replace_set` to refresh).
+    pub fn set_host_addrs(&self, host: &str, addrs: Vec<IpAddr>) {
+        self.inner
+            .hosts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(host.to_owned(), addrs);
+    }
+
+    /// Stops serving: closes every socket and TCP connection and waits for the tasks to end
+    /// (a few milliseconds). Later calls, from any handle, return `Ok(())` at once.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Shutdown`] when a socket task had failed.
+    pub async fn shutdown(&self) -> Result<(), ServerError> {
+        let server = self.inner.server.lock().await.take();
+        let Some(mut server) = server else {
+            return Ok(());
+        };
+        server
+            .shutdown_gracefully()
+            .await
+            .map_err(|source| ServerError::Shutdown { source })?;
+        info!("dns server stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,420 @@
+//! The zone data model (plain structs a scenario layer can fill in) and its conversion to hickory records.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use hickory_proto::rr::{
+    rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT},
+    Name, RData, Record, RecordType,
+};
+
+use super::error::ZoneError;
+
+/// Addresses of the lab's hosts by host name, used to expand [`RecordValue::Host`].
+pub type HostAddrs = HashMap<String, Vec<IpAddr>>;
+
+/// The start-of-authority parameters of a zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Soa {
+    /// Primary name server (relative names resolve against the origin).
+    pub mname: String,
+    /// Mailbox of the responsible person, in domain-name form.
+    pub rname: String,
+    /// Initial serial; every runtime change increments it.
+    pub serial: u32,
+    /// Secondary refresh interval, seconds.
+    pub refresh: i32,
+    /// Secondary retry interval, seconds.
+    pub retry: i32,
+    /// Secondary expiry, seconds.
+    pub expire: i32,
+    /// MINIMUM field: negative-caching TTL bound (RFC 2308).
+    pub minimum: u32,
+    /// TTL of the SOA record itself.
+    pub ttl: u32,
+}
+
+impl Soa {
+    /// A SOA with the given name server and mailbox and common lab defaults
+    /// (serial 1, refresh 3600, retry 600, expire 86400, minimum 60, TTL 3600).
+    pub fn new(mname: impl Into<String>, rname: impl Into<String>) -> Self {
+        Self {
+            mname: mname.into(),
+            rname: rname.into(),
+            serial: 1,
+            refresh: 3600,
+            retry: 600,
+            expire: 86400,
+            minimum: 60,
+            ttl: 3600,
+        }
+    }
+
+    /// The TTL a negative answer carries: min(SOA TTL, MINIMUM), RFC 2308 section 5.
+    pub fn negative_ttl(&self) -> u32 {
+        self.ttl.min(self.minimum)
+    }
+}
+
+/// The record types the lab server manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordKind {
+    /// Start of authority.
+    Soa,
+    /// Name server.
+    Ns,
+    /// IPv4 address.
+    A,
+    /// IPv6 address.
+    Aaaa,
+    /// Canonical name (alias).
+    Cname,
+    /// Text.
+    Txt,
+    /// Service locator.
+    Srv,
+    /// Pointer (reverse mapping).
+    Ptr,
+}
+
+impl RecordKind {
+    /// The wire record type.
+    pub fn record_type(self) -> RecordType {
+        match self {
+            Self::Soa => RecordType::SOA,
+            Self::Ns => RecordType::NS,
+            Self::A => RecordType::A,
+            Self::Aaaa => RecordType::AAAA,
+            Self::Cname => RecordType::CNAME,
+            Self::Txt => RecordType::TXT,
+            Self::Srv => RecordType::SRV,
+            Self::Ptr => RecordType::PTR,
+        }
+    }
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.record_type(), f)
+    }
+}
+
+/// The data of one record. Names may be relative to the zone origin or absolute (trailing dot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordValue {
+    /// An IPv4 address (type A).
+    A(Ipv4Addr),
+    /// An IPv6 address (type AAAA).
+    Aaaa(Ipv6Addr),
+    /// A name server (type NS).
+    Ns(String),
+    /// An alias target (type CNAME).
+    Cname(String),
+    /// A reverse-mapping target (type PTR).
+    Ptr(String),
+    /// Character strings (type TXT).
+    Txt(Vec<String>),
+    /// A service location (type SRV).
+    Srv {
+        /// Priority, lower first.
+        priority: u16,
+        /// Weight among equal priorities.
+        weight: u16,
+        /// Service port.
+        port: u16,
+        /// Target host name.
+        target: String,
+    },
+    /// A lab host by name: expands to one A per IPv4 and one AAAA per IPv6 address of the host.
+    Host(String),
+}
+
+impl RecordValue {
+    /// The record type of this value, or `None` for [`RecordValue::Host`] (it may give A and AAAA).
+    pub fn kind(&self) -> Option<RecordKind> {
+        Some(match self {
+            Self::A(_) => RecordKind::A,
+            Self::Aaaa(_) => RecordKind::Aaaa,
+            Self::Ns(_) => RecordKind::Ns,
+            Self::Cname(_) => RecordKind::Cname,
+            Self::Ptr(_) => RecordKind::Ptr,
+            Self::Txt(_) => RecordKind::Txt,
+            Self::Srv { .. } => RecordKind::Srv,
+            Self::Host(_) => return None,
+        })
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Host(host) => format!("host {host:?}"),
+            other => other
+                .kind()
+                .map_or_else(String::new, |kind| kind.to_string()),
+        }
+    }
+}
+
+/// One record of zone data: owner name, TTL and value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSpec {
+    /// Owner name; `@` or empty is the origin, names without a trailing dot are relative.
+    pub name: String,
+    /// Time to live, seconds.
+    pub ttl: u32,
+    /// The record data.
+    pub value: RecordValue,
+}
+
+impl RecordSpec {
+    /// A record with the given owner, TTL and value.
+    pub fn new(name: impl Into<String>, ttl: u32, value: RecordValue) -> Self {
+        Self {
+            name: name.into(),
+            ttl,
+            value,
+        }
+    }
+}
+
+/// A zone: origin, SOA and records. The SOA record is generated from [`Soa`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone {
+    /// The zone apex, e.g. `example.test` (a trailing dot is optional).
+    pub origin: String,
+    /// Start-of-authority parameters.
+    pub soa: Soa,
+    /// All other records (NS, A, ...), each with its own TTL.
+    pub records: Vec<RecordSpec>,
+}
+
+impl Zone {
+    /// An empty zone with the given origin and SOA.
+    pub fn new(origin: impl Into<String>, soa: Soa) -> Self {
+        Self {
+            origin: origin.into(),
+            soa,
+            records: Vec::new(),
+        }
+    }
+
+    /// Adds one record; returns the zone for chaining.
+    pub fn record(mut self, name: impl Into<String>, ttl: u32, value: RecordValue) -> Self {
+        self.records.push(RecordSpec::new(name, ttl, value));
+        self
+    }
+}
+
+/// Parses a zone origin (always absolute, trailing dot optional).
+///
+/// # Errors
+///
+/// [`ZoneError::InvalidName`] if the text is not a valid domain name.
+pub(crate) fn parse_origin(origin: &str) -> Result<Name, ZoneError> {
+    let text = if origin.ends_with('.') {
+        origin.to_owned()
+    } else {
+        format!("{origin}.")
+    };
+    Name::from_ascii(&text).map_err(|source| ZoneError::InvalidName {
+        name: origin.to_owned(),
+        origin: ".".to_owned(),
+        source,
+    })
+}
+
+/// Resolves a possibly relative name against `origin`: `@` and `""` are the origin itself,
+/// a trailing dot makes a name absolute, anything else is appended to the origin.
+///
+/// # Errors
+///
+/// [`ZoneError::InvalidName`] if the text is not a valid domain name or the result is too long.
+pub(crate) fn resolve_name(name: &str, origin: &Name) -> Result<Name, ZoneError> {
+    let invalid = |source| ZoneError::InvalidName {
+        name: name.to_owned(),
+        origin: origin.to_string(),
+        source,
+    };
+    if name.is_empty() || name == "@" {
+        return Ok(origin.clone());
+    }
+    let parsed = Name::from_ascii(name).map_err(invalid)?;
+    if parsed.is_fqdn() {
+        Ok(parsed)
+    } else {
+        parsed.append_domain(origin).map_err(invalid)
+    }
+}
+
+/// Builds the SOA record of a zone with the given serial.
+pub(crate) fn soa_record(origin: &Name, soa: &Soa) -> Result<Record, ZoneError> {
+    let data = SOA::new(
+        resolve_name(&soa.mname, origin)?,
+        resolve_name(&soa.rname, origin)?,
+        soa.serial,
+        soa.refresh,
+        soa.retry,
+        soa.expire,
+        soa.minimum,
+    );
+    Ok(Record::from_rdata(origin.clone(), soa.ttl, RData::SOA(data)))
+}
+
+/// Expands one record value at `owner` into wire records.
+///
+/// `only` restricts the expansion to one type: a [`RecordValue::Host`] then yields only the
+/// addresses of that family, and any other value must be of that type.
+///
+/// # Errors
+///
+/// [`ZoneError::UnknownHost`], [`ZoneError::NoAddressForHost`], [`ZoneError::KindMismatch`] or
+/// [`ZoneError::InvalidName`] for a bad target name.
+pub(crate) fn expand(
+    owner: &Name,
+    ttl: u32,
+    value: &RecordValue,
+    origin: &Name,
+    hosts: &HostAddrs,
+    only: Option<RecordKind>,
+) -> Result<Vec<Record>, ZoneError> {
+    let record = |data: RData| Record::from_rdata(owner.clone(), ttl, data);
+    if let (Some(want), Some(have)) = (only, value.kind()) {
+        if want != have {
+            return Err(ZoneError::KindMismatch {
+                name: owner.to_string(),
+                kind: want.to_string(),
+                value: value.describe(),
+            });
+        }
+    }
+    let out = match value {
+        RecordValue::A(ip) => vec![record(RData::A(A(*ip)))],
+        RecordValue::Aaaa(ip) => vec![record(RData::AAAA(AAAA(*ip)))],
+        RecordValue::Ns(target) => vec![record(RData::NS(NS(resolve_name(target, origin)?)))],
+        RecordValue::Cname(target) => {
+            vec![record(RData::CNAME(CNAME(resolve_name(target, origin)?)))]
+        }
+        RecordValue::Ptr(target) => vec![record(RData::PTR(PTR(resolve_name(target, origin)?)))],
+        RecordValue::Txt(strings) => vec![record(RData::TXT(TXT::new(strings.clone())))],
+        RecordValue::Srv {
+            priority,
+            weight,
+            port,
+            target,
+        } => vec![record(RData::SRV(SRV::new(
+            *priority,
+            *weight,
+            *port,
+            resolve_name(target, origin)?,
+        )))],
+        RecordValue::Host(host) => {
+            let addrs = hosts.get(host).ok_or_else(|| ZoneError::UnknownHost {
+                host: host.clone(),
+                name: owner.to_string(),
+            })?;
+            let out: Vec<Record> = addrs
+                .iter()
+                .filter_map(|ip| match (ip, only) {
+                    (IpAddr::V4(v4), None | Some(RecordKind::A)) => Some(record(RData::A(A(*v4)))),
+                    (IpAddr::V6(v6), None | Some(RecordKind::Aaaa)) => {
+                        Some(record(RData::AAAA(AAAA(*v6))))
+                    }
+                    _ => None,
+                })
+                .collect();
+            match only {
+                Some(kind @ (RecordKind::A | RecordKind::Aaaa)) if out.is_empty() => {
+                    return Err(ZoneError::NoAddressForHost {
+                        host: host.clone(),
+                        name: owner.to_string(),
+                        kind: kind.to_string(),
+                    })
+                }
+                Some(kind) if kind != RecordKind::A && kind != RecordKind::Aaaa => {
+                    return Err(ZoneError::KindMismatch {
+                        name: owner.to_string(),
+                        kind: kind.to_string(),
+                        value: value.describe(),
+                    })
+                }
+                _ => {}
+            }
+            out
+        }
+    };
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin() -> Name {
+        parse_origin("example.test").expect("valid origin")
+    }
+
+    #[test]
+    fn relative_absolute_and_apex_names_resolve_against_the_origin() {
+        let o = origin();
+        assert_eq!(resolve_name("@", &o).unwrap().to_string(), "example.test.");
+        assert_eq!(resolve_name("", &o).unwrap().to_string(), "example.test.");
+        assert_eq!(resolve_name("www", &o).unwrap().to_string(), "www.example.test.");
+        assert_eq!(resolve_name("a.b", &o).unwrap().to_string(), "a.b.example.test.");
+        assert_eq!(resolve_name("other.org.", &o).unwrap().to_string(), "other.org.");
+    }
+
+    #[test]
+    fn host_value_expands_to_a_and_aaaa_per_address() {
+        let o = origin();
+        let hosts: HostAddrs = [(
+            "web".to_owned(),
+            vec!["192.0.2.2".parse().unwrap(), "2001:db8::2".parse().unwrap()],
+        )]
+        .into();
+        let owner = resolve_name("app", &o).unwrap();
+        let all = expand(&owner, 30, &RecordValue::Host("web".into()), &o, &hosts, None).unwrap();
+        let text: Vec<String> = all.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            vec![
+                "app.example.test. 30 IN A 192.0.2.2",
+                "app.example.test. 30 IN AAAA 2001:db8::2"
+            ]
+        );
+        let v6 = expand(
+            &owner,
+            30,
+            &RecordValue::Host("web".into()),
+            &o,
+            &hosts,
+            Some(RecordKind::Aaaa),
+        )
+        .unwrap();
+        assert_eq!(v6.len(), 1);
+        assert_eq!(v6[0].record_type(), RecordType::AAAA);
+    }
+
+    #[test]
+    fn unknown_host_is_an_error_naming_host_and_owner() {
+        let o = origin();
+        let owner = resolve_name("app", &o).unwrap();
+        let err = expand(&owner, 30, &RecordValue::Host("db".into()), &o, &HostAddrs::new(), None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "expand host \"db\" for app.example.test. (not in the host-address map)"
+        );
+    }
+
+    #[test]
+    fn negative_ttl_is_min_of_soa_ttl_and_minimum() {
+        let mut soa = Soa::new("ns", "hostmaster");
+        soa.ttl = 3600;
+        soa.minimum = 30;
+        assert_eq!(soa.negative_ttl(), 30);
+        soa.ttl = 20;
+        assert_eq!(soa.negative_ttl(), 20);
+    }
+}
