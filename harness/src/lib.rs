@@ -51,3 +51,8 @@ pub use output::{Line, Stream};
 pub use process::{Command, Exit, Process};
 pub use profile::Profile;
 pub use spec::HostSpec;
+
+/// The README's examples, compiled as doctests so they stay true.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
