@@ -201,7 +201,7 @@ async fn faults() -> Result<(), String> {
     let f = dns.faults();
     let blue = FaultTarget::Name("blue.example.test".into());
     for (fault, status) in [(Fault::ServFail, "SERVFAIL"), (Fault::NxDomain, "NXDOMAIN"), (Fault::Refused, "REFUSED")] {
-        f.set(&blue, fault.clone()).map_err(err)?;
+        f.set(&blue, fault).map_err(err)?;
         let d = dig(&client, &["blue.example.test", "A"]).await?;
         ensure!(d.status == status, "fault {fault:?}: dig status {}, expected {status}\n{}", d.status, d.raw);
     }
@@ -220,7 +220,7 @@ async fn faults() -> Result<(), String> {
     ensure!(d.status == "NOERROR" && took >= Duration::from_millis(1200), "delay: answered {} after {took:?}", d.status);
 
     for fault in [Fault::Truncate, Fault::TcpOnly] {
-        f.set(&blue, fault.clone()).map_err(err)?;
+        f.set(&blue, fault).map_err(err)?;
         let since = dns.log().now();
         let p = client.run(Command::new("dig").args(["+tries=1", "+time=2", "blue.example.test", "A"]), T).await.map_err(err)?;
         let out = p.stdout();

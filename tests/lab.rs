@@ -277,7 +277,15 @@ async fn stop_tree() -> Result<(), String> {
     // Ignores SIGTERM and leaves a double-forked daemon behind: both must go.
     let p = h.spawn(Command::shell("trap '' TERM; (sleep 600 &); echo ready; sleep 600").name("stubborn")).await.map_err(err)?;
     p.wait_for_line(&regex::Regex::new("^ready$").unwrap(), T).await.map_err(err)?;
-    let tree = descendants(p.pid());
+    // The backgrounded sleep may still be starting when "ready" is printed.
+    let mut tree = descendants(p.pid());
+    for _ in 0..100 {
+        if tree.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        tree = descendants(p.pid());
+    }
     ensure!(tree.len() >= 3, "expected sh, sleep and the daemon sleep under the init, got {tree:?}");
     let t = Instant::now();
     let exit = p.stop(Duration::from_millis(300)).await;
@@ -477,9 +485,10 @@ mod child {
 
     async fn hold(mode: &str) -> Result<u8, String> {
         let lab = Lab::builder().hosts(["a", "b"]).build().await.map_err(err)?;
+        let up = regex::Regex::new("up").unwrap();
         for h in lab.hosts() {
             let p = h.spawn(Command::shell("(sleep 600 &); sleep 600 & echo up; wait")).await.map_err(err)?;
-            p.wait_for_line(&regex::Regex::new("up").unwrap(), T).await.map_err(err)?;
+            p.wait_for_line(&up, T).await.map_err(err)?;
         }
         let _sock = lab.host("a").map_err(err)?.bind_tcp("192.0.2.1:1".parse().unwrap()).await.ok();
         let mut pids: Vec<u32> = lab.process_ids();

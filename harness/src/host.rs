@@ -18,6 +18,14 @@ use crate::profile::Profile;
 use crate::sysctl;
 use crate::sys;
 
+/// One of a host's own /etc files: where the lab keeps it, its content, what it covers.
+#[derive(Debug, Clone)]
+pub(crate) struct EtcFile {
+    pub(crate) path: PathBuf,
+    pub(crate) text: String,
+    pub(crate) target: &'static str,
+}
+
 /// A lab host. Cheap to clone; valid until its lab is torn down.
 #[derive(Clone)]
 pub struct Host {
@@ -33,7 +41,9 @@ pub(crate) struct HostInner {
     pub(crate) ifindex: u32,
     pub(crate) slot: SlotAddrs,
     pub(crate) dir: PathBuf,
-    pub(crate) etc: Vec<(PathBuf, &'static str)>,
+    pub(crate) etc: Vec<EtcFile>,
+    /// Whether the host's directory and /etc files exist yet (made on the first spawn).
+    pub(crate) etc_written: Mutex<bool>,
     pub(crate) registry: Arc<Registry>,
     pub(crate) epoch: Instant,
     pub(crate) diag: Mutex<Option<netlink_sys::Socket>>,
@@ -93,7 +103,7 @@ impl Host {
         &self.inner.ns
     }
 
-    /// Its artifact directory (output logs, /etc files under `etc/`).
+    /// Its artifact directory (output logs, /etc files under `etc/`), made on its first spawn.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
     }
@@ -114,13 +124,14 @@ impl Host {
             if *n == 1 { base } else { format!("{base}.{n}") }
         };
         let spawn_err = |source| Error::Spawn { host: h.name.clone(), program: cmd.program.to_string_lossy().into_owned(), source };
+        self.write_etc()?;
         let binds = h
             .etc
             .iter()
-            .map(|(src, dst)| {
+            .map(|f| {
                 Ok(sys::BindMount {
-                    source: CString::new(src.as_os_str().as_bytes())?,
-                    target: CString::new(*dst)?,
+                    source: CString::new(f.path.as_os_str().as_bytes())?,
+                    target: CString::new(f.target)?,
                 })
             })
             .collect::<std::result::Result<Vec<_>, std::ffi::NulError>>()
@@ -131,6 +142,21 @@ impl Host {
         let p = Process::supervise(spawned, &h.name, name, output, h.epoch);
         h.registry.add(p.shared.clone());
         Ok(p)
+    }
+
+    /// Creates the host's directory and /etc files if they do not exist yet.
+    fn write_etc(&self) -> Result<()> {
+        let mut done = self.inner.etc_written.lock().unwrap_or_else(|e| e.into_inner());
+        if *done {
+            return Ok(());
+        }
+        let etc = self.inner.dir.join("etc");
+        std::fs::create_dir_all(&etc).map_err(|source| Error::File { op: "create", path: etc.clone(), source })?;
+        for f in &self.inner.etc {
+            std::fs::write(&f.path, &f.text).map_err(|source| Error::File { op: "write", path: f.path.clone(), source })?;
+        }
+        *done = true;
+        Ok(())
     }
 
     /// Runs `cmd` to completion and returns it (with its exit and output).

@@ -12,7 +12,7 @@ use crate::error::{Error, Result, TeardownError};
 use crate::dns::DnsServer;
 use crate::etc;
 use crate::lab_dns::{self, LabDns};
-use crate::host::{Host, HostInner};
+use crate::host::{EtcFile, Host, HostInner};
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
 use crate::plan::{self, SlotAddrs};
@@ -64,7 +64,7 @@ struct Planned {
     slot: SlotAddrs,
     sysctls: Vec<(PathBuf, Sysctl)>,
     dir: PathBuf,
-    etc: Vec<(PathBuf, &'static str)>,
+    etc: Vec<EtcFile>,
 }
 
 impl LabBuilder {
@@ -178,7 +178,7 @@ impl LabBuilder {
             .tempdir_in(&root)
             .map_err(|source| Error::File { op: "create artifact directory in", path: root.clone(), source })?;
         let mut planned = self.plan(&name, artifacts.path())?;
-        self.write_etc(&mut planned)?;
+        self.plan_etc(&mut planned);
         let epoch = Instant::now();
         let registry = Arc::new(Registry::default());
         let rt = tokio::runtime::Handle::current();
@@ -263,6 +263,7 @@ impl LabBuilder {
                         slot: p.slot,
                         dir: p.dir,
                         etc: p.etc,
+                        etc_written: Mutex::new(false),
                         registry,
                         epoch,
                         diag: Mutex::new(None),
@@ -299,7 +300,10 @@ impl LabBuilder {
         })
     }
 
-    fn write_etc(&self, planned: &mut [Planned]) -> Result<()> {
+    /// Decides each host's /etc files. They are written on the host's first spawn, so a lab that
+    /// runs no program in a host costs no file system work for it (directory removal alone can
+    /// take milliseconds on a busy disk).
+    fn plan_etc(&self, planned: &mut [Planned]) {
         let entries: Vec<(String, Vec<std::net::IpAddr>)> = if self.hosts_entries {
             planned
                 .iter()
@@ -331,14 +335,8 @@ impl LabBuilder {
             if let Some(g) = &p.spec.gai_conf {
                 files.push(("gai.conf", g.clone(), "/etc/gai.conf"));
             }
-            std::fs::create_dir_all(&etc_dir).map_err(|source| Error::File { op: "create", path: etc_dir.clone(), source })?;
-            for (file, text, target) in files {
-                let path = etc_dir.join(file);
-                std::fs::write(&path, text).map_err(|source| Error::File { op: "write", path: path.clone(), source })?;
-                p.etc.push((path, target));
-            }
+            p.etc = files.into_iter().map(|(file, text, target)| EtcFile { path: etc_dir.join(file), text, target }).collect();
         }
-        Ok(())
     }
 }
 

@@ -88,7 +88,7 @@ pub(crate) async fn start(cfg: &LabDns, lab: &str, host: &Host, hosts: &[Host], 
     }
     let mut options = DnsOptions::new(epoch);
     options.hosts = hosts.iter().map(|h| (h.name().to_string(), h.addrs())).collect::<HostAddrs>();
-    options.dns64 = cfg.dns64.clone();
+    options.dns64 = cfg.dns64;
     let mut zones = cfg.zones.clone();
     if !zones.iter().any(|z| z.origin.trim_end_matches('.') == LAB_DOMAIN) {
         zones.push(lab_zone(host.name(), hosts));

@@ -113,13 +113,11 @@ impl Netlink {
     /// Whether `addr` on `index` is still tentative (duplicate address detection running).
     pub(crate) async fn is_tentative(&self, index: u32, addr: IpAddr) -> NlResult<Option<bool>> {
         let mut list = self.handle.address().get().set_link_index_filter(index).set_address_filter(addr).execute();
-        while let Some(msg) = list.try_next().await? {
-            let flags = msg.attributes.iter().find_map(|a| match a {
-                AddressAttribute::Flags(f) => Some(*f),
-                _ => None,
-            });
-            return Ok(Some(flags.is_some_and(|f| f.contains(AddressFlags::Tentative))));
-        }
-        Ok(None)
+        let Some(msg) = list.try_next().await? else { return Ok(None) };
+        let flags = msg.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Flags(f) => Some(*f),
+            _ => None,
+        });
+        Ok(Some(flags.is_some_and(|f| f.contains(AddressFlags::Tentative))))
     }
 }
