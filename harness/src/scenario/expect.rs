@@ -1,0 +1,431 @@
+//! `[[expect]]`: what must be observed, each checked and reported on its own, optionally only
+//! in some profiles.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use toml::de::DeValue;
+
+use super::decode::{int_of, Doc, Result, Str, Table, Val};
+use super::duration::format_duration;
+use super::known::{opt_regex, refer, regex, Known};
+use super::values::{ConnectTarget, Errno, ListenSpec};
+use crate::profile::Profile;
+
+/// How long a `connect` expectation waits for the connection, unless `timeout` says otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+const COMMON_KEYS: &[&str] = &["kind", "name", "profiles"];
+const KINDS: &str = "exit, output, bind-error, listening, connect, line-within, no-line";
+
+/// One expectation.
+#[derive(Debug, Clone)]
+pub struct Expectation {
+    /// A name for reports, when given.
+    pub name: Option<String>,
+    /// Only checked in these profiles; `None`: in every profile of the scenario.
+    pub profiles: Option<Vec<Profile>>,
+    /// What is checked.
+    pub check: Check,
+}
+
+impl Expectation {
+    /// Whether it is checked in a trial with `profile`.
+    pub fn applies_to(&self, profile: Profile) -> bool {
+        self.profiles.as_ref().is_none_or(|ps| ps.contains(&profile))
+    }
+
+    /// How reports name it: its `name`, or a sentence made from the check.
+    pub fn description(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.check.to_string())
+    }
+}
+
+/// What an expectation checks.
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// The service has exited (by the end of the trial), with this code / success when given.
+    Exit {
+        /// The service.
+        service: String,
+        /// Exact exit code.
+        code: Option<i32>,
+        /// Whether it exited with status 0 (`false`: non-zero or killed by a signal).
+        success: Option<bool>,
+    },
+    /// The service's output matches (and/or does not match) a regex.
+    Output {
+        /// The service.
+        service: String,
+        /// Which stream.
+        stream: OutputStream,
+        /// Some line must match.
+        matches: Option<regex::Regex>,
+        /// No line may match.
+        not_matches: Option<regex::Regex>,
+    },
+    /// The service failed to bind a socket with this errno (and printed `message`, when given).
+    BindError {
+        /// The service.
+        service: String,
+        /// The errno of the failed bind.
+        errno: Errno,
+        /// Text that must appear in its output.
+        message: Option<String>,
+    },
+    /// What is listening in the service's host (the service's own sockets) or in a host.
+    Listening {
+        /// Whose sockets.
+        target: ListenTarget,
+        /// Sockets that must be there.
+        on: Vec<ListenSpec>,
+        /// Whether no other listening socket may be there.
+        exactly: bool,
+    },
+    /// A TCP connect from a host to a target has this result.
+    Connect {
+        /// The host connecting.
+        from: String,
+        /// Where to.
+        to: ConnectTarget,
+        /// Which address of a named host; `None`: its first address (IPv4 if it has one).
+        family: Option<ConnectFamily>,
+        /// The outcome that must be seen.
+        result: ConnectResult,
+        /// How long a connect may take.
+        timeout: Duration,
+    },
+    /// A line matching a regex appears within `within` after a step (and not before `min`).
+    LineWithin {
+        /// The service.
+        service: String,
+        /// The line.
+        matches: regex::Regex,
+        /// The named step the window starts at (when it ended).
+        after: String,
+        /// End of the window.
+        within: Duration,
+        /// Start of the window; `None`: right at the step.
+        min: Option<Duration>,
+    },
+    /// No line matching a regex appears for `duration` after a step.
+    NoLine {
+        /// The service.
+        service: String,
+        /// The line.
+        matches: regex::Regex,
+        /// The named step the window starts at.
+        after: String,
+        /// Length of the window.
+        duration: Duration,
+    },
+}
+
+/// Whose listening sockets a `listening` expectation looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenTarget {
+    /// Sockets owned by the service's processes.
+    Service(String),
+    /// Every socket in the host.
+    Host(String),
+}
+
+/// Which output stream an `output` expectation reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+    /// Either (default).
+    #[default]
+    Both,
+}
+
+/// Which address of a named host a `connect` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectFamily {
+    /// Its IPv4 address.
+    Ipv4,
+    /// Its global IPv6 address.
+    Ipv6,
+    /// Its link-local address, scoped to the connecting host's interface.
+    LinkLocal,
+}
+
+/// The outcome of a `connect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectResult {
+    /// Connected.
+    Ok,
+    /// No answer within the timeout.
+    Timeout,
+    /// Failed with this errno.
+    Errno(Errno),
+}
+
+impl fmt::Display for ConnectResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ok => f.write_str("ok"),
+            Self::Timeout => f.write_str("timeout"),
+            Self::Errno(e) => write!(f, "{}", e.name),
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Check::Exit { service, code, success } => {
+                write!(f, "service {service} exits")?;
+                match (code, success) {
+                    (Some(c), _) => write!(f, " with code {c}"),
+                    (None, Some(true)) => f.write_str(" successfully"),
+                    (None, Some(false)) => f.write_str(" unsuccessfully"),
+                    (None, None) => Ok(()),
+                }
+            }
+            Check::Output { service, stream, matches, not_matches } => {
+                let s = match stream {
+                    OutputStream::Stdout => "stdout",
+                    OutputStream::Stderr => "stderr",
+                    OutputStream::Both => "output",
+                };
+                write!(f, "{s} of service {service}")?;
+                if let Some(m) = matches {
+                    write!(f, " matches {:?}", m.as_str())?;
+                }
+                if let Some(n) = not_matches {
+                    write!(f, "{} does not match {:?}", if matches.is_some() { " and" } else { "" }, n.as_str())?;
+                }
+                Ok(())
+            }
+            Check::BindError { service, errno, message } => {
+                write!(f, "service {service} fails to bind with {errno}")?;
+                if let Some(m) = message {
+                    write!(f, " and prints {m:?}")?;
+                }
+                Ok(())
+            }
+            Check::Listening { target, on, exactly } => {
+                match target {
+                    ListenTarget::Service(s) => write!(f, "service {s} listens on ")?,
+                    ListenTarget::Host(h) => write!(f, "host {h} listens on ")?,
+                }
+                let list: Vec<&str> = on.iter().map(|l| l.as_str()).collect();
+                write!(f, "{}{}", list.join(", "), if *exactly { " and nothing else" } else { "" })
+            }
+            Check::Connect { from, to, family, result, timeout } => {
+                let to = match to {
+                    ConnectTarget::Host { host, port } => format!("{host}:{port}"),
+                    ConnectTarget::Addr { ip, scope: Some(s), port } => format!("[{ip}%{s}]:{port}"),
+                    ConnectTarget::Addr { ip, scope: None, port } => std::net::SocketAddr::new(*ip, *port).to_string(),
+                };
+                write!(f, "connect from {from} to {to}")?;
+                if let Some(fam) = family {
+                    let n = match fam {
+                        ConnectFamily::Ipv4 => "IPv4",
+                        ConnectFamily::Ipv6 => "IPv6",
+                        ConnectFamily::LinkLocal => "link-local",
+                    };
+                    write!(f, " over {n}")?;
+                }
+                match result {
+                    ConnectResult::Ok => write!(f, " succeeds within {}", format_duration(*timeout)),
+                    ConnectResult::Timeout => write!(f, " gets no answer within {}", format_duration(*timeout)),
+                    ConnectResult::Errno(e) => write!(f, " fails with {e}"),
+                }
+            }
+            Check::LineWithin { service, matches, after, within, min } => {
+                write!(f, "service {service} prints a line matching {:?} ", matches.as_str())?;
+                match min {
+                    Some(m) => write!(f, "between {} and {} after step {after}", format_duration(*m), format_duration(*within)),
+                    None => write!(f, "within {} after step {after}", format_duration(*within)),
+                }
+            }
+            Check::NoLine { service, matches, after, duration } => {
+                write!(f, "service {service} prints no line matching {:?} for {} after step {after}", matches.as_str(), format_duration(*duration))
+            }
+        }
+    }
+}
+
+fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "exit" => &["service", "code", "success"],
+        "output" => &["service", "stream", "matches", "not_matches"],
+        "bind-error" => &["service", "errno", "message"],
+        "listening" => &["service", "host", "on", "exactly"],
+        "connect" => &["from", "to", "family", "result", "timeout"],
+        "line-within" => &["service", "matches", "after", "within", "min"],
+        "no-line" => &["service", "matches", "after", "for"],
+        _ => return None,
+    })
+}
+
+/// Reads `[[expect]]`.
+pub(crate) fn decode_expectations(doc: &Doc<'_>, items: Vec<Val<'_>>, known: &Known) -> Result<Vec<Expectation>> {
+    let mut out = Vec::new();
+    for (i, v) in items.into_iter().enumerate() {
+        let mut t = Table::new(doc, format!("expectation {}", i + 1), v, "a table written [[expect]]")?;
+        let kind = t.req_str("kind", &format!("\"<one of {KINDS}>\""))?;
+        let keys = kind_keys(&kind.value).ok_or_else(|| t.bad("kind", &kind.span, format!("{:?} is not a kind of expectation; expected one of {KINDS}", kind.value)))?;
+        t.what = format!("expectation {} ({})", i + 1, kind.value);
+        let allowed: Vec<&str> = COMMON_KEYS.iter().chain(keys).copied().collect();
+        t.check_keys(&allowed)?;
+        let name = t.str("name")?.map(|s| s.value);
+        let profiles = match t.str_list("profiles", "an array of profile names such as [\"ipv6-only\"]")? {
+            None => None,
+            Some((span, list)) => {
+                if list.is_empty() {
+                    return Err(t.bad("profiles", &span, "the array is empty; expected at least one profile of the scenario"));
+                }
+                Some(list.iter().map(|s| profile_of_scenario(&t, s, known)).collect::<Result<Vec<_>>>()?)
+            }
+        };
+        let check = decode_check(&mut t, &kind.value, known)?;
+        out.push(Expectation { name, profiles, check });
+    }
+    Ok(out)
+}
+
+fn profile_of_scenario(t: &Table<'_, '_>, s: &Str, known: &Known) -> Result<Profile> {
+    let p = Profile::from_str(&s.value).map_err(|e| t.bad("profiles", &s.span, e))?;
+    if !known.profiles.contains(&p) {
+        let have: Vec<&str> = known.profiles.iter().map(|p| p.name()).collect();
+        return Err(t.bad("profiles", &s.span, format!("profile {:?} is not among the scenario's profiles; expected one of {}", s.value, have.join(", "))));
+    }
+    Ok(p)
+}
+
+fn decode_check(t: &mut Table<'_, '_>, kind: &str, known: &Known) -> Result<Check> {
+    let service = |t: &mut Table<'_, '_>| -> Result<String> {
+        let s = t.req_str("service", "\"<a declared service>\"")?;
+        refer(t, "service", &s, "service", &known.services)
+    };
+    let step = |t: &mut Table<'_, '_>| -> Result<String> {
+        let s = t.req_str("after", "\"<the name of a timeline step>\"")?;
+        refer(t, "after", &s, "step", &known.steps)
+    };
+    let required_regex = |t: &mut Table<'_, '_>, key: &str| -> Result<regex::Regex> {
+        let s = t.req_str(key, "\"<regex>\"")?;
+        regex(t, key, &s)
+    };
+    Ok(match kind {
+        "exit" => {
+            let service = service(t)?;
+            let code_span = t.key_span("code");
+            let code = t.int("code", 0..=255)?.map(|n| n as i32);
+            let success = t.bool("success")?;
+            if let (Some(c), Some(s), Some(span)) = (code, success, code_span) {
+                if (c == 0) != s {
+                    return Err(t.bad("code", &span, format!("code = {c} contradicts success = {s}; expected one of them, or values that agree")));
+                }
+            }
+            Check::Exit { service, code, success }
+        }
+        "output" => {
+            let service = service(t)?;
+            let stream = match t.str("stream")? {
+                None => OutputStream::Both,
+                Some(s) => match s.value.as_str() {
+                    "stdout" => OutputStream::Stdout,
+                    "stderr" => OutputStream::Stderr,
+                    "both" => OutputStream::Both,
+                    other => return Err(t.bad("stream", &s.span, format!("{other:?} is not a stream; expected \"stdout\", \"stderr\" or \"both\""))),
+                },
+            };
+            let matches = opt_regex(t, "matches")?;
+            let not_matches = opt_regex(t, "not_matches")?;
+            if matches.is_none() && not_matches.is_none() {
+                return Err(t.doc.err(&t.span, format!("{} has neither matches nor not_matches; expected at least one of them", t.what)));
+            }
+            Check::Output { service, stream, matches, not_matches }
+        }
+        "bind-error" => {
+            let service = service(t)?;
+            let v = t.required("errno", "\"EADDRINUSE\" (a name or a number)")?;
+            let errno = match v.get_ref() {
+                DeValue::String(s) => Errno::from_name(s),
+                other => match int_of(other) {
+                    Some(Some(n)) => Errno::from_number(n),
+                    _ => return Err(t.wrong("errno", &v, "an errno name such as \"EADDRINUSE\" or a number")),
+                },
+            }
+            .map_err(|e| t.bad("errno", &v.span(), e))?;
+            Check::BindError { service, errno, message: t.str("message")?.map(|s| s.value) }
+        }
+        "listening" => {
+            let target = match (t.str("service")?, t.str("host")?) {
+                (Some(_), Some(h)) => return Err(t.doc.err(&h.span, format!("{} has both service and host; expected only one of them", t.what))),
+                (None, None) => return Err(t.doc.err(&t.span, format!("{} has neither service nor host; expected service = \"<service>\" or host = \"<host>\"", t.what))),
+                (Some(s), None) => ListenTarget::Service(refer(t, "service", &s, "service", &known.services)?),
+                (None, Some(h)) => ListenTarget::Host(refer(t, "host", &h, "host", &known.hosts)?),
+            };
+            let (span, list) = t.str_list("on", "an array of sockets such as [\"tcp:0.0.0.0:8000\", \"tcp:[::]:8000 v6only\"]")?.ok_or_else(|| t.missing("on", "[\"tcp:[::]:8000\"]"))?;
+            let exactly = t.bool("exactly")?.unwrap_or(false);
+            if list.is_empty() && !exactly {
+                return Err(t.bad("on", &span, "the array is empty; expected at least one socket (or exactly = true to say nothing listens)"));
+            }
+            let on = list.iter().map(|s| ListenSpec::parse(&s.value).map_err(|e| t.bad("on", &s.span, e))).collect::<Result<Vec<_>>>()?;
+            Check::Listening { target, on, exactly }
+        }
+        "connect" => {
+            let from_s = t.req_str("from", "\"<a declared host>\"")?;
+            let from = refer(t, "from", &from_s, "host", &known.hosts)?;
+            let to_s = t.req_str("to", "\"web:8000\"")?;
+            let to = ConnectTarget::parse(&to_s.value).map_err(|e| t.bad("to", &to_s.span, e))?;
+            if let ConnectTarget::Host { host, .. } = &to {
+                let h = Str { value: host.clone(), span: to_s.span.clone() };
+                refer(t, "to", &h, "host", &known.hosts)?;
+            }
+            let family = match t.str("family")? {
+                None => None,
+                Some(s) => {
+                    if matches!(to, ConnectTarget::Addr { .. }) {
+                        return Err(t.bad("family", &s.span, format!("family is given with an address in to = {:?}; expected family only with a host name such as \"web:8000\"", to_s.value)));
+                    }
+                    Some(match s.value.as_str() {
+                        "ipv4" => ConnectFamily::Ipv4,
+                        "ipv6" => ConnectFamily::Ipv6,
+                        "link-local" => ConnectFamily::LinkLocal,
+                        other => return Err(t.bad("family", &s.span, format!("{other:?} is not a family; expected \"ipv4\", \"ipv6\" or \"link-local\""))),
+                    })
+                }
+            };
+            let r = t.req_str("result", "\"ok\", \"timeout\" or an errno name such as \"ECONNREFUSED\"")?;
+            let result = match r.value.as_str() {
+                "ok" => ConnectResult::Ok,
+                "timeout" => ConnectResult::Timeout,
+                other => ConnectResult::Errno(Errno::from_name(other).map_err(|e| {
+                    t.bad("result", &r.span, format!("{e}; or \"ok\" or \"timeout\""))
+                })?),
+            };
+            Check::Connect { from, to, family, result, timeout: t.positive_duration("timeout")?.unwrap_or(DEFAULT_CONNECT_TIMEOUT) }
+        }
+        "line-within" => {
+            let service = service(t)?;
+            let matches = required_regex(t, "matches")?;
+            let after = step(t)?;
+            let within_span = t.key_span("within");
+            let within = t.positive_duration("within")?.ok_or_else(|| t.missing("within", "\"6s\""))?;
+            let min = t.duration("min")?;
+            if let (Some(m), Some(span)) = (min, within_span) {
+                if m >= within {
+                    return Err(t.bad("within", &span, format!("{} is not after min = {}; expected within > min", format_duration(within), format_duration(m))));
+                }
+            }
+            Check::LineWithin { service, matches, after, within, min }
+        }
+        "no-line" => {
+            let service = service(t)?;
+            let matches = required_regex(t, "matches")?;
+            let after = step(t)?;
+            let duration = t.positive_duration("for")?.ok_or_else(|| t.missing("for", "\"20s\""))?;
+            Check::NoLine { service, matches, after, duration }
+        }
+        _ => unreachable!("kinds are checked by kind_keys"),
+    })
+}
