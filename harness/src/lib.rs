@@ -37,6 +37,7 @@ pub mod output;
 pub mod plan;
 pub mod process;
 pub mod profile;
+pub mod runner;
 pub mod scenario;
 pub mod spec;
 pub mod sysctl;

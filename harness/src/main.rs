@@ -1,12 +1,29 @@
 //! The `nslab` command: a thin layer over the library (arguments, output, exit codes).
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use nslab::runner::{self, Outcome, RunOptions, TrialResult};
 use nslab::Profile;
 
+/// Reproduce network-environment bugs in isolated Linux network namespaces.
+///
+/// A scenario file (TOML, see scenarios/README.md) describes an incident: hosts in an
+/// address-family profile (ipv4-only, dual-stack, ipv6-only, link-local-only), a DNS server with
+/// zones, the real programs to run, what happens over time (a CNAME swap, a link going down) and
+/// what must be observed (an errno, a log line, which target a client reached, within how long).
+/// Each scenario runs once per profile it lists.
+///
+/// Examples:
+///   nslab validate scenarios/                 check every file (no privileges needed)
+///   nslab list scenarios/                     the trials they make
+///   sudo nslab run scenarios/stale-dns        run them; exit 0 only if every expectation held
+///   sudo nslab run x.toml --profile ipv6-only --keep --json out.json --junit junit.xml
+///   sudo nslab demo                           what connects and what fails, per profile
 #[derive(Parser)]
-#[command(name = "nslab", version, about = "Network-namespace labs for reproducing network-environment bugs")]
+#[command(name = "nslab", version, verbatim_doc_comment)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -14,6 +31,42 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run scenarios (files or folders) and report every expectation.
+    Run {
+        /// Scenario files or folders (folders are searched for *.toml, skipping invalid/).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Only these profiles (repeatable; default: each scenario's own list).
+        #[arg(long = "profile", value_parser = parse_profile)]
+        profiles: Vec<Profile>,
+        /// Keep the artifacts of passing trials too (failing ones are always kept).
+        #[arg(long)]
+        keep: bool,
+        /// Write a JUnit XML report here.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Write a JSON report here (schema in scenarios/README.md).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// How many trials run at once.
+        #[arg(long, short = 'j', default_value_t = 8)]
+        jobs: usize,
+        /// Fail trials whose required programs are missing instead of ignoring them.
+        #[arg(long, env = "NSLAB_REQUIRE_ALL", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+        require_all: bool,
+    },
+    /// List the trials scenarios make, one name per line.
+    List {
+        /// Scenario files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Check scenario files without running them (no privileges needed).
+    Validate {
+        /// Scenario files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Build a lab in each profile and show what connects and what fails.
     Demo {
         /// Only these profiles (default: all).
@@ -26,36 +79,145 @@ fn parse_profile(s: &str) -> Result<Profile, String> {
     s.parse::<Profile>().map_err(|e| e.to_string())
 }
 
+struct Paint {
+    on: bool,
+}
+
+impl Paint {
+    fn color(&self, code: &str, text: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NSLAB_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NSLAB_LOG").unwrap_or_else(|_| "warn,hickory_server=error".into()))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("nslab: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+    let paint = Paint { on: std::io::stdout().is_terminal() };
+    match cli.cmd {
+        Cmd::Validate { paths } => {
+            let (trials, errors) = runner::collect(&paths, &[]);
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            println!("{} scenario trial(s) valid, {} file(s) with errors", trials.len(), errors.len());
+            if errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
         }
-    };
-    let res: anyhow::Result<()> = rt.block_on(async {
-        match cli.cmd {
-            Cmd::Demo { profiles } => {
-                let profiles = if profiles.is_empty() { Profile::ALL.to_vec() } else { profiles };
+        Cmd::List { paths } => {
+            let (trials, errors) = runner::collect(&paths, &[]);
+            for t in &trials {
+                println!("{}", t.name);
+            }
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            if errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Cmd::Run { paths, profiles, keep, junit, json, jobs, require_all } => {
+            let (trials, errors) = runner::collect(&paths, &profiles);
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            if !errors.is_empty() {
+                eprintln!("nslab: {} scenario file(s) are invalid; nothing was run", errors.len());
+                return ExitCode::from(2);
+            }
+            let opts = RunOptions { keep, artifacts_root: None, require_all };
+            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("nslab: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            eprintln!("running {} trial(s), {} at a time", trials.len(), jobs.max(1));
+            let results = rt.block_on(runner::run_all(&trials, &opts, jobs, |r| print_result(&paint, r)));
+            let mut code = summary(&paint, &results);
+            if let Some(p) = json {
+                if let Err(e) = runner::write_json(&p, &results) {
+                    eprintln!("nslab: cannot write {}: {e}", p.display());
+                    code = ExitCode::FAILURE;
+                }
+            }
+            if let Some(p) = junit {
+                if let Err(e) = runner::write_junit(&p, &results) {
+                    eprintln!("nslab: cannot write {}: {e}", p.display());
+                    code = ExitCode::FAILURE;
+                }
+            }
+            code
+        }
+        Cmd::Demo { profiles } => {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("nslab: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let profiles = if profiles.is_empty() { Profile::ALL.to_vec() } else { profiles };
+            let res: anyhow::Result<()> = rt.block_on(async {
                 for p in profiles {
                     let r = nslab::demo::run_profile(p).await?;
                     print!("{}", nslab::demo::render(&r));
                 }
                 Ok(())
+            });
+            match res {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("nslab: error: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
         }
-    });
-    match res {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("nslab: error: {e:#}");
-            ExitCode::FAILURE
+    }
+}
+
+fn print_result(paint: &Paint, r: &TrialResult) {
+    let tag = match r.outcome {
+        Outcome::Passed => paint.color("32", "PASS   "),
+        Outcome::Failed => paint.color("31;1", "FAIL   "),
+        Outcome::Ignored => paint.color("33", "IGNORED"),
+    };
+    println!("{tag} {} ({:.1}s)", r.name, r.duration_ms as f64 / 1000.0);
+    for e in &r.expectations {
+        let mark = if e.passed { paint.color("32", "  ok  ") } else { paint.color("31", "  FAIL") };
+        println!("{mark} {}: {}", e.description, e.observed.lines().next().unwrap_or(""));
+    }
+    if let (Outcome::Ignored, Some(why)) = (r.outcome, &r.reason) {
+        println!("        {why}");
+    }
+}
+
+fn summary(paint: &Paint, results: &[TrialResult]) -> ExitCode {
+    let count = |o| results.iter().filter(|r| r.outcome == o).count();
+    let (passed, failed, ignored) = (count(Outcome::Passed), count(Outcome::Failed), count(Outcome::Ignored));
+    println!();
+    for r in results.iter().filter(|r| r.outcome == Outcome::Failed) {
+        println!("{} {}", paint.color("31;1", "failed:"), r.name);
+        for line in r.failure_text().lines() {
+            println!("  {line}");
         }
+    }
+    println!("{passed} passed, {failed} failed, {ignored} ignored");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

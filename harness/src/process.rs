@@ -315,6 +315,35 @@ impl Process {
         }
     }
 
+    /// Process ids of the program and everything it started (in the harness's PID view).
+    pub fn process_tree(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.shared.pid];
+        while let Some(p) = stack.pop() {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else { continue };
+            for t in tasks.flatten() {
+                let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+                for k in kids.split_whitespace().filter_map(|k| k.parse().ok()) {
+                    out.push(k);
+                    stack.push(k);
+                }
+            }
+        }
+        out
+    }
+
+    /// Inodes of the sockets the program's processes hold open, to tell its listeners from
+    /// other programs' in the same host (see [`crate::Listener::inode`]).
+    pub fn socket_inodes(&self) -> std::collections::BTreeSet<u32> {
+        self.process_tree()
+            .into_iter()
+            .filter_map(|pid| std::fs::read_dir(format!("/proc/{pid}/fd")).ok())
+            .flat_map(|fds| fds.flatten())
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .filter_map(|l| l.to_str().and_then(|s| s.strip_prefix("socket:[")).and_then(|s| s.strip_suffix(']')).and_then(|s| s.parse().ok()))
+            .collect()
+    }
+
     /// Sends a signal to the program's process group.
     ///
     /// # Errors

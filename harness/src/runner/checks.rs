@@ -1,0 +1,298 @@
+//! Checking a scenario's expectations against what the lab observed.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::time::Duration;
+
+use crate::host::Host;
+use crate::lab::Lab;
+use crate::output::Stream;
+use crate::process::Process;
+use crate::profile::Profile;
+use crate::runner::report::ExpectationResult;
+use crate::scenario::{Check, ConnectFamily, ConnectResult, ConnectTarget, Errno, ListenTarget, OutputStream, Scenario};
+
+/// Result of one expectation with its index in the file.
+pub type Indexed = (usize, ExpectationResult);
+
+fn result(passed: bool, desc: String, observed: String) -> ExpectationResult {
+    ExpectationResult { description: desc, passed, observed }
+}
+
+/// Whether a check reads the complete output (so it runs after the services are stopped).
+fn is_late(c: &Check) -> bool {
+    matches!(c, Check::Output { .. } | Check::BindError { .. })
+}
+
+/// Checks everything that observes the running lab (exits, timing windows, connections,
+/// listeners), all at once, so the trial lasts as long as its longest window, not their sum.
+pub async fn evaluate(s: &Scenario, profile: Profile, lab: &Lab, procs: &BTreeMap<String, Process>, steps: &BTreeMap<String, Duration>) -> Vec<Indexed> {
+    let futs = s.expectations.iter().enumerate().filter(|(_, e)| e.applies_to(profile) && !is_late(&e.check)).map(|(i, e)| async move {
+        let desc = e.description();
+        let r = match &e.check {
+            Check::Exit { service, code, success } => check_exit(procs, service, *code, *success, s.timeout).await,
+            Check::LineWithin { service, matches, after, within, min } => line_within(lab, procs, steps, service, matches, after, *within, min.unwrap_or_default()).await,
+            Check::NoLine { service, matches, after, duration } => no_line(lab, procs, steps, service, matches, after, *duration).await,
+            Check::Connect { from, to, family, result, timeout } => connect(lab, from, to, *family, *result, *timeout).await,
+            Check::Listening { target, on, exactly } => listening(s, lab, procs, target, on, *exactly).await,
+            Check::Output { .. } | Check::BindError { .. } => unreachable!("late checks are filtered out"),
+        };
+        let (passed, observed) = match r {
+            Ok(o) => (true, o),
+            Err(o) => (false, o),
+        };
+        (i, result(passed, desc, observed))
+    });
+    futures::future::join_all(futs).await
+}
+
+/// Checks the output of services that have stopped: output and bind errors.
+pub fn evaluate_late(s: &Scenario, profile: Profile, procs: &BTreeMap<String, Process>) -> Vec<Indexed> {
+    s.expectations
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.applies_to(profile) && is_late(&e.check))
+        .map(|(i, e)| {
+            let r = match &e.check {
+                Check::Output { service, stream, matches, not_matches } => output(procs, service, *stream, matches.as_ref(), not_matches.as_ref()),
+                Check::BindError { service, errno, message } => bind_error(procs, service, *errno, message.as_deref()),
+                _ => unreachable!("only late checks"),
+            };
+            let (passed, observed) = match r {
+                Ok(o) => (true, o),
+                Err(o) => (false, o),
+            };
+            (i, result(passed, e.description(), observed))
+        })
+        .collect()
+}
+
+fn proc<'a>(procs: &'a BTreeMap<String, Process>, service: &str) -> Result<&'a Process, String> {
+    procs.get(service).ok_or_else(|| format!("service {service} was never started"))
+}
+
+async fn check_exit(procs: &BTreeMap<String, Process>, service: &str, code: Option<i32>, success: Option<bool>, limit: Duration) -> Result<String, String> {
+    let p = proc(procs, service)?;
+    let exit = p.wait_exit(limit).await.map_err(|_| format!("still running after {limit:?}"))?;
+    let ok = code.is_none_or(|c| exit.code() == Some(c)) && success.is_none_or(|s| exit.success() == s);
+    let observed = format!("exited: {exit}");
+    if ok {
+        Ok(observed)
+    } else {
+        Err(observed)
+    }
+}
+
+fn step_time(steps: &BTreeMap<String, Duration>, step: &str) -> Result<Duration, String> {
+    steps.get(step).copied().ok_or_else(|| format!("step {step:?} did not run"))
+}
+
+fn rel(at: Duration, start: Duration) -> String {
+    if at >= start {
+        format!("{:.2}s after", (at - start).as_secs_f64())
+    } else {
+        format!("{:.2}s before", (start - at).as_secs_f64())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn line_within(
+    lab: &Lab,
+    procs: &BTreeMap<String, Process>,
+    steps: &BTreeMap<String, Duration>,
+    service: &str,
+    re: &regex::Regex,
+    after: &str,
+    within: Duration,
+    min: Duration,
+) -> Result<String, String> {
+    let p = proc(procs, service)?;
+    let start = step_time(steps, after)?;
+    let (lo, hi) = (start + min, start + within);
+    loop {
+        // Once it has exited, its output is complete: no need to wait out the window.
+        let done = lab.elapsed() > hi || p.exit().is_some();
+        let lines = p.lines();
+        if let Some(l) = lines.iter().find(|l| l.at >= lo && l.at <= hi && re.is_match(&l.text)) {
+            return Ok(format!("{:?} {} step {after}", l.text, rel(l.at, start)));
+        }
+        if done {
+            let first_after = lines.iter().find(|l| l.at >= start && re.is_match(&l.text));
+            return Err(match first_after {
+                Some(l) => format!("first matching line {:?} came {} step {after}, outside the window", l.text, rel(l.at, start)),
+                None => format!("no matching line within {within:?} after step {after} ({} lines of output)", lines.len()),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn no_line(
+    lab: &Lab,
+    procs: &BTreeMap<String, Process>,
+    steps: &BTreeMap<String, Duration>,
+    service: &str,
+    re: &regex::Regex,
+    after: &str,
+    duration: Duration,
+) -> Result<String, String> {
+    let p = proc(procs, service)?;
+    let start = step_time(steps, after)?;
+    let end = start + duration;
+    let now = lab.elapsed();
+    if end > now {
+        tokio::time::sleep(end - now).await;
+    }
+    let lines = p.lines();
+    match lines.iter().find(|l| l.at >= start && l.at <= end && re.is_match(&l.text)) {
+        Some(l) => Err(format!("{:?} {} step {after}", l.text, rel(l.at, start))),
+        None => {
+            let next = lines.iter().find(|l| l.at > end && re.is_match(&l.text));
+            Ok(match next {
+                Some(l) => format!("none for {duration:?}; the first came {} step {after}", rel(l.at, start)),
+                None => format!("none for {duration:?} after step {after}"),
+            })
+        }
+    }
+}
+
+async fn ifindex(host: &Host, name: &str) -> Result<u32, String> {
+    let n = name.to_string();
+    host.in_netns(move || nix::net::if_::if_nametoindex(n.as_str())).await.map_err(|e| e.to_string())?.map_err(|e| format!("no interface {name} in host {}: {e}", host.name()))
+}
+
+async fn connect(lab: &Lab, from: &str, to: &ConnectTarget, family: Option<ConnectFamily>, want: ConnectResult, timeout: Duration) -> Result<String, String> {
+    let src = lab.host(from).map_err(|e| e.to_string())?;
+    let addr: SocketAddr = match to {
+        ConnectTarget::Host { host, port } => {
+            let dst = lab.host(host).map_err(|e| e.to_string())?;
+            let profile = dst.profile();
+            let none = |what: &str| format!("host {host} has no {what} address in profile {profile}");
+            match family {
+                Some(ConnectFamily::Ipv4) => SocketAddr::new(dst.ipv4().ok_or_else(|| none("IPv4"))?.into(), *port),
+                Some(ConnectFamily::Ipv6) => SocketAddr::new(dst.ipv6().ok_or_else(|| none("IPv6"))?.into(), *port),
+                Some(ConnectFamily::LinkLocal) => {
+                    let ll = dst.link_local().ok_or_else(|| none("link-local"))?;
+                    SocketAddr::V6(SocketAddrV6::new(ll, *port, 0, ifindex(src, src.interface()).await?))
+                }
+                None => match dst.addrs().first() {
+                    Some(a) => SocketAddr::new(*a, *port),
+                    None => {
+                        let ll = dst.link_local().ok_or_else(|| none("usable"))?;
+                        SocketAddr::V6(SocketAddrV6::new(ll, *port, 0, ifindex(src, src.interface()).await?))
+                    }
+                },
+            }
+        }
+        ConnectTarget::Addr { ip, scope, port } => match (ip, scope) {
+            (IpAddr::V6(v6), Some(ifname)) => SocketAddr::V6(SocketAddrV6::new(*v6, *port, 0, ifindex(src, ifname).await?)),
+            _ => SocketAddr::new(*ip, *port),
+        },
+    };
+    let got = match tokio::time::timeout(timeout, src.connect_tcp(addr)).await {
+        Ok(Ok(_)) => ConnectResult::Ok,
+        Ok(Err(e)) => match e.os_error().and_then(|n| Errno::from_number(i64::from(n)).ok()) {
+            Some(errno) => ConnectResult::Errno(errno),
+            None => return Err(format!("connect to {addr} failed: {}", crate::error::chain(&e))),
+        },
+        Err(_) => ConnectResult::Timeout,
+    };
+    let observed = match got {
+        ConnectResult::Ok => format!("connected to {addr}"),
+        ConnectResult::Timeout => format!("no answer from {addr} within {timeout:?}"),
+        ConnectResult::Errno(e) => format!("connect to {addr} failed with {} ({})", e.name, e.number),
+    };
+    if got == want {
+        Ok(observed)
+    } else {
+        Err(observed)
+    }
+}
+
+async fn listening(s: &Scenario, lab: &Lab, procs: &BTreeMap<String, Process>, target: &ListenTarget, on: &[crate::scenario::ListenSpec], exactly: bool) -> Result<String, String> {
+    let (host, owned) = match target {
+        ListenTarget::Host(h) => (lab.host(h).map_err(|e| e.to_string())?.clone(), None),
+        ListenTarget::Service(svc) => {
+            let def = s.service(svc).ok_or_else(|| format!("no service {svc}"))?;
+            let p = proc(procs, svc)?;
+            (lab.host(&def.host).map_err(|e| e.to_string())?.clone(), Some(p.socket_inodes()))
+        }
+    };
+    let all = host.listeners().await.map_err(|e| e.to_string())?;
+    let mine: Vec<_> = all.into_iter().filter(|l| owned.as_ref().is_none_or(|o| o.contains(&l.inode))).collect();
+    let shown = if mine.is_empty() { "nothing".to_string() } else { mine.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ") };
+    let mut missing = Vec::new();
+    let mut used = vec![false; mine.len()];
+    for spec in on {
+        let want = spec.to_listen();
+        let hit = mine.iter().enumerate().find(|(_, l)| want.matches(l) && spec.v6only.is_none_or(|v| l.v6only == v));
+        match hit {
+            Some((i, _)) => used[i] = true,
+            None => missing.push(spec.to_string()),
+        }
+    }
+    let extra: Vec<String> = mine.iter().zip(&used).filter(|(_, u)| !**u).map(|(l, _)| l.to_string()).collect();
+    if !missing.is_empty() {
+        return Err(format!("listening on {shown}; missing {}", missing.join(", ")));
+    }
+    if exactly && !extra.is_empty() {
+        return Err(format!("listening on {shown}; not expected: {}", extra.join(", ")));
+    }
+    Ok(format!("listening on {shown}"))
+}
+
+fn text_of(p: &Process, stream: OutputStream) -> String {
+    match stream {
+        OutputStream::Stdout => p.stdout(),
+        OutputStream::Stderr => p.stderr(),
+        OutputStream::Both => p.lines().iter().filter(|l| matches!(l.stream, Stream::Stdout | Stream::Stderr)).map(|l| l.text.clone() + "\n").collect(),
+    }
+}
+
+fn output(procs: &BTreeMap<String, Process>, service: &str, stream: OutputStream, matches: Option<&regex::Regex>, not_matches: Option<&regex::Regex>) -> Result<String, String> {
+    let p = proc(procs, service)?;
+    let text = text_of(p, stream);
+    let mut seen = Vec::new();
+    if let Some(re) = matches {
+        match text.lines().find(|l| re.is_match(l)) {
+            Some(l) => seen.push(format!("matching line {l:?}")),
+            None => return Err(format!("no line matches /{}/; output:{}", re.as_str(), tail(&text))),
+        }
+    }
+    if let Some(re) = not_matches {
+        if let Some(l) = text.lines().find(|l| re.is_match(l)) {
+            return Err(format!("line {l:?} matches /{}/", re.as_str()));
+        }
+        seen.push(format!("no line matches /{}/", re.as_str()));
+    }
+    Ok(seen.join("; "))
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        return " (none)".into();
+    }
+    let start = lines.len().saturating_sub(10);
+    format!("\n  | {}", lines[start..].join("\n  | "))
+}
+
+/// A bind failure shows in a program's output as the errno's text or number, in the forms
+/// programs print it: `Address already in use`, `[Errno 98]`, `(98: ...)`, `errno 98`.
+fn bind_error(procs: &BTreeMap<String, Process>, service: &str, errno: Errno, message: Option<&str>) -> Result<String, String> {
+    let p = proc(procs, service)?;
+    let text = p.output();
+    let desc = nix::errno::Errno::from_raw(errno.number).desc();
+    let n = errno.number;
+    let forms = [desc.to_string(), format!("[Errno {n}]"), format!("({n}:"), format!("errno {n}"), format!("errno={n}"), errno.name.to_string()];
+    let line = text.lines().find(|l| forms.iter().any(|f| l.contains(f.as_str())));
+    let Some(line) = line else {
+        return Err(format!("no line shows {} ({n}, \"{desc}\"); output:{}", errno.name, tail(&text)));
+    };
+    if let Some(m) = message {
+        if !text.contains(m) {
+            return Err(format!("saw {line:?} but no {m:?} in the output"));
+        }
+    }
+    Ok(format!("{line:?}"))
+}

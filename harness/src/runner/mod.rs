@@ -1,0 +1,12 @@
+//! Running scenarios: one trial per scenario and profile, its checks, and reports.
+
+pub mod checks;
+pub mod context;
+pub mod report;
+pub mod requirements;
+pub mod suite;
+pub mod trial;
+
+pub use report::{write_json, write_junit, ExpectationResult, Outcome, TrialResult, SCHEMA};
+pub use suite::{collect, run_all, PlannedTrial};
+pub use trial::{run_trial, RunOptions};

@@ -1,0 +1,149 @@
+//! Results of trials and the reports made of them: JSON (versioned schema) and JUnit XML.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Version of the JSON report's schema; bumped on any incompatible change.
+pub const SCHEMA: u32 = 1;
+
+/// How a trial ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Every expectation held.
+    Passed,
+    /// An expectation failed, or the trial could not run as written.
+    Failed,
+    /// Not run here (a requirement is missing), with the reason.
+    Ignored,
+}
+
+/// One expectation's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExpectationResult {
+    /// What was expected, as a sentence.
+    pub description: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// What was observed.
+    pub observed: String,
+}
+
+/// The result of one trial (one scenario in one profile).
+#[derive(Debug, Clone, Serialize)]
+pub struct TrialResult {
+    /// `<folder>/<scenario>/<profile>`.
+    pub name: String,
+    /// The scenario file.
+    pub scenario: String,
+    /// The profile.
+    pub profile: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Wall time, milliseconds.
+    pub duration_ms: u64,
+    /// Why it failed or was ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Each expectation, in file order (service start checks first).
+    pub expectations: Vec<ExpectationResult>,
+    /// The artifact directory, when kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<PathBuf>,
+}
+
+impl TrialResult {
+    /// A result for a trial that did not run its expectations.
+    pub fn early(name: String, scenario: &Path, profile: &str, outcome: Outcome, reason: String, took: Duration) -> Self {
+        TrialResult {
+            name,
+            scenario: scenario.display().to_string(),
+            profile: profile.to_string(),
+            outcome,
+            duration_ms: took.as_millis() as u64,
+            reason: Some(reason),
+            expectations: Vec::new(),
+            artifacts: None,
+        }
+    }
+
+    /// A multi-line account of a failure: reason, failed expectations, artifacts.
+    pub fn failure_text(&self) -> String {
+        let mut s = String::new();
+        if let Some(r) = &self.reason {
+            s.push_str(r);
+            s.push('\n');
+        }
+        for e in self.expectations.iter().filter(|e| !e.passed) {
+            s.push_str(&format!("expected: {}\n  observed: {}\n", e.description, e.observed.replace('\n', "\n  ")));
+        }
+        if let Some(a) = &self.artifacts {
+            s.push_str(&format!("artifacts: {}\n", a.display()));
+        }
+        s
+    }
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    schema: u32,
+    nslab: &'static str,
+    results: &'a [TrialResult],
+}
+
+/// Writes the JSON report (`{"schema": 1, "nslab": VERSION, "results": [...]}`).
+///
+/// # Errors
+/// File errors.
+pub fn write_json(path: &Path, results: &[TrialResult]) -> std::io::Result<()> {
+    let text = serde_json::to_string_pretty(&Report { schema: SCHEMA, nslab: env!("CARGO_PKG_VERSION"), results }).map_err(std::io::Error::other)?;
+    std::fs::write(path, text + "\n")
+}
+
+/// Writes a JUnit XML report: one test suite per scenario file, one test case per trial.
+///
+/// # Errors
+/// File errors.
+pub fn write_junit(path: &Path, results: &[TrialResult]) -> std::io::Result<()> {
+    use quick_junit::{NonSuccessKind, Report as JReport, TestCase, TestCaseStatus, TestSuite};
+    let mut report = JReport::new("nslab");
+    let mut suites: Vec<TestSuite> = Vec::new();
+    for r in results {
+        let status = match r.outcome {
+            Outcome::Passed => TestCaseStatus::success(),
+            Outcome::Ignored => {
+                let mut s = TestCaseStatus::skipped();
+                if let TestCaseStatus::Skipped { message, .. } = &mut s {
+                    *message = r.reason.clone().map(Into::into);
+                }
+                s
+            }
+            Outcome::Failed => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                if let TestCaseStatus::NonSuccess { message, description, .. } = &mut s {
+                    *message = Some(r.reason.clone().unwrap_or_else(|| "expectations failed".into()).into());
+                    *description = Some(r.failure_text().into());
+                }
+                s
+            }
+        };
+        let mut case = TestCase::new(r.name.clone(), status);
+        case.set_time(Duration::from_millis(r.duration_ms));
+        case.set_classname(r.scenario.clone());
+        match suites.iter_mut().find(|s| s.name.as_str() == r.scenario) {
+            Some(s) => {
+                s.add_test_case(case);
+            }
+            None => {
+                let mut s = TestSuite::new(r.scenario.clone());
+                s.add_test_case(case);
+                suites.push(s);
+            }
+        }
+    }
+    report.add_test_suites(suites);
+    let xml = report.to_string().map_err(std::io::Error::other)?;
+    std::fs::write(path, xml)
+}

@@ -1,0 +1,65 @@
+//! Many trials: collecting them from paths, running them concurrently, and reporting progress.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+use crate::profile::Profile;
+use crate::runner::report::TrialResult;
+use crate::runner::trial::{run_trial, RunOptions};
+use crate::scenario::{self, Scenario, ScenarioFile};
+
+/// One trial to run: a scenario in one profile.
+#[derive(Debug, Clone)]
+pub struct PlannedTrial {
+    /// `<folder>/<scenario>/<profile>`.
+    pub name: String,
+    /// The scenario.
+    pub scenario: Arc<Scenario>,
+    /// The profile.
+    pub profile: Profile,
+}
+
+/// Loads every scenario at `paths` (files or folders) and expands it into trials, restricted to
+/// `profiles` when not empty. Returns the trials and every load error (each `FILE:LINE:COL: ...`).
+pub fn collect(paths: &[PathBuf], profiles: &[Profile]) -> (Vec<PlannedTrial>, Vec<String>) {
+    let mut trials = Vec::new();
+    let mut errors = Vec::new();
+    let mut files: Vec<ScenarioFile> = Vec::new();
+    for p in paths {
+        match scenario::discover(p) {
+            Ok(f) => files.extend(f),
+            Err(e) => errors.push(format!("{}: cannot read: {e}", p.display())),
+        }
+    }
+    files.sort();
+    files.dedup();
+    for f in files {
+        match scenario::load(&f.path) {
+            Ok(s) => {
+                let s = Arc::new(s);
+                for p in s.trials().iter().filter(|p| profiles.is_empty() || profiles.contains(p)) {
+                    trials.push(PlannedTrial { name: f.trial_name(*p), scenario: s.clone(), profile: *p });
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    (trials, errors)
+}
+
+/// Runs `trials`, at most `jobs` at once, calling `on_done` as each finishes; returns the results
+/// in the order of `trials`. Trials mostly wait (on timelines and programs), so running many at
+/// once keeps the suite's wall time near its slowest trial.
+pub async fn run_all(trials: &[PlannedTrial], opts: &RunOptions, jobs: usize, mut on_done: impl FnMut(&TrialResult)) -> Vec<TrialResult> {
+    let mut out: Vec<Option<TrialResult>> = vec![None; trials.len()];
+    let mut stream = futures::stream::iter(trials.iter().enumerate())
+        .map(|(i, t)| async move { (i, run_trial(&t.name, &t.scenario, t.profile, opts).await) })
+        .buffer_unordered(jobs.max(1));
+    while let Some((i, r)) = stream.next().await {
+        on_done(&r);
+        out[i] = Some(r);
+    }
+    out.into_iter().flatten().collect()
+}

@@ -1,0 +1,398 @@
+//! Running one trial: a scenario in one profile, from lab build to teardown.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::dns::{FaultTarget, RecordValue};
+use crate::error::chain;
+use crate::host::Host;
+use crate::lab::Lab;
+use crate::process::{Command, Process};
+use crate::profile::Profile;
+use crate::runner::checks;
+use crate::runner::context::{self, Facts};
+use crate::runner::report::{ExpectationResult, Outcome, TrialResult};
+use crate::runner::requirements;
+use crate::scenario::{Action, Condition, DnsFault, ExpectStart, FaultScope, FileContent, LinkState, Run, Scenario, ServiceDef, Step, When};
+
+/// How trials run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Keep the artifacts of passing trials too.
+    pub keep: bool,
+    /// Where artifact directories go (default: `$NSLAB_ARTIFACTS_DIR` or the temp directory).
+    pub artifacts_root: Option<PathBuf>,
+    /// A missing requirement fails the trial instead of ignoring it.
+    pub require_all: bool,
+}
+
+/// The default grace period of `stop` steps and of the final stop.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs `scenario` in `profile` and reports every expectation.
+pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: &RunOptions) -> TrialResult {
+    let started = Instant::now();
+    if let Some(why) = requirements::unmet(&scenario.requires) {
+        let outcome = if opts.require_all { Outcome::Failed } else { Outcome::Ignored };
+        return TrialResult::early(name.into(), &scenario.path, profile.name(), outcome, format!("requirement not met: {why}"), started.elapsed());
+    }
+    let mut t = Trial { scenario, profile, lab: None, procs: BTreeMap::new(), steps: BTreeMap::new(), results: Vec::new(), checked: Vec::new(), facts: None };
+    let run = tokio::time::timeout(scenario.timeout, t.run()).await;
+    let mut reason = match run {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e),
+        Err(_) => Some(format!("the scenario did not finish within its timeout of {:?}", scenario.timeout)),
+    };
+    // Whatever happened, stop what still runs so the output is complete for reading.
+    for p in t.procs.values() {
+        p.stop(STOP_GRACE).await;
+    }
+    // Output checks read the complete output, so they run after the stop; then file order.
+    if reason.is_none() {
+        let mut all = std::mem::take(&mut t.checked);
+        all.extend(checks::evaluate_late(scenario, profile, &t.procs));
+        all.sort_by_key(|(i, _)| *i);
+        t.results.extend(all.into_iter().map(|(_, r)| r));
+    }
+    let failed = reason.is_some() || t.results.iter().any(|r| !r.passed);
+    let mut artifacts = None;
+    if let Some(lab) = t.lab.take() {
+        write_facts(&lab, scenario, profile, name, &t.results, &t.facts);
+        if failed || opts.keep {
+            lab.keep_artifacts();
+        }
+        match lab.teardown().await {
+            Ok(kept) => artifacts = kept,
+            Err(e) => {
+                reason.get_or_insert_with(|| format!("teardown: {e}"));
+            }
+        }
+    }
+    TrialResult {
+        name: name.into(),
+        scenario: scenario.path.display().to_string(),
+        profile: profile.name().into(),
+        outcome: if failed { Outcome::Failed } else { Outcome::Passed },
+        duration_ms: started.elapsed().as_millis() as u64,
+        reason,
+        expectations: t.results,
+        artifacts,
+    }
+}
+
+struct Trial<'a> {
+    scenario: &'a Scenario,
+    profile: Profile,
+    lab: Option<Lab>,
+    procs: BTreeMap<String, Process>,
+    /// Lab time at which each named step ended.
+    steps: BTreeMap<String, Duration>,
+    /// Service start checks, in start order.
+    results: Vec<ExpectationResult>,
+    /// Expectations checked while the lab ran, with their index in the file.
+    checked: Vec<checks::Indexed>,
+    facts: Option<Facts>,
+}
+
+impl Trial<'_> {
+    async fn run(&mut self) -> Result<(), String> {
+        let s = self.scenario;
+        let mut b = Lab::builder().profile(self.profile).hosts(s.host_specs(self.profile));
+        if let Some(d) = &s.dns {
+            b = b.dns(context::lab_dns(d)?);
+        }
+        if let Some(root) = trial_root(s) {
+            b = b.artifacts_in(root);
+        }
+        let lab = b.build().await.map_err(|e| format!("building the lab: {}", chain(&e)))?;
+        let scenario_dir = std::fs::canonicalize(s.dir()).unwrap_or_else(|_| s.dir().to_path_buf());
+        self.facts = Some(Facts::of(&lab, self.profile, scenario_dir, s.dns.as_ref().map(|d| d.server_host())));
+        self.lab = Some(lab);
+
+        for svc in s.services.iter().filter(|svc| svc.autostart) {
+            self.start(svc).await?;
+        }
+        let t0 = self.lab().elapsed();
+        for (i, step) in s.timeline.iter().enumerate() {
+            match step.when {
+                When::At(at) => sleep_until(self.lab(), t0 + at).await,
+                When::AfterPrevious(d) => tokio::time::sleep(d).await,
+            }
+            self.step(step).await.map_err(|e| format!("timeline step {} ({}): {e}", i + 1, step.action.kind()))?;
+            if let Some(n) = &step.name {
+                self.steps.insert(n.clone(), self.lab().elapsed());
+            }
+        }
+        let lab = self.lab.as_ref().expect("built above");
+        self.checked = checks::evaluate(s, self.profile, lab, &self.procs, &self.steps).await;
+        Ok(())
+    }
+
+    fn lab(&self) -> &Lab {
+        self.lab.as_ref().expect("lab is built before it is used")
+    }
+
+    fn host(&self, name: &str) -> Result<Host, String> {
+        self.lab().host(name).cloned().map_err(|e| e.to_string())
+    }
+
+    /// Starts a service and waits for its readiness, or for its failure when it must fail.
+    async fn start(&mut self, svc: &ServiceDef) -> Result<(), String> {
+        let host = self.host(&svc.host)?;
+        let dir = self.lab().artifacts().join("services").join(&svc.name);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("service {}: create {}: {e}", svc.name, dir.display()))?;
+        let facts = self.facts.as_ref().expect("facts are read after the build");
+        let ctx = facts.for_service(dir.clone());
+        for f in &svc.files {
+            let path = dir.join(&f.path);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| format!("service {}: {e}", svc.name))?;
+            }
+            let res = match &f.content {
+                FileContent::Inline(t) => t.render(&ctx).map_err(|e| e.to_string()).and_then(|text| std::fs::write(&path, text).map_err(|e| e.to_string())),
+                FileContent::Source(src) => std::fs::copy(src, &path).map(|_| ()).map_err(|e| e.to_string()),
+            };
+            res.map_err(|e| format!("service {}: file {}: {e}", svc.name, f.path.display()))?;
+        }
+        let render = |t: &crate::scenario::Template| t.render(&ctx).map_err(|e| format!("service {}: {e}", svc.name));
+        let mut cmd = match &svc.run {
+            Run::Command(argv) => {
+                let argv = argv.iter().map(render).collect::<Result<Vec<_>, _>>()?;
+                let (prog, args) = argv.split_first().ok_or_else(|| format!("service {}: empty command", svc.name))?;
+                Command::new(prog).args(args)
+            }
+            Run::Shell(script) => Command::new("sh").arg("-c").arg(render(script)?),
+        };
+        for (k, v) in &svc.env {
+            cmd = cmd.env(k, render(v)?);
+        }
+        let cwd = match &svc.cwd {
+            Some(t) => PathBuf::from(render(t)?),
+            None => dir.clone(),
+        };
+        cmd = cmd.current_dir(cwd).name(svc.name.clone());
+        let proc = host.spawn(cmd).await.map_err(|e| format!("service {}: {}", svc.name, chain(&e)))?;
+        self.procs.insert(svc.name.clone(), proc.clone());
+        let ready = wait_ready(&host, &proc, svc.ready.as_ref(), svc.ready_timeout).await;
+        let desc = match svc.expect_start {
+            ExpectStart::Success => format!("service {} starts", svc.name),
+            ExpectStart::Failure => format!("service {} fails to start", svc.name),
+        };
+        let (passed, observed) = match (svc.expect_start, ready) {
+            (ExpectStart::Success, Ok(what)) => (true, what),
+            (ExpectStart::Success, Err(e)) => (false, e),
+            (ExpectStart::Failure, Ok(what)) => (false, format!("it started: {what}")),
+            (ExpectStart::Failure, Err(e)) => match proc.exit() {
+                Some(exit) => (true, format!("exited ({exit}) before it was ready")),
+                None => (false, format!("it neither became ready nor exited: {e}")),
+            },
+        };
+        self.results.push(ExpectationResult { description: desc, passed, observed: observed.clone() });
+        if passed {
+            Ok(())
+        } else {
+            Err(format!("service {} did not start as expected: {observed}", svc.name))
+        }
+    }
+
+    async fn step(&mut self, step: &Step) -> Result<(), String> {
+        let lab_err = |e: crate::Error| chain(&e);
+        let dns_err = |e: &dyn std::error::Error| e.to_string();
+        match &step.action {
+            Action::Start { service } => {
+                let svc = self.scenario.service(service).ok_or_else(|| format!("no service {service}"))?;
+                self.start(svc).await?;
+            }
+            Action::Stop { service } => {
+                let grace = self.scenario.service(service).and_then(|s| s.stop_grace).unwrap_or(STOP_GRACE);
+                self.proc(service)?.stop(grace).await;
+            }
+            Action::Kill { service } => {
+                self.proc(service)?.kill().await;
+            }
+            Action::SwapCname { zone, record, to } => {
+                self.dns()?.zone(zone).map_err(|e| dns_err(&e))?.swap_cname(record, to).await.map_err(|e| dns_err(&e))?;
+            }
+            Action::SetRecord { zone, record, data, ttl } => {
+                let value = context::record_value(data)?;
+                let kind = match &value {
+                    RecordValue::Host(_) => None,
+                    v => v.kind(),
+                };
+                let z = self.dns()?.zone(zone).map_err(|e| dns_err(&e))?;
+                match kind {
+                    Some(k) => {
+                        z.replace_set(record, k, *ttl, vec![value]).await.map_err(|e| dns_err(&e))?;
+                    }
+                    // A host's records: replace its A and AAAA sets with the host's addresses.
+                    None => {
+                        let RecordValue::Host(h) = &value else { unreachable!() };
+                        let host = self.host(h)?;
+                        let v4: Vec<RecordValue> = host.ipv4().map(RecordValue::A).into_iter().collect();
+                        let v6: Vec<RecordValue> = host.ipv6().map(RecordValue::Aaaa).into_iter().collect();
+                        for (k, vals) in [(crate::dns::RecordKind::A, v4), (crate::dns::RecordKind::Aaaa, v6)] {
+                            if vals.is_empty() {
+                                let _ = z.delete_set(record, k).await;
+                            } else {
+                                z.replace_set(record, k, *ttl, vals).await.map_err(|e| dns_err(&e))?;
+                            }
+                        }
+                    }
+                }
+            }
+            Action::DeleteRecord { zone, record, rtype } => {
+                let z = self.dns()?.zone(zone).map_err(|e| dns_err(&e))?;
+                match rtype {
+                    Some(t) => {
+                        z.delete_set(record, dns_kind(*t)?).await.map_err(|e| dns_err(&e))?;
+                    }
+                    None => {
+                        z.delete_name(record).await.map_err(|e| dns_err(&e))?;
+                    }
+                }
+            }
+            Action::SetTtl { zone, record, rtype, ttl } => {
+                self.dns()?.zone(zone).map_err(|e| dns_err(&e))?.set_ttl(record, dns_kind(*rtype)?, *ttl).await.map_err(|e| dns_err(&e))?;
+            }
+            Action::DnsFault { fault, scope } => {
+                let f = match fault {
+                    DnsFault::ServFail => crate::dns::Fault::ServFail,
+                    DnsFault::NxDomain => crate::dns::Fault::NxDomain,
+                    DnsFault::Refused => crate::dns::Fault::Refused,
+                    DnsFault::Drop => crate::dns::Fault::Drop,
+                    DnsFault::Truncate => crate::dns::Fault::Truncate,
+                    DnsFault::TcpOnly => crate::dns::Fault::TcpOnly,
+                    DnsFault::Delay(d) => crate::dns::Fault::Delay(*d),
+                };
+                let target = match scope {
+                    FaultScope::Server => FaultTarget::Server,
+                    FaultScope::Name(n) => FaultTarget::Name(n.clone()),
+                    FaultScope::Suffix(n) => FaultTarget::Suffix(n.clone()),
+                };
+                self.dns()?.faults().set(&target, f).map_err(|e| dns_err(&e))?;
+            }
+            Action::ClearDnsFaults => self.dns()?.faults().clear_all(),
+            Action::Link { host, state } => self.host(host)?.set_link(*state == LinkState::Up).await.map_err(lab_err)?,
+            Action::AddAddress { host, address, dad } => self.host(host)?.add_address(address.ip, address.prefix, *dad).await.map_err(lab_err)?,
+            Action::RemoveAddress { host, address } => self.host(host)?.remove_address(address.ip, address.prefix).await.map_err(lab_err)?,
+            Action::Wait { duration } => tokio::time::sleep(*duration).await,
+            Action::WaitFor { service, condition, timeout } => {
+                let proc = self.proc(service)?;
+                let svc = self.scenario.service(service).ok_or_else(|| format!("no service {service}"))?;
+                let host = self.host(&svc.host)?;
+                wait_ready(&host, &proc, Some(condition), *timeout).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn proc(&self, service: &str) -> Result<Process, String> {
+        self.procs.get(service).cloned().ok_or_else(|| format!("service {service} has not been started"))
+    }
+
+    fn dns(&self) -> Result<&crate::dns::DnsServer, String> {
+        self.lab().dns().ok_or_else(|| "the scenario has no [dns]".to_string())
+    }
+}
+
+fn dns_kind(t: crate::scenario::RecordType) -> Result<crate::dns::RecordKind, String> {
+    use crate::dns::RecordKind as K;
+    use crate::scenario::RecordType as T;
+    Ok(match t {
+        T::Soa => K::Soa,
+        T::Ns => K::Ns,
+        T::A => K::A,
+        T::Aaaa => K::Aaaa,
+        T::Cname => K::Cname,
+        T::Txt => K::Txt,
+        T::Srv => K::Srv,
+        T::Ptr => K::Ptr,
+        T::Mx => return Err("MX records are not served by the lab DNS server yet".into()),
+    })
+}
+
+/// Waits for a service's readiness condition; `Ok` says what was seen.
+async fn wait_ready(host: &Host, proc: &Process, cond: Option<&Condition>, timeout: Duration) -> Result<String, String> {
+    match cond {
+        None => match proc.exit() {
+            Some(e) => Err(format!("exited ({e}) right after start{}", tail(proc))),
+            None => Ok("started (no readiness condition)".into()),
+        },
+        Some(Condition::Listening(spec)) => host
+            .wait_listening(&spec.to_listen(), timeout, Some(proc))
+            .await
+            .map(|l| format!("listening on {l}"))
+            .map_err(|e| e.to_string()),
+        Some(Condition::Line(re)) => proc.wait_for_line(re, timeout).await.map(|l| format!("printed {:?}", l.text)).map_err(|e| e.to_string()),
+        Some(Condition::Exit) => proc.wait_exit(timeout).await.map(|e| format!("ran to completion ({e})")).map_err(|e| e.to_string()),
+    }
+}
+
+fn tail(p: &Process) -> String {
+    let out = p.output();
+    let lines: Vec<&str> = out.lines().collect();
+    let start = lines.len().saturating_sub(10);
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; last output:\n  | {}", lines[start..].join("\n  | "))
+    }
+}
+
+async fn sleep_until(lab: &Lab, at: Duration) {
+    let now = lab.elapsed();
+    if at > now {
+        tokio::time::sleep(at - now).await;
+    }
+}
+
+/// The artifact root of a trial: `<root>/<folder>/<scenario>` so kept runs are easy to find.
+fn trial_root(s: &Scenario) -> Option<PathBuf> {
+    let root = std::env::var_os("NSLAB_ARTIFACTS_DIR").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("nslab-artifacts"));
+    let stem = s.path.file_stem()?.to_string_lossy().into_owned();
+    let folder = s.path.parent().and_then(Path::file_name).map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    Some(root.join(folder).join(stem))
+}
+
+/// Writes the environment facts, the resolved scenario and the results into the artifacts.
+fn write_facts(lab: &Lab, s: &Scenario, profile: Profile, name: &str, results: &[ExpectationResult], facts: &Option<Facts>) {
+    let uname = nix::sys::utsname::uname().ok();
+    let env = serde_json::json!({
+        "trial": name,
+        "profile": profile.name(),
+        "kernel": uname.as_ref().map(|u| u.release().to_string_lossy().into_owned()),
+        "machine": uname.as_ref().map(|u| u.machine().to_string_lossy().into_owned()),
+        "nslab": env!("CARGO_PKG_VERSION"),
+        "programs": requirements::versions(&s.requires),
+    });
+    let hosts: BTreeMap<String, Vec<String>> = lab.hosts().iter().map(|h| (h.name().to_string(), h.addrs().iter().map(|a| a.to_string()).chain(h.link_local().map(|a| format!("{a}%{}", h.interface()))).collect())).collect();
+    let services: Vec<serde_json::Value> = s
+        .services
+        .iter()
+        .map(|svc| {
+            let dir = lab.artifacts().join("services").join(&svc.name);
+            let rendered = facts.as_ref().map(|f| {
+                let ctx = f.for_service(dir.clone());
+                match &svc.run {
+                    Run::Command(argv) => argv.iter().map(|t| t.render(&ctx).unwrap_or_else(|e| format!("<{e}>"))).collect::<Vec<_>>(),
+                    Run::Shell(t) => vec!["sh".into(), "-c".into(), t.render(&ctx).unwrap_or_else(|e| format!("<{e}>"))],
+                }
+            });
+            serde_json::json!({"name": svc.name, "host": svc.host, "argv": rendered, "ready": format!("{:?}", svc.ready), "expect_start": format!("{:?}", svc.expect_start)})
+        })
+        .collect();
+    let resolved = serde_json::json!({
+        "scenario": s.path.display().to_string(),
+        "description": s.description,
+        "profile": profile.name(),
+        "hosts": hosts,
+        "services": services,
+        "timeline": s.timeline.iter().map(|st| format!("{:?}", st)).collect::<Vec<_>>(),
+        "expectations": s.expectations_for(profile).map(|e| e.description()).collect::<Vec<_>>(),
+    });
+    let dir = lab.artifacts();
+    let _ = std::fs::write(dir.join("environment.json"), serde_json::to_string_pretty(&env).unwrap_or_default());
+    let _ = std::fs::write(dir.join("scenario.resolved.json"), serde_json::to_string_pretty(&resolved).unwrap_or_default());
+    let _ = std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(results).unwrap_or_default());
+}
