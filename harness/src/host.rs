@@ -151,6 +151,7 @@ impl Host {
             return Ok(());
         }
         let etc = self.inner.dir.join("etc");
+        // Also creates the lab's artifact directory, if this is the first thing written there.
         std::fs::create_dir_all(&etc).map_err(|source| Error::File { op: "create", path: etc.clone(), source })?;
         for f in &self.inner.etc {
             std::fs::write(&f.path, &f.text).map_err(|source| Error::File { op: "write", path: f.path.clone(), source })?;

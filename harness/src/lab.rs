@@ -46,7 +46,9 @@ pub struct Lab {
     epoch: Instant,
     hosts: Vec<Host>,
     switch: Option<(NetNs, Netlink)>,
-    artifacts: Option<tempfile::TempDir>,
+    /// The artifact directory: named at build, created by the first thing written into it
+    /// (a lab that writes nothing costs no file system work); `None` once torn down.
+    artifacts: Option<PathBuf>,
     keep: AtomicBool,
     registry: Arc<Registry>,
     dns: Option<DnsServer>,
@@ -172,12 +174,8 @@ impl LabBuilder {
         check_privileges()?;
         let name = self.name.clone().unwrap_or_else(|| format!("lab{}-{}", std::process::id(), LAB_COUNTER.fetch_add(1, Ordering::Relaxed)));
         let root = self.artifacts_root.clone().unwrap_or_else(spec::default_artifacts_root);
-        std::fs::create_dir_all(&root).map_err(|source| Error::File { op: "create artifact root", path: root.clone(), source })?;
-        let artifacts = tempfile::Builder::new()
-            .prefix(&format!("{name}-"))
-            .tempdir_in(&root)
-            .map_err(|source| Error::File { op: "create artifact directory in", path: root.clone(), source })?;
-        let mut planned = self.plan(&name, artifacts.path())?;
+        let artifacts = root.join(format!("{name}-{}", unique_suffix()));
+        let mut planned = self.plan(&name, &artifacts)?;
         self.plan_etc(&mut planned);
         let epoch = Instant::now();
         let registry = Arc::new(Registry::default());
@@ -366,6 +364,14 @@ fn base_sysctls(p: &Planned) -> Vec<(PathBuf, Sysctl)> {
     out
 }
 
+/// A random suffix for artifact directory names (labs of several processes share a root).
+fn unique_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    format!("{:06x}", h.finish() & 0xff_ffff)
+}
+
 /// Fails early, with a message that says what to do, when this process cannot build labs.
 fn check_privileges() -> Result<()> {
     const NET_ADMIN: u64 = 1 << 12;
@@ -439,8 +445,10 @@ impl Lab {
     }
 
     /// The lab's artifact directory (output logs, per-host /etc files).
+    ///
+    /// It is created by the first file written into it; [`Lab::teardown`] removes it (or keeps it).
     pub fn artifacts(&self) -> &Path {
-        self.artifacts.as_ref().map(|t| t.path()).unwrap_or(Path::new(""))
+        self.artifacts.as_deref().unwrap_or(Path::new(""))
     }
 
     /// Keeps the artifact directory after teardown, e.g. because a check failed.
@@ -519,15 +527,18 @@ impl Lab {
     }
 
     fn finish_artifacts(&mut self, failed: bool, failures: &mut Vec<Error>) -> Option<PathBuf> {
-        let dir = self.artifacts.take()?;
+        let path = self.artifacts.take()?;
         if failed || self.keep.load(Ordering::Relaxed) {
-            let path = dir.keep();
+            // Kept means there: a lab that wrote nothing still leaves an (empty) directory.
+            if let Err(source) = std::fs::create_dir_all(&path) {
+                failures.push(Error::File { op: "create artifact directory", path: path.clone(), source });
+            }
             tracing::info!(lab = %self.name, artifacts = %path.display(), "artifacts kept");
             return Some(path);
         }
-        let path = dir.path().to_path_buf();
-        if let Err(source) = dir.close() {
-            failures.push(Error::File { op: "remove artifact directory", path, source });
+        match std::fs::remove_dir_all(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => failures.push(Error::File { op: "remove artifact directory", path, source: e }),
+            _ => {}
         }
         None
     }

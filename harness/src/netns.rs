@@ -28,7 +28,7 @@ impl NetNs {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new().name("nslab-netns".into()).spawn(move || {
-            let _ = tx.send(sys::new_netns_with(setup));
+            let _ = tx.send(sys::unshare_netns_here().map(|fd| (fd, setup())));
         })?;
         let (fd, out) = rx.await.map_err(|_| io::Error::other("namespace thread panicked"))??;
         let inode = sys::ns_inode(&fd)?;
@@ -49,7 +49,7 @@ impl NetNs {
         let fd = self.fd.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new().name("nslab-in-netns".into()).spawn(move || {
-            let _ = tx.send(sys::in_netns(&fd, f));
+            let _ = tx.send(sys::enter_netns_here(&fd).map(|()| f()));
         })?;
         rx.await.map_err(|_| io::Error::other("namespace thread panicked"))?
     }

@@ -21,29 +21,19 @@ use std::sync::OnceLock;
 
 use nix::sched::{setns, unshare, CloneFlags};
 
-/// Runs `f` on a fresh thread that has just entered a brand-new network namespace.
+/// Moves the calling thread into a new network namespace and returns a descriptor holding it.
 ///
-/// Returns a descriptor that holds the namespace (it lives exactly as long as that descriptor
-/// and whatever else the caller creates inside it) together with `f`'s result. The thread exits
-/// right after `f`, so nothing but the returned descriptor keeps the namespace.
+/// Only for threads spawned for that purpose, which exit when their job is done.
+pub(crate) fn unshare_netns_here() -> io::Result<OwnedFd> {
+    unshare(CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+    Ok(OwnedFd::from(File::open("/proc/thread-self/ns/net")?))
+}
+
+/// Moves the calling thread into the network namespace `ns`.
 ///
-/// # Errors
-/// Fails when unshare(2) is refused (no CAP_SYS_ADMIN) or /proc cannot be read.
-pub(crate) fn new_netns_with<T, F>(f: F) -> io::Result<(OwnedFd, T)>
-where
-    F: FnOnce() -> T + Send,
-    T: Send,
-{
-    std::thread::scope(|s| {
-        s.spawn(|| -> io::Result<(OwnedFd, T)> {
-            unshare(CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
-            let ns = File::open("/proc/thread-self/ns/net")?;
-            let out = f();
-            Ok((OwnedFd::from(ns), out))
-        })
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })
+/// Only for threads spawned for that purpose, which exit when their job is done.
+pub(crate) fn enter_netns_here(ns: &OwnedFd) -> io::Result<()> {
+    setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
 }
 
 /// Runs `f` on a fresh thread that has entered the network namespace `ns`.
@@ -60,7 +50,7 @@ where
 {
     std::thread::scope(|s| {
         s.spawn(|| -> io::Result<T> {
-            setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+            enter_netns_here(ns)?;
             Ok(f())
         })
         .join()

@@ -392,6 +392,7 @@ fn write_facts(lab: &Lab, s: &Scenario, profile: Profile, name: &str, results: &
         "expectations": s.expectations_for(profile).map(|e| e.description()).collect::<Vec<_>>(),
     });
     let dir = lab.artifacts();
+    let _ = std::fs::create_dir_all(dir);
     let _ = std::fs::write(dir.join("environment.json"), serde_json::to_string_pretty(&env).unwrap_or_default());
     let _ = std::fs::write(dir.join("scenario.resolved.json"), serde_json::to_string_pretty(&resolved).unwrap_or_default());
     let _ = std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(results).unwrap_or_default());
