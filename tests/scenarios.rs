@@ -1,0 +1,48 @@
+//! Every scenario under scenarios/ as a test: one trial per scenario and profile, named
+//! `<folder>/<scenario>/<profile>`, with the same outcome as `nslab run scenarios/`.
+
+use std::path::PathBuf;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use nslab::runner::{self, Outcome, RunOptions};
+use nslab_tests::{kernel_unavailable, require_all};
+
+fn main() -> std::process::ExitCode {
+    let mut args = Arguments::from_args();
+    // Trials mostly wait (timelines, programs starting); run many at once so the suite lasts
+    // about as long as its slowest scenario. `--test-threads` still wins.
+    if args.test_threads.is_none() {
+        args.test_threads = Some(16);
+    }
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios"));
+    let (planned, errors) = runner::collect(&[root], &[]);
+    let mut trials: Vec<Trial> = errors
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| Trial::test(format!("invalid-scenario-{i}"), move || Err(Failed::from(e))))
+        .collect();
+    let kernel = kernel_unavailable();
+    for t in planned {
+        let missing = kernel.clone().or_else(|| runner::requirements::unmet(&t.scenario.requires).map(|w| format!("requirement not met: {w}")));
+        let ignored = missing.is_some() && !require_all();
+        if let (Some(why), true) = (&missing, ignored) {
+            eprintln!("note: {} is ignored: {why}", t.name);
+        }
+        trials.push(
+            Trial::test(t.name.clone(), move || {
+                if let Some(why) = missing {
+                    return Err(Failed::from(format!("{why} (NSLAB_REQUIRE_ALL=1)")));
+                }
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+                let opts = RunOptions { require_all: require_all(), ..RunOptions::default() };
+                let r = rt.block_on(runner::run_trial(&t.name, &t.scenario, t.profile, &opts));
+                match r.outcome {
+                    Outcome::Passed => Ok(()),
+                    Outcome::Failed | Outcome::Ignored => Err(Failed::from(r.failure_text())),
+                }
+            })
+            .with_ignored_flag(ignored),
+        );
+    }
+    libtest_mimic::run(&args, trials).exit_code()
+}
