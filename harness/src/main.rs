@@ -202,6 +202,9 @@ fn print_result(paint: &Paint, r: &TrialResult) {
     if let (Outcome::Ignored, Some(why)) = (r.outcome, &r.reason) {
         println!("        {why}");
     }
+    if let Some(a) = &r.artifacts {
+        println!("        artifacts: {}", a.display());
+    }
 }
 
 fn summary(paint: &Paint, results: &[TrialResult]) -> ExitCode {

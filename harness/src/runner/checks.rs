@@ -10,7 +10,9 @@ use crate::output::Stream;
 use crate::process::Process;
 use crate::profile::Profile;
 use crate::runner::report::ExpectationResult;
-use crate::scenario::{Check, ConnectFamily, ConnectResult, ConnectTarget, Errno, ListenTarget, OutputStream, Scenario};
+use crate::runner::stale;
+use crate::runner::target::Target;
+use crate::scenario::{Check, ConnectFamily, ConnectResult, ConnectTarget, Errno, ListenTarget, OutputStream, Scenario, StaleCause};
 
 /// Result of one expectation with its index in the file.
 pub type Indexed = (usize, ExpectationResult);
@@ -26,7 +28,14 @@ fn is_late(c: &Check) -> bool {
 
 /// Checks everything that observes the running lab (exits, timing windows, connections,
 /// listeners), all at once, so the trial lasts as long as its longest window, not their sum.
-pub async fn evaluate(s: &Scenario, profile: Profile, lab: &Lab, procs: &BTreeMap<String, Process>, steps: &BTreeMap<String, Duration>) -> Vec<Indexed> {
+pub async fn evaluate(
+    s: &Scenario,
+    profile: Profile,
+    lab: &Lab,
+    procs: &BTreeMap<String, Process>,
+    targets: &BTreeMap<String, Target>,
+    steps: &BTreeMap<String, Duration>,
+) -> Vec<Indexed> {
     let futs = s.expectations.iter().enumerate().filter(|(_, e)| e.applies_to(profile) && !is_late(&e.check)).map(|(i, e)| async move {
         let desc = e.description();
         let r = match &e.check {
@@ -35,6 +44,9 @@ pub async fn evaluate(s: &Scenario, profile: Profile, lab: &Lab, procs: &BTreeMa
             Check::NoLine { service, matches, after, duration } => no_line(lab, procs, steps, service, matches, after, *duration).await,
             Check::Connect { from, to, family, result, timeout } => connect(lab, from, to, *family, *result, *timeout).await,
             Check::Listening { target, on, exactly } => listening(s, lab, procs, target, on, *exactly).await,
+            Check::Stale { client, after, old, new, at_most, at_least, cause } => {
+                stale_check(lab, targets, steps, client, after, old, new, *at_most, *at_least, *cause).await
+            }
             Check::Output { .. } | Check::BindError { .. } => unreachable!("late checks are filtered out"),
         };
         let (passed, observed) = match r {
@@ -76,6 +88,48 @@ async fn check_exit(procs: &BTreeMap<String, Process>, service: &str, code: Opti
     let exit = p.wait_exit(limit).await.map_err(|_| format!("still running after {limit:?}"))?;
     let ok = code.is_none_or(|c| exit.code() == Some(c)) && success.is_none_or(|s| exit.success() == s);
     let observed = format!("exited: {exit}");
+    if ok {
+        Ok(observed)
+    } else {
+        Err(observed)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stale_check(
+    lab: &Lab,
+    targets: &BTreeMap<String, Target>,
+    steps: &BTreeMap<String, Duration>,
+    client: &str,
+    after: &str,
+    old: &str,
+    new: &str,
+    at_most: Option<Duration>,
+    at_least: Option<Duration>,
+    cause: Option<StaleCause>,
+) -> Result<String, String> {
+    let start = step_time(steps, after)?;
+    // Watch long enough to tell: the later of the two bounds, plus a second of margin.
+    let horizon = start + at_most.unwrap_or_default().max(at_least.unwrap_or_default()) + Duration::from_secs(1);
+    let now = lab.elapsed();
+    if horizon > now {
+        tokio::time::sleep(horizon - now).await;
+    }
+    let host = lab.host(client).map_err(|e| e.to_string())?;
+    let addrs: Vec<IpAddr> = host.addrs().into_iter().chain(host.link_local().map(IpAddr::V6)).collect();
+    let (o, n) = (targets.get(old).ok_or_else(|| format!("no target {old}"))?, targets.get(new).ok_or_else(|| format!("no target {new}"))?);
+    let st = stale::analyse(&addrs, start, o, n, lab.dns().map(|d| d.log()));
+    let observed = st.to_string();
+    let mut ok = true;
+    if let Some(m) = at_most {
+        ok &= st.moved() && st.window() <= m;
+    }
+    if let Some(l) = at_least {
+        ok &= st.last_old.is_some_and(|w| w >= l);
+    }
+    if let Some(c) = cause {
+        ok &= st.cause == c;
+    }
     if ok {
         Ok(observed)
     } else {

@@ -4,7 +4,9 @@ pub mod checks;
 pub mod context;
 pub mod report;
 pub mod requirements;
+pub mod stale;
 pub mod suite;
+pub mod target;
 pub mod trial;
 
 pub use report::{write_json, write_junit, ExpectationResult, Outcome, TrialResult, SCHEMA};

@@ -14,6 +14,8 @@ use crate::runner::checks;
 use crate::runner::context::{self, Facts};
 use crate::runner::report::{ExpectationResult, Outcome, TrialResult};
 use crate::runner::requirements;
+use crate::runner::stale::{self, Mark};
+use crate::runner::target::Target;
 use crate::scenario::{Action, Condition, DnsFault, ExpectStart, FaultScope, FileContent, LinkState, Run, Scenario, ServiceDef, Step, When};
 
 /// How trials run.
@@ -37,7 +39,18 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         let outcome = if opts.require_all { Outcome::Failed } else { Outcome::Ignored };
         return TrialResult::early(name.into(), &scenario.path, profile.name(), outcome, format!("requirement not met: {why}"), started.elapsed());
     }
-    let mut t = Trial { scenario, profile, lab: None, procs: BTreeMap::new(), steps: BTreeMap::new(), results: Vec::new(), checked: Vec::new(), facts: None };
+    let mut t = Trial {
+        scenario,
+        profile,
+        lab: None,
+        procs: BTreeMap::new(),
+        targets: BTreeMap::new(),
+        steps: BTreeMap::new(),
+        dns_steps: Vec::new(),
+        results: Vec::new(),
+        checked: Vec::new(),
+        facts: None,
+    };
     let run = tokio::time::timeout(scenario.timeout, t.run()).await;
     let mut reason = match run {
         Ok(Ok(())) => None,
@@ -59,6 +72,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     let mut artifacts = None;
     if let Some(lab) = t.lab.take() {
         write_facts(&lab, scenario, profile, name, &t.results, &t.facts);
+        write_targets(&lab, &t.targets, &t.dns_steps);
         if failed || opts.keep {
             lab.keep_artifacts();
         }
@@ -86,6 +100,9 @@ struct Trial<'a> {
     profile: Profile,
     lab: Option<Lab>,
     procs: BTreeMap<String, Process>,
+    targets: BTreeMap<String, Target>,
+    /// DNS changes of the timeline: step name (or kind) and the lab time it ended.
+    dns_steps: Vec<(String, Duration)>,
     /// Lab time at which each named step ended.
     steps: BTreeMap<String, Duration>,
     /// Service start checks, in start order.
@@ -108,6 +125,11 @@ impl Trial<'_> {
         let lab = b.build().await.map_err(|e| format!("building the lab: {}", chain(&e)))?;
         let scenario_dir = std::fs::canonicalize(s.dir()).unwrap_or_else(|_| s.dir().to_path_buf());
         self.facts = Some(Facts::of(&lab, self.profile, scenario_dir, s.dns.as_ref().map(|d| d.server_host())));
+        for def in &s.targets {
+            let host = lab.host(&def.host).map_err(|e| e.to_string())?.clone();
+            let target = Target::start(def.clone(), &host, lab.epoch()).await?;
+            self.targets.insert(def.name.clone(), target);
+        }
         self.lab = Some(lab);
 
         for svc in s.services.iter().filter(|svc| svc.autostart) {
@@ -120,12 +142,16 @@ impl Trial<'_> {
                 When::AfterPrevious(d) => tokio::time::sleep(d).await,
             }
             self.step(step).await.map_err(|e| format!("timeline step {} ({}): {e}", i + 1, step.action.kind()))?;
+            let at = self.lab().elapsed();
             if let Some(n) = &step.name {
-                self.steps.insert(n.clone(), self.lab().elapsed());
+                self.steps.insert(n.clone(), at);
+            }
+            if matches!(step.action, Action::SwapCname { .. } | Action::SetRecord { .. } | Action::DeleteRecord { .. } | Action::SetTtl { .. }) {
+                self.dns_steps.push((step.name.clone().unwrap_or_else(|| step.action.kind().to_string()), at));
             }
         }
         let lab = self.lab.as_ref().expect("built above");
-        self.checked = checks::evaluate(s, self.profile, lab, &self.procs, &self.steps).await;
+        self.checked = checks::evaluate(s, self.profile, lab, &self.procs, &self.targets, &self.steps).await;
         Ok(())
     }
 
@@ -353,6 +379,35 @@ fn trial_root(s: &Scenario) -> Option<PathBuf> {
     let stem = s.path.file_stem()?.to_string_lossy().into_owned();
     let folder = s.path.parent().and_then(Path::file_name).map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     Some(root.join(folder).join(stem))
+}
+
+/// Writes each target's request log and the timeline picture into the artifacts.
+fn write_targets(lab: &Lab, targets: &BTreeMap<String, Target>, dns_steps: &[(String, Duration)]) {
+    if targets.is_empty() {
+        return;
+    }
+    let dir = lab.artifacts().join("targets");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    for (name, t) in targets {
+        let _ = t.write_log(&dir.join(format!("{name}.requests.jsonl")));
+    }
+    // The TTL shaded after a change: what the last answer before it carried.
+    let log = lab.dns().map(|d| d.log().entries()).unwrap_or_default();
+    let marks: Vec<Mark> = dns_steps
+        .iter()
+        .map(|(name, at)| Mark {
+            name: name.clone(),
+            at: *at,
+            ttl: log.iter().rev().find(|e| e.at <= *at && !e.answers.is_empty()).and_then(|e| stale::ttl_of(&e.answers[0])),
+        })
+        .collect();
+    let list: Vec<Target> = targets.values().cloned().collect();
+    let end = lab.elapsed();
+    if let Err(e) = stale::write_svg(&lab.artifacts().join("timeline.svg"), &list, &marks, end) {
+        tracing::warn!(error = %e, "cannot write timeline.svg");
+    }
 }
 
 /// Writes the environment facts, the resolved scenario and the results into the artifacts.

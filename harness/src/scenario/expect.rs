@@ -17,7 +17,7 @@ use crate::profile::Profile;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 const COMMON_KEYS: &[&str] = &["kind", "name", "profiles"];
-const KINDS: &str = "exit, output, bind-error, listening, connect, line-within, no-line";
+const KINDS: &str = "exit, output, bind-error, listening, connect, line-within, no-line, stale";
 
 /// One expectation.
 #[derive(Debug, Clone)]
@@ -109,6 +109,24 @@ pub enum Check {
         /// Start of the window; `None`: right at the step.
         min: Option<Duration>,
     },
+    /// How long a client kept reaching the `old` target after a DNS change (the named step), and
+    /// why, from the built-in targets' request logs and the DNS query log.
+    Stale {
+        /// The client host.
+        client: String,
+        /// The step of the DNS change.
+        after: String,
+        /// The target the change moves away from.
+        old: String,
+        /// The target it moves to.
+        new: String,
+        /// The client reached `new` and its last request to `old` came at most this long after the change.
+        at_most: Option<Duration>,
+        /// Its last request to `old` came at least this long after the change.
+        at_least: Option<Duration>,
+        /// Why it stayed (checked only when given).
+        cause: Option<StaleCause>,
+    },
     /// No line matching a regex appears for `duration` after a step.
     NoLine {
         /// The service.
@@ -120,6 +138,30 @@ pub enum Check {
         /// Length of the window.
         duration: Duration,
     },
+}
+
+/// Why a client kept reaching the old target after a DNS change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleCause {
+    /// It did not: no request reached the old target after the change.
+    None,
+    /// Requests on connections opened before the change (a pool or keep-alive): the client
+    /// never needed to resolve again.
+    ConnectionPinning,
+    /// New connections opened after the change to the old address: an answer cached in the
+    /// client (a resolver cache, such as the JVM's).
+    ResolverCache,
+}
+
+impl StaleCause {
+    /// The name as written in scenarios.
+    pub fn name(self) -> &'static str {
+        match self {
+            StaleCause::None => "none",
+            StaleCause::ConnectionPinning => "connection-pinning",
+            StaleCause::ResolverCache => "resolver-cache",
+        }
+    }
 }
 
 /// Whose listening sockets a `listening` expectation looks at.
@@ -245,6 +287,19 @@ impl fmt::Display for Check {
                     None => write!(f, "within {} after step {after}", format_duration(*within)),
                 }
             }
+            Check::Stale { client, after, old, new, at_most, at_least, cause } => {
+                write!(f, "client {client} ")?;
+                match (at_most, at_least) {
+                    (Some(m), Some(l)) => write!(f, "keeps reaching {old} for {} to {} after step {after}, then {new}", format_duration(*l), format_duration(*m))?,
+                    (Some(m), None) => write!(f, "moves from {old} to {new} within {} after step {after}", format_duration(*m))?,
+                    (None, Some(l)) => write!(f, "still reaches {old} at least {} after step {after}", format_duration(*l))?,
+                    (None, None) => write!(f, "after step {after}, between {old} and {new}")?,
+                }
+                if let Some(c) = cause {
+                    write!(f, " (cause: {})", c.name())?;
+                }
+                Ok(())
+            }
             Check::NoLine { service, matches, after, duration } => {
                 write!(f, "service {service} prints no line matching {:?} for {} after step {after}", matches.as_str(), format_duration(*duration))
             }
@@ -261,6 +316,7 @@ fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
         "connect" => &["from", "to", "family", "result", "timeout"],
         "line-within" => &["service", "matches", "after", "within", "min"],
         "no-line" => &["service", "matches", "after", "for"],
+        "stale" => &["client", "after", "old", "new", "at_most", "at_least", "cause"],
         _ => return None,
     })
 }
@@ -425,6 +481,32 @@ fn decode_check(t: &mut Table<'_, '_>, kind: &str, known: &Known) -> Result<Chec
             let after = step(t)?;
             let duration = t.positive_duration("for")?.ok_or_else(|| t.missing("for", "\"20s\""))?;
             Check::NoLine { service, matches, after, duration }
+        }
+        "stale" => {
+            let c = t.req_str("client", "\"<a declared host>\"")?;
+            let client = refer(t, "client", &c, "host", &known.hosts)?;
+            let after = step(t)?;
+            let target = |t: &mut Table<'_, '_>, key: &str| -> Result<String> {
+                let s = t.req_str(key, "\"<a declared target>\"")?;
+                refer(t, key, &s, "target", &known.targets)
+            };
+            let old = target(t, "old")?;
+            let new = target(t, "new")?;
+            let at_most = t.positive_duration("at_most")?;
+            let at_least = t.duration("at_least")?;
+            if at_most.is_none() && at_least.is_none() && !t.has("cause") {
+                return Err(t.doc.err(&t.span.clone(), format!("{} has none of at_most, at_least, cause; expected at least one of them", t.what)));
+            }
+            let cause = match t.str("cause")? {
+                None => None,
+                Some(s) => Some(match s.value.as_str() {
+                    "none" => StaleCause::None,
+                    "connection-pinning" => StaleCause::ConnectionPinning,
+                    "resolver-cache" => StaleCause::ResolverCache,
+                    other => return Err(t.bad("cause", &s.span, format!("{other:?} is not a cause; expected \"none\", \"connection-pinning\" or \"resolver-cache\""))),
+                }),
+            };
+            Check::Stale { client, after, old, new, at_most, at_least, cause }
         }
         _ => unreachable!("kinds are checked by kind_keys"),
     })

@@ -14,6 +14,7 @@ pub(crate) struct Known {
     pub dns: bool,
     pub zones: Vec<String>,
     pub services: BTreeSet<String>,
+    pub targets: BTreeSet<String>,
     pub steps: BTreeSet<String>,
     pub profiles: Vec<Profile>,
 }

@@ -26,7 +26,7 @@ pub const MAX_FILE_SIZE: u64 = 1 << 20;
 /// How long a trial may run unless `timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-const TOP_KEYS: &[&str] = &["description", "profiles", "timeout", "requires", "hosts", "dns", "services", "timeline", "expect"];
+const TOP_KEYS: &[&str] = &["description", "profiles", "timeout", "requires", "hosts", "dns", "targets", "services", "timeline", "expect"];
 
 /// A loaded, validated scenario: every name it refers to exists, every value parsed.
 #[derive(Debug, Clone)]
@@ -45,6 +45,8 @@ pub struct Scenario {
     pub hosts: Vec<HostDef>,
     /// The lab DNS server, when the scenario has a `[dns]` table.
     pub dns: Option<DnsDef>,
+    /// Built-in HTTP targets, in file order.
+    pub targets: Vec<super::target::TargetDef>,
     /// Its services, in file order.
     pub services: Vec<ServiceDef>,
     /// The timeline, in order.
@@ -185,6 +187,11 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         known.hosts.insert(d.server_host().to_string());
         known.zones = d.zones.iter().map(|z| z.origin.clone()).collect();
     }
+    let targets = match t.take("targets") {
+        Some(v) => super::target::decode_targets(doc, v, &known)?,
+        None => Vec::new(),
+    };
+    known.targets = targets.iter().map(|t| t.name.clone()).collect();
     let services = match t.take("services") {
         Some(v) => decode_services(doc, v, &known)?,
         None => Vec::new(),
@@ -194,7 +201,7 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
     let timeline = decode_timeline(doc, steps, &mut known)?;
     let items = t.tables("expect", "an array of expectations, written [[expect]]")?;
     let expectations = decode_expectations(doc, items, &known)?;
-    Ok(Scenario { path: doc.file.to_path_buf(), description: description.value, profiles, timeout, requires, hosts, dns, services, timeline, expectations })
+    Ok(Scenario { path: doc.file.to_path_buf(), description: description.value, profiles, timeout, requires, hosts, dns, targets, services, timeline, expectations })
 }
 
 /// A scenario file found by [`discover`], with the base name of its trials.
