@@ -1,0 +1,55 @@
+"""A blue/green target: answers every GET with its own name and logs who asked.
+
+Usage: python3 target.py NAME PORT
+
+It listens on [::]:PORT (IPV6_V6ONLY off, so IPv4 peers arrive as ::ffff:a.b.c.d) and speaks
+HTTP/1.1 with keep-alive, like the load balancers of the incident: a client that pools connections
+can keep one open for as long as it likes. Every request is logged on stdout as one line
+
+    request from [ADDRESS]:PORT GET /id
+
+with the client's source port, so requests that came on one connection can be told apart from
+requests on new ones (the old environment's access log was how the incident was found).
+"""
+
+import http.server
+import socket
+import sys
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive unless the client says "Connection: close"
+
+    def do_GET(self):
+        body = (self.server.name + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        host, port = self.client_address[:2]
+        print(f"request from [{host}]:{port} {self.command} {self.path}", flush=True)
+
+    def log_message(self, fmt, *args):
+        pass  # one line per request is printed above, nothing else
+
+
+class Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+    daemon_threads = True
+
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+def main():
+    name, port = sys.argv[1], int(sys.argv[2])
+    srv = Server(("::", port), Handler)
+    srv.name = name
+    print(f"{name} serving on [::]:{port}", flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
