@@ -171,6 +171,7 @@ impl LabBuilder {
     /// [`Error::Privileges`] without CAP_NET_ADMIN/CAP_SYS_ADMIN, [`Error::Invalid`] for a bad
     /// definition, and the kernel's refusal of any step otherwise. Nothing is left behind.
     pub async fn build(mut self) -> Result<Lab> {
+        let t_start = Instant::now();
         check_privileges()?;
         let name = self.name.clone().unwrap_or_else(|| format!("lab{}-{}", std::process::id(), LAB_COUNTER.fetch_add(1, Ordering::Relaxed)));
         let root = self.artifacts_root.clone().unwrap_or_else(spec::default_artifacts_root);
@@ -222,6 +223,7 @@ impl LabBuilder {
         };
         let hosts_ns = hosts_ns?;
 
+        let t_ns = epoch.elapsed();
         // 2. The switch and one veth per host, the host end created directly in its namespace.
         let sw = format!("switch of lab {name}");
         let br = switch_nl
@@ -241,6 +243,7 @@ impl LabBuilder {
         }))
         .await?;
 
+        let t_sw = epoch.elapsed();
         // 3. Per host: late sysctls, then lo and addresses (links are up, so no first-packet delay).
         let hosts: Vec<Host> = try_join_all(planned.into_iter().zip(hosts_ns).map(|(p, (ns, nl, deferred))| {
             let registry = registry.clone();
@@ -276,6 +279,7 @@ impl LabBuilder {
             }
         }))
         .await?;
+        tracing::debug!(lab = %name, plan = ?(epoch - t_start), namespaces = ?t_ns, switch = ?(t_sw - t_ns), hosts = ?(epoch.elapsed() - t_sw), "lab build phases");
         let dns = match &self.dns {
             Some(cfg) => {
                 let host = hosts.iter().find(|h| h.name() == cfg.host_name()).expect("planned above");
