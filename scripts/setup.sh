@@ -30,6 +30,8 @@ PACKAGES=(
     iproute2 procps kmod nftables iptables tcpdump strace
     # Clients the tests drive.
     curl iputils-ping netcat-openbsd socat bind9-dnsutils dnsperf python3
+    # Python clients of scenarios/stale-dns (run with /usr/bin/python3: a pyenv shim has no requests).
+    python3-requests
     # Servers the labs run inside hosts (never as system services; see below).
     gunicorn nginx-light redis-server dnsmasq knot nsd tayga
     # `vagrant validate` of the Vagrantfile in CI (without recommends: 80 MB, not 600 MB).

@@ -25,9 +25,11 @@ fn main() -> std::process::ExitCode {
     }
     let args = Arguments::from_args();
     let mut trials = Vec::new();
-    for p in Profile::ALL {
+    for p in Profile::BASIC {
         trials.push(kernel_trial(format!("profile/{p}/connectivity"), move || connectivity(p)));
     }
+    trials.push(kernel_trial("profile/no-ipv6/ipv6-sockets-fail-with-eafnosupport", no_ipv6));
+    trials.push(nslab_tests::trial_requiring("profile/broken-ipv6/ipv6-connects-hang-and-happy-eyeballs-falls-back", &["curl"], broken_ipv6));
     trials.push(kernel_trial("dad/bind-to-tentative-address-fails-until-dad-completes", dad));
     trials.push(kernel_trial("etc/programs-see-the-lab-files-and-the-host-files-stay-untouched", etc_files));
     trials.push(kernel_trial("sysctl/per-host-settings-stay-in-the-host", sysctls));
@@ -139,6 +141,49 @@ async fn connectivity(profile: Profile) -> Result<(), String> {
         }
         _ => {}
     }
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+async fn no_ipv6() -> Result<(), String> {
+    let lab = Lab::builder().profile(Profile::NoIpv6).hosts(["server", "client"]).build().await.map_err(err)?;
+    let server = lab.host("server").map_err(err)?.clone();
+    let probe = "import socket\ntry:\n    socket.socket(socket.AF_INET6); print('created')\nexcept OSError as e:\n    print('errno', e.errno)\ns=socket.socket(); print('ipv4 ok')\n";
+    let p = server.run(Command::new(PY).args(["-c", probe]), T).await.map_err(err)?;
+    ensure!(p.stdout() == format!("errno {}\nipv4 ok\n", libc::EAFNOSUPPORT), "no-ipv6: AF_INET6 must fail with EAFNOSUPPORT, AF_INET must work: {:?}", p.output());
+    // A server that binds [::] (works on ipv4-only, where IPv6 is merely disabled) cannot start.
+    let web = server.run(Command::new(PY).args(["-m", "http.server", "8000", "--bind", "::"]), T).await.map_err(err)?;
+    ensure!(!web.exit().unwrap().success() && web.output().contains("Address family not supported by protocol"), "no-ipv6: [::] bind must fail: {}", web.output());
+    ensure!(server.ipv6().is_none() && server.ipv4().is_some(), "no-ipv6 hosts have IPv4 only");
+    let l = server.spawn(Command::new(PY).args(["-m", "http.server", "8001", "--bind", "0.0.0.0"])).await.map_err(err)?;
+    server.wait_listening(&Listen::tcp(8001), T, Some(&l)).await.map_err(err)?;
+    ensure!(connect_errno(lab.host("client").map_err(err)?, SocketAddr::new(IpAddr::V4(server.ipv4().unwrap()), 8001)).await.is_none(), "IPv4 must work");
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+async fn broken_ipv6() -> Result<(), String> {
+    let lab = Lab::builder().profile(Profile::BrokenIpv6).hosts(["server", "client"]).build().await.map_err(err)?;
+    let server = lab.host("server").map_err(err)?.clone();
+    let client = lab.host("client").map_err(err)?.clone();
+    let web = server.spawn(Command::new(PY).args(["-m", "http.server", "8000", "--bind", "::"]).current_dir(server.dir())).await.map_err(err)?;
+    server.wait_listening(&Listen::tcp(8000), T, Some(&web)).await.map_err(err)?;
+    let v6 = SocketAddr::new(IpAddr::V6(server.ipv6().unwrap()), 8000);
+    let t = Instant::now();
+    ensure!(connect_errno(&client, v6).await == Some(-2), "broken-ipv6: an IPv6 connect must hang (no answer within 3 s), not fail fast");
+    ensure!(t.elapsed() >= Duration::from_millis(2900), "the IPv6 connect returned early");
+    ensure!(connect_errno(&client, SocketAddr::new(IpAddr::V4(server.ipv4().unwrap()), 8000)).await.is_none(), "IPv4 must work");
+    // curl tries IPv6 first (AAAA sorts first) and falls back to IPv4 after its Happy Eyeballs
+    // head start (200 ms), so it answers quickly, over IPv4.
+    let c = client
+        .run(Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{remote_ip} %{time_connect}", "--max-time", "10", "http://server:8000/"]), T)
+        .await
+        .map_err(err)?;
+    let out = c.stdout();
+    let mut it = out.split_whitespace();
+    let (ip, secs) = (it.next().unwrap_or(""), it.next().and_then(|s| s.parse::<f64>().ok()).unwrap_or(99.0));
+    ensure!(ip == server.ipv4().unwrap().to_string() && (0.1..2.0).contains(&secs), "curl should connect over IPv4 after ~0.2 s, got {out:?} {}", c.stderr());
+    eprintln!("    broken-ipv6: curl connected over IPv4 after {secs:.3} s");
     lab.teardown().await.map_err(err)?;
     Ok(())
 }

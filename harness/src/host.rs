@@ -137,7 +137,8 @@ impl Host {
             .collect::<std::result::Result<Vec<_>, std::ffi::NulError>>()
             .map_err(|e| spawn_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
         let output = Arc::new(Output::new(h.epoch, &h.dir, &name));
-        let spawned = sys::spawn_in_lab(cmd.to_tokio(), h.ns.fd(), binds).await.map_err(spawn_err)?;
+        let seccomp = if h.profile.ipv6_absent() { Some(sys::no_ipv6_filter().map_err(spawn_err)?) } else { None };
+        let spawned = sys::spawn_in_lab(cmd.to_tokio(), h.ns.fd(), binds, seccomp).await.map_err(spawn_err)?;
         tracing::debug!(host = %h.name, process = %name, pid = spawned.child.id(), "spawned");
         let p = Process::supervise(spawned, &h.name, name, output, h.epoch);
         h.registry.add(p.shared.clone());

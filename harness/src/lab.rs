@@ -280,6 +280,7 @@ impl LabBuilder {
         }))
         .await?;
         tracing::debug!(lab = %name, plan = ?(epoch - t_start), namespaces = ?t_ns, switch = ?(t_sw - t_ns), hosts = ?(epoch.elapsed() - t_sw), "lab build phases");
+        break_ipv6(&hosts).await?;
         let dns = match &self.dns {
             Some(cfg) => {
                 let host = hosts.iter().find(|h| h.name() == cfg.host_name()).expect("planned above");
@@ -366,6 +367,30 @@ fn base_sysctls(p: &Planned) -> Vec<(PathBuf, Sysctl)> {
         .collect();
     out.extend(p.sysctls.iter().cloned());
     out
+}
+
+/// The MAC of the `broken-ipv6` profile's neighbour entries: no lab host has it, so frames to it
+/// are flooded by the switch and dropped by every host, silently, as on a broken path.
+const NOBODY_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x10, 0xde, 0xad];
+
+/// In each `broken-ipv6` host, points every other host's IPv6 addresses at [`NOBODY_MAC`].
+async fn break_ipv6(hosts: &[Host]) -> Result<()> {
+    let reqs = hosts.iter().filter(|h| h.profile().ipv6_broken()).flat_map(|h| {
+        hosts
+            .iter()
+            .filter(move |o| o.name() != h.name())
+            .flat_map(|o| o.ipv6().into_iter().chain(o.link_local()))
+            .map(move |ip| (h, ip))
+    });
+    try_join_all(reqs.map(|(h, ip)| async move {
+        h.inner.nl.add_neighbour(h.inner.ifindex, ip.into(), NOBODY_MAC).await.map_err(|source| Error::Netlink {
+            op: format!("add a permanent neighbour {ip} -> {:02x?} (broken-ipv6)", NOBODY_MAC),
+            what: format!("host {}", h.name()),
+            source,
+        })
+    }))
+    .await?;
+    Ok(())
 }
 
 /// A random suffix for artifact directory names (labs of several processes share a root).

@@ -110,6 +110,18 @@ impl Netlink {
         Ok(())
     }
 
+    /// Adds (or replaces) a permanent neighbour entry: `ip` is reached at `mac` on `index`.
+    pub(crate) async fn add_neighbour(&self, index: u32, ip: IpAddr, mac: [u8; 6]) -> NlResult<()> {
+        self.handle
+            .neighbours()
+            .add(index, ip)
+            .link_layer_address(&mac)
+            .state(netlink_packet_route::neighbour::NeighbourState::Permanent)
+            .replace()
+            .execute()
+            .await
+    }
+
     /// Whether `addr` on `index` is still tentative (duplicate address detection running).
     pub(crate) async fn is_tentative(&self, index: u32, addr: IpAddr) -> NlResult<Option<bool>> {
         let mut list = self.handle.address().get().set_link_index_filter(index).set_address_filter(addr).execute();

@@ -15,11 +15,22 @@ pub enum Profile {
     Ipv6Only,
     /// Only `fe80::` addresses on the lab interface.
     LinkLocalOnly,
+    /// IPv6 absent, not just disabled: IPv4 addresses only, and `socket(AF_INET6, ...)` fails with
+    /// EAFNOSUPPORT (97) in the host's programs (a seccomp filter), as on a kernel without IPv6.
+    NoIpv6,
+    /// Dual-stack addresses, AAAA records published, but IPv6 packets to other lab hosts silently
+    /// dropped (a permanent neighbour entry to a MAC nobody has): IPv6 connects hang, as on a
+    /// broken path, while IPv4 works.
+    BrokenIpv6,
 }
 
 impl Profile {
     /// Every profile, in the order reports list them.
-    pub const ALL: [Profile; 4] = [Profile::Ipv4Only, Profile::DualStack, Profile::Ipv6Only, Profile::LinkLocalOnly];
+    pub const ALL: [Profile; 6] =
+        [Profile::Ipv4Only, Profile::DualStack, Profile::Ipv6Only, Profile::LinkLocalOnly, Profile::NoIpv6, Profile::BrokenIpv6];
+
+    /// The four addressing profiles (without the failure profiles `no-ipv6` and `broken-ipv6`).
+    pub const BASIC: [Profile; 4] = [Profile::Ipv4Only, Profile::DualStack, Profile::Ipv6Only, Profile::LinkLocalOnly];
 
     /// The profile's name as written in scenarios and on the command line.
     pub fn name(self) -> &'static str {
@@ -28,22 +39,34 @@ impl Profile {
             Profile::DualStack => "dual-stack",
             Profile::Ipv6Only => "ipv6-only",
             Profile::LinkLocalOnly => "link-local-only",
+            Profile::NoIpv6 => "no-ipv6",
+            Profile::BrokenIpv6 => "broken-ipv6",
         }
     }
 
     /// Whether the lab interface gets an IPv4 address.
     pub fn has_ipv4(self) -> bool {
-        matches!(self, Profile::Ipv4Only | Profile::DualStack)
+        matches!(self, Profile::Ipv4Only | Profile::DualStack | Profile::NoIpv6 | Profile::BrokenIpv6)
     }
 
     /// Whether IPv6 is enabled at all in the host.
     pub fn ipv6_enabled(self) -> bool {
-        !matches!(self, Profile::Ipv4Only)
+        !matches!(self, Profile::Ipv4Only | Profile::NoIpv6)
     }
 
     /// Whether the lab interface gets a global (documentation-prefix) IPv6 address.
     pub fn has_global_ipv6(self) -> bool {
-        matches!(self, Profile::DualStack | Profile::Ipv6Only)
+        matches!(self, Profile::DualStack | Profile::Ipv6Only | Profile::BrokenIpv6)
+    }
+
+    /// Whether programs in the host cannot create IPv6 sockets at all (EAFNOSUPPORT).
+    pub fn ipv6_absent(self) -> bool {
+        matches!(self, Profile::NoIpv6)
+    }
+
+    /// Whether IPv6 packets from the host to other lab hosts are silently dropped.
+    pub fn ipv6_broken(self) -> bool {
+        matches!(self, Profile::BrokenIpv6)
     }
 
     /// Whether the lab interface gets a link-local address.
@@ -92,7 +115,7 @@ mod tests {
         let e = "ipv6".parse::<Profile>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown profile \"ipv6\"; expected one of ipv4-only, dual-stack, ipv6-only, link-local-only"
+            "unknown profile \"ipv6\"; expected one of ipv4-only, dual-stack, ipv6-only, link-local-only, no-ipv6, broken-ipv6"
         );
     }
 }

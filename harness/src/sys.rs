@@ -134,6 +134,7 @@ pub(crate) async fn spawn_in_lab(
     mut cmd: tokio::process::Command,
     netns: &OwnedFd,
     binds: Vec<BindMount>,
+    seccomp: Option<&'static [seccompiler::sock_filter]>,
 ) -> io::Result<Spawned> {
     let sp = spawner()?;
     let (status_r, status_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
@@ -143,7 +144,7 @@ pub(crate) async fn spawn_in_lab(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job: SpawnJob = Box::new(move |own_pidns| {
         let _rt = rt.enter();
-        let res = spawn_on_this_thread(&mut cmd, own_pidns, netns, binds, status_w, lifeline);
+        let res = spawn_on_this_thread(&mut cmd, own_pidns, netns, binds, status_w, lifeline, seccomp);
         let _ = tx.send(res);
     });
     sp.jobs
@@ -164,6 +165,7 @@ fn spawn_on_this_thread(
     binds: Vec<BindMount>,
     status_w: OwnedFd,
     lifeline: RawFd,
+    seccomp: Option<&'static [seccompiler::sock_filter]>,
 ) -> io::Result<tokio::process::Child> {
     // SAFETY: own_pidns is the spawner's descriptor, open for the life of the process.
     let own = unsafe { std::os::fd::BorrowedFd::borrow_raw(own_pidns) };
@@ -174,7 +176,7 @@ fn spawn_on_this_thread(
     // SAFETY: the closure runs in the forked child before exec. It only makes raw system calls
     // on data prepared here (no allocation, no locks), as required after fork in a threaded process.
     unsafe {
-        cmd.pre_exec(move || child_setup(netns_fd, &binds, status_fd, lifeline));
+        cmd.pre_exec(move || child_setup(netns_fd, &binds, status_fd, lifeline, seccomp));
     }
     let res = cmd.spawn();
     // Whatever happened, this thread's next children must not land in that namespace.
@@ -192,7 +194,7 @@ fn last_err() -> io::Error {
 
 /// The forked child (PID 1 of its PID namespace): enter the lab host, make the mount namespace,
 /// fork the program, and become its init. Returns only in the program's process.
-fn child_setup(netns: RawFd, binds: &[BindMount], status_w: RawFd, lifeline: RawFd) -> io::Result<()> {
+fn child_setup(netns: RawFd, binds: &[BindMount], status_w: RawFd, lifeline: RawFd, seccomp: Option<&[seccompiler::sock_filter]>) -> io::Result<()> {
     // SAFETY: plain system calls with valid pointers to NUL-terminated strings and local structs.
     unsafe {
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
@@ -245,10 +247,47 @@ fn child_setup(netns: RawFd, binds: &[BindMount], status_w: RawFd, lifeline: Raw
             // The program: its own process group (so signals reach its workers), normal mask.
             libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
             libc::setpgid(0, 0);
+            if let Some(filter) = seccomp {
+                install_seccomp(filter)?;
+            }
             return Ok(());
         }
         init_loop(pid, &set, status_w, lifeline)
     }
+}
+
+/// Installs a seccomp filter on the calling (single-threaded, forked) process. Privileged
+/// callers need no `no_new_privs`, so set-uid programs keep working; others get it set first.
+///
+/// # Safety
+/// `filter` must be a valid classic BPF program (built by seccompiler).
+unsafe fn install_seccomp(filter: &[seccompiler::sock_filter]) -> io::Result<()> {
+    // seccompiler's sock_filter is the kernel's struct (repr(C): code, jt, jf, k), like libc's.
+    let prog = libc::sock_fprog { len: filter.len() as libc::c_ushort, filter: filter.as_ptr() as *mut libc::sock_filter };
+    let set = || libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0 as libc::c_ulong, &prog as *const libc::sock_fprog);
+    if set() == 0 {
+        return Ok(());
+    }
+    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || set() != 0 {
+        return Err(last_err());
+    }
+    Ok(())
+}
+
+/// The seccomp program of the `no-ipv6` profile: `socket(AF_INET6, ...)` fails with
+/// EAFNOSUPPORT, everything else is allowed. Built once, before any fork.
+pub(crate) fn no_ipv6_filter() -> io::Result<&'static [seccompiler::sock_filter]> {
+    use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch};
+    static PROG: OnceLock<Result<seccompiler::BpfProgram, String>> = OnceLock::new();
+    let prog = PROG.get_or_init(|| {
+        let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|e| format!("{e:?}"))?;
+        let cond = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, libc::AF_INET6 as u64).map_err(|e| e.to_string())?;
+        let rule = SeccompRule::new(vec![cond]).map_err(|e| e.to_string())?;
+        let rules = std::collections::BTreeMap::from([(libc::SYS_socket, vec![rule])]);
+        let filter = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EAFNOSUPPORT as u32), arch).map_err(|e| e.to_string())?;
+        seccompiler::BpfProgram::try_from(filter).map_err(|e| e.to_string())
+    });
+    prog.as_deref().map_err(|e| io::Error::other(format!("cannot build the no-ipv6 seccomp filter: {e}")))
 }
 
 /// Signals the init passes on to the program's process group.

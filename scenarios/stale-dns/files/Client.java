@@ -3,11 +3,15 @@
 // "error <exception>: <message>".
 //
 // Usage: java -cp DIR Client MODE URL COUNT INTERVAL_MS
-//   MODE "new":    HttpURLConnection with keep-alive off: a new TCP connection, and so a name
-//                  look-up through InetAddress (and its cache), for every request.
-//   MODE "pooled": one java.net.http.HttpClient for the whole run: its keep-alive pool reuses a
-//                  connection for as long as the server keeps it open.
-// The program itself caches no name: whatever stays stale is the JVM's doing. On start it prints
+//   MODE "new":        HttpURLConnection with keep-alive off: a new TCP connection, and so a name
+//                      look-up through InetAddress (and its cache), for every request.
+//   MODE "keepalive":  HttpURLConnection as it comes (http.keepAlive=true): the JDK's keep-alive
+//                      cache, keyed by the URL's host name and port, hands the same connection to
+//                      every request while the server keeps it open and it is never idle for 5 s.
+//   MODE "httpclient": one java.net.http.HttpClient (HTTP/1.1) for the whole run. Its pool is
+//                      keyed by the *resolved* address: every request resolves the name again
+//                      (through the InetAddress cache) and picks a pooled connection to that address.
+// The program itself caches no name: whatever stays stale is the JDK's doing. On start it prints
 // the effective cache settings (as the JVM reads them) on stderr.
 import java.io.InputStream;
 import java.net.HttpURLConnection;
@@ -24,7 +28,7 @@ public class Client {
     @SuppressWarnings("removal") // getSecurityManager: the security manager is one of the cases
     public static void main(String[] args) throws Exception {
         if (args.length != 4) {
-            System.err.println("usage: Client new|pooled URL COUNT INTERVAL_MS");
+            System.err.println("usage: Client new|keepalive|httpclient URL COUNT INTERVAL_MS");
             System.exit(2);
         }
         String mode = args[0];
@@ -35,11 +39,13 @@ public class Client {
                 + " security.networkaddress.cache.ttl=" + Security.getProperty("networkaddress.cache.ttl")
                 + " sun.net.inetaddr.ttl=" + System.getProperty("sun.net.inetaddr.ttl")
                 + " security manager=" + (System.getSecurityManager() != null));
-        HttpClient pooled = null;
+        HttpClient httpClient = null;
         if (mode.equals("new")) {
             System.setProperty("http.keepAlive", "false");
-        } else if (mode.equals("pooled")) {
-            pooled = HttpClient.newBuilder()
+        } else if (mode.equals("keepalive")) {
+            System.setProperty("http.keepAlive", "true");
+        } else if (mode.equals("httpclient")) {
+            httpClient = HttpClient.newBuilder()
                     .version(HttpClient.Version.HTTP_1_1)
                     .connectTimeout(Duration.ofSeconds(1))
                     .build();
@@ -51,7 +57,7 @@ public class Client {
             long start = System.nanoTime();
             String line;
             try {
-                line = pooled != null ? viaPool(pooled, url) : viaNewConnection(url);
+                line = httpClient != null ? viaHttpClient(httpClient, url) : viaUrlConnection(url, mode.equals("new"));
             } catch (Exception e) {
                 Throwable t = e;
                 while (t.getMessage() == null && t.getCause() != null) {
@@ -69,19 +75,25 @@ public class Client {
         }
     }
 
-    static String viaNewConnection(String url) throws Exception {
+    static String viaUrlConnection(String url, boolean close) throws Exception {
         HttpURLConnection c = (HttpURLConnection) new URL(url).openConnection();
         c.setConnectTimeout(1000);
         c.setReadTimeout(1000);
-        c.setRequestProperty("Connection", "close");
+        if (close) {
+            c.setRequestProperty("Connection", "close");
+        }
         try (InputStream in = c.getInputStream()) {
+            // Read to the end and close the stream (not the connection): with keep-alive on, that
+            // returns the connection to the JDK's keep-alive cache.
             return new String(in.readAllBytes(), StandardCharsets.UTF_8).trim();
         } finally {
-            c.disconnect();
+            if (close) {
+                c.disconnect();
+            }
         }
     }
 
-    static String viaPool(HttpClient client, String url) throws Exception {
+    static String viaHttpClient(HttpClient client, String url) throws Exception {
         HttpRequest req = HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(1)).GET().build();
         return client.send(req, HttpResponse.BodyHandlers.ofString()).body().trim();
     }

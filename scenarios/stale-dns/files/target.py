@@ -8,8 +8,13 @@ can keep one open for as long as it likes. Every request is logged on stdout as 
 
     request from [ADDRESS]:PORT GET /id
 
-with the client's source port, so requests that came on one connection can be told apart from
-requests on new ones (the old environment's access log was how the incident was found).
+and every new TCP connection as
+
+    connection from [ADDRESS]:PORT
+
+so requests that came on a connection opened before a DNS change (a pinned client) can be told
+apart from new connections (a client that resolved again, or a stale resolver cache). The old
+environment's access log was how the incident was found.
 """
 
 import http.server
@@ -19,6 +24,11 @@ import sys
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive unless the client says "Connection: close"
+
+    def handle(self):
+        host, port = self.client_address[:2]
+        print(f"connection from [{host}]:{port}", flush=True)
+        super().handle()  # every request on this connection, until either side closes it
 
     def do_GET(self):
         body = (self.server.name + "\n").encode()
