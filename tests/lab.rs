@@ -225,6 +225,8 @@ async fn etc_files() -> Result<(), String> {
     let lab = Lab::builder().hosts([HostSpec::new("server"), HostSpec::new("client").gai_conf(gai)]).build().await.map_err(err)?;
     let client = lab.host("client").map_err(err)?.clone();
     let server = lab.host("server").map_err(err)?.clone();
+    let h = client.run(Command::new("hostname"), T).await.map_err(err)?;
+    ensure!(h.stdout() == "client\n", "a program should see its lab host's name, saw {:?}", h.stdout());
     let p = client.run(Command::new("cat").args(["/etc/resolv.conf", "/etc/hosts", "/etc/gai.conf"]), T).await.map_err(err)?;
     let dir = client.dir().join("etc");
     let want: String = ["resolv.conf", "hosts", "gai.conf"].iter().map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default()).collect();

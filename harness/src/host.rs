@@ -109,8 +109,8 @@ impl Host {
     }
 
     /// Starts `cmd` inside this host: its network namespace, a private mount namespace with the
-    /// host's /etc files over the real ones, and its own PID namespace so that nothing it starts
-    /// can outlive it or the harness.
+    /// host's /etc files over the real ones, the host's name as its host name (UTS namespace), and
+    /// its own PID namespace so that nothing it starts can outlive it or the harness.
     ///
     /// # Errors
     /// [`Error::Spawn`] when the program cannot be executed or the namespaces cannot be set up.
@@ -138,7 +138,8 @@ impl Host {
             .map_err(|e| spawn_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
         let output = Arc::new(Output::new(h.epoch, &h.dir, &name));
         let seccomp = if h.profile.ipv6_absent() { Some(sys::no_ipv6_filter().map_err(spawn_err)?) } else { None };
-        let spawned = sys::spawn_in_lab(cmd.to_tokio(), h.ns.fd(), binds, seccomp).await.map_err(spawn_err)?;
+        let hostname = CString::new(h.name.as_str()).map_err(|e| spawn_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let spawned = sys::spawn_in_lab(cmd.to_tokio(), h.ns.fd(), binds, hostname, seccomp).await.map_err(spawn_err)?;
         tracing::debug!(host = %h.name, process = %name, pid = spawned.child.id(), "spawned");
         let p = Process::supervise(spawned, &h.name, name, output, h.epoch);
         h.registry.add(p.shared.clone());

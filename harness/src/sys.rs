@@ -134,6 +134,7 @@ pub(crate) async fn spawn_in_lab(
     mut cmd: tokio::process::Command,
     netns: &OwnedFd,
     binds: Vec<BindMount>,
+    hostname: CString,
     seccomp: Option<&'static [seccompiler::sock_filter]>,
 ) -> io::Result<Spawned> {
     let sp = spawner()?;
@@ -144,7 +145,7 @@ pub(crate) async fn spawn_in_lab(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job: SpawnJob = Box::new(move |own_pidns| {
         let _rt = rt.enter();
-        let res = spawn_on_this_thread(&mut cmd, own_pidns, netns, binds, status_w, lifeline, seccomp);
+        let res = spawn_on_this_thread(&mut cmd, own_pidns, netns, binds, hostname, status_w, lifeline, seccomp);
         let _ = tx.send(res);
     });
     sp.jobs
@@ -163,6 +164,7 @@ fn spawn_on_this_thread(
     own_pidns: RawFd,
     netns: OwnedFd,
     binds: Vec<BindMount>,
+    hostname: CString,
     status_w: OwnedFd,
     lifeline: RawFd,
     seccomp: Option<&'static [seccompiler::sock_filter]>,
@@ -176,7 +178,7 @@ fn spawn_on_this_thread(
     // SAFETY: the closure runs in the forked child before exec. It only makes raw system calls
     // on data prepared here (no allocation, no locks), as required after fork in a threaded process.
     unsafe {
-        cmd.pre_exec(move || child_setup(netns_fd, &binds, status_fd, lifeline, seccomp));
+        cmd.pre_exec(move || child_setup(netns_fd, &binds, &hostname, status_fd, lifeline, seccomp));
     }
     let res = cmd.spawn();
     // Whatever happened, this thread's next children must not land in that namespace.
@@ -192,9 +194,16 @@ fn last_err() -> io::Error {
     io::Error::last_os_error()
 }
 
-/// The forked child (PID 1 of its PID namespace): enter the lab host, make the mount namespace,
+/// The forked child (PID 1 of its PID namespace): enter the lab host, make the mount and UTS namespaces,
 /// fork the program, and become its init. Returns only in the program's process.
-fn child_setup(netns: RawFd, binds: &[BindMount], status_w: RawFd, lifeline: RawFd, seccomp: Option<&[seccompiler::sock_filter]>) -> io::Result<()> {
+fn child_setup(
+    netns: RawFd,
+    binds: &[BindMount],
+    hostname: &std::ffi::CStr,
+    status_w: RawFd,
+    lifeline: RawFd,
+    seccomp: Option<&[seccompiler::sock_filter]>,
+) -> io::Result<()> {
     // SAFETY: plain system calls with valid pointers to NUL-terminated strings and local structs.
     unsafe {
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
@@ -203,7 +212,11 @@ fn child_setup(netns: RawFd, binds: &[BindMount], status_w: RawFd, lifeline: Raw
         if libc::setns(netns, libc::CLONE_NEWNET) != 0 {
             return Err(last_err());
         }
-        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+        // Its own mount namespace, and its own host name (the lab host's), as on a real machine.
+        if libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS) != 0 {
+            return Err(last_err());
+        }
+        if libc::sethostname(hostname.as_ptr(), hostname.to_bytes().len()) != 0 {
             return Err(last_err());
         }
         // Nothing mounted below may ever propagate back to the host.

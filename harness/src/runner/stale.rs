@@ -99,6 +99,7 @@ pub fn analyse(client: &[IpAddr], step_at: Duration, old: &Target, new: &Target,
     let last = old_reqs.iter().max_by_key(|r| r.at_us);
     let cause = match last {
         None => StaleCause::None,
+        Some(r) if r.conn == 0 => StaleCause::Unknown,
         Some(r) if r.conn_at() <= step_at => StaleCause::ConnectionPinning,
         Some(_) => StaleCause::ResolverCache,
     };

@@ -16,7 +16,7 @@ use crate::runner::report::{ExpectationResult, Outcome, TrialResult};
 use crate::runner::requirements;
 use crate::runner::stale::{self, Mark};
 use crate::runner::target::Target;
-use crate::scenario::{Action, Condition, DnsFault, ExpectStart, FaultScope, FileContent, LinkState, Run, Scenario, ServiceDef, Step, When};
+use crate::scenario::{TargetKind, Action, Condition, DnsFault, ExpectStart, FaultScope, FileContent, LinkState, Run, Scenario, ServiceDef, Step, When};
 
 /// How trials run.
 #[derive(Debug, Clone, Default)]
@@ -126,8 +126,13 @@ impl Trial<'_> {
         let scenario_dir = std::fs::canonicalize(s.dir()).unwrap_or_else(|_| s.dir().to_path_buf());
         self.facts = Some(Facts::of(&lab, self.profile, scenario_dir, s.dns.as_ref().map(|d| d.server_host())));
         for def in &s.targets {
-            let host = lab.host(&def.host).map_err(|e| e.to_string())?.clone();
-            let target = Target::start(def.clone(), &host, lab.epoch()).await?;
+            let target = match &def.kind {
+                TargetKind::Builtin { host, .. } => {
+                    let host = lab.host(host).map_err(|e| e.to_string())?.clone();
+                    Target::start(def.clone(), &host, lab.epoch()).await?
+                }
+                TargetKind::Log { .. } => Target::from_log(def.clone()),
+            };
             self.targets.insert(def.name.clone(), target);
         }
         self.lab = Some(lab);
@@ -200,6 +205,9 @@ impl Trial<'_> {
         cmd = cmd.current_dir(cwd).name(svc.name.clone());
         let proc = host.spawn(cmd).await.map_err(|e| format!("service {}: {}", svc.name, chain(&e)))?;
         self.procs.insert(svc.name.clone(), proc.clone());
+        for t in self.targets.values().filter(|t| t.service() == Some(svc.name.as_str())) {
+            t.attach(&proc);
+        }
         let ready = wait_ready(&host, &proc, svc.ready.as_ref(), svc.ready_timeout).await;
         let desc = match svc.expect_start {
             ExpectStart::Success => format!("service {} starts", svc.name),

@@ -151,6 +151,8 @@ pub enum StaleCause {
     /// New connections opened after the change to the old address: an answer cached in the
     /// client (a resolver cache, such as the JVM's).
     ResolverCache,
+    /// Not known: the target's log does not say which connection a request came on.
+    Unknown,
 }
 
 impl StaleCause {
@@ -160,6 +162,7 @@ impl StaleCause {
             StaleCause::None => "none",
             StaleCause::ConnectionPinning => "connection-pinning",
             StaleCause::ResolverCache => "resolver-cache",
+            StaleCause::Unknown => "unknown",
         }
     }
 }

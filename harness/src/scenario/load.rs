@@ -187,16 +187,16 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         known.hosts.insert(d.server_host().to_string());
         known.zones = d.zones.iter().map(|z| z.origin.clone()).collect();
     }
-    let targets = match t.take("targets") {
-        Some(v) => super::target::decode_targets(doc, v, &known)?,
-        None => Vec::new(),
-    };
-    known.targets = targets.iter().map(|t| t.name.clone()).collect();
     let services = match t.take("services") {
         Some(v) => decode_services(doc, v, &known)?,
         None => Vec::new(),
     };
     known.services = services.iter().map(|s| s.name.clone()).collect::<BTreeSet<_>>();
+    let targets = match t.take("targets") {
+        Some(v) => super::target::decode_targets(doc, v, &known)?,
+        None => Vec::new(),
+    };
+    known.targets = targets.iter().map(|t| t.name.clone()).collect();
     let steps = t.tables("timeline", "an array of steps, written [[timeline]]")?;
     let timeline = decode_timeline(doc, steps, &mut known)?;
     let items = t.tables("expect", "an array of expectations, written [[expect]]")?;

@@ -39,7 +39,7 @@ pub use expect::{Check, ConnectFamily, ConnectResult, Expectation, ListenTarget,
 pub use hosts::HostDef;
 pub use load::{discover, load, parse_str, Scenario, ScenarioFile, DEFAULT_TIMEOUT, MAX_FILE_SIZE};
 pub use requires::{extract_version, version_probe, Probe, ProbeStream, Requirement, Version, VersionConstraint};
-pub use target::TargetDef;
+pub use target::{TargetDef, TargetKind};
 pub use service::{Condition, ExpectStart, FileContent, FileDef, Run, ServiceDef, DEFAULT_READY_TIMEOUT};
 pub use template::{HostField, Part, RenderError, Template, TemplateContext, Var};
 pub use timeline::{Action, DnsFault, FaultScope, LinkState, Step, When, DEFAULT_WAIT_TIMEOUT};
