@@ -47,6 +47,9 @@ pub async fn evaluate(
             Check::Stale { client, after, old, new, at_most, at_least, cause } => {
                 stale_check(lab, targets, steps, client, after, old, new, *at_most, *at_least, *cause).await
             }
+            Check::FirstRequest { service, target, within, at_least, family } => {
+                first_request(s, lab, procs, targets, service, target, *within, *at_least, *family).await
+            }
             Check::Output { .. } | Check::BindError { .. } => unreachable!("late checks are filtered out"),
         };
         let (passed, observed) = match r {
@@ -130,6 +133,47 @@ async fn stale_check(
     if let Some(c) = cause {
         ok &= st.cause == c;
     }
+    if ok {
+        Ok(observed)
+    } else {
+        Err(observed)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn first_request(
+    s: &Scenario,
+    lab: &Lab,
+    procs: &BTreeMap<String, Process>,
+    targets: &BTreeMap<String, Target>,
+    service: &str,
+    target: &str,
+    within: Option<Duration>,
+    at_least: Option<Duration>,
+    family: Option<crate::listeners::Family>,
+) -> Result<String, String> {
+    let p = proc(procs, service)?;
+    let def = s.service(service).ok_or_else(|| format!("no service {service}"))?;
+    let host = lab.host(&def.host).map_err(|e| e.to_string())?;
+    let addrs: Vec<IpAddr> = host.addrs().into_iter().chain(host.link_local().map(IpAddr::V6)).collect();
+    let t = targets.get(target).ok_or_else(|| format!("no target {target}"))?;
+    let started = p.started_at();
+    // Wait for the first request, up to the window's end (or the trial's timeout).
+    let deadline = started + within.unwrap_or(s.timeout);
+    let first = loop {
+        let first = t.requests_from(&addrs).into_iter().filter(|r| r.at() >= started).min_by_key(|r| r.at_us);
+        if first.is_some() || lab.elapsed() > deadline || p.exit().is_some() {
+            break first.or_else(|| t.requests_from(&addrs).into_iter().filter(|r| r.at() >= started).min_by_key(|r| r.at_us));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let Some(r) = first else {
+        return Err(format!("no request from {} reached {target} ({} since the service started)", host.name(), rel(lab.elapsed(), started)));
+    };
+    let took = r.at() - started;
+    let fam = crate::listeners::Family::of(&r.client.ip());
+    let observed = format!("first request after {:.3}s over {} from {}", took.as_secs_f64(), if fam == crate::listeners::Family::V4 { "IPv4" } else { "IPv6" }, r.client);
+    let ok = within.is_none_or(|w| took <= w) && at_least.is_none_or(|l| took >= l) && family.is_none_or(|f| f == fam);
     if ok {
         Ok(observed)
     } else {

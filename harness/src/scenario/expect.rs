@@ -17,7 +17,7 @@ use crate::profile::Profile;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 const COMMON_KEYS: &[&str] = &["kind", "name", "profiles"];
-const KINDS: &str = "exit, output, bind-error, listening, connect, line-within, no-line, stale";
+const KINDS: &str = "exit, output, bind-error, listening, connect, line-within, no-line, stale, first-request";
 
 /// One expectation.
 #[derive(Debug, Clone)]
@@ -126,6 +126,20 @@ pub enum Check {
         at_least: Option<Duration>,
         /// Why it stayed (checked only when given).
         cause: Option<StaleCause>,
+    },
+    /// How long after a client service started its first request reached a target, and over
+    /// which family: the Happy Eyeballs question on a broken path.
+    FirstRequest {
+        /// The client service.
+        service: String,
+        /// The target.
+        target: String,
+        /// It came at most this long after the service started.
+        within: Option<Duration>,
+        /// It came at least this long after the service started.
+        at_least: Option<Duration>,
+        /// It came over this family.
+        family: Option<crate::listeners::Family>,
     },
     /// No line matching a regex appears for `duration` after a step.
     NoLine {
@@ -303,6 +317,18 @@ impl fmt::Display for Check {
                 }
                 Ok(())
             }
+            Check::FirstRequest { service, target, within, at_least, family } => {
+                write!(f, "the first request of service {service} reaches target {target}")?;
+                if let Some(fam) = family {
+                    write!(f, " over {}", if *fam == crate::listeners::Family::V4 { "IPv4" } else { "IPv6" })?;
+                }
+                match (at_least, within) {
+                    (Some(l), Some(w)) => write!(f, " between {} and {} after it started", format_duration(*l), format_duration(*w)),
+                    (None, Some(w)) => write!(f, " within {} after it started", format_duration(*w)),
+                    (Some(l), None) => write!(f, " no sooner than {} after it started", format_duration(*l)),
+                    (None, None) => Ok(()),
+                }
+            }
             Check::NoLine { service, matches, after, duration } => {
                 write!(f, "service {service} prints no line matching {:?} for {} after step {after}", matches.as_str(), format_duration(*duration))
             }
@@ -320,6 +346,7 @@ fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
         "line-within" => &["service", "matches", "after", "within", "min"],
         "no-line" => &["service", "matches", "after", "for"],
         "stale" => &["client", "after", "old", "new", "at_most", "at_least", "cause"],
+        "first-request" => &["service", "target", "within", "at_least", "family"],
         _ => return None,
     })
 }
@@ -510,6 +537,25 @@ fn decode_check(t: &mut Table<'_, '_>, kind: &str, known: &Known) -> Result<Chec
                 }),
             };
             Check::Stale { client, after, old, new, at_most, at_least, cause }
+        }
+        "first-request" => {
+            let service = service(t)?;
+            let ts = t.req_str("target", "\"<a declared target>\"")?;
+            let target = refer(t, "target", &ts, "target", &known.targets)?;
+            let within = t.positive_duration("within")?;
+            let at_least = t.duration("at_least")?;
+            let family = match t.str("family")? {
+                None => None,
+                Some(s) => Some(match s.value.as_str() {
+                    "ipv4" => crate::listeners::Family::V4,
+                    "ipv6" => crate::listeners::Family::V6,
+                    other => return Err(t.bad("family", &s.span, format!("{other:?} is not a family; expected \"ipv4\" or \"ipv6\""))),
+                }),
+            };
+            if within.is_none() && at_least.is_none() && family.is_none() {
+                return Err(t.doc.err(&t.span.clone(), format!("{} has none of within, at_least, family; expected at least one of them", t.what)));
+            }
+            Check::FirstRequest { service, target, within, at_least, family }
         }
         _ => unreachable!("kinds are checked by kind_keys"),
     })
