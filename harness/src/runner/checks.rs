@@ -50,6 +50,7 @@ pub async fn evaluate(
             Check::FirstRequest { service, target, within, at_least, family } => {
                 first_request(s, lab, procs, targets, service, target, *within, *at_least, *family).await
             }
+            Check::Diagnosis { service, cause } => diagnosis(s, lab, procs, service, *cause).await,
             Check::Output { .. } | Check::BindError { .. } => unreachable!("late checks are filtered out"),
         };
         let (passed, observed) = match r {
@@ -178,6 +179,27 @@ async fn first_request(
         Ok(observed)
     } else {
         Err(observed)
+    }
+}
+
+/// The findings of a traced service's calls (waits for it to exit first, at most 10 s).
+pub async fn findings(lab: &Lab, host: &str, p: &Process) -> Result<Vec<crate::runner::diagnose::Finding>, String> {
+    let _ = p.wait_exit(Duration::from_secs(10)).await;
+    let h = lab.host(host).map_err(|e| e.to_string())?;
+    let path = lab.artifacts().join("services").join(p.name()).join("strace.log");
+    let log = std::fs::read_to_string(&path).map_err(|e| format!("no call log at {}: {e}", path.display()))?;
+    let addrs: Vec<IpAddr> = h.addrs().into_iter().chain(h.link_local().map(IpAddr::V6)).collect();
+    Ok(crate::runner::diagnose::diagnose(&log, &addrs))
+}
+
+async fn diagnosis(s: &Scenario, lab: &Lab, procs: &BTreeMap<String, Process>, service: &str, want: crate::scenario::Cause) -> Result<String, String> {
+    let p = proc(procs, service)?;
+    let def = s.service(service).ok_or_else(|| format!("no service {service}"))?;
+    let found = findings(lab, &def.host, p).await?;
+    match found.iter().find(|f| f.cause == want) {
+        Some(f) => Ok(format!("{}: {}", f.cause.name(), f.call)),
+        None if found.is_empty() => Err("no failing socket, bind or connect call".into()),
+        None => Err(found.iter().map(|f| format!("{}: {}", f.cause.name(), f.call)).collect::<Vec<_>>().join("; ")),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod checks;
 pub mod context;
+pub mod diagnose;
 pub mod report;
 pub mod requirements;
 pub mod stale;

@@ -35,7 +35,10 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Runs `scenario` in `profile` and reports every expectation.
 pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: &RunOptions) -> TrialResult {
     let started = Instant::now();
-    if let Some(why) = requirements::unmet(&scenario.requires) {
+    let traced = scenario.services.iter().any(|s| s.trace);
+    let unmet = requirements::unmet(&scenario.requires)
+        .or_else(|| (traced && requirements::probe("strace") == requirements::Found::Missing).then(|| "strace is not installed (a service has trace = true)".to_string()));
+    if let Some(why) = unmet {
         let outcome = if opts.require_all { Outcome::Failed } else { Outcome::Ignored };
         return TrialResult::early(name.into(), &scenario.path, profile.name(), outcome, format!("requirement not met: {why}"), started.elapsed());
     }
@@ -187,14 +190,19 @@ impl Trial<'_> {
             res.map_err(|e| format!("service {}: file {}: {e}", svc.name, f.path.display()))?;
         }
         let render = |t: &crate::scenario::Template| t.render(&ctx).map_err(|e| format!("service {}: {e}", svc.name));
-        let mut cmd = match &svc.run {
-            Run::Command(argv) => {
-                let argv = argv.iter().map(render).collect::<Result<Vec<_>, _>>()?;
-                let (prog, args) = argv.split_first().ok_or_else(|| format!("service {}: empty command", svc.name))?;
-                Command::new(prog).args(args)
-            }
-            Run::Shell(script) => Command::new("sh").arg("-c").arg(render(script)?),
+        let argv: Vec<String> = match &svc.run {
+            Run::Command(argv) => argv.iter().map(render).collect::<Result<Vec<_>, _>>()?,
+            Run::Shell(script) => vec!["sh".into(), "-c".into(), render(script)?],
         };
+        let argv = if svc.trace {
+            // Its socket calls, for the diagnosis of a failed bind or connect.
+            let log = dir.join("strace.log").display().to_string();
+            ["strace", "-f", "-qq", "-e", "trace=socket,bind,connect,listen", "-o", log.as_str(), "--"].iter().map(|s| s.to_string()).chain(argv).collect()
+        } else {
+            argv
+        };
+        let (prog, args) = argv.split_first().ok_or_else(|| format!("service {}: empty command", svc.name))?;
+        let mut cmd = Command::new(prog).args(args);
         for (k, v) in &svc.env {
             cmd = cmd.env(k, render(v)?);
         }
@@ -208,10 +216,27 @@ impl Trial<'_> {
         for t in self.targets.values().filter(|t| t.service() == Some(svc.name.as_str())) {
             t.attach(&proc);
         }
-        let ready = wait_ready(&host, &proc, svc.ready.as_ref(), svc.ready_timeout).await;
+        let ready = match (svc.expect_start, &svc.ready) {
+            // Expected to fail, with nothing to wait for: it fails if it exits unsuccessfully
+            // within its ready_timeout.
+            (ExpectStart::Failure, None) => match proc.wait_exit(svc.ready_timeout).await {
+                Ok(e) if !e.success() => Err(format!("exited ({e})")),
+                Ok(e) => Ok(format!("ran to completion ({e})")),
+                Err(_) => Ok(format!("still running after {:?}", svc.ready_timeout)),
+            },
+            _ => wait_ready(&host, &proc, svc.ready.as_ref(), svc.ready_timeout).await,
+        };
         let desc = match svc.expect_start {
             ExpectStart::Success => format!("service {} starts", svc.name),
             ExpectStart::Failure => format!("service {} fails to start", svc.name),
+        };
+        let ready = match ready {
+            // A traced service that failed: say why, from its calls.
+            Err(e) if svc.trace => match checks::findings(self.lab(), &svc.host, &proc).await {
+                Ok(f) if !f.is_empty() => Err(format!("{e}\n  diagnosis: {}", f.iter().map(|f| format!("{}: {}", f.cause.name(), f.call)).collect::<Vec<_>>().join("\n  diagnosis: "))),
+                _ => Err(e),
+            },
+            r => r,
         };
         let (passed, observed) = match (svc.expect_start, ready) {
             (ExpectStart::Success, Ok(what)) => (true, what),

@@ -17,7 +17,7 @@ use crate::profile::Profile;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 const COMMON_KEYS: &[&str] = &["kind", "name", "profiles"];
-const KINDS: &str = "exit, output, bind-error, listening, connect, line-within, no-line, stale, first-request";
+const KINDS: &str = "exit, output, bind-error, listening, connect, line-within, no-line, stale, first-request, diagnosis";
 
 /// One expectation.
 #[derive(Debug, Clone)]
@@ -141,6 +141,14 @@ pub enum Check {
         /// It came over this family.
         family: Option<crate::listeners::Family>,
     },
+    /// The cause of a service's failed bind, connect or socket call, named from the calls it
+    /// made (the service needs `trace = true`).
+    Diagnosis {
+        /// The service.
+        service: String,
+        /// The cause that must be found.
+        cause: Cause,
+    },
     /// No line matching a regex appears for `duration` after a step.
     NoLine {
         /// The service.
@@ -177,6 +185,55 @@ impl StaleCause {
             StaleCause::ConnectionPinning => "connection-pinning",
             StaleCause::ResolverCache => "resolver-cache",
             StaleCause::Unknown => "unknown",
+        }
+    }
+}
+
+/// A cause of a bind or connect failure, named from the system calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// Bind or connect to a link-local address without a scope id (EINVAL).
+    LinkLocalWithoutScope,
+    /// Bind to an IPv6 address of the host that is still tentative (DAD running; EADDRNOTAVAIL).
+    AddressTentative,
+    /// Bind to an address the host does not have (EADDRNOTAVAIL).
+    AddressNotOnHost,
+    /// `socket(AF_INET6)` refused: IPv6 absent (EAFNOSUPPORT).
+    Ipv6Absent,
+    /// `[::]` and `0.0.0.0` on the same port with bindv6only=0 (EADDRINUSE).
+    DualBindConflict,
+    /// The port is taken (EADDRINUSE), not by the program's own other-family wildcard.
+    AddressInUse,
+    /// Connection refused: nothing listens there (ECONNREFUSED).
+    ConnectionRefused,
+    /// No route for the family (ENETUNREACH).
+    NetworkUnreachable,
+}
+
+impl Cause {
+    /// Every cause, as written in scenarios.
+    pub const ALL: [Cause; 8] = [
+        Cause::LinkLocalWithoutScope,
+        Cause::AddressTentative,
+        Cause::AddressNotOnHost,
+        Cause::Ipv6Absent,
+        Cause::DualBindConflict,
+        Cause::AddressInUse,
+        Cause::ConnectionRefused,
+        Cause::NetworkUnreachable,
+    ];
+
+    /// The name as written in scenarios.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::LinkLocalWithoutScope => "link-local-without-scope",
+            Cause::AddressTentative => "address-tentative",
+            Cause::AddressNotOnHost => "address-not-on-host",
+            Cause::Ipv6Absent => "ipv6-absent",
+            Cause::DualBindConflict => "dual-bind-conflict",
+            Cause::AddressInUse => "address-in-use",
+            Cause::ConnectionRefused => "connection-refused",
+            Cause::NetworkUnreachable => "network-unreachable",
         }
     }
 }
@@ -329,6 +386,7 @@ impl fmt::Display for Check {
                     (None, None) => Ok(()),
                 }
             }
+            Check::Diagnosis { service, cause } => write!(f, "the calls of service {service} show the cause {}", cause.name()),
             Check::NoLine { service, matches, after, duration } => {
                 write!(f, "service {service} prints no line matching {:?} for {} after step {after}", matches.as_str(), format_duration(*duration))
             }
@@ -347,6 +405,7 @@ fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
         "no-line" => &["service", "matches", "after", "for"],
         "stale" => &["client", "after", "old", "new", "at_most", "at_least", "cause"],
         "first-request" => &["service", "target", "within", "at_least", "family"],
+        "diagnosis" => &["service", "cause"],
         _ => return None,
     })
 }
@@ -556,6 +615,18 @@ fn decode_check(t: &mut Table<'_, '_>, kind: &str, known: &Known) -> Result<Chec
                 return Err(t.doc.err(&t.span.clone(), format!("{} has none of within, at_least, family; expected at least one of them", t.what)));
             }
             Check::FirstRequest { service, target, within, at_least, family }
+        }
+        "diagnosis" => {
+            let svc = t.req_str("service", "\"<a declared service>\"")?;
+            let service = refer(t, "service", &svc, "service", &known.services)?;
+            if !known.traced.contains(&service) {
+                return Err(t.bad("service", &svc.span, format!("service {service:?} is not traced; expected a service with trace = true (its calls are what the diagnosis reads)")));
+            }
+            let c = t.req_str("cause", "\"link-local-without-scope\"")?;
+            let cause = Cause::ALL.into_iter().find(|x| x.name() == c.value).ok_or_else(|| {
+                t.bad("cause", &c.span, format!("{:?} is not a cause; expected one of {}", c.value, Cause::ALL.map(|x| x.name()).join(", ")))
+            })?;
+            Check::Diagnosis { service, cause }
         }
         _ => unreachable!("kinds are checked by kind_keys"),
     })

@@ -15,6 +15,7 @@ pub(crate) struct Known {
     pub zones: Vec<String>,
     pub services: BTreeSet<String>,
     pub targets: BTreeSet<String>,
+    pub traced: BTreeSet<String>,
     pub steps: BTreeSet<String>,
     pub profiles: Vec<Profile>,
 }

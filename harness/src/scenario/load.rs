@@ -192,6 +192,7 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         None => Vec::new(),
     };
     known.services = services.iter().map(|s| s.name.clone()).collect::<BTreeSet<_>>();
+    known.traced = services.iter().filter(|s| s.trace).map(|s| s.name.clone()).collect();
     let targets = match t.take("targets") {
         Some(v) => super::target::decode_targets(doc, v, &known)?,
         None => Vec::new(),

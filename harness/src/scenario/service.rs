@@ -14,7 +14,7 @@ use super::values::ListenSpec;
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const SERVICE_KEYS: &[&str] =
-    &["host", "command", "shell", "env", "cwd", "files", "ready", "ready_timeout", "expect_start", "autostart", "stop_grace"];
+    &["host", "command", "shell", "env", "cwd", "files", "ready", "ready_timeout", "expect_start", "autostart", "stop_grace", "trace"];
 const FILE_KEYS: &[&str] = &["path", "content", "source"];
 
 /// A program run in a lab host.
@@ -42,6 +42,8 @@ pub struct ServiceDef {
     pub autostart: bool,
     /// How long `stop` waits after SIGTERM before SIGKILL; `None`: the runner's default.
     pub stop_grace: Option<Duration>,
+    /// Record its socket, bind, connect and listen calls (under strace) for diagnosis.
+    pub trace: bool,
 }
 
 /// The program of a service.
@@ -197,7 +199,8 @@ fn decode_service(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known) -> Res
     };
     let autostart = t.bool("autostart")?.unwrap_or(true);
     let stop_grace = t.duration("stop_grace")?;
-    Ok(ServiceDef { name, host, run, env, cwd, files, ready, ready_timeout, expect_start, autostart, stop_grace })
+    let trace = t.bool("trace")?.unwrap_or(false);
+    Ok(ServiceDef { name, host, run, env, cwd, files, ready, ready_timeout, expect_start, autostart, stop_grace, trace })
 }
 
 fn decode_file(doc: &Doc<'_>, service: &str, n: usize, v: Val<'_>, known: &Known) -> Result<FileDef> {
