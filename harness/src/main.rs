@@ -199,6 +199,9 @@ fn print_result(paint: &Paint, r: &TrialResult) {
         let mark = if e.passed { paint.color("32", "  ok  ") } else { paint.color("31", "  FAIL") };
         println!("{mark} {}: {}", e.description, e.observed.lines().next().unwrap_or(""));
     }
+    for (svc, ls) in &r.listeners {
+        println!("        {svc} listens on: {}", if ls.is_empty() { "nothing".to_string() } else { ls.join(", ") });
+    }
     if let (Outcome::Ignored, Some(why)) = (r.outcome, &r.reason) {
         println!("        {why}");
     }

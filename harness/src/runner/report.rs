@@ -49,6 +49,10 @@ pub struct TrialResult {
     pub reason: Option<String>,
     /// Each expectation, in file order (service start checks first).
     pub expectations: Vec<ExpectationResult>,
+    /// What each service listened on at the end of the timeline, read from the kernel
+    /// (`tcp [::]:8000 v6only=0`); services that had exited are absent.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub listeners: std::collections::BTreeMap<String, Vec<String>>,
     /// The artifact directory, when kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<PathBuf>,
@@ -65,6 +69,7 @@ impl TrialResult {
             duration_ms: took.as_millis() as u64,
             reason: Some(reason),
             expectations: Vec::new(),
+            listeners: Default::default(),
             artifacts: None,
         }
     }

@@ -52,6 +52,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         dns_steps: Vec::new(),
         results: Vec::new(),
         checked: Vec::new(),
+        listeners: BTreeMap::new(),
         facts: None,
     };
     let run = tokio::time::timeout(scenario.timeout, t.run()).await;
@@ -94,6 +95,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         duration_ms: started.elapsed().as_millis() as u64,
         reason,
         expectations: t.results,
+        listeners: t.listeners,
         artifacts,
     }
 }
@@ -112,6 +114,8 @@ struct Trial<'a> {
     results: Vec<ExpectationResult>,
     /// Expectations checked while the lab ran, with their index in the file.
     checked: Vec<checks::Indexed>,
+    /// The listener report: what each running service listened on after the timeline.
+    listeners: BTreeMap<String, Vec<String>>,
     facts: Option<Facts>,
 }
 
@@ -158,9 +162,23 @@ impl Trial<'_> {
                 self.dns_steps.push((step.name.clone().unwrap_or_else(|| step.action.kind().to_string()), at));
             }
         }
+        self.listeners = self.listener_report().await;
         let lab = self.lab.as_ref().expect("built above");
         self.checked = checks::evaluate(s, self.profile, lab, &self.procs, &self.targets, &self.steps).await;
         Ok(())
+    }
+
+    /// What each running service listens on, read from the kernel.
+    async fn listener_report(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out = BTreeMap::new();
+        for (name, p) in self.procs.iter().filter(|(_, p)| p.exit().is_none()) {
+            let Some(def) = self.scenario.service(name) else { continue };
+            let Ok(host) = self.host(&def.host) else { continue };
+            let Ok(all) = host.listeners().await else { continue };
+            let mine = p.socket_inodes();
+            out.insert(name.clone(), all.iter().filter(|l| mine.contains(&l.inode)).map(|l| l.to_string()).collect());
+        }
+        out
     }
 
     fn lab(&self) -> &Lab {
