@@ -21,6 +21,8 @@ use nslab::Profile;
 ///   nslab list scenarios/                     the trials they make
 ///   sudo nslab run scenarios/stale-dns        run them; exit 0 only if every expectation held
 ///   sudo nslab run x.toml --profile ipv6-only --keep --json out.json --junit junit.xml
+///   sudo nslab matrix scenarios/bind --format html -o matrix.html
+///                                             the table to read before a migration
 ///   sudo nslab demo                           what connects and what fails, per profile
 #[derive(Parser)]
 #[command(name = "nslab", version, verbatim_doc_comment)]
@@ -54,6 +56,25 @@ enum Cmd {
         /// Fail trials whose required programs are missing instead of ignoring them.
         #[arg(long, env = "NSLAB_REQUIRE_ALL", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
         require_all: bool,
+    },
+    /// Run scenarios and print the compatibility matrix: scenarios (programs and versions) by
+    /// profile, each cell the outcome in words, linked to its artifacts (kept).
+    Matrix {
+        /// Scenario files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Only these profiles (repeatable).
+        #[arg(long = "profile", value_parser = parse_profile)]
+        profiles: Vec<Profile>,
+        /// md (Markdown), html (one self-contained file) or json.
+        #[arg(long, default_value = "md", value_parser = ["md", "html", "json"])]
+        format: String,
+        /// Write it here instead of standard output.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// How many trials run at once.
+        #[arg(long, short = 'j', default_value_t = 8)]
+        jobs: usize,
     },
     /// List the trials scenarios make, one name per line.
     List {
@@ -160,6 +181,42 @@ fn main() -> ExitCode {
                 }
             }
             code
+        }
+        Cmd::Matrix { paths, profiles, format, output, jobs } => {
+            let (trials, errors) = runner::collect(&paths, &profiles);
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            if !errors.is_empty() {
+                return ExitCode::from(2);
+            }
+            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("nslab: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let opts = RunOptions { keep: true, artifacts_root: None, require_all: false };
+            eprintln!("running {} trial(s), {} at a time", trials.len(), jobs.max(1));
+            let results = rt.block_on(runner::run_all(&trials, &opts, jobs, |r| eprintln!("{:?} {}", r.outcome, r.name)));
+            let fmt = match format.as_str() {
+                "html" => runner::matrix::Format::Html,
+                "json" => runner::matrix::Format::Json,
+                _ => runner::matrix::Format::Markdown,
+            };
+            let text = runner::matrix::render(&runner::matrix::build(&trials, &results), fmt);
+            match output {
+                Some(p) => {
+                    if let Err(e) = std::fs::write(&p, text) {
+                        eprintln!("nslab: cannot write {}: {e}", p.display());
+                        return ExitCode::FAILURE;
+                    }
+                    eprintln!("matrix written to {}", p.display());
+                }
+                None => print!("{text}"),
+            }
+            ExitCode::SUCCESS
         }
         Cmd::Demo { profiles } => {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
