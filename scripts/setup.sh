@@ -34,6 +34,8 @@ PACKAGES=(
     python3-requests
     # Servers the labs run inside hosts (never as system services; see below).
     gunicorn nginx-light redis-server dnsmasq knot nsd tayga
+    # PostgreSQL 15 server of scenarios/bind (initdb, postgres in /usr/lib/postgresql/15/bin).
+    postgresql-15
     # `vagrant validate` of the Vagrantfile in CI (without recommends: 80 MB, not 600 MB).
     vagrant
     # Building the workspace (cargo links with cc).
@@ -45,7 +47,7 @@ if ! command -v java >/dev/null || ! command -v javac >/dev/null; then
 fi
 
 # System services the packages above ship; kept stopped and disabled.
-SERVICES=(nginx redis-server knot nsd dnsmasq tayga nftables)
+SERVICES=(nginx redis-server knot nsd dnsmasq tayga nftables postgresql)
 
 # --- PyPI packages: none yet ------------------------------------------------------------------
 # Add names here when a test needs one; they go into a venv at $PYPI_VENV, never into Debian's

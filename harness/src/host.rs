@@ -350,6 +350,10 @@ impl Host {
     /// # Errors
     /// [`Error::Netlink`].
     pub async fn add_address(&self, addr: IpAddr, prefix: u8, dad: bool) -> Result<()> {
+        if dad && addr.is_ipv6() {
+            // Hosts built without DAD have accept_dad=0, which would skip it for this address too.
+            self.set_sysctl(&format!("net/ipv6/conf/{}/accept_dad", self.inner.ifname), "1").await?;
+        }
         let op = format!("add address {addr}/{prefix} to {}", self.inner.ifname);
         self.inner.nl.add_address(self.inner.ifindex, addr, prefix, !dad).await.map_err(self.nl_err(op))
     }
