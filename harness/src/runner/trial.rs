@@ -234,7 +234,8 @@ impl Trial<'_> {
         for t in self.targets.values().filter(|t| t.service() == Some(svc.name.as_str())) {
             t.attach(&proc);
         }
-        let ready = match (svc.expect_start, &svc.ready) {
+        let expect_start = svc.expect_start_for(self.profile);
+        let ready = match (expect_start, &svc.ready) {
             // Expected to fail, with nothing to wait for: it fails if it exits unsuccessfully
             // within its ready_timeout.
             (ExpectStart::Failure, None) => match proc.wait_exit(svc.ready_timeout).await {
@@ -244,7 +245,7 @@ impl Trial<'_> {
             },
             _ => wait_ready(&host, &proc, svc.ready.as_ref(), svc.ready_timeout).await,
         };
-        let desc = match svc.expect_start {
+        let desc = match expect_start {
             ExpectStart::Success => format!("service {} starts", svc.name),
             ExpectStart::Failure => format!("service {} fails to start", svc.name),
         };
@@ -256,7 +257,7 @@ impl Trial<'_> {
             },
             r => r,
         };
-        let (passed, observed) = match (svc.expect_start, ready) {
+        let (passed, observed) = match (expect_start, ready) {
             (ExpectStart::Success, Ok(what)) => (true, what),
             (ExpectStart::Success, Err(e)) => (false, e),
             (ExpectStart::Failure, Ok(what)) => (false, format!("it started: {what}")),
@@ -485,7 +486,7 @@ fn write_facts(lab: &Lab, s: &Scenario, profile: Profile, name: &str, results: &
                     Run::Shell(t) => vec!["sh".into(), "-c".into(), t.render(&ctx).unwrap_or_else(|e| format!("<{e}>"))],
                 }
             });
-            serde_json::json!({"name": svc.name, "host": svc.host, "argv": rendered, "ready": format!("{:?}", svc.ready), "expect_start": format!("{:?}", svc.expect_start)})
+            serde_json::json!({"name": svc.name, "host": svc.host, "argv": rendered, "ready": format!("{:?}", svc.ready), "expect_start": format!("{:?}", svc.expect_start_for(profile))})
         })
         .collect();
     let resolved = serde_json::json!({

@@ -151,6 +151,11 @@ impl<'d, 'i> Table<'d, 'i> {
     }
 
     /// The span of a key still in the table.
+    /// Whether the value at `key` is a table (`None` when absent).
+    pub fn peek_is_table(&self, key: &str) -> Option<bool> {
+        self.entries.get(key).map(|(_, v)| matches!(v.get_ref(), DeValue::Table(_)))
+    }
+
     pub fn key_span(&self, key: &str) -> Option<Range<usize>> {
         self.entries.get(key).map(|(s, _)| s.clone())
     }

@@ -38,12 +38,22 @@ pub struct ServiceDef {
     pub ready_timeout: Duration,
     /// Whether it must start, or must fail to (exit before it is ready).
     pub expect_start: ExpectStart,
+    /// Per-profile start expectations that override `expect_start`
+    /// (`expect_start = { no-ipv6 = "failure", default = "success" }`).
+    pub expect_start_in: Vec<(crate::profile::Profile, ExpectStart)>,
     /// Started with the lab (`true`) or by a timeline `start` step.
     pub autostart: bool,
     /// How long `stop` waits after SIGTERM before SIGKILL; `None`: the runner's default.
     pub stop_grace: Option<Duration>,
     /// Record its socket, bind, connect and listen calls (under strace) for diagnosis.
     pub trace: bool,
+}
+
+impl ServiceDef {
+    /// The start expectation in `profile`.
+    pub fn expect_start_for(&self, profile: crate::profile::Profile) -> ExpectStart {
+        self.expect_start_in.iter().find(|(p, _)| *p == profile).map(|(_, e)| *e).unwrap_or(self.expect_start)
+    }
 }
 
 /// The program of a service.
@@ -189,18 +199,38 @@ fn decode_service(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known) -> Res
         }
     };
     let ready_timeout = t.positive_duration("ready_timeout")?.unwrap_or(DEFAULT_READY_TIMEOUT);
-    let expect_start = match t.str("expect_start")? {
-        None => ExpectStart::Success,
-        Some(s) => match s.value.as_str() {
-            "success" => ExpectStart::Success,
-            "failure" => ExpectStart::Failure,
-            other => return Err(t.bad("expect_start", &s.span, format!("{other:?} is not a start expectation; expected \"success\" or \"failure\""))),
-        },
+    let parse_start = |t: &Table<'_, '_>, s: &Str| -> Result<ExpectStart> {
+        match s.value.as_str() {
+            "success" => Ok(ExpectStart::Success),
+            "failure" => Ok(ExpectStart::Failure),
+            other => Err(t.bad("expect_start", &s.span, format!("{other:?} is not a start expectation; expected \"success\" or \"failure\""))),
+        }
     };
+    let (mut expect_start, mut expect_start_in) = (ExpectStart::Success, Vec::new());
+    if matches!(t.key_span("expect_start"), Some(_)) && !matches!(t.peek_is_table("expect_start"), Some(true)) {
+        if let Some(s) = t.str("expect_start")? {
+            expect_start = parse_start(&t, &s)?;
+        }
+    } else if let Some(mut et) = t.table("expect_start", format!("the expect_start of service {name:?}"), "\"success\", \"failure\", or a table of profile = \"success\"|\"failure\" with an optional default")? {
+        for (k, v) in et.take_all() {
+            let s = et.as_str(&k.value, v, "\"success\" or \"failure\"")?;
+            let start = parse_start(&et, &s)?;
+            if k.value == "default" {
+                expect_start = start;
+                continue;
+            }
+            let p = k.value.parse::<crate::profile::Profile>().map_err(|e| doc.err(&k.span, format!("{e}; or default")))?;
+            if !known.profiles.contains(&p) {
+                let have: Vec<&str> = known.profiles.iter().map(|p| p.name()).collect();
+                return Err(doc.err(&k.span, format!("profile {:?} is not among the scenario's profiles; expected one of {}, or default", k.value, have.join(", "))));
+            }
+            expect_start_in.push((p, start));
+        }
+    }
     let autostart = t.bool("autostart")?.unwrap_or(true);
     let stop_grace = t.duration("stop_grace")?;
     let trace = t.bool("trace")?.unwrap_or(false);
-    Ok(ServiceDef { name, host, run, env, cwd, files, ready, ready_timeout, expect_start, autostart, stop_grace, trace })
+    Ok(ServiceDef { name, host, run, env, cwd, files, ready, ready_timeout, expect_start, expect_start_in, autostart, stop_grace, trace })
 }
 
 fn decode_file(doc: &Doc<'_>, service: &str, n: usize, v: Val<'_>, known: &Known) -> Result<FileDef> {
