@@ -22,6 +22,7 @@ fn main() -> std::process::ExitCode {
     }
     trials.push(trial_requiring("dns/faults-seen-by-dig", &["dig"], faults));
     trials.push(trial_requiring("dns/dns64-gives-ipv6-only-hosts-a-synthesized-aaaa", &["dig", "getent"], dns64));
+    trials.push(trial_requiring("dns/ipv6-only-nat64-reaches-an-ipv4-only-server-through-tayga", &["tayga", "curl"], nat64));
     libtest_mimic::run(&args, trials).exit_code()
 }
 
@@ -262,6 +263,35 @@ async fn dns64() -> Result<(), String> {
     ensure!(d.answer.iter().any(|a| a.ends_with(&format!("IN AAAA {synth}"))), "DNS64: expected AAAA {synth}, got {:?}\n{}", d.answer, d.raw);
     let g = client.run(Command::new("getent").args(["ahosts", "legacy.example.test"]), T).await.map_err(err)?;
     ensure!(g.stdout().contains(&synth.to_string()), "getent on the IPv6-only host should get {synth}: {}", g.output());
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+async fn nat64() -> Result<(), String> {
+    let lab = Lab::builder()
+        .profile(Profile::Ipv6OnlyNat64)
+        .hosts([HostSpec::new("client"), HostSpec::new("legacy").profile(Profile::Ipv4Only)])
+        .hosts_file_entries(false)
+        .dns(LabDns::new().zone(Zone::new("example.test", Soa::new("dns", "hostmaster")).record("legacy", 300, V::Host("legacy".into()))))
+        .build()
+        .await
+        .map_err(err)?;
+    let client = lab.host("client").map_err(err)?.clone();
+    let legacy = lab.host("legacy").map_err(err)?.clone();
+    ensure!(client.ipv4().is_none() && legacy.ipv6().is_none(), "client must be IPv6-only and legacy IPv4-only");
+    let l = legacy.bind_tcp("0.0.0.0:8000".parse().unwrap()).await.map_err(err)?;
+    let server = tokio::spawn(async move {
+        let (mut s, peer) = l.accept().await.map_err(|e| e.to_string())?;
+        use tokio::io::AsyncWriteExt;
+        let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\nlegacy\n").await;
+        Ok::<_, String>(peer)
+    });
+    // DNS64 is on by itself in a NAT64 lab; curl resolves a synthesized AAAA and goes through tayga.
+    let c = client.run(Command::new("curl").args(["-sS", "--max-time", "5", "-w", " %{remote_ip}", "http://legacy.example.test:8000/"]), T).await.map_err(err)?;
+    let out = c.stdout();
+    ensure!(out.starts_with("legacy\n 2001:db8:6464::"), "curl through NAT64 should answer from a 2001:db8:6464::/96 address, got {out:?} {}", c.stderr());
+    let peer = tokio::time::timeout(Duration::from_secs(2), server).await.map_err(|_| "server saw no connection".to_string())?.map_err(|e| e.to_string())??;
+    ensure!(peer.ip().to_string().starts_with("198.51.100."), "the IPv4-only server should see a NAT64 pool address, saw {peer}");
     lab.teardown().await.map_err(err)?;
     Ok(())
 }

@@ -128,6 +128,17 @@ impl LabBuilder {
 
     fn plan(&mut self, name: &str, root: &Path) -> Result<Vec<Planned>> {
         let invalid = |what: String| Error::Invalid { what };
+        // IPv6-only hosts behind NAT64 need the router, and DNS64 if the lab has DNS.
+        if self.hosts.iter().any(|h| h.profile.unwrap_or(self.profile).uses_nat64()) {
+            if !self.hosts.iter().any(|h| h.name == crate::lab_nat64::NAT64_HOST) {
+                self.hosts.push(crate::lab_nat64::router_spec());
+            }
+            if let Some(d) = self.dns.as_mut() {
+                if d.dns64.is_none() {
+                    d.dns64 = Some(crate::dns::Dns64::new(crate::lab_nat64::PREFIX, 96).map_err(|e| Error::Invalid { what: e.to_string() })?);
+                }
+            }
+        }
         if let Some(d) = &self.dns {
             let dh = d.host_name().to_string();
             if !self.hosts.iter().any(|h| h.name == dh) {
@@ -280,13 +291,30 @@ impl LabBuilder {
         }))
         .await?;
         tracing::debug!(lab = %name, plan = ?(epoch - t_start), namespaces = ?t_ns, switch = ?(t_sw - t_ns), hosts = ?(epoch.elapsed() - t_sw), "lab build phases");
-        break_ipv6(&hosts).await?;
-        let dns = match &self.dns {
-            Some(cfg) => {
-                let host = hosts.iter().find(|h| h.name() == cfg.host_name()).expect("planned above");
-                Some(lab_dns::start(cfg, &name, host, &hosts, epoch).await?)
+        // The rest may start programs (tayga): on failure, end them before returning.
+        let rest = async {
+            break_ipv6(&hosts).await?;
+            if let Some(router) = hosts.iter().find(|h| h.name() == crate::lab_nat64::NAT64_HOST && hosts.iter().any(|o| o.profile().uses_nat64())) {
+                crate::lab_nat64::setup(router, &hosts).await?;
             }
-            None => None,
+            let dns = match &self.dns {
+                Some(cfg) => {
+                    let host = hosts.iter().find(|h| h.name() == cfg.host_name()).expect("planned above");
+                    Some(lab_dns::start(cfg, &name, host, &hosts, epoch).await?)
+                }
+                None => None,
+            };
+            Ok::<_, Error>(dns)
+        }
+        .await;
+        let dns = match rest {
+            Ok(d) => d,
+            Err(e) => {
+                for p in registry.all() {
+                    p.kill_now();
+                }
+                return Err(e);
+            }
         };
         tracing::debug!(lab = %name, hosts = hosts.len(), elapsed = ?epoch.elapsed(), "lab built");
         let keep = self.keep_artifacts || std::env::var_os("NSLAB_KEEP_ARTIFACTS").is_some_and(|v| v == "1");

@@ -30,6 +30,7 @@ pub mod etc;
 pub mod host;
 pub mod lab;
 pub mod lab_dns;
+pub mod lab_nat64;
 pub mod listeners;
 mod netlink;
 pub mod netns;

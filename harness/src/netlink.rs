@@ -110,6 +110,28 @@ impl Netlink {
         Ok(())
     }
 
+    /// Adds a route to `dest/prefix` through `via` (same family) or, without one, out of `index`.
+    pub(crate) async fn add_route(&self, dest: IpAddr, prefix: u8, via: Option<IpAddr>, index: u32) -> NlResult<()> {
+        use rtnetlink::RouteMessageBuilder;
+        let msg = match (dest, via) {
+            (IpAddr::V4(d), v) => {
+                let mut b = RouteMessageBuilder::<std::net::Ipv4Addr>::new().destination_prefix(d, prefix).output_interface(index);
+                if let Some(IpAddr::V4(g)) = v {
+                    b = b.gateway(g);
+                }
+                b.build()
+            }
+            (IpAddr::V6(d), v) => {
+                let mut b = RouteMessageBuilder::<std::net::Ipv6Addr>::new().destination_prefix(d, prefix).output_interface(index);
+                if let Some(IpAddr::V6(g)) = v {
+                    b = b.gateway(g);
+                }
+                b.build()
+            }
+        };
+        self.handle.route().add(msg).execute().await
+    }
+
     /// Adds (or replaces) a permanent neighbour entry: `ip` is reached at `mac` on `index`.
     pub(crate) async fn add_neighbour(&self, index: u32, ip: IpAddr, mac: [u8; 6]) -> NlResult<()> {
         self.handle

@@ -22,12 +22,22 @@ pub enum Profile {
     /// dropped (a permanent neighbour entry to a MAC nobody has): IPv6 connects hang, as on a
     /// broken path, while IPv4 works.
     BrokenIpv6,
+    /// IPv6-only hosts that reach IPv4-only hosts through NAT64: a `nat64` router host runs
+    /// tayga (64:ff9b::/96 <-> 198.51.100.0/24), and the lab's DNS synthesizes AAAA (DNS64).
+    Ipv6OnlyNat64,
 }
 
 impl Profile {
     /// Every profile, in the order reports list them.
-    pub const ALL: [Profile; 6] =
-        [Profile::Ipv4Only, Profile::DualStack, Profile::Ipv6Only, Profile::LinkLocalOnly, Profile::NoIpv6, Profile::BrokenIpv6];
+    pub const ALL: [Profile; 7] = [
+        Profile::Ipv4Only,
+        Profile::DualStack,
+        Profile::Ipv6Only,
+        Profile::LinkLocalOnly,
+        Profile::NoIpv6,
+        Profile::BrokenIpv6,
+        Profile::Ipv6OnlyNat64,
+    ];
 
     /// The four addressing profiles (without the failure profiles `no-ipv6` and `broken-ipv6`).
     pub const BASIC: [Profile; 4] = [Profile::Ipv4Only, Profile::DualStack, Profile::Ipv6Only, Profile::LinkLocalOnly];
@@ -41,6 +51,7 @@ impl Profile {
             Profile::LinkLocalOnly => "link-local-only",
             Profile::NoIpv6 => "no-ipv6",
             Profile::BrokenIpv6 => "broken-ipv6",
+            Profile::Ipv6OnlyNat64 => "ipv6-only-nat64",
         }
     }
 
@@ -56,7 +67,12 @@ impl Profile {
 
     /// Whether the lab interface gets a global (documentation-prefix) IPv6 address.
     pub fn has_global_ipv6(self) -> bool {
-        matches!(self, Profile::DualStack | Profile::Ipv6Only | Profile::BrokenIpv6)
+        matches!(self, Profile::DualStack | Profile::Ipv6Only | Profile::BrokenIpv6 | Profile::Ipv6OnlyNat64)
+    }
+
+    /// Whether the host reaches IPv4 through the lab's NAT64 router.
+    pub fn uses_nat64(self) -> bool {
+        matches!(self, Profile::Ipv6OnlyNat64)
     }
 
     /// Whether programs in the host cannot create IPv6 sockets at all (EAFNOSUPPORT).
@@ -115,7 +131,7 @@ mod tests {
         let e = "ipv6".parse::<Profile>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown profile \"ipv6\"; expected one of ipv4-only, dual-stack, ipv6-only, link-local-only, no-ipv6, broken-ipv6"
+            "unknown profile \"ipv6\"; expected one of ipv4-only, dual-stack, ipv6-only, link-local-only, no-ipv6, broken-ipv6, ipv6-only-nat64"
         );
     }
 }

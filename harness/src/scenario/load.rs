@@ -181,6 +181,10 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         return Err(doc.err(&t.span, "the scenario declares no hosts; expected at least one [hosts.<name>] table, such as [hosts.web]"));
     }
     let mut known = Known { hosts: hosts.iter().map(|h| h.name.clone()).collect(), profiles: profiles.clone(), ..Known::default() };
+    // Labs with hosts behind NAT64 get a router host, usable like a declared one.
+    if profiles.iter().any(|p| p.uses_nat64()) || hosts.iter().any(|h| h.profile.is_some_and(|p| p.uses_nat64())) {
+        known.hosts.insert(crate::lab_nat64::NAT64_HOST.to_string());
+    }
     let dns = t.take("dns").map(|v| decode_dns(doc, v, &known.hosts)).transpose()?;
     if let Some(d) = &dns {
         known.dns = true;
