@@ -42,16 +42,40 @@ fn errno_of(line: &str) -> Option<&str> {
     line.split(" = -1 ").nth(1)?.split_whitespace().next()
 }
 
-/// Reads an strace log (`-f -e trace=socket,bind,connect,listen`) and names each failure.
+/// Seconds since midnight of an strace `-tt` timestamp (`23:46:14.832416`).
+fn clock(ts: &str) -> Option<f64> {
+    let mut it = ts.split(':');
+    let (h, m, s) = (it.next()?.parse::<f64>().ok()?, it.next()?.parse::<f64>().ok()?, it.next()?.parse::<f64>().ok()?);
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+/// Splits `PID [HH:MM:SS.us] call(...) = result` into (time, call).
+fn split_line(line: &str) -> (Option<f64>, &str) {
+    let mut rest = line.trim();
+    if let Some((p, r)) = rest.split_once(' ') {
+        if p.chars().all(|c| c.is_ascii_digit()) {
+            rest = r.trim_start();
+        }
+    }
+    if let Some((t, r)) = rest.split_once(' ') {
+        if let Some(secs) = clock(t) {
+            return (Some(secs), r.trim_start());
+        }
+    }
+    (None, rest)
+}
+
+/// Reads an strace log (`-f -tt -e trace=socket,bind,connect,listen`) and names each failure.
 /// `host_addrs` are the addresses the host has now (an address it has now that a bind could not
 /// use was not yet usable then: tentative during DAD).
 pub fn diagnose(log: &str, host_addrs: &[IpAddr]) -> Vec<Finding> {
     let mut out = Vec::new();
     // Wildcard binds that succeeded: (family is v6, port).
     let mut bound: Vec<(bool, u16)> = Vec::new();
+    // IPv6 connects still in progress: (port, time, call).
+    let mut pending_v6: Vec<(u16, Option<f64>, String)> = Vec::new();
     for line in log.lines() {
-        // `PID call(...) = result`: drop the pid.
-        let call = line.split_once(' ').filter(|(p, _)| p.chars().all(|c| c.is_ascii_digit())).map(|(_, c)| c).unwrap_or(line).trim();
+        let (at, call) = split_line(line);
         let is = |name: &str| call.starts_with(&format!("{name}("));
         let errno = errno_of(call);
         let finding = |cause| Finding { cause, call: call.to_string() };
@@ -65,6 +89,30 @@ pub fn diagnose(log: &str, host_addrs: &[IpAddr]) -> Vec<Finding> {
             continue;
         }
         let Some((ip, scope, port)) = sockaddr(call) else { continue };
+        if is("connect") {
+            match (ip, errno) {
+                (IpAddr::V6(_), Some("EINPROGRESS")) => {
+                    pending_v6.push((port, at, call.to_string()));
+                    continue;
+                }
+                (IpAddr::V6(_), Some("ETIMEDOUT")) => {
+                    out.push(finding(Cause::BrokenPath));
+                    continue;
+                }
+                // An IPv4 attempt to the same port after an IPv6 one: that one never completed.
+                (v4, _) if v4.is_ipv4() => {
+                    if let Some(i) = pending_v6.iter().position(|(p, _, _)| *p == port) {
+                        let (_, t6, c6) = pending_v6.remove(i);
+                        let gap = match (t6, at) {
+                            (Some(a), Some(b)) => format!(" (IPv4 tried {:.3} s later)", b - a),
+                            _ => String::new(),
+                        };
+                        out.push(Finding { cause: Cause::BrokenPath, call: format!("{c6}{gap}") });
+                    }
+                }
+                _ => {}
+            }
+        }
         if errno.is_none() {
             if is("bind") && ip.is_unspecified() {
                 bound.push((ip.is_ipv6(), port));
@@ -112,5 +160,16 @@ mod tests {
 12 socket(AF_INET6, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP) = -1 EAFNOSUPPORT (Address family not supported by protocol)"#;
         let causes: Vec<Cause> = diagnose(log, &["2001:db8:1::23".parse().unwrap()]).into_iter().map(|f| f.cause).collect();
         assert_eq!(causes, vec![Cause::DualBindConflict, Cause::AddressTentative, Cause::AddressNotOnHost, Cause::Ipv6Absent]);
+    }
+
+    #[test]
+    fn abandoned_ipv6_connect_is_a_broken_path() {
+        let log = r#"7 10:00:00.100000 --- SIGCHLD {si_signo=SIGCHLD} ---
+7 10:00:00.200000 connect(3, {sa_family=AF_INET6, sin6_port=htons(8080), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "2001:db8:1::5", &sin6_addr), sin6_scope_id=0}, 28) = -1 EINPROGRESS (Operation now in progress)
+7 10:00:05.250000 connect(4, {sa_family=AF_INET, sin_port=htons(8080), sin_addr=inet_addr("192.0.2.5")}, 16) = -1 EINPROGRESS (Operation now in progress)"#;
+        let f = diagnose(log, &[]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].cause, Cause::BrokenPath);
+        assert!(f[0].call.ends_with("(IPv4 tried 5.050 s later)"), "{}", f[0].call);
     }
 }

@@ -215,7 +215,7 @@ impl Trial<'_> {
         let argv = if svc.trace {
             // Its socket calls, for the diagnosis of a failed bind or connect.
             let log = dir.join("strace.log").display().to_string();
-            ["strace", "-f", "-qq", "-e", "trace=socket,bind,connect,listen", "-o", log.as_str(), "--"].iter().map(|s| s.to_string()).chain(argv).collect()
+            ["strace", "-f", "-qq", "-tt", "-e", "trace=socket,bind,connect,listen", "-o", log.as_str(), "--"].iter().map(|s| s.to_string()).chain(argv).collect()
         } else {
             argv
         };

@@ -208,11 +208,14 @@ pub enum Cause {
     ConnectionRefused,
     /// No route for the family (ENETUNREACH).
     NetworkUnreachable,
+    /// An IPv6 connect that never completed (timed out, or abandoned for IPv4 later): a broken
+    /// path while the other family works.
+    BrokenPath,
 }
 
 impl Cause {
     /// Every cause, as written in scenarios.
-    pub const ALL: [Cause; 8] = [
+    pub const ALL: [Cause; 9] = [
         Cause::LinkLocalWithoutScope,
         Cause::AddressTentative,
         Cause::AddressNotOnHost,
@@ -221,6 +224,7 @@ impl Cause {
         Cause::AddressInUse,
         Cause::ConnectionRefused,
         Cause::NetworkUnreachable,
+        Cause::BrokenPath,
     ];
 
     /// The name as written in scenarios.
@@ -234,6 +238,7 @@ impl Cause {
             Cause::AddressInUse => "address-in-use",
             Cause::ConnectionRefused => "connection-refused",
             Cause::NetworkUnreachable => "network-unreachable",
+            Cause::BrokenPath => "broken-path",
         }
     }
 }
