@@ -25,6 +25,7 @@
 
 pub mod demo;
 pub mod dns;
+pub mod doctor;
 pub mod error;
 pub mod etc;
 pub mod host;

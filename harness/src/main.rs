@@ -88,6 +88,8 @@ enum Cmd {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// What this machine can do: privileges, kernel features, the programs scenarios run.
+    Doctor,
     /// Build a lab in each profile and show what connects and what fails.
     Demo {
         /// Only these profiles (default: all).
@@ -217,6 +219,21 @@ fn main() -> ExitCode {
                 None => print!("{text}"),
             }
             ExitCode::SUCCESS
+        }
+        Cmd::Doctor => {
+            let checks = nslab::doctor::run();
+            for c in &checks {
+                let mark = if c.ok { paint.color("32", "ok  ") } else { paint.color("33", "MISS") };
+                println!("{mark} {:<30} {}", c.what, c.found);
+                if !c.ok {
+                    println!("     {:<30} -> {}", "", c.fix);
+                }
+            }
+            if checks.first().is_some_and(|c| c.ok) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Cmd::Demo { profiles } => {
             let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
