@@ -11,6 +11,9 @@
 //   MODE "httpclient": one java.net.http.HttpClient (HTTP/1.1) for the whole run. Its pool is
 //                      keyed by the *resolved* address: every request resolves the name again
 //                      (through the InetAddress cache) and picks a pooled connection to that address.
+// Timeouts (connect 3 s, response 5 s) are generous on purpose: they only bound a request that
+// hangs, and a JVM starved of CPU while many trials start at once must not report a slow first
+// request as an error. A stopped target is refused at once.
 // The program itself caches no name: whatever stays stale is the JDK's doing. On start it prints
 // the effective cache settings (as the JVM reads them) on stderr.
 import java.io.InputStream;
@@ -47,7 +50,7 @@ public class Client {
         } else if (mode.equals("httpclient")) {
             httpClient = HttpClient.newBuilder()
                     .version(HttpClient.Version.HTTP_1_1)
-                    .connectTimeout(Duration.ofSeconds(1))
+                    .connectTimeout(Duration.ofSeconds(3))
                     .build();
         } else {
             System.err.println("unknown mode " + mode);
@@ -77,8 +80,8 @@ public class Client {
 
     static String viaUrlConnection(String url, boolean close) throws Exception {
         HttpURLConnection c = (HttpURLConnection) new URL(url).openConnection();
-        c.setConnectTimeout(1000);
-        c.setReadTimeout(1000);
+        c.setConnectTimeout(3000);
+        c.setReadTimeout(5000);
         if (close) {
             c.setRequestProperty("Connection", "close");
         }
@@ -94,7 +97,7 @@ public class Client {
     }
 
     static String viaHttpClient(HttpClient client, String url) throws Exception {
-        HttpRequest req = HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(1)).GET().build();
+        HttpRequest req = HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(5)).GET().build();
         return client.send(req, HttpResponse.BodyHandlers.ofString()).body().trim();
     }
 }

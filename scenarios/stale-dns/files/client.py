@@ -30,10 +30,10 @@ def main():
         start = time.monotonic()
         try:
             if pooled is not None:
-                r = pooled.get(url, timeout=(1, 1))
+                r = pooled.get(url, timeout=(2, 2))
             else:
                 with requests.Session() as s:
-                    r = s.get(url, timeout=(1, 1))
+                    r = s.get(url, timeout=(2, 2))
             line = r.text.strip()
         except requests.RequestException as e:
             line = f"error {type(e).__name__}: {e}".replace("\n", " ")
