@@ -282,6 +282,9 @@ fn print_result(paint: &Paint, r: &TrialResult) {
     if let Some(a) = &r.artifacts {
         println!("        artifacts: {}", a.display());
     }
+    if let Some(t) = &r.timeline {
+        println!("        timeline: {}", t.display());
+    }
 }
 
 fn summary(paint: &Paint, results: &[TrialResult]) -> ExitCode {

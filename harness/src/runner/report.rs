@@ -56,6 +56,9 @@ pub struct TrialResult {
     /// The artifact directory, when kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<PathBuf>,
+    /// The timeline picture (requests to each target over time), when kept and drawn.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<PathBuf>,
 }
 
 impl TrialResult {
@@ -71,6 +74,7 @@ impl TrialResult {
             expectations: Vec::new(),
             listeners: Default::default(),
             artifacts: None,
+            timeline: None,
         }
     }
 
@@ -86,6 +90,9 @@ impl TrialResult {
         }
         if let Some(a) = &self.artifacts {
             s.push_str(&format!("artifacts: {}\n", a.display()));
+        }
+        if let Some(t) = &self.timeline {
+            s.push_str(&format!("timeline: {}\n", t.display()));
         }
         s
     }

@@ -96,6 +96,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         reason,
         expectations: t.results,
         listeners: t.listeners,
+        timeline: artifacts.as_ref().map(|a| a.join("timeline.svg")).filter(|p| p.exists()),
         artifacts,
     }
 }
