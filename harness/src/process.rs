@@ -167,6 +167,23 @@ impl Registry {
     }
 }
 
+/// Every descendant of process `pid`, read from /proc (`/proc/PID/task/*/children`).
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else { continue };
+        for t in tasks.flatten() {
+            let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for k in kids.split_whitespace().filter_map(|k| k.parse().ok()) {
+                out.push(k);
+                stack.push(k);
+            }
+        }
+    }
+    out
+}
+
 /// A program running (or that ran) inside a lab host. Cheap to clone.
 #[derive(Clone)]
 pub struct Process {
@@ -317,19 +334,7 @@ impl Process {
 
     /// Process ids of the program and everything it started (in the harness's PID view).
     pub fn process_tree(&self) -> Vec<u32> {
-        let mut out = Vec::new();
-        let mut stack = vec![self.shared.pid];
-        while let Some(p) = stack.pop() {
-            let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else { continue };
-            for t in tasks.flatten() {
-                let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-                for k in kids.split_whitespace().filter_map(|k| k.parse().ok()) {
-                    out.push(k);
-                    stack.push(k);
-                }
-            }
-        }
-        out
+        descendants(self.shared.pid)
     }
 
     /// Inodes of the sockets the program's processes hold open, to tell its listeners from

@@ -145,7 +145,8 @@ pub(crate) async fn spawn_in_lab(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job: SpawnJob = Box::new(move |own_pidns| {
         let _rt = rt.enter();
-        let res = spawn_on_this_thread(&mut cmd, own_pidns, netns, binds, hostname, status_w, lifeline, seccomp);
+        let child = ChildSpec { netns, binds, hostname, seccomp };
+        let res = spawn_on_this_thread(&mut cmd, own_pidns, child, status_w, lifeline);
         let _ = tx.send(res);
     });
     sp.jobs
@@ -157,18 +158,24 @@ pub(crate) async fn spawn_in_lab(
     Ok(Spawned { child, status_r })
 }
 
+/// What the forked child sets up before it becomes the program's init.
+struct ChildSpec {
+    netns: OwnedFd,
+    binds: Vec<BindMount>,
+    hostname: CString,
+    seccomp: Option<&'static [seccompiler::sock_filter]>,
+}
+
 /// Runs on the spawner thread only: points this thread's children at a new PID namespace,
 /// forks, and points it back.
 fn spawn_on_this_thread(
     cmd: &mut tokio::process::Command,
     own_pidns: RawFd,
-    netns: OwnedFd,
-    binds: Vec<BindMount>,
-    hostname: CString,
+    spec: ChildSpec,
     status_w: OwnedFd,
     lifeline: RawFd,
-    seccomp: Option<&'static [seccompiler::sock_filter]>,
 ) -> io::Result<tokio::process::Child> {
+    let ChildSpec { netns, binds, hostname, seccomp } = spec;
     // SAFETY: own_pidns is the spawner's descriptor, open for the life of the process.
     let own = unsafe { std::os::fd::BorrowedFd::borrow_raw(own_pidns) };
     setns(own, CloneFlags::CLONE_NEWPID).map_err(io::Error::from)?;

@@ -207,7 +207,7 @@ fn decode_service(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known) -> Res
         }
     };
     let (mut expect_start, mut expect_start_in) = (ExpectStart::Success, Vec::new());
-    if matches!(t.key_span("expect_start"), Some(_)) && !matches!(t.peek_is_table("expect_start"), Some(true)) {
+    if t.key_span("expect_start").is_some() && !matches!(t.peek_is_table("expect_start"), Some(true)) {
         if let Some(s) = t.str("expect_start")? {
             expect_start = parse_start(&t, &s)?;
         }
