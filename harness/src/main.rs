@@ -273,6 +273,20 @@ fn print_result(paint: &Paint, r: &TrialResult) {
         let mark = if e.passed { paint.color("32", "  ok  ") } else { paint.color("31", "  FAIL") };
         println!("{mark} {}: {}", e.description, e.observed.lines().next().unwrap_or(""));
     }
+    for st in &r.staleness {
+        let secs = |v: Option<f64>| v.map(|s| format!("+{s:.2}s")).unwrap_or_else(|| "none".into());
+        println!(
+            "        after {}: client {}: last request to {} {}, first to {} {}; TTL given {}; cause {}",
+            st.step,
+            st.client,
+            st.old,
+            secs(st.last_old_s),
+            st.new,
+            secs(st.first_new_s),
+            st.ttl_s.map(|t| format!("{t}s")).unwrap_or_else(|| "?".into()),
+            st.cause
+        );
+    }
     for (svc, ls) in &r.listeners {
         println!("        {svc} listens on: {}", if ls.is_empty() { "nothing".to_string() } else { ls.join(", ") });
     }

@@ -31,6 +31,32 @@ pub struct ExpectationResult {
     pub observed: String,
 }
 
+/// How long one client kept reaching the old target after one CNAME swap, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct StaleRow {
+    /// The swap step (its name, or `swap-cname`).
+    pub step: String,
+    /// The client host.
+    pub client: String,
+    /// The old and new targets.
+    pub old: String,
+    /// The new target.
+    pub new: String,
+    /// Seconds after the swap of its last request to the old target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_old_s: Option<f64>,
+    /// Seconds after the swap of its first request to the new target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_new_s: Option<f64>,
+    /// TTL, seconds, of the answer it had before the swap (from the DNS query log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_s: Option<u64>,
+    /// `none`, `connection-pinning`, `resolver-cache` or `unknown`.
+    pub cause: String,
+    /// All of it in a sentence.
+    pub summary: String,
+}
+
 /// The result of one trial (one scenario in one profile).
 #[derive(Debug, Clone, Serialize)]
 pub struct TrialResult {
@@ -56,6 +82,10 @@ pub struct TrialResult {
     /// The artifact directory, when kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<PathBuf>,
+    /// Staleness after each CNAME swap, per client, for targets named like the swap's old and
+    /// new CNAME targets (first label).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub staleness: Vec<StaleRow>,
     /// The timeline picture (requests to each target over time), when kept and drawn.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<PathBuf>,
@@ -74,6 +104,7 @@ impl TrialResult {
             expectations: Vec::new(),
             listeners: Default::default(),
             artifacts: None,
+            staleness: Vec::new(),
             timeline: None,
         }
     }

@@ -12,7 +12,7 @@ use crate::process::{Command, Process};
 use crate::profile::Profile;
 use crate::runner::checks;
 use crate::runner::context::{self, Facts};
-use crate::runner::report::{ExpectationResult, Outcome, TrialResult};
+use crate::runner::report::{ExpectationResult, Outcome, StaleRow, TrialResult};
 use crate::runner::requirements;
 use crate::runner::stale::{self, Mark};
 use crate::runner::target::Target;
@@ -50,6 +50,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         targets: BTreeMap::new(),
         steps: BTreeMap::new(),
         dns_steps: Vec::new(),
+        swaps: Vec::new(),
         results: Vec::new(),
         checked: Vec::new(),
         listeners: BTreeMap::new(),
@@ -73,6 +74,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         t.results.extend(all.into_iter().map(|(_, r)| r));
     }
     let failed = reason.is_some() || t.results.iter().any(|r| !r.passed);
+    let staleness = t.lab.as_ref().map(|lab| staleness_rows(lab, &t.targets, &t.swaps)).unwrap_or_default();
     let mut artifacts = None;
     if let Some(lab) = t.lab.take() {
         write_facts(&lab, scenario, profile, name, &t.results, &t.facts);
@@ -96,6 +98,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         reason,
         expectations: t.results,
         listeners: t.listeners,
+        staleness,
         timeline: artifacts.as_ref().map(|a| a.join("timeline.svg")).filter(|p| p.exists()),
         artifacts,
     }
@@ -109,6 +112,9 @@ struct Trial<'a> {
     targets: BTreeMap<String, Target>,
     /// DNS changes of the timeline: step name (or kind) and the lab time it ended.
     dns_steps: Vec<(String, Duration)>,
+    /// CNAME swaps: (zone, record), step label, lab time, old and new target (first labels of
+    /// the CNAME targets).
+    swaps: Vec<Swap>,
     /// Lab time at which each named step ended.
     steps: BTreeMap<String, Duration>,
     /// Service start checks, in start order.
@@ -159,8 +165,16 @@ impl Trial<'_> {
             if let Some(n) = &step.name {
                 self.steps.insert(n.clone(), at);
             }
+            let label = step.name.clone().unwrap_or_else(|| step.action.kind().to_string());
             if matches!(step.action, Action::SwapCname { .. } | Action::SetRecord { .. } | Action::DeleteRecord { .. } | Action::SetTtl { .. }) {
-                self.dns_steps.push((step.name.clone().unwrap_or_else(|| step.action.kind().to_string()), at));
+                self.dns_steps.push((label.clone(), at));
+            }
+            if let Action::SwapCname { zone, record, to } = &step.action {
+                let key = (first_label(zone), first_label(record));
+                let old = self.swaps.iter().rev().find(|w| w.key == key).map(|w| w.new.clone()).or_else(|| cname_target(s, zone, record));
+                if let Some(old) = old {
+                    self.swaps.push(Swap { key, step: label, at, old, new: first_label(to) });
+                }
             }
         }
         self.listeners = self.listener_report().await;
@@ -432,6 +446,56 @@ fn trial_root(s: &Scenario) -> Option<PathBuf> {
     let stem = s.path.file_stem()?.to_string_lossy().into_owned();
     let folder = s.path.parent().and_then(Path::file_name).map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     Some(root.join(folder).join(stem))
+}
+
+fn first_label(name: &str) -> String {
+    name.trim_end_matches('.').split('.').next().unwrap_or("").to_string()
+}
+
+/// One CNAME swap of the timeline.
+struct Swap {
+    key: (String, String),
+    step: String,
+    at: Duration,
+    old: String,
+    new: String,
+}
+
+/// The CNAME target of `record` in `zone` as the scenario declares it.
+fn cname_target(s: &Scenario, zone: &str, record: &str) -> Option<String> {
+    let z = s.dns.as_ref()?.zones.iter().find(|z| z.origin.trim_end_matches('.') == zone.trim_end_matches('.'))?;
+    z.records.iter().find_map(|r| match &r.data {
+        crate::scenario::RecordData::Cname(t) if first_label(&r.name) == first_label(record) => Some(first_label(t)),
+        _ => None,
+    })
+}
+
+/// For each CNAME swap whose old and new targets are targets of the trial: every client that
+/// asked either of them, how long it stayed and why.
+fn staleness_rows(lab: &Lab, targets: &BTreeMap<String, Target>, swaps: &[Swap]) -> Vec<StaleRow> {
+    let mut rows = Vec::new();
+    for Swap { step, at, old, new, .. } in swaps {
+        let (Some(o), Some(n)) = (targets.get(old), targets.get(new)) else { continue };
+        for h in lab.hosts() {
+            let addrs: Vec<std::net::IpAddr> = h.addrs().into_iter().chain(h.link_local().map(std::net::IpAddr::V6)).collect();
+            if o.requests_from(&addrs).is_empty() && n.requests_from(&addrs).is_empty() {
+                continue;
+            }
+            let st = stale::analyse(&addrs, *at, o, n, lab.dns().map(|d| d.log()));
+            rows.push(StaleRow {
+                step: step.clone(),
+                client: h.name().to_string(),
+                old: old.clone(),
+                new: new.clone(),
+                last_old_s: st.last_old.map(|d| d.as_secs_f64()),
+                first_new_s: st.first_new.map(|d| d.as_secs_f64()),
+                ttl_s: st.answer_before.as_deref().and_then(stale::ttl_of).map(|d| d.as_secs()),
+                cause: st.cause.name().to_string(),
+                summary: st.to_string(),
+            });
+        }
+    }
+    rows
 }
 
 /// Writes each target's request log and the timeline picture into the artifacts.
