@@ -39,7 +39,7 @@ fn main() -> std::process::ExitCode {
     for mode in ["kill-9", "sigint", "panic", "normal"] {
         trials.push(kernel_trial(format!("leak/{mode}-leaves-nothing"), move || leak(mode)));
     }
-    trials.push(kernel_trial("parallel/many-labs-in-one-process", || many_labs(12)));
+    trials.push(kernel_trial("parallel/fifty-labs-in-one-process", || many_labs(50)));
     trials.push(kernel_trial("parallel/labs-in-several-processes", labs_across_processes));
     trials.push(kernel_trial("privileges/clear-error-without-capabilities", privileges));
 
@@ -460,7 +460,7 @@ async fn futures_lite_join(n: usize) -> Result<Vec<Lab>, String> {
 
 async fn labs_across_processes() -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let children: Vec<_> = (0..3)
+    let children: Vec<_> = (0..4)
         .map(|_| std::process::Command::new(&exe).env("NSLAB_TEST_CHILD", "many").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn())
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
@@ -497,7 +497,7 @@ mod child {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let code = rt.block_on(async {
             match mode {
-                "many" => many_labs(6).await.map(|_| 0),
+                "many" => many_labs(12).await.map(|_| 0),
                 "privileges" => {
                     let e = Lab::builder().host("h").build().await.err().map(|e| e.to_string()).unwrap_or_else(|| "built".into());
                     println!("{e}");
