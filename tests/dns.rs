@@ -87,15 +87,21 @@ fn client_addr(h: &Host) -> IpAddr {
     }
 }
 
-async fn resolvers(profile: Profile) -> Result<(), String> {
-    let lab = Lab::builder()
+/// Hosts client, blue and green in `profile`, with the blue/green zone and no /etc/hosts entries
+/// (so every name resolves through the lab's DNS server).
+async fn blue_green_lab(profile: Profile) -> Result<Lab, String> {
+    Lab::builder()
         .profile(profile)
         .hosts(["client", "blue", "green"])
         .hosts_file_entries(false)
         .dns(LabDns::new().zone(zone()))
         .build()
         .await
-        .map_err(err)?;
+        .map_err(err)
+}
+
+async fn resolvers(profile: Profile) -> Result<(), String> {
+    let lab = blue_green_lab(profile).await?;
     let client = lab.host("client").map_err(err)?.clone();
     let blue = lab.host("blue").map_err(err)?.clone();
     let green = lab.host("green").map_err(err)?.clone();
@@ -165,14 +171,7 @@ async fn resolvers(profile: Profile) -> Result<(), String> {
 }
 
 async fn jvm(profile: Profile) -> Result<(), String> {
-    let lab = Lab::builder()
-        .profile(profile)
-        .hosts(["client", "blue", "green"])
-        .hosts_file_entries(false)
-        .dns(LabDns::new().zone(zone()))
-        .build()
-        .await
-        .map_err(err)?;
+    let lab = blue_green_lab(profile).await?;
     let client = lab.host("client").map_err(err)?;
     let blue = lab.host("blue").map_err(err)?;
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/java/Resolve.java");

@@ -170,10 +170,7 @@ impl ZoneControl {
             if edit::delete_set(map, &owner, kind.record_type()) {
                 Ok(())
             } else {
-                Err(ControlError::NoSuchSet {
-                    name: owner.to_string(),
-                    kind: kind.to_string(),
-                })
+                Err(no_such_set(&owner, kind))
             }
         })
         .await
@@ -211,10 +208,7 @@ impl ZoneControl {
             if edit::set_ttl(map, &owner, kind.record_type(), ttl) {
                 Ok(())
             } else {
-                Err(ControlError::NoSuchSet {
-                    name: owner.to_string(),
-                    kind: kind.to_string(),
-                })
+                Err(no_such_set(&owner, kind))
             }
         })
         .await
@@ -243,4 +237,8 @@ impl ZoneControl {
             .map(ToString::to_string)
             .collect()
     }
+}
+
+fn no_such_set(owner: &impl std::fmt::Display, kind: RecordKind) -> ControlError {
+    ControlError::NoSuchSet { name: owner.to_string(), kind: kind.to_string() }
 }
