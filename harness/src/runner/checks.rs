@@ -12,7 +12,7 @@ use crate::profile::Profile;
 use crate::runner::report::ExpectationResult;
 use crate::runner::stale;
 use crate::runner::target::Target;
-use crate::scenario::{Check, ConnectFamily, ConnectResult, ConnectTarget, Errno, ListenTarget, OutputStream, Scenario, StaleCause};
+use crate::scenario::{Anchor, Check, ConnectFamily, ConnectResult, ConnectTarget, Errno, ListenTarget, OutputStream, Scenario, StaleCause};
 
 /// Result of one expectation with its index in the file.
 pub type Indexed = (usize, ExpectationResult);
@@ -47,8 +47,8 @@ pub async fn evaluate(
             Check::Stale { client, after, old, new, at_most, at_least, cause } => {
                 stale_check(lab, targets, steps, client, after, old, new, *at_most, *at_least, *cause).await
             }
-            Check::FirstRequest { service, target, within, at_least, family } => {
-                first_request(s, lab, procs, targets, service, target, *within, *at_least, *family).await
+            Check::FirstRequest { service, target, within, at_least, family, from } => {
+                first_request(s, lab, procs, targets, service, target, *within, *at_least, *family, *from).await
             }
             Check::Diagnosis { service, cause } => diagnosis(s, lab, procs, service, *cause).await,
             Check::Output { .. } | Check::BindError { .. } => unreachable!("late checks are filtered out"),
@@ -152,6 +152,7 @@ async fn first_request(
     within: Option<Duration>,
     at_least: Option<Duration>,
     family: Option<crate::listeners::Family>,
+    from: Anchor,
 ) -> Result<String, String> {
     let p = proc(procs, service)?;
     let def = s.service(service).ok_or_else(|| format!("no service {service}"))?;
@@ -159,21 +160,48 @@ async fn first_request(
     let addrs: Vec<IpAddr> = host.addrs().into_iter().chain(host.link_local().map(IpAddr::V6)).collect();
     let t = targets.get(target).ok_or_else(|| format!("no target {target}"))?;
     let started = p.started_at();
-    // Wait for the first request, up to the window's end (or the trial's timeout).
-    let deadline = started + within.unwrap_or(s.timeout);
+    let first_request = || t.requests_from(&addrs).into_iter().filter(|r| r.at() >= started).min_by_key(|r| r.at_us);
+    let first_query = || {
+        let log = lab.dns()?.log();
+        log.entries().into_iter().filter(|e| e.at >= started && addrs.contains(&e.client.ip().to_canonical())).map(|e| e.at).min()
+    };
+    // Wait for the first request, up to the window's end (or the trial's timeout). The window
+    // is counted from the anchor, which for a DNS query is only known once the query came.
+    let limit = within.unwrap_or(s.timeout);
     let first = loop {
-        let first = t.requests_from(&addrs).into_iter().filter(|r| r.at() >= started).min_by_key(|r| r.at_us);
+        let anchor = match from {
+            Anchor::Start => Some(started),
+            Anchor::DnsQuery => first_query(),
+        };
+        let deadline = anchor.unwrap_or(started) + limit;
+        let first = first_request();
         if first.is_some() || lab.elapsed() > deadline || p.exit().is_some() {
-            break first.or_else(|| t.requests_from(&addrs).into_iter().filter(|r| r.at() >= started).min_by_key(|r| r.at_us));
+            break first.or_else(first_request);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let Some(r) = first else {
         return Err(format!("no request from {} reached {target} ({} since the service started)", host.name(), rel(lab.elapsed(), started)));
     };
-    let took = r.at() - started;
     let fam = crate::listeners::Family::of(&r.client.ip());
-    let observed = format!("first request after {:.3}s over {} from {}", took.as_secs_f64(), if fam == crate::listeners::Family::V4 { "IPv4" } else { "IPv6" }, r.client);
+    let fam_name = if fam == crate::listeners::Family::V4 { "IPv4" } else { "IPv6" };
+    let after_start = r.at() - started;
+    let (took, observed) = match from {
+        Anchor::Start => (after_start, format!("first request after {:.3}s over {fam_name} from {}", after_start.as_secs_f64(), r.client)),
+        Anchor::DnsQuery => {
+            let Some(q) = first_query() else {
+                return Err(format!("{} made no DNS query after the service started, so there is nothing to count from (first request after {:.3}s)", host.name(), after_start.as_secs_f64()));
+            };
+            let took = r.at().saturating_sub(q);
+            let observed = format!(
+                "first request {:.3}s after its first DNS query ({:.3}s after the service started) over {fam_name} from {}",
+                took.as_secs_f64(),
+                after_start.as_secs_f64(),
+                r.client
+            );
+            (took, observed)
+        }
+    };
     let ok = within.is_none_or(|w| took <= w) && at_least.is_none_or(|l| took >= l) && family.is_none_or(|f| f == fam);
     if ok {
         Ok(observed)

@@ -91,7 +91,7 @@ pub fn analyse(client: &[IpAddr], step_at: Duration, old: &Target, new: &Target,
     let (mut queries_after, mut answer_before) = (0, None);
     if let Some(log) = dns {
         let mine: Vec<_> = log.entries().into_iter().filter(|e| client.contains(&e.client.ip().to_canonical())).collect();
-        let until = last_old.map(|d| step_at + d).unwrap_or(Duration::MAX);
+        let until = last_old.unwrap_or(Duration::MAX);
         queries_after = mine.iter().filter(|e| e.at > step_at && e.at <= until).count();
         answer_before = mine.iter().rev().find(|e| e.at <= step_at && !e.answers.is_empty()).map(|e| e.answers[0].clone());
     }

@@ -140,6 +140,8 @@ pub enum Check {
         at_least: Option<Duration>,
         /// It came over this family.
         family: Option<crate::listeners::Family>,
+        /// What the times count from.
+        from: Anchor,
     },
     /// The cause of a service's failed bind, connect or socket call, named from the calls it
     /// made (the service needs `trace = true`).
@@ -160,6 +162,26 @@ pub enum Check {
         /// Length of the window.
         duration: Duration,
     },
+}
+
+/// What a `first-request` window counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Anchor {
+    /// The moment the service was started (includes the program's own start-up).
+    #[default]
+    Start,
+    /// The client host's first DNS query after the service started: the moment the program
+    /// began its request, without the start-up time of its runtime (or of strace around it).
+    DnsQuery,
+}
+
+impl Anchor {
+    fn describe(self) -> &'static str {
+        match self {
+            Anchor::Start => "it started",
+            Anchor::DnsQuery => "its first DNS query",
+        }
+    }
 }
 
 /// Why a client kept reaching the old target after a DNS change.
@@ -379,15 +401,16 @@ impl fmt::Display for Check {
                 }
                 Ok(())
             }
-            Check::FirstRequest { service, target, within, at_least, family } => {
+            Check::FirstRequest { service, target, within, at_least, family, from } => {
                 write!(f, "the first request of service {service} reaches target {target}")?;
                 if let Some(fam) = family {
                     write!(f, " over {}", if *fam == crate::listeners::Family::V4 { "IPv4" } else { "IPv6" })?;
                 }
+                let anchor = from.describe();
                 match (at_least, within) {
-                    (Some(l), Some(w)) => write!(f, " between {} and {} after it started", format_duration(*l), format_duration(*w)),
-                    (None, Some(w)) => write!(f, " within {} after it started", format_duration(*w)),
-                    (Some(l), None) => write!(f, " no sooner than {} after it started", format_duration(*l)),
+                    (Some(l), Some(w)) => write!(f, " between {} and {} after {anchor}", format_duration(*l), format_duration(*w)),
+                    (None, Some(w)) => write!(f, " within {} after {anchor}", format_duration(*w)),
+                    (Some(l), None) => write!(f, " no sooner than {} after {anchor}", format_duration(*l)),
                     (None, None) => Ok(()),
                 }
             }
@@ -409,7 +432,7 @@ fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
         "line-within" => &["service", "matches", "after", "within", "min"],
         "no-line" => &["service", "matches", "after", "for"],
         "stale" => &["client", "after", "old", "new", "at_most", "at_least", "cause"],
-        "first-request" => &["service", "target", "within", "at_least", "family"],
+        "first-request" => &["service", "target", "within", "at_least", "family", "from"],
         "diagnosis" => &["service", "cause"],
         _ => return None,
     })
@@ -616,10 +639,18 @@ fn decode_check(t: &mut Table<'_, '_>, kind: &str, known: &Known) -> Result<Chec
                     other => return Err(t.bad("family", &s.span, format!("{other:?} is not a family; expected \"ipv4\" or \"ipv6\""))),
                 }),
             };
+            let from = match t.str("from")? {
+                None => Anchor::Start,
+                Some(s) => match s.value.as_str() {
+                    "start" => Anchor::Start,
+                    "dns-query" => Anchor::DnsQuery,
+                    other => return Err(t.bad("from", &s.span, format!("{other:?} is not a starting point; expected \"start\" or \"dns-query\""))),
+                },
+            };
             if within.is_none() && at_least.is_none() && family.is_none() {
                 return Err(t.doc.err(&t.span.clone(), format!("{} has none of within, at_least, family; expected at least one of them", t.what)));
             }
-            Check::FirstRequest { service, target, within, at_least, family }
+            Check::FirstRequest { service, target, within, at_least, family, from }
         }
         "diagnosis" => {
             let svc = t.req_str("service", "\"<a declared service>\"")?;
