@@ -135,17 +135,36 @@ pub fn parse_str(path: &Path, text: &str) -> std::result::Result<Scenario, Scena
 }
 
 fn syntax_error(doc: &Doc<'_>, e: &toml::de::Error) -> ScenarioError {
-    let span = e.span().unwrap_or(0..0);
     let msg = e.message().trim();
+    let too_deep = msg.starts_with("cannot recurse further") || msg == "recursion limit";
+    let span = match e.span() {
+        Some(span) => span,
+        // The parser gives no place for a too-deep dotted key such as [a.b.c.(...)]: point at
+        // the first line deep enough to be it.
+        None if too_deep => deep_line(doc.src).map_or(0..0, |at| at..at),
+        None => 0..0,
+    };
     let message = if msg == "duplicate key" {
         let key = doc.src.get(span.clone()).unwrap_or("").trim().trim_matches(|c| c == '"' || c == '\'');
         format!("duplicate key {key:?}; expected each key once in a table")
-    } else if msg.starts_with("cannot recurse further") || msg == "recursion limit" {
+    } else if too_deep {
         "invalid TOML: arrays or tables nested too deeply; expected at most 80 levels".to_string()
     } else {
         format!("invalid TOML: {msg}")
     };
     doc.err(&span, message)
+}
+
+/// The byte offset of the first line with more than 80 of `.`, `[` and `{`, if any.
+fn deep_line(src: &str) -> Option<usize> {
+    let mut at = 0;
+    for line in src.split_inclusive('\n') {
+        if line.bytes().filter(|b| matches!(b, b'.' | b'[' | b'{')).count() > 80 {
+            return Some(at);
+        }
+        at += line.len();
+    }
+    None
 }
 
 fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {

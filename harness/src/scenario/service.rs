@@ -156,14 +156,14 @@ fn decode_service(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known) -> Res
             if items.is_empty() {
                 return Err(t.bad("command", &span, "the array is empty; expected the program and its arguments"));
             }
-            Run::Command(items.iter().map(|s| template(&t, "command", s, known)).collect::<Result<_>>()?)
+            Run::Command(items.iter().map(|s| exec_text(&t, "command", s, known)).collect::<Result<_>>()?)
         }
         (false, true) => {
             let s = t.str("shell")?.unwrap_or(Str { value: String::new(), span: t.span.clone() });
             if s.value.trim().is_empty() {
                 return Err(t.bad("shell", &s.span, "the command is empty; expected a shell command line"));
             }
-            Run::Shell(template(&t, "shell", &s, known)?)
+            Run::Shell(exec_text(&t, "shell", &s, known)?)
         }
     };
     let mut env = Vec::new();
@@ -179,10 +179,10 @@ fn decode_service(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known) -> Res
                     _ => return Err(et.wrong(&k.value, &v, "a string or an integer")),
                 },
             };
-            env.push((k.value.clone(), template(&et, &k.value, &s, known)?));
+            env.push((k.value.clone(), exec_text(&et, &k.value, &s, known)?));
         }
     }
-    let cwd = t.str("cwd")?.map(|s| template(&t, "cwd", &s, known)).transpose()?;
+    let cwd = t.str("cwd")?.map(|s| exec_text(&t, "cwd", &s, known)).transpose()?;
     let mut files = Vec::new();
     for (i, f) in t.tables("files", "an array of files such as [{ path = \"app.py\", source = \"files/app.py\" }]")?.into_iter().enumerate() {
         files.push(decode_file(doc, &name, i + 1, f, known)?);
@@ -245,6 +245,16 @@ fn decode_file(doc: &Doc<'_>, service: &str, n: usize, v: Val<'_>, known: &Known
         (None, Some(s)) => FileContent::Source(resolve_source(doc, &t, &s)?),
     };
     Ok(FileDef { path, content })
+}
+
+/// A template that ends up in an `execve` argument, environment value or working directory, where
+/// a NUL byte cannot go: refused here, with its place, rather than when the service starts.
+fn exec_text(t: &Table<'_, '_>, key: &str, s: &Str, known: &Known) -> Result<Template> {
+    if let Some(at) = s.value.find('\0') {
+        let span = t.doc.inner_span(s, at..at + 1);
+        return Err(t.doc.err(&span, format!("{} in {}: the text contains a NUL byte (\\u0000); expected text without NUL, which a program's arguments, environment and working directory cannot hold", super::decode::key_name(key), t.what)));
+    }
+    template(t, key, s, known)
 }
 
 /// A relative path made of normal components only.
