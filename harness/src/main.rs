@@ -1,6 +1,5 @@
 //! The `nslab` command: a thin layer over the library (arguments, output, exit codes).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -96,17 +95,192 @@ enum Cmd {
         #[arg(long = "profile", value_parser = parse_profile)]
         profiles: Vec<Profile>,
     },
+    /// Bring a lab up and keep it running in the background: a scenario's hosts, DNS, targets
+    /// and services, or plain hosts in a profile. Step in with `exec`/`shell`, change DNS with
+    /// `dns`, end it with `down`.
+    #[command(verbatim_doc_comment, after_help = UP_HELP)]
+    Up {
+        /// A scenario file (its services start; its timeline plays only with --timeline).
+        #[arg(required_unless_present = "profile")]
+        scenario: Option<PathBuf>,
+        /// The profile (default: the scenario's first; required without a scenario).
+        #[arg(long, value_parser = parse_profile)]
+        profile: Option<Profile>,
+        /// The lab's name (default: the scenario file's name, or the profile's).
+        #[arg(long)]
+        name: Option<String>,
+        /// Without a scenario: the hosts to make, comma-separated (a DNS host `dns` is added).
+        #[arg(long, value_delimiter = ',', default_value = "server,client", conflicts_with = "scenario")]
+        hosts: Vec<String>,
+        /// Play the scenario's timeline once its services are up.
+        #[arg(long, requires = "scenario")]
+        timeline: bool,
+    },
+    /// Run a command inside a host of a running lab (its network, /etc files and host name).
+    Exec {
+        /// The lab.
+        lab: String,
+        /// The host.
+        host: String,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// An interactive shell inside a host of a running lab.
+    Shell {
+        /// The lab.
+        lab: String,
+        /// The host.
+        host: String,
+    },
+    /// Change or read the DNS server of a running lab, live: `nslab dns LAB set|swap|delete|
+    /// ttl|fault|clear|show|log ...` (`nslab dns LAB --help` lists them).
+    Dns {
+        /// The lab.
+        lab: String,
+        /// What to do, and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "COMMAND")]
+        args: Vec<String>,
+    },
+    /// Running labs: their hosts, addresses, namespaces, DNS and services.
+    Status {
+        /// Only this lab.
+        lab: Option<String>,
+        /// As JSON (the labs' state files).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tear labs down (their artifacts are kept; the path is printed).
+    Down {
+        /// The labs.
+        #[arg(required_unless_present = "all")]
+        labs: Vec<String>,
+        /// Every running lab.
+        #[arg(long)]
+        all: bool,
+        /// Kill a daemon that does not answer (SIGKILL), then remove what it left.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove what labs whose daemon died (kill -9, a crash) left behind: named network
+    /// namespaces and state directories. Running labs are not touched.
+    Gc,
+    /// The daemon of `nslab up` (started by it; not for direct use).
+    #[command(name = "__serve", hide = true)]
+    Serve {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        state_root: PathBuf,
+        #[arg(long)]
+        scenario: PathBuf,
+        #[arg(long, value_parser = parse_profile)]
+        profile: Profile,
+        #[arg(long)]
+        timeline: bool,
+    },
+}
+
+const UP_HELP: &str = "Examples:
+  nslab up scenarios/examples/cname-swap.toml --name swap
+  nslab exec swap client -- dig +short app.example.test
+  nslab dns swap swap app green            point the CNAME app at green
+  nslab dns swap log --follow              every query, as it comes
+  sudo ip netns exec nslab-swap.client ss -tn   your own tools (as root)
+  nslab down swap
+
+  nslab up --profile ipv6-only --hosts web,db   plain hosts, a DNS server for lab.test";
+
+/// The DNS commands, parsed after the lab's name (so a lab may be called `swap` or `log`).
+#[derive(Parser)]
+struct DnsArgs {
+    #[command(subcommand)]
+    cmd: DnsCmd,
+}
+
+#[derive(Subcommand)]
+enum DnsCmd {
+    /// Replace the records of a name and type: `set app A 192.0.2.7`, `set app host server`.
+    Set {
+        /// The name (relative to the scenario's zone, or whole).
+        name: String,
+        /// A, AAAA, CNAME, TXT, SRV, PTR, NS, MX, or `host` (a lab host's A and AAAA).
+        rtype: String,
+        /// The value, as in a scenario file.
+        value: String,
+        /// TTL in seconds.
+        #[arg(long)]
+        ttl: Option<u32>,
+    },
+    /// Point a CNAME at another target, atomically (keeps its TTL).
+    Swap {
+        /// The CNAME's name.
+        name: String,
+        /// The new target.
+        target: String,
+    },
+    /// Delete a name's records (of one type, or all).
+    Delete {
+        /// The name.
+        name: String,
+        /// Only this type.
+        rtype: Option<String>,
+    },
+    /// Change the TTL of a name's records of one type.
+    Ttl {
+        /// The name.
+        name: String,
+        /// The type.
+        rtype: String,
+        /// Seconds.
+        ttl: u32,
+    },
+    /// Make the server misbehave: servfail, nxdomain, refused, drop, truncate, tcp-only, delay.
+    Fault {
+        /// The fault.
+        fault: String,
+        /// For one name, or `*.SUFFIX` for a name and all below it (default: every query).
+        scope: Option<String>,
+        /// For `delay`: how long (500ms, 2s).
+        #[arg(long, value_parser = parse_duration)]
+        delay: Option<std::time::Duration>,
+    },
+    /// Switch every fault off.
+    Clear,
+    /// Every record of every zone.
+    Show,
+    /// The query log: time, client, transport, question, answer.
+    Log {
+        /// Keep printing queries as they come (Ctrl-C ends it).
+        #[arg(long, short = 'f')]
+        follow: bool,
+        /// Only queries for this name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    nslab::scenario::parse_duration(s)
 }
 
 fn parse_profile(s: &str) -> Result<Profile, String> {
     s.parse::<Profile>().map_err(|e| e.to_string())
 }
 
-struct Paint {
+mod live_cli;
+
+/// Colours, only on a terminal and never with NO_COLOR set (https://no-color.org).
+pub(crate) struct Paint {
     on: bool,
 }
 
 impl Paint {
+    fn new() -> Paint {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Paint { on: !no_color && console::colors_enabled() }
+    }
+
     fn color(&self, code: &str, text: &str) -> String {
         if self.on {
             format!("\x1b[{code}m{text}\x1b[0m")
@@ -117,13 +291,37 @@ impl Paint {
 }
 
 fn main() -> ExitCode {
+    // Read before rootless mode, where every user looks like root.
+    let state_root = nslab::live::state_root();
+    let cli = Cli::parse();
+    if let Cmd::Serve { .. } = cli.cmd {
+        // The daemon leaves the terminal's session: closing the terminal must not end the lab.
+        let _ = nix::unistd::setsid();
+    }
+    // Commands that build labs get their privileges first, while the process has one thread.
+    if matches!(cli.cmd, Cmd::Run { .. } | Cmd::Matrix { .. } | Cmd::Demo { .. } | Cmd::Serve { .. }) {
+        if let Err(e) = nslab::rootless::enter() {
+            eprintln!("nslab: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NSLAB_LOG").unwrap_or_else(|_| "warn,hickory_server=error".into()))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    let paint = Paint { on: std::io::stdout().is_terminal() };
+    let paint = Paint::new();
     match cli.cmd {
+        Cmd::Up { scenario, profile, name, hosts, timeline } => live_cli::up(&state_root, scenario, profile, name, hosts, timeline, &paint),
+        Cmd::Exec { lab, host, command } => live_cli::exec(&state_root, &lab, &host, command, false),
+        Cmd::Shell { lab, host } => live_cli::exec(&state_root, &lab, &host, Vec::new(), true),
+        Cmd::Dns { lab, args } => match DnsArgs::try_parse_from(std::iter::once(format!("nslab dns {lab}")).chain(args)) {
+            Ok(d) => live_cli::dns(&state_root, &lab, d.cmd),
+            Err(e) => e.exit(),
+        },
+        Cmd::Status { lab, json } => live_cli::status(&state_root, lab.as_deref(), json, &paint),
+        Cmd::Down { labs, all, force } => live_cli::down(&state_root, labs, all, force),
+        Cmd::Gc => live_cli::gc(&state_root),
+        Cmd::Serve { name, state_root, scenario, profile, timeline } => live_cli::serve(name, state_root, scenario, profile, timeline),
         Cmd::Validate { paths } => {
             let (trials, errors) = runner::collect(&paths, &[]);
             for e in &errors {

@@ -127,9 +127,17 @@ pub(crate) fn check_host(h: &HostSpec) -> Result<Vec<(PathBuf, Sysctl)>, String>
         .collect()
 }
 
-/// Where artifacts go by default: `$NSLAB_ARTIFACTS_DIR`, else `<tmp>/nslab-artifacts`.
-pub(crate) fn default_artifacts_root() -> PathBuf {
-    std::env::var_os("NSLAB_ARTIFACTS_DIR").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("nslab-artifacts"))
+/// Where artifacts go by default: `$NSLAB_ARTIFACTS_DIR`, else `<tmp>/nslab-artifacts` as
+/// root and `<tmp>/nslab-artifacts-UID` for any other user (rootless mode), so users do not
+/// share one directory.
+pub fn default_artifacts_root() -> PathBuf {
+    if let Some(d) = std::env::var_os("NSLAB_ARTIFACTS_DIR") {
+        return PathBuf::from(d);
+    }
+    match crate::rootless::outer_uid() {
+        Some(uid) if uid != 0 => std::env::temp_dir().join(format!("nslab-artifacts-{uid}")),
+        _ => std::env::temp_dir().join("nslab-artifacts"),
+    }
 }
 
 #[cfg(test)]

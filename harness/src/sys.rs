@@ -4,10 +4,11 @@
 //! (never a tokio worker or a test-runner thread), and every such thread exits when its job is
 //! done, so no thread is ever left in a lab namespace by accident.
 //!
-//! Processes: each program a lab runs is started by one long-lived spawner thread as PID 1 of a
-//! fresh PID namespace. That PID 1 is a tiny init written with raw syscalls (it runs between
-//! fork and exec, where nothing may allocate): it forks the real program, forwards signals to its
-//! process group, reports its wait status through a pipe, and exits with it. Because it is PID 1,
+//! Processes: each program a lab runs is started, by a thread of its own that lives as long as
+//! the program, as PID 1 of a fresh PID namespace. That PID 1 is a tiny init written with raw
+//! syscalls (it runs between fork and exec, where nothing may allocate): it forks the real
+//! program, forwards signals to its process group, reports its wait status through a pipe, and
+//! exits with it. Because it is PID 1,
 //! its exit makes the kernel kill every process of that namespace (daemons, workers, anything the
 //! program forked); because it has a parent-death signal and watches a lifeline pipe whose write
 //! end only the harness holds, it exits as soon as the harness dies, even by `kill -9`.
@@ -15,8 +16,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::sync::mpsc;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
 
 use nix::sched::{setns, unshare, CloneFlags};
@@ -86,49 +86,36 @@ pub(crate) struct Spawned {
     pub(crate) status_r: OwnedFd,
 }
 
-type SpawnJob = Box<dyn FnOnce(RawFd) + Send>;
+/// Read end of the lifeline: every init keeps a copy and exits when it reports hang-up, which
+/// happens exactly when this process (the only holder of the write end) is gone.
+static LIFELINE: OnceLock<io::Result<OwnedFd>> = OnceLock::new();
 
-struct Spawner {
-    jobs: std::sync::Mutex<mpsc::Sender<SpawnJob>>,
-    /// Read end of the lifeline: every init keeps a copy and exits when it reports hang-up,
-    /// which happens exactly when this process (the only holder of the write end) is gone.
-    lifeline_r: OwnedFd,
-}
-
-static SPAWNER: OnceLock<io::Result<Spawner>> = OnceLock::new();
-
-fn spawner() -> io::Result<&'static Spawner> {
-    SPAWNER
+fn lifeline() -> io::Result<RawFd> {
+    LIFELINE
         .get_or_init(|| {
-            let (lifeline_r, lifeline_w) =
-                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
             // The write end is deliberately leaked: it must stay open for the life of the process.
-            std::mem::forget(lifeline_w);
-            let own_pidns = OwnedFd::from(File::open("/proc/self/ns/pid")?);
-            let (tx, rx) = mpsc::channel::<SpawnJob>();
-            std::thread::Builder::new().name("nslab-spawner".into()).spawn(move || {
-                // This thread never exits while the process lives: a child's parent-death signal
-                // fires when the thread that forked it ends, so every fork must happen here.
-                while let Ok(job) = rx.recv() {
-                    job(own_pidns.as_raw_fd());
-                }
-                loop {
-                    std::thread::park();
-                }
-            })?;
-            Ok(Spawner { jobs: std::sync::Mutex::new(tx), lifeline_r })
+            std::mem::forget(w);
+            Ok(r)
         })
         .as_ref()
+        .map(|fd| fd.as_raw_fd())
         .map_err(|e| io::Error::new(e.kind(), e.to_string()))
 }
 
 /// Spawns `cmd` under a fresh PID 1 init inside the network namespace `netns`, with a private
 /// mount namespace carrying `binds` (source, target).
 ///
+/// Each program gets a thread of its own that forks its init and then lives exactly as long
+/// as that init: the init's parent-death signal fires when the thread that forked it ends, and
+/// the thread's PID namespace for children, once pointed at the new namespace, can not be
+/// pointed back without privileges over the machine's own PID namespace (which rootless mode
+/// does not have). A fresh thread starts from the process's namespaces every time.
+///
 /// Must be called inside a tokio runtime (the returned child is registered with it).
 ///
 /// # Errors
-/// Fails when the spawner thread cannot start, a namespace cannot be created or entered, a bind
+/// Fails when the thread cannot start, a namespace cannot be created or entered, a bind
 /// mount fails, or the program cannot be executed (the exec error of the program itself).
 pub(crate) async fn spawn_in_lab(
     mut cmd: tokio::process::Command,
@@ -137,25 +124,49 @@ pub(crate) async fn spawn_in_lab(
     hostname: CString,
     seccomp: Option<&'static [seccompiler::sock_filter]>,
 ) -> io::Result<Spawned> {
-    let sp = spawner()?;
+    let lifeline = lifeline()?;
     let (status_r, status_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
     let netns = netns.try_clone()?;
-    let lifeline = sp.lifeline_r.as_raw_fd();
     let rt = tokio::runtime::Handle::current();
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let job: SpawnJob = Box::new(move |own_pidns| {
-        let _rt = rt.enter();
-        let child = ChildSpec { netns, binds, hostname, seccomp };
-        let res = spawn_on_this_thread(&mut cmd, own_pidns, child, status_w, lifeline);
-        let _ = tx.send(res);
-    });
-    sp.jobs
-        .lock()
-        .map_err(|_| io::Error::other("spawner lock poisoned"))?
-        .send(job)
-        .map_err(|_| io::Error::other("spawner thread is gone"))?;
-    let child = rx.await.map_err(|_| io::Error::other("spawner thread dropped the request"))??;
+    std::thread::Builder::new().name("nslab-init-parent".into()).stack_size(64 * 1024).spawn(move || {
+        let pidfd = {
+            let _rt = rt.enter();
+            let child = ChildSpec { netns, binds, hostname, seccomp };
+            let res = spawn_on_this_thread(&mut cmd, child, status_w, lifeline);
+            let pidfd = res.as_ref().ok().and_then(|c| c.id()).and_then(pidfd_open);
+            let _ = tx.send(res);
+            pidfd
+        };
+        // Live as long as the init does (its parent-death signal is tied to this thread).
+        if let Some(fd) = pidfd {
+            wait_readable(&fd);
+        }
+    })?;
+    let child = rx.await.map_err(|_| io::Error::other("the spawning thread dropped the request"))??;
     Ok(Spawned { child, status_r })
+}
+
+/// A pidfd for `pid`, readable once the process has exited.
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the descriptor was just returned by the kernel and is owned by nothing else.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Blocks until `fd` is readable (or in error).
+fn wait_readable(fd: &OwnedFd) {
+    loop {
+        let mut p = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        match nix::poll::poll(&mut p, nix::poll::PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
 }
 
 /// What the forked child sets up before it becomes the program's init.
@@ -166,19 +177,10 @@ struct ChildSpec {
     seccomp: Option<&'static [seccompiler::sock_filter]>,
 }
 
-/// Runs on the spawner thread only: points this thread's children at a new PID namespace,
-/// forks, and points it back.
-fn spawn_on_this_thread(
-    cmd: &mut tokio::process::Command,
-    own_pidns: RawFd,
-    spec: ChildSpec,
-    status_w: OwnedFd,
-    lifeline: RawFd,
-) -> io::Result<tokio::process::Child> {
+/// Runs on a fresh thread only: points this thread's children at a new PID namespace and
+/// forks. The thread is never used for anything else afterwards.
+fn spawn_on_this_thread(cmd: &mut tokio::process::Command, spec: ChildSpec, status_w: OwnedFd, lifeline: RawFd) -> io::Result<tokio::process::Child> {
     let ChildSpec { netns, binds, hostname, seccomp } = spec;
-    // SAFETY: own_pidns is the spawner's descriptor, open for the life of the process.
-    let own = unsafe { std::os::fd::BorrowedFd::borrow_raw(own_pidns) };
-    setns(own, CloneFlags::CLONE_NEWPID).map_err(io::Error::from)?;
     unshare(CloneFlags::CLONE_NEWPID).map_err(io::Error::from)?;
     let netns_fd = netns.as_raw_fd();
     let status_fd = status_w.as_raw_fd();
@@ -188,13 +190,9 @@ fn spawn_on_this_thread(
         cmd.pre_exec(move || child_setup(netns_fd, &binds, &hostname, status_fd, lifeline, seccomp));
     }
     let res = cmd.spawn();
-    // Whatever happened, this thread's next children must not land in that namespace.
-    let back = setns(own, CloneFlags::CLONE_NEWPID).map_err(io::Error::from);
     drop(netns);
     drop(status_w);
-    let child = res?;
-    back?;
-    Ok(child)
+    res
 }
 
 fn last_err() -> io::Error {
@@ -414,3 +412,119 @@ pub(crate) fn signal(pid: u32, sig: nix::sys::signal::Signal) -> io::Result<()> 
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).map_err(io::Error::from)
 }
 
+
+/// Moves this process into a new user namespace in which its user is root (a one-user map:
+/// the caller's uid and gid become 0), and a new network namespace owned by it, so that labs
+/// can be built without privileges and nothing can reach the real host's network.
+///
+/// Must be called while the process has a single thread (before any runtime starts).
+///
+/// # Errors
+/// The errno of unshare(2) when the system forbids unprivileged user namespaces, or of the
+/// writes to /proc/self/{setgroups,uid_map,gid_map}.
+pub(crate) fn unshare_user_and_net() -> io::Result<()> {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+    std::fs::write("/proc/self/setgroups", "deny")?;
+    std::fs::write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+    std::fs::write("/proc/self/gid_map", format!("0 {gid} 1"))?;
+    Ok(())
+}
+
+/// Moves this process into the namespaces of process `pid` (a lab host's anchor): its user
+/// namespace when it differs from ours, then mount, UTS, network and PID namespaces. Children
+/// started afterwards are members of that PID namespace, so they die with the host.
+///
+/// Must be called while the process has a single thread. The working directory is kept when
+/// it exists inside the host's mount namespace (it normally does: the lab shares the host's
+/// file systems).
+///
+/// # Errors
+/// When a namespace file cannot be opened (the process is gone) or setns(2) refuses.
+pub(crate) fn enter_namespaces_of(pid: u32) -> io::Result<()> {
+    let cwd = std::env::current_dir().ok();
+    let open = |kind: &str| File::open(format!("/proc/{pid}/ns/{kind}"));
+    let user = open("user")?;
+    let (mnt, uts, net, pidns) = (open("mnt")?, open("uts")?, open("net")?, open("pid")?);
+    let own_user = nix::sys::stat::stat("/proc/self/ns/user").map_err(io::Error::from)?.st_ino;
+    let their_user = nix::sys::stat::fstat(user.as_fd()).map_err(io::Error::from)?.st_ino;
+    if own_user != their_user {
+        setns(user.as_fd(), CloneFlags::CLONE_NEWUSER).map_err(io::Error::from)?;
+    }
+    setns(mnt.as_fd(), CloneFlags::CLONE_NEWNS).map_err(io::Error::from)?;
+    setns(uts.as_fd(), CloneFlags::CLONE_NEWUTS).map_err(io::Error::from)?;
+    setns(net.as_fd(), CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+    setns(pidns.as_fd(), CloneFlags::CLONE_NEWPID).map_err(io::Error::from)?;
+    if let Some(dir) = cwd {
+        let _ = std::env::set_current_dir(dir);
+    }
+    Ok(())
+}
+
+/// Makes the network namespace of process `pid` visible as `path` (what `ip netns add` does
+/// for /run/netns/NAME): a bind mount of /proc/PID/ns/net onto an empty file.
+pub(crate) fn bind_netns(pid: u32, path: &std::path::Path) -> io::Result<()> {
+    std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    let src = format!("/proc/{pid}/ns/net");
+    if let Err(e) = nix::mount::mount(Some(src.as_str()), path, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>) {
+        let _ = std::fs::remove_file(path);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Undoes [`bind_netns`]: detaches the mount (the namespace goes when nothing else holds it)
+/// and removes the file. A path that is not mounted is only removed.
+pub(crate) fn unbind_netns(path: &std::path::Path) -> io::Result<()> {
+    match nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Runs [`unshare_user_and_net`]'s steps in a forked child (`/bin/true` after them) and
+/// returns the error of the first one that fails. This process stays as it is.
+pub(crate) fn probe_user_and_net() -> io::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    // Everything the child writes is prepared before the fork: it may not allocate.
+    let writes: [(CString, Vec<u8>); 3] = [
+        (CString::from(c"/proc/self/setgroups"), b"deny".to_vec()),
+        (CString::from(c"/proc/self/uid_map"), format!("0 {uid} 1").into_bytes()),
+        (CString::from(c"/proc/self/gid_map"), format!("0 {gid} 1").into_bytes()),
+    ];
+    let mut cmd = std::process::Command::new("/bin/true");
+    // SAFETY: the closure runs between fork and exec and makes only raw system calls on the
+    // data prepared above.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) != 0 {
+                return Err(last_err());
+            }
+            for (path, data) in &writes {
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(last_err());
+                }
+                let n = libc::write(fd, data.as_ptr().cast(), data.len());
+                let err = last_err();
+                libc::close(fd);
+                if n < 0 {
+                    return Err(err);
+                }
+            }
+            Ok(())
+        });
+    }
+    let status = cmd.status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("/bin/true in the new namespaces exited with {status}")))
+    }
+}

@@ -188,6 +188,17 @@ impl DnsServer {
         Ok(ZoneControl::new(zone.clone(), self.inner.hosts.clone()))
     }
 
+    /// The origins of every zone served, most specific first (without the trailing dot).
+    pub fn origins(&self) -> Vec<String> {
+        self.inner.zones.iter().map(|z| z.origin.to_string().trim_end_matches('.').to_owned()).collect()
+    }
+
+    /// The origin of the most specific zone containing `name` (trailing dot optional), if any.
+    pub fn zone_of(&self, name: &str) -> Option<String> {
+        let name = zone::parse_origin(name).ok()?;
+        self.inner.zones.find(&LowerName::new(&name)).map(|z| z.origin.to_string().trim_end_matches('.').to_owned())
+    }
+
     /// Sets the addresses of a lab host for records added from now on. Records already expanded
     /// from `RecordValue::Host` keep their addresses (use `ZoneControl::replace_set` to refresh).
     pub fn set_host_addrs(&self, host: &str, addrs: Vec<IpAddr>) {

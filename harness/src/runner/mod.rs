@@ -13,4 +13,4 @@ pub mod trial;
 
 pub use report::{write_json, write_junit, ExpectationResult, Outcome, TrialResult, SCHEMA};
 pub use suite::{collect, run_all, PlannedTrial};
-pub use trial::{run_trial, RunOptions};
+pub use trial::{run_trial, RunOptions, Session};

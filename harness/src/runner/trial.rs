@@ -42,20 +42,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         let outcome = if opts.require_all { Outcome::Failed } else { Outcome::Ignored };
         return TrialResult::early(name.into(), &scenario.path, profile.name(), outcome, format!("requirement not met: {why}"), started.elapsed());
     }
-    let mut t = Trial {
-        scenario,
-        profile,
-        lab: None,
-        procs: BTreeMap::new(),
-        targets: BTreeMap::new(),
-        steps: BTreeMap::new(),
-        dns_steps: Vec::new(),
-        swaps: Vec::new(),
-        results: Vec::new(),
-        checked: Vec::new(),
-        listeners: BTreeMap::new(),
-        facts: None,
-    };
+    let mut t = Trial::new(scenario, profile);
     let run = tokio::time::timeout(scenario.timeout, t.run()).await;
     let mut reason = match run {
         Ok(Ok(())) => None,
@@ -126,14 +113,41 @@ struct Trial<'a> {
     facts: Option<Facts>,
 }
 
-impl Trial<'_> {
+impl<'a> Trial<'a> {
+    fn new(scenario: &'a Scenario, profile: Profile) -> Self {
+        Trial {
+            scenario,
+            profile,
+            lab: None,
+            procs: BTreeMap::new(),
+            targets: BTreeMap::new(),
+            steps: BTreeMap::new(),
+            dns_steps: Vec::new(),
+            swaps: Vec::new(),
+            results: Vec::new(),
+            checked: Vec::new(),
+            listeners: BTreeMap::new(),
+            facts: None,
+        }
+    }
+
     async fn run(&mut self) -> Result<(), String> {
+        self.setup(trial_root(self.scenario)).await?;
+        self.timeline().await?;
+        self.listeners = self.listener_report().await;
+        let lab = self.lab.as_ref().expect("built above");
+        self.checked = checks::evaluate(self.scenario, self.profile, lab, &self.procs, &self.targets, &self.steps).await;
+        Ok(())
+    }
+
+    /// Builds the lab, starts the targets and the services that start on their own.
+    async fn setup(&mut self, artifacts_root: Option<PathBuf>) -> Result<(), String> {
         let s = self.scenario;
         let mut b = Lab::builder().profile(self.profile).hosts(s.host_specs(self.profile));
         if let Some(d) = &s.dns {
             b = b.dns(context::lab_dns(d)?);
         }
-        if let Some(root) = trial_root(s) {
+        if let Some(root) = artifacts_root {
             b = b.artifacts_in(root);
         }
         let lab = b.build().await.map_err(|e| format!("building the lab: {}", chain(&e)))?;
@@ -154,12 +168,27 @@ impl Trial<'_> {
         for svc in s.services.iter().filter(|svc| svc.autostart) {
             self.start(svc).await?;
         }
+        Ok(())
+    }
+
+    /// Plays the timeline, step by step.
+    async fn timeline(&mut self) -> Result<(), String> {
+        let s = self.scenario;
         let t0 = self.lab().elapsed();
         for (i, step) in s.timeline.iter().enumerate() {
             match step.when {
                 When::At(at) => sleep_until(self.lab(), t0 + at).await,
                 When::AfterPrevious(d) => tokio::time::sleep(d).await,
             }
+            self.step_and_record(i, step).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs one timeline step and records when it ended (named steps, DNS changes, swaps).
+    async fn step_and_record(&mut self, i: usize, step: &Step) -> Result<(), String> {
+        let s = self.scenario;
+        {
             self.step(step).await.map_err(|e| format!("timeline step {} ({}): {e}", i + 1, step.action.kind()))?;
             let at = self.lab().elapsed();
             if let Some(n) = &step.name {
@@ -177,9 +206,6 @@ impl Trial<'_> {
                 }
             }
         }
-        self.listeners = self.listener_report().await;
-        let lab = self.lab.as_ref().expect("built above");
-        self.checked = checks::evaluate(s, self.profile, lab, &self.procs, &self.targets, &self.steps).await;
         Ok(())
     }
 
@@ -389,6 +415,73 @@ impl Trial<'_> {
     }
 }
 
+/// A scenario's lab kept running for a person rather than checked: built with its DNS,
+/// targets and services (those that start on their own), then driven step by step (a
+/// timeline, or commands typed by hand). What `nslab up` holds.
+pub struct Session {
+    trial: Trial<'static>,
+}
+
+impl Session {
+    /// Builds `scenario`'s lab in `profile` under `artifacts_root` and starts its targets and
+    /// services. On failure the lab is torn down (its artifacts kept) and the error says why.
+    pub async fn start(scenario: &'static Scenario, profile: Profile, artifacts_root: PathBuf) -> Result<Session, String> {
+        let mut trial = Trial::new(scenario, profile);
+        if let Err(e) = trial.setup(Some(artifacts_root)).await {
+            if let Some(lab) = trial.lab.take() {
+                for p in trial.procs.values() {
+                    p.stop(STOP_GRACE).await;
+                }
+                lab.keep_artifacts();
+                if let Ok(Some(dir)) = lab.teardown().await {
+                    return Err(format!("{e}\n  evidence kept in {}", dir.display()));
+                }
+            }
+            return Err(e);
+        }
+        Ok(Session { trial })
+    }
+
+    /// The running lab.
+    pub fn lab(&self) -> &Lab {
+        self.trial.lab()
+    }
+
+    /// The scenario it runs.
+    pub fn scenario(&self) -> &'static Scenario {
+        self.trial.scenario
+    }
+
+    /// Its services started so far, by name.
+    pub fn services(&self) -> &BTreeMap<String, Process> {
+        &self.trial.procs
+    }
+
+    /// Plays step `i` of the scenario's timeline (waiting for nothing first).
+    pub async fn step(&mut self, i: usize) -> Result<(), String> {
+        let step = self.trial.scenario.timeline.get(i).ok_or_else(|| format!("the scenario has no timeline step {}", i + 1))?;
+        self.trial.step_and_record(i, step).await
+    }
+
+    /// Runs one action, as a timeline step would (a DNS change, a fault, a link going down).
+    pub async fn act(&mut self, action: Action) -> Result<(), String> {
+        let step = Step { name: None, when: When::AfterPrevious(Duration::ZERO), action };
+        self.trial.step(&step).await
+    }
+
+    /// Stops every service, writes the targets' logs and timeline, and tears the lab down,
+    /// keeping its artifacts. Returns where they are.
+    pub async fn finish(mut self) -> Result<Option<PathBuf>, String> {
+        for p in self.trial.procs.values() {
+            p.stop(STOP_GRACE).await;
+        }
+        let Some(lab) = self.trial.lab.take() else { return Ok(None) };
+        write_targets(&lab, &self.trial.targets, &self.trial.dns_steps);
+        lab.keep_artifacts();
+        lab.teardown().await.map_err(|e| format!("teardown: {e}"))
+    }
+}
+
 fn dns_kind(t: crate::scenario::RecordType) -> Result<crate::dns::RecordKind, String> {
     use crate::dns::RecordKind as K;
     use crate::scenario::RecordType as T;
@@ -442,7 +535,7 @@ async fn sleep_until(lab: &Lab, at: Duration) {
 
 /// The artifact root of a trial: `<root>/<folder>/<scenario>` so kept runs are easy to find.
 fn trial_root(s: &Scenario) -> Option<PathBuf> {
-    let root = std::env::var_os("NSLAB_ARTIFACTS_DIR").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("nslab-artifacts"));
+    let root = crate::spec::default_artifacts_root();
     let stem = s.path.file_stem()?.to_string_lossy().into_owned();
     let folder = s.path.parent().and_then(Path::file_name).map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     Some(root.join(folder).join(stem))

@@ -1,0 +1,399 @@
+//! Long-lived labs: `nslab up` keeps a lab running in a background process (its daemon) that
+//! people step into (`nslab exec`, `nslab shell`, `ip netns exec`), drive (`nslab dns`), list
+//! (`nslab status`) and end (`nslab down`, or `nslab gc` after the daemon was killed).
+//!
+//! Each lab has a state directory (`/run/nslab/NAME` as root, `$XDG_RUNTIME_DIR/nslab/NAME` or
+//! `/tmp/nslab-UID/NAME` otherwise) holding `state.json` (written once the lab is up), the
+//! daemon's control socket and its log. The daemon is the only owner of the lab: every host
+//! has an anchor process (PID 1 of the host's PID namespace, carrying its mount and UTS
+//! namespaces) that commands join, and as root each host's network namespace is also bound to
+//! `/run/netns/nslab-NAME.HOST` for `ip netns exec`. When the daemon dies, even by `kill -9`,
+//! the anchors and everything started in the hosts die with it; only those bind mounts can
+//! outlive it, and `nslab gc` (or the next `nslab up`/`down` of that name) removes them.
+
+pub mod control;
+pub mod daemon;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where named network namespaces live (the `ip netns` convention).
+pub const NETNS_DIR: &str = "/run/netns";
+
+/// Prefix of every named network namespace nslab makes, so `gc` only ever touches its own.
+pub const NETNS_PREFIX: &str = "nslab-";
+
+/// Errors of the long-lived lab commands, each saying what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// No lab of that name.
+    #[error("no lab named {name:?} is up (state directory {dir} does not exist); `nslab status` lists the labs that are")]
+    NoSuchLab {
+        /// The name asked for.
+        name: String,
+        /// Where its state would be.
+        dir: PathBuf,
+    },
+    /// The lab's daemon is gone.
+    #[error("lab {name:?} is not running any more (its daemon, pid {pid}, is gone); `nslab gc` removes what is left of it")]
+    Dead {
+        /// The lab.
+        name: String,
+        /// The daemon's pid.
+        pid: u32,
+    },
+    /// No host of that name in the lab.
+    #[error("lab {lab:?} has no host {host:?}; its hosts are: {hosts}")]
+    NoSuchHost {
+        /// The lab.
+        lab: String,
+        /// The host asked for.
+        host: String,
+        /// The hosts it has.
+        hosts: String,
+    },
+    /// A bad lab name.
+    #[error("{0:?} is not a usable lab name; expected 1 to 24 characters of a-z, 0-9 and '-', starting with a letter")]
+    BadName(String),
+    /// A file or system call failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// The daemon refused or failed a request.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl LiveError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> LiveError {
+        let what = what.into();
+        move |source| LiveError::Io { what, source }
+    }
+}
+
+/// Checks a lab name: short, lower-case, usable in file and namespace names.
+pub fn check_name(name: &str) -> Result<(), LiveError> {
+    let ok = (1..=24).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(LiveError::BadName(name.to_string()))
+    }
+}
+
+/// The directory holding every lab's state directory, for the user running this process
+/// (call it before entering rootless mode, where every user looks like root).
+pub fn state_root() -> PathBuf {
+    if let Some(d) = std::env::var_os("NSLAB_STATE_DIR") {
+        return PathBuf::from(d);
+    }
+    let uid = nix::unistd::getuid();
+    if uid.is_root() {
+        return PathBuf::from("/run/nslab");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if Path::new(&d).is_dir() => PathBuf::from(d).join("nslab"),
+        _ => std::env::temp_dir().join(format!("nslab-{uid}")),
+    }
+}
+
+/// A process identity that survives pid reuse: its pid and its start time (clock ticks after
+/// boot, field 22 of /proc/PID/stat).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcId {
+    /// Process id.
+    pub pid: u32,
+    /// Start time, in clock ticks after boot.
+    pub start: u64,
+}
+
+impl ProcId {
+    /// The identity of process `pid` now, if it exists.
+    pub fn of(pid: u32) -> Option<ProcId> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) may hold spaces and parentheses: fields count from its end.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let start = rest.split_whitespace().nth(19)?.parse().ok()?;
+        Some(ProcId { pid, start })
+    }
+
+    /// Whether this very process is still alive (not a zombie, not a new process with its pid).
+    pub fn alive(&self) -> bool {
+        let zombie = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .ok()
+            .and_then(|s| s.rfind(')').map(|i| s[i + 1..].trim_start().starts_with('Z')))
+            .unwrap_or(true);
+        !zombie && ProcId::of(self.pid) == Some(*self)
+    }
+}
+
+/// One host of a running lab, as `nslab status` shows it and `nslab exec` finds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostState {
+    /// Host name.
+    pub name: String,
+    /// Its lab interface.
+    pub interface: String,
+    /// Its addresses (global).
+    pub addrs: Vec<String>,
+    /// Its link-local address, with the interface as scope.
+    pub link_local: Option<String>,
+    /// The anchor process whose namespaces commands join.
+    pub anchor: ProcId,
+    /// The named network namespace (`ip netns exec NAME ...`), when one was made (as root).
+    pub netns: Option<String>,
+}
+
+/// What `state.json` holds: written by the daemon once the lab is up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabState {
+    /// Lab name.
+    pub name: String,
+    /// The daemon.
+    pub daemon: ProcId,
+    /// Whether the daemon runs in rootless mode (no named namespaces then).
+    pub rootless: bool,
+    /// The scenario it runs.
+    pub scenario: PathBuf,
+    /// Its profile.
+    pub profile: String,
+    /// Seconds since the Unix epoch when it came up.
+    pub started: u64,
+    /// The lab's artifacts (service logs, DNS query log, /etc files).
+    pub artifacts: PathBuf,
+    /// The DNS server's addresses, when the lab has one.
+    pub dns: Vec<String>,
+    /// Zones the DNS server serves.
+    pub zones: Vec<String>,
+    /// The hosts.
+    pub hosts: Vec<HostState>,
+    /// Whether the daemon created /run/netns (so the last lab down removes it when empty).
+    pub made_netns_dir: bool,
+}
+
+impl LabState {
+    /// The host called `name`.
+    pub fn host(&self, name: &str) -> Result<&HostState, LiveError> {
+        self.hosts.iter().find(|h| h.name == name).ok_or_else(|| LiveError::NoSuchHost {
+            lab: self.name.clone(),
+            host: name.to_string(),
+            hosts: self.hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+/// The files of one lab.
+#[derive(Debug, Clone)]
+pub struct LabDir {
+    /// Lab name.
+    pub name: String,
+    /// Its state directory.
+    pub dir: PathBuf,
+}
+
+impl LabDir {
+    /// The lab called `name` under `root` (which need not exist).
+    pub fn new(root: &Path, name: &str) -> LabDir {
+        LabDir { name: name.to_string(), dir: root.join(name) }
+    }
+
+    /// `state.json`.
+    pub fn state_file(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    /// The daemon's control socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("control.sock")
+    }
+
+    /// The daemon's log (its standard output and error).
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("daemon.log")
+    }
+
+    /// The daemon's pid, written by `nslab up` as soon as it started the daemon (before the
+    /// lab is up), so a daemon that dies while building is still found.
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("daemon.pid")
+    }
+
+    /// The state, once the lab is up.
+    pub fn state(&self) -> Result<LabState, LiveError> {
+        let path = self.state_file();
+        let text = match std::fs::read_to_string(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(LiveError::NoSuchLab { name: self.name.clone(), dir: self.dir.clone() }),
+            r => r.map_err(LiveError::io(format!("read {}", path.display())))?,
+        };
+        serde_json::from_str(&text).map_err(|e| LiveError::Io { what: format!("read {}", path.display()), source: io::Error::new(io::ErrorKind::InvalidData, e) })
+    }
+
+    /// The state of a lab whose daemon is alive.
+    pub fn live_state(&self) -> Result<LabState, LiveError> {
+        let st = self.state()?;
+        if st.daemon.alive() {
+            Ok(st)
+        } else {
+            Err(LiveError::Dead { name: st.name, pid: st.daemon.pid })
+        }
+    }
+
+    /// The daemon recorded for this lab (from `state.json`, or `daemon.pid` while it builds).
+    pub fn daemon(&self) -> Option<ProcId> {
+        if let Ok(st) = self.state() {
+            return Some(st.daemon);
+        }
+        let text = std::fs::read_to_string(self.pid_file()).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Whether the lab's daemon is alive.
+    pub fn alive(&self) -> bool {
+        self.daemon().is_some_and(|d| d.alive())
+    }
+}
+
+/// Every lab with a state directory under `root`, by name.
+pub fn labs(root: &Path) -> Vec<LabDir> {
+    let mut out: Vec<LabDir> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().to_str().map(|n| LabDir::new(root, n)))
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The name of host `host`'s network namespace in lab `lab`.
+pub fn netns_name(lab: &str, host: &str) -> String {
+    format!("{NETNS_PREFIX}{lab}.{host}")
+}
+
+/// What `gc` removed.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// Labs whose remains were removed.
+    pub labs: Vec<String>,
+    /// Named network namespaces unmounted.
+    pub netns: Vec<String>,
+    /// Problems met (it goes on past them).
+    pub errors: Vec<String>,
+}
+
+/// Removes what dead labs left: their named network namespaces and state directories, and any
+/// `/run/netns/nslab-*` that no running lab owns. Running labs are not touched.
+pub fn gc(root: &Path) -> Collected {
+    let mut out = Collected::default();
+    let mut owned = Vec::new();
+    for lab in labs(root) {
+        if lab.alive() {
+            if let Ok(st) = lab.state() {
+                owned.extend(st.hosts.iter().filter_map(|h| h.netns.clone()));
+            }
+            continue;
+        }
+        remove_remains(&lab, &mut out);
+    }
+    // Namespaces whose lab left no state (its directory was removed by hand, or /run/nslab
+    // was cleared): any of ours that no running lab claims.
+    if let Ok(rd) = std::fs::read_dir(NETNS_DIR) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(NETNS_PREFIX) && !owned.contains(&name) {
+                match crate::sys::unbind_netns(&e.path()) {
+                    Ok(()) => out.netns.push(name),
+                    Err(err) => out.errors.push(format!("unmount {}: {err}", e.path().display())),
+                }
+            }
+        }
+    }
+    remove_netns_dir_if_ours(root);
+    out
+}
+
+/// Removes a dead lab's named namespaces and state directory (call it only once its daemon
+/// is gone).
+pub fn remove_remains(lab: &LabDir, out: &mut Collected) {
+    if let Ok(st) = lab.state() {
+        for h in &st.hosts {
+            if let Some(n) = &h.netns {
+                let path = Path::new(NETNS_DIR).join(n);
+                match crate::sys::unbind_netns(&path) {
+                    Ok(()) if out.netns.contains(n) => {}
+                    Ok(()) => out.netns.push(n.clone()),
+                    Err(e) => out.errors.push(format!("unmount {}: {e}", path.display())),
+                }
+            }
+        }
+    }
+    match std::fs::remove_dir_all(&lab.dir) {
+        Ok(()) => out.labs.push(lab.name.clone()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => out.errors.push(format!("remove {}: {e}", lab.dir.display())),
+    }
+}
+
+/// Marker, in the state root, that a daemon created /run/netns.
+fn netns_marker(root: &Path) -> PathBuf {
+    root.join(".made-run-netns")
+}
+
+/// Removes /run/netns when nslab created it and it is empty again.
+pub(crate) fn remove_netns_dir_if_ours(root: &Path) {
+    let marker = netns_marker(root);
+    if marker.exists() && std::fs::remove_dir(NETNS_DIR).is_ok() {
+        let _ = std::fs::remove_file(marker);
+    }
+}
+
+/// Makes /run/netns when it does not exist, noting that nslab made it.
+pub(crate) fn make_netns_dir(root: &Path) -> io::Result<bool> {
+    match std::fs::create_dir(NETNS_DIR) {
+        Ok(()) => {
+            std::fs::write(netns_marker(root), b"")?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `argv` inside host `host` of a running lab: its network, mount (its /etc files), UTS
+/// (its host name) and PID namespaces, with the caller's terminal. Returns the exit code to
+/// pass on (128 + N for a signal).
+///
+/// Must be called while the process has a single thread (it joins the host's namespaces).
+pub fn exec(lab: &LabDir, host: &str, argv: &[String], env: &[(String, String)]) -> Result<i32, LiveError> {
+    let st = lab.live_state()?;
+    let h = st.host(host)?;
+    if !h.anchor.alive() {
+        return Err(LiveError::Refused(format!("host {host} of lab {} has lost its anchor process (pid {}); bring the lab down and up again", st.name, h.anchor.pid)));
+    }
+    let (prog, args) = argv.split_first().ok_or_else(|| LiveError::Refused("no command given; expected `nslab exec LAB HOST -- COMMAND [ARGS...]`".into()))?;
+    crate::sys::enter_namespaces_of(h.anchor.pid).map_err(LiveError::io(format!("join the namespaces of host {host} (anchor pid {})", h.anchor.pid)))?;
+    let mut cmd = std::process::Command::new(prog);
+    cmd.args(args).env("NSLAB_LAB", &st.name).env("NSLAB_HOST", host);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().map_err(LiveError::io(format!("run {prog} in host {host}")))?;
+    // The terminal's Ctrl-C and Ctrl-\ reach the command (same process group); this process
+    // only waits for it and passes its status on.
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(nix::sys::signal::Signal::SIGINT);
+    set.add(nix::sys::signal::Signal::SIGQUIT);
+    let _ = set.thread_block();
+    let status = child.wait().map_err(LiveError::io(format!("wait for {prog}")))?;
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}

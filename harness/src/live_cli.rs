@@ -1,0 +1,381 @@
+//! The `nslab` binary's long-lived lab commands: up, exec, shell, dns, status, down, gc, and
+//! the daemon entry point. The work is in the library (`nslab::live`); this is the terminal.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use nslab::live::control::{request, DnsRequest, Request};
+use nslab::live::{self, LabDir, LabState, ProcId};
+use nslab::Profile;
+
+use crate::{DnsCmd, Paint};
+
+/// How long `nslab up` waits for the lab (a JVM service can take a while to be ready).
+const UP_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("nslab: {msg}");
+    ExitCode::FAILURE
+}
+
+/// A lab name from a file name: lower case, a-z0-9 and '-', starting with a letter.
+fn name_from(stem: &str) -> String {
+    let mut n: String = stem.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    if !n.starts_with(|c: char| c.is_ascii_lowercase()) {
+        n.insert_str(0, "lab-");
+    }
+    n.truncate(24);
+    n.trim_end_matches('-').to_string()
+}
+
+fn spinner(msg: String) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+    pb.set_message(msg);
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
+}
+
+pub(crate) fn up(root: &Path, scenario: Option<PathBuf>, profile: Option<Profile>, name: Option<String>, hosts: Vec<String>, timeline: bool, paint: &Paint) -> ExitCode {
+    if !nslab::rootless::privileged() {
+        if let Err(e) = nslab::rootless::probe() {
+            return fail(e);
+        }
+    }
+    // What to run: the user's scenario, or one written for plain hosts.
+    let (path, profile, name, synthesized) = match scenario {
+        Some(path) => {
+            let s = match nslab::scenario::load(&path) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let p = match profile.or_else(|| s.profiles.first().copied()) {
+                Some(p) => p,
+                None => return fail(format!("{} lists no profile; give one with --profile", path.display())),
+            };
+            if !s.profiles.contains(&p) {
+                eprintln!("nslab: note: {} does not list {p} among its profiles; bringing it up in {p} anyway", path.display());
+            }
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "lab".into());
+            (path, p, name.unwrap_or_else(|| name_from(&stem)), None)
+        }
+        None => {
+            let Some(p) = profile else { return fail("give a scenario file or --profile") };
+            let mut toml = format!(
+                "description = \"Plain hosts brought up by `nslab up --profile {p}`, with the lab's DNS server (every host as NAME.lab.test).\"\nprofiles = [\"{p}\"]\n\n"
+            );
+            for h in &hosts {
+                toml.push_str(&format!("[hosts.{h}]\n"));
+            }
+            toml.push_str("\n[dns]\n");
+            (PathBuf::new(), p, name.unwrap_or_else(|| p.name().to_string()), Some(toml))
+        }
+    };
+    if let Err(e) = live::check_name(&name) {
+        return fail(e);
+    }
+    let lab = LabDir::new(root, &name);
+    if lab.dir.exists() {
+        if lab.alive() {
+            return fail(format!("a lab named {name} is already up; `nslab down {name}`, or choose another --name"));
+        }
+        let mut c = live::Collected::default();
+        live::remove_remains(&lab, &mut c);
+        eprintln!("nslab: removed what an earlier lab {name} left ({} namespace(s))", c.netns.len());
+    }
+    if let Err(e) = create_private_dir(root).and_then(|()| create_private_dir(&lab.dir)) {
+        return fail(format!("cannot create {}: {e}", lab.dir.display()));
+    }
+    let path = match synthesized {
+        Some(text) => {
+            let p = lab.dir.join("lab.toml");
+            if let Err(e) = std::fs::write(&p, text) {
+                return fail(format!("cannot write {}: {e}", p.display()));
+            }
+            if let Err(e) = nslab::scenario::load(&p) {
+                let _ = std::fs::remove_dir_all(&lab.dir);
+                return fail(format!("the hosts given are not usable: {e}"));
+            }
+            p
+        }
+        None => path,
+    };
+    // The daemon: this same program, in its own session, its output in the lab's log.
+    let log = match std::fs::File::create(lab.log()) {
+        Ok(f) => f,
+        Err(e) => return fail(format!("cannot create {}: {e}", lab.log().display())),
+    };
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return fail(format!("cannot find this program's path: {e}")),
+    };
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("__serve").arg("--name").arg(&name).arg("--state-root").arg(root).arg("--scenario").arg(&path).arg("--profile").arg(profile.name());
+    if timeline {
+        cmd.arg("--timeline");
+    }
+    cmd.stdin(std::process::Stdio::null()).stdout(log.try_clone().map(Into::into).unwrap_or(std::process::Stdio::null())).stderr(log);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return fail(format!("cannot start the lab's daemon: {e}")),
+    };
+    if let Some(id) = ProcId::of(child.id()) {
+        let _ = std::fs::write(lab.pid_file(), serde_json::to_vec(&id).unwrap_or_default());
+    }
+    let pb = spinner(format!("bringing lab {name} up ({profile})"));
+    let started = Instant::now();
+    let outcome = loop {
+        if lab.state_file().exists() {
+            break Ok(());
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break Err(format!("the lab's daemon exited ({status}) before the lab was up")),
+            Ok(None) => {}
+            Err(e) => break Err(format!("cannot watch the lab's daemon: {e}")),
+        }
+        if started.elapsed() > UP_TIMEOUT {
+            // Ours, by its id: it gets SIGTERM, which tears down what it built.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = child.wait();
+            break Err(format!("the lab was not up after {UP_TIMEOUT:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    pb.finish_and_clear();
+    if let Err(why) = outcome {
+        let text = std::fs::read_to_string(lab.log()).unwrap_or_default();
+        eprintln!("nslab: {why}; its log ({}):", lab.log().display());
+        for l in text.lines() {
+            eprintln!("  | {l}");
+        }
+        let kept = std::env::temp_dir().join(format!("nslab-up-{name}.log"));
+        let _ = std::fs::copy(lab.log(), &kept);
+        let mut c = live::Collected::default();
+        live::remove_remains(&lab, &mut c);
+        eprintln!("nslab: log kept in {}", kept.display());
+        return ExitCode::FAILURE;
+    }
+    match lab.state() {
+        Ok(st) => {
+            println!("{} in {:.1}s", paint.color("32;1", &format!("lab {name} is up")), started.elapsed().as_secs_f64());
+            print_lab(&st, None, paint);
+            let host = st.hosts.iter().find(|h| h.name != nslab::DNS_HOST).map(|h| h.name.as_str()).unwrap_or("HOST");
+            println!();
+            println!("  nslab shell {name} {host}");
+            println!("  nslab exec {name} {host} -- COMMAND");
+            if let Some(ns) = st.hosts.iter().find(|h| h.name == host).and_then(|h| h.netns.as_deref()) {
+                println!("  ip netns exec {ns} COMMAND        (network only; /etc stays the machine's)");
+            }
+            if !st.dns.is_empty() {
+                println!("  nslab dns {name} show | set | swap | delete | fault | log --follow");
+            }
+            println!("  nslab down {name}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn print_lab(st: &LabState, services: Option<&str>, paint: &Paint) {
+    let age = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0).saturating_sub(st.started);
+    println!(
+        "{}: {}, up {}, daemon pid {}{}",
+        paint.color("1", &st.name),
+        st.profile,
+        nslab::scenario::format_duration(Duration::from_secs(age)),
+        st.daemon.pid,
+        if st.rootless { ", rootless" } else { "" }
+    );
+    println!("  scenario  {}", st.scenario.display());
+    let w = st.hosts.iter().map(|h| h.name.len()).max().unwrap_or(4).max(4);
+    println!("  {:<w$}  {:<40}  {}", "host", "addresses", "netns (ip netns exec)");
+    for h in &st.hosts {
+        let mut addrs = h.addrs.join(" ");
+        if let Some(ll) = &h.link_local {
+            addrs = if addrs.is_empty() { ll.clone() } else { format!("{addrs} {ll}") };
+        }
+        println!("  {:<w$}  {:<40}  {}", h.name, addrs, h.netns.as_deref().unwrap_or(if st.rootless { "- (rootless: nslab exec)" } else { "-" }));
+    }
+    if !st.dns.is_empty() {
+        println!("  dns       {}  zones: {}", st.dns.join(", "), st.zones.join(", "));
+    }
+    if let Some(s) = services {
+        for l in s.lines() {
+            println!("  {l}");
+        }
+    }
+    println!("  artifacts {}", st.artifacts.display());
+}
+
+pub(crate) fn exec(root: &Path, lab: &str, host: &str, command: Vec<String>, shell: bool) -> ExitCode {
+    let dir = LabDir::new(root, lab);
+    let mut env = Vec::new();
+    let argv = if shell {
+        let sh = std::env::var("SHELL").ok().filter(|s| Path::new(s).exists()).unwrap_or_else(|| if Path::new("/bin/bash").exists() { "/bin/bash".into() } else { "/bin/sh".into() });
+        // Debian's bashrc shows it in the prompt: (nslab:LAB)root@HOST:~#
+        env.push(("debian_chroot".to_string(), format!("nslab:{lab}")));
+        eprintln!("host {host} of lab {lab}: its network, /etc files and host name (exit or Ctrl-D leaves)");
+        vec![sh]
+    } else {
+        command
+    };
+    match live::exec(&dir, host, &argv, &env) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => fail(e),
+    }
+}
+
+pub(crate) fn dns(root: &Path, lab: &str, cmd: DnsCmd) -> ExitCode {
+    let dir = LabDir::new(root, lab);
+    let (req, timeout) = match cmd {
+        DnsCmd::Set { name, rtype, value, ttl } => (DnsRequest::Set { name, rtype, value, ttl }, Some(Duration::from_secs(10))),
+        DnsCmd::Swap { name, target } => (DnsRequest::Swap { name, target }, Some(Duration::from_secs(10))),
+        DnsCmd::Delete { name, rtype } => (DnsRequest::Delete { name, rtype }, Some(Duration::from_secs(10))),
+        DnsCmd::Ttl { name, rtype, ttl } => (DnsRequest::Ttl { name, rtype, ttl }, Some(Duration::from_secs(10))),
+        DnsCmd::Fault { fault, scope, delay } => (DnsRequest::Fault { fault, delay_ms: delay.map(|d| d.as_millis() as u64), scope }, Some(Duration::from_secs(10))),
+        DnsCmd::Clear => (DnsRequest::Clear, Some(Duration::from_secs(10))),
+        DnsCmd::Show => (DnsRequest::Show, Some(Duration::from_secs(10))),
+        DnsCmd::Log { follow, name } => (DnsRequest::Log { name, since: 0, follow }, if follow { None } else { Some(Duration::from_secs(10)) }),
+    };
+    let res = request(&dir, &Request::Dns(req), timeout, |r| {
+        if !r.text.is_empty() {
+            println!("{}", r.text.trim_end());
+        }
+    });
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
+
+pub(crate) fn status(root: &Path, only: Option<&str>, json: bool, paint: &Paint) -> ExitCode {
+    let labs: Vec<LabDir> = match only {
+        Some(n) => vec![LabDir::new(root, n)],
+        None => live::labs(root),
+    };
+    let mut states = Vec::new();
+    let mut code = ExitCode::SUCCESS;
+    for lab in &labs {
+        match lab.live_state() {
+            Ok(st) => states.push((lab, st)),
+            Err(e @ live::LiveError::Dead { .. }) => {
+                eprintln!("nslab: {e}");
+                code = ExitCode::FAILURE;
+            }
+            Err(e) if only.is_some() => return fail(e),
+            // Still coming up, or left by a daemon that died while building: gc says.
+            Err(_) if lab.alive() => eprintln!("nslab: lab {} is coming up", lab.name),
+            Err(_) => eprintln!("nslab: lab {} left a state directory but never came up; `nslab gc` removes it", lab.name),
+        }
+    }
+    if json {
+        let all: Vec<&LabState> = states.iter().map(|(_, s)| s).collect();
+        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+        return code;
+    }
+    if states.is_empty() && only.is_none() {
+        println!("no lab is up (state in {})", root.display());
+    }
+    for (i, (lab, st)) in states.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        let mut services = String::new();
+        let _ = request(lab, &Request::Status, Some(Duration::from_secs(3)), |r| services.push_str(&r.text));
+        print_lab(st, Some(&services), paint);
+    }
+    code
+}
+
+pub(crate) fn down(root: &Path, names: Vec<String>, all: bool, force: bool) -> ExitCode {
+    let labs: Vec<LabDir> = if all { live::labs(root) } else { names.iter().map(|n| LabDir::new(root, n)).collect() };
+    let mut code = ExitCode::SUCCESS;
+    for lab in labs {
+        if !lab.dir.exists() {
+            eprintln!("nslab: no lab named {} (`nslab status` lists them)", lab.name);
+            code = ExitCode::FAILURE;
+            continue;
+        }
+        let daemon = lab.daemon();
+        if !lab.alive() {
+            let mut c = live::Collected::default();
+            live::remove_remains(&lab, &mut c);
+            println!("lab {} was not running; removed what it left ({} namespace(s))", lab.name, c.netns.len());
+            continue;
+        }
+        let pb = spinner(format!("bringing lab {} down", lab.name));
+        let mut said = String::new();
+        let res = request(&lab, &Request::Down, Some(Duration::from_secs(120)), |r| said = r.text.clone());
+        pb.finish_and_clear();
+        match res {
+            Ok(()) => println!("{said}"),
+            Err(e) if force => {
+                eprintln!("nslab: {e}; killing its daemon");
+                if let Some(d) = daemon.filter(ProcId::alive) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.pid as i32), nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+            Err(e) => {
+                eprintln!("nslab: {e} (--force kills its daemon)");
+                code = ExitCode::FAILURE;
+                continue;
+            }
+        }
+        // Wait for the daemon to be gone, so nothing of the lab is left when this returns.
+        let t = Instant::now();
+        while daemon.is_some_and(|d| d.alive()) && t.elapsed() < Duration::from_secs(15) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut c = live::Collected::default();
+        live::remove_remains(&lab, &mut c);
+    }
+    code
+}
+
+pub(crate) fn gc(root: &Path) -> ExitCode {
+    let c = live::gc(root);
+    for l in &c.labs {
+        println!("removed the remains of lab {l}");
+    }
+    for n in &c.netns {
+        println!("removed network namespace {n}");
+    }
+    for e in &c.errors {
+        eprintln!("nslab: {e}");
+    }
+    if c.labs.is_empty() && c.netns.is_empty() && c.errors.is_empty() {
+        println!("nothing to remove");
+    }
+    if c.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+pub(crate) fn serve(name: String, root: PathBuf, scenario: PathBuf, profile: Profile, timeline: bool) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    let lab = LabDir::new(&root, &name);
+    let artifacts_root = nslab::spec::default_artifacts_root().join("up").join(&name);
+    let spec = live::daemon::UpSpec { lab, state_root: root, scenario, profile, timeline, artifacts_root };
+    match rt.block_on(live::daemon::serve(spec)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(format!("{e:#}")),
+    }
+}
