@@ -36,6 +36,8 @@ PACKAGES=(
     gunicorn nginx-light redis-server dnsmasq knot nsd tayga
     # PostgreSQL 15 server of scenarios/bind (initdb, postgres in /usr/lib/postgresql/15/bin).
     postgresql-15
+    # Peers of the lab-build benchmark: Mininet with a Linux bridge (it drives it with brctl).
+    mininet bridge-utils
     # `vagrant validate` of the Vagrantfile in CI (without recommends: 80 MB, not 600 MB).
     vagrant
     # Building the workspace (cargo links with cc).

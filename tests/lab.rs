@@ -23,6 +23,10 @@ fn main() -> std::process::ExitCode {
     if let Ok(mode) = std::env::var("NSLAB_TEST_CHILD") {
         return child::main(&mode);
     }
+    if let Err(e) = nslab_tests::enter_rootless() {
+        eprintln!("{e}");
+        return std::process::ExitCode::FAILURE;
+    }
     let args = Arguments::from_args();
     let mut trials = Vec::new();
     for p in Profile::BASIC {
@@ -482,7 +486,7 @@ async fn privileges() -> Result<(), String> {
         .map_err(|e| format!("setpriv: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
     ensure!(
-        text.trim() == "nslab needs CAP_NET_ADMIN and CAP_SYS_ADMIN to build a lab; run as root (for tests: sudo -E cargo test), or in a VM made with the repository's Vagrantfile",
+        text.trim() == "nslab needs CAP_NET_ADMIN and CAP_SYS_ADMIN to build a lab; run as root, or call nslab::rootless::enter() first thing in main (the nslab command and nslab's test binaries do), or work in a VM made with the repository's Vagrantfile",
         "unexpected message without capabilities: {text:?} {}",
         String::from_utf8_lossy(&out.stderr)
     );

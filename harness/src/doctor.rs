@@ -45,23 +45,28 @@ const PROGRAMS: &[(&str, &str)] = &[
 /// Runs every check. Reads only: it creates no namespace and changes nothing.
 pub fn run() -> Vec<Check> {
     let mut out = Vec::new();
-    let caps = crate::sys::effective_caps().unwrap_or(0);
-    let (net_admin, sys_admin) = (caps & (1 << 12) != 0, caps & (1 << 21) != 0);
-    out.push(check(
-        "privileges",
-        net_admin && sys_admin,
-        format!("CAP_NET_ADMIN {}, CAP_SYS_ADMIN {}", if net_admin { "yes" } else { "no" }, if sys_admin { "yes" } else { "no" }),
-        "run as root (sudo -E nslab ..., sudo -E cargo test)",
-    ));
-    let userns = read("/proc/sys/user/max_user_namespaces").unwrap_or_default();
-    let apparmor = read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
-    let userns_ok = userns != "0" && apparmor.as_deref() != Some("1");
-    out.push(check(
-        "unprivileged user namespaces",
-        userns_ok,
-        format!("user.max_user_namespaces={userns}{}", apparmor.map(|a| format!(", kernel.apparmor_restrict_unprivileged_userns={a}")).unwrap_or_default()),
-        "only needed without root: sysctl -w user.max_user_namespaces=15000, or on Ubuntu 24.04 sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
-    ));
+    if crate::rootless::privileged() {
+        out.push(check("privileges", true, "CAP_NET_ADMIN and CAP_SYS_ADMIN (root)", ""));
+        let userns = read("/proc/sys/user/max_user_namespaces").unwrap_or_default();
+        let apparmor = read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns");
+        let userns_ok = userns != "0" && apparmor.as_deref() != Some("1");
+        out.push(check(
+            "rootless mode (other users)",
+            userns_ok,
+            format!("user.max_user_namespaces={userns}{}", apparmor.map(|a| format!(", kernel.apparmor_restrict_unprivileged_userns={a}")).unwrap_or_default()),
+            "only needed without root: sysctl -w user.max_user_namespaces=15000, or on Ubuntu 24.04 sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
+        ));
+    } else {
+        match crate::rootless::probe() {
+            Ok(()) => out.push(check(
+                "privileges",
+                true,
+                "not root: rootless mode works (a user namespace; only your own user exists inside, so programs that switch users, such as postgres or nginx workers, need root)",
+                "",
+            )),
+            Err(b) => out.push(Check { what: "privileges".into(), ok: false, found: format!("not root, and no user namespace: {}", b.source), fix: b.advice.join("; or ") }),
+        }
+    }
     out.push(check(
         "kernel",
         true,

@@ -446,7 +446,7 @@ fn check_privileges() -> Result<()> {
     }
     Err(Error::Privileges {
         missing: missing.join(" and "),
-        hint: "run as root (for tests: sudo -E cargo test), or in a VM made with the repository's Vagrantfile".into(),
+        hint: "run as root, or call nslab::rootless::enter() first thing in main (the nslab command and nslab's test binaries do), or work in a VM made with the repository's Vagrantfile".into(),
     })
 }
 

@@ -201,7 +201,7 @@ fn print_lab(st: &LabState, services: Option<&str>, paint: &Paint) {
     );
     println!("  scenario  {}", st.scenario.display());
     let w = st.hosts.iter().map(|h| h.name.len()).max().unwrap_or(4).max(4);
-    println!("  {:<w$}  {:<40}  {}", "host", "addresses", "netns (ip netns exec)");
+    println!("  {:<w$}  {:<40}  netns (ip netns exec)", "host", "addresses");
     for h in &st.hosts {
         let mut addrs = h.addrs.join(" ");
         if let Some(ll) = &h.link_local {

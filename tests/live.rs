@@ -1,0 +1,411 @@
+//! Long-lived labs and rootless mode, through the `nslab` command itself: `up`, `exec`,
+//! `shell`, `dns`, `status`, `down` and `gc`, a daemon killed with -9, a lab that fails to
+//! come up, and an unprivileged user (uid 65534) running scenarios and labs in rootless mode,
+//! or told exactly which setting blocks it.
+//!
+//! Trials run one at a time: named namespaces are mounts of the host, checked around each.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::Arguments;
+use nslab_tests::{kernel_trial, trial_requiring};
+
+macro_rules! ensure {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!($($fmt)+));
+        }
+    };
+}
+
+fn main() -> std::process::ExitCode {
+    let mut args = Arguments::from_args();
+    args.test_threads = Some(1);
+    let trials = vec![
+        trial_requiring("up/exec-shell-dns-status-down-leave-nothing", &["curl", "dig", "python3"], up_exec_dns_down),
+        kernel_trial("up/daemon-killed-with-9-then-gc-removes-every-trace", killed_then_gc),
+        trial_requiring("up/a-lab-that-fails-to-come-up-leaves-its-log-and-nothing-else", &["python3"], failed_up),
+        trial_requiring("rootless/unprivileged-user-runs-scenarios-and-labs", &["setpriv", "python3"], rootless_user),
+        trial_requiring("rootless/blocked-user-namespaces-error-names-the-setting", &["setpriv", "unshare"], rootless_blocked),
+    ];
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// The `nslab` binary of this build: next to the test binaries' folder, built when missing
+/// (`cargo test -p nslab-tests` alone does not build other packages' binaries).
+fn nslab_bin() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let profile_dir = exe.parent().and_then(Path::parent).ok_or("no target directory")?;
+    let bin = profile_dir.join("nslab");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo).args(["build", "-q", "-p", "nslab", "--bin", "nslab"]).status().map_err(|e| format!("cargo build: {e}"))?;
+        ensure!(st.success(), "cargo build -p nslab failed: {st}");
+    }
+    Ok(bin)
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root").to_path_buf()
+}
+
+/// A private state and artifact directory for one trial, so it touches no lab of a user.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Result<Env, String> {
+        Ok(Env { dir: tempfile::Builder::new().prefix("nslab-live-").tempdir().map_err(|e| e.to_string())? })
+    }
+
+    fn cmd(&self, args: &[&str]) -> Result<Command, String> {
+        let mut c = Command::new(nslab_bin()?);
+        c.args(args).env("NSLAB_STATE_DIR", self.dir.path().join("state")).env("NSLAB_ARTIFACTS_DIR", self.dir.path().join("artifacts")).env("NO_COLOR", "1");
+        Ok(c)
+    }
+
+    fn run(&self, args: &[&str]) -> Result<Output, String> {
+        self.cmd(args)?.stdin(Stdio::null()).output().map_err(|e| format!("nslab {}: {e}", args.join(" ")))
+    }
+
+    /// Runs and requires success; returns standard output.
+    fn ok(&self, args: &[&str]) -> Result<String, String> {
+        let out = self.run(args)?;
+        ensure!(out.status.success(), "nslab {} failed ({}):\n{}{}", args.join(" "), out.status, text(&out.stdout), text(&out.stderr));
+        Ok(text(&out.stdout))
+    }
+
+    fn state(&self, lab: &str) -> Result<serde_json::Value, String> {
+        let p = self.dir.path().join("state").join(lab).join("state.json");
+        let t = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        serde_json::from_str(&t).map_err(|e| e.to_string())
+    }
+}
+
+/// Brings a lab down however its trial ends (a failed check must not leave it running).
+struct Down<'a> {
+    env: &'a Env,
+    lab: String,
+    as_nobody: bool,
+}
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        if !self.env.dir.path().join("state").join(&self.lab).exists() {
+            return;
+        }
+        let args = ["down", "--force", self.lab.as_str()];
+        let _ = if self.as_nobody { as_nobody(self.env, &args) } else { self.env.run(&args) };
+        let _ = self.env.run(&["gc"]);
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.rfind(')').is_some_and(|i| !s[i + 1..].trim_start().starts_with('Z')))
+}
+
+fn wait_gone(pid: u64, limit: Duration) -> bool {
+    let t = Instant::now();
+    while alive(pid) {
+        if t.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// Named namespaces of lab `lab` in /run/netns.
+fn named(lab: &str) -> Vec<String> {
+    let prefix = format!("nslab-{lab}.");
+    std::fs::read_dir("/run/netns").into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(&prefix)).collect()
+}
+
+fn mounts_mentioning(lab: &str) -> Vec<String> {
+    let needle = format!("nslab-{lab}.");
+    std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines().filter(|l| l.contains(&needle)).map(str::to_string).collect()
+}
+
+fn pids(state: &serde_json::Value) -> (u64, Vec<u64>) {
+    let daemon = state["daemon"]["pid"].as_u64().unwrap_or(0);
+    let anchors = state["hosts"].as_array().map(|hs| hs.iter().filter_map(|h| h["anchor"]["pid"].as_u64()).collect()).unwrap_or_default();
+    (daemon, anchors)
+}
+
+async fn up_exec_dns_down() -> Result<(), String> {
+    let env = Env::new()?;
+    let lab = format!("t{}a", std::process::id());
+    let scenario = repo().join("scenarios/examples/cname-swap.toml");
+    let _down = Down { env: &env, lab: lab.clone(), as_nobody: false };
+    let out = env.ok(&["up", scenario.to_str().ok_or("path")?, "--name", &lab])?;
+    ensure!(out.contains(&format!("lab {lab} is up")), "up said: {out}");
+    let st = env.state(&lab)?;
+    let (daemon, anchors) = pids(&st);
+    ensure!(alive(daemon) && anchors.len() == 4 && anchors.iter().all(|p| alive(*p)), "daemon {daemon} or anchors {anchors:?} not running");
+    let mut want: Vec<String> = ["blue", "client", "dns", "green"].iter().map(|h| format!("nslab-{lab}.{h}")).collect();
+    let mut have = named(&lab);
+    want.sort();
+    have.sort();
+    ensure!(have == want, "named namespaces {have:?}, expected {want:?}");
+
+    // exec: the host's name, /etc files, network; exit codes pass through.
+    let hn = env.ok(&["exec", &lab, "client", "--", "hostname"])?;
+    ensure!(hn.trim() == "client", "hostname in client: {hn:?}");
+    let rc = env.ok(&["exec", &lab, "client", "--", "cat", "/etc/resolv.conf"])?;
+    ensure!(rc.contains("written by nslab") && rc.contains("search example.test"), "resolv.conf in client: {rc}");
+    let body = env.ok(&["exec", &lab, "client", "--", "curl", "-sS", "--max-time", "5", "http://app.example.test:8000/color.txt"])?;
+    ensure!(body.trim() == "blue", "before the swap curl got {body:?}");
+    let code = env.run(&["exec", &lab, "client", "--", "sh", "-c", "exit 7"])?.status.code();
+    ensure!(code == Some(7), "exit code of `exit 7` came back as {code:?}");
+    let missing = env.run(&["exec", &lab, "nosuchhost", "--", "true"])?;
+    ensure!(!missing.status.success() && text(&missing.stderr).contains("has no host \"nosuchhost\"; its hosts are: blue, green, client, dns"), "unknown host: {}", text(&missing.stderr));
+
+    // `ip netns exec` reaches the same network namespace.
+    let ip = Command::new("ip").args(["netns", "exec", &format!("nslab-{lab}.client"), "ip", "-o", "addr", "show", "eth0"]).output().map_err(|e| e.to_string())?;
+    let client_v4 = st["hosts"].as_array().and_then(|hs| hs.iter().find(|h| h["name"] == "client")).and_then(|h| h["addrs"][0].as_str()).unwrap_or("?").to_string();
+    ensure!(text(&ip.stdout).contains(&format!("{client_v4}/24")), "ip netns exec shows: {}", text(&ip.stdout));
+
+    // shell: commands on standard input, in the host.
+    let mut sh = env.cmd(&["shell", &lab, "green"])?;
+    sh.env("SHELL", "/bin/sh").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = sh.spawn().map_err(|e| e.to_string())?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().ok_or("stdin")?;
+        stdin.write_all(b"echo shell-in-$(hostname)\nexit 3\n").map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    ensure!(text(&out.stdout).contains("shell-in-green") && out.status.code() == Some(3), "shell: {:?} {}", out.status, text(&out.stdout));
+
+    // dns: swap live, the next query sees it, the log shows who asked.
+    env.ok(&["dns", &lab, "swap", "app", "green"])?;
+    let dig = env.ok(&["exec", &lab, "client", "--", "dig", "+short", "app.example.test", "A"])?;
+    ensure!(dig.starts_with("green.example.test."), "after the swap dig says {dig:?}");
+    let log = env.ok(&["dns", &lab, "log", "--name", "app.example.test"])?;
+    ensure!(log.lines().any(|l| l.contains(&client_v4) && l.contains("CNAME green.example.test.")), "query log lacks the client's query after the swap:\n{log}");
+    env.ok(&["dns", &lab, "fault", "servfail", "app"])?;
+    let dig = env.ok(&["exec", &lab, "client", "--", "dig", "app.example.test", "A"])?;
+    ensure!(dig.contains("status: SERVFAIL"), "with the fault on: {dig}");
+    env.ok(&["dns", &lab, "clear"])?;
+    let bad = env.run(&["dns", &lab, "set", "app", "A", "10.0.0.1"])?;
+    ensure!(!bad.status.success() && text(&bad.stderr).contains("10.0.0.1"), "a public address was accepted: {}", text(&bad.stderr));
+
+    let status = env.ok(&["status"])?;
+    ensure!(status.contains(&lab) && status.contains("service client on client: running") && status.contains(&format!("nslab-{lab}.client")), "status: {status}");
+
+    // A command still running in a host when the lab goes down dies with it.
+    let mut sleeper = env.cmd(&["exec", &lab, "client", "--", "sleep", "600"])?.stdin(Stdio::null()).spawn().map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_millis(300));
+    ensure!(sleeper.try_wait().map_err(|e| e.to_string())?.is_none(), "the sleeping exec ended early");
+    let down = env.ok(&["down", &lab])?;
+    ensure!(down.contains("is down; artifacts kept in"), "down said: {down}");
+    let t = Instant::now();
+    let st_exit = loop {
+        if let Some(s) = sleeper.try_wait().map_err(|e| e.to_string())? {
+            break s;
+        }
+        if t.elapsed() > Duration::from_secs(5) {
+            let _ = sleeper.kill();
+            return Err("a command run with exec outlived the lab by 5 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    ensure!(!st_exit.success(), "the exec'd sleep exited successfully: {st_exit}");
+    ensure!(!alive(daemon) && anchors.iter().all(|p| !alive(*p)), "processes left after down");
+    ensure!(named(&lab).is_empty() && mounts_mentioning(&lab).is_empty(), "namespaces left after down: {:?}", named(&lab));
+    ensure!(!env.dir.path().join("state").join(&lab).exists(), "state directory left after down");
+    let artifacts = st["artifacts"].as_str().ok_or("no artifacts in state")?;
+    ensure!(Path::new(artifacts).join("daemon.log").exists(), "daemon.log not kept in {artifacts}");
+    Ok(())
+}
+
+async fn killed_then_gc() -> Result<(), String> {
+    let env = Env::new()?;
+    let lab = format!("t{}b", std::process::id());
+    let _down = Down { env: &env, lab: lab.clone(), as_nobody: false };
+    env.ok(&["up", "--profile", "ipv6-only", "--hosts", "web,db", "--name", &lab])?;
+    let st = env.state(&lab)?;
+    let (daemon, anchors) = pids(&st);
+    ensure!(named(&lab).len() == 3, "expected 3 named namespaces (web, db, dns), found {:?}", named(&lab));
+    // A second lab of the same name is refused while the first runs.
+    let again = env.run(&["up", "--profile", "ipv6-only", "--name", &lab])?;
+    ensure!(!again.status.success() && text(&again.stderr).contains("is already up"), "second up: {}", text(&again.stderr));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon as i32), nix::sys::signal::Signal::SIGKILL).map_err(|e| e.to_string())?;
+    ensure!(wait_gone(daemon, Duration::from_secs(5)), "daemon survived SIGKILL");
+    for p in &anchors {
+        ensure!(wait_gone(*p, Duration::from_secs(5)), "anchor {p} outlived its daemon");
+    }
+    let ex = env.run(&["exec", &lab, "web", "--", "true"])?;
+    ensure!(!ex.status.success() && text(&ex.stderr).contains("is not running any more") && text(&ex.stderr).contains("nslab gc"), "exec on a dead lab: {}", text(&ex.stderr));
+    // What a killed daemon can not remove itself: its named namespaces (they keep the hosts'
+    // network namespaces, and so their interfaces, alive). gc removes them.
+    ensure!(named(&lab).len() == 3, "named namespaces after kill -9: {:?}", named(&lab));
+    let gc = env.ok(&["gc"])?;
+    ensure!(gc.contains(&format!("removed the remains of lab {lab}")), "gc said: {gc}");
+    ensure!(named(&lab).is_empty() && mounts_mentioning(&lab).is_empty(), "left after gc: {:?}", named(&lab));
+    ensure!(!env.dir.path().join("state").join(&lab).exists(), "state directory left after gc");
+    let again = env.ok(&["gc"])?;
+    ensure!(again.contains("nothing to remove"), "second gc: {again}");
+    Ok(())
+}
+
+async fn failed_up() -> Result<(), String> {
+    let env = Env::new()?;
+    let lab = format!("t{}c", std::process::id());
+    let scenario = env.dir.path().join("broken.toml");
+    std::fs::write(
+        &scenario,
+        "description = \"a service that exits at once\"\nprofiles = [\"dual-stack\"]\n[hosts.h]\n[services.bad]\nhost = \"h\"\ncommand = [\"python3\", \"-c\", \"import sys; print('boom-evidence', file=sys.stderr); sys.exit(3)\"]\nready = { listening = \"tcp:8000\" }\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let out = env.run(&["up", scenario.to_str().ok_or("path")?, "--name", &lab])?;
+    let err = text(&out.stderr);
+    ensure!(!out.status.success(), "up of a failing scenario succeeded");
+    ensure!(err.contains("before the lab was up") && err.contains("service bad") && err.contains("log kept in"), "up's error: {err}");
+    ensure!(named(&lab).is_empty() && !env.dir.path().join("state").join(&lab).exists(), "a failed up left state or namespaces");
+    // The evidence: the service's output, in the artifacts the log points at.
+    let arts = env.dir.path().join("artifacts").join("up").join(&lab);
+    let found = walk(&arts).into_iter().any(|p| std::fs::read_to_string(&p).is_ok_and(|t| t.contains("boom-evidence")));
+    ensure!(found, "the failing service's output is not kept under {}", arts.display());
+    Ok(())
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Uid and gid of `nobody`, the unprivileged user of these trials.
+const NOBODY: u32 = 65534;
+
+fn as_nobody(env: &Env, args: &[&str]) -> Result<Output, String> {
+    let dir = env.dir.path();
+    Command::new("setpriv")
+        .args(["--reuid", &NOBODY.to_string(), "--regid", &NOBODY.to_string(), "--clear-groups", "--"])
+        .arg(nslab_bin()?)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("NSLAB_STATE_DIR", dir.join("state"))
+        .env("NSLAB_ARTIFACTS_DIR", dir.join("artifacts"))
+        .env("NO_COLOR", "1")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("setpriv nslab {}: {e}", args.join(" ")))
+}
+
+fn give_to_nobody(env: &Env) -> Result<(), String> {
+    let p = env.dir.path();
+    nix::unistd::chown(p, Some(nix::unistd::Uid::from_raw(NOBODY)), Some(nix::unistd::Gid::from_raw(NOBODY))).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())
+}
+
+async fn rootless_user() -> Result<(), String> {
+    let env = Env::new()?;
+    give_to_nobody(&env)?;
+    // A scenario, end to end, as nobody.
+    let scen = repo().join("scenarios/examples/dual-bind.toml");
+    let out = as_nobody(&env, &["run", scen.to_str().ok_or("path")?])?;
+    ensure!(out.status.success() && text(&out.stdout).contains("passed, 0 failed"), "nslab run as uid {NOBODY}: {}\n{}", text(&out.stdout), text(&out.stderr));
+    // A long-lived lab, as nobody: up, exec (joining the daemon's user namespace), down.
+    let lab = format!("t{}r", std::process::id());
+    let _down = Down { env: &env, lab: lab.clone(), as_nobody: true };
+    let out = as_nobody(&env, &["up", "--profile", "dual-stack", "--hosts", "web,cli", "--name", &lab])?;
+    ensure!(out.status.success(), "up as uid {NOBODY}: {}{}", text(&out.stdout), text(&out.stderr));
+    let st = env.state(&lab)?;
+    ensure!(st["rootless"] == true, "the lab does not say rootless: {st}");
+    ensure!(named(&lab).is_empty(), "rootless made named namespaces in /run/netns");
+    let ex = as_nobody(&env, &["exec", &lab, "cli", "--", "sh", "-c", "hostname; cat /proc/self/uid_map; python3 -c 'import socket; s=socket.create_connection((\"web.lab.test\", 9), timeout=2)' 2>&1 | tail -1"])?;
+    let t = text(&ex.stdout);
+    let map: Vec<&str> = t.lines().nth(1).unwrap_or("").split_whitespace().collect();
+    ensure!(t.starts_with("cli\n") && map == ["0", &NOBODY.to_string(), "1"], "exec as uid {NOBODY}: {t}{}", text(&ex.stderr));
+    ensure!(t.contains("Connection refused"), "connect from cli to web port 9 should be refused inside the lab: {t}");
+    let (daemon, anchors) = pids(&st);
+    let down = as_nobody(&env, &["down", &lab])?;
+    ensure!(down.status.success(), "down as uid {NOBODY}: {}", text(&down.stderr));
+    ensure!(!alive(daemon) && anchors.iter().all(|p| !alive(*p)), "processes left after a rootless down");
+    Ok(())
+}
+
+async fn rootless_blocked() -> Result<(), String> {
+    // A user namespace (owned by root, so nothing of the host changes) in which no further
+    // user namespace may be made, and nobody inside it running nslab.
+    let env = Env::new()?;
+    give_to_nobody(&env)?;
+    // The gate, in a directory of root's: the shell opens it before it is mapped to root.
+    let gate = tempfile::Builder::new().prefix("nslab-gate-").tempdir().map_err(|e| e.to_string())?;
+    let fifo = gate.path().join("go");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(|e| e.to_string())?;
+    // The shell was started before its user was mapped, so it has no capabilities in its
+    // namespace; the second one, executed once root is mapped, has them all.
+    let script = format!(
+        "read _ < {fifo} && exec sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && exec setpriv --reuid {NOBODY} --regid {NOBODY} --clear-groups -- \"$@\"' sh \"$@\"",
+        fifo = fifo.display()
+    );
+    let scen = repo().join("scenarios/examples/dual-bind.toml");
+    let child = Command::new("unshare")
+        .args(["--user", "--", "sh", "-c", &script, "sh"])
+        .arg(nslab_bin()?)
+        .args(["run", scen.to_str().ok_or("path")?])
+        .env("NSLAB_STATE_DIR", env.dir.path().join("state"))
+        .env("NSLAB_ARTIFACTS_DIR", env.dir.path().join("artifacts"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let pid = child.id();
+    let own = std::fs::metadata("/proc/self/ns/user").map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    use std::os::unix::fs::MetadataExt;
+    while std::fs::metadata(format!("/proc/{pid}/ns/user")).map(|m| m.ino()).unwrap_or(own.ino()) == own.ino() {
+        ensure!(t.elapsed() < Duration::from_secs(5), "unshare --user did not make its namespace");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let map = format!("0 0 1\n{NOBODY} {NOBODY} 1\n");
+    std::fs::write(format!("/proc/{pid}/uid_map"), &map).map_err(|e| format!("uid_map: {e}"))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), &map).map_err(|e| format!("gid_map: {e}"))?;
+    // Never block on the gate: the shell may have died before opening it.
+    let t = Instant::now();
+    loop {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo) {
+            Ok(mut f) => {
+                use std::io::Write;
+                f.write_all(b"go\n").map_err(|e| e.to_string())?;
+                break;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) && t.elapsed() < Duration::from_secs(5) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => {
+                let out = child.wait_with_output().map_err(|e| e.to_string())?;
+                return Err(format!("the shell in the user namespace never read the gate ({e}): {}", text(&out.stderr)));
+            }
+        }
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let err = text(&out.stderr);
+    ensure!(!out.status.success(), "nslab ran with user namespaces forbidden: {}", text(&out.stdout));
+    ensure!(
+        err.contains("cannot enter a user namespace of its own") && err.contains("user.max_user_namespaces is 0") && err.contains("sysctl -w user.max_user_namespaces=15000"),
+        "the error does not name the setting: {err}"
+    );
+    ensure!(std::fs::read_to_string("/proc/sys/user/max_user_namespaces").is_ok_and(|v| v.trim() != "0"), "the host's own setting changed");
+    Ok(())
+}
