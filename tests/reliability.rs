@@ -102,7 +102,10 @@ async fn crashes(kind: Crash, seed: u64, runs: usize) -> Result<(), String> {
     let mut by_phase: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
     for run in 0..runs {
         // Every phase is hit at least once per kind, then at random.
-        let phase = if run < PHASES.len() { PHASES[run] } else { PHASES[rng.below(PHASES.len() as u64) as usize] };
+        let phase = match PHASES.get(run) {
+            Some(p) => *p,
+            None => PHASES[rng.below(PHASES.len() as u64) as usize],
+        };
         let cycle = rng.below(2) as usize;
         let delay = Duration::from_micros(rng.below(3000));
         let what = format!("{} run {run} (seed {seed}): {} during {phase} of lab {cycle}, {delay:?} into it", kind.name(), kind.name());
