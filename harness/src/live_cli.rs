@@ -210,7 +210,7 @@ fn print_lab(st: &LabState, services: Option<&str>, paint: &Paint) {
         println!("  {:<w$}  {:<40}  {}", h.name, addrs, h.netns.as_deref().unwrap_or(if st.rootless { "- (rootless: nslab exec)" } else { "-" }));
     }
     if !st.dns.is_empty() {
-        println!("  dns       {}  zones: {}", st.dns.join(", "), st.zones.join(", "));
+        println!("  dns       {} (udp and tcp); zones {}", st.dns.join(", "), st.zones.join(", "));
     }
     if let Some(s) = services {
         for l in s.lines() {

@@ -366,8 +366,15 @@ fn main() -> ExitCode {
                 }
             };
             eprintln!("running {} trial(s), {} at a time", trials.len(), jobs.max(1));
-            let results = rt.block_on(runner::run_all(&trials, &opts, jobs, |r| print_result(&paint, r)));
-            let mut code = summary(&paint, &results);
+            let started = std::time::Instant::now();
+            let pb = progress(trials.len());
+            let results = rt.block_on(runner::run_all(&trials, &opts, jobs, |r| {
+                pb.suspend(|| print_result(&paint, r));
+                pb.inc(1);
+                pb.set_message(r.name.clone());
+            }));
+            pb.finish_and_clear();
+            let mut code = summary(&paint, &results, started.elapsed());
             if let Some(p) = json {
                 if let Err(e) = runner::write_json(&p, &results) {
                     eprintln!("nslab: cannot write {}: {e}", p.display());
@@ -399,7 +406,12 @@ fn main() -> ExitCode {
             };
             let opts = RunOptions { keep: true, artifacts_root: None, require_all: false };
             eprintln!("running {} trial(s), {} at a time", trials.len(), jobs.max(1));
-            let results = rt.block_on(runner::run_all(&trials, &opts, jobs, |r| eprintln!("{:?} {}", r.outcome, r.name)));
+            let pb = progress(trials.len());
+            let results = rt.block_on(runner::run_all(&trials, &opts, jobs, |r| {
+                pb.suspend(|| eprintln!("{:?} {}", r.outcome, r.name));
+                pb.inc(1);
+            }));
+            pb.finish_and_clear();
             let fmt = match format.as_str() {
                 "html" => runner::matrix::Format::Html,
                 "json" => runner::matrix::Format::Json,
@@ -499,7 +511,20 @@ fn print_result(paint: &Paint, r: &TrialResult) {
     }
 }
 
-fn summary(paint: &Paint, results: &[TrialResult]) -> ExitCode {
+/// A progress bar on standard error while trials run: drawn only on a terminal (elsewhere,
+/// such as CI logs, only the results are printed).
+fn progress(len: usize) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(len as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} trials done; last: {wide_msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    pb.enable_steady_tick(std::time::Duration::from_millis(200));
+    pb
+}
+
+/// The closing summary: what failed, why, and where its evidence is; then the counts.
+fn summary(paint: &Paint, results: &[TrialResult], took: std::time::Duration) -> ExitCode {
     let count = |o| results.iter().filter(|r| r.outcome == o).count();
     let (passed, failed, ignored) = (count(Outcome::Passed), count(Outcome::Failed), count(Outcome::Ignored));
     println!();
@@ -509,7 +534,12 @@ fn summary(paint: &Paint, results: &[TrialResult]) -> ExitCode {
             println!("  {line}");
         }
     }
-    println!("{passed} passed, {failed} failed, {ignored} ignored");
+    let ignored_why: std::collections::BTreeSet<&str> = results.iter().filter(|r| r.outcome == Outcome::Ignored).filter_map(|r| r.reason.as_deref()).collect();
+    for why in ignored_why {
+        println!("{} {why}", paint.color("33", "ignored:"));
+    }
+    let counts = format!("{passed} passed, {failed} failed, {ignored} ignored in {:.1}s", took.as_secs_f64());
+    println!("{}", if failed > 0 { paint.color("31;1", &counts) } else { paint.color("32;1", &counts) });
     if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -87,7 +87,17 @@ pub async fn serve(spec: UpSpec) -> anyhow::Result<()> {
         profile: spec.profile.name().to_string(),
         started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         artifacts: session.lab().artifacts().to_path_buf(),
-        dns: dns.map(|d| d.local_addrs().iter().map(|(t, a)| format!("{a} ({t})")).collect()).unwrap_or_default(),
+        dns: dns
+            .map(|d| {
+                let mut addrs: Vec<String> = Vec::new();
+                for (_, a) in d.local_addrs() {
+                    if !addrs.contains(&a.to_string()) {
+                        addrs.push(a.to_string());
+                    }
+                }
+                addrs
+            })
+            .unwrap_or_default(),
         zones: dns.map(|d| d.origins()).unwrap_or_default(),
         hosts,
         made_netns_dir,
