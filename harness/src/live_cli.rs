@@ -9,7 +9,7 @@ use nslab::live::control::{request, DnsRequest, Request};
 use nslab::live::{self, LabDir, LabState, ProcId};
 use nslab::Profile;
 
-use crate::{DnsCmd, Paint};
+use crate::Paint;
 
 /// How long `nslab up` waits for the lab (a JVM service can take a while to be ready).
 const UP_TIMEOUT: Duration = Duration::from_secs(300);
@@ -238,17 +238,11 @@ pub(crate) fn exec(root: &Path, lab: &str, host: &str, command: Vec<String>, she
     }
 }
 
-pub(crate) fn dns(root: &Path, lab: &str, cmd: DnsCmd) -> ExitCode {
+pub(crate) fn dns(root: &Path, lab: &str, req: DnsRequest) -> ExitCode {
     let dir = LabDir::new(root, lab);
-    let (req, timeout) = match cmd {
-        DnsCmd::Set { name, rtype, value, ttl } => (DnsRequest::Set { name, rtype, value, ttl }, Some(Duration::from_secs(10))),
-        DnsCmd::Swap { name, target } => (DnsRequest::Swap { name, target }, Some(Duration::from_secs(10))),
-        DnsCmd::Delete { name, rtype } => (DnsRequest::Delete { name, rtype }, Some(Duration::from_secs(10))),
-        DnsCmd::Ttl { name, rtype, ttl } => (DnsRequest::Ttl { name, rtype, ttl }, Some(Duration::from_secs(10))),
-        DnsCmd::Fault { fault, scope, delay } => (DnsRequest::Fault { fault, delay_ms: delay.map(|d| d.as_millis() as u64), scope }, Some(Duration::from_secs(10))),
-        DnsCmd::Clear => (DnsRequest::Clear, Some(Duration::from_secs(10))),
-        DnsCmd::Show => (DnsRequest::Show, Some(Duration::from_secs(10))),
-        DnsCmd::Log { follow, name } => (DnsRequest::Log { name, since: 0, follow }, if follow { None } else { Some(Duration::from_secs(10)) }),
+    let timeout = match &req {
+        DnsRequest::Log { follow: true, .. } => None,
+        _ => Some(Duration::from_secs(10)),
     };
     let res = request(&dir, &Request::Dns(req), timeout, |r| {
         if !r.text.is_empty() {

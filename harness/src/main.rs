@@ -195,74 +195,9 @@ const UP_HELP: &str = "Examples:
 #[derive(Parser)]
 struct DnsArgs {
     #[command(subcommand)]
-    cmd: DnsCmd,
+    cmd: nslab::live::control::DnsRequest,
 }
 
-#[derive(Subcommand)]
-enum DnsCmd {
-    /// Replace the records of a name and type: `set app A 192.0.2.7`, `set app host server`.
-    Set {
-        /// The name (relative to the scenario's zone, or whole).
-        name: String,
-        /// A, AAAA, CNAME, TXT, SRV, PTR, NS, MX, or `host` (a lab host's A and AAAA).
-        rtype: String,
-        /// The value, as in a scenario file.
-        value: String,
-        /// TTL in seconds.
-        #[arg(long)]
-        ttl: Option<u32>,
-    },
-    /// Point a CNAME at another target, atomically (keeps its TTL).
-    Swap {
-        /// The CNAME's name.
-        name: String,
-        /// The new target.
-        target: String,
-    },
-    /// Delete a name's records (of one type, or all).
-    Delete {
-        /// The name.
-        name: String,
-        /// Only this type.
-        rtype: Option<String>,
-    },
-    /// Change the TTL of a name's records of one type.
-    Ttl {
-        /// The name.
-        name: String,
-        /// The type.
-        rtype: String,
-        /// Seconds.
-        ttl: u32,
-    },
-    /// Make the server misbehave: servfail, nxdomain, refused, drop, truncate, tcp-only, delay.
-    Fault {
-        /// The fault.
-        fault: String,
-        /// For one name, or `*.SUFFIX` for a name and all below it (default: every query).
-        scope: Option<String>,
-        /// For `delay`: how long (500ms, 2s).
-        #[arg(long, value_parser = parse_duration)]
-        delay: Option<std::time::Duration>,
-    },
-    /// Switch every fault off.
-    Clear,
-    /// Every record of every zone.
-    Show,
-    /// The query log: time, client, transport, question, answer.
-    Log {
-        /// Keep printing queries as they come (Ctrl-C ends it).
-        #[arg(long, short = 'f')]
-        follow: bool,
-        /// Only queries for this name.
-        #[arg(long)]
-        name: Option<String>,
-    },
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    nslab::scenario::parse_duration(s)
-}
 
 fn parse_profile(s: &str) -> Result<Profile, String> {
     s.parse::<Profile>().map_err(|e| e.to_string())

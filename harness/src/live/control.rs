@@ -21,64 +21,70 @@ pub enum Request {
     Dns(DnsRequest),
 }
 
-/// DNS requests, as typed after `nslab dns LAB`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// DNS requests: what is typed after `nslab dns LAB` (these doc comments are its help) and what
+/// travels to the daemon.
+#[derive(Debug, Clone, Serialize, Deserialize, clap::Subcommand)]
 #[serde(tag = "what", rename_all = "kebab-case")]
 pub enum DnsRequest {
-    /// Replace the records of one name and type (`host` for a lab host's A and AAAA).
+    /// Replace the records of a name and type: `set app A 192.0.2.7`, `set app host server`.
     Set {
-        /// Owner name: relative to the zone, or absolute.
+        /// The name (relative to the scenario's zone, or whole).
         name: String,
-        /// Record type, or `host`.
+        /// A, AAAA, CNAME, TXT, SRV, PTR, NS, MX, or `host` (a lab host's A and AAAA).
         rtype: String,
         /// The value, as in a scenario file.
         value: String,
-        /// TTL, seconds (default 60).
+        /// TTL in seconds (default 60).
+        #[arg(long)]
         ttl: Option<u32>,
     },
-    /// Point a CNAME elsewhere, atomically, keeping its TTL.
+    /// Point a CNAME at another target, atomically (keeps its TTL).
     Swap {
-        /// Owner name.
+        /// The CNAME's name.
         name: String,
-        /// New target.
+        /// The new target.
         target: String,
     },
     /// Delete a name's records (of one type, or all).
     Delete {
-        /// Owner name.
+        /// The name.
         name: String,
         /// Only this type.
         rtype: Option<String>,
     },
     /// Change the TTL of a name's records of one type.
     Ttl {
-        /// Owner name.
+        /// The name.
         name: String,
-        /// Record type.
+        /// The type.
         rtype: String,
-        /// New TTL, seconds.
+        /// Seconds.
         ttl: u32,
     },
-    /// Switch a fault on: for the whole server, one name, or a suffix (`*.example.test`).
+    /// Make the server misbehave: servfail, nxdomain, refused, drop, truncate, tcp-only, delay.
     Fault {
-        /// servfail, nxdomain, refused, drop, truncate, tcp-only, delay.
+        /// The fault.
         fault: String,
-        /// For `delay`: milliseconds.
-        delay_ms: Option<u64>,
-        /// Name or `*.suffix`; `None`: every query.
+        /// For one name, or `*.SUFFIX` for a name and all below it (default: every query).
         scope: Option<String>,
+        /// For `delay`: how long (500ms, 2s).
+        #[arg(long, value_parser = crate::scenario::parse_duration)]
+        delay: Option<std::time::Duration>,
     },
     /// Switch every fault off.
     Clear,
     /// Every record of every zone.
     Show,
-    /// The query log (entries after `since`, the index of the next one to read).
+    /// The query log: time, client, transport, question, answer.
     Log {
-        /// Only queries for this name (absolute, no trailing dot).
+        /// Only queries for this name.
+        #[arg(long)]
         name: Option<String>,
-        /// Skip this many entries.
+        /// Skip this many entries (for clients that read the log in turns).
+        #[arg(skip)]
         since: usize,
-        /// Keep streaming new entries until the client goes away.
+        /// Keep printing queries as they come (Ctrl-C ends it).
+        #[arg(long, short = 'f')]
         follow: bool,
     },
 }

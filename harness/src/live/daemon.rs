@@ -391,17 +391,8 @@ async fn dns_action(s: &Session, d: DnsRequest) -> Result<Option<Action>, String
             let (zone, record) = place(s, &name)?;
             Action::SetTtl { zone, record, rtype: rtype(&t)?, ttl }
         }
-        DnsRequest::Fault { fault, delay_ms, scope } => {
-            let f = match fault.as_str() {
-                "servfail" => DnsFault::ServFail,
-                "nxdomain" => DnsFault::NxDomain,
-                "refused" => DnsFault::Refused,
-                "drop" => DnsFault::Drop,
-                "truncate" => DnsFault::Truncate,
-                "tcp-only" => DnsFault::TcpOnly,
-                "delay" => DnsFault::Delay(Duration::from_millis(delay_ms.ok_or("the delay fault needs --delay MILLISECONDS")?)),
-                other => return Err(format!("{other:?} is not a DNS fault; expected one of servfail, nxdomain, refused, drop, truncate, tcp-only, delay")),
-            };
+        DnsRequest::Fault { fault, delay, scope } => {
+            let f = DnsFault::from_name(&fault, delay)?.ok_or("the delay fault needs --delay, for example --delay 2s")?;
             let scope = match scope {
                 None => FaultScope::Server,
                 Some(n) => match n.strip_prefix("*.") {

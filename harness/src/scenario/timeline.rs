@@ -160,6 +160,32 @@ pub enum DnsFault {
     Delay(Duration),
 }
 
+impl DnsFault {
+    /// Every name, as written in scenarios and on the command line.
+    pub const NAMES: &'static str = "servfail, nxdomain, refused, drop, truncate, tcp-only, delay";
+
+    /// The fault called `name`; `delay` is the delay fault's length (`Ok(None)` when it is
+    /// the delay fault and no length was given).
+    ///
+    /// # Errors
+    /// A message naming the bad name and the good ones.
+    pub fn from_name(name: &str, delay: Option<Duration>) -> std::result::Result<Option<DnsFault>, String> {
+        Ok(Some(match name {
+            "servfail" => DnsFault::ServFail,
+            "nxdomain" => DnsFault::NxDomain,
+            "refused" => DnsFault::Refused,
+            "drop" => DnsFault::Drop,
+            "truncate" => DnsFault::Truncate,
+            "tcp-only" => DnsFault::TcpOnly,
+            "delay" => match delay {
+                Some(d) => DnsFault::Delay(d),
+                None => return Ok(None),
+            },
+            other => return Err(format!("{other:?} is not a DNS fault; expected one of {}", Self::NAMES)),
+        }))
+    }
+}
+
 /// Which queries a DNS fault applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaultScope {
@@ -319,17 +345,10 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
             let f = t.req_str("fault", "\"servfail\"")?;
             let delay_span = t.key_span("delay");
             let delay = t.positive_duration("delay")?;
-            let fault = match f.value.as_str() {
-                "servfail" => DnsFault::ServFail,
-                "nxdomain" => DnsFault::NxDomain,
-                "refused" => DnsFault::Refused,
-                "drop" => DnsFault::Drop,
-                "truncate" => DnsFault::Truncate,
-                "tcp-only" => DnsFault::TcpOnly,
-                "delay" => DnsFault::Delay(delay.ok_or_else(|| t.missing("delay", "\"2s\" (with fault = \"delay\")"))?),
-                other => {
-                    return Err(t.bad("fault", &f.span, format!("{other:?} is not a DNS fault; expected one of servfail, nxdomain, refused, drop, truncate, tcp-only, delay")))
-                }
+            let fault = match DnsFault::from_name(&f.value, delay) {
+                Ok(Some(fault)) => fault,
+                Ok(None) => return Err(t.missing("delay", "\"2s\" (with fault = \"delay\")")),
+                Err(e) => return Err(t.bad("fault", &f.span, e)),
             };
             if let (Some(span), false) = (delay_span, matches!(fault, DnsFault::Delay(_))) {
                 return Err(t.doc.err(&span, format!("delay in {} is given with fault = {:?}; expected delay only with fault = \"delay\"", t.what, f.value)));
