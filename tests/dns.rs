@@ -12,10 +12,7 @@ use nslab_tests::{ensure, err, trial_requiring};
 const T: Duration = Duration::from_secs(20);
 
 fn main() -> std::process::ExitCode {
-    if let Err(e) = nslab_tests::enter_rootless() {
-        eprintln!("{e}");
-        return std::process::ExitCode::FAILURE;
-    }
+    nslab_tests::enter_rootless();
     let args = Arguments::from_args();
     let mut trials = Vec::new();
     for p in Profile::BASIC {

@@ -9,22 +9,18 @@ use libtest_mimic::{Failed, Trial};
 /// Without root, moves this test binary into a user namespace of its own (rootless mode), so
 /// its kernel tests run the same as under root. Call it first thing in `main`.
 ///
-/// # Errors
-/// Why rootless mode is blocked on this machine, naming the setting (see nslab::rootless),
-/// but only under `NSLAB_REQUIRE_ALL=1`; otherwise the reason is printed and the kernel tests
-/// are reported as ignored.
-pub fn enter_rootless() -> Result<(), String> {
+/// Where rootless mode is blocked, the reason (naming the setting, see nslab::rootless) is
+/// printed; under `NSLAB_REQUIRE_ALL=1` the binary then exits with failure, otherwise its kernel
+/// tests are reported as ignored.
+pub fn enter_rootless() {
     match nslab::rootless::enter() {
-        Ok(nslab::rootless::Privileges::Rootless) => {
-            eprintln!("note: not root: running in rootless mode (a user namespace of this test binary's own)");
-            Ok(())
+        Ok(nslab::rootless::Privileges::Rootless) => eprintln!("note: not root: running in rootless mode (a user namespace of this test binary's own)"),
+        Ok(nslab::rootless::Privileges::Root) => {}
+        Err(e) if require_all() => {
+            eprintln!("{e}");
+            std::process::exit(1);
         }
-        Ok(nslab::rootless::Privileges::Root) => Ok(()),
-        Err(e) if require_all() => Err(format!("{e}")),
-        Err(e) => {
-            eprintln!("note: {e}");
-            Ok(())
-        }
+        Err(e) => eprintln!("note: {e}"),
     }
 }
 
