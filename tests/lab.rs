@@ -28,6 +28,7 @@ fn main() -> std::process::ExitCode {
     let mut trials = Vec::new();
     for p in Profile::BASIC {
         trials.push(kernel_trial(format!("profile/{p}/connectivity"), move || connectivity(p)));
+        trials.push(kernel_trial(format!("profile/{p}/kernel-addresses-loopback-and-first-ipv6-packet"), move || addresses(p)));
     }
     trials.push(kernel_trial("profile/no-ipv6/ipv6-sockets-fail-with-eafnosupport", no_ipv6));
     trials.push(nslab_tests::trial_requiring("profile/broken-ipv6/ipv6-connects-hang-and-happy-eyeballs-falls-back", &["curl"], broken_ipv6));
@@ -40,6 +41,8 @@ fn main() -> std::process::ExitCode {
     for mode in ["kill-9", "sigint", "panic", "normal"] {
         trials.push(kernel_trial(format!("leak/{mode}-leaves-nothing"), move || leak(mode)));
     }
+    trials.push(kernel_trial("teardown/a-failing-step-is-reported-and-every-other-step-still-runs", teardown_failure));
+    trials.push(kernel_trial("teardown/drop-without-teardown-ends-everything-and-keeps-the-evidence", drop_backstop));
     trials.push(kernel_trial("parallel/fifty-labs-in-one-process", || many_labs(50)));
     trials.push(kernel_trial("parallel/labs-in-several-processes", labs_across_processes));
     trials.push(kernel_trial("privileges/clear-error-without-capabilities", privileges));
@@ -143,6 +146,185 @@ async fn connectivity(profile: Profile) -> Result<(), String> {
         _ => {}
     }
     lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// Addresses per interface as the kernel has them, read from inside the host.
+async fn kernel_addrs(host: &nslab::Host) -> Result<BTreeSet<(String, IpAddr)>, String> {
+    host.in_netns(|| -> Result<BTreeSet<(String, IpAddr)>, String> {
+        let mut out = BTreeSet::new();
+        for a in nix::ifaddrs::getifaddrs().map_err(|e| format!("getifaddrs: {e}"))? {
+            let Some(addr) = a.address else { continue };
+            let ip = if let Some(v4) = addr.as_sockaddr_in() {
+                IpAddr::V4(v4.ip())
+            } else if let Some(v6) = addr.as_sockaddr_in6() {
+                IpAddr::V6(v6.ip())
+            } else {
+                continue;
+            };
+            out.insert((a.interface_name.clone(), ip));
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(err)?
+}
+
+/// A counter of /proc/net/snmp6 in the host's network namespace.
+async fn icmp6_counter(host: &nslab::Host, name: &'static str) -> Result<u64, String> {
+    // /proc/thread-self: the namespace of the thread that reads, not of the process.
+    let text = host.in_netns(|| std::fs::read_to_string("/proc/thread-self/net/snmp6")).await.map_err(err)?.map_err(|e| e.to_string())?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .ok_or_else(|| format!("no {name} in {}'s /proc/net/snmp6", host.name()))
+}
+
+/// Retransmitted segments of a TCP connection (SYN and SYN-ACK included), from TCP_INFO.
+fn total_retransmits(s: &tokio::net::TcpStream) -> Result<u32, String> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain old data; getsockopt writes at most `len` bytes into it.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let r = unsafe { libc::getsockopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, (&raw mut info).cast(), &mut len) };
+    ensure!(r == 0, "getsockopt(TCP_INFO): {}", std::io::Error::last_os_error());
+    Ok(info.tcpi_total_retrans)
+}
+
+/// What each profile leaves on the interfaces, read from the kernel (not from the plan):
+/// loopback as the profile says (IPv6 disabled on `lo` too for ipv4-only; 127.0.0.1 kept on
+/// IPv6-only hosts, as on real ones), and the first IPv6 connection after the build goes
+/// through at once: one neighbour solicitation answered, no TCP retransmission (a tentative
+/// address or a link brought up after its addresses costs a second or more of unanswered
+/// solicitations or a retransmitted SYN).
+async fn addresses(profile: Profile) -> Result<(), String> {
+    let lab = Lab::builder().profile(profile).hosts(["server", "client"]).build().await.map_err(err)?;
+    let server = lab.host("server").map_err(err)?.clone();
+    let client = lab.host("client").map_err(err)?.clone();
+
+    // First: the first IPv6 packet between the hosts, before anything else talks.
+    if profile.has_global_ipv6() || profile.has_link_local() {
+        let listener = server.bind_tcp("[::]:7000".parse().unwrap()).await.map_err(err)?;
+        let target = if profile.has_global_ipv6() {
+            SocketAddr::new(IpAddr::V6(server.slot().v6), 7000)
+        } else {
+            let ifname = client.interface().to_string();
+            let scope = client.in_netns(move || nix::net::if_::if_nametoindex(ifname.as_str())).await.map_err(err)?.map_err(|e| e.to_string())?;
+            SocketAddr::V6(SocketAddrV6::new(server.slot().link_local, 7000, 0, scope))
+        };
+        let solicits = icmp6_counter(&client, "Icmp6OutNeighborSolicits").await?;
+        let started = Instant::now();
+        let (conn, accepted) = tokio::join!(client.connect_tcp(target), listener.accept());
+        let took = started.elapsed();
+        let conn = conn.map_err(err)?;
+        let (accepted, _) = accepted.map_err(|e| e.to_string())?;
+        let (c, s) = (total_retransmits(&conn)?, total_retransmits(&accepted)?);
+        let ns = icmp6_counter(&client, "Icmp6OutNeighborSolicits").await? - solicits;
+        ensure!(
+            c == 0 && s == 0 && ns <= 1,
+            "{profile}: the first IPv6 connection to {target} took {took:?}, {ns} neighbour solicitations, {c} client and {s} server TCP retransmissions: the lab was not usable when build() returned"
+        );
+    }
+
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    for host in [&server, &client] {
+        let eth = host.interface().to_string();
+        let slot = host.slot();
+        let mut want: BTreeSet<(String, IpAddr)> = BTreeSet::from([("lo".to_string(), ip("127.0.0.1"))]);
+        if profile != Profile::Ipv4Only {
+            want.insert(("lo".into(), ip("::1")));
+        }
+        if profile.has_ipv4() {
+            want.insert((eth.clone(), IpAddr::V4(slot.v4)));
+        }
+        if profile.has_global_ipv6() {
+            want.insert((eth.clone(), IpAddr::V6(slot.v6)));
+        }
+        if profile.has_link_local() {
+            want.insert((eth.clone(), IpAddr::V6(slot.link_local)));
+        }
+        let got = kernel_addrs(host).await?;
+        ensure!(got == want, "{profile}: host {} has addresses {got:?}, expected exactly {want:?}", host.name());
+
+        let disabled = if profile == Profile::Ipv4Only { "1" } else { "0" };
+        for ifname in ["lo", eth.as_str()] {
+            let v = host.sysctl(&format!("net.ipv6.conf.{ifname}.disable_ipv6")).await.map_err(err)?;
+            ensure!(v.trim() == disabled, "{profile}: net.ipv6.conf.{ifname}.disable_ipv6 is {v:?} on {}, expected {disabled}", host.name());
+        }
+
+        // Loopback works in every family the profile keeps there, and IPv6 loopback is refused
+        // where IPv6 is disabled.
+        let l4 = host.bind_tcp("127.0.0.1:0".parse().unwrap()).await.map_err(err)?;
+        host.connect_tcp(l4.local_addr().map_err(|e| e.to_string())?).await.map_err(err)?;
+        match host.bind_tcp("[::1]:0".parse().unwrap()).await {
+            Ok(l6) if profile != Profile::Ipv4Only => {
+                host.connect_tcp(l6.local_addr().map_err(|e| e.to_string())?).await.map_err(err)?;
+            }
+            Ok(_) => return Err(format!("ipv4-only: binding [::1] on {} should fail (IPv6 disabled on lo)", host.name())),
+            Err(e) => ensure!(
+                profile == Profile::Ipv4Only && e.os_error() == Some(EADDRNOTAVAIL),
+                "{profile}: binding [::1] on {}: {}",
+                host.name(),
+                err(e)
+            ),
+        }
+    }
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// A lab with a DNS server, a running program and an artifact directory where the query log
+/// cannot be written.
+async fn lab_with_blocked_query_log(root: &std::path::Path) -> Result<Lab, String> {
+    let zone = nslab::dns::Zone::new("example.test", nslab::dns::Soa::new("dns", "hostmaster"));
+    let lab = Lab::builder().artifacts_in(root).hosts(["h"]).dns(nslab::LabDns::new().zone(zone)).build().await.map_err(err)?;
+    lab.host("h").map_err(err)?.spawn(Command::new("sleep").arg("100")).await.map_err(err)?;
+    // A directory where the log file should go: writing the log fails.
+    std::fs::create_dir_all(lab.artifacts().join("dns").join("queries.jsonl")).map_err(|e| e.to_string())?;
+    Ok(lab)
+}
+
+/// After the lab ends: its processes are gone and nothing holds its namespaces.
+async fn all_gone(what: &str, pids: &[u32], inodes: &BTreeSet<u64>) -> Result<(), String> {
+    ensure!(!pids.is_empty() && !inodes.is_empty(), "{what}: the lab reported no processes or namespaces");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+        let held = holders_of(inodes);
+        if left.is_empty() && held.is_empty() {
+            return Ok(());
+        }
+        ensure!(Instant::now() < deadline, "{what}: processes left {left:?}, namespaces held: {held:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn teardown_failure() -> Result<(), String> {
+    let root = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let lab = lab_with_blocked_query_log(root.path()).await?;
+    let (pids, inodes, artifacts) = (lab.process_ids(), lab.netns_inodes().into_iter().collect(), lab.artifacts().to_path_buf());
+    ensure!(pids.iter().all(|&p| alive(p)), "the program should run before the teardown");
+    let e = match lab.teardown().await {
+        Ok(_) => return Err("teardown should report the query log it could not write".into()),
+        Err(e) => e,
+    };
+    ensure!(e.failures.len() == 1, "one step failed, the error lists {}: {e}", e.failures.len());
+    let msg = e.to_string();
+    ensure!(msg.contains("write the DNS query log to") && msg.contains("queries.jsonl"), "the error should name the step and the file: {msg}");
+    // The failure did not stop the other steps: processes ended, namespaces released, and the
+    // artifacts kept as evidence.
+    all_gone("after a failed teardown", &pids, &inodes).await?;
+    ensure!(artifacts.join("h").is_dir(), "a failed teardown keeps the artifacts, {} is gone", artifacts.display());
+    Ok(())
+}
+
+async fn drop_backstop() -> Result<(), String> {
+    let root = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let lab = lab_with_blocked_query_log(root.path()).await?;
+    let (pids, inodes, artifacts) = (lab.process_ids(), lab.netns_inodes().into_iter().collect(), lab.artifacts().to_path_buf());
+    ensure!(pids.iter().all(|&p| alive(p)), "the program should run before the drop");
+    drop(lab); // no teardown: an early return in a user's test
+    all_gone("after drop", &pids, &inodes).await?;
+    ensure!(artifacts.join("h").is_dir(), "a dropped lab keeps its artifacts as evidence, {} is gone", artifacts.display());
     Ok(())
 }
 
@@ -409,17 +591,7 @@ async fn leak(mode: &'static str) -> Result<(), String> {
         ensure!(status.code() == Some(101), "child should end by panic (101): {status}");
     }
     // Processes die at once; give the kernel a moment to finish the reaping.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
-        let held = holders_of(&inodes);
-        if left.is_empty() && held.is_empty() {
-            break;
-        }
-        ensure!(Instant::now() < deadline, "after {mode}: processes left {left:?}, namespaces held: {held:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
+    all_gone(&format!("after {mode}"), &pids, &inodes).await
 }
 
 async fn many_labs(n: usize) -> Result<(), String> {

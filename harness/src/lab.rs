@@ -290,6 +290,18 @@ impl LabBuilder {
             }
         }))
         .await?;
+        // The switch ends of the veths: their bridge ports forward only once the link watch
+        // has seen their carrier (the host ends were awaited when they came up).
+        try_join_all(hosts.iter().map(|h| {
+            let port = format!("p{}", h.slot().slot);
+            let what = format!("switch port {port} of host {} to forward", h.name());
+            let sw = &sw;
+            async move {
+                let index = nl_ref.index_of(&port).await.map_err(|source| Error::Netlink { op: format!("look up {port}"), what: sw.clone(), source })?;
+                crate::netlink::wait_oper_up(nl_ref, index, what).await
+            }
+        }))
+        .await?;
         tracing::debug!(lab = %name, plan = ?(epoch - t_start), namespaces = ?t_ns, switch = ?(t_sw - t_ns), hosts = ?(epoch.elapsed() - t_sw), "lab build phases");
         // The rest may start programs (tayga): on failure, end them before returning.
         let rest = async {

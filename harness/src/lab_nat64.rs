@@ -37,7 +37,7 @@ fn nl_err(host: &Host, op: String) -> impl FnOnce(rtnetlink::Error) -> Error + '
     move |source| Error::Netlink { op, what: format!("host {}", host.name()), source }
 }
 
-/// Starts tayga in the router and routes the lab through it: IPv6-only hosts send 64:ff9b::/96
+/// Starts tayga in the router and routes the lab through it: IPv6-only hosts send [`PREFIX`]/96
 /// to the router; IPv4 hosts send the pool back to it. Returns the running tayga.
 pub(crate) async fn setup(router: &Host, hosts: &[Host]) -> Result<Process> {
     let dir = router.dir().join("tayga");

@@ -8,15 +8,30 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use nslab::{Command, Lab, Listen, Profile};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let lab = Lab::builder().profile(Profile::DualStack).host("server").host("client").build().await?;
-//! let server = lab.host("server")?;
+//! let (server, client) = (lab.host("server")?, lab.host("client")?);
+//!
+//! // A real program inside a host, awaited until the kernel shows its listening socket.
 //! let web = server.spawn(Command::new("python3").args(["-m", "http.server", "8000", "--bind", "::"])).await?;
 //! server.wait_listening(&Listen::tcp(8000), Duration::from_secs(5), Some(&web)).await?;
+//!
+//! // Another one as a client; its exit status and output are read back.
 //! let url = format!("http://[{}]:8000/", server.ipv6().unwrap());
-//! let curl = lab.host("client")?.run(Command::new("curl").args(["-sf", &url]), Duration::from_secs(5)).await?;
+//! let curl = client.run(Command::new("curl").args(["-sS", &url]), Duration::from_secs(5)).await?;
 //! assert!(curl.exit().unwrap().success());
+//! assert!(curl.stdout().contains("Directory listing"));
+//!
+//! // The test's own async code "on" a host: this socket lives in the client's namespace.
+//! let mut conn = client.connect_tcp((server.ipv4().unwrap(), 8000).into()).await?;
+//! conn.write_all(b"GET / HTTP/1.0\r\n\r\n").await?;
+//! let mut reply = String::new();
+//! conn.read_to_string(&mut reply).await?;
+//! assert!(reply.starts_with("HTTP/1.0 200"));
+//!
+//! // Ends every process, releases every namespace, reports every failure together.
 //! lab.teardown().await?;
 //! # Ok(()) }
 //! ```

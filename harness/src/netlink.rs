@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use futures::TryStreamExt;
 use netlink_packet_route::address::{AddressAttribute, AddressFlags};
-use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute};
+use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute, State};
 use rtnetlink::{LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 /// An rtnetlink connection bound to the namespace it was opened in.
@@ -39,6 +39,17 @@ impl Netlink {
         let mut links = self.handle.link().get().match_name(name.to_string()).execute();
         match links.try_next().await? {
             Some(msg) => Ok(msg.header.index),
+            None => Err(rtnetlink::Error::RequestFailed),
+        }
+    }
+
+    /// Whether the interface is operationally up: the kernel's link watch has seen its carrier
+    /// (on a veth: both ends up), attached its queueing discipline and, on a bridge port, set
+    /// the port forwarding. Until then the interface drops what it is given to send.
+    pub(crate) async fn oper_up(&self, index: u32) -> NlResult<bool> {
+        let mut links = self.handle.link().get().match_index(index).execute();
+        match links.try_next().await? {
+            Some(msg) => Ok(msg.attributes.iter().any(|a| matches!(a, LinkAttribute::OperState(State::Up)))),
             None => Err(rtnetlink::Error::RequestFailed),
         }
     }
@@ -153,5 +164,33 @@ impl Netlink {
             _ => None,
         });
         Ok(Some(flags.is_some_and(|f| f.contains(AddressFlags::Tentative))))
+    }
+}
+
+/// How long a link may take to come operationally up.
+pub(crate) const OPER_UP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits until interface `index` is operationally up. A veth's carrier reaches the kernel's link
+/// watch asynchronously (batched, up to a second later when the machine is busy); until it has,
+/// the link drops what it sends, and the first neighbour solicitation is lost: a one-second
+/// delay on the first IPv6 packet.
+///
+/// # Errors
+/// [`crate::Error::Netlink`] when the state cannot be read, [`crate::Error::Timeout`] after
+/// [`OPER_UP_TIMEOUT`].
+pub(crate) async fn wait_oper_up(nl: &Netlink, index: u32, what: String) -> crate::Result<()> {
+    let deadline = tokio::time::Instant::now() + OPER_UP_TIMEOUT;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match nl.oper_up(index).await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(source) => return Err(crate::Error::Netlink { op: "read the link state".into(), what, source }),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(crate::Error::Timeout { what, timeout: OPER_UP_TIMEOUT, tail: String::new() });
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(10));
     }
 }

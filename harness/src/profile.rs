@@ -23,7 +23,8 @@ pub enum Profile {
     /// broken path, while IPv4 works.
     BrokenIpv6,
     /// IPv6-only hosts that reach IPv4-only hosts through NAT64: a `nat64` router host runs
-    /// tayga (64:ff9b::/96 <-> 198.51.100.0/24), and the lab's DNS synthesizes AAAA (DNS64).
+    /// tayga (2001:db8:6464::/96 <-> 198.51.100.0/24: a documentation prefix, since RFC 6052
+    /// keeps 64:ff9b::/96 for global IPv4), and the lab's DNS synthesizes AAAA (DNS64) in it.
     Ipv6OnlyNat64,
 }
 
