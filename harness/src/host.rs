@@ -336,13 +336,41 @@ impl Host {
         move |source| Error::Netlink { op, what: format!("host {}", self.inner.name), source }
     }
 
-    /// Brings the lab interface up or down.
+    /// Brings the lab interface up or down. A flap keeps the interface's addresses: after `up`
+    /// the host has the IPv4 and global IPv6 addresses it had before `down` (those of the plan
+    /// and any added since) and its planned link-local one; addresses added with DAD run it
+    /// again.
     ///
     /// # Errors
-    /// [`Error::Netlink`].
+    /// [`Error::Netlink`], or [`Error::Sysctl`] when `keep_addr_on_down` cannot be set.
     pub async fn set_link(&self, up: bool) -> Result<()> {
+        if !up {
+            // The kernel default (keep_addr_on_down=0) deletes every IPv6 address of a link that
+            // goes down, link-local included, and `up` does not bring them back: an ipv6-only
+            // host would be cut off for good. With 1 they stay (IPv4 ones always do), their
+            // routes return with the link, and those without NODAD are tentative again.
+            let name = format!("net/ipv6/conf/{}/keep_addr_on_down", self.inner.ifname);
+            match self.set_sysctl(&name, "1").await {
+                Ok(()) => {}
+                // No IPv6 on this host (the ipv6 module's tree absent): nothing to keep.
+                Err(Error::Sysctl { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
         let op = format!("set {} {}", self.inner.ifname, if up { "up" } else { "down" });
-        self.inner.nl.set_up(self.inner.ifindex, up).await.map_err(self.nl_err(op))
+        self.inner.nl.set_up(self.inner.ifindex, up).await.map_err(self.nl_err(op))?;
+        if up {
+            // Link-local addresses go with the link whatever keep_addr_on_down says (the kernel
+            // keeps only global ones), and with addr_gen_mode=1 it makes none: put the
+            // planned one back, with DAD when the host was built with DAD.
+            if let Some(ll) = self.link_local() {
+                if self.is_tentative(ll.into()).await?.is_none() {
+                    let dad = self.sysctl("net.ipv6.conf.default.accept_dad").await.is_ok_and(|v| v.trim() != "0");
+                    self.add_address(ll.into(), IPV6_PREFIX, dad).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Adds an address to the lab interface (`dad`: run duplicate address detection).
@@ -410,7 +438,8 @@ impl Host {
         // Link up first, then addresses: an IPv6 address added to a down link delays the first
         // exchange by about a second.
         let lab_if = async {
-            self.set_link(true).await?;
+            let op = format!("set {} up", h.ifname);
+            h.nl.set_up(h.ifindex, true).await.map_err(self.nl_err(op))?;
             futures::future::try_join_all(addrs.into_iter().map(|(a, p)| self.add_address(a, p, dad))).await
         };
         futures::future::try_join(lo, lab_if).await?;
