@@ -34,7 +34,8 @@ fn main() -> std::process::ExitCode {
         trials.push(
             Trial::test(t.name.clone(), move || {
                 if let Some(why) = missing {
-                    return Err(Failed::from(format!("{why} (NSLAB_REQUIRE_ALL=1)")));
+                    let under = if require_all() { " (NSLAB_REQUIRE_ALL is set)" } else { " (run with --ignored)" };
+                    return Err(Failed::from(format!("{why}{under}")));
                 }
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
                 let opts = RunOptions { require_all: require_all(), ..RunOptions::default() };

@@ -32,7 +32,7 @@ pub struct Resolved {
     pub dns: Option<ResolvedDns>,
     /// The services, in file order, with their templates filled in.
     pub services: Vec<ResolvedService>,
-    /// The timeline steps, in order.
+    /// The timeline steps that run in this profile, in order.
     pub timeline: Vec<ResolvedStep>,
     /// The expectations that apply to this profile, as sentences.
     pub expectations: Vec<String>,
@@ -319,7 +319,7 @@ impl Resolved {
             hosts,
             dns,
             services,
-            timeline: s.timeline.iter().map(step).collect(),
+            timeline: s.timeline.iter().filter(|st| st.applies_to(profile)).map(step).collect(),
             expectations: s.expectations_for(profile).map(|e| e.description()).collect(),
         }
     }
