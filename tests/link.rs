@@ -1,5 +1,6 @@
 //! Kernel tests of link flaps: after a host's lab interface goes down and comes back up, the
-//! host has its addresses again and peers reach it over every family its profile has.
+//! host has its addresses again (link-local too, DAD again where it has DAD) and its routes
+//! through a gateway, and peers reach it over every family its profile has.
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
@@ -18,6 +19,7 @@ fn main() -> std::process::ExitCode {
             trials.push(kernel_trial(name, move || flap(p, dad)));
         }
     }
+    trials.push(nslab_tests::trial_requiring("flap/ipv6-only-nat64/the-route-to-nat64-comes-back", &["tayga"], nat64_flap));
     libtest_mimic::run(&args, trials).exit_code()
 }
 
@@ -94,6 +96,36 @@ async fn flap(profile: Profile, dad: bool) -> Result<(), String> {
         let r = connect(&client, *sa).await;
         ensure!(r.is_ok(), "{profile}: {what} {sa} must connect again after the flap, got errno {r:?}");
     }
+    accept.abort();
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// An IPv6-only client reaches an IPv4-only server through NAT64 by a static route; a flap of
+/// the client's link must not take that route away for good.
+async fn nat64_flap() -> Result<(), String> {
+    let lab = Lab::builder()
+        .profile(Profile::Ipv6OnlyNat64)
+        .hosts([HostSpec::new("server").profile(Profile::Ipv4Only), HostSpec::new("client")])
+        .build()
+        .await
+        .map_err(err)?;
+    let server = lab.host("server").map_err(err)?.clone();
+    let client = lab.host("client").map_err(err)?.clone();
+    let v4 = server.ipv4().ok_or("the ipv4-only server has no IPv4 address")?;
+    let [a, b, c, d] = v4.octets();
+    let p = nslab::lab_nat64::PREFIX.segments();
+    let mapped = std::net::Ipv6Addr::new(p[0], p[1], p[2], p[3], p[4], p[5], u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
+    let l = server.bind_tcp(SocketAddr::new(IpAddr::V4(v4), 8000)).await.map_err(err)?;
+    let accept = tokio::spawn(async move {
+        while l.accept().await.is_ok() {}
+    });
+    let to = SocketAddr::new(IpAddr::V6(mapped), 8000);
+    ensure!(connect(&client, to).await.is_ok(), "{to} (the server through NAT64) must connect before the flap");
+    client.set_link(false).await.map_err(err)?;
+    client.set_link(true).await.map_err(err)?;
+    let r = connect(&client, to).await;
+    ensure!(r.is_ok(), "{to} (the server through NAT64) must connect again after the client's link flapped, got errno {r:?}");
     accept.abort();
     lab.teardown().await.map_err(err)?;
     Ok(())

@@ -49,6 +49,9 @@ pub(crate) struct HostInner {
     pub(crate) diag: Mutex<Option<netlink_sys::Socket>>,
     /// How many processes of each name were started, for unique log file names.
     pub(crate) names: Mutex<std::collections::HashMap<String, u32>>,
+    /// Routes through a gateway the lab interface had when it was last set down (destination,
+    /// prefix, gateway): put back when it comes up.
+    pub(crate) routes_at_down: Mutex<Vec<(IpAddr, u8, IpAddr)>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -338,8 +341,8 @@ impl Host {
 
     /// Brings the lab interface up or down. A flap keeps the interface's addresses: after `up`
     /// the host has the IPv4 and global IPv6 addresses it had before `down` (those of the plan
-    /// and any added since) and its planned link-local one; addresses added with DAD run it
-    /// again.
+    /// and any added since), its planned link-local one and its routes through a gateway
+    /// (NAT64's); addresses added with DAD run it again.
     ///
     /// # Errors
     /// [`Error::Netlink`], or [`Error::Sysctl`] when `keep_addr_on_down` cannot be set.
@@ -356,6 +359,9 @@ impl Host {
                 Err(Error::Sysctl { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
+            // Static routes through a gateway (NAT64's, a user's) go with the link for good.
+            let routes = self.inner.nl.gateway_routes(self.inner.ifindex).await.map_err(self.nl_err(format!("list the routes of {}", self.inner.ifname)))?;
+            *self.inner.routes_at_down.lock().unwrap_or_else(|e| e.into_inner()) = routes;
         }
         let op = format!("set {} {}", self.inner.ifname, if up { "up" } else { "down" });
         self.inner.nl.set_up(self.inner.ifindex, up).await.map_err(self.nl_err(op))?;
@@ -367,6 +373,16 @@ impl Host {
                 if self.is_tentative(ll.into()).await?.is_none() {
                     let dad = self.sysctl("net.ipv6.conf.default.accept_dad").await.is_ok_and(|v| v.trim() != "0");
                     self.add_address(ll.into(), IPV6_PREFIX, dad).await?;
+                }
+            }
+            let routes = std::mem::take(&mut *self.inner.routes_at_down.lock().unwrap_or_else(|e| e.into_inner()));
+            for (dest, prefix, via) in routes {
+                let op = format!("restore route {dest}/{prefix} via {via} on {}", self.inner.ifname);
+                match self.inner.nl.add_route(dest, prefix, Some(via), self.inner.ifindex).await {
+                    Ok(()) => {}
+                    // Still there (the kernel kept it): nothing to restore.
+                    Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => {}
+                    Err(e) => return Err(self.nl_err(op)(e)),
                 }
             }
         }
