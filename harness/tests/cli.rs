@@ -362,10 +362,12 @@ fn run_timeout() -> R {
     Ok(())
 }
 
-/// The scenarios binary pointed at the fixtures.
+/// The scenarios binary pointed at the fixtures (artifacts in a scratch directory unless `env`
+/// says where).
 fn libtest(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let scratch = tempfile::tempdir().expect("a temporary directory");
     let mut c = Command::new(bin);
-    c.args(args).env("NSLAB_SCENARIOS_DIR", fixtures()).env_remove("NSLAB_REQUIRE_ALL");
+    c.args(args).env("NSLAB_SCENARIOS_DIR", fixtures()).env("NSLAB_ARTIFACTS_DIR", scratch.path()).env_remove("NSLAB_REQUIRE_ALL");
     for (k, v) in env {
         c.env(k, v);
     }
