@@ -147,6 +147,17 @@ if [[ $(printf '%s\n%s\n' "$need_rust" "${have_rust%%-*}" | sort -V | head -n1) 
     die "rustc $have_rust is older than the $need_rust nslab needs: run \`rustup update stable\`"
 fi
 
+# --- cargo-nextest ----------------------------------------------------------------------------
+# CI shards the scenario suite with it (scripts/nextest-partition.sh). Built from crates.io with
+# its own lock file, only when missing. Measured: 21 minutes (333 crates, release build) on 2
+# cores that other builds kept busy (load 8); expect less on an idle machine.
+if ! cargo nextest --version >/dev/null 2>&1; then
+    log "installing cargo-nextest (cargo install --locked cargo-nextest; this takes minutes)"
+    cargo install --locked cargo-nextest
+else
+    log "cargo-nextest present: $(cargo nextest --version 2>/dev/null | head -n1)"
+fi
+
 # --- Summary ----------------------------------------------------------------------------------
 log "versions:"
 for p in "${PACKAGES[@]}"; do
@@ -157,6 +168,7 @@ printf '  %-24s %s\n' python3 "$(python3 --version 2>&1)"
 printf '  %-24s %s\n' vagrant "$(vagrant --version 2>/dev/null || echo 'not found')"
 printf '  %-24s %s\n' rustc "$(rustc --version)"
 printf '  %-24s %s\n' cargo "$(cargo --version)"
+printf '  %-24s %s\n' cargo-nextest "$(cargo nextest --version 2>/dev/null | head -n1)"
 if ((${#PYPI_PACKAGES[@]})); then
     "$PYPI_VENV/bin/python3" -m pip list --format=freeze 2>/dev/null | sed 's/^/  pypi /'
 fi

@@ -15,7 +15,8 @@ fn main() -> std::process::ExitCode {
     if args.test_threads.is_none() {
         args.test_threads = Some(16);
     }
-    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios"));
+    // NSLAB_SCENARIOS_DIR points the suite at another tree (the CLI agreement test uses it).
+    let root = std::env::var_os("NSLAB_SCENARIOS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios")));
     let (planned, errors) = runner::collect(&[root], &[]);
     let mut trials: Vec<Trial> = errors
         .into_iter()
@@ -24,7 +25,8 @@ fn main() -> std::process::ExitCode {
         .collect();
     let kernel = kernel_unavailable();
     for t in planned {
-        let missing = kernel.clone().or_else(|| runner::requirements::unmet(&t.scenario.requires).map(|w| format!("requirement not met: {w}")));
+        // The same decision as `nslab run` (requirements, implied ones included).
+        let missing = kernel.clone().or_else(|| runner::requirements::unmet_for(&t.scenario));
         let ignored = missing.is_some() && !require_all();
         if let (Some(why), true) = (&missing, ignored) {
             eprintln!("note: {} is ignored: {why}", t.name);
@@ -32,7 +34,8 @@ fn main() -> std::process::ExitCode {
         trials.push(
             Trial::test(t.name.clone(), move || {
                 if let Some(why) = missing {
-                    return Err(Failed::from(format!("{why} (NSLAB_REQUIRE_ALL=1)")));
+                    let under = if require_all() { " (NSLAB_REQUIRE_ALL is set)" } else { " (run with --ignored)" };
+                    return Err(Failed::from(format!("{why}{under}")));
                 }
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
                 let opts = RunOptions { require_all: require_all(), ..RunOptions::default() };

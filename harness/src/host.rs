@@ -49,6 +49,9 @@ pub(crate) struct HostInner {
     pub(crate) diag: Mutex<Option<netlink_sys::Socket>>,
     /// How many processes of each name were started, for unique log file names.
     pub(crate) names: Mutex<std::collections::HashMap<String, u32>>,
+    /// Routes through a gateway the lab interface had when it was last set down (destination,
+    /// prefix, gateway): put back when it comes up.
+    pub(crate) routes_at_down: Mutex<Vec<(IpAddr, u8, IpAddr)>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -336,17 +339,63 @@ impl Host {
         move |source| Error::Netlink { op, what: format!("host {}", self.inner.name), source }
     }
 
-    /// Brings the lab interface up or down. Up returns once the link is operationally up
-    /// (carrier seen by the kernel), so what is sent next is not dropped.
+    /// Brings the lab interface up or down. A flap keeps the interface's addresses: after `up`
+    /// the host has the IPv4 and global IPv6 addresses it had before `down` (those of the plan
+    /// and any added since), its planned link-local one and its routes through a gateway
+    /// (NAT64's); addresses added with DAD run it again. Up returns once the link is
+    /// operationally up and its planned IPv6 addresses answer neighbour solicitations, so what
+    /// is sent next is not dropped.
     ///
     /// # Errors
-    /// [`Error::Netlink`]; [`Error::Timeout`] when the link has no carrier within 5 s.
+    /// [`Error::Netlink`], [`Error::Sysctl`] when `keep_addr_on_down` cannot be set,
+    /// [`Error::Timeout`] when the link has no carrier within 5 s.
     pub async fn set_link(&self, up: bool) -> Result<()> {
+        if !up {
+            // The kernel default (keep_addr_on_down=0) deletes every IPv6 address of a link that
+            // goes down, link-local included, and `up` does not bring them back: an ipv6-only
+            // host would be cut off for good. With 1 they stay (IPv4 ones always do), their
+            // routes return with the link, and those without NODAD are tentative again.
+            let name = format!("net/ipv6/conf/{}/keep_addr_on_down", self.inner.ifname);
+            match self.set_sysctl(&name, "1").await {
+                Ok(()) => {}
+                // No IPv6 on this host (the ipv6 module's tree absent): nothing to keep.
+                Err(Error::Sysctl { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            // Static routes through a gateway (NAT64's, a user's) go with the link for good.
+            let routes = self.inner.nl.gateway_routes(self.inner.ifindex).await.map_err(self.nl_err(format!("list the routes of {}", self.inner.ifname)))?;
+            *self.inner.routes_at_down.lock().unwrap_or_else(|e| e.into_inner()) = routes;
+        }
         let op = format!("set {} {}", self.inner.ifname, if up { "up" } else { "down" });
         self.inner.nl.set_up(self.inner.ifindex, up).await.map_err(self.nl_err(op))?;
         if up {
             let what = format!("{} of host {} to be operationally up (carrier)", self.inner.ifname, self.inner.name);
             crate::netlink::wait_oper_up(&self.inner.nl, self.inner.ifindex, what).await?;
+            // Link-local addresses go with the link whatever keep_addr_on_down says (the kernel
+            // keeps only global ones), and with addr_gen_mode=1 it makes none: put the
+            // planned one back, with DAD when the host was built with DAD.
+            if let Some(ll) = self.link_local() {
+                if self.is_tentative(ll.into()).await?.is_none() {
+                    let dad = self.sysctl("net.ipv6.conf.default.accept_dad").await.is_ok_and(|v| v.trim() != "0");
+                    self.add_address(ll.into(), IPV6_PREFIX, dad).await?;
+                }
+            }
+            let routes = std::mem::take(&mut *self.inner.routes_at_down.lock().unwrap_or_else(|e| e.into_inner()));
+            for (dest, prefix, via) in routes {
+                let op = format!("restore route {dest}/{prefix} via {via} on {}", self.inner.ifname);
+                match self.inner.nl.add_route(dest, prefix, Some(via), self.inner.ifindex).await {
+                    Ok(()) => {}
+                    // Still there (the kernel kept it): nothing to restore.
+                    Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => {}
+                    Err(e) => return Err(self.nl_err(op)(e)),
+                }
+            }
+            // The kept addresses rejoin their solicited-node groups from a work queue, as at build.
+            for a in [self.ipv6(), self.link_local()].into_iter().flatten() {
+                if self.is_tentative(a.into()).await? == Some(false) {
+                    self.wait_solicited_node(a).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -460,7 +509,10 @@ impl Host {
         // Link up first, then addresses: an IPv6 address added to a down link delays the first
         // exchange by about a second.
         let lab_if = async {
-            self.set_link(true).await?;
+            let op = format!("set {} up", h.ifname);
+            h.nl.set_up(h.ifindex, true).await.map_err(self.nl_err(op))?;
+            let what = format!("{} of host {} to be operationally up (carrier)", h.ifname, h.name);
+            crate::netlink::wait_oper_up(&h.nl, h.ifindex, what).await?;
             futures::future::try_join_all(addrs.into_iter().map(|(a, p)| self.add_address(a, p, dad))).await
         };
         // (add_address waits, for each IPv6 address without DAD, until the kernel answers

@@ -280,6 +280,7 @@ impl LabBuilder {
                         epoch,
                         diag: Mutex::new(None),
                         names: Mutex::new(Default::default()),
+                        routes_at_down: Mutex::new(Vec::new()),
                     }),
                 };
                 for (_, s) in deferred {

@@ -52,8 +52,9 @@ enum Cmd {
         /// How many trials run at once.
         #[arg(long, short = 'j', default_value_t = 8)]
         jobs: usize,
-        /// Fail trials whose required programs are missing instead of ignoring them.
-        #[arg(long, env = "NSLAB_REQUIRE_ALL", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+        /// Fail trials whose required programs are missing instead of ignoring them (also
+        /// NSLAB_REQUIRE_ALL=1/true/yes/on, read as `cargo test` reads it).
+        #[arg(long)]
         require_all: bool,
     },
     /// Run scenarios and print the compatibility matrix: scenarios (programs and versions) by
@@ -292,6 +293,16 @@ fn main() -> ExitCode {
                 eprintln!("nslab: {} scenario file(s) are invalid; nothing was run", errors.len());
                 return ExitCode::from(2);
             }
+            if trials.is_empty() && !profiles.is_empty() {
+                // A typo'd or absent profile must not read as success: say what is there.
+                let (all, _) = runner::collect(&paths, &[]);
+                let have: std::collections::BTreeSet<&str> = all.iter().map(|t| t.profile.name()).collect();
+                let asked: Vec<&str> = profiles.iter().map(|p| p.name()).collect();
+                let have = if have.is_empty() { "none (no scenario found)".to_string() } else { have.into_iter().collect::<Vec<_>>().join(", ") };
+                eprintln!("nslab: no scenario at the given paths runs in profile {}; their profiles: {have}", asked.join(", "));
+                return ExitCode::from(2);
+            }
+            let require_all = require_all || runner::requirements::require_all_from_env();
             let opts = RunOptions { keep, artifacts_root: None, require_all };
             let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
                 Ok(rt) => rt,
@@ -415,7 +426,11 @@ fn print_result(paint: &Paint, r: &TrialResult) {
     };
     println!("{tag} {} ({:.1}s)", r.name, r.duration_ms as f64 / 1000.0);
     for e in &r.expectations {
-        let mark = if e.passed { paint.color("32", "  ok  ") } else { paint.color("31", "  FAIL") };
+        let mark = match (e.passed, e.decided) {
+            (true, _) => paint.color("32", "  ok  "),
+            (false, true) => paint.color("31", "  FAIL"),
+            (false, false) => paint.color("33", "  ??  "),
+        };
         println!("{mark} {}: {}", e.description, e.observed.lines().next().unwrap_or(""));
     }
     for st in &r.staleness {
@@ -435,7 +450,7 @@ fn print_result(paint: &Paint, r: &TrialResult) {
     for (svc, ls) in &r.listeners {
         println!("        {svc} listens on: {}", if ls.is_empty() { "nothing".to_string() } else { ls.join(", ") });
     }
-    if let (Outcome::Ignored, Some(why)) = (r.outcome, &r.reason) {
+    if let (Outcome::Ignored | Outcome::Failed, Some(why)) = (r.outcome, &r.reason) {
         println!("        {why}");
     }
     if let Some(a) = &r.artifacts {

@@ -143,6 +143,44 @@ impl Netlink {
         self.handle.route().add(msg).execute().await
     }
 
+    /// The main table's routes out of `index` through a gateway, as (destination, prefix,
+    /// gateway): the static routes a link going down takes with it.
+    pub(crate) async fn gateway_routes(&self, index: u32) -> NlResult<Vec<(IpAddr, u8, IpAddr)>> {
+        use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader};
+        use rtnetlink::RouteMessageBuilder;
+        let addr = |a: &RouteAddress| match a {
+            RouteAddress::Inet(v) => Some(IpAddr::V4(*v)),
+            RouteAddress::Inet6(v) => Some(IpAddr::V6(*v)),
+            _ => None,
+        };
+        let mut out = Vec::new();
+        for v6 in [false, true] {
+            let msg = if v6 { RouteMessageBuilder::<std::net::Ipv6Addr>::new().build() } else { RouteMessageBuilder::<std::net::Ipv4Addr>::new().build() };
+            let mut list = self.handle.route().get(msg).execute();
+            while let Some(m) = list.try_next().await? {
+                if m.header.table != RouteHeader::RT_TABLE_MAIN {
+                    continue;
+                }
+                let (mut oif, mut gw, mut dst) = (None, None, None);
+                for a in &m.attributes {
+                    match a {
+                        RouteAttribute::Oif(i) => oif = Some(*i),
+                        RouteAttribute::Gateway(g) => gw = addr(g),
+                        RouteAttribute::Destination(d) => dst = addr(d),
+                        _ => {}
+                    }
+                }
+                if let (Some(i), Some(g)) = (oif, gw) {
+                    if i == index {
+                        let any = if v6 { IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) };
+                        out.push((dst.unwrap_or(any), m.header.destination_prefix_length, g));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Adds (or replaces) a permanent neighbour entry: `ip` is reached at `mac` on `index`.
     pub(crate) async fn add_neighbour(&self, index: u32, ip: IpAddr, mac: [u8; 6]) -> NlResult<()> {
         self.handle

@@ -35,10 +35,11 @@ pub fn kernel_unavailable() -> Option<String> {
     None
 }
 
-/// Whether every requirement must be met (`NSLAB_REQUIRE_ALL=1`, set by CI): a test that would
-/// be ignored for a missing requirement fails instead.
+/// Whether every requirement must be met (`NSLAB_REQUIRE_ALL=1`, `true`, `yes` or `on`, set by
+/// CI): a test that would be ignored for a missing requirement fails instead. Read exactly as
+/// `nslab run` reads it.
 pub fn require_all() -> bool {
-    std::env::var_os("NSLAB_REQUIRE_ALL").is_some_and(|v| v == "1")
+    nslab::runner::requirements::require_all_from_env()
 }
 
 /// Whether `program` is on PATH.

@@ -18,7 +18,24 @@ use crate::scenario::{Anchor, Check, ConnectFamily, ConnectResult, ConnectTarget
 pub type Indexed = (usize, ExpectationResult);
 
 fn result(passed: bool, desc: String, observed: String) -> ExpectationResult {
-    ExpectationResult { description: desc, passed, observed }
+    ExpectationResult { description: desc, passed, observed, decided: true }
+}
+
+/// An expectation the trial could not decide (it ran out of time, or stopped early): not
+/// passed, and `observed` says why.
+fn undecided_result(desc: String, why: &str) -> ExpectationResult {
+    ExpectationResult { description: desc, passed: false, observed: format!("not decided: {why}"), decided: false }
+}
+
+/// Every expectation of `profile` without a result in `done`, marked undecided with `why`: a
+/// trial that stops early still reports each expectation.
+pub fn undecided(s: &Scenario, profile: Profile, done: &[Indexed], why: &str) -> Vec<Indexed> {
+    s.expectations
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| e.applies_to(profile) && !done.iter().any(|(j, _)| j == i))
+        .map(|(i, e)| (i, undecided_result(e.description(), why)))
+        .collect()
 }
 
 /// Whether a check reads the complete output (so it runs after the services are stopped).
@@ -28,6 +45,9 @@ fn is_late(c: &Check) -> bool {
 
 /// Checks everything that observes the running lab (exits, timing windows, connections,
 /// listeners), all at once, so the trial lasts as long as its longest window, not their sum.
+/// A check still waiting at `deadline` (the trial's timeout) is reported undecided; the others
+/// keep their results.
+#[allow(clippy::too_many_arguments)]
 pub async fn evaluate(
     s: &Scenario,
     profile: Profile,
@@ -35,10 +55,11 @@ pub async fn evaluate(
     procs: &BTreeMap<String, Process>,
     targets: &BTreeMap<String, Target>,
     steps: &BTreeMap<String, Duration>,
+    deadline: tokio::time::Instant,
 ) -> Vec<Indexed> {
     let futs = s.expectations.iter().enumerate().filter(|(_, e)| e.applies_to(profile) && !is_late(&e.check)).map(|(i, e)| async move {
         let desc = e.description();
-        let r = match &e.check {
+        let check = async { match &e.check {
             Check::Exit { service, code, success } => check_exit(procs, service, *code, *success, s.timeout).await,
             Check::LineWithin { service, matches, after, within, min } => line_within(lab, procs, steps, service, matches, after, *within, min.unwrap_or_default()).await,
             Check::NoLine { service, matches, after, duration } => no_line(lab, procs, steps, service, matches, after, *duration).await,
@@ -52,6 +73,10 @@ pub async fn evaluate(
             }
             Check::Diagnosis { service, cause } => diagnosis(s, lab, procs, service, *cause).await,
             Check::Output { .. } | Check::BindError { .. } => unreachable!("late checks are filtered out"),
+        } };
+        let r = match tokio::time::timeout_at(deadline, check).await {
+            Ok(r) => r,
+            Err(_) => return (i, undecided_result(desc, &format!("the trial's timeout of {:?} ran out while this was being checked", s.timeout))),
         };
         let (passed, observed) = match r {
             Ok(o) => (true, o),
@@ -62,13 +87,22 @@ pub async fn evaluate(
     futures::future::join_all(futs).await
 }
 
-/// Checks the output of services that have stopped: output and bind errors.
-pub fn evaluate_late(s: &Scenario, profile: Profile, procs: &BTreeMap<String, Process>) -> Vec<Indexed> {
+/// Checks the output of services that have stopped: output and bind errors. `stopped_early`
+/// says why the trial ended before its timeline did, if it did: a service it never started is
+/// then undecided rather than failed.
+pub fn evaluate_late(s: &Scenario, profile: Profile, procs: &BTreeMap<String, Process>, stopped_early: Option<&str>) -> Vec<Indexed> {
     s.expectations
         .iter()
         .enumerate()
         .filter(|(_, e)| e.applies_to(profile) && is_late(&e.check))
         .map(|(i, e)| {
+            let service = match &e.check {
+                Check::Output { service, .. } | Check::BindError { service, .. } => service,
+                _ => unreachable!("only late checks"),
+            };
+            if let (Some(why), false) = (stopped_early, procs.contains_key(service)) {
+                return (i, undecided_result(e.description(), &format!("service {service} was never started: {why}")));
+            }
             let r = match &e.check {
                 Check::Output { service, stream, matches, not_matches } => output(procs, service, *stream, matches.as_ref(), not_matches.as_ref()),
                 Check::BindError { service, errno, message } => bind_error(procs, service, *errno, message.as_deref()),

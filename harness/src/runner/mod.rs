@@ -6,6 +6,7 @@ pub mod diagnose;
 pub mod matrix;
 pub mod report;
 pub mod requirements;
+pub mod resolved;
 pub mod stale;
 pub mod suite;
 pub mod target;

@@ -27,8 +27,11 @@ pub struct ExpectationResult {
     pub description: String,
     /// Whether it held.
     pub passed: bool,
-    /// What was observed.
+    /// What was observed (for an undecided one: why it could not be decided).
     pub observed: String,
+    /// False when the trial ended (its timeout, a step that failed) before this could be
+    /// checked; `passed` is then false too.
+    pub decided: bool,
 }
 
 /// How long one client kept reaching the old target after one CNAME swap, and why.
@@ -70,7 +73,8 @@ pub struct TrialResult {
     pub outcome: Outcome,
     /// Wall time, milliseconds.
     pub duration_ms: u64,
-    /// Why it failed or was ignored.
+    /// Why it failed or was ignored: on a failure, what stopped the trial, or how many
+    /// expectations failed and which ("2 of 5 expectations failed: ..."). Absent when it passed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Each expectation, in file order (service start checks first).
@@ -116,8 +120,11 @@ impl TrialResult {
             s.push_str(r);
             s.push('\n');
         }
-        for e in self.expectations.iter().filter(|e| !e.passed) {
+        for e in self.expectations.iter().filter(|e| !e.passed && e.decided) {
             s.push_str(&format!("expected: {}\n  observed: {}\n", e.description, e.observed.replace('\n', "\n  ")));
+        }
+        for e in self.expectations.iter().filter(|e| !e.decided) {
+            s.push_str(&format!("not decided: {}\n  {}\n", e.description, e.observed.replace('\n', "\n  ")));
         }
         if let Some(a) = &self.artifacts {
             s.push_str(&format!("artifacts: {}\n", a.display()));

@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::scenario::{extract_version, version_probe, ProbeStream, Requirement, Version};
+use crate::scenario::{extract_version, version_probe, ProbeStream, Requirement, Scenario, Version};
 
 /// What a probe found for one program.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,4 +94,49 @@ pub fn versions(reqs: &[Requirement]) -> BTreeMap<String, String> {
             (r.program.clone(), v)
         })
         .collect()
+}
+
+/// Why `scenario`'s trials cannot run on this machine, or `None` when they can: its `[requires]`
+/// and the programs it needs without naming them (strace for a service with `trace = true`).
+/// `nslab run` and the `cargo test` trials both decide with this, so they agree.
+pub fn unmet_for(scenario: &Scenario) -> Option<String> {
+    let traced = scenario.services.iter().any(|s| s.trace);
+    let implied = (traced && probe("strace") == Found::Missing).then(|| "strace is not installed (a service has trace = true)".to_string());
+    let why: Vec<String> = unmet(&scenario.requires).into_iter().chain(implied).collect();
+    (!why.is_empty()).then(|| format!("requirement not met: {}", why.join("; ")))
+}
+
+/// The environment variable that turns a missing requirement into a failure (CI sets it).
+pub const REQUIRE_ALL_VAR: &str = "NSLAB_REQUIRE_ALL";
+
+/// Whether `NSLAB_REQUIRE_ALL` asks for every requirement to be met: `1`, `true`, `yes`, `on`,
+/// `y` or `t` in any case. Unset, empty, `0`, `false`, `no`, `off` (or anything else) do not.
+pub fn require_all_from_env() -> bool {
+    std::env::var(REQUIRE_ALL_VAR).ok().as_deref().and_then(parse_bool).unwrap_or(false)
+}
+
+/// Reads a yes/no setting the way `NSLAB_REQUIRE_ALL` is read; `None` for anything else.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" | "y" | "t" => Some(true),
+        "0" | "false" | "no" | "off" | "n" | "f" | "" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bool;
+
+    #[test]
+    fn require_all_values() {
+        for v in ["1", "true", "TRUE", "yes", "On", "y", "t", " 1 "] {
+            assert_eq!(parse_bool(v), Some(true), "{v:?}");
+        }
+        for v in ["0", "false", "no", "OFF", "n", "f", ""] {
+            assert_eq!(parse_bool(v), Some(false), "{v:?}");
+        }
+        assert_eq!(parse_bool("2"), None);
+        assert_eq!(parse_bool("maybe"), None);
+    }
 }

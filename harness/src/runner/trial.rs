@@ -35,32 +35,30 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Runs `scenario` in `profile` and reports every expectation.
 pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: &RunOptions) -> TrialResult {
     let started = Instant::now();
-    let traced = scenario.services.iter().any(|s| s.trace);
-    let unmet = requirements::unmet(&scenario.requires)
-        .or_else(|| (traced && requirements::probe("strace") == requirements::Found::Missing).then(|| "strace is not installed (a service has trace = true)".to_string()));
-    if let Some(why) = unmet {
+    if let Some(why) = requirements::unmet_for(scenario) {
         let outcome = if opts.require_all { Outcome::Failed } else { Outcome::Ignored };
-        return TrialResult::early(name.into(), &scenario.path, profile.name(), outcome, format!("requirement not met: {why}"), started.elapsed());
+        return TrialResult::early(name.into(), &scenario.path, profile.name(), outcome, why, started.elapsed());
     }
     let mut t = Trial::new(scenario, profile);
-    let run = tokio::time::timeout(scenario.timeout, t.run()).await;
-    let mut reason = match run {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e),
-        Err(_) => Some(format!("the scenario did not finish within its timeout of {:?}", scenario.timeout)),
-    };
+    let deadline = tokio::time::Instant::now() + scenario.timeout;
+    let mut reason = t.run(deadline).await.err();
     // Whatever happened, stop what still runs so the output is complete for reading.
     for p in t.procs.values() {
         p.stop(STOP_GRACE).await;
     }
-    // Output checks read the complete output, so they run after the stop; then file order.
-    if reason.is_none() {
-        let mut all = std::mem::take(&mut t.checked);
-        all.extend(checks::evaluate_late(scenario, profile, &t.procs));
-        all.sort_by_key(|(i, _)| *i);
-        t.results.extend(all.into_iter().map(|(_, r)| r));
+    // Output checks read the complete output, so they run after the stop; expectations the
+    // trial never reached are reported undecided with the reason; then file order.
+    let mut all = std::mem::take(&mut t.checked);
+    all.extend(checks::evaluate_late(scenario, profile, &t.procs, reason.as_deref()));
+    if let Some(why) = &reason {
+        all.extend(checks::undecided(scenario, profile, &all, why));
     }
+    all.sort_by_key(|(i, _)| *i);
+    t.results.extend(all.into_iter().map(|(_, r)| r));
     let failed = reason.is_some() || t.results.iter().any(|r| !r.passed);
+    if failed && reason.is_none() {
+        reason = Some(failed_summary(&t.results));
+    }
     let staleness = t.lab.as_ref().map(|lab| staleness_rows(lab, &t.targets, &t.swaps)).unwrap_or_default();
     let mut artifacts = None;
     if let Some(lab) = t.lab.take() {
@@ -131,12 +129,16 @@ impl<'a> Trial<'a> {
         }
     }
 
-    async fn run(&mut self) -> Result<(), String> {
-        self.setup(trial_root(self.scenario)).await?;
-        self.timeline().await?;
-        self.listeners = self.listener_report().await;
+    /// Builds the lab, plays the timeline and checks the expectations, all by `deadline`: a
+    /// check still waiting then is undecided, the others keep their results.
+    async fn run(&mut self, deadline: tokio::time::Instant) -> Result<(), String> {
+        let timeout = self.scenario.timeout;
+        let ran_out = |during: &str| format!("the scenario did not finish within its timeout of {timeout:?} ({during})");
+        tokio::time::timeout_at(deadline, self.setup(trial_root(self.scenario))).await.map_err(|_| ran_out("while the lab and its services started"))??;
+        tokio::time::timeout_at(deadline, self.timeline()).await.map_err(|_| ran_out("while the timeline played"))??;
+        self.listeners = tokio::time::timeout_at(deadline, self.listener_report()).await.unwrap_or_default();
         let lab = self.lab.as_ref().expect("built above");
-        self.checked = checks::evaluate(self.scenario, self.profile, lab, &self.procs, &self.targets, &self.steps).await;
+        self.checked = checks::evaluate(self.scenario, self.profile, lab, &self.procs, &self.targets, &self.steps, deadline).await;
         Ok(())
     }
 
@@ -175,7 +177,8 @@ impl<'a> Trial<'a> {
     async fn timeline(&mut self) -> Result<(), String> {
         let s = self.scenario;
         let t0 = self.lab().elapsed();
-        for (i, step) in s.timeline.iter().enumerate() {
+        let profile = self.profile;
+        for (i, step) in s.timeline.iter().enumerate().filter(|(_, st)| st.applies_to(profile)) {
             match step.when {
                 When::At(at) => sleep_until(self.lab(), t0 + at).await,
                 When::AfterPrevious(d) => tokio::time::sleep(d).await,
@@ -188,6 +191,9 @@ impl<'a> Trial<'a> {
     /// Runs one timeline step and records when it ended (named steps, DNS changes, swaps).
     async fn step_and_record(&mut self, i: usize, step: &Step) -> Result<(), String> {
         let s = self.scenario;
+        if !step.applies_to(self.profile) {
+            return Ok(());
+        }
         {
             self.step(step).await.map_err(|e| format!("timeline step {} ({}): {e}", i + 1, step.action.kind()))?;
             let at = self.lab().elapsed();
@@ -307,7 +313,7 @@ impl<'a> Trial<'a> {
                 None => (false, format!("it neither became ready nor exited: {e}")),
             },
         };
-        self.results.push(ExpectationResult { description: desc, passed, observed: observed.clone() });
+        self.results.push(ExpectationResult { description: desc, passed, observed: observed.clone(), decided: true });
         if passed {
             Ok(())
         } else {
@@ -395,6 +401,12 @@ impl<'a> Trial<'a> {
             Action::Link { host, state } => self.host(host)?.set_link(*state == LinkState::Up).await.map_err(lab_err)?,
             Action::AddAddress { host, address, dad } => self.host(host)?.add_address(address.ip, address.prefix, *dad).await.map_err(lab_err)?,
             Action::RemoveAddress { host, address } => self.host(host)?.remove_address(address.ip, address.prefix).await.map_err(lab_err)?,
+            Action::ChangeAddress { host, from, to, dad } => {
+                // The new address first, so the host is never without one of that family.
+                let h = self.host(host)?;
+                h.add_address(to.ip, to.prefix, *dad).await.map_err(lab_err)?;
+                h.remove_address(from.ip, from.prefix).await.map_err(lab_err)?;
+            }
             Action::Wait { duration } => tokio::time::sleep(*duration).await,
             Action::WaitFor { service, condition, timeout } => {
                 let proc = self.proc(service)?;
@@ -465,7 +477,7 @@ impl Session {
 
     /// Runs one action, as a timeline step would (a DNS change, a fault, a link going down).
     pub async fn act(&mut self, action: Action) -> Result<(), String> {
-        let step = Step { name: None, when: When::AfterPrevious(Duration::ZERO), action };
+        let step = Step { name: None, when: When::AfterPrevious(Duration::ZERO), action, profiles: None };
         self.trial.step(&step).await
     }
 
@@ -480,6 +492,22 @@ impl Session {
         lab.keep_artifacts();
         lab.teardown().await.map_err(|e| format!("teardown: {e}"))
     }
+}
+
+/// The reason of a trial whose expectations failed: "2 of 5 expectations failed: a, b", and
+/// those that could not be decided.
+fn failed_summary(results: &[ExpectationResult]) -> String {
+    let names = |pred: &dyn Fn(&ExpectationResult) -> bool| results.iter().filter(|r| pred(r)).map(|r| r.description.as_str()).collect::<Vec<_>>();
+    let failed = names(&|r| r.decided && !r.passed);
+    let undecided = names(&|r| !r.decided);
+    let mut parts = Vec::new();
+    if !failed.is_empty() {
+        parts.push(format!("{} of {} expectations failed: {}", failed.len(), results.len(), failed.join("; ")));
+    }
+    if !undecided.is_empty() {
+        parts.push(format!("{} of {} expectations could not be decided: {}", undecided.len(), results.len(), undecided.join("; ")));
+    }
+    parts.join("; ")
 }
 
 fn dns_kind(t: crate::scenario::RecordType) -> Result<crate::dns::RecordKind, String> {
@@ -631,34 +659,11 @@ fn write_facts(lab: &Lab, s: &Scenario, profile: Profile, name: &str, results: &
         "nslab": env!("CARGO_PKG_VERSION"),
         "programs": requirements::versions(&s.requires),
     });
-    let hosts: BTreeMap<String, Vec<String>> = lab.hosts().iter().map(|h| (h.name().to_string(), h.addrs().iter().map(|a| a.to_string()).chain(h.link_local().map(|a| format!("{a}%{}", h.interface()))).collect())).collect();
-    let services: Vec<serde_json::Value> = s
-        .services
-        .iter()
-        .map(|svc| {
-            let dir = lab.artifacts().join("services").join(&svc.name);
-            let rendered = facts.as_ref().map(|f| {
-                let ctx = f.for_service(dir.clone());
-                match &svc.run {
-                    Run::Command(argv) => argv.iter().map(|t| t.render(&ctx).unwrap_or_else(|e| format!("<{e}>"))).collect::<Vec<_>>(),
-                    Run::Shell(t) => vec!["sh".into(), "-c".into(), t.render(&ctx).unwrap_or_else(|e| format!("<{e}>"))],
-                }
-            });
-            serde_json::json!({"name": svc.name, "host": svc.host, "argv": rendered, "ready": format!("{:?}", svc.ready), "expect_start": format!("{:?}", svc.expect_start_for(profile))})
-        })
-        .collect();
-    let resolved = serde_json::json!({
-        "scenario": s.path.display().to_string(),
-        "description": s.description,
-        "profile": profile.name(),
-        "hosts": hosts,
-        "services": services,
-        "timeline": s.timeline.iter().map(|st| format!("{:?}", st)).collect::<Vec<_>>(),
-        "expectations": s.expectations_for(profile).map(|e| e.description()).collect::<Vec<_>>(),
-    });
     let dir = lab.artifacts();
     let _ = std::fs::create_dir_all(dir);
     let _ = std::fs::write(dir.join("environment.json"), serde_json::to_string_pretty(&env).unwrap_or_default());
-    let _ = std::fs::write(dir.join("scenario.resolved.json"), serde_json::to_string_pretty(&resolved).unwrap_or_default());
+    if let Err(e) = crate::runner::resolved::Resolved::of(lab, s, profile, facts.as_ref()).write(dir) {
+        tracing::warn!(error = %e, "cannot write scenario.resolved.json");
+    }
     let _ = std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(results).unwrap_or_default());
 }

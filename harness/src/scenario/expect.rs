@@ -458,13 +458,39 @@ pub(crate) fn decode_expectations(doc: &Doc<'_>, items: Vec<Val<'_>>, known: &Kn
                 Some(list.iter().map(|s| profile_of_scenario(&t, s, known)).collect::<Result<Vec<_>>>()?)
             }
         };
+        let after_span = t.key_span("after");
         let check = decode_check(&mut t, &kind.value, known)?;
+        check_step_profiles(&t, after_span.as_ref(), &check, profiles.as_deref(), known)?;
         out.push(Expectation { name, profiles, check });
     }
     Ok(out)
 }
 
-fn profile_of_scenario(t: &Table<'_, '_>, s: &Str, known: &Known) -> Result<Profile> {
+/// An expectation timed from a step that runs only in some profiles must be limited to those.
+fn check_step_profiles(t: &Table<'_, '_>, span: Option<&std::ops::Range<usize>>, check: &Check, mine: Option<&[Profile]>, known: &Known) -> Result<()> {
+    let after = match check {
+        Check::LineWithin { after, .. } | Check::NoLine { after, .. } | Check::Stale { after, .. } => after,
+        _ => return Ok(()),
+    };
+    let Some(step_ps) = known.step_profiles.get(after) else { return Ok(()) };
+    let mine = mine.unwrap_or(&known.profiles);
+    if let Some(p) = mine.iter().find(|p| !step_ps.contains(p)) {
+        let names: Vec<&str> = step_ps.iter().map(|p| p.name()).collect();
+        let what = format!(
+            "step {after:?} runs only in {}, but {} is checked in {p} too; expected profiles = [{}] on the expectation (or the profile on the step)",
+            names.join(", "),
+            t.what,
+            names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+        );
+        return Err(match span {
+            Some(sp) => t.doc.err(sp, what),
+            None => t.doc.err(&t.span, what),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn profile_of_scenario(t: &Table<'_, '_>, s: &Str, known: &Known) -> Result<Profile> {
     let p = Profile::from_str(&s.value).map_err(|e| t.bad("profiles", &s.span, e))?;
     if !known.profiles.contains(&p) {
         let have: Vec<&str> = known.profiles.iter().map(|p| p.name()).collect();

@@ -17,6 +17,8 @@ pub(crate) struct Known {
     pub targets: BTreeSet<String>,
     pub traced: BTreeSet<String>,
     pub steps: BTreeSet<String>,
+    /// Named steps that run only in some profiles (`profiles = [...]` on the step).
+    pub step_profiles: std::collections::BTreeMap<String, Vec<Profile>>,
     pub profiles: Vec<Profile>,
 }
 

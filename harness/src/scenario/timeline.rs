@@ -7,12 +7,13 @@ use super::dns::{check_record_name, decode_record_data, RecordData, RecordType};
 use super::known::{refer, Known};
 use super::service::{decode_condition, Condition};
 use super::values::{check_dns_name, parse_address, AddressDef};
+use crate::profile::Profile;
 
 /// How long a `wait-for` step waits unless its `timeout` says otherwise.
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 
-const STEP_KEYS: &[&str] = &["name", "at", "after", "action"];
-const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, add-address, remove-address, wait, wait-for";
+const STEP_KEYS: &[&str] = &["name", "at", "after", "action", "profiles"];
+const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, add-address, remove-address, change-address, wait, wait-for";
 
 /// One step of the timeline.
 #[derive(Debug, Clone)]
@@ -23,6 +24,15 @@ pub struct Step {
     pub when: When,
     /// What it does.
     pub action: Action,
+    /// Only run in these profiles; `None`: in every profile of the scenario.
+    pub profiles: Option<Vec<Profile>>,
+}
+
+impl Step {
+    /// Whether the step runs in `profile`.
+    pub fn applies_to(&self, profile: Profile) -> bool {
+        self.profiles.as_ref().is_none_or(|ps| ps.contains(&profile))
+    }
 }
 
 /// When a step runs.
@@ -125,6 +135,18 @@ pub enum Action {
         /// The address and prefix.
         address: AddressDef,
     },
+    /// Replace one address of a host's lab interface with another of the same family, in one
+    /// step: the new one is added, then the old one removed.
+    ChangeAddress {
+        /// The host.
+        host: String,
+        /// The address it has now.
+        from: AddressDef,
+        /// The address it gets instead.
+        to: AddressDef,
+        /// Run duplicate address detection on the new one.
+        dad: bool,
+    },
     /// Do nothing for a while.
     Wait {
         /// How long.
@@ -222,6 +244,7 @@ impl Action {
             Action::Link { .. } => "link",
             Action::AddAddress { .. } => "add-address",
             Action::RemoveAddress { .. } => "remove-address",
+            Action::ChangeAddress { .. } => "change-address",
             Action::Wait { .. } => "wait",
             Action::WaitFor { .. } => "wait-for",
         }
@@ -267,8 +290,20 @@ pub(crate) fn decode_timeline(doc: &Doc<'_>, steps: Vec<Val<'_>>, known: &mut Kn
             }
             None => When::AfterPrevious(t.duration("after")?.unwrap_or(Duration::ZERO)),
         };
+        let profiles = match t.str_list("profiles", "an array of profile names such as [\"ipv6-only\"]")? {
+            None => None,
+            Some((span, list)) => {
+                if list.is_empty() {
+                    return Err(t.bad("profiles", &span, "the array is empty; expected at least one profile of the scenario"));
+                }
+                Some(list.iter().map(|s| super::expect::profile_of_scenario(&t, s, known)).collect::<Result<Vec<_>>>()?)
+            }
+        };
         let action = decode_action(&mut t, &action_s, known)?;
-        out.push(Step { name: name.map(|n| n.value), when, action });
+        if let (Some(n), Some(ps)) = (&name, &profiles) {
+            known.step_profiles.insert(n.value.clone(), ps.clone());
+        }
+        out.push(Step { name: name.map(|n| n.value), when, action, profiles });
     }
     check_unique(doc, "step", &names)?;
     known.steps = names.into_iter().map(|n| n.value).collect();
@@ -287,6 +322,7 @@ fn action_keys(action: &str) -> Option<&'static [&'static str]> {
         "link" => &["host", "state"],
         "add-address" => &["host", "address", "dad"],
         "remove-address" => &["host", "address"],
+        "change-address" => &["host", "from", "to", "dad"],
         "wait" => &["duration"],
         "wait-for" => &["service", "line", "listening", "exit", "timeout"],
         _ => return None,
@@ -389,6 +425,21 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
             Action::AddAddress { host, address, dad: t.bool("dad")?.unwrap_or(false) }
         }
         "remove-address" => Action::RemoveAddress { host: host(t)?, address: address(t)? },
+        "change-address" => {
+            let host = host(t)?;
+            let from = t.req_str("from", "\"2001:db8:1::5/64\" (an address the host has)")?;
+            let from_a = parse_address(&from.value).map_err(|e| t.bad("from", &from.span, e))?;
+            let to = t.req_str("to", "\"2001:db8:1::99/64\" (the address it gets instead)")?;
+            let to_a = parse_address(&to.value).map_err(|e| t.bad("to", &to.span, e))?;
+            if from_a.ip.is_ipv4() != to_a.ip.is_ipv4() {
+                let fam = if from_a.ip.is_ipv4() { "IPv4" } else { "IPv6" };
+                return Err(t.bad("to", &to.span, format!("{:?} is not of the family of from = {:?}; expected an {fam} address", to.value, from.value)));
+            }
+            if from_a.ip == to_a.ip {
+                return Err(t.bad("to", &to.span, format!("{:?} is the address in from; expected a different address", to.value)));
+            }
+            Action::ChangeAddress { host, from: from_a, to: to_a, dad: t.bool("dad")?.unwrap_or(false) }
+        }
         "wait" => Action::Wait { duration: t.duration("duration")?.ok_or_else(|| t.missing("duration", "\"5s\""))? },
         "wait-for" => {
             let service = service(t)?;
