@@ -11,6 +11,7 @@ use crate::lab::Lab;
 use crate::process::{Command, Process};
 use crate::profile::Profile;
 use crate::runner::checks;
+use crate::runner::observe::{self, FirstRequest, ServiceReport};
 use crate::runner::context::{self, Facts};
 use crate::runner::report::{ExpectationResult, Outcome, StaleRow, TrialResult};
 use crate::runner::requirements;
@@ -43,12 +44,15 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         return TrialResult::early(name.into(), &scenario.path, profile.name(), outcome, format!("requirement not met: {why}"), started.elapsed());
     }
     let mut t = Trial::new(scenario, profile);
+    t.artifacts_root = opts.artifacts_root.clone();
     let run = tokio::time::timeout(scenario.timeout, t.run()).await;
     let mut reason = match run {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e),
         Err(_) => Some(format!("the scenario did not finish within its timeout of {:?}", scenario.timeout)),
     };
+    // How each service ended on its own, before the stop below ends the rest.
+    let exits: BTreeMap<String, Option<crate::process::Exit>> = t.procs.iter().map(|(n, p)| (n.clone(), p.exit())).collect();
     // Whatever happened, stop what still runs so the output is complete for reading.
     for p in t.procs.values() {
         p.stop(STOP_GRACE).await;
@@ -62,9 +66,16 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     }
     let failed = reason.is_some() || t.results.iter().any(|r| !r.passed);
     let staleness = t.lab.as_ref().map(|lab| staleness_rows(lab, &t.targets, &t.swaps)).unwrap_or_default();
+    let (services, first_requests) = match t.lab.as_ref() {
+        Some(lab) => (
+            observe::services(scenario, profile, lab, &t.procs, &t.started, &exits, &t.sockets, &t.argv).await,
+            observe::first_requests(scenario, lab, &t.procs, &t.targets),
+        ),
+        None => Default::default(),
+    };
     let mut artifacts = None;
     if let Some(lab) = t.lab.take() {
-        write_facts(&lab, scenario, profile, name, &t.results, &t.facts);
+        write_facts(&lab, scenario, profile, name, &t.results, &services, &first_requests, &t.facts);
         write_targets(&lab, &t.targets, &t.dns_steps);
         if failed || opts.keep {
             lab.keep_artifacts();
@@ -88,6 +99,8 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         staleness,
         timeline: artifacts.as_ref().map(|a| a.join("timeline.svg")).filter(|p| p.exists()),
         artifacts,
+        services,
+        first_requests,
     }
 }
 
@@ -108,9 +121,18 @@ struct Trial<'a> {
     results: Vec<ExpectationResult>,
     /// Expectations checked while the lab ran, with their index in the file.
     checked: Vec<checks::Indexed>,
-    /// The listener report: what each running service listened on after the timeline.
+    /// The listener report: what each service listened on after the timeline (nothing for
+    /// those that had exited).
     listeners: BTreeMap<String, Vec<String>>,
+    /// The same, as the kernel reported the sockets.
+    sockets: BTreeMap<String, Vec<crate::listeners::Listener>>,
+    /// Whether each started service became ready.
+    started: BTreeMap<String, bool>,
+    /// Each started service's rendered command line.
+    argv: BTreeMap<String, Vec<String>>,
     facts: Option<Facts>,
+    /// Where the lab's artifact directory goes.
+    artifacts_root: Option<PathBuf>,
 }
 
 impl<'a> Trial<'a> {
@@ -127,14 +149,19 @@ impl<'a> Trial<'a> {
             results: Vec::new(),
             checked: Vec::new(),
             listeners: BTreeMap::new(),
+            sockets: BTreeMap::new(),
+            started: BTreeMap::new(),
+            argv: BTreeMap::new(),
             facts: None,
+            artifacts_root: None,
         }
     }
 
     async fn run(&mut self) -> Result<(), String> {
-        self.setup(trial_root(self.scenario)).await?;
+        self.setup(trial_root(self.scenario, self.artifacts_root.as_deref())).await?;
         self.timeline().await?;
-        self.listeners = self.listener_report().await;
+        self.sockets = self.listener_report().await;
+        self.listeners = self.sockets.iter().map(|(n, ls)| (n.clone(), ls.iter().map(|l| l.to_string()).collect())).collect();
         let lab = self.lab.as_ref().expect("built above");
         self.checked = checks::evaluate(self.scenario, self.profile, lab, &self.procs, &self.targets, &self.steps).await;
         Ok(())
@@ -209,15 +236,19 @@ impl<'a> Trial<'a> {
         Ok(())
     }
 
-    /// What each running service listens on, read from the kernel.
-    async fn listener_report(&self) -> BTreeMap<String, Vec<String>> {
+    /// What each service listens on, read from the kernel (nothing for those that exited).
+    async fn listener_report(&self) -> BTreeMap<String, Vec<crate::listeners::Listener>> {
         let mut out = BTreeMap::new();
-        for (name, p) in self.procs.iter().filter(|(_, p)| p.exit().is_none()) {
+        for (name, p) in &self.procs {
+            if p.exit().is_some() {
+                out.insert(name.clone(), Vec::new());
+                continue;
+            }
             let Some(def) = self.scenario.service(name) else { continue };
             let Ok(host) = self.host(&def.host) else { continue };
             let Ok(all) = host.listeners().await else { continue };
             let mine = p.socket_inodes();
-            out.insert(name.clone(), all.iter().filter(|l| mine.contains(&l.inode)).map(|l| l.to_string()).collect());
+            out.insert(name.clone(), all.into_iter().filter(|l| mine.contains(&l.inode)).collect());
         }
         out
     }
@@ -253,6 +284,7 @@ impl<'a> Trial<'a> {
             Run::Command(argv) => argv.iter().map(render).collect::<Result<Vec<_>, _>>()?,
             Run::Shell(script) => vec!["sh".into(), "-c".into(), render(script)?],
         };
+        self.argv.insert(svc.name.clone(), argv.clone());
         let argv = if svc.trace {
             // Its socket calls, for the diagnosis of a failed bind or connect.
             let log = dir.join("strace.log").display().to_string();
@@ -298,6 +330,7 @@ impl<'a> Trial<'a> {
             },
             r => r,
         };
+        self.started.insert(svc.name.clone(), ready.is_ok());
         let (passed, observed) = match (expect_start, ready) {
             (ExpectStart::Success, Ok(what)) => (true, what),
             (ExpectStart::Success, Err(e)) => (false, e),
@@ -534,8 +567,8 @@ async fn sleep_until(lab: &Lab, at: Duration) {
 }
 
 /// The artifact root of a trial: `<root>/<folder>/<scenario>` so kept runs are easy to find.
-fn trial_root(s: &Scenario) -> Option<PathBuf> {
-    let root = crate::spec::default_artifacts_root();
+fn trial_root(s: &Scenario, root: Option<&Path>) -> Option<PathBuf> {
+    let root = root.map(Path::to_path_buf).unwrap_or_else(crate::spec::default_artifacts_root);
     let stem = s.path.file_stem()?.to_string_lossy().into_owned();
     let folder = s.path.parent().and_then(Path::file_name).map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     Some(root.join(folder).join(stem))
@@ -621,7 +654,8 @@ fn write_targets(lab: &Lab, targets: &BTreeMap<String, Target>, dns_steps: &[(St
 }
 
 /// Writes the environment facts, the resolved scenario and the results into the artifacts.
-fn write_facts(lab: &Lab, s: &Scenario, profile: Profile, name: &str, results: &[ExpectationResult], facts: &Option<Facts>) {
+#[allow(clippy::too_many_arguments)]
+fn write_facts(lab: &Lab, s: &Scenario, profile: Profile, name: &str, results: &[ExpectationResult], reports: &[ServiceReport], first_requests: &[FirstRequest], facts: &Option<Facts>) {
     let uname = nix::sys::utsname::uname().ok();
     let env = serde_json::json!({
         "trial": name,
@@ -660,5 +694,6 @@ fn write_facts(lab: &Lab, s: &Scenario, profile: Profile, name: &str, results: &
     let _ = std::fs::create_dir_all(dir);
     let _ = std::fs::write(dir.join("environment.json"), serde_json::to_string_pretty(&env).unwrap_or_default());
     let _ = std::fs::write(dir.join("scenario.resolved.json"), serde_json::to_string_pretty(&resolved).unwrap_or_default());
-    let _ = std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(results).unwrap_or_default());
+    let results = serde_json::json!({"expectations": results, "services": reports, "first_requests": first_requests});
+    let _ = std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&results).unwrap_or_default());
 }

@@ -26,7 +26,7 @@ pub const MAX_FILE_SIZE: u64 = 1 << 20;
 /// How long a trial may run unless `timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-const TOP_KEYS: &[&str] = &["description", "profiles", "timeout", "requires", "hosts", "dns", "targets", "services", "timeline", "expect"];
+const TOP_KEYS: &[&str] = &["description", "program", "profiles", "timeout", "requires", "hosts", "dns", "targets", "services", "timeline", "expect"];
 
 /// A loaded, validated scenario: every name it refers to exists, every value parsed.
 #[derive(Debug, Clone)]
@@ -41,6 +41,9 @@ pub struct Scenario {
     pub timeout: Duration,
     /// Programs it needs, in file order.
     pub requires: Vec<Requirement>,
+    /// The program under test (one of `requires`), when `program` names it: the row of the
+    /// compatibility matrix it belongs to.
+    pub program: Option<String>,
     /// Its hosts, in file order.
     pub hosts: Vec<HostDef>,
     /// The lab DNS server, when the scenario has a `[dns]` table.
@@ -56,6 +59,11 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// The program under test: `program`, or else the first program of `[requires]`.
+    pub fn program_under_test(&self) -> Option<&str> {
+        self.program.as_deref().or_else(|| self.requires.first().map(|r| r.program.as_str()))
+    }
+
     /// The profiles of its trials, in the order given.
     pub fn trials(&self) -> &[Profile] {
         &self.profiles
@@ -192,6 +200,15 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
             requires.push(Requirement { program: k.value, version });
         }
     }
+    let program = match t.str("program")? {
+        None => None,
+        Some(p) if requires.iter().any(|r| r.program == p.value) => Some(p.value),
+        Some(p) => {
+            let names: Vec<&str> = requires.iter().map(|r| r.program.as_str()).collect();
+            let expected = if names.is_empty() { "a program declared in [requires] (none is)".to_string() } else { format!("one of the programs in [requires]: {}", names.join(", ")) };
+            return Err(t.bad("program", &p.span, format!("{:?} is not in [requires]; expected {expected}, whose version the matrix shows", p.value)));
+        }
+    };
     let hosts = match t.take("hosts") {
         Some(v) => decode_hosts(doc, v)?,
         None => Vec::new(),
@@ -225,7 +242,7 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
     let timeline = decode_timeline(doc, steps, &mut known)?;
     let items = t.tables("expect", "an array of expectations, written [[expect]]")?;
     let expectations = decode_expectations(doc, items, &known)?;
-    Ok(Scenario { path: doc.file.to_path_buf(), description: description.value, profiles, timeout, requires, hosts, dns, targets, services, timeline, expectations })
+    Ok(Scenario { path: doc.file.to_path_buf(), description: description.value, profiles, timeout, requires, program, hosts, dns, targets, services, timeline, expectations })
 }
 
 /// A scenario file found by [`discover`], with the base name of its trials.
