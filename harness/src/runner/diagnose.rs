@@ -58,13 +58,32 @@ pub struct HostFacts {
     /// Addresses the program was told to use (in its command line), for output lines that name
     /// none (a Python traceback's `OSError: [Errno 99] ...`).
     pub hints: Vec<(IpAddr, bool)>,
+    /// Addresses the kernel reported tentative (DAD running) when the program failed.
+    pub tentative: Vec<IpAddr>,
+}
+
+impl HostFacts {
+    /// Adds what the kernel said about addresses when the program failed: `(address, tentative)`
+    /// for each address it had then (an address added by the timeline included).
+    pub fn with_kernel(mut self, seen: &[(IpAddr, bool)]) -> Self {
+        for (ip, tentative) in seen {
+            if !self.addrs.contains(ip) {
+                self.addrs.push(*ip);
+            }
+            if *tentative && !self.tentative.contains(ip) {
+                self.tentative.push(*ip);
+            }
+        }
+        self.has_ipv6 |= seen.iter().any(|(ip, _)| ip.is_ipv6());
+        self
+    }
 }
 
 impl HostFacts {
     /// The facts of a lab host.
     pub fn of(h: &crate::host::Host) -> Self {
         let addrs: Vec<IpAddr> = h.addrs().into_iter().chain(h.link_local().map(IpAddr::V6)).collect();
-        HostFacts { has_ipv6: addrs.iter().any(IpAddr::is_ipv6), addrs, hints: Vec::new() }
+        HostFacts { has_ipv6: addrs.iter().any(IpAddr::is_ipv6), addrs, hints: Vec::new(), tentative: Vec::new() }
     }
 
     /// The same, with the addresses named in the program's command line as hints.
@@ -83,6 +102,8 @@ pub struct OutputFinding {
     pub cause: Option<Cause>,
     /// The output line, and the lab fact that decided the cause.
     pub evidence: String,
+    /// The address the line (or the command line) names, when one does.
+    pub address: Option<IpAddr>,
 }
 
 /// Errno forms programs print: Python `[Errno 99]`, nginx `(99: ...)`, and strerror texts
@@ -154,7 +175,8 @@ pub fn from_output(output: &str, facts: &HostFacts) -> Option<OutputFinding> {
         let (cause, fact) = match (errno.name, first) {
             ("EAFNOSUPPORT", _) => (Some(Cause::Ipv6Absent), "IPv6 is absent for the program".to_string()),
             ("EINVAL", Some((IpAddr::V6(a), false))) if a.is_unicast_link_local() => (Some(Cause::LinkLocalWithoutScope), format!("{a} is link-local and has no scope id")),
-            ("EADDRNOTAVAIL", Some((ip, _))) if facts.addrs.contains(&ip) => (Some(Cause::AddressTentative), format!("{ip} is on the host: it was still tentative")),
+            ("EADDRNOTAVAIL", Some((ip, _))) if facts.tentative.contains(&ip) => (Some(Cause::AddressTentative), format!("the kernel reported {ip} tentative when it failed (duplicate address detection running)")),
+            ("EADDRNOTAVAIL", Some((ip, _))) if facts.addrs.contains(&ip) => (Some(Cause::AddressTentative), format!("{ip} is on the host but was not usable then: tentative while DAD ran")),
             ("EADDRNOTAVAIL", Some((ip, _))) if ip.is_ipv6() && !facts.has_ipv6 => (Some(Cause::AddressNotOnHost), format!("{ip} is not on the host: it has no IPv6 address at all")),
             ("EADDRNOTAVAIL", Some((ip, _))) => (Some(Cause::AddressNotOnHost), format!("{ip} is not on the host")),
             ("EADDRINUSE", Some((ip, _))) if ip.is_unspecified() => (Some(Cause::DualBindConflict), format!("{ip} is a wildcard: with bindv6only=0 it conflicts with the other family's")),
@@ -166,7 +188,7 @@ pub fn from_output(output: &str, facts: &HostFacts) -> Option<OutputFinding> {
         };
         let line = line.trim();
         let evidence = if fact.is_empty() { format!("{line:?}") } else { format!("{line:?}; {fact}") };
-        return Some(OutputFinding { errno: errno.name, cause, evidence });
+        return Some(OutputFinding { errno: errno.name, cause, evidence, address: first.map(|(ip, _)| ip) });
     }
     None
 }
@@ -194,10 +216,21 @@ fn split_line(line: &str) -> (Option<f64>, &str) {
     (None, rest)
 }
 
+/// The destination of a connect (or the address of a bind) as strace printed it.
+pub fn destination(call: &str) -> Option<std::net::SocketAddr> {
+    sockaddr(call).map(|(ip, _, port)| std::net::SocketAddr::new(ip, port))
+}
+
 /// Reads an strace log (`-f -tt -e trace=socket,bind,connect,listen`) and names each failure.
 /// `host_addrs` are the addresses the host has now (an address it has now that a bind could not
 /// use was not yet usable then: tentative during DAD).
 pub fn diagnose(log: &str, host_addrs: &[IpAddr]) -> Vec<Finding> {
+    diagnose_with(log, host_addrs, &[])
+}
+
+/// [`diagnose`], knowing which addresses the kernel reported tentative (IFA_F_TENTATIVE) when
+/// the program failed: those are named tentative from the kernel's word, not inferred.
+pub fn diagnose_with(log: &str, host_addrs: &[IpAddr], tentative: &[IpAddr]) -> Vec<Finding> {
     let mut out = Vec::new();
     // Wildcard binds that succeeded: (family is v6, port).
     let mut bound: Vec<(bool, u16)> = Vec::new();
@@ -256,7 +289,14 @@ pub fn diagnose(log: &str, host_addrs: &[IpAddr]) -> Vec<Finding> {
         let ll = matches!(ip, IpAddr::V6(a) if a.is_unicast_link_local());
         let cause = match errno {
             Some("EINVAL") if ll && scope == 0 => Some(Cause::LinkLocalWithoutScope),
-            Some("EADDRNOTAVAIL") if is("bind") && host_addrs.contains(&ip) => Some(Cause::AddressTentative),
+            Some("EADDRNOTAVAIL") if is("bind") && tentative.contains(&ip) => {
+                out.push(Finding { cause: Cause::AddressTentative, call: format!("{call}; the kernel reports {ip} tentative (duplicate address detection running)") });
+                continue;
+            }
+            Some("EADDRNOTAVAIL") if is("bind") && host_addrs.contains(&ip) => {
+                out.push(Finding { cause: Cause::AddressTentative, call: format!("{call}; {ip} is on the host but was not usable then: tentative while DAD ran") });
+                continue;
+            }
             Some("EADDRNOTAVAIL") if is("bind") => Some(Cause::AddressNotOnHost),
             Some("EADDRINUSE") if ip.is_unspecified() && bound.contains(&(!ip.is_ipv6(), port)) => Some(Cause::DualBindConflict),
             Some("EADDRINUSE") => Some(Cause::AddressInUse),
@@ -314,7 +354,20 @@ mod output_tests {
 
     fn facts(addrs: &[&str]) -> HostFacts {
         let addrs: Vec<IpAddr> = addrs.iter().map(|a| a.parse().unwrap()).collect();
-        HostFacts { has_ipv6: addrs.iter().any(IpAddr::is_ipv6), addrs, hints: Vec::new() }
+        HostFacts { has_ipv6: addrs.iter().any(IpAddr::is_ipv6), addrs, hints: Vec::new(), tentative: Vec::new() }
+    }
+
+    #[test]
+    fn tentative_from_the_kernels_word() {
+        let bind = r#"11 bind(3, {sa_family=AF_INET6, sin6_port=htons(9000), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "2001:db8:1::23", &sin6_addr), sin6_scope_id=0}, 28) = -1 EADDRNOTAVAIL (Cannot assign requested address)"#;
+        let ip: IpAddr = "2001:db8:1::23".parse().unwrap();
+        let f = diagnose_with(bind, &[ip], &[ip]);
+        assert_eq!(f[0].cause, Cause::AddressTentative);
+        assert!(f[0].call.ends_with("; the kernel reports 2001:db8:1::23 tentative (duplicate address detection running)"), "{}", f[0].call);
+        let mut facts = facts(&["2001:db8:1::23"]);
+        facts.tentative = vec![ip];
+        let o = from_output("OSError: [Errno 99] Cannot assign requested address: ('2001:db8:1::23', 9000)", &facts).unwrap();
+        assert!(o.evidence.ends_with("the kernel reported 2001:db8:1::23 tentative when it failed (duplicate address detection running)"), "{}", o.evidence);
     }
 
     #[test]

@@ -82,7 +82,8 @@ pub struct Cell {
     /// Why the test failed or was ignored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// What the program did, in a word: `works` (every service of it started and none failed),
+    /// What the program did, in a word: `works` (every service of it started and none failed or
+    /// had a diagnosed cause),
     /// `fails` (none started, or all that did exited unsuccessfully), `partly` (some of its
     /// services, run in other configurations, failed while others worked) or `not-run`.
     pub program: &'static str,
@@ -190,7 +191,9 @@ fn reaches(scenario: &Scenario, profile: Profile, r: &TrialResult) -> Vec<Reach>
 pub fn cell(scenario: &Scenario, profile: Profile, program: Option<&str>, r: &TrialResult) -> Cell {
     let mine: Vec<&ServiceReport> = r.services.iter().filter(|s| Some(s.program.as_str()) == program).collect();
     let shown: Vec<&ServiceReport> = if mine.is_empty() { r.services.iter().collect() } else { mine };
-    let failed = |s: &&ServiceReport| s.started == Some(false) || s.exit_code.is_some_and(|c| c != 0);
+    // A diagnosed cause is a failure too: a client stopped while its connect hung exits by a
+    // signal, with no exit code to say so.
+    let failed = |s: &&ServiceReport| s.started == Some(false) || s.exit_code.is_some_and(|c| c != 0) || s.cause.is_some();
     let program_word = if r.outcome == Outcome::Ignored || shown.iter().all(|s| s.started.is_none()) {
         "not-run"
     } else if shown.iter().filter(|s| s.started.is_some()).all(failed) {

@@ -107,6 +107,68 @@ pub struct FirstRequest {
     pub after_dns_query_s: Option<f64>,
 }
 
+/// For a traced program's call log: the host's addresses (its own and any other address a
+/// failed bind named that the kernel has now, such as one a timeline step added) and those of
+/// them the kernel reports tentative now.
+pub async fn addresses_for_log(h: &crate::host::Host, log: &str) -> (Vec<IpAddr>, Vec<IpAddr>) {
+    let mut candidates: Vec<IpAddr> = h.addrs().into_iter().chain(h.link_local().map(IpAddr::V6)).collect();
+    candidates.extend(log.lines().filter(|l| l.contains("EADDRNOTAVAIL")).filter_map(diagnose::destination).map(|a| a.ip()));
+    candidates.sort_unstable();
+    candidates.dedup();
+    let seen = kernel_addresses(h, &candidates).await;
+    let mut addrs: Vec<IpAddr> = h.addrs().into_iter().chain(h.link_local().map(IpAddr::V6)).collect();
+    addrs.extend(seen.iter().map(|(a, _)| *a).filter(|a| !addrs.contains(a)).collect::<Vec<_>>());
+    (addrs, seen.into_iter().filter(|(_, t)| *t).map(|(a, _)| a).collect())
+}
+
+/// What the kernel says now about each of `candidates` on the host's lab interface: the ones
+/// it has, each with whether it is tentative (IFA_F_TENTATIVE: duplicate address detection
+/// running). Read when a service fails, so "tentative" is the kernel's word at that moment.
+pub async fn kernel_addresses(h: &crate::host::Host, candidates: &[IpAddr]) -> Vec<(IpAddr, bool)> {
+    let mut out = Vec::new();
+    for a in candidates {
+        if let Ok(Some(t)) = h.is_tentative(*a).await {
+            out.push((*a, t));
+        }
+    }
+    out
+}
+
+/// The addresses worth asking the kernel about when a service failed: the host's own, the ones
+/// its command line names, and the one its output names with its errno.
+pub fn failure_candidates(h: &crate::host::Host, argv: &[String], output: &str) -> Vec<IpAddr> {
+    let facts = diagnose::HostFacts::of(h).with_argv(argv);
+    let mut out: Vec<IpAddr> = facts.addrs.clone();
+    out.extend(facts.hints.iter().map(|(ip, _)| *ip));
+    out.extend(diagnose::from_output(output, &facts).and_then(|f| f.address));
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// For each broken-path finding (an IPv6 connect that never completed), whether the other
+/// family works when the lab can tell: the destination is a lab host with an IPv4 address, and
+/// a connect from the same host to that address and port is tried (1 s at most). The answer is
+/// added to the finding's evidence.
+pub async fn try_other_family(lab: &Lab, from: &crate::host::Host, found: &mut [diagnose::Finding]) {
+    for f in found.iter_mut().filter(|f| f.cause == crate::scenario::Cause::BrokenPath) {
+        let Some(dst) = diagnose::destination(&f.call) else { continue };
+        let Some(peer) = lab.hosts().iter().find(|h| h.ipv6().map(IpAddr::V6) == Some(dst.ip()) || h.link_local().map(IpAddr::V6) == Some(dst.ip())) else { continue };
+        let note = match peer.ipv4() {
+            None => format!("; the other family cannot help: {} has no IPv4 address", peer.name()),
+            Some(v4) => {
+                let to = std::net::SocketAddr::new(IpAddr::V4(v4), dst.port());
+                match tokio::time::timeout(Duration::from_secs(1), from.connect_tcp(to)).await {
+                    Ok(Ok(_)) => format!("; the other family works: {to} connects at once"),
+                    Ok(Err(e)) => format!("; the other family fails too: {to}: {}", crate::error::chain(&e)),
+                    Err(_) => format!("; the other family fails too: no answer from {to} within 1 s"),
+                }
+            }
+        };
+        f.call.push_str(&note);
+    }
+}
+
 /// The program a service runs: its command's first word, without its directory.
 pub fn program_of(run: &Run) -> String {
     match run {
@@ -117,7 +179,8 @@ pub fn program_of(run: &Run) -> String {
 
 /// What each service did. `started` says which started services became ready; `exits` are
 /// their exits before the trial stopped them; `listeners` what they listened on; `argv` their
-/// rendered command lines.
+/// rendered command lines; `kernel` what the kernel said about the addresses involved when one
+/// failed to start (see [`kernel_addresses`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn services(
     s: &Scenario,
@@ -128,6 +191,7 @@ pub async fn services(
     exits: &BTreeMap<String, Option<Exit>>,
     listeners: &BTreeMap<String, Vec<Listener>>,
     argv: &BTreeMap<String, Vec<String>>,
+    kernel: &BTreeMap<String, Vec<(IpAddr, bool)>>,
 ) -> Vec<ServiceReport> {
     let mut out = Vec::new();
     for def in &s.services {
@@ -152,7 +216,7 @@ pub async fn services(
                 r.cause = Some(f.cause.name().to_string());
                 r.evidence = Some(f.call);
             } else if let Some(h) = host {
-                let facts = diagnose::HostFacts::of(h).with_argv(argv.get(&def.name).map(Vec::as_slice).unwrap_or_default());
+                let facts = diagnose::HostFacts::of(h).with_argv(argv.get(&def.name).map(Vec::as_slice).unwrap_or_default()).with_kernel(kernel.get(&def.name).map(Vec::as_slice).unwrap_or_default());
                 if let Some(f) = diagnose::from_output(&p.output(), &facts) {
                     r.errno = Some(f.errno.to_string());
                     r.cause = f.cause.map(|c| c.name().to_string());

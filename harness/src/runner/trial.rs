@@ -68,7 +68,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     let staleness = t.lab.as_ref().map(|lab| staleness_rows(lab, &t.targets, &t.swaps)).unwrap_or_default();
     let (services, first_requests) = match t.lab.as_ref() {
         Some(lab) => (
-            observe::services(scenario, profile, lab, &t.procs, &t.started, &exits, &t.sockets, &t.argv).await,
+            observe::services(scenario, profile, lab, &t.procs, &t.started, &exits, &t.sockets, &t.argv, &t.kernel_addrs).await,
             observe::first_requests(scenario, lab, &t.procs, &t.targets),
         ),
         None => Default::default(),
@@ -130,6 +130,9 @@ struct Trial<'a> {
     started: BTreeMap<String, bool>,
     /// Each started service's rendered command line.
     argv: BTreeMap<String, Vec<String>>,
+    /// For each service that failed to start: what the kernel said right then about the
+    /// addresses involved (present, tentative).
+    kernel_addrs: BTreeMap<String, Vec<(std::net::IpAddr, bool)>>,
     facts: Option<Facts>,
     /// Where the lab's artifact directory goes.
     artifacts_root: Option<PathBuf>,
@@ -152,6 +155,7 @@ impl<'a> Trial<'a> {
             sockets: BTreeMap::new(),
             started: BTreeMap::new(),
             argv: BTreeMap::new(),
+            kernel_addrs: BTreeMap::new(),
             facts: None,
             artifacts_root: None,
         }
@@ -331,6 +335,11 @@ impl<'a> Trial<'a> {
             r => r,
         };
         self.started.insert(svc.name.clone(), ready.is_ok());
+        if ready.is_err() {
+            let argv = self.argv.get(&svc.name).cloned().unwrap_or_default();
+            let candidates = observe::failure_candidates(&host, &argv, &proc.output());
+            self.kernel_addrs.insert(svc.name.clone(), observe::kernel_addresses(&host, &candidates).await);
+        }
         let (passed, observed) = match (expect_start, ready) {
             (ExpectStart::Success, Ok(what)) => (true, what),
             (ExpectStart::Success, Err(e)) => (false, e),
