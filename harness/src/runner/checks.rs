@@ -36,7 +36,7 @@ pub async fn evaluate(
     targets: &BTreeMap<String, Target>,
     steps: &BTreeMap<String, Duration>,
 ) -> Vec<Indexed> {
-    let futs = s.expectations.iter().enumerate().filter(|(_, e)| e.applies_to(profile) && !is_late(&e.check)).map(|(i, e)| async move {
+    let futs = s.expectations.iter().enumerate().filter(|(_, e)| e.applies_to(profile) && !is_late(&e.check) && !crate::runner::observe::reads_output(s, &e.check)).map(|(i, e)| async move {
         let desc = e.description();
         let r = match &e.check {
             Check::Exit { service, code, success } => check_exit(procs, service, *code, *success, s.timeout).await,

@@ -169,6 +169,36 @@ pub async fn try_other_family(lab: &Lab, from: &crate::host::Host, found: &mut [
     }
 }
 
+/// Whether a check is a diagnosis of an untraced service: read from its output and the lab's
+/// facts after the trial (by [`diagnoses_from_output`]), not from its calls.
+pub fn reads_output(s: &Scenario, c: &crate::scenario::Check) -> bool {
+    matches!(c, crate::scenario::Check::Diagnosis { service, .. } if s.service(service).is_some_and(|d| !d.trace))
+}
+
+/// The `diagnosis` expectations on untraced services, checked against what their reports say
+/// (the errno their output shows, the address it names and the lab's facts), with their index
+/// in the file.
+pub fn diagnoses_from_output(s: &Scenario, profile: crate::profile::Profile, reports: &[ServiceReport]) -> Vec<crate::runner::checks::Indexed> {
+    s.expectations
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.applies_to(profile) && reads_output(s, &e.check))
+        .filter_map(|(i, e)| {
+            let crate::scenario::Check::Diagnosis { service, cause } = &e.check else { return None };
+            let r = reports.iter().find(|r| &r.name == service);
+            let (passed, observed) = match r {
+                None => (false, format!("service {service} was never started")),
+                Some(r) => match (&r.cause, &r.errno) {
+                    (Some(c), _) => (c == cause.name(), format!("{c} ({}): {}", r.errno.as_deref().unwrap_or("?"), r.evidence.as_deref().unwrap_or(""))),
+                    (None, Some(errno)) => (false, format!("its output shows {errno} but no cause follows from the lab's facts: {}", r.evidence.as_deref().unwrap_or(""))),
+                    (None, None) => (false, "its output shows no failed call with an errno".to_string()),
+                },
+            };
+            Some((i, crate::runner::report::ExpectationResult { description: e.description(), passed, observed }))
+        })
+        .collect()
+}
+
 /// The program a service runs: its command's first word, without its directory.
 pub fn program_of(run: &Run) -> String {
     match run {

@@ -57,15 +57,6 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     for p in t.procs.values() {
         p.stop(STOP_GRACE).await;
     }
-    // Output checks read the complete output, so they run after the stop; then file order.
-    if reason.is_none() {
-        let mut all = std::mem::take(&mut t.checked);
-        all.extend(checks::evaluate_late(scenario, profile, &t.procs));
-        all.sort_by_key(|(i, _)| *i);
-        t.results.extend(all.into_iter().map(|(_, r)| r));
-    }
-    let failed = reason.is_some() || t.results.iter().any(|r| !r.passed);
-    let staleness = t.lab.as_ref().map(|lab| staleness_rows(lab, &t.targets, &t.swaps)).unwrap_or_default();
     let (services, first_requests) = match t.lab.as_ref() {
         Some(lab) => (
             observe::services(scenario, profile, lab, &t.procs, &t.started, &exits, &t.sockets, &t.argv, &t.kernel_addrs).await,
@@ -73,6 +64,16 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         ),
         None => Default::default(),
     };
+    // Output checks read the complete output, so they run after the stop; then file order.
+    if reason.is_none() {
+        let mut all = std::mem::take(&mut t.checked);
+        all.extend(checks::evaluate_late(scenario, profile, &t.procs));
+        all.extend(observe::diagnoses_from_output(scenario, profile, &services));
+        all.sort_by_key(|(i, _)| *i);
+        t.results.extend(all.into_iter().map(|(_, r)| r));
+    }
+    let failed = reason.is_some() || t.results.iter().any(|r| !r.passed);
+    let staleness = t.lab.as_ref().map(|lab| staleness_rows(lab, &t.targets, &t.swaps)).unwrap_or_default();
     let mut artifacts = None;
     if let Some(lab) = t.lab.take() {
         write_facts(&lab, scenario, profile, name, &t.results, &services, &first_requests, &t.facts);
