@@ -230,9 +230,10 @@ pub fn build(trials: &[PlannedTrial], results: &[TrialResult]) -> Matrix {
         let row = match rows.iter().position(|row| row.program == label) {
             Some(i) => i,
             None => {
-                let version = match &program {
-                    Some(p) => requirements::versions(t.scenario.requires.iter().filter(|r| &r.program == p).cloned().collect::<Vec<_>>().as_slice()).remove(p).unwrap_or_default(),
-                    None => "unknown".into(),
+                let version = match (&program, t.scenario.program.as_ref().and_then(|p| p.version.as_ref())) {
+                    (_, Some(cmd)) => requirements::command_version(cmd),
+                    (Some(p), None) => requirements::versions(t.scenario.requires.iter().filter(|r| &r.program == p).cloned().collect::<Vec<_>>().as_slice()).remove(p).unwrap_or_default(),
+                    (None, None) => "unknown".into(),
                 };
                 rows.push(Row { program: label, version, cases: Vec::new() });
                 rows.len() - 1
@@ -511,6 +512,14 @@ mod tests {
             artifacts: None,
         };
         assert_eq!(cell_lines(&c)[1], "curl -> web: first request 0.204 s after its DNS query over IPv4");
+    }
+
+    #[test]
+    fn a_program_off_path_gets_its_version_from_its_own_command() {
+        let s = crate::scenario::parse_str(Path::new("x.toml"), "description = \"d\"\nprogram = { name = \"postgres\", version = [\"sh\", \"-c\", \"echo 'postgres (PostgreSQL) 15.18'\"] }\n[hosts.a]\n").unwrap();
+        assert_eq!(s.program_under_test(), Some("postgres"));
+        let cmd = s.program.as_ref().and_then(|p| p.version.clone()).unwrap();
+        assert_eq!(requirements::command_version(&cmd), "15.18.0");
     }
 
     #[test]
