@@ -75,6 +75,13 @@ enum Cmd {
         /// How many trials run at once.
         #[arg(long, short = 'j', default_value_t = 8)]
         jobs: usize,
+        /// Where the trials' artifacts go (every one is kept: the matrix links to them).
+        /// Default: a fresh `matrix-<time>` folder under the artifact root.
+        #[arg(long, value_name = "DIR")]
+        artifacts: Option<PathBuf>,
+        /// Fail trials whose required programs are missing instead of ignoring them.
+        #[arg(long, env = "NSLAB_REQUIRE_ALL", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+        require_all: bool,
     },
     /// List the trials scenarios make, one name per line.
     List {
@@ -335,7 +342,7 @@ fn main() -> ExitCode {
             }
             code
         }
-        Cmd::Matrix { paths, profiles, format, output, jobs } => {
+        Cmd::Matrix { paths, profiles, format, output, jobs, artifacts, require_all } => {
             let (trials, errors) = runner::collect(&paths, &profiles);
             for e in &errors {
                 eprintln!("{e}");
@@ -350,7 +357,11 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let opts = RunOptions { keep: true, artifacts_root: None, require_all: false };
+            let root = artifacts.unwrap_or_else(|| {
+                let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+                nslab::spec::default_artifacts_root().join(format!("matrix-{secs}"))
+            });
+            let opts = RunOptions { keep: true, artifacts_root: Some(root.clone()), require_all };
             eprintln!("running {} trial(s), {} at a time", trials.len(), jobs.max(1));
             let pb = progress(trials.len());
             let results = rt.block_on(runner::run_all(&trials, &opts, jobs, |r| {
@@ -364,6 +375,10 @@ fn main() -> ExitCode {
                 _ => runner::matrix::Format::Markdown,
             };
             let text = runner::matrix::render(&runner::matrix::build(&trials, &results), fmt);
+            let failed = results.iter().filter(|r| r.outcome == Outcome::Failed).count();
+            if results.iter().any(|r| r.artifacts.is_some()) {
+                eprintln!("artifacts kept under {}", root.display());
+            }
             match output {
                 Some(p) => {
                     if let Err(e) = std::fs::write(&p, text) {
@@ -374,7 +389,12 @@ fn main() -> ExitCode {
                 }
                 None => print!("{text}"),
             }
-            ExitCode::SUCCESS
+            if failed > 0 {
+                eprintln!("nslab: {failed} trial(s) failed: their tests did not hold (the matrix says which)");
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Cmd::Doctor => {
             let checks = nslab::doctor::run();

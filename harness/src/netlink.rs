@@ -196,7 +196,13 @@ impl Netlink {
     /// Whether `addr` on `index` is still tentative (duplicate address detection running).
     pub(crate) async fn is_tentative(&self, index: u32, addr: IpAddr) -> NlResult<Option<bool>> {
         let mut list = self.handle.address().get().set_link_index_filter(index).set_address_filter(addr).execute();
-        let Some(msg) = list.try_next().await? else { return Ok(None) };
+        // Read the dump to its end: a stream dropped early leaves the rest of the kernel's answer
+        // undeliverable (netlink-proto then warns "failed to forward response back to the handle").
+        let mut first = None;
+        while let Some(msg) = list.try_next().await? {
+            first.get_or_insert(msg);
+        }
+        let Some(msg) = first else { return Ok(None) };
         let flags = msg.attributes.iter().find_map(|a| match a {
             AddressAttribute::Flags(f) => Some(*f),
             _ => None,

@@ -57,7 +57,7 @@ pub async fn evaluate(
     steps: &BTreeMap<String, Duration>,
     deadline: tokio::time::Instant,
 ) -> Vec<Indexed> {
-    let futs = s.expectations.iter().enumerate().filter(|(_, e)| e.applies_to(profile) && !is_late(&e.check)).map(|(i, e)| async move {
+    let futs = s.expectations.iter().enumerate().filter(|(_, e)| e.applies_to(profile) && !is_late(&e.check) && !crate::runner::observe::reads_output(s, &e.check)).map(|(i, e)| async move {
         let desc = e.description();
         let check = async { match &e.check {
             Check::Exit { service, code, success } => check_exit(procs, service, *code, *success, s.timeout).await,
@@ -250,8 +250,10 @@ pub async fn findings(lab: &Lab, host: &str, p: &Process) -> Result<Vec<crate::r
     let h = lab.host(host).map_err(|e| e.to_string())?;
     let path = lab.artifacts().join("services").join(p.name()).join("strace.log");
     let log = std::fs::read_to_string(&path).map_err(|e| format!("no call log at {}: {e}", path.display()))?;
-    let addrs: Vec<IpAddr> = h.addrs().into_iter().chain(h.link_local().map(IpAddr::V6)).collect();
-    Ok(crate::runner::diagnose::diagnose(&log, &addrs))
+    let (addrs, tentative) = crate::runner::observe::addresses_for_log(h, &log).await;
+    let mut found = crate::runner::diagnose::diagnose_with(&log, &addrs, &tentative);
+    crate::runner::observe::try_other_family(lab, h, &mut found).await;
+    Ok(found)
 }
 
 async fn diagnosis(s: &Scenario, lab: &Lab, procs: &BTreeMap<String, Process>, service: &str, want: crate::scenario::Cause) -> Result<String, String> {

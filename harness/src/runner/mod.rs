@@ -4,6 +4,7 @@ pub mod checks;
 pub mod context;
 pub mod diagnose;
 pub mod matrix;
+pub mod observe;
 pub mod report;
 pub mod requirements;
 pub mod resolved;

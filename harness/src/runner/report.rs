@@ -93,6 +93,12 @@ pub struct TrialResult {
     /// The timeline picture (requests to each target over time), when kept and drawn.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<PathBuf>,
+    /// What each service did: started or not, exit, errno and cause, listeners (structured).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<crate::runner::observe::ServiceReport>,
+    /// Each client's first request to each target: when and over which family.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub first_requests: Vec<crate::runner::observe::FirstRequest>,
 }
 
 impl TrialResult {
@@ -110,6 +116,8 @@ impl TrialResult {
             artifacts: None,
             staleness: Vec::new(),
             timeline: None,
+            services: Vec::new(),
+            first_requests: Vec::new(),
         }
     }
 

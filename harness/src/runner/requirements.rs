@@ -65,6 +65,20 @@ fn run_bounded(program: &str, args: &[String], limit: Duration) -> (String, Stri
     }
 }
 
+/// The version a command prints (on standard output or error), such as a program's own
+/// `--version`: `"missing"` when it cannot run, `"present (version unknown)"` when it prints none.
+pub fn command_version(argv: &[String]) -> String {
+    let Some((program, args)) = argv.split_first() else { return "unknown".into() };
+    let (out, err) = run_bounded(program, args, Duration::from_secs(10));
+    if out.is_empty() && err.is_empty() {
+        return "missing".into();
+    }
+    match extract_version(&format!("{out}\n{err}")) {
+        Some(v) => v.to_string(),
+        None => "present (version unknown)".into(),
+    }
+}
+
 /// Why the requirements are not met, or `None` when they are.
 pub fn unmet(reqs: &[Requirement]) -> Option<String> {
     let mut why = Vec::new();

@@ -11,6 +11,7 @@ use crate::lab::Lab;
 use crate::process::{Command, Process};
 use crate::profile::Profile;
 use crate::runner::checks;
+use crate::runner::observe::{self, FirstRequest, ServiceReport};
 use crate::runner::context::{self, Facts};
 use crate::runner::report::{ExpectationResult, Outcome, StaleRow, TrialResult};
 use crate::runner::requirements;
@@ -40,16 +41,27 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         return TrialResult::early(name.into(), &scenario.path, profile.name(), outcome, why, started.elapsed());
     }
     let mut t = Trial::new(scenario, profile);
+    t.artifacts_root = opts.artifacts_root.clone();
     let deadline = tokio::time::Instant::now() + scenario.timeout;
     let mut reason = t.run(deadline).await.err();
+    // How each service ended on its own, before the stop below ends the rest.
+    let exits: BTreeMap<String, Option<crate::process::Exit>> = t.procs.iter().map(|(n, p)| (n.clone(), p.exit())).collect();
     // Whatever happened, stop what still runs so the output is complete for reading.
     for p in t.procs.values() {
         p.stop(STOP_GRACE).await;
     }
+    let (services, first_requests) = match t.lab.as_ref() {
+        Some(lab) => (
+            observe::services(scenario, profile, lab, &t.procs, &t.started, &exits, &t.sockets, &t.argv, &t.kernel_addrs).await,
+            observe::first_requests(scenario, lab, &t.procs, &t.targets),
+        ),
+        None => Default::default(),
+    };
     // Output checks read the complete output, so they run after the stop; expectations the
     // trial never reached are reported undecided with the reason; then file order.
     let mut all = std::mem::take(&mut t.checked);
     all.extend(checks::evaluate_late(scenario, profile, &t.procs, reason.as_deref()));
+    all.extend(observe::diagnoses_from_output(scenario, profile, &services));
     if let Some(why) = &reason {
         all.extend(checks::undecided(scenario, profile, &all, why));
     }
@@ -62,7 +74,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     let staleness = t.lab.as_ref().map(|lab| staleness_rows(lab, &t.targets, &t.swaps)).unwrap_or_default();
     let mut artifacts = None;
     if let Some(lab) = t.lab.take() {
-        write_facts(&lab, scenario, profile, name, &t.results, &t.facts);
+        write_facts(&lab, scenario, profile, name, &t.results, &services, &first_requests, &t.facts);
         write_targets(&lab, &t.targets, &t.dns_steps);
         if failed || opts.keep {
             lab.keep_artifacts();
@@ -86,6 +98,8 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         staleness,
         timeline: artifacts.as_ref().map(|a| a.join("timeline.svg")).filter(|p| p.exists()),
         artifacts,
+        services,
+        first_requests,
     }
 }
 
@@ -106,9 +120,21 @@ struct Trial<'a> {
     results: Vec<ExpectationResult>,
     /// Expectations checked while the lab ran, with their index in the file.
     checked: Vec<checks::Indexed>,
-    /// The listener report: what each running service listened on after the timeline.
+    /// The listener report: what each service listened on after the timeline (nothing for
+    /// those that had exited).
     listeners: BTreeMap<String, Vec<String>>,
+    /// The same, as the kernel reported the sockets.
+    sockets: BTreeMap<String, Vec<crate::listeners::Listener>>,
+    /// Whether each started service became ready.
+    started: BTreeMap<String, bool>,
+    /// Each started service's rendered command line.
+    argv: BTreeMap<String, Vec<String>>,
+    /// For each service that failed to start: what the kernel said right then about the
+    /// addresses involved (present, tentative).
+    kernel_addrs: BTreeMap<String, Vec<(std::net::IpAddr, bool)>>,
     facts: Option<Facts>,
+    /// Where the lab's artifact directory goes.
+    artifacts_root: Option<PathBuf>,
 }
 
 impl<'a> Trial<'a> {
@@ -125,7 +151,12 @@ impl<'a> Trial<'a> {
             results: Vec::new(),
             checked: Vec::new(),
             listeners: BTreeMap::new(),
+            sockets: BTreeMap::new(),
+            started: BTreeMap::new(),
+            argv: BTreeMap::new(),
+            kernel_addrs: BTreeMap::new(),
             facts: None,
+            artifacts_root: None,
         }
     }
 
@@ -134,9 +165,12 @@ impl<'a> Trial<'a> {
     async fn run(&mut self, deadline: tokio::time::Instant) -> Result<(), String> {
         let timeout = self.scenario.timeout;
         let ran_out = |during: &str| format!("the scenario did not finish within its timeout of {timeout:?} ({during})");
-        tokio::time::timeout_at(deadline, self.setup(trial_root(self.scenario))).await.map_err(|_| ran_out("while the lab and its services started"))??;
+        tokio::time::timeout_at(deadline, self.setup(trial_root(self.scenario, self.artifacts_root.as_deref())))
+            .await
+            .map_err(|_| ran_out("while the lab and its services started"))??;
         tokio::time::timeout_at(deadline, self.timeline()).await.map_err(|_| ran_out("while the timeline played"))??;
-        self.listeners = tokio::time::timeout_at(deadline, self.listener_report()).await.unwrap_or_default();
+        self.sockets = tokio::time::timeout_at(deadline, self.listener_report()).await.unwrap_or_default();
+        self.listeners = self.sockets.iter().map(|(n, ls)| (n.clone(), ls.iter().map(|l| l.to_string()).collect())).collect();
         let lab = self.lab.as_ref().expect("built above");
         self.checked = checks::evaluate(self.scenario, self.profile, lab, &self.procs, &self.targets, &self.steps, deadline).await;
         Ok(())
@@ -215,15 +249,19 @@ impl<'a> Trial<'a> {
         Ok(())
     }
 
-    /// What each running service listens on, read from the kernel.
-    async fn listener_report(&self) -> BTreeMap<String, Vec<String>> {
+    /// What each service listens on, read from the kernel (nothing for those that exited).
+    async fn listener_report(&self) -> BTreeMap<String, Vec<crate::listeners::Listener>> {
         let mut out = BTreeMap::new();
-        for (name, p) in self.procs.iter().filter(|(_, p)| p.exit().is_none()) {
+        for (name, p) in &self.procs {
+            if p.exit().is_some() {
+                out.insert(name.clone(), Vec::new());
+                continue;
+            }
             let Some(def) = self.scenario.service(name) else { continue };
             let Ok(host) = self.host(&def.host) else { continue };
             let Ok(all) = host.listeners().await else { continue };
             let mine = p.socket_inodes();
-            out.insert(name.clone(), all.iter().filter(|l| mine.contains(&l.inode)).map(|l| l.to_string()).collect());
+            out.insert(name.clone(), all.into_iter().filter(|l| mine.contains(&l.inode)).collect());
         }
         out
     }
@@ -259,6 +297,7 @@ impl<'a> Trial<'a> {
             Run::Command(argv) => argv.iter().map(render).collect::<Result<Vec<_>, _>>()?,
             Run::Shell(script) => vec!["sh".into(), "-c".into(), render(script)?],
         };
+        self.argv.insert(svc.name.clone(), argv.clone());
         let argv = if svc.trace {
             // Its socket calls, for the diagnosis of a failed bind or connect.
             let log = dir.join("strace.log").display().to_string();
@@ -304,6 +343,12 @@ impl<'a> Trial<'a> {
             },
             r => r,
         };
+        self.started.insert(svc.name.clone(), ready.is_ok());
+        if ready.is_err() {
+            let argv = self.argv.get(&svc.name).cloned().unwrap_or_default();
+            let candidates = observe::failure_candidates(&host, &argv, &proc.output());
+            self.kernel_addrs.insert(svc.name.clone(), observe::kernel_addresses(&host, &candidates).await);
+        }
         let (passed, observed) = match (expect_start, ready) {
             (ExpectStart::Success, Ok(what)) => (true, what),
             (ExpectStart::Success, Err(e)) => (false, e),
@@ -562,8 +607,8 @@ async fn sleep_until(lab: &Lab, at: Duration) {
 }
 
 /// The artifact root of a trial: `<root>/<folder>/<scenario>` so kept runs are easy to find.
-fn trial_root(s: &Scenario) -> Option<PathBuf> {
-    let root = crate::spec::default_artifacts_root();
+fn trial_root(s: &Scenario, root: Option<&Path>) -> Option<PathBuf> {
+    let root = root.map(Path::to_path_buf).unwrap_or_else(crate::spec::default_artifacts_root);
     let stem = s.path.file_stem()?.to_string_lossy().into_owned();
     let folder = s.path.parent().and_then(Path::file_name).map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     Some(root.join(folder).join(stem))
@@ -649,7 +694,8 @@ fn write_targets(lab: &Lab, targets: &BTreeMap<String, Target>, dns_steps: &[(St
 }
 
 /// Writes the environment facts, the resolved scenario and the results into the artifacts.
-fn write_facts(lab: &Lab, s: &Scenario, profile: Profile, name: &str, results: &[ExpectationResult], facts: &Option<Facts>) {
+#[allow(clippy::too_many_arguments)]
+fn write_facts(lab: &Lab, s: &Scenario, profile: Profile, name: &str, results: &[ExpectationResult], reports: &[ServiceReport], first_requests: &[FirstRequest], facts: &Option<Facts>) {
     let uname = nix::sys::utsname::uname().ok();
     let env = serde_json::json!({
         "trial": name,
@@ -665,5 +711,6 @@ fn write_facts(lab: &Lab, s: &Scenario, profile: Profile, name: &str, results: &
     if let Err(e) = crate::runner::resolved::Resolved::of(lab, s, profile, facts.as_ref()).write(dir) {
         tracing::warn!(error = %e, "cannot write scenario.resolved.json");
     }
-    let _ = std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(results).unwrap_or_default());
+    let results = serde_json::json!({"expectations": results, "services": reports, "first_requests": first_requests});
+    let _ = std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&results).unwrap_or_default());
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use toml::de::DeTable;
+use toml::de::{DeTable, DeValue};
 
 use super::decode::{check_unique, Doc, Result, Table};
 use super::dns::{decode_dns, DnsDef};
@@ -26,7 +26,7 @@ pub const MAX_FILE_SIZE: u64 = 1 << 20;
 /// How long a trial may run unless `timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-const TOP_KEYS: &[&str] = &["description", "profiles", "timeout", "requires", "hosts", "dns", "targets", "services", "timeline", "expect"];
+const TOP_KEYS: &[&str] = &["description", "program", "profiles", "timeout", "requires", "hosts", "dns", "targets", "services", "timeline", "expect"];
 
 /// A loaded, validated scenario: every name it refers to exists, every value parsed.
 #[derive(Debug, Clone)]
@@ -41,6 +41,9 @@ pub struct Scenario {
     pub timeout: Duration,
     /// Programs it needs, in file order.
     pub requires: Vec<Requirement>,
+    /// The program under test, when `program` names it: the row of the compatibility matrix it
+    /// belongs to.
+    pub program: Option<ProgramDef>,
     /// Its hosts, in file order.
     pub hosts: Vec<HostDef>,
     /// The lab DNS server, when the scenario has a `[dns]` table.
@@ -55,7 +58,22 @@ pub struct Scenario {
     pub expectations: Vec<Expectation>,
 }
 
+/// The program under test, as `program` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramDef {
+    /// Its name (`nginx`, `postgres`).
+    pub name: String,
+    /// A command that prints its version, for a program that is not in `[requires]` (a server
+    /// off PATH such as `/usr/lib/postgresql/15/bin/postgres`); `None`: its `[requires]` probe.
+    pub version: Option<Vec<String>>,
+}
+
 impl Scenario {
+    /// The program under test: `program`, or else the first program of `[requires]`.
+    pub fn program_under_test(&self) -> Option<&str> {
+        self.program.as_ref().map(|p| p.name.as_str()).or_else(|| self.requires.first().map(|r| r.program.as_str()))
+    }
+
     /// The profiles of its trials, in the order given.
     pub fn trials(&self) -> &[Profile] {
         &self.profiles
@@ -192,6 +210,29 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
             requires.push(Requirement { program: k.value, version });
         }
     }
+    let program = match t.take("program") {
+        None => None,
+        Some(v) if !matches!(v.get_ref(), DeValue::String(_)) => {
+            const EXAMPLE: &str = "a program of [requires] such as \"nginx\", or a table such as { name = \"postgres\", version = [\"/usr/lib/postgresql/15/bin/postgres\", \"--version\"] }";
+            let mut pt = Table::new(doc, "program", v, EXAMPLE)?;
+            pt.check_keys(&["name", "version"])?;
+            let name = pt.req_str("name", "\"postgres\"")?;
+            let version = match pt.str_list("version", "a command such as [\"postgres\", \"--version\"]")? {
+                None => return Err(pt.missing("version", "[\"/usr/lib/postgresql/15/bin/postgres\", \"--version\"]")),
+                Some((span, l)) if l.is_empty() => return Err(pt.bad("version", &span, "the command is empty; expected a program and its arguments")),
+                Some((_, l)) => l.into_iter().map(|s| s.value).collect(),
+            };
+            Some(ProgramDef { name: name.value, version: Some(version) })
+        }
+        Some(v) => match t.as_str("program", v, "a string")? {
+        p if requires.iter().any(|r| r.program == p.value) => Some(ProgramDef { name: p.value, version: None }),
+        p => {
+            let names: Vec<&str> = requires.iter().map(|r| r.program.as_str()).collect();
+            let expected = if names.is_empty() { "a program declared in [requires] (none is)".to_string() } else { format!("one of the programs in [requires]: {}", names.join(", ")) };
+            return Err(t.bad("program", &p.span, format!("{:?} is not in [requires]; expected {expected}, whose version the matrix shows", p.value)));
+        }
+        },
+    };
     let hosts = match t.take("hosts") {
         Some(v) => decode_hosts(doc, v)?,
         None => Vec::new(),
@@ -225,7 +266,7 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
     let timeline = decode_timeline(doc, steps, &mut known)?;
     let items = t.tables("expect", "an array of expectations, written [[expect]]")?;
     let expectations = decode_expectations(doc, items, &known)?;
-    Ok(Scenario { path: doc.file.to_path_buf(), description: description.value, profiles, timeout, requires, hosts, dns, targets, services, timeline, expectations })
+    Ok(Scenario { path: doc.file.to_path_buf(), description: description.value, profiles, timeout, requires, program, hosts, dns, targets, services, timeline, expectations })
 }
 
 /// A scenario file found by [`discover`], with the base name of its trials.

@@ -37,7 +37,7 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{line_col, Location, ScenarioError};
 pub use expect::{Anchor, Cause, Check, ConnectFamily, ConnectResult, Expectation, ListenTarget, OutputStream, StaleCause, DEFAULT_CONNECT_TIMEOUT};
 pub use hosts::HostDef;
-pub use load::{discover, load, parse_str, Scenario, ScenarioFile, DEFAULT_TIMEOUT, MAX_FILE_SIZE};
+pub use load::{discover, load, parse_str, ProgramDef, Scenario, ScenarioFile, DEFAULT_TIMEOUT, MAX_FILE_SIZE};
 pub use requires::{extract_version, version_probe, Probe, ProbeStream, Requirement, Version, VersionConstraint};
 pub use target::{TargetDef, TargetKind};
 pub use service::{Condition, ExpectStart, FileContent, FileDef, Run, ServiceDef, DEFAULT_READY_TIMEOUT};

@@ -1,0 +1,151 @@
+//! `nslab matrix` through the command itself, on two small scenarios: rows are the programs
+//! under test, a cell keeps "the test held" apart from "the program worked", names the errno
+//! and cause of a failed start without strace, the listeners and the time to the first request
+//! with its family, links its kept artifacts, and the exit code says a test did not hold.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use libtest_mimic::Arguments;
+use nslab_tests::{ensure, trial_requiring};
+
+fn main() -> std::process::ExitCode {
+    nslab_tests::enter_rootless();
+    let mut args = Arguments::from_args();
+    args.test_threads = Some(1);
+    let trials = vec![trial_requiring("matrix/md-and-json-from-two-scenarios", &["python3", "curl"], md_and_json)];
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// The `nslab` binary of this build, built when missing.
+fn nslab_bin() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let profile_dir = exe.parent().and_then(Path::parent).ok_or("no target directory")?;
+    let bin = profile_dir.join("nslab");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo).args(["build", "-q", "-p", "nslab", "--bin", "nslab"]).status().map_err(|e| format!("cargo build: {e}"))?;
+        ensure!(st.success(), "cargo build -p nslab failed: {st}");
+    }
+    Ok(bin)
+}
+
+const BIND: &str = r#"description = "python3 http.server bound to ::1. It cannot start where the host has no IPv6."
+program = "python3"
+profiles = ["ipv4-only", "dual-stack"]
+timeout = "20s"
+
+[requires]
+python3 = "*"
+
+[hosts.server]
+
+[services.web]
+host = "server"
+command = ["python3", "-m", "http.server", "8000", "--bind", "::1"]
+ready = { listening = "tcp:[::1]:8000" }
+expect_start = { ipv4-only = "failure", default = "success" }
+
+[[expect]]
+kind = "connect"
+profiles = ["dual-stack"]
+from = "server"
+to = "[::1]:8000"
+result = "ok"
+"#;
+
+const FETCH: &str = r#"description = "curl fetches from a dual-stack server by name. The exit code expected is wrong on purpose."
+profiles = ["dual-stack"]
+timeout = "20s"
+
+[requires]
+curl = "*"
+
+[hosts.server]
+[hosts.client]
+
+[dns]
+[[dns.zones]]
+origin = "example.test"
+records = [{ name = "app", host = "server", ttl = 60 }]
+
+[targets.web]
+host = "server"
+port = 8080
+
+[services.curl]
+host = "client"
+command = ["curl", "-sS", "--max-time", "5", "http://app.example.test:8080/"]
+ready = { exit = true }
+
+[[expect]]
+name = "deliberately wrong: curl exits 7"
+kind = "exit"
+service = "curl"
+code = 7
+"#;
+
+fn run(bin: &Path, dir: &Path, format: &str) -> Result<(Output, String), String> {
+    let art = dir.join(format!("artifacts-{format}"));
+    let out = Command::new(bin)
+        .args(["matrix", "--format", format, "--artifacts"])
+        .arg(&art)
+        .arg(dir.join("scenarios"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("nslab matrix: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure!(out.status.code() == Some(1), "nslab matrix exits 1 when a test did not hold; got {}:\n{stderr}", out.status);
+    ensure!(stderr.contains(&format!("artifacts kept under {}", art.display())), "the artifact root is printed:\n{stderr}");
+    Ok((out, stderr))
+}
+
+async fn md_and_json() -> Result<(), String> {
+    let bin = nslab_bin()?;
+    let dir = tempfile::Builder::new().prefix("nslab-matrix-").tempdir().map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir.path().join("scenarios")).map_err(|e| e.to_string())?;
+    std::fs::write(dir.path().join("scenarios/bind.toml"), BIND).map_err(|e| e.to_string())?;
+    std::fs::write(dir.path().join("scenarios/fetch.toml"), FETCH).map_err(|e| e.to_string())?;
+
+    let (out, stderr) = run(&bin, dir.path(), "json")?;
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("JSON: {e}\n{stderr}"))?;
+    ensure!(m["schema"] == 2, "schema 2: {m}");
+    ensure!(m["profiles"] == serde_json::json!(["ipv4-only", "dual-stack"]), "columns are profiles: {}", m["profiles"]);
+    let row = |p: &str| m["rows"].as_array().and_then(|rows| rows.iter().find(|r| r["program"] == p)).cloned().ok_or_else(|| format!("no row for {p}: {m}"));
+    let py = row("python3")?;
+    ensure!(py["version"].as_str().is_some_and(|v| v.starts_with("3.")), "python3's version is detected: {}", py["version"]);
+    let v4 = &py["cases"][0]["cells"]["ipv4-only"];
+    ensure!(v4["test"] == "passed" && v4["program"] == "fails", "on ipv4-only the test holds and the program fails: {v4}");
+    let web = &v4["services"][0];
+    ensure!(web["started"] == false && web["errno"] == "EADDRNOTAVAIL" && web["cause"] == "address-not-on-host", "the failed start has its errno and cause: {web}");
+    ensure!(web["evidence"].as_str().is_some_and(|e| e.contains("[Errno 99]") && e.contains("no IPv6 address")), "with the output line and the lab fact: {web}");
+    let art = v4["artifacts"].as_str().ok_or_else(|| format!("no artifacts: {v4}"))?;
+    ensure!(Path::new(art).join("results.json").is_file(), "the linked artifacts are kept: {art}");
+    let ds = &py["cases"][0]["cells"]["dual-stack"];
+    ensure!(ds["test"] == "passed" && ds["program"] == "works", "on dual-stack it works: {ds}");
+    ensure!(ds["services"][0]["listens_families"] == serde_json::json!(["ipv6"]), "it takes IPv6 peers only: {ds}");
+    ensure!(ds["reachable"][0]["result"] == "ok", "and is reachable: {ds}");
+
+    let curl = row("curl")?;
+    let c = &curl["cases"][0]["cells"]["dual-stack"];
+    ensure!(c["test"] == "failed" && c["program"] == "works", "a test that did not hold is not a broken program: {c}");
+    let fr = &c["first_requests"][0];
+    ensure!(fr["target"] == "web" && fr["family"] == "ipv6", "curl reaches the target over IPv6 first on dual-stack: {c}");
+    ensure!(fr["after_dns_query_s"].as_f64().is_some_and(|s| s < 2.0), "time to connect is measured from its DNS query: {fr}");
+
+    let (out, stderr) = run(&bin, dir.path(), "md")?;
+    let md = String::from_utf8_lossy(&out.stdout);
+    ensure!(md.starts_with("| program | case | ipv4-only | dual-stack |\n"), "markdown header:\n{md}\n{stderr}");
+    for want in [
+        "| **python3** 3.",
+        "✅ test held; program fails<br>web: fails to start, EADDRNOTAVAIL (address-not-on-host)",
+        "❌ test failed; program works",
+        " over IPv6",
+        "server -> [::1]:8000: reachable",
+        "[artifacts](file://",
+    ] {
+        ensure!(md.contains(want), "the markdown has {want:?}:\n{md}");
+    }
+    Ok(())
+}
