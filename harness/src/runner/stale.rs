@@ -402,9 +402,16 @@ pub fn document(lanes: &[(String, Vec<RequestRecord>)], marks: &[Mark], end: Dur
                 .set("stroke", color)
                 .set("stroke-dasharray", dash),
         );
+        // Near the right edge the label goes to the left of its line, inside the picture.
+        let (lx, anchor) = if mx > left + width - 100.0 {
+            (mx - 3.0, "end")
+        } else {
+            (mx + 3.0, "start")
+        };
         doc = doc.add(
             Text::new(m.name.clone())
-                .set("x", mx + 3.0)
+                .set("x", lx)
+                .set("text-anchor", anchor)
                 .set("y", top - 18.0)
                 .set("fill", color),
         );
