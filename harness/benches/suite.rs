@@ -14,7 +14,7 @@
 //!
 //! Run as root: `cargo bench -p nslab --bench suite`. Environment: `NSLAB_BENCH_JOBS` (trials
 //! at once, default 8 like `nslab run`), `NSLAB_BENCH_RUNS` (whole-suite runs, default 1),
-//! `NSLAB_BENCH_PATH` (scenario folder or file, default `scenarios/`),
+//! `NSLAB_BENCH_PATH` (scenario folder or file, relative to the workspace; default `scenarios/`),
 //! `NSLAB_BENCH_JSON` (default `target/nslab-bench/suite.json`). Trials whose programs are missing
 //! are ignored, as under `nslab run`, and counted. It never fails on timing; it fails when a trial
 //! fails, since a failing suite's times mean little.
@@ -47,7 +47,8 @@ fn run() -> Result<()> {
     }
     let jobs: usize = env_or("NSLAB_BENCH_JOBS", "8")?;
     let runs: usize = env_or("NSLAB_BENCH_RUNS", "1")?;
-    let path = std::env::var_os("NSLAB_BENCH_PATH").map(PathBuf::from).unwrap_or_else(|| workspace().join("scenarios"));
+    // Relative to the workspace: cargo runs benches in harness/.
+    let path = workspace().join(std::env::var_os("NSLAB_BENCH_PATH").map(PathBuf::from).unwrap_or_else(|| "scenarios".into()));
     let trivial_runs: usize = env_or("NSLAB_BENCH_TRIVIAL", "5")?;
     let (trials, errors) = runner::collect(std::slice::from_ref(&path), &[]);
     if !errors.is_empty() {
