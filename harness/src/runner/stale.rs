@@ -16,9 +16,10 @@ use crate::runner::target::{RequestRecord, Target};
 use crate::scenario::{StaleCause, StaleCounts};
 
 /// How much later than a query that brought the new answer a connection to the old target must
-/// open to count against the client: log targets time a connection by the arrival of its log
-/// line, a few milliseconds after the accept.
-const ANSWER_SLACK: Duration = Duration::from_millis(100);
+/// open to count against the client (`application-cache`): a program that re-reads its
+/// configuration (nginx's reload) resolves in its new workers while the old ones finish what
+/// they hold, for a few hundred milliseconds; a cache of the application's own lasts longer.
+const ANSWER_SLACK: Duration = Duration::from_secs(1);
 
 /// What one client did around one DNS change.
 #[derive(Debug, Clone, Default)]
@@ -639,7 +640,10 @@ mod tests {
         let old = [req(3500, 2, 3490), req(4500, 3, 4490)];
         let st = run(&old, &[], &[query(3200, "green", 2, 2)]);
         assert_eq!(st.cause, StaleCause::ApplicationCache);
-        assert_eq!(st.new_connections_after_new_answer, 2);
+        assert_eq!(
+            st.new_connections_after_new_answer, 1,
+            "the one 0.29 s after the answer is within the slack"
+        );
     }
 
     #[test]

@@ -214,8 +214,8 @@ pub enum StaleCause {
     /// Both: requests on connections opened before the change and new connections to the
     /// old address after it.
     Mixed,
-    /// New connections to the old address after the client had asked again and been answered
-    /// with the new target: a cache of the application's own, not the resolver's.
+    /// New connections to the old address more than a second after the client had asked again
+    /// and been answered with the new target: a cache of the application's own, not the resolver's.
     ApplicationCache,
     /// Not known: the target's log does not say which connection a request came on.
     Unknown,
