@@ -161,9 +161,21 @@ pub fn analyse_records(
         .collect();
     let last_old = old_reqs.iter().map(|r| r.at()).max();
     let first_new = new_reqs.iter().map(|r| r.at()).min();
+    // Pinned: reused, on a connection that had carried a request before the change. One opened
+    // before the change whose first request came after it was only in flight at the swap.
+    let used_before: BTreeSet<u64> = old
+        .1
+        .iter()
+        .filter(|r| r.at() <= step_at && r.conn != 0 && client.contains(&r.client.ip()))
+        .map(|r| r.conn)
+        .collect();
     let pinned_requests = old_reqs
         .iter()
-        .filter(|r| r.conn != 0 && r.conn_at() <= step_at)
+        .filter(|r| used_before.contains(&r.conn))
+        .count();
+    let in_flight = old_reqs
+        .iter()
+        .filter(|r| r.conn != 0 && r.conn_at() <= step_at && !used_before.contains(&r.conn))
         .count();
     // Each connection once, wherever its requests fall in the log.
     let fresh: BTreeSet<(u64, Duration)> = old_reqs
@@ -215,7 +227,7 @@ pub fn analyse_records(
         .map(|e| e.answers.clone())
         .unwrap_or_default();
     let ttl = answer_before.iter().filter_map(|a| ttl_of(a)).min();
-    let cause = if old_reqs.is_empty() {
+    let cause = if old_reqs.len() == in_flight {
         StaleCause::None
     } else if old_reqs.iter().any(|r| r.conn == 0) {
         StaleCause::Unknown
@@ -617,9 +629,29 @@ mod tests {
     }
 
     #[test]
+    fn a_request_in_flight_at_the_change_is_not_pinning() {
+        // Connection 1 opened 5 ms before the change, its only request 10 ms after it; then the
+        // cache keeps the client on blue with new connections.
+        let old = [
+            req(2750, 9, 2745),
+            req(3010, 1, 2995),
+            req(3250, 2, 3245),
+            req(3500, 3, 3495),
+        ];
+        let st = run(&old, &[req(3750, 4, 3745)], &[]);
+        assert_eq!(st.pinned_requests, 0);
+        assert_eq!(st.new_connections_to_old, 2);
+        assert_eq!(st.cause, StaleCause::ResolverCache);
+        // Only the in-flight request: the client did not stay.
+        let st = run(&old[..2], &[req(3250, 2, 3245)], &[]);
+        assert_eq!(st.cause, StaleCause::None);
+    }
+
+    #[test]
     fn pinned_and_fresh_connections_together_are_mixed() {
         // Requests on the old connection and on several new ones, dedup across interleaving.
         let old = [
+            req(600, 1, 500),
             req(3100, 1, 500),
             req(3200, 2, 3150),
             req(3300, 1, 500),
