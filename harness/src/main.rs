@@ -456,7 +456,7 @@ fn print_result(paint: &Paint, r: &TrialResult) {
     for st in &r.staleness {
         let secs = |v: Option<f64>| v.map(|s| format!("+{s:.2}s")).unwrap_or_else(|| "none".into());
         println!(
-            "        after {}: client {}: last request to {} {}, first to {} {}; TTL given {}; cause {}",
+            "        after {}: client {}: last request to {} {}, first to {} {}; TTL given {}; {} pinned request(s), {} new connection(s) to {}, {} DNS quer{} meanwhile; cause {}",
             st.step,
             st.client,
             st.old,
@@ -464,6 +464,11 @@ fn print_result(paint: &Paint, r: &TrialResult) {
             st.new,
             secs(st.first_new_s),
             st.ttl_s.map(|t| format!("{t}s")).unwrap_or_else(|| "?".into()),
+            st.pinned_requests,
+            st.new_connections_to_old,
+            st.old,
+            st.dns_queries_after,
+            if st.dns_queries_after == 1 { "y" } else { "ies" },
             st.cause
         );
     }

@@ -12,7 +12,7 @@ use crate::profile::Profile;
 use crate::runner::report::ExpectationResult;
 use crate::runner::stale;
 use crate::runner::target::Target;
-use crate::scenario::{Anchor, Check, ConnectFamily, ConnectResult, ConnectTarget, Errno, ListenTarget, OutputStream, Scenario, StaleCause};
+use crate::scenario::{Anchor, Check, ConnectFamily, ConnectResult, ConnectTarget, Errno, ListenTarget, OutputStream, Scenario, StaleCause, StaleCounts};
 
 /// Result of one expectation with its index in the file.
 pub type Indexed = (usize, ExpectationResult);
@@ -65,8 +65,8 @@ pub async fn evaluate(
             Check::NoLine { service, matches, after, duration } => no_line(lab, procs, steps, service, matches, after, *duration).await,
             Check::Connect { from, to, family, result, timeout } => connect(lab, from, to, *family, *result, *timeout).await,
             Check::Listening { target, on, exactly } => listening(s, lab, procs, target, on, *exactly).await,
-            Check::Stale { client, after, old, new, at_most, at_least, cause } => {
-                stale_check(lab, targets, steps, client, after, old, new, *at_most, *at_least, *cause).await
+            Check::Stale { client, after, old, new, at_most, at_least, cause, counts } => {
+                stale_check(lab, targets, steps, client, after, old, new, *at_most, *at_least, *cause, counts).await
             }
             Check::FirstRequest { service, target, within, at_least, family, from } => {
                 first_request(s, lab, procs, targets, service, target, *within, *at_least, *family, *from).await
@@ -145,6 +145,7 @@ async fn stale_check(
     at_most: Option<Duration>,
     at_least: Option<Duration>,
     cause: Option<StaleCause>,
+    counts: &StaleCounts,
 ) -> Result<String, String> {
     let start = step_time(steps, after)?;
     // Watch long enough to tell: the later of the two bounds, plus a second of margin.
@@ -168,6 +169,7 @@ async fn stale_check(
     if let Some(c) = cause {
         ok &= st.cause == c;
     }
+    ok &= stale::counts_hold(&st, counts);
     if ok {
         Ok(observed)
     } else {

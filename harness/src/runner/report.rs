@@ -54,7 +54,16 @@ pub struct StaleRow {
     /// TTL, seconds, of the answer it had before the swap (from the DNS query log).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttl_s: Option<u64>,
-    /// `none`, `connection-pinning`, `resolver-cache` or `unknown`.
+    /// Requests to the old target after the swap on connections opened before it.
+    pub pinned_requests: usize,
+    /// Connections opened to the old target after the swap.
+    pub new_connections_to_old: usize,
+    /// DNS queries the client made after the swap, within its stale window.
+    pub dns_queries_after: usize,
+    /// What they were answered (`NAME TYPE: data, ...`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub answers_after: Vec<String>,
+    /// `none`, `connection-pinning`, `resolver-cache`, `mixed`, `application-cache` or `unknown`.
     pub cause: String,
     /// All of it in a sentence.
     pub summary: String,
@@ -90,7 +99,8 @@ pub struct TrialResult {
     /// new CNAME targets (first label).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub staleness: Vec<StaleRow>,
-    /// The timeline picture (requests to each target over time), when kept and drawn.
+    /// The timeline picture (requests to each target over time), whenever drawn: it stays
+    /// behind (with results.json) when a passing trial's other artifacts are removed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<PathBuf>,
     /// What each service did: started or not, exit, errno and cause, listeners (structured).
@@ -190,6 +200,10 @@ pub fn write_junit(path: &Path, results: &[TrialResult]) -> std::io::Result<()> 
         let mut case = TestCase::new(r.name.clone(), status);
         case.set_time(Duration::from_millis(r.duration_ms));
         case.set_classname(r.scenario.clone());
+        if let Some(t) = &r.timeline {
+            case.add_property(("timeline", t.display().to_string().as_str()));
+            case.set_system_out(format!("timeline: {}\n", t.display()));
+        }
         match suites.iter_mut().find(|s| s.name.as_str() == r.scenario) {
             Some(s) => {
                 s.add_test_case(case);

@@ -54,7 +54,7 @@ pub fn collect(paths: &[PathBuf], profiles: &[Profile]) -> (Vec<PlannedTrial>, V
 /// once keeps the suite's wall time near its slowest trial.
 pub async fn run_all(trials: &[PlannedTrial], opts: &RunOptions, jobs: usize, mut on_done: impl FnMut(&TrialResult)) -> Vec<TrialResult> {
     let mut out: Vec<Option<TrialResult>> = vec![None; trials.len()];
-    let mut stream = futures::stream::iter(trials.iter().enumerate())
+    let mut stream = futures::stream::iter(longest_first(trials).into_iter().map(|i| (i, &trials[i])))
         .map(|(i, t)| async move { (i, run_trial(&t.name, &t.scenario, t.profile, opts).await) })
         .buffer_unordered(jobs.max(1));
     while let Some((i, r)) = stream.next().await {
@@ -62,4 +62,13 @@ pub async fn run_all(trials: &[PlannedTrial], opts: &RunOptions, jobs: usize, mu
         out[i] = Some(r);
     }
     out.into_iter().flatten().collect()
+}
+
+/// The order to start `trials` in: longest expected first (by the scenario's timeout, the bound
+/// its author gave), so that with fewer slots than trials a long one never starts last and the
+/// suite's wall time stays near its slowest trial. Ties keep file order.
+fn longest_first(trials: &[PlannedTrial]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..trials.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(trials[i].scenario.timeout));
+    order
 }

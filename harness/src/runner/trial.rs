@@ -15,7 +15,7 @@ use crate::runner::observe::{self, FirstRequest, ServiceReport};
 use crate::runner::context::{self, Facts};
 use crate::runner::report::{ExpectationResult, Outcome, StaleRow, TrialResult};
 use crate::runner::requirements;
-use crate::runner::stale::{self, Mark};
+use crate::runner::stale::{self, Mark, MarkKind};
 use crate::runner::target::Target;
 use crate::scenario::{TargetKind, Action, Condition, DnsFault, ExpectStart, FaultScope, FileContent, LinkState, Run, Scenario, ServiceDef, Step, When};
 
@@ -73,17 +73,32 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     }
     let staleness = t.lab.as_ref().map(|lab| staleness_rows(lab, &t.targets, &t.swaps)).unwrap_or_default();
     let mut artifacts = None;
+    let mut timeline = None;
     if let Some(lab) = t.lab.take() {
-        write_facts(&lab, scenario, profile, name, &t.results, &services, &first_requests, &t.facts);
         write_targets(&lab, &t.targets, &t.dns_steps);
+        write_facts(&lab, scenario, profile, name, &t.results, &staleness, &services, &first_requests, &t.facts);
         if failed || opts.keep {
             lab.keep_artifacts();
         }
+        // The picture outlives a passing trial's artifacts: it and results.json stay behind.
+        let dir = lab.artifacts().to_path_buf();
+        let picture = std::fs::read(dir.join("timeline.svg")).ok();
+        let results_json = std::fs::read(dir.join("results.json")).ok();
         match lab.teardown().await {
             Ok(kept) => artifacts = kept,
             Err(e) => {
                 reason.get_or_insert_with(|| format!("teardown: {e}"));
             }
+        }
+        if let Some(svg) = picture {
+            let path = dir.join("timeline.svg");
+            if artifacts.is_none() {
+                let kept = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, svg)).and_then(|()| results_json.map_or(Ok(()), |r| std::fs::write(dir.join("results.json"), r)));
+                if let Err(e) = kept {
+                    tracing::warn!(error = %e, path = %path.display(), "cannot keep timeline.svg");
+                }
+            }
+            timeline = Some(path).filter(|p| p.exists());
         }
     }
     TrialResult {
@@ -96,7 +111,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         expectations: t.results,
         listeners: t.listeners,
         staleness,
-        timeline: artifacts.as_ref().map(|a| a.join("timeline.svg")).filter(|p| p.exists()),
+        timeline,
         artifacts,
         services,
         first_requests,
@@ -109,8 +124,9 @@ struct Trial<'a> {
     lab: Option<Lab>,
     procs: BTreeMap<String, Process>,
     targets: BTreeMap<String, Target>,
-    /// DNS changes of the timeline: step name (or kind) and the lab time it ended.
-    dns_steps: Vec<(String, Duration)>,
+    /// DNS changes and stops of a target's service in the timeline: step name (or kind), the
+    /// lab time it ended, and which of the two it was.
+    dns_steps: Vec<(String, Duration, MarkKind)>,
     /// CNAME swaps: (zone, record), step label, lab time, old and new target (first labels of
     /// the CNAME targets).
     swaps: Vec<Swap>,
@@ -236,7 +252,12 @@ impl<'a> Trial<'a> {
             }
             let label = step.name.clone().unwrap_or_else(|| step.action.kind().to_string());
             if matches!(step.action, Action::SwapCname { .. } | Action::SetRecord { .. } | Action::DeleteRecord { .. } | Action::SetTtl { .. }) {
-                self.dns_steps.push((label.clone(), at));
+                self.dns_steps.push((label.clone(), at, MarkKind::DnsChange));
+            }
+            if let Action::Stop { service } = &step.action {
+                if self.targets.values().any(|t| t.service() == Some(service.as_str())) {
+                    self.dns_steps.push((label.clone(), at, MarkKind::TargetStop));
+                }
             }
             if let Action::SwapCname { zone, record, to } = &step.action {
                 let key = (first_label(zone), first_label(record));
@@ -655,7 +676,11 @@ fn staleness_rows(lab: &Lab, targets: &BTreeMap<String, Target>, swaps: &[Swap])
                 new: new.clone(),
                 last_old_s: st.last_old.map(|d| d.as_secs_f64()),
                 first_new_s: st.first_new.map(|d| d.as_secs_f64()),
-                ttl_s: st.answer_before.as_deref().and_then(stale::ttl_of).map(|d| d.as_secs()),
+                ttl_s: st.ttl.map(|d| d.as_secs()),
+                pinned_requests: st.pinned_requests,
+                new_connections_to_old: st.new_connections_to_old,
+                dns_queries_after: st.dns_queries_after,
+                answers_after: st.answers_after.clone(),
                 cause: st.cause.name().to_string(),
                 summary: st.to_string(),
             });
@@ -665,7 +690,7 @@ fn staleness_rows(lab: &Lab, targets: &BTreeMap<String, Target>, swaps: &[Swap])
 }
 
 /// Writes each target's request log and the timeline picture into the artifacts.
-fn write_targets(lab: &Lab, targets: &BTreeMap<String, Target>, dns_steps: &[(String, Duration)]) {
+fn write_targets(lab: &Lab, targets: &BTreeMap<String, Target>, dns_steps: &[(String, Duration, MarkKind)]) {
     if targets.is_empty() {
         return;
     }
@@ -680,10 +705,11 @@ fn write_targets(lab: &Lab, targets: &BTreeMap<String, Target>, dns_steps: &[(St
     let log = lab.dns().map(|d| d.log().entries()).unwrap_or_default();
     let marks: Vec<Mark> = dns_steps
         .iter()
-        .map(|(name, at)| Mark {
+        .map(|(name, at, kind)| Mark {
             name: name.clone(),
             at: *at,
-            ttl: log.iter().rev().find(|e| e.at <= *at && !e.answers.is_empty()).and_then(|e| stale::ttl_of(&e.answers[0])),
+            ttl: log.iter().rev().find(|e| e.at <= *at && !e.answers.is_empty()).and_then(|e| e.answers.iter().filter_map(|a| stale::ttl_of(a)).min()),
+            kind: *kind,
         })
         .collect();
     let list: Vec<Target> = targets.values().cloned().collect();
@@ -695,7 +721,17 @@ fn write_targets(lab: &Lab, targets: &BTreeMap<String, Target>, dns_steps: &[(St
 
 /// Writes the environment facts, the resolved scenario and the results into the artifacts.
 #[allow(clippy::too_many_arguments)]
-fn write_facts(lab: &Lab, s: &Scenario, profile: Profile, name: &str, results: &[ExpectationResult], reports: &[ServiceReport], first_requests: &[FirstRequest], facts: &Option<Facts>) {
+fn write_facts(
+    lab: &Lab,
+    s: &Scenario,
+    profile: Profile,
+    name: &str,
+    results: &[ExpectationResult],
+    staleness: &[StaleRow],
+    reports: &[ServiceReport],
+    first_requests: &[FirstRequest],
+    facts: &Option<Facts>,
+) {
     let uname = nix::sys::utsname::uname().ok();
     let env = serde_json::json!({
         "trial": name,
@@ -711,6 +747,14 @@ fn write_facts(lab: &Lab, s: &Scenario, profile: Profile, name: &str, results: &
     if let Err(e) = crate::runner::resolved::Resolved::of(lab, s, profile, facts.as_ref()).write(dir) {
         tracing::warn!(error = %e, "cannot write scenario.resolved.json");
     }
-    let results = serde_json::json!({"expectations": results, "services": reports, "first_requests": first_requests});
-    let _ = std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&results).unwrap_or_default());
+    let mut res = serde_json::json!({
+        "expectations": results,
+        "staleness": staleness,
+        "services": reports,
+        "first_requests": first_requests,
+    });
+    if lab.artifacts().join("timeline.svg").exists() {
+        res["timeline"] = "timeline.svg".into();
+    }
+    let _ = std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&res).unwrap_or_default());
 }

@@ -126,6 +126,8 @@ pub enum Check {
         at_least: Option<Duration>,
         /// Why it stayed (checked only when given).
         cause: Option<StaleCause>,
+        /// The DNS cross-check and the served TTL (each checked only when given).
+        counts: StaleCounts,
     },
     /// How long after a client service started its first request reached a target, and over
     /// which family: the Happy Eyeballs question on a broken path.
@@ -184,10 +186,24 @@ impl Anchor {
     }
 }
 
+/// The counted part of a `stale` expectation: the DNS cross-check and the TTL served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StaleCounts {
+    /// Exactly this many DNS queries from the client after the change, within the stale window.
+    pub dns_queries_after: Option<u64>,
+    /// At least this many.
+    pub min_dns_queries_after: Option<u64>,
+    /// Exactly this many new connections to the old target after the change.
+    pub new_connections_to_old: Option<u64>,
+    /// The answer before the change carried this TTL (the smallest over its chain).
+    pub ttl: Option<Duration>,
+}
+
 /// Why a client kept reaching the old target after a DNS change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StaleCause {
     /// It did not: no request reached the old target after the change.
+    #[default]
     None,
     /// Requests on connections opened before the change (a pool or keep-alive): the client
     /// never needed to resolve again.
@@ -195,6 +211,12 @@ pub enum StaleCause {
     /// New connections opened after the change to the old address: an answer cached in the
     /// client (a resolver cache, such as the JVM's).
     ResolverCache,
+    /// Both: requests on connections opened before the change and new connections to the
+    /// old address after it.
+    Mixed,
+    /// New connections to the old address more than a second after the client had asked again
+    /// and been answered with the new target: a cache of the application's own, not the resolver's.
+    ApplicationCache,
     /// Not known: the target's log does not say which connection a request came on.
     Unknown,
 }
@@ -206,9 +228,14 @@ impl StaleCause {
             StaleCause::None => "none",
             StaleCause::ConnectionPinning => "connection-pinning",
             StaleCause::ResolverCache => "resolver-cache",
+            StaleCause::Mixed => "mixed",
+            StaleCause::ApplicationCache => "application-cache",
             StaleCause::Unknown => "unknown",
         }
     }
+
+    /// Every cause, for parsing and messages.
+    pub const ALL: [StaleCause; 6] = [StaleCause::None, StaleCause::ConnectionPinning, StaleCause::ResolverCache, StaleCause::Mixed, StaleCause::ApplicationCache, StaleCause::Unknown];
 }
 
 /// A cause of a bind or connect failure, named from the system calls.
@@ -388,7 +415,7 @@ impl fmt::Display for Check {
                     None => write!(f, "within {} after step {after}", format_duration(*within)),
                 }
             }
-            Check::Stale { client, after, old, new, at_most, at_least, cause } => {
+            Check::Stale { client, after, old, new, at_most, at_least, cause, counts } => {
                 write!(f, "client {client} ")?;
                 match (at_most, at_least) {
                     (Some(m), Some(l)) => write!(f, "keeps reaching {old} for {} to {} after step {after}, then {new}", format_duration(*l), format_duration(*m))?,
@@ -398,6 +425,18 @@ impl fmt::Display for Check {
                 }
                 if let Some(c) = cause {
                     write!(f, " (cause: {})", c.name())?;
+                }
+                if let Some(n) = counts.dns_queries_after {
+                    write!(f, ", {n} DNS quer{} after it", if n == 1 { "y" } else { "ies" })?;
+                }
+                if let Some(n) = counts.min_dns_queries_after {
+                    write!(f, ", at least {n} DNS quer{} after it", if n == 1 { "y" } else { "ies" })?;
+                }
+                if let Some(n) = counts.new_connections_to_old {
+                    write!(f, ", {n} new connection(s) to {old}")?;
+                }
+                if let Some(t) = counts.ttl {
+                    write!(f, ", served TTL {}", format_duration(t))?;
                 }
                 Ok(())
             }
@@ -431,7 +470,7 @@ fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
         "connect" => &["from", "to", "family", "result", "timeout"],
         "line-within" => &["service", "matches", "after", "within", "min"],
         "no-line" => &["service", "matches", "after", "for"],
-        "stale" => &["client", "after", "old", "new", "at_most", "at_least", "cause"],
+        "stale" => &["client", "after", "old", "new", "at_most", "at_least", "cause", "dns_queries_after", "min_dns_queries_after", "new_connections_to_old", "ttl"],
         "first-request" => &["service", "target", "within", "at_least", "family", "from"],
         "diagnosis" => &["service", "cause"],
         _ => return None,
@@ -637,19 +676,28 @@ fn decode_check(t: &mut Table<'_, '_>, kind: &str, known: &Known) -> Result<Chec
             let new = target(t, "new")?;
             let at_most = t.positive_duration("at_most")?;
             let at_least = t.duration("at_least")?;
-            if at_most.is_none() && at_least.is_none() && !t.has("cause") {
-                return Err(t.doc.err(&t.span.clone(), format!("{} has none of at_most, at_least, cause; expected at least one of them", t.what)));
+            let checked = ["at_most", "at_least", "cause", "dns_queries_after", "min_dns_queries_after", "new_connections_to_old", "ttl"];
+            if at_most.is_none() && at_least.is_none() && !checked[2..].iter().any(|k| t.has(k)) {
+                return Err(t.doc.err(&t.span.clone(), format!("{} has none of {}; expected at least one of them", t.what, checked.join(", "))));
             }
             let cause = match t.str("cause")? {
                 None => None,
-                Some(s) => Some(match s.value.as_str() {
-                    "none" => StaleCause::None,
-                    "connection-pinning" => StaleCause::ConnectionPinning,
-                    "resolver-cache" => StaleCause::ResolverCache,
-                    other => return Err(t.bad("cause", &s.span, format!("{other:?} is not a cause; expected \"none\", \"connection-pinning\" or \"resolver-cache\""))),
+                Some(s) => Some(match StaleCause::ALL.into_iter().find(|c| c.name() == s.value) {
+                    Some(c) => c,
+                    None => {
+                        let names: Vec<String> = StaleCause::ALL.iter().map(|c| format!("{:?}", c.name())).collect();
+                        return Err(t.bad("cause", &s.span, format!("{:?} is not a cause; expected one of {}", s.value, names.join(", "))));
+                    }
                 }),
             };
-            Check::Stale { client, after, old, new, at_most, at_least, cause }
+            let count = |t: &mut Table<'_, '_>, k: &str| t.int(k, 0..=1_000_000).map(|v| v.map(|v| v as u64));
+            let counts = StaleCounts {
+                dns_queries_after: count(t, "dns_queries_after")?,
+                min_dns_queries_after: count(t, "min_dns_queries_after")?,
+                new_connections_to_old: count(t, "new_connections_to_old")?,
+                ttl: t.duration("ttl")?,
+            };
+            Check::Stale { client, after, old, new, at_most, at_least, cause, counts }
         }
         "first-request" => {
             let service = service(t)?;

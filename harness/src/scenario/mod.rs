@@ -35,7 +35,7 @@ mod values;
 pub use dns::{parse_record_value, DnsDef, RecordData, RecordDef, RecordType, SoaDef, ZoneDef, DEFAULT_TTL};
 pub use duration::{format_duration, parse_duration};
 pub use error::{line_col, Location, ScenarioError};
-pub use expect::{Anchor, Cause, Check, ConnectFamily, ConnectResult, Expectation, ListenTarget, OutputStream, StaleCause, DEFAULT_CONNECT_TIMEOUT};
+pub use expect::{Anchor, Cause, Check, ConnectFamily, ConnectResult, Expectation, ListenTarget, OutputStream, StaleCause, StaleCounts, DEFAULT_CONNECT_TIMEOUT};
 pub use hosts::HostDef;
 pub use load::{discover, load, parse_str, ProgramDef, Scenario, ScenarioFile, DEFAULT_TIMEOUT, MAX_FILE_SIZE};
 pub use requires::{extract_version, version_probe, Probe, ProbeStream, Requirement, Version, VersionConstraint};

@@ -35,19 +35,37 @@ pub enum TargetKind {
         service: String,
         /// The access-log line.
         line: regex::Regex,
+        /// A line the server prints when it accepts a connection (groups as in `line`): the
+        /// connection's real opening time. Without it a connection counts as opened at its
+        /// first request.
+        connection: Option<regex::Regex>,
     },
 }
 
-const TARGET_KEYS: &[&str] = &["host", "port", "keepalive", "service", "line"];
+const TARGET_KEYS: &[&str] = &["host", "port", "keepalive", "service", "line", "connection"];
 
 /// Reads `[targets]`, in file order.
 pub(crate) fn decode_targets(doc: &Doc<'_>, v: Val<'_>, known: &Known) -> Result<Vec<TargetDef>> {
-    let mut t = Table::new(doc, "[targets]", v, "a table of targets such as [targets.blue]")?;
+    let mut t = Table::new(
+        doc,
+        "[targets]",
+        v,
+        "a table of targets such as [targets.blue]",
+    )?;
     let mut out = Vec::new();
     for (name, v) in t.take_all() {
         crate::spec::check_name("target", &name.value).map_err(|e| doc.err(&name.span, e))?;
-        let mut tt = Table::new(doc, format!("target {:?}", name.value), v, "a table such as [targets.blue] with host and port")?;
+        let mut tt = Table::new(
+            doc,
+            format!("target {:?}", name.value),
+            v,
+            "a table such as [targets.blue] with host and port",
+        )?;
         tt.check_keys(TARGET_KEYS)?;
+        if !tt.has("service") && tt.has("connection") {
+            let span = tt.key_span("connection").expect("has it");
+            return Err(doc.err(&span, format!("{} has connection without service; expected connection only with service and line (a real server)", tt.what)));
+        }
         if tt.has("service") {
             for k in ["host", "port", "keepalive"] {
                 if let Some(span) = tt.key_span(k) {
@@ -61,14 +79,40 @@ pub(crate) fn decode_targets(doc: &Doc<'_>, v: Val<'_>, known: &Known) -> Result
             if !line.capture_names().any(|n| n == Some("client")) {
                 return Err(tt.bad("line", &l.span, "the regex has no group named client; expected one such as '^(?P<client>\\S+) '"));
             }
-            out.push(TargetDef { name: name.value, kind: TargetKind::Log { service, line } });
+            let connection = match tt.str("connection")? {
+                None => None,
+                Some(c) => {
+                    let re = regex(&tt, "connection", &c)?;
+                    if !re.capture_names().any(|n| n == Some("client")) {
+                        return Err(tt.bad("connection", &c.span, "the regex has no group named client; expected one such as '^connection from (?P<client>\\S+)'"));
+                    }
+                    Some(re)
+                }
+            };
+            out.push(TargetDef {
+                name: name.value,
+                kind: TargetKind::Log {
+                    service,
+                    line,
+                    connection,
+                },
+            });
             continue;
         }
         let host_s = tt.req_str("host", "\"<a declared host>\"")?;
         let host = refer(&tt, "host", &host_s, "host", &known.hosts)?;
-        let port = tt.int("port", 1..=65535)?.ok_or_else(|| tt.missing("port", "8080"))? as u16;
+        let port = tt
+            .int("port", 1..=65535)?
+            .ok_or_else(|| tt.missing("port", "8080"))? as u16;
         let keepalive = tt.bool("keepalive")?.unwrap_or(true);
-        out.push(TargetDef { name: name.value, kind: TargetKind::Builtin { host, port, keepalive } });
+        out.push(TargetDef {
+            name: name.value,
+            kind: TargetKind::Builtin {
+                host,
+                port,
+                keepalive,
+            },
+        });
     }
     Ok(out)
 }
