@@ -49,8 +49,9 @@ enum Cmd {
         /// Write a JSON report here (schema in scenarios/README.md).
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
-        /// How many trials run at once.
-        #[arg(long, short = 'j', default_value_t = 8)]
+        /// How many trials run at once (most of a trial is waiting: real TTLs, timeouts; 16 is
+        /// what `cargo test` uses for the scenarios).
+        #[arg(long, short = 'j', default_value_t = 16)]
         jobs: usize,
         /// Fail trials whose required programs are missing instead of ignoring them (also
         /// NSLAB_REQUIRE_ALL=1/true/yes/on, read as `cargo test` reads it).
@@ -72,8 +73,9 @@ enum Cmd {
         /// Write it here instead of standard output.
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
-        /// How many trials run at once.
-        #[arg(long, short = 'j', default_value_t = 8)]
+        /// How many trials run at once (most of a trial is waiting: real TTLs, timeouts; 16 is
+        /// what `cargo test` uses for the scenarios).
+        #[arg(long, short = 'j', default_value_t = 16)]
         jobs: usize,
         /// Where the trials' artifacts go (every one is kept: the matrix links to them).
         /// Default: a fresh `matrix-<time>` folder under the artifact root.
