@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::Arguments;
 use nslab::{Command, Family, HostSpec, Lab, Listen, Profile};
-use nslab_tests::{ensure, err, kernel_trial, kernel_unavailable, HostSnapshot};
+use nslab_tests::{ensure, err, kernel_trial};
 
 const PY: &str = "/usr/bin/python3";
 const T: Duration = Duration::from_secs(10);
@@ -47,19 +47,7 @@ fn main() -> std::process::ExitCode {
     trials.push(kernel_trial("parallel/labs-in-several-processes", labs_across_processes));
     trials.push(kernel_trial("privileges/clear-error-without-capabilities", privileges));
 
-    let check_host = kernel_unavailable().is_none() && !args.list;
-    let before = check_host.then(HostSnapshot::take);
-    let conclusion = libtest_mimic::run(&args, trials);
-    if let Some(before) = before {
-        let after = HostSnapshot::take();
-        let diff = before.diff(&after);
-        if !diff.is_empty() {
-            eprintln!("host isolation: FAILED, the host changed during the suite:\n{}", diff.join("\n"));
-            return std::process::ExitCode::FAILURE;
-        }
-        println!("host isolation: ok (interfaces, addresses, routes, rules, neighbours, mounts, resolver files and sysctls identical before and after)");
-    }
-    conclusion.exit_code()
+    nslab_tests::run_checking_host(&args, trials)
 }
 
 /// curl from `client` to `url`: Ok(http status) or Err(curl exit code and stderr).

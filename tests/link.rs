@@ -20,7 +20,7 @@ fn main() -> std::process::ExitCode {
         }
     }
     trials.push(nslab_tests::trial_requiring("flap/ipv6-only-nat64/the-route-to-nat64-comes-back", &["tayga"], nat64_flap));
-    libtest_mimic::run(&args, trials).exit_code()
+    nslab_tests::run_checking_host(&args, trials)
 }
 
 /// A TCP connect from `client` to `addr`: Ok, or the errno (-2 for a timeout).

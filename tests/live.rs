@@ -31,7 +31,7 @@ fn main() -> std::process::ExitCode {
         trial_requiring("rootless/unprivileged-user-runs-scenarios-and-labs", &["setpriv", "python3"], rootless_user),
         trial_requiring("rootless/blocked-user-namespaces-error-names-the-setting", &["setpriv", "unshare"], rootless_blocked),
     ];
-    libtest_mimic::run(&args, trials).exit_code()
+    nslab_tests::run_checking_host(&args, trials)
 }
 
 /// The `nslab` binary of this build: next to the test binaries' folder, built when missing

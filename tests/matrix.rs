@@ -14,7 +14,7 @@ fn main() -> std::process::ExitCode {
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
     let trials = vec![trial_requiring("matrix/md-and-json-from-two-scenarios", &["python3", "curl"], md_and_json)];
-    libtest_mimic::run(&args, trials).exit_code()
+    nslab_tests::run_checking_host(&args, trials)
 }
 
 /// The `nslab` binary of this build, built when missing.

@@ -45,7 +45,7 @@ fn main() -> std::process::ExitCode {
     for case in hostile_cases() {
         trials.push(Trial::test(format!("hostile-scenario/{}", case.name), move || hostile(&case).map_err(Failed::from)));
     }
-    libtest_mimic::run(&args, trials).exit_code()
+    nslab_tests::run_checking_host(&args, trials)
 }
 
 // ---------------------------------------------------------------------------------------------

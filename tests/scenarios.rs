@@ -48,5 +48,5 @@ fn main() -> std::process::ExitCode {
             .with_ignored_flag(ignored),
         );
     }
-    libtest_mimic::run(&args, trials).exit_code()
+    nslab_tests::run_checking_host(&args, trials)
 }

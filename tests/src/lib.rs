@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::process::Command;
 
-use libtest_mimic::{Failed, Trial};
+use libtest_mimic::{Arguments, Failed, Trial};
 
 /// Without root, moves this test binary into a user namespace of its own (rootless mode), so
 /// its kernel tests run the same as under root. Call it first thing in `main`.
@@ -140,3 +140,23 @@ impl HostSnapshot {
             .collect()
     }
 }
+
+/// Runs the trials as `libtest_mimic::run` does, and checks that the host's network state
+/// (interfaces, addresses, routes, rules, neighbours, mounts, resolver files, sysctls) is the
+/// same after them as before: every test binary proves it left the host untouched. A difference
+/// fails the binary and is printed.
+pub fn run_checking_host(args: &Arguments, trials: Vec<Trial>) -> std::process::ExitCode {
+    let check_host = kernel_unavailable().is_none() && !args.list;
+    let before = check_host.then(HostSnapshot::take);
+    let conclusion = libtest_mimic::run(args, trials);
+    if let Some(before) = before {
+        let diff = before.diff(&HostSnapshot::take());
+        if !diff.is_empty() {
+            eprintln!("host isolation: FAILED, the host changed during these tests:\n{}", diff.join("\n"));
+            return std::process::ExitCode::FAILURE;
+        }
+        println!("host isolation: ok (interfaces, addresses, routes, rules, neighbours, mounts, resolver files and sysctls identical before and after)");
+    }
+    conclusion.exit_code()
+}
+
