@@ -34,19 +34,6 @@ fn main() -> std::process::ExitCode {
     nslab_tests::run_checking_host(&args, trials)
 }
 
-/// The `nslab` binary of this build: next to the test binaries' folder, built when missing
-/// (`cargo test -p nslab-tests` alone does not build other packages' binaries).
-fn nslab_bin() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let profile_dir = exe.parent().and_then(Path::parent).ok_or("no target directory")?;
-    let bin = profile_dir.join("nslab");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo).args(["build", "-q", "-p", "nslab", "--bin", "nslab"]).status().map_err(|e| format!("cargo build: {e}"))?;
-        ensure!(st.success(), "cargo build -p nslab failed: {st}");
-    }
-    Ok(bin)
-}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root").to_path_buf()
@@ -63,7 +50,7 @@ impl Env {
     }
 
     fn cmd(&self, args: &[&str]) -> Result<Command, String> {
-        let mut c = Command::new(nslab_bin()?);
+        let mut c = Command::new(nslab_tests::nslab_bin()?);
         c.args(args).env("NSLAB_STATE_DIR", self.dir.path().join("state")).env("NSLAB_ARTIFACTS_DIR", self.dir.path().join("artifacts")).env("NO_COLOR", "1");
         Ok(c)
     }
@@ -298,7 +285,7 @@ fn as_nobody(env: &Env, args: &[&str]) -> Result<Output, String> {
     let dir = env.dir.path();
     Command::new("setpriv")
         .args(["--reuid", &NOBODY.to_string(), "--regid", &NOBODY.to_string(), "--clear-groups", "--"])
-        .arg(nslab_bin()?)
+        .arg(nslab_tests::nslab_bin()?)
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -363,7 +350,7 @@ async fn rootless_blocked() -> Result<(), String> {
     let scen = repo().join("scenarios/examples/dual-bind.toml");
     let child = Command::new("unshare")
         .args(["--user", "--", "sh", "-c", &script, "sh"])
-        .arg(nslab_bin()?)
+        .arg(nslab_tests::nslab_bin()?)
         .args(["run", scen.to_str().ok_or("path")?])
         .env("NSLAB_STATE_DIR", env.dir.path().join("state"))
         .env("NSLAB_ARTIFACTS_DIR", env.dir.path().join("artifacts"))

@@ -3,7 +3,7 @@
 //! and cause of a failed start without strace, the listeners and the time to the first request
 //! with its family, links its kept artifacts, and the exit code says a test did not hold.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use libtest_mimic::Arguments;
@@ -17,18 +17,6 @@ fn main() -> std::process::ExitCode {
     nslab_tests::run_checking_host(&args, trials)
 }
 
-/// The `nslab` binary of this build, built when missing.
-fn nslab_bin() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let profile_dir = exe.parent().and_then(Path::parent).ok_or("no target directory")?;
-    let bin = profile_dir.join("nslab");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo).args(["build", "-q", "-p", "nslab", "--bin", "nslab"]).status().map_err(|e| format!("cargo build: {e}"))?;
-        ensure!(st.success(), "cargo build -p nslab failed: {st}");
-    }
-    Ok(bin)
-}
 
 const BIND: &str = r#"description = "python3 http.server bound to ::1. It cannot start where the host has no IPv6."
 program = "python3"
@@ -102,7 +90,7 @@ fn run(bin: &Path, dir: &Path, format: &str) -> Result<(Output, String), String>
 }
 
 async fn md_and_json() -> Result<(), String> {
-    let bin = nslab_bin()?;
+    let bin = nslab_tests::nslab_bin()?;
     let dir = tempfile::Builder::new().prefix("nslab-matrix-").tempdir().map_err(|e| e.to_string())?;
     std::fs::create_dir_all(dir.path().join("scenarios")).map_err(|e| e.to_string())?;
     std::fs::write(dir.path().join("scenarios/bind.toml"), BIND).map_err(|e| e.to_string())?;

@@ -160,3 +160,21 @@ pub fn run_checking_host(args: &Arguments, trials: Vec<Trial>) -> std::process::
     conclusion.exit_code()
 }
 
+/// The `nslab` binary of this build: next to the test binaries' folder, built when missing
+/// (`cargo test -p nslab-tests` alone does not build other packages' binaries).
+///
+/// # Errors
+/// What went wrong finding or building it.
+pub fn nslab_bin() -> Result<std::path::PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let profile_dir = exe.parent().and_then(std::path::Path::parent).ok_or("no target directory")?;
+    let bin = profile_dir.join("nslab");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo).args(["build", "-q", "-p", "nslab", "--bin", "nslab"]).status().map_err(|e| format!("cargo build: {e}"))?;
+        if !st.success() {
+            return Err(format!("cargo build -p nslab failed: {st}"));
+        }
+    }
+    Ok(bin)
+}
