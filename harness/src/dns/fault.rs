@@ -29,8 +29,9 @@ pub enum Fault {
     Delay(Duration),
     /// Over UDP, answer with the TC bit and an empty answer section; over TCP, answer normally.
     Truncate,
-    /// The server serves DNS only over TCP: every UDP answer is truncated (TC bit, empty answer).
-    /// Observably the same as [`Fault::Truncate`]; it exists so scenarios and logs say what they mean.
+    /// DNS only over TCP, as behind a firewall that drops DNS over UDP: UDP queries get no
+    /// answer at all (a client that does not try TCP by itself times out), TCP queries are
+    /// answered normally. Unlike [`Fault::Truncate`], nothing tells the client to retry over TCP.
     TcpOnly,
 }
 
