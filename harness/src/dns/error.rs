@@ -189,11 +189,10 @@ pub enum ServerError {
         /// Its length.
         len: u8,
     },
-    /// A socket task ended with an error while shutting down.
-    #[error("shut down DNS server")]
+    /// A serving task had panicked; it was found while shutting down.
+    #[error("shut down DNS server: {panicked} serving task(s) had panicked")]
     Shutdown {
-        /// hickory's error.
-        #[source]
-        source: hickory_server::net::NetError,
+        /// How many tasks had panicked.
+        panicked: usize,
     },
 }

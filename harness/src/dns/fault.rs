@@ -158,6 +158,11 @@ impl Faults {
         self.any.store(false, Ordering::Release);
     }
 
+    /// Whether any fault is switched on (one atomic load).
+    pub(crate) fn active(&self) -> bool {
+        self.any.load(Ordering::Acquire)
+    }
+
     /// The fault that applies to a query for `name`, if any.
     pub(crate) fn find(&self, name: &LowerName) -> Option<Fault> {
         if !self.any.load(Ordering::Acquire) {

@@ -1,13 +1,13 @@
 //! The request handler hickory's `Server` calls for every decoded message: applies faults, answers from the zones, sends, and logs.
 
-use std::{borrow::Cow, sync::Arc};
+use std::{borrow::Cow, net::SocketAddr, sync::Arc};
 
 use hickory_proto::{
     op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode},
     rr::{DNSClass, Record, RecordType},
 };
 use hickory_server::{
-    net::{runtime::Time, xfer::Protocol},
+    net::{runtime::Time, xfer::Protocol, NetError},
     server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
     zone_handler::MessageResponseBuilder,
 };
@@ -22,6 +22,7 @@ use super::{
 };
 
 /// Answers queries from the lab's zones; shared state is behind `Arc`s so it is cheap to clone.
+#[derive(Clone)]
 pub(crate) struct LabHandler {
     pub(crate) zones: Arc<ZoneSet>,
     pub(crate) faults: Faults,
@@ -60,6 +61,28 @@ enum Reply {
 }
 
 impl LabHandler {
+    /// Logs a query that did not parse (answered FORMERR by the UDP loop, or not at all).
+    pub(crate) fn log_unparsed(&self, client: SocketAddr, transport: Transport, sent: Result<ResponseInfo, NetError>) {
+        let info = match sent {
+            Ok(info) => Some(info),
+            Err(error) => {
+                warn!(%error, %client, "failed to send DNS response");
+                None
+            }
+        };
+        self.log.push(RawEntry {
+            at: self.log.now(),
+            client,
+            transport,
+            question: None,
+            rcode: info.map(|i| i.response_code),
+            truncated: false,
+            sets: Vec::new(),
+            synthesized: Vec::new(),
+            fault: None,
+        });
+    }
+
     async fn decide(&self, request: &Request, transport: Transport) -> (Reply, Option<Fault>) {
         if request.metadata.op_code != OpCode::Query {
             return (code(ResponseCode::NotImp), None);
