@@ -34,7 +34,7 @@ use super::{
 /// Largest datagram read; longer ones are cut and then fail to parse (FORMERR), as with hickory.
 const MAX_DATAGRAM: usize = 4096;
 
-/// Datagrams taken (and replies sent) per system call.
+/// Most datagrams taken (and replies sent) per system call.
 const BATCH: usize = 32;
 
 /// A reply waiting to be sent: destination and encoded message.
@@ -43,7 +43,9 @@ type Outbox = Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>;
 /// Serves `socket` until `stop` turns true (or its sender is dropped).
 pub(crate) async fn serve(socket: UdpSocket, handler: LabHandler, mut stop: watch::Receiver<bool>) {
     let socket = Arc::new(socket);
-    let mut bufs = vec![[0u8; MAX_DATAGRAM]; BATCH];
+    // One receive buffer to start with, doubled (up to BATCH) each time a batch fills them all:
+    // a lab that sends a few queries costs 4 KiB per socket, a flooded server 128 KiB.
+    let mut bufs = vec![[0u8; MAX_DATAGRAM]; 1];
     let outbox: Outbox = Arc::default();
     // Tasks for queries answered after a delay; dropped (aborted) with the loop.
     let mut delayed = JoinSet::new();
@@ -74,8 +76,11 @@ pub(crate) async fn serve(socket: UdpSocket, handler: LabHandler, mut stop: watc
             }
             flush(&socket, &outbox).await;
             while delayed.try_join_next().is_some() {}
-            if got.len() < BATCH {
+            if got.len() < bufs.len() {
                 break; // drained: wait for readiness again
+            }
+            if bufs.len() < BATCH {
+                bufs.resize((bufs.len() * 2).min(BATCH), [0u8; MAX_DATAGRAM]);
             }
             // A full batch: let other tasks run before the next one, and stop if asked to even
             // while a flood keeps the socket busy.
@@ -87,7 +92,7 @@ pub(crate) async fn serve(socket: UdpSocket, handler: LabHandler, mut stop: watc
     }
 }
 
-/// Takes up to [`BATCH`] datagrams without blocking: their lengths and senders, in `bufs` order.
+/// Takes up to `bufs.len()` datagrams without blocking: their lengths and senders, in `bufs` order.
 fn receive(socket: &UdpSocket, bufs: &mut [[u8; MAX_DATAGRAM]]) -> io::Result<Vec<(usize, SocketAddr)>> {
     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(bufs.len(), None);
     let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
