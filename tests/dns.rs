@@ -1,13 +1,16 @@
 //! Kernel tests of the lab's DNS server with real resolvers: dig, glibc getaddrinfo (getent), the
-//! JVM; in every profile; CNAME swaps, the query log, each fault kind, DNS64.
+//! JVM; in every profile; CNAME swaps, serial bumps, the query log (and its artifact file), TCP
+//! over every family, each fault kind, DNS64.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use libtest_mimic::Arguments;
-use nslab::dns::{Dns64, Fault, FaultTarget, LogFilter, RecordValue as V, Soa, Transport, Zone};
+use nslab::dns::{Dns64, Fault, FaultTarget, LogFilter, QueryLogEntry, RecordSpec, RecordValue as V, Soa, Transport, Zone};
 use nslab::{Command, Host, HostSpec, Lab, LabDns, Profile};
-use nslab_tests::{ensure, err, trial_requiring};
+use nslab_tests::{ensure, err, kernel_trial, trial_requiring};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -15,13 +18,16 @@ fn main() -> std::process::ExitCode {
     nslab_tests::enter_rootless();
     let args = Arguments::from_args();
     let mut trials = Vec::new();
-    for p in Profile::BASIC {
-        trials.push(trial_requiring(format!("dns/{p}/dig-getent-swap-and-query-log"), &["dig", "getent"], move || resolvers(p)));
+    for p in Profile::ALL {
+        trials.push(trial_requiring(format!("dns/{p}/dig-getent-swap-serial-tcp-and-query-log"), &["dig", "getent"], move || resolvers(p)));
     }
-    for p in [Profile::Ipv4Only, Profile::DualStack, Profile::Ipv6Only] {
+    for p in Profile::ALL {
         trials.push(trial_requiring(format!("dns/{p}/jvm-resolves-through-the-lab-server"), &["java"], move || jvm(p)));
     }
     trials.push(trial_requiring("dns/faults-seen-by-dig", &["dig"], faults));
+    trials.push(trial_requiring("dns/tcp-only-drops-udp-and-answers-tcp", &["dig", "getent"], tcp_only));
+    trials.push(trial_requiring("dns/query-log-is-in-the-kept-artifacts", &["dig"], query_log_artifact));
+    trials.push(kernel_trial("dns/a-host-sharing-no-family-with-the-dns-host-fails-the-build", no_common_family));
     trials.push(trial_requiring("dns/dns64-gives-ipv6-only-hosts-a-synthesized-aaaa", &["dig", "getent"], dns64));
     trials.push(trial_requiring("dns/ipv6-only-nat64-reaches-an-ipv4-only-server-through-tayga", &["tayga", "curl"], nat64));
     libtest_mimic::run(&args, trials).exit_code()
@@ -36,6 +42,10 @@ fn zone() -> Zone {
         .record("green", 60, V::Host("green".into()))
         .record("info", 120, V::Txt(vec!["nslab lab".into()]))
 }
+
+/// The flags of every answer from the lab server to dig: a response (qr), authoritative (aa),
+/// and dig's recursion-desired bit copied back (rd); never recursion available (ra).
+const FLAGS: [&str; 3] = ["qr", "aa", "rd"];
 
 /// What dig printed, normalised: status, flags, and the answer and authority records with
 /// single spaces.
@@ -78,6 +88,14 @@ async fn dig(h: &Host, args: &[&str]) -> Result<Dig, String> {
     Ok(d)
 }
 
+impl Dig {
+    /// Checks the status and the exact flags (`qr aa rd`).
+    fn expect(&self, what: &str, status: &str) -> Result<(), String> {
+        ensure!(self.status == status && self.flags == FLAGS, "{what}: dig status {} flags {:?}, expected {status} {FLAGS:?}\n{}", self.status, self.flags, self.raw);
+        Ok(())
+    }
+}
+
 fn client_addr(h: &Host) -> IpAddr {
     // Which address the client's queries come from: the first nameserver's family.
     match (h.ipv4(), h.ipv6(), h.link_local()) {
@@ -88,17 +106,57 @@ fn client_addr(h: &Host) -> IpAddr {
     }
 }
 
+/// Whether NSLAB_KEEP_ARTIFACTS=1 asks every lab to keep its artifacts.
+fn keep_artifacts_asked() -> bool {
+    std::env::var_os("NSLAB_KEEP_ARTIFACTS").is_some_and(|v| v == "1")
+}
+
+/// After a successful teardown: artifacts are removed, unless NSLAB_KEEP_ARTIFACTS=1 keeps them.
+fn expect_artifacts_as_asked(kept: Option<PathBuf>) -> Result<(), String> {
+    if keep_artifacts_asked() {
+        ensure!(kept.is_some(), "NSLAB_KEEP_ARTIFACTS=1: the artifacts should have been kept");
+    } else {
+        ensure!(kept.is_none(), "artifacts should be removed after success, kept in {kept:?}");
+    }
+    Ok(())
+}
+
 /// Hosts client, blue and green in `profile`, with the blue/green zone and no /etc/hosts entries
-/// (so every name resolves through the lab's DNS server).
+/// (so every name resolves through the lab's DNS server). Where blue has a link-local address,
+/// `blue-ll.example.test` carries it (AAAA, added at runtime): the one address a link-local-only
+/// host can get from DNS.
 async fn blue_green_lab(profile: Profile) -> Result<Lab, String> {
-    Lab::builder()
+    let lab = Lab::builder()
         .profile(profile)
         .hosts(["client", "blue", "green"])
         .hosts_file_entries(false)
         .dns(LabDns::new().zone(zone()))
         .build()
         .await
-        .map_err(err)
+        .map_err(err)?;
+    if let Some(ll) = lab.host("blue").map_err(err)?.link_local() {
+        lab.dns().expect("lab has DNS").zone("example.test").map_err(err)?.add_record(RecordSpec::new("blue-ll", 60, V::Aaaa(ll))).await.map_err(err)?;
+    }
+    Ok(lab)
+}
+
+/// The query log's entries for `name` since `at`.
+fn logged(lab: &Lab, name: &str, at: Duration) -> Vec<QueryLogEntry> {
+    lab.dns().expect("lab has DNS").log().query(&LogFilter::new().name(name).since(at))
+}
+
+/// The distinct addresses `getent ahosts` printed (first column).
+fn getent_addrs(out: &str) -> BTreeSet<String> {
+    out.lines().filter_map(|l| l.split_whitespace().next()).map(String::from).collect()
+}
+
+/// The addresses of `target` that glibc's getaddrinfo (AI_ADDRCONFIG, as getent ahosts asks)
+/// returns on `client`: IPv4 if the client has a non-loopback IPv4 address, IPv6 if it has any
+/// non-loopback IPv6 address (link-local counts).
+fn expected_gai(client: &Host, target: &Host) -> BTreeSet<String> {
+    let v4 = client.ipv4().is_some();
+    let v6 = client.ipv6().is_some() || client.link_local().is_some();
+    target.addrs().into_iter().filter(|a| if a.is_ipv4() { v4 } else { v6 }).map(|a| a.to_string()).collect()
 }
 
 async fn resolvers(profile: Profile) -> Result<(), String> {
@@ -106,7 +164,9 @@ async fn resolvers(profile: Profile) -> Result<(), String> {
     let client = lab.host("client").map_err(err)?.clone();
     let blue = lab.host("blue").map_err(err)?.clone();
     let green = lab.host("green").map_err(err)?.clone();
+    let dns_host = lab.host("dns").map_err(err)?.clone();
     let dns = lab.dns().expect("lab has DNS").clone();
+    let me = client_addr(&client);
 
     // The record type this profile has addresses of (link-local-only hosts have none in DNS).
     let (qtype, addr_of): (&str, fn(&Host) -> Option<String>) = if profile.has_ipv4() {
@@ -117,11 +177,12 @@ async fn resolvers(profile: Profile) -> Result<(), String> {
         ("TXT", |_| None)
     };
 
+    // dig: exact records, TTLs and flags.
     let d = dig(&client, &["app.example.test", qtype]).await?;
     // Link-local-only hosts have no address DNS can carry, so blue.example.test has no data:
     // the CNAME leads to a name that does not exist (NXDOMAIN with the CNAME, as Knot answers).
     let want_status = if profile == Profile::LinkLocalOnly { "NXDOMAIN" } else { "NOERROR" };
-    ensure!(d.status == want_status && d.flags.contains(&"aa".to_string()), "{profile}: dig app: status {} flags {:?}\n{}", d.status, d.flags, d.raw);
+    d.expect(&format!("{profile}: dig app {qtype}"), want_status)?;
     let mut want = vec!["app.example.test. 5 IN CNAME blue.example.test.".to_string()];
     if let Some(a) = addr_of(&blue) {
         want.push(format!("blue.example.test. 60 IN {qtype} {a}"));
@@ -129,59 +190,154 @@ async fn resolvers(profile: Profile) -> Result<(), String> {
     ensure!(d.answer == want, "{profile}: dig app {qtype}: answer {:?}, expected {want:?}\n{}", d.answer, d.raw);
 
     let d = dig(&client, &["info.example.test", "TXT"]).await?;
+    d.expect(&format!("{profile}: dig info TXT"), "NOERROR")?;
     ensure!(d.answer == vec!["info.example.test. 120 IN TXT \"nslab lab\"".to_string()], "{profile}: TXT {:?}", d.answer);
     let d = dig(&client, &["nope.example.test", "A"]).await?;
-    ensure!(d.status == "NXDOMAIN", "{profile}: nope: {}", d.status);
+    d.expect(&format!("{profile}: dig nope"), "NXDOMAIN")?;
     ensure!(
         d.authority.first().is_some_and(|s| s.starts_with("example.test. 30 IN SOA dns.example.test. hostmaster.example.test.")),
         "{profile}: negative answer must carry the SOA with TTL min(ttl, minimum) = 30: {:?}",
         d.authority
     );
 
-    // glibc's getaddrinfo, through the lab's resolv.conf (no /etc/hosts entries for lab hosts).
-    let g = client.run(Command::new("getent").args(["ahosts", "app.example.test"]), T).await.map_err(err)?;
-    match addr_of(&blue).or_else(|| blue.ipv6().map(|a| a.to_string())) {
-        Some(a) if profile != Profile::LinkLocalOnly => ensure!(g.stdout().contains(&a), "{profile}: getent ahosts app should give {a}: {}", g.output()),
-        _ => ensure!(g.exit().and_then(|e| e.code()) == Some(2), "{profile}: getent should find no address: {}", g.output()),
-    }
-    // The search list completes a bare name.
-    let g = client.run(Command::new("getent").args(["ahosts", "green"]), T).await.map_err(err)?;
-    if let Some(a) = addr_of(&green) {
-        ensure!(g.stdout().contains(&format!("{a} ")) && g.stdout().contains("green.example.test"), "{profile}: getent ahosts green should give {a} as green.example.test: {}", g.output());
+    // glibc's getaddrinfo, through the lab's resolv.conf (no /etc/hosts entries for lab hosts):
+    // exactly the addresses the lab server gives, and the queries in the log from this client.
+    if profile == Profile::LinkLocalOnly {
+        // A link-local-only host can still resolve: blue-ll carries blue's fe80:: address.
+        let ll = blue.link_local().expect("link-local-only hosts have a link-local address").to_string();
+        let at = dns.log().now();
+        let g = client.run(Command::new("getent").args(["ahosts", "blue-ll"]), T).await.map_err(err)?;
+        ensure!(
+            g.exit().and_then(|e| e.code()) == Some(0) && getent_addrs(&g.stdout()) == BTreeSet::from([ll.clone()]) && g.stdout().contains("blue-ll.example.test"),
+            "{profile}: getent ahosts blue-ll should give exactly {ll} as blue-ll.example.test (search list): {}",
+            g.output()
+        );
+        let log = logged(&lab, "blue-ll.example.test", at);
+        ensure!(
+            log.iter().any(|e| e.client.ip() == me && e.qtype == "AAAA" && e.rcode == "NOERROR" && e.answers.iter().any(|a| a.ends_with(&format!("AAAA {ll}")))),
+            "{profile}: the log should show {me} asking AAAA blue-ll and getting {ll}: {log:#?}"
+        );
+        // The CNAME to a name without data: getaddrinfo finds no address (and says so).
+        let g = client.run(Command::new("getent").args(["ahosts", "app.example.test"]), T).await.map_err(err)?;
+        ensure!(g.exit().and_then(|e| e.code()) == Some(2), "{profile}: getent ahosts app should find no address: {}", g.output());
+    } else {
+        let want = expected_gai(&client, &blue);
+        let at = dns.log().now();
+        let g = client.run(Command::new("getent").args(["ahosts", "app.example.test"]), T).await.map_err(err)?;
+        ensure!(!want.is_empty() && getent_addrs(&g.stdout()) == want, "{profile}: getent ahosts app should give exactly {want:?}: {}", g.output());
+        let log = logged(&lab, "app.example.test", at);
+        ensure!(
+            !log.is_empty() && log.iter().all(|e| e.client.ip() == me && e.rcode == "NOERROR" && e.answers.iter().any(|a| a.contains("CNAME blue.example.test."))),
+            "{profile}: the log should show getent's queries from {me}, answered with the CNAME to blue: {log:#?}"
+        );
+        // The search list completes a bare name.
+        let want = expected_gai(&client, &green);
+        let g = client.run(Command::new("getent").args(["ahosts", "green"]), T).await.map_err(err)?;
+        ensure!(
+            getent_addrs(&g.stdout()) == want && g.stdout().contains("green.example.test"),
+            "{profile}: getent ahosts green should give {want:?} as green.example.test: {}",
+            g.output()
+        );
     }
 
     // The swap is visible to the very next query.
     let swapped_at = dns.log().now();
     dns.zone("example.test").map_err(err)?.swap_cname("app", "green").await.map_err(err)?;
     let d = dig(&client, &["app.example.test", qtype]).await?;
-    ensure!(d.answer.first().map(String::as_str) == Some("app.example.test. 5 IN CNAME green.example.test."), "{profile}: after swap: {:?}", d.answer);
+    d.expect(&format!("{profile}: dig app after the swap"), want_status)?;
+    let mut want = vec!["app.example.test. 5 IN CNAME green.example.test.".to_string()];
+    if let Some(a) = addr_of(&green) {
+        want.push(format!("green.example.test. 60 IN {qtype} {a}"));
+    }
+    ensure!(d.answer == want, "{profile}: after swap: {:?}, expected {want:?}", d.answer);
 
     // The query log saw the client by its lab address, before and after the swap.
     let after = dns.log().query(&LogFilter::new().name("app.example.test").since(swapped_at));
-    let want_ip = client_addr(&client);
     ensure!(!after.is_empty(), "{profile}: no query for app after the swap in the log");
     ensure!(
-        after.iter().all(|e| e.client.ip() == want_ip && e.rcode == want_status && e.answers.iter().any(|a| a.contains("green.example.test"))),
-        "{profile}: log after swap should show {want_ip} getting green: {after:#?}"
+        after.iter().all(|e| e.client.ip() == me && e.transport == Transport::Udp && e.rcode == want_status && e.answers.iter().any(|a| a.contains("green.example.test"))),
+        "{profile}: log after swap should show {me} getting green over UDP: {after:#?}"
     );
     let before = dns.log().query(&LogFilter::new().name("app.example.test").until(swapped_at));
-    ensure!(before.iter().any(|e| e.answers.iter().any(|a| a.contains("blue.example.test"))), "{profile}: log before swap should show blue");
+    ensure!(
+        before.iter().any(|e| e.client.ip() == me && e.answers.iter().any(|a| a.contains("blue.example.test"))),
+        "{profile}: log before swap should show {me} getting blue: {before:#?}"
+    );
+
+    // A serial bump is what the next SOA query shows.
+    let zone = dns.zone("example.test").map_err(err)?;
+    let serial_of = |d: &Dig| d.answer.first().and_then(|l| l.split(' ').nth(6)).and_then(|s| s.parse::<u32>().ok());
+    let d = dig(&client, &["example.test", "SOA"]).await?;
+    d.expect(&format!("{profile}: dig SOA"), "NOERROR")?;
+    let serial = zone.serial().await;
+    ensure!(serial_of(&d) == Some(serial), "{profile}: dig SOA should show serial {serial}: {:?}", d.answer);
+    let bumped = zone.bump_serial().await.map_err(err)?;
+    ensure!(bumped == serial.wrapping_add(1), "{profile}: bump_serial returned {bumped} after {serial}");
+    let d = dig(&client, &["example.test", "SOA"]).await?;
+    ensure!(
+        serial_of(&d) == Some(bumped) && d.answer[0].starts_with("example.test. 3600 IN SOA dns.example.test. hostmaster.example.test. "),
+        "{profile}: after bump_serial, dig SOA should show serial {bumped}: {:?}",
+        d.answer
+    );
+
+    // TCP, to every address of the DNS host this client can reach: the resolv.conf default, and
+    // explicitly its global IPv6 and its link-local address (with the client's interface as scope).
+    let mut targets: Vec<(String, IpAddr)> = vec![(String::new(), me)];
+    if !profile.ipv6_broken() {
+        if let (Some(mine), Some(theirs)) = (client.ipv6(), dns_host.ipv6()) {
+            targets.push((format!("@{theirs}"), mine.into()));
+        }
+        if let (Some(mine), Some(theirs)) = (client.link_local(), dns_host.link_local()) {
+            targets.push((format!("@{theirs}%{}", client.interface()), mine.into()));
+        }
+    }
+    for (server, from) in targets {
+        let at = dns.log().now();
+        let mut args = vec!["+tcp", "info.example.test", "TXT"];
+        if !server.is_empty() {
+            args.insert(0, &server);
+        }
+        let d = dig(&client, &args).await?;
+        d.expect(&format!("{profile}: dig +tcp {server}"), "NOERROR")?;
+        ensure!(d.answer == vec!["info.example.test. 120 IN TXT \"nslab lab\"".to_string()], "{profile}: dig +tcp {server}: {:?}", d.answer);
+        let log = logged(&lab, "info.example.test", at);
+        ensure!(
+            log.len() == 1 && log[0].transport == Transport::Tcp && log[0].client.ip() == from && log[0].rcode == "NOERROR",
+            "{profile}: dig +tcp {server}: the log should show one TCP query from {from}: {log:#?}"
+        );
+    }
+
     let kept = lab.teardown().await.map_err(err)?;
-    ensure!(kept.is_none(), "artifacts should be removed after success");
-    Ok(())
+    expect_artifacts_as_asked(kept)
 }
 
 async fn jvm(profile: Profile) -> Result<(), String> {
     let lab = blue_green_lab(profile).await?;
     let client = lab.host("client").map_err(err)?;
     let blue = lab.host("blue").map_err(err)?;
+    // A link-local-only host has no address in DNS but blue-ll's (blue's fe80:: address).
+    let (name, want) = if profile == Profile::LinkLocalOnly {
+        ("blue-ll.example.test", blue.link_local().map(IpAddr::from).into_iter().collect::<Vec<_>>())
+    } else {
+        ("app.example.test", expected_gai(client, blue).into_iter().map(|a| a.parse().unwrap()).collect())
+    };
+    let want: Vec<String> = want.iter().map(|a| format!("{name} {a}")).collect();
+    let at = lab.dns().unwrap().log().now();
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/java/Resolve.java");
-    let p = client.run(Command::new("java").args(["-Xshare:auto", "-XX:TieredStopAtLevel=1", src, "app.example.test"]), Duration::from_secs(60)).await.map_err(err)?;
-    let want: Vec<String> = blue.addrs().iter().map(|a| format!("app.example.test {a}")).collect();
-    let got: Vec<String> = p.stdout().lines().map(|l| l.replace("0:0:0:0:0:0:0:", "::")).map(normalize_java_v6).collect();
-    ensure!(!want.is_empty() && want.iter().all(|w| got.contains(w)), "{profile}: JVM resolved {got:?}, expected {want:?}\n{}", p.output());
-    let log = lab.dns().unwrap().log().query(&LogFilter::new().name("app.example.test"));
-    ensure!(log.iter().any(|e| e.client.ip() == client_addr(client)), "{profile}: JVM queries should be in the log from {}", client_addr(client));
+    // -XX:-UsePerfData: no /tmp/hsperfdata file, whose warnings (on stdout) JVMs running at once
+    // in PID namespaces of their own (all pid 2) would print.
+    let p = client
+        .run(Command::new("java").args(["-Xshare:auto", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData", src, name]), Duration::from_secs(60))
+        .await
+        .map_err(err)?;
+    let got: BTreeSet<String> = p.stdout().lines().filter(|l| l.starts_with(&format!("{name} "))).map(|l| normalize_java_v6(l.to_string())).collect();
+    ensure!(!want.is_empty() && got == want.iter().cloned().collect(), "{profile}: JVM resolved {got:?}, expected {want:?}\n{}", p.output());
+    let me = client_addr(client);
+    let log = logged(&lab, name, at);
+    ensure!(
+        log.iter().any(|e| e.client.ip() == me && e.rcode == "NOERROR" && !e.answers.is_empty()),
+        "{profile}: the JVM's queries for {name} should be in the log from {me}: {log:#?}"
+    );
     lab.teardown().await.map_err(err)?;
     Ok(())
 }
@@ -220,16 +376,14 @@ async fn faults() -> Result<(), String> {
     let took = t.elapsed();
     ensure!(d.status == "NOERROR" && took >= Duration::from_millis(1200), "delay: answered {} after {took:?}", d.status);
 
-    for fault in [Fault::Truncate, Fault::TcpOnly] {
-        f.set(&blue, fault).map_err(err)?;
-        let since = dns.log().now();
-        let p = client.run(Command::new("dig").args(["+tries=1", "+time=2", "blue.example.test", "A"]), T).await.map_err(err)?;
-        let out = p.stdout();
-        ensure!(out.contains(";; Truncated, retrying in TCP mode.") && out.contains("status: NOERROR"), "{fault:?}: dig should retry over TCP and succeed:\n{out}");
-        let log = dns.log().query(&LogFilter::new().name("blue.example.test").since(since));
-        let transports: Vec<Transport> = log.iter().map(|e| e.transport).collect();
-        ensure!(transports == vec![Transport::Udp, Transport::Tcp] && log[0].truncated, "{fault:?}: log should show a truncated UDP answer then TCP: {log:#?}");
-    }
+    f.set(&blue, Fault::Truncate).map_err(err)?;
+    let since = dns.log().now();
+    let p = client.run(Command::new("dig").args(["+tries=1", "+time=2", "blue.example.test", "A"]), T).await.map_err(err)?;
+    let out = p.stdout();
+    ensure!(out.contains(";; Truncated, retrying in TCP mode.") && out.contains("status: NOERROR"), "truncate: dig should retry over TCP and succeed:\n{out}");
+    let log = dns.log().query(&LogFilter::new().name("blue.example.test").since(since));
+    let transports: Vec<Transport> = log.iter().map(|e| e.transport).collect();
+    ensure!(transports == vec![Transport::Udp, Transport::Tcp] && log[0].truncated, "truncate: log should show a truncated UDP answer then TCP: {log:#?}");
     f.clear_all();
     let server = FaultTarget::Server;
     f.set(&server, Fault::ServFail).map_err(err)?;
@@ -240,6 +394,115 @@ async fn faults() -> Result<(), String> {
     ensure!(d.status == "NOERROR", "after clearing: {}", d.status);
     lab.teardown().await.map_err(err)?;
     Ok(())
+}
+
+/// TCP only: a UDP query gets nothing back (dig and glibc, which retry over TCP only after a
+/// truncated answer, time out), `dig +tcp` gets the answer, and the log shows both.
+async fn tcp_only() -> Result<(), String> {
+    let lab = blue_green_lab(Profile::Ipv4Only).await?;
+    let client = lab.host("client").map_err(err)?.clone();
+    let blue = lab.host("blue").map_err(err)?.ipv4().expect("ipv4-only host has IPv4").to_string();
+    let dns = lab.dns().unwrap().clone();
+    let me = client_addr(&client);
+    dns.faults().set(&FaultTarget::Server, Fault::TcpOnly).map_err(err)?;
+
+    let at = dns.log().now();
+    let d = dig(&client, &["blue.example.test", "A"]).await?;
+    ensure!(d.exit == Some(9) && d.raw.contains("timed out") && d.answer.is_empty(), "tcp-only: dig over UDP should time out (exit 9): exit {:?}\n{}", d.exit, d.raw);
+    let d = dig(&client, &["+tcp", "blue.example.test", "A"]).await?;
+    d.expect("tcp-only: dig +tcp", "NOERROR")?;
+    ensure!(d.answer == vec![format!("blue.example.test. 60 IN A {blue}")], "tcp-only: dig +tcp answer {:?}", d.answer);
+    let log = logged(&lab, "blue.example.test", at);
+    let seen: Vec<(Transport, &str, bool, Option<&str>)> = log.iter().map(|e| (e.transport, e.rcode.as_str(), e.truncated, e.fault.as_deref())).collect();
+    ensure!(
+        seen == vec![(Transport::Udp, "-", false, Some("tcp-only")), (Transport::Tcp, "NOERROR", false, Some("tcp-only"))] && log.iter().all(|e| e.client.ip() == me),
+        "tcp-only: the log should show the dropped UDP query, then the TCP one answered, both from {me}: {log:#?}"
+    );
+
+    // glibc does not try TCP by itself either: getaddrinfo gives up (timeout:1 attempts:2).
+    let at = dns.log().now();
+    let g = client.run(Command::new("getent").args(["ahosts", "green.example.test"]), T).await.map_err(err)?;
+    ensure!(g.exit().and_then(|e| e.code()) == Some(2) && g.stdout().is_empty(), "tcp-only: getent should find nothing: {}", g.output());
+    let log = logged(&lab, "green.example.test", at);
+    ensure!(
+        !log.is_empty() && log.iter().all(|e| e.transport == Transport::Udp && e.rcode == "-" && e.client.ip() == me),
+        "tcp-only: getent's queries should all be UDP and unanswered: {log:#?}"
+    );
+
+    // Switched off, UDP answers again.
+    dns.faults().clear_all();
+    let d = dig(&client, &["blue.example.test", "A"]).await?;
+    d.expect("after tcp-only", "NOERROR")?;
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// With artifacts kept, the lab's query log is in `dns/queries.jsonl`: one JSON line per query.
+async fn query_log_artifact() -> Result<(), String> {
+    let lab = Lab::builder()
+        .hosts(["client", "blue", "green"])
+        .hosts_file_entries(false)
+        .dns(LabDns::new().zone(zone()))
+        .keep_artifacts(true)
+        .build()
+        .await
+        .map_err(err)?;
+    let client = lab.host("client").map_err(err)?.clone();
+    let me = client.ipv4().expect("ipv4 host").to_string();
+    dig(&client, &["app.example.test", "A"]).await?.expect("dig app", "NOERROR")?;
+    dig(&client, &["+tcp", "nope.example.test", "A"]).await?.expect("dig nope", "NXDOMAIN")?;
+    let logged = lab.dns().unwrap().log().len();
+    let dir = lab.teardown().await.map_err(err)?.ok_or("keep_artifacts(true): teardown should keep the artifacts")?;
+    let path = dir.join("dns/queries.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    let lines: Vec<serde_json::Value> = text.lines().map(serde_json::from_str).collect::<Result<_, _>>().map_err(|e| format!("{}: {e}\n{text}", path.display()))?;
+    ensure!(lines.len() == logged && logged >= 2, "{}: {} lines, the log had {logged} entries:\n{text}", path.display(), lines.len());
+    let from_me = |l: &serde_json::Value| l["client"].as_str().and_then(|c| c.parse::<std::net::SocketAddr>().ok()).is_some_and(|c| c.ip().to_string() == me);
+    ensure!(
+        lines.iter().any(|l| from_me(l)
+            && l["name"] == "app.example.test."
+            && l["qtype"] == "A"
+            && l["transport"] == "udp"
+            && l["rcode"] == "NOERROR"
+            && l["answers"].as_array().is_some_and(|a| a.iter().any(|r| r == "app.example.test. 5 IN CNAME blue.example.test."))
+            && l["at_us"].is_u64()),
+        "{}: no line for the client's ({me}) UDP query for app:\n{text}",
+        path.display()
+    );
+    ensure!(
+        lines.iter().any(|l| from_me(l) && l["name"] == "nope.example.test." && l["transport"] == "tcp" && l["rcode"] == "NXDOMAIN"),
+        "{}: no line for the client's TCP query for nope:\n{text}",
+        path.display()
+    );
+    if !keep_artifacts_asked() {
+        std::fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// A host that shares no address family with the DNS host could never reach it: the build fails
+/// and says why, instead of pointing its resolv.conf somewhere else.
+async fn no_common_family() -> Result<(), String> {
+    let built = Lab::builder()
+        .profile(Profile::Ipv6Only)
+        .hosts([HostSpec::new("client"), HostSpec::new("resolver").profile(Profile::Ipv4Only)])
+        .dns(LabDns::new().on_host("resolver"))
+        .build()
+        .await;
+    match built {
+        Ok(lab) => {
+            lab.teardown().await.map_err(err)?;
+            Err("a lab whose IPv6-only host can not reach its IPv4-only DNS host should not build".into())
+        }
+        Err(e) => {
+            let msg = err(e);
+            ensure!(
+                msg.contains("host \"client\" (profile ipv6-only) shares no address family with the DNS host \"resolver\" (profile ipv4-only)"),
+                "unexpected error: {msg}"
+            );
+            Ok(())
+        }
+    }
 }
 
 async fn dns64() -> Result<(), String> {

@@ -13,12 +13,14 @@ pub(crate) fn hosts(entries: &[(String, Vec<IpAddr>)], domain: &str) -> String {
     s
 }
 
-/// `/etc/resolv.conf` of a lab host. Without a lab DNS server, it names none, so look-ups go to
-/// the host's own loopback and fail at once instead of leaking to the real network.
+/// `/etc/resolv.conf` of a lab host. Without a lab DNS server (`nameservers` empty: a lab with a
+/// DNS server gives every host at least one, or fails to build), it names the host's own
+/// loopback, where nothing listens, so look-ups fail at once instead of leaking to the real
+/// network; a comment in the file says so.
 pub(crate) fn resolv_conf(nameservers: &[String], search: &[String]) -> String {
     let mut s = format!("# written by nslab for this lab host\nsearch {}\noptions timeout:1 attempts:2\n", search.join(" "));
     if nameservers.is_empty() {
-        s.push_str("# no DNS server in this lab\nnameserver 127.0.0.1\n");
+        s.push_str("# no DNS server in this lab: look-ups go to this host's loopback and fail\nnameserver 127.0.0.1\n");
     }
     for n in nameservers {
         s.push_str(&format!("nameserver {n}\n"));

@@ -188,7 +188,7 @@ impl LabBuilder {
         let root = self.artifacts_root.clone().unwrap_or_else(spec::default_artifacts_root);
         let artifacts = root.join(format!("{name}-{}", unique_suffix()));
         let mut planned = self.plan(&name, &artifacts)?;
-        self.plan_etc(&mut planned);
+        self.plan_etc(&mut planned)?;
         let epoch = Instant::now();
         let registry = Arc::new(Registry::default());
         let rt = tokio::runtime::Handle::current();
@@ -347,7 +347,10 @@ impl LabBuilder {
     /// Decides each host's /etc files. They are written on the host's first spawn, so a lab that
     /// runs no program in a host costs no file system work for it (directory removal alone can
     /// take milliseconds on a busy disk).
-    fn plan_etc(&self, planned: &mut [Planned]) {
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when a host shares no address family with the lab's DNS host.
+    fn plan_etc(&self, planned: &mut [Planned]) -> Result<()> {
         let entries: Vec<(String, Vec<std::net::IpAddr>)> = if self.hosts_entries {
             planned
                 .iter()
@@ -366,12 +369,12 @@ impl LabBuilder {
             Vec::new()
         };
         let hosts_text = etc::hosts(&entries, LAB_DOMAIN);
-        let dns_server = self.dns.as_ref().and_then(|d| planned.iter().find(|p| p.spec.name == d.host_name())).map(|p| (p.slot, p.profile));
+        let dns_server = self.dns.as_ref().and_then(|d| planned.iter().find(|p| p.spec.name == d.host_name())).map(|p| (p.slot, p.spec.name.clone(), p.profile));
         let search = self.dns.as_ref().map(|d| d.search()).unwrap_or_else(|| vec![LAB_DOMAIN.to_string()]);
         for p in planned.iter_mut() {
             let etc_dir = p.dir.join("etc");
-            let ns = match dns_server {
-                Some((slot, prof)) => lab_dns::nameservers(&slot, prof, p.profile, &p.spec.interface),
+            let ns = match &dns_server {
+                Some((slot, name, prof)) => lab_dns::nameservers(slot, name, *prof, &p.spec.name, p.profile, &p.spec.interface).map_err(|what| Error::Invalid { what })?,
                 None => Vec::new(),
             };
             let resolv_text = etc::resolv_conf(&ns, &search);
@@ -381,6 +384,7 @@ impl LabBuilder {
             }
             p.etc = files.into_iter().map(|(file, text, target)| EtcFile { path: etc_dir.join(file), text, target }).collect();
         }
+        Ok(())
     }
 }
 

@@ -61,7 +61,19 @@ impl LabDns {
 
 /// The nameserver lines of a host with `profile` and lab interface `ifname`: the DNS host's
 /// addresses in the families that host can use (IPv4 first on dual-stack, as cloud resolvers are).
-pub(crate) fn nameservers(server: &SlotAddrs, server_profile: Profile, profile: Profile, ifname: &str) -> Vec<String> {
+///
+/// # Errors
+///
+/// A message naming both hosts and profiles when they share no address family: the host could
+/// never reach the lab's DNS server, and a resolv.conf pointing elsewhere would hide that.
+pub(crate) fn nameservers(
+    server: &SlotAddrs,
+    server_name: &str,
+    server_profile: Profile,
+    host: &str,
+    profile: Profile,
+    ifname: &str,
+) -> std::result::Result<Vec<String>, String> {
     let mut v = Vec::new();
     if profile.has_ipv4() && server_profile.has_ipv4() {
         v.push(server.v4.to_string());
@@ -72,7 +84,13 @@ pub(crate) fn nameservers(server: &SlotAddrs, server_profile: Profile, profile: 
     if v.is_empty() && profile.has_link_local() && server_profile.has_link_local() {
         v.push(format!("{}%{ifname}", server.link_local));
     }
-    v
+    if v.is_empty() {
+        return Err(format!(
+            "host {host:?} (profile {profile}) shares no address family with the DNS host {server_name:?} (profile {server_profile}), \
+             so it could not reach the lab's DNS server; give one of them a profile with a family in common (or run the server on another host)"
+        ));
+    }
+    Ok(v)
 }
 
 /// Binds UDP and TCP port 53 on every address of `host` and starts the server.
@@ -106,3 +124,39 @@ fn lab_zone(dns_host: &str, hosts: &[Host]) -> Zone {
     z
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot() -> SlotAddrs {
+        crate::plan::assign_slots(["dns"])
+            .expect("one slot")
+            .remove("dns")
+            .expect("dns has a slot")
+    }
+
+    #[test]
+    fn nameservers_follow_the_families_both_hosts_have() {
+        let s = slot();
+        let ns = |p: Profile| nameservers(&s, "dns", Profile::DualStack, "client", p, "eth0");
+        assert_eq!(ns(Profile::Ipv4Only).unwrap(), vec![s.v4.to_string()]);
+        assert_eq!(ns(Profile::DualStack).unwrap(), vec![s.v4.to_string(), s.v6.to_string()]);
+        assert_eq!(ns(Profile::Ipv6Only).unwrap(), vec![s.v6.to_string()]);
+        assert_eq!(ns(Profile::LinkLocalOnly).unwrap(), vec![format!("{}%eth0", s.link_local)]);
+        assert_eq!(ns(Profile::NoIpv6).unwrap(), vec![s.v4.to_string()]);
+        assert_eq!(ns(Profile::Ipv6OnlyNat64).unwrap(), vec![s.v6.to_string()]);
+    }
+
+    #[test]
+    fn a_host_with_no_family_in_common_with_the_dns_host_is_an_error() {
+        let s = slot();
+        let e = nameservers(&s, "resolver", Profile::Ipv4Only, "client", Profile::Ipv6Only, "eth0").unwrap_err();
+        assert_eq!(
+            e,
+            "host \"client\" (profile ipv6-only) shares no address family with the DNS host \"resolver\" (profile ipv4-only), \
+             so it could not reach the lab's DNS server; give one of them a profile with a family in common (or run the server on another host)"
+        );
+        assert!(nameservers(&s, "resolver", Profile::Ipv6Only, "client", Profile::NoIpv6, "eth0").is_err());
+    }
+}

@@ -111,19 +111,28 @@ async fn truncate_sets_tc_over_udp_and_tcp_retry_gets_the_answer() {
 }
 
 #[tokio::test]
-async fn tcp_only_server_truncates_every_udp_answer() {
+async fn tcp_only_drops_every_udp_query_and_answers_tcp() {
     let f = start().await;
     f.server.faults().set(&FaultTarget::Server, Fault::TcpOnly).unwrap();
+    let socket = client_socket(f.addr).await;
     for n in ["blue.example.test.", "nope.example.test.", "www.example.org."] {
-        let msg = udp(f.addr, n, RecordType::A).await;
-        assert!(msg.metadata.truncation, "{n}");
-        assert!(msg.answers.is_empty());
+        let got = udp_query_on(&socket, f.addr, n, RecordType::A, Duration::from_millis(300)).await;
+        assert!(got.is_none(), "{n}: a UDP query must get no answer at all (not even TC): {got:?}");
     }
     let ok = tcp(f.addr, "blue.example.test.", RecordType::A).await;
+    assert!(!ok.metadata.truncation);
     assert_eq!(answers(&ok), vec!["blue.example.test. 60 IN A 192.0.2.10"]);
+    let log = f.server.log().query(&LogFilter::new().name("blue.example.test"));
+    let seen: Vec<(Transport, &str, bool, Option<&str>)> =
+        log.iter().map(|e| (e.transport, e.rcode.as_str(), e.truncated, e.fault.as_deref())).collect();
+    assert_eq!(
+        seen,
+        vec![(Transport::Udp, "-", false, Some("tcp-only")), (Transport::Tcp, "NOERROR", false, Some("tcp-only"))]
+    );
     assert!(f.server.faults().clear(&FaultTarget::Server).unwrap());
     let udp_ok = udp(f.addr, "blue.example.test.", RecordType::A).await;
     assert!(!udp_ok.metadata.truncation);
+    assert_eq!(answers(&udp_ok), vec!["blue.example.test. 60 IN A 192.0.2.10"]);
 }
 
 #[tokio::test]

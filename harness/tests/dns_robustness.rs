@@ -17,13 +17,14 @@ use std::{
 };
 
 use common::{answers, query_bytes};
+use nslab::dns::Transport;
 use hickory_proto::{
     op::{Message, ResponseCode},
     rr::RecordType,
 };
 use proptest::{prelude::*, test_runner::{Config, TestCaseError, TestRunner}};
 use tokio::{
-    io::AsyncWriteExt,
+    io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpStream, UdpSocket},
 };
 
@@ -138,6 +139,43 @@ async fn known_bad_packets() {
     let (_, axfr) = query_bytes("example.test.", RecordType::AXFR, false);
     let msg = raw_udp(f.addr, &axfr, wait).await.unwrap();
     assert_eq!(msg.metadata.response_code, ResponseCode::Refused);
+
+    // Every query answered is in the log, those that do not parse too (FORMERR, no question);
+    // the packet shorter than a header and the response are not queries and are not logged.
+    let logged: Vec<(Transport, String, String, String)> =
+        f.server.log().entries().into_iter().map(|e| (e.transport, e.name, e.qtype, e.rcode)).collect();
+    let row = |name: &str, qtype: &str, rcode: &str| (Transport::Udp, name.to_owned(), qtype.to_owned(), rcode.to_owned());
+    assert_eq!(
+        logged,
+        vec![
+            row("blue.example.test.", "A", "FORMERR"),
+            row("", "", "FORMERR"),
+            row("", "", "FORMERR"),
+            row("blue.example.test.", "A", "NOTIMP"),
+            row("blue.example.test.", "A", "BADVERS"),
+            row("example.test.", "AXFR", "REFUSED"),
+        ]
+    );
+
+    // Over TCP too: a framed question cut in the middle gets FORMERR with its id, and is logged.
+    let mut s = TcpStream::connect(f.addr).await.unwrap();
+    let cut = &good[..20];
+    s.write_all(&u16::try_from(cut.len()).unwrap().to_be_bytes()).await.unwrap();
+    s.write_all(cut).await.unwrap();
+    let reply = tokio::time::timeout(wait, async {
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).await.unwrap();
+        let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        s.read_exact(&mut buf).await.unwrap();
+        Message::from_vec(&buf).unwrap()
+    })
+    .await
+    .expect("a FORMERR answer over TCP");
+    assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+    assert_eq!(reply.metadata.id, u16::from_be_bytes([good[0], good[1]]));
+    let last = f.server.log().entries().pop().unwrap();
+    assert_eq!((last.transport, last.name.as_str(), last.rcode.as_str()), (Transport::Tcp, "", "FORMERR"));
+    drop(s);
 
     // A TCP frame announcing 65535 bytes and sending 10, then closing: the server moves on.
     let mut s = TcpStream::connect(f.addr).await.unwrap();

@@ -62,20 +62,22 @@ impl ZoneControl {
         zone::expand(owner, ttl, value, &self.zone.origin, &hosts, only).map_err(|e| self.zone_err(e))
     }
 
-    /// Runs `change` under the write lock and bumps the serial if it succeeded.
+    /// Runs `change` under the write lock on a copy of the zone's records, checks the zone still
+    /// has its one SOA at the apex, bumps the serial, and only then installs the copy: a change
+    /// that fails, at any step, leaves the zone exactly as it was (the copy shares every record
+    /// set, so it costs one map of pointers; changes are rare, queries never wait on a copy).
     async fn change<T>(
         &self,
         what: &str,
         change: impl FnOnce(&mut RecordMap) -> Result<T, ControlError>,
     ) -> Result<u32, ControlError> {
         let mut map = self.zone.store.records_mut().await;
-        change(&mut map)?;
-        let serial = edit::bump_serial(&mut map, &self.zone.origin).ok_or_else(|| {
-            ControlError::NoSuchSet {
-                name: self.zone.origin.to_string(),
-                kind: "SOA".to_owned(),
-            }
-        })?;
+        let mut draft = RecordMap::clone(&map);
+        change(&mut draft)?;
+        edit::check_soa(&draft, &self.zone.origin, what).map_err(|e| self.zone_err(e))?;
+        let serial = edit::bump_serial(&mut draft, &self.zone.origin)
+            .ok_or_else(|| self.zone_err(ZoneError::SoaRequired { op: what.to_owned(), origin: self.zone.origin.to_string() }))?;
+        *map = draft;
         drop(map);
         info!(zone = %self.zone.origin, serial, change = what, "zone changed");
         Ok(serial)
@@ -108,7 +110,8 @@ impl ZoneControl {
     /// # Errors
     ///
     /// [`ControlError::Zone`] for a value of another type, an unknown host, a host without an
-    /// address of the family, several CNAME targets, a CNAME at the apex, or a name outside the zone.
+    /// address of the family, several CNAME targets, a CNAME at the apex, an empty SOA set (the
+    /// SOA can not be deleted), or a name outside the zone. The zone is unchanged on error.
     pub async fn replace_set(
         &self,
         name: &str,
@@ -162,12 +165,14 @@ impl ZoneControl {
     ///
     /// # Errors
     ///
-    /// [`ControlError::NoSuchSet`] when there is no such set (the SOA set can not be deleted).
+    /// [`ControlError::NoSuchSet`] when there is no such set; [`ControlError::Zone`] with
+    /// [`ZoneError::SoaRequired`] for the SOA set, which can not be deleted.
     pub async fn delete_set(&self, name: &str, kind: RecordKind) -> Result<u32, ControlError> {
         let owner = self.owner(name)?;
+        let origin = self.zone.origin.clone();
         let desc = format!("delete {owner} {kind}");
         self.change(&desc, |map| {
-            if edit::delete_set(map, &owner, kind.record_type()) {
+            if edit::delete_set(map, &owner, kind.record_type(), &origin).map_err(|e| self.zone_err(e))? {
                 Ok(())
             } else {
                 Err(no_such_set(&owner, kind))
@@ -241,4 +246,84 @@ impl ZoneControl {
 
 fn no_such_set(owner: &impl std::fmt::Display, kind: RecordKind) -> ControlError {
     ControlError::NoSuchSet { name: owner.to_string(), kind: kind.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::zone::{Soa, Zone};
+
+    fn control() -> ZoneControl {
+        let zone = Zone::new("example.test", Soa::new("ns", "hostmaster"))
+            .record("@", 3600, RecordValue::Ns("ns".into()))
+            .record("ns", 60, RecordValue::A("192.0.2.53".parse().unwrap()))
+            .record("app", 30, RecordValue::Cname("ns".into()));
+        let served = ServedZone::build(&zone, &HostAddrs::new()).unwrap();
+        ZoneControl::new(Arc::new(served), Arc::new(RwLock::new(HostAddrs::new())))
+    }
+
+    fn source_of(e: &ControlError) -> &ZoneError {
+        match e {
+            ControlError::Zone { source, .. } => source,
+            other => panic!("expected a zone error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn deleting_or_emptying_the_apex_soa_is_refused_and_changes_nothing() {
+        let zc = control();
+        let before = zc.dump().await;
+        let serial = zc.serial().await;
+
+        let e = zc.delete_set("@", RecordKind::Soa).await.unwrap_err();
+        assert!(matches!(source_of(&e), ZoneError::SoaRequired { .. }), "{e:?}");
+        assert_eq!(
+            source_of(&e).to_string(),
+            "delete SOA at example.test.: zone example.test. must keep exactly one SOA record, at its apex \
+             (change the SOA with set_ttl or bump_serial instead)"
+        );
+
+        let e = zc.replace_set("@", RecordKind::Soa, 60, vec![]).await.unwrap_err();
+        assert!(matches!(source_of(&e), ZoneError::SoaRequired { .. }), "{e:?}");
+        // An SOA set somewhere else is refused the same way.
+        let e = zc.replace_set("app", RecordKind::Soa, 60, vec![]).await.unwrap_err();
+        assert!(matches!(source_of(&e), ZoneError::SoaRequired { .. }), "{e:?}");
+
+        assert_eq!(zc.dump().await, before, "a refused change must leave the zone unchanged");
+        assert_eq!(zc.serial().await, serial, "a refused change must not bump the serial");
+        // Deleting everything at the apex keeps the SOA; the zone still serves.
+        zc.delete_name("@").await.unwrap();
+        assert!(zc.dump().await.iter().any(|r| r.contains(" SOA ")));
+        assert_eq!(zc.serial().await, serial + 1);
+    }
+
+    #[tokio::test]
+    async fn a_change_that_fails_after_editing_rolls_back_entirely() {
+        let zc = control();
+        let before = zc.dump().await;
+        let serial = zc.serial().await;
+        // An edit that changes the map and then fails.
+        let e = zc
+            .change("test edit", |map| {
+                map.clear();
+                Err::<(), _>(ControlError::NoSuchName { name: "x.example.test.".into() })
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ControlError::NoSuchName { .. }));
+        assert_eq!(zc.dump().await, before);
+        // An edit that "succeeds" but loses the SOA is caught by the invariant check.
+        let e = zc
+            .change("drop the SOA", |map| {
+                map.retain(|k, _| k.record_type != RecordType::SOA);
+                Ok(())
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(source_of(&e), ZoneError::SoaRequired { op, .. } if op == "drop the SOA"), "{e:?}");
+        assert_eq!(zc.dump().await, before);
+        assert_eq!(zc.serial().await, serial);
+        // A good change still goes through.
+        assert_eq!(zc.swap_cname("app", "ns").await.unwrap(), serial + 1);
+    }
 }

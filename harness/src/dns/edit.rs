@@ -1,7 +1,8 @@
 //! Every change to a zone's record map happens here, as pure functions on the map held under the write lock.
 //!
 //! Invariants kept by these functions: a record set has one TTL; a CNAME is the only set at its
-//! name and holds one record; the SOA set is never removed.
+//! name and holds one record; the zone has exactly one SOA record, at its apex (a change that
+//! would break that is refused with [`ZoneError::SoaRequired`]; [`check_soa`] checks it).
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -133,8 +134,9 @@ pub(crate) fn add_records(
 ///
 /// # Errors
 ///
-/// [`ZoneError::OutOfZone`], [`ZoneError::MultipleCnames`], or [`ZoneError::CnameConflict`] for a
-/// CNAME at the zone apex.
+/// [`ZoneError::OutOfZone`], [`ZoneError::MultipleCnames`], [`ZoneError::CnameConflict`] for a
+/// CNAME at the zone apex, or [`ZoneError::SoaRequired`] for an SOA set that is not exactly one
+/// record at the apex (emptying the SOA set would delete it). The map is unchanged on error.
 pub(crate) fn replace_set(
     map: &mut RecordMap,
     name: &Name,
@@ -144,6 +146,10 @@ pub(crate) fn replace_set(
     origin: &Name,
 ) -> Result<(), ZoneError> {
     check_in_zone(name, origin)?;
+    if rtype == RecordType::SOA && (records.len() != 1 || name != origin) {
+        let op = if records.is_empty() { format!("delete SOA at {name}") } else { format!("set {} SOA records at {name}", records.len()) };
+        return Err(ZoneError::SoaRequired { op, origin: origin.to_string() });
+    }
     let lower = LowerName::new(name);
     if rtype == RecordType::CNAME {
         if records.len() > 1 {
@@ -173,12 +179,37 @@ pub(crate) fn replace_set(
     Ok(())
 }
 
-/// Removes the `rtype` set at `name`; returns whether it existed. The SOA set is never removed.
-pub(crate) fn delete_set(map: &mut RecordMap, name: &Name, rtype: RecordType) -> bool {
+/// Removes the `rtype` set at `name`; returns whether it existed.
+///
+/// # Errors
+///
+/// [`ZoneError::SoaRequired`] for the SOA set: it is never removed (the map is unchanged).
+pub(crate) fn delete_set(map: &mut RecordMap, name: &Name, rtype: RecordType, origin: &Name) -> Result<bool, ZoneError> {
     if rtype == RecordType::SOA {
-        return false;
+        return Err(ZoneError::SoaRequired { op: format!("delete SOA at {name}"), origin: origin.to_string() });
     }
-    map.remove(&RrKey::new(LowerName::new(name), rtype)).is_some()
+    Ok(map.remove(&RrKey::new(LowerName::new(name), rtype)).is_some())
+}
+
+/// Checks the SOA invariant of a whole map: exactly one SOA record, at the apex, none elsewhere.
+///
+/// # Errors
+///
+/// [`ZoneError::SoaRequired`] naming `op`, the change that was attempted.
+pub(crate) fn check_soa(map: &RecordMap, origin: &Name, op: &str) -> Result<(), ZoneError> {
+    let apex = LowerName::new(origin);
+    let mut apex_records = 0;
+    for (key, set) in map.iter().filter(|(k, _)| k.record_type == RecordType::SOA) {
+        if *key.name() != apex {
+            return Err(ZoneError::SoaRequired { op: format!("{op} (SOA at {})", key.name()), origin: origin.to_string() });
+        }
+        apex_records = set.records_without_rrsigs().count();
+    }
+    if apex_records == 1 {
+        Ok(())
+    } else {
+        Err(ZoneError::SoaRequired { op: op.to_owned(), origin: origin.to_string() })
+    }
 }
 
 /// Removes every set at `name` except the SOA; returns how many sets were removed.

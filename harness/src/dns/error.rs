@@ -68,6 +68,15 @@ pub enum ZoneError {
         /// How many targets were given.
         count: usize,
     },
+    /// A change would delete the zone's SOA, leave it with several, or put one below the apex:
+    /// a zone has exactly one SOA record, at its origin.
+    #[error("{op}: zone {origin} must keep exactly one SOA record, at its apex (change the SOA with set_ttl or bump_serial instead)")]
+    SoaRequired {
+        /// What was attempted (`delete SOA at example.test.`).
+        op: String,
+        /// The zone origin.
+        origin: String,
+    },
     /// The same zone origin was given twice.
     #[error("load zone {origin}: zone given twice")]
     DuplicateZone {
@@ -180,11 +189,10 @@ pub enum ServerError {
         /// Its length.
         len: u8,
     },
-    /// A socket task ended with an error while shutting down.
-    #[error("shut down DNS server")]
+    /// A serving task had panicked; it was found while shutting down.
+    #[error("shut down DNS server: {panicked} serving task(s) had panicked")]
     Shutdown {
-        /// hickory's error.
-        #[source]
-        source: hickory_server::net::NetError,
+        /// How many tasks had panicked.
+        panicked: usize,
     },
 }

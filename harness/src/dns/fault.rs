@@ -29,8 +29,9 @@ pub enum Fault {
     Delay(Duration),
     /// Over UDP, answer with the TC bit and an empty answer section; over TCP, answer normally.
     Truncate,
-    /// The server serves DNS only over TCP: every UDP answer is truncated (TC bit, empty answer).
-    /// Observably the same as [`Fault::Truncate`]; it exists so scenarios and logs say what they mean.
+    /// DNS only over TCP, as behind a firewall that drops DNS over UDP: UDP queries get no
+    /// answer at all (a client that does not try TCP by itself times out), TCP queries are
+    /// answered normally. Unlike [`Fault::Truncate`], nothing tells the client to retry over TCP.
     TcpOnly,
 }
 
@@ -155,6 +156,11 @@ impl Faults {
         let mut table = self.table.write().unwrap_or_else(PoisonError::into_inner);
         *table = Table::default();
         self.any.store(false, Ordering::Release);
+    }
+
+    /// Whether any fault is switched on (one atomic load).
+    pub(crate) fn active(&self) -> bool {
+        self.any.load(Ordering::Acquire)
     }
 
     /// The fault that applies to a query for `name`, if any.

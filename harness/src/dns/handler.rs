@@ -1,13 +1,13 @@
 //! The request handler hickory's `Server` calls for every decoded message: applies faults, answers from the zones, sends, and logs.
 
-use std::{borrow::Cow, sync::Arc};
+use std::{borrow::Cow, net::SocketAddr, sync::Arc};
 
 use hickory_proto::{
     op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode},
     rr::{DNSClass, Record, RecordType},
 };
 use hickory_server::{
-    net::{runtime::Time, xfer::Protocol},
+    net::{runtime::Time, xfer::Protocol, NetError},
     server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
     zone_handler::MessageResponseBuilder,
 };
@@ -16,12 +16,13 @@ use tracing::{debug, warn};
 use super::{
     dns64::Dns64,
     fault::{Fault, Faults},
-    log::{QueryLog, QueryLogEntry, Transport},
+    log::{QueryLog, RawEntry, Transport},
     lookup::{self, Answer},
     store::ZoneSet,
 };
 
 /// Answers queries from the lab's zones; shared state is behind `Arc`s so it is cheap to clone.
+#[derive(Clone)]
 pub(crate) struct LabHandler {
     pub(crate) zones: Arc<ZoneSet>,
     pub(crate) faults: Faults,
@@ -60,6 +61,28 @@ enum Reply {
 }
 
 impl LabHandler {
+    /// Logs a query that did not parse (answered FORMERR by the UDP loop, or not at all).
+    pub(crate) fn log_unparsed(&self, client: SocketAddr, transport: Transport, sent: Result<ResponseInfo, NetError>) {
+        let info = match sent {
+            Ok(info) => Some(info),
+            Err(error) => {
+                warn!(%error, %client, "failed to send DNS response");
+                None
+            }
+        };
+        self.log.push(RawEntry {
+            at: self.log.now(),
+            client,
+            transport,
+            question: None,
+            rcode: info.map(|i| i.response_code),
+            truncated: false,
+            sets: Vec::new(),
+            synthesized: Vec::new(),
+            fault: None,
+        });
+    }
+
     async fn decide(&self, request: &Request, transport: Transport) -> (Reply, Option<Fault>) {
         if request.metadata.op_code != OpCode::Query {
             return (code(ResponseCode::NotImp), None);
@@ -93,9 +116,8 @@ impl LabHandler {
                 };
                 return (reply, fault);
             }
-            Some(Fault::Truncate | Fault::TcpOnly) if transport == Transport::Udp => {
-                return (Reply::Truncated, fault)
-            }
+            Some(Fault::Truncate) if transport == Transport::Udp => return (Reply::Truncated, fault),
+            Some(Fault::TcpOnly) if transport == Transport::Udp => return (Reply::Nothing, fault),
             Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
             Some(Fault::Truncate | Fault::TcpOnly) | None => {}
         }
@@ -153,7 +175,6 @@ impl RequestHandler for LabHandler {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         let empty: [Record; 0] = [];
         let builder = MessageResponseBuilder::new(&request.queries, response_edns.as_ref());
-        let mut answers_text = Vec::new();
         let sent = match &reply {
             Reply::Nothing => None,
             Reply::Code {
@@ -178,7 +199,6 @@ impl RequestHandler for LabHandler {
             } => {
                 metadata.response_code = answer.rcode;
                 metadata.authoritative = *authoritative;
-                answers_text = answer.answers().map(ToString::to_string).collect();
                 let response = builder.build(
                     metadata,
                     answer.answers(),
@@ -198,23 +218,24 @@ impl RequestHandler for LabHandler {
             }
             None => None,
         };
-        let (name, qtype) = match request.queries.queries().first() {
-            Some(q) => (q.name().to_string().to_ascii_lowercase(), q.query_type().to_string()),
-            None => (String::new(), String::new()),
+        let question = request.queries.queries().first().map(|q| (q.name().clone(), q.query_type()));
+        // The answer moves into the log: its record sets are shared, not copied or formatted.
+        let (sets, synthesized) = match reply {
+            Reply::Answer { answer, .. } => (answer.sets, answer.synthesized),
+            _ => (Vec::new(), Vec::new()),
         };
-        let entry = QueryLogEntry {
+        debug!(client = %request.src(), question = ?question, rcode = ?info.map(|i| i.response_code), "dns query");
+        self.log.push(RawEntry {
             at,
             client: request.src(),
             transport,
-            rcode: info.map_or_else(|| "-".to_owned(), |i| rcode_name(i.response_code).into_owned()),
+            question,
+            rcode: info.map(|i| i.response_code),
             truncated: info.is_some_and(|i| i.truncation),
-            name,
-            qtype,
-            answers: answers_text,
-            fault: fault.map(|f| f.to_string()),
-        };
-        debug!(client = %entry.client, name = %entry.name, qtype = %entry.qtype, rcode = %entry.rcode, "dns query");
-        self.log.push(entry);
+            sets,
+            synthesized,
+            fault,
+        });
 
         info.unwrap_or_else(|| {
             // Nothing was sent: report the code we would have used, with empty counts.

@@ -11,9 +11,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use hickory_proto::{
+    op::ResponseCode,
+    rr::{LowerName, Record, RecordSet, RecordType},
+};
 use serde::{Serialize, Serializer};
 
-use super::error::LogError;
+use super::{error::LogError, fault::Fault, handler::rcode_name};
 
 /// The transport a query arrived over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -60,6 +64,55 @@ pub struct QueryLogEntry {
     pub answers: Vec<String>,
     /// The fault applied to this query, if any (`drop`, `delay 500ms`, ...).
     pub fault: Option<String>,
+}
+
+/// One query as the handler records it: built without formatting or copying records (the
+/// answer's record sets are shared), and turned into a [`QueryLogEntry`] only when read. This
+/// keeps the per-query cost of the log to a move and a lock.
+pub(crate) struct RawEntry {
+    pub(crate) at: Duration,
+    pub(crate) client: SocketAddr,
+    pub(crate) transport: Transport,
+    /// The question; `None` when the request had none.
+    pub(crate) question: Option<(LowerName, RecordType)>,
+    /// The response code sent; `None` when nothing was sent.
+    pub(crate) rcode: Option<ResponseCode>,
+    pub(crate) truncated: bool,
+    /// Answer-section record sets as served (shared with the zone at the time of the query).
+    pub(crate) sets: Vec<Arc<RecordSet>>,
+    /// Answer-section records made for this query only (DNS64), after `sets`.
+    pub(crate) synthesized: Vec<Record>,
+    pub(crate) fault: Option<Fault>,
+}
+
+impl RawEntry {
+    fn name(&self) -> String {
+        self.question.as_ref().map(|(n, _)| n.to_string()).unwrap_or_default()
+    }
+
+    fn qtype(&self) -> String {
+        self.question.as_ref().map(|(_, t)| t.to_string()).unwrap_or_default()
+    }
+
+    fn to_entry(&self) -> QueryLogEntry {
+        QueryLogEntry {
+            at: self.at,
+            client: self.client,
+            transport: self.transport,
+            name: self.name(),
+            qtype: self.qtype(),
+            rcode: self.rcode.map_or_else(|| "-".to_owned(), |c| rcode_name(c).into_owned()),
+            truncated: self.truncated,
+            answers: self
+                .sets
+                .iter()
+                .flat_map(|s| s.records_without_rrsigs())
+                .chain(self.synthesized.iter())
+                .map(ToString::to_string)
+                .collect(),
+            fault: self.fault.map(|f| f.to_string()),
+        }
+    }
 }
 
 /// Selects log entries; every criterion that is set must match.
@@ -133,10 +186,20 @@ impl LogFilter {
             && self.since.is_none_or(|s| entry.at >= s)
             && self.until.is_none_or(|u| entry.at < u)
     }
+
+    /// Whether a raw entry matches, formatting only what a criterion needs.
+    fn matches_raw(&self, entry: &RawEntry) -> bool {
+        self.client_ip.is_none_or(|ip| ip == entry.client.ip())
+            && self.transport.is_none_or(|t| t == entry.transport)
+            && self.since.is_none_or(|s| entry.at >= s)
+            && self.until.is_none_or(|u| entry.at < u)
+            && self.qtype.as_ref().is_none_or(|t| *t == entry.qtype())
+            && self.name.as_ref().is_none_or(|n| *n == entry.name())
+    }
 }
 
 struct Ring {
-    entries: VecDeque<QueryLogEntry>,
+    entries: VecDeque<RawEntry>,
     capacity: usize,
     dropped: u64,
 }
@@ -190,31 +253,38 @@ impl QueryLog {
         self.epoch
     }
 
-    pub(crate) fn push(&self, entry: QueryLogEntry) {
-        let mut ring = self.lock();
-        if ring.capacity == 0 {
-            ring.dropped += 1;
-            return;
-        }
-        if ring.entries.len() >= ring.capacity {
-            ring.entries.pop_front();
-            ring.dropped += 1;
-        }
-        ring.entries.push_back(entry);
+    pub(crate) fn push(&self, entry: RawEntry) {
+        let evicted = {
+            let mut ring = self.lock();
+            if ring.capacity == 0 {
+                ring.dropped += 1;
+                return;
+            }
+            let evicted = if ring.entries.len() >= ring.capacity {
+                ring.dropped += 1;
+                ring.entries.pop_front()
+            } else {
+                None
+            };
+            ring.entries.push_back(entry);
+            evicted
+        };
+        // The evicted entry is freed after the lock is released.
+        drop(evicted);
     }
 
-    /// A copy of every retained entry, oldest first.
+    /// Every retained entry, oldest first.
     pub fn entries(&self) -> Vec<QueryLogEntry> {
-        self.lock().entries.iter().cloned().collect()
+        self.lock().entries.iter().map(RawEntry::to_entry).collect()
     }
 
-    /// A copy of the retained entries matching `filter`, oldest first.
+    /// The retained entries matching `filter`, oldest first.
     pub fn query(&self, filter: &LogFilter) -> Vec<QueryLogEntry> {
         self.lock()
             .entries
             .iter()
-            .filter(|e| filter.matches(e))
-            .cloned()
+            .filter(|e| filter.matches_raw(e))
+            .map(RawEntry::to_entry)
             .collect()
     }
 
@@ -268,16 +338,16 @@ impl QueryLog {
 mod tests {
     use super::*;
 
-    fn entry(at_ms: u64, name: &str) -> QueryLogEntry {
-        QueryLogEntry {
+    fn entry(at_ms: u64, name: &str) -> RawEntry {
+        RawEntry {
             at: Duration::from_millis(at_ms),
             client: "192.0.2.5:4000".parse().unwrap(),
             transport: Transport::Udp,
-            name: name.to_owned(),
-            qtype: "A".to_owned(),
-            rcode: "NOERROR".to_owned(),
+            question: Some((LowerName::new(&hickory_proto::rr::Name::from_ascii(name).unwrap()), RecordType::A)),
+            rcode: Some(ResponseCode::NoError),
             truncated: false,
-            answers: vec![],
+            sets: vec![],
+            synthesized: vec![],
             fault: None,
         }
     }
@@ -308,7 +378,7 @@ mod tests {
 
     #[test]
     fn json_line_has_microsecond_timestamp_and_lowercase_transport() {
-        let line = serde_json::to_string(&entry(2, "a.test.")).unwrap();
+        let line = serde_json::to_string(&entry(2, "A.Test.").to_entry()).unwrap();
         assert_eq!(
             line,
             r#"{"at_us":2000,"client":"192.0.2.5:4000","transport":"udp","name":"a.test.","qtype":"A","rcode":"NOERROR","truncated":false,"answers":[],"fault":null}"#

@@ -36,6 +36,9 @@ mod log;
 mod lookup;
 mod server;
 mod store;
+mod tcp;
+mod udp;
+mod wire;
 mod zone;
 
 pub use control::ZoneControl;

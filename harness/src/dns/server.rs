@@ -1,4 +1,4 @@
-//! The server lifecycle: takes sockets the caller already bound, registers them with hickory's `Server`, and hands out a cloneable handle that controls and stops it.
+//! The server lifecycle: takes sockets the caller already bound, serves each from a task of its own (`udp`, `tcp`), and hands out a cloneable handle that controls and stops it.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -7,10 +7,10 @@ use std::{
 };
 
 use hickory_proto::rr::LowerName;
-use hickory_server::Server;
 use tokio::{
     net::{TcpListener, UdpSocket},
-    sync::Mutex,
+    sync::{watch, Mutex},
+    task::JoinSet,
 };
 use tracing::{info, info_span};
 
@@ -22,6 +22,7 @@ use super::{
     handler::LabHandler,
     log::{QueryLog, Transport},
     store::ZoneSet,
+    tcp, udp,
     zone::{self, HostAddrs, Zone},
 };
 
@@ -46,10 +47,8 @@ pub struct DnsOptions {
     pub dns64: Option<Dns64>,
     /// Most query-log entries kept; older ones are discarded and counted.
     pub log_capacity: usize,
-    /// A TCP connection idle this long is closed.
+    /// A TCP connection idle this long (or stalled in the middle of a message) is closed.
     pub tcp_idle_timeout: Duration,
-    /// Responses buffered per TCP connection.
-    pub tcp_response_buffer: usize,
 }
 
 impl DnsOptions {
@@ -61,7 +60,6 @@ impl DnsOptions {
             dns64: None,
             log_capacity: 100_000,
             tcp_idle_timeout: Duration::from_secs(10),
-            tcp_response_buffer: 32,
         }
     }
 }
@@ -72,7 +70,10 @@ struct Inner {
     log: QueryLog,
     hosts: Arc<RwLock<HostAddrs>>,
     local: Vec<(Transport, SocketAddr)>,
-    server: Mutex<Option<Server<LabHandler>>>,
+    /// One task per socket; taken by the first shutdown.
+    tasks: Mutex<Option<JoinSet<()>>>,
+    /// Tells every task to stop.
+    stop: watch::Sender<bool>,
 }
 
 /// A running authoritative DNS server; cloning gives another handle to the same server.
@@ -135,12 +136,13 @@ impl DnsServer {
         };
         let span = info_span!("dns", zones = zones.iter().count());
         let _enter = span.enter();
-        let mut server = Server::new(handler);
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
         for socket in sockets.udp {
-            server.register_socket(socket);
+            tasks.spawn(udp::serve(socket, handler.clone(), stopped.clone()));
         }
         for listener in sockets.tcp {
-            server.register_listener(listener, options.tcp_idle_timeout, options.tcp_response_buffer);
+            tasks.spawn(tcp::serve(listener, handler.clone(), options.tcp_idle_timeout, stopped.clone()));
         }
         info!(?local, "dns server started");
         Ok(Self {
@@ -150,7 +152,8 @@ impl DnsServer {
                 log,
                 hosts: Arc::new(RwLock::new(options.hosts)),
                 local,
-                server: Mutex::new(Some(server)),
+                tasks: Mutex::new(Some(tasks)),
+                stop,
             }),
         })
     }
@@ -214,17 +217,22 @@ impl DnsServer {
     ///
     /// # Errors
     ///
-    /// [`ServerError::Shutdown`] when a socket task had failed.
+    /// [`ServerError::Shutdown`] when a serving task had panicked (the others are stopped anyway).
     pub async fn shutdown(&self) -> Result<(), ServerError> {
-        let server = self.inner.server.lock().await.take();
-        let Some(mut server) = server else {
+        let Some(mut tasks) = self.inner.tasks.lock().await.take() else {
             return Ok(());
         };
-        server
-            .shutdown_gracefully()
-            .await
-            .map_err(|source| ServerError::Shutdown { source })?;
+        self.inner.stop.send_replace(true);
+        let mut panicked = 0;
+        while let Some(ended) = tasks.join_next().await {
+            if ended.is_err() {
+                panicked += 1;
+            }
+        }
         info!("dns server stopped");
+        if panicked > 0 {
+            return Err(ServerError::Shutdown { panicked });
+        }
         Ok(())
     }
 }

@@ -176,7 +176,7 @@ pub enum DnsFault {
     Drop,
     /// Truncated (TC) answers over UDP.
     Truncate,
-    /// DNS over TCP only (every UDP answer truncated).
+    /// DNS over TCP only: UDP queries get no answer, TCP queries are answered.
     TcpOnly,
     /// Answer after this delay.
     Delay(Duration),
