@@ -30,7 +30,7 @@ fn main() -> std::process::ExitCode {
     trials.push(kernel_trial("dns/a-host-sharing-no-family-with-the-dns-host-fails-the-build", no_common_family));
     trials.push(trial_requiring("dns/dns64-gives-ipv6-only-hosts-a-synthesized-aaaa", &["dig", "getent"], dns64));
     trials.push(trial_requiring("dns/ipv6-only-nat64-reaches-an-ipv4-only-server-through-tayga", &["tayga", "curl"], nat64));
-    libtest_mimic::run(&args, trials).exit_code()
+    nslab_tests::run_checking_host(&args, trials)
 }
 
 fn zone() -> Zone {
