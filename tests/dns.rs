@@ -65,7 +65,14 @@ async fn dig(h: &Host, args: &[&str]) -> Result<Dig, String> {
         .await
         .map_err(err)?;
     let raw = p.stdout();
-    let mut d = Dig { status: String::new(), flags: Vec::new(), answer: Vec::new(), authority: Vec::new(), raw: raw.clone() + &p.stderr(), exit: p.exit().and_then(|e| e.code()) };
+    let mut d = Dig {
+        status: String::new(),
+        flags: Vec::new(),
+        answer: Vec::new(),
+        authority: Vec::new(),
+        raw: raw.clone() + &p.stderr(),
+        exit: p.exit().and_then(|e| e.code()),
+    };
     let mut section = "";
     for line in raw.lines() {
         if let Some(rest) = line.split("status: ").nth(1) {
@@ -91,7 +98,13 @@ async fn dig(h: &Host, args: &[&str]) -> Result<Dig, String> {
 impl Dig {
     /// Checks the status and the exact flags (`qr aa rd`).
     fn expect(&self, what: &str, status: &str) -> Result<(), String> {
-        ensure!(self.status == status && self.flags == FLAGS, "{what}: dig status {} flags {:?}, expected {status} {FLAGS:?}\n{}", self.status, self.flags, self.raw);
+        ensure!(
+            self.status == status && self.flags == FLAGS,
+            "{what}: dig status {} flags {:?}, expected {status} {FLAGS:?}\n{}",
+            self.status,
+            self.flags,
+            self.raw
+        );
         Ok(())
     }
 }
@@ -208,13 +221,16 @@ async fn resolvers(profile: Profile) -> Result<(), String> {
         let at = dns.log().now();
         let g = client.run(Command::new("getent").args(["ahosts", "blue-ll"]), T).await.map_err(err)?;
         ensure!(
-            g.exit().and_then(|e| e.code()) == Some(0) && getent_addrs(&g.stdout()) == BTreeSet::from([ll.clone()]) && g.stdout().contains("blue-ll.example.test"),
+            g.exit().and_then(|e| e.code()) == Some(0)
+                && getent_addrs(&g.stdout()) == BTreeSet::from([ll.clone()])
+                && g.stdout().contains("blue-ll.example.test"),
             "{profile}: getent ahosts blue-ll should give exactly {ll} as blue-ll.example.test (search list): {}",
             g.output()
         );
         let log = logged(&lab, "blue-ll.example.test", at);
         ensure!(
-            log.iter().any(|e| e.client.ip() == me && e.qtype == "AAAA" && e.rcode == "NOERROR" && e.answers.iter().any(|a| a.ends_with(&format!("AAAA {ll}")))),
+            log.iter()
+                .any(|e| e.client.ip() == me && e.qtype == "AAAA" && e.rcode == "NOERROR" && e.answers.iter().any(|a| a.ends_with(&format!("AAAA {ll}")))),
             "{profile}: the log should show {me} asking AAAA blue-ll and getting {ll}: {log:#?}"
         );
         // The CNAME to a name without data: getaddrinfo finds no address (and says so).
@@ -227,7 +243,8 @@ async fn resolvers(profile: Profile) -> Result<(), String> {
         ensure!(!want.is_empty() && getent_addrs(&g.stdout()) == want, "{profile}: getent ahosts app should give exactly {want:?}: {}", g.output());
         let log = logged(&lab, "app.example.test", at);
         ensure!(
-            !log.is_empty() && log.iter().all(|e| e.client.ip() == me && e.rcode == "NOERROR" && e.answers.iter().any(|a| a.contains("CNAME blue.example.test."))),
+            !log.is_empty()
+                && log.iter().all(|e| e.client.ip() == me && e.rcode == "NOERROR" && e.answers.iter().any(|a| a.contains("CNAME blue.example.test."))),
             "{profile}: the log should show getent's queries from {me}, answered with the CNAME to blue: {log:#?}"
         );
         // The search list completes a bare name.
@@ -255,7 +272,10 @@ async fn resolvers(profile: Profile) -> Result<(), String> {
     let after = dns.log().query(&LogFilter::new().name("app.example.test").since(swapped_at));
     ensure!(!after.is_empty(), "{profile}: no query for app after the swap in the log");
     ensure!(
-        after.iter().all(|e| e.client.ip() == me && e.transport == Transport::Udp && e.rcode == want_status && e.answers.iter().any(|a| a.contains("green.example.test"))),
+        after.iter().all(|e| e.client.ip() == me
+            && e.transport == Transport::Udp
+            && e.rcode == want_status
+            && e.answers.iter().any(|a| a.contains("green.example.test"))),
         "{profile}: log after swap should show {me} getting green over UDP: {after:#?}"
     );
     let before = dns.log().query(&LogFilter::new().name("app.example.test").until(swapped_at));
@@ -408,14 +428,20 @@ async fn tcp_only() -> Result<(), String> {
 
     let at = dns.log().now();
     let d = dig(&client, &["blue.example.test", "A"]).await?;
-    ensure!(d.exit == Some(9) && d.raw.contains("timed out") && d.answer.is_empty(), "tcp-only: dig over UDP should time out (exit 9): exit {:?}\n{}", d.exit, d.raw);
+    ensure!(
+        d.exit == Some(9) && d.raw.contains("timed out") && d.answer.is_empty(),
+        "tcp-only: dig over UDP should time out (exit 9): exit {:?}\n{}",
+        d.exit,
+        d.raw
+    );
     let d = dig(&client, &["+tcp", "blue.example.test", "A"]).await?;
     d.expect("tcp-only: dig +tcp", "NOERROR")?;
     ensure!(d.answer == vec![format!("blue.example.test. 60 IN A {blue}")], "tcp-only: dig +tcp answer {:?}", d.answer);
     let log = logged(&lab, "blue.example.test", at);
     let seen: Vec<(Transport, &str, bool, Option<&str>)> = log.iter().map(|e| (e.transport, e.rcode.as_str(), e.truncated, e.fault.as_deref())).collect();
     ensure!(
-        seen == vec![(Transport::Udp, "-", false, Some("tcp-only")), (Transport::Tcp, "NOERROR", false, Some("tcp-only"))] && log.iter().all(|e| e.client.ip() == me),
+        seen == vec![(Transport::Udp, "-", false, Some("tcp-only")), (Transport::Tcp, "NOERROR", false, Some("tcp-only"))]
+            && log.iter().all(|e| e.client.ip() == me),
         "tcp-only: the log should show the dropped UDP query, then the TCP one answered, both from {me}: {log:#?}"
     );
 
@@ -455,7 +481,8 @@ async fn query_log_artifact() -> Result<(), String> {
     let dir = lab.teardown().await.map_err(err)?.ok_or("keep_artifacts(true): teardown should keep the artifacts")?;
     let path = dir.join("dns/queries.jsonl");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
-    let lines: Vec<serde_json::Value> = text.lines().map(serde_json::from_str).collect::<Result<_, _>>().map_err(|e| format!("{}: {e}\n{text}", path.display()))?;
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(serde_json::from_str).collect::<Result<_, _>>().map_err(|e| format!("{}: {e}\n{text}", path.display()))?;
     ensure!(lines.len() == logged && logged >= 2, "{}: {} lines, the log had {logged} entries:\n{text}", path.display(), lines.len());
     let from_me = |l: &serde_json::Value| l["client"].as_str().and_then(|c| c.parse::<std::net::SocketAddr>().ok()).is_some_and(|c| c.ip().to_string() == me);
     ensure!(
@@ -521,7 +548,8 @@ async fn dns64() -> Result<(), String> {
     let client = lab.host("client").map_err(err)?;
     let v4 = lab.host("legacy").map_err(err)?.ipv4().unwrap();
     let o = v4.octets();
-    let synth: std::net::Ipv6Addr = format!("64:ff9b::{:x}:{:x}", u16::from(o[0]) << 8 | u16::from(o[1]), u16::from(o[2]) << 8 | u16::from(o[3])).parse().unwrap();
+    let synth: std::net::Ipv6Addr =
+        format!("64:ff9b::{:x}:{:x}", u16::from(o[0]) << 8 | u16::from(o[1]), u16::from(o[2]) << 8 | u16::from(o[3])).parse().unwrap();
     let d = dig(client, &["legacy.example.test", "AAAA"]).await?;
     ensure!(d.answer.iter().any(|a| a.ends_with(&format!("IN AAAA {synth}"))), "DNS64: expected AAAA {synth}, got {:?}\n{}", d.answer, d.raw);
     let g = client.run(Command::new("getent").args(["ahosts", "legacy.example.test"]), T).await.map_err(err)?;
@@ -550,7 +578,8 @@ async fn nat64() -> Result<(), String> {
         Ok::<_, String>(peer)
     });
     // DNS64 is on by itself in a NAT64 lab; curl resolves a synthesized AAAA and goes through tayga.
-    let c = client.run(Command::new("curl").args(["-sS", "--max-time", "5", "-w", " %{remote_ip}", "http://legacy.example.test:8000/"]), T).await.map_err(err)?;
+    let c =
+        client.run(Command::new("curl").args(["-sS", "--max-time", "5", "-w", " %{remote_ip}", "http://legacy.example.test:8000/"]), T).await.map_err(err)?;
     let out = c.stdout();
     ensure!(out.starts_with("legacy\n 2001:db8:6464::"), "curl through NAT64 should answer from a 2001:db8:6464::/96 address, got {out:?} {}", c.stderr());
     let peer = tokio::time::timeout(Duration::from_secs(2), server).await.map_err(|_| "server saw no connection".to_string())?.map_err(|e| e.to_string())??;

@@ -52,10 +52,7 @@ fn main() -> std::process::ExitCode {
 
 /// curl from `client` to `url`: Ok(http status) or Err(curl exit code and stderr).
 async fn curl(client: &nslab::Host, url: &str) -> Result<Result<String, String>, String> {
-    let p = client
-        .run(Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", url]), T)
-        .await
-        .map_err(err)?;
+    let p = client.run(Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", url]), T).await.map_err(err)?;
     let exit = p.exit().expect("run waits for exit");
     if exit.success() {
         Ok(Ok(p.stdout()))
@@ -162,9 +159,7 @@ async fn kernel_addrs(host: &nslab::Host) -> Result<BTreeSet<(String, IpAddr)>, 
 async fn icmp6_counter(host: &nslab::Host, name: &'static str) -> Result<u64, String> {
     // /proc/thread-self: the namespace of the thread that reads, not of the process.
     let text = host.in_netns(|| std::fs::read_to_string("/proc/thread-self/net/snmp6")).await.map_err(err)?.map_err(|e| e.to_string())?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .ok_or_else(|| format!("no {name} in {}'s /proc/net/snmp6", host.name()))
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).ok_or_else(|| format!("no {name} in {}'s /proc/net/snmp6", host.name()))
 }
 
 /// Retransmitted segments of a TCP connection (SYN and SYN-ACK included), from TCP_INFO.
@@ -248,12 +243,7 @@ async fn addresses(profile: Profile) -> Result<(), String> {
                 host.connect_tcp(l6.local_addr().map_err(|e| e.to_string())?).await.map_err(err)?;
             }
             Ok(_) => return Err(format!("ipv4-only: binding [::1] on {} should fail (IPv6 disabled on lo)", host.name())),
-            Err(e) => ensure!(
-                profile == Profile::Ipv4Only && e.os_error() == Some(EADDRNOTAVAIL),
-                "{profile}: binding [::1] on {}: {}",
-                host.name(),
-                err(e)
-            ),
+            Err(e) => ensure!(profile == Profile::Ipv4Only && e.os_error() == Some(EADDRNOTAVAIL), "{profile}: binding [::1] on {}: {}", host.name(), err(e)),
         }
     }
     lab.teardown().await.map_err(err)?;
@@ -321,10 +311,18 @@ async fn no_ipv6() -> Result<(), String> {
     let server = lab.host("server").map_err(err)?.clone();
     let probe = "import socket\ntry:\n    socket.socket(socket.AF_INET6); print('created')\nexcept OSError as e:\n    print('errno', e.errno)\ns=socket.socket(); print('ipv4 ok')\n";
     let p = server.run(Command::new(PY).args(["-c", probe]), T).await.map_err(err)?;
-    ensure!(p.stdout() == format!("errno {}\nipv4 ok\n", libc::EAFNOSUPPORT), "no-ipv6: AF_INET6 must fail with EAFNOSUPPORT, AF_INET must work: {:?}", p.output());
+    ensure!(
+        p.stdout() == format!("errno {}\nipv4 ok\n", libc::EAFNOSUPPORT),
+        "no-ipv6: AF_INET6 must fail with EAFNOSUPPORT, AF_INET must work: {:?}",
+        p.output()
+    );
     // A server that binds [::] (works on ipv4-only, where IPv6 is merely disabled) cannot start.
     let web = server.run(Command::new(PY).args(["-m", "http.server", "8000", "--bind", "::"]), T).await.map_err(err)?;
-    ensure!(!web.exit().unwrap().success() && web.output().contains("Address family not supported by protocol"), "no-ipv6: [::] bind must fail: {}", web.output());
+    ensure!(
+        !web.exit().unwrap().success() && web.output().contains("Address family not supported by protocol"),
+        "no-ipv6: [::] bind must fail: {}",
+        web.output()
+    );
     ensure!(server.ipv6().is_none() && server.ipv4().is_some(), "no-ipv6 hosts have IPv4 only");
     let l = server.spawn(Command::new(PY).args(["-m", "http.server", "8001", "--bind", "0.0.0.0"])).await.map_err(err)?;
     server.wait_listening(&Listen::tcp(8001), T, Some(&l)).await.map_err(err)?;
@@ -411,7 +409,10 @@ async fn etc_files() -> Result<(), String> {
     );
     // The server has no gai.conf of its own: it sees the host's file, unchanged.
     let s = server.run(Command::new("cat").arg("/etc/gai.conf"), T).await.map_err(err)?;
-    ensure!(Some(s.stdout().into_bytes()) == before[2].clone().map(|b| String::from_utf8_lossy(&b).into_owned().into_bytes()) || before[2].is_none(), "server should see the host's own /etc/gai.conf");
+    ensure!(
+        Some(s.stdout().into_bytes()) == before[2].clone().map(|b| String::from_utf8_lossy(&b).into_owned().into_bytes()) || before[2].is_none(),
+        "server should see the host's own /etc/gai.conf"
+    );
     lab.teardown().await.map_err(err)?;
     let after: Vec<Option<Vec<u8>>> = files.iter().map(|f| std::fs::read(f).ok()).collect();
     ensure!(before == after, "a host /etc file changed");
@@ -452,7 +453,9 @@ async fn wait_errors() -> Result<(), String> {
     let p = h.spawn(Command::shell("echo starting up; echo 'port in use' >&2; sleep 30").name("srv")).await.map_err(err)?;
     let e = h.wait_listening(&Listen::tcp(8080), Duration::from_millis(300), Some(&p)).await.unwrap_err().to_string();
     ensure!(
-        e.starts_with("timed out after 300ms waiting for a tcp listener on port 8080 in host h (listening: nothing)") && e.contains("| starting up") && e.contains("| port in use"),
+        e.starts_with("timed out after 300ms waiting for a tcp listener on port 8080 in host h (listening: nothing)")
+            && e.contains("| starting up")
+            && e.contains("| port in use"),
         "timeout message should name the wait and show the output, got:\n{e}"
     );
     let re = regex::Regex::new("ready").unwrap();
@@ -460,7 +463,10 @@ async fn wait_errors() -> Result<(), String> {
     ensure!(e.starts_with("timed out after 200ms waiting for h/srv to print a line matching /ready/"), "got:\n{e}");
     let q = h.spawn(Command::shell("echo fatal: cannot bind; exit 3").name("bad")).await.map_err(err)?;
     let e = h.wait_listening(&Listen::tcp(8081), T, Some(&q)).await.unwrap_err().to_string();
-    ensure!(e.starts_with("h/bad exited (exit status: 3) while waiting for a tcp listener on port 8081 in host h") && e.contains("| fatal: cannot bind"), "got:\n{e}");
+    ensure!(
+        e.starts_with("h/bad exited (exit status: 3) while waiting for a tcp listener on port 8081 in host h") && e.contains("| fatal: cannot bind"),
+        "got:\n{e}"
+    );
     let line = q.wait_for_line(&regex::Regex::new("fatal").unwrap(), T).await.map_err(err)?;
     ensure!(line.text == "fatal: cannot bind", "line {:?}", line.text);
     ensure!(std::fs::read_to_string(q.stdout_path()).map_err(|e| e.to_string())? == "fatal: cannot bind\n", "stdout log file should hold the output");

@@ -117,9 +117,7 @@ async fn nat64_flap() -> Result<(), String> {
     let p = nslab::lab_nat64::PREFIX.segments();
     let mapped = std::net::Ipv6Addr::new(p[0], p[1], p[2], p[3], p[4], p[5], u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
     let l = server.bind_tcp(SocketAddr::new(IpAddr::V4(v4), 8000)).await.map_err(err)?;
-    let accept = tokio::spawn(async move {
-        while l.accept().await.is_ok() {}
-    });
+    let accept = tokio::spawn(async move { while l.accept().await.is_ok() {} });
     let to = SocketAddr::new(IpAddr::V6(mapped), 8000);
     ensure!(connect(&client, to).await.is_ok(), "{to} (the server through NAT64) must connect before the flap");
     client.set_link(false).await.map_err(err)?;

@@ -34,7 +34,6 @@ fn main() -> std::process::ExitCode {
     nslab_tests::run_checking_host(&args, trials)
 }
 
-
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repository root").to_path_buf()
 }
@@ -113,7 +112,13 @@ fn wait_gone(pid: u64, limit: Duration) -> bool {
 /// Named namespaces of lab `lab` in /run/netns.
 fn named(lab: &str) -> Vec<String> {
     let prefix = format!("nslab-{lab}.");
-    std::fs::read_dir("/run/netns").into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with(&prefix)).collect()
+    std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
 }
 
 fn mounts_mentioning(lab: &str) -> Vec<String> {
@@ -153,11 +158,17 @@ async fn up_exec_dns_down() -> Result<(), String> {
     let code = env.run(&["exec", &lab, "client", "--", "sh", "-c", "exit 7"])?.status.code();
     ensure!(code == Some(7), "exit code of `exit 7` came back as {code:?}");
     let missing = env.run(&["exec", &lab, "nosuchhost", "--", "true"])?;
-    ensure!(!missing.status.success() && text(&missing.stderr).contains("has no host \"nosuchhost\"; its hosts are: blue, green, client, dns"), "unknown host: {}", text(&missing.stderr));
+    ensure!(
+        !missing.status.success() && text(&missing.stderr).contains("has no host \"nosuchhost\"; its hosts are: blue, green, client, dns"),
+        "unknown host: {}",
+        text(&missing.stderr)
+    );
 
     // `ip netns exec` reaches the same network namespace.
-    let ip = Command::new("ip").args(["netns", "exec", &format!("nslab-{lab}.client"), "ip", "-o", "addr", "show", "eth0"]).output().map_err(|e| e.to_string())?;
-    let client_v4 = st["hosts"].as_array().and_then(|hs| hs.iter().find(|h| h["name"] == "client")).and_then(|h| h["addrs"][0].as_str()).unwrap_or("?").to_string();
+    let ip =
+        Command::new("ip").args(["netns", "exec", &format!("nslab-{lab}.client"), "ip", "-o", "addr", "show", "eth0"]).output().map_err(|e| e.to_string())?;
+    let client_v4 =
+        st["hosts"].as_array().and_then(|hs| hs.iter().find(|h| h["name"] == "client")).and_then(|h| h["addrs"][0].as_str()).unwrap_or("?").to_string();
     ensure!(text(&ip.stdout).contains(&format!("{client_v4}/24")), "ip netns exec shows: {}", text(&ip.stdout));
 
     // shell: commands on standard input, in the host.
@@ -177,7 +188,10 @@ async fn up_exec_dns_down() -> Result<(), String> {
     let dig = env.ok(&["exec", &lab, "client", "--", "dig", "+short", "app.example.test", "A"])?;
     ensure!(dig.starts_with("green.example.test."), "after the swap dig says {dig:?}");
     let log = env.ok(&["dns", &lab, "log", "--name", "app.example.test"])?;
-    ensure!(log.lines().any(|l| l.contains(&client_v4) && l.contains("CNAME green.example.test.")), "query log lacks the client's query after the swap:\n{log}");
+    ensure!(
+        log.lines().any(|l| l.contains(&client_v4) && l.contains("CNAME green.example.test.")),
+        "query log lacks the client's query after the swap:\n{log}"
+    );
     env.ok(&["dns", &lab, "fault", "servfail", "app"])?;
     let dig = env.ok(&["exec", &lab, "client", "--", "dig", "app.example.test", "A"])?;
     ensure!(dig.contains("status: SERVFAIL"), "with the fault on: {dig}");
@@ -186,7 +200,10 @@ async fn up_exec_dns_down() -> Result<(), String> {
     ensure!(!bad.status.success() && text(&bad.stderr).contains("10.0.0.1"), "a public address was accepted: {}", text(&bad.stderr));
 
     let status = env.ok(&["status"])?;
-    ensure!(status.contains(&lab) && status.contains("service client on client: running") && status.contains(&format!("nslab-{lab}.client")), "status: {status}");
+    ensure!(
+        status.contains(&lab) && status.contains("service client on client: running") && status.contains(&format!("nslab-{lab}.client")),
+        "status: {status}"
+    );
 
     // A command still running in a host when the lab goes down dies with it.
     let mut sleeper = env.cmd(&["exec", &lab, "client", "--", "sleep", "600"])?.stdin(Stdio::null()).spawn().map_err(|e| e.to_string())?;
@@ -231,7 +248,11 @@ async fn killed_then_gc() -> Result<(), String> {
         ensure!(wait_gone(*p, Duration::from_secs(5)), "anchor {p} outlived its daemon");
     }
     let ex = env.run(&["exec", &lab, "web", "--", "true"])?;
-    ensure!(!ex.status.success() && text(&ex.stderr).contains("is not running any more") && text(&ex.stderr).contains("nslab gc"), "exec on a dead lab: {}", text(&ex.stderr));
+    ensure!(
+        !ex.status.success() && text(&ex.stderr).contains("is not running any more") && text(&ex.stderr).contains("nslab gc"),
+        "exec on a dead lab: {}",
+        text(&ex.stderr)
+    );
     // What a killed daemon can not remove itself: its named namespaces (they keep the hosts'
     // network namespaces, and so their interfaces, alive). gc removes them.
     ensure!(named(&lab).len() == 3, "named namespaces after kill -9: {:?}", named(&lab));
@@ -320,7 +341,18 @@ async fn rootless_user() -> Result<(), String> {
     let st = env.state(&lab)?;
     ensure!(st["rootless"] == true, "the lab does not say rootless: {st}");
     ensure!(named(&lab).is_empty(), "rootless made named namespaces in /run/netns");
-    let ex = as_nobody(&env, &["exec", &lab, "cli", "--", "sh", "-c", "hostname; cat /proc/self/uid_map; python3 -c 'import socket; s=socket.create_connection((\"web.lab.test\", 9), timeout=2)' 2>&1 | tail -1"])?;
+    let ex = as_nobody(
+        &env,
+        &[
+            "exec",
+            &lab,
+            "cli",
+            "--",
+            "sh",
+            "-c",
+            "hostname; cat /proc/self/uid_map; python3 -c 'import socket; s=socket.create_connection((\"web.lab.test\", 9), timeout=2)' 2>&1 | tail -1",
+        ],
+    )?;
     let t = text(&ex.stdout);
     let map: Vec<&str> = t.lines().nth(1).unwrap_or("").split_whitespace().collect();
     ensure!(t.starts_with("cli\n") && map == ["0", &NOBODY.to_string(), "1"], "exec as uid {NOBODY}: {t}{}", text(&ex.stderr));
@@ -390,7 +422,9 @@ async fn rootless_blocked() -> Result<(), String> {
     let err = text(&out.stderr);
     ensure!(!out.status.success(), "nslab ran with user namespaces forbidden: {}", text(&out.stdout));
     ensure!(
-        err.contains("cannot enter a user namespace of its own") && err.contains("user.max_user_namespaces is 0") && err.contains("sysctl -w user.max_user_namespaces=15000"),
+        err.contains("cannot enter a user namespace of its own")
+            && err.contains("user.max_user_namespaces is 0")
+            && err.contains("sysctl -w user.max_user_namespaces=15000"),
         "the error does not name the setting: {err}"
     );
     ensure!(std::fs::read_to_string("/proc/sys/user/max_user_namespaces").is_ok_and(|v| v.trim() != "0"), "the host's own setting changed");

@@ -17,7 +17,6 @@ fn main() -> std::process::ExitCode {
     nslab_tests::run_checking_host(&args, trials)
 }
 
-
 const BIND: &str = r#"description = "python3 http.server bound to ::1. It cannot start where the host has no IPv6."
 program = "python3"
 profiles = ["ipv4-only", "dual-stack"]
@@ -106,8 +105,14 @@ async fn md_and_json() -> Result<(), String> {
     let v4 = &py["cases"][0]["cells"]["ipv4-only"];
     ensure!(v4["test"] == "passed" && v4["program"] == "fails", "on ipv4-only the test holds and the program fails: {v4}");
     let web = &v4["services"][0];
-    ensure!(web["started"] == false && web["errno"] == "EADDRNOTAVAIL" && web["cause"] == "address-not-on-host", "the failed start has its errno and cause: {web}");
-    ensure!(web["evidence"].as_str().is_some_and(|e| e.contains("[Errno 99]") && e.contains("no IPv6 address")), "with the output line and the lab fact: {web}");
+    ensure!(
+        web["started"] == false && web["errno"] == "EADDRNOTAVAIL" && web["cause"] == "address-not-on-host",
+        "the failed start has its errno and cause: {web}"
+    );
+    ensure!(
+        web["evidence"].as_str().is_some_and(|e| e.contains("[Errno 99]") && e.contains("no IPv6 address")),
+        "with the output line and the lab fact: {web}"
+    );
     let art = v4["artifacts"].as_str().ok_or_else(|| format!("no artifacts: {v4}"))?;
     ensure!(Path::new(art).join("results.json").is_file(), "the linked artifacts are kept: {art}");
     let ds = &py["cases"][0]["cells"]["dual-stack"];

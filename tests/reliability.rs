@@ -126,7 +126,11 @@ async fn crashes(kind: Crash, seed: u64, runs: usize) -> Result<(), String> {
 /// The namespaces (`net:[N]`, `mnt:[N]`, `pid:[N]`, `uts:[N]`) of this test process, which the
 /// child shares and which must not count as the lab's.
 fn own_namespaces() -> BTreeSet<String> {
-    ["net", "mnt", "pid", "uts"].iter().filter_map(|k| std::fs::read_link(format!("/proc/self/ns/{k}")).ok()).map(|l| l.to_string_lossy().into_owned()).collect()
+    ["net", "mnt", "pid", "uts"]
+        .iter()
+        .filter_map(|k| std::fs::read_link(format!("/proc/self/ns/{k}")).ok())
+        .map(|l| l.to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Namespace links a process refers to: its own namespaces, its threads' network namespaces
@@ -205,7 +209,8 @@ fn leftovers(mark: &str, pids: &BTreeSet<u32>, namespaces: &BTreeSet<String>, ho
 
 /// Interface names in the host's network namespace.
 fn host_links_now() -> BTreeSet<String> {
-    let out = std::process::Command::new("ip").args(["-o", "link", "show"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let out =
+        std::process::Command::new("ip").args(["-o", "link", "show"]).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
     out.lines().filter_map(|l| l.split(':').nth(1)).map(|n| n.trim().split('@').next().unwrap_or("").to_string()).collect()
 }
 
@@ -394,7 +399,10 @@ async fn dns_flood() -> Result<(), String> {
         };
         latencies.push(t.elapsed());
         let (_, rcode, ancount) = header(&answer).unwrap();
-        ensure!(rcode == 0 && ancount == 1 && answer.ends_with(&probe_ip.octets()), "probe {id}: expected NOERROR with {probe_ip}, got rcode {rcode}, {ancount} answers");
+        ensure!(
+            rcode == 0 && ancount == 1 && answer.ends_with(&probe_ip.octets()),
+            "probe {id}: expected NOERROR with {probe_ip}, got rcode {rcode}, {ancount} answers"
+        );
         id += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -418,7 +426,14 @@ async fn dns_flood() -> Result<(), String> {
         ensure!(f.answered == f.sent.len(), "client {}: {} of {} queries answered", f.local, f.answered, f.sent.len());
         let got = logged.get(&f.local).cloned().unwrap_or_default();
         let n = logged_count.get(&f.local).copied().unwrap_or(0);
-        ensure!(n == f.sent.len() && got == f.sent, "client {}: sent {} queries, the log has {n} ({} distinct names, {} sent names missing)", f.local, f.sent.len(), got.len(), f.sent.difference(&got).count());
+        ensure!(
+            n == f.sent.len() && got == f.sent,
+            "client {}: sent {} queries, the log has {n} ({} distinct names, {} sent names missing)",
+            f.local,
+            f.sent.len(),
+            got.len(),
+            f.sent.difference(&got).count()
+        );
         total += f.sent.len();
     }
     ensure!(total > 1000, "the flood sent only {total} queries in {elapsed:?}: not a flood");

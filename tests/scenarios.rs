@@ -16,13 +16,11 @@ fn main() -> std::process::ExitCode {
         args.test_threads = Some(16);
     }
     // NSLAB_SCENARIOS_DIR points the suite at another tree (the CLI agreement test uses it).
-    let root = std::env::var_os("NSLAB_SCENARIOS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios")));
+    let root =
+        std::env::var_os("NSLAB_SCENARIOS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios")));
     let (planned, errors) = runner::collect(&[root], &[]);
-    let mut trials: Vec<Trial> = errors
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| Trial::test(format!("invalid-scenario-{i}"), move || Err(Failed::from(e))))
-        .collect();
+    let mut trials: Vec<Trial> =
+        errors.into_iter().enumerate().map(|(i, e)| Trial::test(format!("invalid-scenario-{i}"), move || Err(Failed::from(e)))).collect();
     let kernel = kernel_unavailable();
     for t in planned {
         // The same decision as `nslab run` (requirements, implied ones included).

@@ -149,7 +149,18 @@ async fn run() -> Result<()> {
             let cpu_before = cpu_ns(&pids());
             let p = client
                 .run(
-                    Command::new("dnsperf").args(["-s", &addr.to_string(), "-d", &queries.display().to_string(), "-l", &secs.to_string(), "-c", "4", "-q", "100"]),
+                    Command::new("dnsperf").args([
+                        "-s",
+                        &addr.to_string(),
+                        "-d",
+                        &queries.display().to_string(),
+                        "-l",
+                        &secs.to_string(),
+                        "-c",
+                        "4",
+                        "-q",
+                        "100",
+                    ]),
                     Duration::from_secs(secs + 30),
                 )
                 .await?;

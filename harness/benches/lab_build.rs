@@ -103,8 +103,7 @@ fn private_netns_dir() -> Result<()> {
         bail!("needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN): run `sudo -E cargo bench -p nslab --bench lab_build`");
     }
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).context("unshare the mount namespace")?;
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)
-        .context("make / a slave mount in the private mount namespace")?;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>).context("make / a slave mount in the private mount namespace")?;
     // `ip netns add` would create the directory too; it is the mount point of the tmpfs.
     std::fs::create_dir_all(NETNS_RUN_DIR).with_context(|| format!("create {NETNS_RUN_DIR}"))?;
     mount(Some("nslabbench"), NETNS_RUN_DIR, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some("mode=0755"))
@@ -129,8 +128,7 @@ impl NamesGuard {
 
     fn remaining(&self) -> Vec<String> {
         let Ok(dir) = std::fs::read_dir(NETNS_RUN_DIR) else { return Vec::new() };
-        let mut v: Vec<String> =
-            dir.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with(&self.prefix)).collect();
+        let mut v: Vec<String> = dir.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.starts_with(&self.prefix)).collect();
         v.sort();
         v
     }
@@ -152,7 +150,6 @@ enum Variant {
 }
 
 impl Variant {
-
     fn name(self) -> &'static str {
         match self {
             Variant::Nslab => "nslab",
@@ -256,9 +253,7 @@ async fn run(prefix: &str) -> Result<()> {
     );
     // nslab writes and removes each lab's artifact directory there: on a disk file system with
     // online discard, that removal dominates its teardown.
-    let artifacts = std::env::var_os("NSLAB_ARTIFACTS_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("nslab-artifacts"));
+    let artifacts = std::env::var_os("NSLAB_ARTIFACTS_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("nslab-artifacts"));
     println!("lab_build: nslab artifacts under {} ({})", artifacts.display(), fs_type(&artifacts));
     let mut round = 0usize;
     let mut results = Vec::new();
@@ -374,12 +369,7 @@ async fn exec(program: &str, args: &[&str], stdin: &str) -> Result<()> {
     drop(input);
     let out = child.wait_with_output().await.with_context(|| format!("wait for {program}"))?;
     if !out.status.success() {
-        bail!(
-            "`{program} {}` {} on this script:\n{stdin}stderr: {}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("`{program} {}` {} on this script:\n{stdin}stderr: {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }

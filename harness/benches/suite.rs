@@ -85,7 +85,10 @@ fn run() -> Result<()> {
         println!("{:<28} {:>10.2}", "wall time of the suite", wall);
         println!("{:<28} {:>10.2}", "sum of the trials' times", sum);
         println!("{:<28} {:>10.2}   ({})", "slowest trial", slow, slowest.name);
-        println!("{:<28} {:>10.3}   (a trivial trial alone, median of {trivial_runs}; min {:.3}, max {:.3})", "harness overhead per trial", overhead.1, overhead.0, overhead.2);
+        println!(
+            "{:<28} {:>10.3}   (a trivial trial alone, median of {trivial_runs}; min {:.3}, max {:.3})",
+            "harness overhead per trial", overhead.1, overhead.0, overhead.2
+        );
         println!("{:<28} {:>10.2}   (wall - slowest)", "wall beyond the slowest", wall - slow);
         println!("ratios: wall/sum {:.3}x, wall/slowest {:.3}x, sum/wall {:.1} trials running on average", wall / sum, wall / slow, sum / wall);
         let mut by_time: Vec<_> = ran.iter().map(|t| (t.duration_ms, t.name.as_str())).collect();
@@ -105,7 +108,10 @@ fn run() -> Result<()> {
             "overhead_per_trial": { "min": round3(overhead.0), "median": round3(overhead.1), "max": round3(overhead.2) },
             "trials": by_time.iter().map(|(ms, n)| serde_json::json!({ "trial": n, "time": *ms as f64 / 1000.0 })).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::json!({ "bench": "suite", "wall": json["wall"], "sum": json["sum"], "slowest": json["slowest"], "wall_over_sum": json["wall_over_sum"], "wall_over_slowest": json["wall_over_slowest"], "overhead_per_trial": json["overhead_per_trial"]["median"] }));
+        println!(
+            "{}",
+            serde_json::json!({ "bench": "suite", "wall": json["wall"], "sum": json["sum"], "slowest": json["slowest"], "wall_over_sum": json["wall_over_sum"], "wall_over_slowest": json["wall_over_slowest"], "overhead_per_trial": json["overhead_per_trial"]["median"] })
+        );
         json_runs.push(json);
     }
     let path = std::env::var_os("NSLAB_BENCH_JSON").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/nslab-bench/suite.json"));

@@ -62,9 +62,7 @@ pub async fn run_profile(profile: Profile) -> Result<ProfileReport> {
     let mut listeners = Vec::new();
     for addr in [SocketAddr::from((Ipv4Addr::UNSPECIFIED, 8000)), SocketAddr::from((Ipv6Addr::UNSPECIFIED, 8001))] {
         match server.bind_tcp(addr).await {
-            Ok(l) => listeners.push(tokio::spawn(async move {
-                while let Ok((_s, _)) = l.accept().await {}
-            })),
+            Ok(l) => listeners.push(tokio::spawn(async move { while let Ok((_s, _)) = l.accept().await {} })),
             Err(e) => tracing::info!(%addr, error = %e, "listener not available"),
         }
     }
@@ -127,4 +125,3 @@ pub fn render(r: &ProfileReport) -> String {
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
-

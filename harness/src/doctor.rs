@@ -74,7 +74,12 @@ pub fn run() -> Vec<Check> {
         "",
     ));
     out.push(check("network namespaces", Path::new("/proc/self/ns/net").exists(), "/proc/self/ns/net", "a kernel with CONFIG_NET_NS"));
-    out.push(check("IPv6", Path::new("/proc/sys/net/ipv6").exists(), if Path::new("/proc/sys/net/ipv6").exists() { "present" } else { "absent" }, "boot a kernel with IPv6 (ipv6.disable=0)"));
+    out.push(check(
+        "IPv6",
+        Path::new("/proc/sys/net/ipv6").exists(),
+        if Path::new("/proc/sys/net/ipv6").exists() { "present" } else { "absent" },
+        "boot a kernel with IPv6 (ipv6.disable=0)",
+    ));
     // A feature built into the kernel without parameters leaves no trace in /sys/module; only
     // a missing one found as a loadable module that is not loaded is a sure "no".
     let release = nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default();
@@ -85,7 +90,8 @@ pub fn run() -> Vec<Check> {
         ("tun (NAT64)", "tun", "/dev/net/tun", "modprobe tun (needed by ipv6-only-nat64)"),
     ] {
         let loaded = Path::new(path).exists();
-        let loadable = modules.lines().any(|l| l.split(':').next().is_some_and(|m| m.ends_with(&format!("/{module}.ko")) || m.contains(&format!("/{module}.ko."))));
+        let loadable =
+            modules.lines().any(|l| l.split(':').next().is_some_and(|m| m.ends_with(&format!("/{module}.ko")) || m.contains(&format!("/{module}.ko."))));
         let found = if loaded {
             "available"
         } else if loadable {

@@ -15,8 +15,8 @@ use crate::output::Output;
 use crate::plan::{SlotAddrs, IPV4_PREFIX, IPV6_PREFIX};
 use crate::process::{Command, Process, Registry};
 use crate::profile::Profile;
-use crate::sysctl;
 use crate::sys;
+use crate::sysctl;
 
 /// One of a host's own /etc files: where the lab keeps it, its content, what it covers.
 #[derive(Debug, Clone)]
@@ -124,19 +124,18 @@ impl Host {
             let mut used = h.names.lock().unwrap_or_else(|e| e.into_inner());
             let n = used.entry(base.clone()).or_insert(0);
             *n += 1;
-            if *n == 1 { base } else { format!("{base}.{n}") }
+            if *n == 1 {
+                base
+            } else {
+                format!("{base}.{n}")
+            }
         };
         let spawn_err = |source| Error::Spawn { host: h.name.clone(), program: cmd.program.to_string_lossy().into_owned(), source };
         self.write_etc()?;
         let binds = h
             .etc
             .iter()
-            .map(|f| {
-                Ok(sys::BindMount {
-                    source: CString::new(f.path.as_os_str().as_bytes())?,
-                    target: CString::new(f.target)?,
-                })
-            })
+            .map(|f| Ok(sys::BindMount { source: CString::new(f.path.as_os_str().as_bytes())?, target: CString::new(f.target)? }))
             .collect::<std::result::Result<Vec<_>, std::ffi::NulError>>()
             .map_err(|e| spawn_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
         let output = Arc::new(Output::new(h.epoch, &h.dir, &name));
@@ -229,11 +228,7 @@ impl Host {
                     Some(p) => p.shared.output.tail(20),
                     None => String::new(),
                 };
-                return Err(Error::Timeout {
-                    what: format!("{want} in host {} (listening: {seen})", self.name()),
-                    timeout,
-                    tail,
-                });
+                return Err(Error::Timeout { what: format!("{want} in host {} (listening: {seen})", self.name()), timeout, tail });
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(20));
@@ -257,9 +252,7 @@ impl Host {
     /// # Errors
     /// [`Error::Socket`] on failure.
     pub async fn socket(&self, domain: socket2::Domain, ty: socket2::Type, protocol: Option<socket2::Protocol>) -> Result<socket2::Socket> {
-        self.in_netns(move || socket2::Socket::new(domain, ty, protocol))
-            .await?
-            .map_err(|source| self.sock_err(format!("create a {ty:?} socket"), source))
+        self.in_netns(move || socket2::Socket::new(domain, ty, protocol)).await?.map_err(|source| self.sock_err(format!("create a {ty:?} socket"), source))
     }
 
     fn sock_err(&self, op: String, source: std::io::Error) -> Error {
@@ -302,10 +295,8 @@ impl Host {
     /// [`Error::Socket`] with the connect error (ECONNREFUSED, ENETUNREACH, EINVAL ...).
     pub async fn connect_tcp(&self, addr: SocketAddr) -> Result<tokio::net::TcpStream> {
         let s = self.socket(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).await?;
-        let sock = s
-            .set_nonblocking(true)
-            .map(|_| tokio::net::TcpSocket::from_std_stream(s.into()))
-            .map_err(|e| self.sock_err(format!("connect tcp {addr}"), e))?;
+        let sock =
+            s.set_nonblocking(true).map(|_| tokio::net::TcpSocket::from_std_stream(s.into())).map_err(|e| self.sock_err(format!("connect tcp {addr}"), e))?;
         sock.connect(addr).await.map_err(|e| self.sock_err(format!("connect tcp {addr}"), e))
     }
 
@@ -330,8 +321,11 @@ impl Host {
     /// As [`Host::set_sysctl`].
     pub async fn sysctl(&self, name: &str) -> Result<String> {
         let path = sysctl::sysctl_path(name).map_err(|what| Error::Invalid { what })?;
-        self.in_netns(move || std::fs::read_to_string(&path)).await?.map(|s| s.trim_end().to_string()).map_err(|source| {
-            Error::Sysctl { host: self.inner.name.clone(), name: name.into(), value: "(read)".into(), source }
+        self.in_netns(move || std::fs::read_to_string(&path)).await?.map(|s| s.trim_end().to_string()).map_err(|source| Error::Sysctl {
+            host: self.inner.name.clone(),
+            name: name.into(),
+            value: "(read)".into(),
+            source,
         })
     }
 
@@ -449,7 +443,11 @@ impl Host {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                let what = format!("host {} to answer neighbour solicitations for {a} (solicited-node group ff02::1:ff{group_tail})", self.inner.name, group_tail = &group[26..]);
+                let what = format!(
+                    "host {} to answer neighbour solicitations for {a} (solicited-node group ff02::1:ff{group_tail})",
+                    self.inner.name,
+                    group_tail = &group[26..]
+                );
                 return Err(Error::Timeout { what, timeout: crate::netlink::OPER_UP_TIMEOUT, tail: String::new() });
             }
             tokio::time::sleep(pause).await;

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 
-use crate::error::{Error, Result, TeardownError};
 use crate::dns::DnsServer;
+use crate::error::{Error, Result, TeardownError};
 use crate::etc;
-use crate::lab_dns::{self, LabDns};
 use crate::host::{EtcFile, Host, HostInner};
+use crate::lab_dns::{self, LabDns};
 use crate::netlink::Netlink;
 use crate::netns::NetNs;
 use crate::plan::{self, SlotAddrs};
@@ -237,19 +237,17 @@ impl LabBuilder {
         let t_ns = epoch.elapsed();
         // 2. The switch and one veth per host, the host end created directly in its namespace.
         let sw = format!("switch of lab {name}");
-        let br = switch_nl
-            .create_bridge("br0")
-            .await
-            .map_err(|source| Error::Netlink { op: "create bridge br0".into(), what: sw.clone(), source })?;
+        let br = switch_nl.create_bridge("br0").await.map_err(|source| Error::Netlink { op: "create bridge br0".into(), what: sw.clone(), source })?;
         let nl_ref = &switch_nl;
         try_join_all(planned.iter().zip(&hosts_ns).map(|(p, (ns, _, _))| {
             let port = format!("p{}", p.slot.slot);
             let sw = sw.clone();
             async move {
-                nl_ref
-                    .create_veth(&port, br, &p.spec.name, &p.spec.interface, ns.fd(), p.slot.mac())
-                    .await
-                    .map_err(|source| Error::Netlink { op: format!("create veth {port} <-> {}/{}", p.spec.name, p.spec.interface), what: sw, source })
+                nl_ref.create_veth(&port, br, &p.spec.name, &p.spec.interface, ns.fd(), p.slot.mac()).await.map_err(|source| Error::Netlink {
+                    op: format!("create veth {port} <-> {}/{}", p.spec.name, p.spec.interface),
+                    what: sw,
+                    source,
+                })
             }
         }))
         .await?;
@@ -369,12 +367,15 @@ impl LabBuilder {
             Vec::new()
         };
         let hosts_text = etc::hosts(&entries, LAB_DOMAIN);
-        let dns_server = self.dns.as_ref().and_then(|d| planned.iter().find(|p| p.spec.name == d.host_name())).map(|p| (p.slot, p.spec.name.clone(), p.profile));
+        let dns_server =
+            self.dns.as_ref().and_then(|d| planned.iter().find(|p| p.spec.name == d.host_name())).map(|p| (p.slot, p.spec.name.clone(), p.profile));
         let search = self.dns.as_ref().map(|d| d.search()).unwrap_or_else(|| vec![LAB_DOMAIN.to_string()]);
         for p in planned.iter_mut() {
             let etc_dir = p.dir.join("etc");
             let ns = match &dns_server {
-                Some((slot, name, prof)) => lab_dns::nameservers(slot, name, *prof, &p.spec.name, p.profile, &p.spec.interface).map_err(|what| Error::Invalid { what })?,
+                Some((slot, name, prof)) => {
+                    lab_dns::nameservers(slot, name, *prof, &p.spec.name, p.profile, &p.spec.interface).map_err(|what| Error::Invalid { what })?
+                }
                 None => Vec::new(),
             };
             let resolv_text = etc::resolv_conf(&ns, &search);
@@ -406,10 +407,8 @@ fn base_sysctls(p: &Planned) -> Vec<(PathBuf, Sysctl)> {
     if let Some(b) = p.spec.bindv6only {
         v.push(("net.ipv6.bindv6only", if b { "1" } else { "0" }.into()));
     }
-    let mut out: Vec<(PathBuf, Sysctl)> = v
-        .into_iter()
-        .map(|(n, val)| (sysctl::sysctl_path(n).expect("built-in names are valid"), Sysctl { name: n.into(), value: val }))
-        .collect();
+    let mut out: Vec<(PathBuf, Sysctl)> =
+        v.into_iter().map(|(n, val)| (sysctl::sysctl_path(n).expect("built-in names are valid"), Sysctl { name: n.into(), value: val })).collect();
     out.extend(p.sysctls.iter().cloned());
     out
 }
@@ -420,13 +419,10 @@ const NOBODY_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x10, 0xde, 0xad];
 
 /// In each `broken-ipv6` host, points every other host's IPv6 addresses at [`NOBODY_MAC`].
 async fn break_ipv6(hosts: &[Host]) -> Result<()> {
-    let reqs = hosts.iter().filter(|h| h.profile().ipv6_broken()).flat_map(|h| {
-        hosts
-            .iter()
-            .filter(move |o| o.name() != h.name())
-            .flat_map(|o| o.ipv6().into_iter().chain(o.link_local()))
-            .map(move |ip| (h, ip))
-    });
+    let reqs = hosts
+        .iter()
+        .filter(|h| h.profile().ipv6_broken())
+        .flat_map(|h| hosts.iter().filter(move |o| o.name() != h.name()).flat_map(|o| o.ipv6().into_iter().chain(o.link_local())).map(move |ip| (h, ip)));
     try_join_all(reqs.map(|(h, ip)| async move {
         h.inner.nl.add_neighbour(h.inner.ifindex, ip.into(), NOBODY_MAC).await.map_err(|source| Error::Netlink {
             op: format!("add a permanent neighbour {ip} -> {:02x?} (broken-ipv6)", NOBODY_MAC),
@@ -470,15 +466,7 @@ fn check_privileges() -> Result<()> {
 impl Lab {
     /// Starts describing a lab (dual-stack unless [`LabBuilder::profile`] says otherwise).
     pub fn builder() -> LabBuilder {
-        LabBuilder {
-            name: None,
-            profile: Profile::DualStack,
-            hosts: Vec::new(),
-            artifacts_root: None,
-            keep_artifacts: false,
-            hosts_entries: true,
-            dns: None,
-        }
+        LabBuilder { name: None, profile: Profile::DualStack, hosts: Vec::new(), artifacts_root: None, keep_artifacts: false, hosts_entries: true, dns: None }
     }
 
     /// The lab's name.

@@ -116,24 +116,23 @@ pub(crate) async fn start(cfg: &LabDns, lab: &str, host: &Host, hosts: &[Host], 
 
 /// The automatic `lab.test` zone: every host by name.
 fn lab_zone(dns_host: &str, hosts: &[Host]) -> Zone {
-    let mut z = Zone::new(LAB_DOMAIN, Soa::new(format!("{dns_host}.{LAB_DOMAIN}."), format!("hostmaster.{LAB_DOMAIN}.")))
-        .record("@", 3600, RecordValue::Ns(format!("{dns_host}.{LAB_DOMAIN}.")));
+    let mut z = Zone::new(LAB_DOMAIN, Soa::new(format!("{dns_host}.{LAB_DOMAIN}."), format!("hostmaster.{LAB_DOMAIN}."))).record(
+        "@",
+        3600,
+        RecordValue::Ns(format!("{dns_host}.{LAB_DOMAIN}.")),
+    );
     for h in hosts.iter().filter(|h| !h.addrs().is_empty()) {
         z = z.record(h.name(), 60, RecordValue::Host(h.name().to_string()));
     }
     z
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn slot() -> SlotAddrs {
-        crate::plan::assign_slots(["dns"])
-            .expect("one slot")
-            .remove("dns")
-            .expect("dns has a slot")
+        crate::plan::assign_slots(["dns"]).expect("one slot").remove("dns").expect("dns has a slot")
     }
 
     #[test]

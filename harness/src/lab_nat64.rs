@@ -11,8 +11,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::host::Host;
 use crate::process::{Command, Process};
-use crate::spec::HostSpec;
 use crate::profile::Profile;
+use crate::spec::HostSpec;
 
 /// Name of the router host.
 pub const NAT64_HOST: &str = "nat64";
@@ -27,10 +27,7 @@ const TAYGA_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0, 0, 0, 0, 1);
 
 /// The router host's spec: dual-stack, forwarding both families in its own namespace.
 pub(crate) fn router_spec() -> HostSpec {
-    HostSpec::new(NAT64_HOST)
-        .profile(Profile::DualStack)
-        .sysctl("net.ipv4.ip_forward", "1")
-        .sysctl("net.ipv6.conf.all.forwarding", "1")
+    HostSpec::new(NAT64_HOST).profile(Profile::DualStack).sysctl("net.ipv4.ip_forward", "1").sysctl("net.ipv6.conf.all.forwarding", "1")
 }
 
 fn nl_err(host: &Host, op: String) -> impl FnOnce(rtnetlink::Error) -> Error + '_ {

@@ -59,8 +59,8 @@ pub mod rootless;
 pub mod runner;
 pub mod scenario;
 pub mod spec;
-pub mod sysctl;
 mod sys;
+pub mod sysctl;
 
 pub use error::{Error, Result, TeardownError};
 pub use host::Host;

@@ -121,10 +121,7 @@ impl Listen {
 
     /// Whether `l` is what this looks for.
     pub fn matches(&self, l: &Listener) -> bool {
-        l.protocol == self.protocol
-            && l.local.port() == self.port
-            && self.family.is_none_or(|f| l.family() == f)
-            && self.addr.is_none_or(|a| l.local.ip() == a)
+        l.protocol == self.protocol && l.local.port() == self.port && self.family.is_none_or(|f| l.family() == f) && self.addr.is_none_or(|a| l.local.ip() == a)
     }
 }
 
@@ -172,8 +169,7 @@ fn dump_one(sock: &Socket, family: u8, protocol: Protocol, out: &mut Vec<Listene
     let socket_id = if family == AF_INET { SocketId::new_v4() } else { SocketId::new_v6() };
     let mut msg = NetlinkMessage::new(
         hdr,
-        SockDiagMessage::InetRequest(InetRequest { family, protocol: proto, extensions: ExtensionFlags::empty(), states, socket_id })
-            .into(),
+        SockDiagMessage::InetRequest(InetRequest { family, protocol: proto, extensions: ExtensionFlags::empty(), states, socket_id }).into(),
     );
     msg.finalize();
     let mut buf = vec![0u8; msg.buffer_len()];
@@ -184,8 +180,7 @@ fn dump_one(sock: &Socket, family: u8, protocol: Protocol, out: &mut Vec<Listene
         let n = sock.recv(&mut &mut rbuf[..], 0)?;
         let mut off = 0;
         while off < n {
-            let m = NetlinkMessage::<SockDiagMessage>::deserialize(&rbuf[off..n])
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            let m = NetlinkMessage::<SockDiagMessage>::deserialize(&rbuf[off..n]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
             let len = m.header.length as usize;
             match m.payload {
                 NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {

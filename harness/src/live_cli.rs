@@ -37,7 +37,15 @@ fn spinner(msg: String) -> indicatif::ProgressBar {
     pb
 }
 
-pub(crate) fn up(root: &Path, scenario: Option<PathBuf>, profile: Option<Profile>, name: Option<String>, hosts: Vec<String>, timeline: bool, paint: &Paint) -> ExitCode {
+pub(crate) fn up(
+    root: &Path,
+    scenario: Option<PathBuf>,
+    profile: Option<Profile>,
+    name: Option<String>,
+    hosts: Vec<String>,
+    timeline: bool,
+    paint: &Paint,
+) -> ExitCode {
     if !nslab::rootless::privileged() {
         if let Err(e) = nslab::rootless::probe() {
             return fail(e);
@@ -224,7 +232,13 @@ pub(crate) fn exec(root: &Path, lab: &str, host: &str, command: Vec<String>, she
     let dir = LabDir::new(root, lab);
     let mut env = Vec::new();
     let argv = if shell {
-        let sh = std::env::var("SHELL").ok().filter(|s| Path::new(s).exists()).unwrap_or_else(|| if Path::new("/bin/bash").exists() { "/bin/bash".into() } else { "/bin/sh".into() });
+        let sh = std::env::var("SHELL").ok().filter(|s| Path::new(s).exists()).unwrap_or_else(|| {
+            if Path::new("/bin/bash").exists() {
+                "/bin/bash".into()
+            } else {
+                "/bin/sh".into()
+            }
+        });
         // Debian's bashrc shows it in the prompt: (nslab:LAB)root@HOST:~#
         env.push(("debian_chroot".to_string(), format!("nslab:{lab}")));
         eprintln!("host {host} of lab {lab}: its network, /etc files and host name (exit or Ctrl-D leaves)");

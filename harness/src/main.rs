@@ -208,7 +208,6 @@ struct DnsArgs {
     cmd: nslab::live::control::DnsRequest,
 }
 
-
 fn parse_profile(s: &str) -> Result<Profile, String> {
     s.parse::<Profile>().map_err(|e| e.to_string())
 }

@@ -64,22 +64,10 @@ impl Netlink {
 
     /// Creates a veth pair: `port` here, enslaved to `bridge` and up, and `peer` directly in the
     /// namespace `peer_ns` (never moved: a move costs ~20 ms), with `mac`.
-    pub(crate) async fn create_veth(
-        &self,
-        port: &str,
-        bridge: u32,
-        alias: &str,
-        peer: &str,
-        peer_ns: &OwnedFd,
-        mac: [u8; 6],
-    ) -> NlResult<()> {
+    pub(crate) async fn create_veth(&self, port: &str, bridge: u32, alias: &str, peer: &str, peer_ns: &OwnedFd, mac: [u8; 6]) -> NlResult<()> {
         // The peer is created down: asking for it up here fails with ENOTCONN on kernel 6.18
         // (its namespace brings it up right after, before any address is added).
-        let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
-            .name(peer.to_string())
-            .address(mac.to_vec())
-            .setns_by_fd(peer_ns.as_raw_fd())
-            .build();
+        let peer_msg = LinkMessageBuilder::<LinkUnspec>::new().name(peer.to_string()).address(mac.to_vec()).setns_by_fd(peer_ns.as_raw_fd()).build();
         let msg = LinkVeth::new(port, peer)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
             .controller(bridge)
@@ -107,14 +95,7 @@ impl Netlink {
 
     /// Removes an address.
     pub(crate) async fn del_address(&self, index: u32, addr: IpAddr, prefix: u8) -> NlResult<()> {
-        let mut list = self
-            .handle
-            .address()
-            .get()
-            .set_link_index_filter(index)
-            .set_address_filter(addr)
-            .set_prefix_length_filter(prefix)
-            .execute();
+        let mut list = self.handle.address().get().set_link_index_filter(index).set_address_filter(addr).set_prefix_length_filter(prefix).execute();
         while let Some(msg) = list.try_next().await? {
             self.handle.address().del(msg).execute().await?;
         }

@@ -77,9 +77,7 @@ impl Command {
     }
 
     pub(crate) fn display_name(&self) -> String {
-        self.name.clone().unwrap_or_else(|| {
-            std::path::Path::new(&self.program).file_name().unwrap_or(self.program.as_os_str()).to_string_lossy().into_owned()
-        })
+        self.name.clone().unwrap_or_else(|| std::path::Path::new(&self.program).file_name().unwrap_or(self.program.as_os_str()).to_string_lossy().into_owned())
     }
 
     pub(crate) fn to_tokio(&self) -> tokio::process::Command {
@@ -198,13 +196,7 @@ impl fmt::Debug for Process {
 
 impl Process {
     /// Starts the supervisor of a freshly spawned init.
-    pub(crate) fn supervise(
-        mut spawned: sys::Spawned,
-        host: &str,
-        name: String,
-        output: Arc<Output>,
-        epoch: Instant,
-    ) -> Process {
+    pub(crate) fn supervise(mut spawned: sys::Spawned, host: &str, name: String, output: Arc<Output>, epoch: Instant) -> Process {
         let pid = spawned.child.id().unwrap_or(0);
         let (tx, rx) = watch::channel(None);
         let out = spawned.child.stdout.take();
@@ -231,9 +223,7 @@ impl Process {
             let _ = child.wait().await;
             let _ = tx.send(Some(Exit { status: status.ok().flatten(), at: epoch.elapsed() }));
         });
-        Process {
-            shared: Arc::new(ProcShared { host: host.to_string(), name, pid, started: epoch.elapsed(), output, exit: rx }),
-        }
+        Process { shared: Arc::new(ProcShared { host: host.to_string(), name, pid, started: epoch.elapsed(), output, exit: rx }) }
     }
 
     /// The name used in logs and artifact file names.
@@ -324,11 +314,7 @@ impl Process {
         match res {
             Ok(Ok(e)) => Ok(e.expect("waited for Some")),
             Ok(Err(_)) => Ok(Exit { status: None, at: Duration::ZERO }),
-            Err(_) => Err(Error::Timeout {
-                what: format!("{} to exit", self.shared.label()),
-                timeout,
-                tail: self.shared.output.tail(20),
-            }),
+            Err(_) => Err(Error::Timeout { what: format!("{} to exit", self.shared.label()), timeout, tail: self.shared.output.tail(20) }),
         }
     }
 

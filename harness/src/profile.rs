@@ -30,15 +30,8 @@ pub enum Profile {
 
 impl Profile {
     /// Every profile, in the order reports list them.
-    pub const ALL: [Profile; 7] = [
-        Profile::Ipv4Only,
-        Profile::DualStack,
-        Profile::Ipv6Only,
-        Profile::LinkLocalOnly,
-        Profile::NoIpv6,
-        Profile::BrokenIpv6,
-        Profile::Ipv6OnlyNat64,
-    ];
+    pub const ALL: [Profile; 7] =
+        [Profile::Ipv4Only, Profile::DualStack, Profile::Ipv6Only, Profile::LinkLocalOnly, Profile::NoIpv6, Profile::BrokenIpv6, Profile::Ipv6OnlyNat64];
 
     /// The four addressing profiles (without the failure profiles `no-ipv6` and `broken-ipv6`).
     pub const BASIC: [Profile; 4] = [Profile::Ipv4Only, Profile::DualStack, Profile::Ipv6Only, Profile::LinkLocalOnly];
@@ -109,10 +102,7 @@ pub struct UnknownProfile {
 impl FromStr for Profile {
     type Err = UnknownProfile;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Profile::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| UnknownProfile { found: s.to_string() })
+        Profile::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| UnknownProfile { found: s.to_string() })
     }
 }
 

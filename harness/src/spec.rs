@@ -23,15 +23,7 @@ pub struct HostSpec {
 impl HostSpec {
     /// A host with the lab's profile and default settings.
     pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            profile: None,
-            dad: false,
-            bindv6only: None,
-            sysctls: Vec::new(),
-            gai_conf: None,
-            interface: "eth0".into(),
-        }
+        Self { name: name.into(), profile: None, dad: false, bindv6only: None, sysctls: Vec::new(), gai_conf: None, interface: "eth0".into() }
     }
 
     /// Overrides the lab's profile for this host.
@@ -121,10 +113,7 @@ pub(crate) fn check_interface(host: &str, name: &str) -> Result<(), String> {
 pub(crate) fn check_host(h: &HostSpec) -> Result<Vec<(PathBuf, Sysctl)>, String> {
     check_name("host", &h.name)?;
     check_interface(&h.name, &h.interface)?;
-    h.sysctls
-        .iter()
-        .map(|s| sysctl::sysctl_path(&s.name).map(|p| (p, s.clone())).map_err(|e| format!("host {}: {e}", h.name)))
-        .collect()
+    h.sysctls.iter().map(|s| sysctl::sysctl_path(&s.name).map(|p| (p, s.clone())).map_err(|e| format!("host {}: {e}", h.name))).collect()
 }
 
 /// Where artifacts go by default: `$NSLAB_ARTIFACTS_DIR`, else `<tmp>/nslab-artifacts` as

@@ -225,14 +225,7 @@ fn child_setup(
             return Err(last_err());
         }
         // Nothing mounted below may ever propagate back to the host.
-        if libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_SLAVE,
-            std::ptr::null(),
-        ) != 0
-        {
+        if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_SLAVE, std::ptr::null()) != 0 {
             return Err(last_err());
         }
         for b in binds {
@@ -241,13 +234,7 @@ fn child_setup(
             }
         }
         // A /proc that matches the new PID namespace. Best effort: the program works without it.
-        libc::mount(
-            c"proc".as_ptr(),
-            c"/proc".as_ptr(),
-            c"proc".as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-            std::ptr::null(),
-        );
+        libc::mount(c"proc".as_ptr(), c"/proc".as_ptr(), c"proc".as_ptr(), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, std::ptr::null());
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for sig in FORWARDED.iter().chain([libc::SIGCHLD].iter()) {
@@ -309,16 +296,7 @@ pub(crate) fn no_ipv6_filter() -> io::Result<&'static [seccompiler::sock_filter]
 }
 
 /// Signals the init passes on to the program's process group.
-const FORWARDED: [libc::c_int; 8] = [
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-    libc::SIGWINCH,
-    libc::SIGALRM,
-];
+const FORWARDED: [libc::c_int; 8] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH, libc::SIGALRM];
 
 /// The init's whole life. Never returns.
 ///
@@ -340,10 +318,7 @@ unsafe fn init_loop(target: libc::pid_t, set: &libc::sigset_t, status_w: RawFd, 
         libc::_exit(126);
     }
     loop {
-        let mut fds = [
-            libc::pollfd { fd: sfd, events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: lifeline, events: libc::POLLIN, revents: 0 },
-        ];
+        let mut fds = [libc::pollfd { fd: sfd, events: libc::POLLIN, revents: 0 }, libc::pollfd { fd: lifeline, events: libc::POLLIN, revents: 0 }];
         if libc::poll(fds.as_mut_ptr(), 2, -1) < 0 {
             continue;
         }
@@ -355,11 +330,7 @@ unsafe fn init_loop(target: libc::pid_t, set: &libc::sigset_t, status_w: RawFd, 
             continue;
         }
         let mut info: libc::signalfd_siginfo = std::mem::zeroed();
-        let n = libc::read(
-            sfd,
-            (&mut info as *mut libc::signalfd_siginfo).cast(),
-            std::mem::size_of::<libc::signalfd_siginfo>(),
-        );
+        let n = libc::read(sfd, (&mut info as *mut libc::signalfd_siginfo).cast(), std::mem::size_of::<libc::signalfd_siginfo>());
         if n != std::mem::size_of::<libc::signalfd_siginfo>() as isize {
             continue;
         }
@@ -411,7 +382,6 @@ pub(crate) async fn read_status(status_r: OwnedFd) -> io::Result<Option<std::pro
 pub(crate) fn signal(pid: u32, sig: nix::sys::signal::Signal) -> io::Result<()> {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).map_err(io::Error::from)
 }
-
 
 /// Moves this process into a new user namespace in which its user is root (a one-user map:
 /// the caller's uid and gid become 0), and a new network namespace owned by it, so that labs

@@ -24,15 +24,11 @@ pub fn sysctl_path(name: &str) -> Result<PathBuf, String> {
     let rel = if name.contains('/') { name.to_string() } else { name.replace('.', "/") };
     let parts: Vec<&str> = rel.split('/').collect();
     if parts.first() != Some(&"net") || parts.len() < 2 {
-        return Err(format!(
-            "sysctl {name:?} is not a network sysctl; expected a name under net. (only those are private to a lab host)"
-        ));
+        return Err(format!("sysctl {name:?} is not a network sysctl; expected a name under net. (only those are private to a lab host)"));
     }
     for p in &parts {
         if p.is_empty() || *p == "." || *p == ".." || !p.chars().all(|c| c.is_ascii_alphanumeric() || "_-.@".contains(c)) {
-            return Err(format!(
-                "sysctl {name:?} has an invalid component {p:?}; expected letters, digits, '_', '-', '.'"
-            ));
+            return Err(format!("sysctl {name:?} has an invalid component {p:?}; expected letters, digits, '_', '-', '.'"));
         }
     }
     Ok(PathBuf::from("/proc/sys").join(rel))
@@ -50,10 +46,7 @@ mod tests {
     #[test]
     fn dotted_and_slashed_names() {
         assert_eq!(sysctl_path("net.ipv6.bindv6only").unwrap(), PathBuf::from("/proc/sys/net/ipv6/bindv6only"));
-        assert_eq!(
-            sysctl_path("net/ipv6/conf/eth0.10/accept_dad").unwrap(),
-            PathBuf::from("/proc/sys/net/ipv6/conf/eth0.10/accept_dad")
-        );
+        assert_eq!(sysctl_path("net/ipv6/conf/eth0.10/accept_dad").unwrap(), PathBuf::from("/proc/sys/net/ipv6/conf/eth0.10/accept_dad"));
     }
 
     #[test]

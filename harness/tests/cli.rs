@@ -138,7 +138,11 @@ fn run_invalid() -> R {
     let o = nslab(&["run", s(&bad)], tmp.path());
     let err = String::from_utf8_lossy(&o.stderr);
     ensure!(o.status.code() == Some(2), "nslab run of an invalid file should exit 2:\n{}", text(&o));
-    ensure!(err.contains("unknown-action.toml:4:10: action in timeline step 1: \"restart\" is not an action"), "the error should name file:line:col:\n{}", text(&o));
+    ensure!(
+        err.contains("unknown-action.toml:4:10: action in timeline step 1: \"restart\" is not an action"),
+        "the error should name file:line:col:\n{}",
+        text(&o)
+    );
     Ok(())
 }
 
@@ -208,7 +212,11 @@ fn run_profile() -> R {
     let o = nslab(&["run", s(&fixture("pass")), "--profile", "ipv6-only"], tmp.path());
     ensure!(o.status.code() == Some(2), "a profile no trial runs in should exit 2:\n{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    ensure!(err.contains("no scenario at the given paths runs in profile ipv6-only; their profiles: dual-stack, ipv4-only"), "the error should name the profiles available:\n{}", text(&o));
+    ensure!(
+        err.contains("no scenario at the given paths runs in profile ipv6-only; their profiles: dual-stack, ipv4-only"),
+        "the error should name the profiles available:\n{}",
+        text(&o)
+    );
     ensure!(!String::from_utf8_lossy(&o.stdout).contains("running"), "nothing should run:\n{}", text(&o));
     Ok(())
 }
@@ -279,7 +287,10 @@ fn run_reports() -> R {
         ensure!(["passed", "failed", "ignored"].contains(&outcome), "outcome {outcome}");
         ensure!(r["reason"].is_string() == (outcome != "passed"), "reason must be present exactly on failed and ignored trials: {r}");
         for e in r["expectations"].as_array().ok_or("expectations should be an array")? {
-            ensure!(e["description"].is_string() && e["passed"].is_boolean() && e["observed"].is_string() && e["decided"].is_boolean(), "expectation fields and types: {e}");
+            ensure!(
+                e["description"].is_string() && e["passed"].is_boolean() && e["observed"].is_string() && e["decided"].is_boolean(),
+                "expectation fields and types: {e}"
+            );
         }
         if let Some(a) = r.get("artifacts") {
             ensure!(a.is_string(), "artifacts should be a path string: {r}");
@@ -299,10 +310,12 @@ fn run_reports() -> R {
         match reader.read_event() {
             Ok(quick_xml::events::Event::Eof) => break,
             Ok(quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e)) => {
-                let attr = |n: &[u8]| e.attributes().flatten().find(|a| a.key.as_ref() == n).map(|a| {
-                    let raw = String::from_utf8_lossy(&a.value).into_owned();
-                    quick_xml::escape::unescape(&raw).map(|v| v.into_owned()).unwrap_or(raw)
-                });
+                let attr = |n: &[u8]| {
+                    e.attributes().flatten().find(|a| a.key.as_ref() == n).map(|a| {
+                        let raw = String::from_utf8_lossy(&a.value).into_owned();
+                        quick_xml::escape::unescape(&raw).map(|v| v.into_owned()).unwrap_or(raw)
+                    })
+                };
                 match e.name().as_ref() {
                     b"testcase" => cases.push(attr(b"name").unwrap_or_default()),
                     b"failure" => failures.push(attr(b"message").unwrap_or_default()),
@@ -335,7 +348,12 @@ fn run_timeout() -> R {
     let results = v["results"].as_array().ok_or("results")?;
     let get = |name: &str| results.iter().find(|r| r["name"] == name).cloned().ok_or(format!("no result {name}"));
     let brief = |r: &Value| -> Vec<(String, bool, bool)> {
-        r["expectations"].as_array().into_iter().flatten().map(|e| (e["description"].as_str().unwrap_or("").to_string(), e["passed"] == true, e["decided"] == true)).collect()
+        r["expectations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| (e["description"].as_str().unwrap_or("").to_string(), e["passed"] == true, e["decided"] == true))
+            .collect()
     };
     // Timeout while checking: the exit check was still waiting; the others had their results.
     let r = get("timeout/slow-check/dual-stack")?;
@@ -404,7 +422,11 @@ fn libtest_flags(bin: &Path) -> R {
 
     let o = libtest(bin, &["--exact", "agree/pass/ipv4-only"], &[]);
     let got = libtest_outcomes(&o);
-    ensure!(o.status.success() && got.len() == 1 && got.get("agree/pass/ipv4-only").map(String::as_str) == Some("passed"), "--exact should run that one trial and pass, ran {got:?}:\n{}", text(&o));
+    ensure!(
+        o.status.success() && got.len() == 1 && got.get("agree/pass/ipv4-only").map(String::as_str) == Some("passed"),
+        "--exact should run that one trial and pass, ran {got:?}:\n{}",
+        text(&o)
+    );
     ensure!(String::from_utf8_lossy(&o.stdout).contains("4 filtered out"), "--exact should filter the other 4 out:\n{}", text(&o));
 
     // A substring filter, as `cargo test -- pass` would use it: both profiles of pass.
@@ -415,8 +437,16 @@ fn libtest_flags(bin: &Path) -> R {
     // --ignored runs only the ignored trial; it still cannot run here, so it fails saying why.
     let o = libtest(bin, &["--ignored"], &[]);
     let got = libtest_outcomes(&o);
-    ensure!(got.keys().collect::<Vec<_>>() == ["agree/missing/dual-stack"], "--ignored should run only the trial with a missing program, ran {got:?}:\n{}", text(&o));
-    ensure!(!o.status.success() && String::from_utf8_lossy(&o.stdout).contains("nslab-absent-program is not installed"), "the ignored trial run anyway should fail with the reason:\n{}", text(&o));
+    ensure!(
+        got.keys().collect::<Vec<_>>() == ["agree/missing/dual-stack"],
+        "--ignored should run only the trial with a missing program, ran {got:?}:\n{}",
+        text(&o)
+    );
+    ensure!(
+        !o.status.success() && String::from_utf8_lossy(&o.stdout).contains("nslab-absent-program is not installed"),
+        "the ignored trial run anyway should fail with the reason:\n{}",
+        text(&o)
+    );
     Ok(())
 }
 
@@ -440,7 +470,11 @@ fn agreement(bin: &Path) -> R {
     let bare_path = path_without_strace(&bare)?;
     let full_path = std::env::var("PATH").unwrap_or_default();
     let has_strace = std::env::split_paths(&full_path).any(|d| d.join("strace").is_file());
-    let cases: [(&str, &str, Option<&str>); 3] = [("machine PATH", &full_path, None), ("PATH without strace", &bare_path, None), ("PATH without strace, NSLAB_REQUIRE_ALL=yes", &bare_path, Some("yes"))];
+    let cases: [(&str, &str, Option<&str>); 3] = [
+        ("machine PATH", &full_path, None),
+        ("PATH without strace", &bare_path, None),
+        ("PATH without strace, NSLAB_REQUIRE_ALL=yes", &bare_path, Some("yes")),
+    ];
     let art = tmp.path().join("a");
     for (what, path, require_all) in cases {
         let json = tmp.path().join("r.json");
@@ -453,8 +487,12 @@ fn agreement(bin: &Path) -> R {
         }
         let o = c.output()?;
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).map_err(|e| format!("{what}: no JSON report ({e}):\n{}", text(&o)))?)?;
-        let cli: BTreeMap<String, String> =
-            v["results"].as_array().ok_or("results")?.iter().map(|r| (r["name"].as_str().unwrap_or("").to_string(), r["outcome"].as_str().unwrap_or("").to_string())).collect();
+        let cli: BTreeMap<String, String> = v["results"]
+            .as_array()
+            .ok_or("results")?
+            .iter()
+            .map(|r| (r["name"].as_str().unwrap_or("").to_string(), r["outcome"].as_str().unwrap_or("").to_string()))
+            .collect();
         let lt = libtest(bin, &[], &env);
         let tests = libtest_outcomes(&lt);
         ensure!(cli == tests, "{what}: nslab run and cargo test disagree:\n  nslab run:  {cli:?}\n  cargo test: {tests:?}\n{}\n{}", text(&o), text(&lt));

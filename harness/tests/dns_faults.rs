@@ -30,10 +30,7 @@ async fn rcode_faults_answer_their_code_for_that_name_only() {
     let nx = tcp(f.addr, "web.example.test.", RecordType::A).await;
     assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
     assert!(nx.metadata.authoritative);
-    assert_eq!(
-        authority(&nx),
-        vec!["example.test. 30 IN SOA ns.example.test. hostmaster.example.test. 100 3600 600 86400 30"]
-    );
+    assert_eq!(authority(&nx), vec!["example.test. 30 IN SOA ns.example.test. hostmaster.example.test. 100 3600 600 86400 30"]);
     // Other names are untouched.
     let ok = udp(f.addr, "ns.example.test.", RecordType::A).await;
     assert_eq!(answers(&ok), vec!["ns.example.test. 3600 IN A 192.0.2.53"]);
@@ -98,13 +95,7 @@ async fn truncate_sets_tc_over_udp_and_tcp_retry_gets_the_answer() {
     assert_eq!(msg.metadata.response_code, ResponseCode::NoError);
     let retry = tcp(f.addr, "app.example.test.", RecordType::A).await;
     assert!(!retry.metadata.truncation);
-    assert_eq!(
-        answers(&retry),
-        vec![
-            "app.example.test. 30 IN CNAME blue.example.test.",
-            "blue.example.test. 60 IN A 192.0.2.10"
-        ]
-    );
+    assert_eq!(answers(&retry), vec!["app.example.test. 30 IN CNAME blue.example.test.", "blue.example.test. 60 IN A 192.0.2.10"]);
     let log = f.server.log().query(&LogFilter::new().name("app.example.test"));
     let seen: Vec<(Transport, bool)> = log.iter().map(|e| (e.transport, e.truncated)).collect();
     assert_eq!(seen, vec![(Transport::Udp, true), (Transport::Tcp, false)]);
@@ -123,12 +114,8 @@ async fn tcp_only_drops_every_udp_query_and_answers_tcp() {
     assert!(!ok.metadata.truncation);
     assert_eq!(answers(&ok), vec!["blue.example.test. 60 IN A 192.0.2.10"]);
     let log = f.server.log().query(&LogFilter::new().name("blue.example.test"));
-    let seen: Vec<(Transport, &str, bool, Option<&str>)> =
-        log.iter().map(|e| (e.transport, e.rcode.as_str(), e.truncated, e.fault.as_deref())).collect();
-    assert_eq!(
-        seen,
-        vec![(Transport::Udp, "-", false, Some("tcp-only")), (Transport::Tcp, "NOERROR", false, Some("tcp-only"))]
-    );
+    let seen: Vec<(Transport, &str, bool, Option<&str>)> = log.iter().map(|e| (e.transport, e.rcode.as_str(), e.truncated, e.fault.as_deref())).collect();
+    assert_eq!(seen, vec![(Transport::Udp, "-", false, Some("tcp-only")), (Transport::Tcp, "NOERROR", false, Some("tcp-only"))]);
     assert!(f.server.faults().clear(&FaultTarget::Server).unwrap());
     let udp_ok = udp(f.addr, "blue.example.test.", RecordType::A).await;
     assert!(!udp_ok.metadata.truncation);

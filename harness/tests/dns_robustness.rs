@@ -17,12 +17,15 @@ use std::{
 };
 
 use common::{answers, query_bytes};
-use nslab::dns::Transport;
 use hickory_proto::{
     op::{Message, ResponseCode},
     rr::RecordType,
 };
-use proptest::{prelude::*, test_runner::{Config, TestCaseError, TestRunner}};
+use nslab::dns::Transport;
+use proptest::{
+    prelude::*,
+    test_runner::{Config, TestCaseError, TestRunner},
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpStream, UdpSocket},
@@ -46,22 +49,11 @@ fn count_panics() {
 }
 
 fn panics_on(prefix: &str) -> Vec<String> {
-    PANICKED
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|n| n.starts_with(prefix))
-        .cloned()
-        .collect()
+    PANICKED.lock().unwrap().iter().filter(|n| n.starts_with(prefix)).cloned().collect()
 }
 
 fn runtime(prefix: &str) -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(prefix)
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name(prefix).enable_all().build().unwrap()
 }
 
 /// Sends raw bytes over UDP and returns the decoded answer, if any arrives within `wait`.
@@ -142,8 +134,7 @@ async fn known_bad_packets() {
 
     // Every query answered is in the log, those that do not parse too (FORMERR, no question);
     // the packet shorter than a header and the response are not queries and are not logged.
-    let logged: Vec<(Transport, String, String, String)> =
-        f.server.log().entries().into_iter().map(|e| (e.transport, e.name, e.qtype, e.rcode)).collect();
+    let logged: Vec<(Transport, String, String, String)> = f.server.log().entries().into_iter().map(|e| (e.transport, e.name, e.qtype, e.rcode)).collect();
     let row = |name: &str, qtype: &str, rcode: &str| (Transport::Udp, name.to_owned(), qtype.to_owned(), rcode.to_owned());
     assert_eq!(
         logged,
@@ -230,8 +221,7 @@ fn input() -> impl Strategy<Value = Input> {
     let edits = prop::collection::vec((0usize..128, any::<u8>()), 0..6);
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..600).prop_map(Input::UdpRandom),
-        (0usize..10, edits.clone(), prop::option::of(0usize..128))
-            .prop_map(|(base, edits, cut)| Input::UdpMutated { base, edits, cut }),
+        (0usize..10, edits.clone(), prop::option::of(0usize..128)).prop_map(|(base, edits, cut)| Input::UdpMutated { base, edits, cut }),
         (prop::option::of(any::<u16>()), 0usize..10, edits, prop::option::of(0usize..128), any::<bool>())
             .prop_map(|(prefix, base, edits, cut, linger)| Input::Tcp { prefix, base, edits, cut, linger }),
     ]
@@ -269,10 +259,7 @@ async fn send(server: SocketAddr, input: &Input, bases: &[Vec<u8>], lingering: &
 #[test]
 fn random_and_mutated_packets_never_stop_correct_fast_answers() {
     count_panics();
-    let secs: u64 = std::env::var("NSLAB_DNS_FUZZ_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let secs: u64 = std::env::var("NSLAB_DNS_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let rt = runtime("dns-fuzz");
     let f = rt.block_on(common::start_with("127.0.0.1".parse().unwrap(), |o| {
         o.log_capacity = 10_000;
@@ -328,27 +315,25 @@ fn random_and_mutated_packets_never_stop_correct_fast_answers() {
     let bases = bases();
     let lingering = Mutex::new(Vec::new());
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let config = Config {
-        cases: 256,
-        failure_persistence: None,
-        ..Config::default()
-    };
+    let config = Config { cases: 256, failure_persistence: None, ..Config::default() };
     let sent = AtomicUsize::new(0);
     let mut result = Ok(());
     while result.is_ok() && Instant::now() < deadline {
         // A fresh runner per batch: a runner stops after `cases` successes.
         let mut runner = TestRunner::new(config.clone());
-        result = runner.run(&input(), |input| rt.block_on(async {
-            send(addr, &input, &bases, &lingering).await;
-            let n = sent.fetch_add(1, Ordering::Relaxed) + 1;
-            if n % 50 == 0 {
-                let took = canary(addr).await;
-                if took > Duration::from_millis(500) {
-                    return Err(TestCaseError::fail(format!("canary took {took:?} after {input:?}")));
+        result = runner.run(&input(), |input| {
+            rt.block_on(async {
+                send(addr, &input, &bases, &lingering).await;
+                let n = sent.fetch_add(1, Ordering::Relaxed) + 1;
+                if n % 50 == 0 {
+                    let took = canary(addr).await;
+                    if took > Duration::from_millis(500) {
+                        return Err(TestCaseError::fail(format!("canary took {took:?} after {input:?}")));
+                    }
                 }
-            }
-            Ok(())
-        }));
+                Ok(())
+            })
+        });
     }
     stop.store(true, Ordering::Relaxed);
     let canaries = rt.block_on(during).unwrap();

@@ -7,12 +7,9 @@ use std::time::Duration;
 
 use common::{answers, authority, start, start_with, tcp, udp};
 use hickory_proto::{op::ResponseCode, rr::RecordType};
-use nslab::dns::{
-    ControlError, Dns64, LogFilter, RecordKind, RecordSpec, RecordValue as V, Transport,
-};
+use nslab::dns::{ControlError, Dns64, LogFilter, RecordKind, RecordSpec, RecordValue as V, Transport};
 
-const SOA_NEG: &str =
-    "example.test. 30 IN SOA ns.example.test. hostmaster.example.test. 100 3600 600 86400 30";
+const SOA_NEG: &str = "example.test. 30 IN SOA ns.example.test. hostmaster.example.test. 100 3600 600 86400 30";
 
 #[tokio::test]
 async fn a_query_gets_exact_record_ttl_and_aa() {
@@ -79,10 +76,7 @@ async fn cname_to_missing_in_zone_name_is_nxdomain_with_the_cname() {
     let f = start().await;
     let msg = udp(f.addr, "dangling.example.test.", RecordType::A).await;
     assert_eq!(msg.metadata.response_code, ResponseCode::NXDomain);
-    assert_eq!(
-        answers(&msg),
-        vec!["dangling.example.test. 30 IN CNAME missing.example.test."]
-    );
+    assert_eq!(answers(&msg), vec!["dangling.example.test. 30 IN CNAME missing.example.test."]);
     assert_eq!(authority(&msg), vec![SOA_NEG]);
 }
 
@@ -91,20 +85,11 @@ async fn cname_leaving_the_zone_and_cname_loops_stop_with_noerror() {
     let f = start().await;
     let out = udp(f.addr, "outside.example.test.", RecordType::A).await;
     assert_eq!(out.metadata.response_code, ResponseCode::NoError);
-    assert_eq!(
-        answers(&out),
-        vec!["outside.example.test. 30 IN CNAME www.example.org."]
-    );
+    assert_eq!(answers(&out), vec!["outside.example.test. 30 IN CNAME www.example.org."]);
     assert!(out.authorities.is_empty());
     let lp = udp(f.addr, "loop1.example.test.", RecordType::A).await;
     assert_eq!(lp.metadata.response_code, ResponseCode::NoError);
-    assert_eq!(
-        answers(&lp),
-        vec![
-            "loop1.example.test. 30 IN CNAME loop2.example.test.",
-            "loop2.example.test. 30 IN CNAME loop1.example.test.",
-        ]
-    );
+    assert_eq!(answers(&lp), vec!["loop1.example.test. 30 IN CNAME loop2.example.test.", "loop2.example.test. 30 IN CNAME loop1.example.test.",]);
 }
 
 #[tokio::test]
@@ -128,19 +113,13 @@ async fn txt_srv_ns_ptr_and_cname_queries_answer_their_data() {
     assert_eq!(data.txt_data.len(), 1);
     assert_eq!(&*data.txt_data[0], b"hello world");
     let srv = udp(f.addr, "_http._tcp.example.test.", RecordType::SRV).await;
-    assert_eq!(
-        answers(&srv),
-        vec!["_http._tcp.example.test. 90 IN SRV 10 5 8080 web.example.test."]
-    );
+    assert_eq!(answers(&srv), vec!["_http._tcp.example.test. 90 IN SRV 10 5 8080 web.example.test."]);
     let ns = udp(f.addr, "example.test.", RecordType::NS).await;
     assert_eq!(answers(&ns), vec!["example.test. 3600 IN NS ns.example.test."]);
     let ptr = udp(f.addr, "2.0.0.10.in-addr.arpa.", RecordType::PTR).await;
     assert_eq!(answers(&ptr), vec!["2.0.0.10.in-addr.arpa. 60 IN PTR web.example.test."]);
     let cname = udp(f.addr, "app.example.test.", RecordType::CNAME).await;
-    assert_eq!(
-        answers(&cname),
-        vec!["app.example.test. 30 IN CNAME blue.example.test."]
-    );
+    assert_eq!(answers(&cname), vec!["app.example.test. 30 IN CNAME blue.example.test."]);
 }
 
 #[tokio::test]
@@ -174,18 +153,11 @@ async fn large_answer_is_truncated_over_udp_without_edns_and_whole_over_tcp() {
 /// A query without EDNS, built by hand.
 struct Message0;
 impl Message0 {
-    async fn no_edns(
-        socket: &tokio::net::UdpSocket,
-        server: std::net::SocketAddr,
-        name: &str,
-    ) -> hickory_proto::op::Message {
+    async fn no_edns(socket: &tokio::net::UdpSocket, server: std::net::SocketAddr, name: &str) -> hickory_proto::op::Message {
         let (id, bytes) = common::query_bytes(name, RecordType::A, false);
         socket.send_to(&bytes, server).await.unwrap();
         let mut buf = vec![0u8; 65535];
-        let (n, _) = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf)).await.unwrap().unwrap();
         assert!(n <= 512, "UDP answer without EDNS was {n} bytes");
         let msg = hickory_proto::op::Message::from_vec(&buf[..n]).unwrap();
         assert_eq!(msg.metadata.id, id);
@@ -202,18 +174,9 @@ async fn cname_swap_is_seen_by_the_very_next_query_and_bumps_the_serial() {
     let serial = zone.swap_cname("app", "green").await.unwrap();
     assert_eq!(serial, 101);
     let after = udp(f.addr, "app.example.test.", RecordType::A).await;
-    assert_eq!(
-        answers(&after),
-        vec![
-            "app.example.test. 30 IN CNAME green.example.test.",
-            "green.example.test. 60 IN A 192.0.2.20",
-        ]
-    );
+    assert_eq!(answers(&after), vec!["app.example.test. 30 IN CNAME green.example.test.", "green.example.test. 60 IN A 192.0.2.20",]);
     let soa = udp(f.addr, "example.test.", RecordType::SOA).await;
-    assert_eq!(
-        answers(&soa),
-        vec!["example.test. 3600 IN SOA ns.example.test. hostmaster.example.test. 101 3600 600 86400 30"]
-    );
+    assert_eq!(answers(&soa), vec!["example.test. 3600 IN SOA ns.example.test. hostmaster.example.test. 101 3600 600 86400 30"]);
     // Many swaps, each checked by the next query.
     for i in 0..50 {
         let target = if i % 2 == 0 { "blue" } else { "green" };
@@ -240,21 +203,14 @@ async fn add_replace_ttl_and_delete_change_answers_at_once() {
     let f = start().await;
     let zone = f.server.zone("example.test").unwrap();
 
-    zone.add_record(RecordSpec::new("blue", 60, V::A("192.0.2.11".parse().unwrap())))
-        .await
-        .unwrap();
+    zone.add_record(RecordSpec::new("blue", 60, V::A("192.0.2.11".parse().unwrap()))).await.unwrap();
     let two = udp(f.addr, "blue.example.test.", RecordType::A).await;
     let mut got = answers(&two);
     got.sort();
-    assert_eq!(
-        got,
-        vec!["blue.example.test. 60 IN A 192.0.2.10", "blue.example.test. 60 IN A 192.0.2.11"]
-    );
+    assert_eq!(got, vec!["blue.example.test. 60 IN A 192.0.2.10", "blue.example.test. 60 IN A 192.0.2.11"]);
 
     // A record with another TTL moves the whole set to it: never mixed TTLs.
-    zone.add_record(RecordSpec::new("blue", 5, V::A("192.0.2.12".parse().unwrap())))
-        .await
-        .unwrap();
+    zone.add_record(RecordSpec::new("blue", 5, V::A("192.0.2.12".parse().unwrap()))).await.unwrap();
     let three = udp(f.addr, "blue.example.test.", RecordType::A).await;
     assert_eq!(three.answers.len(), 3);
     assert!(three.answers.iter().all(|r| r.ttl == 5));
@@ -263,16 +219,12 @@ async fn add_replace_ttl_and_delete_change_answers_at_once() {
     let ttl7 = udp(f.addr, "blue.example.test.", RecordType::A).await;
     assert!(ttl7.answers.iter().all(|r| r.ttl == 7));
 
-    zone.replace_set("blue", RecordKind::A, 15, vec![V::Host("web".into())])
-        .await
-        .unwrap();
+    zone.replace_set("blue", RecordKind::A, 15, vec![V::Host("web".into())]).await.unwrap();
     let replaced = udp(f.addr, "blue.example.test.", RecordType::A).await;
     assert_eq!(answers(&replaced), vec!["blue.example.test. 15 IN A 192.0.2.2"]);
 
     // Replacing a CNAME name with an address is one atomic step.
-    zone.replace_set("app", RecordKind::A, 10, vec![V::A("192.0.2.77".parse().unwrap())])
-        .await
-        .unwrap();
+    zone.replace_set("app", RecordKind::A, 10, vec![V::A("192.0.2.77".parse().unwrap())]).await.unwrap();
     let app = udp(f.addr, "app.example.test.", RecordType::A).await;
     assert_eq!(answers(&app), vec!["app.example.test. 10 IN A 192.0.2.77"]);
 
@@ -293,25 +245,13 @@ async fn add_replace_ttl_and_delete_change_answers_at_once() {
 async fn adding_data_next_to_a_cname_is_rejected_and_changes_nothing() {
     let f = start().await;
     let zone = f.server.zone("example.test").unwrap();
-    let err = zone
-        .add_record(RecordSpec::new("app", 60, V::A("192.0.2.1".parse().unwrap())))
-        .await
-        .unwrap_err();
+    let err = zone.add_record(RecordSpec::new("app", 60, V::A("192.0.2.1".parse().unwrap()))).await.unwrap_err();
     assert_eq!(err.to_string(), "apply change to zone example.test.");
     let source = std::error::Error::source(&err).unwrap().to_string();
-    assert_eq!(
-        source,
-        "add A at app.example.test.: a CNAME must be the only record set at its name"
-    );
+    assert_eq!(source, "add A at app.example.test.: a CNAME must be the only record set at its name");
     assert_eq!(zone.serial().await, 100);
-    let err = zone
-        .replace_set("blue", RecordKind::A, 60, vec![V::Txt(vec!["x".into()])])
-        .await
-        .unwrap_err();
-    assert_eq!(
-        std::error::Error::source(&err).unwrap().to_string(),
-        "use a TXT value in a A record set at blue.example.test."
-    );
+    let err = zone.replace_set("blue", RecordKind::A, 60, vec![V::Txt(vec!["x".into()])]).await.unwrap_err();
+    assert_eq!(std::error::Error::source(&err).unwrap().to_string(), "use a TXT value in a A record set at blue.example.test.");
 }
 
 #[tokio::test]
@@ -322,13 +262,7 @@ async fn dns64_synthesizes_aaaa_from_a_following_cnames() {
     // TTL min(A TTL 300, SOA MINIMUM 30).
     assert_eq!(answers(&msg), vec!["v4only.example.test. 30 IN AAAA 64:ff9b::c000:221"]);
     let alias = udp(f.addr, "alias4.example.test.", RecordType::AAAA).await;
-    assert_eq!(
-        answers(&alias),
-        vec![
-            "alias4.example.test. 20 IN CNAME v4only.example.test.",
-            "v4only.example.test. 30 IN AAAA 64:ff9b::c000:221",
-        ]
-    );
+    assert_eq!(answers(&alias), vec!["alias4.example.test. 20 IN CNAME v4only.example.test.", "v4only.example.test. 30 IN AAAA 64:ff9b::c000:221",]);
     // A name with a real AAAA keeps it; a missing name stays NXDOMAIN; A queries are untouched.
     let web = udp(f.addr, "web.example.test.", RecordType::AAAA).await;
     assert_eq!(answers(&web), vec!["web.example.test. 60 IN AAAA 2001:db8::2"]);
@@ -349,9 +283,7 @@ async fn query_log_records_client_transport_rcode_answers_and_writes_jsonl() {
     let socket = common::client_socket(f.addr).await;
     let client = socket.local_addr().unwrap();
     let mark = f.server.log().now();
-    common::udp_query_on(&socket, f.addr, "app.example.test.", RecordType::A, Duration::from_secs(2))
-        .await
-        .unwrap();
+    common::udp_query_on(&socket, f.addr, "app.example.test.", RecordType::A, Duration::from_secs(2)).await.unwrap();
     tcp(f.addr, "nope.example.test.", RecordType::AAAA).await;
 
     let app = f.server.log().query(&LogFilter::new().name("app.example.test").since(mark));
@@ -361,13 +293,7 @@ async fn query_log_records_client_transport_rcode_answers_and_writes_jsonl() {
     assert_eq!(e.transport, Transport::Udp);
     assert_eq!(e.qtype, "A");
     assert_eq!(e.rcode, "NOERROR");
-    assert_eq!(
-        e.answers,
-        vec![
-            "app.example.test. 30 IN CNAME blue.example.test.",
-            "blue.example.test. 60 IN A 192.0.2.10"
-        ]
-    );
+    assert_eq!(e.answers, vec!["app.example.test. 30 IN CNAME blue.example.test.", "blue.example.test. 60 IN A 192.0.2.10"]);
     assert_eq!(e.fault, None);
     assert!(e.at >= mark);
 
@@ -383,8 +309,7 @@ async fn query_log_records_client_transport_rcode_answers_and_writes_jsonl() {
     let path = dir.join("queries.jsonl");
     assert_eq!(f.server.log().write_jsonl(&path).unwrap(), 2);
     let text = std::fs::read_to_string(&path).unwrap();
-    let lines: Vec<serde_json::Value> =
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["client"], client.to_string());
     assert_eq!(lines[0]["transport"], "udp");
@@ -432,40 +357,22 @@ async fn dig_sees_exact_records_ttls_and_flags() {
     assert!(out.status.success());
     let f = start().await;
     let dig = |args: Vec<String>| async move {
-        let out = tokio::process::Command::new("dig")
-            .args(&args)
-            .output()
-            .await
-            .unwrap();
+        let out = tokio::process::Command::new("dig").args(&args).output().await.unwrap();
         String::from_utf8(out.stdout).unwrap()
     };
     let port = f.addr.port().to_string();
     let base = |name: &str, t: &str, extra: &[&str]| {
-        let mut v: Vec<String> = ["@127.0.0.1", "-p", &port, "+norecurse", "+time=2", "+tries=1", name, t]
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let mut v: Vec<String> = ["@127.0.0.1", "-p", &port, "+norecurse", "+time=2", "+tries=1", name, t].iter().map(ToString::to_string).collect();
         v.extend(extra.iter().map(ToString::to_string));
         v
     };
     let short = dig(base("app.example.test", "A", &["+noall", "+answer"])).await;
     let lines: Vec<Vec<&str>> = short.lines().map(|l| l.split_whitespace().collect()).collect();
-    assert_eq!(
-        lines,
-        vec![
-            vec!["app.example.test.", "30", "IN", "CNAME", "blue.example.test."],
-            vec!["blue.example.test.", "60", "IN", "A", "192.0.2.10"],
-        ]
-    );
+    assert_eq!(lines, vec![vec!["app.example.test.", "30", "IN", "CNAME", "blue.example.test."], vec!["blue.example.test.", "60", "IN", "A", "192.0.2.10"],]);
     let full = dig(base("nope.example.test", "A", &[])).await;
     assert!(full.contains("status: NXDOMAIN"), "{full}");
     assert!(full.contains("flags: qr aa;"), "{full}");
-    let soa_line: Vec<&str> = full
-        .lines()
-        .find(|l| l.contains("SOA") && !l.starts_with(';'))
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    let soa_line: Vec<&str> = full.lines().find(|l| l.contains("SOA") && !l.starts_with(';')).unwrap().split_whitespace().collect();
     assert_eq!(soa_line[..4], ["example.test.", "30", "IN", "SOA"]);
     let tcp_out = dig(base("web.example.test", "AAAA", &["+tcp", "+noall", "+answer"])).await;
     let fields: Vec<&str> = tcp_out.split_whitespace().collect();

@@ -48,9 +48,7 @@ fn invalid_scenarios_give_their_exact_messages() {
         }
         match std::fs::read_to_string(&expected_path) {
             Err(_) => failures.push(format!("{} has no .expected file; it gives:\n  {got}", path.display())),
-            Ok(want) if want.trim_end() != got => {
-                failures.push(format!("{}:\n  expected: {}\n  got:      {got}", path.display(), want.trim_end()))
-            }
+            Ok(want) if want.trim_end() != got => failures.push(format!("{}:\n  expected: {}\n  got:      {got}", path.display(), want.trim_end())),
             Ok(_) => {}
         }
     }
@@ -172,19 +170,45 @@ fn dotted_sysctls_and_defaults() {
     let s = scenario::parse_str(Path::new("s.toml"), text).unwrap();
     assert_eq!(s.trials(), &[Profile::DualStack]);
     assert_eq!(s.timeout, scenario::DEFAULT_TIMEOUT);
+    assert_eq!(s.hosts[0].sysctls, vec![("net.ipv6.conf.eth0.accept_dad".to_string(), "1".to_string()), ("net.ipv4.ip_forward".to_string(), "1".to_string())]);
     assert_eq!(
-        s.hosts[0].sysctls,
-        vec![("net.ipv6.conf.eth0.accept_dad".to_string(), "1".to_string()), ("net.ipv4.ip_forward".to_string(), "1".to_string())]
+        s.host_specs(Profile::Ipv6Only)[0],
+        nslab::HostSpec::new("a").profile(Profile::Ipv6Only).sysctl("net.ipv6.conf.eth0.accept_dad", "1").sysctl("net.ipv4.ip_forward", "1")
     );
-    assert_eq!(s.host_specs(Profile::Ipv6Only)[0], nslab::HostSpec::new("a").profile(Profile::Ipv6Only).sysctl("net.ipv6.conf.eth0.accept_dad", "1").sysctl("net.ipv4.ip_forward", "1"));
 }
 
 /// Random edits of a valid scenario: delete a range, insert a TOML-ish token, or replace a char.
 fn mutated() -> impl Strategy<Value = String> {
     let base = std::fs::read_to_string(workspace().join("scenarios/examples/cname-swap.toml")).unwrap();
     let tokens = prop::sample::select(vec![
-        "[", "]", "{", "}", "=", "\"", "'", "\"\"\"", ",", "\n", "#", ".", "[[timeline]]\n", "[hosts.x]\n", "{{", "}}", "{{host.blue.ipv4}}",
-        "\"10.0.0.1\"", "\"tcp:[::]:0\"", "-1", "1e400", "true", "\"0s\"", "kind = \"connect\"\n", "action = \"link\"\n", "\u{e9}", "\\", "(",
+        "[",
+        "]",
+        "{",
+        "}",
+        "=",
+        "\"",
+        "'",
+        "\"\"\"",
+        ",",
+        "\n",
+        "#",
+        ".",
+        "[[timeline]]\n",
+        "[hosts.x]\n",
+        "{{",
+        "}}",
+        "{{host.blue.ipv4}}",
+        "\"10.0.0.1\"",
+        "\"tcp:[::]:0\"",
+        "-1",
+        "1e400",
+        "true",
+        "\"0s\"",
+        "kind = \"connect\"\n",
+        "action = \"link\"\n",
+        "\u{e9}",
+        "\\",
+        "(",
     ]);
     let edit = (0usize..4000, 0usize..40, tokens, 0u8..3);
     prop::collection::vec(edit, 1..6).prop_map(move |edits| {

@@ -119,10 +119,21 @@ impl HostSnapshot {
             &["neigh", "show", "nud", "permanent"],
             &["netns", "list"],
         ] {
-            let out = Command::new("ip").args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_else(|e| format!("ip failed: {e}"));
+            let out =
+                Command::new("ip").args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_else(|e| format!("ip failed: {e}"));
             v.push((format!("ip {}", args.join(" ")), out));
         }
-        for f in ["/etc/resolv.conf", "/etc/hosts", "/etc/gai.conf", "/proc/sys/net/ipv6/bindv6only", "/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/default/addr_gen_mode", "/proc/sys/net/ipv6/conf/default/accept_dad", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/kernel/hostname"] {
+        for f in [
+            "/etc/resolv.conf",
+            "/etc/hosts",
+            "/etc/gai.conf",
+            "/proc/sys/net/ipv6/bindv6only",
+            "/proc/sys/net/ipv6/conf/all/disable_ipv6",
+            "/proc/sys/net/ipv6/conf/default/addr_gen_mode",
+            "/proc/sys/net/ipv6/conf/default/accept_dad",
+            "/proc/sys/net/ipv4/ip_forward",
+            "/proc/sys/kernel/hostname",
+        ] {
             v.push((f.to_string(), std::fs::read_to_string(f).unwrap_or_else(|e| format!("<{e}>"))));
         }
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -132,12 +143,7 @@ impl HostSnapshot {
 
     /// Human-readable differences from `other`.
     pub fn diff(&self, other: &HostSnapshot) -> Vec<String> {
-        self.0
-            .iter()
-            .zip(&other.0)
-            .filter(|(a, b)| a.1 != b.1)
-            .map(|(a, b)| format!("{} changed:\n--- before\n{}\n--- after\n{}", a.0, a.1, b.1))
-            .collect()
+        self.0.iter().zip(&other.0).filter(|(a, b)| a.1 != b.1).map(|(a, b)| format!("{} changed:\n--- before\n{}\n--- after\n{}", a.0, a.1, b.1)).collect()
     }
 }
 

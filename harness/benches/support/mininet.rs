@@ -77,7 +77,10 @@ impl Mininet {
                 bail!("{prog} not found (apt-get install {pkg})");
             }
         }
-        let version = std::process::Command::new("mn").arg("--version").output().map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)).trim().to_string())
+        let version = std::process::Command::new("mn")
+            .arg("--version")
+            .output()
+            .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)).trim().to_string())
             .unwrap_or_default();
         let mut child = tokio::process::Command::new("unshare")
             .args(["--net", "--mount", "--pid", "--fork", "--mount-proc", "--", PYTHON, "-c", DRIVER])

@@ -24,9 +24,7 @@ pub struct ZoneControl {
 
 impl std::fmt::Debug for ZoneControl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ZoneControl")
-            .field("origin", &self.zone.origin.to_string())
-            .finish()
+        f.debug_struct("ZoneControl").field("origin", &self.zone.origin.to_string()).finish()
     }
 }
 
@@ -41,23 +39,14 @@ impl ZoneControl {
     }
 
     fn zone_err(&self, source: ZoneError) -> ControlError {
-        ControlError::Zone {
-            origin: self.zone.origin.to_string(),
-            source,
-        }
+        ControlError::Zone { origin: self.zone.origin.to_string(), source }
     }
 
     fn owner(&self, name: &str) -> Result<Name, ControlError> {
         zone::resolve_name(name, &self.zone.origin).map_err(|e| self.zone_err(e))
     }
 
-    fn expand(
-        &self,
-        owner: &Name,
-        ttl: u32,
-        value: &RecordValue,
-        only: Option<RecordKind>,
-    ) -> Result<Vec<Record>, ControlError> {
+    fn expand(&self, owner: &Name, ttl: u32, value: &RecordValue, only: Option<RecordKind>) -> Result<Vec<Record>, ControlError> {
         let hosts = self.hosts.read().unwrap_or_else(PoisonError::into_inner);
         zone::expand(owner, ttl, value, &self.zone.origin, &hosts, only).map_err(|e| self.zone_err(e))
     }
@@ -66,11 +55,7 @@ impl ZoneControl {
     /// has its one SOA at the apex, bumps the serial, and only then installs the copy: a change
     /// that fails, at any step, leaves the zone exactly as it was (the copy shares every record
     /// set, so it costs one map of pointers; changes are rare, queries never wait on a copy).
-    async fn change<T>(
-        &self,
-        what: &str,
-        change: impl FnOnce(&mut RecordMap) -> Result<T, ControlError>,
-    ) -> Result<u32, ControlError> {
+    async fn change<T>(&self, what: &str, change: impl FnOnce(&mut RecordMap) -> Result<T, ControlError>) -> Result<u32, ControlError> {
         let mut map = self.zone.store.records_mut().await;
         let mut draft = RecordMap::clone(&map);
         change(&mut draft)?;
@@ -96,10 +81,7 @@ impl ZoneControl {
         let records = self.expand(&owner, record.ttl, &record.value, None)?;
         let origin = self.zone.origin.clone();
         let desc = format!("add {owner}");
-        self.change(&desc, |map| {
-            edit::add_records(map, records, &origin).map_err(|e| self.zone_err(e))
-        })
-        .await
+        self.change(&desc, |map| edit::add_records(map, records, &origin).map_err(|e| self.zone_err(e))).await
     }
 
     /// Replaces the whole `kind` set at `name` with `values`, all with `ttl`, in one step. An empty
@@ -112,13 +94,7 @@ impl ZoneControl {
     /// [`ControlError::Zone`] for a value of another type, an unknown host, a host without an
     /// address of the family, several CNAME targets, a CNAME at the apex, an empty SOA set (the
     /// SOA can not be deleted), or a name outside the zone. The zone is unchanged on error.
-    pub async fn replace_set(
-        &self,
-        name: &str,
-        kind: RecordKind,
-        ttl: u32,
-        values: Vec<RecordValue>,
-    ) -> Result<u32, ControlError> {
+    pub async fn replace_set(&self, name: &str, kind: RecordKind, ttl: u32, values: Vec<RecordValue>) -> Result<u32, ControlError> {
         let owner = self.owner(name)?;
         let mut records = Vec::with_capacity(values.len());
         for value in &values {
@@ -130,11 +106,7 @@ impl ZoneControl {
         }
         let origin = self.zone.origin.clone();
         let desc = format!("replace {owner} {kind}");
-        self.change(&desc, |map| {
-            edit::replace_set(map, &owner, kind.record_type(), ttl, records, &origin)
-                .map_err(|e| self.zone_err(e))
-        })
-        .await
+        self.change(&desc, |map| edit::replace_set(map, &owner, kind.record_type(), ttl, records, &origin).map_err(|e| self.zone_err(e))).await
     }
 
     /// Points the CNAME at `name` to `target`, keeping its TTL, atomically: no query sees both
@@ -150,13 +122,9 @@ impl ZoneControl {
         let desc = format!("swap {owner} CNAME {target}");
         self.change(&desc, |map| {
             let key = RrKey::new(LowerName::new(&owner), RecordType::CNAME);
-            let ttl = map.get(&key).map(|set| set.ttl()).ok_or_else(|| ControlError::NoSuchSet {
-                name: owner.to_string(),
-                kind: "CNAME".to_owned(),
-            })?;
+            let ttl = map.get(&key).map(|set| set.ttl()).ok_or_else(|| ControlError::NoSuchSet { name: owner.to_string(), kind: "CNAME".to_owned() })?;
             let record = Record::from_rdata(owner.clone(), ttl, RData::CNAME(CNAME(target)));
-            edit::replace_set(map, &owner, RecordType::CNAME, ttl, vec![record], &origin)
-                .map_err(|e| self.zone_err(e))
+            edit::replace_set(map, &owner, RecordType::CNAME, ttl, vec![record], &origin).map_err(|e| self.zone_err(e))
         })
         .await
     }
@@ -189,16 +157,7 @@ impl ZoneControl {
     pub async fn delete_name(&self, name: &str) -> Result<u32, ControlError> {
         let owner = self.owner(name)?;
         let desc = format!("delete {owner}");
-        self.change(&desc, |map| {
-            if edit::delete_name(map, &owner) > 0 {
-                Ok(())
-            } else {
-                Err(ControlError::NoSuchName {
-                    name: owner.to_string(),
-                })
-            }
-        })
-        .await
+        self.change(&desc, |map| if edit::delete_name(map, &owner) > 0 { Ok(()) } else { Err(ControlError::NoSuchName { name: owner.to_string() }) }).await
     }
 
     /// Sets the TTL of every record of the `kind` set at `name`. Returns the new serial.
@@ -209,14 +168,7 @@ impl ZoneControl {
     pub async fn set_ttl(&self, name: &str, kind: RecordKind, ttl: u32) -> Result<u32, ControlError> {
         let owner = self.owner(name)?;
         let desc = format!("ttl {owner} {kind} {ttl}");
-        self.change(&desc, |map| {
-            if edit::set_ttl(map, &owner, kind.record_type(), ttl) {
-                Ok(())
-            } else {
-                Err(no_such_set(&owner, kind))
-            }
-        })
-        .await
+        self.change(&desc, |map| if edit::set_ttl(map, &owner, kind.record_type(), ttl) { Ok(()) } else { Err(no_such_set(&owner, kind)) }).await
     }
 
     /// Increments the SOA serial without other changes. Returns the new serial.
@@ -237,10 +189,7 @@ impl ZoneControl {
     /// Every record of the zone in presentation format, canonical order (for artifacts and asserts).
     pub async fn dump(&self) -> Vec<String> {
         let map = self.zone.store.records().await;
-        map.values()
-            .flat_map(|set| set.records_without_rrsigs())
-            .map(ToString::to_string)
-            .collect()
+        map.values().flat_map(|set| set.records_without_rrsigs()).map(ToString::to_string).collect()
     }
 }
 

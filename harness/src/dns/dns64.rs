@@ -13,9 +13,7 @@ pub struct Dns64 {
 impl Dns64 {
     /// The well-known prefix 64:ff9b::/96 (RFC 6052 section 2.1).
     pub fn well_known() -> Self {
-        Self {
-            prefix: Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0),
-        }
+        Self { prefix: Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0) }
     }
 
     /// A network-specific prefix. Only /96 is supported (the IPv4 address is the last 32 bits).
@@ -61,10 +59,7 @@ mod tests {
     fn only_clean_slash_96_prefixes_are_accepted() {
         let p: Ipv6Addr = "2001:db8:64::".parse().unwrap();
         assert_eq!(Dns64::new(p, 96).unwrap().prefix(), p);
-        assert_eq!(
-            Dns64::new(p, 64).unwrap_err().to_string(),
-            "use DNS64 prefix 2001:db8:64::/64: only a /96 prefix is supported"
-        );
+        assert_eq!(Dns64::new(p, 64).unwrap_err().to_string(), "use DNS64 prefix 2001:db8:64::/64: only a /96 prefix is supported");
         assert!(Dns64::new("2001:db8::1".parse().unwrap(), 96).is_err());
     }
 }

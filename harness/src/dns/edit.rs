@@ -19,28 +19,20 @@ const FIRST_TYPE: RecordType = RecordType::ZERO;
 
 /// Keys of all record sets owned by exactly `name`.
 pub(crate) fn keys_at(map: &RecordMap, name: &LowerName) -> Vec<RrKey> {
-    map.range(RrKey::new(name.clone(), FIRST_TYPE)..)
-        .take_while(|(key, _)| key.name() == name)
-        .map(|(key, _)| key.clone())
-        .collect()
+    map.range(RrKey::new(name.clone(), FIRST_TYPE)..).take_while(|(key, _)| key.name() == name).map(|(key, _)| key.clone()).collect()
 }
 
 /// True when `name` owns data or is an empty non-terminal (some name below it owns data).
 pub(crate) fn name_exists(map: &RecordMap, name: &LowerName) -> bool {
     // Canonical order puts a name's descendants right after the name itself.
-    map.range(RrKey::new(name.clone(), FIRST_TYPE)..)
-        .next()
-        .is_some_and(|(key, _)| name.zone_of(key.name()))
+    map.range(RrKey::new(name.clone(), FIRST_TYPE)..).next().is_some_and(|(key, _)| name.zone_of(key.name()))
 }
 
 fn check_in_zone(name: &Name, origin: &Name) -> Result<(), ZoneError> {
     if origin.zone_of(name) {
         Ok(())
     } else {
-        Err(ZoneError::OutOfZone {
-            name: name.to_string(),
-            origin: origin.to_string(),
-        })
+        Err(ZoneError::OutOfZone { name: name.to_string(), origin: origin.to_string() })
     }
 }
 
@@ -59,20 +51,13 @@ fn new_set(name: &Name, rtype: RecordType, ttl: u32, records: Vec<Record>) -> Ar
 ///
 /// [`ZoneError::OutOfZone`], [`ZoneError::CnameConflict`] or [`ZoneError::MultipleCnames`];
 /// the map is left unchanged on error.
-pub(crate) fn add_records(
-    map: &mut RecordMap,
-    records: Vec<Record>,
-    origin: &Name,
-) -> Result<(), ZoneError> {
+pub(crate) fn add_records(map: &mut RecordMap, records: Vec<Record>, origin: &Name) -> Result<(), ZoneError> {
     // Validate everything first so that an error leaves the map untouched.
     let mut groups: Vec<(Name, RecordType, Vec<Record>)> = Vec::new();
     for record in records {
         check_in_zone(&record.name, origin)?;
         let rtype = record.record_type();
-        match groups
-            .iter_mut()
-            .find(|(name, t, _)| *t == rtype && *name == record.name)
-        {
+        match groups.iter_mut().find(|(name, t, _)| *t == rtype && *name == record.name) {
             Some((_, _, group)) => group.push(record),
             None => groups.push((record.name.clone(), rtype, vec![record])),
         }
@@ -82,28 +67,16 @@ pub(crate) fn add_records(
         let at_name = keys_at(map, &lower);
         if *rtype == RecordType::CNAME {
             if group.len() > 1 {
-                return Err(ZoneError::MultipleCnames {
-                    name: name.to_string(),
-                    count: group.len(),
-                });
+                return Err(ZoneError::MultipleCnames { name: name.to_string(), count: group.len() });
             }
             if let Some(other) = at_name.iter().find(|k| k.record_type != RecordType::CNAME) {
-                return Err(ZoneError::CnameConflict {
-                    name: name.to_string(),
-                    kind: other.record_type.to_string(),
-                });
+                return Err(ZoneError::CnameConflict { name: name.to_string(), kind: other.record_type.to_string() });
             }
             if groups.iter().any(|(n, t, _)| n == name && *t != RecordType::CNAME) {
-                return Err(ZoneError::CnameConflict {
-                    name: name.to_string(),
-                    kind: "other data".to_owned(),
-                });
+                return Err(ZoneError::CnameConflict { name: name.to_string(), kind: "other data".to_owned() });
             }
         } else if at_name.iter().any(|k| k.record_type == RecordType::CNAME) {
-            return Err(ZoneError::CnameConflict {
-                name: name.to_string(),
-                kind: rtype.to_string(),
-            });
+            return Err(ZoneError::CnameConflict { name: name.to_string(), kind: rtype.to_string() });
         }
     }
     for (name, rtype, group) in groups {
@@ -137,14 +110,7 @@ pub(crate) fn add_records(
 /// [`ZoneError::OutOfZone`], [`ZoneError::MultipleCnames`], [`ZoneError::CnameConflict`] for a
 /// CNAME at the zone apex, or [`ZoneError::SoaRequired`] for an SOA set that is not exactly one
 /// record at the apex (emptying the SOA set would delete it). The map is unchanged on error.
-pub(crate) fn replace_set(
-    map: &mut RecordMap,
-    name: &Name,
-    rtype: RecordType,
-    ttl: u32,
-    records: Vec<Record>,
-    origin: &Name,
-) -> Result<(), ZoneError> {
+pub(crate) fn replace_set(map: &mut RecordMap, name: &Name, rtype: RecordType, ttl: u32, records: Vec<Record>, origin: &Name) -> Result<(), ZoneError> {
     check_in_zone(name, origin)?;
     if rtype == RecordType::SOA && (records.len() != 1 || name != origin) {
         let op = if records.is_empty() { format!("delete SOA at {name}") } else { format!("set {} SOA records at {name}", records.len()) };
@@ -153,16 +119,10 @@ pub(crate) fn replace_set(
     let lower = LowerName::new(name);
     if rtype == RecordType::CNAME {
         if records.len() > 1 {
-            return Err(ZoneError::MultipleCnames {
-                name: name.to_string(),
-                count: records.len(),
-            });
+            return Err(ZoneError::MultipleCnames { name: name.to_string(), count: records.len() });
         }
         if name == origin {
-            return Err(ZoneError::CnameConflict {
-                name: name.to_string(),
-                kind: "SOA".to_owned(),
-            });
+            return Err(ZoneError::CnameConflict { name: name.to_string(), kind: "SOA".to_owned() });
         }
         for key in keys_at(map, &lower) {
             map.remove(&key);
@@ -251,10 +211,7 @@ pub(crate) fn bump_serial(map: &mut RecordMap, origin: &Name) -> Option<u32> {
     soa.serial = soa.serial.wrapping_add(1);
     let serial = soa.serial;
     let record = Record::from_rdata(origin.clone(), ttl, RData::SOA(soa));
-    map.insert(
-        RrKey::new(lower, RecordType::SOA),
-        new_set(origin, RecordType::SOA, ttl, vec![record]),
-    );
+    map.insert(RrKey::new(lower, RecordType::SOA), new_set(origin, RecordType::SOA, ttl, vec![record]));
     Some(serial)
 }
 
@@ -295,12 +252,8 @@ mod tests {
         let origin = name("example.test.");
         let mut map = RecordMap::new();
         add_records(&mut map, vec![a("w.example.test.", 300, 1)], &origin).unwrap();
-        let err = add_records(&mut map, vec![cname("w.example.test.", "x.example.test.")], &origin)
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "add A at w.example.test.: a CNAME must be the only record set at its name"
-        );
+        let err = add_records(&mut map, vec![cname("w.example.test.", "x.example.test.")], &origin).unwrap_err();
+        assert_eq!(err.to_string(), "add A at w.example.test.: a CNAME must be the only record set at its name");
         add_records(&mut map, vec![cname("c.example.test.", "x.example.test.")], &origin).unwrap();
         let err = add_records(&mut map, vec![a("c.example.test.", 300, 1)], &origin).unwrap_err();
         assert!(matches!(err, ZoneError::CnameConflict { ref kind, .. } if kind == "A"));
@@ -312,22 +265,10 @@ mod tests {
         let mut map = RecordMap::new();
         add_records(&mut map, vec![a("w.example.test.", 300, 1)], &origin).unwrap();
         let owner = name("w.example.test.");
-        replace_set(
-            &mut map,
-            &owner,
-            RecordType::CNAME,
-            60,
-            vec![cname("w.example.test.", "x.example.test.")],
-            &origin,
-        )
-        .unwrap();
-        let types: Vec<RecordType> = keys_at(&map, &LowerName::new(&owner))
-            .into_iter()
-            .map(|k| k.record_type)
-            .collect();
+        replace_set(&mut map, &owner, RecordType::CNAME, 60, vec![cname("w.example.test.", "x.example.test.")], &origin).unwrap();
+        let types: Vec<RecordType> = keys_at(&map, &LowerName::new(&owner)).into_iter().map(|k| k.record_type).collect();
         assert_eq!(types, vec![RecordType::CNAME]);
-        replace_set(&mut map, &owner, RecordType::A, 9, vec![a("w.example.test.", 1, 7)], &origin)
-            .unwrap();
+        replace_set(&mut map, &owner, RecordType::A, 9, vec![a("w.example.test.", 1, 7)], &origin).unwrap();
         let keys = keys_at(&map, &LowerName::new(&owner));
         assert_eq!(keys.len(), 1);
         assert_eq!(map[&keys[0]].ttl(), 9);

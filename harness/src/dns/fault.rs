@@ -85,19 +85,12 @@ pub struct Faults {
 
 impl fmt::Debug for Faults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Faults")
-            .field("active", &self.any.load(Ordering::Relaxed))
-            .finish()
+        f.debug_struct("Faults").field("active", &self.any.load(Ordering::Relaxed)).finish()
     }
 }
 
 fn parse(name: &str) -> Result<LowerName, ControlError> {
-    zone::parse_origin(name)
-        .map(|n| LowerName::new(&n))
-        .map_err(|source| ControlError::FaultName {
-            name: name.to_owned(),
-            source,
-        })
+    zone::parse_origin(name).map(|n| LowerName::new(&n)).map_err(|source| ControlError::FaultName { name: name.to_owned(), source })
 }
 
 impl Faults {
@@ -120,9 +113,7 @@ impl Faults {
                 table.suffix.retain(|(k, _)| *k != key);
                 table.suffix.push((key, fault));
                 // Longest suffix first, so the most specific one matches.
-                table
-                    .suffix
-                    .sort_by_key(|(k, _)| std::cmp::Reverse(k.num_labels()));
+                table.suffix.sort_by_key(|(k, _)| std::cmp::Reverse(k.num_labels()));
             }
             _ => table.server = Some(fault),
         }
@@ -169,18 +160,7 @@ impl Faults {
             return None;
         }
         let table = self.table.read().unwrap_or_else(PoisonError::into_inner);
-        table
-            .exact
-            .get(name)
-            .copied()
-            .or_else(|| {
-                table
-                    .suffix
-                    .iter()
-                    .find(|(k, _)| k.zone_of(name))
-                    .map(|(_, f)| *f)
-            })
-            .or(table.server)
+        table.exact.get(name).copied().or_else(|| table.suffix.iter().find(|(k, _)| k.zone_of(name)).map(|(_, f)| *f)).or(table.server)
     }
 }
 

@@ -49,11 +49,7 @@ enum Reply {
     /// Send nothing.
     Nothing,
     /// An error or fault code with empty sections (authority may carry a SOA).
-    Code {
-        rcode: ResponseCode,
-        authoritative: bool,
-        authority: Vec<Record>,
-    },
+    Code { rcode: ResponseCode, authoritative: bool, authority: Vec<Record> },
     /// Truncated over UDP: TC bit, empty answer.
     Truncated,
     /// A real answer.
@@ -109,11 +105,7 @@ impl LabHandler {
                     None => Vec::new(),
                 };
                 let authoritative = !authority.is_empty();
-                let reply = Reply::Code {
-                    rcode: ResponseCode::NXDomain,
-                    authoritative,
-                    authority,
-                };
+                let reply = Reply::Code { rcode: ResponseCode::NXDomain, authoritative, authority };
                 return (reply, fault);
             }
             Some(Fault::Truncate) if transport == Transport::Udp => return (Reply::Truncated, fault),
@@ -122,9 +114,7 @@ impl LabHandler {
             Some(Fault::Truncate | Fault::TcpOnly) | None => {}
         }
         let qtype = query.query_type();
-        if query.query_class() != DNSClass::IN
-            || matches!(qtype, RecordType::AXFR | RecordType::IXFR)
-        {
+        if query.query_class() != DNSClass::IN || matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
             return (code(ResponseCode::Refused), fault);
         }
         let Some(zone) = self.zones.find(qname) else {
@@ -134,31 +124,17 @@ impl LabHandler {
             let map = zone.store.records().await;
             lookup::resolve(&map, &zone.origin, qname, qtype, self.dns64.as_ref())
         };
-        (
-            Reply::Answer {
-                answer,
-                authoritative: true,
-            },
-            fault,
-        )
+        (Reply::Answer { answer, authoritative: true }, fault)
     }
 }
 
 fn code(rcode: ResponseCode) -> Reply {
-    Reply::Code {
-        rcode,
-        authoritative: false,
-        authority: Vec::new(),
-    }
+    Reply::Code { rcode, authoritative: false, authority: Vec::new() }
 }
 
 #[async_trait::async_trait]
 impl RequestHandler for LabHandler {
-    async fn handle_request<R: ResponseHandler, T: Time>(
-        &self,
-        request: &Request,
-        mut response_handle: R,
-    ) -> ResponseInfo {
+    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, mut response_handle: R) -> ResponseInfo {
         let at = self.log.now();
         let transport = match request.protocol() {
             Protocol::Udp => Transport::Udp,
@@ -177,11 +153,7 @@ impl RequestHandler for LabHandler {
         let builder = MessageResponseBuilder::new(&request.queries, response_edns.as_ref());
         let sent = match &reply {
             Reply::Nothing => None,
-            Reply::Code {
-                rcode,
-                authoritative,
-                authority,
-            } => {
+            Reply::Code { rcode, authoritative, authority } => {
                 metadata.response_code = *rcode;
                 metadata.authoritative = *authoritative;
                 let response = builder.build(metadata, empty.iter(), authority.iter(), empty.iter(), empty.iter());
@@ -193,19 +165,10 @@ impl RequestHandler for LabHandler {
                 let response = builder.build_no_records(metadata);
                 Some(response_handle.send_response(response).await)
             }
-            Reply::Answer {
-                answer,
-                authoritative,
-            } => {
+            Reply::Answer { answer, authoritative } => {
                 metadata.response_code = answer.rcode;
                 metadata.authoritative = *authoritative;
-                let response = builder.build(
-                    metadata,
-                    answer.answers(),
-                    answer.authority.iter(),
-                    empty.iter(),
-                    empty.iter(),
-                );
+                let response = builder.build(metadata, answer.answers(), answer.authority.iter(), empty.iter(), empty.iter());
                 Some(response_handle.send_response(response).await)
             }
         };
@@ -241,10 +204,7 @@ impl RequestHandler for LabHandler {
             // Nothing was sent: report the code we would have used, with empty counts.
             let mut meta = Metadata::response_from_request(&request.metadata);
             meta.response_code = ResponseCode::ServFail;
-            ResponseInfo::from(Header {
-                metadata: meta,
-                counts: HeaderCounts::default(),
-            })
+            ResponseInfo::from(Header { metadata: meta, counts: HeaderCounts::default() })
         })
     }
 }

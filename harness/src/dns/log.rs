@@ -103,13 +103,7 @@ impl RawEntry {
             qtype: self.qtype(),
             rcode: self.rcode.map_or_else(|| "-".to_owned(), |c| rcode_name(c).into_owned()),
             truncated: self.truncated,
-            answers: self
-                .sets
-                .iter()
-                .flat_map(|s| s.records_without_rrsigs())
-                .chain(self.synthesized.iter())
-                .map(ToString::to_string)
-                .collect(),
+            answers: self.sets.iter().flat_map(|s| s.records_without_rrsigs()).chain(self.synthesized.iter()).map(ToString::to_string).collect(),
             fault: self.fault.map(|f| f.to_string()),
         }
     }
@@ -217,25 +211,14 @@ pub struct QueryLog {
 impl fmt::Debug for QueryLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ring = self.lock();
-        f.debug_struct("QueryLog")
-            .field("len", &ring.entries.len())
-            .field("capacity", &ring.capacity)
-            .field("dropped", &ring.dropped)
-            .finish()
+        f.debug_struct("QueryLog").field("len", &ring.entries.len()).field("capacity", &ring.capacity).field("dropped", &ring.dropped).finish()
     }
 }
 
 impl QueryLog {
     /// An empty log holding at most `capacity` entries, timestamps relative to `epoch`.
     pub fn new(epoch: Instant, capacity: usize) -> Self {
-        Self {
-            ring: Arc::new(Mutex::new(Ring {
-                entries: VecDeque::with_capacity(capacity.min(4096)),
-                capacity,
-                dropped: 0,
-            })),
-            epoch,
-        }
+        Self { ring: Arc::new(Mutex::new(Ring { entries: VecDeque::with_capacity(capacity.min(4096)), capacity, dropped: 0 })), epoch }
     }
 
     fn lock(&self) -> MutexGuard<'_, Ring> {
@@ -280,12 +263,7 @@ impl QueryLog {
 
     /// The retained entries matching `filter`, oldest first.
     pub fn query(&self, filter: &LogFilter) -> Vec<QueryLogEntry> {
-        self.lock()
-            .entries
-            .iter()
-            .filter(|e| filter.matches_raw(e))
-            .map(RawEntry::to_entry)
-            .collect()
+        self.lock().entries.iter().filter(|e| filter.matches_raw(e)).map(RawEntry::to_entry).collect()
     }
 
     /// How many entries are retained.
@@ -317,16 +295,10 @@ impl QueryLog {
     /// [`LogError::Serialize`] when an entry can not be serialised.
     pub fn write_jsonl(&self, path: &Path) -> Result<usize, LogError> {
         let entries = self.entries();
-        let write_err = |source| LogError::Write {
-            path: path.to_owned(),
-            source,
-        };
+        let write_err = |source| LogError::Write { path: path.to_owned(), source };
         let mut out = BufWriter::new(File::create(path).map_err(write_err)?);
         for entry in &entries {
-            serde_json::to_writer(&mut out, entry).map_err(|source| LogError::Serialize {
-                path: path.to_owned(),
-                source,
-            })?;
+            serde_json::to_writer(&mut out, entry).map_err(|source| LogError::Serialize { path: path.to_owned(), source })?;
             out.write_all(b"\n").map_err(write_err)?;
         }
         out.flush().map_err(write_err)?;

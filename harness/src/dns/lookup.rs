@@ -31,10 +31,7 @@ pub(crate) struct Answer {
 impl Answer {
     /// All answer-section records in order.
     pub(crate) fn answers(&self) -> impl Iterator<Item = &Record> + Send {
-        self.sets
-            .iter()
-            .flat_map(|s| s.records_without_rrsigs())
-            .chain(self.synthesized.iter())
+        self.sets.iter().flat_map(|s| s.records_without_rrsigs()).chain(self.synthesized.iter())
     }
 }
 
@@ -47,13 +44,7 @@ pub(crate) fn negative_soa(map: &RecordMap, origin: &Name) -> Option<Record> {
 }
 
 /// Answers `qname`/`qtype` from one zone snapshot. `qname` must lie inside the zone.
-pub(crate) fn resolve(
-    map: &RecordMap,
-    origin: &Name,
-    qname: &LowerName,
-    qtype: RecordType,
-    dns64: Option<&Dns64>,
-) -> Answer {
+pub(crate) fn resolve(map: &RecordMap, origin: &Name, qname: &LowerName, qtype: RecordType, dns64: Option<&Dns64>) -> Answer {
     let zone = LowerName::new(origin);
     let mut answer = Answer::default();
     let mut name = qname.clone();
@@ -79,12 +70,10 @@ pub(crate) fn resolve(
         let Some(cname_set) = map.get(&RrKey::new(name.clone(), RecordType::CNAME)) else {
             break;
         };
-        let target = cname_set
-            .records_without_rrsigs()
-            .find_map(|r| match &r.data {
-                RData::CNAME(c) => Some(LowerName::new(&c.0)),
-                _ => None,
-            });
+        let target = cname_set.records_without_rrsigs().find_map(|r| match &r.data {
+            RData::CNAME(c) => Some(LowerName::new(&c.0)),
+            _ => None,
+        });
         answer.sets.push(cname_set.clone());
         seen.push(name);
         let Some(target) = target else {
@@ -117,13 +106,7 @@ pub(crate) fn resolve(
 }
 
 /// Adds AAAA records synthesized from the A records at `name`; returns whether there were any.
-fn synthesize(
-    map: &RecordMap,
-    zone: &LowerName,
-    name: &LowerName,
-    dns64: &Dns64,
-    answer: &mut Answer,
-) -> bool {
+fn synthesize(map: &RecordMap, zone: &LowerName, name: &LowerName, dns64: &Dns64, answer: &mut Answer) -> bool {
     let Some(a_set) = map.get(&RrKey::new(name.clone(), RecordType::A)) else {
         return false;
     };
@@ -132,11 +115,7 @@ fn synthesize(
     let before = answer.synthesized.len();
     for record in a_set.records_without_rrsigs() {
         if let RData::A(a) = &record.data {
-            answer.synthesized.push(Record::from_rdata(
-                record.name.clone(),
-                record.ttl.min(minimum),
-                RData::AAAA(AAAA(dns64.synthesize(a.0))),
-            ));
+            answer.synthesized.push(Record::from_rdata(record.name.clone(), record.ttl.min(minimum), RData::AAAA(AAAA(dns64.synthesize(a.0)))));
         }
     }
     answer.synthesized.len() > before

@@ -54,13 +54,7 @@ pub struct DnsOptions {
 impl DnsOptions {
     /// Defaults: no hosts, no DNS64, 100 000 log entries, 10 s TCP idle timeout.
     pub fn new(epoch: Instant) -> Self {
-        Self {
-            epoch,
-            hosts: HostAddrs::new(),
-            dns64: None,
-            log_capacity: 100_000,
-            tcp_idle_timeout: Duration::from_secs(10),
-        }
+        Self { epoch, hosts: HostAddrs::new(), dns64: None, log_capacity: 100_000, tcp_idle_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -86,9 +80,7 @@ pub struct DnsServer {
 
 impl std::fmt::Debug for DnsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DnsServer")
-            .field("local", &self.inner.local)
-            .finish_non_exhaustive()
+        f.debug_struct("DnsServer").field("local", &self.inner.local).finish_non_exhaustive()
     }
 }
 
@@ -100,40 +92,23 @@ impl DnsServer {
     ///
     /// [`ServerError::Zone`] for invalid zone data, [`ServerError::NoSockets`] when no socket is
     /// given, [`ServerError::LocalAddr`] when a socket's address can not be read.
-    pub fn start(
-        sockets: DnsSockets,
-        zones: Vec<Zone>,
-        options: DnsOptions,
-    ) -> Result<Self, ServerError> {
+    pub fn start(sockets: DnsSockets, zones: Vec<Zone>, options: DnsOptions) -> Result<Self, ServerError> {
         if sockets.udp.is_empty() && sockets.tcp.is_empty() {
             return Err(ServerError::NoSockets);
         }
-        let zones = Arc::new(
-            ZoneSet::build(&zones, &options.hosts).map_err(|source| ServerError::Zone { source })?,
-        );
+        let zones = Arc::new(ZoneSet::build(&zones, &options.hosts).map_err(|source| ServerError::Zone { source })?);
         let mut local = Vec::with_capacity(sockets.udp.len() + sockets.tcp.len());
         for socket in &sockets.udp {
-            let addr = socket.local_addr().map_err(|source| ServerError::LocalAddr {
-                transport: "udp",
-                source,
-            })?;
+            let addr = socket.local_addr().map_err(|source| ServerError::LocalAddr { transport: "udp", source })?;
             local.push((Transport::Udp, addr));
         }
         for listener in &sockets.tcp {
-            let addr = listener.local_addr().map_err(|source| ServerError::LocalAddr {
-                transport: "tcp",
-                source,
-            })?;
+            let addr = listener.local_addr().map_err(|source| ServerError::LocalAddr { transport: "tcp", source })?;
             local.push((Transport::Tcp, addr));
         }
         let faults = Faults::default();
         let log = QueryLog::new(options.epoch, options.log_capacity);
-        let handler = LabHandler {
-            zones: zones.clone(),
-            faults: faults.clone(),
-            log: log.clone(),
-            dns64: options.dns64,
-        };
+        let handler = LabHandler { zones: zones.clone(), faults: faults.clone(), log: log.clone(), dns64: options.dns64 };
         let span = info_span!("dns", zones = zones.iter().count());
         let _enter = span.enter();
         let (stop, stopped) = watch::channel(false);
@@ -145,17 +120,7 @@ impl DnsServer {
             tasks.spawn(tcp::serve(listener, handler.clone(), options.tcp_idle_timeout, stopped.clone()));
         }
         info!(?local, "dns server started");
-        Ok(Self {
-            inner: Arc::new(Inner {
-                zones,
-                faults,
-                log,
-                hosts: Arc::new(RwLock::new(options.hosts)),
-                local,
-                tasks: Mutex::new(Some(tasks)),
-                stop,
-            }),
-        })
+        Ok(Self { inner: Arc::new(Inner { zones, faults, log, hosts: Arc::new(RwLock::new(options.hosts)), local, tasks: Mutex::new(Some(tasks)), stop }) })
     }
 
     /// The addresses served, with their transport.
@@ -179,15 +144,9 @@ impl DnsServer {
     ///
     /// [`ControlError::NoSuchZone`] when the server does not serve that zone.
     pub fn zone(&self, origin: &str) -> Result<ZoneControl, ControlError> {
-        let no_zone = || ControlError::NoSuchZone {
-            origin: origin.to_owned(),
-        };
+        let no_zone = || ControlError::NoSuchZone { origin: origin.to_owned() };
         let name = zone::parse_origin(origin).map_err(|_| no_zone())?;
-        let zone = self
-            .inner
-            .zones
-            .by_origin(&LowerName::new(&name))
-            .ok_or_else(no_zone)?;
+        let zone = self.inner.zones.by_origin(&LowerName::new(&name)).ok_or_else(no_zone)?;
         Ok(ZoneControl::new(zone.clone(), self.inner.hosts.clone()))
     }
 
@@ -205,11 +164,7 @@ impl DnsServer {
     /// Sets the addresses of a lab host for records added from now on. Records already expanded
     /// from `RecordValue::Host` keep their addresses (use `ZoneControl::replace_set` to refresh).
     pub fn set_host_addrs(&self, host: &str, addrs: Vec<IpAddr>) {
-        self.inner
-            .hosts
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(host.to_owned(), addrs);
+        self.inner.hosts.write().unwrap_or_else(PoisonError::into_inner).insert(host.to_owned(), addrs);
     }
 
     /// Stops serving: closes every socket and TCP connection and waits for the tasks to end

@@ -48,22 +48,10 @@ impl ServedZone {
         if let Some(set) = map.get(&soa_key) {
             initial.insert(soa_key, RecordSet::clone(set));
         }
-        let mut store = InMemoryZoneHandler::new(
-            origin.clone(),
-            initial,
-            ZoneType::Primary,
-            AxfrPolicy::Deny,
-        )
-        .map_err(|reason| ZoneError::Build {
-            origin: origin.to_string(),
-            reason,
-        })?;
+        let mut store = InMemoryZoneHandler::new(origin.clone(), initial, ZoneType::Primary, AxfrPolicy::Deny)
+            .map_err(|reason| ZoneError::Build { origin: origin.to_string(), reason })?;
         *store.records_get_mut() = map;
-        Ok(Self {
-            lower: LowerName::new(&origin),
-            origin,
-            store,
-        })
+        Ok(Self { lower: LowerName::new(&origin), origin, store })
     }
 }
 
@@ -83,9 +71,7 @@ impl ZoneSet {
         for zone in zones {
             let served = ServedZone::build(zone, hosts)?;
             if built.iter().any(|z| z.lower == served.lower) {
-                return Err(ZoneError::DuplicateZone {
-                    origin: served.origin.to_string(),
-                });
+                return Err(ZoneError::DuplicateZone { origin: served.origin.to_string() });
             }
             built.push(Arc::new(served));
         }

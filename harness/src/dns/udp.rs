@@ -100,7 +100,9 @@ fn receive(socket: &UdpSocket, bufs: &mut [[u8; MAX_DATAGRAM]]) -> io::Result<Ve
     Ok(msgs
         .map(|m| {
             let src = m.address.as_ref().and_then(|a| {
-                a.as_sockaddr_in().map(|v4| SocketAddr::V4(SocketAddrV4::from(*v4))).or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6))))
+                a.as_sockaddr_in()
+                    .map(|v4| SocketAddr::V4(SocketAddrV4::from(*v4)))
+                    .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6))))
             });
             // A datagram without a usable sender gets port 0: never answered below.
             (m.bytes, src.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))))

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use hickory_proto::{
-    op::{Header, HeaderCounts, Metadata, MessageType, OpCode, ResponseCode},
+    op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode},
     rr::Record,
     serialize::binary::{BinDecodable, BinDecoder, BinEncodable, BinEncoder},
 };

@@ -41,16 +41,7 @@ impl Soa {
     /// A SOA with the given name server and mailbox and common lab defaults
     /// (serial 1, refresh 3600, retry 600, expire 86400, minimum 60, TTL 3600).
     pub fn new(mname: impl Into<String>, rname: impl Into<String>) -> Self {
-        Self {
-            mname: mname.into(),
-            rname: rname.into(),
-            serial: 1,
-            refresh: 3600,
-            retry: 600,
-            expire: 86400,
-            minimum: 60,
-            ttl: 3600,
-        }
+        Self { mname: mname.into(), rname: rname.into(), serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: 60, ttl: 3600 }
     }
 
     /// The TTL a negative answer carries: min(SOA TTL, MINIMUM), RFC 2308 section 5.
@@ -150,9 +141,7 @@ impl RecordValue {
     fn describe(&self) -> String {
         match self {
             Self::Host(host) => format!("host {host:?}"),
-            other => other
-                .kind()
-                .map_or_else(String::new, |kind| kind.to_string()),
+            other => other.kind().map_or_else(String::new, |kind| kind.to_string()),
         }
     }
 }
@@ -171,11 +160,7 @@ pub struct RecordSpec {
 impl RecordSpec {
     /// A record with the given owner, TTL and value.
     pub fn new(name: impl Into<String>, ttl: u32, value: RecordValue) -> Self {
-        Self {
-            name: name.into(),
-            ttl,
-            value,
-        }
+        Self { name: name.into(), ttl, value }
     }
 }
 
@@ -193,11 +178,7 @@ pub struct Zone {
 impl Zone {
     /// An empty zone with the given origin and SOA.
     pub fn new(origin: impl Into<String>, soa: Soa) -> Self {
-        Self {
-            origin: origin.into(),
-            soa,
-            records: Vec::new(),
-        }
+        Self { origin: origin.into(), soa, records: Vec::new() }
     }
 
     /// Adds one record; returns the zone for chaining.
@@ -213,16 +194,8 @@ impl Zone {
 ///
 /// [`ZoneError::InvalidName`] if the text is not a valid domain name.
 pub(crate) fn parse_origin(origin: &str) -> Result<Name, ZoneError> {
-    let text = if origin.ends_with('.') {
-        origin.to_owned()
-    } else {
-        format!("{origin}.")
-    };
-    Name::from_ascii(&text).map_err(|source| ZoneError::InvalidName {
-        name: origin.to_owned(),
-        origin: ".".to_owned(),
-        source,
-    })
+    let text = if origin.ends_with('.') { origin.to_owned() } else { format!("{origin}.") };
+    Name::from_ascii(&text).map_err(|source| ZoneError::InvalidName { name: origin.to_owned(), origin: ".".to_owned(), source })
 }
 
 /// Resolves a possibly relative name against `origin`: `@` and `""` are the origin itself,
@@ -232,11 +205,7 @@ pub(crate) fn parse_origin(origin: &str) -> Result<Name, ZoneError> {
 ///
 /// [`ZoneError::InvalidName`] if the text is not a valid domain name or the result is too long.
 pub(crate) fn resolve_name(name: &str, origin: &Name) -> Result<Name, ZoneError> {
-    let invalid = |source| ZoneError::InvalidName {
-        name: name.to_owned(),
-        origin: origin.to_string(),
-        source,
-    };
+    let invalid = |source| ZoneError::InvalidName { name: name.to_owned(), origin: origin.to_string(), source };
     if name.is_empty() || name == "@" {
         return Ok(origin.clone());
     }
@@ -250,15 +219,7 @@ pub(crate) fn resolve_name(name: &str, origin: &Name) -> Result<Name, ZoneError>
 
 /// Builds the SOA record of a zone with the given serial.
 pub(crate) fn soa_record(origin: &Name, soa: &Soa) -> Result<Record, ZoneError> {
-    let data = SOA::new(
-        resolve_name(&soa.mname, origin)?,
-        resolve_name(&soa.rname, origin)?,
-        soa.serial,
-        soa.refresh,
-        soa.retry,
-        soa.expire,
-        soa.minimum,
-    );
+    let data = SOA::new(resolve_name(&soa.mname, origin)?, resolve_name(&soa.rname, origin)?, soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum);
     Ok(Record::from_rdata(origin.clone(), soa.ttl, RData::SOA(data)))
 }
 
@@ -282,11 +243,7 @@ pub(crate) fn expand(
     let record = |data: RData| Record::from_rdata(owner.clone(), ttl, data);
     if let (Some(want), Some(have)) = (only, value.kind()) {
         if want != have {
-            return Err(ZoneError::KindMismatch {
-                name: owner.to_string(),
-                kind: want.to_string(),
-                value: value.describe(),
-            });
+            return Err(ZoneError::KindMismatch { name: owner.to_string(), kind: want.to_string(), value: value.describe() });
         }
     }
     let out = match value {
@@ -298,46 +255,23 @@ pub(crate) fn expand(
         }
         RecordValue::Ptr(target) => vec![record(RData::PTR(PTR(resolve_name(target, origin)?)))],
         RecordValue::Txt(strings) => vec![record(RData::TXT(TXT::new(strings.clone())))],
-        RecordValue::Srv {
-            priority,
-            weight,
-            port,
-            target,
-        } => vec![record(RData::SRV(SRV::new(
-            *priority,
-            *weight,
-            *port,
-            resolve_name(target, origin)?,
-        )))],
+        RecordValue::Srv { priority, weight, port, target } => vec![record(RData::SRV(SRV::new(*priority, *weight, *port, resolve_name(target, origin)?)))],
         RecordValue::Host(host) => {
-            let addrs = hosts.get(host).ok_or_else(|| ZoneError::UnknownHost {
-                host: host.clone(),
-                name: owner.to_string(),
-            })?;
+            let addrs = hosts.get(host).ok_or_else(|| ZoneError::UnknownHost { host: host.clone(), name: owner.to_string() })?;
             let out: Vec<Record> = addrs
                 .iter()
                 .filter_map(|ip| match (ip, only) {
                     (IpAddr::V4(v4), None | Some(RecordKind::A)) => Some(record(RData::A(A(*v4)))),
-                    (IpAddr::V6(v6), None | Some(RecordKind::Aaaa)) => {
-                        Some(record(RData::AAAA(AAAA(*v6))))
-                    }
+                    (IpAddr::V6(v6), None | Some(RecordKind::Aaaa)) => Some(record(RData::AAAA(AAAA(*v6)))),
                     _ => None,
                 })
                 .collect();
             match only {
                 Some(kind @ (RecordKind::A | RecordKind::Aaaa)) if out.is_empty() => {
-                    return Err(ZoneError::NoAddressForHost {
-                        host: host.clone(),
-                        name: owner.to_string(),
-                        kind: kind.to_string(),
-                    })
+                    return Err(ZoneError::NoAddressForHost { host: host.clone(), name: owner.to_string(), kind: kind.to_string() })
                 }
                 Some(kind) if kind != RecordKind::A && kind != RecordKind::Aaaa => {
-                    return Err(ZoneError::KindMismatch {
-                        name: owner.to_string(),
-                        kind: kind.to_string(),
-                        value: value.describe(),
-                    })
+                    return Err(ZoneError::KindMismatch { name: owner.to_string(), kind: kind.to_string(), value: value.describe() })
                 }
                 _ => {}
             }
@@ -368,30 +302,12 @@ mod tests {
     #[test]
     fn host_value_expands_to_a_and_aaaa_per_address() {
         let o = origin();
-        let hosts: HostAddrs = [(
-            "web".to_owned(),
-            vec!["192.0.2.2".parse().unwrap(), "2001:db8::2".parse().unwrap()],
-        )]
-        .into();
+        let hosts: HostAddrs = [("web".to_owned(), vec!["192.0.2.2".parse().unwrap(), "2001:db8::2".parse().unwrap()])].into();
         let owner = resolve_name("app", &o).unwrap();
         let all = expand(&owner, 30, &RecordValue::Host("web".into()), &o, &hosts, None).unwrap();
         let text: Vec<String> = all.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            text,
-            vec![
-                "app.example.test. 30 IN A 192.0.2.2",
-                "app.example.test. 30 IN AAAA 2001:db8::2"
-            ]
-        );
-        let v6 = expand(
-            &owner,
-            30,
-            &RecordValue::Host("web".into()),
-            &o,
-            &hosts,
-            Some(RecordKind::Aaaa),
-        )
-        .unwrap();
+        assert_eq!(text, vec!["app.example.test. 30 IN A 192.0.2.2", "app.example.test. 30 IN AAAA 2001:db8::2"]);
+        let v6 = expand(&owner, 30, &RecordValue::Host("web".into()), &o, &hosts, Some(RecordKind::Aaaa)).unwrap();
         assert_eq!(v6.len(), 1);
         assert_eq!(v6[0].record_type(), RecordType::AAAA);
     }
@@ -400,12 +316,8 @@ mod tests {
     fn unknown_host_is_an_error_naming_host_and_owner() {
         let o = origin();
         let owner = resolve_name("app", &o).unwrap();
-        let err = expand(&owner, 30, &RecordValue::Host("db".into()), &o, &HostAddrs::new(), None)
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "expand host \"db\" for app.example.test. (not in the host-address map)"
-        );
+        let err = expand(&owner, 30, &RecordValue::Host("db".into()), &o, &HostAddrs::new(), None).unwrap_err();
+        assert_eq!(err.to_string(), "expand host \"db\" for app.example.test. (not in the host-address map)");
     }
 
     #[test]

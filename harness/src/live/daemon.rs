@@ -251,7 +251,8 @@ async fn handle(mut conn: UnixStream, req: Request, session: Shared) {
                         }
                     }
                 };
-                let fresh: Vec<&QueryLogEntry> = entries.iter().skip(next).filter(|e| name.as_deref().is_none_or(|n| e.name.trim_end_matches('.') == n.trim_end_matches('.'))).collect();
+                let fresh: Vec<&QueryLogEntry> =
+                    entries.iter().skip(next).filter(|e| name.as_deref().is_none_or(|n| e.name.trim_end_matches('.') == n.trim_end_matches('.'))).collect();
                 next = entries.len();
                 for e in fresh {
                     if send(&mut conn, &Reply { ok: true, text: log_line(e), more: true }).await.is_err() {

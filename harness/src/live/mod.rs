@@ -233,7 +233,8 @@ impl LabDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(LiveError::NoSuchLab { name: self.name.clone(), dir: self.dir.clone() }),
             r => r.map_err(LiveError::io(format!("read {}", path.display())))?,
         };
-        serde_json::from_str(&text).map_err(|e| LiveError::Io { what: format!("read {}", path.display()), source: io::Error::new(io::ErrorKind::InvalidData, e) })
+        serde_json::from_str(&text)
+            .map_err(|e| LiveError::Io { what: format!("read {}", path.display()), source: io::Error::new(io::ErrorKind::InvalidData, e) })
     }
 
     /// The state of a lab whose daemon is alive.
@@ -377,7 +378,10 @@ pub fn exec(lab: &LabDir, host: &str, argv: &[String], env: &[(String, String)])
     let st = lab.live_state()?;
     let h = st.host(host)?;
     if !h.anchor.alive() {
-        return Err(LiveError::Refused(format!("host {host} of lab {} has lost its anchor process (pid {}); bring the lab down and up again", st.name, h.anchor.pid)));
+        return Err(LiveError::Refused(format!(
+            "host {host} of lab {} has lost its anchor process (pid {}); bring the lab down and up again",
+            st.name, h.anchor.pid
+        )));
     }
     let (prog, args) = argv.split_first().ok_or_else(|| LiveError::Refused("no command given; expected `nslab exec LAB HOST -- COMMAND [ARGS...]`".into()))?;
     crate::sys::enter_namespaces_of(h.anchor.pid).map_err(LiveError::io(format!("join the namespaces of host {host} (anchor pid {})", h.anchor.pid)))?;

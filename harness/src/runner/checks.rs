@@ -57,33 +57,42 @@ pub async fn evaluate(
     steps: &BTreeMap<String, Duration>,
     deadline: tokio::time::Instant,
 ) -> Vec<Indexed> {
-    let futs = s.expectations.iter().enumerate().filter(|(_, e)| e.applies_to(profile) && !is_late(&e.check) && !crate::runner::observe::reads_output(s, &e.check)).map(|(i, e)| async move {
-        let desc = e.description();
-        let check = async { match &e.check {
-            Check::Exit { service, code, success } => check_exit(procs, service, *code, *success, s.timeout).await,
-            Check::LineWithin { service, matches, after, within, min } => line_within(lab, procs, steps, service, matches, after, *within, min.unwrap_or_default()).await,
-            Check::NoLine { service, matches, after, duration } => no_line(lab, procs, steps, service, matches, after, *duration).await,
-            Check::Connect { from, to, family, result, timeout } => connect(lab, from, to, *family, *result, *timeout).await,
-            Check::Listening { target, on, exactly } => listening(s, lab, procs, target, on, *exactly).await,
-            Check::Stale { client, after, old, new, at_most, at_least, cause, counts } => {
-                stale_check(lab, targets, steps, client, after, old, new, *at_most, *at_least, *cause, counts).await
-            }
-            Check::FirstRequest { service, target, within, at_least, family, from } => {
-                first_request(s, lab, procs, targets, service, target, *within, *at_least, *family, *from).await
-            }
-            Check::Diagnosis { service, cause } => diagnosis(s, lab, procs, service, *cause).await,
-            Check::Output { .. } | Check::BindError { .. } => unreachable!("late checks are filtered out"),
-        } };
-        let r = match tokio::time::timeout_at(deadline, check).await {
-            Ok(r) => r,
-            Err(_) => return (i, undecided_result(desc, &format!("the trial's timeout of {:?} ran out while this was being checked", s.timeout))),
-        };
-        let (passed, observed) = match r {
-            Ok(o) => (true, o),
-            Err(o) => (false, o),
-        };
-        (i, result(passed, desc, observed))
-    });
+    let futs = s
+        .expectations
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.applies_to(profile) && !is_late(&e.check) && !crate::runner::observe::reads_output(s, &e.check))
+        .map(|(i, e)| async move {
+            let desc = e.description();
+            let check = async {
+                match &e.check {
+                    Check::Exit { service, code, success } => check_exit(procs, service, *code, *success, s.timeout).await,
+                    Check::LineWithin { service, matches, after, within, min } => {
+                        line_within(lab, procs, steps, service, matches, after, *within, min.unwrap_or_default()).await
+                    }
+                    Check::NoLine { service, matches, after, duration } => no_line(lab, procs, steps, service, matches, after, *duration).await,
+                    Check::Connect { from, to, family, result, timeout } => connect(lab, from, to, *family, *result, *timeout).await,
+                    Check::Listening { target, on, exactly } => listening(s, lab, procs, target, on, *exactly).await,
+                    Check::Stale { client, after, old, new, at_most, at_least, cause, counts } => {
+                        stale_check(lab, targets, steps, client, after, old, new, *at_most, *at_least, *cause, counts).await
+                    }
+                    Check::FirstRequest { service, target, within, at_least, family, from } => {
+                        first_request(s, lab, procs, targets, service, target, *within, *at_least, *family, *from).await
+                    }
+                    Check::Diagnosis { service, cause } => diagnosis(s, lab, procs, service, *cause).await,
+                    Check::Output { .. } | Check::BindError { .. } => unreachable!("late checks are filtered out"),
+                }
+            };
+            let r = match tokio::time::timeout_at(deadline, check).await {
+                Ok(r) => r,
+                Err(_) => return (i, undecided_result(desc, &format!("the trial's timeout of {:?} ran out while this was being checked", s.timeout))),
+            };
+            let (passed, observed) = match r {
+                Ok(o) => (true, o),
+                Err(o) => (false, o),
+            };
+            (i, result(passed, desc, observed))
+        });
     futures::future::join_all(futs).await
 }
 
@@ -226,7 +235,11 @@ async fn first_request(
         Anchor::Start => (after_start, format!("first request after {:.3}s over {fam_name} from {}", after_start.as_secs_f64(), r.client)),
         Anchor::DnsQuery => {
             let Some(q) = first_query() else {
-                return Err(format!("{} made no DNS query after the service started, so there is nothing to count from (first request after {:.3}s)", host.name(), after_start.as_secs_f64()));
+                return Err(format!(
+                    "{} made no DNS query after the service started, so there is nothing to count from (first request after {:.3}s)",
+                    host.name(),
+                    after_start.as_secs_f64()
+                ));
             };
             let took = r.at().saturating_sub(q);
             let observed = format!(
@@ -344,7 +357,10 @@ async fn no_line(
 
 async fn ifindex(host: &Host, name: &str) -> Result<u32, String> {
     let n = name.to_string();
-    host.in_netns(move || nix::net::if_::if_nametoindex(n.as_str())).await.map_err(|e| e.to_string())?.map_err(|e| format!("no interface {name} in host {}: {e}", host.name()))
+    host.in_netns(move || nix::net::if_::if_nametoindex(n.as_str()))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("no interface {name} in host {}: {e}", host.name()))
 }
 
 async fn connect(lab: &Lab, from: &str, to: &ConnectTarget, family: Option<ConnectFamily>, want: ConnectResult, timeout: Duration) -> Result<String, String> {
@@ -395,7 +411,14 @@ async fn connect(lab: &Lab, from: &str, to: &ConnectTarget, family: Option<Conne
     }
 }
 
-async fn listening(s: &Scenario, lab: &Lab, procs: &BTreeMap<String, Process>, target: &ListenTarget, on: &[crate::scenario::ListenSpec], exactly: bool) -> Result<String, String> {
+async fn listening(
+    s: &Scenario,
+    lab: &Lab,
+    procs: &BTreeMap<String, Process>,
+    target: &ListenTarget,
+    on: &[crate::scenario::ListenSpec],
+    exactly: bool,
+) -> Result<String, String> {
     let (host, owned) = match target {
         ListenTarget::Host(h) => (lab.host(h).map_err(|e| e.to_string())?.clone(), None),
         ListenTarget::Service(svc) => {
@@ -435,7 +458,13 @@ fn text_of(p: &Process, stream: OutputStream) -> String {
     }
 }
 
-fn output(procs: &BTreeMap<String, Process>, service: &str, stream: OutputStream, matches: Option<&regex::Regex>, not_matches: Option<&regex::Regex>) -> Result<String, String> {
+fn output(
+    procs: &BTreeMap<String, Process>,
+    service: &str,
+    stream: OutputStream,
+    matches: Option<&regex::Regex>,
+    not_matches: Option<&regex::Regex>,
+) -> Result<String, String> {
     let p = proc(procs, service)?;
     let text = text_of(p, stream);
     let mut seen = Vec::new();

@@ -45,10 +45,7 @@ impl Facts {
             m.insert("interface", h.interface().to_string());
             hosts.insert(h.name().to_string(), m);
         }
-        let dns = dns_host
-            .and_then(|d| lab.host(d).ok())
-            .map(|h| (h.ipv4().map(|a| a.to_string()), h.ipv6().map(|a| a.to_string())))
-            .unwrap_or((None, None));
+        let dns = dns_host.and_then(|d| lab.host(d).ok()).map(|h| (h.ipv4().map(|a| a.to_string()), h.ipv6().map(|a| a.to_string()))).unwrap_or((None, None));
         Facts { profile, hosts, dns, artifacts: lab.artifacts().to_path_buf(), scenario_dir }
     }
 

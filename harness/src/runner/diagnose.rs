@@ -30,12 +30,7 @@ fn sockaddr(call: &str) -> Option<(IpAddr, u32, u16)> {
         return None;
     };
     let scope = call.split("sin6_scope_id=").nth(1).and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next()).and_then(|n| n.parse().ok()).unwrap_or(0);
-    let port = call
-        .split("port=htons(")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let port = call.split("port=htons(").nth(1).and_then(|r| r.split(')').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
     Some((addr, scope, port))
 }
 
@@ -150,7 +145,8 @@ fn addresses_in_line(line: &str) -> Vec<(IpAddr, bool)> {
         let direct = addr.parse::<IpAddr>().ok();
         // Redis prints `::1:6379`: an address and a port joined by a colon, which also reads as
         // one IPv6 address; a loopback or wildcard reading of the shorter form wins.
-        let split = addr.rsplit_once(':').filter(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit())).and_then(|(a, _)| a.parse::<IpAddr>().ok());
+        let split =
+            addr.rsplit_once(':').filter(|(_, port)| !port.is_empty() && port.chars().all(|c| c.is_ascii_digit())).and_then(|(a, _)| a.parse::<IpAddr>().ok());
         let pick = match (direct, split) {
             (_, Some(s)) if s.is_loopback() || s.is_unspecified() => Some(s),
             (Some(d), _) => Some(d),
@@ -171,15 +167,29 @@ pub fn from_output(output: &str, facts: &HostFacts) -> Option<OutputFinding> {
     for (i, line) in lines.iter().enumerate() {
         let Some(errno) = errno_in_line(line) else { continue };
         // A traceback names the address a few lines above its errno.
-        let first = addresses_in_line(line).first().copied().or_else(|| lines[i.saturating_sub(5)..i].iter().rev().find_map(|l| addresses_in_line(l).first().copied())).or_else(|| facts.hints.first().copied());
+        let first = addresses_in_line(line)
+            .first()
+            .copied()
+            .or_else(|| lines[i.saturating_sub(5)..i].iter().rev().find_map(|l| addresses_in_line(l).first().copied()))
+            .or_else(|| facts.hints.first().copied());
         let (cause, fact) = match (errno.name, first) {
             ("EAFNOSUPPORT", _) => (Some(Cause::Ipv6Absent), "IPv6 is absent for the program".to_string()),
-            ("EINVAL", Some((IpAddr::V6(a), false))) if a.is_unicast_link_local() => (Some(Cause::LinkLocalWithoutScope), format!("{a} is link-local and has no scope id")),
-            ("EADDRNOTAVAIL", Some((ip, _))) if facts.tentative.contains(&ip) => (Some(Cause::AddressTentative), format!("the kernel reported {ip} tentative when it failed (duplicate address detection running)")),
-            ("EADDRNOTAVAIL", Some((ip, _))) if facts.addrs.contains(&ip) => (Some(Cause::AddressTentative), format!("{ip} is on the host but was not usable then: tentative while DAD ran")),
-            ("EADDRNOTAVAIL", Some((ip, _))) if ip.is_ipv6() && !facts.has_ipv6 => (Some(Cause::AddressNotOnHost), format!("{ip} is not on the host: it has no IPv6 address at all")),
+            ("EINVAL", Some((IpAddr::V6(a), false))) if a.is_unicast_link_local() => {
+                (Some(Cause::LinkLocalWithoutScope), format!("{a} is link-local and has no scope id"))
+            }
+            ("EADDRNOTAVAIL", Some((ip, _))) if facts.tentative.contains(&ip) => {
+                (Some(Cause::AddressTentative), format!("the kernel reported {ip} tentative when it failed (duplicate address detection running)"))
+            }
+            ("EADDRNOTAVAIL", Some((ip, _))) if facts.addrs.contains(&ip) => {
+                (Some(Cause::AddressTentative), format!("{ip} is on the host but was not usable then: tentative while DAD ran"))
+            }
+            ("EADDRNOTAVAIL", Some((ip, _))) if ip.is_ipv6() && !facts.has_ipv6 => {
+                (Some(Cause::AddressNotOnHost), format!("{ip} is not on the host: it has no IPv6 address at all"))
+            }
             ("EADDRNOTAVAIL", Some((ip, _))) => (Some(Cause::AddressNotOnHost), format!("{ip} is not on the host")),
-            ("EADDRINUSE", Some((ip, _))) if ip.is_unspecified() => (Some(Cause::DualBindConflict), format!("{ip} is a wildcard: with bindv6only=0 it conflicts with the other family's")),
+            ("EADDRINUSE", Some((ip, _))) if ip.is_unspecified() => {
+                (Some(Cause::DualBindConflict), format!("{ip} is a wildcard: with bindv6only=0 it conflicts with the other family's"))
+            }
             ("EADDRINUSE", _) => (Some(Cause::AddressInUse), String::new()),
             ("ECONNREFUSED", _) => (Some(Cause::ConnectionRefused), String::new()),
             ("ENETUNREACH", _) => (Some(Cause::NetworkUnreachable), String::new()),
@@ -290,11 +300,17 @@ pub fn diagnose_with(log: &str, host_addrs: &[IpAddr], tentative: &[IpAddr]) -> 
         let cause = match errno {
             Some("EINVAL") if ll && scope == 0 => Some(Cause::LinkLocalWithoutScope),
             Some("EADDRNOTAVAIL") if is("bind") && tentative.contains(&ip) => {
-                out.push(Finding { cause: Cause::AddressTentative, call: format!("{call}; the kernel reports {ip} tentative (duplicate address detection running)") });
+                out.push(Finding {
+                    cause: Cause::AddressTentative,
+                    call: format!("{call}; the kernel reports {ip} tentative (duplicate address detection running)"),
+                });
                 continue;
             }
             Some("EADDRNOTAVAIL") if is("bind") && host_addrs.contains(&ip) => {
-                out.push(Finding { cause: Cause::AddressTentative, call: format!("{call}; {ip} is on the host but was not usable then: tentative while DAD ran") });
+                out.push(Finding {
+                    cause: Cause::AddressTentative,
+                    call: format!("{call}; {ip} is on the host but was not usable then: tentative while DAD ran"),
+                });
                 continue;
             }
             Some("EADDRNOTAVAIL") if is("bind") => Some(Cause::AddressNotOnHost),
@@ -383,8 +399,18 @@ mod output_tests {
         let v4 = facts(&["192.0.2.5"]);
         let ds = facts(&["192.0.2.5", "2001:db8:1::5", "fe80::5"]);
         let cases: [(&str, &HostFacts, &str, Option<Cause>); 7] = [
-            ("2026/01/01 00:00:00 [emerg] 7#7: bind() to [::1]:80 failed (99: Cannot assign requested address)", &v4, "EADDRNOTAVAIL", Some(Cause::AddressNotOnHost)),
-            ("7:M 01 Jan 00:00:00.000 # Could not create server TCP listening socket ::1:6379: bind: Cannot assign requested address", &v4, "EADDRNOTAVAIL", Some(Cause::AddressNotOnHost)),
+            (
+                "2026/01/01 00:00:00 [emerg] 7#7: bind() to [::1]:80 failed (99: Cannot assign requested address)",
+                &v4,
+                "EADDRNOTAVAIL",
+                Some(Cause::AddressNotOnHost),
+            ),
+            (
+                "7:M 01 Jan 00:00:00.000 # Could not create server TCP listening socket ::1:6379: bind: Cannot assign requested address",
+                &v4,
+                "EADDRNOTAVAIL",
+                Some(Cause::AddressNotOnHost),
+            ),
             ("[DEBUG] connection to ('fe80::5', 8000) failed: [Errno 22] Invalid argument", &ds, "EINVAL", Some(Cause::LinkLocalWithoutScope)),
             ("OSError: [Errno 99] Cannot assign requested address: ('2001:db8:1::5', 9000)", &ds, "EADDRNOTAVAIL", Some(Cause::AddressTentative)),
             ("[ERROR] Connection in use: ('::', 8000)", &ds, "EADDRINUSE", Some(Cause::DualBindConflict)),

@@ -232,7 +232,9 @@ pub fn build(trials: &[PlannedTrial], results: &[TrialResult]) -> Matrix {
             None => {
                 let version = match (&program, t.scenario.program.as_ref().and_then(|p| p.version.as_ref())) {
                     (_, Some(cmd)) => requirements::command_version(cmd),
-                    (Some(p), None) => requirements::versions(t.scenario.requires.iter().filter(|r| &r.program == p).cloned().collect::<Vec<_>>().as_slice()).remove(p).unwrap_or_default(),
+                    (Some(p), None) => requirements::versions(t.scenario.requires.iter().filter(|r| &r.program == p).cloned().collect::<Vec<_>>().as_slice())
+                        .remove(p)
+                        .unwrap_or_default(),
                     (None, None) => "unknown".into(),
                 };
                 rows.push(Row { program: label, version, cases: Vec::new() });
@@ -439,7 +441,15 @@ mod tests {
     }
 
     fn dual() -> ListenerReport {
-        ListenerReport { proto: "tcp", family: "ipv6", address: "::".into(), port: 80, v6only: Some(false), reachable_over_ipv4: true, reachable_over_ipv6: true }
+        ListenerReport {
+            proto: "tcp",
+            family: "ipv6",
+            address: "::".into(),
+            port: 80,
+            v6only: Some(false),
+            reachable_over_ipv4: true,
+            reachable_over_ipv6: true,
+        }
     }
 
     #[test]
@@ -479,7 +489,10 @@ mod tests {
 
         let b = &row.cases[1].cells["dual-stack"];
         assert_eq!((b.test, b.program), (Outcome::Failed, "works"));
-        assert_eq!(b.reachable, vec![Reach { from: "client".into(), to: "server:80".into(), family: "ipv4", result: Some("ok".into()), expected: "ok".into() }]);
+        assert_eq!(
+            b.reachable,
+            vec![Reach { from: "client".into(), to: "server:80".into(), family: "ipv4", result: Some("ok".into()), expected: "ok".into() }]
+        );
 
         let json: serde_json::Value = serde_json::from_str(&render(&m, Format::Json)).unwrap();
         assert_eq!(json["schema"], 2);
@@ -508,7 +521,13 @@ mod tests {
             program: "works",
             services: vec![],
             reachable: vec![],
-            first_requests: vec![FirstRequest { client: "curl".into(), target: "web".into(), family: "ipv4", after_start_s: 0.25, after_dns_query_s: Some(0.2041) }],
+            first_requests: vec![FirstRequest {
+                client: "curl".into(),
+                target: "web".into(),
+                family: "ipv4",
+                after_start_s: 0.25,
+                after_dns_query_s: Some(0.2041),
+            }],
             artifacts: None,
         };
         assert_eq!(cell_lines(&c)[1], "curl -> web: first request 0.204 s after its DNS query over IPv4");
@@ -516,7 +535,11 @@ mod tests {
 
     #[test]
     fn a_program_off_path_gets_its_version_from_its_own_command() {
-        let s = crate::scenario::parse_str(Path::new("x.toml"), "description = \"d\"\nprogram = { name = \"postgres\", version = [\"sh\", \"-c\", \"echo 'postgres (PostgreSQL) 15.18'\"] }\n[hosts.a]\n").unwrap();
+        let s = crate::scenario::parse_str(
+            Path::new("x.toml"),
+            "description = \"d\"\nprogram = { name = \"postgres\", version = [\"sh\", \"-c\", \"echo 'postgres (PostgreSQL) 15.18'\"] }\n[hosts.a]\n",
+        )
+        .unwrap();
         assert_eq!(s.program_under_test(), Some("postgres"));
         let cmd = s.program.as_ref().and_then(|p| p.version.clone()).unwrap();
         assert_eq!(requirements::command_version(&cmd), "15.18.0");

@@ -153,7 +153,9 @@ pub fn failure_candidates(h: &crate::host::Host, argv: &[String], output: &str) 
 pub async fn try_other_family(lab: &Lab, from: &crate::host::Host, found: &mut [diagnose::Finding]) {
     for f in found.iter_mut().filter(|f| f.cause == crate::scenario::Cause::BrokenPath) {
         let Some(dst) = diagnose::destination(&f.call) else { continue };
-        let Some(peer) = lab.hosts().iter().find(|h| h.ipv6().map(IpAddr::V6) == Some(dst.ip()) || h.link_local().map(IpAddr::V6) == Some(dst.ip())) else { continue };
+        let Some(peer) = lab.hosts().iter().find(|h| h.ipv6().map(IpAddr::V6) == Some(dst.ip()) || h.link_local().map(IpAddr::V6) == Some(dst.ip())) else {
+            continue;
+        };
         let note = match peer.ipv4() {
             None => format!("; the other family cannot help: {} has no IPv4 address", peer.name()),
             Some(v4) => {
@@ -190,7 +192,9 @@ pub fn diagnoses_from_output(s: &Scenario, profile: crate::profile::Profile, rep
                 None => (false, format!("service {service} was never started")),
                 Some(r) => match (&r.cause, &r.errno) {
                     (Some(c), _) => (c == cause.name(), format!("{c} ({}): {}", r.errno.as_deref().unwrap_or("?"), r.evidence.as_deref().unwrap_or(""))),
-                    (None, Some(errno)) => (false, format!("its output shows {errno} but no cause follows from the lab's facts: {}", r.evidence.as_deref().unwrap_or(""))),
+                    (None, Some(errno)) => {
+                        (false, format!("its output shows {errno} but no cause follows from the lab's facts: {}", r.evidence.as_deref().unwrap_or("")))
+                    }
                     (None, None) => (false, "its output shows no failed call with an errno".to_string()),
                 },
             };
@@ -246,7 +250,9 @@ pub async fn services(
                 r.cause = Some(f.cause.name().to_string());
                 r.evidence = Some(f.call);
             } else if let Some(h) = host {
-                let facts = diagnose::HostFacts::of(h).with_argv(argv.get(&def.name).map(Vec::as_slice).unwrap_or_default()).with_kernel(kernel.get(&def.name).map(Vec::as_slice).unwrap_or_default());
+                let facts = diagnose::HostFacts::of(h)
+                    .with_argv(argv.get(&def.name).map(Vec::as_slice).unwrap_or_default())
+                    .with_kernel(kernel.get(&def.name).map(Vec::as_slice).unwrap_or_default());
                 if let Some(f) = diagnose::from_output(&p.output(), &facts) {
                     r.errno = Some(f.errno.to_string());
                     r.cause = f.cause.map(|c| c.name().to_string());

@@ -247,7 +247,9 @@ impl Resolved {
                     match &r.data {
                         RecordData::Host(h) => {
                             let host = lab.host(h).ok();
-                            for (t, v) in [("A", host.and_then(|h| h.ipv4()).map(|a| a.to_string())), ("AAAA", host.and_then(|h| h.ipv6()).map(|a| a.to_string()))] {
+                            for (t, v) in
+                                [("A", host.and_then(|h| h.ipv4()).map(|a| a.to_string())), ("AAAA", host.and_then(|h| h.ipv6()).map(|a| a.to_string()))]
+                            {
                                 if let Some(v) = v {
                                     records.push(ResolvedRecord { name: name.clone(), rtype: t.into(), ttl: r.ttl, value: v });
                                 }

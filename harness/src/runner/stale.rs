@@ -72,11 +72,7 @@ fn secs(d: Duration) -> String {
 impl fmt::Display for Staleness {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.last_old {
-            Some(d) => write!(
-                f,
-                "last request to the old target {} after the change",
-                secs(d)
-            )?,
+            Some(d) => write!(f, "last request to the old target {} after the change", secs(d))?,
             None => f.write_str("no request to the old target after the change")?,
         }
         match self.first_new {
@@ -123,109 +119,40 @@ fn names(answers: &[String], target: &str) -> bool {
 
 /// Analyses one client (its addresses) around a change at `step_at`, from the two targets'
 /// request logs and the DNS query log.
-pub fn analyse(
-    client: &[IpAddr],
-    step_at: Duration,
-    old: &Target,
-    new: &Target,
-    dns: Option<&QueryLog>,
-) -> Staleness {
+pub fn analyse(client: &[IpAddr], step_at: Duration, old: &Target, new: &Target, dns: Option<&QueryLog>) -> Staleness {
     let entries = dns.map(QueryLog::entries).unwrap_or_default();
-    analyse_records(
-        client,
-        step_at,
-        (&old.def.name, &old.requests_from(client)),
-        (&new.def.name, &new.requests_from(client)),
-        &entries,
-    )
+    analyse_records(client, step_at, (&old.def.name, &old.requests_from(client)), (&new.def.name, &new.requests_from(client)), &entries)
 }
 
 /// [`analyse`] on plain records: `old` and `new` are each a target's name and the client's
 /// requests to it; `dns` is the query log (every client's; the client's own are picked out).
-pub fn analyse_records(
-    client: &[IpAddr],
-    step_at: Duration,
-    old: (&str, &[RequestRecord]),
-    new: (&str, &[RequestRecord]),
-    dns: &[QueryLogEntry],
-) -> Staleness {
-    let old_reqs: Vec<&RequestRecord> = old
-        .1
-        .iter()
-        .filter(|r| r.at() > step_at && client.contains(&r.client.ip()))
-        .collect();
-    let new_reqs: Vec<&RequestRecord> = new
-        .1
-        .iter()
-        .filter(|r| r.at() > step_at && client.contains(&r.client.ip()))
-        .collect();
+pub fn analyse_records(client: &[IpAddr], step_at: Duration, old: (&str, &[RequestRecord]), new: (&str, &[RequestRecord]), dns: &[QueryLogEntry]) -> Staleness {
+    let old_reqs: Vec<&RequestRecord> = old.1.iter().filter(|r| r.at() > step_at && client.contains(&r.client.ip())).collect();
+    let new_reqs: Vec<&RequestRecord> = new.1.iter().filter(|r| r.at() > step_at && client.contains(&r.client.ip())).collect();
     let last_old = old_reqs.iter().map(|r| r.at()).max();
     let first_new = new_reqs.iter().map(|r| r.at()).min();
     // Pinned: reused, on a connection that had carried a request before the change. One opened
     // before the change whose first request came after it was only in flight at the swap.
-    let used_before: BTreeSet<u64> = old
-        .1
-        .iter()
-        .filter(|r| r.at() <= step_at && r.conn != 0 && client.contains(&r.client.ip()))
-        .map(|r| r.conn)
-        .collect();
-    let pinned_requests = old_reqs
-        .iter()
-        .filter(|r| used_before.contains(&r.conn))
-        .count();
-    let in_flight = old_reqs
-        .iter()
-        .filter(|r| r.conn != 0 && r.conn_at() <= step_at && !used_before.contains(&r.conn))
-        .count();
+    let used_before: BTreeSet<u64> = old.1.iter().filter(|r| r.at() <= step_at && r.conn != 0 && client.contains(&r.client.ip())).map(|r| r.conn).collect();
+    let pinned_requests = old_reqs.iter().filter(|r| used_before.contains(&r.conn)).count();
+    let in_flight = old_reqs.iter().filter(|r| r.conn != 0 && r.conn_at() <= step_at && !used_before.contains(&r.conn)).count();
     // Each connection once, wherever its requests fall in the log.
-    let fresh: BTreeSet<(u64, Duration)> = old_reqs
-        .iter()
-        .filter(|r| r.conn != 0 && r.conn_at() > step_at)
-        .map(|r| (r.conn, r.conn_at()))
-        .collect();
-    let mine: Vec<&QueryLogEntry> = dns
-        .iter()
-        .filter(|e| client.contains(&e.client.ip().to_canonical()))
-        .collect();
+    let fresh: BTreeSet<(u64, Duration)> = old_reqs.iter().filter(|r| r.conn != 0 && r.conn_at() > step_at).map(|r| (r.conn, r.conn_at())).collect();
+    let mine: Vec<&QueryLogEntry> = dns.iter().filter(|e| client.contains(&e.client.ip().to_canonical())).collect();
     let until = last_old.or(first_new).unwrap_or(Duration::MAX);
-    let after: Vec<&&QueryLogEntry> = mine
-        .iter()
-        .filter(|e| e.at > step_at && e.at <= until)
-        .collect();
+    let after: Vec<&&QueryLogEntry> = mine.iter().filter(|e| e.at > step_at && e.at <= until).collect();
     let mut answers_after: Vec<String> = Vec::new();
     for e in &after {
-        let text = if e.answers.is_empty() {
-            e.rcode.clone()
-        } else {
-            e.answers
-                .iter()
-                .map(|a| data_of(a))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let text = if e.answers.is_empty() { e.rcode.clone() } else { e.answers.iter().map(|a| data_of(a)).collect::<Vec<_>>().join(", ") };
         let s = format!("{} {}: {text}", e.name, e.qtype);
         if !answers_after.contains(&s) {
             answers_after.push(s);
         }
     }
     // The first time after the change the client was told the new target.
-    let told_new = mine
-        .iter()
-        .filter(|e| e.at > step_at && names(&e.answers, new.0) && !names(&e.answers, old.0))
-        .map(|e| e.at)
-        .min();
-    let new_connections_after_new_answer = told_new.map_or(0, |t| {
-        fresh
-            .iter()
-            .filter(|(_, at)| *at > t + ANSWER_SLACK)
-            .count()
-    });
-    let answer_before: Vec<String> = mine
-        .iter()
-        .rev()
-        .find(|e| e.at <= step_at && !e.answers.is_empty())
-        .map(|e| e.answers.clone())
-        .unwrap_or_default();
+    let told_new = mine.iter().filter(|e| e.at > step_at && names(&e.answers, new.0) && !names(&e.answers, old.0)).map(|e| e.at).min();
+    let new_connections_after_new_answer = told_new.map_or(0, |t| fresh.iter().filter(|(_, at)| *at > t + ANSWER_SLACK).count());
+    let answer_before: Vec<String> = mine.iter().rev().find(|e| e.at <= step_at && !e.answers.is_empty()).map(|e| e.answers.clone()).unwrap_or_default();
     let ttl = answer_before.iter().filter_map(|a| ttl_of(a)).min();
     let cause = if old_reqs.len() == in_flight {
         StaleCause::None
@@ -257,12 +184,9 @@ pub fn analyse_records(
 
 /// Whether the counted part of a `stale` expectation holds for `st`.
 pub fn counts_hold(st: &Staleness, c: &StaleCounts) -> bool {
-    c.dns_queries_after
-        .is_none_or(|n| st.dns_queries_after as u64 == n)
-        && c.min_dns_queries_after
-            .is_none_or(|n| st.dns_queries_after as u64 >= n)
-        && c.new_connections_to_old
-            .is_none_or(|n| st.new_connections_to_old as u64 == n)
+    c.dns_queries_after.is_none_or(|n| st.dns_queries_after as u64 == n)
+        && c.min_dns_queries_after.is_none_or(|n| st.dns_queries_after as u64 >= n)
+        && c.new_connections_to_old.is_none_or(|n| st.new_connections_to_old as u64 == n)
         && c.ttl.is_none_or(|t| st.ttl == Some(t))
 }
 
@@ -288,25 +212,15 @@ pub enum MarkKind {
     TargetStop,
 }
 
-const COLORS: [&str; 6] = [
-    "#3266c8", "#2e9e4f", "#d0782a", "#8a4fc2", "#c23b5a", "#4f8f9a",
-];
+const COLORS: [&str; 6] = ["#3266c8", "#2e9e4f", "#d0782a", "#8a4fc2", "#c23b5a", "#4f8f9a"];
 
 /// Draws requests per interval to each target over time, new connections as ticks, each DNS
 /// change as a line with its TTL window shaded, and writes the SVG to `path`.
 ///
 /// # Errors
 /// File errors.
-pub fn write_svg(
-    path: &Path,
-    targets: &[Target],
-    marks: &[Mark],
-    end: Duration,
-) -> std::io::Result<()> {
-    let lanes: Vec<(String, Vec<RequestRecord>)> = targets
-        .iter()
-        .map(|t| (t.def.name.clone(), t.requests()))
-        .collect();
+pub fn write_svg(path: &Path, targets: &[Target], marks: &[Mark], end: Duration) -> std::io::Result<()> {
+    let lanes: Vec<(String, Vec<RequestRecord>)> = targets.iter().map(|t| (t.def.name.clone(), t.requests())).collect();
     svg::save(path, &document(&lanes, marks, end))
 }
 
@@ -319,24 +233,11 @@ pub fn document(lanes: &[(String, Vec<RequestRecord>)], marks: &[Mark], end: Dur
     let nbins = (span / bin).ceil() as usize + 1;
     let x = |t: f64| left + t / span * width;
     let height = top + lane * targets.len() as f64 + 50.0;
-    let mut doc = Document::new()
-        .set(
-            "viewBox",
-            (0, 0, (left + width + 30.0) as i64, height as i64),
-        )
-        .set("font-family", "sans-serif")
-        .set("font-size", 12);
-    doc = doc.add(
-        Rectangle::new()
-            .set("width", "100%")
-            .set("height", "100%")
-            .set("fill", "white"),
-    );
+    let mut doc = Document::new().set("viewBox", (0, 0, (left + width + 30.0) as i64, height as i64)).set("font-family", "sans-serif").set("font-size", 12);
+    doc = doc.add(Rectangle::new().set("width", "100%").set("height", "100%").set("fill", "white"));
     for m in marks {
         if let (Some(ttl), MarkKind::DnsChange) = (m.ttl, m.kind) {
-            let w = (x(m.at.as_secs_f64() + ttl.as_secs_f64()).min(left + width)
-                - x(m.at.as_secs_f64()))
-            .max(0.0);
+            let w = (x(m.at.as_secs_f64() + ttl.as_secs_f64()).min(left + width) - x(m.at.as_secs_f64())).max(0.0);
             doc = doc.add(
                 Rectangle::new()
                     .set("x", x(m.at.as_secs_f64()))
@@ -359,43 +260,19 @@ pub fn document(lanes: &[(String, Vec<RequestRecord>)], marks: &[Mark], end: Dur
             counts[b] += 1;
         }
         let max = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
-        doc = doc.add(
-            Text::new(format!("{} ({} req)", t.0, reqs.len()))
-                .set("x", 8)
-                .set("y", y0 - lane / 2.0 + 10.0)
-                .set("fill", color),
-        );
-        doc = doc.add(
-            Line::new()
-                .set("x1", left)
-                .set("x2", left + width)
-                .set("y1", y0)
-                .set("y2", y0)
-                .set("stroke", "#999"),
-        );
+        doc = doc.add(Text::new(format!("{} ({} req)", t.0, reqs.len())).set("x", 8).set("y", y0 - lane / 2.0 + 10.0).set("fill", color));
+        doc = doc.add(Line::new().set("x1", left).set("x2", left + width).set("y1", y0).set("y2", y0).set("stroke", "#999"));
         for (b, c) in counts.iter().enumerate().filter(|(_, c)| **c > 0) {
             let h = *c as f64 / max * (lane - 30.0);
             doc = doc.add(
-                Rectangle::new()
-                    .set("x", x(b as f64 * bin))
-                    .set("y", y0 - h)
-                    .set("width", (bin / span * width).max(1.0))
-                    .set("height", h)
-                    .set("fill", color),
+                Rectangle::new().set("x", x(b as f64 * bin)).set("y", y0 - h).set("width", (bin / span * width).max(1.0)).set("height", h).set("fill", color),
             );
         }
         let mut seen = std::collections::BTreeSet::new();
         for r in reqs {
             if seen.insert(r.conn) {
                 let cx = x(r.conn_at().as_secs_f64());
-                doc = doc.add(
-                    Line::new()
-                        .set("x1", cx)
-                        .set("x2", cx)
-                        .set("y1", y0 + 2.0)
-                        .set("y2", y0 + 9.0)
-                        .set("stroke", "black"),
-                );
+                doc = doc.add(Line::new().set("x1", cx).set("x2", cx).set("y1", y0 + 2.0).set("y2", y0 + 9.0).set("stroke", "black"));
             }
         }
     }
@@ -416,18 +293,8 @@ pub fn document(lanes: &[(String, Vec<RequestRecord>)], marks: &[Mark], end: Dur
                 .set("stroke-dasharray", dash),
         );
         // Near the right edge the label goes to the left of its line, inside the picture.
-        let (lx, anchor) = if mx > left + width - 100.0 {
-            (mx - 3.0, "end")
-        } else {
-            (mx + 3.0, "start")
-        };
-        doc = doc.add(
-            Text::new(m.name.clone())
-                .set("x", lx)
-                .set("text-anchor", anchor)
-                .set("y", top - 18.0)
-                .set("fill", color),
-        );
+        let (lx, anchor) = if mx > left + width - 100.0 { (mx - 3.0, "end") } else { (mx + 3.0, "start") };
+        doc = doc.add(Text::new(m.name.clone()).set("x", lx).set("text-anchor", anchor).set("y", top - 18.0).set("fill", color));
     }
     let axis_y = top + lane * targets.len() as f64 + 20.0;
     let step = if span > 60.0 {
@@ -439,13 +306,7 @@ pub fn document(lanes: &[(String, Vec<RequestRecord>)], marks: &[Mark], end: Dur
     };
     let mut t = 0.0;
     while t <= span {
-        doc = doc.add(
-            Text::new(format!("{t:.0}s"))
-                .set("x", x(t))
-                .set("y", axis_y)
-                .set("text-anchor", "middle")
-                .set("fill", "#555"),
-        );
+        doc = doc.add(Text::new(format!("{t:.0}s")).set("x", x(t)).set("y", axis_y).set("text-anchor", "middle").set("fill", "#555"));
         t += step;
     }
     doc.add(
@@ -458,12 +319,7 @@ pub fn document(lanes: &[(String, Vec<RequestRecord>)], marks: &[Mark], end: Dur
 
 /// The TTL in a logged answer record (`name. TTL IN TYPE data`).
 pub fn ttl_of(answer: &str) -> Option<Duration> {
-    answer
-        .split_whitespace()
-        .nth(1)?
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+    answer.split_whitespace().nth(1)?.parse::<u64>().ok().map(Duration::from_secs)
 }
 
 #[cfg(test)]
@@ -500,22 +356,13 @@ mod tests {
             qtype: "A".into(),
             rcode: "NOERROR".into(),
             truncated: false,
-            answers: vec![
-                format!("app.example.test. {ttl_cname} IN CNAME {target}.example.test."),
-                format!("{target}.example.test. {ttl_a} IN A 192.0.2.11"),
-            ],
+            answers: vec![format!("app.example.test. {ttl_cname} IN CNAME {target}.example.test."), format!("{target}.example.test. {ttl_a} IN A 192.0.2.11")],
             fault: None,
         }
     }
 
     /// Every element of a well-formed document: name, attributes, text (panics on bad XML).
-    fn parse_xml(
-        text: &str,
-    ) -> Vec<(
-        String,
-        std::collections::BTreeMap<String, String>,
-        Option<String>,
-    )> {
+    fn parse_xml(text: &str) -> Vec<(String, std::collections::BTreeMap<String, String>, Option<String>)> {
         use quick_xml::events::Event;
         let mut reader = quick_xml::Reader::from_str(text);
         reader.config_mut().check_end_names = true;
@@ -534,17 +381,11 @@ mod tests {
                         .map(|a| {
                             (
                                 String::from_utf8_lossy(a.key.as_ref()).into_owned(),
-                                a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                                    .expect("value")
-                                    .into_owned(),
+                                a.normalized_value(quick_xml::XmlVersion::Implicit1_0).expect("value").into_owned(),
                             )
                         })
                         .collect();
-                    out.push((
-                        String::from_utf8_lossy(e.name().as_ref()).into_owned(),
-                        attrs,
-                        None,
-                    ));
+                    out.push((String::from_utf8_lossy(e.name().as_ref()).into_owned(), attrs, None));
                     depth += i32::from(open);
                 }
                 Event::Text(t) => {
@@ -563,13 +404,7 @@ mod tests {
     }
 
     fn run(old: &[RequestRecord], new: &[RequestRecord], dns: &[QueryLogEntry]) -> Staleness {
-        analyse_records(
-            &[CLIENT.parse().unwrap()],
-            T0,
-            ("blue", old),
-            ("green", new),
-            dns,
-        )
+        analyse_records(&[CLIENT.parse().unwrap()], T0, ("blue", old), ("green", new), dns)
     }
 
     #[test]
@@ -594,23 +429,13 @@ mod tests {
         let dns = [query(200, "blue", 30, 2), query(3990, "green", 2, 2)];
         let st = run(&old, &new, &dns);
         assert_eq!(st.cause, StaleCause::ResolverCache);
-        assert_eq!(
-            st.new_connections_to_old, 3,
-            "connections opened at 3.245, 3.495 and 3.745 s"
-        );
+        assert_eq!(st.new_connections_to_old, 3, "connections opened at 3.245, 3.495 and 3.745 s");
         assert_eq!(st.pinned_requests, 0);
         assert_eq!(st.last_old, Some(ms(750)));
         assert_eq!(st.first_new, Some(ms(1000)));
         assert!(st.moved());
-        assert_eq!(
-            st.ttl,
-            Some(Duration::from_secs(2)),
-            "the smallest TTL over the chain, not the CNAME's 30 s"
-        );
-        assert_eq!(
-            st.dns_queries_after, 0,
-            "the query at 3.99 s came after the last request to blue"
-        );
+        assert_eq!(st.ttl, Some(Duration::from_secs(2)), "the smallest TTL over the chain, not the CNAME's 30 s");
+        assert_eq!(st.dns_queries_after, 0, "the query at 3.99 s came after the last request to blue");
     }
 
     #[test]
@@ -621,10 +446,7 @@ mod tests {
         assert_eq!(st.cause, StaleCause::None);
         assert_eq!(st.window(), Duration::ZERO);
         assert_eq!(st.dns_queries_after, 1);
-        assert_eq!(
-            st.answers_after,
-            vec!["app.example.test. A: green.example.test., 192.0.2.11".to_string()]
-        );
+        assert_eq!(st.answers_after, vec!["app.example.test. A: green.example.test., 192.0.2.11".to_string()]);
         assert!(st.moved());
     }
 
@@ -632,12 +454,7 @@ mod tests {
     fn a_request_in_flight_at_the_change_is_not_pinning() {
         // Connection 1 opened 5 ms before the change, its only request 10 ms after it; then the
         // cache keeps the client on blue with new connections.
-        let old = [
-            req(2750, 9, 2745),
-            req(3010, 1, 2995),
-            req(3250, 2, 3245),
-            req(3500, 3, 3495),
-        ];
+        let old = [req(2750, 9, 2745), req(3010, 1, 2995), req(3250, 2, 3245), req(3500, 3, 3495)];
         let st = run(&old, &[req(3750, 4, 3745)], &[]);
         assert_eq!(st.pinned_requests, 0);
         assert_eq!(st.new_connections_to_old, 2);
@@ -650,21 +467,11 @@ mod tests {
     #[test]
     fn pinned_and_fresh_connections_together_are_mixed() {
         // Requests on the old connection and on several new ones, dedup across interleaving.
-        let old = [
-            req(600, 1, 500),
-            req(3100, 1, 500),
-            req(3200, 2, 3150),
-            req(3300, 1, 500),
-            req(3400, 2, 3150),
-            req(3500, 3, 3450),
-        ];
+        let old = [req(600, 1, 500), req(3100, 1, 500), req(3200, 2, 3150), req(3300, 1, 500), req(3400, 2, 3150), req(3500, 3, 3450)];
         let st = run(&old, &[], &[]);
         assert_eq!(st.cause, StaleCause::Mixed);
         assert_eq!(st.pinned_requests, 2);
-        assert_eq!(
-            st.new_connections_to_old, 2,
-            "connection 2 counted once although its requests are not neighbours"
-        );
+        assert_eq!(st.new_connections_to_old, 2, "connection 2 counted once although its requests are not neighbours");
     }
 
     #[test]
@@ -672,10 +479,7 @@ mod tests {
         let old = [req(3500, 2, 3490), req(4500, 3, 4490)];
         let st = run(&old, &[], &[query(3200, "green", 2, 2)]);
         assert_eq!(st.cause, StaleCause::ApplicationCache);
-        assert_eq!(
-            st.new_connections_after_new_answer, 1,
-            "the one 0.29 s after the answer is within the slack"
-        );
+        assert_eq!(st.new_connections_after_new_answer, 1, "the one 0.29 s after the answer is within the slack");
     }
 
     #[test]
@@ -696,77 +500,29 @@ mod tests {
 
     #[test]
     fn counts_are_checked_each_when_given() {
-        let st = Staleness {
-            dns_queries_after: 0,
-            new_connections_to_old: 0,
-            ttl: Some(Duration::from_secs(2)),
-            ..Default::default()
-        };
-        assert!(counts_hold(
-            &st,
-            &StaleCounts {
-                dns_queries_after: Some(0),
-                ttl: Some(Duration::from_secs(2)),
-                ..Default::default()
-            }
-        ));
-        assert!(!counts_hold(
-            &st,
-            &StaleCounts {
-                min_dns_queries_after: Some(1),
-                ..Default::default()
-            }
-        ));
-        assert!(!counts_hold(
-            &st,
-            &StaleCounts {
-                ttl: Some(Duration::from_secs(30)),
-                ..Default::default()
-            }
-        ));
+        let st = Staleness { dns_queries_after: 0, new_connections_to_old: 0, ttl: Some(Duration::from_secs(2)), ..Default::default() };
+        assert!(counts_hold(&st, &StaleCounts { dns_queries_after: Some(0), ttl: Some(Duration::from_secs(2)), ..Default::default() }));
+        assert!(!counts_hold(&st, &StaleCounts { min_dns_queries_after: Some(1), ..Default::default() }));
+        assert!(!counts_hold(&st, &StaleCounts { ttl: Some(Duration::from_secs(30)), ..Default::default() }));
     }
 
     #[test]
     fn the_picture_is_well_formed_and_shows_the_change_the_ttl_and_the_stop() {
-        let lanes = vec![
-            (
-                "blue".to_string(),
-                vec![req(1000, 1, 900), req(4000, 1, 900)],
-            ),
-            ("green".to_string(), vec![req(6000, 2, 5900)]),
-        ];
+        let lanes = vec![("blue".to_string(), vec![req(1000, 1, 900), req(4000, 1, 900)]), ("green".to_string(), vec![req(6000, 2, 5900)])];
         let marks = [
-            Mark {
-                name: "swap".into(),
-                at: T0,
-                ttl: Some(Duration::from_secs(2)),
-                kind: MarkKind::DnsChange,
-            },
-            Mark {
-                name: "delete-blue".into(),
-                at: ms(5000),
-                ttl: None,
-                kind: MarkKind::TargetStop,
-            },
+            Mark { name: "swap".into(), at: T0, ttl: Some(Duration::from_secs(2)), kind: MarkKind::DnsChange },
+            Mark { name: "delete-blue".into(), at: ms(5000), ttl: None, kind: MarkKind::TargetStop },
         ];
         let text = document(&lanes, &marks, ms(8000)).to_string();
         let elements = parse_xml(&text);
         assert_eq!(elements[0].0, "svg");
-        let with_class = |c: &str| {
-            elements
-                .iter()
-                .filter(|e| e.1.get("class").map(String::as_str) == Some(c))
-                .collect::<Vec<_>>()
-        };
+        let with_class = |c: &str| elements.iter().filter(|e| e.1.get("class").map(String::as_str) == Some(c)).collect::<Vec<_>>();
         assert_eq!(with_class("dns-change").len(), 1);
         assert_eq!(with_class("target-stop").len(), 1);
         let ttl = with_class("ttl-window");
         assert_eq!(ttl.len(), 1, "one TTL window, after the DNS change only");
         // It starts at the swap and is 2 s wide (860 px for 8 s, from x = 110).
-        assert_eq!(
-            ttl[0].1["x"].parse::<f64>().unwrap(),
-            110.0 + 3.0 / 8.0 * 860.0
-        );
+        assert_eq!(ttl[0].1["x"].parse::<f64>().unwrap(), 110.0 + 3.0 / 8.0 * 860.0);
         assert_eq!(ttl[0].1["width"].parse::<f64>().unwrap(), 2.0 / 8.0 * 860.0);
         let texts: Vec<&str> = elements.iter().filter_map(|e| e.2.as_deref()).collect();
         for t in ["swap", "delete-blue", "blue (2 req)", "green (1 req)"] {

@@ -54,16 +54,9 @@ pub struct Target {
 #[derive(Clone)]
 enum Source {
     /// Served by the harness: the log the server writes.
-    Builtin {
-        log: Arc<Mutex<Vec<RequestRecord>>>,
-        task: Arc<tokio::task::JoinHandle<()>>,
-    },
+    Builtin { log: Arc<Mutex<Vec<RequestRecord>>>, task: Arc<tokio::task::JoinHandle<()>> },
     /// A real server: its output lines, once the service has started.
-    Log {
-        line: regex::Regex,
-        connection: Option<regex::Regex>,
-        proc: Arc<Mutex<Option<Process>>>,
-    },
+    Log { line: regex::Regex, connection: Option<regex::Regex>, proc: Arc<Mutex<Option<Process>>> },
 }
 
 impl Drop for Target {
@@ -83,29 +76,17 @@ fn parse_client(text: &str) -> Option<(IpAddr, Option<u16>)> {
     }
     // `[192.0.2.30]:4000`: brackets around an IPv4 address, as some servers print every peer.
     if let Some((addr, port)) = text.strip_prefix('[').and_then(|t| t.split_once("]:")) {
-        return Some((
-            addr.parse::<IpAddr>().ok()?.to_canonical(),
-            Some(port.parse().ok()?),
-        ));
+        return Some((addr.parse::<IpAddr>().ok()?.to_canonical(), Some(port.parse().ok()?)));
     }
     let bare = text.trim_start_matches('[').trim_end_matches(']');
-    bare.parse::<IpAddr>()
-        .ok()
-        .map(|ip| (ip.to_canonical(), None))
+    bare.parse::<IpAddr>().ok().map(|ip| (ip.to_canonical(), None))
 }
 
 /// The connection a log line names: client address, port, connection number (0 when absent).
 fn conn_key(c: &regex::Captures<'_>) -> Option<(IpAddr, u16, u64)> {
     let (ip, port_in_client) = c.name("client").and_then(|m| parse_client(m.as_str()))?;
-    let port = c
-        .name("port")
-        .and_then(|m| m.as_str().parse().ok())
-        .or(port_in_client)
-        .unwrap_or(0);
-    let conn = c
-        .name("conn")
-        .and_then(|m| m.as_str().parse::<u64>().ok())
-        .unwrap_or(0);
+    let port = c.name("port").and_then(|m| m.as_str().parse().ok()).or(port_in_client).unwrap_or(0);
+    let conn = c.name("conn").and_then(|m| m.as_str().parse::<u64>().ok()).unwrap_or(0);
     Some((ip, port, conn))
 }
 
@@ -113,20 +94,12 @@ fn conn_key(c: &regex::Captures<'_>) -> Option<(IpAddr, u16, u64)> {
 /// `connection` opens a connection at its own time (a later one with the same address and port
 /// is a new connection: the port was reused); otherwise a connection is first seen at its first
 /// request.
-fn from_lines(
-    line: &regex::Regex,
-    connection: Option<&regex::Regex>,
-    lines: &[crate::output::Line],
-) -> Vec<RequestRecord> {
-    let mut open: std::collections::HashMap<(IpAddr, u16, u64), (u64, Duration)> =
-        std::collections::HashMap::new();
+fn from_lines(line: &regex::Regex, connection: Option<&regex::Regex>, lines: &[crate::output::Line]) -> Vec<RequestRecord> {
+    let mut open: std::collections::HashMap<(IpAddr, u16, u64), (u64, Duration)> = std::collections::HashMap::new();
     let mut next = 1u64;
     let mut out = Vec::new();
     for l in lines {
-        if let Some(key) = connection
-            .and_then(|re| re.captures(&l.text))
-            .and_then(|c| conn_key(&c))
-        {
+        if let Some(key) = connection.and_then(|re| re.captures(&l.text)).and_then(|c| conn_key(&c)) {
             open.insert(key, (next, l.at));
             next += 1;
             continue;
@@ -164,19 +137,10 @@ impl Target {
     /// it the service's process.
     pub fn from_log(def: TargetDef) -> Target {
         let (line, connection) = match &def.kind {
-            TargetKind::Log {
-                line, connection, ..
-            } => (line.clone(), connection.clone()),
+            TargetKind::Log { line, connection, .. } => (line.clone(), connection.clone()),
             TargetKind::Builtin { .. } => (regex::Regex::new("$^").expect("valid"), None),
         };
-        Target {
-            def,
-            source: Source::Log {
-                line,
-                connection,
-                proc: Arc::new(Mutex::new(None)),
-            },
-        }
+        Target { def, source: Source::Log { line, connection, proc: Arc::new(Mutex::new(None)) } }
     }
 
     /// The service this target reads, if it is a log target.
@@ -199,16 +163,10 @@ impl Target {
     /// # Errors
     /// The bind error.
     pub async fn start(def: TargetDef, host: &Host, epoch: Instant) -> Result<Target, String> {
-        let TargetKind::Builtin {
-            port, keepalive, ..
-        } = def.kind
-        else {
+        let TargetKind::Builtin { port, keepalive, .. } = def.kind else {
             return Ok(Target::from_log(def));
         };
-        let sock = host
-            .socket(socket2::Domain::IPV6, socket2::Type::STREAM, None)
-            .await
-            .map_err(|e| e.to_string())?;
+        let sock = host.socket(socket2::Domain::IPV6, socket2::Type::STREAM, None).await.map_err(|e| e.to_string())?;
         let bind = (|| {
             sock.set_only_v6(false)?;
             sock.set_reuse_address(true)?;
@@ -217,13 +175,7 @@ impl Target {
             sock.listen(1024)?;
             tokio::net::TcpListener::from_std(sock.into())
         })();
-        let listener = bind.map_err(|e| {
-            format!(
-                "target {}: bind [::]:{port} in host {}: {e}",
-                def.name,
-                host.name()
-            )
-        })?;
+        let listener = bind.map_err(|e| format!("target {}: bind [::]:{port} in host {}: {e}", def.name, host.name()))?;
         let log = Arc::new(Mutex::new(Vec::new()));
         let (name, log2) = (def.name.clone(), log.clone());
         let task = tokio::spawn(async move {
@@ -233,65 +185,43 @@ impl Target {
                 let (id, conn_at, peer) = (conn, epoch.elapsed(), canonical(peer));
                 let (name, log) = (name.clone(), log2.clone());
                 tokio::spawn(async move {
-                    let svc =
-                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                            let rec = RequestRecord {
-                                at_us: epoch.elapsed().as_micros() as u64,
-                                conn: id,
-                                conn_at_us: conn_at.as_micros() as u64,
-                                client: peer,
-                                path: req.uri().path().to_string(),
-                            };
-                            log.lock().unwrap_or_else(|e| e.into_inner()).push(rec);
-                            let mut resp =
-                                Response::new(Full::new(Bytes::from(format!("{name}\n"))));
-                            if !keepalive {
-                                resp.headers_mut().insert(
-                                    hyper::header::CONNECTION,
-                                    hyper::header::HeaderValue::from_static("close"),
-                                );
-                            }
-                            async move { Ok::<_, Infallible>(resp) }
-                        });
+                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let rec = RequestRecord {
+                            at_us: epoch.elapsed().as_micros() as u64,
+                            conn: id,
+                            conn_at_us: conn_at.as_micros() as u64,
+                            client: peer,
+                            path: req.uri().path().to_string(),
+                        };
+                        log.lock().unwrap_or_else(|e| e.into_inner()).push(rec);
+                        let mut resp = Response::new(Full::new(Bytes::from(format!("{name}\n"))));
+                        if !keepalive {
+                            resp.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+                        }
+                        async move { Ok::<_, Infallible>(resp) }
+                    });
                     let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(keepalive)
-                        .serve_connection(io, svc)
-                        .await;
+                    let _ = hyper::server::conn::http1::Builder::new().keep_alive(keepalive).serve_connection(io, svc).await;
                 });
             }
         });
-        Ok(Target {
-            def,
-            source: Source::Builtin {
-                log,
-                task: Arc::new(task),
-            },
-        })
+        Ok(Target { def, source: Source::Builtin { log, task: Arc::new(task) } })
     }
 
     /// Every request so far.
     pub fn requests(&self) -> Vec<RequestRecord> {
         match &self.source {
             Source::Builtin { log, .. } => log.lock().unwrap_or_else(|e| e.into_inner()).clone(),
-            Source::Log {
-                line,
-                connection,
-                proc,
-            } => {
+            Source::Log { line, connection, proc } => {
                 let p = proc.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                p.map(|p| from_lines(line, connection.as_ref(), &p.lines()))
-                    .unwrap_or_default()
+                p.map(|p| from_lines(line, connection.as_ref(), &p.lines())).unwrap_or_default()
             }
         }
     }
 
     /// Requests from any of `clients` (a host's addresses).
     pub fn requests_from(&self, clients: &[IpAddr]) -> Vec<RequestRecord> {
-        self.requests()
-            .into_iter()
-            .filter(|r| clients.contains(&r.client.ip()))
-            .collect()
+        self.requests().into_iter().filter(|r| clients.contains(&r.client.ip())).collect()
     }
 
     /// Writes the request log as JSON lines.
@@ -314,11 +244,7 @@ mod tests {
     use crate::output::{Line, Stream};
 
     fn at(ms: u64, text: &str) -> Line {
-        Line {
-            at: Duration::from_millis(ms),
-            stream: Stream::Stdout,
-            text: text.into(),
-        }
+        Line { at: Duration::from_millis(ms), stream: Stream::Stdout, text: text.into() }
     }
 
     #[test]
@@ -330,11 +256,7 @@ mod tests {
         assert_eq!(parse_client("[2001:db8::30]:4000"), Some((v6, Some(4000))));
         assert_eq!(parse_client("2001:db8::30"), Some((v6, None)));
         assert_eq!(parse_client("[2001:db8::30]"), Some((v6, None)));
-        assert_eq!(
-            parse_client("[::ffff:192.0.2.30]:4000"),
-            Some((v4, Some(4000))),
-            "IPv4 peers of a [::] socket as IPv4"
-        );
+        assert_eq!(parse_client("[::ffff:192.0.2.30]:4000"), Some((v4, Some(4000))), "IPv4 peers of a [::] socket as IPv4");
         assert_eq!(parse_client("[192.0.2.30]:4000"), Some((v4, Some(4000))));
         assert_eq!(parse_client("[192.0.2.30]:x"), None);
         assert_eq!(parse_client("-"), None);
@@ -342,10 +264,7 @@ mod tests {
     }
 
     fn target_py() -> (regex::Regex, regex::Regex) {
-        (
-            regex::Regex::new(r"^request from (?P<client>\[[^\]]+\]:\d+) ").unwrap(),
-            regex::Regex::new(r"^connection from (?P<client>\[[^\]]+\]:\d+)").unwrap(),
-        )
+        (regex::Regex::new(r"^request from (?P<client>\[[^\]]+\]:\d+) ").unwrap(), regex::Regex::new(r"^connection from (?P<client>\[[^\]]+\]:\d+)").unwrap())
     }
 
     #[test]
@@ -363,17 +282,7 @@ mod tests {
             at(4100, "request from [::ffff:192.0.2.30]:40001 GET /id"),
         ];
         let got = from_lines(&line, Some(&conn), &lines);
-        let summary: Vec<(u64, u64, u64, String)> = got
-            .iter()
-            .map(|r| {
-                (
-                    r.at_us / 1000,
-                    r.conn,
-                    r.conn_at_us / 1000,
-                    r.client.to_string(),
-                )
-            })
-            .collect();
+        let summary: Vec<(u64, u64, u64, String)> = got.iter().map(|r| (r.at_us / 1000, r.conn, r.conn_at_us / 1000, r.client.to_string())).collect();
         assert_eq!(
             summary,
             vec![
@@ -394,45 +303,22 @@ mod tests {
             at(1300, "request from [192.0.2.30]:40002 GET /id"),
         ];
         let got = from_lines(&line, None, &lines);
-        assert_eq!(
-            got.iter()
-                .map(|r| (r.conn, r.conn_at_us / 1000))
-                .collect::<Vec<_>>(),
-            vec![(1, 900), (1, 900), (2, 1300)]
-        );
+        assert_eq!(got.iter().map(|r| (r.conn, r.conn_at_us / 1000)).collect::<Vec<_>>(), vec![(1, 900), (1, 900), (2, 1300)]);
     }
 
     #[test]
     fn without_port_or_connection_number_connections_are_unknown() {
         let line = regex::Regex::new(r"^(?P<client>\S+) - - ").unwrap();
-        let got = from_lines(
-            &line,
-            None,
-            &[
-                at(900, "192.0.2.30 - - [24/Nov/2026] GET /id"),
-                at(1000, "garbage"),
-            ],
-        );
+        let got = from_lines(&line, None, &[at(900, "192.0.2.30 - - [24/Nov/2026] GET /id"), at(1000, "garbage")]);
         assert_eq!(got.len(), 1);
         assert_eq!((got[0].conn, got[0].client.port()), (0, 0));
     }
 
     #[test]
     fn a_connection_number_group_tells_connections_apart() {
-        let line =
-            regex::Regex::new(r"^request (?P<client>\S+) (?P<port>\d+) (?P<conn>\d+)").unwrap();
-        let got = from_lines(
-            &line,
-            None,
-            &[
-                at(900, "request 192.0.2.30 40001 7"),
-                at(950, "request 192.0.2.30 40001 7"),
-                at(1000, "request 192.0.2.30 40001 8"),
-            ],
-        );
-        assert_eq!(
-            got.iter().map(|r| r.conn).collect::<Vec<_>>(),
-            vec![1, 1, 2]
-        );
+        let line = regex::Regex::new(r"^request (?P<client>\S+) (?P<port>\d+) (?P<conn>\d+)").unwrap();
+        let got =
+            from_lines(&line, None, &[at(900, "request 192.0.2.30 40001 7"), at(950, "request 192.0.2.30 40001 7"), at(1000, "request 192.0.2.30 40001 8")]);
+        assert_eq!(got.iter().map(|r| r.conn).collect::<Vec<_>>(), vec![1, 1, 2]);
     }
 }

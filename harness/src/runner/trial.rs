@@ -11,13 +11,13 @@ use crate::lab::Lab;
 use crate::process::{Command, Process};
 use crate::profile::Profile;
 use crate::runner::checks;
-use crate::runner::observe::{self, FirstRequest, ServiceReport};
 use crate::runner::context::{self, Facts};
+use crate::runner::observe::{self, FirstRequest, ServiceReport};
 use crate::runner::report::{ExpectationResult, Outcome, StaleRow, TrialResult};
 use crate::runner::requirements;
 use crate::runner::stale::{self, Mark, MarkKind};
 use crate::runner::target::Target;
-use crate::scenario::{TargetKind, Action, Condition, DnsFault, ExpectStart, FaultScope, FileContent, LinkState, Run, Scenario, ServiceDef, Step, When};
+use crate::scenario::{Action, Condition, DnsFault, ExpectStart, FaultScope, FileContent, LinkState, Run, Scenario, ServiceDef, Step, TargetKind, When};
 
 /// How trials run.
 #[derive(Debug, Clone, Default)]
@@ -93,7 +93,9 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         if let Some(svg) = picture {
             let path = dir.join("timeline.svg");
             if artifacts.is_none() {
-                let kept = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, svg)).and_then(|()| results_json.map_or(Ok(()), |r| std::fs::write(dir.join("results.json"), r)));
+                let kept = std::fs::create_dir_all(&dir)
+                    .and_then(|()| std::fs::write(&path, svg))
+                    .and_then(|()| results_json.map_or(Ok(()), |r| std::fs::write(dir.join("results.json"), r)));
                 if let Err(e) = kept {
                     tracing::warn!(error = %e, path = %path.display(), "cannot keep timeline.svg");
                 }
@@ -322,7 +324,11 @@ impl<'a> Trial<'a> {
         let argv = if svc.trace {
             // Its socket calls, for the diagnosis of a failed bind or connect.
             let log = dir.join("strace.log").display().to_string();
-            ["strace", "-f", "-qq", "-tt", "-e", "trace=socket,bind,connect,listen", "-o", log.as_str(), "--"].iter().map(|s| s.to_string()).chain(argv).collect()
+            ["strace", "-f", "-qq", "-tt", "-e", "trace=socket,bind,connect,listen", "-o", log.as_str(), "--"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain(argv)
+                .collect()
         } else {
             argv
         };
@@ -359,7 +365,10 @@ impl<'a> Trial<'a> {
         let ready = match ready {
             // A traced service that failed: say why, from its calls.
             Err(e) if svc.trace => match checks::findings(self.lab(), &svc.host, &proc).await {
-                Ok(f) if !f.is_empty() => Err(format!("{e}\n  diagnosis: {}", f.iter().map(|f| format!("{}: {}", f.cause.name(), f.call)).collect::<Vec<_>>().join("\n  diagnosis: "))),
+                Ok(f) if !f.is_empty() => Err(format!(
+                    "{e}\n  diagnosis: {}",
+                    f.iter().map(|f| format!("{}: {}", f.cause.name(), f.call)).collect::<Vec<_>>().join("\n  diagnosis: ")
+                )),
                 _ => Err(e),
             },
             r => r,
@@ -599,11 +608,9 @@ async fn wait_ready(host: &Host, proc: &Process, cond: Option<&Condition>, timeo
             Some(e) => Err(format!("exited ({e}) right after start{}", tail(proc))),
             None => Ok("started (no readiness condition)".into()),
         },
-        Some(Condition::Listening(spec)) => host
-            .wait_listening(&spec.to_listen(), timeout, Some(proc))
-            .await
-            .map(|l| format!("listening on {l}"))
-            .map_err(|e| e.to_string()),
+        Some(Condition::Listening(spec)) => {
+            host.wait_listening(&spec.to_listen(), timeout, Some(proc)).await.map(|l| format!("listening on {l}")).map_err(|e| e.to_string())
+        }
         Some(Condition::Line(re)) => proc.wait_for_line(re, timeout).await.map(|l| format!("printed {:?}", l.text)).map_err(|e| e.to_string()),
         Some(Condition::Exit) => proc.wait_exit(timeout).await.map(|e| format!("ran to completion ({e})")).map_err(|e| e.to_string()),
     }

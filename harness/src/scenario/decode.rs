@@ -137,10 +137,7 @@ impl<'d, 'i> Table<'d, 'i> {
     pub fn check_keys(&self, allowed: &[&str]) -> Result<()> {
         let unknown = self.entries.iter().filter(|(k, _)| !allowed.contains(&k.as_str())).min_by_key(|(_, (span, _))| span.start);
         match unknown {
-            Some((k, (span, _))) => Err(self.doc.err(
-                span,
-                format!("unknown key {k:?} in {}; expected one of {}", self.what, allowed.join(", ")),
-            )),
+            Some((k, (span, _))) => Err(self.doc.err(span, format!("unknown key {k:?} in {}; expected one of {}", self.what, allowed.join(", ")))),
             None => Ok(()),
         }
     }
@@ -167,10 +164,7 @@ impl<'d, 'i> Table<'d, 'i> {
 
     /// Takes every remaining entry, in file order.
     pub fn take_all(&mut self) -> Vec<(Str, Val<'i>)> {
-        let mut v: Vec<(Str, Val<'i>)> = std::mem::take(&mut self.entries)
-            .into_iter()
-            .map(|(k, (span, v))| (Str { value: k, span }, v))
-            .collect();
+        let mut v: Vec<(Str, Val<'i>)> = std::mem::take(&mut self.entries).into_iter().map(|(k, (span, v))| (Str { value: k, span }, v)).collect();
         v.sort_by_key(|(k, _)| k.span.start);
         v
     }
@@ -265,12 +259,7 @@ impl<'d, 'i> Table<'d, 'i> {
         for item in items.iter() {
             match item.get_ref() {
                 DeValue::String(s) => out.push(Str { value: s.to_string(), span: item.span() }),
-                other => {
-                    return Err(self.doc.err(
-                        &item.span(),
-                        format!("an element of {key} in {} is {}; expected {expected}", self.what, found(other)),
-                    ))
-                }
+                other => return Err(self.doc.err(&item.span(), format!("an element of {key} in {} is {}; expected {expected}", self.what, found(other)))),
             }
         }
         Ok(Some((span, out)))

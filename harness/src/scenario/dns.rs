@@ -237,9 +237,7 @@ pub fn parse_record_value(ty: RecordType, text: &str) -> std::result::Result<Rec
                 _ => return Err(format!("{text:?} is not MX data; expected \"PREFERENCE EXCHANGE\" such as \"10 mail\"")),
             }
         }
-        RecordType::Soa => {
-            return Err("a zone's SOA record comes from its soa table; expected soa = { ttl = ..., minimum = ... } in the zone".into())
-        }
+        RecordType::Soa => return Err("a zone's SOA record comes from its soa table; expected soa = { ttl = ..., minimum = ... } in the zone".into()),
     })
 }
 
@@ -320,7 +318,11 @@ fn decode_zone(doc: &Doc<'_>, n: usize, v: Val<'_>, hosts: &BTreeSet<String>) ->
         return Err(t.bad("origin", &origin_str.span, format!("{:?} is not a domain name; expected a name such as \"example.test\"", origin_str.value)));
     }
     if origin.eq_ignore_ascii_case(LAB_DOMAIN) {
-        return Err(t.bad("origin", &origin_str.span, format!("{LAB_DOMAIN:?} is the lab's own zone (every host by name); expected another origin such as \"example.test\"")));
+        return Err(t.bad(
+            "origin",
+            &origin_str.span,
+            format!("{LAB_DOMAIN:?} is the lab's own zone (every host by name); expected another origin such as \"example.test\""),
+        ));
     }
     t.what = format!("zone {origin:?}");
     let mut soa = SoaDef::default();
@@ -360,7 +362,11 @@ pub(crate) fn check_record_name(t: &Table<'_, '_>, key: &str, name: &Str, origin
     if let Some(abs) = name.value.strip_suffix('.') {
         let inside = abs.eq_ignore_ascii_case(origin) || abs.to_ascii_lowercase().ends_with(&format!(".{}", origin.to_ascii_lowercase()));
         if !inside {
-            return Err(t.bad(key, &name.span, format!("{:?} is outside zone {origin:?}; expected a name relative to the zone, or an absolute name ending in .{origin}.", name.value)));
+            return Err(t.bad(
+                key,
+                &name.span,
+                format!("{:?} is outside zone {origin:?}; expected a name relative to the zone, or an absolute name ending in .{origin}.", name.value),
+            ));
         }
     }
     Ok(())
@@ -379,10 +385,7 @@ mod tests {
         assert!(parse_record_value(RecordType::Aaaa, "192.0.2.1").is_err());
         assert_eq!(parse_record_value(RecordType::Cname, "green").unwrap(), RecordData::Cname("green".into()));
         assert!(parse_record_value(RecordType::Cname, "gr een").is_err());
-        assert_eq!(
-            parse_record_value(RecordType::Srv, "0 5 8080 web").unwrap(),
-            RecordData::Srv { priority: 0, weight: 5, port: 8080, target: "web".into() }
-        );
+        assert_eq!(parse_record_value(RecordType::Srv, "0 5 8080 web").unwrap(), RecordData::Srv { priority: 0, weight: 5, port: 8080, target: "web".into() });
         assert!(parse_record_value(RecordType::Srv, "0 5 web").unwrap_err().contains("PRIORITY WEIGHT PORT TARGET"));
         assert_eq!(parse_record_value(RecordType::Mx, "10 mail").unwrap(), RecordData::Mx { preference: 10, exchange: "mail".into() });
         assert_eq!(parse_record_value(RecordType::Txt, "v=1").unwrap(), RecordData::Txt(vec!["v=1".into()]));

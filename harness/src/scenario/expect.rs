@@ -235,7 +235,8 @@ impl StaleCause {
     }
 
     /// Every cause, for parsing and messages.
-    pub const ALL: [StaleCause; 6] = [StaleCause::None, StaleCause::ConnectionPinning, StaleCause::ResolverCache, StaleCause::Mixed, StaleCause::ApplicationCache, StaleCause::Unknown];
+    pub const ALL: [StaleCause; 6] =
+        [StaleCause::None, StaleCause::ConnectionPinning, StaleCause::ResolverCache, StaleCause::Mixed, StaleCause::ApplicationCache, StaleCause::Unknown];
 }
 
 /// A cause of a bind or connect failure, named from the system calls.
@@ -418,7 +419,9 @@ impl fmt::Display for Check {
             Check::Stale { client, after, old, new, at_most, at_least, cause, counts } => {
                 write!(f, "client {client} ")?;
                 match (at_most, at_least) {
-                    (Some(m), Some(l)) => write!(f, "keeps reaching {old} for {} to {} after step {after}, then {new}", format_duration(*l), format_duration(*m))?,
+                    (Some(m), Some(l)) => {
+                        write!(f, "keeps reaching {old} for {} to {} after step {after}, then {new}", format_duration(*l), format_duration(*m))?
+                    }
                     (Some(m), None) => write!(f, "moves from {old} to {new} within {} after step {after}", format_duration(*m))?,
                     (None, Some(l)) => write!(f, "still reaches {old} at least {} after step {after}", format_duration(*l))?,
                     (None, None) => write!(f, "after step {after}, between {old} and {new}")?,
@@ -470,7 +473,9 @@ fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
         "connect" => &["from", "to", "family", "result", "timeout"],
         "line-within" => &["service", "matches", "after", "within", "min"],
         "no-line" => &["service", "matches", "after", "for"],
-        "stale" => &["client", "after", "old", "new", "at_most", "at_least", "cause", "dns_queries_after", "min_dns_queries_after", "new_connections_to_old", "ttl"],
+        "stale" => {
+            &["client", "after", "old", "new", "at_most", "at_least", "cause", "dns_queries_after", "min_dns_queries_after", "new_connections_to_old", "ttl"]
+        }
         "first-request" => &["service", "target", "within", "at_least", "family", "from"],
         "diagnosis" => &["service", "cause"],
         _ => return None,
@@ -483,7 +488,8 @@ pub(crate) fn decode_expectations(doc: &Doc<'_>, items: Vec<Val<'_>>, known: &Kn
     for (i, v) in items.into_iter().enumerate() {
         let mut t = Table::new(doc, format!("expectation {}", i + 1), v, "a table written [[expect]]")?;
         let kind = t.req_str("kind", &format!("\"<one of {KINDS}>\""))?;
-        let keys = kind_keys(&kind.value).ok_or_else(|| t.bad("kind", &kind.span, format!("{:?} is not a kind of expectation; expected one of {KINDS}", kind.value)))?;
+        let keys = kind_keys(&kind.value)
+            .ok_or_else(|| t.bad("kind", &kind.span, format!("{:?} is not a kind of expectation; expected one of {KINDS}", kind.value)))?;
         t.what = format!("expectation {} ({})", i + 1, kind.value);
         let allowed: Vec<&str> = COMMON_KEYS.iter().chain(keys).copied().collect();
         t.check_keys(&allowed)?;
@@ -598,11 +604,15 @@ fn decode_check(t: &mut Table<'_, '_>, kind: &str, known: &Known) -> Result<Chec
         "listening" => {
             let target = match (t.str("service")?, t.str("host")?) {
                 (Some(_), Some(h)) => return Err(t.doc.err(&h.span, format!("{} has both service and host; expected only one of them", t.what))),
-                (None, None) => return Err(t.doc.err(&t.span, format!("{} has neither service nor host; expected service = \"<service>\" or host = \"<host>\"", t.what))),
+                (None, None) => {
+                    return Err(t.doc.err(&t.span, format!("{} has neither service nor host; expected service = \"<service>\" or host = \"<host>\"", t.what)))
+                }
                 (Some(s), None) => ListenTarget::Service(refer(t, "service", &s, "service", &known.services)?),
                 (None, Some(h)) => ListenTarget::Host(refer(t, "host", &h, "host", &known.hosts)?),
             };
-            let (span, list) = t.str_list("on", "an array of sockets such as [\"tcp:0.0.0.0:8000\", \"tcp:[::]:8000 v6only\"]")?.ok_or_else(|| t.missing("on", "[\"tcp:[::]:8000\"]"))?;
+            let (span, list) = t
+                .str_list("on", "an array of sockets such as [\"tcp:0.0.0.0:8000\", \"tcp:[::]:8000 v6only\"]")?
+                .ok_or_else(|| t.missing("on", "[\"tcp:[::]:8000\"]"))?;
             let exactly = t.bool("exactly")?.unwrap_or(false);
             if list.is_empty() && !exactly {
                 return Err(t.bad("on", &span, "the array is empty; expected at least one socket (or exactly = true to say nothing listens)"));
@@ -623,7 +633,11 @@ fn decode_check(t: &mut Table<'_, '_>, kind: &str, known: &Known) -> Result<Chec
                 None => None,
                 Some(s) => {
                     if matches!(to, ConnectTarget::Addr { .. }) {
-                        return Err(t.bad("family", &s.span, format!("family is given with an address in to = {:?}; expected family only with a host name such as \"web:8000\"", to_s.value)));
+                        return Err(t.bad(
+                            "family",
+                            &s.span,
+                            format!("family is given with an address in to = {:?}; expected family only with a host name such as \"web:8000\"", to_s.value),
+                        ));
                     }
                     Some(match s.value.as_str() {
                         "ipv4" => ConnectFamily::Ipv4,
@@ -637,9 +651,7 @@ fn decode_check(t: &mut Table<'_, '_>, kind: &str, known: &Known) -> Result<Chec
             let result = match r.value.as_str() {
                 "ok" => ConnectResult::Ok,
                 "timeout" => ConnectResult::Timeout,
-                other => ConnectResult::Errno(Errno::from_name(other).map_err(|e| {
-                    t.bad("result", &r.span, format!("{e}; or \"ok\" or \"timeout\""))
-                })?),
+                other => ConnectResult::Errno(Errno::from_name(other).map_err(|e| t.bad("result", &r.span, format!("{e}; or \"ok\" or \"timeout\"")))?),
             };
             Check::Connect { from, to, family, result, timeout: t.positive_duration("timeout")?.unwrap_or(DEFAULT_CONNECT_TIMEOUT) }
         }
@@ -652,7 +664,11 @@ fn decode_check(t: &mut Table<'_, '_>, kind: &str, known: &Known) -> Result<Chec
             let min = t.duration("min")?;
             if let (Some(m), Some(span)) = (min, within_span) {
                 if m >= within {
-                    return Err(t.bad("within", &span, format!("{} is not after min = {}; expected within > min", format_duration(within), format_duration(m))));
+                    return Err(t.bad(
+                        "within",
+                        &span,
+                        format!("{} is not after min = {}; expected within > min", format_duration(within), format_duration(m)),
+                    ));
                 }
             }
             Check::LineWithin { service, matches, after, within, min }
@@ -730,9 +746,10 @@ fn decode_check(t: &mut Table<'_, '_>, kind: &str, known: &Known) -> Result<Chec
             let svc = t.req_str("service", "\"<a declared service>\"")?;
             let service = refer(t, "service", &svc, "service", &known.services)?;
             let c = t.req_str("cause", "\"link-local-without-scope\"")?;
-            let cause = Cause::ALL.into_iter().find(|x| x.name() == c.value).ok_or_else(|| {
-                t.bad("cause", &c.span, format!("{:?} is not a cause; expected one of {}", c.value, Cause::ALL.map(|x| x.name()).join(", ")))
-            })?;
+            let cause = Cause::ALL
+                .into_iter()
+                .find(|x| x.name() == c.value)
+                .ok_or_else(|| t.bad("cause", &c.span, format!("{:?} is not a cause; expected one of {}", c.value, Cause::ALL.map(|x| x.name()).join(", "))))?;
             Check::Diagnosis { service, cause }
         }
         _ => unreachable!("kinds are checked by kind_keys"),

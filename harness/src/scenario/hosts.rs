@@ -33,10 +33,7 @@ pub struct HostDef {
 impl HostDef {
     /// The library's host specification for a trial whose profile is `lab_profile`.
     pub fn to_host_spec(&self, lab_profile: Profile) -> HostSpec {
-        let mut h = HostSpec::new(self.name.clone())
-            .profile(self.profile.unwrap_or(lab_profile))
-            .dad(self.dad)
-            .interface(self.interface.clone());
+        let mut h = HostSpec::new(self.name.clone()).profile(self.profile.unwrap_or(lab_profile)).dad(self.dad).interface(self.interface.clone());
         if let Some(b) = self.bindv6only {
             h = h.bindv6only(b);
         }

@@ -225,12 +225,16 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
             Some(ProgramDef { name: name.value, version: Some(version) })
         }
         Some(v) => match t.as_str("program", v, "a string")? {
-        p if requires.iter().any(|r| r.program == p.value) => Some(ProgramDef { name: p.value, version: None }),
-        p => {
-            let names: Vec<&str> = requires.iter().map(|r| r.program.as_str()).collect();
-            let expected = if names.is_empty() { "a program declared in [requires] (none is)".to_string() } else { format!("one of the programs in [requires]: {}", names.join(", ")) };
-            return Err(t.bad("program", &p.span, format!("{:?} is not in [requires]; expected {expected}, whose version the matrix shows", p.value)));
-        }
+            p if requires.iter().any(|r| r.program == p.value) => Some(ProgramDef { name: p.value, version: None }),
+            p => {
+                let names: Vec<&str> = requires.iter().map(|r| r.program.as_str()).collect();
+                let expected = if names.is_empty() {
+                    "a program declared in [requires] (none is)".to_string()
+                } else {
+                    format!("one of the programs in [requires]: {}", names.join(", "))
+                };
+                return Err(t.bad("program", &p.span, format!("{:?} is not in [requires]; expected {expected}, whose version the matrix shows", p.value)));
+            }
         },
     };
     let hosts = match t.take("hosts") {
@@ -266,7 +270,20 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
     let timeline = decode_timeline(doc, steps, &mut known)?;
     let items = t.tables("expect", "an array of expectations, written [[expect]]")?;
     let expectations = decode_expectations(doc, items, &known)?;
-    Ok(Scenario { path: doc.file.to_path_buf(), description: description.value, profiles, timeout, requires, program, hosts, dns, targets, services, timeline, expectations })
+    Ok(Scenario {
+        path: doc.file.to_path_buf(),
+        description: description.value,
+        profiles,
+        timeout,
+        requires,
+        program,
+        hosts,
+        dns,
+        targets,
+        services,
+        timeline,
+        expectations,
+    })
 }
 
 /// A scenario file found by [`discover`], with the base name of its trials.
@@ -351,9 +368,6 @@ mod tests {
         assert_eq!(ScenarioFile::new("scenarios/stale-dns/jvm-default.toml").name, "stale-dns/jvm-default");
         assert_eq!(ScenarioFile::new("/w/scenarios/vendor/gunicorn/ll.toml").name, "vendor/gunicorn/ll");
         assert_eq!(ScenarioFile::new("/tmp/mine/x.toml").name, "mine/x");
-        assert_eq!(
-            ScenarioFile::new("scenarios/examples/cname-swap.toml").trial_name(Profile::Ipv6Only),
-            "examples/cname-swap/ipv6-only"
-        );
+        assert_eq!(ScenarioFile::new("scenarios/examples/cname-swap.toml").trial_name(Profile::Ipv6Only), "examples/cname-swap/ipv6-only");
     }
 }

@@ -35,12 +35,14 @@ mod values;
 pub use dns::{parse_record_value, DnsDef, RecordData, RecordDef, RecordType, SoaDef, ZoneDef, DEFAULT_TTL};
 pub use duration::{format_duration, parse_duration};
 pub use error::{line_col, Location, ScenarioError};
-pub use expect::{Anchor, Cause, Check, ConnectFamily, ConnectResult, Expectation, ListenTarget, OutputStream, StaleCause, StaleCounts, DEFAULT_CONNECT_TIMEOUT};
+pub use expect::{
+    Anchor, Cause, Check, ConnectFamily, ConnectResult, Expectation, ListenTarget, OutputStream, StaleCause, StaleCounts, DEFAULT_CONNECT_TIMEOUT,
+};
 pub use hosts::HostDef;
 pub use load::{discover, load, parse_str, ProgramDef, Scenario, ScenarioFile, DEFAULT_TIMEOUT, MAX_FILE_SIZE};
 pub use requires::{extract_version, version_probe, Probe, ProbeStream, Requirement, Version, VersionConstraint};
-pub use target::{TargetDef, TargetKind};
 pub use service::{Condition, ExpectStart, FileContent, FileDef, Run, ServiceDef, DEFAULT_READY_TIMEOUT};
+pub use target::{TargetDef, TargetKind};
 pub use template::{HostField, Part, RenderError, Template, TemplateContext, Var};
 pub use timeline::{Action, DnsFault, FaultScope, LinkState, Step, When, DEFAULT_WAIT_TIMEOUT};
 pub use values::{is_lab_address, parse_address, parse_lab_ip, AddressDef, ConnectTarget, Errno, ListenSpec, LAB_PREFIXES};

@@ -20,9 +20,9 @@ impl VersionConstraint {
     /// # Errors
     /// A message saying what is wrong and what is expected.
     pub fn parse(text: &str) -> Result<Self, String> {
-        semver::VersionReq::parse(text.trim()).map(|req| Self { text: text.trim().to_string(), req }).map_err(|e| {
-            format!("{text:?} is not a version constraint ({e}); expected \"*\", \">=17\" or \">=20.1, <22\"")
-        })
+        semver::VersionReq::parse(text.trim())
+            .map(|req| Self { text: text.trim().to_string(), req })
+            .map_err(|e| format!("{text:?} is not a version constraint ({e}); expected \"*\", \">=17\" or \">=20.1, <22\""))
     }
 
     /// Whether `v` satisfies the constraint.
@@ -104,8 +104,7 @@ pub fn version_probe(program: &str) -> Probe {
     Probe { program: program.to_string(), args: args.iter().map(|s| s.to_string()).collect(), stream }
 }
 
-static VERSION_RE: LazyLock<regex::Regex> =
-    LazyLock::new(|| regex::Regex::new(r"(\d+)\.(\d+)(?:\.(\d+))?").expect("constant regex"));
+static VERSION_RE: LazyLock<regex::Regex> = LazyLock::new(|| regex::Regex::new(r"(\d+)\.(\d+)(?:\.(\d+))?").expect("constant regex"));
 
 /// The first `N.N` or `N.N.N` in a probe's output, as a version (a missing patch is 0):
 /// `openjdk version "17.0.13"` gives 17.0.13, `gunicorn (version 20.1.0)` 20.1.0,

@@ -149,7 +149,9 @@ fn decode_service(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known) -> Res
             return Err(doc.err(&span, format!("{} has both command and shell; expected only one of them", t.what)));
         }
         (false, false) => {
-            return Err(doc.err(&t.span, format!("{} has neither command nor shell; expected command = [\"prog\", \"arg\"] or shell = \"prog arg | other\"", t.what)))
+            return Err(
+                doc.err(&t.span, format!("{} has neither command nor shell; expected command = [\"prog\", \"arg\"] or shell = \"prog arg | other\"", t.what))
+            )
         }
         (true, false) => {
             let (span, items) = t.str_list("command", "an array of strings such as [\"python3\", \"-m\", \"http.server\"]")?.unwrap_or_default();
@@ -170,7 +172,13 @@ fn decode_service(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known) -> Res
     if let Some(mut et) = t.table("env", format!("the env of service {name:?}"), "a table of NAME = \"value\"")? {
         for (k, v) in et.take_all() {
             if k.value.is_empty() || k.value.starts_with(|c: char| c.is_ascii_digit()) || !k.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(doc.err(&k.span, format!("environment variable name {:?} in service {name:?} is not valid; expected letters, digits and '_', not starting with a digit", k.value)));
+                return Err(doc.err(
+                    &k.span,
+                    format!(
+                        "environment variable name {:?} in service {name:?} is not valid; expected letters, digits and '_', not starting with a digit",
+                        k.value
+                    ),
+                ));
             }
             let s = match v.get_ref() {
                 DeValue::String(s) => Str { value: s.to_string(), span: v.span() },
@@ -187,7 +195,11 @@ fn decode_service(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known) -> Res
     for (i, f) in t.tables("files", "an array of files such as [{ path = \"app.py\", source = \"files/app.py\" }]")?.into_iter().enumerate() {
         files.push(decode_file(doc, &name, i + 1, f, known)?);
     }
-    let ready = match t.table("ready", format!("the ready condition of service {name:?}"), "a table such as { listening = \"tcp:8000\" }, { line = \"regex\" } or { exit = true }")? {
+    let ready = match t.table(
+        "ready",
+        format!("the ready condition of service {name:?}"),
+        "a table such as { listening = \"tcp:8000\" }, { line = \"regex\" } or { exit = true }",
+    )? {
         None => None,
         Some(mut rt) => {
             rt.check_keys(&["listening", "line", "exit"])?;
@@ -211,7 +223,11 @@ fn decode_service(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known) -> Res
         if let Some(s) = t.str("expect_start")? {
             expect_start = parse_start(&t, &s)?;
         }
-    } else if let Some(mut et) = t.table("expect_start", format!("the expect_start of service {name:?}"), "\"success\", \"failure\", or a table of profile = \"success\"|\"failure\" with an optional default")? {
+    } else if let Some(mut et) = t.table(
+        "expect_start",
+        format!("the expect_start of service {name:?}"),
+        "\"success\", \"failure\", or a table of profile = \"success\"|\"failure\" with an optional default",
+    )? {
         for (k, v) in et.take_all() {
             let s = et.as_str(&k.value, v, "\"success\" or \"failure\"")?;
             let start = parse_start(&et, &s)?;
@@ -222,7 +238,9 @@ fn decode_service(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known) -> Res
             let p = k.value.parse::<crate::profile::Profile>().map_err(|e| doc.err(&k.span, format!("{e}; or default")))?;
             if !known.profiles.contains(&p) {
                 let have: Vec<&str> = known.profiles.iter().map(|p| p.name()).collect();
-                return Err(doc.err(&k.span, format!("profile {:?} is not among the scenario's profiles; expected one of {}, or default", k.value, have.join(", "))));
+                return Err(
+                    doc.err(&k.span, format!("profile {:?} is not among the scenario's profiles; expected one of {}, or default", k.value, have.join(", ")))
+                );
             }
             expect_start_in.push((p, start));
         }
@@ -237,10 +255,14 @@ fn decode_file(doc: &Doc<'_>, service: &str, n: usize, v: Val<'_>, known: &Known
     let mut t = Table::new(doc, format!("file {n} of service {service:?}"), v, "a table such as { path = \"app.py\", content = \"...\" }")?;
     t.check_keys(FILE_KEYS)?;
     let path_s = t.req_str("path", "\"app.py\"")?;
-    let path = relative_path(&path_s.value).map_err(|why| t.bad("path", &path_s.span, format!("{:?} {why}; expected a relative path inside the service directory such as \"conf/app.ini\"", path_s.value)))?;
+    let path = relative_path(&path_s.value).map_err(|why| {
+        t.bad("path", &path_s.span, format!("{:?} {why}; expected a relative path inside the service directory such as \"conf/app.ini\"", path_s.value))
+    })?;
     let content = match (t.str("content")?, t.str("source")?) {
         (Some(_), Some(s)) => return Err(doc.err(&s.span, format!("{} has both content and source; expected only one of them", t.what))),
-        (None, None) => return Err(doc.err(&t.span, format!("{} has neither content nor source; expected content = \"...\" or source = \"files/app.py\"", t.what))),
+        (None, None) => {
+            return Err(doc.err(&t.span, format!("{} has neither content nor source; expected content = \"...\" or source = \"files/app.py\"", t.what)))
+        }
         (Some(c), None) => FileContent::Inline(template(&t, "content", &c, known)?),
         (None, Some(s)) => FileContent::Source(resolve_source(doc, &t, &s)?),
     };
@@ -278,9 +300,7 @@ fn resolve_source(doc: &Doc<'_>, t: &Table<'_, '_>, s: &Str) -> Result<PathBuf> 
     relative_path(&s.value).map_err(|why| t.bad("source", &s.span, format!("{:?} {why}; {expected}", s.value)))?;
     let dir = doc.file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let joined = dir.join(&s.value);
-    let real = joined
-        .canonicalize()
-        .map_err(|e| t.bad("source", &s.span, format!("{} cannot be opened ({e}); {expected}", joined.display())))?;
+    let real = joined.canonicalize().map_err(|e| t.bad("source", &s.span, format!("{} cannot be opened ({e}); {expected}", joined.display())))?;
     let real_dir = dir.canonicalize().map_err(|e| t.bad("source", &s.span, format!("the scenario's folder {} cannot be opened ({e})", dir.display())))?;
     if !real.starts_with(&real_dir) {
         return Err(t.bad("source", &s.span, format!("{:?} leads outside the scenario's folder through a symbolic link; {expected}", s.value)));

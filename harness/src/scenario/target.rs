@@ -46,21 +46,11 @@ const TARGET_KEYS: &[&str] = &["host", "port", "keepalive", "service", "line", "
 
 /// Reads `[targets]`, in file order.
 pub(crate) fn decode_targets(doc: &Doc<'_>, v: Val<'_>, known: &Known) -> Result<Vec<TargetDef>> {
-    let mut t = Table::new(
-        doc,
-        "[targets]",
-        v,
-        "a table of targets such as [targets.blue]",
-    )?;
+    let mut t = Table::new(doc, "[targets]", v, "a table of targets such as [targets.blue]")?;
     let mut out = Vec::new();
     for (name, v) in t.take_all() {
         crate::spec::check_name("target", &name.value).map_err(|e| doc.err(&name.span, e))?;
-        let mut tt = Table::new(
-            doc,
-            format!("target {:?}", name.value),
-            v,
-            "a table such as [targets.blue] with host and port",
-        )?;
+        let mut tt = Table::new(doc, format!("target {:?}", name.value), v, "a table such as [targets.blue] with host and port")?;
         tt.check_keys(TARGET_KEYS)?;
         if !tt.has("service") && tt.has("connection") {
             let span = tt.key_span("connection").expect("has it");
@@ -69,7 +59,9 @@ pub(crate) fn decode_targets(doc: &Doc<'_>, v: Val<'_>, known: &Known) -> Result
         if tt.has("service") {
             for k in ["host", "port", "keepalive"] {
                 if let Some(span) = tt.key_span(k) {
-                    return Err(doc.err(&span, format!("{} has both service and {k}; expected service and line (a real server) or host and port (built in)", tt.what)));
+                    return Err(
+                        doc.err(&span, format!("{} has both service and {k}; expected service and line (a real server) or host and port (built in)", tt.what))
+                    );
                 }
             }
             let svc = tt.req_str("service", "\"<a declared service>\"")?;
@@ -84,35 +76,23 @@ pub(crate) fn decode_targets(doc: &Doc<'_>, v: Val<'_>, known: &Known) -> Result
                 Some(c) => {
                     let re = regex(&tt, "connection", &c)?;
                     if !re.capture_names().any(|n| n == Some("client")) {
-                        return Err(tt.bad("connection", &c.span, "the regex has no group named client; expected one such as '^connection from (?P<client>\\S+)'"));
+                        return Err(tt.bad(
+                            "connection",
+                            &c.span,
+                            "the regex has no group named client; expected one such as '^connection from (?P<client>\\S+)'",
+                        ));
                     }
                     Some(re)
                 }
             };
-            out.push(TargetDef {
-                name: name.value,
-                kind: TargetKind::Log {
-                    service,
-                    line,
-                    connection,
-                },
-            });
+            out.push(TargetDef { name: name.value, kind: TargetKind::Log { service, line, connection } });
             continue;
         }
         let host_s = tt.req_str("host", "\"<a declared host>\"")?;
         let host = refer(&tt, "host", &host_s, "host", &known.hosts)?;
-        let port = tt
-            .int("port", 1..=65535)?
-            .ok_or_else(|| tt.missing("port", "8080"))? as u16;
+        let port = tt.int("port", 1..=65535)?.ok_or_else(|| tt.missing("port", "8080"))? as u16;
         let keepalive = tt.bool("keepalive")?.unwrap_or(true);
-        out.push(TargetDef {
-            name: name.value,
-            kind: TargetKind::Builtin {
-                host,
-                port,
-                keepalive,
-            },
-        });
+        out.push(TargetDef { name: name.value, kind: TargetKind::Builtin { host, port, keepalive } });
     }
     Ok(out)
 }

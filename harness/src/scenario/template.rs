@@ -199,14 +199,7 @@ impl Template {
                 Part::Text(t) => out.push_str(t),
                 Part::Var(v) => match ctx.value(v) {
                     Some(s) => out.push_str(&s),
-                    None => {
-                        return Err(RenderError {
-                            variable: v.clone(),
-                            template: self.source.clone(),
-                            profile: ctx.profile(),
-                            reason: why_missing(v),
-                        })
-                    }
+                    None => return Err(RenderError { variable: v.clone(), template: self.source.clone(), profile: ctx.profile(), reason: why_missing(v) }),
                 },
             }
         }
@@ -246,11 +239,7 @@ fn parse_var(name: &str, scope: &Scope<'_>) -> Result<Var, String> {
                 "link_local" => HostField::LinkLocal,
                 "interface" => HostField::Interface,
                 "addr" => HostField::Addr,
-                _ => {
-                    return Err(format!(
-                        "unknown host fact {field:?} in template variable {name:?}; expected one of ipv4, ipv6, link_local, interface, addr"
-                    ))
-                }
+                _ => return Err(format!("unknown host fact {field:?} in template variable {name:?}; expected one of ipv4, ipv6, link_local, interface, addr")),
             };
             if !scope.hosts.contains(host) {
                 return Err(format!(

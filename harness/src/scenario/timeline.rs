@@ -259,7 +259,8 @@ pub(crate) fn decode_timeline(doc: &Doc<'_>, steps: Vec<Val<'_>>, known: &mut Kn
     for (i, v) in steps.into_iter().enumerate() {
         let mut t = Table::new(doc, format!("timeline step {}", i + 1), v, "a table written [[timeline]]")?;
         let action_s = t.req_str("action", &format!("\"<one of {ACTIONS}>\""))?;
-        let keys = action_keys(&action_s.value).ok_or_else(|| t.bad("action", &action_s.span, format!("{:?} is not an action; expected one of {ACTIONS}", action_s.value)))?;
+        let keys = action_keys(&action_s.value)
+            .ok_or_else(|| t.bad("action", &action_s.span, format!("{:?} is not an action; expected one of {ACTIONS}", action_s.value)))?;
         t.what = format!("timeline step {} ({})", i + 1, action_s.value);
         let allowed: Vec<&str> = STEP_KEYS.iter().chain(keys).copied().collect();
         t.check_keys(&allowed)?;
@@ -400,7 +401,11 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
                         return Err(t.bad("domain", &d.span, format!("{:?} is not a domain name; expected a full name such as \"app.example.test\" or \"*.example.test\" (the name and all below it)", d.value)));
                     }
                     let name = name.trim_end_matches('.').to_string();
-                    if suffix { FaultScope::Suffix(name) } else { FaultScope::Name(name) }
+                    if suffix {
+                        FaultScope::Suffix(name)
+                    } else {
+                        FaultScope::Name(name)
+                    }
                 }
             };
             Action::DnsFault { fault, scope }
@@ -443,8 +448,9 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
         "wait" => Action::Wait { duration: t.duration("duration")?.ok_or_else(|| t.missing("duration", "\"5s\""))? },
         "wait-for" => {
             let service = service(t)?;
-            let condition = decode_condition(t)?
-                .ok_or_else(|| t.doc.err(&t.span, format!("{} has no condition; expected one of line = \"<regex>\", listening = \"tcp:8000\", exit = true", t.what)))?;
+            let condition = decode_condition(t)?.ok_or_else(|| {
+                t.doc.err(&t.span, format!("{} has no condition; expected one of line = \"<regex>\", listening = \"tcp:8000\", exit = true", t.what))
+            })?;
             Action::WaitFor { service, condition, timeout: t.positive_duration("timeout")?.unwrap_or(DEFAULT_WAIT_TIMEOUT) }
         }
         _ => unreachable!("action names are checked by action_keys"),
@@ -472,7 +478,13 @@ fn zone_record(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<(St
         }
         None => match known.zones.as_slice() {
             [only] => only.clone(),
-            [] => return Err(t.bad("action", &action.span, format!("{:?} changes a zone, but the scenario declares none; expected a [[dns.zones]] table", action.value))),
+            [] => {
+                return Err(t.bad(
+                    "action",
+                    &action.span,
+                    format!("{:?} changes a zone, but the scenario declares none; expected a [[dns.zones]] table", action.value),
+                ))
+            }
             many => return Err(t.missing("zone", &format!("{:?} (the scenario has several zones: {})", many[0], many.join(", ")))),
         },
     };

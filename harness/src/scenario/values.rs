@@ -68,7 +68,13 @@ pub fn parse_address(text: &str) -> Result<AddressDef, String> {
     let ip = parse_lab_ip(addr)?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let prefix = match len {
-        None => if ip.is_ipv4() { 24 } else { 64 },
+        None => {
+            if ip.is_ipv4() {
+                24
+            } else {
+                64
+            }
+        }
         Some(l) => match l.parse::<u8>() {
             Ok(n) if (1..=max).contains(&n) => n,
             _ => return Err(format!("{text:?} has prefix length {l:?}; expected 1 to {max}, as in 2001:db8:1::99/64")),
@@ -312,15 +318,20 @@ const ERRNOS: &[(&str, i32)] = &[
 impl Errno {
     /// The errno with this name.
     pub fn from_name(name: &str) -> Result<Self, String> {
-        ERRNOS.iter().find(|(n, _)| *n == name).map(|&(name, number)| Errno { name, number }).ok_or_else(|| {
-            format!("{name:?} is not a known errno name; expected one of {}", ERRNOS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))
-        })
+        ERRNOS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(name, number)| Errno { name, number })
+            .ok_or_else(|| format!("{name:?} is not a known errno name; expected one of {}", ERRNOS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")))
     }
 
     /// The errno with this number.
     pub fn from_number(number: i64) -> Result<Self, String> {
         ERRNOS.iter().find(|(_, n)| i64::from(*n) == number).map(|&(name, number)| Errno { name, number }).ok_or_else(|| {
-            format!("{number} is not a known errno number; expected a name such as \"EADDRINUSE\" or the number of one of {}", ERRNOS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))
+            format!(
+                "{number} is not a known errno number; expected a name such as \"EADDRINUSE\" or the number of one of {}",
+                ERRNOS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            )
         })
     }
 }
@@ -364,10 +375,7 @@ mod tests {
         for ok in ["192.0.2.1", "198.51.100.7", "203.0.113.255", "2001:db8:1::99", "fe80::1", "64:ff9b::c000:201"] {
             assert!(parse_lab_ip(ok).is_ok(), "{ok}");
         }
-        assert_eq!(
-            parse_lab_ip("10.0.0.1").unwrap_err(),
-            format!("\"10.0.0.1\" is outside the lab's address space; expected an address in {LAB_PREFIXES}")
-        );
+        assert_eq!(parse_lab_ip("10.0.0.1").unwrap_err(), format!("\"10.0.0.1\" is outside the lab's address space; expected an address in {LAB_PREFIXES}"));
         assert!(parse_lab_ip("8.8.8.8").is_err());
         assert!(parse_lab_ip("2001:4860::1").is_err());
         assert!(parse_lab_ip("blue").unwrap_err().contains("is not an IP address"));
@@ -423,10 +431,7 @@ mod tests {
     #[test]
     fn connect_targets() {
         assert_eq!(ConnectTarget::parse("web:8000").unwrap(), ConnectTarget::Host { host: "web".into(), port: 8000 });
-        assert_eq!(
-            ConnectTarget::parse("[2001:db8:1::5]:80").unwrap(),
-            ConnectTarget::Addr { ip: "2001:db8:1::5".parse().unwrap(), scope: None, port: 80 }
-        );
+        assert_eq!(ConnectTarget::parse("[2001:db8:1::5]:80").unwrap(), ConnectTarget::Addr { ip: "2001:db8:1::5".parse().unwrap(), scope: None, port: 80 });
         assert_eq!(
             ConnectTarget::parse("[fe80::5%eth0]:80").unwrap(),
             ConnectTarget::Addr { ip: "fe80::5".parse().unwrap(), scope: Some("eth0".into()), port: 80 }

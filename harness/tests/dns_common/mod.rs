@@ -10,9 +10,7 @@ use hickory_proto::{
     op::{Edns, Message, MessageType, OpCode, Query},
     rr::{Name, RecordType},
 };
-use nslab::dns::{
-    DnsOptions, DnsServer, DnsSockets, HostAddrs, RecordValue as V, Soa, Zone,
-};
+use nslab::dns::{DnsOptions, DnsServer, DnsSockets, HostAddrs, RecordValue as V, Soa, Zone};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream, UdpSocket},
@@ -40,32 +38,18 @@ pub fn example_zone() -> Zone {
         .record("v4only", 300, V::A("192.0.2.33".parse().unwrap()))
         .record("alias4", 20, V::Cname("v4only".into()))
         .record("txt", 120, V::Txt(vec!["hello world".into()]))
-        .record(
-            "_http._tcp",
-            90,
-            V::Srv {
-                priority: 10,
-                weight: 5,
-                port: 8080,
-                target: "web".into(),
-            },
-        )
+        .record("_http._tcp", 90, V::Srv { priority: 10, weight: 5, port: 8080, target: "web".into() })
         .record("x.sub", 60, V::A("192.0.2.99".parse().unwrap()))
 }
 
 /// A reverse zone with one PTR to the web host.
 pub fn reverse_zone() -> Zone {
-    Zone::new("0.0.10.in-addr.arpa", Soa::new("ns.example.test.", "hostmaster.example.test."))
-        .record("2", 60, V::Ptr("web.example.test.".into()))
+    Zone::new("0.0.10.in-addr.arpa", Soa::new("ns.example.test.", "hostmaster.example.test.")).record("2", 60, V::Ptr("web.example.test.".into()))
 }
 
 /// Host-address map of the fixture lab.
 pub fn hosts() -> HostAddrs {
-    [(
-        "web".to_owned(),
-        vec!["192.0.2.2".parse().unwrap(), "2001:db8::2".parse().unwrap()],
-    )]
-    .into()
+    [("web".to_owned(), vec!["192.0.2.2".parse().unwrap(), "2001:db8::2".parse().unwrap()])].into()
 }
 
 /// A started server and the address it serves on (UDP and TCP share the port).
@@ -93,15 +77,7 @@ pub async fn start_with(ip: IpAddr, tune: impl FnOnce(&mut DnsOptions)) -> Fixtu
     let mut options = DnsOptions::new(Instant::now());
     options.hosts = hosts();
     tune(&mut options);
-    let server = DnsServer::start(
-        DnsSockets {
-            udp: vec![udp],
-            tcp: vec![tcp],
-        },
-        vec![example_zone(), reverse_zone()],
-        options,
-    )
-    .expect("start server");
+    let server = DnsServer::start(DnsSockets { udp: vec![udp], tcp: vec![tcp] }, vec![example_zone(), reverse_zone()], options).expect("start server");
     Fixture { server, addr }
 }
 
@@ -131,13 +107,7 @@ fn rand_id() -> u16 {
 }
 
 /// Sends a UDP query from `socket`; `None` when no answer came within `wait`.
-pub async fn udp_query_on(
-    socket: &UdpSocket,
-    server: SocketAddr,
-    name: &str,
-    qtype: RecordType,
-    wait: Duration,
-) -> Option<Message> {
+pub async fn udp_query_on(socket: &UdpSocket, server: SocketAddr, name: &str, qtype: RecordType, wait: Duration) -> Option<Message> {
     let (id, bytes) = query_bytes(name, qtype, true);
     socket.send_to(&bytes, server).await.expect("send");
     let mut buf = vec![0u8; 65535];
@@ -155,18 +125,12 @@ pub async fn udp_query_on(
 /// Sends a UDP query from a fresh socket and expects an answer within 2 s.
 pub async fn udp(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
     let socket = client_socket(server).await;
-    udp_query_on(&socket, server, name, qtype, Duration::from_secs(2))
-        .await
-        .unwrap_or_else(|| panic!("no UDP answer for {name} {qtype}"))
+    udp_query_on(&socket, server, name, qtype, Duration::from_secs(2)).await.unwrap_or_else(|| panic!("no UDP answer for {name} {qtype}"))
 }
 
 /// A UDP client socket of the server's family.
 pub async fn client_socket(server: SocketAddr) -> UdpSocket {
-    let any: SocketAddr = if server.is_ipv4() {
-        "127.0.0.1:0".parse().unwrap()
-    } else {
-        "[::1]:0".parse().unwrap()
-    };
+    let any: SocketAddr = if server.is_ipv4() { "127.0.0.1:0".parse().unwrap() } else { "[::1]:0".parse().unwrap() };
     UdpSocket::bind(any).await.unwrap()
 }
 
@@ -189,9 +153,7 @@ pub async fn tcp_on(stream: &mut TcpStream, name: &str, qtype: RecordType) -> Me
         stream.read_exact(&mut buf).await.unwrap();
         buf
     };
-    let buf = tokio::time::timeout(Duration::from_secs(2), fut)
-        .await
-        .unwrap_or_else(|_| panic!("no TCP answer for {name} {qtype}"));
+    let buf = tokio::time::timeout(Duration::from_secs(2), fut).await.unwrap_or_else(|_| panic!("no TCP answer for {name} {qtype}"));
     let msg = Message::from_vec(&buf).unwrap();
     assert_eq!(msg.metadata.id, id);
     msg
