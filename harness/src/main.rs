@@ -311,7 +311,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             let require_all = require_all || runner::requirements::require_all_from_env();
-            let opts = RunOptions { keep, artifacts_root: None, require_all };
+            let opts = RunOptions { keep, artifacts_root: None, require_all, ..RunOptions::default() };
             let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -322,15 +322,20 @@ fn main() -> ExitCode {
             eprintln!("running {} trial(s), {} at a time", trials.len(), jobs.max(1));
             let started = std::time::Instant::now();
             let pb = progress(trials.len());
-            let results = rt.block_on(runner::run_all(&trials, &opts, jobs, |r| {
+            if let Err(e) = cancel_on_signals(&rt, &opts.cancel, &pb) {
+                eprintln!("nslab: cannot watch for SIGINT/SIGTERM: {e}");
+                return ExitCode::FAILURE;
+            }
+            let (results, not_started) = rt.block_on(runner::run_all_until(&trials, &opts, jobs, |r| {
                 pb.suspend(|| print_result(&paint, r));
                 pb.inc(1);
                 pb.set_message(r.name.clone());
             }));
             pb.finish_and_clear();
-            let mut code = summary(&paint, &results, started.elapsed());
+            let run = runner::RunInfo { interrupted: opts.cancel.is_cancelled(), not_started, run_id: None };
+            let mut code = summary(&paint, &results, &run, started.elapsed());
             if let Some(p) = json {
-                if let Err(e) = runner::write_json(&p, &results) {
+                if let Err(e) = runner::write_json_run(&p, &results, &run) {
                     eprintln!("nslab: cannot write {}: {e}", p.display());
                     code = ExitCode::FAILURE;
                 }
@@ -362,14 +367,19 @@ fn main() -> ExitCode {
                 let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
                 nslab::spec::default_artifacts_root().join(format!("matrix-{secs}"))
             });
-            let opts = RunOptions { keep: true, artifacts_root: Some(root.clone()), require_all };
+            let opts = RunOptions { keep: true, artifacts_root: Some(root.clone()), require_all, ..RunOptions::default() };
             eprintln!("running {} trial(s), {} at a time", trials.len(), jobs.max(1));
             let pb = progress(trials.len());
-            let results = rt.block_on(runner::run_all(&trials, &opts, jobs, |r| {
+            if let Err(e) = cancel_on_signals(&rt, &opts.cancel, &pb) {
+                eprintln!("nslab: cannot watch for SIGINT/SIGTERM: {e}");
+                return ExitCode::FAILURE;
+            }
+            let (results, not_started) = rt.block_on(runner::run_all_until(&trials, &opts, jobs, |r| {
                 pb.suspend(|| eprintln!("{:?} {}", r.outcome, r.name));
                 pb.inc(1);
             }));
             pb.finish_and_clear();
+            let interrupted = opts.cancel.is_cancelled();
             let fmt = match format.as_str() {
                 "html" => runner::matrix::Format::Html,
                 "json" => runner::matrix::Format::Json,
@@ -390,7 +400,15 @@ fn main() -> ExitCode {
                 }
                 None => print!("{text}"),
             }
-            if failed > 0 {
+            if interrupted {
+                let stopped = results.iter().filter(|r| r.outcome == Outcome::Interrupted).count();
+                eprintln!(
+                    "nslab: interrupted: {} trial(s) done, {stopped} stopped before they ended (not decided), {} not started; the matrix shows what ran",
+                    results.len() - stopped,
+                    not_started.len()
+                );
+                ExitCode::from(EXIT_INTERRUPTED)
+            } else if failed > 0 {
                 eprintln!("nslab: {failed} trial(s) failed: their tests did not hold (the matrix says which)");
                 ExitCode::FAILURE
             } else {
@@ -444,6 +462,7 @@ fn print_result(paint: &Paint, r: &TrialResult) {
         Outcome::Passed => paint.color("32", "PASS   "),
         Outcome::Failed => paint.color("31;1", "FAIL   "),
         Outcome::Ignored => paint.color("33", "IGNORED"),
+        Outcome::Interrupted => paint.color("35", "INTERRUPTED"),
     };
     println!("{tag} {} ({:.1}s)", r.name, r.duration_ms as f64 / 1000.0);
     for e in &r.expectations {
@@ -476,7 +495,7 @@ fn print_result(paint: &Paint, r: &TrialResult) {
     for (svc, ls) in &r.listeners {
         println!("        {svc} listens on: {}", if ls.is_empty() { "nothing".to_string() } else { ls.join(", ") });
     }
-    if let (Outcome::Ignored | Outcome::Failed, Some(why)) = (r.outcome, &r.reason) {
+    if let (Outcome::Ignored | Outcome::Failed | Outcome::Interrupted, Some(why)) = (r.outcome, &r.reason) {
         println!("        {why}");
     }
     if let Some(a) = &r.artifacts {
@@ -499,10 +518,42 @@ fn progress(len: usize) -> indicatif::ProgressBar {
     pb
 }
 
+/// The exit code of a run stopped by SIGINT or SIGTERM (128 + SIGINT, as a shell reports Ctrl-C).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Cancels `token` on the first SIGINT or SIGTERM (no new trial starts; the running ones are
+/// stopped, torn down and reported), and exits at once with 130 on the second: the lab
+/// processes die with nslab through their lifelines.
+fn cancel_on_signals(rt: &tokio::runtime::Runtime, token: &tokio_util::sync::CancellationToken, pb: &indicatif::ProgressBar) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Installed now, before any trial starts, so no signal falls between.
+    let _in_rt = rt.enter();
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let (token, pb) = (token.clone(), pb.clone());
+    rt.spawn(async move {
+        let first = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        token.cancel();
+        pb.suspend(|| {
+            eprintln!("nslab: {first}: interrupted: no new trial starts; the running ones are being stopped (their teardown runs, artifacts kept). Press Ctrl-C again to exit at once.")
+        });
+        let second = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        pb.suspend(|| eprintln!("nslab: second {second}: exiting at once; no summary or report is written (the labs' processes end with nslab)"));
+        std::process::exit(EXIT_INTERRUPTED.into());
+    });
+    Ok(())
+}
+
 /// The closing summary: what failed, why, and where its evidence is; then the counts.
-fn summary(paint: &Paint, results: &[TrialResult], took: std::time::Duration) -> ExitCode {
+fn summary(paint: &Paint, results: &[TrialResult], run: &runner::RunInfo, took: std::time::Duration) -> ExitCode {
     let count = |o| results.iter().filter(|r| r.outcome == o).count();
-    let (passed, failed, ignored) = (count(Outcome::Passed), count(Outcome::Failed), count(Outcome::Ignored));
+    let (passed, failed, ignored, stopped) = (count(Outcome::Passed), count(Outcome::Failed), count(Outcome::Ignored), count(Outcome::Interrupted));
     println!();
     for r in results.iter().filter(|r| r.outcome == Outcome::Failed) {
         println!("{} {}", paint.color("31;1", "failed:"), r.name);
@@ -510,9 +561,24 @@ fn summary(paint: &Paint, results: &[TrialResult], took: std::time::Duration) ->
             println!("  {line}");
         }
     }
+    for r in results.iter().filter(|r| r.outcome == Outcome::Interrupted) {
+        println!("{} {}", paint.color("35;1", "interrupted:"), r.name);
+        for line in r.failure_text().lines() {
+            println!("  {line}");
+        }
+    }
     let ignored_why: std::collections::BTreeSet<&str> = results.iter().filter(|r| r.outcome == Outcome::Ignored).filter_map(|r| r.reason.as_deref()).collect();
     for why in ignored_why {
         println!("{} {why}", paint.color("33", "ignored:"));
+    }
+    if run.interrupted {
+        let counts = format!(
+            "interrupted: {passed} passed, {failed} failed, {ignored} ignored, {stopped} stopped before they ended (not decided), {} not started in {:.1}s",
+            run.not_started.len(),
+            took.as_secs_f64()
+        );
+        println!("{}", paint.color("35;1", &counts));
+        return ExitCode::from(EXIT_INTERRUPTED);
     }
     let counts = format!("{passed} passed, {failed} failed, {ignored} ignored in {:.1}s", took.as_secs_f64());
     println!("{}", if failed > 0 { paint.color("31;1", &counts) } else { paint.color("32;1", &counts) });

@@ -184,6 +184,10 @@ fn spawn_on_this_thread(cmd: &mut tokio::process::Command, spec: ChildSpec, stat
     unshare(CloneFlags::CLONE_NEWPID).map_err(io::Error::from)?;
     let netns_fd = netns.as_raw_fd();
     let status_fd = status_w.as_raw_fd();
+    // The init leaves the harness's process group: a terminal's Ctrl-C reaches nslab alone, which
+    // then stops each trial's programs itself (teardown, reports) instead of the init passing
+    // SIGINT on to them mid-trial.
+    cmd.process_group(0);
     // SAFETY: the closure runs in the forked child before exec. It only makes raw system calls
     // on data prepared here (no allocation, no locks), as required after fork in a threaded process.
     unsafe {

@@ -221,7 +221,8 @@ pub fn cell(scenario: &Scenario, profile: Profile, program: Option<&str>, r: &Tr
 pub fn build(trials: &[PlannedTrial], results: &[TrialResult]) -> Matrix {
     let mut rows: Vec<Row> = Vec::new();
     let mut used: Vec<Profile> = Vec::new();
-    for (t, r) in trials.iter().zip(results) {
+    // Matched by name: a run that was interrupted has no result for the trials it never started.
+    for (t, r) in trials.iter().filter_map(|t| results.iter().find(|r| r.name == t.name).map(|r| (t, r))) {
         if !used.contains(&t.profile) {
             used.push(t.profile);
         }
@@ -263,6 +264,7 @@ fn test_words(o: Outcome) -> &'static str {
         Outcome::Passed => "✅ test held",
         Outcome::Failed => "❌ test failed",
         Outcome::Ignored => "➖ not run",
+        Outcome::Interrupted => "⏹ interrupted: not decided",
     }
 }
 
@@ -309,7 +311,7 @@ pub fn cell_lines(c: &Cell) -> Vec<String> {
         };
         lines.push(format!("{} -> {}: first request {took} over {}", f.client, f.target, if f.family == "ipv4" { "IPv4" } else { "IPv6" }));
     }
-    if c.test == Outcome::Failed {
+    if matches!(c.test, Outcome::Failed | Outcome::Interrupted) {
         if let Some(r) = &c.reason {
             lines.push(format!("why: {}", r.lines().next().unwrap_or("")));
         }

@@ -3,13 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Version of the JSON report's schema; bumped on any incompatible change.
 pub const SCHEMA: u32 = 1;
 
 /// How a trial ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// Every expectation held.
@@ -18,10 +18,13 @@ pub enum Outcome {
     Failed,
     /// Not run here (a requirement is missing), with the reason.
     Ignored,
+    /// Stopped before it could end because the run was cancelled (Ctrl-C, SIGTERM, or the
+    /// caller's token): neither passed nor failed. Expectations not yet checked are undecided.
+    Interrupted,
 }
 
 /// One expectation's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExpectationResult {
     /// What was expected, as a sentence.
     pub description: String,
@@ -109,6 +112,43 @@ pub struct TrialResult {
     /// Each client's first request to each target: when and over which family.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub first_requests: Vec<crate::runner::observe::FirstRequest>,
+    /// Seconds from the trial's start until its lab was built and its services started (or
+    /// until setup ended some other way); absent when the trial did not get that far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_s: Option<f64>,
+    /// Seconds the scenario itself took after setup: its timeline and the checks of its
+    /// expectations (not the final stop and teardown); absent when setup did not finish.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenario_s: Option<f64>,
+    /// Under a test runner that retries (cargo-nextest `--retries`): which attempt this was,
+    /// counting from 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// Passed on a retry after failing before: the verdict depends on something other than the
+    /// scenario. Never counted as a plain pass.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub flaky: bool,
+    /// The earlier attempts of this trial in the same run, oldest first, each with its own
+    /// artifact directory.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub previous_attempts: Vec<PreviousAttempt>,
+}
+
+/// An earlier attempt of a retried trial: how it ended and where its evidence is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PreviousAttempt {
+    /// Its number, counting from 1.
+    pub attempt: u32,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+    /// Wall time, milliseconds.
+    pub duration_ms: u64,
+    /// Its artifact directory (kept: it did not pass).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub artifacts: Option<PathBuf>,
 }
 
 impl TrialResult {
@@ -128,37 +168,62 @@ impl TrialResult {
             timeline: None,
             services: Vec::new(),
             first_requests: Vec::new(),
+            setup_s: None,
+            scenario_s: None,
+            attempt: None,
+            flaky: false,
+            previous_attempts: Vec::new(),
         }
     }
 
     /// A multi-line account of a failure: reason, failed expectations, artifacts.
     pub fn failure_text(&self) -> String {
-        let mut s = String::new();
-        if let Some(r) = &self.reason {
-            s.push_str(r);
-            s.push('\n');
-        }
-        for e in self.expectations.iter().filter(|e| !e.passed && e.decided) {
-            s.push_str(&format!("expected: {}\n  observed: {}\n", e.description, e.observed.replace('\n', "\n  ")));
-        }
-        for e in self.expectations.iter().filter(|e| !e.decided) {
-            s.push_str(&format!("not decided: {}\n  {}\n", e.description, e.observed.replace('\n', "\n  ")));
-        }
-        if let Some(a) = &self.artifacts {
-            s.push_str(&format!("artifacts: {}\n", a.display()));
-        }
-        if let Some(t) = &self.timeline {
-            s.push_str(&format!("timeline: {}\n", t.display()));
-        }
-        s
+        failure_text(self.reason.as_deref(), &self.expectations, self.artifacts.as_deref(), self.timeline.as_deref())
     }
 }
 
+fn failure_text(reason: Option<&str>, expectations: &[ExpectationResult], artifacts: Option<&Path>, timeline: Option<&Path>) -> String {
+    let mut s = String::new();
+    if let Some(r) = reason {
+        s.push_str(r);
+        s.push('\n');
+    }
+    for e in expectations.iter().filter(|e| !e.passed && e.decided) {
+        s.push_str(&format!("expected: {}\n  observed: {}\n", e.description, e.observed.replace('\n', "\n  ")));
+    }
+    for e in expectations.iter().filter(|e| !e.decided) {
+        s.push_str(&format!("not decided: {}\n  {}\n", e.description, e.observed.replace('\n', "\n  ")));
+    }
+    if let Some(a) = artifacts {
+        s.push_str(&format!("artifacts: {}\n", a.display()));
+    }
+    if let Some(t) = timeline {
+        s.push_str(&format!("timeline: {}\n", t.display()));
+    }
+    s
+}
+
+/// What a whole run adds to its trials' results in the JSON report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The run was cancelled (Ctrl-C, SIGTERM, the caller's token) before every trial ended.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub interrupted: bool,
+    /// Trials never started because the run was cancelled first.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub not_started: Vec<String>,
+    /// The test runner's run this report collects attempts of (cargo-nextest's run id).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub run_id: Option<String>,
+}
+
 #[derive(Serialize)]
-struct Report<'a> {
+struct Report<'a, T: Serialize> {
     schema: u32,
     nslab: &'static str,
-    results: &'a [TrialResult],
+    #[serde(flatten)]
+    run: &'a RunInfo,
+    results: &'a [T],
 }
 
 /// Writes the JSON report (`{"schema": 1, "nslab": VERSION, "results": [...]}`).
@@ -166,40 +231,122 @@ struct Report<'a> {
 /// # Errors
 /// File errors.
 pub fn write_json(path: &Path, results: &[TrialResult]) -> std::io::Result<()> {
-    let text = serde_json::to_string_pretty(&Report { schema: SCHEMA, nslab: env!("CARGO_PKG_VERSION"), results }).map_err(std::io::Error::other)?;
-    std::fs::write(path, text + "\n")
+    write_json_run(path, results, &RunInfo::default())
+}
+
+/// Writes the JSON report of a run that may have been interrupted: `interrupted` and
+/// `not_started` beside `results` when it was.
+///
+/// # Errors
+/// File errors.
+pub fn write_json_run(path: &Path, results: &[TrialResult], run: &RunInfo) -> std::io::Result<()> {
+    std::fs::write(path, json_text(results, run)?)
+}
+
+/// The JSON report's text (any serializable form of the results: they are the same objects).
+pub(crate) fn json_text<T: Serialize>(results: &[T], run: &RunInfo) -> std::io::Result<String> {
+    let text = serde_json::to_string_pretty(&Report { schema: SCHEMA, nslab: env!("CARGO_PKG_VERSION"), run, results }).map_err(std::io::Error::other)?;
+    Ok(text + "\n")
+}
+
+/// The fields of a result the JUnit report shows, read back from its JSON form (so a report
+/// merged from several processes' results makes the same JUnit).
+#[derive(Deserialize)]
+struct JunitTrial {
+    name: String,
+    scenario: String,
+    outcome: Outcome,
+    duration_ms: u64,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    expectations: Vec<ExpectationResult>,
+    #[serde(default)]
+    artifacts: Option<PathBuf>,
+    #[serde(default)]
+    timeline: Option<PathBuf>,
+    #[serde(default)]
+    setup_s: Option<f64>,
+    #[serde(default)]
+    scenario_s: Option<f64>,
+    #[serde(default)]
+    attempt: Option<u32>,
+    #[serde(default)]
+    flaky: bool,
+    #[serde(default)]
+    previous_attempts: Vec<PreviousAttempt>,
 }
 
 /// Writes a JUnit XML report: one test suite per scenario file, one test case per trial.
+/// A trial that passed on a retry is a success with its failed attempts as `<flakyFailure>`
+/// (as cargo-nextest marks flaky tests); an interrupted one is an `<error type="interrupted">`.
 ///
 /// # Errors
 /// File errors.
 pub fn write_junit(path: &Path, results: &[TrialResult]) -> std::io::Result<()> {
-    use quick_junit::{NonSuccessKind, Report as JReport, TestCase, TestCaseStatus, TestSuite};
+    let values: Vec<serde_json::Value> = results.iter().map(serde_json::to_value).collect::<Result<_, _>>().map_err(std::io::Error::other)?;
+    std::fs::write(path, junit_text(&values)?)
+}
+
+/// The JUnit XML of results in their JSON form.
+pub(crate) fn junit_text(results: &[serde_json::Value]) -> std::io::Result<String> {
+    use quick_junit::{NonSuccessKind, Report as JReport, TestCase, TestCaseStatus, TestRerun, TestSuite};
     let mut report = JReport::new("nslab");
     let mut suites: Vec<TestSuite> = Vec::new();
-    for r in results {
+    for v in results {
+        let r: JunitTrial = serde_json::from_value(v.clone()).map_err(std::io::Error::other)?;
+        let text = failure_text(r.reason.as_deref(), &r.expectations, r.artifacts.as_deref(), r.timeline.as_deref());
+        let reruns = r.previous_attempts.iter().map(|p| {
+            let mut rerun = TestRerun::new(NonSuccessKind::Failure);
+            rerun.set_time(Duration::from_millis(p.duration_ms));
+            rerun.set_message(format!("attempt {}: {}", p.attempt, p.reason.as_deref().unwrap_or("failed")));
+            if let Some(a) = &p.artifacts {
+                rerun.set_system_out(format!("artifacts: {}\n", a.display()));
+            }
+            rerun
+        });
         let status = match r.outcome {
-            Outcome::Passed => TestCaseStatus::success(),
+            Outcome::Passed => {
+                let mut s = TestCaseStatus::success();
+                s.add_reruns(reruns);
+                s
+            }
             Outcome::Ignored => {
                 let mut s = TestCaseStatus::skipped();
-                if let TestCaseStatus::Skipped { message, .. } = &mut s {
-                    *message = r.reason.clone().map(Into::into);
+                if let Some(why) = &r.reason {
+                    s.set_message(why.as_str());
                 }
                 s
             }
             Outcome::Failed => {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                if let TestCaseStatus::NonSuccess { message, description, .. } = &mut s {
-                    *message = Some(r.reason.clone().unwrap_or_else(|| "expectations failed".into()).into());
-                    *description = Some(r.failure_text().into());
-                }
+                s.set_message(r.reason.clone().unwrap_or_else(|| "expectations failed".into()));
+                s.set_description(text.as_str());
+                s.add_reruns(reruns);
+                s
+            }
+            Outcome::Interrupted => {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                s.set_type("interrupted");
+                s.set_message(r.reason.clone().unwrap_or_else(|| "interrupted".into()));
+                s.set_description(text.as_str());
                 s
             }
         };
         let mut case = TestCase::new(r.name.clone(), status);
         case.set_time(Duration::from_millis(r.duration_ms));
         case.set_classname(r.scenario.clone());
+        for (key, value) in [("setup_s", r.setup_s), ("scenario_s", r.scenario_s)] {
+            if let Some(v) = value {
+                case.add_property((key, format!("{v:.3}").as_str()));
+            }
+        }
+        if let Some(n) = r.attempt {
+            case.add_property(("attempt", n.to_string().as_str()));
+        }
+        if r.flaky {
+            case.add_property(("flaky", "true"));
+        }
         if let Some(t) = &r.timeline {
             case.add_property(("timeline", t.display().to_string().as_str()));
             case.set_system_out(format!("timeline: {}\n", t.display()));
@@ -216,6 +363,5 @@ pub fn write_junit(path: &Path, results: &[TrialResult]) -> std::io::Result<()> 
         }
     }
     report.add_test_suites(suites);
-    let xml = report.to_string().map_err(std::io::Error::other)?;
-    std::fs::write(path, xml)
+    report.to_string().map_err(std::io::Error::other)
 }

@@ -51,17 +51,31 @@ pub fn collect(paths: &[PathBuf], profiles: &[Profile]) -> (Vec<PlannedTrial>, V
 
 /// Runs `trials`, at most `jobs` at once, calling `on_done` as each finishes; returns the results
 /// in the order of `trials`. Trials mostly wait (on timelines and programs), so running many at
-/// once keeps the suite's wall time near its slowest trial.
-pub async fn run_all(trials: &[PlannedTrial], opts: &RunOptions, jobs: usize, mut on_done: impl FnMut(&TrialResult)) -> Vec<TrialResult> {
+/// once keeps the suite's wall time near its slowest trial. Cancelling `opts.cancel` stops the
+/// run as [`run_all_until`] says; the trials never started are then absent.
+pub async fn run_all(trials: &[PlannedTrial], opts: &RunOptions, jobs: usize, on_done: impl FnMut(&TrialResult)) -> Vec<TrialResult> {
+    run_all_until(trials, opts, jobs, on_done).await.0
+}
+
+/// [`run_all`], also returning the names of the trials not started because `opts.cancel` was
+/// cancelled first (empty when it was not). Once it is cancelled no trial starts; the running
+/// ones are stopped (their services stopped, their labs torn down, artifacts kept) and reported
+/// [`Outcome::Interrupted`](crate::runner::Outcome::Interrupted) with what they had decided.
+/// Cancel it from a signal handler (`nslab run` does, on SIGINT and SIGTERM) or from a caller's
+/// own code.
+pub async fn run_all_until(trials: &[PlannedTrial], opts: &RunOptions, jobs: usize, mut on_done: impl FnMut(&TrialResult)) -> (Vec<TrialResult>, Vec<String>) {
     let mut out: Vec<Option<TrialResult>> = vec![None; trials.len()];
     let mut stream = futures::stream::iter(longest_first(trials).into_iter().map(|i| (i, &trials[i])))
+        // Nothing new starts once the run is cancelled: the stream of trials ends there.
+        .take_while(|_| futures::future::ready(!opts.cancel.is_cancelled()))
         .map(|(i, t)| async move { (i, run_trial(&t.name, &t.scenario, t.profile, opts).await) })
         .buffer_unordered(jobs.max(1));
     while let Some((i, r)) = stream.next().await {
         on_done(&r);
         out[i] = Some(r);
     }
-    out.into_iter().flatten().collect()
+    let not_started = trials.iter().zip(&out).filter(|(_, r)| r.is_none()).map(|(t, _)| t.name.clone()).collect();
+    (out.into_iter().flatten().collect(), not_started)
 }
 
 /// The order to start `trials` in: longest expected first (by the scenario's timeout, the bound

@@ -28,6 +28,12 @@ pub struct RunOptions {
     pub artifacts_root: Option<PathBuf>,
     /// A missing requirement fails the trial instead of ignoring it.
     pub require_all: bool,
+    /// Cancelling it stops the trial: its services are stopped, its lab torn down (artifacts
+    /// kept) and it is reported [`Outcome::Interrupted`] with what was decided so far.
+    pub cancel: tokio_util::sync::CancellationToken,
+    /// Which attempt this is under a runner that retries (cargo-nextest): each attempt gets its
+    /// own artifact directory and learns how the earlier ones ended (see [`crate::runner::attempt`]).
+    pub attempt: Option<crate::runner::attempt::Attempt>,
 }
 
 /// The default grace period of `stop` steps and of the final stop.
@@ -42,8 +48,14 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     }
     let mut t = Trial::new(scenario, profile);
     t.artifacts_root = opts.artifacts_root.clone();
+    t.attempt = opts.attempt.clone();
     let deadline = tokio::time::Instant::now() + scenario.timeout;
-    let mut reason = t.run(deadline).await.err();
+    let mut reason = tokio::select! {
+        r = t.run(deadline) => r.err(),
+        () = opts.cancel.cancelled() => Some(format!("interrupted (the run was cancelled) {}", if t.setup_done.is_some() { "while the scenario ran" } else { "while the lab and its services started" })),
+    };
+    let interrupted = opts.cancel.is_cancelled() && reason.as_deref().is_some_and(|r| r.starts_with("interrupted"));
+    let ran_until = Instant::now();
     // How each service ended on its own, before the stop below ends the rest.
     let exits: BTreeMap<String, Option<crate::process::Exit>> = t.procs.iter().map(|(n, p)| (n.clone(), p.exit())).collect();
     // Whatever happened, stop what still runs so the output is complete for reading.
@@ -60,7 +72,14 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     // Output checks read the complete output, so they run after the stop; expectations the
     // trial never reached are reported undecided with the reason; then file order.
     let mut all = std::mem::take(&mut t.checked);
-    all.extend(checks::evaluate_late(scenario, profile, &t.procs, reason.as_deref()));
+    let late = checks::evaluate_late(scenario, profile, &t.procs, reason.as_deref());
+    // Cut short, a program's output proves what it printed, not what it would have printed.
+    all.extend(late.into_iter().map(|(i, r)| match r {
+        r if interrupted && !r.passed && r.decided => {
+            (i, ExpectationResult { passed: false, decided: false, observed: format!("not decided: the run was interrupted before the output was complete; {}", r.observed), ..r })
+        }
+        r => (i, r),
+    }));
     all.extend(observe::diagnoses_from_output(scenario, profile, &services));
     if let Some(why) = &reason {
         all.extend(checks::undecided(scenario, profile, &all, why));
@@ -77,7 +96,8 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     if let Some(lab) = t.lab.take() {
         write_targets(&lab, &t.targets, &t.dns_steps);
         write_facts(&lab, scenario, profile, name, &t.results, &staleness, &services, &first_requests, &t.facts);
-        if failed || opts.keep {
+        // A retry's evidence is kept too, to compare with the attempt that failed.
+        if failed || opts.keep || opts.attempt.as_ref().is_some_and(|a| a.number > 1) {
             lab.keep_artifacts();
         }
         // The picture outlives a passing trial's artifacts: it and results.json stay behind.
@@ -103,11 +123,21 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
             timeline = Some(path).filter(|p| p.exists());
         }
     }
-    TrialResult {
+    let outcome = match (interrupted, failed) {
+        (true, _) => Outcome::Interrupted,
+        (false, true) => Outcome::Failed,
+        (false, false) => Outcome::Passed,
+    };
+    let root = trial_root(scenario, opts.artifacts_root.as_deref());
+    let previous_attempts = match (&opts.attempt, &root) {
+        (Some(a), Some(root)) => a.previous(root, profile),
+        _ => Vec::new(),
+    };
+    let result = TrialResult {
         name: name.into(),
         scenario: scenario.path.display().to_string(),
         profile: profile.name().into(),
-        outcome: if failed { Outcome::Failed } else { Outcome::Passed },
+        outcome,
         duration_ms: started.elapsed().as_millis() as u64,
         reason,
         expectations: t.results,
@@ -117,7 +147,19 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         artifacts,
         services,
         first_requests,
+        setup_s: Some(t.setup_done.unwrap_or(ran_until).duration_since(started).as_secs_f64()),
+        scenario_s: t.setup_done.map(|s| ran_until.duration_since(s).as_secs_f64()),
+        attempt: opts.attempt.as_ref().map(|a| a.number),
+        // nextest retries only an attempt that failed.
+        flaky: outcome == Outcome::Passed && !previous_attempts.is_empty(),
+        previous_attempts,
+    };
+    if let (Some(a), Some(root)) = (&opts.attempt, &root) {
+        if let Err(e) = a.write_record(root, profile, &result) {
+            tracing::warn!(error = %e, trial = name, "cannot leave the attempt's record for a retry");
+        }
     }
+    result
 }
 
 struct Trial<'a> {
@@ -153,6 +195,10 @@ struct Trial<'a> {
     facts: Option<Facts>,
     /// Where the lab's artifact directory goes.
     artifacts_root: Option<PathBuf>,
+    /// The attempt under a retrying runner, whose own directory the lab's goes in.
+    attempt: Option<crate::runner::attempt::Attempt>,
+    /// When the lab was built and its services started (the end of setup).
+    setup_done: Option<Instant>,
 }
 
 impl<'a> Trial<'a> {
@@ -175,6 +221,8 @@ impl<'a> Trial<'a> {
             kernel_addrs: BTreeMap::new(),
             facts: None,
             artifacts_root: None,
+            attempt: None,
+            setup_done: None,
         }
     }
 
@@ -183,9 +231,13 @@ impl<'a> Trial<'a> {
     async fn run(&mut self, deadline: tokio::time::Instant) -> Result<(), String> {
         let timeout = self.scenario.timeout;
         let ran_out = |during: &str| format!("the scenario did not finish within its timeout of {timeout:?} ({during})");
-        tokio::time::timeout_at(deadline, self.setup(trial_root(self.scenario, self.artifacts_root.as_deref())))
-            .await
-            .map_err(|_| ran_out("while the lab and its services started"))??;
+        let root = trial_root(self.scenario, self.artifacts_root.as_deref());
+        let root = match (&self.attempt, root) {
+            (Some(a), Some(r)) => Some(a.dir(&r, self.profile, a.number)),
+            (_, r) => r,
+        };
+        tokio::time::timeout_at(deadline, self.setup(root)).await.map_err(|_| ran_out("while the lab and its services started"))??;
+        self.setup_done = Some(Instant::now());
         tokio::time::timeout_at(deadline, self.timeline()).await.map_err(|_| ran_out("while the timeline played"))??;
         self.sockets = tokio::time::timeout_at(deadline, self.listener_report()).await.unwrap_or_default();
         self.listeners = self.sockets.iter().map(|(n, ls)| (n.clone(), ls.iter().map(|l| l.to_string()).collect())).collect();
