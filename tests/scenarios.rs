@@ -1,5 +1,9 @@
 //! Every scenario under scenarios/ as a test: one trial per scenario and profile, named
 //! `<folder>/<scenario>/<profile>`, with the same outcome as `nslab run scenarios/`.
+//!
+//! Under cargo-nextest `--retries`, each attempt keeps its own artifact directory and a trial
+//! that passes on a retry is reported flaky. `NSLAB_REPORT_JSON` / `NSLAB_REPORT_JUNIT` name
+//! the JSON and JUnit reports every trial of the run is added to (see scenarios/README.md).
 
 use std::path::PathBuf;
 
@@ -22,7 +26,13 @@ fn main() -> std::process::ExitCode {
     let mut trials: Vec<Trial> =
         errors.into_iter().enumerate().map(|(i, e)| Trial::test(format!("invalid-scenario-{i}"), move || Err(Failed::from(e)))).collect();
     let kernel = kernel_unavailable();
+    let (report_json, report_junit) = runner::attempt::report_paths_from_env();
+    if report_junit.is_some() && report_json.is_none() {
+        eprintln!("NSLAB_REPORT_JUNIT is made from the JSON report: set NSLAB_REPORT_JSON too");
+        return std::process::ExitCode::from(2);
+    }
     for t in planned {
+        let (report_json, report_junit) = (report_json.clone(), report_junit.clone());
         // The same decision as `nslab run` (requirements, implied ones included).
         let missing = kernel.clone().or_else(|| runner::requirements::unmet_for(&t.scenario));
         let ignored = missing.is_some() && !require_all();
@@ -36,11 +46,15 @@ fn main() -> std::process::ExitCode {
                     return Err(Failed::from(format!("{why}{under}")));
                 }
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-                let opts = RunOptions { require_all: require_all(), ..RunOptions::default() };
+                let opts = RunOptions { require_all: require_all(), attempt: runner::attempt::Attempt::from_env(), ..RunOptions::default() };
                 let r = rt.block_on(runner::run_trial(&t.name, &t.scenario, t.profile, &opts));
+                if let Some(json) = &report_json {
+                    runner::attempt::add_to_report(json, report_junit.as_deref(), &runner::attempt::run_id(), &r)
+                        .map_err(|e| format!("cannot add {} to the report {}: {e}", t.name, json.display()))?;
+                }
                 match r.outcome {
                     Outcome::Passed => Ok(()),
-                    Outcome::Failed | Outcome::Ignored => Err(Failed::from(r.failure_text())),
+                    Outcome::Failed | Outcome::Ignored | Outcome::Interrupted => Err(Failed::from(r.failure_text())),
                 }
             })
             .with_ignored_flag(ignored),
