@@ -1,7 +1,7 @@
 //! The `nslab` command as a user runs it: exit codes, `--profile`, `--keep`, the JSON and JUnit
-//! reports, `list`, `validate` without privileges, and the `cargo test` scenario binary
-//! (libtest-mimic) under `--list`, `--exact` and `--ignored`, giving the same outcomes as
-//! `nslab run` for the same scenarios.
+//! reports, `list`, `validate` without privileges, Ctrl-C (SIGINT) of `nslab run`, and the
+//! `cargo test` scenario binary (libtest-mimic) under `--list`, `--exact` and `--ignored`, giving
+//! the same outcomes as `nslab run` for the same scenarios.
 //!
 //! The scenarios are the small fixtures in tests/fixtures/agree/ (a second each). Trials that
 //! build labs need root or rootless mode; elsewhere they are ignored with the reason (failed
@@ -34,12 +34,14 @@ fn main() -> std::process::ExitCode {
         Trial::test("validate/as-an-unprivileged-user", validate_unprivileged),
         Trial::test("run/invalid-scenario-exits-2", run_invalid),
     ];
-    let needs_kernel: [(&str, Check); 5] = [
+    let needs_kernel: [(&str, Check); 7] = [
         ("run/exit-code-0-when-every-trial-passes-1-when-one-fails", run_exit_codes),
         ("run/profile-picks-trials-and-an-absent-profile-is-an-error", run_profile),
         ("run/keep-keeps-artifacts-and-prints-the-path", run_keep),
         ("run/json-and-junit-reports", run_reports),
         ("run/timeout-keeps-the-results-already-known", run_timeout),
+        ("run/ctrl-c-stops-the-trials-reports-them-interrupted-and-exits-130", run_interrupted),
+        ("run/second-ctrl-c-exits-at-once", run_interrupted_twice),
     ];
     for (name, f) in needs_kernel {
         trials.push(gated(name, kernel.clone(), f));
@@ -515,5 +517,241 @@ fn agreement(bin: &Path) -> R {
         .collect();
         ensure!(cli == want, "{what}: outcomes {cli:?}, expected {want:?}");
     }
+    Ok(())
+}
+
+/// `nslab ARGS` started in the background with SIGINT and SIGTERM at their defaults and no signal
+/// blocked (whatever this test process inherited), output to files in `dir` (read while it runs).
+fn nslab_spawn(args: &[&str], artifacts: &Path, dir: &Path) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nslab"));
+    c.args(args)
+        .env("NSLAB_ARTIFACTS_DIR", artifacts)
+        .env_remove("NSLAB_REQUIRE_ALL")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(dir.join("stdout"))?)
+        .stderr(std::fs::File::create(dir.join("stderr"))?);
+    // SAFETY: between fork and exec only async-signal-safe calls (signal(2), sigprocmask(2)).
+    unsafe {
+        c.pre_exec(|| {
+            use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+            for sig in [Signal::SIGINT, Signal::SIGTERM] {
+                signal(sig, SigHandler::SigDfl).map_err(std::io::Error::from)?;
+            }
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).map_err(std::io::Error::from)
+        });
+    }
+    c.spawn()
+}
+
+/// Polls `f` every 50 ms until it gives a value; after `bound`, an error saying what was
+/// awaited (`what`) and what `detail` shows then.
+fn wait_until<T>(bound: std::time::Duration, what: &str, detail: impl Fn() -> String, mut f: impl FnMut() -> Option<T>) -> Result<T, Failed> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if start.elapsed() > bound {
+            return Err(format!("waited {bound:?} for {what}, in vain\n{}", detail()).into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The output files of a background nslab, for messages.
+fn spawned_text(dir: &Path) -> String {
+    let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap_or_default();
+    format!("--- stdout\n{}--- stderr\n{}", read("stdout"), read("stderr"))
+}
+
+/// The first file under `root` (any depth) named `name` whose text contains `needle`.
+fn find_file_containing(root: &Path, name: &str, needle: &str) -> Option<PathBuf> {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(t) if t.is_file() && e.file_name() == name && std::fs::read_to_string(&p).is_ok_and(|t| t.contains(needle)) => return Some(p),
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+/// The `net:[INODE]` a /proc link names.
+fn net_inode(link: &Path) -> Option<u64> {
+    let t = std::fs::read_link(link).ok()?;
+    t.to_str()?.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// The network namespaces process `pid` holds open (a lab's, as nslab holds them), without the
+/// one this test runs in.
+fn net_namespaces_held_by(pid: u32) -> Vec<u64> {
+    let own = net_inode(Path::new("/proc/self/ns/net"));
+    let mut v: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten().filter_map(|e| net_inode(&e.path())).filter(|i| Some(*i) != own).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Everything on the machine that still keeps one of `namespaces` alive: processes in it,
+/// descriptors to it, names under /run/netns.
+fn namespace_holders(namespaces: &[u64]) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let cmd = || std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ");
+        if net_inode(&e.path().join("ns/net")).is_some_and(|i| namespaces.contains(&i)) {
+            out.push(format!("process {pid} ({}) runs in the lab's namespace", cmd()));
+        }
+        for fd in std::fs::read_dir(e.path().join("fd")).into_iter().flatten().flatten() {
+            if net_inode(&fd.path()).is_some_and(|i| namespaces.contains(&i)) {
+                out.push(format!("process {pid} ({}) holds the lab's namespace open ({})", cmd(), fd.path().display()));
+            }
+        }
+    }
+    for e in std::fs::read_dir("/run/netns").into_iter().flatten().flatten() {
+        if std::fs::metadata(e.path()).is_ok_and(|m| namespaces.contains(&std::os::unix::fs::MetadataExt::ino(&m))) {
+            out.push(format!("{} names the lab's namespace", e.path().display()));
+        }
+    }
+    out
+}
+
+/// The exit status of `child`, waiting at most `bound` (then it is killed, and the error says
+/// what was awaited).
+fn wait_exit(child: &mut std::process::Child, bound: std::time::Duration, what: &str, dir: &Path) -> Result<std::process::ExitStatus, Failed> {
+    let r = wait_until(bound, what, || spawned_text(dir), || child.try_wait().ok().flatten());
+    if r.is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    r
+}
+
+/// Ctrl-C of `nslab run`: the running trial is stopped (its teardown runs, artifacts kept and
+/// printed), the one waiting is never started, the summary and both reports say so, exit 130,
+/// and nothing of the lab is left.
+fn run_interrupted() -> R {
+    use std::time::Duration;
+    let tmp = tempfile::tempdir()?;
+    let (json, junit, art) = (tmp.path().join("r.json"), tmp.path().join("r.xml"), tmp.path().join("artifacts"));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/interrupt");
+    let (long, quick) = (dir.join("long.toml"), dir.join("quick.toml"));
+    let mut child = nslab_spawn(&["run", s(&long), s(&quick), "-j", "1", "--json", s(&json), "--junit", s(&junit)], &art, tmp.path())?;
+    let pid = child.id();
+    // The event: the long trial's service runs (its log says so).
+    let found = wait_until(
+        Duration::from_secs(300),
+        "the service of interrupt/long to print `started` into its sleeper.stdout.log",
+        || spawned_text(tmp.path()),
+        || find_file_containing(&art, "sleeper.stdout.log", "started\n"),
+    );
+    let lab_ns = net_namespaces_held_by(pid);
+    let running = namespace_holders(&lab_ns);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGINT)?;
+    let status = wait_exit(&mut child, Duration::from_secs(300), "nslab to exit after SIGINT", tmp.path())?;
+    found?;
+    let out = spawned_text(tmp.path());
+    ensure!(!lab_ns.is_empty() && running.iter().any(|h| h.contains("sleep 600")), "while the trial ran, nslab held its lab's namespaces {lab_ns:?} with the service in them: {running:?}");
+    ensure!(status.code() == Some(130), "nslab should exit 130 after SIGINT, got {status}\n{out}");
+    let stdout = std::fs::read_to_string(tmp.path().join("stdout"))?;
+    let counts = "interrupted: 0 passed, 0 failed, 0 ignored, 1 stopped before they ended (not decided), 1 not started in ";
+    ensure!(stdout.contains(counts), "the summary should say {counts:?}\n{out}");
+    ensure!(stdout.contains("INTERRUPTED interrupt/long/ipv4-only"), "the stopped trial is listed as interrupted\n{out}");
+    // The JSON report: what ran, the stopped trial undecided where it could not decide.
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).map_err(|e| format!("the JSON report {}: {e}\n{out}", json.display()))?)?;
+    ensure!(v["interrupted"] == true, "the report says the run was interrupted: {v}");
+    ensure!(v["not_started"] == serde_json::json!(["interrupt/quick/ipv4-only"]), "the report names the trial never started: {}", v["not_started"]);
+    let results = v["results"].as_array().ok_or("results")?;
+    ensure!(results.len() == 1, "only the trial that ran is reported: {v}");
+    let r = &results[0];
+    ensure!(r["name"] == "interrupt/long/ipv4-only" && r["outcome"] == "interrupted", "outcome: {r}");
+    ensure!(r["reason"] == "interrupted (the run was cancelled) while the scenario ran", "reason: {}", r["reason"]);
+    let brief: Vec<(String, bool, bool)> = r["expectations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| (e["description"].as_str().unwrap_or("").to_string(), e["passed"] == true, e["decided"] == true))
+        .collect();
+    let want = vec![
+        ("service sleeper starts".to_string(), true, true),
+        ("the sleeper printed started".to_string(), true, true),
+        ("the sleeper exits".to_string(), false, false),
+    ];
+    ensure!(brief == want, "expectations (description, passed, decided): {brief:?}");
+    ensure!(
+        r["expectations"][2]["observed"] == "not decided: interrupted (the run was cancelled) while the scenario ran",
+        "the undecided one says why: {}",
+        r["expectations"][2]["observed"]
+    );
+    ensure!(r["setup_s"].is_f64() && r["scenario_s"].is_f64(), "setup_s and scenario_s: {r}");
+    // Artifacts kept, printed, holding the service's output.
+    let kept = PathBuf::from(r["artifacts"].as_str().ok_or("the interrupted trial's artifacts are kept")?);
+    ensure!(std::fs::read_to_string(kept.join("box/sleeper.stdout.log")).ok().as_deref() == Some("started\n"), "{} holds the service's output", kept.display());
+    ensure!(artifact_lines_of(&stdout).contains(&kept), "the kept artifacts' path is printed\n{out}");
+    // JUnit: the trial is an error of type interrupted.
+    let xml = std::fs::read_to_string(&junit)?;
+    ensure!(xml.contains("<error message=\"interrupted (the run was cancelled) while the scenario ran\" type=\"interrupted\">"), "junit marks the trial interrupted:\n{xml}");
+    // Nothing of the lab is left.
+    let left = namespace_holders(&lab_ns);
+    ensure!(left.is_empty(), "after nslab exited, the lab is still there: {left:?}");
+    Ok(())
+}
+
+fn artifact_lines_of(stdout: &str) -> Vec<PathBuf> {
+    stdout.lines().filter_map(|l| l.trim().strip_prefix("artifacts: ")).map(PathBuf::from).collect()
+}
+
+/// A second Ctrl-C ends nslab at once: the service being stopped ignores SIGTERM and has 600 s to
+/// go, so the first one alone would keep nslab busy for ten minutes.
+fn run_interrupted_twice() -> R {
+    use std::time::Duration;
+    let tmp = tempfile::tempdir()?;
+    let (json, art) = (tmp.path().join("r.json"), tmp.path().join("artifacts"));
+    let stubborn = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/interrupt/stubborn.toml");
+    let mut child = nslab_spawn(&["run", s(&stubborn), "--json", s(&json)], &art, tmp.path())?;
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let found = wait_until(
+        Duration::from_secs(300),
+        "the service of interrupt/stubborn to print `started` into its stubborn.stdout.log",
+        || spawned_text(tmp.path()),
+        || find_file_containing(&art, "stubborn.stdout.log", "started\n"),
+    );
+    let lab_ns = net_namespaces_held_by(child.id());
+    if found.is_ok() {
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT)?;
+    }
+    // The event: nslab took the first one (it says so) and is stopping the service.
+    let acked = found.and_then(|_| {
+        wait_until(
+            Duration::from_secs(120),
+            "nslab to say it was interrupted",
+            || spawned_text(tmp.path()),
+            || std::fs::read_to_string(tmp.path().join("stderr")).ok().filter(|e| e.contains("SIGINT: interrupted: no new trial starts")),
+        )
+    });
+    if acked.is_ok() {
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT)?;
+    }
+    let status = wait_exit(&mut child, Duration::from_secs(300), "nslab to exit after the second SIGINT (the first alone takes 600 s)", tmp.path())?;
+    acked?;
+    let out = spawned_text(tmp.path());
+    ensure!(!lab_ns.is_empty(), "while the trial ran, nslab held its lab's namespaces");
+    ensure!(status.code() == Some(130), "nslab should exit 130 after a second SIGINT, got {status}\n{out}");
+    ensure!(out.contains("second SIGINT: exiting at once"), "nslab says it exits at once\n{out}");
+    ensure!(!out.contains("stopped before they ended"), "no summary after the second SIGINT (it did not wait for the stop)\n{out}");
+    ensure!(!json.exists(), "no report after the second SIGINT (it did not wait for the stop)");
+    // The lifelines end the lab's processes; then nothing holds its namespaces.
+    wait_until(
+        Duration::from_secs(120),
+        "the lab's processes to end after nslab exited",
+        || format!("still there: {:?}", namespace_holders(&lab_ns)),
+        || namespace_holders(&lab_ns).is_empty().then_some(()),
+    )?;
     Ok(())
 }

@@ -58,9 +58,10 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     let ran_until = Instant::now();
     // How each service ended on its own, before the stop below ends the rest.
     let exits: BTreeMap<String, Option<crate::process::Exit>> = t.procs.iter().map(|(n, p)| (n.clone(), p.exit())).collect();
-    // Whatever happened, stop what still runs so the output is complete for reading.
-    for p in t.procs.values() {
-        p.stop(STOP_GRACE).await;
+    // Whatever happened, stop what still runs so the output is complete for reading, each
+    // service with its own stop_grace (as scenarios/README.md says).
+    for (n, p) in &t.procs {
+        p.stop(scenario.service(n).and_then(|s| s.stop_grace).unwrap_or(STOP_GRACE)).await;
     }
     let (services, first_requests) = match t.lab.as_ref() {
         Some(lab) => (
