@@ -34,7 +34,7 @@ fn main() -> std::process::ExitCode {
         Trial::test("validate/as-an-unprivileged-user", validate_unprivileged),
         Trial::test("run/invalid-scenario-exits-2", run_invalid),
     ];
-    let needs_kernel: [(&str, Check); 7] = [
+    let needs_kernel: [(&str, Check); 8] = [
         ("run/exit-code-0-when-every-trial-passes-1-when-one-fails", run_exit_codes),
         ("run/profile-picks-trials-and-an-absent-profile-is-an-error", run_profile),
         ("run/keep-keeps-artifacts-and-prints-the-path", run_keep),
@@ -42,6 +42,7 @@ fn main() -> std::process::ExitCode {
         ("run/timeout-keeps-the-results-already-known", run_timeout),
         ("run/ctrl-c-stops-the-trials-reports-them-interrupted-and-exits-130", run_interrupted),
         ("run/second-ctrl-c-exits-at-once", run_interrupted_twice),
+        ("matrix/ctrl-c-writes-the-matrix-of-what-ran-and-exits-130", matrix_interrupted),
     ];
     for (name, f) in needs_kernel {
         trials.push(gated(name, kernel.clone(), f));
@@ -753,5 +754,43 @@ fn run_interrupted_twice() -> R {
         || format!("still there: {:?}", namespace_holders(&lab_ns)),
         || namespace_holders(&lab_ns).is_empty().then_some(()),
     )?;
+    Ok(())
+}
+
+/// Ctrl-C of `nslab matrix`: the matrix of what ran is written, the stopped trial's cell says
+/// interrupted and links its kept artifacts, the trial never started is named; exit 130.
+fn matrix_interrupted() -> R {
+    use std::time::Duration;
+    let tmp = tempfile::tempdir()?;
+    let (out_json, art) = (tmp.path().join("matrix.json"), tmp.path().join("artifacts"));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/interrupt");
+    let (long, quick) = (dir.join("long.toml"), dir.join("quick.toml"));
+    let args = ["matrix", s(&long), s(&quick), "-j", "1", "--format", "json", "-o", s(&out_json), "--artifacts", s(&art)];
+    let mut child = nslab_spawn(&args, &art, tmp.path())?;
+    let pid = child.id();
+    let found = wait_until(
+        Duration::from_secs(300),
+        "the service of interrupt/long to print `started` into its sleeper.stdout.log",
+        || spawned_text(tmp.path()),
+        || find_file_containing(&art, "sleeper.stdout.log", "started\n"),
+    );
+    let lab_ns = net_namespaces_held_by(pid);
+    if found.is_ok() {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGINT)?;
+    }
+    let status = wait_exit(&mut child, Duration::from_secs(300), "nslab matrix to exit after SIGINT", tmp.path())?;
+    found?;
+    let out = spawned_text(tmp.path());
+    ensure!(status.code() == Some(130), "nslab matrix should exit 130 after SIGINT, got {status}\n{out}");
+    ensure!(out.contains("nslab: interrupted: 0 trial(s) done, 1 stopped before they ended (not decided), 1 not started"), "it says it was interrupted\n{out}");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out_json).map_err(|e| format!("the matrix {}: {e}\n{out}", out_json.display()))?)?;
+    ensure!(v["interrupted"] == true && v["not_started"] == serde_json::json!(["interrupt/quick/ipv4-only"]), "the matrix says what was not run: {v}");
+    let cells: Vec<&Value> = v["rows"].as_array().into_iter().flatten().flat_map(|r| r["cases"].as_array().into_iter().flatten()).map(|c| &c["cells"]["ipv4-only"]).collect();
+    ensure!(cells.len() == 1, "one cell, the trial that ran: {v}");
+    ensure!(cells[0]["test"] == "interrupted", "its cell says interrupted: {}", cells[0]);
+    let a = cells[0]["artifacts"].as_str().ok_or("the cell links its artifacts")?;
+    ensure!(Path::new(a).join("box/sleeper.stdout.log").is_file(), "the linked artifacts are kept: {a}");
+    let left = namespace_holders(&lab_ns);
+    ensure!(!lab_ns.is_empty() && left.is_empty(), "the lab ({lab_ns:?}) is gone after nslab matrix exited: {left:?}");
     Ok(())
 }

@@ -129,6 +129,28 @@ pub struct Matrix {
     pub profiles: Vec<String>,
     /// The rows, one per program.
     pub rows: Vec<Row>,
+    /// The trials never started because the run was interrupted (their cells are empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_started: Vec<String>,
+}
+
+impl Matrix {
+    /// Whether the run it shows was interrupted: a trial stopped before it ended, or never
+    /// started.
+    pub fn interrupted(&self) -> bool {
+        !self.not_started.is_empty() || self.rows.iter().flat_map(|r| &r.cases).flat_map(|c| c.cells.values()).any(|c| c.test == Outcome::Interrupted)
+    }
+
+    /// The line that says so, or `None`.
+    fn interrupted_note(&self) -> Option<String> {
+        self.interrupted().then(|| {
+            let mut s = "Interrupted: cells marked interrupted were stopped before they ended (not decided)".to_string();
+            if !self.not_started.is_empty() {
+                s.push_str(&format!("; never started: {}", self.not_started.join(", ")));
+            }
+            s
+        })
+    }
 }
 
 fn families(s: &ServiceReport) -> Vec<&'static str> {
@@ -255,7 +277,8 @@ pub fn build(trials: &[PlannedTrial], results: &[TrialResult]) -> Matrix {
         cases[case].cells.insert(t.profile.name().to_string(), cell(&t.scenario, t.profile, program.as_deref(), r));
     }
     let profiles = Profile::ALL.iter().filter(|p| used.contains(p)).map(|p| p.name().to_string()).collect();
-    Matrix { schema: SCHEMA, profiles, rows }
+    let not_started = trials.iter().filter(|t| !results.iter().any(|r| r.name == t.name)).map(|t| t.name.clone()).collect();
+    Matrix { schema: SCHEMA, profiles, rows, not_started }
 }
 
 /// Whether the test held, in words that cannot be read as "the program works".
@@ -338,9 +361,16 @@ fn md(s: &str) -> String {
 /// Renders the matrix.
 pub fn render(m: &Matrix, format: Format) -> String {
     match format {
-        Format::Json => serde_json::to_string_pretty(m).unwrap_or_default() + "\n",
+        Format::Json => {
+            let mut v = serde_json::to_value(m).unwrap_or_default();
+            if m.interrupted() {
+                v["interrupted"] = true.into();
+            }
+            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+        }
         Format::Markdown => {
-            let mut s = format!("| program | case | {} |\n|---|---|{}\n", m.profiles.join(" | "), "---|".repeat(m.profiles.len()));
+            let mut s = m.interrupted_note().map(|n| format!("**{n}.**\n\n")).unwrap_or_default();
+            s += &format!("| program | case | {} |\n|---|---|{}\n", m.profiles.join(" | "), "---|".repeat(m.profiles.len()));
             for r in &m.rows {
                 for (i, case) in r.cases.iter().enumerate() {
                     let program = if i == 0 { format!("**{}** {}", r.program, r.version) } else { String::new() };
@@ -370,6 +400,9 @@ pub fn render(m: &Matrix, format: Format) -> String {
                  (background: green works, yellow partly, red fails). A red outline marks a test that did not hold.</p>\n\
                  <table><tr><th>program</th><th>case</th>",
             );
+            if let Some(n) = m.interrupted_note() {
+                s = s.replacen("<table>", &format!("<p><b>{}.</b></p>\n<table>", esc(&n)), 1);
+            }
             for p in &m.profiles {
                 let _ = write!(s, "<th>{}</th>", esc(p));
             }
