@@ -34,7 +34,7 @@ fn main() -> std::process::ExitCode {
         Trial::test("validate/as-an-unprivileged-user", validate_unprivileged),
         Trial::test("run/invalid-scenario-exits-2", run_invalid),
     ];
-    let needs_kernel: [(&str, Check); 8] = [
+    let needs_kernel: [(&str, Check); 9] = [
         ("run/exit-code-0-when-every-trial-passes-1-when-one-fails", run_exit_codes),
         ("run/profile-picks-trials-and-an-absent-profile-is-an-error", run_profile),
         ("run/keep-keeps-artifacts-and-prints-the-path", run_keep),
@@ -43,6 +43,7 @@ fn main() -> std::process::ExitCode {
         ("run/ctrl-c-stops-the-trials-reports-them-interrupted-and-exits-130", run_interrupted),
         ("run/second-ctrl-c-exits-at-once", run_interrupted_twice),
         ("matrix/ctrl-c-writes-the-matrix-of-what-ran-and-exits-130", matrix_interrupted),
+        ("library/a-caller-cancels-a-run-as-ctrl-c-does", library_cancel),
     ];
     for (name, f) in needs_kernel {
         trials.push(gated(name, kernel.clone(), f));
@@ -593,7 +594,8 @@ fn net_inode(link: &Path) -> Option<u64> {
 /// one this test runs in.
 fn net_namespaces_held_by(pid: u32) -> Vec<u64> {
     let own = net_inode(Path::new("/proc/self/ns/net"));
-    let mut v: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten().filter_map(|e| net_inode(&e.path())).filter(|i| Some(*i) != own).collect();
+    let mut v: Vec<u64> =
+        std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().flatten().filter_map(|e| net_inode(&e.path())).filter(|i| Some(*i) != own).collect();
     v.sort_unstable();
     v.dedup();
     v
@@ -658,7 +660,10 @@ fn run_interrupted() -> R {
     let status = wait_exit(&mut child, Duration::from_secs(300), "nslab to exit after SIGINT", tmp.path())?;
     found?;
     let out = spawned_text(tmp.path());
-    ensure!(!lab_ns.is_empty() && running.iter().any(|h| h.contains("sleep 600")), "while the trial ran, nslab held its lab's namespaces {lab_ns:?} with the service in them: {running:?}");
+    ensure!(
+        !lab_ns.is_empty() && running.iter().any(|h| h.contains("sleep 600")),
+        "while the trial ran, nslab held its lab's namespaces {lab_ns:?} with the service in them: {running:?}"
+    );
     ensure!(status.code() == Some(130), "nslab should exit 130 after SIGINT, got {status}\n{out}");
     let stdout = std::fs::read_to_string(tmp.path().join("stdout"))?;
     let counts = "interrupted: 0 passed, 0 failed, 0 ignored, 1 stopped before they ended (not decided), 1 not started in ";
@@ -697,7 +702,10 @@ fn run_interrupted() -> R {
     ensure!(artifact_lines_of(&stdout).contains(&kept), "the kept artifacts' path is printed\n{out}");
     // JUnit: the trial is an error of type interrupted.
     let xml = std::fs::read_to_string(&junit)?;
-    ensure!(xml.contains("<error message=\"interrupted (the run was cancelled) while the scenario ran\" type=\"interrupted\">"), "junit marks the trial interrupted:\n{xml}");
+    ensure!(
+        xml.contains("<error message=\"interrupted (the run was cancelled) while the scenario ran\" type=\"interrupted\">"),
+        "junit marks the trial interrupted:\n{xml}"
+    );
     // Nothing of the lab is left.
     let left = namespace_holders(&lab_ns);
     ensure!(left.is_empty(), "after nslab exited, the lab is still there: {left:?}");
@@ -785,12 +793,51 @@ fn matrix_interrupted() -> R {
     ensure!(out.contains("nslab: interrupted: 0 trial(s) done, 1 stopped before they ended (not decided), 1 not started"), "it says it was interrupted\n{out}");
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&out_json).map_err(|e| format!("the matrix {}: {e}\n{out}", out_json.display()))?)?;
     ensure!(v["interrupted"] == true && v["not_started"] == serde_json::json!(["interrupt/quick/ipv4-only"]), "the matrix says what was not run: {v}");
-    let cells: Vec<&Value> = v["rows"].as_array().into_iter().flatten().flat_map(|r| r["cases"].as_array().into_iter().flatten()).map(|c| &c["cells"]["ipv4-only"]).collect();
+    let cells: Vec<&Value> =
+        v["rows"].as_array().into_iter().flatten().flat_map(|r| r["cases"].as_array().into_iter().flatten()).map(|c| &c["cells"]["ipv4-only"]).collect();
     ensure!(cells.len() == 1, "one cell, the trial that ran: {v}");
     ensure!(cells[0]["test"] == "interrupted", "its cell says interrupted: {}", cells[0]);
     let a = cells[0]["artifacts"].as_str().ok_or("the cell links its artifacts")?;
     ensure!(Path::new(a).join("box/sleeper.stdout.log").is_file(), "the linked artifacts are kept: {a}");
     let left = namespace_holders(&lab_ns);
     ensure!(!lab_ns.is_empty() && left.is_empty(), "the lab ({lab_ns:?}) is gone after nslab matrix exited: {left:?}");
+    Ok(())
+}
+
+/// The library does what Ctrl-C does in the CLI when a caller's own code cancels the token:
+/// the running trial is stopped and reported interrupted, the waiting one is never started.
+fn library_cancel() -> R {
+    use std::time::Duration;
+    let tmp = tempfile::tempdir()?;
+    let art = tmp.path().join("artifacts");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/interrupt");
+    let (trials, errors) = nslab::runner::collect(&[dir.join("long.toml"), dir.join("quick.toml")], &[]);
+    ensure!(errors.is_empty() && trials.len() == 2, "fixtures: {errors:?}");
+    let opts = nslab::runner::RunOptions { artifacts_root: Some(art.clone()), ..Default::default() };
+    let token = opts.cancel.clone();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let ((results, not_started), seen) = rt.block_on(async {
+        // The caller's own code: cancel once the long trial's service runs (bounded).
+        let watch = async {
+            let start = std::time::Instant::now();
+            let seen = loop {
+                if find_file_containing(&art, "sleeper.stdout.log", "started\n").is_some() {
+                    break Ok(());
+                }
+                if start.elapsed() > Duration::from_secs(300) {
+                    break Err(format!("waited 300s for the service of interrupt/long to print `started` under {}, in vain", art.display()));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            token.cancel();
+            seen
+        };
+        tokio::join!(nslab::runner::run_all_until(&trials, &opts, 1, |_| {}), watch)
+    });
+    seen?;
+    ensure!(not_started == ["interrupt/quick/ipv4-only"], "never started: {not_started:?}");
+    ensure!(results.len() == 1 && results[0].outcome == nslab::runner::Outcome::Interrupted, "the running trial is interrupted: {results:?}");
+    let kept = results[0].artifacts.clone().ok_or("its artifacts are kept")?;
+    ensure!(kept.join("box/sleeper.stdout.log").is_file(), "{} holds the service's output", kept.display());
     Ok(())
 }

@@ -90,7 +90,8 @@ impl Attempt {
         let dir = self.dir(trial_root, profile, self.number);
         std::fs::create_dir_all(&dir)?;
         let text = serde_json::to_string_pretty(result).map_err(std::io::Error::other)?;
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(dir.join(RECORD))?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(dir.join(RECORD))?;
         f.write_all(text.as_bytes())
     }
 }
@@ -181,7 +182,8 @@ mod tests {
         let mut again = result("s/x/dual-stack", Outcome::Passed);
         again.attempt = Some(2);
         again.flaky = true;
-        again.previous_attempts = vec![PreviousAttempt { attempt: 1, outcome: Outcome::Failed, reason: Some("it failed".into()), duration_ms: 5, artifacts: None }];
+        again.previous_attempts =
+            vec![PreviousAttempt { attempt: 1, outcome: Outcome::Failed, reason: Some("it failed".into()), duration_ms: 5, artifacts: None }];
         add_to_report(&json, Some(&junit), "run-a", &again).unwrap();
         let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
         assert_eq!(v["run_id"], "run-a");

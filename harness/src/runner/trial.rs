@@ -76,9 +76,15 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     let late = checks::evaluate_late(scenario, profile, &t.procs, reason.as_deref());
     // Cut short, a program's output proves what it printed, not what it would have printed.
     all.extend(late.into_iter().map(|(i, r)| match r {
-        r if interrupted && !r.passed && r.decided => {
-            (i, ExpectationResult { passed: false, decided: false, observed: format!("not decided: the run was interrupted before the output was complete; {}", r.observed), ..r })
-        }
+        r if interrupted && !r.passed && r.decided => (
+            i,
+            ExpectationResult {
+                passed: false,
+                decided: false,
+                observed: format!("not decided: the run was interrupted before the output was complete; {}", r.observed),
+                ..r
+            },
+        ),
         r => (i, r),
     }));
     all.extend(observe::diagnoses_from_output(scenario, profile, &services));
