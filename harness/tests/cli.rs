@@ -34,13 +34,14 @@ fn main() -> std::process::ExitCode {
         Trial::test("validate/as-an-unprivileged-user", validate_unprivileged),
         Trial::test("run/invalid-scenario-exits-2", run_invalid),
     ];
-    let needs_kernel: [(&str, Check); 9] = [
+    let needs_kernel: [(&str, Check); 10] = [
         ("run/exit-code-0-when-every-trial-passes-1-when-one-fails", run_exit_codes),
         ("run/profile-picks-trials-and-an-absent-profile-is-an-error", run_profile),
         ("run/keep-keeps-artifacts-and-prints-the-path", run_keep),
         ("run/json-and-junit-reports", run_reports),
         ("run/timeout-keeps-the-results-already-known", run_timeout),
         ("run/ctrl-c-stops-the-trials-reports-them-interrupted-and-exits-130", run_interrupted),
+        ("run/sigterm-does-what-ctrl-c-does", || run_interrupted_by(nix::sys::signal::Signal::SIGTERM)),
         ("run/second-ctrl-c-exits-at-once", run_interrupted_twice),
         ("matrix/ctrl-c-writes-the-matrix-of-what-ran-and-exits-130", matrix_interrupted),
         ("library/a-caller-cancels-a-run-as-ctrl-c-does", library_cancel),
@@ -299,6 +300,17 @@ fn run_reports() -> R {
         if let Some(a) = r.get("artifacts") {
             ensure!(a.is_string(), "artifacts should be a path string: {r}");
         }
+        // How long setup and the scenario itself took: on every trial that ran, within its wall time.
+        let ran = outcome != "ignored";
+        ensure!(r["setup_s"].is_f64() == ran && r["scenario_s"].is_f64() == ran, "setup_s and scenario_s are numbers exactly on trials that ran: {r}");
+        if ran {
+            let (setup, scen, total) =
+                (r["setup_s"].as_f64().unwrap_or(-1.0), r["scenario_s"].as_f64().unwrap_or(-1.0), r["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0);
+            ensure!(
+                setup > 0.0 && scen >= 0.0 && setup + scen <= total + 0.001,
+                "setup_s {setup} + scenario_s {scen} should be parts of the trial's {total}s: {r}"
+            );
+        }
         outcomes.insert(r["name"].as_str().unwrap_or("").to_string(), (outcome.to_string(), r["reason"].as_str().unwrap_or("").to_string()));
     }
     let fail = &outcomes["agree/fail/dual-stack"];
@@ -309,7 +321,7 @@ fn run_reports() -> R {
     // JUnit: well-formed, one testcase per trial, the failure carrying the reason.
     let xml = std::fs::read_to_string(&junit)?;
     let mut reader = quick_xml::Reader::from_str(&xml);
-    let (mut cases, mut failures, mut skipped) = (Vec::new(), Vec::new(), 0);
+    let (mut cases, mut failures, mut skipped, mut timing_props) = (Vec::new(), Vec::new(), 0, Vec::new());
     loop {
         match reader.read_event() {
             Ok(quick_xml::events::Event::Eof) => break,
@@ -322,6 +334,12 @@ fn run_reports() -> R {
                 };
                 match e.name().as_ref() {
                     b"testcase" => cases.push(attr(b"name").unwrap_or_default()),
+                    b"property" => {
+                        let n = attr(b"name").unwrap_or_default();
+                        if n == "setup_s" || n == "scenario_s" {
+                            timing_props.push((n, attr(b"value").unwrap_or_default()));
+                        }
+                    }
                     b"failure" => failures.push(attr(b"message").unwrap_or_default()),
                     b"skipped" => skipped += 1,
                     _ => {}
@@ -337,6 +355,11 @@ fn run_reports() -> R {
     ensure!(cases == names, "junit testcases {cases:?}, expected one per trial {names:?}");
     ensure!(failures == ["1 of 3 expectations failed: it says goodbye"], "junit failures should carry the reason, got {failures:?}");
     ensure!(skipped == 1, "one skipped testcase (the missing program) expected, got {skipped}");
+    // setup_s and scenario_s as properties of each of the 4 trials that ran.
+    ensure!(
+        timing_props.len() == 8 && timing_props.iter().all(|(_, v)| v.parse::<f64>().is_ok()),
+        "junit: setup_s and scenario_s properties on the 4 trials that ran, got {timing_props:?}"
+    );
     Ok(())
 }
 
@@ -640,6 +663,10 @@ fn wait_exit(child: &mut std::process::Child, bound: std::time::Duration, what: 
 /// printed), the one waiting is never started, the summary and both reports say so, exit 130,
 /// and nothing of the lab is left.
 fn run_interrupted() -> R {
+    run_interrupted_by(nix::sys::signal::Signal::SIGINT)
+}
+
+fn run_interrupted_by(signal: nix::sys::signal::Signal) -> R {
     use std::time::Duration;
     let tmp = tempfile::tempdir()?;
     let (json, junit, art) = (tmp.path().join("r.json"), tmp.path().join("r.xml"), tmp.path().join("artifacts"));
@@ -656,15 +683,16 @@ fn run_interrupted() -> R {
     );
     let lab_ns = net_namespaces_held_by(pid);
     let running = namespace_holders(&lab_ns);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGINT)?;
-    let status = wait_exit(&mut child, Duration::from_secs(300), "nslab to exit after SIGINT", tmp.path())?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)?;
+    let status = wait_exit(&mut child, Duration::from_secs(300), &format!("nslab to exit after {signal}"), tmp.path())?;
     found?;
     let out = spawned_text(tmp.path());
     ensure!(
         !lab_ns.is_empty() && running.iter().any(|h| h.contains("sleep 600")),
         "while the trial ran, nslab held its lab's namespaces {lab_ns:?} with the service in them: {running:?}"
     );
-    ensure!(status.code() == Some(130), "nslab should exit 130 after SIGINT, got {status}\n{out}");
+    ensure!(status.code() == Some(130), "nslab should exit 130 after {signal}, got {status}\n{out}");
+    ensure!(out.contains(&format!("nslab: {signal}: interrupted: no new trial starts")), "nslab says it took {signal}\n{out}");
     let stdout = std::fs::read_to_string(tmp.path().join("stdout"))?;
     let counts = "interrupted: 0 passed, 0 failed, 0 ignored, 1 stopped before they ended (not decided), 1 not started in ";
     ensure!(stdout.contains(counts), "the summary should say {counts:?}\n{out}");

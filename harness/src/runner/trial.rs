@@ -50,11 +50,13 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     t.artifacts_root = opts.artifacts_root.clone();
     t.attempt = opts.attempt.clone();
     let deadline = tokio::time::Instant::now() + scenario.timeout;
-    let mut reason = tokio::select! {
-        r = t.run(deadline) => r.err(),
-        () = opts.cancel.cancelled() => Some(format!("interrupted (the run was cancelled) {}", if t.setup_done.is_some() { "while the scenario ran" } else { "while the lab and its services started" })),
+    let (mut reason, interrupted) = tokio::select! {
+        r = t.run(deadline) => (r.err(), false),
+        () = opts.cancel.cancelled() => {
+            let during = if t.setup_done.is_some() { "while the scenario ran" } else { "while the lab and its services started" };
+            (Some(format!("interrupted (the run was cancelled) {during}")), true)
+        }
     };
-    let interrupted = opts.cancel.is_cancelled() && reason.as_deref().is_some_and(|r| r.starts_with("interrupted"));
     let ran_until = Instant::now();
     // How each service ended on its own, before the stop below ends the rest.
     let exits: BTreeMap<String, Option<crate::process::Exit>> = t.procs.iter().map(|(n, p)| (n.clone(), p.exit())).collect();
