@@ -91,9 +91,11 @@ if prev:
     a1, a2 = prev[0].get("artifacts") or "", r.get("artifacts") or ""
     check(a1 != a2 and service_log(a1, "answer") == "no\n" and service_log(a2, "answer") == "no\n", f"always-fails keeps both attempts apart: {a1}, {a2}")
 
-# Passed at once: not flaky, one attempt.
+# Passed at once: not flaky, one attempt, and nothing left behind.
 r = results.get("retry/passes/ipv4-only", {})
 check(r.get("outcome") == "passed" and not r.get("flaky") and r.get("attempt") == 1 and not r.get("previous_attempts"), f"passes: {r}")
+left = os.path.join(scratch, "artifacts", "retry", "passes", "nextest-" + str(report.get("run_id")))
+check(not os.path.exists(left), f"a trial that passed at once leaves no directory: {left} exists")
 
 # Every trial says how long its setup and its scenario took.
 for name, r in results.items():

@@ -5,8 +5,8 @@
 //! nextest runs every attempt in a fresh process and tells it which one it is
 //! (`NEXTEST_RUN_ID`, `NEXTEST_ATTEMPT`, `NEXTEST_TOTAL_ATTEMPTS`). An attempt's artifacts go to
 //! `<root>/<folder>/<scenario>/nextest-<run id>/<profile>/attempt-<N>/`, so a retry never
-//! touches the evidence of the attempt before it; each attempt leaves `trial.json` (its result)
-//! there, from which the next one learns how the earlier ones ended. nextest retries only a
+//! touches the evidence of the attempt before it; an attempt that did not pass leaves `trial.json`
+//! (its result) there, from which the next one learns how the earlier ones ended. nextest retries only a
 //! failed attempt, so an attempt after the first that passes is flaky.
 
 use std::fs::File;
@@ -85,9 +85,20 @@ impl Attempt {
             .collect()
     }
 
-    /// Leaves this attempt's result in its directory for the attempts after it.
-    pub(crate) fn write_record(&self, trial_root: &Path, profile: Profile, result: &TrialResult) -> std::io::Result<()> {
+    /// Leaves this attempt's result in its directory for the attempts after it, when it did not
+    /// pass (nextest retries only those); a pass that kept no artifacts leaves nothing, not even
+    /// the empty directories.
+    pub(crate) fn finish(&self, trial_root: &Path, profile: Profile, result: &TrialResult) -> std::io::Result<()> {
         let dir = self.dir(trial_root, profile, self.number);
+        if result.outcome == Outcome::Passed {
+            if result.artifacts.is_none() && result.timeline.is_none() {
+                // Each only if empty: the run's other trials and attempts share the upper ones.
+                for d in [dir.as_path(), dir.parent().unwrap_or(&dir), trial_root.join(format!("nextest-{}", self.run_id)).as_path()] {
+                    let _ = std::fs::remove_dir(d);
+                }
+            }
+            return Ok(());
+        }
         std::fs::create_dir_all(&dir)?;
         let text = serde_json::to_string_pretty(result).map_err(std::io::Error::other)?;
         let mut f =

@@ -164,7 +164,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         previous_attempts,
     };
     if let (Some(a), Some(root)) = (&opts.attempt, &root) {
-        if let Err(e) = a.write_record(root, profile, &result) {
+        if let Err(e) = a.finish(root, profile, &result) {
             tracing::warn!(error = %e, trial = name, "cannot leave the attempt's record for a retry");
         }
     }
