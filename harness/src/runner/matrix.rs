@@ -488,6 +488,39 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_run_shows_what_ran_and_names_what_never_started() {
+        let a = scenario("nginx", "");
+        let trials = vec![
+            PlannedTrial { name: "bind/nginx-a/ipv4-only".into(), scenario: a.clone(), profile: Profile::Ipv4Only },
+            PlannedTrial { name: "bind/nginx-a/dual-stack".into(), scenario: a, profile: Profile::DualStack },
+        ];
+        // Only the second ran (longest first), and was stopped.
+        let mut stopped = result("bind/nginx-a/dual-stack", Outcome::Interrupted, vec![web(true, None, None, vec![])], vec![]);
+        stopped.reason = Some("interrupted (the run was cancelled) while the scenario ran".into());
+        let m = build(&trials, &[stopped]);
+        assert!(m.interrupted());
+        assert_eq!(m.not_started, vec!["bind/nginx-a/ipv4-only"]);
+        let cells = &m.rows[0].cases[0].cells;
+        assert_eq!(cells.keys().collect::<Vec<_>>(), vec!["dual-stack"], "the stopped trial's cell is the one that ran");
+        assert_eq!(
+            cell_lines(&cells["dual-stack"]),
+            vec!["⏹ interrupted: not decided; program works", "web: starts", "why: interrupted (the run was cancelled) while the scenario ran"]
+        );
+        let json: serde_json::Value = serde_json::from_str(&render(&m, Format::Json)).unwrap();
+        assert_eq!((json["interrupted"].clone(), json["not_started"].clone()), (serde_json::json!(true), serde_json::json!(["bind/nginx-a/ipv4-only"])));
+        let md = render(&m, Format::Markdown);
+        assert!(
+            md.starts_with("**Interrupted: cells marked interrupted were stopped before they ended (not decided); never started: bind/nginx-a/ipv4-only.**\n"),
+            "{md}"
+        );
+        assert!(render(&m, Format::Html).contains("<p><b>Interrupted: cells marked interrupted"), "html says it too");
+        // A complete run says nothing of the kind.
+        let done = result("bind/nginx-a/dual-stack", Outcome::Passed, vec![], vec![]);
+        let m = build(&trials[1..], &[done]);
+        assert!(!m.interrupted() && serde_json::from_str::<serde_json::Value>(&render(&m, Format::Json)).unwrap().get("interrupted").is_none());
+    }
+
+    #[test]
     fn rows_are_programs_with_cases_and_cells_say_what_the_program_did() {
         let a = scenario("nginx", "");
         let b = scenario("nginx", "[[expect]]\nkind = \"connect\"\nfrom = \"client\"\nto = \"server:80\"\nfamily = \"ipv4\"\nresult = \"ok\"\n");
