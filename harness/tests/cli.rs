@@ -34,7 +34,7 @@ fn main() -> std::process::ExitCode {
         Trial::test("validate/as-an-unprivileged-user", validate_unprivileged),
         Trial::test("run/invalid-scenario-exits-2", run_invalid),
     ];
-    let needs_kernel: [(&str, Check); 10] = [
+    let needs_kernel: [(&str, Check); 11] = [
         ("run/exit-code-0-when-every-trial-passes-1-when-one-fails", run_exit_codes),
         ("run/profile-picks-trials-and-an-absent-profile-is-an-error", run_profile),
         ("run/keep-keeps-artifacts-and-prints-the-path", run_keep),
@@ -43,6 +43,7 @@ fn main() -> std::process::ExitCode {
         ("run/ctrl-c-stops-the-trials-reports-them-interrupted-and-exits-130", run_interrupted),
         ("run/sigterm-does-what-ctrl-c-does", || run_interrupted_by(nix::sys::signal::Signal::SIGTERM)),
         ("run/second-ctrl-c-exits-at-once", run_interrupted_twice),
+        ("run/a-terminal-ctrl-c-reaches-nslab-alone-which-stops-the-programs", run_interrupted_group),
         ("matrix/ctrl-c-writes-the-matrix-of-what-ran-and-exits-130", matrix_interrupted),
         ("library/a-caller-cancels-a-run-as-ctrl-c-does", library_cancel),
     ];
@@ -548,8 +549,13 @@ fn agreement(bin: &Path) -> R {
 /// `nslab ARGS` started in the background with SIGINT and SIGTERM at their defaults and no signal
 /// blocked (whatever this test process inherited), output to files in `dir` (read while it runs).
 fn nslab_spawn(args: &[&str], artifacts: &Path, dir: &Path) -> std::io::Result<std::process::Child> {
+    nslab_spawn_with(args, artifacts, dir, |_| {})
+}
+
+fn nslab_spawn_with(args: &[&str], artifacts: &Path, dir: &Path, more: impl FnOnce(&mut Command)) -> std::io::Result<std::process::Child> {
     use std::os::unix::process::CommandExt;
     let mut c = Command::new(env!("CARGO_BIN_EXE_nslab"));
+    more(&mut c);
     c.args(args)
         .env("NSLAB_ARTIFACTS_DIR", artifacts)
         .env_remove("NSLAB_REQUIRE_ALL")
@@ -867,5 +873,38 @@ fn library_cancel() -> R {
     ensure!(results.len() == 1 && results[0].outcome == nslab::runner::Outcome::Interrupted, "the running trial is interrupted: {results:?}");
     let kept = results[0].artifacts.clone().ok_or("its artifacts are kept")?;
     ensure!(kept.join("box/sleeper.stdout.log").is_file(), "{} holds the service's output", kept.display());
+    Ok(())
+}
+
+/// A terminal's Ctrl-C goes to the whole foreground process group. It must reach nslab alone:
+/// the lab's programs are stopped by nslab (SIGTERM, then its teardown), not hit by the SIGINT
+/// in the middle of their trial.
+fn run_interrupted_group() -> R {
+    use std::os::unix::process::CommandExt;
+    use std::time::Duration;
+    let tmp = tempfile::tempdir()?;
+    let art = tmp.path().join("artifacts");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/interrupt/signals.toml");
+    // A process group of its own, as a shell gives a foreground job, so the group signal below
+    // reaches nslab and whatever shares its group, not this test.
+    let mut child = nslab_spawn_with(&["run", s(&fixture)], &art, tmp.path(), |c| {
+        c.process_group(0);
+    })?;
+    let pgrp = nix::unistd::Pid::from_raw(child.id() as i32);
+    let found = wait_until(
+        Duration::from_secs(300),
+        "the service of interrupt/signals to print `started` into its teller.stdout.log",
+        || spawned_text(tmp.path()),
+        || find_file_containing(&art, "teller.stdout.log", "started\n"),
+    );
+    if found.is_ok() {
+        nix::sys::signal::killpg(pgrp, nix::sys::signal::Signal::SIGINT)?;
+    }
+    let status = wait_exit(&mut child, Duration::from_secs(300), "nslab to exit after SIGINT to its process group", tmp.path())?;
+    let log = found?;
+    let out = spawned_text(tmp.path());
+    ensure!(status.code() == Some(130), "nslab should exit 130, got {status}\n{out}");
+    let said = std::fs::read_to_string(&log)?;
+    ensure!(said == "started\ngot SIGTERM\n", "the service should be stopped by nslab (SIGTERM), never reached by the terminal's SIGINT; it printed {said:?}");
     Ok(())
 }
