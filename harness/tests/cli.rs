@@ -1,9 +1,11 @@
 //! The `nslab` command as a user runs it: exit codes, `--profile`, `--keep`, the JSON and JUnit
-//! reports, `list`, `validate` without privileges, Ctrl-C (SIGINT) of `nslab run`, and the
-//! `cargo test` scenario binary (libtest-mimic) under `--list`, `--exact` and `--ignored`, giving
-//! the same outcomes as `nslab run` for the same scenarios.
+//! reports, `list`, `validate` without privileges, Ctrl-C (SIGINT, SIGTERM) of `nslab run` and
+//! `nslab matrix` and the library's cancellation, and the `cargo test` scenario binary
+//! (libtest-mimic) under `--list`, `--exact` and `--ignored`, giving the same outcomes as
+//! `nslab run` for the same scenarios.
 //!
-//! The scenarios are the small fixtures in tests/fixtures/agree/ (a second each). Trials that
+//! The scenarios are the small fixtures in tests/fixtures/agree/ (a second each) and, for Ctrl-C,
+//! tests/fixtures/interrupt/ (trials that run until stopped). Trials that
 //! build labs need root or rootless mode; elsewhere they are ignored with the reason (failed
 //! under NSLAB_REQUIRE_ALL=1).
 
