@@ -43,6 +43,7 @@ pub mod dns;
 pub mod doctor;
 pub mod error;
 pub mod etc;
+pub mod fsafe;
 pub mod host;
 pub mod lab;
 pub mod lab_dns;
