@@ -93,9 +93,9 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         if let Some(svg) = picture {
             let path = dir.join("timeline.svg");
             if artifacts.is_none() {
-                let kept = std::fs::create_dir_all(&dir)
-                    .and_then(|()| std::fs::write(&path, svg))
-                    .and_then(|()| results_json.map_or(Ok(()), |r| std::fs::write(dir.join("results.json"), r)));
+                let kept = crate::fsafe::artifact_dir(&dir)
+                    .and_then(|d| d.write_file("timeline.svg", &svg, 0o600).map(|_| d))
+                    .and_then(|d| results_json.map_or(Ok(()), |r| d.write_file("results.json", &r, 0o600).map(|_| ())));
                 if let Err(e) = kept {
                     tracing::warn!(error = %e, path = %path.display(), "cannot keep timeline.svg");
                 }
@@ -202,7 +202,8 @@ impl<'a> Trial<'a> {
             b = b.dns(context::lab_dns(d)?);
         }
         if let Some(root) = artifacts_root {
-            b = b.artifacts_in(root);
+            // Folders a passing trial empties (<root>/<folder>/<scenario>) go with it.
+            b = b.artifacts_in(root).artifacts_base(self.artifacts_root.clone().unwrap_or_else(crate::spec::default_artifacts_root));
         }
         let lab = b.build().await.map_err(|e| format!("building the lab: {}", chain(&e)))?;
         let scenario_dir = std::fs::canonicalize(s.dir()).unwrap_or_else(|_| s.dir().to_path_buf());
@@ -301,17 +302,22 @@ impl<'a> Trial<'a> {
     async fn start(&mut self, svc: &ServiceDef) -> Result<(), String> {
         let host = self.host(&svc.host)?;
         let dir = self.lab().artifacts().join("services").join(&svc.name);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("service {}: create {}: {e}", svc.name, dir.display()))?;
+        crate::fsafe::artifact_dir(&dir).map_err(|e| format!("service {}: {e}", svc.name))?;
         let facts = self.facts.as_ref().expect("facts are read after the build");
         let ctx = facts.for_service(dir.clone());
         for f in &svc.files {
             let path = dir.join(&f.path);
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| format!("service {}: {e}", svc.name))?;
+                crate::fsafe::artifact_dir(parent).map_err(|e| format!("service {}: {e}", svc.name))?;
             }
+            // Owner-only, new, never through a link: a service's files are the caller's.
             let res = match &f.content {
-                FileContent::Inline(t) => t.render(&ctx).map_err(|e| e.to_string()).and_then(|text| std::fs::write(&path, text).map_err(|e| e.to_string())),
-                FileContent::Source(src) => std::fs::copy(src, &path).map(|_| ()).map_err(|e| e.to_string()),
+                FileContent::Inline(t) => {
+                    t.render(&ctx).map_err(|e| e.to_string()).and_then(|text| crate::fsafe::write_artifact(&path, text.as_bytes(), 0o600).map_err(|e| crate::error::chain(&e)))
+                }
+                FileContent::Source(src) => std::fs::read(src)
+                    .map_err(|e| format!("cannot read {}: {e}", src.display()))
+                    .and_then(|bytes| crate::fsafe::write_artifact(&path, &bytes, 0o600).map_err(|e| crate::error::chain(&e))),
             };
             res.map_err(|e| format!("service {}: file {}: {e}", svc.name, f.path.display()))?;
         }
@@ -702,7 +708,7 @@ fn write_targets(lab: &Lab, targets: &BTreeMap<String, Target>, dns_steps: &[(St
         return;
     }
     let dir = lab.artifacts().join("targets");
-    if std::fs::create_dir_all(&dir).is_err() {
+    if crate::fsafe::artifact_dir(&dir).is_err() {
         return;
     }
     for (name, t) in targets {
@@ -749,8 +755,7 @@ fn write_facts(
         "programs": requirements::versions(&s.requires),
     });
     let dir = lab.artifacts();
-    let _ = std::fs::create_dir_all(dir);
-    let _ = std::fs::write(dir.join("environment.json"), serde_json::to_string_pretty(&env).unwrap_or_default());
+    let _ = crate::fsafe::write_artifact(&dir.join("environment.json"), serde_json::to_string_pretty(&env).unwrap_or_default().as_bytes(), 0o600);
     if let Err(e) = crate::runner::resolved::Resolved::of(lab, s, profile, facts.as_ref()).write(dir) {
         tracing::warn!(error = %e, "cannot write scenario.resolved.json");
     }
@@ -763,5 +768,5 @@ fn write_facts(
     if lab.artifacts().join("timeline.svg").exists() {
         res["timeline"] = "timeline.svg".into();
     }
-    let _ = std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&res).unwrap_or_default());
+    let _ = crate::fsafe::write_artifact(&dir.join("results.json"), serde_json::to_string_pretty(&res).unwrap_or_default().as_bytes(), 0o600);
 }
