@@ -51,7 +51,7 @@ impl Role {
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
     /// A directory that another user could turn against nslab.
-    #[error("refusing to write into {path}: {why}, so another user could read, replace or redirect nslab's files; {advice}")]
+    #[error("refusing to use {path}: {why}, so another user could read, replace or redirect nslab's files; {advice}")]
     Unsafe {
         /// The directory or link refused.
         path: PathBuf,
@@ -201,7 +201,13 @@ impl Dir {
                 Some(st) if !is_dir(&st) => {
                     return Err(FsError::Unsafe { path: here, why: "it is not a directory".into(), advice: role.advice() });
                 }
-                Some(_) => {}
+                // Judged before it is opened (a directory of another user may not even open);
+                // judged again on the open descriptor below.
+                Some(st) => {
+                    if let Some(why) = unsafe_dir(&st, last) {
+                        return Err(FsError::Unsafe { path: here, why, advice: role.advice() });
+                    }
+                }
                 None => match mkdirat(&cur.fd, name.as_path(), Mode::from_bits_truncate(0o700)) {
                     Ok(()) | Err(Errno::EEXIST) => {}
                     Err(e) => return Err(io_err("create", &here)(e)),
@@ -435,7 +441,7 @@ mod tests {
         assert!(root.create_file("y.log", 0o600).is_err());
         symlink(t.path(), t.path().join("link")).unwrap();
         let e = Dir::root(&t.path().join("link"), Role::Artifacts).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("refusing to write into {}: it is a symbolic link (to {}), not a directory", t.path().join("link").display(), t.path().display())), "{e}");
+        assert!(e.starts_with(&format!("refusing to use {}: it is a symbolic link (to {}), not a directory", t.path().join("link").display(), t.path().display())), "{e}");
         std::fs::create_dir(t.path().join("open")).unwrap();
         std::fs::set_permissions(t.path().join("open"), std::fs::Permissions::from_mode(0o777)).unwrap();
         let e = Dir::root(&t.path().join("open/sub"), Role::Artifacts).unwrap_err().to_string();
