@@ -39,7 +39,14 @@ fn main() -> std::process::ExitCode {
                 let opts = RunOptions { require_all: require_all(), ..RunOptions::default() };
                 let r = rt.block_on(runner::run_trial(&t.name, &t.scenario, t.profile, &opts));
                 match r.outcome {
-                    Outcome::Passed => Ok(()),
+                    Outcome::Passed => {
+                        // `nslab run` keeps a passing trial's timeline picture for its report;
+                        // a test has no report to show it in, and leaves nothing behind.
+                        if let Some(dir) = r.timeline.as_deref().and_then(std::path::Path::parent) {
+                            nslab::artifacts::remove(dir, &nslab::artifacts::default_root()).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+                        }
+                        Ok(())
+                    }
                     Outcome::Failed | Outcome::Ignored => Err(Failed::from(r.failure_text())),
                 }
             })

@@ -322,14 +322,14 @@ fn named(lab: &str) -> Vec<String> {
     v
 }
 
-/// Brings lab `lab` down however the trial ends.
-struct Down<'a>(&'a World, String);
+/// Brings lab `lab` (state in `state`) down however the trial ends.
+struct Down<'a>(&'a World, String, PathBuf);
 
 impl Drop for Down<'_> {
     fn drop(&mut self) {
-        if self.0.root().join("state").join(&self.1).exists() {
-            let _ = self.0.nslab(&["down", "--force", &self.1], &[]);
-            let _ = self.0.nslab(&["gc"], &[]);
+        if self.2.join(&self.1).exists() {
+            let _ = self.0.nslab(&["down", "--force", &self.1], &[("NSLAB_STATE_DIR", &self.2)]);
+            let _ = self.0.nslab(&["gc"], &[("NSLAB_STATE_DIR", &self.2)]);
         }
     }
 }
@@ -339,7 +339,7 @@ impl Drop for Down<'_> {
 fn gc_other_state_dir() -> Result<(), String> {
     let w = World::new()?;
     let lab = format!("s{}g", std::process::id());
-    let _down = Down(&w, lab.clone());
+    let _down = Down(&w, lab.clone(), w.root().join("state"));
     let up = w.nslab(&["up", "--profile", "dual-stack", "--hosts", "web", "--name", &lab], &[])?;
     ensure!(up.status.success(), "up: {}{}", text(&up.stdout), text(&up.stderr));
     let before = named(&lab);
@@ -359,9 +359,9 @@ fn gc_other_state_dir() -> Result<(), String> {
 fn gc_non_root() -> Result<(), String> {
     let w = World::new()?;
     let lab = format!("s{}n", std::process::id());
-    let _down = Down(&w, lab.clone());
     // Root's state where the attacker can see its name.
     let state = w.top.path().join("state");
+    let _down = Down(&w, lab.clone(), state.clone());
     let up = w.nslab(&["up", "--profile", "dual-stack", "--hosts", "web", "--name", &lab], &[("NSLAB_STATE_DIR", &state)])?;
     ensure!(up.status.success(), "up: {}{}", text(&up.stdout), text(&up.stderr));
     let before = named(&lab);
@@ -381,7 +381,7 @@ fn two_ups() -> Result<(), String> {
     let w = World::new()?;
     for round in 0..3 {
         let lab = format!("s{}u{round}", std::process::id());
-        let _down = Down(&w, lab.clone());
+        let _down = Down(&w, lab.clone(), w.root().join("state"));
         let start = |w: &World| -> Result<std::process::Child, String> {
             let mut c = Command::new(nslab_tests::nslab_bin()?);
             c.args(["up", "--profile", "dual-stack", "--hosts", "a", "--name", &lab])

@@ -151,10 +151,26 @@ impl HostSnapshot {
 /// (interfaces, addresses, routes, rules, neighbours, mounts, resolver files, sysctls) is the
 /// same after them as before: every test binary proves it left the host untouched. A difference
 /// fails the binary and is printed.
+///
+/// It also checks the machine's temporary directories (see [`TmpCheck`]): a passing binary
+/// leaves nothing of nslab's in `$TMPDIR`, `/tmp`, `/var/tmp`, `/run` or `/var/run` but
+/// nslab's own checked roots, and nothing new in those roots.
 pub fn run_checking_host(args: &Arguments, trials: Vec<Trial>) -> std::process::ExitCode {
     let check_host = kernel_unavailable().is_none() && !args.list;
     let before = check_host.then(HostSnapshot::take);
+    let tmp = if args.list { None } else { TmpCheck::start() };
     let conclusion = libtest_mimic::run(args, trials);
+    let mut code = conclusion.exit_code();
+    if let Some(tmp) = tmp {
+        let passed = conclusion.num_failed == 0;
+        let leaks = tmp.finish(passed);
+        if !leaks.is_empty() {
+            eprintln!("temporary files: FAILED, left behind or readable by others:\n  {}", leaks.join("\n  "));
+            code = std::process::ExitCode::FAILURE;
+        } else if passed {
+            println!("temporary files: ok (nothing of nslab's left in $TMPDIR, /tmp, /var/tmp, /run, /var/run or nslab's own roots)");
+        }
+    }
     if let Some(before) = before {
         let diff = before.diff(&HostSnapshot::take());
         if !diff.is_empty() {
@@ -163,7 +179,149 @@ pub fn run_checking_host(args: &Arguments, trials: Vec<Trial>) -> std::process::
         }
         println!("host isolation: ok (interfaces, addresses, routes, rules, neighbours, mounts, resolver files and sysctls identical before and after)");
     }
-    conclusion.exit_code()
+    code
+}
+
+/// The machine's shared temporary directories, watched around a test binary.
+///
+/// Other processes (other users, other test runs) write in these directories at any time, so
+/// the check only judges what this binary can be told apart by:
+/// - `$TMPDIR`: the binary gets a private one (`$TMPDIR/nslab-tests-XXXX`, mode 0711) for itself
+///   and every child; after a passing run it must be empty, exactly. After a failing run it is
+///   kept (evidence) and its path printed.
+/// - `/tmp`, `/var/tmp`, `/run`, `/var/run` and the real `$TMPDIR`: every name nslab creates
+///   starts with `nslab`; a new top-level name so starting that is not one of nslab's checked
+///   roots is a leak.
+/// - nslab's default roots (artifacts and state): a new entry still there after a passing run
+///   is a leak, unless it belongs to another process's live lab (its `.nslab-live` marker,
+///   `daemon.pid` or held `lock` says so). Every root must be owner-only, so nothing nslab
+///   keeps there (a failed trial's evidence) is readable by other users.
+pub struct TmpCheck {
+    private: std::path::PathBuf,
+    shared: Vec<(std::path::PathBuf, std::collections::BTreeSet<std::ffi::OsString>)>,
+    roots: Vec<(std::path::PathBuf, std::collections::BTreeSet<std::path::PathBuf>)>,
+}
+
+impl TmpCheck {
+    /// Takes the snapshot and gives this process (and its children) a private `$TMPDIR`.
+    /// Call it before any thread starts.
+    pub fn start() -> Option<TmpCheck> {
+        use std::os::unix::fs::PermissionsExt;
+        let real = std::env::temp_dir();
+        let private = match tempfile::Builder::new().prefix("nslab-tests-").tempdir_in(&real) {
+            Ok(d) => d.keep(),
+            Err(e) => {
+                eprintln!("note: temporary files are not checked: cannot make a private TMPDIR in {}: {e}", real.display());
+                return None;
+            }
+        };
+        // Traversable (the trials acting as another user hand it a directory inside), not listable.
+        let _ = std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o711));
+        let mut shared = Vec::new();
+        for d in ["/tmp", "/var/tmp", "/run", "/var/run"].iter().map(std::path::PathBuf::from).chain([real]) {
+            let d = std::fs::canonicalize(&d).unwrap_or(d);
+            if !shared.iter().any(|(p, _)| *p == d) {
+                let names = nslab_names(&d);
+                shared.push((d, names));
+            }
+        }
+        // Single-threaded still: every later temp_dir() and child sees the private one.
+        std::env::set_var("TMPDIR", &private);
+        let mut roots = Vec::new();
+        for r in [nslab::artifacts::default_root(), nslab::live::state_root()] {
+            if !r.starts_with(&private) {
+                let entries = walk(&r);
+                roots.push((r, entries));
+            }
+        }
+        Some(TmpCheck { private, shared, roots })
+    }
+
+    /// What was left behind (after a passing run) or is readable by other users.
+    pub fn finish(self, passed: bool) -> Vec<String> {
+        use std::os::unix::fs::MetadataExt;
+        let mut leaks = Vec::new();
+        let left: Vec<std::path::PathBuf> = walk(&self.private).into_iter().collect();
+        if passed {
+            leaks.extend(left.iter().map(|p| format!("{} (in this binary's private TMPDIR)", p.display())));
+            if left.is_empty() {
+                let _ = std::fs::remove_dir(&self.private);
+            }
+        } else if left.is_empty() {
+            let _ = std::fs::remove_dir(&self.private);
+        } else {
+            eprintln!("note: this binary's temporary files are kept (a trial failed): {}", self.private.display());
+        }
+        let root_paths: Vec<&std::path::PathBuf> = self.roots.iter().map(|(r, _)| r).collect();
+        for (dir, before) in &self.shared {
+            for n in nslab_names(dir).difference(before) {
+                let p = dir.join(n);
+                let is_root = root_paths.iter().any(|r| r.starts_with(&p));
+                if !is_root && passed {
+                    leaks.push(format!("{} (a new nslab name in {})", p.display(), dir.display()));
+                }
+            }
+        }
+        for (root, before) in &self.roots {
+            if let Ok(md) = std::fs::metadata(root) {
+                if md.mode() & 0o077 != 0 {
+                    leaks.push(format!("{} (nslab's root has mode {:o}: other users can reach what it keeps)", root.display(), md.mode() & 0o777));
+                }
+            }
+            if !passed {
+                continue;
+            }
+            let now = walk(root);
+            let live: Vec<&std::path::PathBuf> = now.iter().filter(|d| live_evidence(d)).collect();
+            for p in now.difference(before) {
+                if !live.iter().any(|l| l.starts_with(p) || p.starts_with(l)) {
+                    leaks.push(format!("{} (new in nslab's root {})", p.display(), root.display()));
+                }
+            }
+        }
+        leaks
+    }
+}
+
+/// Entries of `dir` whose names start with "nslab" or ".nslab".
+fn nslab_names(dir: &std::path::Path) -> std::collections::BTreeSet<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().trim_start_matches('.').starts_with("nslab"))
+        .collect()
+}
+
+/// Every path below `dir` (not following links; bounded).
+fn walk(dir: &std::path::Path) -> std::collections::BTreeSet<std::path::PathBuf> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p.clone());
+            }
+            out.insert(p);
+            if out.len() > 200_000 {
+                return out;
+            }
+        }
+    }
+    out
+}
+
+/// Whether directory `d` belongs to a live lab of another process: a lab artifact directory
+/// whose marker names a live process, or a lab state directory whose daemon lives or whose
+/// name is being claimed.
+fn live_evidence(d: &std::path::Path) -> bool {
+    let alive = |f: &str| {
+        std::fs::read(d.join(f)).ok().and_then(|b| serde_json::from_slice::<nslab::live::ProcId>(&b).ok()).is_some_and(|p| p.alive())
+    };
+    let locked = std::fs::File::open(d.join("lock")).is_ok_and(|f| f.try_lock().is_err());
+    alive(".nslab-live") || alive("daemon.pid") || locked
 }
 
 /// The `nslab` binary of this build: next to the test binaries' folder, built when missing
