@@ -141,7 +141,9 @@ fn is_link(st: &FileStat) -> bool {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK
 }
 
-const DIR_FLAGS: OFlag = OFlag::O_DIRECTORY.union(OFlag::O_NOFOLLOW).union(OFlag::O_CLOEXEC).union(OFlag::O_RDONLY);
+/// Directories are held as `O_PATH` descriptors: enough for every `*at` call and `fstat`, and
+/// a directory on the way that the caller may search but not list (mode 0711) still opens.
+const DIR_FLAGS: OFlag = OFlag::O_PATH.union(OFlag::O_DIRECTORY).union(OFlag::O_NOFOLLOW).union(OFlag::O_CLOEXEC);
 
 impl Dir {
     /// Opens `path` as a root for `role`, creating what is missing (`0700`), and checks it and
