@@ -101,8 +101,8 @@ impl LabBuilder {
         self
     }
 
-    /// Where the lab's artifact directory is created (default `$NSLAB_ARTIFACTS_DIR` or the
-    /// system temporary directory).
+    /// Where the lab's artifact directory is created (default
+    /// [`crate::artifacts::default_root`]); the root is checked (see [`crate::fsafe`]).
     pub fn artifacts_in(mut self, root: impl Into<PathBuf>) -> Self {
         self.artifacts_root = Some(root.into());
         self
@@ -536,7 +536,7 @@ impl Lab {
 
     /// The lab's artifact directory (output logs, per-host /etc files).
     ///
-    /// It is created by the first file written into it; [`Lab::teardown`] removes it (or keeps it).
+    /// Made owner-only at build; [`Lab::teardown`] removes it (or keeps it).
     pub fn artifacts(&self) -> &Path {
         self.artifacts.as_deref().unwrap_or(Path::new(""))
     }

@@ -24,7 +24,7 @@ use crate::scenario::{Action, Condition, DnsFault, ExpectStart, FaultScope, File
 pub struct RunOptions {
     /// Keep the artifacts of passing trials too.
     pub keep: bool,
-    /// Where artifact directories go (default: `$NSLAB_ARTIFACTS_DIR` or the temp directory).
+    /// Where artifact directories go (default: [`crate::artifacts::default_root`]).
     pub artifacts_root: Option<PathBuf>,
     /// A missing requirement fails the trial instead of ignoring it.
     pub require_all: bool,
