@@ -14,7 +14,7 @@ use crate::fsafe::{self, FsError, LIVE_MARKER};
 use crate::live::ProcId;
 
 /// Where artifacts go by default: `$NSLAB_ARTIFACTS_DIR`, else, as root,
-/// `/var/lib/nslab/artifacts` (a directory only root can write, so no other user can
+/// `/var/lib/nslab` (a directory only root can write, so no other user can
 /// pre-create or redirect it), and for any other user (rootless mode)
 /// `/var/tmp/nslab-UID` (made `0700` and checked on every use, as tmux does with
 /// `/tmp/tmux-UID`; one another user made first is refused, never used).
@@ -24,7 +24,7 @@ pub fn default_root() -> PathBuf {
     }
     match crate::rootless::outer_uid() {
         Some(uid) if uid != 0 => PathBuf::from(format!("/var/tmp/nslab-{uid}")),
-        _ => PathBuf::from("/var/lib/nslab/artifacts"),
+        _ => PathBuf::from("/var/lib/nslab"),
     }
 }
 

@@ -407,6 +407,24 @@ pub fn remove_empty_up_to(dir: &Path, stop: &Path) {
     }
 }
 
+/// Lets other users pass through `dir` and each folder above it up to and including `top`
+/// (mode 0711: search, never list), for a program that switches users (PostgreSQL through
+/// `runuser`) and must reach its own directory. Files keep their modes; only directories of the
+/// caller's are changed, never one above `top`.
+///
+/// # Errors
+/// A directory that cannot be changed.
+pub fn allow_traverse(dir: &Path, top: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for d in dir.ancestors().take_while(|d| d.starts_with(top)) {
+        let md = std::fs::symlink_metadata(d)?;
+        if md.is_dir() && md.uid() == me() && md.mode() & 0o111 != 0o111 {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode((md.mode() & 0o700) | 0o111))?;
+        }
+    }
+    Ok(())
+}
+
 /// Files and bytes under `path` (not following links).
 pub fn usage(path: &Path) -> (u64, u64) {
     let mut files = 0;

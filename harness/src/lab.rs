@@ -201,6 +201,8 @@ impl LabBuilder {
         // run that died; a build that fails removes it again.
         let artifacts = crate::artifacts::create_lab_dir(&root, &format!("{name}-{}", unique_suffix()))
             .map_err(|e| Error::File { op: "create the artifact directory in", path: root.clone(), source: e.into() })?;
+        // As the directory's own path is: links resolved.
+        let base = std::fs::canonicalize(&base).unwrap_or(base);
         let mut dir_guard = BuildGuard(Some((artifacts.clone(), base.clone())));
         let mut planned = self.plan(&name, &artifacts)?;
         self.plan_etc(&mut planned)?;

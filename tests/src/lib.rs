@@ -194,8 +194,9 @@ pub fn run_checking_host(args: &Arguments, trials: Vec<Trial>) -> std::process::
 ///   roots is a leak.
 /// - nslab's default roots (artifacts and state): a new entry still there after a passing run
 ///   is a leak, unless it belongs to another process's live lab (its `.nslab-live` marker,
-///   `daemon.pid` or held `lock` says so). Every root must be owner-only, so nothing nslab
-///   keeps there (a failed trial's evidence) is readable by other users.
+///   `daemon.pid` or held `lock` says so). No root may be listable or writable by other users
+///   (0700, or 0711 on the way to a service directory), so nothing nslab keeps there (a failed
+///   trial's evidence) can be found or read by them.
 pub struct TmpCheck {
     private: std::path::PathBuf,
     shared: Vec<(std::path::PathBuf, std::collections::BTreeSet<std::ffi::OsString>)>,
@@ -264,8 +265,9 @@ impl TmpCheck {
         }
         for (root, before) in &self.roots {
             if let Ok(md) = std::fs::metadata(root) {
-                if md.mode() & 0o077 != 0 {
-                    leaks.push(format!("{} (nslab's root has mode {:o}: other users can reach what it keeps)", root.display(), md.mode() & 0o777));
+                // 0711 is allowed: searchable for a lab program that switches users, never listable.
+                if md.mode() & 0o066 != 0 {
+                    leaks.push(format!("{} (nslab's root has mode {:o}: other users can list or change what it keeps)", root.display(), md.mode() & 0o777));
                 }
             }
             if !passed {

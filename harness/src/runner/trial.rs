@@ -303,6 +303,11 @@ impl<'a> Trial<'a> {
         let host = self.host(&svc.host)?;
         let dir = self.lab().artifacts().join("services").join(&svc.name);
         crate::fsafe::artifact_dir(&dir).map_err(|e| format!("service {}: {e}", svc.name))?;
+        // Its program may switch users (postgres through runuser) and must still reach it:
+        // the way there becomes searchable (0711), never listable; its files stay 0600.
+        let top = self.artifacts_root.clone().unwrap_or_else(crate::spec::default_artifacts_root);
+        let top = std::fs::canonicalize(&top).unwrap_or(top);
+        crate::fsafe::allow_traverse(&dir, &top).map_err(|e| format!("service {}: open the way to {}: {e}", svc.name, dir.display()))?;
         let facts = self.facts.as_ref().expect("facts are read after the build");
         let ctx = facts.for_service(dir.clone());
         for f in &svc.files {
