@@ -34,7 +34,14 @@ pub fn default_root() -> PathBuf {
 /// # Errors
 /// The root is refused (see [`fsafe::Dir::root`]) or the directory exists or cannot be made.
 pub fn create_lab_dir(root: &Path, name: &str) -> Result<PathBuf, FsError> {
-    let dir = fsafe::Dir::root(root, fsafe::Role::Artifacts)?.new_subdir(name)?;
+    let mut tries = 0;
+    let dir = loop {
+        // The root's last folder may go between the two steps (another run emptied it): again.
+        match fsafe::Dir::root(root, fsafe::Role::Artifacts)?.new_subdir(name) {
+            Err(FsError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound && tries < 5 => tries += 1,
+            r => break r?,
+        }
+    };
     let me = ProcId::of(std::process::id()).map(|p| serde_json::to_vec(&p).unwrap_or_default()).unwrap_or_default();
     dir.write_file(LIVE_MARKER, &me, 0o600)?;
     Ok(dir.path().to_path_buf())

@@ -153,6 +153,18 @@ impl Dir {
     /// [`FsError::Unsafe`] naming the refused path, its owner and what to do; [`FsError::Io`]
     /// when a directory cannot be made or opened.
     pub fn root(path: &Path, role: Role) -> Result<Dir, FsError> {
+        // A folder on the way that another run removed as it emptied it, between this walk
+        // opening it and making the next part in it: walk again.
+        let mut tries = 0;
+        loop {
+            match Dir::walk(path, role) {
+                Err(FsError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound && tries < 5 => tries += 1,
+                r => return r,
+            }
+        }
+    }
+
+    fn walk(path: &Path, role: Role) -> Result<Dir, FsError> {
         let abs = if path.is_absolute() {
             path.to_path_buf()
         } else {
