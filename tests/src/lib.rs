@@ -200,7 +200,7 @@ pub fn run_checking_host(args: &Arguments, trials: Vec<Trial>) -> std::process::
 pub struct TmpCheck {
     private: std::path::PathBuf,
     shared: Vec<(std::path::PathBuf, std::collections::BTreeSet<std::ffi::OsString>)>,
-    roots: Vec<(std::path::PathBuf, std::collections::BTreeSet<std::path::PathBuf>)>,
+    roots: Vec<(std::path::PathBuf, std::collections::BTreeSet<std::path::PathBuf>, bool)>,
 }
 
 impl TmpCheck {
@@ -229,10 +229,12 @@ impl TmpCheck {
         // Single-threaded still: every later temp_dir() and child sees the private one.
         std::env::set_var("TMPDIR", &private);
         let mut roots = Vec::new();
-        for r in [nslab::artifacts::default_root(), nslab::live::state_root()] {
+        for (r, var) in [(nslab::artifacts::default_root(), "NSLAB_ARTIFACTS_DIR"), (nslab::live::state_root(), "NSLAB_STATE_DIR")] {
             if !r.starts_with(&private) {
                 let entries = walk(&r);
-                roots.push((r, entries));
+                // A root the caller chose is theirs to set modes on; nslab's own are judged.
+                let own = std::env::var_os(var).is_none_or(|v| v.is_empty());
+                roots.push((r, entries, own));
             }
         }
         Some(TmpCheck { private, shared, roots })
@@ -253,7 +255,7 @@ impl TmpCheck {
         } else {
             eprintln!("note: this binary's temporary files are kept (a trial failed): {}", self.private.display());
         }
-        let root_paths: Vec<&std::path::PathBuf> = self.roots.iter().map(|(r, _)| r).collect();
+        let root_paths: Vec<&std::path::PathBuf> = self.roots.iter().map(|(r, _, _)| r).collect();
         for (dir, before) in &self.shared {
             for n in nslab_names(dir).difference(before) {
                 let p = dir.join(n);
@@ -263,8 +265,8 @@ impl TmpCheck {
                 }
             }
         }
-        for (root, before) in &self.roots {
-            if let Ok(md) = std::fs::metadata(root) {
+        for (root, before, own) in &self.roots {
+            if let Some(md) = std::fs::metadata(root).ok().filter(|_| *own) {
                 // 0711 is allowed: searchable for a lab program that switches users, never listable.
                 if md.mode() & 0o066 != 0 {
                     leaks.push(format!("{} (nslab's root has mode {:o}: other users can list or change what it keeps)", root.display(), md.mode() & 0o777));
