@@ -146,8 +146,14 @@ impl World {
 
 /// A directory (or link) made by the attacker.
 fn give_to_evil(p: &Path) -> Result<(), String> {
-    nix::unistd::fchownat(nix::fcntl::AT_FDCWD, p, Some(nix::unistd::Uid::from_raw(EVIL)), Some(nix::unistd::Gid::from_raw(EVIL)), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
-        .map_err(|e| format!("chown {}: {e}", p.display()))
+    nix::unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        p,
+        Some(nix::unistd::Uid::from_raw(EVIL)),
+        Some(nix::unistd::Gid::from_raw(EVIL)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| format!("chown {}: {e}", p.display()))
 }
 
 fn evil_name() -> String {
@@ -203,7 +209,8 @@ fn planted_up_log() -> Result<(), String> {
     ensure!(vm == 0o600, "the root-only file's mode became {vm:o}");
     let pm = std::fs::metadata(&planted).map_err(|e| e.to_string())?;
     ensure!(pm.len() == 0 && pm.uid() == EVIL, "the attacker's planted file received {} bytes", pm.len());
-    let mut names: Vec<String> = std::fs::read_dir(w.shared()).map_err(|e| e.to_string())?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(w.shared()).map_err(|e| e.to_string())?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     let mut want = vec![format!("nslab-up-{file_lab}.log"), format!("nslab-up-{link_lab}.log")];
     want.sort();
@@ -440,7 +447,8 @@ fn gc_dead_run_artifacts() -> Result<(), String> {
     // The run is under way once its service's output is in its artifacts.
     let t = Instant::now();
     let log = loop {
-        let found = tree(&art).into_iter().find(|(p, md)| md.is_file() && !kept.contains(p) && std::fs::read_to_string(p).is_ok_and(|t| t.contains("started-long")));
+        let found =
+            tree(&art).into_iter().find(|(p, md)| md.is_file() && !kept.contains(p) && std::fs::read_to_string(p).is_ok_and(|t| t.contains("started-long")));
         if let Some((p, _)) = found {
             break p;
         }

@@ -76,7 +76,9 @@ pub enum FsError {
 impl From<FsError> for io::Error {
     fn from(e: FsError) -> io::Error {
         match e {
-            FsError::Io { source, .. } if source.kind() == io::ErrorKind::AlreadyExists => io::Error::new(io::ErrorKind::AlreadyExists, crate::error::chain(&source)),
+            FsError::Io { source, .. } if source.kind() == io::ErrorKind::AlreadyExists => {
+                io::Error::new(io::ErrorKind::AlreadyExists, crate::error::chain(&source))
+            }
             other => io::Error::other(crate::error::chain(&other)),
         }
     }
@@ -173,7 +175,8 @@ impl Dir {
         // The components still to walk, last first; links push their targets' components.
         let mut todo: Vec<PathBuf> = Vec::new();
         push_components(&mut todo, &abs);
-        let mut cur = Dir { path: PathBuf::from("/"), fd: openat(nix::fcntl::AT_FDCWD, "/", DIR_FLAGS, Mode::empty()).map_err(io_err("open", Path::new("/")))? };
+        let mut cur =
+            Dir { path: PathBuf::from("/"), fd: openat(nix::fcntl::AT_FDCWD, "/", DIR_FLAGS, Mode::empty()).map_err(io_err("open", Path::new("/")))? };
         let mut links = 0;
         while let Some(name) = todo.pop() {
             if name.as_os_str() == ".." {
@@ -192,7 +195,11 @@ impl Dir {
                 Some(st) if is_link(&st) => {
                     if last {
                         let target = readlinkat(&cur.fd, name.as_path()).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
-                        return Err(FsError::Unsafe { path: here, why: format!("it is a symbolic link (to {target}), not a directory", ), advice: role.advice() });
+                        return Err(FsError::Unsafe {
+                            path: here,
+                            why: format!("it is a symbolic link (to {target}), not a directory",),
+                            advice: role.advice(),
+                        });
                     }
                     if !trusted_owner(st.st_uid) {
                         return Err(FsError::Unsafe {
@@ -207,7 +214,10 @@ impl Dir {
                     }
                     let target = PathBuf::from(readlinkat(&cur.fd, name.as_path()).map_err(io_err("read the link", &here))?);
                     if target.is_absolute() {
-                        cur = Dir { path: PathBuf::from("/"), fd: openat(nix::fcntl::AT_FDCWD, "/", DIR_FLAGS, Mode::empty()).map_err(io_err("open", Path::new("/")))? };
+                        cur = Dir {
+                            path: PathBuf::from("/"),
+                            fd: openat(nix::fcntl::AT_FDCWD, "/", DIR_FLAGS, Mode::empty()).map_err(io_err("open", Path::new("/")))?,
+                        };
                     }
                     push_components(&mut todo, &target);
                     continue;
@@ -229,7 +239,9 @@ impl Dir {
             }
             let fd = match openat(&cur.fd, name.as_path(), DIR_FLAGS, Mode::empty()) {
                 Ok(fd) => fd,
-                Err(Errno::ELOOP | Errno::ENOTDIR) => return Err(FsError::Unsafe { path: here, why: "it was replaced by a link or a file while nslab checked it".into(), advice: role.advice() }),
+                Err(Errno::ELOOP | Errno::ENOTDIR) => {
+                    return Err(FsError::Unsafe { path: here, why: "it was replaced by a link or a file while nslab checked it".into(), advice: role.advice() })
+                }
                 Err(e) => return Err(io_err("open", &here)(e)),
             };
             let st = fstat(&fd).map_err(io_err("inspect", &here))?;
@@ -284,12 +296,21 @@ impl Dir {
     /// # Errors
     /// As [`Dir::subdir`]; `rel` must be relative, without `..`.
     pub fn subdirs(&self, rel: &Path) -> Result<Dir, FsError> {
-        let mut cur = Dir { path: self.path.clone(), fd: self.fd.try_clone().map_err(|source| FsError::Io { op: "duplicate the descriptor of", path: self.path.clone(), source })? };
+        let mut cur = Dir {
+            path: self.path.clone(),
+            fd: self.fd.try_clone().map_err(|source| FsError::Io { op: "duplicate the descriptor of", path: self.path.clone(), source })?,
+        };
         for c in rel.components() {
             match c {
                 Component::Normal(n) => cur = cur.subdir(n)?,
                 Component::CurDir => {}
-                _ => return Err(FsError::Io { op: "create", path: self.path.join(rel), source: io::Error::new(io::ErrorKind::InvalidInput, "expected a relative path without '..'") }),
+                _ => {
+                    return Err(FsError::Io {
+                        op: "create",
+                        path: self.path.join(rel),
+                        source: io::Error::new(io::ErrorKind::InvalidInput, "expected a relative path without '..'"),
+                    })
+                }
             }
         }
         Ok(cur)
@@ -473,7 +494,10 @@ mod tests {
         assert!(root.create_file("y.log", 0o600).is_err());
         symlink(t.path(), t.path().join("link")).unwrap();
         let e = Dir::root(&t.path().join("link"), Role::Artifacts).unwrap_err().to_string();
-        assert!(e.starts_with(&format!("refusing to use {}: it is a symbolic link (to {}), not a directory", t.path().join("link").display(), t.path().display())), "{e}");
+        assert!(
+            e.starts_with(&format!("refusing to use {}: it is a symbolic link (to {}), not a directory", t.path().join("link").display(), t.path().display())),
+            "{e}"
+        );
         std::fs::create_dir(t.path().join("open")).unwrap();
         std::fs::set_permissions(t.path().join("open"), std::fs::Permissions::from_mode(0o777)).unwrap();
         let e = Dir::root(&t.path().join("open/sub"), Role::Artifacts).unwrap_err().to_string();

@@ -199,8 +199,11 @@ impl LabBuilder {
         let base = self.artifacts_base.clone().filter(|b| root.starts_with(b)).unwrap_or_else(|| root.clone());
         // Made now, owner-only in a checked root, with the marker that lets `nslab gc` tell a
         // run that died; a build that fails removes it again.
-        let artifacts = crate::artifacts::create_lab_dir(&root, &format!("{name}-{}", unique_suffix()))
-            .map_err(|e| Error::File { op: "create the artifact directory in", path: root.clone(), source: e.into() })?;
+        let artifacts = crate::artifacts::create_lab_dir(&root, &format!("{name}-{}", unique_suffix())).map_err(|e| Error::File {
+            op: "create the artifact directory in",
+            path: root.clone(),
+            source: e.into(),
+        })?;
         // As the directory's own path is: links resolved.
         let base = std::fs::canonicalize(&base).unwrap_or(base);
         let mut dir_guard = BuildGuard(Some((artifacts.clone(), base.clone())));
@@ -496,7 +499,16 @@ fn check_privileges() -> Result<()> {
 impl Lab {
     /// Starts describing a lab (dual-stack unless [`LabBuilder::profile`] says otherwise).
     pub fn builder() -> LabBuilder {
-        LabBuilder { name: None, profile: Profile::DualStack, hosts: Vec::new(), artifacts_root: None, artifacts_base: None, keep_artifacts: false, hosts_entries: true, dns: None }
+        LabBuilder {
+            name: None,
+            profile: Profile::DualStack,
+            hosts: Vec::new(),
+            artifacts_root: None,
+            artifacts_base: None,
+            keep_artifacts: false,
+            hosts_entries: true,
+            dns: None,
+        }
     }
 
     /// The lab's name.

@@ -488,7 +488,10 @@ pub(crate) fn remove_netns_dir_if_ours(root: &Path) {
 pub(crate) fn make_netns_dir(root: &Path) -> io::Result<bool> {
     match std::fs::create_dir(NETNS_DIR) {
         Ok(()) => {
-            crate::fsafe::Dir::root(root, crate::fsafe::Role::State).map_err(io::Error::from)?.replace_file(".made-run-netns", b"", 0o600).map_err(io::Error::from)?;
+            crate::fsafe::Dir::root(root, crate::fsafe::Role::State)
+                .map_err(io::Error::from)?
+                .replace_file(".made-run-netns", b"", 0o600)
+                .map_err(io::Error::from)?;
             Ok(true)
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),

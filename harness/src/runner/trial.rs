@@ -317,9 +317,10 @@ impl<'a> Trial<'a> {
             }
             // Owner-only, new, never through a link: a service's files are the caller's.
             let res = match &f.content {
-                FileContent::Inline(t) => {
-                    t.render(&ctx).map_err(|e| e.to_string()).and_then(|text| crate::fsafe::write_artifact(&path, text.as_bytes(), 0o600).map_err(|e| crate::error::chain(&e)))
-                }
+                FileContent::Inline(t) => t
+                    .render(&ctx)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| crate::fsafe::write_artifact(&path, text.as_bytes(), 0o600).map_err(|e| crate::error::chain(&e))),
                 FileContent::Source(src) => std::fs::read(src)
                     .map_err(|e| format!("cannot read {}: {e}", src.display()))
                     .and_then(|bytes| crate::fsafe::write_artifact(&path, &bytes, 0o600).map_err(|e| crate::error::chain(&e))),
