@@ -201,8 +201,9 @@ fn planted_up_log() -> Result<(), String> {
         let md = std::fs::symlink_metadata(&kept).map_err(|e| format!("{}: {e}", kept.display()))?;
         ensure!(md.is_file() && md.uid() == 0 && md.mode() & 0o777 == 0o600, "kept log {}: uid {} mode {:o}", kept.display(), md.uid(), md.mode() & 0o777);
         ensure!(std::fs::read_to_string(&kept).is_ok_and(|t| t.contains("boom-evidence")), "the kept log lacks the service's output");
+        // 0700, or 0711 on the way to a service's directory: never listable by others.
         let dir_mode = std::fs::metadata(&kept_in).map_err(|e| e.to_string())?.mode() & 0o777;
-        ensure!(dir_mode == 0o700, "{} has mode {dir_mode:o}, expected 700", kept_in.display());
+        ensure!(dir_mode == 0o700 || dir_mode == 0o711, "{} has mode {dir_mode:o}, expected 700 or 711", kept_in.display());
     }
     ensure!(std::fs::read_to_string(&victim).is_ok_and(|t| t == "root's secret\n"), "the root-only file behind the planted link was written");
     let vm = std::fs::metadata(&victim).map_err(|e| e.to_string())?.mode() & 0o777;
@@ -302,7 +303,9 @@ fn kept_owner_only() -> Result<(), String> {
         // The per-host /etc files are 0644 (lab programs that drop privileges read them through
         // their bind mounts), inside owner-only directories.
         let etc = p.parent().and_then(Path::file_name).is_some_and(|n| n == "etc");
-        let ok = if md.is_dir() { mode & 0o077 == 0 } else { mode & 0o077 == 0 || (etc && mode == 0o644) };
+        // Directories: 0700, or 0711 on the way to a service's directory (a program that
+        // switches users must reach it): searchable, never listable.
+        let ok = if md.is_dir() { mode == 0o700 || mode == 0o711 } else { mode & 0o077 == 0 || (etc && mode == 0o644) };
         if !ok || md.uid() != 0 {
             open.push(format!("{} (uid {}, mode {mode:o})", p.display(), md.uid()));
         }

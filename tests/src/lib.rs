@@ -322,7 +322,7 @@ fn walk(dir: &std::path::Path) -> std::collections::BTreeSet<std::path::PathBuf>
 /// name is being claimed.
 fn live_evidence(d: &std::path::Path) -> bool {
     let alive = |f: &str| std::fs::read(d.join(f)).ok().and_then(|b| serde_json::from_slice::<nslab::live::ProcId>(&b).ok()).is_some_and(|p| p.alive());
-    let locked = std::fs::File::open(d.join("lock")).is_ok_and(|f| f.try_lock().is_err());
+    let locked = std::fs::File::open(d.join("lock")).is_ok_and(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err());
     alive(".nslab-live") || alive("daemon.pid") || locked
 }
 

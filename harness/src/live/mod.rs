@@ -139,14 +139,8 @@ pub struct Claim {
     pub lab: LabDir,
     /// Its state directory, checked and open.
     pub dir: crate::fsafe::Dir,
-    lock: std::fs::File,
-}
-
-impl Claim {
-    /// Keeps the lock across `exec` (a child started now holds it as long as it lives).
-    pub fn lock_file(&self) -> &std::fs::File {
-        &self.lock
-    }
+    /// Held until the claim is dropped.
+    _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
 /// Claims lab name `name` under `root`, atomically: of several claimers at once exactly one
@@ -163,10 +157,10 @@ pub fn claim(root: &Path, name: &str) -> Result<Claim, LiveError> {
     loop {
         let dir = root_dir.subdir(name)?;
         let lab = LabDir::new(root_dir.path(), name);
-        let mut lock = dir.open_or_create("lock")?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
+        let file = dir.open_or_create("lock")?;
+        let lock = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(l) => l,
+            Err((mut lock, nix::errno::Errno::EWOULDBLOCK)) => {
                 // Someone holds it: a live daemon, or the `nslab up` that is starting one (it
                 // writes its pid right after taking the lock).
                 if let Some(d) = lab.daemon().filter(ProcId::alive) {
@@ -184,12 +178,12 @@ pub fn claim(root: &Path, name: &str) -> Result<Claim, LiveError> {
                 }
                 return Err(LiveError::AlreadyUp { name: name.into(), pid });
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(LiveError::io(format!("lock {}", lab.dir.join("lock").display()))(e)),
-        }
+            Err((_, e)) => return Err(LiveError::io(format!("lock {}", lab.dir.join("lock").display()))(e.into())),
+        };
         // A claimer before us may have removed the directory (or its lock) it held: then the
         // lock we hold is of a file no one else will open. Start again.
         let same = |a: nix::sys::stat::FileStat, b: nix::sys::stat::FileStat| a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-        let held = nix::sys::stat::fstat(&lock).ok();
+        let held = nix::sys::stat::fstat(&*lock).ok();
         let named = nix::sys::stat::fstatat(dir.fd(), "lock", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).ok();
         let dir_now = nix::sys::stat::fstatat(root_dir.fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).ok();
         let dir_held = nix::sys::stat::fstat(dir.fd()).ok();
@@ -200,7 +194,7 @@ pub fn claim(root: &Path, name: &str) -> Result<Claim, LiveError> {
         if let Some(d) = lab.daemon().filter(ProcId::alive) {
             return Err(LiveError::AlreadyUp { name: name.into(), pid: d.pid });
         }
-        let _ = lock.set_len(0).and_then(|()| lock.rewind()).and_then(|()| write!(lock, "{}", std::process::id()));
+        let _ = lock.set_len(0).and_then(|()| (&*lock).rewind()).and_then(|()| write!(&*lock, "{}", std::process::id()));
         // What an earlier lab of this name left: its namespaces, then every file but the lock.
         let mut c = Collected::default();
         unbind_recorded(&lab, &mut c);
@@ -211,7 +205,7 @@ pub fn claim(root: &Path, name: &str) -> Result<Claim, LiveError> {
                 r.map_err(LiveError::io(format!("remove {}", p.display())))?;
             }
         }
-        return Ok(Claim { lab, dir, lock });
+        return Ok(Claim { lab, dir, _lock: lock });
     }
 }
 
@@ -373,10 +367,10 @@ impl LabDir {
 
     /// The lab's lock, when no one else holds it (released when dropped). A lab without a
     /// lock file has no claimer either.
-    pub fn try_lock(&self) -> Option<Option<std::fs::File>> {
+    pub fn try_lock(&self) -> Option<Option<nix::fcntl::Flock<std::fs::File>>> {
         use std::os::unix::fs::OpenOptionsExt;
         match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(self.dir.join("lock")) {
-            Ok(f) => f.try_lock().ok().map(|()| Some(f)),
+            Ok(f) => nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok().map(Some),
             Err(_) => Some(None),
         }
     }
