@@ -93,6 +93,9 @@ pub(crate) fn up(
         Err(e) => return fail(e),
     };
     let lab = claim.lab.clone();
+    if !claim.cleared.labs.is_empty() {
+        eprintln!("nslab: removed what an earlier lab {name} left ({} namespace(s))", claim.cleared.netns.len());
+    }
     let path = match synthesized {
         Some(text) => {
             let p = match claim.dir.write_file("lab.toml", text.as_bytes(), 0o600) {

@@ -139,6 +139,8 @@ pub struct Claim {
     pub lab: LabDir,
     /// Its state directory, checked and open.
     pub dir: crate::fsafe::Dir,
+    /// What an earlier, dead lab of the name had left and the claim removed.
+    pub cleared: Collected,
     /// Held until the claim is dropped.
     _lock: nix::fcntl::Flock<std::fs::File>,
 }
@@ -200,12 +202,15 @@ pub fn claim(root: &Path, name: &str) -> Result<Claim, LiveError> {
         unbind_recorded(&lab, &mut c);
         for e in std::fs::read_dir(&lab.dir).into_iter().flatten().flatten() {
             if e.file_name() != "lock" {
+                if !c.labs.contains(&lab.name) {
+                    c.labs.push(lab.name.clone());
+                }
                 let p = e.path();
                 let r = if e.file_type().is_ok_and(|t| t.is_dir()) { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
                 r.map_err(LiveError::io(format!("remove {}", p.display())))?;
             }
         }
-        return Ok(Claim { lab, dir, _lock: lock });
+        return Ok(Claim { lab, dir, cleared: c, _lock: lock });
     }
 }
 
