@@ -218,26 +218,30 @@ impl TmpCheck {
         };
         // Traversable (the trials acting as another user hand it a directory inside), not listable.
         let _ = std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o711));
-        let mut shared = Vec::new();
-        for d in ["/tmp", "/var/tmp", "/run", "/var/run"].iter().map(std::path::PathBuf::from).chain([real]) {
-            let d = std::fs::canonicalize(&d).unwrap_or(d);
-            if !shared.iter().any(|(p, _)| *p == d) {
-                let names = nslab_names(&d);
-                shared.push((d, names));
-            }
-        }
+        let shared: Vec<std::path::PathBuf> = ["/tmp", "/var/tmp", "/run", "/var/run"].iter().map(std::path::PathBuf::from).chain([real]).collect();
         // Single-threaded still: every later temp_dir() and child sees the private one.
         std::env::set_var("TMPDIR", &private);
-        let mut roots = Vec::new();
-        for (r, var) in [(nslab::artifacts::default_root(), "NSLAB_ARTIFACTS_DIR"), (nslab::live::state_root(), "NSLAB_STATE_DIR")] {
-            if !r.starts_with(&private) {
-                let entries = walk(&r);
-                // A root the caller chose is theirs to set modes on; nslab's own are judged.
-                let own = std::env::var_os(var).is_none_or(|v| v.is_empty());
-                roots.push((r, entries, own));
+        let roots = [(nslab::artifacts::default_root(), "NSLAB_ARTIFACTS_DIR"), (nslab::live::state_root(), "NSLAB_STATE_DIR")]
+            .into_iter()
+            // A root the caller chose is theirs to set modes on; nslab's own are judged.
+            .map(|(r, var)| (r, std::env::var_os(var).is_none_or(|v| v.is_empty())))
+            .collect();
+        Some(TmpCheck::watch(private, shared, roots))
+    }
+
+    /// Snapshots `shared` directories and `roots` (with whether their modes are nslab's to
+    /// judge) around a run whose private temporary directory is `private`.
+    pub fn watch(private: std::path::PathBuf, shared: Vec<std::path::PathBuf>, roots: Vec<(std::path::PathBuf, bool)>) -> TmpCheck {
+        let mut snap = Vec::new();
+        for d in shared {
+            let d = std::fs::canonicalize(&d).unwrap_or(d);
+            if !snap.iter().any(|(p, _)| *p == d) {
+                let names = nslab_names(&d);
+                snap.push((d, names));
             }
         }
-        Some(TmpCheck { private, shared, roots })
+        let roots = roots.into_iter().filter(|(r, _)| !r.starts_with(&private)).map(|(r, own)| (r.clone(), walk(&r), own)).collect();
+        TmpCheck { private, shared: snap, roots }
     }
 
     /// What was left behind (after a passing run) or is readable by other users.
@@ -343,4 +347,43 @@ pub fn nslab_bin() -> Result<std::path::PathBuf, String> {
         }
     }
     Ok(bin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// The check fails for each kind of leftover, and excuses what a live lab of another
+    /// process holds.
+    #[test]
+    fn tmp_check_finds_what_is_left() {
+        let t = tempfile::tempdir().unwrap();
+        let (private, shared, root) = (t.path().join("private"), t.path().join("shared"), t.path().join("root"));
+        for d in [&private, &shared, &root] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::create_dir(root.join("old")).unwrap();
+        let check = TmpCheck::watch(private.clone(), vec![shared.clone()], vec![(root.clone(), true)]);
+        std::fs::write(private.join("nslab-up-x.log"), "").unwrap();
+        std::fs::write(shared.join("nslab-up-y.log"), "").unwrap();
+        std::fs::write(shared.join("other-tool.sock"), "").unwrap();
+        std::fs::create_dir_all(root.join("examples/dual-bind")).unwrap();
+        // A live lab of another process (here: this one, alive): excused, with its folders.
+        let live = root.join("bind/x/lab1-0-abc");
+        std::fs::create_dir_all(&live).unwrap();
+        let me = nslab::live::ProcId::of(std::process::id()).unwrap();
+        std::fs::write(live.join(".nslab-live"), serde_json::to_vec(&me).unwrap()).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let leaks = check.finish(true);
+        let want = [
+            format!("{} (in this binary's private TMPDIR)", private.join("nslab-up-x.log").display()),
+            format!("{} (a new nslab name in {})", shared.join("nslab-up-y.log").display(), shared.display()),
+            format!("{} (nslab's root has mode 755: other users can list or change what it keeps)", root.display()),
+            format!("{} (new in nslab's root {})", root.join("examples").display(), root.display()),
+            format!("{} (new in nslab's root {})", root.join("examples/dual-bind").display(), root.display()),
+        ];
+        assert_eq!(leaks, want);
+    }
 }
