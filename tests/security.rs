@@ -33,6 +33,7 @@ fn main() -> std::process::ExitCode {
         root_trial("artifacts-root/owned-by-another-user-is-refused", &["setpriv"], root_of_other_user),
         root_trial("artifacts-root/a-symbolic-link-is-refused", &["setpriv"], root_is_link),
         root_trial("artifacts-root/inside-a-directory-another-user-owns-is-refused", &["setpriv"], root_under_other_user),
+        root_trial("artifacts-root/a-non-root-default-another-user-took-is-refused", &["setpriv"], default_taken),
         root_trial("artifacts/kept-evidence-is-owner-only-and-unreadable-to-others", &["setpriv"], kept_owner_only),
         root_trial("gc/another-state-dir-leaves-running-labs-alone", &[], gc_other_state_dir),
         root_trial("gc/non-root-is-refused-root-state-and-leaves-root-labs", &["setpriv"], gc_non_root),
@@ -267,6 +268,38 @@ fn root_under_other_user() -> Result<(), String> {
     std::fs::create_dir(&art).map_err(|e| e.to_string())?;
     std::fs::set_permissions(&art, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
     run_refused(&w, &art, &refusal(&evil, &format!("it is owned by {}, not by root (uid 0) who runs nslab", evil_name()), "NSLAB_ARTIFACTS_DIR"))
+}
+
+/// Issue 12, 2, for a user without root: the default root `/var/tmp/nslab-UID` is a name any
+/// user can take first (as tmux's `/tmp/tmux-UID`); taken, it is refused, never used.
+fn default_taken() -> Result<(), String> {
+    let w = World::new()?;
+    let taken = PathBuf::from(format!("/var/tmp/nslab-{EVIL}"));
+    ensure!(!taken.exists(), "{} exists already; this trial makes it itself (remove it to run the trial)", taken.display());
+    // Another user (here root, a user the victim is not) takes the name first.
+    std::fs::create_dir(&taken).map_err(|e| e.to_string())?;
+    struct Rm(PathBuf);
+    impl Drop for Rm {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _rm = Rm(taken.clone());
+    std::fs::set_permissions(&taken, std::fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
+    let scen = w.shared().join("fail.toml");
+    std::fs::write(&scen, FAILING_RUN).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(&scen, std::fs::Permissions::from_mode(0o644)).map_err(|e| e.to_string())?;
+    let out = w.as_evil(&[s(&nslab_tests::nslab_bin()?), "run", s(&scen)], &[])?;
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    // Rootless: the machine's root shows as the overflow uid, and the caller as uid 0.
+    let want = refusal(
+        &taken,
+        &format!("it is owned by root or another user (unmapped in nslab's user namespace) (mode 0755) and {} (outside nslab's user namespace) may not create shared in it", evil_name()),
+        "NSLAB_ARTIFACTS_DIR",
+    );
+    ensure!(!out.status.success() && all.contains(&want), "nslab run as uid {EVIL} with its default root taken; expected:\n  {want}\nfound:\n{all}");
+    ensure!(std::fs::read_dir(&taken).map_err(|e| e.to_string())?.next().is_none(), "nslab wrote into the taken directory");
+    Ok(())
 }
 
 /// Every directory and file under `dir`, with its mode.

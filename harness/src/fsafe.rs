@@ -97,6 +97,21 @@ pub struct Dir {
 
 /// "root", "uid 1000 (alice)", for messages.
 fn owner_name(uid: u32) -> String {
+    // In rootless mode the caller is uid 0 and every other user the overflow uid: name them
+    // as the machine knows them.
+    if crate::rootless::is_rootless() {
+        if uid == 0 {
+            if let Some(outer) = crate::rootless::outer_uid() {
+                return format!("{} (outside nslab's user namespace)", owner_name_plain(outer));
+            }
+        } else if uid == overflow_uid() {
+            return "root or another user (unmapped in nslab's user namespace)".into();
+        }
+    }
+    owner_name_plain(uid)
+}
+
+fn owner_name_plain(uid: u32) -> String {
     match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
         Ok(Some(u)) => format!("{} (uid {uid})", u.name),
         _ => format!("uid {uid}"),
@@ -234,6 +249,21 @@ impl Dir {
                 }
                 None => match mkdirat(&cur.fd, name.as_path(), Mode::from_bits_truncate(0o700)) {
                     Ok(()) | Err(Errno::EEXIST) => {}
+                    // Someone else's directory (another user made the name first): say whose.
+                    Err(Errno::EACCES) => {
+                        let st = fstat(&cur.fd).map_err(io_err("inspect", &cur.path))?;
+                        return Err(FsError::Unsafe {
+                            path: cur.path.clone(),
+                            why: format!(
+                                "it is owned by {} (mode {:04o}) and {} may not create {} in it",
+                                owner_name(st.st_uid),
+                                mode_of(&st),
+                                owner_name(me()),
+                                name.display()
+                            ),
+                            advice: role.advice(),
+                        });
+                    }
                     Err(e) => return Err(io_err("create", &here)(e)),
                 },
             }
