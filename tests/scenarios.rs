@@ -53,7 +53,14 @@ fn main() -> std::process::ExitCode {
                         .map_err(|e| format!("cannot add {} to the report {}: {e}", t.name, json.display()))?;
                 }
                 match r.outcome {
-                    Outcome::Passed => Ok(()),
+                    Outcome::Passed => {
+                        // `nslab run` keeps a passing trial's timeline picture for its report;
+                        // a test has no report to show it in, and leaves nothing behind.
+                        if let Some(dir) = r.timeline.as_deref().and_then(std::path::Path::parent) {
+                            nslab::artifacts::remove(dir, &nslab::artifacts::default_root()).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+                        }
+                        Ok(())
+                    }
                     Outcome::Failed | Outcome::Ignored | Outcome::Interrupted => Err(Failed::from(r.failure_text())),
                 }
             })

@@ -253,7 +253,7 @@ async fn run(prefix: &str) -> Result<()> {
     );
     // nslab writes and removes each lab's artifact directory there: on a disk file system with
     // online discard, that removal dominates its teardown.
-    let artifacts = std::env::var_os("NSLAB_ARTIFACTS_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("nslab-artifacts"));
+    let artifacts = nslab::spec::default_artifacts_root();
     println!("lab_build: nslab artifacts under {} ({})", artifacts.display(), fs_type(&artifacts));
     let mut round = 0usize;
     let mut results = Vec::new();

@@ -130,8 +130,9 @@ fn round3(x: f64) -> f64 {
 
 /// The full time of a trivial trial, run alone `n` times: (min, median, max) seconds.
 fn trivial_trial(rt: &tokio::runtime::Runtime, opts: &RunOptions, n: usize) -> Result<(f64, f64, f64)> {
-    let dir = std::env::temp_dir().join(format!("nslab-bench-trivial-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+    // A fresh owner-only directory with an unguessable name (never a fixed name in /tmp).
+    let tmp = tempfile::Builder::new().prefix("nslab-bench-trivial-").tempdir().context("create a temporary directory")?;
+    let dir = tmp.path();
     let file = dir.join("trivial.toml");
     std::fs::write(
         &file,
@@ -164,7 +165,7 @@ code = 0
         }
         times.push(t.duration_ms as f64 / 1000.0);
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
     times.sort_by(f64::total_cmp);
     Ok((times[0], times[times.len() / 2], times[times.len() - 1]))
 }

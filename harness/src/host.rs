@@ -156,9 +156,16 @@ impl Host {
         }
         let etc = self.inner.dir.join("etc");
         // Also creates the lab's artifact directory, if this is the first thing written there.
-        std::fs::create_dir_all(&etc).map_err(|source| Error::File { op: "create", path: etc.clone(), source })?;
+        let dir = crate::fsafe::artifact_dir(&etc).map_err(|e| Error::File { op: "create", path: etc.clone(), source: e.into() })?;
         for f in &self.inner.etc {
-            std::fs::write(&f.path, &f.text).map_err(|source| Error::File { op: "write", path: f.path.clone(), source })?;
+            // 0644: bind-mounted over the host's /etc, where a lab program that drops its
+            // privileges (a resolver as nobody) must still read them; the owner-only artifact
+            // directory keeps every other user of the machine out.
+            let res = match (f.path.parent(), f.path.file_name()) {
+                (Some(p), Some(name)) if p == etc => dir.write_file(name, f.text.as_bytes(), 0o644).map(|_| ()),
+                _ => crate::fsafe::write_artifact(&f.path, f.text.as_bytes(), 0o644),
+            };
+            res.map_err(|e| Error::File { op: "write", path: f.path.clone(), source: e.into() })?;
         }
         *done = true;
         Ok(())

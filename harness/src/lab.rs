@@ -33,6 +33,7 @@ pub struct LabBuilder {
     profile: Profile,
     hosts: Vec<HostSpec>,
     artifacts_root: Option<PathBuf>,
+    artifacts_base: Option<PathBuf>,
     keep_artifacts: bool,
     hosts_entries: bool,
     dns: Option<LabDns>,
@@ -46,9 +47,11 @@ pub struct Lab {
     epoch: Instant,
     hosts: Vec<Host>,
     switch: Option<(NetNs, Netlink)>,
-    /// The artifact directory: named at build, created by the first thing written into it
-    /// (a lab that writes nothing costs no file system work); `None` once torn down.
+    /// The artifact directory: made owner-only at build, with a marker naming this process
+    /// (see [`crate::artifacts`]); `None` once torn down.
     artifacts: Option<PathBuf>,
+    /// The folder above it up to which emptied folders are removed with it.
+    artifacts_base: PathBuf,
     keep: AtomicBool,
     registry: Arc<Registry>,
     dns: Option<DnsServer>,
@@ -98,10 +101,17 @@ impl LabBuilder {
         self
     }
 
-    /// Where the lab's artifact directory is created (default `$NSLAB_ARTIFACTS_DIR` or the
-    /// system temporary directory).
+    /// Where the lab's artifact directory is created (default
+    /// [`crate::artifacts::default_root`]); the root is checked (see [`crate::fsafe`]).
     pub fn artifacts_in(mut self, root: impl Into<PathBuf>) -> Self {
         self.artifacts_root = Some(root.into());
+        self
+    }
+
+    /// The artifacts root that folders between it and the lab's directory belong to: emptied
+    /// ones go with a passing lab's directory (the runner sets it to its root).
+    pub(crate) fn artifacts_base(mut self, base: impl Into<PathBuf>) -> Self {
+        self.artifacts_base = Some(base.into());
         self
     }
 
@@ -186,7 +196,17 @@ impl LabBuilder {
         check_privileges()?;
         let name = self.name.clone().unwrap_or_else(|| format!("lab{}-{}", std::process::id(), LAB_COUNTER.fetch_add(1, Ordering::Relaxed)));
         let root = self.artifacts_root.clone().unwrap_or_else(spec::default_artifacts_root);
-        let artifacts = root.join(format!("{name}-{}", unique_suffix()));
+        let base = self.artifacts_base.clone().filter(|b| root.starts_with(b)).unwrap_or_else(|| root.clone());
+        // Made now, owner-only in a checked root, with the marker that lets `nslab gc` tell a
+        // run that died; a build that fails removes it again.
+        let artifacts = crate::artifacts::create_lab_dir(&root, &format!("{name}-{}", unique_suffix())).map_err(|e| Error::File {
+            op: "create the artifact directory in",
+            path: root.clone(),
+            source: e.into(),
+        })?;
+        // As the directory's own path is: links resolved.
+        let base = std::fs::canonicalize(&base).unwrap_or(base);
+        let mut dir_guard = BuildGuard(Some((artifacts.clone(), base.clone())));
         let mut planned = self.plan(&name, &artifacts)?;
         self.plan_etc(&mut planned)?;
         let epoch = Instant::now();
@@ -329,6 +349,7 @@ impl LabBuilder {
         };
         tracing::debug!(lab = %name, hosts = hosts.len(), elapsed = ?epoch.elapsed(), "lab built");
         let keep = self.keep_artifacts || std::env::var_os("NSLAB_KEEP_ARTIFACTS").is_some_and(|v| v == "1");
+        dir_guard.0 = None;
         Ok(Lab {
             name,
             profile: self.profile,
@@ -336,6 +357,7 @@ impl LabBuilder {
             hosts,
             switch: Some((switch_ns, switch_nl)),
             artifacts: Some(artifacts),
+            artifacts_base: base,
             keep: AtomicBool::new(keep),
             registry,
             dns,
@@ -434,6 +456,17 @@ async fn break_ipv6(hosts: &[Host]) -> Result<()> {
     Ok(())
 }
 
+/// Removes the artifact directory of a build that failed (nothing of it is kept).
+struct BuildGuard(Option<(PathBuf, PathBuf)>);
+
+impl Drop for BuildGuard {
+    fn drop(&mut self) {
+        if let Some((dir, base)) = self.0.take() {
+            let _ = crate::artifacts::remove(&dir, &base);
+        }
+    }
+}
+
 /// A random suffix for artifact directory names (labs of several processes share a root).
 fn unique_suffix() -> String {
     use std::hash::{BuildHasher, Hasher};
@@ -466,7 +499,16 @@ fn check_privileges() -> Result<()> {
 impl Lab {
     /// Starts describing a lab (dual-stack unless [`LabBuilder::profile`] says otherwise).
     pub fn builder() -> LabBuilder {
-        LabBuilder { name: None, profile: Profile::DualStack, hosts: Vec::new(), artifacts_root: None, keep_artifacts: false, hosts_entries: true, dns: None }
+        LabBuilder {
+            name: None,
+            profile: Profile::DualStack,
+            hosts: Vec::new(),
+            artifacts_root: None,
+            artifacts_base: None,
+            keep_artifacts: false,
+            hosts_entries: true,
+            dns: None,
+        }
     }
 
     /// The lab's name.
@@ -508,7 +550,7 @@ impl Lab {
 
     /// The lab's artifact directory (output logs, per-host /etc files).
     ///
-    /// It is created by the first file written into it; [`Lab::teardown`] removes it (or keeps it).
+    /// Made owner-only at build; [`Lab::teardown`] removes it (or keeps it).
     pub fn artifacts(&self) -> &Path {
         self.artifacts.as_deref().unwrap_or(Path::new(""))
     }
@@ -579,8 +621,8 @@ impl Lab {
     fn save_query_log(&self, dns: &DnsServer, failures: &mut Vec<Error>) {
         let dir = self.artifacts().join("dns");
         let path = dir.join("queries.jsonl");
-        if let Err(source) = std::fs::create_dir_all(&dir) {
-            failures.push(Error::File { op: "create", path: dir, source });
+        if let Err(e) = crate::fsafe::artifact_dir(&dir) {
+            failures.push(Error::File { op: "create", path: dir, source: e.into() });
             return;
         }
         if let Err(e) = dns.log().write_jsonl(&path) {
@@ -591,16 +633,13 @@ impl Lab {
     fn finish_artifacts(&mut self, failed: bool, failures: &mut Vec<Error>) -> Option<PathBuf> {
         let path = self.artifacts.take()?;
         if failed || self.keep.load(Ordering::Relaxed) {
-            // Kept means there: a lab that wrote nothing still leaves an (empty) directory.
-            if let Err(source) = std::fs::create_dir_all(&path) {
-                failures.push(Error::File { op: "create artifact directory", path: path.clone(), source });
-            }
+            // Kept: evidence, no longer this process's to remove, nor `nslab gc`'s.
+            crate::artifacts::release(&path);
             tracing::info!(lab = %self.name, artifacts = %path.display(), "artifacts kept");
             return Some(path);
         }
-        match std::fs::remove_dir_all(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => failures.push(Error::File { op: "remove artifact directory", path, source: e }),
-            _ => {}
+        if let Err(e) = crate::artifacts::remove(&path, &self.artifacts_base) {
+            failures.push(Error::File { op: "remove artifact directory", path, source: e });
         }
         None
     }

@@ -38,13 +38,13 @@ fn nl_err(host: &Host, op: String) -> impl FnOnce(rtnetlink::Error) -> Error + '
 /// to the router; IPv4 hosts send the pool back to it. Returns the running tayga.
 pub(crate) async fn setup(router: &Host, hosts: &[Host]) -> Result<Process> {
     let dir = router.dir().join("tayga");
-    std::fs::create_dir_all(&dir).map_err(|source| Error::File { op: "create", path: dir.clone(), source })?;
+    crate::fsafe::artifact_dir(&dir).map_err(|e| Error::File { op: "create", path: dir.clone(), source: e.into() })?;
     let conf = router.dir().join("tayga.conf");
     let text = format!(
         "# written by nslab: NAT64 for this lab\ntun-device nat64\nipv4-addr {TAYGA_V4}\nipv6-addr {TAYGA_V6}\nprefix {PREFIX}/96\ndynamic-pool {POOL}/24\ndata-dir {}\n",
         dir.display()
     );
-    std::fs::write(&conf, text).map_err(|source| Error::File { op: "write", path: conf.clone(), source })?;
+    crate::fsafe::write_artifact(&conf, text.as_bytes(), 0o600).map_err(|e| Error::File { op: "write", path: conf.clone(), source: e.into() })?;
     let conf_s = conf.display().to_string();
     // The tun device is created inside the router's namespace and dies with it.
     let mk = router.run(Command::new("tayga").args(["--mktun", "--config", &conf_s]).name("tayga-mktun"), Duration::from_secs(10)).await?;

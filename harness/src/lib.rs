@@ -38,11 +38,13 @@
 //!
 //! Requires root (CAP_NET_ADMIN and CAP_SYS_ADMIN). The caller owns the tokio runtime.
 
+pub mod artifacts;
 pub mod demo;
 pub mod dns;
 pub mod doctor;
 pub mod error;
 pub mod etc;
+pub mod fsafe;
 pub mod host;
 pub mod lab;
 pub mod lab_dns;

@@ -83,29 +83,27 @@ pub(crate) fn up(
             (PathBuf::new(), p, name.unwrap_or_else(|| p.name().to_string()), Some(toml))
         }
     };
-    if let Err(e) = live::check_name(&name) {
-        return fail(e);
-    }
-    let lab = LabDir::new(root, &name);
-    if lab.dir.exists() {
-        if lab.alive() {
-            return fail(format!("a lab named {name} is already up; `nslab down {name}`, or choose another --name"));
+    // The name, claimed atomically: a second `nslab up` of it at once is told, and exits 2.
+    let claim = match live::claim(root, &name) {
+        Ok(c) => c,
+        Err(e @ live::LiveError::AlreadyUp { .. }) => {
+            eprintln!("nslab: {e}");
+            return ExitCode::from(2);
         }
-        let mut c = live::Collected::default();
-        live::remove_remains(&lab, &mut c);
-        eprintln!("nslab: removed what an earlier lab {name} left ({} namespace(s))", c.netns.len());
-    }
-    if let Err(e) = create_private_dir(root).and_then(|()| create_private_dir(&lab.dir)) {
-        return fail(format!("cannot create {}: {e}", lab.dir.display()));
+        Err(e) => return fail(e),
+    };
+    let lab = claim.lab.clone();
+    if !claim.cleared.labs.is_empty() {
+        eprintln!("nslab: removed what an earlier lab {name} left ({} namespace(s))", claim.cleared.netns.len());
     }
     let path = match synthesized {
         Some(text) => {
-            let p = lab.dir.join("lab.toml");
-            if let Err(e) = std::fs::write(&p, text) {
-                return fail(format!("cannot write {}: {e}", p.display()));
-            }
+            let p = match claim.dir.write_file("lab.toml", text.as_bytes(), 0o600) {
+                Ok(p) => p,
+                Err(e) => return fail(e),
+            };
             if let Err(e) = nslab::scenario::load(&p) {
-                let _ = std::fs::remove_dir_all(&lab.dir);
+                let _ = std::fs::remove_file(&p);
                 return fail(format!("the hosts given are not usable: {e}"));
             }
             p
@@ -113,9 +111,9 @@ pub(crate) fn up(
         None => path,
     };
     // The daemon: this same program, in its own session, its output in the lab's log.
-    let log = match std::fs::File::create(lab.log()) {
+    let log = match claim.dir.create_file("daemon.log", 0o600) {
         Ok(f) => f,
-        Err(e) => return fail(format!("cannot create {}: {e}", lab.log().display())),
+        Err(e) => return fail(e),
     };
     let exe = match std::env::current_exe() {
         Ok(e) => e,
@@ -132,7 +130,7 @@ pub(crate) fn up(
         Err(e) => return fail(format!("cannot start the lab's daemon: {e}")),
     };
     if let Some(id) = ProcId::of(child.id()) {
-        let _ = std::fs::write(lab.pid_file(), serde_json::to_vec(&id).unwrap_or_default());
+        let _ = claim.dir.write_file("daemon.pid", &serde_json::to_vec(&id).unwrap_or_default(), 0o600);
     }
     let pb = spinner(format!("bringing lab {name} up ({profile})"));
     let started = Instant::now();
@@ -160,11 +158,16 @@ pub(crate) fn up(
         for l in text.lines() {
             eprintln!("  | {l}");
         }
-        let kept = std::env::temp_dir().join(format!("nslab-up-{name}.log"));
-        let _ = std::fs::copy(lab.log(), &kept);
+        // The evidence outlives the state directory: into the checked artifacts root, a new
+        // owner-only file (never a fixed name in a shared directory).
+        let kept = keep_failed_log(&name, text.as_bytes());
         let mut c = live::Collected::default();
         live::remove_remains(&lab, &mut c);
-        eprintln!("nslab: log kept in {}", kept.display());
+        drop(claim);
+        match kept {
+            Ok(p) => eprintln!("nslab: log kept in {}", p.display()),
+            Err(e) => eprintln!("nslab: the log could not be kept: {e}"),
+        }
         return ExitCode::FAILURE;
     }
     match lab.state() {
@@ -188,13 +191,11 @@ pub(crate) fn up(
     }
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
+/// Writes the log of a lab that failed to come up as `<artifacts>/up/NAME/daemon-SECS-PID.log`.
+fn keep_failed_log(name: &str, text: &[u8]) -> Result<PathBuf, nslab::fsafe::FsError> {
+    let dir = nslab::fsafe::artifact_dir(&nslab::spec::default_artifacts_root().join("up").join(name))?;
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    dir.write_file(format!("daemon-{secs}-{}.log", std::process::id()), text, 0o600)
 }
 
 fn print_lab(st: &LabState, services: Option<&str>, paint: &Paint) {
@@ -229,6 +230,10 @@ fn print_lab(st: &LabState, services: Option<&str>, paint: &Paint) {
 }
 
 pub(crate) fn exec(root: &Path, lab: &str, host: &str, command: Vec<String>, shell: bool) -> ExitCode {
+    // Another user's state root is never read: its state.json would choose what to join.
+    if let Err(e) = live::check_root(root) {
+        return fail(e);
+    }
     let dir = LabDir::new(root, lab);
     let mut env = Vec::new();
     let argv = if shell {
@@ -253,6 +258,10 @@ pub(crate) fn exec(root: &Path, lab: &str, host: &str, command: Vec<String>, she
 }
 
 pub(crate) fn dns(root: &Path, lab: &str, req: DnsRequest) -> ExitCode {
+    // Another user's state root is never read: its state.json would choose what to join.
+    if let Err(e) = live::check_root(root) {
+        return fail(e);
+    }
     let dir = LabDir::new(root, lab);
     let timeout = match &req {
         DnsRequest::Log { follow: true, .. } => None,
@@ -270,6 +279,10 @@ pub(crate) fn dns(root: &Path, lab: &str, req: DnsRequest) -> ExitCode {
 }
 
 pub(crate) fn status(root: &Path, only: Option<&str>, json: bool, paint: &Paint) -> ExitCode {
+    // Another user's state root is never read: its state.json would choose what to join.
+    if let Err(e) = live::check_root(root) {
+        return fail(e);
+    }
     let labs: Vec<LabDir> = match only {
         Some(n) => vec![LabDir::new(root, n)],
         None => live::labs(root),
@@ -309,6 +322,10 @@ pub(crate) fn status(root: &Path, only: Option<&str>, json: bool, paint: &Paint)
 }
 
 pub(crate) fn down(root: &Path, names: Vec<String>, all: bool, force: bool) -> ExitCode {
+    // Another user's state root is never read: its state.json would choose what to join.
+    if let Err(e) = live::check_root(root) {
+        return fail(e);
+    }
     let labs: Vec<LabDir> = if all { live::labs(root) } else { names.iter().map(|n| LabDir::new(root, n)).collect() };
     let mut code = ExitCode::SUCCESS;
     for lab in labs {
@@ -320,8 +337,12 @@ pub(crate) fn down(root: &Path, names: Vec<String>, all: bool, force: bool) -> E
         let daemon = lab.daemon();
         if !lab.alive() {
             let mut c = live::Collected::default();
-            live::remove_remains(&lab, &mut c);
-            println!("lab {} was not running; removed what it left ({} namespace(s))", lab.name, c.netns.len());
+            if live::remove_if_dead(&lab, &mut c) {
+                println!("lab {} was not running; removed what it left ({} namespace(s))", lab.name, c.netns.len());
+            } else {
+                eprintln!("nslab: lab {} is coming up (an `nslab up` holds its name); try again once it is up", lab.name);
+                code = ExitCode::FAILURE;
+            }
             continue;
         }
         let pb = spinner(format!("bringing lab {} down", lab.name));
@@ -348,26 +369,46 @@ pub(crate) fn down(root: &Path, names: Vec<String>, all: bool, force: bool) -> E
             std::thread::sleep(Duration::from_millis(20));
         }
         let mut c = live::Collected::default();
-        live::remove_remains(&lab, &mut c);
+        live::remove_if_dead(&lab, &mut c);
     }
     code
 }
 
 pub(crate) fn gc(root: &Path) -> ExitCode {
-    let c = live::gc(root);
+    let c = match live::gc(root) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
     for l in &c.labs {
         println!("removed the remains of lab {l}");
     }
     for n in &c.netns {
         println!("removed network namespace {n}");
     }
-    for e in &c.errors {
+    let mut errors = c.errors;
+    // Artifact directories of runs that died (their marker names a process that is gone).
+    let art = nslab::spec::default_artifacts_root();
+    let (dead, art_errors) = match nslab::artifacts::collect_dead(&art) {
+        Ok(r) => r,
+        Err(e) => (Vec::new(), vec![nslab::error::chain(&e)]),
+    };
+    errors.extend(art_errors);
+    let (mut files, mut bytes) = (0, 0);
+    for d in &dead {
+        println!("removed the artifacts of a run that died (pid {}): {} ({} files, {} bytes)", d.owner.pid, d.path.display(), d.files, d.bytes);
+        files += d.files;
+        bytes += d.bytes;
+    }
+    if !dead.is_empty() {
+        println!("artifacts removed: {} directories, {files} files, {bytes} bytes ({:.1} MB) from {}", dead.len(), bytes as f64 / 1e6, art.display());
+    }
+    for e in &errors {
         eprintln!("nslab: {e}");
     }
-    if c.labs.is_empty() && c.netns.is_empty() && c.errors.is_empty() {
+    if c.labs.is_empty() && c.netns.is_empty() && dead.is_empty() && errors.is_empty() {
         println!("nothing to remove");
     }
-    if c.errors.is_empty() {
+    if errors.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

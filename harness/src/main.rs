@@ -173,7 +173,9 @@ enum Cmd {
         force: bool,
     },
     /// Remove what labs whose daemon died (kill -9, a crash) left behind: named network
-    /// namespaces and state directories. Running labs are not touched.
+    /// namespaces and state directories, and the artifact directories of runs that died.
+    /// Goes by what nslab recorded, never by names: running labs, labs of another state
+    /// directory and other users' files are not touched.
     Gc,
     /// The daemon of `nslab up` (started by it; not for direct use).
     #[command(name = "__serve", hide = true)]

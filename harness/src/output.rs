@@ -67,7 +67,8 @@ impl Output {
             Stream::Stdout => &self.stdout_path,
             Stream::Stderr => &self.stderr_path,
         };
-        let mut file = match tokio::fs::File::create(path).await {
+        // A new owner-only file (O_EXCL, never through a link) in the lab's checked artifacts.
+        let mut file = match tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path).await {
             Ok(f) => Some(f),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot write output log");

@@ -116,17 +116,9 @@ pub(crate) fn check_host(h: &HostSpec) -> Result<Vec<(PathBuf, Sysctl)>, String>
     h.sysctls.iter().map(|s| sysctl::sysctl_path(&s.name).map(|p| (p, s.clone())).map_err(|e| format!("host {}: {e}", h.name))).collect()
 }
 
-/// Where artifacts go by default: `$NSLAB_ARTIFACTS_DIR`, else `<tmp>/nslab-artifacts` as
-/// root and `<tmp>/nslab-artifacts-UID` for any other user (rootless mode), so users do not
-/// share one directory.
+/// Where artifacts go by default (see [`crate::artifacts::default_root`]).
 pub fn default_artifacts_root() -> PathBuf {
-    if let Some(d) = std::env::var_os("NSLAB_ARTIFACTS_DIR") {
-        return PathBuf::from(d);
-    }
-    match crate::rootless::outer_uid() {
-        Some(uid) if uid != 0 => std::env::temp_dir().join(format!("nslab-artifacts-{uid}")),
-        _ => std::env::temp_dir().join("nslab-artifacts"),
-    }
+    crate::artifacts::default_root()
 }
 
 #[cfg(test)]

@@ -304,9 +304,8 @@ async fn query_log_records_client_transport_rcode_answers_and_writes_jsonl() {
     assert_eq!(nx[0].rcode, "NXDOMAIN");
     assert_eq!(nx[0].client.ip(), client.ip());
 
-    let dir = std::env::temp_dir().join(format!("nslab-dns-log-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("queries.jsonl");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("queries.jsonl");
     assert_eq!(f.server.log().write_jsonl(&path).unwrap(), 2);
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -314,7 +313,6 @@ async fn query_log_records_client_transport_rcode_answers_and_writes_jsonl() {
     assert_eq!(lines[0]["client"], client.to_string());
     assert_eq!(lines[0]["transport"], "udp");
     assert_eq!(lines[1]["rcode"], "NXDOMAIN");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]

@@ -3,7 +3,6 @@
 use std::{
     collections::VecDeque,
     fmt,
-    fs::File,
     io::{BufWriter, Write},
     net::{IpAddr, SocketAddr},
     path::Path,
@@ -296,7 +295,12 @@ impl QueryLog {
     pub fn write_jsonl(&self, path: &Path) -> Result<usize, LogError> {
         let entries = self.entries();
         let write_err = |source| LogError::Write { path: path.to_owned(), source };
-        let mut out = BufWriter::new(File::create(path).map_err(write_err)?);
+        // Owner-only, never through a planted link.
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path)
+        };
+        let mut out = BufWriter::new(file.map_err(write_err)?);
         for entry in &entries {
             serde_json::to_writer(&mut out, entry).map_err(|source| LogError::Serialize { path: path.to_owned(), source })?;
             out.write_all(b"\n").map_err(write_err)?;

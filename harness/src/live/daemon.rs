@@ -55,9 +55,15 @@ pub async fn serve(spec: UpSpec) -> anyhow::Result<()> {
                 made_netns_dir |= super::make_netns_dir(&spec.state_root)?;
                 let name = super::netns_name(&spec.lab.name, h.name());
                 let path = Path::new(super::NETNS_DIR).join(&name);
-                // A namespace of a lab of this name that died unnoticed: ours to replace.
-                crate::sys::unbind_netns(&path)?;
-                crate::sys::bind_netns(anchor.pid(), &path).map_err(|e| anyhow::anyhow!("bind {}: {e}", path.display()))?;
+                // `nslab up` removed what a dead lab of this name under this state root left; a
+                // name still taken belongs to another lab (another state root), never replaced.
+                crate::sys::bind_netns(anchor.pid(), &path).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+                        "the network namespace name {} is taken, by a lab of the same name under another state directory (NSLAB_STATE_DIR) or by one whose state was removed by hand; choose another --name, or `ip netns delete {name}` if it is a leftover",
+                        path.display()
+                    ),
+                    _ => anyhow::anyhow!("bind {}: {e}", path.display()),
+                })?;
                 named.push(path);
                 Some(name)
             };
@@ -104,9 +110,7 @@ pub async fn serve(spec: UpSpec) -> anyhow::Result<()> {
     };
     let listener = UnixListener::bind(spec.lab.socket())?;
     // Written last, atomically: its presence is what `nslab up` waits for.
-    let tmp = spec.lab.dir.join("state.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&state)?)?;
-    std::fs::rename(&tmp, spec.lab.state_file())?;
+    crate::fsafe::Dir::root(&spec.lab.dir, crate::fsafe::Role::State)?.replace_file("state.json", &serde_json::to_vec_pretty(&state)?, 0o600)?;
     eprintln!("lab {} is up: {} host(s), artifacts in {}", state.name, state.hosts.len(), state.artifacts.display());
 
     let session: Shared = Arc::new(Mutex::new(Some(session)));
@@ -158,8 +162,12 @@ pub async fn serve(spec: UpSpec) -> anyhow::Result<()> {
         Some(s) => s.finish().await,
         None => Err("the lab was already gone".to_string()),
     };
-    // The daemon's log goes with the evidence.
-    let _ = std::fs::copy(spec.lab.log(), state.artifacts.join("daemon.log"));
+    // The daemon's log goes with the evidence, when it is kept.
+    if let Ok(Some(kept)) = &result {
+        if let Ok(log) = std::fs::read(spec.lab.log()) {
+            let _ = crate::fsafe::write_artifact(&kept.join("daemon.log"), &log, 0o600);
+        }
+    }
     let reply = match &result {
         Ok(kept) => Reply::ok(format!("lab {} is down; artifacts kept in {}", state.name, kept.as_deref().unwrap_or(&state.artifacts).display())),
         Err(e) => Reply::err(format!("lab {} came down with an error: {e}", state.name)),

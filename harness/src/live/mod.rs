@@ -3,8 +3,11 @@
 //! (`nslab status`) and end (`nslab down`, or `nslab gc` after the daemon was killed).
 //!
 //! Each lab has a state directory (`/run/nslab/NAME` as root, `$XDG_RUNTIME_DIR/nslab/NAME` or
-//! `/tmp/nslab-UID/NAME` otherwise) holding `state.json` (written once the lab is up), the
-//! daemon's control socket and its log. The daemon is the only owner of the lab: every host
+//! `$TMPDIR/nslab-UID/NAME` otherwise; the root is checked by [`crate::fsafe`] on every use)
+//! holding `lock` (whoever holds it is claiming the name: `nslab up`, `gc`), `daemon.pid` (the
+//! daemon's pid and start time), `state.json` (written once the lab is up), the daemon's
+//! control socket and its log. A lab is alive while the process in `daemon.pid` is; that, not
+//! a name, is what `gc` goes by. The daemon is the only owner of the lab: every host
 //! has an anchor process (PID 1 of the host's PID namespace, carrying its mount and UTS
 //! namespaces) that commands join, and as root each host's network namespace is also bound to
 //! `/run/netns/nslab-NAME.HOST` for `ip netns exec`. When the daemon dies, even by `kill -9`,
@@ -22,7 +25,7 @@ use serde::{Deserialize, Serialize};
 /// Where named network namespaces live (the `ip netns` convention).
 pub const NETNS_DIR: &str = "/run/netns";
 
-/// Prefix of every named network namespace nslab makes, so `gc` only ever touches its own.
+/// Prefix of every named network namespace nslab makes.
 pub const NETNS_PREFIX: &str = "nslab-";
 
 /// Errors of the long-lived lab commands, each saying what to do.
@@ -68,6 +71,17 @@ pub enum LiveError {
     /// The daemon refused or failed a request.
     #[error("{0}")]
     Refused(String),
+    /// Another lab of that name is up or coming up.
+    #[error("a lab named {name} is already up (pid {pid}); `nslab down {name}`, or choose another --name")]
+    AlreadyUp {
+        /// The name.
+        name: String,
+        /// Its daemon, or the `nslab up` bringing it up.
+        pid: u32,
+    },
+    /// The state root or a file in it is not safe to use.
+    #[error(transparent)]
+    Files(#[from] crate::fsafe::FsError),
 }
 
 impl LiveError {
@@ -102,6 +116,101 @@ pub fn state_root() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) if Path::new(&d).is_dir() => PathBuf::from(d).join("nslab"),
         _ => std::env::temp_dir().join(format!("nslab-{uid}")),
+    }
+}
+
+/// Checks the state root `root` when it exists (a missing one holds no lab and is not made):
+/// it must be the caller's, see [`crate::fsafe`].
+///
+/// # Errors
+/// [`LiveError::Files`] naming the root, its owner and what to do.
+pub fn check_root(root: &Path) -> Result<(), LiveError> {
+    if std::fs::symlink_metadata(root).is_err() {
+        return Ok(());
+    }
+    crate::fsafe::Dir::root(root, crate::fsafe::Role::State)?;
+    Ok(())
+}
+
+/// A lab name claimed by this process (see [`claim`]); the claim ends when it is dropped.
+#[derive(Debug)]
+pub struct Claim {
+    /// The lab's files.
+    pub lab: LabDir,
+    /// Its state directory, checked and open.
+    pub dir: crate::fsafe::Dir,
+    /// What an earlier, dead lab of the name had left and the claim removed.
+    pub cleared: Collected,
+    /// Held until the claim is dropped.
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Claims lab name `name` under `root`, atomically: of several claimers at once exactly one
+/// gets it, while a lab of that name is alive no one does. The winner finds the state
+/// directory emptied of what an earlier, dead lab of the name left (its namespaces unbound).
+///
+/// # Errors
+/// [`LiveError::AlreadyUp`] with the pid of the live daemon (or of the `nslab up` holding the
+/// claim); the root refused; file errors.
+pub fn claim(root: &Path, name: &str) -> Result<Claim, LiveError> {
+    use std::io::{Read, Seek, Write};
+    check_name(name)?;
+    let root_dir = crate::fsafe::Dir::root(root, crate::fsafe::Role::State)?;
+    loop {
+        let dir = root_dir.subdir(name)?;
+        let lab = LabDir::new(root_dir.path(), name);
+        let file = dir.open_or_create("lock")?;
+        let lock = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(l) => l,
+            Err((mut lock, nix::errno::Errno::EWOULDBLOCK)) => {
+                // Someone holds it: a live daemon, or the `nslab up` that is starting one (it
+                // writes its pid right after taking the lock).
+                if let Some(d) = lab.daemon().filter(ProcId::alive) {
+                    return Err(LiveError::AlreadyUp { name: name.into(), pid: d.pid });
+                }
+                let mut pid = 0;
+                for _ in 0..100 {
+                    let mut text = String::new();
+                    let _ = lock.rewind().and_then(|()| lock.read_to_string(&mut text));
+                    if let Ok(p) = text.trim().parse() {
+                        pid = p;
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                return Err(LiveError::AlreadyUp { name: name.into(), pid });
+            }
+            Err((_, e)) => return Err(LiveError::io(format!("lock {}", lab.dir.join("lock").display()))(e.into())),
+        };
+        // A claimer before us may have removed the directory (or its lock) it held: then the
+        // lock we hold is of a file no one else will open. Start again.
+        let same = |a: nix::sys::stat::FileStat, b: nix::sys::stat::FileStat| a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+        let held = nix::sys::stat::fstat(&*lock).ok();
+        let named = nix::sys::stat::fstatat(dir.fd(), "lock", nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).ok();
+        let dir_now = nix::sys::stat::fstatat(root_dir.fd(), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).ok();
+        let dir_held = nix::sys::stat::fstat(dir.fd()).ok();
+        let current = matches!((held, named), (Some(a), Some(b)) if same(a, b)) && matches!((dir_held, dir_now), (Some(a), Some(b)) if same(a, b));
+        if !current {
+            continue;
+        }
+        if let Some(d) = lab.daemon().filter(ProcId::alive) {
+            return Err(LiveError::AlreadyUp { name: name.into(), pid: d.pid });
+        }
+        let _ = lock.set_len(0).and_then(|()| (&*lock).rewind()).and_then(|()| write!(&*lock, "{}", std::process::id()));
+        // What an earlier lab of this name left: its namespaces, then every file but the lock.
+        let mut c = Collected::default();
+        unbind_recorded(&lab, &mut c);
+        for e in std::fs::read_dir(&lab.dir).into_iter().flatten().flatten() {
+            if e.file_name() != "lock" {
+                if !c.labs.contains(&lab.name) {
+                    c.labs.push(lab.name.clone());
+                }
+                let p = e.path();
+                let r = if e.file_type().is_ok_and(|t| t.is_dir()) { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+                r.map_err(LiveError::io(format!("remove {}", p.display())))?;
+            }
+        }
+        return Ok(Claim { lab, dir, cleared: c, _lock: lock });
     }
 }
 
@@ -260,6 +369,16 @@ impl LabDir {
     pub fn alive(&self) -> bool {
         self.daemon().is_some_and(|d| d.alive())
     }
+
+    /// The lab's lock, when no one else holds it (released when dropped). A lab without a
+    /// lock file has no claimer either.
+    pub fn try_lock(&self) -> Option<Option<nix::fcntl::Flock<std::fs::File>>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(self.dir.join("lock")) {
+            Ok(f) => nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok().map(Some),
+            Err(_) => Some(None),
+        }
+    }
 }
 
 /// Every lab with a state directory under `root`, by name.
@@ -269,6 +388,11 @@ pub fn labs(root: &Path) -> Vec<LabDir> {
         .flatten()
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        // Only the caller's: a state directory of another user is never read, let alone removed.
+        .filter(|e| {
+            use std::os::unix::fs::MetadataExt;
+            e.metadata().is_ok_and(|m| m.uid() == nix::unistd::geteuid().as_raw())
+        })
         .filter_map(|e| e.file_name().to_str().map(|n| LabDir::new(root, n)))
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -291,40 +415,24 @@ pub struct Collected {
     pub errors: Vec<String>,
 }
 
-/// Removes what dead labs left: their named network namespaces and state directories, and any
-/// `/run/netns/nslab-*` that no running lab owns. Running labs are not touched.
-pub fn gc(root: &Path) -> Collected {
+/// Removes what dead labs under `root` left: their named network namespaces (those their
+/// `state.json` records) and state directories. A lab whose daemon lives, or whose name is
+/// being claimed, is not touched; nothing is removed by its name alone, so labs of another
+/// state root (another `NSLAB_STATE_DIR`, another user) are safe from this one's `gc`.
+///
+/// # Errors
+/// The root is refused (not the caller's, see [`check_root`]).
+pub fn gc(root: &Path) -> Result<Collected, LiveError> {
     let mut out = Collected::default();
-    let mut owned = Vec::new();
+    check_root(root)?;
     for lab in labs(root) {
-        if lab.alive() {
-            if let Ok(st) = lab.state() {
-                owned.extend(st.hosts.iter().filter_map(|h| h.netns.clone()));
-            }
-            continue;
-        }
-        remove_remains(&lab, &mut out);
-    }
-    // Namespaces whose lab left no state (its directory was removed by hand, or /run/nslab
-    // was cleared): any of ours that no running lab claims.
-    if let Ok(rd) = std::fs::read_dir(NETNS_DIR) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(NETNS_PREFIX) && !owned.contains(&name) {
-                match crate::sys::unbind_netns(&e.path()) {
-                    Ok(()) => out.netns.push(name),
-                    Err(err) => out.errors.push(format!("unmount {}: {err}", e.path().display())),
-                }
-            }
-        }
+        remove_if_dead(&lab, &mut out);
     }
     remove_netns_dir_if_ours(root);
-    out
+    Ok(out)
 }
 
-/// Removes a dead lab's named namespaces and state directory (call it only once its daemon
-/// is gone).
-pub fn remove_remains(lab: &LabDir, out: &mut Collected) {
+fn unbind_recorded(lab: &LabDir, out: &mut Collected) {
     if let Ok(st) = lab.state() {
         for h in &st.hosts {
             if let Some(n) = &h.netns {
@@ -337,6 +445,24 @@ pub fn remove_remains(lab: &LabDir, out: &mut Collected) {
             }
         }
     }
+}
+
+/// Removes what lab `lab` left when its daemon is dead and no one is claiming its name;
+/// returns whether it did.
+pub fn remove_if_dead(lab: &LabDir, out: &mut Collected) -> bool {
+    // Held by an `nslab up` of that name: not dead, starting.
+    let Some(_lock) = lab.try_lock() else { return false };
+    if lab.alive() {
+        return false;
+    }
+    remove_remains(lab, out);
+    true
+}
+
+/// Removes a dead lab's named namespaces and state directory (call it only once its daemon
+/// is gone).
+pub fn remove_remains(lab: &LabDir, out: &mut Collected) {
+    unbind_recorded(lab, out);
     match std::fs::remove_dir_all(&lab.dir) {
         Ok(()) => out.labs.push(lab.name.clone()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -361,7 +487,10 @@ pub(crate) fn remove_netns_dir_if_ours(root: &Path) {
 pub(crate) fn make_netns_dir(root: &Path) -> io::Result<bool> {
     match std::fs::create_dir(NETNS_DIR) {
         Ok(()) => {
-            std::fs::write(netns_marker(root), b"")?;
+            crate::fsafe::Dir::root(root, crate::fsafe::Role::State)
+                .map_err(io::Error::from)?
+                .replace_file(".made-run-netns", b"", 0o600)
+                .map_err(io::Error::from)?;
             Ok(true)
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),

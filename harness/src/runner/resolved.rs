@@ -332,6 +332,6 @@ impl Resolved {
     /// File errors.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(dir.join("scenario.resolved.json"), text + "\n")
+        crate::fsafe::write_artifact(&dir.join("scenario.resolved.json"), (text + "\n").as_bytes(), 0o600).map_err(Into::into)
     }
 }

@@ -221,7 +221,7 @@ const COLORS: [&str; 6] = ["#3266c8", "#2e9e4f", "#d0782a", "#8a4fc2", "#c23b5a"
 /// File errors.
 pub fn write_svg(path: &Path, targets: &[Target], marks: &[Mark], end: Duration) -> std::io::Result<()> {
     let lanes: Vec<(String, Vec<RequestRecord>)> = targets.iter().map(|t| (t.def.name.clone(), t.requests())).collect();
-    svg::save(path, &document(&lanes, marks, end))
+    crate::fsafe::write_artifact(path, document(&lanes, marks, end).to_string().as_bytes(), 0o600).map_err(Into::into)
 }
 
 /// The picture of `lanes` (each target's name and requests) and `marks` over `0..end`.

@@ -234,7 +234,7 @@ impl Target {
             s.push_str(&serde_json::to_string(&r).map_err(std::io::Error::other)?);
             s.push('\n');
         }
-        std::fs::write(path, s)
+        crate::fsafe::write_artifact(path, s.as_bytes(), 0o600).map_err(Into::into)
     }
 }
 

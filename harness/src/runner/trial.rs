@@ -24,7 +24,7 @@ use crate::scenario::{Action, Condition, DnsFault, ExpectStart, FaultScope, File
 pub struct RunOptions {
     /// Keep the artifacts of passing trials too.
     pub keep: bool,
-    /// Where artifact directories go (default: `$NSLAB_ARTIFACTS_DIR` or the temp directory).
+    /// Where artifact directories go (default: [`crate::artifacts::default_root`]).
     pub artifacts_root: Option<PathBuf>,
     /// A missing requirement fails the trial instead of ignoring it.
     pub require_all: bool,
@@ -122,9 +122,9 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         if let Some(svg) = picture {
             let path = dir.join("timeline.svg");
             if artifacts.is_none() {
-                let kept = std::fs::create_dir_all(&dir)
-                    .and_then(|()| std::fs::write(&path, svg))
-                    .and_then(|()| results_json.map_or(Ok(()), |r| std::fs::write(dir.join("results.json"), r)));
+                let kept = crate::fsafe::artifact_dir(&dir)
+                    .and_then(|d| d.write_file("timeline.svg", &svg, 0o600).map(|_| d))
+                    .and_then(|d| results_json.map_or(Ok(()), |r| d.write_file("results.json", &r, 0o600).map(|_| ())));
                 if let Err(e) = kept {
                     tracing::warn!(error = %e, path = %path.display(), "cannot keep timeline.svg");
                 }
@@ -263,7 +263,8 @@ impl<'a> Trial<'a> {
             b = b.dns(context::lab_dns(d)?);
         }
         if let Some(root) = artifacts_root {
-            b = b.artifacts_in(root);
+            // Folders a passing trial empties (<root>/<folder>/<scenario>) go with it.
+            b = b.artifacts_in(root).artifacts_base(self.artifacts_root.clone().unwrap_or_else(crate::spec::default_artifacts_root));
         }
         let lab = b.build().await.map_err(|e| format!("building the lab: {}", chain(&e)))?;
         let scenario_dir = std::fs::canonicalize(s.dir()).unwrap_or_else(|_| s.dir().to_path_buf());
@@ -362,17 +363,28 @@ impl<'a> Trial<'a> {
     async fn start(&mut self, svc: &ServiceDef) -> Result<(), String> {
         let host = self.host(&svc.host)?;
         let dir = self.lab().artifacts().join("services").join(&svc.name);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("service {}: create {}: {e}", svc.name, dir.display()))?;
+        crate::fsafe::artifact_dir(&dir).map_err(|e| format!("service {}: {e}", svc.name))?;
+        // Its program may switch users (postgres through runuser) and must still reach it:
+        // the way there becomes searchable (0711), never listable; its files stay 0600.
+        let top = self.artifacts_root.clone().unwrap_or_else(crate::spec::default_artifacts_root);
+        let top = std::fs::canonicalize(&top).unwrap_or(top);
+        crate::fsafe::allow_traverse(&dir, &top).map_err(|e| format!("service {}: open the way to {}: {e}", svc.name, dir.display()))?;
         let facts = self.facts.as_ref().expect("facts are read after the build");
         let ctx = facts.for_service(dir.clone());
         for f in &svc.files {
             let path = dir.join(&f.path);
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| format!("service {}: {e}", svc.name))?;
+                crate::fsafe::artifact_dir(parent).map_err(|e| format!("service {}: {e}", svc.name))?;
             }
+            // Owner-only, new, never through a link: a service's files are the caller's.
             let res = match &f.content {
-                FileContent::Inline(t) => t.render(&ctx).map_err(|e| e.to_string()).and_then(|text| std::fs::write(&path, text).map_err(|e| e.to_string())),
-                FileContent::Source(src) => std::fs::copy(src, &path).map(|_| ()).map_err(|e| e.to_string()),
+                FileContent::Inline(t) => t
+                    .render(&ctx)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| crate::fsafe::write_artifact(&path, text.as_bytes(), 0o600).map_err(|e| crate::error::chain(&e))),
+                FileContent::Source(src) => std::fs::read(src)
+                    .map_err(|e| format!("cannot read {}: {e}", src.display()))
+                    .and_then(|bytes| crate::fsafe::write_artifact(&path, &bytes, 0o600).map_err(|e| crate::error::chain(&e))),
             };
             res.map_err(|e| format!("service {}: file {}: {e}", svc.name, f.path.display()))?;
         }
@@ -763,7 +775,7 @@ fn write_targets(lab: &Lab, targets: &BTreeMap<String, Target>, dns_steps: &[(St
         return;
     }
     let dir = lab.artifacts().join("targets");
-    if std::fs::create_dir_all(&dir).is_err() {
+    if crate::fsafe::artifact_dir(&dir).is_err() {
         return;
     }
     for (name, t) in targets {
@@ -810,8 +822,7 @@ fn write_facts(
         "programs": requirements::versions(&s.requires),
     });
     let dir = lab.artifacts();
-    let _ = std::fs::create_dir_all(dir);
-    let _ = std::fs::write(dir.join("environment.json"), serde_json::to_string_pretty(&env).unwrap_or_default());
+    let _ = crate::fsafe::write_artifact(&dir.join("environment.json"), serde_json::to_string_pretty(&env).unwrap_or_default().as_bytes(), 0o600);
     if let Err(e) = crate::runner::resolved::Resolved::of(lab, s, profile, facts.as_ref()).write(dir) {
         tracing::warn!(error = %e, "cannot write scenario.resolved.json");
     }
@@ -824,5 +835,5 @@ fn write_facts(
     if lab.artifacts().join("timeline.svg").exists() {
         res["timeline"] = "timeline.svg".into();
     }
-    let _ = std::fs::write(dir.join("results.json"), serde_json::to_string_pretty(&res).unwrap_or_default());
+    let _ = crate::fsafe::write_artifact(&dir.join("results.json"), serde_json::to_string_pretty(&res).unwrap_or_default().as_bytes(), 0o600);
 }
