@@ -582,7 +582,7 @@ async fn nat64() -> Result<(), String> {
         client.run(Command::new("curl").args(["-sS", "--max-time", "5", "-w", " %{remote_ip}", "http://legacy.example.test:8000/"]), T).await.map_err(err)?;
     let out = c.stdout();
     ensure!(out.starts_with("legacy\n 2001:db8:6464::"), "curl through NAT64 should answer from a 2001:db8:6464::/96 address, got {out:?} {}", c.stderr());
-    let peer = tokio::time::timeout(Duration::from_secs(2), server).await.map_err(|_| "server saw no connection".to_string())?.map_err(|e| e.to_string())??;
+    let peer = tokio::time::timeout(T, server).await.map_err(|_| format!("the server saw no connection within {T:?}"))?.map_err(|e| e.to_string())??;
     ensure!(peer.ip().to_string().starts_with("198.51.100."), "the IPv4-only server should see a NAT64 pool address, saw {peer}");
     lab.teardown().await.map_err(err)?;
     Ok(())

@@ -23,9 +23,17 @@ fn main() -> std::process::ExitCode {
     nslab_tests::run_checking_host(&args, trials)
 }
 
-/// A TCP connect from `client` to `addr`: Ok, or the errno (-2 for a timeout).
-async fn connect(client: &nslab::Host, addr: SocketAddr) -> Result<(), i32> {
-    match tokio::time::timeout(Duration::from_secs(3), client.connect_tcp(addr)).await {
+/// How long a connect that must succeed may take before the test calls it failed: a hang guard,
+/// not a claim about speed.
+const GUARD: Duration = Duration::from_secs(30);
+
+/// How long a connect that must not succeed is given: a connect into a downed link hangs, and
+/// this long is enough to see that it does not complete.
+const HANG: Duration = Duration::from_secs(3);
+
+/// A TCP connect from `client` to `addr` given `wait`: Ok, or the errno (-2 for a timeout).
+async fn connect(client: &nslab::Host, addr: SocketAddr, wait: Duration) -> Result<(), i32> {
+    match tokio::time::timeout(wait, client.connect_tcp(addr)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e.os_error().unwrap_or(-1)),
         Err(_) => Err(-2),
@@ -58,7 +66,7 @@ async fn flap(profile: Profile, dad: bool) -> Result<(), String> {
 
     let wait_dad = |server: nslab::Host, targets: Vec<IpAddr>| async move {
         for a in targets.into_iter().filter(IpAddr::is_ipv6) {
-            server.wait_dad(a, Duration::from_secs(10)).await.map_err(err)?;
+            server.wait_dad(a, GUARD).await.map_err(err)?;
         }
         Ok::<(), String>(())
     };
@@ -73,12 +81,17 @@ async fn flap(profile: Profile, dad: bool) -> Result<(), String> {
         }
     });
     for (what, _, sa) in &targets {
-        ensure!(connect(&client, *sa).await.is_ok(), "{profile}: {what} {sa} must connect before the flap");
+        ensure!(connect(&client, *sa, GUARD).await.is_ok(), "{profile}: {what} {sa} must connect before the flap");
     }
 
     server.set_link(false).await.map_err(err)?;
     for (what, _, sa) in &targets {
-        ensure!(connect(&client, *sa).await.is_err(), "{profile}: {what} {sa} must not connect while the server's link is down");
+        ensure!(connect(&client, *sa, HANG).await.is_err(), "{profile}: {what} {sa} must not connect while the server's link is down");
+    }
+    if dad {
+        // DAD after the link comes back lasts 5 probes 1 s apart: long enough to be seen
+        // tentative right after, however late the test looks.
+        server.set_sysctl(&format!("net.ipv6.conf.{}.dad_transmits", server.interface()), "5").await.map_err(err)?;
     }
     server.set_link(true).await.map_err(err)?;
 
@@ -93,7 +106,7 @@ async fn flap(profile: Profile, dad: bool) -> Result<(), String> {
     }
     wait_dad(server.clone(), targets.iter().map(|t| t.1).collect()).await?;
     for (what, _, sa) in &targets {
-        let r = connect(&client, *sa).await;
+        let r = connect(&client, *sa, GUARD).await;
         ensure!(r.is_ok(), "{profile}: {what} {sa} must connect again after the flap, got errno {r:?}");
     }
     accept.abort();
@@ -119,10 +132,10 @@ async fn nat64_flap() -> Result<(), String> {
     let l = server.bind_tcp(SocketAddr::new(IpAddr::V4(v4), 8000)).await.map_err(err)?;
     let accept = tokio::spawn(async move { while l.accept().await.is_ok() {} });
     let to = SocketAddr::new(IpAddr::V6(mapped), 8000);
-    ensure!(connect(&client, to).await.is_ok(), "{to} (the server through NAT64) must connect before the flap");
+    ensure!(connect(&client, to, GUARD).await.is_ok(), "{to} (the server through NAT64) must connect before the flap");
     client.set_link(false).await.map_err(err)?;
     client.set_link(true).await.map_err(err)?;
-    let r = connect(&client, to).await;
+    let r = connect(&client, to, GUARD).await;
     ensure!(r.is_ok(), "{to} (the server through NAT64) must connect again after the client's link flapped, got errno {r:?}");
     accept.abort();
     lab.teardown().await.map_err(err)?;

@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 use libtest_mimic::Arguments;
 use nslab_tests::{kernel_trial, trial_requiring};
 
+/// How long a wait for something that must happen (a process gone, a namespace made) lasts
+/// before the test calls it missing. A hang guard, not a claim about speed: these events take
+/// milliseconds on a quiet machine, and a loaded one must not turn them into failures.
+const GUARD: Duration = Duration::from_secs(30);
+
 macro_rules! ensure {
     ($cond:expr, $($fmt:tt)+) => {
         if !$cond {
@@ -206,8 +211,25 @@ async fn up_exec_dns_down() -> Result<(), String> {
     );
 
     // A command still running in a host when the lab goes down dies with it.
-    let mut sleeper = env.cmd(&["exec", &lab, "client", "--", "sleep", "600"])?.stdin(Stdio::null()).spawn().map_err(|e| e.to_string())?;
-    std::thread::sleep(Duration::from_millis(300));
+    // It says when it runs in the host: the wait is for that line, not for a while.
+    let mut sleeper = env
+        .cmd(&["exec", &lab, "client", "--", "sh", "-c", "echo running; exec sleep 600"])?
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let out = sleeper.stdout.take().ok_or("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(GUARD).unwrap_or_default();
+    if line != "running\n" {
+        let _ = sleeper.kill();
+        return Err(format!("the exec'd command did not start (its first line: {line:?})"));
+    }
     ensure!(sleeper.try_wait().map_err(|e| e.to_string())?.is_none(), "the sleeping exec ended early");
     let down = env.ok(&["down", &lab])?;
     ensure!(down.contains("is down; artifacts kept in"), "down said: {down}");
@@ -216,9 +238,9 @@ async fn up_exec_dns_down() -> Result<(), String> {
         if let Some(s) = sleeper.try_wait().map_err(|e| e.to_string())? {
             break s;
         }
-        if t.elapsed() > Duration::from_secs(5) {
+        if t.elapsed() > GUARD {
             let _ = sleeper.kill();
-            return Err("a command run with exec outlived the lab by 5 s".into());
+            return Err(format!("a command run with exec outlived the lab by {GUARD:?}"));
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -243,9 +265,9 @@ async fn killed_then_gc() -> Result<(), String> {
     let again = env.run(&["up", "--profile", "ipv6-only", "--name", &lab])?;
     ensure!(!again.status.success() && text(&again.stderr).contains("is already up"), "second up: {}", text(&again.stderr));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon as i32), nix::sys::signal::Signal::SIGKILL).map_err(|e| e.to_string())?;
-    ensure!(wait_gone(daemon, Duration::from_secs(5)), "daemon survived SIGKILL");
+    ensure!(wait_gone(daemon, GUARD), "daemon survived SIGKILL");
     for p in &anchors {
-        ensure!(wait_gone(*p, Duration::from_secs(5)), "anchor {p} outlived its daemon");
+        ensure!(wait_gone(*p, GUARD), "anchor {p} outlived its daemon");
     }
     let ex = env.run(&["exec", &lab, "web", "--", "true"])?;
     ensure!(
@@ -395,7 +417,7 @@ async fn rootless_blocked() -> Result<(), String> {
     let t = Instant::now();
     use std::os::unix::fs::MetadataExt;
     while std::fs::metadata(format!("/proc/{pid}/ns/user")).map(|m| m.ino()).unwrap_or(own.ino()) == own.ino() {
-        ensure!(t.elapsed() < Duration::from_secs(5), "unshare --user did not make its namespace");
+        ensure!(t.elapsed() < GUARD, "unshare --user did not make its namespace");
         std::thread::sleep(Duration::from_millis(5));
     }
     let map = format!("0 0 1\n{NOBODY} {NOBODY} 1\n");
@@ -411,7 +433,7 @@ async fn rootless_blocked() -> Result<(), String> {
                 f.write_all(b"go\n").map_err(|e| e.to_string())?;
                 break;
             }
-            Err(e) if e.raw_os_error() == Some(libc::ENXIO) && t.elapsed() < Duration::from_secs(5) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) && t.elapsed() < GUARD => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => {
                 let out = child.wait_with_output().map_err(|e| e.to_string())?;
                 return Err(format!("the shell in the user namespace never read the gate ({e}): {}", text(&out.stderr)));

@@ -5,7 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{answers, authority, client_socket, start, tcp, udp, udp_query_on};
+use hickory_proto::op::Message;
+
+use common::{answers, authority, client_socket, logged, query_bytes, replies_before_next_answer, start, tcp, udp, GUARD};
 use hickory_proto::{op::ResponseCode, rr::RecordType};
 use nslab::dns::{Fault, FaultTarget, LogFilter, Transport};
 
@@ -49,40 +51,67 @@ async fn drop_sends_nothing_so_the_client_times_out_and_is_logged() {
     let f = start().await;
     f.server.faults().set(&name("app.example.test"), Fault::Drop).unwrap();
     let socket = client_socket(f.addr).await;
-    let got = udp_query_on(&socket, f.addr, "app.example.test.", RecordType::A, Duration::from_millis(500)).await;
-    assert!(got.is_none());
-    let entry = f.server.log().query(&LogFilter::new().name("app.example.test")).pop().unwrap();
+    let (id, bytes) = query_bytes("app.example.test.", RecordType::A, true);
+    socket.send_to(&bytes, f.addr).await.unwrap();
+    // The server has acted on the query once it is logged; nothing it sent may come before the
+    // answer to the next query from the same socket.
+    let entry = logged(&f.server, "app.example.test").await;
     assert_eq!(entry.rcode, "-");
     assert_eq!(entry.fault.as_deref(), Some("drop"));
+    let before = replies_before_next_answer(&socket, f.addr).await;
+    assert!(!before.contains(&id), "the dropped query was answered: ids seen {before:?}");
     f.server.faults().clear_all();
     let msg = udp(f.addr, "app.example.test.", RecordType::A).await;
     assert_eq!(msg.answers.len(), 2);
 }
 
+/// A delayed answer comes no sooner than the delay, and other clients' queries that reach the
+/// server while it is held are answered before it: the order is read from the server's log
+/// (arrival times, and entries in the order the queries were finished), not from how fast the
+/// machine turned the queries round.
 #[tokio::test]
 async fn delay_answers_after_the_delay_without_holding_up_other_clients() {
     let f = start().await;
     let delay = Duration::from_millis(700);
     f.server.faults().set(&name("blue.example.test"), Fault::Delay(delay)).unwrap();
-    let addr = f.addr;
-    let slow = tokio::spawn(async move {
-        let t = Instant::now();
-        let socket = client_socket(addr).await;
-        let msg = udp_query_on(&socket, addr, "blue.example.test.", RecordType::A, Duration::from_secs(3)).await;
-        (msg, t.elapsed())
-    });
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let t = Instant::now();
-    let fast = udp(f.addr, "green.example.test.", RecordType::A).await;
-    let fast_took = t.elapsed();
-    assert_eq!(answers(&fast), vec!["green.example.test. 60 IN A 192.0.2.20"]);
-    let (msg, took) = slow.await.unwrap();
-    let msg = msg.expect("delayed answer arrives");
+    let slow_socket = client_socket(f.addr).await;
+    let (slow_id, bytes) = query_bytes("blue.example.test.", RecordType::A, true);
+    let sent = Instant::now();
+    slow_socket.send_to(&bytes, f.addr).await.unwrap();
+    let slow = async {
+        let mut buf = vec![0u8; 65535];
+        loop {
+            let (n, _) = tokio::time::timeout(GUARD, slow_socket.recv_from(&mut buf)).await.expect("the delayed answer arrives").unwrap();
+            let msg = Message::from_vec(&buf[..n]).unwrap();
+            if msg.metadata.id == slow_id {
+                return (msg, sent.elapsed());
+            }
+        }
+    };
+    tokio::pin!(slow);
+    // Other clients ask, one after another, until the delayed answer is in.
+    let mut fast = 0u32;
+    let (msg, took) = loop {
+        tokio::select! {
+            biased;
+            done = &mut slow => break done,
+            other = udp(f.addr, "green.example.test.", RecordType::A) => {
+                assert_eq!(answers(&other), vec!["green.example.test. 60 IN A 192.0.2.20"]);
+                fast += 1;
+            }
+        }
+    };
     assert_eq!(answers(&msg), vec!["blue.example.test. 60 IN A 192.0.2.10"]);
     assert!(took >= delay, "answered after {took:?}, delay {delay:?}");
-    assert!(fast_took < delay, "other client waited {fast_took:?}");
-    let entry = f.server.log().query(&LogFilter::new().name("blue.example.test")).pop().unwrap();
-    assert_eq!(entry.fault.as_deref(), Some("delay 700ms"));
+    let log = f.server.log().entries();
+    let held = log.iter().position(|e| e.name == "blue.example.test.").expect("the delayed query is logged");
+    assert_eq!(log[held].fault.as_deref(), Some("delay 700ms"));
+    let during = log[..held].iter().filter(|e| e.name == "green.example.test." && e.at >= log[held].at).count();
+    assert!(
+        during >= 1,
+        "no other query that reached the server after the delayed one was answered before it ({fast} answered while it was held, log: {:?})",
+        log.iter().map(|e| (e.name.as_str(), e.at)).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -106,9 +135,13 @@ async fn tcp_only_drops_every_udp_query_and_answers_tcp() {
     let f = start().await;
     f.server.faults().set(&FaultTarget::Server, Fault::TcpOnly).unwrap();
     let socket = client_socket(f.addr).await;
+    let mut ids = Vec::new();
     for n in ["blue.example.test.", "nope.example.test.", "www.example.org."] {
-        let got = udp_query_on(&socket, f.addr, n, RecordType::A, Duration::from_millis(300)).await;
-        assert!(got.is_none(), "{n}: a UDP query must get no answer at all (not even TC): {got:?}");
+        let (id, bytes) = query_bytes(n, RecordType::A, true);
+        socket.send_to(&bytes, f.addr).await.unwrap();
+        let entry = logged(&f.server, n.trim_end_matches('.')).await;
+        assert_eq!((entry.rcode.as_str(), entry.fault.as_deref()), ("-", Some("tcp-only")), "{n}: dropped, not answered");
+        ids.push(id);
     }
     let ok = tcp(f.addr, "blue.example.test.", RecordType::A).await;
     assert!(!ok.metadata.truncation);
@@ -117,6 +150,9 @@ async fn tcp_only_drops_every_udp_query_and_answers_tcp() {
     let seen: Vec<(Transport, &str, bool, Option<&str>)> = log.iter().map(|e| (e.transport, e.rcode.as_str(), e.truncated, e.fault.as_deref())).collect();
     assert_eq!(seen, vec![(Transport::Udp, "-", false, Some("tcp-only")), (Transport::Tcp, "NOERROR", false, Some("tcp-only"))]);
     assert!(f.server.faults().clear(&FaultTarget::Server).unwrap());
+    // Not even a TC answer was sent: nothing reached the socket before the next answer to it.
+    let before = replies_before_next_answer(&socket, f.addr).await;
+    assert!(ids.iter().all(|id| !before.contains(id)), "a UDP query got an answer under tcp-only: ids {ids:?}, seen {before:?}");
     let udp_ok = udp(f.addr, "blue.example.test.", RecordType::A).await;
     assert!(!udp_ok.metadata.truncation);
     assert_eq!(answers(&udp_ok), vec!["blue.example.test. 60 IN A 192.0.2.10"]);

@@ -40,15 +40,21 @@ const BATCH: usize = 32;
 /// A reply waiting to be sent: destination and encoded message.
 type Outbox = Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>;
 
-/// Serves `socket` until `stop` turns true (or its sender is dropped).
-pub(crate) async fn serve(socket: UdpSocket, handler: LabHandler, mut stop: watch::Receiver<bool>) {
-    let socket = Arc::new(socket);
+/// Serves `socket` until `stop` turns true (or its sender is dropped). When it returns, the
+/// socket is closed: the tasks of delayed queries, which share it, have been aborted and waited
+/// for, so the port is free and nothing more is sent from it.
+pub(crate) async fn serve(socket: UdpSocket, handler: LabHandler, stop: watch::Receiver<bool>) {
+    let mut delayed = JoinSet::new();
+    serve_until_stopped(Arc::new(socket), &handler, stop, &mut delayed).await;
+    delayed.shutdown().await;
+}
+
+/// The loop of [`serve`]; `delayed` receives the tasks of queries answered after a delay.
+async fn serve_until_stopped(socket: Arc<UdpSocket>, handler: &LabHandler, mut stop: watch::Receiver<bool>, delayed: &mut JoinSet<()>) {
     // One receive buffer to start with, doubled (up to BATCH) each time a batch fills them all:
     // a lab that sends a few queries costs 4 KiB per socket, a flooded server 128 KiB.
     let mut bufs = vec![[0u8; MAX_DATAGRAM]; 1];
     let outbox: Outbox = Arc::default();
-    // Tasks for queries answered after a delay; dropped (aborted) with the loop.
-    let mut delayed = JoinSet::new();
     loop {
         tokio::select! {
             ready = socket.readable() => {
@@ -72,7 +78,7 @@ pub(crate) async fn serve(socket: UdpSocket, handler: LabHandler, mut stop: watc
             for (i, (len, src)) in got.iter().enumerate() {
                 let datagram = &bufs[i][..*len];
                 let reply = Reply { dst: *src, to: Out::Batch(outbox.clone()) };
-                handle(&handler, datagram, reply, || Reply { dst: *src, to: Out::Direct(socket.clone()) }, &mut delayed).await;
+                handle(handler, datagram, reply, || Reply { dst: *src, to: Out::Direct(socket.clone()) }, delayed).await;
             }
             flush(&socket, &outbox).await;
             while delayed.try_join_next().is_some() {}

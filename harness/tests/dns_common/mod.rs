@@ -10,11 +10,16 @@ use hickory_proto::{
     op::{Edns, Message, MessageType, OpCode, Query},
     rr::{Name, RecordType},
 };
-use nslab::dns::{DnsOptions, DnsServer, DnsSockets, HostAddrs, RecordValue as V, Soa, Zone};
+use nslab::dns::{DnsOptions, DnsServer, DnsSockets, HostAddrs, LogFilter, QueryLogEntry, RecordValue as V, Soa, Zone};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream, UdpSocket},
 };
+
+/// How long a test waits for something that must happen (an answer, a log entry) before it calls
+/// it missing. A hang guard, not a claim about speed: on a quiet machine the event comes within
+/// milliseconds, and a loaded one must not turn a slow answer into a failure.
+pub const GUARD: Duration = Duration::from_secs(20);
 
 /// The fixture zone used by most tests.
 pub fn example_zone() -> Zone {
@@ -122,10 +127,45 @@ pub async fn udp_query_on(socket: &UdpSocket, server: SocketAddr, name: &str, qt
     }
 }
 
-/// Sends a UDP query from a fresh socket and expects an answer within 2 s.
+/// Sends a UDP query from a fresh socket and expects an answer (within [`GUARD`]).
 pub async fn udp(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
     let socket = client_socket(server).await;
-    udp_query_on(&socket, server, name, qtype, Duration::from_secs(2)).await.unwrap_or_else(|| panic!("no UDP answer for {name} {qtype}"))
+    udp_query_on(&socket, server, name, qtype, GUARD).await.unwrap_or_else(|| panic!("no UDP answer for {name} {qtype} within {GUARD:?}"))
+}
+
+/// Waits until the server's log has an entry for `name` (the server logs a query once it has
+/// answered it, or decided not to) and returns the last such entry.
+pub async fn logged(server: &DnsServer, name: &str) -> QueryLogEntry {
+    let deadline = Instant::now() + GUARD;
+    loop {
+        if let Some(e) = server.log().query(&LogFilter::new().name(name)).pop() {
+            return e;
+        }
+        assert!(Instant::now() < deadline, "the server logged no query for {name} within {GUARD:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Whether the server sent anything to `socket` for what it sent before: sends a well-formed
+/// query from the same socket and returns the ids of the messages that arrived before its
+/// answer. The server takes one client's datagrams in order and sends its replies in order, so
+/// a reply to an earlier datagram comes before this answer: the answer is the event that ends
+/// the wait, not a timeout.
+pub async fn replies_before_next_answer(socket: &UdpSocket, server: SocketAddr) -> Vec<u16> {
+    let (id, bytes) = query_bytes("ns.example.test.", RecordType::A, false);
+    socket.send_to(&bytes, server).await.expect("send");
+    let mut buf = vec![0u8; 65535];
+    let mut before = Vec::new();
+    let deadline = tokio::time::Instant::now() + GUARD;
+    loop {
+        let got = tokio::time::timeout_at(deadline, socket.recv_from(&mut buf)).await;
+        let Ok(Ok((n, _))) = got else { panic!("no answer to the follow-up query within {GUARD:?}") };
+        let got_id = u16::from_be_bytes([buf[0], buf[1]]);
+        if n >= 12 && got_id == id {
+            return before;
+        }
+        before.push(got_id);
+    }
 }
 
 /// A UDP client socket of the server's family.
@@ -153,7 +193,7 @@ pub async fn tcp_on(stream: &mut TcpStream, name: &str, qtype: RecordType) -> Me
         stream.read_exact(&mut buf).await.unwrap();
         buf
     };
-    let buf = tokio::time::timeout(Duration::from_secs(2), fut).await.unwrap_or_else(|_| panic!("no TCP answer for {name} {qtype}"));
+    let buf = tokio::time::timeout(GUARD, fut).await.unwrap_or_else(|_| panic!("no TCP answer for {name} {qtype} within {GUARD:?}"));
     let msg = Message::from_vec(&buf).unwrap();
     assert_eq!(msg.metadata.id, id);
     msg
