@@ -18,6 +18,7 @@
 //! ```
 
 mod decode;
+mod discover;
 mod dns;
 mod duration;
 mod error;
@@ -39,7 +40,8 @@ pub use expect::{
     Anchor, Cause, Check, ConnectFamily, ConnectResult, Expectation, ListenTarget, OutputStream, StaleCause, StaleCounts, DEFAULT_CONNECT_TIMEOUT,
 };
 pub use hosts::HostDef;
-pub use load::{discover, load, parse_str, ProgramDef, Scenario, ScenarioFile, DEFAULT_TIMEOUT, MAX_FILE_SIZE};
+pub use discover::{discover, DiscoverError, ScenarioFile};
+pub use load::{load, parse_str, ProgramDef, Scenario, DEFAULT_TIMEOUT, MAX_FILE_SIZE};
 pub use requires::{extract_version, version_probe, Probe, ProbeStream, Requirement, Version, VersionConstraint};
 pub use service::{Condition, ExpectStart, FileContent, FileDef, Run, ServiceDef, DEFAULT_READY_TIMEOUT};
 pub use target::{TargetDef, TargetKind};
