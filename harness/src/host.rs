@@ -42,6 +42,8 @@ pub(crate) struct HostInner {
     pub(crate) slot: SlotAddrs,
     pub(crate) dir: PathBuf,
     pub(crate) etc: Vec<EtcFile>,
+    /// Its own /run, /tmp, ... and private paths (made on the first spawn).
+    pub(crate) fs: crate::hostfs::HostFs,
     /// Whether the host's directory and /etc files exist yet (made on the first spawn).
     pub(crate) etc_written: Mutex<bool>,
     pub(crate) registry: Arc<Registry>,
@@ -111,8 +113,16 @@ impl Host {
         &self.inner.dir
     }
 
+    /// Where the lab keeps this host's own copy of the machine directory `path`: `/run`,
+    /// `/tmp`, `/var/tmp` (and `/var/run` where it is a directory), or a path given to
+    /// [`crate::HostSpec::private`]. What the host's programs write there is in this directory
+    /// (created on the host's first spawn), never in the machine's. `None` for any other path.
+    pub fn private_copy(&self, path: impl AsRef<Path>) -> Option<&Path> {
+        self.inner.fs.copy_of(path.as_ref())
+    }
+
     /// Starts `cmd` inside this host: its network namespace, a private mount namespace with the
-    /// host's /etc files over the real ones, the host's name as its host name (UTS namespace), and
+    /// host's own /run, /tmp, /var/tmp and private paths, and its /etc files, over the machine's, the host's name as its host name (UTS namespace), and
     /// its own PID namespace so that nothing it starts can outlive it or the harness.
     ///
     /// # Errors
@@ -132,10 +142,12 @@ impl Host {
         };
         let spawn_err = |source| Error::Spawn { host: h.name.clone(), program: cmd.program.to_string_lossy().into_owned(), source };
         self.write_etc()?;
-        let binds = h
-            .etc
-            .iter()
-            .map(|f| Ok(sys::BindMount { source: CString::new(f.path.as_os_str().as_bytes())?, target: CString::new(f.target)? }))
+        // The private directories first: a per-host /etc file that is a link into one of them
+        // on the machine (resolv.conf into /run) is then mounted inside the host's copy.
+        let private = h.fs.dirs.iter().map(|d| (d.source.as_path(), d.target.as_path()));
+        let binds = private
+            .chain(h.etc.iter().map(|f| (f.path.as_path(), Path::new(f.target))))
+            .map(|(source, target)| Ok(sys::BindMount { source: CString::new(source.as_os_str().as_bytes())?, target: CString::new(target.as_os_str().as_bytes())? }))
             .collect::<std::result::Result<Vec<_>, std::ffi::NulError>>()
             .map_err(|e| spawn_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
         let output = Arc::new(Output::new(h.epoch, &h.dir, &name));
@@ -160,6 +172,7 @@ impl Host {
         for f in &self.inner.etc {
             std::fs::write(&f.path, &f.text).map_err(|source| Error::File { op: "write", path: f.path.clone(), source })?;
         }
+        self.inner.fs.create(&self.inner.dir).map_err(|(path, source)| Error::File { op: "create the host's private directory", path, source })?;
         *done = true;
         Ok(())
     }

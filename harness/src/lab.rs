@@ -67,6 +67,7 @@ struct Planned {
     sysctls: Vec<(PathBuf, Sysctl)>,
     dir: PathBuf,
     etc: Vec<EtcFile>,
+    fs: crate::hostfs::HostFs,
 }
 
 impl LabBuilder {
@@ -158,18 +159,24 @@ impl LabBuilder {
                 return Err(invalid(format!("host {:?} is declared twice in lab {name}", h.name)));
             }
         }
+        // The machine's /run, /tmp, ... as this machine lays them out (/var/run may be a link).
+        let always = crate::hostfs::always_private_here().map_err(|e| invalid(format!("lab {name}: {e}")))?;
         let slots = plan::assign_slots(self.hosts.iter().map(|h| h.name.as_str()))
             .ok_or_else(|| invalid(format!("lab {name} has {} hosts; one segment holds at most {}", self.hosts.len(), plan::MAX_HOSTS)))?;
         self.hosts
             .iter()
             .map(|h| {
                 let sysctls = spec::check_host(h).map_err(invalid)?;
+                let private = crate::hostfs::check_list(&h.private).map_err(|e| invalid(format!("host {}: private path {e}", h.name)))?;
+                let dir = root.join(&h.name);
+                let fs = crate::hostfs::plan(&dir, &always, &private).map_err(|e| invalid(format!("host {}: {e}", h.name)))?;
                 Ok(Planned {
                     profile: h.profile.unwrap_or(self.profile),
                     slot: slots[&h.name],
                     sysctls,
-                    dir: root.join(&h.name),
+                    dir,
                     etc: Vec::new(),
+                    fs,
                     spec: h.clone(),
                 })
             })
@@ -273,6 +280,7 @@ impl LabBuilder {
                         slot: p.slot,
                         dir: p.dir,
                         etc: p.etc,
+                        fs: p.fs,
                         etc_written: Mutex::new(false),
                         registry,
                         epoch,

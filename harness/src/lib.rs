@@ -44,6 +44,7 @@ pub mod doctor;
 pub mod error;
 pub mod etc;
 pub mod host;
+pub mod hostfs;
 pub mod lab;
 pub mod lab_dns;
 pub mod lab_nat64;
