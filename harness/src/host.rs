@@ -24,6 +24,9 @@ pub(crate) struct EtcFile {
     pub(crate) path: PathBuf,
     pub(crate) text: String,
     pub(crate) target: &'static str,
+    /// Bind-mounted over `target`; false when `path` is inside the host's own copy of a
+    /// private directory, where the machine's `target` leads through a link.
+    pub(crate) mounted: bool,
 }
 
 /// A lab host. Cheap to clone; valid until its lab is torn down.
@@ -142,14 +145,7 @@ impl Host {
         };
         let spawn_err = |source| Error::Spawn { host: h.name.clone(), program: cmd.program.to_string_lossy().into_owned(), source };
         self.write_etc()?;
-        // The private directories first: a per-host /etc file that is a link into one of them
-        // on the machine (resolv.conf into /run) is then mounted inside the host's copy.
-        let private = h.fs.dirs.iter().map(|d| (d.source.as_path(), d.target.as_path()));
-        let binds = private
-            .chain(h.etc.iter().map(|f| (f.path.as_path(), Path::new(f.target))))
-            .map(|(source, target)| Ok(sys::BindMount { source: CString::new(source.as_os_str().as_bytes())?, target: CString::new(target.as_os_str().as_bytes())? }))
-            .collect::<std::result::Result<Vec<_>, std::ffi::NulError>>()
-            .map_err(|e| spawn_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let binds = self.bind_mounts().map_err(spawn_err)?;
         let output = Arc::new(Output::new(h.epoch, &h.dir, &name));
         let seccomp = if h.profile.ipv6_absent() { Some(sys::no_ipv6_filter().map_err(spawn_err)?) } else { None };
         let hostname = CString::new(h.name.as_str()).map_err(|e| spawn_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
@@ -158,6 +154,25 @@ impl Host {
         let p = Process::supervise(spawned, &h.name, name, output, h.epoch);
         h.registry.add(p.shared.clone());
         Ok(p)
+    }
+
+    /// The bind mounts of every program of the host: its private directories and /etc files,
+    /// each source by its real path. A mount hides what was below its target, sources included
+    /// (artifacts under /tmp), so a target that holds sources is mounted after them; targets
+    /// never nest, so one order does it.
+    fn bind_mounts(&self) -> std::io::Result<Vec<sys::BindMount>> {
+        let h = &self.inner;
+        let real_dir = std::fs::canonicalize(&h.dir)?;
+        let real = |p: &Path| p.strip_prefix(&h.dir).map(|rel| real_dir.join(rel)).unwrap_or_else(|_| p.to_path_buf());
+        let private = h.fs.dirs.iter().map(|d| (real(&d.source), d.target.as_path()));
+        let etc = h.etc.iter().filter(|f| f.mounted).map(|f| (real(&f.path), Path::new(f.target)));
+        let mut binds: Vec<(PathBuf, &Path)> = private.chain(etc).collect();
+        let holds_sources = |t: &Path, all: &[(PathBuf, &Path)]| all.iter().any(|(s, _)| s.starts_with(t));
+        let order: Vec<bool> = binds.iter().map(|(_, t)| holds_sources(t, &binds)).collect();
+        let mut keyed: Vec<(bool, (PathBuf, &Path))> = order.into_iter().zip(binds.drain(..)).collect();
+        keyed.sort_by_key(|(last, _)| *last);
+        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e));
+        keyed.into_iter().map(|(_, (source, target))| Ok(sys::BindMount { source: c(&source)?, target: c(target)? })).collect()
     }
 
     /// Creates the host's directory and /etc files if they do not exist yet.
@@ -169,10 +184,18 @@ impl Host {
         let etc = self.inner.dir.join("etc");
         // Also creates the lab's artifact directory, if this is the first thing written there.
         std::fs::create_dir_all(&etc).map_err(|source| Error::File { op: "create", path: etc.clone(), source })?;
+        self.inner.fs.create(&self.inner.dir).map_err(|(path, source)| Error::File { op: "create the host's private directory", path, source })?;
         for f in &self.inner.etc {
+            if !f.mounted {
+                // Inside the host's copy of a private directory: the folders a program reads
+                // through to reach it are open to every user, as on a machine.
+                let parent = f.path.parent().unwrap_or(&etc);
+                std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o755)
+                    .create(parent)
+                    .map_err(|source| Error::File { op: "create", path: parent.to_path_buf(), source })?;
+            }
             std::fs::write(&f.path, &f.text).map_err(|source| Error::File { op: "write", path: f.path.clone(), source })?;
         }
-        self.inner.fs.create(&self.inner.dir).map_err(|(path, source)| Error::File { op: "create the host's private directory", path, source })?;
         *done = true;
         Ok(())
     }

@@ -39,10 +39,6 @@ pub(crate) struct PrivateDir {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HostFs {
     pub(crate) dirs: Vec<PrivateDir>,
-    /// Empty files to create inside the copies: where a per-host /etc file is mounted when the
-    /// machine's /etc file is a link into a private directory (Ubuntu's /etc/resolv.conf ->
-    /// /run/systemd/resolve/stub-resolv.conf): the mount follows the link into the host's copy.
-    placeholders: Vec<PathBuf>,
 }
 
 /// The always-private directories this machine has: a real directory is covered; a link that
@@ -179,24 +175,12 @@ pub(crate) fn plan(host_dir: &Path, always: &[PathBuf], private: &[PathBuf]) -> 
         let source = fs.join(target.strip_prefix("/").unwrap_or(target));
         dirs.push(PrivateDir { target: target.clone(), source, mode: m.mode() & 0o7777, uid: m.uid(), gid: m.gid() });
     }
-    let mut placeholders = Vec::new();
-    for f in ETC_FILES {
-        // A per-host /etc file whose machine path leads into a private directory is mounted
-        // where the link leads, inside the host's copy.
-        let Ok(real) = std::fs::canonicalize(f) else { continue };
-        if real == Path::new(f) {
-            continue;
-        }
-        if let Some(d) = dirs.iter().find(|d| real.starts_with(&d.target)) {
-            placeholders.push(d.source.join(real.strip_prefix(&d.target).expect("checked above")));
-        }
-    }
-    Ok(HostFs { dirs, placeholders })
+    Ok(HostFs { dirs })
 }
 
 impl HostFs {
     /// Creates `<host dir>/fs` (0700) and every private directory in it, with the owner and
-    /// mode of the machine's, and the placeholders. The host directory must exist.
+    /// mode of the machine's. The host directory must exist.
     ///
     /// # Errors
     /// The path and the error of the first step that fails.
@@ -233,13 +217,17 @@ impl HostFs {
                 }
             }
         }
-        for p in &self.placeholders {
-            // Folders a program reads through on its way to the file: as on a machine.
-            let parent = p.parent().expect("below a private directory");
-            std::fs::DirBuilder::new().recursive(true).mode(0o755).create(parent).map_err(|e| (parent.to_path_buf(), e))?;
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(p).map_err(|e| (p.clone(), e))?;
-        }
         Ok(())
+    }
+
+    /// Where the machine path `path` leads inside the host's copies, when it does: a per-host
+    /// /etc file that is a link into a private directory on the machine (Ubuntu's
+    /// /etc/resolv.conf -> /run/systemd/resolve/stub-resolv.conf) is written there, where the
+    /// link leads programs of the host, instead of being mounted.
+    pub(crate) fn inside_copy(&self, path: &Path) -> Option<PathBuf> {
+        let real = std::fs::canonicalize(path).ok()?;
+        let d = self.dirs.iter().find(|d| real.starts_with(&d.target))?;
+        Some(d.source.join(real.strip_prefix(&d.target).ok()?))
     }
 
     /// The host's copy of the machine directory `target`, if it has one.
@@ -315,6 +303,19 @@ mod tests {
             "\"/var/lib/a\" is inside \"/var/lib\", also private; expected only the outer path (the inner one is part of its copy)"
         );
         assert_eq!(check_nesting(&listed, Path::new("/var/lib/ab")), Ok(()));
+    }
+
+    #[test]
+    fn a_link_into_a_private_directory_leads_into_the_copy() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().canonicalize().unwrap();
+        std::fs::create_dir_all(real.join("run/systemd/resolve")).unwrap();
+        std::fs::write(real.join("run/systemd/resolve/stub-resolv.conf"), "").unwrap();
+        std::os::unix::fs::symlink(real.join("run/systemd/resolve/stub-resolv.conf"), real.join("resolv.conf")).unwrap();
+        std::fs::write(real.join("hosts"), "").unwrap();
+        let fs = plan(&real.join("host"), &[real.join("run")], &[]).unwrap();
+        assert_eq!(fs.inside_copy(&real.join("resolv.conf")), Some(real.join("host/fs").join(real.strip_prefix("/").unwrap()).join("run/systemd/resolve/stub-resolv.conf")));
+        assert_eq!(fs.inside_copy(&real.join("hosts")), None);
     }
 
     #[test]

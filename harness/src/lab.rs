@@ -391,7 +391,13 @@ impl LabBuilder {
             if let Some(g) = &p.spec.gai_conf {
                 files.push(("gai.conf", g.clone(), "/etc/gai.conf"));
             }
-            p.etc = files.into_iter().map(|(file, text, target)| EtcFile { path: etc_dir.join(file), text, target }).collect();
+            p.etc = files
+                .into_iter()
+                .map(|(file, text, target)| match p.fs.inside_copy(Path::new(target)) {
+                    Some(path) => EtcFile { path, text, target, mounted: false },
+                    None => EtcFile { path: etc_dir.join(file), text, target, mounted: true },
+                })
+                .collect();
         }
         Ok(())
     }
