@@ -47,6 +47,11 @@ pub(crate) struct HostInner {
     pub(crate) etc: Vec<EtcFile>,
     /// Its own /run, /tmp, ... and private paths (made on the first spawn).
     pub(crate) fs: crate::hostfs::HostFs,
+    /// Machine directories its programs must see at their own path even inside a private
+    /// directory: the lab's artifact directory, and what the lab builder adds.
+    pub(crate) shared: Vec<PathBuf>,
+    /// Every bind mount of its programs (source, target, recursive), decided on the first spawn.
+    pub(crate) mounts: std::sync::OnceLock<Vec<(PathBuf, PathBuf, bool)>>,
     /// Whether the host's directory and /etc files exist yet (made on the first spawn).
     pub(crate) etc_written: Mutex<bool>,
     pub(crate) registry: Arc<Registry>,
@@ -156,23 +161,29 @@ impl Host {
         Ok(p)
     }
 
-    /// The bind mounts of every program of the host: its private directories and /etc files,
-    /// each source by its real path. A mount hides what was below its target, sources included
-    /// (artifacts under /tmp), so a target that holds sources is mounted after them; targets
-    /// never nest, so one order does it.
+    /// The bind mounts of every program of the host, as C strings.
     fn bind_mounts(&self) -> std::io::Result<Vec<sys::BindMount>> {
-        let h = &self.inner;
-        let real_dir = std::fs::canonicalize(&h.dir)?;
-        let real = |p: &Path| p.strip_prefix(&h.dir).map(|rel| real_dir.join(rel)).unwrap_or_else(|_| p.to_path_buf());
-        let private = h.fs.dirs.iter().map(|d| (real(&d.source), d.target.as_path()));
-        let etc = h.etc.iter().filter(|f| f.mounted).map(|f| (real(&f.path), Path::new(f.target)));
-        let mut binds: Vec<(PathBuf, &Path)> = private.chain(etc).collect();
-        let holds_sources = |t: &Path, all: &[(PathBuf, &Path)]| all.iter().any(|(s, _)| s.starts_with(t));
-        let order: Vec<bool> = binds.iter().map(|(_, t)| holds_sources(t, &binds)).collect();
-        let mut keyed: Vec<(bool, (PathBuf, &Path))> = order.into_iter().zip(binds.drain(..)).collect();
-        keyed.sort_by_key(|(last, _)| *last);
         let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e));
-        keyed.into_iter().map(|(_, (source, target))| Ok(sys::BindMount { source: c(&source)?, target: c(target)? })).collect()
+        let mounts = self.inner.mounts.get().map(Vec::as_slice).unwrap_or_default();
+        mounts.iter().map(|(s, t, recursive)| Ok(sys::BindMount { source: c(s)?, target: c(t)?, recursive: *recursive })).collect()
+    }
+
+    /// Decides the bind mounts of the host's programs, once its files exist: first the shared
+    /// directories onto their mount points inside the copies, then the copies (recursively, so
+    /// they carry those) and the /etc files, each source by its real path. A mount hides what
+    /// was below its target, sources included (artifacts under /tmp), so a target that holds
+    /// sources is mounted after them; targets never nest, so one order does it.
+    fn plan_mounts(&self) -> std::result::Result<Vec<(PathBuf, PathBuf, bool)>, (PathBuf, std::io::Error)> {
+        let h = &self.inner;
+        let shared = h.fs.share(&h.shared)?;
+        let real_dir = std::fs::canonicalize(&h.dir).map_err(|e| (h.dir.clone(), e))?;
+        let real = |p: &Path| p.strip_prefix(&h.dir).map(|rel| real_dir.join(rel)).unwrap_or_else(|_| p.to_path_buf());
+        let private = h.fs.dirs.iter().map(|d| (real(&d.source), d.target.clone(), true));
+        let etc = h.etc.iter().filter(|f| f.mounted).map(|f| (real(&f.path), PathBuf::from(f.target), false));
+        let rest: Vec<(PathBuf, PathBuf, bool)> = private.chain(etc).collect();
+        let holds_sources = |t: &Path| rest.iter().any(|(s, _, _)| s.starts_with(t));
+        let (last, first): (Vec<_>, Vec<_>) = rest.iter().cloned().partition(|(_, t, _)| holds_sources(t));
+        Ok(shared.into_iter().map(|(s, t)| (s, t, false)).chain(first).chain(last).collect())
     }
 
     /// Creates the host's directory and /etc files if they do not exist yet.
@@ -196,6 +207,8 @@ impl Host {
             }
             std::fs::write(&f.path, &f.text).map_err(|source| Error::File { op: "write", path: f.path.clone(), source })?;
         }
+        let mounts = self.plan_mounts().map_err(|(path, source)| Error::File { op: "prepare the host's private directories in", path, source })?;
+        let _ = self.inner.mounts.set(mounts);
         *done = true;
         Ok(())
     }

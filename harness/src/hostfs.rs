@@ -230,6 +230,40 @@ impl HostFs {
         Some(d.source.join(real.strip_prefix(&d.target).ok()?))
     }
 
+    /// Keeps each of the machine directories `shared` (the lab's artifact directory, a scenario's
+    /// folder) visible to the host's programs at its own path when it lies inside a private
+    /// directory (artifacts under /tmp): creates its mount point inside the host's copy, with
+    /// the folders on the way given the owner and mode of the machine's, and returns the mounts
+    /// (machine directory, mount point) to make before the copy is mounted, recursively.
+    /// Paths that do not exist or lie outside every private directory need nothing.
+    ///
+    /// # Errors
+    /// The path and the error of the step that fails.
+    pub(crate) fn share(&self, shared: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>, (PathBuf, std::io::Error)> {
+        let mut out = Vec::new();
+        for p in shared {
+            let Ok(real) = std::fs::canonicalize(p) else { continue };
+            let Some(d) = self.dirs.iter().find(|d| real.starts_with(&d.target) && real != d.target) else { continue };
+            let rel = real.strip_prefix(&d.target).expect("checked above");
+            let (mut machine, mut copy) = (d.target.clone(), d.source.clone());
+            for c in rel.components() {
+                machine.push(c);
+                copy.push(c);
+                if copy.is_dir() {
+                    continue;
+                }
+                let m = std::fs::metadata(&machine).map_err(|e| (machine.clone(), e))?;
+                mkdir(&copy, 0o700)?;
+                if !crate::rootless::is_rootless() {
+                    std::os::unix::fs::lchown(&copy, Some(m.uid()), Some(m.gid())).map_err(|e| (copy.clone(), e))?;
+                }
+                std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(m.mode() & 0o7777)).map_err(|e| (copy.clone(), e))?;
+            }
+            out.push((real, copy));
+        }
+        Ok(out)
+    }
+
     /// The host's copy of the machine directory `target`, if it has one.
     pub(crate) fn copy_of(&self, target: &Path) -> Option<&Path> {
         self.dirs.iter().find(|d| d.target == target).map(|d| d.source.as_path())

@@ -36,6 +36,7 @@ pub struct LabBuilder {
     keep_artifacts: bool,
     hosts_entries: bool,
     dns: Option<LabDns>,
+    shared: Vec<PathBuf>,
 }
 
 /// A built lab: isolated hosts on one switch. Tear it down with [`Lab::teardown`]; dropping it
@@ -117,6 +118,15 @@ impl LabBuilder {
     /// test must resolve host names through DNS only.
     pub fn hosts_file_entries(mut self, on: bool) -> Self {
         self.hosts_entries = on;
+        self
+    }
+
+    /// Keeps the machine directory `path` visible to the lab's programs at its own path even
+    /// when it lies inside a directory each host has its own copy of (`/tmp`, `/var/tmp`, a
+    /// private path): a folder of files the programs are started with, say. The lab's artifact
+    /// directory always is. The directory is shared, not copied: writes reach the machine.
+    pub fn share_with_hosts(mut self, path: impl Into<PathBuf>) -> Self {
+        self.shared.push(path.into());
         self
     }
 
@@ -261,8 +271,10 @@ impl LabBuilder {
 
         let t_sw = epoch.elapsed();
         // 3. Per host: late sysctls, then lo and addresses (links are up, so no first-packet delay).
+        let shared: Vec<PathBuf> = std::iter::once(artifacts.clone()).chain(self.shared.iter().cloned()).collect();
         let hosts: Vec<Host> = try_join_all(planned.into_iter().zip(hosts_ns).map(|(p, (ns, nl, deferred))| {
             let registry = registry.clone();
+            let shared = shared.clone();
             async move {
                 let ifindex = nl.index_of(&p.spec.interface).await.map_err(|source| Error::Netlink {
                     op: format!("look up {}", p.spec.interface),
@@ -281,6 +293,8 @@ impl LabBuilder {
                         dir: p.dir,
                         etc: p.etc,
                         fs: p.fs,
+                        shared: shared.clone(),
+                        mounts: std::sync::OnceLock::new(),
                         etc_written: Mutex::new(false),
                         registry,
                         epoch,
@@ -480,7 +494,7 @@ fn check_privileges() -> Result<()> {
 impl Lab {
     /// Starts describing a lab (dual-stack unless [`LabBuilder::profile`] says otherwise).
     pub fn builder() -> LabBuilder {
-        LabBuilder { name: None, profile: Profile::DualStack, hosts: Vec::new(), artifacts_root: None, keep_artifacts: false, hosts_entries: true, dns: None }
+        LabBuilder { name: None, profile: Profile::DualStack, hosts: Vec::new(), artifacts_root: None, keep_artifacts: false, hosts_entries: true, dns: None, shared: Vec::new() }
     }
 
     /// The lab's name.

@@ -78,6 +78,9 @@ pub(crate) fn effective_caps() -> io::Result<u64> {
 pub(crate) struct BindMount {
     pub(crate) source: CString,
     pub(crate) target: CString,
+    /// With the mounts below the source (MS_REC): a host's copy of /tmp that carries the lab's
+    /// artifact directory, mounted back inside it.
+    pub(crate) recursive: bool,
 }
 
 /// What the spawner hands back: the tokio child (the init) and the status pipe's read end.
@@ -229,7 +232,8 @@ fn child_setup(
             return Err(last_err());
         }
         for b in binds {
-            if libc::mount(b.source.as_ptr(), b.target.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) != 0 {
+            let flags = if b.recursive { libc::MS_BIND | libc::MS_REC } else { libc::MS_BIND };
+            if libc::mount(b.source.as_ptr(), b.target.as_ptr(), std::ptr::null(), flags, std::ptr::null()) != 0 {
                 return Err(last_err());
             }
         }
