@@ -9,6 +9,26 @@
 //! setpriv, can create files in them, and the sticky bit keeps them from removing each other's);
 //! `<host>/fs` itself is 0700, so no other user of the machine can reach them: programs in the
 //! lab reach them through the mount, which starts below `fs`.
+//!
+//! Everything else is the machine's, shared by every host and the machine: `/var/lib`, `/home`,
+//! `/srv`, `/opt`, `/etc` (but the per-host `/etc/hosts`, `/etc/resolv.conf`, `/etc/gai.conf`),
+//! `/dev/shm`. [`crate::HostSpec::private`] makes such a directory the host's own. The lab's
+//! artifact directory, and what [`crate::LabBuilder::share_with_hosts`] names (a scenario's
+//! folder), stay visible at their own paths when they lie inside a private directory.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use nslab::{Command, HostSpec, Lab};
+//! let lab = Lab::builder().host(HostSpec::new("db").private("/var/lib/postgresql")).host("app").build().await?;
+//! let db = lab.host("db")?;
+//! db.run(Command::new("sh").args(["-c", "echo 1 > /run/ready; touch /var/lib/postgresql/x"]), Duration::from_secs(5)).await?;
+//! // The host's /run is in the lab's artifacts, not in the machine's /run.
+//! assert!(db.private_copy("/run").unwrap().join("ready").exists());
+//! assert!(!std::path::Path::new("/run/ready").exists());
+//! lab.teardown().await?;
+//! # Ok(()) }
+//! ```
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
