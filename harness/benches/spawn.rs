@@ -29,20 +29,28 @@ fn main() {
             }
         }
         lab.teardown().await.expect("teardown");
-        let mut labs = Vec::new();
+        let (mut labs, mut builds, mut firsts, mut teardowns) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in 0..iters / 10 + 2 {
             let t = Instant::now();
             let lab = Lab::builder().artifacts_in(root.path()).hosts(["a", "b", "c"]).build().await.expect("lab");
+            let built = t.elapsed();
             for h in lab.hosts() {
                 h.run(Command::new("/bin/true"), Duration::from_secs(10)).await.expect("run /bin/true");
             }
+            let ran = t.elapsed();
             lab.teardown().await.expect("teardown");
             if i >= 2 {
                 labs.push(t.elapsed());
+                builds.push(built);
+                firsts.push(ran - built);
+                teardowns.push(t.elapsed() - ran);
             }
         }
         report("spawn+exit of /bin/true in a host", &mut spawns);
         report("3-host lab: build, one program per host, teardown", &mut labs);
+        report("  of which build", &mut builds);
+        report("  of which the first program of each host (creates its files)", &mut firsts);
+        report("  of which teardown", &mut teardowns);
     });
 }
 
