@@ -467,7 +467,10 @@ async fn hostfs_run_tmp() -> Result<(), String> {
     }
     // The copies have the machine's modes: /tmp is 1777 so programs of other users can use it.
     let modes = sh(&a, "stat -c %a /run /tmp /var/tmp").await?.map_err(|e| format!("stat in host a: {e}"))?;
-    let machine = ["/run", "/tmp", "/var/tmp"].iter().map(|p| std::fs::metadata(p).map(|m| format!("{:o}\n", m.permissions().mode() & 0o7777)).unwrap_or_default()).collect::<String>();
+    let machine = ["/run", "/tmp", "/var/tmp"]
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| format!("{:o}\n", m.permissions().mode() & 0o7777)).unwrap_or_default())
+        .collect::<String>();
     ensure!(modes == machine, "host a's /run, /tmp, /var/tmp have modes {modes:?}, the machine's {machine:?}");
     if !nslab::rootless::is_rootless() {
         let as_nobody = format!("setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'echo x > /tmp/{n}.nobody && echo x > /var/tmp/{n}.nobody'");
@@ -493,10 +496,11 @@ async fn hostfs_pid_files() -> Result<(), String> {
     let daemon = format!("set -C; echo $$ > {pid_file} || exit 17; echo started; exec sleep 60");
     let lab1 = Lab::builder().hosts(["srv"]).build().await.map_err(err)?;
     let lab2 = Lab::builder().hosts(["srv"]).build().await.map_err(err)?;
+    let started = regex::Regex::new("^started$").expect("a valid pattern");
     let mut procs = Vec::new();
     for lab in [&lab1, &lab2] {
         let p = lab.host("srv").map_err(err)?.spawn(Command::new("sh").args(["-c", &daemon])).await.map_err(err)?;
-        p.wait_for_line(&regex::Regex::new("^started$").expect("a valid pattern"), T).await.map_err(|e| format!("the daemon of lab {} should start: {}", lab.name(), err(e)))?;
+        p.wait_for_line(&started, T).await.map_err(|e| format!("the daemon of lab {} should start: {}", lab.name(), err(e)))?;
         procs.push(p);
     }
     for (lab, p) in [&lab1, &lab2].iter().zip(&procs) {
@@ -516,7 +520,8 @@ async fn hostfs_private() -> Result<(), String> {
     let dir = tempfile::Builder::new().prefix("nslab-private-").tempdir_in(&base).map_err(|e| e.to_string())?;
     let d = dir.path().to_str().ok_or("utf-8")?.to_string();
     std::fs::write(dir.path().join("machine-file"), "machine\n").map_err(|e| e.to_string())?;
-    let lab = Lab::builder().hosts([HostSpec::new("a").private(&d), HostSpec::new("b"), HostSpec::new("c").private(format!("{d}/"))]).build().await.map_err(err)?;
+    let lab =
+        Lab::builder().hosts([HostSpec::new("a").private(&d), HostSpec::new("b"), HostSpec::new("c").private(format!("{d}/"))]).build().await.map_err(err)?;
     let (a, b, c) = (lab.host("a").map_err(err)?.clone(), lab.host("b").map_err(err)?.clone(), lab.host("c").map_err(err)?.clone());
     let got = sh(&a, &format!("ls -A {d}; echo from-a > {d}/x; cat {d}/x")).await?.map_err(|e| format!("host a: {e}"))?;
     ensure!(got == "from-a\n", "host a should start with an empty {d} and write to it, got {got:?}");
@@ -525,10 +530,7 @@ async fn hostfs_private() -> Result<(), String> {
     ensure!(got == "machine-file\n", "host b (no private path) should see the machine's {d}, got {got:?}");
     let got = sh(&c, &format!("ls -A {d}")).await?.map_err(|e| format!("host c: {e}"))?;
     ensure!(got.is_empty(), "host c should have its own empty {d}, not host a's: got {got:?}");
-    ensure!(
-        a.private_copy(&d).is_some_and(|p| std::fs::read_to_string(p.join("x")).ok().as_deref() == Some("from-a\n")),
-        "the lab keeps host a's copy of {d}"
-    );
+    ensure!(a.private_copy(&d).is_some_and(|p| std::fs::read_to_string(p.join("x")).ok().as_deref() == Some("from-a\n")), "the lab keeps host a's copy of {d}");
     lab.teardown().await.map_err(err)?;
 
     let refused = |spec: HostSpec| async move {
@@ -541,7 +543,8 @@ async fn hostfs_private() -> Result<(), String> {
         }
     };
     let got = refused(HostSpec::new("a").private("var/lib/x")).await;
-    let want = "invalid lab definition: host a: private path \"var/lib/x\" is not absolute; expected the absolute path of a directory, such as \"/var/lib/app\"";
+    let want =
+        "invalid lab definition: host a: private path \"var/lib/x\" is not absolute; expected the absolute path of a directory, such as \"/var/lib/app\"";
     ensure!(got == want, "a relative path: got {got:?}, expected {want:?}");
     let got = refused(HostSpec::new("a").private(format!("{d}/nope"))).await;
     let want = format!(

@@ -29,6 +29,10 @@ pub(crate) struct EtcFile {
     pub(crate) mounted: bool,
 }
 
+/// A bind mount of a host's programs: source, target, and whether it carries the mounts below
+/// its source.
+pub(crate) type Mount = (PathBuf, PathBuf, bool);
+
 /// A lab host. Cheap to clone; valid until its lab is torn down.
 #[derive(Clone)]
 pub struct Host {
@@ -51,7 +55,7 @@ pub(crate) struct HostInner {
     /// directory: the lab's artifact directory, and what the lab builder adds.
     pub(crate) shared: Vec<PathBuf>,
     /// Every bind mount of its programs (source, target, recursive), decided on the first spawn.
-    pub(crate) mounts: std::sync::OnceLock<Vec<(PathBuf, PathBuf, bool)>>,
+    pub(crate) mounts: std::sync::OnceLock<Vec<Mount>>,
     /// Whether the host's directory and /etc files exist yet (made on the first spawn).
     pub(crate) etc_written: Mutex<bool>,
     pub(crate) registry: Arc<Registry>,
@@ -173,14 +177,14 @@ impl Host {
     /// they carry those) and the /etc files, each source by its real path. A mount hides what
     /// was below its target, sources included (artifacts under /tmp), so a target that holds
     /// sources is mounted after them; targets never nest, so one order does it.
-    fn plan_mounts(&self) -> std::result::Result<Vec<(PathBuf, PathBuf, bool)>, (PathBuf, std::io::Error)> {
+    fn plan_mounts(&self) -> std::result::Result<Vec<Mount>, (PathBuf, std::io::Error)> {
         let h = &self.inner;
         let shared = h.fs.share(&h.shared)?;
         let real_dir = std::fs::canonicalize(&h.dir).map_err(|e| (h.dir.clone(), e))?;
         let real = |p: &Path| p.strip_prefix(&h.dir).map(|rel| real_dir.join(rel)).unwrap_or_else(|_| p.to_path_buf());
         let private = h.fs.dirs.iter().map(|d| (real(&d.source), d.target.clone(), true));
         let etc = h.etc.iter().filter(|f| f.mounted).map(|f| (real(&f.path), PathBuf::from(f.target), false));
-        let rest: Vec<(PathBuf, PathBuf, bool)> = private.chain(etc).collect();
+        let rest: Vec<Mount> = private.chain(etc).collect();
         let holds_sources = |t: &Path| rest.iter().any(|(s, _, _)| s.starts_with(t));
         let (last, first): (Vec<_>, Vec<_>) = rest.iter().cloned().partition(|(_, t, _)| holds_sources(t));
         Ok(shared.into_iter().map(|(s, t)| (s, t, false)).chain(first).chain(last).collect())
@@ -201,9 +205,11 @@ impl Host {
                 // Inside the host's copy of a private directory: the folders a program reads
                 // through to reach it are open to every user, as on a machine.
                 let parent = f.path.parent().unwrap_or(&etc);
-                std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o755)
-                    .create(parent)
-                    .map_err(|source| Error::File { op: "create", path: parent.to_path_buf(), source })?;
+                std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o755).create(parent).map_err(|source| Error::File {
+                    op: "create",
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
             }
             std::fs::write(&f.path, &f.text).map_err(|source| Error::File { op: "write", path: f.path.clone(), source })?;
         }

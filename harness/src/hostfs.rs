@@ -75,7 +75,9 @@ pub(crate) fn always_private_here() -> Result<Vec<PathBuf>, String> {
         match std::fs::symlink_metadata(p) {
             Ok(m) if m.file_type().is_symlink() => links.push(p),
             Ok(m) if m.is_dir() => dirs.push(PathBuf::from(p)),
-            Ok(_) => return Err(format!("{p} is not a directory on this machine; expected a directory (or a link to one) that lab hosts get their own copy of")),
+            Ok(_) => {
+                return Err(format!("{p} is not a directory on this machine; expected a directory (or a link to one) that lab hosts get their own copy of"))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("cannot examine {p} on this machine ({e})")),
         }
@@ -109,10 +111,15 @@ pub(crate) fn check_path(path: &str) -> Result<PathBuf, String> {
         return Err(format!("{path:?} is in {k}, which the kernel provides; expected a directory of the machine's own files, {EXAMPLE}"));
     }
     if let Some(a) = ALWAYS_PRIVATE.iter().find(|a| p.starts_with(a)) {
-        return Err(format!("{path:?} is inside {a}, which every lab host has its own copy of already; expected a path outside /run, /var/run, /tmp and /var/tmp"));
+        return Err(format!(
+            "{path:?} is inside {a}, which every lab host has its own copy of already; expected a path outside /run, /var/run, /tmp and /var/tmp"
+        ));
     }
     if let Some(a) = ALWAYS_PRIVATE.iter().chain(ETC_FILES.iter()).find(|a| Path::new(a).starts_with(&p)) {
-        return Err(format!("{path:?} contains {a}, which nslab gives each host itself; expected a directory that contains none of {}", ALWAYS_PRIVATE.iter().chain(ETC_FILES.iter()).copied().collect::<Vec<_>>().join(", ")));
+        return Err(format!(
+            "{path:?} contains {a}, which nslab gives each host itself; expected a directory that contains none of {}",
+            ALWAYS_PRIVATE.iter().chain(ETC_FILES.iter()).copied().collect::<Vec<_>>().join(", ")
+        ));
     }
     Ok(p)
 }
@@ -224,11 +231,8 @@ impl HostFs {
                     }
                 } else {
                     mkdir(&at, 0o700)?;
-                    let dir = std::fs::OpenOptions::new()
-                        .read(true)
-                        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-                        .open(&at)
-                        .map_err(|e| (at.clone(), e))?;
+                    let dir =
+                        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW).open(&at).map_err(|e| (at.clone(), e))?;
                     // In rootless mode the machine's owners are not mapped: the copy stays ours.
                     if !rootless {
                         std::os::unix::fs::fchown(&dir, Some(d.uid), Some(d.gid)).map_err(|e| (at.clone(), e))?;
@@ -302,9 +306,15 @@ mod tests {
     fn paths_are_checked_as_written() {
         assert_eq!(check_path("/var/lib/app/").unwrap(), PathBuf::from("/var/lib/app"));
         assert_eq!(check_path("var/lib/x").unwrap_err(), "\"var/lib/x\" is not absolute; expected the absolute path of a directory, such as \"/var/lib/app\"");
-        assert_eq!(check_path("/var/lib/../x").unwrap_err(), "\"/var/lib/../x\" has a '.' or '..' component; expected a plain absolute path, such as \"/var/lib/app\"");
+        assert_eq!(
+            check_path("/var/lib/../x").unwrap_err(),
+            "\"/var/lib/../x\" has a '.' or '..' component; expected a plain absolute path, such as \"/var/lib/app\""
+        );
         assert_eq!(check_path("/").unwrap_err(), "\"/\" is the whole file system; expected a directory below it, such as \"/var/lib/app\"");
-        assert_eq!(check_path("/proc/sys").unwrap_err(), "\"/proc/sys\" is in /proc, which the kernel provides; expected a directory of the machine's own files, such as \"/var/lib/app\"");
+        assert_eq!(
+            check_path("/proc/sys").unwrap_err(),
+            "\"/proc/sys\" is in /proc, which the kernel provides; expected a directory of the machine's own files, such as \"/var/lib/app\""
+        );
         assert_eq!(
             check_path("/run/app").unwrap_err(),
             "\"/run/app\" is inside /run, which every lab host has its own copy of already; expected a path outside /run, /var/run, /tmp and /var/tmp"
@@ -368,7 +378,10 @@ mod tests {
         std::os::unix::fs::symlink(real.join("run/systemd/resolve/stub-resolv.conf"), real.join("resolv.conf")).unwrap();
         std::fs::write(real.join("hosts"), "").unwrap();
         let fs = plan(&real.join("host"), &[real.join("run")], &[]).unwrap();
-        assert_eq!(fs.inside_copy(&real.join("resolv.conf")), Some(real.join("host/fs").join(real.strip_prefix("/").unwrap()).join("run/systemd/resolve/stub-resolv.conf")));
+        assert_eq!(
+            fs.inside_copy(&real.join("resolv.conf")),
+            Some(real.join("host/fs").join(real.strip_prefix("/").unwrap()).join("run/systemd/resolve/stub-resolv.conf"))
+        );
         assert_eq!(fs.inside_copy(&real.join("hosts")), None);
     }
 

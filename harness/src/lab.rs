@@ -180,15 +180,7 @@ impl LabBuilder {
                 let private = crate::hostfs::check_list(&h.private).map_err(|e| invalid(format!("host {}: private path {e}", h.name)))?;
                 let dir = root.join(&h.name);
                 let fs = crate::hostfs::plan(&dir, &always, &private).map_err(|e| invalid(format!("host {}: {e}", h.name)))?;
-                Ok(Planned {
-                    profile: h.profile.unwrap_or(self.profile),
-                    slot: slots[&h.name],
-                    sysctls,
-                    dir,
-                    etc: Vec::new(),
-                    fs,
-                    spec: h.clone(),
-                })
+                Ok(Planned { profile: h.profile.unwrap_or(self.profile), slot: slots[&h.name], sysctls, dir, etc: Vec::new(), fs, spec: h.clone() })
             })
             .collect()
     }
@@ -494,7 +486,16 @@ fn check_privileges() -> Result<()> {
 impl Lab {
     /// Starts describing a lab (dual-stack unless [`LabBuilder::profile`] says otherwise).
     pub fn builder() -> LabBuilder {
-        LabBuilder { name: None, profile: Profile::DualStack, hosts: Vec::new(), artifacts_root: None, keep_artifacts: false, hosts_entries: true, dns: None, shared: Vec::new() }
+        LabBuilder {
+            name: None,
+            profile: Profile::DualStack,
+            hosts: Vec::new(),
+            artifacts_root: None,
+            keep_artifacts: false,
+            hosts_entries: true,
+            dns: None,
+            shared: Vec::new(),
+        }
     }
 
     /// The lab's name.

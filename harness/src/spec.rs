@@ -24,7 +24,16 @@ pub struct HostSpec {
 impl HostSpec {
     /// A host with the lab's profile and default settings.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), profile: None, dad: false, bindv6only: None, sysctls: Vec::new(), gai_conf: None, interface: "eth0".into(), private: Vec::new() }
+        Self {
+            name: name.into(),
+            profile: None,
+            dad: false,
+            bindv6only: None,
+            sysctls: Vec::new(),
+            gai_conf: None,
+            interface: "eth0".into(),
+            private: Vec::new(),
+        }
     }
 
     /// Overrides the lab's profile for this host.

@@ -139,7 +139,8 @@ impl Walk {
 
     fn link(&mut self, link: &Path) -> Result<(), DiscoverError> {
         let target = std::fs::read_link(link).map_err(|e| DiscoverError::io(link, "the symbolic link", &e))?;
-        let real = link.canonicalize().map_err(|e| DiscoverError::new(link, format!("a symbolic link to {} that cannot be resolved ({e})", target.display())))?;
+        let real =
+            link.canonicalize().map_err(|e| DiscoverError::new(link, format!("a symbolic link to {} that cannot be resolved ({e})", target.display())))?;
         if !real.starts_with(&self.real_root) {
             if is_toml(link) {
                 return Err(DiscoverError::new(
@@ -260,7 +261,10 @@ mod tests {
     fn read_errors_name_the_path() {
         let d = tempfile::tempdir().unwrap();
         let missing = d.path().join("nope");
-        assert_eq!(discover(&missing).unwrap_err().to_string(), format!("{}: cannot read the path (No such file or directory (os error 2))", missing.display()));
+        assert_eq!(
+            discover(&missing).unwrap_err().to_string(),
+            format!("{}: cannot read the path (No such file or directory (os error 2))", missing.display())
+        );
         let root = d.path().join("s");
         std::fs::create_dir_all(&root).unwrap();
         symlink("gone", root.join("dangling")).unwrap();
