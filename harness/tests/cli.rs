@@ -562,7 +562,9 @@ fn path_without_strace(dir: &Path) -> std::io::Result<String> {
 /// with NSLAB_REQUIRE_ALL=yes (every unmet requirement a failure).
 fn agreement(bin: &Path) -> R {
     let tmp = tempfile::tempdir()?;
-    let bare = tmp.path().join("bin");
+    // Outside /tmp: every lab host has its own /tmp, where this folder would not be.
+    let bin_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let bare = bin_dir.path().join("bin");
     std::fs::create_dir(&bare)?;
     let bare_path = path_without_strace(&bare)?;
     let full_path = std::env::var("PATH").unwrap_or_default();
