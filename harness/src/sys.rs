@@ -410,8 +410,8 @@ pub(crate) fn unshare_user_and_net() -> io::Result<()> {
 /// started afterwards are members of that PID namespace, so they die with the host.
 ///
 /// Must be called while the process has a single thread. The working directory is kept when
-/// it exists inside the host's mount namespace (it normally does: the lab shares the host's
-/// file systems).
+/// it exists inside the host's mount namespace (it normally does: the lab shares the machine's
+/// file systems, except /run, /tmp, /var/tmp and private paths, which are the host's own).
 ///
 /// # Errors
 /// When a namespace file cannot be opened (the process is gone) or setns(2) refuses.
