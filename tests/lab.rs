@@ -37,6 +37,9 @@ fn main() -> std::process::ExitCode {
     trials.push(nslab_tests::trial_requiring("profile/broken-ipv6/ipv6-connects-hang-and-happy-eyeballs-falls-back", &["curl"], broken_ipv6));
     trials.push(kernel_trial("dad/bind-to-tentative-address-fails-until-dad-completes", dad));
     trials.push(kernel_trial("etc/programs-see-the-lab-files-and-the-host-files-stay-untouched", etc_files));
+    trials.push(kernel_trial("hostfs/run-and-tmp-writes-stay-in-the-host-and-its-programs-share-them", hostfs_run_tmp));
+    trials.push(kernel_trial("hostfs/two-labs-daemons-do-not-clash-on-one-pid-file", hostfs_pid_files));
+    trials.push(kernel_trial("hostfs/private-paths-are-per-host-and-bad-ones-are-refused", hostfs_private));
     trials.push(kernel_trial("sysctl/per-host-settings-stay-in-the-host", sysctls));
     trials.push(kernel_trial("process/wait-errors-show-what-was-awaited-and-the-output", wait_errors));
     trials.push(kernel_trial("process/stop-sends-term-then-kills-the-whole-tree", stop_tree));
@@ -444,6 +447,138 @@ async fn etc_files() -> Result<(), String> {
     lab.teardown().await.map_err(err)?;
     let after: Vec<Option<Vec<u8>>> = files.iter().map(|f| std::fs::read(f).ok()).collect();
     ensure!(before == after, "a host /etc file changed");
+    Ok(())
+}
+
+/// A file name no other test or lab uses.
+fn unique(what: &str) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!("nslab-test-{what}-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+/// `sh -c SCRIPT` in `host`, to completion: its stdout, or its exit and stderr.
+async fn sh(host: &nslab::Host, script: &str) -> Result<Result<String, String>, String> {
+    let p = host.run(Command::new("sh").args(["-c", script]), T).await.map_err(err)?;
+    let exit = p.exit().expect("run waits for exit");
+    Ok(if exit.success() { Ok(p.stdout()) } else { Err(format!("exit {:?}: {}", exit.code(), p.stderr().trim())) })
+}
+
+fn on_machine(path: &str) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
+/// Issue 12 (6): a probe's write to /run/x appeared on the machine. Each host has its own /run,
+/// /tmp, /var/tmp (and /var/run through /run): its programs share them, the machine and the
+/// other hosts never see them.
+async fn hostfs_run_tmp() -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let n = unique("run");
+    let paths = [format!("/run/{n}"), format!("/tmp/{n}"), format!("/var/tmp/{n}"), format!("/var/run/{n}.v")];
+    let lab = Lab::builder().hosts(["a", "b"]).build().await.map_err(err)?;
+    let a = lab.host("a").map_err(err)?.clone();
+    let b = lab.host("b").map_err(err)?.clone();
+    let write: String = paths.iter().map(|p| format!("echo from-a > {p} && ")).collect::<String>() + "true";
+    sh(&a, &write).await?.map_err(|e| format!("host a could not write its own /run, /tmp and /var/tmp: {e}"))?;
+    for p in &paths {
+        ensure!(!on_machine(p), "{p} written in host a appeared on the machine");
+    }
+    // Another program of the same host sees the files, as on one machine.
+    let got = sh(&a, &format!("cat {}", paths.join(" "))).await?.map_err(|e| format!("a second program of host a should read the files: {e}"))?;
+    ensure!(got == "from-a\n".repeat(4), "a second program of host a read {got:?}");
+    // /var/run is the host's /run (a link on this machine, or a directory of the host's own).
+    let run_copy = a.private_copy("/run").ok_or("host a has no copy of /run")?;
+    ensure!(std::fs::read_to_string(run_copy.join(&n)).ok().as_deref() == Some("from-a\n"), "the lab keeps host a's /run/{n} in {}", run_copy.display());
+    // The other host has its own, empty of them.
+    for p in &paths {
+        let e = sh(&b, &format!("cat {p}")).await?.err().ok_or_else(|| format!("host b read host a's {p}"))?;
+        ensure!(e == format!("exit Some(1): cat: {p}: No such file or directory"), "host b reading {p}: {e}");
+    }
+    // The copies have the machine's modes: /tmp is 1777 so programs of other users can use it.
+    let modes = sh(&a, "stat -c %a /run /tmp /var/tmp").await?.map_err(|e| format!("stat in host a: {e}"))?;
+    let machine = ["/run", "/tmp", "/var/tmp"]
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| format!("{:o}\n", m.permissions().mode() & 0o7777)).unwrap_or_default())
+        .collect::<String>();
+    ensure!(modes == machine, "host a's /run, /tmp, /var/tmp have modes {modes:?}, the machine's {machine:?}");
+    if !nslab::rootless::is_rootless() {
+        let as_nobody = format!("setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'echo x > /tmp/{n}.nobody && echo x > /var/tmp/{n}.nobody'");
+        sh(&a, &as_nobody).await?.map_err(|e| format!("a program running as uid 65534 should write to the host's /tmp and /var/tmp: {e}"))?;
+        let owner = std::fs::metadata(a.private_copy("/tmp").ok_or("no /tmp copy")?.join(format!("{n}.nobody"))).map_err(|e| e.to_string())?.uid();
+        ensure!(owner == 65534, "the file of uid 65534 is owned by {owner}");
+        // The copies are reachable by other users of the machine only through the host.
+        let fs = a.dir().join("fs");
+        let mode = std::fs::metadata(&fs).map_err(|e| e.to_string())?.permissions().mode() & 0o7777;
+        ensure!(mode == 0o700, "{} has mode {mode:o}, expected 700", fs.display());
+    }
+    lab.teardown().await.map_err(err)?;
+    for p in &paths {
+        ensure!(!on_machine(p), "{p} is on the machine after teardown");
+    }
+    Ok(())
+}
+
+/// Issue 12 (6): two labs' daemons clashed on the same pid file. A daemon that refuses to start
+/// when its pid file exists (created with O_EXCL, as many do) starts in two labs at once.
+async fn hostfs_pid_files() -> Result<(), String> {
+    let pid_file = format!("/run/{}.pid", unique("daemon"));
+    let daemon = format!("set -C; echo $$ > {pid_file} || exit 17; echo started; exec sleep 60");
+    let lab1 = Lab::builder().hosts(["srv"]).build().await.map_err(err)?;
+    let lab2 = Lab::builder().hosts(["srv"]).build().await.map_err(err)?;
+    let started = regex::Regex::new("^started$").expect("a valid pattern");
+    let mut procs = Vec::new();
+    for lab in [&lab1, &lab2] {
+        let p = lab.host("srv").map_err(err)?.spawn(Command::new("sh").args(["-c", &daemon])).await.map_err(err)?;
+        p.wait_for_line(&started, T).await.map_err(|e| format!("the daemon of lab {} should start: {}", lab.name(), err(e)))?;
+        procs.push(p);
+    }
+    for (lab, p) in [&lab1, &lab2].iter().zip(&procs) {
+        ensure!(p.exit().is_none(), "the daemon of lab {} exited: {:?} {}", lab.name(), p.exit(), p.stderr());
+    }
+    ensure!(!on_machine(&pid_file), "{pid_file} appeared on the machine");
+    lab1.teardown().await.map_err(err)?;
+    lab2.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// `private = [...]`: a host gets its own empty copy of a machine directory; the machine's and
+/// the other hosts' stay as they are. Bad paths are refused with what was wrong.
+async fn hostfs_private() -> Result<(), String> {
+    // A directory of the machine's own (outside /tmp, which is private anyway).
+    let base = std::fs::canonicalize(env!("CARGO_TARGET_TMPDIR")).map_err(|e| e.to_string())?;
+    let dir = tempfile::Builder::new().prefix("nslab-private-").tempdir_in(&base).map_err(|e| e.to_string())?;
+    let d = dir.path().to_str().ok_or("utf-8")?.to_string();
+    std::fs::write(dir.path().join("machine-file"), "machine\n").map_err(|e| e.to_string())?;
+    let lab =
+        Lab::builder().hosts([HostSpec::new("a").private(&d), HostSpec::new("b"), HostSpec::new("c").private(format!("{d}/"))]).build().await.map_err(err)?;
+    let (a, b, c) = (lab.host("a").map_err(err)?.clone(), lab.host("b").map_err(err)?.clone(), lab.host("c").map_err(err)?.clone());
+    let got = sh(&a, &format!("ls -A {d}; echo from-a > {d}/x; cat {d}/x")).await?.map_err(|e| format!("host a: {e}"))?;
+    ensure!(got == "from-a\n", "host a should start with an empty {d} and write to it, got {got:?}");
+    ensure!(!dir.path().join("x").exists(), "host a's write reached the machine's {d}");
+    let got = sh(&b, &format!("ls -A {d}")).await?.map_err(|e| format!("host b: {e}"))?;
+    ensure!(got == "machine-file\n", "host b (no private path) should see the machine's {d}, got {got:?}");
+    let got = sh(&c, &format!("ls -A {d}")).await?.map_err(|e| format!("host c: {e}"))?;
+    ensure!(got.is_empty(), "host c should have its own empty {d}, not host a's: got {got:?}");
+    ensure!(a.private_copy(&d).is_some_and(|p| std::fs::read_to_string(p.join("x")).ok().as_deref() == Some("from-a\n")), "the lab keeps host a's copy of {d}");
+    lab.teardown().await.map_err(err)?;
+
+    let refused = |spec: HostSpec| async move {
+        match Lab::builder().host(spec).build().await {
+            Ok(lab) => {
+                let _ = lab.teardown().await;
+                "<built>".to_string()
+            }
+            Err(e) => e.to_string(),
+        }
+    };
+    let got = refused(HostSpec::new("a").private("var/lib/x")).await;
+    let want =
+        "invalid lab definition: host a: private path \"var/lib/x\" is not absolute; expected the absolute path of a directory, such as \"/var/lib/app\"";
+    ensure!(got == want, "a relative path: got {got:?}, expected {want:?}");
+    let got = refused(HostSpec::new("a").private(format!("{d}/nope"))).await;
+    let want = format!(
+        "invalid lab definition: host a: private path \"{d}/nope\" does not exist on this machine; expected an existing directory (the host's own copy starts empty and covers it)"
+    );
+    ensure!(got == want, "a missing path: got {got:?}, expected {want:?}");
     Ok(())
 }
 

@@ -169,6 +169,17 @@ async fn up_exec_dns_down() -> Result<(), String> {
         text(&missing.stderr)
     );
 
+    // exec sees the host's own /run and /tmp (its anchor's mount namespace): what one command
+    // writes there the next one reads, and neither the machine nor another host sees it.
+    let mark = format!("nslab-live-{}", std::process::id());
+    let (run_mark, tmp_mark) = (format!("/run/{mark}"), format!("/tmp/{mark}"));
+    env.ok(&["exec", &lab, "client", "--", "sh", "-c", &format!("echo from-exec > {run_mark} && echo from-exec > {tmp_mark}")])?;
+    let again = env.ok(&["exec", &lab, "client", "--", "cat", &run_mark, &tmp_mark])?;
+    ensure!(again == "from-exec\nfrom-exec\n", "a second exec in client read {again:?}");
+    ensure!(!Path::new(&run_mark).exists() && !Path::new(&tmp_mark).exists(), "{run_mark} or {tmp_mark} written by exec appeared on the machine");
+    let other = env.run(&["exec", &lab, "green", "--", "cat", &run_mark])?;
+    ensure!(other.status.code() == Some(1), "host green should not see client's {run_mark}: {:?} {}", other.status, text(&other.stdout));
+
     // `ip netns exec` reaches the same network namespace.
     let ip =
         Command::new("ip").args(["netns", "exec", &format!("nslab-{lab}.client"), "ip", "-o", "addr", "show", "eth0"]).output().map_err(|e| e.to_string())?;

@@ -24,7 +24,14 @@ pub(crate) struct EtcFile {
     pub(crate) path: PathBuf,
     pub(crate) text: String,
     pub(crate) target: &'static str,
+    /// Bind-mounted over `target`; false when `path` is inside the host's own copy of a
+    /// private directory, where the machine's `target` leads through a link.
+    pub(crate) mounted: bool,
 }
+
+/// A bind mount of a host's programs: source, target, and whether it carries the mounts below
+/// its source.
+pub(crate) type Mount = (PathBuf, PathBuf, bool);
 
 /// A lab host. Cheap to clone; valid until its lab is torn down.
 #[derive(Clone)]
@@ -42,6 +49,13 @@ pub(crate) struct HostInner {
     pub(crate) slot: SlotAddrs,
     pub(crate) dir: PathBuf,
     pub(crate) etc: Vec<EtcFile>,
+    /// Its own /run, /tmp, ... and private paths (made on the first spawn).
+    pub(crate) fs: crate::hostfs::HostFs,
+    /// Machine directories its programs must see at their own path even inside a private
+    /// directory: the lab's artifact directory, and what the lab builder adds.
+    pub(crate) shared: Vec<PathBuf>,
+    /// Every bind mount of its programs (source, target, recursive), decided on the first spawn.
+    pub(crate) mounts: std::sync::OnceLock<Vec<Mount>>,
     /// Whether the host's directory and /etc files exist yet (made on the first spawn).
     pub(crate) etc_written: Mutex<bool>,
     pub(crate) registry: Arc<Registry>,
@@ -111,8 +125,16 @@ impl Host {
         &self.inner.dir
     }
 
+    /// Where the lab keeps this host's own copy of the machine directory `path`: `/run`,
+    /// `/tmp`, `/var/tmp` (and `/var/run` where it is a directory), or a path given to
+    /// [`crate::HostSpec::private`]. What the host's programs write there is in this directory
+    /// (created on the host's first spawn), never in the machine's. `None` for any other path.
+    pub fn private_copy(&self, path: impl AsRef<Path>) -> Option<&Path> {
+        self.inner.fs.copy_of(path.as_ref())
+    }
+
     /// Starts `cmd` inside this host: its network namespace, a private mount namespace with the
-    /// host's /etc files over the real ones, the host's name as its host name (UTS namespace), and
+    /// host's own /run, /tmp, /var/tmp and private paths, and its /etc files, over the machine's, the host's name as its host name (UTS namespace), and
     /// its own PID namespace so that nothing it starts can outlive it or the harness.
     ///
     /// # Errors
@@ -132,12 +154,7 @@ impl Host {
         };
         let spawn_err = |source| Error::Spawn { host: h.name.clone(), program: cmd.program.to_string_lossy().into_owned(), source };
         self.write_etc()?;
-        let binds = h
-            .etc
-            .iter()
-            .map(|f| Ok(sys::BindMount { source: CString::new(f.path.as_os_str().as_bytes())?, target: CString::new(f.target)? }))
-            .collect::<std::result::Result<Vec<_>, std::ffi::NulError>>()
-            .map_err(|e| spawn_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let binds = self.bind_mounts().map_err(spawn_err)?;
         let output = Arc::new(Output::new(h.epoch, &h.dir, &name));
         let seccomp = if h.profile.ipv6_absent() { Some(sys::no_ipv6_filter().map_err(spawn_err)?) } else { None };
         let hostname = CString::new(h.name.as_str()).map_err(|e| spawn_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
@@ -146,6 +163,31 @@ impl Host {
         let p = Process::supervise(spawned, &h.name, name, output, h.epoch);
         h.registry.add(p.shared.clone());
         Ok(p)
+    }
+
+    /// The bind mounts of every program of the host, as C strings.
+    fn bind_mounts(&self) -> std::io::Result<Vec<sys::BindMount>> {
+        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e));
+        let mounts = self.inner.mounts.get().map(Vec::as_slice).unwrap_or_default();
+        mounts.iter().map(|(s, t, recursive)| Ok(sys::BindMount { source: c(s)?, target: c(t)?, recursive: *recursive })).collect()
+    }
+
+    /// Decides the bind mounts of the host's programs, once its files exist: first the shared
+    /// directories onto their mount points inside the copies, then the copies (recursively, so
+    /// they carry those) and the /etc files, each source by its real path. A mount hides what
+    /// was below its target, sources included (artifacts under /tmp), so a target that holds
+    /// sources is mounted after them; targets never nest, so one order does it.
+    fn plan_mounts(&self) -> std::result::Result<Vec<Mount>, (PathBuf, std::io::Error)> {
+        let h = &self.inner;
+        let shared = h.fs.share(&h.shared)?;
+        let real_dir = std::fs::canonicalize(&h.dir).map_err(|e| (h.dir.clone(), e))?;
+        let real = |p: &Path| p.strip_prefix(&h.dir).map(|rel| real_dir.join(rel)).unwrap_or_else(|_| p.to_path_buf());
+        let private = h.fs.dirs.iter().map(|d| (real(&d.source), d.target.clone(), true));
+        let etc = h.etc.iter().filter(|f| f.mounted).map(|f| (real(&f.path), PathBuf::from(f.target), false));
+        let rest: Vec<Mount> = private.chain(etc).collect();
+        let holds_sources = |t: &Path| rest.iter().any(|(s, _, _)| s.starts_with(t));
+        let (last, first): (Vec<_>, Vec<_>) = rest.iter().cloned().partition(|(_, t, _)| holds_sources(t));
+        Ok(shared.into_iter().map(|(s, t)| (s, t, false)).chain(first).chain(last).collect())
     }
 
     /// Creates the host's directory and /etc files if they do not exist yet.
@@ -157,7 +199,18 @@ impl Host {
         let etc = self.inner.dir.join("etc");
         // Also creates the lab's artifact directory, if this is the first thing written there.
         let dir = crate::fsafe::artifact_dir(&etc).map_err(|e| Error::File { op: "create", path: etc.clone(), source: e.into() })?;
+        self.inner.fs.create(&self.inner.dir).map_err(|(path, source)| Error::File { op: "create the host's private directory", path, source })?;
         for f in &self.inner.etc {
+            if !f.mounted {
+                // Inside the host's copy of a private directory: the folders a program reads
+                // through to reach it are open to every user, as on a machine.
+                let parent = f.path.parent().unwrap_or(&etc);
+                std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o755).create(parent).map_err(|source| Error::File {
+                    op: "create",
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
             // 0644: bind-mounted over the host's /etc, where a lab program that drops its
             // privileges (a resolver as nobody) must still read them; the owner-only artifact
             // directory keeps every other user of the machine out.
@@ -167,6 +220,8 @@ impl Host {
             };
             res.map_err(|e| Error::File { op: "write", path: f.path.clone(), source: e.into() })?;
         }
+        let mounts = self.plan_mounts().map_err(|(path, source)| Error::File { op: "prepare the host's private directories in", path, source })?;
+        let _ = self.inner.mounts.set(mounts);
         *done = true;
         Ok(())
     }

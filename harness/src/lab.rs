@@ -37,6 +37,7 @@ pub struct LabBuilder {
     keep_artifacts: bool,
     hosts_entries: bool,
     dns: Option<LabDns>,
+    shared: Vec<PathBuf>,
 }
 
 /// A built lab: isolated hosts on one switch. Tear it down with [`Lab::teardown`]; dropping it
@@ -70,6 +71,7 @@ struct Planned {
     sysctls: Vec<(PathBuf, Sysctl)>,
     dir: PathBuf,
     etc: Vec<EtcFile>,
+    fs: crate::hostfs::HostFs,
 }
 
 impl LabBuilder {
@@ -129,6 +131,15 @@ impl LabBuilder {
         self
     }
 
+    /// Keeps the machine directory `path` visible to the lab's programs at its own path even
+    /// when it lies inside a directory each host has its own copy of (`/tmp`, `/var/tmp`, a
+    /// private path): a folder of files the programs are started with, say. The lab's artifact
+    /// directory always is. The directory is shared, not copied: writes reach the machine.
+    pub fn share_with_hosts(mut self, path: impl Into<PathBuf>) -> Self {
+        self.shared.push(path.into());
+        self
+    }
+
     /// Runs a DNS server in the lab (on a dual-stack host `dns` unless [`LabDns::on_host`]
     /// names a declared one) and points every host's /etc/resolv.conf at it.
     pub fn dns(mut self, dns: LabDns) -> Self {
@@ -168,20 +179,18 @@ impl LabBuilder {
                 return Err(invalid(format!("host {:?} is declared twice in lab {name}", h.name)));
             }
         }
+        // The machine's /run, /tmp, ... as this machine lays them out (/var/run may be a link).
+        let always = crate::hostfs::always_private_here().map_err(|e| invalid(format!("lab {name}: {e}")))?;
         let slots = plan::assign_slots(self.hosts.iter().map(|h| h.name.as_str()))
             .ok_or_else(|| invalid(format!("lab {name} has {} hosts; one segment holds at most {}", self.hosts.len(), plan::MAX_HOSTS)))?;
         self.hosts
             .iter()
             .map(|h| {
                 let sysctls = spec::check_host(h).map_err(invalid)?;
-                Ok(Planned {
-                    profile: h.profile.unwrap_or(self.profile),
-                    slot: slots[&h.name],
-                    sysctls,
-                    dir: root.join(&h.name),
-                    etc: Vec::new(),
-                    spec: h.clone(),
-                })
+                let private = crate::hostfs::check_list(&h.private).map_err(|e| invalid(format!("host {}: private path {e}", h.name)))?;
+                let dir = root.join(&h.name);
+                let fs = crate::hostfs::plan(&dir, &always, &private).map_err(|e| invalid(format!("host {}: {e}", h.name)))?;
+                Ok(Planned { profile: h.profile.unwrap_or(self.profile), slot: slots[&h.name], sysctls, dir, etc: Vec::new(), fs, spec: h.clone() })
             })
             .collect()
     }
@@ -274,8 +283,10 @@ impl LabBuilder {
 
         let t_sw = epoch.elapsed();
         // 3. Per host: late sysctls, then lo and addresses (links are up, so no first-packet delay).
+        let shared: Vec<PathBuf> = std::iter::once(artifacts.clone()).chain(self.shared.iter().cloned()).collect();
         let hosts: Vec<Host> = try_join_all(planned.into_iter().zip(hosts_ns).map(|(p, (ns, nl, deferred))| {
             let registry = registry.clone();
+            let shared = shared.clone();
             async move {
                 let ifindex = nl.index_of(&p.spec.interface).await.map_err(|source| Error::Netlink {
                     op: format!("look up {}", p.spec.interface),
@@ -293,6 +304,9 @@ impl LabBuilder {
                         slot: p.slot,
                         dir: p.dir,
                         etc: p.etc,
+                        fs: p.fs,
+                        shared: shared.clone(),
+                        mounts: std::sync::OnceLock::new(),
                         etc_written: Mutex::new(false),
                         registry,
                         epoch,
@@ -405,7 +419,13 @@ impl LabBuilder {
             if let Some(g) = &p.spec.gai_conf {
                 files.push(("gai.conf", g.clone(), "/etc/gai.conf"));
             }
-            p.etc = files.into_iter().map(|(file, text, target)| EtcFile { path: etc_dir.join(file), text, target }).collect();
+            p.etc = files
+                .into_iter()
+                .map(|(file, text, target)| match p.fs.inside_copy(Path::new(target)) {
+                    Some(path) => EtcFile { path, text, target, mounted: false },
+                    None => EtcFile { path: etc_dir.join(file), text, target, mounted: true },
+                })
+                .collect();
         }
         Ok(())
     }
@@ -508,6 +528,7 @@ impl Lab {
             keep_artifacts: false,
             hosts_entries: true,
             dns: None,
+            shared: Vec::new(),
         }
     }
 

@@ -3,7 +3,9 @@
 //! A [`Lab`] is a set of named hosts, each with its own network namespace, joined by a switch
 //! in a lab-private namespace. A [`Profile`] decides which address families the hosts have.
 //! Programs run inside hosts with the lab's own `/etc/hosts` and `/etc/resolv.conf`, and never
-//! outlive the lab or the harness.
+//! outlive the lab or the harness. Each host has its own `/run`, `/tmp` and `/var/tmp`, shared
+//! by its programs and seen by nothing else; [`HostSpec::private`] gives it its own copy of any
+//! other directory (see [`hostfs`]).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -46,6 +48,7 @@ pub mod error;
 pub mod etc;
 pub mod fsafe;
 pub mod host;
+pub mod hostfs;
 pub mod lab;
 pub mod lab_dns;
 pub mod lab_nat64;

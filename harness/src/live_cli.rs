@@ -246,7 +246,7 @@ pub(crate) fn exec(root: &Path, lab: &str, host: &str, command: Vec<String>, she
         });
         // Debian's bashrc shows it in the prompt: (nslab:LAB)root@HOST:~#
         env.push(("debian_chroot".to_string(), format!("nslab:{lab}")));
-        eprintln!("host {host} of lab {lab}: its network, /etc files and host name (exit or Ctrl-D leaves)");
+        eprintln!("host {host} of lab {lab}: its network, /etc files, /run, /tmp and host name (exit or Ctrl-D leaves)");
         vec![sh]
     } else {
         command

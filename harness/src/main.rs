@@ -126,7 +126,7 @@ enum Cmd {
         #[arg(long, requires = "scenario")]
         timeline: bool,
     },
-    /// Run a command inside a host of a running lab (its network, /etc files and host name).
+    /// Run a command inside a host of a running lab (its network, /etc files, /run, /tmp and host name).
     Exec {
         /// The lab.
         lab: String,

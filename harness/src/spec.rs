@@ -18,12 +18,22 @@ pub struct HostSpec {
     pub(crate) sysctls: Vec<Sysctl>,
     pub(crate) gai_conf: Option<String>,
     pub(crate) interface: String,
+    pub(crate) private: Vec<PathBuf>,
 }
 
 impl HostSpec {
     /// A host with the lab's profile and default settings.
     pub fn new(name: impl Into<String>) -> Self {
-        Self { name: name.into(), profile: None, dad: false, bindv6only: None, sysctls: Vec::new(), gai_conf: None, interface: "eth0".into() }
+        Self {
+            name: name.into(),
+            profile: None,
+            dad: false,
+            bindv6only: None,
+            sysctls: Vec::new(),
+            gai_conf: None,
+            interface: "eth0".into(),
+            private: Vec::new(),
+        }
     }
 
     /// Overrides the lab's profile for this host.
@@ -60,6 +70,19 @@ impl HostSpec {
     /// Names its lab interface (default `eth0`; at most 15 bytes).
     pub fn interface(mut self, name: impl Into<String>) -> Self {
         self.interface = name.into();
+        self
+    }
+
+    /// Gives the host its own, initially empty, copy of the machine directory `path` (such as
+    /// `/var/lib/app`), mounted over it for every program of the host. `/run`, `/var/run`, `/tmp`
+    /// and `/var/tmp` are private to every host already (see [`crate::hostfs`]).
+    ///
+    /// The path is checked when the lab is built: absolute, without `.` or `..`, an existing
+    /// directory reached without symbolic links, outside /proc, /sys and /dev, not containing
+    /// the per-host /etc files or the always-private directories, listed once and not inside
+    /// another private path of the host.
+    pub fn private(mut self, path: impl Into<PathBuf>) -> Self {
+        self.private.push(path.into());
         self
     }
 

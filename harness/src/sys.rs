@@ -78,6 +78,9 @@ pub(crate) fn effective_caps() -> io::Result<u64> {
 pub(crate) struct BindMount {
     pub(crate) source: CString,
     pub(crate) target: CString,
+    /// With the mounts below the source (MS_REC): a host's copy of /tmp that carries the lab's
+    /// artifact directory, mounted back inside it.
+    pub(crate) recursive: bool,
 }
 
 /// What the spawner hands back: the tokio child (the init) and the status pipe's read end.
@@ -233,7 +236,8 @@ fn child_setup(
             return Err(last_err());
         }
         for b in binds {
-            if libc::mount(b.source.as_ptr(), b.target.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) != 0 {
+            let flags = if b.recursive { libc::MS_BIND | libc::MS_REC } else { libc::MS_BIND };
+            if libc::mount(b.source.as_ptr(), b.target.as_ptr(), std::ptr::null(), flags, std::ptr::null()) != 0 {
                 return Err(last_err());
             }
         }
@@ -410,8 +414,8 @@ pub(crate) fn unshare_user_and_net() -> io::Result<()> {
 /// started afterwards are members of that PID namespace, so they die with the host.
 ///
 /// Must be called while the process has a single thread. The working directory is kept when
-/// it exists inside the host's mount namespace (it normally does: the lab shares the host's
-/// file systems).
+/// it exists inside the host's mount namespace (it normally does: the lab shares the machine's
+/// file systems, except /run, /tmp, /var/tmp and private paths, which are the host's own).
 ///
 /// # Errors
 /// When a namespace file cannot be opened (the process is gone) or setns(2) refuses.

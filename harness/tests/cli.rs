@@ -35,6 +35,10 @@ fn main() -> std::process::ExitCode {
         Trial::test("list/one-trial-name-per-line", list),
         Trial::test("validate/as-an-unprivileged-user", validate_unprivileged),
         Trial::test("run/invalid-scenario-exits-2", run_invalid),
+        Trial::test("discovery/a-link-out-of-the-folder-is-not-followed", discovery_link_out),
+        Trial::test("discovery/a-loop-link-is-an-error-naming-it-and-nothing-runs", discovery_loop),
+        Trial::test("discovery/files-linking-to-root-are-not-walked", discovery_files_to_root),
+        Trial::test("discovery/an-unreadable-folder-is-named", discovery_unreadable),
     ];
     let needs_kernel: [(&str, Check); 11] = [
         ("run/exit-code-0-when-every-trial-passes-1-when-one-fails", run_exit_codes),
@@ -190,6 +194,99 @@ fn validate_unprivileged() -> R {
     let o = run(&["validate", "bad.toml"])?;
     ensure!(o.status.code() == Some(2), "validate of an invalid file should exit 2:\n{}", text(&o));
     ensure!(String::from_utf8_lossy(&o.stderr).contains("bad.toml:4:10: action in timeline step 1"), "the error should name file:line:col:\n{}", text(&o));
+    Ok(())
+}
+
+/// A scenario folder in a fresh temporary directory holding a copy of the `pass` fixture as
+/// `DIR/s/mine.toml` (2 trials), and a folder `DIR/elsewhere` beside it with another scenario.
+fn discovery_folder() -> std::io::Result<(tempfile::TempDir, PathBuf, PathBuf)> {
+    let tmp = tempfile::tempdir()?;
+    let root = tmp.path().join("s");
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir_all(&root)?;
+    std::fs::create_dir_all(&elsewhere)?;
+    std::fs::copy(fixture("pass"), root.join("mine.toml"))?;
+    std::fs::copy(fixture("pass"), elsewhere.join("other.toml"))?;
+    Ok((tmp, root, elsewhere))
+}
+
+/// Issue 12 (7): `nslab run DIR` ran a scenario reached through a link to elsewhere.
+fn discovery_link_out() -> R {
+    let (tmp, root, elsewhere) = discovery_folder()?;
+    std::os::unix::fs::symlink(&elsewhere, root.join("linked"))?;
+    let o = nslab(&["list", s(&root)], tmp.path());
+    ensure!(o.status.code() == Some(0), "nslab list should exit 0:\n{}", text(&o));
+    let got: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect();
+    ensure!(got == ["s/mine/ipv4-only", "s/mine/dual-stack"], "only the folder's own scenario should be listed, got {got:?}:\n{}", text(&o));
+    Ok(())
+}
+
+/// Issue 12 (7): a `loop -> .` link ran one scenario 41 times. Now it is an error naming the
+/// link, and `nslab run` runs nothing.
+fn discovery_loop() -> R {
+    let (tmp, root, _) = discovery_folder()?;
+    std::os::unix::fs::symlink(".", root.join("loop"))?;
+    let want = format!(
+        "{}/loop: a symbolic link to ., which contains the link itself: a loop; expected a link to a file or to a folder that does not contain it\n",
+        root.display()
+    );
+    for cmd in ["validate", "list", "run"] {
+        let o = nslab(&[cmd, s(&root)], tmp.path());
+        ensure!(o.status.code() == Some(2), "nslab {cmd} should exit 2:\n{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        ensure!(err.starts_with(&want), "nslab {cmd} should name the link, expected {want:?}:\n{}", text(&o));
+        ensure!(!String::from_utf8_lossy(&o.stdout).contains("mine"), "nslab {cmd} should list or run nothing:\n{}", text(&o));
+    }
+    Ok(())
+}
+
+/// Issue 12 (7): `nslab validate` on a folder whose files/ holds links to `/` walked the whole
+/// file system, then failed with "cannot read: Permission denied" naming no path.
+fn discovery_files_to_root() -> R {
+    let (tmp, root, _) = discovery_folder()?;
+    std::fs::create_dir_all(root.join("files/deeper"))?;
+    std::os::unix::fs::symlink("/", root.join("files/root"))?;
+    std::os::unix::fs::symlink("/", root.join("files/deeper/root"))?;
+    let o = nslab(&["validate", s(&root)], tmp.path());
+    ensure!(o.status.code() == Some(0), "nslab validate should exit 0:\n{}", text(&o));
+    ensure!(
+        String::from_utf8_lossy(&o.stdout) == "2 scenario trial(s) valid, 0 file(s) with errors\n" && o.stderr.is_empty(),
+        "only the folder's own scenario should be validated:\n{}",
+        text(&o)
+    );
+    Ok(())
+}
+
+/// A folder the user cannot read is named in the error (as uid 65534 when run as root).
+fn discovery_unreadable() -> R {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    let root = dir.join("s");
+    let locked = root.join("locked");
+    std::fs::create_dir_all(&locked)?;
+    std::fs::copy(fixture("pass"), root.join("mine.toml"))?;
+    // A copy of the binary: the build tree need not be open to other users.
+    let bin = dir.join("nslab");
+    std::fs::copy(env!("CARGO_BIN_EXE_nslab"), &bin)?;
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(m));
+    mode(dir, 0o755)?;
+    mode(&root, 0o755)?;
+    let root_user = nix::unistd::geteuid().is_root();
+    let mut c = if root_user {
+        // Owned by root, closed to others: uid 65534 cannot list it.
+        mode(&locked, 0o700)?;
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--"]).arg(&bin);
+        c
+    } else {
+        mode(&locked, 0o000)?;
+        Command::new(&bin)
+    };
+    let o = c.args(["validate", s(&root)]).env_remove("NSLAB_REQUIRE_ALL").output()?;
+    let _ = mode(&locked, 0o700);
+    let want = format!("{}: cannot read the folder (Permission denied (os error 13))\n", locked.display());
+    ensure!(o.status.code() == Some(2), "nslab validate should exit 2:\n{}", text(&o));
+    ensure!(String::from_utf8_lossy(&o.stderr) == want, "the error should name the folder, expected {want:?}:\n{}", text(&o));
     Ok(())
 }
 
@@ -495,7 +592,9 @@ fn path_without_strace(dir: &Path) -> std::io::Result<String> {
 /// with NSLAB_REQUIRE_ALL=yes (every unmet requirement a failure).
 fn agreement(bin: &Path) -> R {
     let tmp = tempfile::tempdir()?;
-    let bare = tmp.path().join("bin");
+    // Outside /tmp: every lab host has its own /tmp, where this folder would not be.
+    let bin_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
+    let bare = bin_dir.path().join("bin");
     std::fs::create_dir(&bare)?;
     let bare_path = path_without_strace(&bare)?;
     let full_path = std::env::var("PATH").unwrap_or_default();

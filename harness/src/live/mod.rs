@@ -498,7 +498,7 @@ pub(crate) fn make_netns_dir(root: &Path) -> io::Result<bool> {
     }
 }
 
-/// Runs `argv` inside host `host` of a running lab: its network, mount (its /etc files), UTS
+/// Runs `argv` inside host `host` of a running lab: its network, mount (its /etc files, /run, /tmp), UTS
 /// (its host name) and PID namespaces, with the caller's terminal. Returns the exit code to
 /// pass on (128 + N for a signal).
 ///

@@ -30,7 +30,7 @@ pub fn collect(paths: &[PathBuf], profiles: &[Profile]) -> (Vec<PlannedTrial>, V
     for p in paths {
         match scenario::discover(p) {
             Ok(f) => files.extend(f),
-            Err(e) => errors.push(format!("{}: cannot read: {e}", p.display())),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     files.sort();

@@ -258,7 +258,9 @@ impl<'a> Trial<'a> {
     /// Builds the lab, starts the targets and the services that start on their own.
     async fn setup(&mut self, artifacts_root: Option<PathBuf>) -> Result<(), String> {
         let s = self.scenario;
-        let mut b = Lab::builder().profile(self.profile).hosts(s.host_specs(self.profile));
+        let scenario_dir = std::fs::canonicalize(s.dir()).unwrap_or_else(|_| s.dir().to_path_buf());
+        // Programs are started with the scenario's files, wherever the folder is (even in /tmp).
+        let mut b = Lab::builder().profile(self.profile).hosts(s.host_specs(self.profile)).share_with_hosts(scenario_dir.clone());
         if let Some(d) = &s.dns {
             b = b.dns(context::lab_dns(d)?);
         }
@@ -267,7 +269,6 @@ impl<'a> Trial<'a> {
             b = b.artifacts_in(root).artifacts_base(self.artifacts_root.clone().unwrap_or_else(crate::spec::default_artifacts_root));
         }
         let lab = b.build().await.map_err(|e| format!("building the lab: {}", chain(&e)))?;
-        let scenario_dir = std::fs::canonicalize(s.dir()).unwrap_or_else(|_| s.dir().to_path_buf());
         self.facts = Some(Facts::of(&lab, self.profile, scenario_dir, s.dns.as_ref().map(|d| d.server_host())));
         for def in &s.targets {
             let target = match &def.kind {

@@ -9,7 +9,7 @@ use crate::profile::Profile;
 use crate::spec::{self, HostSpec};
 use crate::sysctl;
 
-const HOST_KEYS: &[&str] = &["profile", "dad", "bindv6only", "sysctls", "gai_conf", "interface"];
+const HOST_KEYS: &[&str] = &["profile", "dad", "bindv6only", "sysctls", "gai_conf", "interface", "private"];
 
 /// One lab host as the scenario declares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub struct HostDef {
     pub gai_conf: Option<String>,
     /// The lab interface's name (default `eth0`).
     pub interface: String,
+    /// Machine directories the host gets its own empty copy of (besides /run, /tmp, /var/tmp),
+    /// in plain form, in file order.
+    pub private: Vec<std::path::PathBuf>,
 }
 
 impl HostDef {
@@ -42,6 +45,9 @@ impl HostDef {
         }
         if let Some(g) = &self.gai_conf {
             h = h.gai_conf(g.clone());
+        }
+        for p in &self.private {
+            h = h.private(p.clone());
         }
         h
     }
@@ -82,7 +88,17 @@ fn decode_host(doc: &Doc<'_>, name: String, v: Val<'_>) -> Result<HostDef> {
         flatten_sysctls(&mut st, "", &mut sysctls)?;
     }
     let gai_conf = t.str("gai_conf")?.map(|s| s.value);
-    Ok(HostDef { name, profile, dad, bindv6only, sysctls, gai_conf, interface })
+    let mut private = Vec::new();
+    if let Some((_, list)) = t.str_list("private", "an array of absolute directory paths such as [\"/var/lib/app\"]")? {
+        for s in list {
+            let at = |e: String| t.bad("private", &s.span, e);
+            let p = crate::hostfs::check_path(&s.value).map_err(at)?;
+            crate::hostfs::check_on_machine(&p).map_err(at)?;
+            crate::hostfs::check_nesting(&private, &p).map_err(at)?;
+            private.push(p);
+        }
+    }
+    Ok(HostDef { name, profile, dad, bindv6only, sysctls, gai_conf, interface, private })
 }
 
 /// Reads sysctls, written quoted (`"net.ipv6.bindv6only" = 1`) or as dotted keys, which TOML

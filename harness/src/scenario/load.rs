@@ -1,4 +1,4 @@
-//! Loading one scenario file (read, parse, decode, cross-check) and discovering scenario files.
+//! Loading one scenario file: read, parse, decode, cross-check.
 
 use std::collections::BTreeSet;
 use std::io::{self, Read};
@@ -284,90 +284,4 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         timeline,
         expectations,
     })
-}
-
-/// A scenario file found by [`discover`], with the base name of its trials.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ScenarioFile {
-    /// Base name: the path below the `scenarios` folder without `.toml` (`stale-dns/jvm-default`),
-    /// or `<folder>/<file>` for a file outside any `scenarios` folder.
-    pub name: String,
-    /// The file.
-    pub path: PathBuf,
-}
-
-impl ScenarioFile {
-    /// A file's entry, named as described at [`ScenarioFile::name`].
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        let path = path.into();
-        Self { name: scenario_name(&path), path }
-    }
-
-    /// The name of its trial in `profile`: `stale-dns/jvm-default/dual-stack`.
-    pub fn trial_name(&self, profile: Profile) -> String {
-        format!("{}/{}", self.name, profile.name())
-    }
-}
-
-fn scenario_name(path: &Path) -> String {
-    let stem = path.with_extension("");
-    let base = stem.ancestors().skip(1).find(|a| a.file_name().is_some_and(|n| n == "scenarios"));
-    let rel = match base {
-        Some(b) => stem.strip_prefix(b).map(Path::to_path_buf).unwrap_or(stem.clone()),
-        None => {
-            let folder = stem.parent().and_then(Path::file_name).map(PathBuf::from).unwrap_or_default();
-            folder.join(stem.file_name().unwrap_or_default())
-        }
-    };
-    rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/")
-}
-
-/// Lists the scenario files at `root`: the file itself, or every `*.toml` below the folder
-/// (hidden entries and any `invalid/` folder below it skipped), sorted by name.
-///
-/// # Errors
-/// A folder that cannot be read.
-pub fn discover(root: &Path) -> io::Result<Vec<ScenarioFile>> {
-    let mut out = Vec::new();
-    if root.is_file() {
-        out.push(ScenarioFile::new(root));
-    } else {
-        walk(root, &mut out)?;
-    }
-    out.sort();
-    Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<ScenarioFile>) -> io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<io::Result<_>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') {
-            continue;
-        }
-        let path = e.path();
-        if path.is_dir() {
-            if name != "invalid" {
-                walk(&path, out)?;
-            }
-        } else if path.extension().is_some_and(|x| x == "toml") {
-            out.push(ScenarioFile::new(path));
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_the_scenarios_folder() {
-        assert_eq!(ScenarioFile::new("scenarios/stale-dns/jvm-default.toml").name, "stale-dns/jvm-default");
-        assert_eq!(ScenarioFile::new("/w/scenarios/vendor/gunicorn/ll.toml").name, "vendor/gunicorn/ll");
-        assert_eq!(ScenarioFile::new("/tmp/mine/x.toml").name, "mine/x");
-        assert_eq!(ScenarioFile::new("scenarios/examples/cname-swap.toml").trial_name(Profile::Ipv6Only), "examples/cname-swap/ipv6-only");
-    }
 }

@@ -18,6 +18,7 @@
 //! ```
 
 mod decode;
+mod discover;
 mod dns;
 mod duration;
 mod error;
@@ -32,6 +33,7 @@ mod template;
 mod timeline;
 mod values;
 
+pub use discover::{discover, DiscoverError, ScenarioFile};
 pub use dns::{parse_record_value, DnsDef, RecordData, RecordDef, RecordType, SoaDef, ZoneDef, DEFAULT_TTL};
 pub use duration::{format_duration, parse_duration};
 pub use error::{line_col, Location, ScenarioError};
@@ -39,7 +41,7 @@ pub use expect::{
     Anchor, Cause, Check, ConnectFamily, ConnectResult, Expectation, ListenTarget, OutputStream, StaleCause, StaleCounts, DEFAULT_CONNECT_TIMEOUT,
 };
 pub use hosts::HostDef;
-pub use load::{discover, load, parse_str, ProgramDef, Scenario, ScenarioFile, DEFAULT_TIMEOUT, MAX_FILE_SIZE};
+pub use load::{load, parse_str, ProgramDef, Scenario, DEFAULT_TIMEOUT, MAX_FILE_SIZE};
 pub use requires::{extract_version, version_probe, Probe, ProbeStream, Requirement, Version, VersionConstraint};
 pub use service::{Condition, ExpectStart, FileContent, FileDef, Run, ServiceDef, DEFAULT_READY_TIMEOUT};
 pub use target::{TargetDef, TargetKind};
