@@ -330,9 +330,17 @@ fn kept_owner_only() -> Result<(), String> {
         .find(|(p, md)| md.is_file() && std::fs::read_to_string(p).is_ok_and(|t| t.contains("secret-output")))
         .map(|(p, _)| p.clone())
         .ok_or(format!("the service's output is not kept under {}:\n{}{}", art.display(), text(&out.stdout), text(&out.stderr)))?;
+    // What another user can reach: an entry below a directory others cannot search is out of
+    // their reach whatever its own mode (the host's copies of /tmp and /run keep the machine's
+    // 1777 and 0755 inside the owner-only `fs/`, as programs in the host need them).
+    let modes: std::collections::HashMap<&Path, u32> = entries.iter().map(|(p, md)| (p.as_path(), md.mode() & 0o7777)).collect();
+    let reachable = |p: &Path| p.ancestors().skip(1).take_while(|a| a.starts_with(&art)).all(|a| modes.get(a).is_some_and(|m| m & 0o001 != 0));
     let mut open = Vec::new();
     for (p, md) in &entries {
         let mode = md.mode() & 0o777;
+        if !reachable(p) {
+            continue;
+        }
         // The per-host /etc files are 0644 (lab programs that drop privileges read them through
         // their bind mounts), inside owner-only directories.
         let etc = p.parent().and_then(Path::file_name).is_some_and(|n| n == "etc");
