@@ -52,6 +52,8 @@ pub(crate) struct HostInner {
     /// Routes through a gateway the lab interface had when it was last set down (destination,
     /// prefix, gateway): put back when it comes up.
     pub(crate) routes_at_down: Mutex<Vec<(IpAddr, u8, IpAddr)>>,
+    /// Addresses held tentative (see [`crate::dad`]).
+    pub(crate) held: Mutex<crate::dad::Held>,
 }
 
 impl std::fmt::Debug for Host {

@@ -374,9 +374,14 @@ impl<'a> Trial<'a> {
             r => r,
         };
         self.started.insert(svc.name.clone(), ready.is_ok());
-        if ready.is_err() {
-            let argv = self.argv.get(&svc.name).cloned().unwrap_or_default();
-            let candidates = observe::failure_candidates(&host, &argv, &proc.output());
+        // The kernel's word on the addresses involved, read now that the program has acted:
+        // when it failed, and when it started but its output shows a failed call (a partial
+        // failure). An address held tentative (crate::dad) since before the start is still
+        // tentative here, so it was at the failed call.
+        let argv = self.argv.get(&svc.name).cloned().unwrap_or_default();
+        let output = proc.output();
+        if ready.is_err() || observe::shows_failed_call(&host, &argv, &output) {
+            let candidates = observe::failure_candidates(&host, &argv, &output);
             self.kernel_addrs.insert(svc.name.clone(), observe::kernel_addresses(&host, &candidates).await);
         }
         let (passed, observed) = match (expect_start, ready) {
@@ -474,7 +479,12 @@ impl<'a> Trial<'a> {
             }
             Action::ClearDnsFaults => self.dns()?.faults().clear_all(),
             Action::Link { host, state } => self.host(host)?.set_link(*state == LinkState::Up).await.map_err(lab_err)?,
-            Action::AddAddress { host, address, dad } => self.host(host)?.add_address(address.ip, address.prefix, *dad).await.map_err(lab_err)?,
+            Action::AddAddress { host, address, dad, hold: false } => self.host(host)?.add_address(address.ip, address.prefix, *dad).await.map_err(lab_err)?,
+            Action::AddAddress { host, address, hold: true, .. } => self.host(host)?.add_address_held(address.ip, address.prefix).await.map_err(lab_err)?,
+            Action::CompleteDad { host, address } => {
+                let took = self.host(host)?.complete_dad(address.ip, address.prefix).await.map_err(lab_err)?;
+                tracing::debug!(host, address = %address, ?took, "held DAD completed");
+            }
             Action::RemoveAddress { host, address } => self.host(host)?.remove_address(address.ip, address.prefix).await.map_err(lab_err)?,
             Action::ChangeAddress { host, from, to, dad } => {
                 // The new address first, so the host is never without one of that family.

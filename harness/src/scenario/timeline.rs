@@ -13,7 +13,7 @@ use crate::profile::Profile;
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const STEP_KEYS: &[&str] = &["name", "at", "after", "action", "profiles"];
-const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, add-address, remove-address, change-address, wait, wait-for";
+const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, add-address, complete-dad, remove-address, change-address, wait, wait-for";
 
 /// One step of the timeline.
 #[derive(Debug, Clone)]
@@ -127,6 +127,17 @@ pub enum Action {
         address: AddressDef,
         /// Run duplicate address detection (an IPv6 address stays tentative for 1-2 s).
         dad: bool,
+        /// With `dad`: hold the address tentative until a `complete-dad` step for it (see
+        /// [`crate::dad`]), instead of the 1-2 s ordinary DAD takes.
+        hold: bool,
+    },
+    /// End the hold on an address added with `hold`: it runs ordinary DAD, and the step ends
+    /// when the kernel reports DAD complete (the address usable).
+    CompleteDad {
+        /// The host.
+        host: String,
+        /// The address and prefix, as added.
+        address: AddressDef,
     },
     /// Remove an address from a host's lab interface.
     RemoveAddress {
@@ -243,6 +254,7 @@ impl Action {
             Action::ClearDnsFaults => "clear-dns-faults",
             Action::Link { .. } => "link",
             Action::AddAddress { .. } => "add-address",
+            Action::CompleteDad { .. } => "complete-dad",
             Action::RemoveAddress { .. } => "remove-address",
             Action::ChangeAddress { .. } => "change-address",
             Action::Wait { .. } => "wait",
@@ -321,7 +333,8 @@ fn action_keys(action: &str) -> Option<&'static [&'static str]> {
         "dns-fault" => &["fault", "delay", "domain"],
         "clear-dns-faults" => &[],
         "link" => &["host", "state"],
-        "add-address" => &["host", "address", "dad"],
+        "add-address" => &["host", "address", "dad", "hold"],
+        "complete-dad" => &["host", "address"],
         "remove-address" => &["host", "address"],
         "change-address" => &["host", "from", "to", "dad"],
         "wait" => &["duration"],
@@ -427,8 +440,18 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
         "add-address" => {
             let host = host(t)?;
             let address = address(t)?;
-            Action::AddAddress { host, address, dad: t.bool("dad")?.unwrap_or(false) }
+            let dad = t.bool("dad")?.unwrap_or(false);
+            let hold_span = t.key_span("hold");
+            let hold = t.bool("hold")?.unwrap_or(false);
+            if let (Some(span), true) = (&hold_span, hold && !(dad && address.ip.is_ipv6())) {
+                return Err(t.doc.err(
+                    span,
+                    format!("hold = true in {} needs dad = true and an IPv6 address (only duplicate address detection can be held); found dad = {dad} and {}", t.what, address),
+                ));
+            }
+            Action::AddAddress { host, address, dad, hold }
         }
+        "complete-dad" => Action::CompleteDad { host: host(t)?, address: address(t)? },
         "remove-address" => Action::RemoveAddress { host: host(t)?, address: address(t)? },
         "change-address" => {
             let host = host(t)?;
