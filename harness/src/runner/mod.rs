@@ -1,5 +1,6 @@
 //! Running scenarios: one trial per scenario and profile, its checks, and reports.
 
+pub mod admission;
 pub mod checks;
 pub mod context;
 pub mod diagnose;
@@ -14,5 +15,6 @@ pub mod target;
 pub mod trial;
 
 pub use report::{write_json, write_junit, ExpectationResult, Outcome, TrialResult, SCHEMA};
-pub use suite::{collect, run_all, PlannedTrial};
+pub use admission::Admission;
+pub use suite::{collect, run_admitted, run_all, PlannedTrial};
 pub use trial::{run_trial, RunOptions, Session};

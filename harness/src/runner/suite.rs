@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use crate::profile::Profile;
+use crate::runner::admission::{weight, Admission, Gate};
 use crate::runner::report::TrialResult;
 use crate::runner::trial::{run_trial, RunOptions};
 use crate::scenario::{self, Scenario, ScenarioFile};
@@ -49,14 +50,26 @@ pub fn collect(paths: &[PathBuf], profiles: &[Profile]) -> (Vec<PlannedTrial>, V
     (trials, errors)
 }
 
-/// Runs `trials`, at most `jobs` at once, calling `on_done` as each finishes; returns the results
-/// in the order of `trials`. Trials mostly wait (on timelines and programs), so running many at
-/// once keeps the suite's wall time near its slowest trial.
-pub async fn run_all(trials: &[PlannedTrial], opts: &RunOptions, jobs: usize, mut on_done: impl FnMut(&TrialResult)) -> Vec<TrialResult> {
+/// Runs `trials`, at most `jobs` at once whatever they weigh (`-j`), calling `on_done` as each
+/// finishes; returns the results in the order of `trials`.
+pub async fn run_all(trials: &[PlannedTrial], opts: &RunOptions, jobs: usize, on_done: impl FnMut(&TrialResult)) -> Vec<TrialResult> {
+    run_admitted(trials, opts, &Admission::fixed(jobs), on_done).await
+}
+
+/// Runs `trials` as `admission` allows (see [`crate::runner::admission`]), calling `on_done` as
+/// each finishes; returns the results in the order of `trials`. Trials mostly wait (on
+/// timelines and programs), so running several at once keeps the suite's wall time near its
+/// slowest trial; the admission keeps them to what the machine can carry.
+pub async fn run_admitted(trials: &[PlannedTrial], opts: &RunOptions, admission: &Admission, mut on_done: impl FnMut(&TrialResult)) -> Vec<TrialResult> {
+    let gate = Gate::new(admission.clone());
+    let gate = &gate;
     let mut out: Vec<Option<TrialResult>> = vec![None; trials.len()];
     let mut stream = futures::stream::iter(longest_first(trials).into_iter().map(|i| (i, &trials[i])))
-        .map(|(i, t)| async move { (i, run_trial(&t.name, &t.scenario, t.profile, opts).await) })
-        .buffer_unordered(jobs.max(1));
+        .map(|(i, t)| async move {
+            let _pass = gate.enter_async(weight(&t.scenario)).await;
+            (i, run_trial(&t.name, &t.scenario, t.profile, opts).await)
+        })
+        .buffer_unordered(admission.jobs.max(1));
     while let Some((i, r)) = stream.next().await {
         on_done(&r);
         out[i] = Some(r);

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::dns::{FaultTarget, RecordValue};
@@ -33,6 +35,22 @@ pub struct RunOptions {
 /// The default grace period of `stop` steps and of the final stop.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
+/// How long a program may take to show a first sign of life (a line of output) on top of its
+/// `ready_timeout`: its `ready_timeout` counts from that first line, so a start-up slowed by a
+/// busy machine (an interpreter or a JVM loading) is not charged to it. A program that prints
+/// nothing before it is ready gets its `ready_timeout` plus this.
+pub const STARTUP_ALLOWANCE: Duration = Duration::from_secs(30);
+
+/// The part of the setup allowance for building the lab (namespaces, links, DNS server); each
+/// service started before the timeline adds its `ready_timeout` and [`STARTUP_ALLOWANCE`].
+pub const LAB_BUILD_ALLOWANCE: Duration = Duration::from_secs(60);
+
+/// How long a trial's setup (the lab built, its targets and the services that start on their
+/// own ready) may take: not part of the scenario's `timeout`, which covers its own timeline.
+pub fn setup_allowance(s: &Scenario) -> Duration {
+    LAB_BUILD_ALLOWANCE + s.services.iter().filter(|d| d.autostart).map(|d| d.ready_timeout + STARTUP_ALLOWANCE).sum::<Duration>()
+}
+
 /// Runs `scenario` in `profile` and reports every expectation.
 pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: &RunOptions) -> TrialResult {
     let started = Instant::now();
@@ -42,8 +60,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     }
     let mut t = Trial::new(scenario, profile);
     t.artifacts_root = opts.artifacts_root.clone();
-    let deadline = tokio::time::Instant::now() + scenario.timeout;
-    let mut reason = t.run(deadline).await.err();
+    let mut reason = t.run().await.err();
     // How each service ended on its own, before the stop below ends the rest.
     let exits: BTreeMap<String, Option<crate::process::Exit>> = t.procs.iter().map(|(n, p)| (n.clone(), p.exit())).collect();
     // Whatever happened, stop what still runs so the output is complete for reading.
@@ -153,6 +170,12 @@ struct Trial<'a> {
     facts: Option<Facts>,
     /// Where the lab's artifact directory goes.
     artifacts_root: Option<PathBuf>,
+    /// How long the setup took (lab build, targets, services started on their own).
+    pub(crate) setup_took: Option<Duration>,
+    /// Start-up time of services the timeline started, in milliseconds: from each one's start
+    /// to its first line of output (or to its readiness, for one that printed nothing), not
+    /// charged to the scenario's timeout.
+    startup_ms: Arc<AtomicU64>,
 }
 
 impl<'a> Trial<'a> {
@@ -175,22 +198,40 @@ impl<'a> Trial<'a> {
             kernel_addrs: BTreeMap::new(),
             facts: None,
             artifacts_root: None,
+            setup_took: None,
+            startup_ms: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// Builds the lab, plays the timeline and checks the expectations, all by `deadline`: a
-    /// check still waiting then is undecided, the others keep their results.
-    async fn run(&mut self, deadline: tokio::time::Instant) -> Result<(), String> {
+    /// Builds the lab within its setup allowance ([`setup_allowance`]), then plays the timeline
+    /// and checks the expectations within the scenario's `timeout`, counted from the end of
+    /// the setup and extended by the start-up time of services the timeline starts: a check
+    /// still waiting then is undecided, the others keep their results.
+    async fn run(&mut self) -> Result<(), String> {
         let timeout = self.scenario.timeout;
-        let ran_out = |during: &str| format!("the scenario did not finish within its timeout of {timeout:?} ({during})");
-        tokio::time::timeout_at(deadline, self.setup(trial_root(self.scenario, self.artifacts_root.as_deref())))
+        let allowance = setup_allowance(self.scenario);
+        let t0 = tokio::time::Instant::now();
+        tokio::time::timeout_at(t0 + allowance, self.setup(trial_root(self.scenario, self.artifacts_root.as_deref())))
             .await
-            .map_err(|_| ran_out("while the lab and its services started"))??;
-        tokio::time::timeout_at(deadline, self.timeline()).await.map_err(|_| ran_out("while the timeline played"))??;
+            .map_err(|_| format!("the lab and its services did not start within the setup allowance of {allowance:?} (not part of the scenario's timeout of {timeout:?}: {LAB_BUILD_ALLOWANCE:?} for the lab, and for each service that starts on its own its ready_timeout and {STARTUP_ALLOWANCE:?} of start-up)"))??;
+        let base = tokio::time::Instant::now();
+        self.setup_took = Some(base - t0);
+        let startup = self.startup_ms.clone();
+        let ran_out = |during: &str, startup: &AtomicU64| {
+            let charged = Duration::from_millis(startup.load(Ordering::Relaxed));
+            format!(
+                "the scenario did not finish within its timeout of {timeout:?} ({during}; counted from the end of the setup, which took {:.1}s, plus {:.1}s of start-up of the services the timeline started)",
+                (base - t0).as_secs_f64(),
+                charged.as_secs_f64()
+            )
+        };
+        within(self.timeline(), base + timeout, &startup).await.ok_or_else(|| ran_out("while the timeline played", &startup))??;
+        let deadline = base + timeout + Duration::from_millis(startup.load(Ordering::Relaxed));
         self.sockets = tokio::time::timeout_at(deadline, self.listener_report()).await.unwrap_or_default();
         self.listeners = self.sockets.iter().map(|(n, ls)| (n.clone(), ls.iter().map(|l| l.to_string()).collect())).collect();
         let lab = self.lab.as_ref().expect("built above");
         self.checked = checks::evaluate(self.scenario, self.profile, lab, &self.procs, &self.targets, &self.steps, deadline).await;
+        tracing::debug!(setup = ?(base - t0), scenario = ?base.elapsed(), startup_in_timeline = ?Duration::from_millis(startup.load(Ordering::Relaxed)), "trial timed");
         Ok(())
     }
 
@@ -348,16 +389,26 @@ impl<'a> Trial<'a> {
             t.attach(&proc);
         }
         let expect_start = svc.expect_start_for(self.profile);
+        let lab_clock = self.lab().epoch();
         let ready = match (expect_start, &svc.ready) {
             // Expected to fail, with nothing to wait for: it fails if it exits unsuccessfully
-            // within its ready_timeout.
-            (ExpectStart::Failure, None) => match proc.wait_exit(svc.ready_timeout).await {
-                Ok(e) if !e.success() => Err(format!("exited ({e})")),
-                Ok(e) => Ok(format!("ran to completion ({e})")),
-                Err(_) => Ok(format!("still running after {:?}", svc.ready_timeout)),
+            // within its ready_timeout (counted from its first line, see STARTUP_ALLOWANCE).
+            (ExpectStart::Failure, None) => match anchored(&lab_clock, &proc, svc.ready_timeout, proc.wait_exit(svc.ready_timeout + STARTUP_ALLOWANCE)).await {
+                Ok(Ok(e)) if !e.success() => Err(format!("exited ({e})")),
+                Ok(Ok(e)) => Ok(format!("ran to completion ({e})")),
+                Ok(Err(_)) | Err(_) => Ok(format!("still running {}", waited(&lab_clock, &proc, svc.ready_timeout))),
             },
-            _ => wait_ready(&host, &proc, svc.ready.as_ref(), svc.ready_timeout).await,
+            _ => match anchored(&lab_clock, &proc, svc.ready_timeout, wait_ready(&host, &proc, svc.ready.as_ref(), svc.ready_timeout + STARTUP_ALLOWANCE)).await {
+                Ok(r) => r,
+                Err(()) => Err(format!("timed out {}{}", waited(&lab_clock, &proc, svc.ready_timeout), tail(&proc))),
+            },
         };
+        // Its start-up, up to its first line (or all of its wait, when it printed nothing), is
+        // not the scenario's time.
+        let first = proc.lines().first().map(|l| l.at);
+        let now = lab_clock.elapsed();
+        let startup = first.unwrap_or(now).min(now).saturating_sub(proc.started_at());
+        self.startup_ms.fetch_add(startup.as_millis() as u64, Ordering::Relaxed);
         let desc = match expect_start {
             ExpectStart::Success => format!("service {} starts", svc.name),
             ExpectStart::Failure => format!("service {} fails to start", svc.name),
@@ -623,6 +674,63 @@ async fn wait_ready(host: &Host, proc: &Process, cond: Option<&Condition>, timeo
         }
         Some(Condition::Line(re)) => proc.wait_for_line(re, timeout).await.map(|l| format!("printed {:?}", l.text)).map_err(|e| e.to_string()),
         Some(Condition::Exit) => proc.wait_exit(timeout).await.map(|e| format!("ran to completion ({e})")).map_err(|e| e.to_string()),
+    }
+}
+
+/// Runs `wait` (a readiness wait bounded by `timeout` + [`STARTUP_ALLOWANCE`]) and gives up
+/// (`Err`) once `timeout` has passed since the program's first line of output: its
+/// `ready_timeout` counts from its first sign of life, not from the moment it was asked to start.
+async fn anchored<T>(clock: &Instant, proc: &Process, timeout: Duration, wait: impl std::future::Future<Output = T>) -> Result<T, ()> {
+    let watch = async {
+        loop {
+            if let Some(first) = proc.lines().first().map(|l| l.at) {
+                let end = first + timeout;
+                let now = clock.elapsed();
+                if now >= end {
+                    return;
+                }
+                tokio::time::sleep((end - now).min(Duration::from_millis(100))).await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    tokio::select! {
+        r = wait => Ok(r),
+        () = watch => Err(()),
+    }
+}
+
+/// "after 12s from its first line (which came 3.1s after its start)" or "after 40s from its
+/// start, with no line of output (12s ready_timeout + 30s start-up allowance)".
+fn waited(clock: &Instant, proc: &Process, timeout: Duration) -> String {
+    match proc.lines().first().map(|l| l.at) {
+        Some(first) => format!(
+            "after {:.1}s from its first line of output (its ready_timeout is {timeout:?} from there; the line came {:.1}s after its start)",
+            clock.elapsed().saturating_sub(first).as_secs_f64(),
+            first.saturating_sub(proc.started_at()).as_secs_f64()
+        ),
+        None => format!(
+            "after {:.1}s from its start, with no line of output (its ready_timeout of {timeout:?} and {STARTUP_ALLOWANCE:?} of start-up allowance)",
+            clock.elapsed().saturating_sub(proc.started_at()).as_secs_f64()
+        ),
+    }
+}
+
+/// Runs `fut` until it completes or `base` plus the start-up time charged so far (which grows
+/// while it runs) has passed; `None` then.
+async fn within<T>(fut: impl std::future::Future<Output = T>, base: tokio::time::Instant, charged: &AtomicU64) -> Option<T> {
+    tokio::pin!(fut);
+    loop {
+        let deadline = base + Duration::from_millis(charged.load(Ordering::Relaxed));
+        tokio::select! {
+            r = &mut fut => return Some(r),
+            () = tokio::time::sleep_until(deadline) => {
+                if tokio::time::Instant::now() >= base + Duration::from_millis(charged.load(Ordering::Relaxed)) {
+                    return None;
+                }
+            }
+        }
     }
 }
 
