@@ -212,6 +212,9 @@ fn step(s: &Step) -> ResolvedStep {
         Action::RemoveAddress { host, address } => json!({ "host": host, "address": address.to_string() }),
         Action::ChangeAddress { host, from, to, dad } => json!({ "host": host, "from": from.to_string(), "to": to.to_string(), "dad": dad }),
         Action::Wait { duration } => json!({ "duration_ms": ms(*duration) }),
+        Action::WaitDnsQuery { host, name, rtype, timeout } => {
+            json!({ "host": host, "name": name, "type": rtype.map(|t| t.to_string()), "timeout_ms": ms(*timeout) })
+        }
         Action::WaitFor { service, condition: c, timeout } => json!({ "service": service, "condition": condition(c), "timeout_ms": ms(*timeout) }),
     };
     let mut fields = match fields {

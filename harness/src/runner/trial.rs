@@ -544,6 +544,29 @@ impl<'a> Trial<'a> {
                 h.remove_address(from.ip, from.prefix).await.map_err(lab_err)?;
             }
             Action::Wait { duration } => tokio::time::sleep(*duration).await,
+            Action::WaitDnsQuery { host, name, rtype, timeout } => {
+                let h = self.host(host)?;
+                let addrs: Vec<std::net::IpAddr> = h.addrs().into_iter().chain(h.link_local().map(std::net::IpAddr::V6)).collect();
+                let log = self.dns()?.log();
+                let since = self.lab().elapsed();
+                let end = since + *timeout;
+                let wanted = |e: &crate::dns::QueryLogEntry| {
+                    e.at >= since
+                        && addrs.contains(&e.client.ip().to_canonical())
+                        && name.as_ref().is_none_or(|n| e.name.trim_end_matches('.').eq_ignore_ascii_case(n))
+                        && rtype.is_none_or(|t| e.qtype.eq_ignore_ascii_case(&t.to_string()))
+                };
+                loop {
+                    if log.entries().iter().any(wanted) {
+                        break;
+                    }
+                    if self.lab().elapsed() > end {
+                        let what = [name.clone(), rtype.map(|t| t.to_string())].into_iter().flatten().collect::<Vec<_>>().join(" ");
+                        return Err(format!("host {host} made no DNS query{}{what} within {timeout:?}", if what.is_empty() { "" } else { " for " }));
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
             Action::WaitFor { service, condition, timeout } => {
                 let proc = self.proc(service)?;
                 let svc = self.scenario.service(service).ok_or_else(|| format!("no service {service}"))?;

@@ -13,7 +13,7 @@ use crate::profile::Profile;
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const STEP_KEYS: &[&str] = &["name", "at", "after", "action", "profiles"];
-const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, add-address, complete-dad, remove-address, change-address, wait, wait-for";
+const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, add-address, complete-dad, remove-address, change-address, wait, wait-for, wait-dns-query";
 
 /// One step of the timeline.
 #[derive(Debug, Clone)]
@@ -163,6 +163,19 @@ pub enum Action {
         /// How long.
         duration: Duration,
     },
+    /// Wait until a host asks the lab DNS server (for `name`, of `rtype`, when given): the
+    /// event that starts a resolver cache entry's life, to anchor a change to (fails the trial
+    /// after `timeout`).
+    WaitDnsQuery {
+        /// The asking host.
+        host: String,
+        /// Only queries for this name (`query = "app.example.test"`; no trailing dot needed).
+        name: Option<String>,
+        /// Only queries of this type.
+        rtype: Option<RecordType>,
+        /// How long at most.
+        timeout: Duration,
+    },
     /// Wait until a condition holds on a service (fails the trial after `timeout`).
     WaitFor {
         /// The service.
@@ -259,6 +272,7 @@ impl Action {
             Action::ChangeAddress { .. } => "change-address",
             Action::Wait { .. } => "wait",
             Action::WaitFor { .. } => "wait-for",
+            Action::WaitDnsQuery { .. } => "wait-dns-query",
         }
     }
 }
@@ -339,6 +353,7 @@ fn action_keys(action: &str) -> Option<&'static [&'static str]> {
         "change-address" => &["host", "from", "to", "dad"],
         "wait" => &["duration"],
         "wait-for" => &["service", "line", "listening", "exit", "timeout"],
+        "wait-dns-query" => &["host", "query", "type", "timeout"],
         _ => return None,
     })
 }
@@ -475,6 +490,20 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
                 t.doc.err(&t.span, format!("{} has no condition; expected one of line = \"<regex>\", listening = \"tcp:8000\", exit = true", t.what))
             })?;
             Action::WaitFor { service, condition, timeout: t.positive_duration("timeout")?.unwrap_or(DEFAULT_WAIT_TIMEOUT) }
+        }
+        "wait-dns-query" => {
+            need_dns(t, action, known)?;
+            let host = host(t)?;
+            let name = match t.str("query")? {
+                None => None,
+                Some(n) => {
+                    let bare = n.value.trim_end_matches('.').to_string();
+                    check_dns_name(&bare).map_err(|e| t.bad("query", &n.span, e))?;
+                    Some(bare)
+                }
+            };
+            let rtype = rtype(t, false)?;
+            Action::WaitDnsQuery { host, name, rtype, timeout: t.positive_duration("timeout")?.unwrap_or(DEFAULT_WAIT_TIMEOUT) }
         }
         _ => unreachable!("action names are checked by action_keys"),
     })
