@@ -205,10 +205,13 @@ async fn first_request(
     let addrs: Vec<IpAddr> = host.addrs().into_iter().chain(host.link_local().map(IpAddr::V6)).collect();
     let t = targets.get(target).ok_or_else(|| format!("no target {target}"))?;
     let started = p.started_at();
-    let first_request = || t.requests_from(&addrs).into_iter().filter(|r| r.at() >= started).min_by_key(|r| r.at_us);
+    // What it did is looked for from when the harness began to start it: on a busy machine the
+    // spawn call can return after the program has already asked DNS.
+    let begun = p.begun_at();
+    let first_request = || t.requests_from(&addrs).into_iter().filter(|r| r.at() >= begun).min_by_key(|r| r.at_us);
     let first_query = || {
         let log = lab.dns()?.log();
-        log.entries().into_iter().filter(|e| e.at >= started && addrs.contains(&e.client.ip().to_canonical())).map(|e| e.at).min()
+        log.entries().into_iter().filter(|e| e.at >= begun && addrs.contains(&e.client.ip().to_canonical())).map(|e| e.at).min()
     };
     // Wait for the first request, up to the window's end (or the trial's timeout). The window
     // is counted from the anchor, which for a DNS query is only known once the query came.
@@ -233,7 +236,7 @@ async fn first_request(
     };
     let fam = crate::listeners::Family::of(&r.client.ip());
     let fam_name = if fam == crate::listeners::Family::V4 { "IPv4" } else { "IPv6" };
-    let after_start = r.at() - started;
+    let after_start = r.at().saturating_sub(started);
     let (took, observed) = match from {
         Anchor::Start => (after_start, format!("first request after {:.3}s over {fam_name} from {}", after_start.as_secs_f64(), r.client)),
         Anchor::DnsQuery => {

@@ -293,16 +293,16 @@ pub fn first_requests(s: &Scenario, lab: &Lab, procs: &BTreeMap<String, Process>
         let Some(def) = s.service(name) else { continue };
         let Ok(host) = lab.host(&def.host) else { continue };
         let addrs: Vec<IpAddr> = host.addrs().into_iter().chain(host.link_local().map(IpAddr::V6)).collect();
-        let started = p.started_at();
+        let (started, begun) = (p.started_at(), p.begun_at());
         let end = p.exit().map(|e| e.at).unwrap_or(Duration::MAX);
         for (tname, t) in targets {
-            let Some(r) = t.requests_from(&addrs).into_iter().filter(|r| r.at() >= started && r.at() <= end).min_by_key(|r| r.at_us) else { continue };
-            let query = log.iter().filter(|e| e.at >= started && e.at <= r.at() && addrs.contains(&e.client.ip().to_canonical())).map(|e| e.at).min();
+            let Some(r) = t.requests_from(&addrs).into_iter().filter(|r| r.at() >= begun && r.at() <= end).min_by_key(|r| r.at_us) else { continue };
+            let query = log.iter().filter(|e| e.at >= begun && e.at <= r.at() && addrs.contains(&e.client.ip().to_canonical())).map(|e| e.at).min();
             out.push(FirstRequest {
                 client: name.clone(),
                 target: tname.clone(),
                 family: if Family::of(&r.client.ip()) == Family::V4 { "ipv4" } else { "ipv6" },
-                after_start_s: (r.at() - started).as_secs_f64(),
+                after_start_s: r.at().saturating_sub(started).as_secs_f64(),
                 after_dns_query_s: query.map(|q| (r.at() - q).as_secs_f64()),
             });
         }
