@@ -216,6 +216,8 @@ impl<'a> Trial<'a> {
             .map_err(|_| format!("the lab and its services did not start within the setup allowance of {allowance:?} (not part of the scenario's timeout of {timeout:?}: {LAB_BUILD_ALLOWANCE:?} for the lab, and for each service that starts on its own its ready_timeout and {STARTUP_ALLOWANCE:?} of start-up)"))??;
         let base = tokio::time::Instant::now();
         self.setup_took = Some(base - t0);
+        // The setup's own start-ups are in its allowance: only the timeline's count from here.
+        self.startup_ms.store(0, Ordering::Relaxed);
         let startup = self.startup_ms.clone();
         let ran_out = |during: &str, startup: &AtomicU64| {
             let charged = Duration::from_millis(startup.load(Ordering::Relaxed));
