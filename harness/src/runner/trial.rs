@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -176,6 +176,9 @@ struct Trial<'a> {
     /// to its first line of output (or to its readiness, for one that printed nothing), not
     /// charged to the scenario's timeout.
     startup_ms: Arc<AtomicU64>,
+    /// Whether a service is starting (its readiness wait, bounded by its own ready_timeout and
+    /// the start-up allowance, has not ended): its start-up is charged when it ends.
+    starting: Arc<AtomicBool>,
 }
 
 impl<'a> Trial<'a> {
@@ -200,6 +203,7 @@ impl<'a> Trial<'a> {
             artifacts_root: None,
             setup_took: None,
             startup_ms: Arc::new(AtomicU64::new(0)),
+            starting: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -227,7 +231,8 @@ impl<'a> Trial<'a> {
                 charged.as_secs_f64()
             )
         };
-        within(self.timeline(), base + timeout, &startup).await.ok_or_else(|| ran_out("while the timeline played", &startup))??;
+        let starting = self.starting.clone();
+        within(self.timeline(), base + timeout, &startup, &starting).await.ok_or_else(|| ran_out("while the timeline played", &startup))??;
         let deadline = base + timeout + Duration::from_millis(startup.load(Ordering::Relaxed));
         self.sockets = tokio::time::timeout_at(deadline, self.listener_report()).await.unwrap_or_default();
         self.listeners = self.sockets.iter().map(|(n, ls)| (n.clone(), ls.iter().map(|l| l.to_string()).collect())).collect();
@@ -392,6 +397,7 @@ impl<'a> Trial<'a> {
         }
         let expect_start = svc.expect_start_for(self.profile);
         let lab_clock = self.lab().epoch();
+        self.starting.store(true, Ordering::Relaxed);
         let ready = match (expect_start, &svc.ready) {
             // Expected to fail, with nothing to wait for: it fails if it exits unsuccessfully
             // within its ready_timeout (counted from its first line, see STARTUP_ALLOWANCE).
@@ -411,6 +417,7 @@ impl<'a> Trial<'a> {
         let now = lab_clock.elapsed();
         let startup = first.unwrap_or(now).min(now).saturating_sub(proc.started_at());
         self.startup_ms.fetch_add(startup.as_millis() as u64, Ordering::Relaxed);
+        self.starting.store(false, Ordering::Relaxed);
         let desc = match expect_start {
             ExpectStart::Success => format!("service {} starts", svc.name),
             ExpectStart::Failure => format!("service {} fails to start", svc.name),
@@ -743,15 +750,21 @@ fn waited(clock: &Instant, proc: &Process, timeout: Duration) -> String {
 }
 
 /// Runs `fut` until it completes or `base` plus the start-up time charged so far (which grows
-/// while it runs) has passed; `None` then.
-async fn within<T>(fut: impl std::future::Future<Output = T>, base: tokio::time::Instant, charged: &AtomicU64) -> Option<T> {
+/// while it runs) has passed; `None` then. While a service is `starting` the deadline waits for
+/// its start-up to be charged (that wait has its own bound: ready_timeout + start-up allowance).
+async fn within<T>(fut: impl std::future::Future<Output = T>, base: tokio::time::Instant, charged: &AtomicU64, starting: &AtomicBool) -> Option<T> {
     tokio::pin!(fut);
     loop {
-        let deadline = base + Duration::from_millis(charged.load(Ordering::Relaxed));
+        let now = tokio::time::Instant::now();
+        let mut deadline = base + Duration::from_millis(charged.load(Ordering::Relaxed));
+        if starting.load(Ordering::Relaxed) && deadline <= now {
+            deadline = now + Duration::from_millis(50);
+        }
         tokio::select! {
             r = &mut fut => return Some(r),
             () = tokio::time::sleep_until(deadline) => {
-                if tokio::time::Instant::now() >= base + Duration::from_millis(charged.load(Ordering::Relaxed)) {
+                let over = tokio::time::Instant::now() >= base + Duration::from_millis(charged.load(Ordering::Relaxed));
+                if over && !starting.load(Ordering::Relaxed) {
                     return None;
                 }
             }
