@@ -221,7 +221,12 @@ async fn first_request(
             Anchor::Start => Some(started),
             Anchor::DnsQuery => first_query(),
         };
-        let deadline = anchor.unwrap_or(started) + limit;
+        // No query yet (a JVM still starting): the window has not begun; wait for it, as long
+        // as the program runs (the trial's deadline bounds this check).
+        let deadline = match (from, anchor) {
+            (Anchor::DnsQuery, None) if p.exit().is_none() => lab.elapsed() + Duration::from_secs(1),
+            _ => anchor.unwrap_or(started) + limit,
+        };
         let first = first_request();
         // A client that has exited may still have a request on its way into the target's log
         // (the target records it from its own task, which a busy machine runs late): with a
