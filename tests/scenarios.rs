@@ -8,21 +8,28 @@
 use std::path::PathBuf;
 
 use libtest_mimic::{Arguments, Failed, Trial};
+use nslab::runner::admission::{weight, Gate};
 use nslab::runner::{self, Outcome, RunOptions};
 use nslab_tests::{kernel_unavailable, require_all};
 
 fn main() -> std::process::ExitCode {
     nslab_tests::enter_rootless();
     let mut args = Arguments::from_args();
-    // Trials mostly wait (timelines, programs starting); run many at once so the suite lasts
-    // about as long as its slowest scenario. `--test-threads` still wins.
-    if args.test_threads.is_none() {
-        args.test_threads = Some(16);
-    }
     // NSLAB_SCENARIOS_DIR points the suite at another tree (the CLI agreement test uses it).
     let root =
         std::env::var_os("NSLAB_SCENARIOS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios")));
     let (planned, errors) = runner::collect(&[root], &[]);
+    // Trials mostly wait (timelines, programs starting): as many at once as this machine
+    // carries, the choice `nslab run` makes (cores, memory, each trial's programs); each test
+    // thread runs one trial and enters the gate with its weight. `--test-threads` wins, as -j.
+    let gate: &'static Gate = Box::leak(Box::new(Gate::new(match args.test_threads {
+        Some(n) => runner::Admission::fixed(n),
+        None => runner::Admission::for_machine(&planned),
+    })));
+    if args.test_threads.is_none() {
+        args.test_threads = Some(gate.admission().jobs);
+    }
+    eprintln!("scenarios: {}", gate.admission().summary);
     let mut trials: Vec<Trial> =
         errors.into_iter().enumerate().map(|(i, e)| Trial::test(format!("invalid-scenario-{i}"), move || Err(Failed::from(e)))).collect();
     let kernel = kernel_unavailable();
@@ -45,6 +52,7 @@ fn main() -> std::process::ExitCode {
                     let under = if require_all() { " (NSLAB_REQUIRE_ALL is set)" } else { " (run with --ignored)" };
                     return Err(Failed::from(format!("{why}{under}")));
                 }
+                let _pass = gate.enter(weight(&t.scenario));
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
                 let opts = RunOptions { require_all: require_all(), attempt: runner::attempt::Attempt::from_env(), ..RunOptions::default() };
                 let r = rt.block_on(runner::run_trial(&t.name, &t.scenario, t.profile, &opts));

@@ -13,7 +13,8 @@
 //! times (default 5): what a scenario costs beyond its own waits.
 //!
 //! Run as root: `cargo bench -p nslab --bench suite`. Environment: `NSLAB_BENCH_JOBS` (trials
-//! at once, default 8 like `nslab run`), `NSLAB_BENCH_RUNS` (whole-suite runs, default 1),
+//! at once whatever they weigh, like `-j`; default: the machine's admission, as `nslab run` and
+//! `cargo test` decide it), `NSLAB_BENCH_RUNS` (whole-suite runs, default 1),
 //! `NSLAB_BENCH_PATH` (scenario folder or file, relative to the workspace; default `scenarios/`),
 //! `NSLAB_BENCH_JSON` (default `target/nslab-bench/suite.json`). Trials whose programs are missing
 //! are ignored, as under `nslab run`, and counted. It never fails on timing; it fails when a trial
@@ -45,7 +46,10 @@ fn run() -> Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN): run `sudo -E cargo bench -p nslab --bench suite`");
     }
-    let jobs: usize = env_or("NSLAB_BENCH_JOBS", "8")?;
+    let jobs: Option<usize> = match std::env::var("NSLAB_BENCH_JOBS") {
+        Ok(_) => Some(env_or("NSLAB_BENCH_JOBS", "0")?),
+        Err(_) => None,
+    };
     let runs: usize = env_or("NSLAB_BENCH_RUNS", "1")?;
     // Relative to the workspace: cargo runs benches in harness/.
     let path = workspace().join(std::env::var_os("NSLAB_BENCH_PATH").map(PathBuf::from).unwrap_or_else(|| "scenarios".into()));
@@ -54,11 +58,17 @@ fn run() -> Result<()> {
     if !errors.is_empty() {
         bail!("invalid scenarios:\n{}", errors.join("\n"));
     }
+    let admission = match jobs {
+        Some(j) => runner::Admission::fixed(j),
+        None => runner::Admission::for_machine(&trials),
+    };
+    let jobs = admission.jobs;
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "suite: {} trials from {} | {jobs} at a time | {} cores | load {} | {runs} run(s)",
+        "suite: {} trials from {} | {} | {} cores | load {} | {runs} run(s)",
         trials.len(),
         path.display(),
+        admission.summary,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
     );
@@ -68,7 +78,7 @@ fn run() -> Result<()> {
     let mut json_runs = Vec::new();
     for r in 1..=runs {
         let t0 = Instant::now();
-        let results = rt.block_on(runner::run_all(&trials, &opts, jobs, |_| {}));
+        let results = rt.block_on(runner::run_admitted(&trials, &opts, &admission, |_| {}));
         let wall = t0.elapsed().as_secs_f64();
         let failed: Vec<String> = results.iter().filter(|t| t.outcome == Outcome::Failed).map(|t| format!("{}: {}", t.name, t.failure_text())).collect();
         if !failed.is_empty() {

@@ -66,6 +66,8 @@ pub(crate) struct HostInner {
     /// Routes through a gateway the lab interface had when it was last set down (destination,
     /// prefix, gateway): put back when it comes up.
     pub(crate) routes_at_down: Mutex<Vec<(IpAddr, u8, IpAddr)>>,
+    /// Addresses held tentative (see [`crate::dad`]).
+    pub(crate) held: Mutex<crate::dad::Held>,
 }
 
 impl std::fmt::Debug for Host {
@@ -158,9 +160,10 @@ impl Host {
         let output = Arc::new(Output::new(h.epoch, &h.dir, &name));
         let seccomp = if h.profile.ipv6_absent() { Some(sys::no_ipv6_filter().map_err(spawn_err)?) } else { None };
         let hostname = CString::new(h.name.as_str()).map_err(|e| spawn_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let begun = h.epoch.elapsed();
         let spawned = sys::spawn_in_lab(cmd.to_tokio(), h.ns.fd(), binds, hostname, seccomp).await.map_err(spawn_err)?;
         tracing::debug!(host = %h.name, process = %name, pid = spawned.child.id(), "spawned");
-        let p = Process::supervise(spawned, &h.name, name, output, h.epoch);
+        let p = Process::supervise(spawned, &h.name, name, output, h.epoch, begun);
         h.registry.add(p.shared.clone());
         Ok(p)
     }

@@ -313,6 +313,7 @@ impl LabBuilder {
                         diag: Mutex::new(None),
                         names: Mutex::new(Default::default()),
                         routes_at_down: Mutex::new(Vec::new()),
+                        held: Mutex::new(Default::default()),
                     }),
                 };
                 for (_, s) in deferred {

@@ -49,10 +49,12 @@ enum Cmd {
         /// Write a JSON report here (schema in scenarios/README.md).
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
-        /// How many trials run at once (most of a trial is waiting: real TTLs, timeouts; 16 is
-        /// what `cargo test` uses for the scenarios).
-        #[arg(long, short = 'j', default_value_t = 16)]
-        jobs: usize,
+        /// How many trials run at once, whatever they weigh. Default: as many as this machine
+        /// carries, from its cores and memory and what each trial's programs use (a JVM,
+        /// PostgreSQL), the same choice as `cargo test` makes for the scenarios; the run says
+        /// what it chose.
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
         /// Fail trials whose required programs are missing instead of ignoring them (also
         /// NSLAB_REQUIRE_ALL=1/true/yes/on, read as `cargo test` reads it).
         #[arg(long)]
@@ -73,10 +75,12 @@ enum Cmd {
         /// Write it here instead of standard output.
         #[arg(long, short = 'o', value_name = "FILE")]
         output: Option<PathBuf>,
-        /// How many trials run at once (most of a trial is waiting: real TTLs, timeouts; 16 is
-        /// what `cargo test` uses for the scenarios).
-        #[arg(long, short = 'j', default_value_t = 16)]
-        jobs: usize,
+        /// How many trials run at once, whatever they weigh. Default: as many as this machine
+        /// carries, from its cores and memory and what each trial's programs use (a JVM,
+        /// PostgreSQL), the same choice as `cargo test` makes for the scenarios; the run says
+        /// what it chose.
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
         /// Where the trials' artifacts go (every one is kept: the matrix links to them).
         /// Default: a fresh `matrix-<time>` folder under the artifact root.
         #[arg(long, value_name = "DIR")]
@@ -321,14 +325,18 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            eprintln!("running {} trial(s), {} at a time", trials.len(), jobs.max(1));
+            let admission = match jobs {
+                Some(j) => runner::Admission::fixed(j),
+                None => runner::Admission::for_machine(&trials),
+            };
+            eprintln!("running {} trial(s), {}", trials.len(), admission.summary);
             let started = std::time::Instant::now();
             let pb = progress(trials.len());
             if let Err(e) = cancel_on_signals(&rt, &opts.cancel, &pb) {
                 eprintln!("nslab: cannot watch for SIGINT/SIGTERM: {e}");
                 return ExitCode::FAILURE;
             }
-            let (results, not_started) = rt.block_on(runner::run_all_until(&trials, &opts, jobs, |r| {
+            let (results, not_started) = rt.block_on(runner::run_admitted_until(&trials, &opts, &admission, |r| {
                 pb.suspend(|| print_result(&paint, r));
                 pb.inc(1);
                 pb.set_message(r.name.clone());
@@ -370,13 +378,17 @@ fn main() -> ExitCode {
                 nslab::spec::default_artifacts_root().join(format!("matrix-{secs}"))
             });
             let opts = RunOptions { keep: true, artifacts_root: Some(root.clone()), require_all, ..RunOptions::default() };
-            eprintln!("running {} trial(s), {} at a time", trials.len(), jobs.max(1));
+            let admission = match jobs {
+                Some(j) => runner::Admission::fixed(j),
+                None => runner::Admission::for_machine(&trials),
+            };
+            eprintln!("running {} trial(s), {}", trials.len(), admission.summary);
             let pb = progress(trials.len());
             if let Err(e) = cancel_on_signals(&rt, &opts.cancel, &pb) {
                 eprintln!("nslab: cannot watch for SIGINT/SIGTERM: {e}");
                 return ExitCode::FAILURE;
             }
-            let (results, not_started) = rt.block_on(runner::run_all_until(&trials, &opts, jobs, |r| {
+            let (results, not_started) = rt.block_on(runner::run_admitted_until(&trials, &opts, &admission, |r| {
                 pb.suspend(|| eprintln!("{:?} {}", r.outcome, r.name));
                 pb.inc(1);
             }));

@@ -132,6 +132,8 @@ pub(crate) struct ProcShared {
     pub(crate) name: String,
     pub(crate) pid: u32,
     pub(crate) started: Duration,
+    /// Lab time the harness began to start it (before the namespaces and the fork).
+    pub(crate) begun: Duration,
     pub(crate) output: Arc<Output>,
     pub(crate) exit: watch::Receiver<Option<Exit>>,
 }
@@ -196,7 +198,7 @@ impl fmt::Debug for Process {
 
 impl Process {
     /// Starts the supervisor of a freshly spawned init.
-    pub(crate) fn supervise(mut spawned: sys::Spawned, host: &str, name: String, output: Arc<Output>, epoch: Instant) -> Process {
+    pub(crate) fn supervise(mut spawned: sys::Spawned, host: &str, name: String, output: Arc<Output>, epoch: Instant, begun: Duration) -> Process {
         let pid = spawned.child.id().unwrap_or(0);
         let (tx, rx) = watch::channel(None);
         let out = spawned.child.stdout.take();
@@ -223,7 +225,7 @@ impl Process {
             let _ = child.wait().await;
             let _ = tx.send(Some(Exit { status: status.ok().flatten(), at: epoch.elapsed() }));
         });
-        Process { shared: Arc::new(ProcShared { host: host.to_string(), name, pid, started: epoch.elapsed(), output, exit: rx }) }
+        Process { shared: Arc::new(ProcShared { host: host.to_string(), name, pid, started: epoch.elapsed(), begun, output, exit: rx }) }
     }
 
     /// The name used in logs and artifact file names.
@@ -242,9 +244,16 @@ impl Process {
         self.shared.pid
     }
 
-    /// Lab time at which it was started.
+    /// Lab time at which it was started (the harness's spawn call returned: it runs).
     pub fn started_at(&self) -> Duration {
         self.shared.started
+    }
+
+    /// Lab time at which the harness began to start it: nothing the program did can come
+    /// earlier, while on a busy machine it may act before [`Process::started_at`] (the spawn
+    /// call returns late). What it did is looked for from here.
+    pub fn begun_at(&self) -> Duration {
+        self.shared.begun
     }
 
     /// Path of its standard output log in the artifacts.

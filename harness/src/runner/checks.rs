@@ -205,10 +205,13 @@ async fn first_request(
     let addrs: Vec<IpAddr> = host.addrs().into_iter().chain(host.link_local().map(IpAddr::V6)).collect();
     let t = targets.get(target).ok_or_else(|| format!("no target {target}"))?;
     let started = p.started_at();
-    let first_request = || t.requests_from(&addrs).into_iter().filter(|r| r.at() >= started).min_by_key(|r| r.at_us);
+    // What it did is looked for from when the harness began to start it: on a busy machine the
+    // spawn call can return after the program has already asked DNS.
+    let begun = p.begun_at();
+    let first_request = || t.requests_from(&addrs).into_iter().filter(|r| r.at() >= begun).min_by_key(|r| r.at_us);
     let first_query = || {
         let log = lab.dns()?.log();
-        log.entries().into_iter().filter(|e| e.at >= started && addrs.contains(&e.client.ip().to_canonical())).map(|e| e.at).min()
+        log.entries().into_iter().filter(|e| e.at >= begun && addrs.contains(&e.client.ip().to_canonical())).map(|e| e.at).min()
     };
     // Wait for the first request, up to the window's end (or the trial's timeout). The window
     // is counted from the anchor, which for a DNS query is only known once the query came.
@@ -218,9 +221,17 @@ async fn first_request(
             Anchor::Start => Some(started),
             Anchor::DnsQuery => first_query(),
         };
-        let deadline = anchor.unwrap_or(started) + limit;
+        // No query yet (a JVM still starting): the window has not begun; wait for it, as long
+        // as the program runs (the trial's deadline bounds this check).
+        let deadline = match (from, anchor) {
+            (Anchor::DnsQuery, None) if p.exit().is_none() => lab.elapsed() + Duration::from_secs(1),
+            _ => anchor.unwrap_or(started) + limit,
+        };
         let first = first_request();
-        if first.is_some() || lab.elapsed() > deadline || p.exit().is_some() {
+        // A client that has exited may still have a request on its way into the target's log
+        // (the target records it from its own task, which a busy machine runs late): with a
+        // window, wait for it to its end rather than stop at the exit.
+        if first.is_some() || lab.elapsed() > deadline || (p.exit().is_some() && within.is_none()) {
             break first.or_else(first_request);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -230,7 +241,7 @@ async fn first_request(
     };
     let fam = crate::listeners::Family::of(&r.client.ip());
     let fam_name = if fam == crate::listeners::Family::V4 { "IPv4" } else { "IPv6" };
-    let after_start = r.at() - started;
+    let after_start = r.at().saturating_sub(started);
     let (took, observed) = match from {
         Anchor::Start => (after_start, format!("first request after {:.3}s over {fam_name} from {}", after_start.as_secs_f64(), r.client)),
         Anchor::DnsQuery => {

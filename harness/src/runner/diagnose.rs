@@ -55,6 +55,9 @@ pub struct HostFacts {
     pub hints: Vec<(IpAddr, bool)>,
     /// Addresses the kernel reported tentative (DAD running) when the program failed.
     pub tentative: Vec<IpAddr>,
+    /// Addresses the kernel reported present and usable (not tentative) when the program
+    /// failed: a failed bind to one of them was not a tentative address.
+    pub usable: Vec<IpAddr>,
 }
 
 impl HostFacts {
@@ -68,6 +71,9 @@ impl HostFacts {
             if *tentative && !self.tentative.contains(ip) {
                 self.tentative.push(*ip);
             }
+            if !*tentative && !self.usable.contains(ip) {
+                self.usable.push(*ip);
+            }
         }
         self.has_ipv6 |= seen.iter().any(|(ip, _)| ip.is_ipv6());
         self
@@ -78,7 +84,7 @@ impl HostFacts {
     /// The facts of a lab host.
     pub fn of(h: &crate::host::Host) -> Self {
         let addrs: Vec<IpAddr> = h.addrs().into_iter().chain(h.link_local().map(IpAddr::V6)).collect();
-        HostFacts { has_ipv6: addrs.iter().any(IpAddr::is_ipv6), addrs, hints: Vec::new(), tentative: Vec::new() }
+        HostFacts { has_ipv6: addrs.iter().any(IpAddr::is_ipv6), addrs, ..Default::default() }
     }
 
     /// The same, with the addresses named in the program's command line as hints.
@@ -179,6 +185,11 @@ pub fn from_output(output: &str, facts: &HostFacts) -> Option<OutputFinding> {
             }
             ("EADDRNOTAVAIL", Some((ip, _))) if facts.tentative.contains(&ip) => {
                 (Some(Cause::AddressTentative), format!("the kernel reported {ip} tentative when it failed (duplicate address detection running)"))
+            }
+            // The kernel's word at the failure decides; the inference below is for when it was
+            // not asked.
+            ("EADDRNOTAVAIL", Some((ip, _))) if facts.usable.contains(&ip) => {
+                (None, format!("the kernel reported {ip} present and usable when it failed, so not tentative"))
             }
             ("EADDRNOTAVAIL", Some((ip, _))) if facts.addrs.contains(&ip) => {
                 (Some(Cause::AddressTentative), format!("{ip} is on the host but was not usable then: tentative while DAD ran"))
@@ -370,7 +381,7 @@ mod output_tests {
 
     fn facts(addrs: &[&str]) -> HostFacts {
         let addrs: Vec<IpAddr> = addrs.iter().map(|a| a.parse().unwrap()).collect();
-        HostFacts { has_ipv6: addrs.iter().any(IpAddr::is_ipv6), addrs, hints: Vec::new(), tentative: Vec::new() }
+        HostFacts { has_ipv6: addrs.iter().any(IpAddr::is_ipv6), addrs, ..Default::default() }
     }
 
     #[test]
@@ -384,6 +395,18 @@ mod output_tests {
         facts.tentative = vec![ip];
         let o = from_output("OSError: [Errno 99] Cannot assign requested address: ('2001:db8:1::23', 9000)", &facts).unwrap();
         assert!(o.evidence.ends_with("the kernel reported 2001:db8:1::23 tentative when it failed (duplicate address detection running)"), "{}", o.evidence);
+    }
+
+    #[test]
+    fn an_address_the_kernel_called_usable_at_the_failure_is_not_tentative() {
+        let ip: IpAddr = "2001:db8:1::23".parse().unwrap();
+        let line = "OSError: [Errno 99] Cannot assign requested address: ('2001:db8:1::23', 9000)";
+        let usable = facts(&["192.0.2.5"]).with_kernel(&[(ip, false)]);
+        let o = from_output(line, &usable).unwrap();
+        assert_eq!((o.errno, o.cause), ("EADDRNOTAVAIL", None));
+        assert!(o.evidence.ends_with("the kernel reported 2001:db8:1::23 present and usable when it failed, so not tentative"), "{}", o.evidence);
+        let tentative = facts(&["192.0.2.5"]).with_kernel(&[(ip, true)]);
+        assert_eq!(from_output(line, &tentative).unwrap().cause, Some(Cause::AddressTentative));
     }
 
     #[test]

@@ -472,6 +472,7 @@ mod tests {
             evidence: errno.map(|_| "\"bind() to [::1]:80 failed (99: Cannot assign requested address)\"".into()),
             running_at_end: started,
             listeners,
+            partial: None,
         }
     }
 

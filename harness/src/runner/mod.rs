@@ -1,5 +1,6 @@
 //! Running scenarios: one trial per scenario and profile, its checks, and reports.
 
+pub mod admission;
 pub mod attempt;
 pub mod checks;
 pub mod context;
@@ -14,6 +15,7 @@ pub mod suite;
 pub mod target;
 pub mod trial;
 
+pub use admission::Admission;
 pub use report::{write_json, write_json_run, write_junit, ExpectationResult, Outcome, PreviousAttempt, RunInfo, TrialResult, SCHEMA};
-pub use suite::{collect, run_all, run_all_until, PlannedTrial};
+pub use suite::{collect, run_admitted, run_admitted_until, run_all, run_all_until, PlannedTrial};
 pub use trial::{run_trial, RunOptions, Session};

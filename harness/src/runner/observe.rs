@@ -88,6 +88,11 @@ pub struct ServiceReport {
     pub evidence: Option<String>,
     /// What it listened on after the timeline (empty when it had exited or listened on nothing).
     pub listeners: Vec<ListenerReport>,
+    /// For a service that started, a failed call its output shows (a partial failure, such as
+    /// a server that serves IPv4 after its IPv6 bind failed): errno, cause, evidence. Read by
+    /// `diagnosis` expectations; not a failure of the service, so not in the report.
+    #[serde(skip)]
+    pub partial: Option<(String, Option<String>, String)>,
 }
 
 /// When a client's first request reached a target, and over which family.
@@ -146,6 +151,11 @@ pub fn failure_candidates(h: &crate::host::Host, argv: &[String], output: &str) 
     out
 }
 
+/// Whether a program's output shows a failed bind or connect (an errno in a form programs print).
+pub fn shows_failed_call(h: &crate::host::Host, argv: &[String], output: &str) -> bool {
+    diagnose::from_output(output, &diagnose::HostFacts::of(h).with_argv(argv)).is_some()
+}
+
 /// For each broken-path finding (an IPv6 connect that never completed), whether the other
 /// family works when the lab can tell: the destination is a lab host with an IPv4 address, and
 /// a connect from the same host to that address and port is tried (1 s at most). The answer is
@@ -190,6 +200,10 @@ pub fn diagnoses_from_output(s: &Scenario, profile: crate::profile::Profile, rep
             let r = reports.iter().find(|r| &r.name == service);
             let (passed, observed) = match r {
                 None => (false, format!("service {service} was never started")),
+                Some(ServiceReport { cause: None, errno: None, partial: Some((errno, c, evidence)), .. }) => match c {
+                    Some(c) => (c == cause.name(), format!("{c} ({errno}), though it started: {evidence}")),
+                    None => (false, format!("it started; its output shows {errno} but no cause follows from the lab's facts: {evidence}")),
+                },
                 Some(r) => match (&r.cause, &r.errno) {
                     (Some(c), _) => (c == cause.name(), format!("{c} ({}): {}", r.errno.as_deref().unwrap_or("?"), r.evidence.as_deref().unwrap_or(""))),
                     (None, Some(errno)) => {
@@ -259,6 +273,11 @@ pub async fn services(
                     r.evidence = Some(f.evidence);
                 }
             }
+        } else if let (Some(p), Some(h), false) = (procs.get(&def.name), lab.host(&def.host).ok(), def.trace) {
+            let facts = diagnose::HostFacts::of(h)
+                .with_argv(argv.get(&def.name).map(Vec::as_slice).unwrap_or_default())
+                .with_kernel(kernel.get(&def.name).map(Vec::as_slice).unwrap_or_default());
+            r.partial = diagnose::from_output(&p.output(), &facts).map(|f| (f.errno.to_string(), f.cause.map(|c| c.name().to_string()), f.evidence));
         }
         out.push(r);
     }
@@ -274,16 +293,16 @@ pub fn first_requests(s: &Scenario, lab: &Lab, procs: &BTreeMap<String, Process>
         let Some(def) = s.service(name) else { continue };
         let Ok(host) = lab.host(&def.host) else { continue };
         let addrs: Vec<IpAddr> = host.addrs().into_iter().chain(host.link_local().map(IpAddr::V6)).collect();
-        let started = p.started_at();
+        let (started, begun) = (p.started_at(), p.begun_at());
         let end = p.exit().map(|e| e.at).unwrap_or(Duration::MAX);
         for (tname, t) in targets {
-            let Some(r) = t.requests_from(&addrs).into_iter().filter(|r| r.at() >= started && r.at() <= end).min_by_key(|r| r.at_us) else { continue };
-            let query = log.iter().filter(|e| e.at >= started && e.at <= r.at() && addrs.contains(&e.client.ip().to_canonical())).map(|e| e.at).min();
+            let Some(r) = t.requests_from(&addrs).into_iter().filter(|r| r.at() >= begun && r.at() <= end).min_by_key(|r| r.at_us) else { continue };
+            let query = log.iter().filter(|e| e.at >= begun && e.at <= r.at() && addrs.contains(&e.client.ip().to_canonical())).map(|e| e.at).min();
             out.push(FirstRequest {
                 client: name.clone(),
                 target: tname.clone(),
                 family: if Family::of(&r.client.ip()) == Family::V4 { "ipv4" } else { "ipv6" },
-                after_start_s: (r.at() - started).as_secs_f64(),
+                after_start_s: r.at().saturating_sub(started).as_secs_f64(),
                 after_dns_query_s: query.map(|q| (r.at() - q).as_secs_f64()),
             });
         }

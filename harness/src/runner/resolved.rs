@@ -207,10 +207,14 @@ fn step(s: &Step) -> ResolvedStep {
         }
         Action::ClearDnsFaults => json!({}),
         Action::Link { host, state } => json!({ "host": host, "state": if *state == LinkState::Up { "up" } else { "down" } }),
-        Action::AddAddress { host, address, dad } => json!({ "host": host, "address": address.to_string(), "dad": dad }),
+        Action::AddAddress { host, address, dad, hold } => json!({ "host": host, "address": address.to_string(), "dad": dad, "hold": hold }),
+        Action::CompleteDad { host, address } => json!({ "host": host, "address": address.to_string() }),
         Action::RemoveAddress { host, address } => json!({ "host": host, "address": address.to_string() }),
         Action::ChangeAddress { host, from, to, dad } => json!({ "host": host, "from": from.to_string(), "to": to.to_string(), "dad": dad }),
         Action::Wait { duration } => json!({ "duration_ms": ms(*duration) }),
+        Action::WaitDnsQuery { host, name, rtype, timeout } => {
+            json!({ "host": host, "name": name, "type": rtype.map(|t| t.to_string()), "timeout_ms": ms(*timeout) })
+        }
         Action::WaitFor { service, condition: c, timeout } => json!({ "service": service, "condition": condition(c), "timeout_ms": ms(*timeout) }),
     };
     let mut fields = match fields {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use crate::profile::Profile;
+use crate::runner::admission::{weight, Admission, Gate};
 use crate::runner::report::TrialResult;
 use crate::runner::trial::{run_trial, RunOptions};
 use crate::scenario::{self, Scenario, ScenarioFile};
@@ -49,30 +50,59 @@ pub fn collect(paths: &[PathBuf], profiles: &[Profile]) -> (Vec<PlannedTrial>, V
     (trials, errors)
 }
 
-/// Runs `trials`, at most `jobs` at once, calling `on_done` as each finishes; returns the results
-/// in the order of `trials`. Trials mostly wait (on timelines and programs), so running many at
-/// once keeps the suite's wall time near its slowest trial. Cancelling `opts.cancel` stops the
-/// run as [`run_all_until`] says; the trials never started are then absent.
+/// Runs `trials`, at most `jobs` at once whatever they weigh (`-j`), calling `on_done` as each
+/// finishes; returns the results in the order of `trials`. Cancelling `opts.cancel` stops the
+/// run as [`run_admitted_until`] says; the trials never started are then absent.
 pub async fn run_all(trials: &[PlannedTrial], opts: &RunOptions, jobs: usize, on_done: impl FnMut(&TrialResult)) -> Vec<TrialResult> {
-    run_all_until(trials, opts, jobs, on_done).await.0
+    run_admitted_until(trials, opts, &Admission::fixed(jobs), on_done).await.0
 }
 
 /// [`run_all`], also returning the names of the trials not started because `opts.cancel` was
-/// cancelled first (empty when it was not). Once it is cancelled no trial starts; the running
-/// ones are stopped (their services stopped, their labs torn down, artifacts kept) and reported
+/// cancelled first (see [`run_admitted_until`]).
+pub async fn run_all_until(trials: &[PlannedTrial], opts: &RunOptions, jobs: usize, on_done: impl FnMut(&TrialResult)) -> (Vec<TrialResult>, Vec<String>) {
+    run_admitted_until(trials, opts, &Admission::fixed(jobs), on_done).await
+}
+
+/// Runs `trials` as `admission` allows (see [`crate::runner::admission`]), calling `on_done` as
+/// each finishes; returns the results in the order of `trials`. Trials mostly wait (on
+/// timelines and programs), so running several at once keeps the suite's wall time near its
+/// slowest trial; the admission keeps them to what the machine can carry.
+pub async fn run_admitted(trials: &[PlannedTrial], opts: &RunOptions, admission: &Admission, on_done: impl FnMut(&TrialResult)) -> Vec<TrialResult> {
+    run_admitted_until(trials, opts, admission, on_done).await.0
+}
+
+/// [`run_admitted`], also returning the names of the trials not started because `opts.cancel`
+/// was cancelled first (empty when it was not). Once it is cancelled no trial starts (one
+/// waiting for admission included); the running ones are stopped (their services stopped, their
+/// labs torn down, artifacts kept) and reported
 /// [`Outcome::Interrupted`](crate::runner::Outcome::Interrupted) with what they had decided.
 /// Cancel it from a signal handler (`nslab run` does, on SIGINT and SIGTERM) or from a caller's
 /// own code.
-pub async fn run_all_until(trials: &[PlannedTrial], opts: &RunOptions, jobs: usize, mut on_done: impl FnMut(&TrialResult)) -> (Vec<TrialResult>, Vec<String>) {
+pub async fn run_admitted_until(
+    trials: &[PlannedTrial],
+    opts: &RunOptions,
+    admission: &Admission,
+    mut on_done: impl FnMut(&TrialResult),
+) -> (Vec<TrialResult>, Vec<String>) {
+    let gate = Gate::new(admission.clone());
+    let gate = &gate;
     let mut out: Vec<Option<TrialResult>> = vec![None; trials.len()];
     let mut stream = futures::stream::iter(longest_first(trials).into_iter().map(|i| (i, &trials[i])))
         // Nothing new starts once the run is cancelled: the stream of trials ends there.
         .take_while(|_| futures::future::ready(!opts.cancel.is_cancelled()))
-        .map(|(i, t)| async move { (i, run_trial(&t.name, &t.scenario, t.profile, opts).await) })
-        .buffer_unordered(jobs.max(1));
+        .map(|(i, t)| async move {
+            let _pass = tokio::select! {
+                pass = gate.enter_async(weight(&t.scenario)) => pass,
+                () = opts.cancel.cancelled() => return (i, None),
+            };
+            (i, Some(run_trial(&t.name, &t.scenario, t.profile, opts).await))
+        })
+        .buffer_unordered(admission.jobs.max(1));
     while let Some((i, r)) = stream.next().await {
-        on_done(&r);
-        out[i] = Some(r);
+        if let Some(r) = r {
+            on_done(&r);
+            out[i] = Some(r);
+        }
     }
     let not_started = trials.iter().zip(&out).filter(|(_, r)| r.is_none()).map(|(t, _)| t.name.clone()).collect();
     (out.into_iter().flatten().collect(), not_started)

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::dns::{FaultTarget, RecordValue};
@@ -39,6 +41,22 @@ pub struct RunOptions {
 /// The default grace period of `stop` steps and of the final stop.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 
+/// How long a program may take to show a first sign of life (a line of output) on top of its
+/// `ready_timeout`: its `ready_timeout` counts from that first line, so a start-up slowed by a
+/// busy machine (an interpreter or a JVM loading) is not charged to it. A program that prints
+/// nothing before it is ready gets its `ready_timeout` plus this.
+pub const STARTUP_ALLOWANCE: Duration = Duration::from_secs(30);
+
+/// The part of the setup allowance for building the lab (namespaces, links, DNS server); each
+/// service started before the timeline adds its `ready_timeout` and [`STARTUP_ALLOWANCE`].
+pub const LAB_BUILD_ALLOWANCE: Duration = Duration::from_secs(60);
+
+/// How long a trial's setup (the lab built, its targets and the services that start on their
+/// own ready) may take: not part of the scenario's `timeout`, which covers its own timeline.
+pub fn setup_allowance(s: &Scenario) -> Duration {
+    LAB_BUILD_ALLOWANCE + s.services.iter().filter(|d| d.autostart).map(|d| d.ready_timeout + STARTUP_ALLOWANCE).sum::<Duration>()
+}
+
 /// Runs `scenario` in `profile` and reports every expectation.
 pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: &RunOptions) -> TrialResult {
     let started = Instant::now();
@@ -49,9 +67,8 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     let mut t = Trial::new(scenario, profile);
     t.artifacts_root = opts.artifacts_root.clone();
     t.attempt = opts.attempt.clone();
-    let deadline = tokio::time::Instant::now() + scenario.timeout;
     let (mut reason, interrupted) = tokio::select! {
-        r = t.run(deadline) => (r.err(), false),
+        r = t.run() => (r.err(), false),
         () = opts.cancel.cancelled() => {
             let during = if t.setup_done.is_some() { "while the scenario ran" } else { "while the lab and its services started" };
             (Some(format!("interrupted (the run was cancelled) {during}")), true)
@@ -208,6 +225,15 @@ struct Trial<'a> {
     attempt: Option<crate::runner::attempt::Attempt>,
     /// When the lab was built and its services started (the end of setup).
     setup_done: Option<Instant>,
+    /// How long the setup took (lab build, targets, services started on their own).
+    pub(crate) setup_took: Option<Duration>,
+    /// Start-up time of services the timeline started, in milliseconds: from each one's start
+    /// to its first line of output (or to its readiness, for one that printed nothing), not
+    /// charged to the scenario's timeout.
+    startup_ms: Arc<AtomicU64>,
+    /// Whether a service is starting (its readiness wait, bounded by its own ready_timeout and
+    /// the start-up allowance, has not ended): its start-up is charged when it ends.
+    starting: Arc<AtomicBool>,
 }
 
 impl<'a> Trial<'a> {
@@ -232,26 +258,50 @@ impl<'a> Trial<'a> {
             artifacts_root: None,
             attempt: None,
             setup_done: None,
+            setup_took: None,
+            startup_ms: Arc::new(AtomicU64::new(0)),
+            starting: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// Builds the lab, plays the timeline and checks the expectations, all by `deadline`: a
-    /// check still waiting then is undecided, the others keep their results.
-    async fn run(&mut self, deadline: tokio::time::Instant) -> Result<(), String> {
+    /// Builds the lab within its setup allowance ([`setup_allowance`]), then plays the timeline
+    /// and checks the expectations within the scenario's `timeout`, counted from the end of
+    /// the setup and extended by the start-up time of services the timeline starts: a check
+    /// still waiting then is undecided, the others keep their results.
+    async fn run(&mut self) -> Result<(), String> {
         let timeout = self.scenario.timeout;
-        let ran_out = |during: &str| format!("the scenario did not finish within its timeout of {timeout:?} ({during})");
+        let allowance = setup_allowance(self.scenario);
+        let t0 = tokio::time::Instant::now();
         let root = trial_root(self.scenario, self.artifacts_root.as_deref());
         let root = match (&self.attempt, root) {
             (Some(a), Some(r)) => Some(a.dir(&r, self.profile, a.number)),
             (_, r) => r,
         };
-        tokio::time::timeout_at(deadline, self.setup(root)).await.map_err(|_| ran_out("while the lab and its services started"))??;
+        tokio::time::timeout_at(t0 + allowance, self.setup(root))
+            .await
+            .map_err(|_| format!("the lab and its services did not start within the setup allowance of {allowance:?} (not part of the scenario's timeout of {timeout:?}: {LAB_BUILD_ALLOWANCE:?} for the lab, and for each service that starts on its own its ready_timeout and {STARTUP_ALLOWANCE:?} of start-up)"))??;
+        let base = tokio::time::Instant::now();
+        self.setup_took = Some(base - t0);
         self.setup_done = Some(Instant::now());
-        tokio::time::timeout_at(deadline, self.timeline()).await.map_err(|_| ran_out("while the timeline played"))??;
+        // The setup's own start-ups are in its allowance: only the timeline's count from here.
+        self.startup_ms.store(0, Ordering::Relaxed);
+        let startup = self.startup_ms.clone();
+        let ran_out = |during: &str, startup: &AtomicU64| {
+            let charged = Duration::from_millis(startup.load(Ordering::Relaxed));
+            format!(
+                "the scenario did not finish within its timeout of {timeout:?} ({during}; counted from the end of the setup, which took {:.1}s, plus {:.1}s of start-up of the services the timeline started)",
+                (base - t0).as_secs_f64(),
+                charged.as_secs_f64()
+            )
+        };
+        let starting = self.starting.clone();
+        within(self.timeline(), base + timeout, &startup, &starting).await.ok_or_else(|| ran_out("while the timeline played", &startup))??;
+        let deadline = base + timeout + Duration::from_millis(startup.load(Ordering::Relaxed));
         self.sockets = tokio::time::timeout_at(deadline, self.listener_report()).await.unwrap_or_default();
         self.listeners = self.sockets.iter().map(|(n, ls)| (n.clone(), ls.iter().map(|l| l.to_string()).collect())).collect();
         let lab = self.lab.as_ref().expect("built above");
         self.checked = checks::evaluate(self.scenario, self.profile, lab, &self.procs, &self.targets, &self.steps, deadline).await;
+        tracing::debug!(setup = ?(base - t0), scenario = ?base.elapsed(), startup_in_timeline = ?Duration::from_millis(startup.load(Ordering::Relaxed)), "trial timed");
         Ok(())
     }
 
@@ -422,16 +472,28 @@ impl<'a> Trial<'a> {
             t.attach(&proc);
         }
         let expect_start = svc.expect_start_for(self.profile);
+        let lab_clock = self.lab().epoch();
+        self.starting.store(true, Ordering::Relaxed);
         let ready = match (expect_start, &svc.ready) {
             // Expected to fail, with nothing to wait for: it fails if it exits unsuccessfully
-            // within its ready_timeout.
-            (ExpectStart::Failure, None) => match proc.wait_exit(svc.ready_timeout).await {
-                Ok(e) if !e.success() => Err(format!("exited ({e})")),
-                Ok(e) => Ok(format!("ran to completion ({e})")),
-                Err(_) => Ok(format!("still running after {:?}", svc.ready_timeout)),
+            // within its ready_timeout (counted from its first line, see STARTUP_ALLOWANCE).
+            (ExpectStart::Failure, None) => match anchored(&lab_clock, &proc, svc.ready_timeout, proc.wait_exit(svc.ready_timeout + STARTUP_ALLOWANCE)).await {
+                Ok(Ok(e)) if !e.success() => Err(format!("exited ({e})")),
+                Ok(Ok(e)) => Ok(format!("ran to completion ({e})")),
+                Ok(Err(_)) | Err(_) => Ok(format!("still running {}", waited(&lab_clock, &proc, svc.ready_timeout))),
             },
-            _ => wait_ready(&host, &proc, svc.ready.as_ref(), svc.ready_timeout).await,
+            _ => match anchored(&lab_clock, &proc, svc.ready_timeout, wait_ready(&host, &proc, svc.ready.as_ref(), svc.ready_timeout + STARTUP_ALLOWANCE)).await {
+                Ok(r) => r,
+                Err(()) => Err(format!("timed out {}{}", waited(&lab_clock, &proc, svc.ready_timeout), tail(&proc))),
+            },
         };
+        // Its start-up, up to its first line (or all of its wait, when it printed nothing), is
+        // not the scenario's time.
+        let first = proc.lines().first().map(|l| l.at);
+        let now = lab_clock.elapsed();
+        let startup = first.unwrap_or(now).min(now).saturating_sub(proc.started_at());
+        self.startup_ms.fetch_add(startup.as_millis() as u64, Ordering::Relaxed);
+        self.starting.store(false, Ordering::Relaxed);
         let desc = match expect_start {
             ExpectStart::Success => format!("service {} starts", svc.name),
             ExpectStart::Failure => format!("service {} fails to start", svc.name),
@@ -448,9 +510,14 @@ impl<'a> Trial<'a> {
             r => r,
         };
         self.started.insert(svc.name.clone(), ready.is_ok());
-        if ready.is_err() {
-            let argv = self.argv.get(&svc.name).cloned().unwrap_or_default();
-            let candidates = observe::failure_candidates(&host, &argv, &proc.output());
+        // The kernel's word on the addresses involved, read now that the program has acted:
+        // when it failed, and when it started but its output shows a failed call (a partial
+        // failure). An address held tentative (crate::dad) since before the start is still
+        // tentative here, so it was at the failed call.
+        let argv = self.argv.get(&svc.name).cloned().unwrap_or_default();
+        let output = proc.output();
+        if ready.is_err() || observe::shows_failed_call(&host, &argv, &output) {
+            let candidates = observe::failure_candidates(&host, &argv, &output);
             self.kernel_addrs.insert(svc.name.clone(), observe::kernel_addresses(&host, &candidates).await);
         }
         let (passed, observed) = match (expect_start, ready) {
@@ -548,7 +615,12 @@ impl<'a> Trial<'a> {
             }
             Action::ClearDnsFaults => self.dns()?.faults().clear_all(),
             Action::Link { host, state } => self.host(host)?.set_link(*state == LinkState::Up).await.map_err(lab_err)?,
-            Action::AddAddress { host, address, dad } => self.host(host)?.add_address(address.ip, address.prefix, *dad).await.map_err(lab_err)?,
+            Action::AddAddress { host, address, dad, hold: false } => self.host(host)?.add_address(address.ip, address.prefix, *dad).await.map_err(lab_err)?,
+            Action::AddAddress { host, address, hold: true, .. } => self.host(host)?.add_address_held(address.ip, address.prefix).await.map_err(lab_err)?,
+            Action::CompleteDad { host, address } => {
+                let took = self.host(host)?.complete_dad(address.ip, address.prefix).await.map_err(lab_err)?;
+                tracing::debug!(host, address = %address, ?took, "held DAD completed");
+            }
             Action::RemoveAddress { host, address } => self.host(host)?.remove_address(address.ip, address.prefix).await.map_err(lab_err)?,
             Action::ChangeAddress { host, from, to, dad } => {
                 // The new address first, so the host is never without one of that family.
@@ -557,6 +629,29 @@ impl<'a> Trial<'a> {
                 h.remove_address(from.ip, from.prefix).await.map_err(lab_err)?;
             }
             Action::Wait { duration } => tokio::time::sleep(*duration).await,
+            Action::WaitDnsQuery { host, name, rtype, timeout } => {
+                let h = self.host(host)?;
+                let addrs: Vec<std::net::IpAddr> = h.addrs().into_iter().chain(h.link_local().map(std::net::IpAddr::V6)).collect();
+                let log = self.dns()?.log();
+                let since = self.lab().elapsed();
+                let end = since + *timeout;
+                let wanted = |e: &crate::dns::QueryLogEntry| {
+                    e.at >= since
+                        && addrs.contains(&e.client.ip().to_canonical())
+                        && name.as_ref().is_none_or(|n| e.name.trim_end_matches('.').eq_ignore_ascii_case(n))
+                        && rtype.is_none_or(|t| e.qtype.eq_ignore_ascii_case(&t.to_string()))
+                };
+                loop {
+                    if log.entries().iter().any(wanted) {
+                        break;
+                    }
+                    if self.lab().elapsed() > end {
+                        let what = [name.clone(), rtype.map(|t| t.to_string())].into_iter().flatten().collect::<Vec<_>>().join(" ");
+                        return Err(format!("host {host} made no DNS query{}{what} within {timeout:?}", if what.is_empty() { "" } else { " for " }));
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
             Action::WaitFor { service, condition, timeout } => {
                 let proc = self.proc(service)?;
                 let svc = self.scenario.service(service).ok_or_else(|| format!("no service {service}"))?;
@@ -687,6 +782,69 @@ async fn wait_ready(host: &Host, proc: &Process, cond: Option<&Condition>, timeo
         }
         Some(Condition::Line(re)) => proc.wait_for_line(re, timeout).await.map(|l| format!("printed {:?}", l.text)).map_err(|e| e.to_string()),
         Some(Condition::Exit) => proc.wait_exit(timeout).await.map(|e| format!("ran to completion ({e})")).map_err(|e| e.to_string()),
+    }
+}
+
+/// Runs `wait` (a readiness wait bounded by `timeout` + [`STARTUP_ALLOWANCE`]) and gives up
+/// (`Err`) once `timeout` has passed since the program's first line of output: its
+/// `ready_timeout` counts from its first sign of life, not from the moment it was asked to start.
+async fn anchored<T>(clock: &Instant, proc: &Process, timeout: Duration, wait: impl std::future::Future<Output = T>) -> Result<T, ()> {
+    let watch = async {
+        loop {
+            if let Some(first) = proc.lines().first().map(|l| l.at) {
+                let end = first + timeout;
+                let now = clock.elapsed();
+                if now >= end {
+                    return;
+                }
+                tokio::time::sleep((end - now).min(Duration::from_millis(100))).await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    tokio::select! {
+        r = wait => Ok(r),
+        () = watch => Err(()),
+    }
+}
+
+/// "after 12s from its first line (which came 3.1s after its start)" or "after 40s from its
+/// start, with no line of output (12s ready_timeout + 30s start-up allowance)".
+fn waited(clock: &Instant, proc: &Process, timeout: Duration) -> String {
+    match proc.lines().first().map(|l| l.at) {
+        Some(first) => format!(
+            "after {:.1}s from its first line of output (its ready_timeout is {timeout:?} from there; the line came {:.1}s after its start)",
+            clock.elapsed().saturating_sub(first).as_secs_f64(),
+            first.saturating_sub(proc.started_at()).as_secs_f64()
+        ),
+        None => format!(
+            "after {:.1}s from its start, with no line of output (its ready_timeout of {timeout:?} and {STARTUP_ALLOWANCE:?} of start-up allowance)",
+            clock.elapsed().saturating_sub(proc.started_at()).as_secs_f64()
+        ),
+    }
+}
+
+/// Runs `fut` until it completes or `base` plus the start-up time charged so far (which grows
+/// while it runs) has passed; `None` then. While a service is `starting` the deadline waits for
+/// its start-up to be charged (that wait has its own bound: ready_timeout + start-up allowance).
+async fn within<T>(fut: impl std::future::Future<Output = T>, base: tokio::time::Instant, charged: &AtomicU64, starting: &AtomicBool) -> Option<T> {
+    tokio::pin!(fut);
+    loop {
+        let now = tokio::time::Instant::now();
+        let mut deadline = base + Duration::from_millis(charged.load(Ordering::Relaxed));
+        if starting.load(Ordering::Relaxed) && deadline <= now {
+            deadline = now + Duration::from_millis(50);
+        }
+        tokio::select! {
+            r = &mut fut => return Some(r),
+            () = tokio::time::sleep_until(deadline) => {
+                let over = tokio::time::Instant::now() >= base + Duration::from_millis(charged.load(Ordering::Relaxed));
+                if over && !starting.load(Ordering::Relaxed) {
+                    return None;
+                }
+            }
+        }
     }
 }
 

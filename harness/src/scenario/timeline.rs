@@ -13,7 +13,7 @@ use crate::profile::Profile;
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const STEP_KEYS: &[&str] = &["name", "at", "after", "action", "profiles"];
-const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, add-address, remove-address, change-address, wait, wait-for";
+const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, add-address, complete-dad, remove-address, change-address, wait, wait-for, wait-dns-query";
 
 /// One step of the timeline.
 #[derive(Debug, Clone)]
@@ -127,6 +127,17 @@ pub enum Action {
         address: AddressDef,
         /// Run duplicate address detection (an IPv6 address stays tentative for 1-2 s).
         dad: bool,
+        /// With `dad`: hold the address tentative until a `complete-dad` step for it (see
+        /// [`crate::dad`]), instead of the 1-2 s ordinary DAD takes.
+        hold: bool,
+    },
+    /// End the hold on an address added with `hold`: it runs ordinary DAD, and the step ends
+    /// when the kernel reports DAD complete (the address usable).
+    CompleteDad {
+        /// The host.
+        host: String,
+        /// The address and prefix, as added.
+        address: AddressDef,
     },
     /// Remove an address from a host's lab interface.
     RemoveAddress {
@@ -151,6 +162,19 @@ pub enum Action {
     Wait {
         /// How long.
         duration: Duration,
+    },
+    /// Wait until a host asks the lab DNS server (for `name`, of `rtype`, when given): the
+    /// event that starts a resolver cache entry's life, to anchor a change to (fails the trial
+    /// after `timeout`).
+    WaitDnsQuery {
+        /// The asking host.
+        host: String,
+        /// Only queries for this name (`query = "app.example.test"`; no trailing dot needed).
+        name: Option<String>,
+        /// Only queries of this type.
+        rtype: Option<RecordType>,
+        /// How long at most.
+        timeout: Duration,
     },
     /// Wait until a condition holds on a service (fails the trial after `timeout`).
     WaitFor {
@@ -243,10 +267,12 @@ impl Action {
             Action::ClearDnsFaults => "clear-dns-faults",
             Action::Link { .. } => "link",
             Action::AddAddress { .. } => "add-address",
+            Action::CompleteDad { .. } => "complete-dad",
             Action::RemoveAddress { .. } => "remove-address",
             Action::ChangeAddress { .. } => "change-address",
             Action::Wait { .. } => "wait",
             Action::WaitFor { .. } => "wait-for",
+            Action::WaitDnsQuery { .. } => "wait-dns-query",
         }
     }
 }
@@ -321,11 +347,13 @@ fn action_keys(action: &str) -> Option<&'static [&'static str]> {
         "dns-fault" => &["fault", "delay", "domain"],
         "clear-dns-faults" => &[],
         "link" => &["host", "state"],
-        "add-address" => &["host", "address", "dad"],
+        "add-address" => &["host", "address", "dad", "hold"],
+        "complete-dad" => &["host", "address"],
         "remove-address" => &["host", "address"],
         "change-address" => &["host", "from", "to", "dad"],
         "wait" => &["duration"],
         "wait-for" => &["service", "line", "listening", "exit", "timeout"],
+        "wait-dns-query" => &["host", "query", "type", "timeout"],
         _ => return None,
     })
 }
@@ -427,8 +455,18 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
         "add-address" => {
             let host = host(t)?;
             let address = address(t)?;
-            Action::AddAddress { host, address, dad: t.bool("dad")?.unwrap_or(false) }
+            let dad = t.bool("dad")?.unwrap_or(false);
+            let hold_span = t.key_span("hold");
+            let hold = t.bool("hold")?.unwrap_or(false);
+            if let (Some(span), true) = (&hold_span, hold && !(dad && address.ip.is_ipv6())) {
+                return Err(t.doc.err(
+                    span,
+                    format!("hold = true in {} needs dad = true and an IPv6 address (only duplicate address detection can be held); found dad = {dad} and {}", t.what, address),
+                ));
+            }
+            Action::AddAddress { host, address, dad, hold }
         }
+        "complete-dad" => Action::CompleteDad { host: host(t)?, address: address(t)? },
         "remove-address" => Action::RemoveAddress { host: host(t)?, address: address(t)? },
         "change-address" => {
             let host = host(t)?;
@@ -452,6 +490,20 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
                 t.doc.err(&t.span, format!("{} has no condition; expected one of line = \"<regex>\", listening = \"tcp:8000\", exit = true", t.what))
             })?;
             Action::WaitFor { service, condition, timeout: t.positive_duration("timeout")?.unwrap_or(DEFAULT_WAIT_TIMEOUT) }
+        }
+        "wait-dns-query" => {
+            need_dns(t, action, known)?;
+            let host = host(t)?;
+            let name = match t.str("query")? {
+                None => None,
+                Some(n) => {
+                    let bare = n.value.trim_end_matches('.').to_string();
+                    check_dns_name(&bare).map_err(|e| t.bad("query", &n.span, e))?;
+                    Some(bare)
+                }
+            };
+            let rtype = rtype(t, false)?;
+            Action::WaitDnsQuery { host, name, rtype, timeout: t.positive_duration("timeout")?.unwrap_or(DEFAULT_WAIT_TIMEOUT) }
         }
         _ => unreachable!("action names are checked by action_keys"),
     })
