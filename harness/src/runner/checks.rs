@@ -66,7 +66,7 @@ pub async fn evaluate(
             let desc = e.description();
             let check = async {
                 match &e.check {
-                    Check::Exit { service, code, success } => check_exit(procs, service, *code, *success, s.timeout).await,
+                    Check::Exit { service, code, success } => check_exit(procs, service, *code, *success).await,
                     Check::LineWithin { service, matches, after, within, min } => {
                         line_within(lab, procs, steps, service, matches, after, *within, min.unwrap_or_default()).await
                     }
@@ -130,9 +130,13 @@ fn proc<'a>(procs: &'a BTreeMap<String, Process>, service: &str) -> Result<&'a P
     procs.get(service).ok_or_else(|| format!("service {service} was never started"))
 }
 
-async fn check_exit(procs: &BTreeMap<String, Process>, service: &str, code: Option<i32>, success: Option<bool>, limit: Duration) -> Result<String, String> {
+/// Waits for the service to exit, with no bound of its own: the trial's deadline in [`evaluate`]
+/// decides, so a program still running then is undecided, never "failed" by a second timer that
+/// happened to fire in the same tick.
+async fn check_exit(procs: &BTreeMap<String, Process>, service: &str, code: Option<i32>, success: Option<bool>) -> Result<String, String> {
     let p = proc(procs, service)?;
-    let exit = p.wait_exit(limit).await.map_err(|_| format!("still running after {limit:?}"))?;
+    // Duration::MAX: tokio waits without a deadline (far future).
+    let exit = p.wait_exit(Duration::MAX).await.map_err(|e| e.to_string())?;
     let ok = code.is_none_or(|c| exit.code() == Some(c)) && success.is_none_or(|s| exit.success() == s);
     let observed = format!("exited: {exit}");
     if ok {
