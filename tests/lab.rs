@@ -13,6 +13,9 @@ use nslab_tests::{ensure, err, kernel_trial};
 
 const PY: &str = "/usr/bin/python3";
 const T: Duration = Duration::from_secs(10);
+/// How long a leak test waits for its child to build its lab, and then to end: a guard against a
+/// hang (both take well under a second), after which the test fails saying what it waited for.
+const LEAK_BOUND: Duration = Duration::from_secs(60);
 
 const EADDRNOTAVAIL: i32 = libc::EADDRNOTAVAIL;
 const ECONNREFUSED: i32 = libc::ECONNREFUSED;
@@ -550,7 +553,11 @@ async fn leak(mode: &'static str) -> Result<(), String> {
     let child_mode = if mode == "normal" || mode == "panic" { mode } else { "hold" };
     // A killed harness cannot remove its artifacts: give the child a directory we remove.
     let artifacts = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut child = std::process::Command::new(exe)
+    // The sigint case relies on SIGINT's default action in the child: it must not inherit an
+    // ignore from whoever started this suite (a background job of a script has SIGINT ignored).
+    let mut cmd = std::process::Command::new(exe);
+    nslab_tests::default_signals(&mut cmd);
+    let mut child = cmd
         .env("NSLAB_TEST_CHILD", child_mode)
         .env("NSLAB_ARTIFACTS_DIR", artifacts.path())
         .stdin(Stdio::piped())
@@ -558,8 +565,16 @@ async fn leak(mode: &'static str) -> Result<(), String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| e.to_string())?;
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+    let stdout = child.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || std::io::BufReader::new(stdout).lines().next().and_then(|l| l.ok()).unwrap_or_default());
+    let ready = match tokio::time::timeout(LEAK_BOUND, first).await {
+        Ok(r) => r.map_err(|e| e.to_string())?,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("the child did not report READY (its lab built) within {} s; killed it", LEAK_BOUND.as_secs()));
+        }
+    };
     let rest = ready.strip_prefix("READY ").ok_or_else(|| format!("child did not report READY: {ready:?}"))?;
     let mut parts = rest.split(';');
     let inodes: BTreeSet<u64> = parts.next().unwrap_or("").split(',').filter_map(|s| s.parse().ok()).collect();
@@ -577,7 +592,11 @@ async fn leak(mode: &'static str) -> Result<(), String> {
             stdin.write_all(b"go\n").map_err(|e| e.to_string())?;
         }
     }
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    let status = nslab_tests::wait_child_bounded(child, &format!("the child's end after {mode}"), LEAK_BOUND).await?;
+    if mode == "sigint" {
+        use std::os::unix::process::ExitStatusExt;
+        ensure!(status.signal() == Some(libc::SIGINT), "the child should die of SIGINT, got {status}");
+    }
     if mode == "normal" {
         ensure!(status.success(), "child should end normally: {status}");
     }
@@ -632,7 +651,15 @@ async fn labs_across_processes() -> Result<(), String> {
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     for c in children {
-        let out = tokio::task::spawn_blocking(move || c.wait_with_output()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        let pid = c.id();
+        let out = match tokio::time::timeout(LEAK_BOUND, tokio::task::spawn_blocking(move || c.wait_with_output())).await {
+            Ok(r) => r.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?,
+            Err(_) => {
+                // Our own child, by its id; the blocked wait then returns.
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+                return Err(format!("child {pid} (labs in several processes) had not ended after {} s; killed it", LEAK_BOUND.as_secs()));
+            }
+        };
         ensure!(out.status.success(), "child failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     }
     Ok(())

@@ -306,7 +306,7 @@ fn as_nobody(env: &Env, args: &[&str]) -> Result<Output, String> {
     let dir = env.dir.path();
     Command::new("setpriv")
         .args(["--reuid", &NOBODY.to_string(), "--regid", &NOBODY.to_string(), "--clear-groups", "--"])
-        .arg(nslab_tests::nslab_bin()?)
+        .arg(env.dir.path().join(NOBODY_INPUT).join("nslab"))
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -320,17 +320,40 @@ fn as_nobody(env: &Env, args: &[&str]) -> Result<Output, String> {
         .map_err(|e| format!("setpriv nslab {}: {e}", args.join(" ")))
 }
 
-fn give_to_nobody(env: &Env) -> Result<(), String> {
+/// Where, in a trial's directory, `nobody` finds its copies of the checkout's files.
+const NOBODY_INPUT: &str = "input";
+
+/// Hands the trial's directory to `nobody`, with copies of what it needs from the checkout: the
+/// nslab binary and the dual-bind scenario with its files, whose path is returned. nobody may not
+/// be able to read the checkout itself (a clone in root's home, mode 0700 on Debian), so it gets
+/// copies in a directory made for it. The copies are made, as root's files readable by all,
+/// before the directory is handed over: root never writes into a directory nobody owns.
+fn give_to_nobody(env: &Env) -> Result<PathBuf, String> {
     let p = env.dir.path();
+    let input = p.join(NOBODY_INPUT);
+    let files = input.join("examples/files");
+    std::fs::create_dir_all(&files).map_err(|e| format!("{}: {e}", files.display()))?;
+    for d in [&input, &input.join("examples"), &files] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let bin = nslab_tests::nslab_bin()?;
+    // A hard link where the checkout is on the same file system (the binary is large), else a copy.
+    std::fs::hard_link(&bin, input.join("nslab"))
+        .or_else(|_| std::fs::copy(&bin, input.join("nslab")).map(drop))
+        .map_err(|e| format!("copy {} for uid {NOBODY}: {e}", bin.display()))?;
+    let examples = repo().join("scenarios/examples");
+    for f in ["dual-bind.toml", "files/dual_bind.py"] {
+        std::fs::copy(examples.join(f), input.join("examples").join(f)).map_err(|e| format!("copy {} for uid {NOBODY}: {e}", examples.join(f).display()))?;
+    }
     nix::unistd::chown(p, Some(nix::unistd::Uid::from_raw(NOBODY)), Some(nix::unistd::Gid::from_raw(NOBODY))).map_err(|e| e.to_string())?;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
+    Ok(input.join("examples/dual-bind.toml"))
 }
 
 async fn rootless_user() -> Result<(), String> {
     let env = Env::new()?;
-    give_to_nobody(&env)?;
+    let scen = give_to_nobody(&env)?;
     // A scenario, end to end, as nobody.
-    let scen = repo().join("scenarios/examples/dual-bind.toml");
     let out = as_nobody(&env, &["run", scen.to_str().ok_or("path")?])?;
     ensure!(out.status.success() && text(&out.stdout).contains("passed, 0 failed"), "nslab run as uid {NOBODY}: {}\n{}", text(&out.stdout), text(&out.stderr));
     // A long-lived lab, as nobody: up, exec (joining the daemon's user namespace), down.
@@ -368,7 +391,7 @@ async fn rootless_blocked() -> Result<(), String> {
     // A user namespace (owned by root, so nothing of the host changes) in which no further
     // user namespace may be made, and nobody inside it running nslab.
     let env = Env::new()?;
-    give_to_nobody(&env)?;
+    let scen = give_to_nobody(&env)?;
     // The gate, in a directory of root's: the shell opens it before it is mapped to root.
     let gate = tempfile::Builder::new().prefix("nslab-gate-").tempdir().map_err(|e| e.to_string())?;
     let fifo = gate.path().join("go");
@@ -379,10 +402,9 @@ async fn rootless_blocked() -> Result<(), String> {
         "read _ < {fifo} && exec sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && exec setpriv --reuid {NOBODY} --regid {NOBODY} --clear-groups -- \"$@\"' sh \"$@\"",
         fifo = fifo.display()
     );
-    let scen = repo().join("scenarios/examples/dual-bind.toml");
     let child = Command::new("unshare")
         .args(["--user", "--", "sh", "-c", &script, "sh"])
-        .arg(nslab_tests::nslab_bin()?)
+        .arg(env.dir.path().join(NOBODY_INPUT).join("nslab"))
         .args(["run", scen.to_str().ok_or("path")?])
         .env("NSLAB_STATE_DIR", env.dir.path().join("state"))
         .env("NSLAB_ARTIFACTS_DIR", env.dir.path().join("artifacts"))
