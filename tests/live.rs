@@ -30,6 +30,7 @@ fn main() -> std::process::ExitCode {
         trial_requiring("up/a-lab-that-fails-to-come-up-leaves-its-log-and-nothing-else", &["python3"], failed_up),
         trial_requiring("rootless/unprivileged-user-runs-scenarios-and-labs", &["setpriv", "python3"], rootless_user),
         trial_requiring("rootless/blocked-user-namespaces-error-names-the-setting", &["setpriv", "unshare"], rootless_blocked),
+        trial_requiring("demo/programs-see-no-ipv6-fail-with-eafnosupport-and-nat64-reach-ipv4-servers", &["python3", "tayga"], demo_output),
     ];
     nslab_tests::run_checking_host(&args, trials)
 }
@@ -450,5 +451,68 @@ async fn rootless_blocked() -> Result<(), String> {
         "the error does not name the setting: {err}"
     );
     ensure!(std::fs::read_to_string("/proc/sys/user/max_user_namespaces").is_ok_and(|v| v.trim() != "0"), "the host's own setting changed");
+    Ok(())
+}
+
+/// The demo's section for `profile`: from its `== profile ` header to the next header.
+fn demo_section<'a>(out: &'a str, profile: &str) -> Result<Vec<&'a str>, String> {
+    let header = format!("== {profile} ");
+    let mut lines = out.lines().skip_while(|l| !l.starts_with(&header));
+    let first = lines.next().ok_or_else(|| format!("no {profile} section in the demo's output:\n{out}"))?;
+    Ok(std::iter::once(first).chain(lines.take_while(|l| !l.starts_with("== "))).collect())
+}
+
+/// The probe line of a section that starts with `state` (`connects` or `FAILS`) and names `what`.
+fn demo_line<'a>(section: &[&'a str], what: &str) -> Result<&'a str, String> {
+    section.iter().copied().find(|l| l.contains(what)).ok_or_else(|| format!("no line about {what:?} in:\n{}", section.join("\n")))
+}
+
+async fn demo_output() -> Result<(), String> {
+    let env = Env::new()?;
+    let profiles = ["ipv4-only", "no-ipv6", "ipv6-only", "ipv6-only-nat64"];
+    let mut args = vec!["demo"];
+    for p in &profiles {
+        args.extend(["--profile", p]);
+    }
+    let out = env.ok(&args)?;
+    let [v4, no6, v6, nat64] = profiles.map(|p| demo_section(&out, p));
+    let (v4, no6, v6, nat64) = (v4?, no6?, v6?, nat64?);
+    // no-ipv6: the program's IPv6 socket is refused by the seccomp filter (EAFNOSUPPORT, 97);
+    // ipv4-only: the socket is made, and the connect fails for want of an address.
+    let eaf = "socket(AF_INET6): Address family not supported by protocol (errno 97, EAFNOSUPPORT)";
+    let l = demo_line(&no6, "(server on [::])")?;
+    ensure!(l.trim_start().starts_with("FAILS") && l.contains(eaf), "no-ipv6: the IPv6 connect should fail at socket() with EAFNOSUPPORT: {l}");
+    ensure!(no6.iter().filter(|l| l.contains(eaf)).count() == 4, "no-ipv6: every IPv6 probe should fail at socket() with EAFNOSUPPORT:\n{}", no6.join("\n"));
+    let l = demo_line(&v4, "(server on [::])")?;
+    ensure!(
+        l.trim_start().starts_with("FAILS") && l.contains("connect: ") && !l.contains("errno 97"),
+        "ipv4-only: the IPv6 socket is made and its connect fails: {l}"
+    );
+    ensure!(!v4.iter().any(|l| l.contains("errno 97")), "ipv4-only shows EAFNOSUPPORT, which only no-ipv6 has:\n{}", v4.join("\n"));
+    for (name, sec) in [("ipv4-only", &v4), ("no-ipv6", &no6)] {
+        let l = demo_line(sec, "(server on 0.0.0.0)")?;
+        ensure!(l.trim_start().starts_with("connects"), "{name}: IPv4 should connect: {l}");
+    }
+    // ipv6-only-nat64: the IPv4-only server is reached through the NAT64 prefix and by a name
+    // only DNS64 gives an AAAA, and sees tayga's pool address; ipv6-only has no such path.
+    let l = demo_line(&nat64, "through the NAT64 prefix [2001:db8:6464::")?;
+    ensure!(l.trim_start().starts_with("connects"), "ipv6-only-nat64: the NAT64 prefix should connect: {l}");
+    let l = demo_line(&nat64, "legacy.example.test:8000")?;
+    ensure!(
+        l.trim_start().starts_with("connects") && l.contains("resolved to 2001:db8:6464::"),
+        "ipv6-only-nat64: the DNS64 name should resolve into the NAT64 prefix and connect: {l}"
+    );
+    let l = demo_line(&nat64, "saw connections from")?;
+    ensure!(l.contains("from: 198.51.100."), "ipv6-only-nat64: the IPv4-only server should see tayga's pool: {l}");
+    let l = demo_line(&nat64, "IPv4-only server legacy at 192.0.2.")?;
+    ensure!(l.contains("Network is unreachable (errno 101, ENETUNREACH)"), "ipv6-only-nat64: IPv4 itself stays unreachable: {l}");
+    ensure!(!v6.iter().any(|l| l.contains("NAT64") || l.contains("legacy")), "ipv6-only shows a NAT64 path:\n{}", v6.join("\n"));
+    let l = demo_line(&v6, "(server on 0.0.0.0)")?;
+    ensure!(l.contains("Network is unreachable (errno 101, ENETUNREACH)"), "ipv6-only: IPv4 is unreachable: {l}");
+    // One line per profile says what it models; a profile fits on a screen.
+    for (name, sec) in [("ipv4-only", &v4), ("no-ipv6", &no6), ("ipv6-only", &v6), ("ipv6-only-nat64", &nat64)] {
+        ensure!(sec.iter().filter(|l| l.trim_start().starts_with("models: ")).count() == 1, "{name}: one `models:` line expected:\n{}", sec.join("\n"));
+        ensure!(sec.len() <= 24, "{name}: {} lines, more than a screen", sec.len());
+    }
     Ok(())
 }
