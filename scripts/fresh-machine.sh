@@ -197,18 +197,19 @@ if [[ -n $(git -C "$REPO" status --porcelain --untracked-files=no) ]]; then
     log "warning: uncommitted changes in $REPO are not checked: the fresh machine gets the committed HEAD"
 fi
 
-# Trees left by runs that were killed with -9 (their owner process is gone).
+# Trees left by runs that were killed with -9: the owner's pid is in the name, and it is gone.
 for old in "$BASE/$PREFIX"*; do
     [[ -d $old && ! -L $old && -O $old ]] || continue
-    pid=$(cat "$old/owner.pid" 2>/dev/null || true)
-    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then continue; fi
+    pid=${old#"$BASE/$PREFIX"}
+    pid=${pid%%.*}
+    [[ $pid =~ ^[0-9]+$ ]] || continue
+    if kill -0 "$pid" 2>/dev/null; then continue; fi
     log "removing $old, left by a run that was killed"
     findmnt -rn -o TARGET | grep -F "$old/" | sort -r | while read -r m; do umount -l "$m" || true; done
-    rm -rf --one-file-system "$old"
+    rm -rf --one-file-system "$old" || log "warning: could not remove all of $old"
 done
 
-WORK=$(mktemp -d "$BASE/${PREFIX}XXXXXX")
-echo $$ >"$WORK/owner.pid"
+WORK=$(mktemp -d "$BASE/$PREFIX$$.XXXXXX")
 ROOT=$WORK/root
 NS_PID=
 
