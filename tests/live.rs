@@ -30,6 +30,7 @@ fn main() -> std::process::ExitCode {
         trial_requiring("up/a-lab-that-fails-to-come-up-leaves-its-log-and-nothing-else", &["python3"], failed_up),
         trial_requiring("rootless/unprivileged-user-runs-scenarios-and-labs", &["setpriv", "python3"], rootless_user),
         trial_requiring("rootless/blocked-user-namespaces-error-names-the-setting", &["setpriv", "unshare"], rootless_blocked),
+        trial_requiring("chroot/nslab-says-it-runs-in-a-chroot-and-builds-nothing", &["unshare", "chroot"], in_chroot),
         trial_requiring("demo/programs-see-no-ipv6-fail-with-eafnosupport-and-nat64-reach-ipv4-servers", &["python3", "tayga"], demo_output),
     ];
     nslab_tests::run_checking_host(&args, trials)
@@ -514,5 +515,46 @@ async fn demo_output() -> Result<(), String> {
         ensure!(sec.iter().filter(|l| l.trim_start().starts_with("models: ")).count() == 1, "{name}: one `models:` line expected:\n{}", sec.join("\n"));
         ensure!(sec.len() <= 24, "{name}: {} lines, more than a screen", sec.len());
     }
+    Ok(())
+}
+
+/// nslab started in a chroot (a tmpfs root with the machine's /usr, /etc, /proc ... bound in, in a
+/// mount and PID namespace of its own, so nothing of the machine changes) says so, in doctor and
+/// instead of building a lab; the same command outside the chroot says nothing of the kind.
+async fn in_chroot() -> Result<(), String> {
+    let bin = nslab_tests::nslab_bin()?;
+    let dir = tempfile::Builder::new().prefix("nslab-chroot-").tempdir().map_err(|e| e.to_string())?;
+    let root = dir.path().display().to_string();
+    let script = r#"set -e
+root=$1; nslab=$2
+mount -t tmpfs tmpfs "$root"
+for d in usr etc proc dev sys tmp run; do mkdir "$root/$d"; mount --rbind "/$d" "$root/$d"; done
+for l in bin lib lib64 sbin; do [ -e "/$l" ] && ln -s "usr/$l" "$root/$l"; done
+mkdir -p "$root/nslab"; touch "$root/nslab/nslab"; mount --bind "$nslab" "$root/nslab/nslab"
+echo "== outside"; "$nslab" doctor 2>&1 | head -n 1 || true
+echo "== doctor"; chroot "$root" /nslab/nslab doctor 2>&1 | head -n 2 || true
+echo "== demo"; chroot "$root" /nslab/nslab demo --profile dual-stack 2>&1 && echo "demo exit 0" || echo "demo exit $?"
+"#;
+    let out = Command::new("unshare")
+        .args(["--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "sh", "-c", script, "sh", &root])
+        .arg(&bin)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("unshare: {e}"))?;
+    let t = text(&out.stdout);
+    let said = "running inside a chroot, which nslab cannot work in";
+    let part = |name: &str| t.split(&format!("== {name}\n")).nth(1).map(|r| r.split("\n== ").next().unwrap_or("").to_string()).unwrap_or_default();
+    ensure!(!part("outside").contains(said), "outside the chroot nslab says it is in one: {t}{}", text(&out.stderr));
+    ensure!(
+        part("doctor").starts_with("MISS not in a chroot") && part("doctor").contains(said) && part("doctor").contains("use a container or a VM"),
+        "doctor in a chroot: {t}{}",
+        text(&out.stderr)
+    );
+    let demo = part("demo");
+    ensure!(
+        demo.contains(&format!("nslab: {said}")) && demo.contains("demo exit 1") && !demo.contains("=="),
+        "demo in a chroot should refuse, saying why: {t}{}",
+        text(&out.stderr)
+    );
     Ok(())
 }

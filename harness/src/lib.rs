@@ -38,6 +38,7 @@
 //!
 //! Requires root (CAP_NET_ADMIN and CAP_SYS_ADMIN). The caller owns the tokio runtime.
 
+pub mod chroot;
 pub mod demo;
 pub mod dns;
 pub mod doctor;

@@ -242,6 +242,13 @@ fn main() -> ExitCode {
         // The daemon leaves the terminal's session: closing the terminal must not end the lab.
         let _ = nix::unistd::setsid();
     }
+    // Commands that build or join labs cannot work in a chroot: say so instead of leaking out of it.
+    if matches!(cli.cmd, Cmd::Run { .. } | Cmd::Matrix { .. } | Cmd::Demo { .. } | Cmd::Serve { .. } | Cmd::Up { .. } | Cmd::Exec { .. } | Cmd::Shell { .. })
+        && nslab::chroot::inside()
+    {
+        eprintln!("nslab: {}", nslab::chroot::MESSAGE);
+        return ExitCode::FAILURE;
+    }
     // Commands that build labs get their privileges first, while the process has one thread.
     if matches!(cli.cmd, Cmd::Run { .. } | Cmd::Matrix { .. } | Cmd::Demo { .. } | Cmd::Serve { .. }) {
         if let Err(e) = nslab::rootless::enter() {
