@@ -57,7 +57,9 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Result<Output, String> {
-        self.cmd(args)?.stdin(Stdio::null()).output().map_err(|e| format!("nslab {}: {e}", args.join(" ")))
+        let what = format!("nslab {}", args.join(" "));
+        let child = self.cmd(args)?.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| format!("{what}: {e}"))?;
+        nslab_tests::output_bounded(child, &what, nslab_tests::COMMAND_BOUND)
     }
 
     /// Runs and requires success; returns standard output.
@@ -182,7 +184,7 @@ async fn up_exec_dns_down() -> Result<(), String> {
         let mut stdin = child.stdin.take().ok_or("stdin")?;
         stdin.write_all(b"echo shell-in-$(hostname)\nexit 3\n").map_err(|e| e.to_string())?;
     }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let out = nslab_tests::output_bounded(child, "nslab shell", nslab_tests::COMMAND_BOUND)?;
     ensure!(text(&out.stdout).contains("shell-in-green") && out.status.code() == Some(3), "shell: {:?} {}", out.status, text(&out.stdout));
 
     // dns: swap live, the next query sees it, the log shows who asked.
@@ -318,8 +320,11 @@ fn as_nobody(env: &Env, args: &[&str]) -> Result<Output, String> {
         .env("NO_COLOR", "1")
         .current_dir(dir)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("setpriv nslab {}: {e}", args.join(" ")))
+        .and_then(|c| nslab_tests::output_bounded(c, &format!("setpriv nslab {}", args.join(" ")), nslab_tests::COMMAND_BOUND))
 }
 
 /// Where, in a trial's directory, `nobody` finds its copies of the checkout's files.
@@ -437,12 +442,12 @@ async fn rootless_blocked() -> Result<(), String> {
             }
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) && t.elapsed() < Duration::from_secs(5) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => {
-                let out = child.wait_with_output().map_err(|e| e.to_string())?;
+                let out = nslab_tests::output_bounded(child, "unshare --user sh", nslab_tests::COMMAND_BOUND)?;
                 return Err(format!("the shell in the user namespace never read the gate ({e}): {}", text(&out.stderr)));
             }
         }
     }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let out = nslab_tests::output_bounded(child, "nslab run as nobody without user namespaces", nslab_tests::COMMAND_BOUND)?;
     let err = text(&out.stderr);
     ensure!(!out.status.success(), "nslab ran with user namespaces forbidden: {}", text(&out.stdout));
     ensure!(
@@ -539,8 +544,11 @@ echo "== demo"; chroot "$root" /nslab/nslab demo --profile dual-stack 2>&1 && ec
         .args(["--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "sh", "-c", script, "sh", &root])
         .arg(&bin)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("unshare: {e}"))?;
+    let out = nslab_tests::output_bounded(out, "nslab in a chroot", nslab_tests::COMMAND_BOUND)?;
     let t = text(&out.stdout);
     let said = "running inside a chroot, which nslab cannot work in";
     let part = |name: &str| t.split(&format!("== {name}\n")).nth(1).map(|r| r.split("\n== ").next().unwrap_or("").to_string()).unwrap_or_default();

@@ -229,3 +229,25 @@ pub async fn wait_child_bounded(mut child: std::process::Child, what: &str, boun
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// How long a test waits for one nslab command (a scenario run, `up`, `down`) before it gives up:
+/// a guard against a hang, far above the normal time.
+pub const COMMAND_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Waits for a spawned child's exit and output, for at most `bound`. Past it, the child is killed
+/// (by its id: it is ours and not yet reaped) and the error says what was awaited, for how long,
+/// and the output so far is lost with it. For the `std::process::Command::output()` of tests.
+pub fn output_bounded(child: std::process::Child, what: &str, bound: std::time::Duration) -> Result<std::process::Output, String> {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(bound) {
+        Ok(r) => r.map_err(|e| format!("{what}: {e}")),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            Err(format!("{what}: pid {pid} had not ended (or its output was still open) after {} s; killed it", bound.as_secs()))
+        }
+    }
+}
