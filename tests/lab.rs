@@ -41,6 +41,7 @@ fn main() -> std::process::ExitCode {
     trials.push(kernel_trial("process/wait-errors-show-what-was-awaited-and-the-output", wait_errors));
     trials.push(kernel_trial("process/stop-sends-term-then-kills-the-whole-tree", stop_tree));
     trials.push(kernel_trial("process/exec-failure-is-reported", exec_failure));
+    trials.push(kernel_trial("process/programs-start-with-default-signal-actions-whatever-the-harness-ignores", program_signals));
     for mode in ["kill-9", "sigint", "panic", "normal"] {
         trials.push(kernel_trial(format!("leak/{mode}-leaves-nothing"), move || leak(mode)));
     }
@@ -509,6 +510,31 @@ async fn stop_tree() -> Result<(), String> {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let exit = q.stop(Duration::from_secs(5)).await;
     ensure!(exit.to_string() == "signal: 15 (SIGTERM)", "sleep should die of SIGTERM, got {exit}");
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// A harness started as a background job of a script has SIGINT and SIGQUIT ignored; the
+/// programs it starts in a lab get them at their default action, as a service on a machine does.
+async fn program_signals() -> Result<(), String> {
+    // This binary ignores SIGINT and SIGQUIT while the program starts, as such a harness would
+    // (the other trials' children that rely on SIGINT set it themselves).
+    // SAFETY: signal(2) with SIG_IGN changes only this process's dispositions.
+    let prev = unsafe { [libc::signal(libc::SIGINT, libc::SIG_IGN), libc::signal(libc::SIGQUIT, libc::SIG_IGN)] };
+    let lab = Lab::builder().host("h").build().await.map_err(err);
+    let p = match &lab {
+        Ok(lab) => lab.host("h").map_err(err)?.run(Command::new("grep").args(["^SigIgn:", "/proc/self/status"]), T).await.map_err(err),
+        Err(e) => Err(e.clone()),
+    };
+    // SAFETY: restores the dispositions saved above.
+    unsafe {
+        libc::signal(libc::SIGINT, prev[0]);
+        libc::signal(libc::SIGQUIT, prev[1]);
+    }
+    let (lab, p) = (lab?, p?);
+    let line = p.stdout();
+    let ign = u64::from_str_radix(line.trim().trim_start_matches("SigIgn:").trim(), 16).map_err(|e| format!("{line:?}: {e}"))?;
+    ensure!(ign & 0b110 == 0, "the program inherited ignored SIGINT/SIGQUIT from the harness: {}", line.trim());
     lab.teardown().await.map_err(err)?;
     Ok(())
 }
