@@ -125,8 +125,10 @@ for _ in $(seq 50); do
 done
 if [[ -n ${ign:-} ]] && (( (0x$ign & 6) == 6 )); then
     echo "fresh-machine: the job (pid $job) runs with SIGINT and SIGQUIT ignored (SigIgn $ign)"
+elif [[ -z ${ign:-} ]]; then
+    echo "fresh-machine: the job (pid $job) ended before its signal dispositions could be read"
 else
-    echo "fresh-machine: the job (pid $job) did not show SIGINT and SIGQUIT ignored (SigIgn ${ign:-gone})" >&2
+    echo "fresh-machine: the job (pid $job) did not show SIGINT and SIGQUIT ignored (SigIgn $ign)" >&2
 fi
 wait $job'
             start=$(date +%s.%N)
@@ -205,7 +207,7 @@ for old in "$BASE/$PREFIX"*; do
     [[ $pid =~ ^[0-9]+$ ]] || continue
     if kill -0 "$pid" 2>/dev/null; then continue; fi
     log "removing $old, left by a run that was killed"
-    findmnt -rn -o TARGET | grep -F "$old/" | sort -r | while read -r m; do umount -l "$m" || true; done
+    { findmnt -rn -o TARGET | grep -F "$old/" | sort -r | while read -r m; do umount -l "$m"; done; } || true
     rm -rf --one-file-system "$old" || log "warning: could not remove all of $old"
 done
 
@@ -216,6 +218,8 @@ NS_PID=
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM HUP
+    # Every step runs, whatever the one before did (a grep that matches nothing included).
+    set +e +o pipefail
     if [[ -n $NS_PID ]] && kill -0 "$NS_PID" 2>/dev/null; then
         # unshare --kill-child: its child, the PID namespace's init, gets SIGKILL with it, and the
         # kernel kills every process of the namespace.
@@ -223,7 +227,7 @@ cleanup() {
         wait "$NS_PID" 2>/dev/null || true
     fi
     # mmdebstrap's own mounts, if it was interrupted (the namespace's mounts died with it).
-    findmnt -rn -o TARGET | grep -F "$WORK/" | sort -r | while read -r m; do umount -l "$m" || true; done
+    findmnt -rn -o TARGET | grep -F "$WORK/" | sort -r | while read -r m; do umount -l "$m"; done
     rm -rf --one-file-system "$WORK"
     if [[ -e $WORK ]]; then
         printf 'fresh-machine: error: could not remove %s\n' "$WORK" >&2
