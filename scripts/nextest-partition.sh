@@ -3,13 +3,19 @@
 # across CI machines: `--partition count:K/2` lists two disjoint shares that together are the
 # whole suite, and running one share of a fast subset runs exactly the trials listed for it.
 #
-# Run from anywhere: `bash scripts/nextest-partition.sh` (needs cargo-nextest; scripts/setup.sh
-# installs it). The run part needs root (or rootless mode), like every scenario trial.
+# Run from anywhere: `bash scripts/nextest-partition.sh`. Installs cargo-nextest when it is missing
+# (`cargo install --locked cargo-nextest`, from crates.io with its own lock file: minutes, it is a
+# release build of ~330 crates). The run part needs root (or rootless mode), like every scenario trial.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 fail() { printf 'nextest-partition: FAILED: %s\n' "$*" >&2; exit 1; }
-cargo nextest --version >/dev/null 2>&1 || fail "cargo-nextest is not installed (scripts/setup.sh installs it)"
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "nextest-partition: installing cargo-nextest (cargo install --locked cargo-nextest; this takes minutes)"
+    cargo install --locked cargo-nextest || fail "could not install cargo-nextest"
+    cargo nextest --version >/dev/null 2>&1 || fail "cargo-nextest installed but \`cargo nextest\` does not run (is \$CARGO_HOME/bin on PATH?)"
+fi
+echo "nextest-partition: $(cargo nextest --version 2>/dev/null | head -n1)"
 
 SUITE=(-p nslab-tests --test scenarios)
 list() {

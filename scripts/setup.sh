@@ -1,15 +1,32 @@
 #!/usr/bin/env bash
-# Installs everything nslab's tests and scenarios need on Debian 12 (bookworm). Idempotent: a
-# rerun installs only what is missing and changes nothing when nothing is.
+# Installs what nslab's demo and `cargo test --workspace` need on Debian 12 (bookworm), and nothing
+# more. Idempotent: a rerun installs only what is missing and changes nothing when nothing is.
 #
-# Used by .ci/run and by the Vagrant VM's provisioning. Needs root (re-runs itself with sudo).
-# Server packages (nginx, redis, knot, nsd, dnsmasq, ...) are installed for the programs the
-# labs run inside their namespaces: the system's own instances are never started or enabled.
+#   bash scripts/setup.sh             the demo and every test (the README's two commands)
+#   bash scripts/setup.sh --bench     also the peers the benchmarks compare with (dnsperf, Mininet)
+#   bash scripts/setup.sh --vagrant   also vagrant, for `vagrant validate` of the Vagrantfile (CI)
+#
+# cargo-nextest is not installed here: scripts/nextest-partition.sh (the CI step that shards with
+# it) installs it when missing, and the README's nextest section says how.
+#
+# Used by the README, .ci/run and the Vagrant VM's provisioning. Needs root (re-runs itself with
+# sudo). Server packages (nginx, redis, knot, nsd, ...) are installed for the programs the labs run
+# inside their namespaces: the system's own instances are never started or enabled.
 set -euo pipefail
 
 log() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 trap 'printf "setup: error: failed (exit %s) at line %s: %s\n" "$?" "$LINENO" "$BASH_COMMAND" >&2' ERR
+
+WANT_BENCH=false
+WANT_VAGRANT=false
+for a in "$@"; do
+    case $a in
+        --bench) WANT_BENCH=true ;;
+        --vagrant) WANT_VAGRANT=true ;;
+        *) die "unknown argument '$a' (expected --bench or --vagrant)" ;;
+    esac
+done
 
 if [[ $EUID -ne 0 ]]; then
     command -v sudo >/dev/null || die "run as root (sudo is not installed)"
@@ -27,29 +44,35 @@ fi
 # --- Debian packages --------------------------------------------------------------------------
 PACKAGES=(
     # Kernel configuration and inspection inside namespaces.
-    iproute2 procps kmod nftables iptables tcpdump strace
+    iproute2 procps strace
     # Clients the tests drive.
-    curl iputils-ping netcat-openbsd socat bind9-dnsutils dnsperf python3
+    curl bind9-dnsutils python3
     # Python clients of scenarios/stale-dns (run with /usr/bin/python3: a pyenv shim has no requests).
     python3-requests
-    # Servers the labs run inside hosts (never as system services; see below).
-    gunicorn nginx-light redis-server dnsmasq knot nsd tayga
+    # Servers the labs run inside hosts (never as system services; see below): nginx, gunicorn and
+    # redis in the bind scenarios, knot and nsd as DNS servers, tayga for ipv6-only-nat64.
+    gunicorn nginx-light redis-server knot nsd tayga
     # PostgreSQL 15 server of scenarios/bind (initdb, postgres in /usr/lib/postgresql/15/bin).
     postgresql-15
-    # Peers of the lab-build benchmark: Mininet with a Linux bridge (it drives it with brctl).
-    mininet bridge-utils
-    # `vagrant validate` of the Vagrantfile in CI (without recommends: 80 MB, not 600 MB).
-    vagrant
     # Building the workspace (cargo links with cc).
     gcc libc6-dev ca-certificates git
 )
+# Peers of the benchmarks (not of any test): dnsperf (dns_perf), Mininet with a Linux bridge
+# (lab_build; it drives it with brctl).
+if $WANT_BENCH; then
+    PACKAGES+=(dnsperf mininet bridge-utils)
+fi
+# `vagrant validate` of the Vagrantfile in CI (without recommends: 80 MB, not 600 MB).
+if $WANT_VAGRANT; then
+    PACKAGES+=(vagrant)
+fi
 # A JDK only when there is none: the JVM's DNS caching is one of the behaviours under test.
 if ! command -v java >/dev/null || ! command -v javac >/dev/null; then
     PACKAGES+=(openjdk-17-jdk-headless)
 fi
 
 # System services the packages above ship; kept stopped and disabled.
-SERVICES=(nginx redis-server knot nsd dnsmasq tayga nftables postgresql)
+SERVICES=(nginx redis-server knot nsd tayga postgresql)
 
 # --- PyPI packages: none yet ------------------------------------------------------------------
 # Add names here when a test needs one; they go into a venv at $PYPI_VENV, never into Debian's
@@ -130,32 +153,32 @@ if ((${#PYPI_PACKAGES[@]})); then
 fi
 
 # --- Rust toolchain ---------------------------------------------------------------------------
-# Not installed here: Debian 12's cargo (1.63) is too old, and the toolchain comes from rustup
+# Not installed here: Debian 12's rustc (1.63) is too old, and the toolchain comes from rustup
 # (the Vagrantfile installs it before running this script).
 need_rust=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' "$REPO/Cargo.toml" | head -n1)
 need_rust=${need_rust:-1.85}
 for d in "${CARGO_HOME:-$HOME/.cargo}/bin" ${SUDO_USER:+"$(getent passwd "$SUDO_USER" | cut -d: -f6)/.cargo/bin"}; do
     [[ -x $d/cargo ]] && [[ :$PATH: != *":$d:"* ]] && PATH=$d:$PATH
 done
+RUSTUP_INSTALL="curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+then open a new shell (or: . \"\$HOME/.cargo/env\") and rerun $0"
 if ! command -v cargo >/dev/null || ! command -v rustc >/dev/null; then
     die "no Rust toolchain (cargo, rustc); nslab needs Rust >= $need_rust. Install it with rustup:
-    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
-then open a new shell (or: . \"\$HOME/.cargo/env\") and rerun $0"
+    $RUSTUP_INSTALL"
 fi
 have_rust=$(rustc --version | awk '{print $2}')
 if [[ $(printf '%s\n%s\n' "$need_rust" "${have_rust%%-*}" | sort -V | head -n1) != "$need_rust" ]]; then
-    die "rustc $have_rust is older than the $need_rust nslab needs: run \`rustup update stable\`"
-fi
-
-# --- cargo-nextest ----------------------------------------------------------------------------
-# CI shards the scenario suite with it (scripts/nextest-partition.sh). Built from crates.io with
-# its own lock file, only when missing. Measured: 21 minutes (333 crates, release build) on 2
-# cores that other builds kept busy (load 8); expect less on an idle machine.
-if ! cargo nextest --version >/dev/null 2>&1; then
-    log "installing cargo-nextest (cargo install --locked cargo-nextest; this takes minutes)"
-    cargo install --locked cargo-nextest
-else
-    log "cargo-nextest present: $(cargo nextest --version 2>/dev/null | head -n1)"
+    # The advice depends on how this rustc was installed.
+    rustc_path=$(readlink -f "$(command -v rustc)")
+    if command -v rustup >/dev/null && rustup which rustc >/dev/null 2>&1; then
+        die "rustc $have_rust (rustup toolchain $(rustup show active-toolchain 2>/dev/null | awk '{print $1}')) is older than the $need_rust nslab needs: run \`rustup update stable\` (or \`rustup default stable\`)"
+    elif pkg=$(dpkg-query -S "$rustc_path" 2>/dev/null | cut -d: -f1 | head -n1) && [[ -n $pkg ]]; then
+        die "rustc $have_rust is Debian's package $pkg ($rustc_path), older than the $need_rust nslab needs, and Debian 12 has no newer one. Install Rust with rustup (its ~/.cargo/bin comes first on PATH; \`apt-get remove rustc cargo\` is optional):
+    $RUSTUP_INSTALL"
+    else
+        die "rustc $have_rust ($rustc_path, installed neither by rustup nor by a Debian package) is older than the $need_rust nslab needs: upgrade it the way it was installed, or install Rust with rustup:
+    $RUSTUP_INSTALL"
+    fi
 fi
 
 # --- Summary ----------------------------------------------------------------------------------
@@ -165,10 +188,9 @@ for p in "${PACKAGES[@]}"; do
 done
 printf '  %-24s %s\n' java "$(java -version 2>&1 | head -n1)"
 printf '  %-24s %s\n' python3 "$(python3 --version 2>&1)"
-printf '  %-24s %s\n' vagrant "$(vagrant --version 2>/dev/null || echo 'not found')"
+if $WANT_VAGRANT; then printf '  %-24s %s\n' vagrant "$(vagrant --version 2>/dev/null || echo 'not found')"; fi
 printf '  %-24s %s\n' rustc "$(rustc --version)"
 printf '  %-24s %s\n' cargo "$(cargo --version)"
-printf '  %-24s %s\n' cargo-nextest "$(cargo nextest --version 2>/dev/null | head -n1)"
 if ((${#PYPI_PACKAGES[@]})); then
     "$PYPI_VENV/bin/python3" -m pip list --format=freeze 2>/dev/null | sed 's/^/  pypi /'
 fi

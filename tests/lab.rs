@@ -16,6 +16,9 @@ const PY: &str = "/usr/bin/python3";
 /// before the test calls it missing. A hang guard, not a claim about speed: a loaded machine
 /// starts programs late, and that must not turn into a failure.
 const T: Duration = Duration::from_secs(30);
+/// How long a leak test waits for its child to build its lab, and then to end: a guard against a
+/// hang (both take well under a second), after which the test fails saying what it waited for.
+const LEAK_BOUND: Duration = Duration::from_secs(60);
 
 const EADDRNOTAVAIL: i32 = libc::EADDRNOTAVAIL;
 const ECONNREFUSED: i32 = libc::ECONNREFUSED;
@@ -44,6 +47,7 @@ fn main() -> std::process::ExitCode {
     trials.push(kernel_trial("process/wait-errors-show-what-was-awaited-and-the-output", wait_errors));
     trials.push(kernel_trial("process/stop-sends-term-then-kills-the-whole-tree", stop_tree));
     trials.push(kernel_trial("process/exec-failure-is-reported", exec_failure));
+    trials.push(kernel_trial("process/programs-start-with-default-signal-actions-whatever-the-harness-ignores", program_signals));
     for mode in ["kill-9", "sigint", "panic", "normal"] {
         trials.push(kernel_trial(format!("leak/{mode}-leaves-nothing"), move || leak(mode)));
     }
@@ -680,6 +684,31 @@ async fn stop_tree() -> Result<(), String> {
     Ok(())
 }
 
+/// A harness started as a background job of a script has SIGINT and SIGQUIT ignored; the
+/// programs it starts in a lab get them at their default action, as a service on a machine does.
+async fn program_signals() -> Result<(), String> {
+    // This binary ignores SIGINT and SIGQUIT while the program starts, as such a harness would
+    // (the other trials' children that rely on SIGINT set it themselves).
+    // SAFETY: signal(2) with SIG_IGN changes only this process's dispositions.
+    let prev = unsafe { [libc::signal(libc::SIGINT, libc::SIG_IGN), libc::signal(libc::SIGQUIT, libc::SIG_IGN)] };
+    let lab = Lab::builder().host("h").build().await.map_err(err);
+    let p = match &lab {
+        Ok(lab) => lab.host("h").map_err(err)?.run(Command::new("grep").args(["^SigIgn:", "/proc/self/status"]), T).await.map_err(err),
+        Err(e) => Err(e.clone()),
+    };
+    // SAFETY: restores the dispositions saved above.
+    unsafe {
+        libc::signal(libc::SIGINT, prev[0]);
+        libc::signal(libc::SIGQUIT, prev[1]);
+    }
+    let (lab, p) = (lab?, p?);
+    let line = p.stdout();
+    let ign = u64::from_str_radix(line.trim().trim_start_matches("SigIgn:").trim(), 16).map_err(|e| format!("{line:?}: {e}"))?;
+    ensure!(ign & 0b110 == 0, "the program inherited ignored SIGINT/SIGQUIT from the harness: {}", line.trim());
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
 async fn exec_failure() -> Result<(), String> {
     let lab = Lab::builder().host("h").build().await.map_err(err)?;
     let e = lab.host("h").map_err(err)?.spawn(Command::new("/nonexistent/program")).await.unwrap_err();
@@ -720,7 +749,11 @@ async fn leak(mode: &'static str) -> Result<(), String> {
     let child_mode = if mode == "normal" || mode == "panic" { mode } else { "hold" };
     // A killed harness cannot remove its artifacts: give the child a directory we remove.
     let artifacts = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut child = std::process::Command::new(exe)
+    // The sigint case relies on SIGINT's default action in the child: it must not inherit an
+    // ignore from whoever started this suite (a background job of a script has SIGINT ignored).
+    let mut cmd = std::process::Command::new(exe);
+    nslab_tests::default_signals(&mut cmd);
+    let mut child = cmd
         .env("NSLAB_TEST_CHILD", child_mode)
         .env("NSLAB_ARTIFACTS_DIR", artifacts.path())
         .stdin(Stdio::piped())
@@ -728,8 +761,16 @@ async fn leak(mode: &'static str) -> Result<(), String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| e.to_string())?;
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready = lines.next().and_then(|l| l.ok()).unwrap_or_default();
+    let stdout = child.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || std::io::BufReader::new(stdout).lines().next().and_then(|l| l.ok()).unwrap_or_default());
+    let ready = match tokio::time::timeout(LEAK_BOUND, first).await {
+        Ok(r) => r.map_err(|e| e.to_string())?,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("the child did not report READY (its lab built) within {} s; killed it", LEAK_BOUND.as_secs()));
+        }
+    };
     let rest = ready.strip_prefix("READY ").ok_or_else(|| format!("child did not report READY: {ready:?}"))?;
     let mut parts = rest.split(';');
     let inodes: BTreeSet<u64> = parts.next().unwrap_or("").split(',').filter_map(|s| s.parse().ok()).collect();
@@ -747,7 +788,11 @@ async fn leak(mode: &'static str) -> Result<(), String> {
             stdin.write_all(b"go\n").map_err(|e| e.to_string())?;
         }
     }
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    let status = nslab_tests::wait_child_bounded(child, &format!("the child's end after {mode}"), LEAK_BOUND).await?;
+    if mode == "sigint" {
+        use std::os::unix::process::ExitStatusExt;
+        ensure!(status.signal() == Some(libc::SIGINT), "the child should die of SIGINT, got {status}");
+    }
     if mode == "normal" {
         ensure!(status.success(), "child should end normally: {status}");
     }
@@ -802,7 +847,15 @@ async fn labs_across_processes() -> Result<(), String> {
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
     for c in children {
-        let out = tokio::task::spawn_blocking(move || c.wait_with_output()).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        let pid = c.id();
+        let out = match tokio::time::timeout(LEAK_BOUND, tokio::task::spawn_blocking(move || c.wait_with_output())).await {
+            Ok(r) => r.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?,
+            Err(_) => {
+                // Our own child, by its id; the blocked wait then returns.
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+                return Err(format!("child {pid} (labs in several processes) had not ended after {} s; killed it", LEAK_BOUND.as_secs()));
+            }
+        };
         ensure!(out.status.success(), "child failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     }
     Ok(())

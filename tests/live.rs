@@ -35,6 +35,8 @@ fn main() -> std::process::ExitCode {
         trial_requiring("up/a-lab-that-fails-to-come-up-leaves-its-log-and-nothing-else", &["python3"], failed_up),
         trial_requiring("rootless/unprivileged-user-runs-scenarios-and-labs", &["setpriv", "python3"], rootless_user),
         trial_requiring("rootless/blocked-user-namespaces-error-names-the-setting", &["setpriv", "unshare"], rootless_blocked),
+        trial_requiring("chroot/nslab-says-it-runs-in-a-chroot-and-builds-nothing", &["unshare", "chroot"], in_chroot),
+        trial_requiring("demo/programs-see-no-ipv6-fail-with-eafnosupport-and-nat64-reach-ipv4-servers", &["python3", "tayga"], demo_output),
     ];
     nslab_tests::run_checking_host(&args, trials)
 }
@@ -60,7 +62,9 @@ impl Env {
     }
 
     fn run(&self, args: &[&str]) -> Result<Output, String> {
-        self.cmd(args)?.stdin(Stdio::null()).output().map_err(|e| format!("nslab {}: {e}", args.join(" ")))
+        let what = format!("nslab {}", args.join(" "));
+        let child = self.cmd(args)?.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| format!("{what}: {e}"))?;
+        nslab_tests::output_bounded(child, &what, nslab_tests::COMMAND_BOUND)
     }
 
     /// Runs and requires success; returns standard output.
@@ -196,7 +200,7 @@ async fn up_exec_dns_down() -> Result<(), String> {
         let mut stdin = child.stdin.take().ok_or("stdin")?;
         stdin.write_all(b"echo shell-in-$(hostname)\nexit 3\n").map_err(|e| e.to_string())?;
     }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let out = nslab_tests::output_bounded(child, "nslab shell", nslab_tests::COMMAND_BOUND)?;
     ensure!(text(&out.stdout).contains("shell-in-green") && out.status.code() == Some(3), "shell: {:?} {}", out.status, text(&out.stdout));
 
     // dns: swap live, the next query sees it, the log shows who asked.
@@ -339,7 +343,7 @@ fn as_nobody(env: &Env, args: &[&str]) -> Result<Output, String> {
     let dir = env.dir.path();
     Command::new("setpriv")
         .args(["--reuid", &NOBODY.to_string(), "--regid", &NOBODY.to_string(), "--clear-groups", "--"])
-        .arg(nslab_tests::nslab_bin()?)
+        .arg(env.dir.path().join(NOBODY_INPUT).join("nslab"))
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -349,21 +353,47 @@ fn as_nobody(env: &Env, args: &[&str]) -> Result<Output, String> {
         .env("NO_COLOR", "1")
         .current_dir(dir)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("setpriv nslab {}: {e}", args.join(" ")))
+        .and_then(|c| nslab_tests::output_bounded(c, &format!("setpriv nslab {}", args.join(" ")), nslab_tests::COMMAND_BOUND))
 }
 
-fn give_to_nobody(env: &Env) -> Result<(), String> {
+/// Where, in a trial's directory, `nobody` finds its copies of the checkout's files.
+const NOBODY_INPUT: &str = "input";
+
+/// Hands the trial's directory to `nobody`, with copies of what it needs from the checkout: the
+/// nslab binary and the dual-bind scenario with its files, whose path is returned. nobody may not
+/// be able to read the checkout itself (a clone in root's home, mode 0700 on Debian), so it gets
+/// copies in a directory made for it. The copies are made, as root's files readable by all,
+/// before the directory is handed over: root never writes into a directory nobody owns.
+fn give_to_nobody(env: &Env) -> Result<PathBuf, String> {
     let p = env.dir.path();
+    let input = p.join(NOBODY_INPUT);
+    let files = input.join("examples/files");
+    std::fs::create_dir_all(&files).map_err(|e| format!("{}: {e}", files.display()))?;
+    for d in [&input, &input.join("examples"), &files] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let bin = nslab_tests::nslab_bin()?;
+    // A hard link where the checkout is on the same file system (the binary is large), else a copy.
+    std::fs::hard_link(&bin, input.join("nslab"))
+        .or_else(|_| std::fs::copy(&bin, input.join("nslab")).map(drop))
+        .map_err(|e| format!("copy {} for uid {NOBODY}: {e}", bin.display()))?;
+    let examples = repo().join("scenarios/examples");
+    for f in ["dual-bind.toml", "files/dual_bind.py"] {
+        std::fs::copy(examples.join(f), input.join("examples").join(f)).map_err(|e| format!("copy {} for uid {NOBODY}: {e}", examples.join(f).display()))?;
+    }
     nix::unistd::chown(p, Some(nix::unistd::Uid::from_raw(NOBODY)), Some(nix::unistd::Gid::from_raw(NOBODY))).map_err(|e| e.to_string())?;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).map_err(|e| e.to_string())?;
+    Ok(input.join("examples/dual-bind.toml"))
 }
 
 async fn rootless_user() -> Result<(), String> {
     let env = Env::new()?;
-    give_to_nobody(&env)?;
+    let scen = give_to_nobody(&env)?;
     // A scenario, end to end, as nobody.
-    let scen = repo().join("scenarios/examples/dual-bind.toml");
     let out = as_nobody(&env, &["run", scen.to_str().ok_or("path")?])?;
     ensure!(out.status.success() && text(&out.stdout).contains("passed, 0 failed"), "nslab run as uid {NOBODY}: {}\n{}", text(&out.stdout), text(&out.stderr));
     // A long-lived lab, as nobody: up, exec (joining the daemon's user namespace), down.
@@ -401,7 +431,7 @@ async fn rootless_blocked() -> Result<(), String> {
     // A user namespace (owned by root, so nothing of the host changes) in which no further
     // user namespace may be made, and nobody inside it running nslab.
     let env = Env::new()?;
-    give_to_nobody(&env)?;
+    let scen = give_to_nobody(&env)?;
     // The gate, in a directory of root's: the shell opens it before it is mapped to root.
     let gate = tempfile::Builder::new().prefix("nslab-gate-").tempdir().map_err(|e| e.to_string())?;
     let fifo = gate.path().join("go");
@@ -412,10 +442,9 @@ async fn rootless_blocked() -> Result<(), String> {
         "read _ < {fifo} && exec sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && exec setpriv --reuid {NOBODY} --regid {NOBODY} --clear-groups -- \"$@\"' sh \"$@\"",
         fifo = fifo.display()
     );
-    let scen = repo().join("scenarios/examples/dual-bind.toml");
     let child = Command::new("unshare")
         .args(["--user", "--", "sh", "-c", &script, "sh"])
-        .arg(nslab_tests::nslab_bin()?)
+        .arg(env.dir.path().join(NOBODY_INPUT).join("nslab"))
         .args(["run", scen.to_str().ok_or("path")?])
         .env("NSLAB_STATE_DIR", env.dir.path().join("state"))
         .env("NSLAB_ARTIFACTS_DIR", env.dir.path().join("artifacts"))
@@ -446,12 +475,12 @@ async fn rootless_blocked() -> Result<(), String> {
             }
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) && t.elapsed() < GUARD => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => {
-                let out = child.wait_with_output().map_err(|e| e.to_string())?;
+                let out = nslab_tests::output_bounded(child, "unshare --user sh", nslab_tests::COMMAND_BOUND)?;
                 return Err(format!("the shell in the user namespace never read the gate ({e}): {}", text(&out.stderr)));
             }
         }
     }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let out = nslab_tests::output_bounded(child, "nslab run as nobody without user namespaces", nslab_tests::COMMAND_BOUND)?;
     let err = text(&out.stderr);
     ensure!(!out.status.success(), "nslab ran with user namespaces forbidden: {}", text(&out.stdout));
     ensure!(
@@ -461,5 +490,112 @@ async fn rootless_blocked() -> Result<(), String> {
         "the error does not name the setting: {err}"
     );
     ensure!(std::fs::read_to_string("/proc/sys/user/max_user_namespaces").is_ok_and(|v| v.trim() != "0"), "the host's own setting changed");
+    Ok(())
+}
+
+/// The demo's section for `profile`: from its `== profile ` header to the next header.
+fn demo_section<'a>(out: &'a str, profile: &str) -> Result<Vec<&'a str>, String> {
+    let header = format!("== {profile} ");
+    let mut lines = out.lines().skip_while(|l| !l.starts_with(&header));
+    let first = lines.next().ok_or_else(|| format!("no {profile} section in the demo's output:\n{out}"))?;
+    Ok(std::iter::once(first).chain(lines.take_while(|l| !l.starts_with("== "))).collect())
+}
+
+/// The probe line of a section that starts with `state` (`connects` or `FAILS`) and names `what`.
+fn demo_line<'a>(section: &[&'a str], what: &str) -> Result<&'a str, String> {
+    section.iter().copied().find(|l| l.contains(what)).ok_or_else(|| format!("no line about {what:?} in:\n{}", section.join("\n")))
+}
+
+async fn demo_output() -> Result<(), String> {
+    let env = Env::new()?;
+    let profiles = ["ipv4-only", "no-ipv6", "ipv6-only", "ipv6-only-nat64"];
+    let mut args = vec!["demo"];
+    for p in &profiles {
+        args.extend(["--profile", p]);
+    }
+    let out = env.ok(&args)?;
+    let [v4, no6, v6, nat64] = profiles.map(|p| demo_section(&out, p));
+    let (v4, no6, v6, nat64) = (v4?, no6?, v6?, nat64?);
+    // no-ipv6: the program's IPv6 socket is refused by the seccomp filter (EAFNOSUPPORT, 97);
+    // ipv4-only: the socket is made, and the connect fails for want of an address.
+    let eaf = "socket(AF_INET6): Address family not supported by protocol (errno 97, EAFNOSUPPORT)";
+    let l = demo_line(&no6, "(server on [::])")?;
+    ensure!(l.trim_start().starts_with("FAILS") && l.contains(eaf), "no-ipv6: the IPv6 connect should fail at socket() with EAFNOSUPPORT: {l}");
+    ensure!(no6.iter().filter(|l| l.contains(eaf)).count() == 4, "no-ipv6: every IPv6 probe should fail at socket() with EAFNOSUPPORT:\n{}", no6.join("\n"));
+    let l = demo_line(&v4, "(server on [::])")?;
+    ensure!(
+        l.trim_start().starts_with("FAILS") && l.contains("connect: ") && !l.contains("errno 97"),
+        "ipv4-only: the IPv6 socket is made and its connect fails: {l}"
+    );
+    ensure!(!v4.iter().any(|l| l.contains("errno 97")), "ipv4-only shows EAFNOSUPPORT, which only no-ipv6 has:\n{}", v4.join("\n"));
+    for (name, sec) in [("ipv4-only", &v4), ("no-ipv6", &no6)] {
+        let l = demo_line(sec, "(server on 0.0.0.0)")?;
+        ensure!(l.trim_start().starts_with("connects"), "{name}: IPv4 should connect: {l}");
+    }
+    // ipv6-only-nat64: the IPv4-only server is reached through the NAT64 prefix and by a name
+    // only DNS64 gives an AAAA, and sees tayga's pool address; ipv6-only has no such path.
+    let l = demo_line(&nat64, "through the NAT64 prefix [2001:db8:6464::")?;
+    ensure!(l.trim_start().starts_with("connects"), "ipv6-only-nat64: the NAT64 prefix should connect: {l}");
+    let l = demo_line(&nat64, "legacy.example.test:8000")?;
+    ensure!(
+        l.trim_start().starts_with("connects") && l.contains("resolved to 2001:db8:6464::"),
+        "ipv6-only-nat64: the DNS64 name should resolve into the NAT64 prefix and connect: {l}"
+    );
+    let l = demo_line(&nat64, "saw connections from")?;
+    ensure!(l.contains("from: 198.51.100."), "ipv6-only-nat64: the IPv4-only server should see tayga's pool: {l}");
+    let l = demo_line(&nat64, "IPv4-only server legacy at 192.0.2.")?;
+    ensure!(l.contains("Network is unreachable (errno 101, ENETUNREACH)"), "ipv6-only-nat64: IPv4 itself stays unreachable: {l}");
+    ensure!(!v6.iter().any(|l| l.contains("NAT64") || l.contains("legacy")), "ipv6-only shows a NAT64 path:\n{}", v6.join("\n"));
+    let l = demo_line(&v6, "(server on 0.0.0.0)")?;
+    ensure!(l.contains("Network is unreachable (errno 101, ENETUNREACH)"), "ipv6-only: IPv4 is unreachable: {l}");
+    // One line per profile says what it models; a profile fits on a screen.
+    for (name, sec) in [("ipv4-only", &v4), ("no-ipv6", &no6), ("ipv6-only", &v6), ("ipv6-only-nat64", &nat64)] {
+        ensure!(sec.iter().filter(|l| l.trim_start().starts_with("models: ")).count() == 1, "{name}: one `models:` line expected:\n{}", sec.join("\n"));
+        ensure!(sec.len() <= 24, "{name}: {} lines, more than a screen", sec.len());
+    }
+    Ok(())
+}
+
+/// nslab started in a chroot (a tmpfs root with the machine's /usr, /etc, /proc ... bound in, in a
+/// mount and PID namespace of its own, so nothing of the machine changes) says so, in doctor and
+/// instead of building a lab; the same command outside the chroot says nothing of the kind.
+async fn in_chroot() -> Result<(), String> {
+    let bin = nslab_tests::nslab_bin()?;
+    let dir = tempfile::Builder::new().prefix("nslab-chroot-").tempdir().map_err(|e| e.to_string())?;
+    let root = dir.path().display().to_string();
+    let script = r#"set -e
+root=$1; nslab=$2
+mount -t tmpfs tmpfs "$root"
+for d in usr etc proc dev sys tmp run; do mkdir "$root/$d"; mount --rbind "/$d" "$root/$d"; done
+for l in bin lib lib64 sbin; do [ -e "/$l" ] && ln -s "usr/$l" "$root/$l"; done
+mkdir -p "$root/nslab"; touch "$root/nslab/nslab"; mount --bind "$nslab" "$root/nslab/nslab"
+echo "== outside"; "$nslab" doctor 2>&1 | head -n 1 || true
+echo "== doctor"; chroot "$root" /nslab/nslab doctor 2>&1 | head -n 2 || true
+echo "== demo"; chroot "$root" /nslab/nslab demo --profile dual-stack 2>&1 && echo "demo exit 0" || echo "demo exit $?"
+"#;
+    let out = Command::new("unshare")
+        .args(["--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "sh", "-c", script, "sh", &root])
+        .arg(&bin)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("unshare: {e}"))?;
+    let out = nslab_tests::output_bounded(out, "nslab in a chroot", nslab_tests::COMMAND_BOUND)?;
+    let t = text(&out.stdout);
+    let said = "running inside a chroot, which nslab cannot work in";
+    let part = |name: &str| t.split(&format!("== {name}\n")).nth(1).map(|r| r.split("\n== ").next().unwrap_or("").to_string()).unwrap_or_default();
+    ensure!(!part("outside").contains(said), "outside the chroot nslab says it is in one: {t}{}", text(&out.stderr));
+    ensure!(
+        part("doctor").starts_with("MISS not in a chroot") && part("doctor").contains(said) && part("doctor").contains("use a container or a VM"),
+        "doctor in a chroot: {t}{}",
+        text(&out.stderr)
+    );
+    let demo = part("demo");
+    ensure!(
+        demo.contains(&format!("nslab: {said}")) && demo.contains("demo exit 1") && !demo.contains("=="),
+        "demo in a chroot should refuse, saying why: {t}{}",
+        text(&out.stderr)
+    );
     Ok(())
 }

@@ -80,8 +80,11 @@ fn run(bin: &Path, dir: &Path, format: &str) -> Result<(Output, String), String>
         .arg(dir.join("scenarios"))
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("nslab matrix: {e}"))?;
+    let out = nslab_tests::output_bounded(out, "nslab matrix", nslab_tests::COMMAND_BOUND)?;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     ensure!(out.status.code() == Some(1), "nslab matrix exits 1 when a test did not hold; got {}:\n{stderr}", out.status);
     ensure!(stderr.contains(&format!("artifacts kept under {}", art.display())), "the artifact root is printed:\n{stderr}");

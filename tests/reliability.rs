@@ -224,7 +224,11 @@ async fn crash_once(kind: Crash, phase: &str, cycle: usize, delay: Duration, mar
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     // A killed harness cannot remove its artifacts: give the child a directory we remove.
     let artifacts = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut child = tokio::process::Command::new(exe)
+    // The sigint crash relies on SIGINT's default action in the child: it must not inherit an
+    // ignore from whoever started this suite (a background job of a script has SIGINT ignored).
+    let mut std_cmd = std::process::Command::new(exe);
+    nslab_tests::default_signals(&mut std_cmd);
+    let mut child = tokio::process::Command::from(std_cmd)
         .env("NSLAB_TEST_CHILD", "life")
         .env("NSLAB_ARTIFACTS_DIR", artifacts.path())
         .env(MARK, mark)

@@ -110,7 +110,7 @@ fn median(v: &mut [f64]) -> f64 {
 async fn run() -> Result<()> {
     for p in ["dnsperf", "knotd", "nsd"] {
         if std::process::Command::new("which").arg(p).output().map(|o| !o.status.success()).unwrap_or(true) {
-            bail!("{p} is not installed (scripts/setup.sh installs it)");
+            bail!("{p} is not installed (`bash scripts/setup.sh --bench` installs it)");
         }
     }
     let (rounds, secs) = (env_or("NSLAB_DNS_BENCH_ROUNDS", 3), env_or("NSLAB_DNS_BENCH_SECS", 5));

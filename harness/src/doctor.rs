@@ -45,6 +45,9 @@ const PROGRAMS: &[(&str, &str)] = &[
 /// Runs every check. Reads only: it creates no namespace and changes nothing.
 pub fn run() -> Vec<Check> {
     let mut out = Vec::new();
+    if crate::chroot::inside() {
+        out.push(check("not in a chroot", false, crate::chroot::MESSAGE, "use a container or a VM"));
+    }
     if crate::rootless::privileged() {
         out.push(check("privileges", true, "CAP_NET_ADMIN and CAP_SYS_ADMIN (root)", ""));
         let userns = read("/proc/sys/user/max_user_namespaces").unwrap_or_default();

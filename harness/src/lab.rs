@@ -201,6 +201,9 @@ impl LabBuilder {
     /// [`Error::Privileges`] without CAP_NET_ADMIN/CAP_SYS_ADMIN, [`Error::Invalid`] for a bad
     /// definition, and the kernel's refusal of any step otherwise. Nothing is left behind.
     pub async fn build(mut self) -> Result<Lab> {
+        if crate::chroot::inside() {
+            return Err(Error::Invalid { what: crate::chroot::MESSAGE.into() });
+        }
         let t_start = Instant::now();
         check_privileges()?;
         let name = self.name.clone().unwrap_or_else(|| format!("lab{}-{}", std::process::id(), LAB_COUNTER.fetch_add(1, Ordering::Relaxed)));

@@ -41,6 +41,7 @@
 //! Requires root (CAP_NET_ADMIN and CAP_SYS_ADMIN). The caller owns the tokio runtime.
 
 pub mod artifacts;
+pub mod chroot;
 pub mod dad;
 pub mod demo;
 pub mod dns;

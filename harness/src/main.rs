@@ -248,6 +248,13 @@ fn main() -> ExitCode {
         // The daemon leaves the terminal's session: closing the terminal must not end the lab.
         let _ = nix::unistd::setsid();
     }
+    // Commands that build or join labs cannot work in a chroot: say so instead of leaking out of it.
+    if matches!(cli.cmd, Cmd::Run { .. } | Cmd::Matrix { .. } | Cmd::Demo { .. } | Cmd::Serve { .. } | Cmd::Up { .. } | Cmd::Exec { .. } | Cmd::Shell { .. })
+        && nslab::chroot::inside()
+    {
+        eprintln!("nslab: {}", nslab::chroot::MESSAGE);
+        return ExitCode::FAILURE;
+    }
     // Commands that build labs get their privileges first, while the process has one thread.
     if matches!(cli.cmd, Cmd::Run { .. } | Cmd::Matrix { .. } | Cmd::Demo { .. } | Cmd::Serve { .. }) {
         if let Err(e) = nslab::rootless::enter() {
@@ -454,10 +461,15 @@ fn main() -> ExitCode {
             };
             let profiles = if profiles.is_empty() { Profile::ALL.to_vec() } else { profiles };
             let res: anyhow::Result<()> = rt.block_on(async {
-                for p in profiles {
-                    let r = nslab::demo::run_profile(p).await?;
-                    print!("{}", nslab::demo::render(&r));
+                // Every profile's lab at once, printed in order as each is ready.
+                use futures::StreamExt;
+                let t = std::time::Instant::now();
+                let n = profiles.len();
+                let mut runs: futures::stream::FuturesOrdered<_> = profiles.into_iter().map(nslab::demo::run_profile).collect();
+                while let Some(r) = runs.next().await {
+                    print!("{}", nslab::demo::render(&r?));
                 }
+                println!("{n} profile(s) in {:.2} s", t.elapsed().as_secs_f64());
                 Ok(())
             });
             match res {

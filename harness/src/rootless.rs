@@ -97,6 +97,9 @@ fn read(path: &str) -> Option<String> {
 /// the command that lifts it. Never empty: without a known setting, it says what else to try.
 pub fn advice(err: &io::Error) -> Vec<String> {
     let mut out = Vec::new();
+    if crate::chroot::inside() {
+        out.push(crate::chroot::MESSAGE.into());
+    }
     if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
         out.push("user.max_user_namespaces is 0 (user namespaces are switched off): run `sudo sysctl -w user.max_user_namespaces=15000` (add it to /etc/sysctl.d/ to keep it), or run nslab as root".into());
     }
@@ -113,7 +116,7 @@ pub fn advice(err: &io::Error) -> Vec<String> {
     if out.is_empty() {
         out.push(match err.raw_os_error() {
             Some(libc::ENOSPC) => "the user namespace limit is reached (user.max_user_namespaces, or the per-user count): raise it with `sudo sysctl -w user.max_user_namespaces=15000`, or run nslab as root".into(),
-            Some(libc::EPERM) => "no sysctl forbids it, so a security policy does (a container's seccomp profile, for example Docker's default, or an LSM): run the container with `--privileged` or `--security-opt seccomp=unconfined`, or run nslab as root".into(),
+            Some(libc::EPERM) => "no sysctl forbids it, so a security policy does (a container's seccomp profile, for example Docker's default, or an LSM): run the container with `--privileged` or `--security-opt seccomp=unconfined`, or run nslab as root; or this is a chroot, where the kernel refuses user namespaces (nslab cannot work in a chroot: use a container or a VM)".into(),
             Some(libc::EINVAL) => "the process had several threads; call nslab::rootless::enter() first thing in main".into(),
             _ => "run nslab as root (sudo -E nslab ...), or check `nslab doctor`".into(),
         });

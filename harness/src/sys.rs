@@ -257,7 +257,13 @@ fn child_setup(
             return Err(last_err());
         }
         if pid == 0 {
-            // The program: its own process group (so signals reach its workers), normal mask.
+            // The program: its own process group (so signals reach its workers), normal mask,
+            // and the signals a starter may have ignored at their default action, as a service on
+            // a machine gets them (a harness run as a background job of a script has SIGINT and
+            // SIGQUIT ignored, under nohup SIGHUP, and exec keeps an ignore).
+            for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGHUP, libc::SIGTERM] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
             libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
             libc::setpgid(0, 0);
             if let Some(filter) = seccomp {

@@ -114,13 +114,25 @@ fn scenarios_binary() -> Option<PathBuf> {
 
 /// `nslab ARGS` with its artifacts in `artifacts` and NSLAB_REQUIRE_ALL unset.
 fn nslab(args: &[&str], artifacts: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nslab"))
-        .args(args)
-        .env("NSLAB_ARTIFACTS_DIR", artifacts)
-        .env_remove("NSLAB_REQUIRE_ALL")
-        .env("NO_COLOR", "1")
-        .output()
+    output(Command::new(env!("CARGO_BIN_EXE_nslab")).args(args).env("NSLAB_ARTIFACTS_DIR", artifacts).env_remove("NSLAB_REQUIRE_ALL").env("NO_COLOR", "1"))
         .expect("nslab runs")
+}
+
+/// `Command::output()` with a guard against a hang, far above the normal time: past it the child
+/// is killed (by its id: ours, not yet reaped) and the error names the command and the bound.
+fn output(c: &mut Command) -> std::io::Result<Output> {
+    const BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+    let what = format!("{c:?}");
+    let child = c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn()?;
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    rx.recv_timeout(BOUND).unwrap_or_else(|_| {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what}: pid {pid} had not ended after {} s; killed it", BOUND.as_secs())))
+    })
 }
 
 fn text(o: &Output) -> String {
@@ -184,7 +196,7 @@ fn validate_unprivileged() -> R {
         } else {
             Command::new(&bin)
         };
-        c.args(args).env_remove("NSLAB_REQUIRE_ALL").current_dir(dir).output()
+        output(c.args(args).env_remove("NSLAB_REQUIRE_ALL").current_dir(dir))
     };
     let whoami = if root { run(&["validate", "--help"])? } else { run(&["--version"])? };
     ensure!(whoami.status.success(), "the copied binary should run{}:\n{}", if root { " as uid 65534" } else { "" }, text(&whoami));
@@ -519,7 +531,7 @@ fn libtest(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         c.env(k, v);
     }
-    c.output().expect("the scenarios binary runs")
+    output(&mut c).expect("the scenarios binary runs")
 }
 
 /// `test NAME ... ok|FAILED|ignored` lines: name -> passed/failed/ignored.
@@ -617,7 +629,7 @@ fn agreement(bin: &Path) -> R {
             c.env("NSLAB_REQUIRE_ALL", v);
             env.push(("NSLAB_REQUIRE_ALL", v));
         }
-        let o = c.output()?;
+        let o = output(&mut c)?;
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).map_err(|e| format!("{what}: no JSON report ({e}):\n{}", text(&o)))?)?;
         let cli: BTreeMap<String, String> = v["results"]
             .as_array()

@@ -399,6 +399,73 @@ pub fn nslab_bin() -> Result<std::path::PathBuf, String> {
     Ok(bin)
 }
 
+/// Makes a child test process start with SIGINT, SIGQUIT, SIGTERM and SIGHUP at their default
+/// action and no signal blocked, whatever this test binary inherited. A test that relies on a
+/// signal's default action in its child must not depend on who started the suite: a background
+/// job of a non-interactive shell (`cmd &` in a script, CI and nohup wrappers) starts with SIGINT
+/// and SIGQUIT ignored, the ignore passes through fork and exec, and the child would then outlive
+/// the signal the test sends it.
+pub fn default_signals(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
+    // (signal(2), sigemptyset(3), sigprocmask(2)) on this process's own state.
+    unsafe {
+        cmd.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
+                if libc::signal(sig, libc::SIG_DFL) == libc::SIG_ERR {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Waits for a child test process to end, for at most `bound` (a guard against a hang, not a
+/// measurement: pick it far above the normal time). Past it, the child is killed and the error
+/// says what was awaited and for how long, instead of the test stalling the suite.
+pub async fn wait_child_bounded(mut child: std::process::Child, what: &str, bound: std::time::Duration) -> Result<std::process::ExitStatus, String> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("{what}: wait for pid {}: {e}", child.id()))? {
+            return Ok(status);
+        }
+        if start.elapsed() >= bound {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{what}: pid {} had not ended after {:.1} s; killed it", child.id(), bound.as_secs_f64()));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// How long a test waits for one nslab command (a scenario run, `up`, `down`) before it gives up:
+/// a guard against a hang, far above the normal time.
+pub const COMMAND_BOUND: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Waits for a spawned child's exit and output, for at most `bound`. Past it, the child is killed
+/// (by its id: it is ours and not yet reaped) and the error says what was awaited, for how long,
+/// and the output so far is lost with it. For the `std::process::Command::output()` of tests.
+pub fn output_bounded(child: std::process::Child, what: &str, bound: std::time::Duration) -> Result<std::process::Output, String> {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(bound) {
+        Ok(r) => r.map_err(|e| format!("{what}: {e}")),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            Err(format!("{what}: pid {pid} had not ended (or its output was still open) after {} s; killed it", bound.as_secs()))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

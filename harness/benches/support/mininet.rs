@@ -74,7 +74,7 @@ impl Mininet {
         for (prog, pkg) in [("mn", "mininet"), ("brctl", "bridge-utils"), ("unshare", "util-linux"), (PYTHON, "python3")] {
             let found = if prog.starts_with('/') { std::path::Path::new(prog).is_file() } else { on_path(prog) };
             if !found {
-                bail!("{prog} not found (apt-get install {pkg})");
+                bail!("{prog} not found (apt-get install {pkg}, or `bash scripts/setup.sh --bench`)");
             }
         }
         let version = std::process::Command::new("mn")
