@@ -209,6 +209,8 @@ pub struct TmpCheck {
     roots: Vec<(std::path::PathBuf, std::collections::BTreeSet<std::path::PathBuf>, bool)>,
     others: std::sync::Arc<std::sync::Mutex<Option<String>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The cargo-nextest run this process is one test of, if it is.
+    nextest: Option<String>,
 }
 
 impl TmpCheck {
@@ -234,7 +236,9 @@ impl TmpCheck {
             // A root the caller chose is theirs to set modes on; nslab's own are judged.
             .map(|(r, var)| (r, std::env::var_os(var).is_none_or(|v| v.is_empty())))
             .collect();
-        Some(TmpCheck::watch(private, shared, roots))
+        let mut check = TmpCheck::watch(private, shared, roots);
+        check.nextest = std::env::var_os("NEXTEST_RUN_ID").map(|id| format!("cargo-nextest run {}", id.to_string_lossy()));
+        Some(check)
     }
 
     /// Snapshots `shared` directories and `roots` (with whether their modes are nslab's to
@@ -264,7 +268,7 @@ impl TmpCheck {
                 std::thread::sleep(std::time::Duration::from_millis(250));
             }
         });
-        TmpCheck { private, shared: snap, roots, others, stop }
+        TmpCheck { private, shared: snap, roots, others, stop, nextest: None }
     }
 
     /// What was left behind (after a passing run) or is readable by other users.
@@ -310,9 +314,19 @@ impl TmpCheck {
             }
             let now = walk(root);
             let live: Vec<&std::path::PathBuf> = now.iter().filter(|d| live_evidence(d)).collect();
+            // Under cargo-nextest every test is a process of its own and the processes of one
+            // run overlap (too briefly to be sampled above), and a retry keeps its evidence by
+            // design (runner::attempt): what lands in a shared root then cannot be told to be
+            // this process's. The run as a whole is checked by its script
+            // (scripts/nextest-retries.sh: a first-time pass leaves nothing).
+            let concurrent = others.clone().or_else(|| self.nextest.clone());
             for p in now.difference(before) {
-                if !live.iter().any(|l| l.starts_with(p) || p.starts_with(l)) {
-                    leaks.push(format!("{} (new in nslab's root {})", p.display(), root.display()));
+                if live.iter().any(|l| l.starts_with(p) || p.starts_with(l)) {
+                    continue;
+                }
+                match &concurrent {
+                    None => leaks.push(format!("{} (new in nslab's root {})", p.display(), root.display())),
+                    Some(who) => eprintln!("note: {} is new in nslab's root {}, but other processes of the run shared it ({who}): not attributed", p.display(), root.display()),
                 }
             }
         }
