@@ -14,7 +14,7 @@
 #
 # Per run it prints the passed, failed and ignored trial counts, the wall time, the load
 # average at the end and the names of the failed trials; each run's full output is kept in a
-# directory it prints. Exit status 1 when any trial of any run failed.
+# directory it prints, removed when every run passed. Exit status 1 when any trial of any run failed.
 #
 # Needs root (or rootless mode), like every scenario trial, and stress-ng: when it is missing
 # and this runs as root on a machine with apt-get, it installs the `stress-ng` package.
@@ -141,4 +141,6 @@ if ((any_failed)); then
     echo "under-load: FAILED: a run had failed trials; outputs in $LOGS"
     exit 1
 fi
-echo "under-load: all $RUNS run(s) passed; outputs in $LOGS"
+# A passing run leaves nothing behind (failing trials keep their artifacts, and the outputs above).
+rm -rf -- "$LOGS"
+echo "under-load: all $RUNS run(s) passed"
