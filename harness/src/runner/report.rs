@@ -63,6 +63,8 @@ pub struct StaleRow {
     pub new_connections_to_old: usize,
     /// DNS queries the client made after the swap, within its stale window.
     pub dns_queries_after: usize,
+    /// DNS queries the client made after the swap up to its first request to the new target.
+    pub dns_queries_before_new: usize,
     /// What they were answered (`NAME TYPE: data, ...`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub answers_after: Vec<String>,

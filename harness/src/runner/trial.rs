@@ -919,6 +919,7 @@ fn staleness_rows(lab: &Lab, targets: &BTreeMap<String, Target>, swaps: &[Swap])
                 pinned_requests: st.pinned_requests,
                 new_connections_to_old: st.new_connections_to_old,
                 dns_queries_after: st.dns_queries_after,
+                dns_queries_before_new: st.dns_queries_before_new,
                 answers_after: st.answers_after.clone(),
                 cause: st.cause.name().to_string(),
                 summary: st.to_string(),

@@ -433,7 +433,7 @@ impl fmt::Display for Check {
                     write!(f, ", {n} DNS quer{} after it", if n == 1 { "y" } else { "ies" })?;
                 }
                 if let Some(n) = counts.min_dns_queries_after {
-                    write!(f, ", at least {n} DNS quer{} after it", if n == 1 { "y" } else { "ies" })?;
+                    write!(f, ", at least {n} DNS quer{} after it before reaching {new}", if n == 1 { "y" } else { "ies" })?;
                 }
                 if let Some(n) = counts.new_connections_to_old {
                     write!(f, ", {n} new connection(s) to {old}")?;
