@@ -3,7 +3,7 @@
 # artifact directory, and that a trial that passes on its retry is reported flaky, in nslab's
 # JSON and JUnit reports (NSLAB_REPORT_JSON / NSLAB_REPORT_JUNIT) as in nextest's own JUnit.
 #
-# The fixtures (harness/tests/fixtures/retry/) are copied to a fresh folder: `fails-once` fails on
+# The fixtures (harness/cli/tests/fixtures/retry/) are copied to a fresh folder: `fails-once` fails on
 # its first attempt and leaves a marker file there, which its second attempt finds and passes;
 # `always-fails` fails both; `passes` passes the first time.
 #
@@ -25,7 +25,7 @@ mkdir -p target
 SCRATCH=$(mktemp -d -p "$PWD/target" nextest-retries.XXXXXX)
 trap 'rm -rf "$SCRATCH"' EXIT
 mkdir "$SCRATCH/scenarios"
-cp -r harness/tests/fixtures/retry "$SCRATCH/scenarios/"
+cp -r harness/cli/tests/fixtures/retry "$SCRATCH/scenarios/"
 cat >"$SCRATCH/nextest.toml" <<'EOF'
 [profile.nslab-retries.junit]
 path = "junit.xml"

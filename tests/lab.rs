@@ -504,7 +504,7 @@ async fn hostfs_run_tmp() -> Result<(), String> {
         .map(|p| std::fs::metadata(p).map(|m| format!("{:o}\n", m.permissions().mode() & 0o7777)).unwrap_or_default())
         .collect::<String>();
     ensure!(modes == machine, "host a's /run, /tmp, /var/tmp have modes {modes:?}, the machine's {machine:?}");
-    if !nslab::rootless::is_rootless() {
+    if !nslab::os::rootless::is_rootless() {
         let as_nobody = format!("setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'echo x > /tmp/{n}.nobody && echo x > /var/tmp/{n}.nobody'");
         sh(&a, &as_nobody).await?.map_err(|e| format!("a program running as uid 65534 should write to the host's /tmp and /var/tmp: {e}"))?;
         let owner = std::fs::metadata(a.private_copy("/tmp").ok_or("no /tmp copy")?.join(format!("{n}.nobody"))).map_err(|e| e.to_string())?.uid();
@@ -649,7 +649,7 @@ fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
 }
 
-use nslab::process::descendants;
+use nslab::host::process::descendants;
 
 async fn stop_tree() -> Result<(), String> {
     let lab = Lab::builder().host("h").build().await.map_err(err)?;
@@ -872,7 +872,7 @@ async fn privileges() -> Result<(), String> {
         .map_err(|e| format!("setpriv: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
     ensure!(
-        text.trim() == "nslab needs CAP_NET_ADMIN and CAP_SYS_ADMIN to build a lab; run as root, or call nslab::rootless::enter() first thing in main (the nslab command and nslab's test binaries do), or work in a VM made with the repository's Vagrantfile",
+        text.trim() == "nslab needs CAP_NET_ADMIN and CAP_SYS_ADMIN to build a lab; run as root, or call nslab::os::rootless::enter() first thing in main (the nslab command and nslab's test binaries do), or work in a VM made with the repository's Vagrantfile",
         "unexpected message without capabilities: {text:?} {}",
         String::from_utf8_lossy(&out.stderr)
     );

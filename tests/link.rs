@@ -127,7 +127,7 @@ async fn nat64_flap() -> Result<(), String> {
     let client = lab.host("client").map_err(err)?.clone();
     let v4 = server.ipv4().ok_or("the ipv4-only server has no IPv4 address")?;
     let [a, b, c, d] = v4.octets();
-    let p = nslab::lab_nat64::PREFIX.segments();
+    let p = nslab::lab::nat64::PREFIX.segments();
     let mapped = std::net::Ipv6Addr::new(p[0], p[1], p[2], p[3], p[4], p[5], u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d]));
     let l = server.bind_tcp(SocketAddr::new(IpAddr::V4(v4), 8000)).await.map_err(err)?;
     let accept = tokio::spawn(async move { while l.accept().await.is_ok() {} });

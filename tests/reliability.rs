@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use nslab::dns::{RecordValue, Soa, Zone};
-use nslab::process::descendants;
+use nslab::host::process::descendants;
 use nslab::{Command, Lab, LabDns};
 use nslab_tests::{ensure, err, kernel_trial};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -556,7 +556,7 @@ fn hostile(case: &Hostile) -> Result<(), String> {
     let file = dir.join(format!("{}.toml", case.name));
     std::fs::write(&file, &case.text).map_err(|e| e.to_string())?;
     let before = listing(root.path());
-    let (trials, errors) = nslab::runner::collect(std::slice::from_ref(&file), &[]);
+    let (trials, errors) = nslab_scenario::runner::collect(std::slice::from_ref(&file), &[]);
     ensure!(listing(root.path()) == before, "loading changed files under {}", root.path().display());
     ensure!(trials.is_empty(), "the hostile file gave {} trial(s) to run", trials.len());
     ensure!(errors.len() == 1, "expected one error, got {errors:?}");

@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use nslab::runner::admission::{weight, Gate};
-use nslab::runner::{self, Outcome, RunOptions};
+use nslab_scenario::runner::admission::{weight, Gate};
+use nslab_scenario::runner::{self, Outcome, RunOptions};
 use nslab_tests::{kernel_unavailable, require_all};
 
 fn main() -> std::process::ExitCode {
@@ -65,7 +65,7 @@ fn main() -> std::process::ExitCode {
                         // `nslab run` keeps a passing trial's timeline picture for its report;
                         // a test has no report to show it in, and leaves nothing behind.
                         if let Some(dir) = r.timeline.as_deref().and_then(std::path::Path::parent) {
-                            nslab::artifacts::remove(dir, &nslab::artifacts::default_root()).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+                            nslab::os::artifacts::remove(dir, &nslab::os::artifacts::default_root()).map_err(|e| format!("remove {}: {e}", dir.display()))?;
                         }
                         Ok(())
                     }

@@ -9,13 +9,13 @@ use libtest_mimic::{Arguments, Failed, Trial};
 /// Without root, moves this test binary into a user namespace of its own (rootless mode), so
 /// its kernel tests run the same as under root. Call it first thing in `main`.
 ///
-/// Where rootless mode is blocked, the reason (naming the setting, see nslab::rootless) is
+/// Where rootless mode is blocked, the reason (naming the setting, see nslab::os::rootless) is
 /// printed; under `NSLAB_REQUIRE_ALL=1` the binary then exits with failure, otherwise its kernel
 /// tests are reported as ignored.
 pub fn enter_rootless() {
-    match nslab::rootless::enter() {
-        Ok(nslab::rootless::Privileges::Rootless) => eprintln!("note: not root: running in rootless mode (a user namespace of this test binary's own)"),
-        Ok(nslab::rootless::Privileges::Root) => {}
+    match nslab::os::rootless::enter() {
+        Ok(nslab::os::rootless::Privileges::Rootless) => eprintln!("note: not root: running in rootless mode (a user namespace of this test binary's own)"),
+        Ok(nslab::os::rootless::Privileges::Root) => {}
         Err(e) if require_all() => {
             eprintln!("{e}");
             std::process::exit(1);
@@ -39,7 +39,7 @@ pub fn kernel_unavailable() -> Option<String> {
 /// CI): a test that would be ignored for a missing requirement fails instead. Read exactly as
 /// `nslab run` reads it.
 pub fn require_all() -> bool {
-    nslab::runner::requirements::require_all_from_env()
+    nslab_scenario::runner::requirements::require_all_from_env()
 }
 
 /// Whether `program` is on PATH.
@@ -231,7 +231,7 @@ impl TmpCheck {
         let shared: Vec<std::path::PathBuf> = ["/tmp", "/var/tmp", "/run", "/var/run"].iter().map(std::path::PathBuf::from).chain([real]).collect();
         // Single-threaded still: every later temp_dir() and child sees the private one.
         std::env::set_var("TMPDIR", &private);
-        let roots = [(nslab::artifacts::default_root(), "NSLAB_ARTIFACTS_DIR"), (nslab::live::state_root(), "NSLAB_STATE_DIR")]
+        let roots = [(nslab::os::artifacts::default_root(), "NSLAB_ARTIFACTS_DIR"), (nslab_cli::live::state_root(), "NSLAB_STATE_DIR")]
             .into_iter()
             // A root the caller chose is theirs to set modes on; nslab's own are judged.
             .map(|(r, var)| (r, std::env::var_os(var).is_none_or(|v| v.is_empty())))
@@ -389,7 +389,7 @@ fn walk(dir: &std::path::Path) -> std::collections::BTreeSet<std::path::PathBuf>
 /// whose marker names a live process, or a lab state directory whose daemon lives or whose
 /// name is being claimed.
 fn live_evidence(d: &std::path::Path) -> bool {
-    let alive = |f: &str| std::fs::read(d.join(f)).ok().and_then(|b| serde_json::from_slice::<nslab::live::ProcId>(&b).ok()).is_some_and(|p| p.alive());
+    let alive = |f: &str| std::fs::read(d.join(f)).ok().and_then(|b| serde_json::from_slice::<nslab_cli::live::ProcId>(&b).ok()).is_some_and(|p| p.alive());
     let locked = std::fs::File::open(d.join("lock")).is_ok_and(|f| nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err());
     alive(".nslab-live") || alive("daemon.pid") || locked
 }
@@ -405,9 +405,9 @@ pub fn nslab_bin() -> Result<std::path::PathBuf, String> {
     let bin = profile_dir.join("nslab");
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo).args(["build", "-q", "-p", "nslab", "--bin", "nslab"]).status().map_err(|e| format!("cargo build: {e}"))?;
+        let st = Command::new(cargo).args(["build", "-q", "-p", "nslab-cli", "--bin", "nslab"]).status().map_err(|e| format!("cargo build: {e}"))?;
         if !st.success() {
-            return Err(format!("cargo build -p nslab failed: {st}"));
+            return Err(format!("cargo build -p nslab-cli failed: {st}"));
         }
     }
     Ok(bin)
@@ -420,24 +420,7 @@ pub fn nslab_bin() -> Result<std::path::PathBuf, String> {
 /// and SIGQUIT ignored, the ignore passes through fork and exec, and the child would then outlive
 /// the signal the test sends it.
 pub fn default_signals(cmd: &mut Command) -> &mut Command {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs between fork and exec and makes only async-signal-safe calls
-    // (signal(2), sigemptyset(3), sigprocmask(2)) on this process's own state.
-    unsafe {
-        cmd.pre_exec(|| {
-            for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
-                if libc::signal(sig, libc::SIG_DFL) == libc::SIG_ERR {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        })
-    }
+    nslab::sys::default_signals(cmd)
 }
 
 /// Waits for a child test process to end, for at most `bound` (a guard against a hang, not a
@@ -505,7 +488,7 @@ mod tests {
         // A live lab of another process (here: this one, alive): excused, with its folders.
         let live = root.join("bind/x/lab1-0-abc");
         std::fs::create_dir_all(&live).unwrap();
-        let me = nslab::live::ProcId::of(std::process::id()).unwrap();
+        let me = nslab_cli::live::ProcId::of(std::process::id()).unwrap();
         std::fs::write(live.join(".nslab-live"), serde_json::to_vec(&me).unwrap()).unwrap();
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
         let leaks = check.finish(true);

@@ -1,0 +1,696 @@
+//! A lab: hosts joined by a switch, built concurrently over netlink and torn down without a trace.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::try_join_all;
+
+use crate::dns::DnsServer;
+use crate::addr::plan::LAB_DOMAIN;
+use crate::error::{Error, Result, TeardownError};
+use crate::host::etc;
+use crate::host::handle::{EtcFile, Host, HostInner};
+use crate::lab::dns_host::{self, LabDns};
+use crate::os::netlink::Netlink;
+use crate::os::netns::NetNs;
+use crate::addr::plan::{self, SlotAddrs};
+use crate::host::process::Registry;
+use crate::addr::profile::Profile;
+use crate::lab::spec::{self, HostSpec};
+use crate::os::sysctl::{self, Sysctl};
+
+
+static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Builds a [`Lab`]; see [`Lab::builder`].
+#[derive(Debug, Clone)]
+pub struct LabBuilder {
+    name: Option<String>,
+    profile: Profile,
+    hosts: Vec<HostSpec>,
+    artifacts_root: Option<PathBuf>,
+    artifacts_base: Option<PathBuf>,
+    keep_artifacts: bool,
+    hosts_entries: bool,
+    dns: Option<LabDns>,
+    shared: Vec<PathBuf>,
+}
+
+/// A built lab: isolated hosts on one switch. Tear it down with [`Lab::teardown`]; dropping it
+/// without teardown also cleans up, but keeps the artifacts (that is the error path).
+pub struct Lab {
+    name: String,
+    profile: Profile,
+    epoch: Instant,
+    hosts: Vec<Host>,
+    switch: Option<(NetNs, Netlink)>,
+    /// The artifact directory: made owner-only at build, with a marker naming this process
+    /// (see [`crate::os::artifacts`]); `None` once torn down.
+    artifacts: Option<PathBuf>,
+    /// The folder above it up to which emptied folders are removed with it.
+    artifacts_base: PathBuf,
+    keep: AtomicBool,
+    registry: Arc<Registry>,
+    dns: Option<DnsServer>,
+}
+
+impl std::fmt::Debug for Lab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lab").field("name", &self.name).field("profile", &self.profile).field("hosts", &self.hosts).finish()
+    }
+}
+
+struct Planned {
+    spec: HostSpec,
+    profile: Profile,
+    slot: SlotAddrs,
+    sysctls: Vec<(PathBuf, Sysctl)>,
+    dir: PathBuf,
+    etc: Vec<EtcFile>,
+    fs: crate::host::hostfs::HostFs,
+}
+
+impl LabBuilder {
+    /// Names the lab (used for its artifact directory and logs); default `labPID-N`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the profile every host gets unless it overrides it (default: dual-stack).
+    pub fn profile(mut self, p: Profile) -> Self {
+        self.profile = p;
+        self
+    }
+
+    /// Adds a host: a name, or a [`HostSpec`] with overrides.
+    pub fn host(mut self, h: impl Into<HostSpec>) -> Self {
+        self.hosts.push(h.into());
+        self
+    }
+
+    /// Adds several hosts.
+    pub fn hosts<I, H>(mut self, hs: I) -> Self
+    where
+        I: IntoIterator<Item = H>,
+        H: Into<HostSpec>,
+    {
+        self.hosts.extend(hs.into_iter().map(Into::into));
+        self
+    }
+
+    /// Where the lab's artifact directory is created (default
+    /// [`crate::os::artifacts::default_root`]); the root is checked (see [`crate::os::fsafe`]).
+    pub fn artifacts_in(mut self, root: impl Into<PathBuf>) -> Self {
+        self.artifacts_root = Some(root.into());
+        self
+    }
+
+    /// The artifacts root that folders between it and the lab's directory belong to: emptied
+    /// ones go with a passing lab's directory (the runner sets it to its root).
+    #[doc(hidden)]
+    pub fn artifacts_base(mut self, base: impl Into<PathBuf>) -> Self {
+        self.artifacts_base = Some(base.into());
+        self
+    }
+
+    /// Keeps the artifact directory after a successful teardown (it is always kept after a
+    /// failure or a panic). `NSLAB_KEEP_ARTIFACTS=1` does the same.
+    pub fn keep_artifacts(mut self, keep: bool) -> Self {
+        self.keep_artifacts = keep;
+        self
+    }
+
+    /// Whether every host's /etc/hosts lists the lab hosts (default true). Turn it off when a
+    /// test must resolve host names through DNS only.
+    pub fn hosts_file_entries(mut self, on: bool) -> Self {
+        self.hosts_entries = on;
+        self
+    }
+
+    /// Keeps the machine directory `path` visible to the lab's programs at its own path even
+    /// when it lies inside a directory each host has its own copy of (`/tmp`, `/var/tmp`, a
+    /// private path): a folder of files the programs are started with, say. The lab's artifact
+    /// directory always is. The directory is shared, not copied: writes reach the machine.
+    pub fn share_with_hosts(mut self, path: impl Into<PathBuf>) -> Self {
+        self.shared.push(path.into());
+        self
+    }
+
+    /// Runs a DNS server in the lab (on a dual-stack host `dns` unless [`LabDns::on_host`]
+    /// names a declared one) and points every host's /etc/resolv.conf at it.
+    pub fn dns(mut self, dns: LabDns) -> Self {
+        self.dns = Some(dns);
+        self
+    }
+
+    fn plan(&mut self, name: &str, root: &Path) -> Result<Vec<Planned>> {
+        let invalid = |what: String| Error::Invalid { what };
+        // IPv6-only hosts behind NAT64 need the router, and DNS64 if the lab has DNS.
+        if self.hosts.iter().any(|h| h.profile.unwrap_or(self.profile).uses_nat64()) {
+            if !self.hosts.iter().any(|h| h.name == crate::lab::nat64::NAT64_HOST) {
+                self.hosts.push(crate::lab::nat64::router_spec());
+            }
+            if let Some(d) = self.dns.as_mut() {
+                if d.dns64.is_none() {
+                    d.dns64 = Some(crate::dns::Dns64::new(crate::lab::nat64::PREFIX, 96).map_err(|e| Error::Invalid { what: e.to_string() })?);
+                }
+            }
+        }
+        if let Some(d) = &self.dns {
+            let dh = d.host_name().to_string();
+            if !self.hosts.iter().any(|h| h.name == dh) {
+                if d.host.is_some() {
+                    return Err(invalid(format!("the DNS server is to run on host {dh:?}, which lab {name} does not declare")));
+                }
+                self.hosts.push(HostSpec::new(dh).profile(Profile::DualStack));
+            }
+        }
+        spec::check_name("lab", name).map_err(invalid)?;
+        if self.hosts.is_empty() {
+            return Err(invalid(format!("lab {name} has no hosts; expected at least one")));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for h in &self.hosts {
+            if !seen.insert(h.name.as_str()) {
+                return Err(invalid(format!("host {:?} is declared twice in lab {name}", h.name)));
+            }
+        }
+        // The machine's /run, /tmp, ... as this machine lays them out (/var/run may be a link).
+        let always = crate::host::hostfs::always_private_here().map_err(|e| invalid(format!("lab {name}: {e}")))?;
+        let slots = plan::assign_slots(self.hosts.iter().map(|h| h.name.as_str()))
+            .ok_or_else(|| invalid(format!("lab {name} has {} hosts; one segment holds at most {}", self.hosts.len(), plan::MAX_HOSTS)))?;
+        self.hosts
+            .iter()
+            .map(|h| {
+                let sysctls = spec::check_host(h).map_err(invalid)?;
+                let private = crate::host::hostfs::check_list(&h.private).map_err(|e| invalid(format!("host {}: private path {e}", h.name)))?;
+                let dir = root.join(&h.name);
+                let fs = crate::host::hostfs::plan(&dir, &always, &private).map_err(|e| invalid(format!("host {}: {e}", h.name)))?;
+                Ok(Planned { profile: h.profile.unwrap_or(self.profile), slot: slots[&h.name], sysctls, dir, etc: Vec::new(), fs, spec: h.clone() })
+            })
+            .collect()
+    }
+
+    /// Builds the lab: namespaces, switch, links and addresses, all usable on return.
+    ///
+    /// # Errors
+    /// [`Error::Privileges`] without CAP_NET_ADMIN/CAP_SYS_ADMIN, [`Error::Invalid`] for a bad
+    /// definition, and the kernel's refusal of any step otherwise. Nothing is left behind.
+    pub async fn build(mut self) -> Result<Lab> {
+        if crate::os::chroot::inside() {
+            return Err(Error::Invalid { what: crate::os::chroot::MESSAGE.into() });
+        }
+        let t_start = Instant::now();
+        check_privileges()?;
+        let name = self.name.clone().unwrap_or_else(|| format!("lab{}-{}", std::process::id(), LAB_COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let root = self.artifacts_root.clone().unwrap_or_else(spec::default_artifacts_root);
+        let base = self.artifacts_base.clone().filter(|b| root.starts_with(b)).unwrap_or_else(|| root.clone());
+        // Made now, owner-only in a checked root, with the marker that lets `nslab gc` tell a
+        // run that died; a build that fails removes it again.
+        let artifacts = crate::os::artifacts::create_lab_dir(&root, &format!("{name}-{}", unique_suffix())).map_err(|e| Error::File {
+            op: "create the artifact directory in",
+            path: root.clone(),
+            source: e.into(),
+        })?;
+        // As the directory's own path is: links resolved.
+        let base = std::fs::canonicalize(&base).unwrap_or(base);
+        let mut dir_guard = BuildGuard(Some((artifacts.clone(), base.clone())));
+        let mut planned = self.plan(&name, &artifacts)?;
+        self.plan_etc(&mut planned)?;
+        let epoch = Instant::now();
+        let registry = Arc::new(Registry::default());
+        let rt = tokio::runtime::Handle::current();
+
+        // 1. Namespaces, all at once, each configured from inside by its own short-lived thread.
+        let switch_rt = rt.clone();
+        let switch = NetNs::create_with(move || -> std::io::Result<Netlink> {
+            for p in ["default", "all"] {
+                sysctl::write(Path::new(&format!("/proc/sys/net/ipv6/conf/{p}/disable_ipv6")), "1")?;
+            }
+            Netlink::open_here(&switch_rt)
+        });
+        let hosts_ns = try_join_all(planned.iter().map(|p| {
+            let rt = rt.clone();
+            let settings = base_sysctls(p);
+            let hname = p.spec.name.clone();
+            async move {
+                let (ns, res) = NetNs::create_with(move || -> Result<(Netlink, Vec<(PathBuf, Sysctl)>)> {
+                    let mut deferred = Vec::new();
+                    for (path, s) in settings {
+                        match sysctl::write(&path, &s.value) {
+                            Ok(()) => {}
+                            // Per-interface settings wait until the interface exists.
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => deferred.push((path, s)),
+                            Err(source) => return Err(Error::Sysctl { host: hname.clone(), name: s.name, value: s.value, source }),
+                        }
+                    }
+                    let nl = Netlink::open_here(&rt).map_err(|source| Error::Namespace { op: "open netlink", what: hname.clone(), source })?;
+                    Ok((nl, deferred))
+                })
+                .await
+                .map_err(|source| Error::Namespace { op: "create the network namespace", what: format!("host {}", p.spec.name), source })?;
+                let (nl, deferred) = res?;
+                Ok::<_, Error>((ns, nl, deferred))
+            }
+        }));
+        let (switch, hosts_ns) = futures::future::join(switch, hosts_ns).await;
+        let (switch_ns, switch_nl) = match switch {
+            Ok((ns, Ok(nl))) => (ns, nl),
+            Ok((_, Err(source))) | Err(source) => {
+                return Err(Error::Namespace { op: "create the network namespace", what: format!("the switch of lab {name}"), source })
+            }
+        };
+        let hosts_ns = hosts_ns?;
+
+        let t_ns = epoch.elapsed();
+        // 2. The switch and one veth per host, the host end created directly in its namespace.
+        let sw = format!("switch of lab {name}");
+        let br = switch_nl.create_bridge("br0").await.map_err(|source| Error::Netlink { op: "create bridge br0".into(), what: sw.clone(), source })?;
+        let nl_ref = &switch_nl;
+        try_join_all(planned.iter().zip(&hosts_ns).map(|(p, (ns, _, _))| {
+            let port = format!("p{}", p.slot.slot);
+            let sw = sw.clone();
+            async move {
+                nl_ref.create_veth(&port, br, &p.spec.name, &p.spec.interface, ns.fd(), p.slot.mac()).await.map_err(|source| Error::Netlink {
+                    op: format!("create veth {port} <-> {}/{}", p.spec.name, p.spec.interface),
+                    what: sw,
+                    source,
+                })
+            }
+        }))
+        .await?;
+
+        let t_sw = epoch.elapsed();
+        // 3. Per host: late sysctls, then lo and addresses (links are up, so no first-packet delay).
+        let shared: Vec<PathBuf> = std::iter::once(artifacts.clone()).chain(self.shared.iter().cloned()).collect();
+        let hosts: Vec<Host> = try_join_all(planned.into_iter().zip(hosts_ns).map(|(p, (ns, nl, deferred))| {
+            let registry = registry.clone();
+            let shared = shared.clone();
+            async move {
+                let ifindex = nl.index_of(&p.spec.interface).await.map_err(|source| Error::Netlink {
+                    op: format!("look up {}", p.spec.interface),
+                    what: format!("host {}", p.spec.name),
+                    source,
+                })?;
+                let host = Host {
+                    inner: Arc::new(HostInner {
+                        name: p.spec.name.clone(),
+                        profile: p.profile,
+                        ns,
+                        nl,
+                        ifname: p.spec.interface.clone(),
+                        ifindex,
+                        slot: p.slot,
+                        dir: p.dir,
+                        etc: p.etc,
+                        fs: p.fs,
+                        shared: shared.clone(),
+                        mounts: std::sync::OnceLock::new(),
+                        etc_written: Mutex::new(false),
+                        registry,
+                        epoch,
+                        diag: Mutex::new(None),
+                        names: Mutex::new(Default::default()),
+                        routes_at_down: Mutex::new(Vec::new()),
+                        held: Mutex::new(Default::default()),
+                    }),
+                };
+                for (_, s) in deferred {
+                    host.set_sysctl(&s.name, &s.value).await?;
+                }
+                host.configure_addresses(p.spec.dad).await?;
+                Ok::<_, Error>(host)
+            }
+        }))
+        .await?;
+        // The switch ends of the veths: their bridge ports forward only once the link watch
+        // has seen their carrier (the host ends were awaited when they came up).
+        try_join_all(hosts.iter().map(|h| {
+            let port = format!("p{}", h.slot().slot);
+            let what = format!("switch port {port} of host {} to forward", h.name());
+            let sw = &sw;
+            async move {
+                let index = nl_ref.index_of(&port).await.map_err(|source| Error::Netlink { op: format!("look up {port}"), what: sw.clone(), source })?;
+                crate::os::netlink::wait_oper_up(nl_ref, index, what).await
+            }
+        }))
+        .await?;
+        tracing::debug!(lab = %name, plan = ?(epoch - t_start), namespaces = ?t_ns, switch = ?(t_sw - t_ns), hosts = ?(epoch.elapsed() - t_sw), "lab build phases");
+        // The rest may start programs (tayga): on failure, end them before returning.
+        let rest = async {
+            break_ipv6(&hosts).await?;
+            if let Some(router) = hosts.iter().find(|h| h.name() == crate::lab::nat64::NAT64_HOST && hosts.iter().any(|o| o.profile().uses_nat64())) {
+                crate::lab::nat64::setup(router, &hosts).await?;
+            }
+            let dns = match &self.dns {
+                Some(cfg) => {
+                    let host = hosts.iter().find(|h| h.name() == cfg.host_name()).expect("planned above");
+                    Some(dns_host::start(cfg, &name, host, &hosts, epoch).await?)
+                }
+                None => None,
+            };
+            Ok::<_, Error>(dns)
+        }
+        .await;
+        let dns = match rest {
+            Ok(d) => d,
+            Err(e) => {
+                for p in registry.all() {
+                    p.kill_now();
+                }
+                return Err(e);
+            }
+        };
+        tracing::debug!(lab = %name, hosts = hosts.len(), elapsed = ?epoch.elapsed(), "lab built");
+        let keep = self.keep_artifacts || std::env::var_os("NSLAB_KEEP_ARTIFACTS").is_some_and(|v| v == "1");
+        dir_guard.0 = None;
+        Ok(Lab {
+            name,
+            profile: self.profile,
+            epoch,
+            hosts,
+            switch: Some((switch_ns, switch_nl)),
+            artifacts: Some(artifacts),
+            artifacts_base: base,
+            keep: AtomicBool::new(keep),
+            registry,
+            dns,
+        })
+    }
+
+    /// Decides each host's /etc files. They are written on the host's first spawn, so a lab that
+    /// runs no program in a host costs no file system work for it (directory removal alone can
+    /// take milliseconds on a busy disk).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when a host shares no address family with the lab's DNS host.
+    fn plan_etc(&self, planned: &mut [Planned]) -> Result<()> {
+        let entries: Vec<(String, Vec<std::net::IpAddr>)> = if self.hosts_entries {
+            planned
+                .iter()
+                .map(|p| {
+                    let mut a: Vec<std::net::IpAddr> = Vec::new();
+                    if p.profile.has_ipv4() {
+                        a.push(p.slot.v4.into());
+                    }
+                    if p.profile.has_global_ipv6() {
+                        a.push(p.slot.v6.into());
+                    }
+                    (p.spec.name.clone(), a)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let hosts_text = etc::hosts(&entries, LAB_DOMAIN);
+        let dns_server =
+            self.dns.as_ref().and_then(|d| planned.iter().find(|p| p.spec.name == d.host_name())).map(|p| (p.slot, p.spec.name.clone(), p.profile));
+        let search = self.dns.as_ref().map(|d| d.search()).unwrap_or_else(|| vec![LAB_DOMAIN.to_string()]);
+        for p in planned.iter_mut() {
+            let etc_dir = p.dir.join("etc");
+            let ns = match &dns_server {
+                Some((slot, name, prof)) => {
+                    dns_host::nameservers(slot, name, *prof, &p.spec.name, p.profile, &p.spec.interface).map_err(|what| Error::Invalid { what })?
+                }
+                None => Vec::new(),
+            };
+            let resolv_text = etc::resolv_conf(&ns, &search);
+            let mut files = vec![("hosts", hosts_text.clone(), "/etc/hosts"), ("resolv.conf", resolv_text, "/etc/resolv.conf")];
+            if let Some(g) = &p.spec.gai_conf {
+                files.push(("gai.conf", g.clone(), "/etc/gai.conf"));
+            }
+            p.etc = files
+                .into_iter()
+                .map(|(file, text, target)| match p.fs.inside_copy(Path::new(target)) {
+                    Some(path) => EtcFile { path, text, target, mounted: false },
+                    None => EtcFile { path: etc_dir.join(file), text, target, mounted: true },
+                })
+                .collect();
+        }
+        Ok(())
+    }
+}
+
+/// The sysctls a host's namespace gets before any interface exists, so that its lab interface
+/// is born with them: the profile's, then bindv6only, then the user's.
+fn base_sysctls(p: &Planned) -> Vec<(PathBuf, Sysctl)> {
+    let mut v: Vec<(&str, String)> = Vec::new();
+    if p.profile.ipv6_enabled() {
+        // No kernel-made link-local address (the lab sets a stable one), no router
+        // solicitations, and no DAD unless asked: addresses are usable the moment they are added.
+        v.push(("net.ipv6.conf.default.addr_gen_mode", "1".into()));
+        v.push(("net.ipv6.conf.default.accept_ra", "0".into()));
+        v.push(("net.ipv6.conf.default.router_solicitations", "0".into()));
+        v.push(("net.ipv6.conf.default.accept_dad", if p.spec.dad { "1" } else { "0" }.into()));
+    } else {
+        v.push(("net.ipv6.conf.default.disable_ipv6", "1".into()));
+        v.push(("net.ipv6.conf.all.disable_ipv6", "1".into()));
+    }
+    if let Some(b) = p.spec.bindv6only {
+        v.push(("net.ipv6.bindv6only", if b { "1" } else { "0" }.into()));
+    }
+    let mut out: Vec<(PathBuf, Sysctl)> =
+        v.into_iter().map(|(n, val)| (sysctl::sysctl_path(n).expect("built-in names are valid"), Sysctl { name: n.into(), value: val })).collect();
+    out.extend(p.sysctls.iter().cloned());
+    out
+}
+
+/// The MAC of the `broken-ipv6` profile's neighbour entries: no lab host has it, so frames to it
+/// are flooded by the switch and dropped by every host, silently, as on a broken path.
+const NOBODY_MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x10, 0xde, 0xad];
+
+/// In each `broken-ipv6` host, points every other host's IPv6 addresses at [`NOBODY_MAC`].
+async fn break_ipv6(hosts: &[Host]) -> Result<()> {
+    let reqs = hosts
+        .iter()
+        .filter(|h| h.profile().ipv6_broken())
+        .flat_map(|h| hosts.iter().filter(move |o| o.name() != h.name()).flat_map(|o| o.ipv6().into_iter().chain(o.link_local())).map(move |ip| (h, ip)));
+    try_join_all(reqs.map(|(h, ip)| async move {
+        h.inner.nl.add_neighbour(h.inner.ifindex, ip.into(), NOBODY_MAC).await.map_err(|source| Error::Netlink {
+            op: format!("add a permanent neighbour {ip} -> {:02x?} (broken-ipv6)", NOBODY_MAC),
+            what: format!("host {}", h.name()),
+            source,
+        })
+    }))
+    .await?;
+    Ok(())
+}
+
+/// Removes the artifact directory of a build that failed (nothing of it is kept).
+struct BuildGuard(Option<(PathBuf, PathBuf)>);
+
+impl Drop for BuildGuard {
+    fn drop(&mut self) {
+        if let Some((dir, base)) = self.0.take() {
+            let _ = crate::os::artifacts::remove(&dir, &base);
+        }
+    }
+}
+
+/// A random suffix for artifact directory names (labs of several processes share a root).
+fn unique_suffix() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    format!("{:06x}", h.finish() & 0xff_ffff)
+}
+
+/// Fails early, with a message that says what to do, when this process cannot build labs.
+fn check_privileges() -> Result<()> {
+    const NET_ADMIN: u64 = 1 << 12;
+    const SYS_ADMIN: u64 = 1 << 21;
+    let caps = crate::sys::effective_caps().unwrap_or(0);
+    let mut missing = Vec::new();
+    if caps & NET_ADMIN == 0 {
+        missing.push("CAP_NET_ADMIN");
+    }
+    if caps & SYS_ADMIN == 0 {
+        missing.push("CAP_SYS_ADMIN");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Privileges {
+        missing: missing.join(" and "),
+        hint: "run as root, or call nslab::rootless::enter() first thing in main (the nslab command and nslab's test binaries do), or work in a VM made with the repository's Vagrantfile".into(),
+    })
+}
+
+impl Lab {
+    /// Starts describing a lab (dual-stack unless [`LabBuilder::profile`] says otherwise).
+    pub fn builder() -> LabBuilder {
+        LabBuilder {
+            name: None,
+            profile: Profile::DualStack,
+            hosts: Vec::new(),
+            artifacts_root: None,
+            artifacts_base: None,
+            keep_artifacts: false,
+            hosts_entries: true,
+            dns: None,
+            shared: Vec::new(),
+        }
+    }
+
+    /// The lab's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The lab-wide profile.
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    /// The instant the lab was built; process output and exits are timed from it.
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// Time since the lab was built.
+    pub fn elapsed(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    /// The hosts, in declaration order.
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    /// The host called `name`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownHost`] listing the hosts there are.
+    pub fn host(&self, name: &str) -> Result<&Host> {
+        self.hosts.iter().find(|h| h.name() == name).ok_or_else(|| Error::UnknownHost {
+            lab: self.name.clone(),
+            host: name.into(),
+            known: self.hosts.iter().map(|h| h.name()).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// The lab's artifact directory (output logs, per-host /etc files).
+    ///
+    /// Made owner-only at build; [`Lab::teardown`] removes it (or keeps it).
+    pub fn artifacts(&self) -> &Path {
+        self.artifacts.as_deref().unwrap_or(Path::new(""))
+    }
+
+    /// Keeps the artifact directory after teardown, e.g. because a check failed.
+    pub fn keep_artifacts(&self) {
+        self.keep.store(true, Ordering::Relaxed);
+    }
+
+    /// The lab's DNS server (runtime control, faults, query log), if it has one.
+    pub fn dns(&self) -> Option<&DnsServer> {
+        self.dns.as_ref()
+    }
+
+    /// Inode numbers of every namespace the lab holds (switch first), as `/proc/PID/ns/net`
+    /// shows them: what a leak check looks for after the lab is gone.
+    pub fn netns_inodes(&self) -> Vec<u64> {
+        self.switch.iter().map(|(ns, _)| ns.inode()).chain(self.hosts.iter().map(|h| h.netns().inode())).collect()
+    }
+
+    /// Process ids of the inits of every program the lab started (running or not).
+    pub fn process_ids(&self) -> Vec<u32> {
+        self.registry.all().iter().map(|p| p.pid).collect()
+    }
+
+    /// Host name to addresses, for reports.
+    pub fn address_table(&self) -> BTreeMap<String, Vec<std::net::IpAddr>> {
+        self.hosts.iter().map(|h| (h.name().to_string(), h.addrs())).collect()
+    }
+
+    /// Ends every process (SIGKILL to each process tree), releases every namespace and removes
+    /// the artifacts unless they are to be kept. Runs every step and reports all failures.
+    ///
+    /// Returns the artifact directory if it was kept.
+    ///
+    /// # Errors
+    /// [`TeardownError`] with one entry per failed step.
+    pub async fn teardown(mut self) -> std::result::Result<Option<PathBuf>, TeardownError> {
+        let mut failures = Vec::new();
+        if let Some(dns) = self.dns.take() {
+            if let Err(source) = dns.shutdown().await {
+                failures.push(Error::Dns { lab: self.name.clone(), source });
+            }
+            self.save_query_log(&dns, &mut failures);
+        }
+        let procs = self.registry.all();
+        for p in &procs {
+            p.kill_now();
+        }
+        for p in procs {
+            let mut rx = p.exit.clone();
+            if tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|e| e.is_some())).await.is_err() {
+                failures.push(Error::Timeout { what: format!("{} to die after SIGKILL", p.label()), timeout: Duration::from_secs(5), tail: String::new() });
+            }
+        }
+        // Dropping the last descriptors lets the kernel delete namespaces and their interfaces.
+        self.hosts.clear();
+        self.switch = None;
+        let kept = self.finish_artifacts(!failures.is_empty(), &mut failures);
+        if failures.is_empty() {
+            Ok(kept)
+        } else {
+            Err(TeardownError { lab: self.name.clone(), failures })
+        }
+    }
+
+    /// Writes the DNS query log to `dns/queries.jsonl` in the artifacts.
+    fn save_query_log(&self, dns: &DnsServer, failures: &mut Vec<Error>) {
+        let dir = self.artifacts().join("dns");
+        let path = dir.join("queries.jsonl");
+        if let Err(e) = crate::os::fsafe::artifact_dir(&dir) {
+            failures.push(Error::File { op: "create", path: dir, source: e.into() });
+            return;
+        }
+        if let Err(e) = dns.log().write_jsonl(&path) {
+            failures.push(Error::File { op: "write the DNS query log to", path, source: std::io::Error::other(e) });
+        }
+    }
+
+    fn finish_artifacts(&mut self, failed: bool, failures: &mut Vec<Error>) -> Option<PathBuf> {
+        let path = self.artifacts.take()?;
+        if failed || self.keep.load(Ordering::Relaxed) {
+            // Kept: evidence, no longer this process's to remove, nor `nslab gc`'s.
+            crate::os::artifacts::release(&path);
+            tracing::info!(lab = %self.name, artifacts = %path.display(), "artifacts kept");
+            return Some(path);
+        }
+        if let Err(e) = crate::os::artifacts::remove(&path, &self.artifacts_base) {
+            failures.push(Error::File { op: "remove artifact directory", path, source: e });
+        }
+        None
+    }
+}
+
+impl Drop for Lab {
+    /// The backstop: a lab dropped without [`Lab::teardown`] is on an error path (an early
+    /// return, a failed check, a panic), so its processes are killed, its namespaces released,
+    /// and its artifacts kept, with their path printed: a failure never loses its evidence.
+    fn drop(&mut self) {
+        if self.artifacts.is_none() {
+            return; // torn down
+        }
+        let mut failures = Vec::new();
+        if let Some(dns) = self.dns.take() {
+            self.save_query_log(&dns, &mut failures);
+        }
+        for p in self.registry.all() {
+            p.kill_now();
+        }
+        self.hosts.clear();
+        self.switch = None;
+        self.keep.store(true, Ordering::Relaxed);
+        if let Some(path) = self.finish_artifacts(false, &mut failures) {
+            // The one message a failing test must show: where its evidence is.
+            eprintln!("nslab: lab {} was not torn down (error or panic); artifacts kept in {}", self.name, path.display());
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! What a lab is made of, before it is built: host specifications and their validation.
+
+use std::path::PathBuf;
+
+use crate::addr::profile::Profile;
+use crate::os::sysctl::{self, Sysctl};
+
+/// Longest host name (it becomes a DNS label and a file name).
+pub const MAX_HOST_NAME: usize = 32;
+
+/// How one host should be built; created with [`HostSpec::new`] or from a `&str` name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    pub(crate) name: String,
+    pub(crate) profile: Option<Profile>,
+    pub(crate) dad: bool,
+    pub(crate) bindv6only: Option<bool>,
+    pub(crate) sysctls: Vec<Sysctl>,
+    pub(crate) gai_conf: Option<String>,
+    pub(crate) interface: String,
+    pub(crate) private: Vec<PathBuf>,
+}
+
+impl HostSpec {
+    /// A host with the lab's profile and default settings.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            profile: None,
+            dad: false,
+            bindv6only: None,
+            sysctls: Vec::new(),
+            gai_conf: None,
+            interface: "eth0".into(),
+            private: Vec::new(),
+        }
+    }
+
+    /// Overrides the lab's profile for this host.
+    pub fn profile(mut self, p: Profile) -> Self {
+        self.profile = Some(p);
+        self
+    }
+
+    /// Runs duplicate address detection on its IPv6 addresses: they stay tentative (binds fail
+    /// with EADDRNOTAVAIL) for about 1-2 s after the lab is built, as on a real interface.
+    pub fn dad(mut self, on: bool) -> Self {
+        self.dad = on;
+        self
+    }
+
+    /// Sets `net.ipv6.bindv6only` (whether `[::]` sockets refuse IPv4 by default).
+    pub fn bindv6only(mut self, on: bool) -> Self {
+        self.bindv6only = Some(on);
+        self
+    }
+
+    /// Sets any network sysctl of this host by name, e.g. `net.ipv6.conf.eth0.accept_ra`.
+    pub fn sysctl(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.sysctls.push(Sysctl { name: name.into(), value: value.into() });
+        self
+    }
+
+    /// Gives the host an `/etc/gai.conf` with this content (address selection of getaddrinfo).
+    pub fn gai_conf(mut self, content: impl Into<String>) -> Self {
+        self.gai_conf = Some(content.into());
+        self
+    }
+
+    /// Names its lab interface (default `eth0`; at most 15 bytes).
+    pub fn interface(mut self, name: impl Into<String>) -> Self {
+        self.interface = name.into();
+        self
+    }
+
+    /// Gives the host its own, initially empty, copy of the machine directory `path` (such as
+    /// `/var/lib/app`), mounted over it for every program of the host. `/run`, `/var/run`, `/tmp`
+    /// and `/var/tmp` are private to every host already (see [`crate::host::hostfs`]).
+    ///
+    /// The path is checked when the lab is built: absolute, without `.` or `..`, an existing
+    /// directory reached without symbolic links, outside /proc, /sys and /dev, not containing
+    /// the per-host /etc files or the always-private directories, listed once and not inside
+    /// another private path of the host.
+    pub fn private(mut self, path: impl Into<PathBuf>) -> Self {
+        self.private.push(path.into());
+        self
+    }
+
+    /// The host's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl From<&str> for HostSpec {
+    fn from(name: &str) -> Self {
+        HostSpec::new(name)
+    }
+}
+
+impl From<String> for HostSpec {
+    fn from(name: String) -> Self {
+        HostSpec::new(name)
+    }
+}
+
+/// Checks a host or lab name: a DNS label of lowercase letters, digits and '-'.
+pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
+    let ok_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if name.is_empty() || name.len() > MAX_HOST_NAME || !ok_chars || !name.starts_with(|c: char| c.is_ascii_lowercase()) || name.ends_with('-') {
+        return Err(format!(
+            "{kind} name {name:?} is not valid; expected 1 to {MAX_HOST_NAME} lowercase letters, digits or '-', starting with a letter and not ending with '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an interface name: the kernel's 15-byte limit, no separators, and nothing a URL
+/// parser would read as a percent-escape after `%` (`c0`, `a1` ...).
+pub fn check_interface(host: &str, name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 15 {
+        return Err(format!("interface name {name:?} of host {host} has {} bytes; expected 1 to 15 (the kernel's IFNAMSIZ limit)", name.len()));
+    }
+    if name == "lo" || name.chars().any(|c| c == '/' || c == ':' || c == '%' || c.is_whitespace() || c.is_control()) || name == "." || name == ".." {
+        return Err(format!("interface name {name:?} of host {host} is not valid; expected a name such as eth0 without '/', ':', '%' or spaces"));
+    }
+    if name.len() >= 2 && name[..2].chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "interface name {name:?} of host {host} starts with two hex digits; in a scoped URL (fe80::1%{name}) they read as a percent-escape; expected a name such as eth0"
+        ));
+    }
+    Ok(())
+}
+
+/// Validates one host spec, returning its sysctls with their /proc paths.
+pub(crate) fn check_host(h: &HostSpec) -> Result<Vec<(PathBuf, Sysctl)>, String> {
+    check_name("host", &h.name)?;
+    check_interface(&h.name, &h.interface)?;
+    h.sysctls.iter().map(|s| sysctl::sysctl_path(&s.name).map(|p| (p, s.clone())).map_err(|e| format!("host {}: {e}", h.name))).collect()
+}
+
+/// Where artifacts go by default (see [`crate::os::artifacts::default_root`]).
+pub fn default_artifacts_root() -> PathBuf {
+    crate::os::artifacts::default_root()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_name("host", "server-1").is_ok());
+        assert_eq!(
+            check_name("host", "Server").unwrap_err(),
+            "host name \"Server\" is not valid; expected 1 to 32 lowercase letters, digits or '-', starting with a letter and not ending with '-'"
+        );
+        assert!(check_name("host", "1abc").is_err());
+        assert!(check_name("host", &"a".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn interface_names() {
+        assert!(check_interface("h", "eth0").is_ok());
+        assert!(check_interface("h", "lan-uplink0").is_ok());
+        assert_eq!(
+            check_interface("h", "a-very-long-name0").unwrap_err(),
+            "interface name \"a-very-long-name0\" of host h has 17 bytes; expected 1 to 15 (the kernel's IFNAMSIZ limit)"
+        );
+        assert!(check_interface("h", "c0").unwrap_err().contains("percent-escape"));
+        assert!(check_interface("h", "lo").is_err());
+        assert!(check_interface("h", "et/h").is_err());
+    }
+}

@@ -1,0 +1,73 @@
+//! nslab: integration tests inside isolated Linux network namespaces.
+//!
+//! A [`Lab`] is a set of named hosts, each with its own network namespace, joined by a switch
+//! in a lab-private namespace. A [`Profile`] decides which address families the hosts have.
+//! Programs run inside hosts with the lab's own `/etc/hosts` and `/etc/resolv.conf`, and never
+//! outlive the lab or the harness. Each host has its own `/run`, `/tmp` and `/var/tmp`, shared
+//! by its programs and seen by nothing else; [`HostSpec::private`] gives it its own copy of any
+//! other directory (see [`hostfs`]).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use nslab::{Command, Lab, Listen, Profile};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let lab = Lab::builder().profile(Profile::DualStack).host("server").host("client").build().await?;
+//! let (server, client) = (lab.host("server")?, lab.host("client")?);
+//!
+//! // A real program inside a host, awaited until the kernel shows its listening socket.
+//! let web = server.spawn(Command::new("python3").args(["-m", "http.server", "8000", "--bind", "::"])).await?;
+//! server.wait_listening(&Listen::tcp(8000), Duration::from_secs(5), Some(&web)).await?;
+//!
+//! // Another one as a client; its exit status and output are read back.
+//! let url = format!("http://[{}]:8000/", server.ipv6().unwrap());
+//! let curl = client.run(Command::new("curl").args(["-sS", &url]), Duration::from_secs(5)).await?;
+//! assert!(curl.exit().unwrap().success());
+//! assert!(curl.stdout().contains("Directory listing"));
+//!
+//! // The test's own async code "on" a host: this socket lives in the client's namespace.
+//! let mut conn = client.connect_tcp((server.ipv4().unwrap(), 8000).into()).await?;
+//! conn.write_all(b"GET / HTTP/1.0\r\n\r\n").await?;
+//! let mut reply = String::new();
+//! conn.read_to_string(&mut reply).await?;
+//! assert!(reply.starts_with("HTTP/1.0 200"));
+//!
+//! // Ends every process, releases every namespace, reports every failure together.
+//! lab.teardown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Requires root (CAP_NET_ADMIN and CAP_SYS_ADMIN). The caller owns the tokio runtime.
+
+
+#[doc(hidden)]
+pub mod addr;
+pub mod dns;
+pub mod error;
+#[doc(hidden)]
+pub mod host;
+#[doc(hidden)]
+pub mod lab;
+#[doc(hidden)]
+pub mod os;
+#[doc(hidden)]
+pub mod sys;
+pub mod testing;
+
+pub use addr::plan::LAB_DOMAIN;
+pub use addr::profile::Profile;
+pub use error::{Error, Result, TeardownError};
+pub use host::handle::Host;
+pub use host::listeners::{Family, Listen, Listener, Protocol};
+pub use host::output::{Line, Stream};
+pub use host::process::{Command, Exit, Process};
+pub use lab::build::{Lab, LabBuilder};
+pub use lab::dns_host::{LabDns, DNS_HOST};
+pub use lab::spec::HostSpec;
+pub use os::netns::NetNs;
+
+/// The README's examples, compiled as doctests so they stay true.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,0 +1,622 @@
+//! The compatibility matrix: programs under test (with the versions found here) against
+//! profiles. Each cell says whether the scenario's test held and, apart from that, what the
+//! program did: started or failed (errno and cause), what it listened on, over which family it
+//! was reachable and how long the first request took, linked to the trial's artifacts. Built
+//! from the trials' structured results, never from their text.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use nslab::addr::profile::Profile;
+use crate::runner::observe::{FirstRequest, ServiceReport};
+use crate::runner::report::{Outcome, TrialResult};
+use crate::runner::requirements;
+use crate::runner::suite::PlannedTrial;
+use crate::scenario::{Check, ConnectFamily, ConnectResult, ConnectTarget, Scenario};
+
+/// Version of the JSON form.
+pub const SCHEMA: u32 = 2;
+
+/// Output format of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A Markdown table.
+    Markdown,
+    /// One self-contained HTML file.
+    Html,
+    /// JSON (`{"schema": 2, "profiles": [...], "rows": [...]}`).
+    Json,
+}
+
+/// What one service of the program did in a trial.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceCell {
+    /// The service's name in the scenario.
+    pub service: String,
+    /// Whether it started (became ready); `None` when it was never started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started: Option<bool>,
+    /// Its exit code when it exited on its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The errno of its failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errno: Option<String>,
+    /// The cause of its failure, as a diagnosis names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// The evidence for the cause: the failing call, or the output line and the lab fact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+    /// What it listened on (`tcp [::]:8000 v6only=0`).
+    pub listens: Vec<String>,
+    /// The families its listeners take peers of: `ipv4`, `ipv6`.
+    pub listens_families: Vec<&'static str>,
+}
+
+/// A connect the scenario checked, and what it got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reach {
+    /// The connecting host.
+    pub from: String,
+    /// Where to (`server:8000`).
+    pub to: String,
+    /// `ipv4`, `ipv6`, `link-local` or `any`.
+    pub family: &'static str,
+    /// `ok`, `timeout` or an errno name, when the check held (so the result is known); `None`
+    /// when it did not hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+    /// What the scenario expected.
+    pub expected: String,
+}
+
+/// One trial: a case (scenario) of a program in one profile.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    /// Whether the test held: `passed` (every expectation held), `failed` or `ignored`. Not the
+    /// same as "the program works": a scenario can expect a failure.
+    pub test: Outcome,
+    /// Why the test failed or was ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What the program did, in a word: `works` (every service of it started and none failed or
+    /// had a diagnosed cause),
+    /// `fails` (none started, or all that did exited unsuccessfully), `partly` (some of its
+    /// services, run in other configurations, failed while others worked) or `not-run`.
+    pub program: &'static str,
+    /// Each service running the program (all services when none does).
+    pub services: Vec<ServiceCell>,
+    /// Connects the scenario checked.
+    pub reachable: Vec<Reach>,
+    /// Clients' first requests to targets: time to connect and family.
+    pub first_requests: Vec<FirstRequest>,
+    /// The trial's artifact directory, kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<String>,
+}
+
+/// One case of a program: a scenario, with a cell per profile it ran in.
+#[derive(Debug, Clone, Serialize)]
+pub struct Case {
+    /// The scenario (`bind/gunicorn-dual-bind`).
+    pub scenario: String,
+    /// Its description's first sentence.
+    pub what: String,
+    /// Profile name -> cell (only the profiles it ran in).
+    pub cells: BTreeMap<String, Cell>,
+}
+
+/// One row: a program under test, with every case of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// The program (`gunicorn`).
+    pub program: String,
+    /// Its version found here (`20.1.0`, `missing`).
+    pub version: String,
+    /// Its cases, in run order.
+    pub cases: Vec<Case>,
+}
+
+/// The matrix.
+#[derive(Debug, Clone, Serialize)]
+pub struct Matrix {
+    /// Schema version of the JSON form.
+    pub schema: u32,
+    /// The profiles, in column order.
+    pub profiles: Vec<String>,
+    /// The rows, one per program.
+    pub rows: Vec<Row>,
+    /// The trials never started because the run was interrupted (their cells are empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_started: Vec<String>,
+}
+
+impl Matrix {
+    /// Whether the run it shows was interrupted: a trial stopped before it ended, or never
+    /// started.
+    pub fn interrupted(&self) -> bool {
+        !self.not_started.is_empty() || self.rows.iter().flat_map(|r| &r.cases).flat_map(|c| c.cells.values()).any(|c| c.test == Outcome::Interrupted)
+    }
+
+    /// The line that says so, or `None`.
+    fn interrupted_note(&self) -> Option<String> {
+        self.interrupted().then(|| {
+            let mut s = "Interrupted: cells marked interrupted were stopped before they ended (not decided)".to_string();
+            if !self.not_started.is_empty() {
+                s.push_str(&format!("; never started: {}", self.not_started.join(", ")));
+            }
+            s
+        })
+    }
+}
+
+fn families(s: &ServiceReport) -> Vec<&'static str> {
+    let mut f = Vec::new();
+    if s.listeners.iter().any(|l| l.reachable_over_ipv4) {
+        f.push("ipv4");
+    }
+    if s.listeners.iter().any(|l| l.reachable_over_ipv6) {
+        f.push("ipv6");
+    }
+    f
+}
+
+fn listener_text(l: &crate::runner::observe::ListenerReport) -> String {
+    let addr = if l.family == "ipv6" { format!("[{}]:{}", l.address, l.port) } else { format!("{}:{}", l.address, l.port) };
+    match l.v6only {
+        Some(v) => format!("{} {addr} v6only={}", l.proto, u8::from(v)),
+        None => format!("{} {addr}", l.proto),
+    }
+}
+
+fn service_cell(s: &ServiceReport) -> ServiceCell {
+    ServiceCell {
+        service: s.name.clone(),
+        started: s.started,
+        exit_code: s.exit_code,
+        errno: s.errno.clone(),
+        cause: s.cause.clone(),
+        evidence: s.evidence.clone(),
+        listens: s.listeners.iter().map(listener_text).collect(),
+        listens_families: families(s),
+    }
+}
+
+/// The connects `scenario` checks in `profile`, with their results when the check held.
+fn reaches(scenario: &Scenario, profile: Profile, r: &TrialResult) -> Vec<Reach> {
+    scenario
+        .expectations_for(profile)
+        .filter_map(|e| {
+            let Check::Connect { from, to, family, result, .. } = &e.check else { return None };
+            let desc = e.description();
+            let held = r.expectations.iter().find(|x| x.description == desc).map(|x| x.passed)?;
+            let to = match to {
+                ConnectTarget::Host { host, port } => format!("{host}:{port}"),
+                ConnectTarget::Addr { ip, port, .. } => std::net::SocketAddr::new(*ip, *port).to_string(),
+            };
+            let family = match family {
+                Some(ConnectFamily::Ipv4) => "ipv4",
+                Some(ConnectFamily::Ipv6) => "ipv6",
+                Some(ConnectFamily::LinkLocal) => "link-local",
+                None => "any",
+            };
+            let name = |c: &ConnectResult| c.to_string();
+            Some(Reach { from: from.clone(), to, family, result: held.then(|| name(result)), expected: name(result) })
+        })
+        .collect()
+}
+
+/// The cell of one trial; `program` selects the services shown.
+pub fn cell(scenario: &Scenario, profile: Profile, program: Option<&str>, r: &TrialResult) -> Cell {
+    let mine: Vec<&ServiceReport> = r.services.iter().filter(|s| Some(s.program.as_str()) == program).collect();
+    let shown: Vec<&ServiceReport> = if mine.is_empty() { r.services.iter().collect() } else { mine };
+    // A diagnosed cause is a failure too: a client stopped while its connect hung exits by a
+    // signal, with no exit code to say so.
+    let failed = |s: &&ServiceReport| s.started == Some(false) || s.exit_code.is_some_and(|c| c != 0) || s.cause.is_some();
+    let program_word = if r.outcome == Outcome::Ignored || shown.iter().all(|s| s.started.is_none()) {
+        "not-run"
+    } else if shown.iter().filter(|s| s.started.is_some()).all(failed) {
+        "fails"
+    } else if shown.iter().any(failed) {
+        "partly"
+    } else {
+        "works"
+    };
+    Cell {
+        test: r.outcome,
+        reason: r.reason.clone().or_else(|| {
+            let failed: Vec<&str> = r.expectations.iter().filter(|e| !e.passed).map(|e| e.description.as_str()).collect();
+            (!failed.is_empty()).then(|| format!("did not hold: {}", failed.join("; ")))
+        }),
+        program: program_word,
+        services: shown.into_iter().map(service_cell).collect(),
+        reachable: reaches(scenario, profile, r),
+        first_requests: r.first_requests.clone(),
+        artifacts: r.artifacts.as_ref().map(|p| p.display().to_string()),
+    }
+}
+
+/// Builds the matrix from the trials and their results (same order).
+pub fn build(trials: &[PlannedTrial], results: &[TrialResult]) -> Matrix {
+    let mut rows: Vec<Row> = Vec::new();
+    let mut used: Vec<Profile> = Vec::new();
+    // Matched by name: a run that was interrupted has no result for the trials it never started.
+    for (t, r) in trials.iter().filter_map(|t| results.iter().find(|r| r.name == t.name).map(|r| (t, r))) {
+        if !used.contains(&t.profile) {
+            used.push(t.profile);
+        }
+        let program = t.scenario.program_under_test().map(str::to_string);
+        let label = program.clone().or_else(|| r.services.first().map(|s| s.program.clone())).unwrap_or_else(|| "(no program)".into());
+        let row = match rows.iter().position(|row| row.program == label) {
+            Some(i) => i,
+            None => {
+                let version = match (&program, t.scenario.program.as_ref().and_then(|p| p.version.as_ref())) {
+                    (_, Some(cmd)) => requirements::command_version(cmd),
+                    (Some(p), None) => requirements::versions(t.scenario.requires.iter().filter(|r| &r.program == p).cloned().collect::<Vec<_>>().as_slice())
+                        .remove(p)
+                        .unwrap_or_default(),
+                    (None, None) => "unknown".into(),
+                };
+                rows.push(Row { program: label, version, cases: Vec::new() });
+                rows.len() - 1
+            }
+        };
+        let scenario = t.name.rsplit_once('/').map(|(s, _)| s.to_string()).unwrap_or_else(|| t.name.clone());
+        let cases = &mut rows[row].cases;
+        let case = match cases.iter().position(|c| c.scenario == scenario) {
+            Some(i) => i,
+            None => {
+                let what = t.scenario.description.split(". ").next().unwrap_or("").trim().to_string();
+                cases.push(Case { scenario, what, cells: BTreeMap::new() });
+                cases.len() - 1
+            }
+        };
+        cases[case].cells.insert(t.profile.name().to_string(), cell(&t.scenario, t.profile, program.as_deref(), r));
+    }
+    let profiles = Profile::ALL.iter().filter(|p| used.contains(p)).map(|p| p.name().to_string()).collect();
+    let not_started = trials.iter().filter(|t| !results.iter().any(|r| r.name == t.name)).map(|t| t.name.clone()).collect();
+    Matrix { schema: SCHEMA, profiles, rows, not_started }
+}
+
+/// Whether the test held, in words that cannot be read as "the program works".
+fn test_words(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Passed => "✅ test held",
+        Outcome::Failed => "❌ test failed",
+        Outcome::Ignored => "➖ not run",
+        Outcome::Interrupted => "⏹ interrupted: not decided",
+    }
+}
+
+/// The lines of a cell: test, then what each service did, reachability and first requests.
+pub fn cell_lines(c: &Cell) -> Vec<String> {
+    let mut lines = vec![format!("{}; program {}", test_words(c.test), c.program)];
+    if c.test == Outcome::Ignored {
+        if let Some(r) = &c.reason {
+            lines.push(r.clone());
+        }
+        return lines;
+    }
+    for s in &c.services {
+        let mut l = match (s.started, s.exit_code) {
+            (None, _) => format!("{}: not started", s.service),
+            (Some(false), _) => format!("{}: fails to start", s.service),
+            (Some(true), Some(0)) => format!("{}: ran to completion (exit 0)", s.service),
+            (Some(true), Some(code)) => format!("{}: started, exited {code}", s.service),
+            (Some(true), _) => format!("{}: starts", s.service),
+        };
+        if let Some(e) = &s.errno {
+            let _ = write!(l, ", {e}");
+        }
+        if let Some(cause) = &s.cause {
+            let _ = write!(l, " ({cause})");
+        }
+        if !s.listens.is_empty() {
+            let fams = if s.listens_families.is_empty() { String::new() } else { format!(" (takes {})", s.listens_families.join("+")) };
+            let _ = write!(l, "; listens {}{fams}", s.listens.join(", "));
+        }
+        lines.push(l);
+    }
+    for r in &c.reachable {
+        lines.push(match &r.result {
+            Some(res) if res == "ok" => format!("{} -> {}{}: reachable", r.from, r.to, over(r.family)),
+            Some(res) => format!("{} -> {}{}: {res}", r.from, r.to, over(r.family)),
+            None => format!("{} -> {}{}: not {} as expected", r.from, r.to, over(r.family), r.expected),
+        });
+    }
+    for f in &c.first_requests {
+        let took = match f.after_dns_query_s {
+            Some(q) => format!("{q:.3} s after its DNS query"),
+            None => format!("{:.3} s after start", f.after_start_s),
+        };
+        lines.push(format!("{} -> {}: first request {took} over {}", f.client, f.target, if f.family == "ipv4" { "IPv4" } else { "IPv6" }));
+    }
+    if matches!(c.test, Outcome::Failed | Outcome::Interrupted) {
+        if let Some(r) = &c.reason {
+            lines.push(format!("why: {}", r.lines().next().unwrap_or("")));
+        }
+    }
+    lines
+}
+
+fn over(family: &str) -> String {
+    if family == "any" {
+        String::new()
+    } else {
+        format!(" over {family}")
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn md(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Renders the matrix.
+pub fn render(m: &Matrix, format: Format) -> String {
+    match format {
+        Format::Json => {
+            let mut v = serde_json::to_value(m).unwrap_or_default();
+            if m.interrupted() {
+                v["interrupted"] = true.into();
+            }
+            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+        }
+        Format::Markdown => {
+            let mut s = m.interrupted_note().map(|n| format!("**{n}.**\n\n")).unwrap_or_default();
+            s += &format!("| program | case | {} |\n|---|---|{}\n", m.profiles.join(" | "), "---|".repeat(m.profiles.len()));
+            for r in &m.rows {
+                for (i, case) in r.cases.iter().enumerate() {
+                    let program = if i == 0 { format!("**{}** {}", r.program, r.version) } else { String::new() };
+                    let _ = write!(s, "| {program} | **{}**<br>{} |", case.scenario, md(&case.what));
+                    for p in &m.profiles {
+                        match case.cells.get(p) {
+                            Some(c) => {
+                                let link = c.artifacts.as_ref().map(|a| format!("<br>[artifacts](file://{})", a.replace(' ', "%20"))).unwrap_or_default();
+                                let _ = write!(s, " {}{link} |", cell_lines(c).iter().map(|l| md(l)).collect::<Vec<_>>().join("<br>"));
+                            }
+                            None => s.push_str(" |"),
+                        }
+                    }
+                    s.push('\n');
+                }
+            }
+            s
+        }
+        Format::Html => {
+            let mut s = String::from(
+                "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>nslab compatibility matrix</title><style>\n\
+                 body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}\n\
+                 td,th{border:1px solid #ccc;padding:.5em;vertical-align:top;max-width:28em}th{background:#f4f4f4}\n\
+                 .works{background:#eaf7ea}.fails{background:#fbeaea}.partly{background:#fdf6e0}.not-run{background:#f4f4f4;color:#777}\n\
+                 .test-failed{outline:3px solid #c00}.what{color:#555;font-size:.9em}.line{margin:.15em 0}</style></head><body>\n\
+                 <h1>Compatibility matrix</h1>\n<p>Each cell: whether the scenario's test held, then what the program did \
+                 (background: green works, yellow partly, red fails). A red outline marks a test that did not hold.</p>\n\
+                 <table><tr><th>program</th><th>case</th>",
+            );
+            if let Some(n) = m.interrupted_note() {
+                s = s.replacen("<table>", &format!("<p><b>{}.</b></p>\n<table>", esc(&n)), 1);
+            }
+            for p in &m.profiles {
+                let _ = write!(s, "<th>{}</th>", esc(p));
+            }
+            s.push_str("</tr>\n");
+            for r in &m.rows {
+                for (i, case) in r.cases.iter().enumerate() {
+                    s.push_str("<tr>");
+                    if i == 0 {
+                        let _ = write!(s, "<td rowspan=\"{}\"><b>{}</b><br>{}</td>", r.cases.len(), esc(&r.program), esc(&r.version));
+                    }
+                    let _ = write!(s, "<td><b>{}</b><div class=\"what\">{}</div></td>", esc(&case.scenario), esc(&case.what));
+                    for p in &m.profiles {
+                        match case.cells.get(p) {
+                            Some(c) => {
+                                let class = if c.test == Outcome::Failed { format!("{} test-failed", c.program) } else { c.program.to_string() };
+                                let lines: String = cell_lines(c).iter().map(|l| format!("<div class=\"line\">{}</div>", esc(l))).collect();
+                                let link = c.artifacts.as_ref().map(|a| format!("<a href=\"file://{}\">artifacts</a>", esc(a))).unwrap_or_default();
+                                let _ = write!(s, "<td class=\"{class}\">{lines}{link}</td>");
+                            }
+                            None => s.push_str("<td></td>"),
+                        }
+                    }
+                    s.push_str("</tr>\n");
+                }
+            }
+            s.push_str("</table>\n</body></html>\n");
+            s
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::runner::observe::ListenerReport;
+    use crate::runner::report::ExpectationResult;
+
+    fn scenario(program: &str, extra: &str) -> Arc<Scenario> {
+        let text = format!(
+            "description = \"A case of {program}. More.\"\nprogram = \"{program}\"\nprofiles = [\"ipv4-only\", \"dual-stack\"]\n[requires]\n{program} = \"*\"\ncurl = \"*\"\n[hosts.server]\n[hosts.client]\n[services.web]\nhost = \"server\"\ncommand = [\"{program}\", \"-x\"]\n{extra}"
+        );
+        Arc::new(crate::scenario::parse_str(Path::new("bind/x.toml"), &text).expect("valid scenario"))
+    }
+
+    fn result(name: &str, outcome: Outcome, services: Vec<ServiceReport>, expectations: Vec<ExpectationResult>) -> TrialResult {
+        let mut r = TrialResult::early(name.into(), Path::new("bind/x.toml"), "dual-stack", outcome, String::new(), std::time::Duration::ZERO);
+        r.reason = None;
+        r.services = services;
+        r.expectations = expectations;
+        r.artifacts = Some(format!("/tmp/a/{name}").into());
+        r
+    }
+
+    fn web(started: bool, errno: Option<&str>, cause: Option<&str>, listeners: Vec<ListenerReport>) -> ServiceReport {
+        ServiceReport {
+            name: "web".into(),
+            host: "server".into(),
+            program: "nginx".into(),
+            expected_to_start: started,
+            started: Some(started),
+            exit_code: (!started).then_some(1),
+            errno: errno.map(Into::into),
+            cause: cause.map(Into::into),
+            evidence: errno.map(|_| "\"bind() to [::1]:80 failed (99: Cannot assign requested address)\"".into()),
+            running_at_end: started,
+            listeners,
+            partial: None,
+        }
+    }
+
+    fn dual() -> ListenerReport {
+        ListenerReport {
+            proto: "tcp",
+            family: "ipv6",
+            address: "::".into(),
+            port: 80,
+            v6only: Some(false),
+            reachable_over_ipv4: true,
+            reachable_over_ipv6: true,
+        }
+    }
+
+    #[test]
+    fn an_interrupted_run_shows_what_ran_and_names_what_never_started() {
+        let a = scenario("nginx", "");
+        let trials = vec![
+            PlannedTrial { name: "bind/nginx-a/ipv4-only".into(), scenario: a.clone(), profile: Profile::Ipv4Only },
+            PlannedTrial { name: "bind/nginx-a/dual-stack".into(), scenario: a, profile: Profile::DualStack },
+        ];
+        // Only the second ran (longest first), and was stopped.
+        let mut stopped = result("bind/nginx-a/dual-stack", Outcome::Interrupted, vec![web(true, None, None, vec![])], vec![]);
+        stopped.reason = Some("interrupted (the run was cancelled) while the scenario ran".into());
+        let m = build(&trials, &[stopped]);
+        assert!(m.interrupted());
+        assert_eq!(m.not_started, vec!["bind/nginx-a/ipv4-only"]);
+        let cells = &m.rows[0].cases[0].cells;
+        assert_eq!(cells.keys().collect::<Vec<_>>(), vec!["dual-stack"], "the stopped trial's cell is the one that ran");
+        assert_eq!(
+            cell_lines(&cells["dual-stack"]),
+            vec!["⏹ interrupted: not decided; program works", "web: starts", "why: interrupted (the run was cancelled) while the scenario ran"]
+        );
+        let json: serde_json::Value = serde_json::from_str(&render(&m, Format::Json)).unwrap();
+        assert_eq!((json["interrupted"].clone(), json["not_started"].clone()), (serde_json::json!(true), serde_json::json!(["bind/nginx-a/ipv4-only"])));
+        let md = render(&m, Format::Markdown);
+        assert!(
+            md.starts_with("**Interrupted: cells marked interrupted were stopped before they ended (not decided); never started: bind/nginx-a/ipv4-only.**\n"),
+            "{md}"
+        );
+        assert!(render(&m, Format::Html).contains("<p><b>Interrupted: cells marked interrupted"), "html says it too");
+        // A complete run says nothing of the kind.
+        let done = result("bind/nginx-a/dual-stack", Outcome::Passed, vec![], vec![]);
+        let m = build(&trials[1..], &[done]);
+        assert!(!m.interrupted() && serde_json::from_str::<serde_json::Value>(&render(&m, Format::Json)).unwrap().get("interrupted").is_none());
+    }
+
+    #[test]
+    fn rows_are_programs_with_cases_and_cells_say_what_the_program_did() {
+        let a = scenario("nginx", "");
+        let b = scenario("nginx", "[[expect]]\nkind = \"connect\"\nfrom = \"client\"\nto = \"server:80\"\nfamily = \"ipv4\"\nresult = \"ok\"\n");
+        let held = ExpectationResult { description: b.expectations[0].description(), passed: true, decided: true, observed: String::new() };
+        let trials = vec![
+            PlannedTrial { name: "bind/nginx-a/ipv4-only".into(), scenario: a.clone(), profile: Profile::Ipv4Only },
+            PlannedTrial { name: "bind/nginx-a/dual-stack".into(), scenario: a, profile: Profile::DualStack },
+            PlannedTrial { name: "bind/nginx-b/dual-stack".into(), scenario: b, profile: Profile::DualStack },
+        ];
+        let results = vec![
+            // The scenario expected the failure: the test held while the program failed.
+            result("bind/nginx-a/ipv4-only", Outcome::Passed, vec![web(false, Some("EADDRNOTAVAIL"), Some("address-not-on-host"), vec![])], vec![]),
+            result("bind/nginx-a/dual-stack", Outcome::Passed, vec![web(true, None, None, vec![dual()])], vec![]),
+            result("bind/nginx-b/dual-stack", Outcome::Failed, vec![web(true, None, None, vec![dual()])], vec![held]),
+        ];
+        let m = build(&trials, &results);
+        assert_eq!(m.profiles, vec!["ipv4-only", "dual-stack"]);
+        assert_eq!(m.rows.len(), 1, "one row per program");
+        let row = &m.rows[0];
+        assert_eq!(row.program, "nginx");
+        assert_eq!(row.cases.iter().map(|c| c.scenario.as_str()).collect::<Vec<_>>(), vec!["bind/nginx-a", "bind/nginx-b"]);
+        assert_eq!(row.cases[0].what, "A case of nginx");
+
+        let v4 = &row.cases[0].cells["ipv4-only"];
+        assert_eq!((v4.test, v4.program), (Outcome::Passed, "fails"));
+        assert_eq!(v4.services[0].errno.as_deref(), Some("EADDRNOTAVAIL"));
+        assert_eq!(v4.services[0].cause.as_deref(), Some("address-not-on-host"));
+        assert_eq!(cell_lines(v4), vec!["✅ test held; program fails", "web: fails to start, EADDRNOTAVAIL (address-not-on-host)"]);
+
+        let ds = &row.cases[0].cells["dual-stack"];
+        assert_eq!(ds.program, "works");
+        assert_eq!(ds.services[0].listens, vec!["tcp [::]:80 v6only=0"]);
+        assert_eq!(ds.services[0].listens_families, vec!["ipv4", "ipv6"]);
+
+        let b = &row.cases[1].cells["dual-stack"];
+        assert_eq!((b.test, b.program), (Outcome::Failed, "works"));
+        assert_eq!(
+            b.reachable,
+            vec![Reach { from: "client".into(), to: "server:80".into(), family: "ipv4", result: Some("ok".into()), expected: "ok".into() }]
+        );
+
+        let json: serde_json::Value = serde_json::from_str(&render(&m, Format::Json)).unwrap();
+        assert_eq!(json["schema"], 2);
+        assert_eq!(json["rows"][0]["cases"][0]["cells"]["ipv4-only"]["services"][0]["errno"], "EADDRNOTAVAIL");
+        assert_eq!(json["rows"][0]["cases"][0]["cells"]["ipv4-only"]["test"], "passed");
+        assert_eq!(json["rows"][0]["cases"][0]["cells"]["ipv4-only"]["artifacts"], "/tmp/a/bind/nginx-a/ipv4-only");
+
+        let md = render(&m, Format::Markdown);
+        assert!(md.starts_with("| program | case | ipv4-only | dual-stack |\n"), "{md}");
+        assert!(md.contains("| **nginx** "), "{md}");
+        assert!(md.contains("❌ test failed; program works"), "{md}");
+        assert!(md.contains("client -> server:80 over ipv4: reachable"), "{md}");
+        assert!(md.contains("[artifacts](file:///tmp/a/bind/nginx-a/ipv4-only)"), "{md}");
+
+        let html = render(&m, Format::Html);
+        assert!(html.contains("<td rowspan=\"2\"><b>nginx</b>"), "{html}");
+        assert!(html.contains("class=\"works test-failed\""), "{html}");
+        assert!(!html.contains("<script") && !html.contains("<link"), "self-contained");
+    }
+
+    #[test]
+    fn time_to_connect_is_shown_with_its_family() {
+        let c = Cell {
+            test: Outcome::Passed,
+            reason: None,
+            program: "works",
+            services: vec![],
+            reachable: vec![],
+            first_requests: vec![FirstRequest {
+                client: "curl".into(),
+                target: "web".into(),
+                family: "ipv4",
+                after_start_s: 0.25,
+                after_dns_query_s: Some(0.2041),
+            }],
+            artifacts: None,
+        };
+        assert_eq!(cell_lines(&c)[1], "curl -> web: first request 0.204 s after its DNS query over IPv4");
+    }
+
+    #[test]
+    fn a_program_off_path_gets_its_version_from_its_own_command() {
+        let s = crate::scenario::parse_str(
+            Path::new("x.toml"),
+            "description = \"d\"\nprogram = { name = \"postgres\", version = [\"sh\", \"-c\", \"echo 'postgres (PostgreSQL) 15.18'\"] }\n[hosts.a]\n",
+        )
+        .unwrap();
+        assert_eq!(s.program_under_test(), Some("postgres"));
+        let cmd = s.program.as_ref().and_then(|p| p.version.clone()).unwrap();
+        assert_eq!(requirements::command_version(&cmd), "15.18.0");
+    }
+
+    #[test]
+    fn a_program_not_named_is_the_first_requirement() {
+        let s = crate::scenario::parse_str(Path::new("x.toml"), "description = \"d\"\n[requires]\nredis-server = \"*\"\ncurl = \"*\"\n[hosts.a]\n").unwrap();
+        assert_eq!(s.program_under_test(), Some("redis-server"));
+    }
+}

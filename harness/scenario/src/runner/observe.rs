@@ -1,0 +1,311 @@
+//! What each service did in a trial, as structured facts: whether it started, how it ended,
+//! the errno and cause of its failure, what it listened on, and when clients' first requests
+//! reached the targets. Reports and the compatibility matrix read these, never the text.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use nslab::lab::build::Lab;
+use nslab::host::listeners::{Family, Listener, Protocol};
+use nslab::host::process::{Exit, Process};
+use crate::runner::diagnose;
+use crate::runner::target::Target;
+use crate::scenario::{ExpectStart, Run, Scenario};
+
+/// One listening socket of a service, read from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListenerReport {
+    /// `tcp` or `udp`.
+    pub proto: &'static str,
+    /// The socket's family: `ipv4` or `ipv6`.
+    pub family: &'static str,
+    /// Local address (`::`, `0.0.0.0`, `fe80::1%2`).
+    pub address: String,
+    /// Local port.
+    pub port: u16,
+    /// IPV6_V6ONLY of an IPv6 socket; absent for IPv4 sockets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub v6only: Option<bool>,
+    /// Whether IPv4 peers can reach it: an IPv4 socket, or an IPv6 wildcard without V6ONLY.
+    pub reachable_over_ipv4: bool,
+    /// Whether IPv6 peers can reach it: an IPv6 socket.
+    pub reachable_over_ipv6: bool,
+}
+
+impl From<&Listener> for ListenerReport {
+    fn from(l: &Listener) -> Self {
+        let v6 = l.family() == Family::V6;
+        let address = match l.local {
+            std::net::SocketAddr::V6(a) if a.scope_id() != 0 => format!("{}%{}", a.ip(), a.scope_id()),
+            a => a.ip().to_string(),
+        };
+        ListenerReport {
+            proto: match l.protocol {
+                Protocol::Tcp => "tcp",
+                Protocol::Udp => "udp",
+            },
+            family: if v6 { "ipv6" } else { "ipv4" },
+            address,
+            port: l.local.port(),
+            v6only: v6.then_some(l.v6only),
+            reachable_over_ipv4: l.accepts_ipv4(),
+            reachable_over_ipv6: v6,
+        }
+    }
+}
+
+/// What one service did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ServiceReport {
+    /// The service's name in the scenario.
+    pub name: String,
+    /// Its host.
+    pub host: String,
+    /// The program it runs (the command's first word; `sh` for a shell script).
+    pub program: String,
+    /// Whether the scenario expects it to start in this profile.
+    pub expected_to_start: bool,
+    /// Whether it started (became ready); `None` when it was never started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started: Option<bool>,
+    /// Its exit code when it exited on its own before the end of the trial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Whether it was still running when the trial stopped it.
+    pub running_at_end: bool,
+    /// The errno of its failure (`EADDRNOTAVAIL`), from its calls or its output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errno: Option<String>,
+    /// The cause of its failure (`address-not-on-host`), from its calls or from its output and
+    /// the lab's facts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// The evidence: the failing call, or the output line and the lab fact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
+    /// What it listened on after the timeline (empty when it had exited or listened on nothing).
+    pub listeners: Vec<ListenerReport>,
+    /// For a service that started, a failed call its output shows (a partial failure, such as
+    /// a server that serves IPv4 after its IPv6 bind failed): errno, cause, evidence. Read by
+    /// `diagnosis` expectations; not a failure of the service, so not in the report.
+    #[serde(skip)]
+    pub partial: Option<(String, Option<String>, String)>,
+}
+
+/// When a client's first request reached a target, and over which family.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FirstRequest {
+    /// The client service.
+    pub client: String,
+    /// The target it reached.
+    pub target: String,
+    /// `ipv4` or `ipv6`: the family the request came over.
+    pub family: &'static str,
+    /// Seconds from the client's start to the request.
+    pub after_start_s: f64,
+    /// Seconds from the client's first DNS query to the request (the time to connect a user
+    /// sees), when it made one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_dns_query_s: Option<f64>,
+}
+
+/// For a traced program's call log: the host's addresses (its own and any other address a
+/// failed bind named that the kernel has now, such as one a timeline step added) and those of
+/// them the kernel reports tentative now.
+pub async fn addresses_for_log(h: &nslab::host::handle::Host, log: &str) -> (Vec<IpAddr>, Vec<IpAddr>) {
+    let mut candidates: Vec<IpAddr> = h.addrs().into_iter().chain(h.link_local().map(IpAddr::V6)).collect();
+    candidates.extend(log.lines().filter(|l| l.contains("EADDRNOTAVAIL")).filter_map(diagnose::destination).map(|a| a.ip()));
+    candidates.sort_unstable();
+    candidates.dedup();
+    let seen = kernel_addresses(h, &candidates).await;
+    let mut addrs: Vec<IpAddr> = h.addrs().into_iter().chain(h.link_local().map(IpAddr::V6)).collect();
+    addrs.extend(seen.iter().map(|(a, _)| *a).filter(|a| !addrs.contains(a)).collect::<Vec<_>>());
+    (addrs, seen.into_iter().filter(|(_, t)| *t).map(|(a, _)| a).collect())
+}
+
+/// What the kernel says now about each of `candidates` on the host's lab interface: the ones
+/// it has, each with whether it is tentative (IFA_F_TENTATIVE: duplicate address detection
+/// running). Read when a service fails, so "tentative" is the kernel's word at that moment.
+pub async fn kernel_addresses(h: &nslab::host::handle::Host, candidates: &[IpAddr]) -> Vec<(IpAddr, bool)> {
+    let mut out = Vec::new();
+    for a in candidates {
+        if let Ok(Some(t)) = h.is_tentative(*a).await {
+            out.push((*a, t));
+        }
+    }
+    out
+}
+
+/// The addresses worth asking the kernel about when a service failed: the host's own, the ones
+/// its command line names, and the one its output names with its errno.
+pub fn failure_candidates(h: &nslab::host::handle::Host, argv: &[String], output: &str) -> Vec<IpAddr> {
+    let facts = diagnose::HostFacts::of(h).with_argv(argv);
+    let mut out: Vec<IpAddr> = facts.addrs.clone();
+    out.extend(facts.hints.iter().map(|(ip, _)| *ip));
+    out.extend(diagnose::from_output(output, &facts).and_then(|f| f.address));
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Whether a program's output shows a failed bind or connect (an errno in a form programs print).
+pub fn shows_failed_call(h: &nslab::host::handle::Host, argv: &[String], output: &str) -> bool {
+    diagnose::from_output(output, &diagnose::HostFacts::of(h).with_argv(argv)).is_some()
+}
+
+/// For each broken-path finding (an IPv6 connect that never completed), whether the other
+/// family works when the lab can tell: the destination is a lab host with an IPv4 address, and
+/// a connect from the same host to that address and port is tried (1 s at most). The answer is
+/// added to the finding's evidence.
+pub async fn try_other_family(lab: &Lab, from: &nslab::host::handle::Host, found: &mut [diagnose::Finding]) {
+    for f in found.iter_mut().filter(|f| f.cause == crate::scenario::Cause::BrokenPath) {
+        let Some(dst) = diagnose::destination(&f.call) else { continue };
+        let Some(peer) = lab.hosts().iter().find(|h| h.ipv6().map(IpAddr::V6) == Some(dst.ip()) || h.link_local().map(IpAddr::V6) == Some(dst.ip())) else {
+            continue;
+        };
+        let note = match peer.ipv4() {
+            None => format!("; the other family cannot help: {} has no IPv4 address", peer.name()),
+            Some(v4) => {
+                let to = std::net::SocketAddr::new(IpAddr::V4(v4), dst.port());
+                match tokio::time::timeout(Duration::from_secs(1), from.connect_tcp(to)).await {
+                    Ok(Ok(_)) => format!("; the other family works: {to} connects at once"),
+                    Ok(Err(e)) => format!("; the other family fails too: {to}: {}", nslab::error::chain(&e)),
+                    Err(_) => format!("; the other family fails too: no answer from {to} within 1 s"),
+                }
+            }
+        };
+        f.call.push_str(&note);
+    }
+}
+
+/// Whether a check is a diagnosis of an untraced service: read from its output and the lab's
+/// facts after the trial (by [`diagnoses_from_output`]), not from its calls.
+pub fn reads_output(s: &Scenario, c: &crate::scenario::Check) -> bool {
+    matches!(c, crate::scenario::Check::Diagnosis { service, .. } if s.service(service).is_some_and(|d| !d.trace))
+}
+
+/// The `diagnosis` expectations on untraced services, checked against what their reports say
+/// (the errno their output shows, the address it names and the lab's facts), with their index
+/// in the file.
+pub fn diagnoses_from_output(s: &Scenario, profile: nslab::addr::profile::Profile, reports: &[ServiceReport]) -> Vec<crate::runner::checks::Indexed> {
+    s.expectations
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.applies_to(profile) && reads_output(s, &e.check))
+        .filter_map(|(i, e)| {
+            let crate::scenario::Check::Diagnosis { service, cause } = &e.check else { return None };
+            let r = reports.iter().find(|r| &r.name == service);
+            let (passed, observed) = match r {
+                None => (false, format!("service {service} was never started")),
+                Some(ServiceReport { cause: None, errno: None, partial: Some((errno, c, evidence)), .. }) => match c {
+                    Some(c) => (c == cause.name(), format!("{c} ({errno}), though it started: {evidence}")),
+                    None => (false, format!("it started; its output shows {errno} but no cause follows from the lab's facts: {evidence}")),
+                },
+                Some(r) => match (&r.cause, &r.errno) {
+                    (Some(c), _) => (c == cause.name(), format!("{c} ({}): {}", r.errno.as_deref().unwrap_or("?"), r.evidence.as_deref().unwrap_or(""))),
+                    (None, Some(errno)) => {
+                        (false, format!("its output shows {errno} but no cause follows from the lab's facts: {}", r.evidence.as_deref().unwrap_or("")))
+                    }
+                    (None, None) => (false, "its output shows no failed call with an errno".to_string()),
+                },
+            };
+            Some((i, crate::runner::report::ExpectationResult { description: e.description(), passed, decided: true, observed }))
+        })
+        .collect()
+}
+
+/// The program a service runs: its command's first word, without its directory.
+pub fn program_of(run: &Run) -> String {
+    match run {
+        Run::Command(argv) => argv.first().map(|t| t.source().rsplit('/').next().unwrap_or_default().to_string()).unwrap_or_default(),
+        Run::Shell(_) => "sh".into(),
+    }
+}
+
+/// What each service did. `started` says which started services became ready; `exits` are
+/// their exits before the trial stopped them; `listeners` what they listened on; `argv` their
+/// rendered command lines; `kernel` what the kernel said about the addresses involved when one
+/// failed to start (see [`kernel_addresses`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn services(
+    s: &Scenario,
+    profile: nslab::addr::profile::Profile,
+    lab: &Lab,
+    procs: &BTreeMap<String, Process>,
+    started: &BTreeMap<String, bool>,
+    exits: &BTreeMap<String, Option<Exit>>,
+    listeners: &BTreeMap<String, Vec<Listener>>,
+    argv: &BTreeMap<String, Vec<String>>,
+    kernel: &BTreeMap<String, Vec<(IpAddr, bool)>>,
+) -> Vec<ServiceReport> {
+    let mut out = Vec::new();
+    for def in &s.services {
+        let exit = exits.get(&def.name).cloned().flatten();
+        let mut r = ServiceReport {
+            name: def.name.clone(),
+            host: def.host.clone(),
+            program: program_of(&def.run),
+            expected_to_start: def.expect_start_for(profile) == ExpectStart::Success,
+            started: started.get(&def.name).copied(),
+            exit_code: exit.as_ref().and_then(Exit::code),
+            running_at_end: procs.contains_key(&def.name) && exit.is_none(),
+            listeners: listeners.get(&def.name).map(|ls| ls.iter().map(ListenerReport::from).collect()).unwrap_or_default(),
+            ..Default::default()
+        };
+        let failed = r.started == Some(false) || exit.as_ref().is_some_and(|e| !e.success());
+        if let (true, Some(p)) = (failed, procs.get(&def.name)) {
+            let host = lab.host(&def.host).ok();
+            let traced = if def.trace { crate::runner::checks::findings(lab, &def.host, p).await.ok().and_then(|f| f.into_iter().next()) } else { None };
+            if let Some(f) = traced {
+                r.errno = diagnose::errno_in_call(&f.call).map(str::to_string);
+                r.cause = Some(f.cause.name().to_string());
+                r.evidence = Some(f.call);
+            } else if let Some(h) = host {
+                let facts = diagnose::HostFacts::of(h)
+                    .with_argv(argv.get(&def.name).map(Vec::as_slice).unwrap_or_default())
+                    .with_kernel(kernel.get(&def.name).map(Vec::as_slice).unwrap_or_default());
+                if let Some(f) = diagnose::from_output(&p.output(), &facts) {
+                    r.errno = Some(f.errno.to_string());
+                    r.cause = f.cause.map(|c| c.name().to_string());
+                    r.evidence = Some(f.evidence);
+                }
+            }
+        } else if let (Some(p), Some(h), false) = (procs.get(&def.name), lab.host(&def.host).ok(), def.trace) {
+            let facts = diagnose::HostFacts::of(h)
+                .with_argv(argv.get(&def.name).map(Vec::as_slice).unwrap_or_default())
+                .with_kernel(kernel.get(&def.name).map(Vec::as_slice).unwrap_or_default());
+            r.partial = diagnose::from_output(&p.output(), &facts).map(|f| (f.errno.to_string(), f.cause.map(|c| c.name().to_string()), f.evidence));
+        }
+        out.push(r);
+    }
+    out
+}
+
+/// For every target and every service whose host sent it requests after the service started:
+/// the first of them, its family and how long it took.
+pub fn first_requests(s: &Scenario, lab: &Lab, procs: &BTreeMap<String, Process>, targets: &BTreeMap<String, Target>) -> Vec<FirstRequest> {
+    let mut out = Vec::new();
+    let log = lab.dns().map(|d| d.log().entries()).unwrap_or_default();
+    for (name, p) in procs {
+        let Some(def) = s.service(name) else { continue };
+        let Ok(host) = lab.host(&def.host) else { continue };
+        let addrs: Vec<IpAddr> = host.addrs().into_iter().chain(host.link_local().map(IpAddr::V6)).collect();
+        let (started, begun) = (p.started_at(), p.begun_at());
+        let end = p.exit().map(|e| e.at).unwrap_or(Duration::MAX);
+        for (tname, t) in targets {
+            let Some(r) = t.requests_from(&addrs).into_iter().filter(|r| r.at() >= begun && r.at() <= end).min_by_key(|r| r.at_us) else { continue };
+            let query = log.iter().filter(|e| e.at >= begun && e.at <= r.at() && addrs.contains(&e.client.ip().to_canonical())).map(|e| e.at).min();
+            out.push(FirstRequest {
+                client: name.clone(),
+                target: tname.clone(),
+                family: if Family::of(&r.client.ip()) == Family::V4 { "ipv4" } else { "ipv6" },
+                after_start_s: r.at().saturating_sub(started).as_secs_f64(),
+                after_dns_query_s: query.map(|q| (r.at() - q).as_secs_f64()),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,560 @@
+//! Staleness after a DNS change: how long a client kept reaching the old target, why (pinned
+//! connection, cached answer, or a cache of its own after a fresh answer), cross-checked with the
+//! DNS query log, and the picture of it.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use svg::node::element::{Line, Rectangle, Text};
+use svg::Document;
+
+use nslab::dns::{QueryLog, QueryLogEntry};
+use crate::runner::target::{RequestRecord, Target};
+use crate::scenario::{StaleCause, StaleCounts};
+
+/// How much later than a query that brought the new answer a connection to the old target must
+/// open to count against the client (`application-cache`): a program that re-reads its
+/// configuration (nginx's reload) resolves in its new workers while the old ones finish what
+/// they hold, for a few hundred milliseconds; a cache of the application's own lasts longer.
+const ANSWER_SLACK: Duration = Duration::from_secs(1);
+
+/// What one client did around one DNS change.
+#[derive(Debug, Clone, Default)]
+pub struct Staleness {
+    /// The change's lab time.
+    pub step_at: Duration,
+    /// Its last request to the old target after the change, relative to the change.
+    pub last_old: Option<Duration>,
+    /// Its first request to the new target after the change, relative to the change.
+    pub first_new: Option<Duration>,
+    /// Requests to the old target after the change on connections opened before it.
+    pub pinned_requests: usize,
+    /// Distinct connections opened to the old target after the change.
+    pub new_connections_to_old: usize,
+    /// Of those, the ones opened after the client had been answered with the new target.
+    pub new_connections_after_new_answer: usize,
+    /// DNS queries the client made after the change, up to its last request to the old target
+    /// (or its first to the new one when it never went back to the old).
+    pub dns_queries_after: usize,
+    /// DNS queries the client made after the change up to its first request to the new target
+    /// (all of them after the change when it never reached it): did it ask again before it moved?
+    /// A request already resolved at the change and connected just after it does not end this
+    /// window, as it ends `dns_queries_after`'s.
+    pub dns_queries_before_new: usize,
+    /// What those queries were answered: `NAME TYPE: data, data` (or the rcode), distinct, in order.
+    pub answers_after: Vec<String>,
+    /// The last answer the client got before the change: its records, as logged.
+    pub answer_before: Vec<String>,
+    /// The TTL it was served: the smallest TTL over that answer's chain (CNAME and address).
+    pub ttl: Option<Duration>,
+    /// The cause.
+    pub cause: StaleCause,
+}
+
+impl Staleness {
+    /// How long after the change the client still reached the old target (zero if never).
+    pub fn window(&self) -> Duration {
+        self.last_old.unwrap_or_default()
+    }
+
+    /// Whether the client reached the new target after its last request to the old one.
+    pub fn moved(&self) -> bool {
+        match (self.first_new, self.last_old) {
+            (Some(n), Some(o)) => n >= o,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}
+
+impl fmt::Display for Staleness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.last_old {
+            Some(d) => write!(f, "last request to the old target {} after the change", secs(d))?,
+            None => f.write_str("no request to the old target after the change")?,
+        }
+        match self.first_new {
+            Some(d) => write!(f, ", first to the new one after {}", secs(d))?,
+            None => f.write_str(", none to the new one")?,
+        }
+        write!(
+            f,
+            "; {} request(s) on connections opened before the change, {} new connection(s) to the old target ({} after an answer naming the new one); {} DNS quer{} after the change",
+            self.pinned_requests,
+            self.new_connections_to_old,
+            self.new_connections_after_new_answer,
+            self.dns_queries_after,
+            if self.dns_queries_after == 1 { "y" } else { "ies" }
+        )?;
+        if self.dns_queries_before_new != self.dns_queries_after {
+            write!(f, " ({} before its first request to the new target)", self.dns_queries_before_new)?;
+        }
+        if !self.answers_after.is_empty() {
+            write!(f, " ({})", self.answers_after.join("; "))?;
+        }
+        if let Some(t) = self.ttl {
+            write!(f, "; TTL served before the change: {}s", t.as_secs())?;
+        }
+        write!(f, "; cause: {}", self.cause.name())
+    }
+}
+
+/// The first label of a DNS name (`blue.example.test.` -> `blue`).
+fn label(name: &str) -> &str {
+    name.trim_end_matches('.').split('.').next().unwrap_or("")
+}
+
+/// The record data of a logged answer (`name ttl IN type data` -> `data`).
+fn data_of(answer: &str) -> &str {
+    answer.split_whitespace().nth(4).unwrap_or("")
+}
+
+/// Whether an answer names `target` (its owner or data's first label): a CNAME chain through
+/// `green.example.test.` names target `green`.
+fn names(answers: &[String], target: &str) -> bool {
+    answers.iter().any(|a| {
+        let mut w = a.split_whitespace();
+        w.next().is_some_and(|n| label(n) == target) || w.nth(3).is_some_and(|d| label(d) == target)
+    })
+}
+
+/// Analyses one client (its addresses) around a change at `step_at`, from the two targets'
+/// request logs and the DNS query log.
+pub fn analyse(client: &[IpAddr], step_at: Duration, old: &Target, new: &Target, dns: Option<&QueryLog>) -> Staleness {
+    let entries = dns.map(QueryLog::entries).unwrap_or_default();
+    analyse_records(client, step_at, (&old.def.name, &old.requests_from(client)), (&new.def.name, &new.requests_from(client)), &entries)
+}
+
+/// [`analyse`] on plain records: `old` and `new` are each a target's name and the client's
+/// requests to it; `dns` is the query log (every client's; the client's own are picked out).
+pub fn analyse_records(client: &[IpAddr], step_at: Duration, old: (&str, &[RequestRecord]), new: (&str, &[RequestRecord]), dns: &[QueryLogEntry]) -> Staleness {
+    let old_reqs: Vec<&RequestRecord> = old.1.iter().filter(|r| r.at() > step_at && client.contains(&r.client.ip())).collect();
+    let new_reqs: Vec<&RequestRecord> = new.1.iter().filter(|r| r.at() > step_at && client.contains(&r.client.ip())).collect();
+    let last_old = old_reqs.iter().map(|r| r.at()).max();
+    let first_new = new_reqs.iter().map(|r| r.at()).min();
+    // Pinned: reused, on a connection that had carried a request before the change. One opened
+    // before the change whose first request came after it was only in flight at the swap.
+    let used_before: BTreeSet<u64> = old.1.iter().filter(|r| r.at() <= step_at && r.conn != 0 && client.contains(&r.client.ip())).map(|r| r.conn).collect();
+    let pinned_requests = old_reqs.iter().filter(|r| used_before.contains(&r.conn)).count();
+    let in_flight = old_reqs.iter().filter(|r| r.conn != 0 && r.conn_at() <= step_at && !used_before.contains(&r.conn)).count();
+    // Each connection once, wherever its requests fall in the log.
+    let fresh: BTreeSet<(u64, Duration)> = old_reqs.iter().filter(|r| r.conn != 0 && r.conn_at() > step_at).map(|r| (r.conn, r.conn_at())).collect();
+    let mine: Vec<&QueryLogEntry> = dns.iter().filter(|e| client.contains(&e.client.ip().to_canonical())).collect();
+    let until = last_old.or(first_new).unwrap_or(Duration::MAX);
+    let after: Vec<&&QueryLogEntry> = mine.iter().filter(|e| e.at > step_at && e.at <= until).collect();
+    let before_new = mine.iter().filter(|e| e.at > step_at && e.at <= first_new.unwrap_or(Duration::MAX)).count();
+    let mut answers_after: Vec<String> = Vec::new();
+    for e in &after {
+        let text = if e.answers.is_empty() { e.rcode.clone() } else { e.answers.iter().map(|a| data_of(a)).collect::<Vec<_>>().join(", ") };
+        let s = format!("{} {}: {text}", e.name, e.qtype);
+        if !answers_after.contains(&s) {
+            answers_after.push(s);
+        }
+    }
+    // The first time after the change the client was told the new target.
+    let told_new = mine.iter().filter(|e| e.at > step_at && names(&e.answers, new.0) && !names(&e.answers, old.0)).map(|e| e.at).min();
+    let new_connections_after_new_answer = told_new.map_or(0, |t| fresh.iter().filter(|(_, at)| *at > t + ANSWER_SLACK).count());
+    let answer_before: Vec<String> = mine.iter().rev().find(|e| e.at <= step_at && !e.answers.is_empty()).map(|e| e.answers.clone()).unwrap_or_default();
+    let ttl = answer_before.iter().filter_map(|a| ttl_of(a)).min();
+    let cause = if old_reqs.len() == in_flight {
+        StaleCause::None
+    } else if old_reqs.iter().any(|r| r.conn == 0) {
+        StaleCause::Unknown
+    } else if new_connections_after_new_answer > 0 {
+        StaleCause::ApplicationCache
+    } else {
+        match (pinned_requests > 0, !fresh.is_empty()) {
+            (true, true) => StaleCause::Mixed,
+            (true, false) => StaleCause::ConnectionPinning,
+            _ => StaleCause::ResolverCache,
+        }
+    };
+    Staleness {
+        step_at,
+        last_old: last_old.map(|t| t - step_at),
+        first_new: first_new.map(|t| t - step_at),
+        pinned_requests,
+        new_connections_to_old: fresh.len(),
+        new_connections_after_new_answer,
+        dns_queries_after: after.len(),
+        dns_queries_before_new: before_new,
+        answers_after,
+        answer_before,
+        ttl,
+        cause,
+    }
+}
+
+/// Whether the counted part of a `stale` expectation holds for `st`.
+pub fn counts_hold(st: &Staleness, c: &StaleCounts) -> bool {
+    c.dns_queries_after.is_none_or(|n| st.dns_queries_after as u64 == n)
+        && c.min_dns_queries_after.is_none_or(|n| st.dns_queries_before_new as u64 >= n)
+        && c.new_connections_to_old.is_none_or(|n| st.new_connections_to_old as u64 == n)
+        && c.ttl.is_none_or(|t| st.ttl == Some(t))
+}
+
+/// A moment to mark on the picture: a DNS change (with the TTL of the answer before it) or a
+/// target stopped (the incident's "delete the old environment").
+pub struct Mark {
+    /// The step's name.
+    pub name: String,
+    /// Its lab time.
+    pub at: Duration,
+    /// The TTL clients had been given, when known (shaded after a DNS change).
+    pub ttl: Option<Duration>,
+    /// What happened.
+    pub kind: MarkKind,
+}
+
+/// What a [`Mark`] marks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkKind {
+    /// A DNS change: a dashed red line.
+    DnsChange,
+    /// A target stopped or deleted: a solid black line.
+    TargetStop,
+}
+
+const COLORS: [&str; 6] = ["#3266c8", "#2e9e4f", "#d0782a", "#8a4fc2", "#c23b5a", "#4f8f9a"];
+
+/// Draws requests per interval to each target over time, new connections as ticks, each DNS
+/// change as a line with its TTL window shaded, and writes the SVG to `path`.
+///
+/// # Errors
+/// File errors.
+pub fn write_svg(path: &Path, targets: &[Target], marks: &[Mark], end: Duration) -> std::io::Result<()> {
+    let lanes: Vec<(String, Vec<RequestRecord>)> = targets.iter().map(|t| (t.def.name.clone(), t.requests())).collect();
+    nslab::os::fsafe::write_artifact(path, document(&lanes, marks, end).to_string().as_bytes(), 0o600).map_err(Into::into)
+}
+
+/// The picture of `lanes` (each target's name and requests) and `marks` over `0..end`.
+pub fn document(lanes: &[(String, Vec<RequestRecord>)], marks: &[Mark], end: Duration) -> Document {
+    let targets = lanes;
+    let (left, width, lane, top) = (110.0_f64, 860.0_f64, 90.0_f64, 40.0_f64);
+    let span = end.as_secs_f64().max(1.0);
+    let bin = (span / 120.0).max(0.25);
+    let nbins = (span / bin).ceil() as usize + 1;
+    let x = |t: f64| left + t / span * width;
+    let height = top + lane * targets.len() as f64 + 50.0;
+    let mut doc = Document::new().set("viewBox", (0, 0, (left + width + 30.0) as i64, height as i64)).set("font-family", "sans-serif").set("font-size", 12);
+    doc = doc.add(Rectangle::new().set("width", "100%").set("height", "100%").set("fill", "white"));
+    for m in marks {
+        if let (Some(ttl), MarkKind::DnsChange) = (m.ttl, m.kind) {
+            let w = (x(m.at.as_secs_f64() + ttl.as_secs_f64()).min(left + width) - x(m.at.as_secs_f64())).max(0.0);
+            doc = doc.add(
+                Rectangle::new()
+                    .set("x", x(m.at.as_secs_f64()))
+                    .set("y", top - 10.0)
+                    .set("width", w)
+                    .set("height", lane * targets.len() as f64 + 10.0)
+                    .set("fill", "#f2e6a8")
+                    .set("fill-opacity", 0.6)
+                    .set("class", "ttl-window"),
+            );
+        }
+    }
+    for (i, t) in targets.iter().enumerate() {
+        let y0 = top + lane * (i as f64 + 1.0) - 10.0;
+        let color = COLORS[i % COLORS.len()];
+        let reqs = &t.1;
+        let mut counts = vec![0usize; nbins];
+        for r in reqs {
+            let b = ((r.at().as_secs_f64() / bin) as usize).min(nbins - 1);
+            counts[b] += 1;
+        }
+        let max = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
+        doc = doc.add(Text::new(format!("{} ({} req)", t.0, reqs.len())).set("x", 8).set("y", y0 - lane / 2.0 + 10.0).set("fill", color));
+        doc = doc.add(Line::new().set("x1", left).set("x2", left + width).set("y1", y0).set("y2", y0).set("stroke", "#999"));
+        for (b, c) in counts.iter().enumerate().filter(|(_, c)| **c > 0) {
+            let h = *c as f64 / max * (lane - 30.0);
+            doc = doc.add(
+                Rectangle::new().set("x", x(b as f64 * bin)).set("y", y0 - h).set("width", (bin / span * width).max(1.0)).set("height", h).set("fill", color),
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for r in reqs {
+            if seen.insert(r.conn) {
+                let cx = x(r.conn_at().as_secs_f64());
+                doc = doc.add(Line::new().set("x1", cx).set("x2", cx).set("y1", y0 + 2.0).set("y2", y0 + 9.0).set("stroke", "black"));
+            }
+        }
+    }
+    for m in marks {
+        let mx = x(m.at.as_secs_f64());
+        let (color, dash, class) = match m.kind {
+            MarkKind::DnsChange => ("#c00", "4 3", "dns-change"),
+            MarkKind::TargetStop => ("#000", "none", "target-stop"),
+        };
+        doc = doc.add(
+            Line::new()
+                .set("class", class)
+                .set("x1", mx)
+                .set("x2", mx)
+                .set("y1", top - 15.0)
+                .set("y2", top + lane * targets.len() as f64)
+                .set("stroke", color)
+                .set("stroke-dasharray", dash),
+        );
+        // Near the right edge the label goes to the left of its line, inside the picture.
+        let (lx, anchor) = if mx > left + width - 100.0 { (mx - 3.0, "end") } else { (mx + 3.0, "start") };
+        doc = doc.add(Text::new(m.name.clone()).set("x", lx).set("text-anchor", anchor).set("y", top - 18.0).set("fill", color));
+    }
+    let axis_y = top + lane * targets.len() as f64 + 20.0;
+    let step = if span > 60.0 {
+        10.0
+    } else if span > 20.0 {
+        5.0
+    } else {
+        1.0
+    };
+    let mut t = 0.0;
+    while t <= span {
+        doc = doc.add(Text::new(format!("{t:.0}s")).set("x", x(t)).set("y", axis_y).set("text-anchor", "middle").set("fill", "#555"));
+        t += step;
+    }
+    doc.add(
+        Text::new(format!("requests per {bin:.2} s to each target; ticks: new connections; dashed red: DNS change; black: target stopped; shaded: TTL given before the change"))
+            .set("x", left)
+            .set("y", axis_y + 20.0)
+            .set("fill", "#555"),
+    )
+}
+
+/// The TTL in a logged answer record (`name. TTL IN TYPE data`).
+pub fn ttl_of(answer: &str) -> Option<Duration> {
+    answer.split_whitespace().nth(1)?.parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nslab::dns::Transport;
+    use std::net::SocketAddr;
+
+    const CLIENT: &str = "192.0.2.30";
+    const T0: Duration = Duration::from_secs(3);
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// A request at `at` ms on connection `conn` opened at `conn_at` ms.
+    fn req(at: u64, conn: u64, conn_at: u64) -> RequestRecord {
+        RequestRecord {
+            at_us: at * 1000,
+            conn,
+            conn_at_us: conn_at * 1000,
+            client: SocketAddr::new(CLIENT.parse().unwrap(), 40000 + conn as u16),
+            path: "/id".into(),
+        }
+    }
+
+    /// A query from the client at `at` ms answered `app -> CNAME target (ttl_cname)`, `target A (ttl_a)`.
+    fn query(at: u64, target: &str, ttl_cname: u32, ttl_a: u32) -> QueryLogEntry {
+        QueryLogEntry {
+            at: ms(at),
+            client: SocketAddr::new(CLIENT.parse().unwrap(), 5353),
+            transport: Transport::Udp,
+            name: "app.example.test.".into(),
+            qtype: "A".into(),
+            rcode: "NOERROR".into(),
+            truncated: false,
+            answers: vec![format!("app.example.test. {ttl_cname} IN CNAME {target}.example.test."), format!("{target}.example.test. {ttl_a} IN A 192.0.2.11")],
+            fault: None,
+        }
+    }
+
+    /// Every element of a well-formed document: name, attributes, text (panics on bad XML).
+    fn parse_xml(text: &str) -> Vec<(String, std::collections::BTreeMap<String, String>, Option<String>)> {
+        use quick_xml::events::Event;
+        let mut reader = quick_xml::Reader::from_str(text);
+        reader.config_mut().check_end_names = true;
+        let (mut out, mut depth) = (Vec::new(), 0i32);
+        loop {
+            match reader.read_event().expect("well-formed XML") {
+                ev @ (Event::Start(_) | Event::Empty(_)) => {
+                    let (e, open) = match ev {
+                        Event::Start(e) => (e, true),
+                        Event::Empty(e) => (e, false),
+                        _ => unreachable!(),
+                    };
+                    let attrs = e
+                        .attributes()
+                        .map(|a| a.expect("attribute"))
+                        .map(|a| {
+                            (
+                                String::from_utf8_lossy(a.key.as_ref()).into_owned(),
+                                a.normalized_value(quick_xml::XmlVersion::Implicit1_0).expect("value").into_owned(),
+                            )
+                        })
+                        .collect();
+                    out.push((String::from_utf8_lossy(e.name().as_ref()).into_owned(), attrs, None));
+                    depth += i32::from(open);
+                }
+                Event::Text(t) => {
+                    let text = t.decode().expect("text").trim().to_string();
+                    if let (Some(last), false) = (out.last_mut(), text.is_empty()) {
+                        last.2 = Some(text);
+                    }
+                }
+                Event::End(_) => depth -= 1,
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        assert_eq!(depth, 0, "every element closed");
+        out
+    }
+
+    fn run(old: &[RequestRecord], new: &[RequestRecord], dns: &[QueryLogEntry]) -> Staleness {
+        analyse_records(&[CLIENT.parse().unwrap()], T0, ("blue", old), ("green", new), dns)
+    }
+
+    #[test]
+    fn pinned_keep_alive_connection_is_connection_pinning() {
+        // One connection opened at 0.5 s, used every 250 ms until 20 s; no DNS query after t0.
+        let old: Vec<_> = (2..80).map(|i| req(i * 250, 1, 500)).collect();
+        let st = run(&old, &[], &[query(400, "blue", 2, 2)]);
+        assert_eq!(st.cause, StaleCause::ConnectionPinning);
+        assert_eq!(st.last_old, Some(ms(19750 - 3000)));
+        assert_eq!(st.pinned_requests, 67);
+        assert_eq!(st.new_connections_to_old, 0);
+        assert_eq!(st.dns_queries_after, 0);
+        assert_eq!(st.first_new, None);
+        assert!(!st.moved());
+    }
+
+    #[test]
+    fn new_connections_to_old_until_the_cache_expires_is_resolver_cache() {
+        // A connection per request; the cache (2 s) expires at 4 s: blue until 3.75 s, then green.
+        let old: Vec<_> = (1..16).map(|i| req(i * 250, i, i * 250 - 5)).collect();
+        let new: Vec<_> = (16..20).map(|i| req(i * 250, i, i * 250 - 5)).collect();
+        let dns = [query(200, "blue", 30, 2), query(3990, "green", 2, 2)];
+        let st = run(&old, &new, &dns);
+        assert_eq!(st.cause, StaleCause::ResolverCache);
+        assert_eq!(st.new_connections_to_old, 3, "connections opened at 3.245, 3.495 and 3.745 s");
+        assert_eq!(st.pinned_requests, 0);
+        assert_eq!(st.last_old, Some(ms(750)));
+        assert_eq!(st.first_new, Some(ms(1000)));
+        assert!(st.moved());
+        assert_eq!(st.ttl, Some(Duration::from_secs(2)), "the smallest TTL over the chain, not the CNAME's 30 s");
+        assert_eq!(st.dns_queries_after, 0, "the query at 3.99 s came after the last request to blue");
+    }
+
+    #[test]
+    fn a_client_that_moves_at_once_has_no_cause() {
+        let old = [req(2900, 1, 2890)];
+        let new = [req(3250, 2, 3240)];
+        let st = run(&old, &new, &[query(3240, "green", 2, 2)]);
+        assert_eq!(st.cause, StaleCause::None);
+        assert_eq!(st.window(), Duration::ZERO);
+        assert_eq!(st.dns_queries_after, 1);
+        assert_eq!(st.answers_after, vec!["app.example.test. A: green.example.test., 192.0.2.11".to_string()]);
+        assert!(st.moved());
+    }
+
+    #[test]
+    fn a_request_resolved_before_the_change_and_connected_after_it_does_not_hide_the_next_query() {
+        // CI saw this: curl was answered blue 1 ms before the swap (at 3 s), connected 2 ms after
+        // it, then asked again and went to green. Its window to blue ends at once, with no query in
+        // it; it did ask before it moved.
+        let blue = [req(3003, 7, 3002)];
+        let green = [req(3220, 8, 3215)];
+        let st = run(&blue, &green, &[query(2999, "blue", 2, 2), query(3210, "green", 2, 2)]);
+        assert_eq!(st.dns_queries_after, 0);
+        assert_eq!(st.dns_queries_before_new, 1);
+        assert!(counts_hold(&st, &StaleCounts { min_dns_queries_after: Some(1), ..Default::default() }));
+        assert!(!counts_hold(&st, &StaleCounts { min_dns_queries_after: Some(2), ..Default::default() }));
+        assert!(st.to_string().contains("0 DNS queries after the change (1 before its first request to the new target)"), "{st}");
+        // A client that reached green without asking again fails the check.
+        let st = run(&blue, &green, &[query(2999, "blue", 2, 2)]);
+        assert!(!counts_hold(&st, &StaleCounts { min_dns_queries_after: Some(1), ..Default::default() }));
+    }
+
+    #[test]
+    fn a_request_in_flight_at_the_change_is_not_pinning() {
+        // Connection 1 opened 5 ms before the change, its only request 10 ms after it; then the
+        // cache keeps the client on blue with new connections.
+        let old = [req(2750, 9, 2745), req(3010, 1, 2995), req(3250, 2, 3245), req(3500, 3, 3495)];
+        let st = run(&old, &[req(3750, 4, 3745)], &[]);
+        assert_eq!(st.pinned_requests, 0);
+        assert_eq!(st.new_connections_to_old, 2);
+        assert_eq!(st.cause, StaleCause::ResolverCache);
+        // Only the in-flight request: the client did not stay.
+        let st = run(&old[..2], &[req(3250, 2, 3245)], &[]);
+        assert_eq!(st.cause, StaleCause::None);
+    }
+
+    #[test]
+    fn pinned_and_fresh_connections_together_are_mixed() {
+        // Requests on the old connection and on several new ones, dedup across interleaving.
+        let old = [req(600, 1, 500), req(3100, 1, 500), req(3200, 2, 3150), req(3300, 1, 500), req(3400, 2, 3150), req(3500, 3, 3450)];
+        let st = run(&old, &[], &[]);
+        assert_eq!(st.cause, StaleCause::Mixed);
+        assert_eq!(st.pinned_requests, 2);
+        assert_eq!(st.new_connections_to_old, 2, "connection 2 counted once although its requests are not neighbours");
+    }
+
+    #[test]
+    fn new_connections_to_old_after_a_new_answer_are_an_application_cache() {
+        let old = [req(3500, 2, 3490), req(4500, 3, 4490)];
+        let st = run(&old, &[], &[query(3200, "green", 2, 2)]);
+        assert_eq!(st.cause, StaleCause::ApplicationCache);
+        assert_eq!(st.new_connections_after_new_answer, 1, "the one 0.29 s after the answer is within the slack");
+    }
+
+    #[test]
+    fn a_log_without_connections_gives_unknown() {
+        let old = [req(3500, 0, 0)];
+        let st = run(&old, &[], &[]);
+        assert_eq!(st.cause, StaleCause::Unknown);
+        assert_eq!(st.pinned_requests, 0);
+    }
+
+    #[test]
+    fn other_clients_are_left_out() {
+        let mut other = req(3500, 1, 3400);
+        other.client = "192.0.2.99:4000".parse().unwrap();
+        let st = run(&[other], &[], &[]);
+        assert_eq!(st.cause, StaleCause::None);
+    }
+
+    #[test]
+    fn counts_are_checked_each_when_given() {
+        let st = Staleness { dns_queries_after: 0, new_connections_to_old: 0, ttl: Some(Duration::from_secs(2)), ..Default::default() };
+        assert!(counts_hold(&st, &StaleCounts { dns_queries_after: Some(0), ttl: Some(Duration::from_secs(2)), ..Default::default() }));
+        assert!(!counts_hold(&st, &StaleCounts { min_dns_queries_after: Some(1), ..Default::default() }));
+        assert!(!counts_hold(&st, &StaleCounts { ttl: Some(Duration::from_secs(30)), ..Default::default() }));
+    }
+
+    #[test]
+    fn the_picture_is_well_formed_and_shows_the_change_the_ttl_and_the_stop() {
+        let lanes = vec![("blue".to_string(), vec![req(1000, 1, 900), req(4000, 1, 900)]), ("green".to_string(), vec![req(6000, 2, 5900)])];
+        let marks = [
+            Mark { name: "swap".into(), at: T0, ttl: Some(Duration::from_secs(2)), kind: MarkKind::DnsChange },
+            Mark { name: "delete-blue".into(), at: ms(5000), ttl: None, kind: MarkKind::TargetStop },
+        ];
+        let text = document(&lanes, &marks, ms(8000)).to_string();
+        let elements = parse_xml(&text);
+        assert_eq!(elements[0].0, "svg");
+        let with_class = |c: &str| elements.iter().filter(|e| e.1.get("class").map(String::as_str) == Some(c)).collect::<Vec<_>>();
+        assert_eq!(with_class("dns-change").len(), 1);
+        assert_eq!(with_class("target-stop").len(), 1);
+        let ttl = with_class("ttl-window");
+        assert_eq!(ttl.len(), 1, "one TTL window, after the DNS change only");
+        // It starts at the swap and is 2 s wide (860 px for 8 s, from x = 110).
+        assert_eq!(ttl[0].1["x"].parse::<f64>().unwrap(), 110.0 + 3.0 / 8.0 * 860.0);
+        assert_eq!(ttl[0].1["width"].parse::<f64>().unwrap(), 2.0 / 8.0 * 860.0);
+        let texts: Vec<&str> = elements.iter().filter_map(|e| e.2.as_deref()).collect();
+        for t in ["swap", "delete-blue", "blue (2 req)", "green (1 req)"] {
+            assert!(texts.contains(&t), "no text {t:?} in {texts:?}");
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! What a scenario declares, for checking references while decoding: hosts, services, steps,
+//! zones, profiles. Also the shared readers that need it (names, templates, regexes).
+
+use std::collections::BTreeSet;
+
+use super::decode::{Result, Str, Table};
+use super::template::{Scope, Template};
+use nslab::addr::profile::Profile;
+
+/// Names declared so far.
+#[derive(Debug, Default)]
+pub(crate) struct Known {
+    pub hosts: BTreeSet<String>,
+    pub dns: bool,
+    pub zones: Vec<String>,
+    pub services: BTreeSet<String>,
+    pub targets: BTreeSet<String>,
+    pub traced: BTreeSet<String>,
+    pub steps: BTreeSet<String>,
+    /// Named steps that run only in some profiles (`profiles = [...]` on the step).
+    pub step_profiles: std::collections::BTreeMap<String, Vec<Profile>>,
+    pub profiles: Vec<Profile>,
+}
+
+impl Known {
+    pub fn scope(&self) -> Scope<'_> {
+        Scope { hosts: &self.hosts, dns: self.dns }
+    }
+}
+
+/// Checks that `s` (the value of `key`) names a declared `kind`.
+pub(crate) fn refer(t: &Table<'_, '_>, key: &str, s: &Str, kind: &str, set: &BTreeSet<String>) -> Result<String> {
+    if set.contains(&s.value) {
+        return Ok(s.value.clone());
+    }
+    let expected = if set.is_empty() {
+        format!("a declared {kind} (the scenario declares none)")
+    } else {
+        format!("one of {}", set.iter().cloned().collect::<Vec<_>>().join(", "))
+    };
+    Err(t.bad(key, &s.span, format!("{kind} {:?} is not declared; expected {expected}", s.value)))
+}
+
+/// Parses a string value as a template; errors point at the offending variable.
+pub(crate) fn template(t: &Table<'_, '_>, key: &str, s: &Str, known: &Known) -> Result<Template> {
+    Template::parse(&s.value, &known.scope()).map_err(|e| {
+        let span = t.doc.inner_span(s, e.range);
+        t.doc.err(&span, format!("{} in {}: {}", super::decode::key_name(key), t.what, e.message))
+    })
+}
+
+/// Compiles a regular expression given as the value of `key`.
+pub(crate) fn regex(t: &Table<'_, '_>, key: &str, s: &Str) -> Result<regex::Regex> {
+    regex::RegexBuilder::new(&s.value).size_limit(1 << 20).build().map_err(|e| {
+        let text = e.to_string();
+        let why = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().trim_start_matches("error: ").to_string();
+        t.bad(key, &s.span, format!("{:?} is not a valid regular expression ({why}); expected a regex such as \"Listening at\"", s.value))
+    })
+}
+
+/// Takes an optional regex.
+pub(crate) fn opt_regex(t: &mut Table<'_, '_>, key: &str) -> Result<Option<regex::Regex>> {
+    match t.str(key)? {
+        None => Ok(None),
+        Some(s) => regex(t, key, &s).map(Some),
+    }
+}

@@ -1,0 +1,287 @@
+//! Loading one scenario file: read, parse, decode, cross-check.
+
+use std::collections::BTreeSet;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+
+use super::decode::{check_unique, Doc, Result, Table};
+use super::dns::{decode_dns, DnsDef};
+use super::error::ScenarioError;
+use super::expect::{decode_expectations, Expectation};
+use super::hosts::{decode_hosts, HostDef};
+use super::known::Known;
+use super::requires::{check_program, Requirement, VersionConstraint};
+use super::service::{decode_services, ServiceDef};
+use super::timeline::{decode_timeline, Step};
+use nslab::addr::profile::Profile;
+use nslab::lab::spec::HostSpec;
+
+/// Largest scenario file accepted.
+pub const MAX_FILE_SIZE: u64 = 1 << 20;
+
+/// How long a trial may run unless `timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+const TOP_KEYS: &[&str] = &["description", "program", "profiles", "timeout", "requires", "hosts", "dns", "targets", "services", "timeline", "expect"];
+
+/// A loaded, validated scenario: every name it refers to exists, every value parsed.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The file, as given to [`load`].
+    pub path: PathBuf,
+    /// What the scenario shows.
+    pub description: String,
+    /// The profiles it runs in, one trial each (default: dual-stack).
+    pub profiles: Vec<Profile>,
+    /// How long one trial may take in all.
+    pub timeout: Duration,
+    /// Programs it needs, in file order.
+    pub requires: Vec<Requirement>,
+    /// The program under test, when `program` names it: the row of the compatibility matrix it
+    /// belongs to.
+    pub program: Option<ProgramDef>,
+    /// Its hosts, in file order.
+    pub hosts: Vec<HostDef>,
+    /// The lab DNS server, when the scenario has a `[dns]` table.
+    pub dns: Option<DnsDef>,
+    /// Built-in HTTP targets, in file order.
+    pub targets: Vec<super::target::TargetDef>,
+    /// Its services, in file order.
+    pub services: Vec<ServiceDef>,
+    /// The timeline, in order.
+    pub timeline: Vec<Step>,
+    /// The expectations, in file order.
+    pub expectations: Vec<Expectation>,
+}
+
+/// The program under test, as `program` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramDef {
+    /// Its name (`nginx`, `postgres`).
+    pub name: String,
+    /// A command that prints its version, for a program that is not in `[requires]` (a server
+    /// off PATH such as `/usr/lib/postgresql/15/bin/postgres`); `None`: its `[requires]` probe.
+    pub version: Option<Vec<String>>,
+}
+
+impl Scenario {
+    /// The program under test: `program`, or else the first program of `[requires]`.
+    pub fn program_under_test(&self) -> Option<&str> {
+        self.program.as_ref().map(|p| p.name.as_str()).or_else(|| self.requires.first().map(|r| r.program.as_str()))
+    }
+
+    /// The profiles of its trials, in the order given.
+    pub fn trials(&self) -> &[Profile] {
+        &self.profiles
+    }
+
+    /// The folder of the scenario file (where `source` files are looked up).
+    pub fn dir(&self) -> &Path {
+        self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
+    }
+
+    /// The library's host specifications for a trial in `profile`.
+    pub fn host_specs(&self, profile: Profile) -> Vec<HostSpec> {
+        self.hosts.iter().map(|h| h.to_host_spec(profile)).collect()
+    }
+
+    /// The host of that name.
+    pub fn host(&self, name: &str) -> Option<&HostDef> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The service of that name.
+    pub fn service(&self, name: &str) -> Option<&ServiceDef> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// The index of the timeline step of that name.
+    pub fn step_index(&self, name: &str) -> Option<usize> {
+        self.timeline.iter().position(|s| s.name.as_deref() == Some(name))
+    }
+
+    /// The expectations checked in a trial with `profile`.
+    pub fn expectations_for(&self, profile: Profile) -> impl Iterator<Item = &Expectation> {
+        self.expectations.iter().filter(move |e| e.applies_to(profile))
+    }
+}
+
+/// Reads and validates a scenario file. Besides the file, only files it names as `source` are
+/// looked at (they must exist inside its folder); nothing is run.
+///
+/// # Errors
+/// A [`ScenarioError`] naming `FILE:LINE:COL`, what was found and what was expected.
+pub fn load(path: &Path) -> std::result::Result<Scenario, ScenarioError> {
+    let read_err = |e: io::Error| ScenarioError::file(path, format!("cannot read the scenario file ({e}); expected a readable TOML file"));
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1).read_to_end(&mut bytes).map_err(read_err)?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(ScenarioError::file(path, format!("the file is larger than {} KiB; expected a scenario of at most 1 MiB", MAX_FILE_SIZE >> 10)));
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let byte = e.as_bytes()[at];
+            let valid = std::str::from_utf8(&e.as_bytes()[..at]).unwrap_or_default();
+            return Err(ScenarioError::at(path, valid, at, format!("byte 0x{byte:02x} is not UTF-8; expected a UTF-8 text file")));
+        }
+    };
+    parse_str(path, &text)
+}
+
+/// Validates scenario text as if it were the file at `path` (named in errors; its folder is
+/// where `source` files are looked up).
+///
+/// # Errors
+/// As [`load`].
+pub fn parse_str(path: &Path, text: &str) -> std::result::Result<Scenario, ScenarioError> {
+    if text.len() as u64 > MAX_FILE_SIZE {
+        return Err(ScenarioError::file(path, format!("the file is larger than {} KiB; expected a scenario of at most 1 MiB", MAX_FILE_SIZE >> 10)));
+    }
+    let doc = Doc { file: path, src: text };
+    let root = DeTable::parse(text).map_err(|e| syntax_error(&doc, &e))?;
+    let span = root.span();
+    let mut t = Table::from_table(&doc, "the scenario".into(), span, root.into_inner());
+    t.check_keys(TOP_KEYS)?;
+    decode(&doc, &mut t)
+}
+
+fn syntax_error(doc: &Doc<'_>, e: &toml::de::Error) -> ScenarioError {
+    let msg = e.message().trim();
+    let too_deep = msg.starts_with("cannot recurse further") || msg == "recursion limit";
+    let span = match e.span() {
+        Some(span) => span,
+        // The parser gives no place for a too-deep dotted key such as [a.b.c.(...)]: point at
+        // the first line deep enough to be it.
+        None if too_deep => deep_line(doc.src).map_or(0..0, |at| at..at),
+        None => 0..0,
+    };
+    let message = if msg == "duplicate key" {
+        let key = doc.src.get(span.clone()).unwrap_or("").trim().trim_matches(|c| c == '"' || c == '\'');
+        format!("duplicate key {key:?}; expected each key once in a table")
+    } else if too_deep {
+        "invalid TOML: arrays or tables nested too deeply; expected at most 80 levels".to_string()
+    } else {
+        format!("invalid TOML: {msg}")
+    };
+    doc.err(&span, message)
+}
+
+/// The byte offset of the first line with more than 80 of `.`, `[` and `{`, if any.
+fn deep_line(src: &str) -> Option<usize> {
+    let mut at = 0;
+    for line in src.split_inclusive('\n') {
+        if line.bytes().filter(|b| matches!(b, b'.' | b'[' | b'{')).count() > 80 {
+            return Some(at);
+        }
+        at += line.len();
+    }
+    None
+}
+
+fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
+    let description = t.req_str("description", "\"<what this scenario shows>\"")?;
+    if description.value.trim().is_empty() {
+        return Err(t.bad("description", &description.span, "it is empty; expected a sentence saying what the scenario shows"));
+    }
+    let profiles = match t.str_list("profiles", "an array of profile names such as [\"ipv4-only\", \"dual-stack\", \"ipv6-only\"]")? {
+        None => vec![Profile::DualStack],
+        Some((span, list)) => {
+            if list.is_empty() {
+                return Err(t.bad("profiles", &span, "the array is empty; expected at least one profile"));
+            }
+            check_unique(doc, "profile", &list)?;
+            list.iter().map(|s| Profile::from_str(&s.value).map_err(|e| t.bad("profiles", &s.span, e))).collect::<Result<Vec<_>>>()?
+        }
+    };
+    let timeout = t.positive_duration("timeout")?.unwrap_or(DEFAULT_TIMEOUT);
+    let mut requires = Vec::new();
+    if let Some(mut rt) = t.table("requires", "[requires]", "a table of program = \"version constraint\"")? {
+        for (k, v) in rt.take_all() {
+            check_program(&k.value).map_err(|e| doc.err(&k.span, e))?;
+            let s = rt.as_str(&k.value, v, "a version constraint such as \"*\" or \">=17\"")?;
+            let version = VersionConstraint::parse(&s.value).map_err(|e| rt.bad(&k.value, &s.span, e))?;
+            requires.push(Requirement { program: k.value, version });
+        }
+    }
+    let program = match t.take("program") {
+        None => None,
+        Some(v) if !matches!(v.get_ref(), DeValue::String(_)) => {
+            const EXAMPLE: &str = "a program of [requires] such as \"nginx\", or a table such as { name = \"postgres\", version = [\"/usr/lib/postgresql/15/bin/postgres\", \"--version\"] }";
+            let mut pt = Table::new(doc, "program", v, EXAMPLE)?;
+            pt.check_keys(&["name", "version"])?;
+            let name = pt.req_str("name", "\"postgres\"")?;
+            let version = match pt.str_list("version", "a command such as [\"postgres\", \"--version\"]")? {
+                None => return Err(pt.missing("version", "[\"/usr/lib/postgresql/15/bin/postgres\", \"--version\"]")),
+                Some((span, l)) if l.is_empty() => return Err(pt.bad("version", &span, "the command is empty; expected a program and its arguments")),
+                Some((_, l)) => l.into_iter().map(|s| s.value).collect(),
+            };
+            Some(ProgramDef { name: name.value, version: Some(version) })
+        }
+        Some(v) => match t.as_str("program", v, "a string")? {
+            p if requires.iter().any(|r| r.program == p.value) => Some(ProgramDef { name: p.value, version: None }),
+            p => {
+                let names: Vec<&str> = requires.iter().map(|r| r.program.as_str()).collect();
+                let expected = if names.is_empty() {
+                    "a program declared in [requires] (none is)".to_string()
+                } else {
+                    format!("one of the programs in [requires]: {}", names.join(", "))
+                };
+                return Err(t.bad("program", &p.span, format!("{:?} is not in [requires]; expected {expected}, whose version the matrix shows", p.value)));
+            }
+        },
+    };
+    let hosts = match t.take("hosts") {
+        Some(v) => decode_hosts(doc, v)?,
+        None => Vec::new(),
+    };
+    if hosts.is_empty() {
+        return Err(doc.err(&t.span, "the scenario declares no hosts; expected at least one [hosts.<name>] table, such as [hosts.web]"));
+    }
+    let mut known = Known { hosts: hosts.iter().map(|h| h.name.clone()).collect(), profiles: profiles.clone(), ..Known::default() };
+    // Labs with hosts behind NAT64 get a router host, usable like a declared one.
+    if profiles.iter().any(|p| p.uses_nat64()) || hosts.iter().any(|h| h.profile.is_some_and(|p| p.uses_nat64())) {
+        known.hosts.insert(nslab::lab::nat64::NAT64_HOST.to_string());
+    }
+    let dns = t.take("dns").map(|v| decode_dns(doc, v, &known.hosts)).transpose()?;
+    if let Some(d) = &dns {
+        known.dns = true;
+        known.hosts.insert(d.server_host().to_string());
+        known.zones = d.zones.iter().map(|z| z.origin.clone()).collect();
+    }
+    let services = match t.take("services") {
+        Some(v) => decode_services(doc, v, &known)?,
+        None => Vec::new(),
+    };
+    known.services = services.iter().map(|s| s.name.clone()).collect::<BTreeSet<_>>();
+    known.traced = services.iter().filter(|s| s.trace).map(|s| s.name.clone()).collect();
+    let targets = match t.take("targets") {
+        Some(v) => super::target::decode_targets(doc, v, &known)?,
+        None => Vec::new(),
+    };
+    known.targets = targets.iter().map(|t| t.name.clone()).collect();
+    let steps = t.tables("timeline", "an array of steps, written [[timeline]]")?;
+    let timeline = decode_timeline(doc, steps, &mut known)?;
+    let items = t.tables("expect", "an array of expectations, written [[expect]]")?;
+    let expectations = decode_expectations(doc, items, &known)?;
+    Ok(Scenario {
+        path: doc.file.to_path_buf(),
+        description: description.value,
+        profiles,
+        timeout,
+        requires,
+        program,
+        hosts,
+        dns,
+        targets,
+        services,
+        timeline,
+        expectations,
+    })
+}

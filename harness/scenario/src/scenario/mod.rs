@@ -1,0 +1,50 @@
+//! Scenario files: the TOML format of scenarios/README.md parsed into a validated data model.
+//!
+//! Loading is synchronous and runs nothing: it reads the file and checks the `source` files it
+//! names. Every error is `FILE:LINE:COL: MESSAGE`. The runner builds labs from [`Scenario`],
+//! renders [`Template`]s through its own [`TemplateContext`], and checks [`Expectation`]s.
+//!
+//! ```no_run
+//! use std::path::Path;
+//!
+//! for file in nslab_scenario::scenario::discover(Path::new("scenarios")).unwrap() {
+//!     match nslab_scenario::scenario::load(&file.path) {
+//!         Ok(s) => for p in s.trials() {
+//!             println!("{}: {}", file.trial_name(*p), s.description);
+//!         },
+//!         Err(e) => eprintln!("{e}"), // scenarios/x/y.toml:12:9: unknown key "comand" in service "web"; ...
+//!     }
+//! }
+//! ```
+
+mod decode;
+mod discover;
+mod dns;
+mod duration;
+mod error;
+mod expect;
+mod hosts;
+mod known;
+mod load;
+mod requires;
+mod service;
+mod target;
+mod template;
+mod timeline;
+mod values;
+
+pub use discover::{discover, DiscoverError, ScenarioFile};
+pub use dns::{parse_record_value, DnsDef, RecordData, RecordDef, RecordType, SoaDef, ZoneDef, DEFAULT_TTL};
+pub use duration::{format_duration, parse_duration};
+pub use error::{line_col, Location, ScenarioError};
+pub use expect::{
+    Anchor, Cause, Check, ConnectFamily, ConnectResult, Expectation, ListenTarget, OutputStream, StaleCause, StaleCounts, DEFAULT_CONNECT_TIMEOUT,
+};
+pub use hosts::HostDef;
+pub use load::{load, parse_str, ProgramDef, Scenario, DEFAULT_TIMEOUT, MAX_FILE_SIZE};
+pub use requires::{extract_version, version_probe, Probe, ProbeStream, Requirement, Version, VersionConstraint};
+pub use service::{Condition, ExpectStart, FileContent, FileDef, Run, ServiceDef, DEFAULT_READY_TIMEOUT};
+pub use target::{TargetDef, TargetKind};
+pub use template::{HostField, Part, RenderError, Template, TemplateContext, Var};
+pub use timeline::{Action, DnsFault, FaultScope, LinkState, Step, When, DEFAULT_WAIT_TIMEOUT};
+pub use values::{is_lab_address, parse_address, parse_lab_ip, AddressDef, ConnectTarget, Errno, ListenSpec, LAB_PREFIXES};

@@ -1,0 +1,546 @@
+//! `[[timeline]]`: what happens to the lab after the services have started, step by step.
+
+use std::time::Duration;
+
+use super::decode::{check_unique, Doc, Result, Str, Table, Val};
+use super::dns::{check_record_name, decode_record_data, RecordData, RecordType};
+use super::known::{refer, Known};
+use super::service::{decode_condition, Condition};
+use super::values::{check_dns_name, parse_address, AddressDef};
+use nslab::addr::profile::Profile;
+
+/// How long a `wait-for` step waits unless its `timeout` says otherwise.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+const STEP_KEYS: &[&str] = &["name", "at", "after", "action", "profiles"];
+const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, add-address, complete-dad, remove-address, change-address, wait, wait-for, wait-dns-query";
+
+/// One step of the timeline.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Its name, for expectations that time from it (`after = "swap"`).
+    pub name: Option<String>,
+    /// When it runs.
+    pub when: When,
+    /// What it does.
+    pub action: Action,
+    /// Only run in these profiles; `None`: in every profile of the scenario.
+    pub profiles: Option<Vec<Profile>>,
+}
+
+impl Step {
+    /// Whether the step runs in `profile`.
+    pub fn applies_to(&self, profile: Profile) -> bool {
+        self.profiles.as_ref().is_none_or(|ps| ps.contains(&profile))
+    }
+}
+
+/// When a step runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// `after = "2s"`: this long after the previous step ended (or after the services started,
+    /// for the first step); a step with neither `at` nor `after` is `AfterPrevious(0s)`.
+    AfterPrevious(Duration),
+    /// `at = "3s"`: this long after the services were started (at once if that moment has passed).
+    At(Duration),
+}
+
+/// What a step does.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Start a service (typically one with `autostart = false`), waiting for its `ready`.
+    Start {
+        /// The service.
+        service: String,
+    },
+    /// Stop a service: SIGTERM, then SIGKILL after its `stop_grace`.
+    Stop {
+        /// The service.
+        service: String,
+    },
+    /// Kill a service with SIGKILL.
+    Kill {
+        /// The service.
+        service: String,
+    },
+    /// Point a CNAME at another target.
+    SwapCname {
+        /// The zone's origin.
+        zone: String,
+        /// The owner name (relative to the zone unless it ends with '.').
+        record: String,
+        /// The new target.
+        to: String,
+    },
+    /// Replace the records of one name and type (for `host`: its A and AAAA).
+    SetRecord {
+        /// The zone's origin.
+        zone: String,
+        /// The owner name.
+        record: String,
+        /// The new data.
+        data: RecordData,
+        /// TTL, seconds.
+        ttl: u32,
+    },
+    /// Delete the records of a name: of one type, or all of them.
+    DeleteRecord {
+        /// The zone's origin.
+        zone: String,
+        /// The owner name.
+        record: String,
+        /// Only this type; `None`: every record of the name.
+        rtype: Option<RecordType>,
+    },
+    /// Change the TTL of a name's records of one type.
+    SetTtl {
+        /// The zone's origin.
+        zone: String,
+        /// The owner name.
+        record: String,
+        /// The type.
+        rtype: RecordType,
+        /// New TTL, seconds.
+        ttl: u32,
+    },
+    /// Make the DNS server misbehave.
+    DnsFault {
+        /// How.
+        fault: DnsFault,
+        /// For which queries.
+        scope: FaultScope,
+    },
+    /// Switch every DNS fault off.
+    ClearDnsFaults,
+    /// Set a host's lab interface up or down.
+    Link {
+        /// The host.
+        host: String,
+        /// The new state.
+        state: LinkState,
+    },
+    /// Add an address to a host's lab interface.
+    AddAddress {
+        /// The host.
+        host: String,
+        /// The address and prefix.
+        address: AddressDef,
+        /// Run duplicate address detection (an IPv6 address stays tentative for 1-2 s).
+        dad: bool,
+        /// With `dad`: hold the address tentative until a `complete-dad` step for it (see
+        /// [`nslab::host::dad`]), instead of the 1-2 s ordinary DAD takes.
+        hold: bool,
+    },
+    /// End the hold on an address added with `hold`: it runs ordinary DAD, and the step ends
+    /// when the kernel reports DAD complete (the address usable).
+    CompleteDad {
+        /// The host.
+        host: String,
+        /// The address and prefix, as added.
+        address: AddressDef,
+    },
+    /// Remove an address from a host's lab interface.
+    RemoveAddress {
+        /// The host.
+        host: String,
+        /// The address and prefix.
+        address: AddressDef,
+    },
+    /// Replace one address of a host's lab interface with another of the same family, in one
+    /// step: the new one is added, then the old one removed.
+    ChangeAddress {
+        /// The host.
+        host: String,
+        /// The address it has now.
+        from: AddressDef,
+        /// The address it gets instead.
+        to: AddressDef,
+        /// Run duplicate address detection on the new one.
+        dad: bool,
+    },
+    /// Do nothing for a while.
+    Wait {
+        /// How long.
+        duration: Duration,
+    },
+    /// Wait until a host asks the lab DNS server (for `name`, of `rtype`, when given): the
+    /// event that starts a resolver cache entry's life, to anchor a change to (fails the trial
+    /// after `timeout`).
+    WaitDnsQuery {
+        /// The asking host.
+        host: String,
+        /// Only queries for this name (`query = "app.example.test"`; no trailing dot needed).
+        name: Option<String>,
+        /// Only queries of this type.
+        rtype: Option<RecordType>,
+        /// How long at most.
+        timeout: Duration,
+    },
+    /// Wait until a condition holds on a service (fails the trial after `timeout`).
+    WaitFor {
+        /// The service.
+        service: String,
+        /// What to wait for.
+        condition: Condition,
+        /// How long at most.
+        timeout: Duration,
+    },
+}
+
+/// A DNS misbehaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsFault {
+    /// Answer SERVFAIL.
+    ServFail,
+    /// Answer NXDOMAIN.
+    NxDomain,
+    /// Answer REFUSED.
+    Refused,
+    /// Do not answer.
+    Drop,
+    /// Truncated (TC) answers over UDP.
+    Truncate,
+    /// DNS over TCP only: UDP queries get no answer, TCP queries are answered.
+    TcpOnly,
+    /// Answer after this delay.
+    Delay(Duration),
+}
+
+impl DnsFault {
+    /// Every name, as written in scenarios and on the command line.
+    pub const NAMES: &'static str = "servfail, nxdomain, refused, drop, truncate, tcp-only, delay";
+
+    /// The fault called `name`; `delay` is the delay fault's length (`Ok(None)` when it is
+    /// the delay fault and no length was given).
+    ///
+    /// # Errors
+    /// A message naming the bad name and the good ones.
+    pub fn from_name(name: &str, delay: Option<Duration>) -> std::result::Result<Option<DnsFault>, String> {
+        Ok(Some(match name {
+            "servfail" => DnsFault::ServFail,
+            "nxdomain" => DnsFault::NxDomain,
+            "refused" => DnsFault::Refused,
+            "drop" => DnsFault::Drop,
+            "truncate" => DnsFault::Truncate,
+            "tcp-only" => DnsFault::TcpOnly,
+            "delay" => match delay {
+                Some(d) => DnsFault::Delay(d),
+                None => return Ok(None),
+            },
+            other => return Err(format!("{other:?} is not a DNS fault; expected one of {}", Self::NAMES)),
+        }))
+    }
+}
+
+/// Which queries a DNS fault applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultScope {
+    /// Every query.
+    Server,
+    /// Queries for exactly this absolute name (no trailing dot).
+    Name(String),
+    /// `domain = "*.example.test"`: this name and every name below it.
+    Suffix(String),
+}
+
+/// A link state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Up.
+    Up,
+    /// Down.
+    Down,
+}
+
+impl Action {
+    /// The action's name as written in `action = "..."`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Start { .. } => "start",
+            Action::Stop { .. } => "stop",
+            Action::Kill { .. } => "kill",
+            Action::SwapCname { .. } => "swap-cname",
+            Action::SetRecord { .. } => "set-record",
+            Action::DeleteRecord { .. } => "delete-record",
+            Action::SetTtl { .. } => "set-ttl",
+            Action::DnsFault { .. } => "dns-fault",
+            Action::ClearDnsFaults => "clear-dns-faults",
+            Action::Link { .. } => "link",
+            Action::AddAddress { .. } => "add-address",
+            Action::CompleteDad { .. } => "complete-dad",
+            Action::RemoveAddress { .. } => "remove-address",
+            Action::ChangeAddress { .. } => "change-address",
+            Action::Wait { .. } => "wait",
+            Action::WaitFor { .. } => "wait-for",
+            Action::WaitDnsQuery { .. } => "wait-dns-query",
+        }
+    }
+}
+
+/// Reads `[[timeline]]`.
+pub(crate) fn decode_timeline(doc: &Doc<'_>, steps: Vec<Val<'_>>, known: &mut Known) -> Result<Vec<Step>> {
+    let mut out = Vec::new();
+    let mut names: Vec<Str> = Vec::new();
+    let mut last_at: Option<(Duration, Str)> = None;
+    for (i, v) in steps.into_iter().enumerate() {
+        let mut t = Table::new(doc, format!("timeline step {}", i + 1), v, "a table written [[timeline]]")?;
+        let action_s = t.req_str("action", &format!("\"<one of {ACTIONS}>\""))?;
+        let keys = action_keys(&action_s.value)
+            .ok_or_else(|| t.bad("action", &action_s.span, format!("{:?} is not an action; expected one of {ACTIONS}", action_s.value)))?;
+        t.what = format!("timeline step {} ({})", i + 1, action_s.value);
+        let allowed: Vec<&str> = STEP_KEYS.iter().chain(keys).copied().collect();
+        t.check_keys(&allowed)?;
+        let name = t.str("name")?;
+        if let Some(n) = &name {
+            nslab::lab::spec::check_name("step", &n.value).map_err(|e| doc.err(&n.span, e))?;
+            names.push(n.clone());
+        }
+        if let (Some(a), Some(b)) = (t.key_span("at"), t.key_span("after")) {
+            return Err(doc.err(if a.start > b.start { &a } else { &b }, format!("{} has both at and after; expected at most one of them", t.what)));
+        }
+        let at_span = t.take("at").map(|v| (v.span(), v));
+        let when = match at_span {
+            Some((span, v)) => {
+                let s = t.as_str("at", v, "a duration such as \"3s\"")?;
+                let d = super::duration::parse_duration(&s.value).map_err(|e| t.bad("at", &span, e))?;
+                if let Some((prev, prev_s)) = &last_at {
+                    if d < *prev {
+                        return Err(t.bad(
+                            "at",
+                            &span,
+                            format!("{:?} is earlier than at = {:?} of an earlier step; expected steps in time order", s.value, prev_s.value),
+                        ));
+                    }
+                }
+                last_at = Some((d, s));
+                When::At(d)
+            }
+            None => When::AfterPrevious(t.duration("after")?.unwrap_or(Duration::ZERO)),
+        };
+        let profiles = match t.str_list("profiles", "an array of profile names such as [\"ipv6-only\"]")? {
+            None => None,
+            Some((span, list)) => {
+                if list.is_empty() {
+                    return Err(t.bad("profiles", &span, "the array is empty; expected at least one profile of the scenario"));
+                }
+                Some(list.iter().map(|s| super::expect::profile_of_scenario(&t, s, known)).collect::<Result<Vec<_>>>()?)
+            }
+        };
+        let action = decode_action(&mut t, &action_s, known)?;
+        if let (Some(n), Some(ps)) = (&name, &profiles) {
+            known.step_profiles.insert(n.value.clone(), ps.clone());
+        }
+        out.push(Step { name: name.map(|n| n.value), when, action, profiles });
+    }
+    check_unique(doc, "step", &names)?;
+    known.steps = names.into_iter().map(|n| n.value).collect();
+    Ok(out)
+}
+
+fn action_keys(action: &str) -> Option<&'static [&'static str]> {
+    Some(match action {
+        "start" | "stop" | "kill" => &["service"],
+        "swap-cname" => &["zone", "record", "to"],
+        "set-record" => &["zone", "record", "type", "value", "host", "ttl"],
+        "delete-record" => &["zone", "record", "type"],
+        "set-ttl" => &["zone", "record", "type", "ttl"],
+        "dns-fault" => &["fault", "delay", "domain"],
+        "clear-dns-faults" => &[],
+        "link" => &["host", "state"],
+        "add-address" => &["host", "address", "dad", "hold"],
+        "complete-dad" => &["host", "address"],
+        "remove-address" => &["host", "address"],
+        "change-address" => &["host", "from", "to", "dad"],
+        "wait" => &["duration"],
+        "wait-for" => &["service", "line", "listening", "exit", "timeout"],
+        "wait-dns-query" => &["host", "query", "type", "timeout"],
+        _ => return None,
+    })
+}
+
+fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<Action> {
+    let service = |t: &mut Table<'_, '_>| -> Result<String> {
+        let s = t.req_str("service", "\"<a declared service>\"")?;
+        refer(t, "service", &s, "service", &known.services)
+    };
+    let host = |t: &mut Table<'_, '_>| -> Result<String> {
+        let s = t.req_str("host", "\"<a declared host>\"")?;
+        refer(t, "host", &s, "host", &known.hosts)
+    };
+    let address = |t: &mut Table<'_, '_>| -> Result<AddressDef> {
+        let s = t.req_str("address", "\"2001:db8:1::99/64\"")?;
+        parse_address(&s.value).map_err(|e| t.bad("address", &s.span, e))
+    };
+    let ttl = |t: &mut Table<'_, '_>, default: Option<u32>| -> Result<u32> {
+        match t.int("ttl", 0..=i64::from(i32::MAX))? {
+            Some(n) => Ok(n as u32),
+            None => default.ok_or_else(|| t.missing("ttl", "60 (seconds)")),
+        }
+    };
+    let rtype = |t: &mut Table<'_, '_>, required: bool| -> Result<Option<RecordType>> {
+        let s = if required { Some(t.req_str("type", "\"A\"")?) } else { t.str("type")? };
+        s.map(|s| s.value.parse::<RecordType>().map_err(|e| t.bad("type", &s.span, e))).transpose()
+    };
+    Ok(match action.value.as_str() {
+        "start" => Action::Start { service: service(t)? },
+        "stop" => Action::Stop { service: service(t)? },
+        "kill" => Action::Kill { service: service(t)? },
+        "swap-cname" => {
+            let (zone, record) = zone_record(t, action, known)?;
+            let to = t.req_str("to", "\"green\"")?;
+            check_dns_name(&to.value).map_err(|e| t.bad("to", &to.span, e))?;
+            Action::SwapCname { zone, record, to: to.value }
+        }
+        "set-record" => {
+            let (zone, record) = zone_record(t, action, known)?;
+            let data = decode_record_data(t, &known.hosts)?;
+            Action::SetRecord { zone, record, data, ttl: ttl(t, Some(super::dns::DEFAULT_TTL))? }
+        }
+        "delete-record" => {
+            let (zone, record) = zone_record(t, action, known)?;
+            Action::DeleteRecord { zone, record, rtype: rtype(t, false)? }
+        }
+        "set-ttl" => {
+            let (zone, record) = zone_record(t, action, known)?;
+            let rtype = rtype(t, true)?.unwrap_or(RecordType::A);
+            Action::SetTtl { zone, record, rtype, ttl: ttl(t, None)? }
+        }
+        "dns-fault" => {
+            need_dns(t, action, known)?;
+            let f = t.req_str("fault", "\"servfail\"")?;
+            let delay_span = t.key_span("delay");
+            let delay = t.positive_duration("delay")?;
+            let fault = match DnsFault::from_name(&f.value, delay) {
+                Ok(Some(fault)) => fault,
+                Ok(None) => return Err(t.missing("delay", "\"2s\" (with fault = \"delay\")")),
+                Err(e) => return Err(t.bad("fault", &f.span, e)),
+            };
+            if let (Some(span), false) = (delay_span, matches!(fault, DnsFault::Delay(_))) {
+                return Err(t.doc.err(&span, format!("delay in {} is given with fault = {:?}; expected delay only with fault = \"delay\"", t.what, f.value)));
+            }
+            let scope = match t.str("domain")? {
+                None => FaultScope::Server,
+                Some(d) => {
+                    let (suffix, name) = match d.value.strip_prefix("*.") {
+                        Some(rest) => (true, rest),
+                        None => (false, d.value.as_str()),
+                    };
+                    if name == "@" || check_dns_name(name).is_err() || name.starts_with('*') {
+                        return Err(t.bad("domain", &d.span, format!("{:?} is not a domain name; expected a full name such as \"app.example.test\" or \"*.example.test\" (the name and all below it)", d.value)));
+                    }
+                    let name = name.trim_end_matches('.').to_string();
+                    if suffix {
+                        FaultScope::Suffix(name)
+                    } else {
+                        FaultScope::Name(name)
+                    }
+                }
+            };
+            Action::DnsFault { fault, scope }
+        }
+        "clear-dns-faults" => {
+            need_dns(t, action, known)?;
+            Action::ClearDnsFaults
+        }
+        "link" => {
+            let host = host(t)?;
+            let s = t.req_str("state", "\"down\"")?;
+            let state = match s.value.as_str() {
+                "up" => LinkState::Up,
+                "down" => LinkState::Down,
+                other => return Err(t.bad("state", &s.span, format!("{other:?} is not a link state; expected \"up\" or \"down\""))),
+            };
+            Action::Link { host, state }
+        }
+        "add-address" => {
+            let host = host(t)?;
+            let address = address(t)?;
+            let dad = t.bool("dad")?.unwrap_or(false);
+            let hold_span = t.key_span("hold");
+            let hold = t.bool("hold")?.unwrap_or(false);
+            if let (Some(span), true) = (&hold_span, hold && !(dad && address.ip.is_ipv6())) {
+                return Err(t.doc.err(
+                    span,
+                    format!("hold = true in {} needs dad = true and an IPv6 address (only duplicate address detection can be held); found dad = {dad} and {}", t.what, address),
+                ));
+            }
+            Action::AddAddress { host, address, dad, hold }
+        }
+        "complete-dad" => Action::CompleteDad { host: host(t)?, address: address(t)? },
+        "remove-address" => Action::RemoveAddress { host: host(t)?, address: address(t)? },
+        "change-address" => {
+            let host = host(t)?;
+            let from = t.req_str("from", "\"2001:db8:1::5/64\" (an address the host has)")?;
+            let from_a = parse_address(&from.value).map_err(|e| t.bad("from", &from.span, e))?;
+            let to = t.req_str("to", "\"2001:db8:1::99/64\" (the address it gets instead)")?;
+            let to_a = parse_address(&to.value).map_err(|e| t.bad("to", &to.span, e))?;
+            if from_a.ip.is_ipv4() != to_a.ip.is_ipv4() {
+                let fam = if from_a.ip.is_ipv4() { "IPv4" } else { "IPv6" };
+                return Err(t.bad("to", &to.span, format!("{:?} is not of the family of from = {:?}; expected an {fam} address", to.value, from.value)));
+            }
+            if from_a.ip == to_a.ip {
+                return Err(t.bad("to", &to.span, format!("{:?} is the address in from; expected a different address", to.value)));
+            }
+            Action::ChangeAddress { host, from: from_a, to: to_a, dad: t.bool("dad")?.unwrap_or(false) }
+        }
+        "wait" => Action::Wait { duration: t.duration("duration")?.ok_or_else(|| t.missing("duration", "\"5s\""))? },
+        "wait-for" => {
+            let service = service(t)?;
+            let condition = decode_condition(t)?.ok_or_else(|| {
+                t.doc.err(&t.span, format!("{} has no condition; expected one of line = \"<regex>\", listening = \"tcp:8000\", exit = true", t.what))
+            })?;
+            Action::WaitFor { service, condition, timeout: t.positive_duration("timeout")?.unwrap_or(DEFAULT_WAIT_TIMEOUT) }
+        }
+        "wait-dns-query" => {
+            need_dns(t, action, known)?;
+            let host = host(t)?;
+            let name = match t.str("query")? {
+                None => None,
+                Some(n) => {
+                    let bare = n.value.trim_end_matches('.').to_string();
+                    check_dns_name(&bare).map_err(|e| t.bad("query", &n.span, e))?;
+                    Some(bare)
+                }
+            };
+            let rtype = rtype(t, false)?;
+            Action::WaitDnsQuery { host, name, rtype, timeout: t.positive_duration("timeout")?.unwrap_or(DEFAULT_WAIT_TIMEOUT) }
+        }
+        _ => unreachable!("action names are checked by action_keys"),
+    })
+}
+
+fn need_dns(t: &Table<'_, '_>, action: &Str, known: &Known) -> Result<()> {
+    if !known.dns {
+        return Err(t.bad("action", &action.span, format!("{:?} needs the lab DNS server; expected a [dns] table in the scenario", action.value)));
+    }
+    Ok(())
+}
+
+/// Reads `zone` (optional when the scenario has one zone) and `record`.
+fn zone_record(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<(String, String)> {
+    need_dns(t, action, known)?;
+    let zone = match t.str("zone")? {
+        Some(z) => {
+            let origin = z.value.trim_end_matches('.');
+            if !known.zones.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
+                let have = if known.zones.is_empty() { "the scenario declares none".to_string() } else { format!("one of {}", known.zones.join(", ")) };
+                return Err(t.bad("zone", &z.span, format!("zone {:?} is not declared; expected {have}", z.value)));
+            }
+            origin.to_string()
+        }
+        None => match known.zones.as_slice() {
+            [only] => only.clone(),
+            [] => {
+                return Err(t.bad(
+                    "action",
+                    &action.span,
+                    format!("{:?} changes a zone, but the scenario declares none; expected a [[dns.zones]] table", action.value),
+                ))
+            }
+            many => return Err(t.missing("zone", &format!("{:?} (the scenario has several zones: {})", many[0], many.join(", ")))),
+        },
+    };
+    let record = t.req_str("record", "\"app\" (a name in the zone)")?;
+    check_record_name(t, "record", &record, &zone)?;
+    Ok((zone, record.value))
+}

@@ -1,0 +1,274 @@
+//! Scenario files: every bad file in scenarios/invalid/ gives exactly the message in its
+//! `.expected` file, every other scenario loads, and random input never panics.
+//!
+//! `NSLAB_BLESS=1 cargo test --test scenario_parse` writes the `.expected` files from the
+//! current messages (review the diff before committing it).
+
+use std::path::{Path, PathBuf};
+
+use nslab_scenario::scenario::{self, Action, Check, ConnectResult};
+use nslab::Profile;
+use proptest::prelude::*;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("the workspace holds harness/CRATE").to_path_buf()
+}
+
+/// The error for `path`, with the workspace prefix removed so messages read `scenarios/...`.
+fn message(path: &Path) -> String {
+    let root = format!("{}/", workspace().display());
+    match scenario::load(path) {
+        Ok(_) => "<loaded without error>".to_string(),
+        Err(e) => e.to_string().replace(&root, ""),
+    }
+}
+
+#[test]
+fn invalid_scenarios_give_their_exact_messages() {
+    let dir = workspace().join("scenarios/invalid");
+    let bless = std::env::var_os("NSLAB_BLESS").is_some();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for path in &entries {
+        let ext = path.extension().and_then(|e| e.to_str());
+        if ext == Some("expected") && !path.with_extension("toml").exists() {
+            failures.push(format!("{} has no .toml beside it", path.display()));
+        }
+        if ext != Some("toml") {
+            continue;
+        }
+        checked += 1;
+        let got = message(path);
+        let expected_path = path.with_extension("expected");
+        if bless {
+            std::fs::write(&expected_path, format!("{got}\n")).unwrap();
+            continue;
+        }
+        match std::fs::read_to_string(&expected_path) {
+            Err(_) => failures.push(format!("{} has no .expected file; it gives:\n  {got}", path.display())),
+            Ok(want) if want.trim_end() != got => failures.push(format!("{}:\n  expected: {}\n  got:      {got}", path.display(), want.trim_end())),
+            Ok(_) => {}
+        }
+    }
+    assert!(checked >= 15, "expected at least 15 invalid scenarios, found {checked}");
+    assert!(failures.is_empty(), "{} of {checked} invalid scenarios differ:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_scenario_outside_invalid_loads() {
+    let files = scenario::discover(&workspace().join("scenarios")).unwrap();
+    assert!(files.iter().any(|f| f.name == "examples/cname-swap"), "{files:?}");
+    assert!(files.iter().all(|f| !f.name.starts_with("invalid/")));
+    let errors: Vec<String> = files.iter().filter_map(|f| scenario::load(&f.path).err()).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
+
+#[test]
+fn examples_hold_what_the_readme_says() {
+    let s = scenario::load(&workspace().join("scenarios/examples/wildcard-ipv4-bind.toml")).unwrap();
+    assert_eq!(s.trials(), &[Profile::Ipv4Only, Profile::DualStack, Profile::Ipv6Only]);
+    let in_v6: Vec<String> = s.expectations_for(Profile::Ipv6Only).map(|e| e.description()).collect();
+    assert_eq!(in_v6, ["service web listens on tcp:0.0.0.0:8000 and nothing else", "IPv6 peers are refused"]);
+    assert!(s.expectations.iter().any(|e| matches!(e.check, Check::Connect { result: ConnectResult::Errno(n), .. } if n.number == 111)));
+
+    let s = scenario::load(&workspace().join("scenarios/examples/cname-swap.toml")).unwrap();
+    assert_eq!(s.step_index("swap"), Some(0));
+    assert!(matches!(&s.timeline[0].action, Action::SwapCname { zone, record, to } if zone == "example.test" && record == "app" && to == "green"));
+    assert_eq!(s.dns.as_ref().unwrap().zones[0].records[0].ttl, 5);
+    assert_eq!(s.dns.as_ref().unwrap().zones[0].records[1].ttl, scenario::DEFAULT_TTL);
+
+    let s = scenario::load(&workspace().join("scenarios/examples/dual-bind.toml")).unwrap();
+    let split = s.service("split").unwrap();
+    match &split.files[0].content {
+        scenario::FileContent::Source(p) => assert!(p.ends_with("scenarios/examples/files/dual_bind.py")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.host("split").unwrap().bindv6only, Some(true));
+    assert_eq!(s.service("clash").unwrap().expect_start, scenario::ExpectStart::Failure);
+}
+
+#[test]
+fn a_huge_file_is_refused_before_parsing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.toml");
+    let mut text = String::from("description = \"huge\"\n[hosts.web]\n");
+    while text.len() <= scenario::MAX_FILE_SIZE as usize {
+        text.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(
+        scenario::load(&path).unwrap_err().to_string(),
+        format!("{}:1:1: the file is larger than 1024 KiB; expected a scenario of at most 1 MiB", path.display())
+    );
+}
+
+#[test]
+fn a_missing_file_is_a_located_error() {
+    let e = scenario::load(Path::new("scenarios/no-such.toml")).unwrap_err().to_string();
+    assert!(e.starts_with("scenarios/no-such.toml:1:1: cannot read the scenario file ("), "{e}");
+}
+
+#[test]
+fn inline_errors_name_place_found_and_expected() {
+    let d = "description = \"x\"\n";
+    let cases = [
+        (format!("{d}hosts = 5\n"), "s.toml:2:9: [hosts] is the integer 5; expected a table of hosts such as [hosts.web]"),
+        (format!("{d}profiles = []\n[hosts.a]\n"), "s.toml:2:12: profiles in the scenario: the array is empty; expected at least one profile"),
+        (
+            format!("{d}[hosts.a]\n[hosts.b]\n[[expect]]\nkind = \"connect\"\nfrom = \"a\"\nto = \"[2001:db8:1::5]:80\"\nfamily = \"ipv6\"\nresult = \"ok\"\n"),
+            "s.toml:8:10: family in expectation 1 (connect): family is given with an address in to = \"[2001:db8:1::5]:80\"; expected family only with a host name such as \"web:8000\"",
+        ),
+        (
+            format!("{d}[hosts.a]\n[services.s]\nhost = \"a\"\ncommand = [\"x\"]\n[[expect]]\nkind = \"exit\"\nservice = \"s\"\ncode = 0\nsuccess = false\n"),
+            "s.toml:9:1: code in expectation 1 (exit): code = 0 contradicts success = false; expected one of them, or values that agree",
+        ),
+        (
+            format!("{d}[hosts.a]\n[services.s]\nhost = \"a\"\n"),
+            "s.toml:3:1: service \"s\" has neither command nor shell; expected command = [\"prog\", \"arg\"] or shell = \"prog arg | other\"",
+        ),
+        (
+            format!("{d}[hosts.a]\nsysctls = {{ net.ipv6.conf.eth0.accept_dad = 1, kernel.x = 2 }}\n"),
+            "s.toml:3:55: sysctl \"kernel.x\" is not a network sysctl; expected a name under net. (only those are private to a lab host)",
+        ),
+        (
+            format!("{d}[hosts.a]\n[[timeline]]\nat = \"5s\"\naction = \"wait\"\nduration = \"1s\"\n[[timeline]]\nat = \"3s\"\naction = \"wait\"\nduration = \"1s\"\n"),
+            "s.toml:8:6: at in timeline step 2 (wait): \"3s\" is earlier than at = \"5s\" of an earlier step; expected steps in time order",
+        ),
+        (
+            format!("{d}[hosts.a]\n[dns]\n[[dns.zones]]\norigin = \"a.test\"\n[[dns.zones]]\norigin = \"b.test\"\n[[timeline]]\naction = \"swap-cname\"\nrecord = \"app\"\nto = \"x\"\n"),
+            "s.toml:8:1: timeline step 1 (swap-cname) has no key \"zone\"; expected zone = \"a.test\" (the scenario has several zones: a.test, b.test)",
+        ),
+        (
+            format!("{d}[hosts.a]\n[dns]\n[[dns.zones]]\norigin = \"a.test\"\nrecords = [{{ name = \"app.b.test.\", type = \"CNAME\", value = \"x\" }}]\n"),
+            "s.toml:6:21: name in record 1 of zone \"a.test\": \"app.b.test.\" is outside zone \"a.test\"; expected a name relative to the zone, or an absolute name ending in .a.test.",
+        ),
+        (
+            format!("{d}[hosts.a]\n[dns]\n[[timeline]]\naction = \"dns-fault\"\nfault = \"servfail\"\ndelay = \"1s\"\n"),
+            "s.toml:7:1: delay in timeline step 1 (dns-fault) is given with fault = \"servfail\"; expected delay only with fault = \"delay\"",
+        ),
+        (
+            format!("{d}timeout = 30\n[hosts.a]\n"),
+            "s.toml:2:11: timeout in the scenario is the integer 30; expected a duration such as \"500ms\", \"30s\", \"2m\" or \"1m30s\" (a string with a unit)",
+        ),
+        (
+            format!("{d}[hosts.a]\n[services.s]\nhost = \"a\"\nshell = \"echo {{{{dns.ipv4}}}}\"\n"),
+            "s.toml:5:15: shell in service \"s\": template variable \"dns.ipv4\" needs the lab DNS server; expected a [dns] table in the scenario",
+        ),
+        (d.to_string(), "s.toml:1:1: the scenario declares no hosts; expected at least one [hosts.<name>] table, such as [hosts.web]"),
+    ];
+    for (text, want) in cases {
+        let got = scenario::parse_str(Path::new("s.toml"), &text).map(|_| ()).unwrap_err().to_string();
+        assert_eq!(got, want, "for:\n{text}");
+    }
+}
+
+#[test]
+fn dotted_sysctls_and_defaults() {
+    let text = "description = \"x\"\n[hosts.a]\nsysctls = { net.ipv6.conf.eth0.accept_dad = 1, \"net.ipv4.ip_forward\" = \"1\" }\n";
+    let s = scenario::parse_str(Path::new("s.toml"), text).unwrap();
+    assert_eq!(s.trials(), &[Profile::DualStack]);
+    assert_eq!(s.timeout, scenario::DEFAULT_TIMEOUT);
+    assert_eq!(s.hosts[0].sysctls, vec![("net.ipv6.conf.eth0.accept_dad".to_string(), "1".to_string()), ("net.ipv4.ip_forward".to_string(), "1".to_string())]);
+    assert_eq!(
+        s.host_specs(Profile::Ipv6Only)[0],
+        nslab::HostSpec::new("a").profile(Profile::Ipv6Only).sysctl("net.ipv6.conf.eth0.accept_dad", "1").sysctl("net.ipv4.ip_forward", "1")
+    );
+}
+
+/// Random edits of a valid scenario: delete a range, insert a TOML-ish token, or replace a char.
+fn mutated() -> impl Strategy<Value = String> {
+    let base = std::fs::read_to_string(workspace().join("scenarios/examples/cname-swap.toml")).unwrap();
+    let tokens = prop::sample::select(vec![
+        "[",
+        "]",
+        "{",
+        "}",
+        "=",
+        "\"",
+        "'",
+        "\"\"\"",
+        ",",
+        "\n",
+        "#",
+        ".",
+        "[[timeline]]\n",
+        "[hosts.x]\n",
+        "{{",
+        "}}",
+        "{{host.blue.ipv4}}",
+        "\"10.0.0.1\"",
+        "\"tcp:[::]:0\"",
+        "-1",
+        "1e400",
+        "true",
+        "\"0s\"",
+        "kind = \"connect\"\n",
+        "action = \"link\"\n",
+        "\u{e9}",
+        "\\",
+        "(",
+    ]);
+    let edit = (0usize..4000, 0usize..40, tokens, 0u8..3);
+    prop::collection::vec(edit, 1..6).prop_map(move |edits| {
+        let mut s = base.clone();
+        for (at, len, tok, op) in edits {
+            let mut at = at % (s.len() + 1);
+            while !s.is_char_boundary(at) {
+                at -= 1;
+            }
+            match op {
+                0 => {
+                    let mut end = (at + len).min(s.len());
+                    while !s.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    s.replace_range(at..end, "");
+                }
+                1 => s.insert_str(at, tok),
+                _ => {
+                    let mut end = (at + 1).min(s.len());
+                    while !s.is_char_boundary(end) {
+                        end += 1;
+                    }
+                    s.replace_range(at..end, tok);
+                }
+            }
+        }
+        s
+    })
+}
+
+fn assert_located(text: &str) -> Result<(), TestCaseError> {
+    let file = workspace().join("scenarios/examples/fuzz.toml");
+    if let Err(e) = scenario::parse_str(&file, text) {
+        let msg = e.to_string();
+        let prefix = format!("{}:", file.display());
+        prop_assert!(msg.starts_with(&prefix), "{msg}");
+        let rest = &msg[prefix.len()..];
+        let mut parts = rest.splitn(3, ':');
+        let line = parts.next().unwrap_or("");
+        let col = parts.next().unwrap_or("");
+        let tail = parts.next().unwrap_or("");
+        prop_assert!(line.parse::<usize>().is_ok_and(|n| n >= 1), "{msg}");
+        prop_assert!(col.parse::<usize>().is_ok_and(|n| n >= 1), "{msg}");
+        prop_assert!(tail.starts_with(' ') && tail.len() > 1, "{msg}");
+        prop_assert!(!msg.contains('\n'), "{msg}");
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_scenarios_never_panic_and_errors_are_located(text in mutated()) {
+        assert_located(&text)?;
+    }
+
+    #[test]
+    fn random_text_never_panics_and_errors_are_located(text in "(\\PC|\n){0,300}") {
+        assert_located(&text)?;
+    }
+}
