@@ -872,7 +872,7 @@ async fn privileges() -> Result<(), String> {
         .map_err(|e| format!("setpriv: {e}"))?;
     let text = String::from_utf8_lossy(&out.stdout);
     ensure!(
-        text.trim() == "nslab needs CAP_NET_ADMIN and CAP_SYS_ADMIN to build a lab; run as root, or call nslab::os::rootless::enter() first thing in main (the nslab command and nslab's test binaries do), or work in a VM made with the repository's Vagrantfile",
+        text.trim() == "nslab needs CAP_NET_ADMIN and CAP_SYS_ADMIN to build a lab; run as root, or call nslab::testing::enter() first thing in main (the nslab command and nslab's test binaries do), or work in a VM made with the repository's Vagrantfile",
         "unexpected message without capabilities: {text:?} {}",
         String::from_utf8_lossy(&out.stderr)
     );

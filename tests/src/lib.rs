@@ -326,7 +326,11 @@ impl TmpCheck {
                 }
                 match &concurrent {
                     None => leaks.push(format!("{} (new in nslab's root {})", p.display(), root.display())),
-                    Some(who) => eprintln!("note: {} is new in nslab's root {}, but other processes of the run shared it ({who}): not attributed", p.display(), root.display()),
+                    Some(who) => eprintln!(
+                        "note: {} is new in nslab's root {}, but other processes of the run shared it ({who}): not attributed",
+                        p.display(),
+                        root.display()
+                    ),
                 }
             }
         }

@@ -11,12 +11,12 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use nslab::addr::profile::Profile;
 use nslab::dns::{RecordValue, Soa, Zone};
 use nslab::error::{Error, Result};
+use nslab::host::process::Command;
 use nslab::lab::build::Lab;
 use nslab::lab::dns_host::LabDns;
-use nslab::host::process::Command;
-use nslab::addr::profile::Profile;
 use nslab::lab::spec::HostSpec;
 
 /// How long a probe waits for a connect before it reports a timeout.

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use nslab::Profile;
 use nslab_cli::live::control::{request, DnsRequest, Request};
 use nslab_cli::live::{self, LabDir, LabState, ProcId};
-use nslab::Profile;
 
 use crate::Paint;
 

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use nslab_scenario::runner::{self, Outcome, RunOptions, TrialResult};
 use nslab::Profile;
+use nslab_scenario::runner::{self, Outcome, RunOptions, TrialResult};
 
 /// Reproduce network-environment bugs in isolated Linux network namespaces.
 ///

@@ -227,9 +227,9 @@ fn main() -> Result<()> {
 
     let load_after = loadavg();
     println!("load average before {load_before}, after {load_after} (1/5/15 min); figures only, no goals");
-    let path = std::env::var_os("NSLAB_BENCH_JSON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("the workspace holds harness/CRATE").join("target/nslab-bench/dns_latency.json"));
+    let path = std::env::var_os("NSLAB_BENCH_JSON").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("the workspace holds harness/CRATE").join("target/nslab-bench/dns_latency.json")
+    });
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

@@ -277,9 +277,13 @@ async fn run(prefix: &str) -> Result<()> {
     if let Some(m) = mn {
         m.stop().await;
     }
-    let path = std::env::var_os("NSLAB_BENCH_JSON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("the workspace holds harness/CRATE").join("target/nslab-bench/lab_build.json"));
+    let path = std::env::var_os("NSLAB_BENCH_JSON").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .nth(2)
+            .expect("the workspace holds harness/CRATE")
+            .join("target/nslab-bench/lab_build.json")
+    });
     write_json(&path, &serde_json::json!({ "bench": "lab_build", "not_run": { "patchbay": PATCHBAY_NOT_RUN }, "sizes": results }))?;
     println!("lab_build: JSON written to {}", path.display());
     Ok(())

@@ -166,9 +166,9 @@ fn parent() -> Result<()> {
     }
     println!("warm-up: Rss added by the runtime and one built and torn-down lab; left after: Rss still held after every lab is torn down (allocator caches)");
     println!("* slab/lab: system-wide kernel Slab delta per lab (namespaces, interfaces, sockets), noisy: other processes move it");
-    let path = std::env::var_os("NSLAB_BENCH_JSON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("the workspace holds harness/CRATE").join("target/nslab-bench/memory.json"));
+    let path = std::env::var_os("NSLAB_BENCH_JSON").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("the workspace holds harness/CRATE").join("target/nslab-bench/memory.json")
+    });
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }

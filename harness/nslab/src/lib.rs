@@ -40,7 +40,6 @@
 //!
 //! Requires root (CAP_NET_ADMIN and CAP_SYS_ADMIN). The caller owns the tokio runtime.
 
-
 #[doc(hidden)]
 pub mod addr;
 pub mod dns;

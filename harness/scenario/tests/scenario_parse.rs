@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use nslab_scenario::scenario::{self, Action, Check, ConnectResult};
 use nslab::Profile;
+use nslab_scenario::scenario::{self, Action, Check, ConnectResult};
 use proptest::prelude::*;
 
 fn workspace() -> PathBuf {

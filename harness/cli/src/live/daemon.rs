@@ -11,9 +11,9 @@ use tokio::sync::{watch, Mutex};
 
 use super::control::{DnsRequest, Reply, Request};
 use super::{HostState, LabDir, LabState, ProcId};
+use nslab::addr::profile::Profile;
 use nslab::dns::QueryLogEntry;
 use nslab::host::process::Command;
-use nslab::addr::profile::Profile;
 use nslab_scenario::runner::Session;
 use nslab_scenario::scenario::{Action, DnsFault, FaultScope, RecordData, RecordType, Scenario, When};
 

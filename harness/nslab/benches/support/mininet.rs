@@ -59,7 +59,7 @@ for line in sys.stdin:
 "#;
 
 /// A running driver.
-pub struct Mininet {
+pub(crate) struct Mininet {
     child: Child,
     stdin: ChildStdin,
     lines: Lines<BufReader<ChildStdout>>,
@@ -70,7 +70,7 @@ pub struct Mininet {
 impl Mininet {
     /// Starts the driver and checks one 2-host round; the error says in one line why Mininet
     /// cannot run here.
-    pub async fn start() -> Result<Mininet> {
+    pub(crate) async fn start() -> Result<Mininet> {
         for (prog, pkg) in [("mn", "mininet"), ("brctl", "bridge-utils"), ("unshare", "util-linux"), (PYTHON, "python3")] {
             let found = if prog.starts_with('/') { std::path::Path::new(prog).is_file() } else { on_path(prog) };
             if !found {
@@ -102,7 +102,7 @@ impl Mininet {
     }
 
     /// Builds and stops `n` hosts once; returns (build, stop) durations.
-    pub async fn round(&mut self, n: usize, verify: bool) -> Result<(Duration, Duration)> {
+    pub(crate) async fn round(&mut self, n: usize, verify: bool) -> Result<(Duration, Duration)> {
         self.stdin.write_all(format!("ROUND {n} {}\n", u8::from(verify)).as_bytes()).await.context("write to the Mininet driver")?;
         // 100 hosts take a few seconds each way; a stuck driver must not hang the bench.
         let line = match tokio::time::timeout(Duration::from_secs(120), self.lines.next_line()).await {
@@ -127,7 +127,7 @@ impl Mininet {
     }
 
     /// Closes the driver's input (it ends its loop and exits) and waits for it.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         drop(self.stdin);
         if tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.is_err() {
             let _ = self.child.kill().await;

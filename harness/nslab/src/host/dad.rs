@@ -60,7 +60,11 @@ impl Host {
         match self.is_tentative(addr).await? {
             Some(true) => Ok(()),
             state => Err(Error::Invalid {
-                what: format!("address {addr} on {} of host {} was to be held tentative, but the kernel reports it {state:?} right after the add", self.interface(), self.name()),
+                what: format!(
+                    "address {addr} on {} of host {} was to be held tentative, but the kernel reports it {state:?} right after the add",
+                    self.interface(),
+                    self.name()
+                ),
             }),
         }
     }
@@ -77,7 +81,9 @@ impl Host {
         let saved = {
             let mut held = self.inner.held.lock().unwrap_or_else(|e| e.into_inner());
             let Some(i) = held.addrs.iter().position(|a| *a == addr) else {
-                return Err(Error::Invalid { what: format!("address {addr} of host {} is not held tentative (add it with dad = true and hold = true first)", self.name()) });
+                return Err(Error::Invalid {
+                    what: format!("address {addr} of host {} is not held tentative (add it with dad = true and hold = true first)", self.name()),
+                });
             };
             held.addrs.remove(i);
             held.saved.clone().unwrap_or_else(|| "1".into())

@@ -7,16 +7,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::addr::plan::{SlotAddrs, IPV4_PREFIX, IPV6_PREFIX};
+use crate::addr::profile::Profile;
 use crate::error::{Error, Result};
 use crate::host::listeners::{self, Listen, Listener};
+use crate::host::output::Output;
+use crate::host::process::{Command, Process, Registry};
 use crate::os::netlink::Netlink;
 use crate::os::netns::NetNs;
-use crate::host::output::Output;
-use crate::addr::plan::{SlotAddrs, IPV4_PREFIX, IPV6_PREFIX};
-use crate::host::process::{Command, Process, Registry};
-use crate::addr::profile::Profile;
-use crate::sys;
 use crate::os::sysctl;
+use crate::sys;
 
 /// One of a host's own /etc files: where the lab keeps it, its content, what it covers.
 #[derive(Debug, Clone)]

@@ -8,20 +8,19 @@ use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 
-use crate::dns::DnsServer;
 use crate::addr::plan::LAB_DOMAIN;
+use crate::addr::plan::{self, SlotAddrs};
+use crate::addr::profile::Profile;
+use crate::dns::DnsServer;
 use crate::error::{Error, Result, TeardownError};
 use crate::host::etc;
 use crate::host::handle::{EtcFile, Host, HostInner};
+use crate::host::process::Registry;
 use crate::lab::dns_host::{self, LabDns};
+use crate::lab::spec::{self, HostSpec};
 use crate::os::netlink::Netlink;
 use crate::os::netns::NetNs;
-use crate::addr::plan::{self, SlotAddrs};
-use crate::host::process::Registry;
-use crate::addr::profile::Profile;
-use crate::lab::spec::{self, HostSpec};
 use crate::os::sysctl::{self, Sysctl};
-
 
 static LAB_COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -516,7 +515,7 @@ fn check_privileges() -> Result<()> {
     }
     Err(Error::Privileges {
         missing: missing.join(" and "),
-        hint: "run as root, or call nslab::rootless::enter() first thing in main (the nslab command and nslab's test binaries do), or work in a VM made with the repository's Vagrantfile".into(),
+        hint: "run as root, or call nslab::testing::enter() first thing in main (the nslab command and nslab's test binaries do), or work in a VM made with the repository's Vagrantfile".into(),
     })
 }
 

@@ -3,12 +3,12 @@
 
 use std::net::{SocketAddr, SocketAddrV6};
 
+use crate::addr::plan::SlotAddrs;
+use crate::addr::plan::LAB_DOMAIN;
+use crate::addr::profile::Profile;
 use crate::dns::{Dns64, DnsOptions, DnsServer, DnsSockets, HostAddrs, RecordValue, Soa, Zone};
 use crate::error::{Error, Result};
 use crate::host::handle::Host;
-use crate::addr::plan::LAB_DOMAIN;
-use crate::addr::plan::SlotAddrs;
-use crate::addr::profile::Profile;
 
 /// Name of the host that serves the lab's DNS unless [`LabDns::on_host`] says otherwise.
 pub const DNS_HOST: &str = "dns";

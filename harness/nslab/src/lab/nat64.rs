@@ -8,10 +8,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+use crate::addr::profile::Profile;
 use crate::error::{Error, Result};
 use crate::host::handle::Host;
 use crate::host::process::{Command, Process};
-use crate::addr::profile::Profile;
 use crate::lab::spec::HostSpec;
 
 /// Name of the router host.

@@ -117,7 +117,7 @@ pub fn advice(err: &io::Error) -> Vec<String> {
         out.push(match err.raw_os_error() {
             Some(libc::ENOSPC) => "the user namespace limit is reached (user.max_user_namespaces, or the per-user count): raise it with `sudo sysctl -w user.max_user_namespaces=15000`, or run nslab as root".into(),
             Some(libc::EPERM) => "no sysctl forbids it, so a security policy does (a container's seccomp profile, for example Docker's default, or an LSM): run the container with `--privileged` or `--security-opt seccomp=unconfined`, or run nslab as root; or this is a chroot, where the kernel refuses user namespaces (nslab cannot work in a chroot: use a container or a VM)".into(),
-            Some(libc::EINVAL) => "the process had several threads; call nslab::rootless::enter() first thing in main".into(),
+            Some(libc::EINVAL) => "the process had several threads; call nslab::testing::enter() first thing in main".into(),
             _ => "run nslab as root (sudo -E nslab ...), or check `nslab doctor`".into(),
         });
     }

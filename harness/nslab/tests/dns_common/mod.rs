@@ -19,10 +19,10 @@ use tokio::{
 /// How long a test waits for something that must happen (an answer, a log entry) before it calls
 /// it missing. A hang guard, not a claim about speed: on a quiet machine the event comes within
 /// milliseconds, and a loaded one must not turn a slow answer into a failure.
-pub const GUARD: Duration = Duration::from_secs(20);
+pub(crate) const GUARD: Duration = Duration::from_secs(20);
 
 /// The fixture zone used by most tests.
-pub fn example_zone() -> Zone {
+pub(crate) fn example_zone() -> Zone {
     let mut soa = Soa::new("ns", "hostmaster");
     soa.serial = 100;
     soa.ttl = 3600;
@@ -48,23 +48,23 @@ pub fn example_zone() -> Zone {
 }
 
 /// A reverse zone with one PTR to the web host.
-pub fn reverse_zone() -> Zone {
+pub(crate) fn reverse_zone() -> Zone {
     Zone::new("0.0.10.in-addr.arpa", Soa::new("ns.example.test.", "hostmaster.example.test.")).record("2", 60, V::Ptr("web.example.test.".into()))
 }
 
 /// Host-address map of the fixture lab.
-pub fn hosts() -> HostAddrs {
+pub(crate) fn hosts() -> HostAddrs {
     [("web".to_owned(), vec!["192.0.2.2".parse().unwrap(), "2001:db8::2".parse().unwrap()])].into()
 }
 
 /// A started server and the address it serves on (UDP and TCP share the port).
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub server: DnsServer,
     pub addr: SocketAddr,
 }
 
 /// Binds UDP and TCP on the same ephemeral port of `ip`.
-pub async fn bind_pair(ip: IpAddr) -> (UdpSocket, TcpListener) {
+pub(crate) async fn bind_pair(ip: IpAddr) -> (UdpSocket, TcpListener) {
     for _ in 0..20 {
         let udp = UdpSocket::bind(SocketAddr::new(ip, 0)).await.expect("bind udp");
         let port = udp.local_addr().unwrap().port();
@@ -76,7 +76,7 @@ pub async fn bind_pair(ip: IpAddr) -> (UdpSocket, TcpListener) {
 }
 
 /// Starts a server on `ip` with the fixture zones and `tune` applied to the default options.
-pub async fn start_with(ip: IpAddr, tune: impl FnOnce(&mut DnsOptions)) -> Fixture {
+pub(crate) async fn start_with(ip: IpAddr, tune: impl FnOnce(&mut DnsOptions)) -> Fixture {
     let (udp, tcp) = bind_pair(ip).await;
     let addr = udp.local_addr().unwrap();
     let mut options = DnsOptions::new(Instant::now());
@@ -87,12 +87,12 @@ pub async fn start_with(ip: IpAddr, tune: impl FnOnce(&mut DnsOptions)) -> Fixtu
 }
 
 /// Starts the fixture server on 127.0.0.1.
-pub async fn start() -> Fixture {
+pub(crate) async fn start() -> Fixture {
     start_with("127.0.0.1".parse().unwrap(), |_| {}).await
 }
 
 /// Encodes a query with a random id; EDNS with a 1232-byte payload when `edns`.
-pub fn query_bytes(name: &str, qtype: RecordType, edns: bool) -> (u16, Vec<u8>) {
+pub(crate) fn query_bytes(name: &str, qtype: RecordType, edns: bool) -> (u16, Vec<u8>) {
     let id: u16 = rand_id();
     let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
     msg.metadata.recursion_desired = true;
@@ -112,7 +112,7 @@ fn rand_id() -> u16 {
 }
 
 /// Sends a UDP query from `socket`; `None` when no answer came within `wait`.
-pub async fn udp_query_on(socket: &UdpSocket, server: SocketAddr, name: &str, qtype: RecordType, wait: Duration) -> Option<Message> {
+pub(crate) async fn udp_query_on(socket: &UdpSocket, server: SocketAddr, name: &str, qtype: RecordType, wait: Duration) -> Option<Message> {
     let (id, bytes) = query_bytes(name, qtype, true);
     socket.send_to(&bytes, server).await.expect("send");
     let mut buf = vec![0u8; 65535];
@@ -128,14 +128,14 @@ pub async fn udp_query_on(socket: &UdpSocket, server: SocketAddr, name: &str, qt
 }
 
 /// Sends a UDP query from a fresh socket and expects an answer (within [`GUARD`]).
-pub async fn udp(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
+pub(crate) async fn udp(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
     let socket = client_socket(server).await;
     udp_query_on(&socket, server, name, qtype, GUARD).await.unwrap_or_else(|| panic!("no UDP answer for {name} {qtype} within {GUARD:?}"))
 }
 
 /// Waits until the server's log has an entry for `name` (the server logs a query once it has
 /// answered it, or decided not to) and returns the last such entry.
-pub async fn logged(server: &DnsServer, name: &str) -> QueryLogEntry {
+pub(crate) async fn logged(server: &DnsServer, name: &str) -> QueryLogEntry {
     let deadline = Instant::now() + GUARD;
     loop {
         if let Some(e) = server.log().query(&LogFilter::new().name(name)).pop() {
@@ -151,7 +151,7 @@ pub async fn logged(server: &DnsServer, name: &str) -> QueryLogEntry {
 /// answer. The server takes one client's datagrams in order and sends its replies in order, so
 /// a reply to an earlier datagram comes before this answer: the answer is the event that ends
 /// the wait, not a timeout.
-pub async fn replies_before_next_answer(socket: &UdpSocket, server: SocketAddr) -> Vec<u16> {
+pub(crate) async fn replies_before_next_answer(socket: &UdpSocket, server: SocketAddr) -> Vec<u16> {
     let (id, bytes) = query_bytes("ns.example.test.", RecordType::A, false);
     socket.send_to(&bytes, server).await.expect("send");
     let mut buf = vec![0u8; 65535];
@@ -169,19 +169,19 @@ pub async fn replies_before_next_answer(socket: &UdpSocket, server: SocketAddr) 
 }
 
 /// A UDP client socket of the server's family.
-pub async fn client_socket(server: SocketAddr) -> UdpSocket {
+pub(crate) async fn client_socket(server: SocketAddr) -> UdpSocket {
     let any: SocketAddr = if server.is_ipv4() { "127.0.0.1:0".parse().unwrap() } else { "[::1]:0".parse().unwrap() };
     UdpSocket::bind(any).await.unwrap()
 }
 
 /// Sends one query over a new TCP connection.
-pub async fn tcp(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
+pub(crate) async fn tcp(server: SocketAddr, name: &str, qtype: RecordType) -> Message {
     let mut stream = TcpStream::connect(server).await.expect("connect tcp");
     tcp_on(&mut stream, name, qtype).await
 }
 
 /// Sends one query over an existing TCP connection.
-pub async fn tcp_on(stream: &mut TcpStream, name: &str, qtype: RecordType) -> Message {
+pub(crate) async fn tcp_on(stream: &mut TcpStream, name: &str, qtype: RecordType) -> Message {
     let (id, bytes) = query_bytes(name, qtype, false);
     let len = u16::try_from(bytes.len()).unwrap().to_be_bytes();
     stream.write_all(&len).await.unwrap();
@@ -200,11 +200,11 @@ pub async fn tcp_on(stream: &mut TcpStream, name: &str, qtype: RecordType) -> Me
 }
 
 /// Answer records in presentation format.
-pub fn answers(msg: &Message) -> Vec<String> {
+pub(crate) fn answers(msg: &Message) -> Vec<String> {
     msg.answers.iter().map(ToString::to_string).collect()
 }
 
 /// Authority records in presentation format.
-pub fn authority(msg: &Message) -> Vec<String> {
+pub(crate) fn authority(msg: &Message) -> Vec<String> {
     msg.authorities.iter().map(ToString::to_string).collect()
 }

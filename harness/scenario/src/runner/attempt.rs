@@ -14,8 +14,8 @@ use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use nslab::addr::profile::Profile;
 use crate::runner::report::{self, Outcome, PreviousAttempt, RunInfo, TrialResult};
+use nslab::addr::profile::Profile;
 
 /// The record each attempt leaves in its directory.
 const RECORD: &str = "trial.json";

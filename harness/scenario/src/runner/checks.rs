@@ -4,15 +4,15 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
-use nslab::host::handle::Host;
-use nslab::lab::build::Lab;
-use nslab::host::output::Stream;
-use nslab::host::process::Process;
-use nslab::addr::profile::Profile;
 use crate::runner::report::ExpectationResult;
 use crate::runner::stale;
 use crate::runner::target::Target;
 use crate::scenario::{Anchor, Check, ConnectFamily, ConnectResult, ConnectTarget, Errno, ListenTarget, OutputStream, Scenario, StaleCause, StaleCounts};
+use nslab::addr::profile::Profile;
+use nslab::host::handle::Host;
+use nslab::host::output::Stream;
+use nslab::host::process::Process;
+use nslab::lab::build::Lab;
 
 /// Result of one expectation with its index in the file.
 pub type Indexed = (usize, ExpectationResult);

@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::scenario::{DnsDef, HostField, RecordData, TemplateContext, Var, ZoneDef};
+use nslab::addr::profile::Profile;
 use nslab::dns::{Dns64, RecordValue, Soa, Zone};
 use nslab::lab::build::Lab;
 use nslab::lab::dns_host::LabDns;
-use nslab::addr::profile::Profile;
-use crate::scenario::{DnsDef, HostField, RecordData, TemplateContext, Var, ZoneDef};
 
 /// The values templates see in one trial.
 #[derive(Debug, Clone)]

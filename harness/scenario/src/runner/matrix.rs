@@ -9,12 +9,12 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use nslab::addr::profile::Profile;
 use crate::runner::observe::{FirstRequest, ServiceReport};
 use crate::runner::report::{Outcome, TrialResult};
 use crate::runner::requirements;
 use crate::runner::suite::PlannedTrial;
 use crate::scenario::{Check, ConnectFamily, ConnectResult, ConnectTarget, Scenario};
+use nslab::addr::profile::Profile;
 
 /// Version of the JSON form.
 pub const SCHEMA: u32 = 2;

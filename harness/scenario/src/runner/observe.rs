@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use nslab::lab::build::Lab;
-use nslab::host::listeners::{Family, Listener, Protocol};
-use nslab::host::process::{Exit, Process};
 use crate::runner::diagnose;
 use crate::runner::target::Target;
 use crate::scenario::{ExpectStart, Run, Scenario};
+use nslab::host::listeners::{Family, Listener, Protocol};
+use nslab::host::process::{Exit, Process};
+use nslab::lab::build::Lab;
 
 /// One listening socket of a service, read from the kernel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use nslab::lab::build::Lab;
-use nslab::addr::profile::Profile;
 use crate::runner::context::Facts;
 use crate::scenario::{Action, Condition, DnsFault, ExpectStart, FaultScope, FileContent, LinkState, RecordData, Run, Scenario, Step, Template, When};
+use nslab::addr::profile::Profile;
+use nslab::lab::build::Lab;
 
 /// A scenario as one trial ran it.
 #[derive(Debug, Serialize)]

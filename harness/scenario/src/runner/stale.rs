@@ -11,9 +11,9 @@ use std::time::Duration;
 use svg::node::element::{Line, Rectangle, Text};
 use svg::Document;
 
-use nslab::dns::{QueryLog, QueryLogEntry};
 use crate::runner::target::{RequestRecord, Target};
 use crate::scenario::{StaleCause, StaleCounts};
+use nslab::dns::{QueryLog, QueryLogEntry};
 
 /// How much later than a query that brought the new answer a connection to the old target must
 /// open to count against the client (`application-cache`): a program that re-reads its

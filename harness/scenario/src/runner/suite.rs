@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
-use nslab::addr::profile::Profile;
 use crate::runner::admission::{weight, Admission, Gate};
 use crate::runner::report::TrialResult;
 use crate::runner::trial::{run_trial, RunOptions};
 use crate::scenario::{self, Scenario, ScenarioFile};
+use nslab::addr::profile::Profile;
 
 /// One trial to run: a scenario in one profile.
 #[derive(Debug, Clone)]

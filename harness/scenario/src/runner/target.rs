@@ -11,9 +11,9 @@ use http_body_util::Full;
 use hyper::{Request, Response};
 use serde::Serialize;
 
+use crate::scenario::{TargetDef, TargetKind};
 use nslab::host::handle::Host;
 use nslab::host::process::Process;
-use crate::scenario::{TargetDef, TargetKind};
 
 /// One request a target received.
 #[derive(Debug, Clone, Serialize)]

@@ -6,12 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nslab::dns::{FaultTarget, RecordValue};
-use nslab::error::chain;
-use nslab::host::handle::Host;
-use nslab::lab::build::Lab;
-use nslab::host::process::{Command, Process};
-use nslab::addr::profile::Profile;
 use crate::runner::checks;
 use crate::runner::context::{self, Facts};
 use crate::runner::observe::{self, FirstRequest, ServiceReport};
@@ -20,6 +14,12 @@ use crate::runner::requirements;
 use crate::runner::stale::{self, Mark, MarkKind};
 use crate::runner::target::Target;
 use crate::scenario::{Action, Condition, DnsFault, ExpectStart, FaultScope, FileContent, LinkState, Run, Scenario, ServiceDef, Step, TargetKind, When};
+use nslab::addr::profile::Profile;
+use nslab::dns::{FaultTarget, RecordValue};
+use nslab::error::chain;
+use nslab::host::handle::Host;
+use nslab::host::process::{Command, Process};
+use nslab::lab::build::Lab;
 
 /// How trials run.
 #[derive(Debug, Clone, Default)]
@@ -482,10 +482,13 @@ impl<'a> Trial<'a> {
                 Ok(Ok(e)) => Ok(format!("ran to completion ({e})")),
                 Ok(Err(_)) | Err(_) => Ok(format!("still running {}", waited(&lab_clock, &proc, svc.ready_timeout))),
             },
-            _ => match anchored(&lab_clock, &proc, svc.ready_timeout, wait_ready(&host, &proc, svc.ready.as_ref(), svc.ready_timeout + STARTUP_ALLOWANCE)).await {
-                Ok(r) => r,
-                Err(()) => Err(format!("timed out {}{}", waited(&lab_clock, &proc, svc.ready_timeout), tail(&proc))),
-            },
+            _ => {
+                match anchored(&lab_clock, &proc, svc.ready_timeout, wait_ready(&host, &proc, svc.ready.as_ref(), svc.ready_timeout + STARTUP_ALLOWANCE)).await
+                {
+                    Ok(r) => r,
+                    Err(()) => Err(format!("timed out {}{}", waited(&lab_clock, &proc, svc.ready_timeout), tail(&proc))),
+                }
+            }
         };
         // Its start-up, up to its first line (or all of its wait, when it printed nothing), is
         // not the scenario's time.
@@ -755,8 +758,8 @@ fn failed_summary(results: &[ExpectationResult]) -> String {
 }
 
 fn dns_kind(t: crate::scenario::RecordType) -> Result<nslab::dns::RecordKind, String> {
-    use nslab::dns::RecordKind as K;
     use crate::scenario::RecordType as T;
+    use nslab::dns::RecordKind as K;
     Ok(match t {
         T::Soa => K::Soa,
         T::Ns => K::Ns,

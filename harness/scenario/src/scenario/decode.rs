@@ -23,13 +23,13 @@ pub(crate) struct Doc<'a> {
 
 impl Doc<'_> {
     /// An error at the start of `span`.
-    pub fn err(&self, span: &Range<usize>, message: impl Into<String>) -> ScenarioError {
+    pub(super) fn err(&self, span: &Range<usize>, message: impl Into<String>) -> ScenarioError {
         ScenarioError::at(self.file, self.src, span.start, message)
     }
 
     /// The span of bytes `inner` of a string value's content, when the source spells the
     /// content literally (no escapes); otherwise the whole value.
-    pub fn inner_span(&self, s: &Str, inner: Range<usize>) -> Range<usize> {
+    pub(super) fn inner_span(&self, s: &Str, inner: Range<usize>) -> Range<usize> {
         let span = clamp(self.src, &s.span);
         let raw = &self.src[span.clone()];
         let q = if raw.starts_with("\"\"\"") || raw.starts_with("'''") { 3 } else { 1 };
@@ -118,7 +118,7 @@ pub(crate) struct Table<'d, 'i> {
 
 impl<'d, 'i> Table<'d, 'i> {
     /// Reads `v` as a table, or says it is not one.
-    pub fn new(doc: &'d Doc<'d>, what: impl Into<String>, v: Val<'i>, expected: &str) -> Result<Self> {
+    pub(super) fn new(doc: &'d Doc<'d>, what: impl Into<String>, v: Val<'i>, expected: &str) -> Result<Self> {
         let what = what.into();
         let span = v.span();
         match v.into_inner() {
@@ -128,13 +128,13 @@ impl<'d, 'i> Table<'d, 'i> {
     }
 
     /// Wraps an already parsed table.
-    pub fn from_table(doc: &'d Doc<'d>, what: String, span: Range<usize>, t: DeTable<'i>) -> Self {
+    pub(super) fn from_table(doc: &'d Doc<'d>, what: String, span: Range<usize>, t: DeTable<'i>) -> Self {
         let entries = t.into_iter().map(|(k, v)| (k.get_ref().to_string(), (k.span(), v))).collect();
         Self { doc, what, span, entries }
     }
 
     /// Refuses the first key (in file order) that is not in `allowed`.
-    pub fn check_keys(&self, allowed: &[&str]) -> Result<()> {
+    pub(super) fn check_keys(&self, allowed: &[&str]) -> Result<()> {
         let unknown = self.entries.iter().filter(|(k, _)| !allowed.contains(&k.as_str())).min_by_key(|(_, (span, _))| span.start);
         match unknown {
             Some((k, (span, _))) => Err(self.doc.err(span, format!("unknown key {k:?} in {}; expected one of {}", self.what, allowed.join(", ")))),
@@ -143,65 +143,65 @@ impl<'d, 'i> Table<'d, 'i> {
     }
 
     /// Whether the key is present (and not yet taken).
-    pub fn has(&self, key: &str) -> bool {
+    pub(super) fn has(&self, key: &str) -> bool {
         self.entries.contains_key(key)
     }
 
     /// The span of a key still in the table.
     /// Whether the value at `key` is a table (`None` when absent).
-    pub fn peek_is_table(&self, key: &str) -> Option<bool> {
+    pub(super) fn peek_is_table(&self, key: &str) -> Option<bool> {
         self.entries.get(key).map(|(_, v)| matches!(v.get_ref(), DeValue::Table(_)))
     }
 
-    pub fn key_span(&self, key: &str) -> Option<Range<usize>> {
+    pub(super) fn key_span(&self, key: &str) -> Option<Range<usize>> {
         self.entries.get(key).map(|(s, _)| s.clone())
     }
 
     /// Takes the value of `key`, if present.
-    pub fn take(&mut self, key: &str) -> Option<Val<'i>> {
+    pub(super) fn take(&mut self, key: &str) -> Option<Val<'i>> {
         self.entries.remove(key).map(|(_, v)| v)
     }
 
     /// Takes every remaining entry, in file order.
-    pub fn take_all(&mut self) -> Vec<(Str, Val<'i>)> {
+    pub(super) fn take_all(&mut self) -> Vec<(Str, Val<'i>)> {
         let mut v: Vec<(Str, Val<'i>)> = std::mem::take(&mut self.entries).into_iter().map(|(k, (span, v))| (Str { value: k, span }, v)).collect();
         v.sort_by_key(|(k, _)| k.span.start);
         v
     }
 
     /// The error for a missing key, placed at the table.
-    pub fn missing(&self, key: &str, example: &str) -> ScenarioError {
+    pub(super) fn missing(&self, key: &str, example: &str) -> ScenarioError {
         self.doc.err(&self.span, format!("{} has no key {key:?}; expected {key} = {example}", self.what))
     }
 
     /// The error for a value of the wrong kind.
-    pub fn wrong(&self, key: &str, v: &Val<'_>, expected: &str) -> ScenarioError {
+    pub(super) fn wrong(&self, key: &str, v: &Val<'_>, expected: &str) -> ScenarioError {
         self.doc.err(&v.span(), format!("{} in {} is {}; expected {expected}", key_name(key), self.what, found(v.get_ref())))
     }
 
     /// An error about the value of `key`, at `span`.
-    pub fn bad(&self, key: &str, span: &Range<usize>, why: impl std::fmt::Display) -> ScenarioError {
+    pub(super) fn bad(&self, key: &str, span: &Range<usize>, why: impl std::fmt::Display) -> ScenarioError {
         self.doc.err(span, format!("{} in {}: {why}", key_name(key), self.what))
     }
 
     /// Takes a required value.
-    pub fn required(&mut self, key: &str, example: &str) -> Result<Val<'i>> {
+    pub(super) fn required(&mut self, key: &str, example: &str) -> Result<Val<'i>> {
         self.take(key).ok_or_else(|| self.missing(key, example))
     }
 
     /// Takes an optional string.
-    pub fn str(&mut self, key: &str) -> Result<Option<Str>> {
+    pub(super) fn str(&mut self, key: &str) -> Result<Option<Str>> {
         self.take(key).map(|v| self.as_str(key, v, "a string")).transpose()
     }
 
     /// Takes a required string.
-    pub fn req_str(&mut self, key: &str, example: &str) -> Result<Str> {
+    pub(super) fn req_str(&mut self, key: &str, example: &str) -> Result<Str> {
         let v = self.required(key, example)?;
         self.as_str(key, v, &format!("a string such as {example}"))
     }
 
     /// Reads a value as a string.
-    pub fn as_str(&self, key: &str, v: Val<'_>, expected: &str) -> Result<Str> {
+    pub(super) fn as_str(&self, key: &str, v: Val<'_>, expected: &str) -> Result<Str> {
         let span = v.span();
         match v.into_inner() {
             DeValue::String(s) => Ok(Str { value: s.into_owned(), span }),
@@ -210,7 +210,7 @@ impl<'d, 'i> Table<'d, 'i> {
     }
 
     /// Takes an optional boolean.
-    pub fn bool(&mut self, key: &str) -> Result<Option<bool>> {
+    pub(super) fn bool(&mut self, key: &str) -> Result<Option<bool>> {
         match self.take(key) {
             None => Ok(None),
             Some(v) => match v.get_ref() {
@@ -221,7 +221,7 @@ impl<'d, 'i> Table<'d, 'i> {
     }
 
     /// Takes an optional integer within `range`.
-    pub fn int(&mut self, key: &str, range: std::ops::RangeInclusive<i64>) -> Result<Option<i64>> {
+    pub(super) fn int(&mut self, key: &str, range: std::ops::RangeInclusive<i64>) -> Result<Option<i64>> {
         let Some(v) = self.take(key) else { return Ok(None) };
         let expected = format!("an integer from {} to {}", range.start(), range.end());
         match int_of(v.get_ref()) {
@@ -231,14 +231,14 @@ impl<'d, 'i> Table<'d, 'i> {
     }
 
     /// Takes an optional duration string.
-    pub fn duration(&mut self, key: &str) -> Result<Option<Duration>> {
+    pub(super) fn duration(&mut self, key: &str) -> Result<Option<Duration>> {
         let Some(v) = self.take(key) else { return Ok(None) };
         let s = self.as_str(key, v, &format!("{DURATION_HINT} (a string with a unit)"))?;
         parse_duration(&s.value).map(Some).map_err(|e| self.bad(key, &s.span, e))
     }
 
     /// Takes an optional duration that must be more than zero.
-    pub fn positive_duration(&mut self, key: &str) -> Result<Option<Duration>> {
+    pub(super) fn positive_duration(&mut self, key: &str) -> Result<Option<Duration>> {
         let span = self.entries.get(key).map(|(_, v)| v.span());
         let d = self.duration(key)?;
         if d == Some(Duration::ZERO) {
@@ -249,7 +249,7 @@ impl<'d, 'i> Table<'d, 'i> {
     }
 
     /// Takes an optional array of strings.
-    pub fn str_list(&mut self, key: &str, expected: &str) -> Result<Option<(Range<usize>, Vec<Str>)>> {
+    pub(super) fn str_list(&mut self, key: &str, expected: &str) -> Result<Option<(Range<usize>, Vec<Str>)>> {
         let Some(v) = self.take(key) else { return Ok(None) };
         let span = v.span();
         let DeValue::Array(items) = v.get_ref() else {
@@ -266,13 +266,13 @@ impl<'d, 'i> Table<'d, 'i> {
     }
 
     /// Takes an optional nested table.
-    pub fn table(&mut self, key: &str, what: impl Into<String>, expected: &str) -> Result<Option<Table<'d, 'i>>> {
+    pub(super) fn table(&mut self, key: &str, what: impl Into<String>, expected: &str) -> Result<Option<Table<'d, 'i>>> {
         let doc = self.doc;
         self.take(key).map(|v| Table::new(doc, what, v, expected)).transpose()
     }
 
     /// Takes an optional array of tables.
-    pub fn tables(&mut self, key: &str, expected: &str) -> Result<Vec<Val<'i>>> {
+    pub(super) fn tables(&mut self, key: &str, expected: &str) -> Result<Vec<Val<'i>>> {
         let Some(v) = self.take(key) else { return Ok(Vec::new()) };
         let span = v.span();
         match v.into_inner() {

@@ -23,7 +23,7 @@ pub(crate) struct Known {
 }
 
 impl Known {
-    pub fn scope(&self) -> Scope<'_> {
+    pub(super) fn scope(&self) -> Scope<'_> {
         Scope { hosts: &self.hosts, dns: self.dns }
     }
 }

@@ -461,7 +461,10 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
             if let (Some(span), true) = (&hold_span, hold && !(dad && address.ip.is_ipv6())) {
                 return Err(t.doc.err(
                     span,
-                    format!("hold = true in {} needs dad = true and an IPv6 address (only duplicate address detection can be held); found dad = {dad} and {}", t.what, address),
+                    format!(
+                        "hold = true in {} needs dad = true and an IPv6 address (only duplicate address detection can be held); found dad = {dad} and {}",
+                        t.what, address
+                    ),
                 ));
             }
             Action::AddAddress { host, address, dad, hold }

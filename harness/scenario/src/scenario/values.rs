@@ -84,7 +84,7 @@ pub fn parse_address(text: &str) -> Result<AddressDef, String> {
 }
 
 /// Parses the `dns64` prefix: `"64:ff9b::/96"` or another /96 whose last 32 bits are zero.
-pub fn parse_dns64_prefix(text: &str) -> Result<Ipv6Addr, String> {
+pub(super) fn parse_dns64_prefix(text: &str) -> Result<Ipv6Addr, String> {
     let expected = "expected a /96 IPv6 prefix such as \"64:ff9b::/96\"";
     let (a, l) = text.split_once('/').ok_or_else(|| format!("{text:?} has no prefix length; {expected}"))?;
     let ip: Ipv6Addr = a.parse().map_err(|_| format!("{a:?} is not an IPv6 address; {expected}"))?;
@@ -344,7 +344,7 @@ impl fmt::Display for Errno {
 
 /// Checks a DNS name as written in zone data: `@`, a relative name (`app`, `_http._tcp`) or an
 /// absolute one ending in `.`; `*` is allowed as the first label.
-pub fn check_dns_name(name: &str) -> Result<(), String> {
+pub(super) fn check_dns_name(name: &str) -> Result<(), String> {
     let expected = "expected \"@\", a name relative to the zone such as \"app\", or an absolute name ending in '.'";
     if name == "@" {
         return Ok(());
