@@ -7,10 +7,14 @@
 //! then runs each test in its own tokio runtime. The test runner is [libtest-mimic], re-exported
 //! here, so `cargo test`, `--list`, filters, `--ignored` and cargo-nextest work as usual.
 //!
+//! The runner needs the `testing` feature (it brings libtest-mimic, and with it clap, which a
+//! library user's normal dependency tree should not carry unasked); [`enter`],
+//! [`kernel_unavailable`] and [`require_all`] are always there.
+//!
 //! `Cargo.toml`:
 //! ```toml
 //! [dev-dependencies]
-//! nslab = "0.1"
+//! nslab = { version = "0.1", features = ["testing"] }
 //! tokio = { version = "1", features = ["macros", "rt"] }
 //!
 //! [[test]]
@@ -20,6 +24,7 @@
 //!
 //! `tests/lab.rs`:
 //! ```no_run
+//! # #[cfg(feature = "testing")] {
 //! use nslab::testing::{self, Trial};
 //! use nslab::{Command, Lab, Profile};
 //! use std::time::Duration;
@@ -38,6 +43,7 @@
 //!         Trial::test("plain", || Ok(())),
 //!     ])
 //! }
+//! # }
 //! ```
 //!
 //! Set `NSLAB_REQUIRE_ALL=1` in CI: a kernel test that would be ignored fails instead, so a
@@ -45,9 +51,12 @@
 //!
 //! [libtest-mimic]: https://docs.rs/libtest-mimic
 
+#[cfg(feature = "testing")]
 use std::future::Future;
+#[cfg(feature = "testing")]
 use std::process::ExitCode;
 
+#[cfg(feature = "testing")]
 pub use libtest_mimic::{Arguments, Failed, Trial};
 
 pub use crate::os::rootless::{Blocked, Privileges};
@@ -95,6 +104,7 @@ pub fn have(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
 }
 
+#[cfg(feature = "testing")]
 /// A test that builds labs: `f` runs in a current-thread tokio runtime of its own; an error it
 /// returns fails the test, with its cause chain. Ignored where this process cannot build labs
 /// (see [`kernel_unavailable`]), failed instead under `NSLAB_REQUIRE_ALL=1`.
@@ -107,6 +117,7 @@ where
     test_requiring(name, &[], f)
 }
 
+#[cfg(feature = "testing")]
 /// [`kernel_test`] that also needs `programs` on `PATH`: ignored where one is missing (failed
 /// under `NSLAB_REQUIRE_ALL=1`), so a machine without, say, nginx reports the test as ignored
 /// rather than failed or passed.
@@ -136,6 +147,7 @@ where
     .with_ignored_flag(ignored)
 }
 
+#[cfg(feature = "testing")]
 /// The `main` of a `harness = false` test binary: enters rootless mode without root ([`enter`]),
 /// says on stderr why kernel tests are ignored when they are, then runs `trials` with the
 /// command line's arguments (filters, `--list`, `--ignored`, `--exact` ...).
