@@ -160,6 +160,9 @@ pub fn run_checking_host(args: &Arguments, trials: Vec<Trial>) -> std::process::
     let before = check_host.then(HostSnapshot::take);
     let tmp = if args.list { None } else { TmpCheck::start() };
     let conclusion = libtest_mimic::run(args, trials);
+    for (lab, path) in nslab::os::artifacts::kept_by_drop() {
+        eprintln!("nslab: lab {lab} was not torn down (error or panic); artifacts kept in {}", path.display());
+    }
     let mut code = conclusion.exit_code();
     if let Some(tmp) = tmp {
         let passed = conclusion.num_failed == 0;

@@ -170,5 +170,16 @@ pub fn main(trials: Vec<Trial>) -> ExitCode {
     if let (Some(why), false, false) = (kernel_unavailable(), require_all(), args.list) {
         eprintln!("note: kernel tests are ignored here: {why}");
     }
-    libtest_mimic::run(&args, trials).exit_code()
+    let conclusion = libtest_mimic::run(&args, trials);
+    for (lab, path) in kept_by_drop() {
+        eprintln!("nslab: lab {lab} was not torn down (error or panic); artifacts kept in {}", path.display());
+    }
+    conclusion.exit_code()
+}
+
+/// The artifact directories kept in this process by labs dropped without teardown (after an
+/// error or a panic), as (lab name, path): the evidence a failed test must point to. [`main`]
+/// prints them when the tests end; a test binary of its own can do the same.
+pub fn kept_by_drop() -> Vec<(String, std::path::PathBuf)> {
+    crate::os::artifacts::kept_by_drop()
 }

@@ -141,6 +141,7 @@ impl Host {
     ///
     /// # Errors
     /// [`Error::Spawn`] when the program cannot be executed or the namespaces cannot be set up.
+    #[tracing::instrument(name = "spawn", level = "debug", skip_all, fields(host = %self.name(), program = %cmd.display_name()))]
     pub async fn spawn(&self, cmd: Command) -> Result<Process> {
         let h = &self.inner;
         let base = cmd.display_name();
@@ -233,6 +234,7 @@ impl Host {
     ///
     /// # Errors
     /// Spawn errors, or [`Error::Timeout`] when it does not exit within `timeout`.
+    #[tracing::instrument(name = "run", level = "debug", skip_all, fields(host = %self.name(), program = %cmd.display_name()))]
     pub async fn run(&self, cmd: Command, timeout: Duration) -> Result<Process> {
         let p = self.spawn(cmd).await?;
         match p.wait_exit(timeout).await {
@@ -269,6 +271,7 @@ impl Host {
     /// # Errors
     /// [`Error::Timeout`] listing what does listen; if `proc` is given and exits first,
     /// [`Error::Exited`] with its last output lines.
+    #[tracing::instrument(name = "wait_listening", level = "debug", skip_all, fields(host = %self.name(), want = ?want))]
     pub async fn wait_listening(&self, want: &Listen, timeout: Duration, proc: Option<&Process>) -> Result<Listener> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut pause = Duration::from_millis(1);
@@ -358,6 +361,7 @@ impl Host {
     ///
     /// # Errors
     /// [`Error::Socket`] with the connect error (ECONNREFUSED, ENETUNREACH, EINVAL ...).
+    #[tracing::instrument(name = "connect_tcp", level = "debug", skip_all, fields(host = %self.name(), %addr))]
     pub async fn connect_tcp(&self, addr: SocketAddr) -> Result<tokio::net::TcpStream> {
         let s = self.socket(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).await?;
         let sock =

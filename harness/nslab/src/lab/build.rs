@@ -199,6 +199,7 @@ impl LabBuilder {
     /// # Errors
     /// [`Error::Privileges`] without CAP_NET_ADMIN/CAP_SYS_ADMIN, [`Error::Invalid`] for a bad
     /// definition, and the kernel's refusal of any step otherwise. Nothing is left behind.
+    #[tracing::instrument(name = "lab_build", level = "info", skip_all, fields(hosts = self.hosts.len()))]
     pub async fn build(mut self) -> Result<Lab> {
         if crate::os::chroot::inside() {
             return Err(Error::Invalid { what: crate::os::chroot::MESSAGE.into() });
@@ -612,6 +613,7 @@ impl Lab {
     ///
     /// # Errors
     /// [`TeardownError`] with one entry per failed step.
+    #[tracing::instrument(name = "lab_teardown", level = "info", skip_all, fields(lab = %self.name))]
     pub async fn teardown(mut self) -> std::result::Result<Option<PathBuf>, TeardownError> {
         let mut failures = Vec::new();
         if let Some(dns) = self.dns.take() {
@@ -688,8 +690,10 @@ impl Drop for Lab {
         self.switch = None;
         self.keep.store(true, Ordering::Relaxed);
         if let Some(path) = self.finish_artifacts(false, &mut failures) {
-            // The one message a failing test must show: where its evidence is.
-            eprintln!("nslab: lab {} was not torn down (error or panic); artifacts kept in {}", self.name, path.display());
+            // The one message a failing test must show: where its evidence is. The library does
+            // not print: it is logged, and nslab::testing::main prints the list when its tests end.
+            tracing::warn!(lab = %self.name, artifacts = %path.display(), "lab was not torn down (error or panic); artifacts kept");
+            crate::os::artifacts::note_kept(&self.name, &path);
         }
     }
 }

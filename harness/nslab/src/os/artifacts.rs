@@ -129,6 +129,20 @@ pub fn collect_dead(root: &Path) -> Result<(Vec<Removed>, Vec<String>), FsError>
     Ok((removed, errors))
 }
 
+/// Artifact directories kept by labs dropped without teardown, in this process: (lab, path).
+static KEPT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+/// Records that lab `lab` was dropped without teardown and kept its artifacts in `path`.
+pub(crate) fn note_kept(lab: &str, path: &Path) {
+    KEPT.lock().unwrap_or_else(|e| e.into_inner()).push((lab.to_string(), path.to_path_buf()));
+}
+
+/// The artifact directories kept so far in this process by labs dropped without teardown
+/// (after an error or a panic), as (lab name, path). [`crate::testing::main`] prints them.
+pub fn kept_by_drop() -> Vec<(String, PathBuf)> {
+    KEPT.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
