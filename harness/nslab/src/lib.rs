@@ -40,6 +40,8 @@
 //!
 //! Requires root (CAP_NET_ADMIN and CAP_SYS_ADMIN). The caller owns the tokio runtime.
 
+#![warn(missing_docs)]
+
 #[doc(hidden)]
 pub mod addr;
 pub mod dns;
