@@ -5,7 +5,7 @@
 //! Programs run inside hosts with the lab's own `/etc/hosts` and `/etc/resolv.conf`, and never
 //! outlive the lab or the harness. Each host has its own `/run`, `/tmp` and `/var/tmp`, shared
 //! by its programs and seen by nothing else; [`HostSpec::private`] gives it its own copy of any
-//! other directory (see [`hostfs`]).
+//! other directory.
 //!
 //! ```no_run
 //! use std::time::Duration;

@@ -138,7 +138,7 @@ pub(crate) fn note_kept(lab: &str, path: &Path) {
 }
 
 /// The artifact directories kept so far in this process by labs dropped without teardown
-/// (after an error or a panic), as (lab name, path). [`crate::testing::main`] prints them.
+/// (after an error or a panic), as (lab name, path). `nslab::testing::main` prints them.
 pub fn kept_by_drop() -> Vec<(String, PathBuf)> {
     KEPT.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
