@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use nslab_cli::live::control::{request, Request};
+use nslab_cli::live::client::request;
+use nslab_cli::live::protocol::Request;
 use nslab_cli::live::{self, LabDir, ProcId};
 
 use super::exit::fail;

@@ -4,7 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use nslab_cli::live::control::{request, Request};
+use nslab_cli::live::client::request;
+use nslab_cli::live::protocol::Request;
 use nslab_cli::live::{self, LabDir, LabState};
 
 use super::exit::fail;
