@@ -19,7 +19,7 @@ pub(crate) struct DemoArgs {
 /// Builds every profile's lab at once and prints each report in order as it is ready.
 pub(crate) fn demo(a: DemoArgs, rt: &Runtime) -> ExitCode {
     let profiles = if a.profiles.is_empty() { Profile::ALL.to_vec() } else { a.profiles };
-    let res: anyhow::Result<()> = rt.block_on(async {
+    let res: nslab::Result<()> = rt.block_on(async {
         let t = std::time::Instant::now();
         let n = profiles.len();
         let mut runs: futures::stream::FuturesOrdered<_> = profiles.into_iter().map(nslab_cli::demo::run_profile).collect();
@@ -32,7 +32,7 @@ pub(crate) fn demo(a: DemoArgs, rt: &Runtime) -> ExitCode {
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("nslab: error: {e:#}");
+            eprintln!("nslab: error: {}", nslab::error::chain(&e));
             ExitCode::FAILURE
         }
     }

@@ -34,6 +34,6 @@ pub(crate) fn serve(a: ServeArgs, rt: &Runtime) -> ExitCode {
     let spec = live::daemon::UpSpec { lab, state_root: a.state_root, scenario: a.scenario, profile: a.profile, timeline: a.timeline, artifacts_root };
     match rt.block_on(live::daemon::serve(spec)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(format!("{e:#}")),
+        Err(e) => fail(nslab::error::chain(&e)),
     }
 }

@@ -7,6 +7,7 @@ use nslab::host::process::Command;
 use nslab::os::procid::ProcId;
 use nslab_scenario::runner::Session;
 
+use super::error::DaemonError;
 use crate::live::netns::{make_netns_dir, netns_name, remove_netns_dir_if_ours, NETNS_DIR};
 use crate::live::state::HostState;
 
@@ -27,24 +28,21 @@ pub(super) struct Anchored {
 ///
 /// # Errors
 /// An anchor that could not start, or a namespace name that is taken (another lab's).
-pub(super) async fn anchor_hosts(session: &Session, lab: &str, state_root: &Path, rootless: bool, out: &mut Anchored) -> anyhow::Result<()> {
+pub(super) async fn anchor_hosts(session: &Session, lab: &str, state_root: &Path, rootless: bool, out: &mut Anchored) -> Result<(), DaemonError> {
     for h in session.lab().hosts() {
         let anchor = h.spawn(Command::new("sleep").arg("infinity").name("nslab-anchor")).await?;
-        let id = ProcId::of(anchor.pid()).ok_or_else(|| anyhow::anyhow!("the anchor of host {} exited at once", h.name()))?;
+        let id = ProcId::of(anchor.pid()).ok_or_else(|| DaemonError::AnchorGone { host: h.name().to_string() })?;
         let netns = if rootless {
             None
         } else {
-            out.made_netns_dir |= make_netns_dir(state_root)?;
+            out.made_netns_dir |= make_netns_dir(state_root).map_err(DaemonError::io(format!("make {NETNS_DIR}")))?;
             let name = netns_name(lab, h.name());
             let path = Path::new(NETNS_DIR).join(&name);
             // `nslab up` removed what a dead lab of this name under this state root left; a
             // name still taken belongs to another lab (another state root), never replaced.
             nslab::sys::bind_netns(anchor.pid(), &path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
-                    "the network namespace name {} is taken, by a lab of the same name under another state directory (NSLAB_STATE_DIR) or by one whose state was removed by hand; choose another --name, or `ip netns delete {name}` if it is a leftover",
-                    path.display()
-                ),
-                _ => anyhow::anyhow!("bind {}: {e}", path.display()),
+                std::io::ErrorKind::AlreadyExists => DaemonError::NameTaken { path: path.clone(), name: name.clone() },
+                _ => DaemonError::io(format!("bind {}", path.display()))(e),
             })?;
             out.named.push(path);
             Some(name)

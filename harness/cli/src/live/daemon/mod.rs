@@ -3,8 +3,10 @@
 
 mod anchors;
 mod dns_edit;
+mod error;
 mod handler;
 mod serve;
 mod timeline;
 
+pub use error::DaemonError;
 pub use serve::{serve, UpSpec};

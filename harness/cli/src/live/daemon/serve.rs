@@ -14,6 +14,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{watch, Mutex};
 
 use super::anchors::{anchor_hosts, unbind_all, Anchored};
+use super::error::DaemonError;
 use super::handler::{handle, send, Shared};
 use super::timeline::play_timeline;
 use crate::live::protocol::{Reply, Request};
@@ -38,45 +39,29 @@ pub struct UpSpec {
 
 /// Runs the daemon until the lab is brought down. Errors before the lab is up are returned
 /// (the daemon's log shows them, and `nslab up` prints that log).
-pub async fn serve(spec: UpSpec) -> anyhow::Result<()> {
+///
+/// # Errors
+/// The scenario unreadable, the lab or a host's anchor not coming up (what was built is torn
+/// down again), the state not written; or the lab's teardown failing.
+pub async fn serve(spec: UpSpec) -> Result<(), DaemonError> {
     let scenario: &'static Scenario = Box::leak(Box::new(nslab_scenario::scenario::load(&spec.scenario)?));
-    let session = Session::start(scenario, spec.profile, spec.artifacts_root.clone()).await.map_err(anyhow::Error::msg)?;
+    let session = Session::start(scenario, spec.profile, spec.artifacts_root.clone()).await.map_err(|e| DaemonError::Lab(e.to_string()))?;
     let rootless = nslab::os::rootless::is_rootless();
     // Anchors: a process per host whose namespaces `nslab exec` joins, named as root.
     let mut anchored = Anchored::default();
-    if let Err(e) = anchor_hosts(&session, &spec.lab.name, &spec.state_root, rootless, &mut anchored).await {
-        unbind_all(&anchored.named, &spec.state_root);
-        let kept = session.finish().await;
-        return Err(e.context(format!("lab artifacts: {kept:?}")));
-    }
-    let Anchored { hosts, named, made_netns_dir } = anchored;
-    let dns = session.lab().dns();
-    let state = LabState {
-        name: spec.lab.name.clone(),
-        daemon: ProcId::of(std::process::id()).ok_or_else(|| anyhow::anyhow!("cannot read this process's own /proc entry"))?,
-        rootless,
-        scenario: std::fs::canonicalize(&spec.scenario).unwrap_or(spec.scenario.clone()),
-        profile: spec.profile.name().to_string(),
-        started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-        artifacts: session.lab().artifacts().to_path_buf(),
-        dns: dns
-            .map(|d| {
-                let mut addrs: Vec<String> = Vec::new();
-                for (_, a) in d.local_addrs() {
-                    if !addrs.contains(&a.to_string()) {
-                        addrs.push(a.to_string());
-                    }
-                }
-                addrs
-            })
-            .unwrap_or_default(),
-        zones: dns.map(|d| d.origins()).unwrap_or_default(),
-        hosts,
-        made_netns_dir,
+    let up = match anchor_hosts(&session, &spec.lab.name, &spec.state_root, rootless, &mut anchored).await {
+        Ok(()) => publish(&spec, &session, rootless, &mut anchored),
+        Err(e) => Err(e),
     };
-    let listener = UnixListener::bind(spec.lab.socket())?;
-    // Written last, atomically: its presence is what `nslab up` waits for.
-    nslab::os::fsafe::Dir::root(&spec.lab.dir, nslab::os::fsafe::Role::State)?.replace_file("state.json", &serde_json::to_vec_pretty(&state)?, 0o600)?;
+    let Anchored { named, .. } = anchored;
+    let (state, listener) = match up {
+        Ok(up) => up,
+        Err(e) => {
+            unbind_all(&named, &spec.state_root);
+            let kept = session.finish().await;
+            return Err(DaemonError::Setup { kept: format!("{kept:?}"), source: Box::new(e) });
+        }
+    };
     eprintln!("lab {} is up: {} host(s), artifacts in {}", state.name, state.hosts.len(), state.artifacts.display());
 
     let session: Shared = Arc::new(Mutex::new(Some(session)));
@@ -84,9 +69,9 @@ pub async fn serve(spec: UpSpec) -> anyhow::Result<()> {
     if spec.timeline {
         tokio::spawn(play_timeline(session.clone(), stop_rx));
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(DaemonError::io("watch for SIGTERM"))?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(DaemonError::io("watch for SIGINT"))?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).map_err(DaemonError::io("watch for SIGHUP"))?;
     // The connection that asked for `down`, answered once the lab is gone.
     let mut down_conn: Option<UnixStream> = None;
     loop {
@@ -143,5 +128,38 @@ pub async fn serve(spec: UpSpec) -> anyhow::Result<()> {
         let _ = send(&mut c, &reply).await;
     }
     eprintln!("{}", reply.text);
-    result.map(|_| ()).map_err(anyhow::Error::msg)
+    result.map(|_| ()).map_err(DaemonError::Lab)
+}
+
+/// Makes the lab findable once it is up: its control socket bound, then its `state.json`
+/// written, last and atomically (its presence is what `nslab up` waits for).
+fn publish(spec: &UpSpec, session: &Session, rootless: bool, anchored: &mut Anchored) -> Result<(LabState, UnixListener), DaemonError> {
+    let dns = session.lab().dns();
+    let state = LabState {
+        name: spec.lab.name.clone(),
+        daemon: ProcId::of(std::process::id()).ok_or_else(|| DaemonError::Lab("cannot read this process's own /proc entry".into()))?,
+        rootless,
+        scenario: std::fs::canonicalize(&spec.scenario).unwrap_or(spec.scenario.clone()),
+        profile: spec.profile.name().to_string(),
+        started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        artifacts: session.lab().artifacts().to_path_buf(),
+        dns: dns
+            .map(|d| {
+                let mut addrs: Vec<String> = Vec::new();
+                for (_, a) in d.local_addrs() {
+                    if !addrs.contains(&a.to_string()) {
+                        addrs.push(a.to_string());
+                    }
+                }
+                addrs
+            })
+            .unwrap_or_default(),
+        zones: dns.map(|d| d.origins()).unwrap_or_default(),
+        hosts: std::mem::take(&mut anchored.hosts),
+        made_netns_dir: anchored.made_netns_dir,
+    };
+    let socket = spec.lab.socket();
+    let listener = UnixListener::bind(&socket).map_err(DaemonError::io(format!("bind the control socket {}", socket.display())))?;
+    nslab::os::fsafe::Dir::root(&spec.lab.dir, nslab::os::fsafe::Role::State)?.replace_file("state.json", &serde_json::to_vec_pretty(&state)?, 0o600)?;
+    Ok((state, listener))
 }
