@@ -16,9 +16,9 @@ pub enum DaemonError {
     /// The lab or its services did not come up, or the lab came down with an error.
     #[error("{0}")]
     Lab(String),
-    /// A host's anchor could not be started.
+    /// A host's anchor could not be started (boxed: the library's error is large).
     #[error(transparent)]
-    Anchor(#[from] nslab::Error),
+    Anchor(Box<nslab::Error>),
     /// A host's anchor exited as soon as it started.
     #[error("the anchor of host {host} exited at once")]
     AnchorGone {
@@ -60,6 +60,12 @@ pub enum DaemonError {
         #[source]
         source: Box<DaemonError>,
     },
+}
+
+impl From<nslab::Error> for DaemonError {
+    fn from(e: nslab::Error) -> DaemonError {
+        DaemonError::Anchor(Box::new(e))
+    }
 }
 
 impl DaemonError {
