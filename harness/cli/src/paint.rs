@@ -1,5 +1,5 @@
 //! Colours of the command's output: on a terminal only, and never with NO_COLOR set
-//! (https://no-color.org), drawn by `console`.
+//! (<https://no-color.org>), drawn by `console`.
 
 use console::Style;
 

@@ -93,7 +93,7 @@ fn record_value(d: RecordData) -> Result<RecordValue, String> {
 }
 
 /// A record type as the scenario engine's actions take it.
-pub fn record_type(k: RecordKind) -> RecordType {
+pub(crate) fn record_type(k: RecordKind) -> RecordType {
     match k {
         RecordKind::Soa => RecordType::Soa,
         RecordKind::Ns => RecordType::Ns,
@@ -107,7 +107,7 @@ pub fn record_type(k: RecordKind) -> RecordType {
 }
 
 /// A record's data as the scenario engine's actions take it.
-pub fn record_data(v: RecordValue) -> RecordData {
+pub(crate) fn record_data(v: RecordValue) -> RecordData {
     match v {
         RecordValue::A(a) => RecordData::A(a),
         RecordValue::Aaaa(a) => RecordData::Aaaa(a),
@@ -121,7 +121,7 @@ pub fn record_data(v: RecordValue) -> RecordData {
 }
 
 /// A fault as the scenario engine's actions take it.
-pub fn dns_fault(f: Fault) -> DnsFault {
+pub(crate) fn dns_fault(f: Fault) -> DnsFault {
     match f {
         Fault::ServFail => DnsFault::ServFail,
         Fault::NxDomain => DnsFault::NxDomain,
