@@ -68,3 +68,15 @@ pub(crate) enum Cmd {
     #[command(name = "__serve", hide = true)]
     Serve(serve::ServeArgs),
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Clap's own checks of the definitions (conflicting names, bad `requires`, ...), which
+    /// otherwise only fail when the faulty argument is used.
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

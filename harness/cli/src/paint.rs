@@ -57,3 +57,15 @@ impl Paint {
         tone.style().force_styling(self.on).apply_to(text).to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Paint, Tone};
+
+    #[test]
+    fn off_leaves_the_text_alone_and_on_colours_it() {
+        assert_eq!(Paint { on: false }.paint(Tone::BadStrong, "FAIL"), "FAIL");
+        assert_eq!(Paint { on: true }.paint(Tone::Good, "ok"), "\x1b[32mok\x1b[0m");
+        assert_eq!(Paint { on: true }.paint(Tone::BadStrong, "FAIL"), "\x1b[31m\x1b[1mFAIL\x1b[0m");
+    }
+}

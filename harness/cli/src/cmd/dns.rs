@@ -146,3 +146,34 @@ pub(crate) fn dns(root: &Path, a: DnsCmdArgs) -> ExitCode {
         Err(e) => fail(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use nslab::dns::{Fault, RecordKind, RecordValue};
+    use nslab_cli::live::protocol::Scope;
+
+    use super::*;
+
+    fn words(w: &[&str]) -> Result<DnsRequest, String> {
+        let args = DnsArgs::try_parse_from(std::iter::once("nslab dns lab").chain(w.iter().copied())).map_err(|e| e.to_string())?;
+        args.cmd.into_request()
+    }
+
+    #[test]
+    fn typed_words_become_typed_requests() {
+        DnsArgs::command().debug_assert();
+        assert_eq!(
+            words(&["set", "app", "aaaa", "2001:db8::7", "--ttl", "5"]),
+            Ok(DnsRequest::Set { name: "app".into(), value: RecordValue::Aaaa("2001:db8::7".parse().unwrap()), ttl: Some(5) })
+        );
+        assert_eq!(
+            words(&["fault", "delay", "*.example.test", "--delay", "2s"]),
+            Ok(DnsRequest::Fault { fault: Fault::Delay(Duration::from_secs(2)), scope: Scope::Below("example.test".into()) })
+        );
+        assert_eq!(words(&["delete", "app"]), Ok(DnsRequest::Delete { name: "app".into(), rtype: None }));
+        assert_eq!(words(&["ttl", "app", "cname", "1"]), Ok(DnsRequest::Ttl { name: "app".into(), rtype: RecordKind::Cname, ttl: 1 }));
+        assert_eq!(words(&["log", "-f"]), Ok(DnsRequest::Log { name: None, since: 0, follow: true }));
+        assert_eq!(words(&["ttl", "app", "mx", "5"]), Err("MX records are not served by the lab DNS server yet".to_string()));
+    }
+}
