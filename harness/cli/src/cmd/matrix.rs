@@ -8,7 +8,7 @@ use nslab::Profile;
 use nslab_scenario::runner::{self, Outcome, RunOptions};
 use tokio::runtime::Runtime;
 
-use super::signals::{cancel_on_signals, EXIT_INTERRUPTED};
+use super::trials::{run_trials, EXIT_INTERRUPTED};
 use super::values::parse_profile;
 
 /// The arguments of `nslab matrix`.
@@ -56,21 +56,13 @@ pub(crate) fn matrix(a: MatrixArgs, rt: &Runtime) -> ExitCode {
         nslab::lab::spec::default_artifacts_root().join(format!("matrix-{secs}"))
     });
     let opts = RunOptions { keep: true, artifacts_root: Some(root.clone()), require_all: a.require_all, ..RunOptions::default() };
-    let admission = match a.jobs {
-        Some(j) => runner::Admission::fixed(j),
-        None => runner::Admission::for_machine(&trials),
-    };
-    eprintln!("running {} trial(s), {}", trials.len(), admission.summary);
-    let pb = super::progress::trials(trials.len());
-    if let Err(e) = cancel_on_signals(rt, &opts.cancel, &pb) {
-        eprintln!("nslab: cannot watch for SIGINT/SIGTERM: {e}");
-        return ExitCode::FAILURE;
-    }
-    let (results, not_started) = rt.block_on(runner::run_admitted_until(&trials, &opts, &admission, |r| {
+    let (results, not_started) = match run_trials(rt, &trials, &opts, a.jobs, |pb, r| {
         pb.suspend(|| eprintln!("{:?} {}", r.outcome, r.name));
         pb.inc(1);
-    }));
-    pb.finish_and_clear();
+    }) {
+        Ok(done) => done,
+        Err(code) => return code,
+    };
     let interrupted = opts.cancel.is_cancelled();
     let fmt = match a.format.as_str() {
         "html" => runner::matrix::Format::Html,

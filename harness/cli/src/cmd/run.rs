@@ -8,7 +8,7 @@ use nslab::Profile;
 use nslab_scenario::runner::{self, Outcome, RunOptions, TrialResult};
 use tokio::runtime::Runtime;
 
-use super::signals::{cancel_on_signals, EXIT_INTERRUPTED};
+use super::trials::{run_trials, EXIT_INTERRUPTED};
 use super::values::parse_profile;
 use crate::paint::{Paint, Tone};
 
@@ -64,23 +64,15 @@ pub(crate) fn run(a: RunArgs, rt: &Runtime, paint: &Paint) -> ExitCode {
     }
     let require_all = a.require_all || runner::requirements::require_all_from_env();
     let opts = RunOptions { keep: a.keep, artifacts_root: None, require_all, ..RunOptions::default() };
-    let admission = match a.jobs {
-        Some(j) => runner::Admission::fixed(j),
-        None => runner::Admission::for_machine(&trials),
-    };
-    eprintln!("running {} trial(s), {}", trials.len(), admission.summary);
     let started = std::time::Instant::now();
-    let pb = super::progress::trials(trials.len());
-    if let Err(e) = cancel_on_signals(rt, &opts.cancel, &pb) {
-        eprintln!("nslab: cannot watch for SIGINT/SIGTERM: {e}");
-        return ExitCode::FAILURE;
-    }
-    let (results, not_started) = rt.block_on(runner::run_admitted_until(&trials, &opts, &admission, |r| {
+    let (results, not_started) = match run_trials(rt, &trials, &opts, a.jobs, |pb, r| {
         pb.suspend(|| print_result(paint, r));
         pb.inc(1);
         pb.set_message(r.name.clone());
-    }));
-    pb.finish_and_clear();
+    }) {
+        Ok(done) => done,
+        Err(code) => return code,
+    };
     let run = runner::RunInfo { interrupted: opts.cancel.is_cancelled(), not_started, run_id: None };
     let mut code = summary(paint, &results, &run, started.elapsed());
     if let Some(p) = a.json {
