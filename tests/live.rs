@@ -218,6 +218,18 @@ async fn up_exec_dns_down() -> Result<(), String> {
     env.ok(&["dns", &lab, "clear"])?;
     let bad = env.run(&["dns", &lab, "set", "app", "A", "10.0.0.1"])?;
     ensure!(!bad.status.success() && text(&bad.stderr).contains("10.0.0.1"), "a public address was accepted: {}", text(&bad.stderr));
+    // Every kind of typed request reaches the server: a record with its TTL, a fault on a
+    // zone and every name below it, one type of a name deleted.
+    env.ok(&["dns", &lab, "set", "direct", "AAAA", "2001:db8::77", "--ttl", "7"])?;
+    let dig = env.ok(&["exec", &lab, "client", "--", "dig", "+noall", "+answer", "direct.example.test", "AAAA"])?;
+    ensure!(dig.split_whitespace().collect::<Vec<_>>() == ["direct.example.test.", "7", "IN", "AAAA", "2001:db8::77"], "after the set dig says {dig:?}");
+    env.ok(&["dns", &lab, "fault", "refused", "*.example.test"])?;
+    let dig = env.ok(&["exec", &lab, "client", "--", "dig", "blue.example.test", "A"])?;
+    ensure!(dig.contains("status: REFUSED"), "with the fault on the zone: {dig}");
+    env.ok(&["dns", &lab, "clear"])?;
+    env.ok(&["dns", &lab, "delete", "direct", "aaaa"])?;
+    let dig = env.ok(&["exec", &lab, "client", "--", "dig", "+short", "direct.example.test", "AAAA"])?;
+    ensure!(dig.trim().is_empty(), "after the delete dig says {dig:?}");
 
     let status = env.ok(&["status"])?;
     ensure!(
