@@ -5,8 +5,10 @@ pub mod attempt;
 pub mod checks;
 pub mod context;
 pub mod diagnose;
+pub mod evidence;
 pub mod matrix;
 pub mod observe;
+pub mod planned;
 pub mod report;
 pub mod requirements;
 pub mod resolved;
@@ -17,5 +19,6 @@ pub mod trial;
 
 pub use admission::Admission;
 pub use report::{write_json, write_json_run, write_junit, ExpectationResult, Outcome, PreviousAttempt, RunInfo, TrialResult, SCHEMA};
-pub use suite::{collect, run_admitted, run_admitted_until, run_all, run_all_until, PlannedTrial};
+pub use planned::PlannedTrial;
+pub use suite::{collect, run_admitted, run_admitted_until, run_all, run_all_until};
 pub use trial::{run_trial, RunOptions, Session};

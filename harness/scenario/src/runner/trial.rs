@@ -106,7 +106,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         ),
         r => (i, r),
     }));
-    all.extend(observe::diagnoses_from_output(scenario, profile, &services));
+    all.extend(checks::from_reports(scenario, profile, &services));
     if let Some(why) = &reason {
         all.extend(checks::undecided(scenario, profile, &all, why));
     }
@@ -503,7 +503,7 @@ impl<'a> Trial<'a> {
         };
         let ready = match ready {
             // A traced service that failed: say why, from its calls.
-            Err(e) if svc.trace => match checks::findings(self.lab(), &svc.host, &proc).await {
+            Err(e) if svc.trace => match crate::runner::evidence::findings(self.lab(), &svc.host, &proc).await {
                 Ok(f) if !f.is_empty() => Err(format!(
                     "{e}\n  diagnosis: {}",
                     f.iter().map(|f| format!("{}: {}", f.cause.name(), f.call)).collect::<Vec<_>>().join("\n  diagnosis: ")
@@ -521,7 +521,7 @@ impl<'a> Trial<'a> {
         let output = proc.output();
         if ready.is_err() || observe::shows_failed_call(&host, &argv, &output) {
             let candidates = observe::failure_candidates(&host, &argv, &output);
-            self.kernel_addrs.insert(svc.name.clone(), observe::kernel_addresses(&host, &candidates).await);
+            self.kernel_addrs.insert(svc.name.clone(), crate::runner::evidence::kernel_addresses(&host, &candidates).await);
         }
         let (passed, observed) = match (expect_start, ready) {
             (ExpectStart::Success, Ok(what)) => (true, what),
