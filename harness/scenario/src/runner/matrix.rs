@@ -10,9 +10,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::runner::observe::{FirstRequest, ServiceReport};
+use crate::runner::planned::PlannedTrial;
 use crate::runner::report::{Outcome, TrialResult};
 use crate::runner::requirements;
-use crate::runner::planned::PlannedTrial;
 use crate::scenario::{Check, ConnectCheck, ConnectFamily, ConnectResult, ConnectTarget, Scenario};
 use nslab::addr::profile::Profile;
 

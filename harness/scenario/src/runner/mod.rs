@@ -18,7 +18,7 @@ pub mod target;
 pub mod trial;
 
 pub use admission::Admission;
-pub use report::{write_json, write_json_run, write_junit, ExpectationResult, Outcome, PreviousAttempt, RunInfo, TrialResult, SCHEMA};
 pub use planned::PlannedTrial;
+pub use report::{write_json, write_json_run, write_junit, ExpectationResult, Outcome, PreviousAttempt, RunInfo, TrialResult, SCHEMA};
 pub use suite::{collect, run_admitted, run_admitted_until, run_all, run_all_until};
 pub use trial::{run_trial, RunOptions, Session};

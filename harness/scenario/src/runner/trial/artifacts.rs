@@ -168,3 +168,45 @@ impl Survivors {
         serde_json::to_string_pretty(&self.results).unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Survivors;
+
+    fn survivors(svg: Option<&str>) -> Survivors {
+        Survivors::new(svg.map(str::to_string), &[], &[], &[], &[])
+    }
+
+    fn results(dir: &std::path::Path) -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_passing_trials_picture_and_results_are_written_after_its_directory_went() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("lab1");
+        assert_eq!(survivors(Some("<svg/>")).write_after_removal(&dir), Some(dir.join("timeline.svg")));
+        assert_eq!(std::fs::read_to_string(dir.join("timeline.svg")).unwrap(), "<svg/>");
+        assert_eq!(results(&dir)["timeline"], "timeline.svg");
+        assert_eq!(results(&dir)["expectations"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn without_a_picture_nothing_outlives_a_passing_trial() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("lab1");
+        assert_eq!(survivors(None).write_after_removal(&dir), None);
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_kept_directory_gets_results_naming_the_picture_only_when_there_is_one() {
+        let root = tempfile::tempdir().unwrap();
+        let (with, without) = (root.path().join("with"), root.path().join("without"));
+        assert_eq!(survivors(Some("<svg/>")).write_kept(&with), Some(with.join("timeline.svg")));
+        assert_eq!(results(&with)["timeline"], "timeline.svg");
+        assert_eq!(survivors(None).write_kept(&without), None);
+        assert!(!without.join("timeline.svg").exists());
+        assert_eq!(results(&without).get("timeline"), None);
+    }
+}
