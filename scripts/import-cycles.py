@@ -96,6 +96,8 @@ def module_files(root):
 
 def split_use_tree(tree):
     """Expands a use tree (`a::b::{c, d::{e, self}}`) into its paths (lists of segments)."""
+    # `a::b as c` names a::b: drop the alias before the spaces go.
+    tree = re.sub(r"\s+as\s+" + IDENT, "", tree)
     tree = re.sub(r"\s+", "", tree)
 
     def parse(s, prefix):
@@ -114,7 +116,6 @@ def split_use_tree(tree):
         for item in items:
             if not item:
                 continue
-            item = re.sub(r"as" + IDENT + "$", "", item) if False else item
             if "{" in item:
                 head, rest = item.split("{", 1)
                 rest = rest[: rest.rindex("}")]
@@ -130,14 +131,6 @@ def split_use_tree(tree):
         return out
 
     return parse(tree, [])
-
-
-def strip_alias(seg):
-    m = re.match(r"^(" + IDENT + r")as" + IDENT + "$", seg)
-    # `Foo as Bar` collapsed by whitespace removal reads `FooasBar`: only the use tree's
-    # last segment can carry an alias, and it is never a module we need to tell apart from a
-    # type, so an unresolved last segment is harmless.
-    return seg if not m else seg
 
 
 def inline_mod_spans(text):
