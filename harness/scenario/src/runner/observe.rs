@@ -140,7 +140,7 @@ pub fn program_of(run: &Run) -> String {
 /// What each service did. `started` says which started services became ready; `exits` are
 /// their exits before the trial stopped them; `listeners` what they listened on; `argv` their
 /// rendered command lines; `kernel` what the kernel said about the addresses involved when one
-/// failed to start (see [`kernel_addresses`]).
+/// failed to start (see [`crate::runner::evidence::kernel_addresses`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn services(
     s: &Scenario,
