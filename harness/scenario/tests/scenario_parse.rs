@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use nslab::Profile;
-use nslab_scenario::scenario::{self, Action, Check, ConnectResult};
+use nslab_scenario::scenario::{self, Action, Check, ConnectCheck, ConnectResult};
 use proptest::prelude::*;
 
 fn workspace() -> PathBuf {
@@ -71,7 +71,7 @@ fn examples_hold_what_the_readme_says() {
     assert_eq!(s.trials(), &[Profile::Ipv4Only, Profile::DualStack, Profile::Ipv6Only]);
     let in_v6: Vec<String> = s.expectations_for(Profile::Ipv6Only).map(|e| e.description()).collect();
     assert_eq!(in_v6, ["service web listens on tcp:0.0.0.0:8000 and nothing else", "IPv6 peers are refused"]);
-    assert!(s.expectations.iter().any(|e| matches!(e.check, Check::Connect { result: ConnectResult::Errno(n), .. } if n.number == 111)));
+    assert!(s.expectations.iter().any(|e| matches!(e.check, Check::Connect(ConnectCheck { result: ConnectResult::Errno(n), .. }) if n.number == 111)));
 
     let s = scenario::load(&workspace().join("scenarios/examples/cname-swap.toml")).unwrap();
     assert_eq!(s.step_index("swap"), Some(0));

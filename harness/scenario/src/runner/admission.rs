@@ -10,7 +10,7 @@
 
 use std::sync::{Condvar, Mutex};
 
-use crate::runner::suite::PlannedTrial;
+use crate::runner::planned::PlannedTrial;
 use crate::scenario::{Run, Scenario};
 
 /// Weight units per core.

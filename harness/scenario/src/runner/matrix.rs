@@ -10,10 +10,10 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::runner::observe::{FirstRequest, ServiceReport};
+use crate::runner::planned::PlannedTrial;
 use crate::runner::report::{Outcome, TrialResult};
 use crate::runner::requirements;
-use crate::runner::suite::PlannedTrial;
-use crate::scenario::{Check, ConnectFamily, ConnectResult, ConnectTarget, Scenario};
+use crate::scenario::{Check, ConnectCheck, ConnectFamily, ConnectResult, ConnectTarget, Scenario};
 use nslab::addr::profile::Profile;
 
 /// Version of the JSON form.
@@ -190,7 +190,7 @@ fn reaches(scenario: &Scenario, profile: Profile, r: &TrialResult) -> Vec<Reach>
     scenario
         .expectations_for(profile)
         .filter_map(|e| {
-            let Check::Connect { from, to, family, result, .. } = &e.check else { return None };
+            let Check::Connect(ConnectCheck { from, to, family, result, .. }) = &e.check else { return None };
             let desc = e.description();
             let held = r.expectations.iter().find(|x| x.description == desc).map(|x| x.passed)?;
             let to = match to {

@@ -112,33 +112,6 @@ pub struct FirstRequest {
     pub after_dns_query_s: Option<f64>,
 }
 
-/// For a traced program's call log: the host's addresses (its own and any other address a
-/// failed bind named that the kernel has now, such as one a timeline step added) and those of
-/// them the kernel reports tentative now.
-pub async fn addresses_for_log(h: &nslab::host::handle::Host, log: &str) -> (Vec<IpAddr>, Vec<IpAddr>) {
-    let mut candidates: Vec<IpAddr> = h.addrs().into_iter().chain(h.link_local().map(IpAddr::V6)).collect();
-    candidates.extend(log.lines().filter(|l| l.contains("EADDRNOTAVAIL")).filter_map(diagnose::destination).map(|a| a.ip()));
-    candidates.sort_unstable();
-    candidates.dedup();
-    let seen = kernel_addresses(h, &candidates).await;
-    let mut addrs: Vec<IpAddr> = h.addrs().into_iter().chain(h.link_local().map(IpAddr::V6)).collect();
-    addrs.extend(seen.iter().map(|(a, _)| *a).filter(|a| !addrs.contains(a)).collect::<Vec<_>>());
-    (addrs, seen.into_iter().filter(|(_, t)| *t).map(|(a, _)| a).collect())
-}
-
-/// What the kernel says now about each of `candidates` on the host's lab interface: the ones
-/// it has, each with whether it is tentative (IFA_F_TENTATIVE: duplicate address detection
-/// running). Read when a service fails, so "tentative" is the kernel's word at that moment.
-pub async fn kernel_addresses(h: &nslab::host::handle::Host, candidates: &[IpAddr]) -> Vec<(IpAddr, bool)> {
-    let mut out = Vec::new();
-    for a in candidates {
-        if let Ok(Some(t)) = h.is_tentative(*a).await {
-            out.push((*a, t));
-        }
-    }
-    out
-}
-
 /// The addresses worth asking the kernel about when a service failed: the host's own, the ones
 /// its command line names, and the one its output names with its errno.
 pub fn failure_candidates(h: &nslab::host::handle::Host, argv: &[String], output: &str) -> Vec<IpAddr> {
@@ -156,67 +129,6 @@ pub fn shows_failed_call(h: &nslab::host::handle::Host, argv: &[String], output:
     diagnose::from_output(output, &diagnose::HostFacts::of(h).with_argv(argv)).is_some()
 }
 
-/// For each broken-path finding (an IPv6 connect that never completed), whether the other
-/// family works when the lab can tell: the destination is a lab host with an IPv4 address, and
-/// a connect from the same host to that address and port is tried (1 s at most). The answer is
-/// added to the finding's evidence.
-pub async fn try_other_family(lab: &Lab, from: &nslab::host::handle::Host, found: &mut [diagnose::Finding]) {
-    for f in found.iter_mut().filter(|f| f.cause == crate::scenario::Cause::BrokenPath) {
-        let Some(dst) = diagnose::destination(&f.call) else { continue };
-        let Some(peer) = lab.hosts().iter().find(|h| h.ipv6().map(IpAddr::V6) == Some(dst.ip()) || h.link_local().map(IpAddr::V6) == Some(dst.ip())) else {
-            continue;
-        };
-        let note = match peer.ipv4() {
-            None => format!("; the other family cannot help: {} has no IPv4 address", peer.name()),
-            Some(v4) => {
-                let to = std::net::SocketAddr::new(IpAddr::V4(v4), dst.port());
-                match tokio::time::timeout(Duration::from_secs(1), from.connect_tcp(to)).await {
-                    Ok(Ok(_)) => format!("; the other family works: {to} connects at once"),
-                    Ok(Err(e)) => format!("; the other family fails too: {to}: {}", nslab::error::chain(&e)),
-                    Err(_) => format!("; the other family fails too: no answer from {to} within 1 s"),
-                }
-            }
-        };
-        f.call.push_str(&note);
-    }
-}
-
-/// Whether a check is a diagnosis of an untraced service: read from its output and the lab's
-/// facts after the trial (by [`diagnoses_from_output`]), not from its calls.
-pub fn reads_output(s: &Scenario, c: &crate::scenario::Check) -> bool {
-    matches!(c, crate::scenario::Check::Diagnosis { service, .. } if s.service(service).is_some_and(|d| !d.trace))
-}
-
-/// The `diagnosis` expectations on untraced services, checked against what their reports say
-/// (the errno their output shows, the address it names and the lab's facts), with their index
-/// in the file.
-pub fn diagnoses_from_output(s: &Scenario, profile: nslab::addr::profile::Profile, reports: &[ServiceReport]) -> Vec<crate::runner::checks::Indexed> {
-    s.expectations
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.applies_to(profile) && reads_output(s, &e.check))
-        .filter_map(|(i, e)| {
-            let crate::scenario::Check::Diagnosis { service, cause } = &e.check else { return None };
-            let r = reports.iter().find(|r| &r.name == service);
-            let (passed, observed) = match r {
-                None => (false, format!("service {service} was never started")),
-                Some(ServiceReport { cause: None, errno: None, partial: Some((errno, c, evidence)), .. }) => match c {
-                    Some(c) => (c == cause.name(), format!("{c} ({errno}), though it started: {evidence}")),
-                    None => (false, format!("it started; its output shows {errno} but no cause follows from the lab's facts: {evidence}")),
-                },
-                Some(r) => match (&r.cause, &r.errno) {
-                    (Some(c), _) => (c == cause.name(), format!("{c} ({}): {}", r.errno.as_deref().unwrap_or("?"), r.evidence.as_deref().unwrap_or(""))),
-                    (None, Some(errno)) => {
-                        (false, format!("its output shows {errno} but no cause follows from the lab's facts: {}", r.evidence.as_deref().unwrap_or("")))
-                    }
-                    (None, None) => (false, "its output shows no failed call with an errno".to_string()),
-                },
-            };
-            Some((i, crate::runner::report::ExpectationResult { description: e.description(), passed, decided: true, observed }))
-        })
-        .collect()
-}
-
 /// The program a service runs: its command's first word, without its directory.
 pub fn program_of(run: &Run) -> String {
     match run {
@@ -228,7 +140,7 @@ pub fn program_of(run: &Run) -> String {
 /// What each service did. `started` says which started services became ready; `exits` are
 /// their exits before the trial stopped them; `listeners` what they listened on; `argv` their
 /// rendered command lines; `kernel` what the kernel said about the addresses involved when one
-/// failed to start (see [`kernel_addresses`]).
+/// failed to start (see [`crate::runner::evidence::kernel_addresses`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn services(
     s: &Scenario,
@@ -258,7 +170,7 @@ pub async fn services(
         let failed = r.started == Some(false) || exit.as_ref().is_some_and(|e| !e.success());
         if let (true, Some(p)) = (failed, procs.get(&def.name)) {
             let host = lab.host(&def.host).ok();
-            let traced = if def.trace { crate::runner::checks::findings(lab, &def.host, p).await.ok().and_then(|f| f.into_iter().next()) } else { None };
+            let traced = if def.trace { crate::runner::evidence::findings(lab, &def.host, p).await.ok().and_then(|f| f.into_iter().next()) } else { None };
             if let Some(f) = traced {
                 r.errno = diagnose::errno_in_call(&f.call).map(str::to_string);
                 r.cause = Some(f.cause.name().to_string());

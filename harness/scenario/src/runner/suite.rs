@@ -6,21 +6,11 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use crate::runner::admission::{weight, Admission, Gate};
+use crate::runner::planned::PlannedTrial;
 use crate::runner::report::TrialResult;
 use crate::runner::trial::{run_trial, RunOptions};
-use crate::scenario::{self, Scenario, ScenarioFile};
+use crate::scenario::{self, ScenarioFile};
 use nslab::addr::profile::Profile;
-
-/// One trial to run: a scenario in one profile.
-#[derive(Debug, Clone)]
-pub struct PlannedTrial {
-    /// `<folder>/<scenario>/<profile>`.
-    pub name: String,
-    /// The scenario.
-    pub scenario: Arc<Scenario>,
-    /// The profile.
-    pub profile: Profile,
-}
 
 /// Loads every scenario at `paths` (files or folders) and expands it into trials, restricted to
 /// `profiles` when not empty. Returns the trials and every load error (each `FILE:LINE:COL: ...`).

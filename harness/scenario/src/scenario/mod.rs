@@ -38,7 +38,8 @@ pub use dns::{parse_record_value, DnsDef, RecordData, RecordDef, RecordType, Soa
 pub use duration::{format_duration, parse_duration};
 pub use error::{line_col, Location, ScenarioError};
 pub use expect::{
-    Anchor, Cause, Check, ConnectFamily, ConnectResult, Expectation, ListenTarget, OutputStream, StaleCause, StaleCounts, DEFAULT_CONNECT_TIMEOUT,
+    Anchor, BindErrorCheck, Cause, Check, ConnectCheck, ConnectFamily, ConnectResult, DiagnosisCheck, ExitCheck, Expectation, FirstRequestCheck, Kind,
+    LineWithinCheck, ListenTarget, ListeningCheck, NoLineCheck, OutputCheck, OutputStream, StaleCause, StaleCheck, StaleCounts, DEFAULT_CONNECT_TIMEOUT,
 };
 pub use hosts::HostDef;
 pub use load::{load, parse_str, ProgramDef, Scenario, DEFAULT_TIMEOUT, MAX_FILE_SIZE};

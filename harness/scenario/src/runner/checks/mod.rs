@@ -1,0 +1,17 @@
+//! Checking a scenario's expectations against what the lab observed: one file per kind of
+//! expectation (its evaluator), and `dispatch.rs`, which decides when each is checked.
+
+mod bind_error;
+mod connect;
+mod diagnosis;
+mod dispatch;
+mod exit;
+mod first_request;
+mod line_within;
+mod listening;
+mod no_line;
+mod observed;
+mod output;
+mod stale;
+
+pub use dispatch::{evaluate, evaluate_late, from_reports, undecided, Indexed};

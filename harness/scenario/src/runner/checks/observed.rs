@@ -1,0 +1,45 @@
+//! What the checks read (the running lab, its services and targets, when the named steps
+//! ended) and the lookups they share.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::runner::target::Target;
+use crate::scenario::Scenario;
+use nslab::host::process::Process;
+use nslab::lab::build::Lab;
+
+/// The running trial, as the checks of the running lab see it.
+pub(super) struct Observed<'a> {
+    pub(super) s: &'a Scenario,
+    pub(super) lab: &'a Lab,
+    pub(super) procs: &'a BTreeMap<String, Process>,
+    pub(super) targets: &'a BTreeMap<String, Target>,
+    /// Lab time at which each named step ended.
+    pub(super) steps: &'a BTreeMap<String, Duration>,
+}
+
+pub(super) fn proc<'a>(procs: &'a BTreeMap<String, Process>, service: &str) -> Result<&'a Process, String> {
+    procs.get(service).ok_or_else(|| format!("service {service} was never started"))
+}
+
+pub(super) fn step_time(steps: &BTreeMap<String, Duration>, step: &str) -> Result<Duration, String> {
+    steps.get(step).copied().ok_or_else(|| format!("step {step:?} did not run"))
+}
+
+pub(super) fn rel(at: Duration, start: Duration) -> String {
+    if at >= start {
+        format!("{:.2}s after", (at - start).as_secs_f64())
+    } else {
+        format!("{:.2}s before", (start - at).as_secs_f64())
+    }
+}
+
+pub(super) fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        return " (none)".into();
+    }
+    let start = lines.len().saturating_sub(10);
+    format!("\n  | {}", lines[start..].join("\n  | "))
+}

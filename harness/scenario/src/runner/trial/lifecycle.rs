@@ -1,0 +1,302 @@
+//! One trial's lifecycle: requirements, lab build and services within the setup allowance,
+//! the timeline and the checks within the scenario's timeout, the stop, the late checks, the
+//! artifacts, the teardown and the result.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::artifacts;
+use super::state::{setup_allowance, Trial, LAB_BUILD_ALLOWANCE, STARTUP_ALLOWANCE, STOP_GRACE};
+use crate::runner::checks;
+use crate::runner::context::{self, Facts};
+use crate::runner::observe;
+use crate::runner::report::{ExpectationResult, Outcome, TrialResult};
+use crate::runner::requirements;
+use crate::runner::target::Target;
+use crate::scenario::{Scenario, TargetKind};
+use nslab::addr::profile::Profile;
+use nslab::error::chain;
+use nslab::lab::build::Lab;
+
+/// How trials run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Keep the artifacts of passing trials too.
+    pub keep: bool,
+    /// Where artifact directories go (default: [`nslab::os::artifacts::default_root`]).
+    pub artifacts_root: Option<PathBuf>,
+    /// A missing requirement fails the trial instead of ignoring it.
+    pub require_all: bool,
+    /// Cancelling it stops the trial: its services are stopped, its lab torn down (artifacts
+    /// kept) and it is reported [`Outcome::Interrupted`] with what was decided so far.
+    pub cancel: tokio_util::sync::CancellationToken,
+    /// Which attempt this is under a runner that retries (cargo-nextest): each attempt gets its
+    /// own artifact directory and learns how the earlier ones ended (see [`crate::runner::attempt`]).
+    pub attempt: Option<crate::runner::attempt::Attempt>,
+}
+
+/// Runs `scenario` in `profile` and reports every expectation.
+pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: &RunOptions) -> TrialResult {
+    let started = Instant::now();
+    if let Some(why) = requirements::unmet_for(scenario) {
+        let outcome = if opts.require_all { Outcome::Failed } else { Outcome::Ignored };
+        return TrialResult::early(name.into(), &scenario.path, profile.name(), outcome, why, started.elapsed());
+    }
+    let mut t = Trial::new(scenario, profile);
+    t.artifacts_root = opts.artifacts_root.clone();
+    t.attempt = opts.attempt.clone();
+    let (mut reason, interrupted) = tokio::select! {
+        r = t.run() => (r.err(), false),
+        () = opts.cancel.cancelled() => {
+            let during = if t.setup_done.is_some() { "while the scenario ran" } else { "while the lab and its services started" };
+            (Some(format!("interrupted (the run was cancelled) {during}")), true)
+        }
+    };
+    let ran_until = Instant::now();
+    // How each service ended on its own, before the stop below ends the rest.
+    let exits: BTreeMap<String, Option<nslab::host::process::Exit>> = t.procs.iter().map(|(n, p)| (n.clone(), p.exit())).collect();
+    // Whatever happened, stop what still runs so the output is complete for reading, each
+    // service with its own stop_grace (as scenarios/README.md says).
+    for (n, p) in &t.procs {
+        p.stop(scenario.service(n).and_then(|s| s.stop_grace).unwrap_or(STOP_GRACE)).await;
+    }
+    let (services, first_requests) = match t.lab.as_ref() {
+        Some(lab) => (
+            observe::services(scenario, profile, lab, &t.procs, &t.started, &exits, &t.sockets, &t.argv, &t.kernel_addrs).await,
+            observe::first_requests(scenario, lab, &t.procs, &t.targets),
+        ),
+        None => Default::default(),
+    };
+    // Output checks read the complete output, so they run after the stop; expectations the
+    // trial never reached are reported undecided with the reason; then file order.
+    let mut all = std::mem::take(&mut t.checked);
+    let late = checks::evaluate_late(scenario, profile, &t.procs, reason.as_deref());
+    // Cut short, a program's output proves what it printed, not what it would have printed.
+    all.extend(late.into_iter().map(|(i, r)| match r {
+        r if interrupted && !r.passed && r.decided => (
+            i,
+            ExpectationResult {
+                passed: false,
+                decided: false,
+                observed: format!("not decided: the run was interrupted before the output was complete; {}", r.observed),
+                ..r
+            },
+        ),
+        r => (i, r),
+    }));
+    all.extend(checks::from_reports(scenario, profile, &services));
+    if let Some(why) = &reason {
+        all.extend(checks::undecided(scenario, profile, &all, why));
+    }
+    all.sort_by_key(|(i, _)| *i);
+    t.results.extend(all.into_iter().map(|(_, r)| r));
+    let failed = reason.is_some() || t.results.iter().any(|r| !r.passed);
+    if failed && reason.is_none() {
+        reason = Some(failed_summary(&t.results));
+    }
+    let staleness = t.lab.as_ref().map(|lab| artifacts::staleness_rows(lab, &t.targets, &t.swaps)).unwrap_or_default();
+    let mut artifacts = None;
+    let mut timeline = None;
+    if let Some(lab) = t.lab.take() {
+        let picture = artifacts::write_targets(&lab, &t.targets, &t.dns_steps);
+        artifacts::write_facts(&lab, scenario, profile, name, &t.facts);
+        // The picture outlives a passing trial's artifacts: it and results.json stay behind.
+        let survivors = artifacts::Survivors::new(picture, &t.results, &staleness, &services, &first_requests);
+        let dir = lab.artifacts().to_path_buf();
+        // A retry's evidence is kept too, to compare with the attempt that failed.
+        let keep = failed || opts.keep || opts.attempt.as_ref().is_some_and(|a| a.number > 1);
+        let mut survivors = Some(survivors);
+        if keep {
+            lab.keep_artifacts();
+            timeline = survivors.take().and_then(|s| s.write_kept(&dir));
+        }
+        match lab.teardown().await {
+            Ok(kept) => artifacts = kept,
+            Err(e) => {
+                reason.get_or_insert_with(|| format!("teardown: {e}"));
+            }
+        }
+        if let Some(s) = survivors {
+            timeline = s.write_after_removal(&dir);
+        }
+    }
+    let outcome = match (interrupted, failed) {
+        (true, _) => Outcome::Interrupted,
+        (false, true) => Outcome::Failed,
+        (false, false) => Outcome::Passed,
+    };
+    let root = trial_root(scenario, opts.artifacts_root.as_deref());
+    let previous_attempts = match (&opts.attempt, &root) {
+        (Some(a), Some(root)) => a.previous(root, profile),
+        _ => Vec::new(),
+    };
+    let result = TrialResult {
+        name: name.into(),
+        scenario: scenario.path.display().to_string(),
+        profile: profile.name().into(),
+        outcome,
+        duration_ms: started.elapsed().as_millis() as u64,
+        reason,
+        expectations: t.results,
+        listeners: t.listeners,
+        staleness,
+        timeline,
+        artifacts,
+        services,
+        first_requests,
+        setup_s: Some(t.setup_done.unwrap_or(ran_until).duration_since(started).as_secs_f64()),
+        scenario_s: t.setup_done.map(|s| ran_until.duration_since(s).as_secs_f64()),
+        attempt: opts.attempt.as_ref().map(|a| a.number),
+        // nextest retries only an attempt that failed.
+        flaky: outcome == Outcome::Passed && !previous_attempts.is_empty(),
+        previous_attempts,
+    };
+    if let (Some(a), Some(root)) = (&opts.attempt, &root) {
+        if let Err(e) = a.finish(root, profile, &result) {
+            tracing::warn!(error = %e, trial = name, "cannot leave the attempt's record for a retry");
+        }
+    }
+    result
+}
+
+impl Trial<'_> {
+    /// Builds the lab within its setup allowance ([`setup_allowance`]), then plays the timeline
+    /// and checks the expectations within the scenario's `timeout`, counted from the end of
+    /// the setup and extended by the start-up time of services the timeline starts: a check
+    /// still waiting then is undecided, the others keep their results.
+    async fn run(&mut self) -> Result<(), String> {
+        let timeout = self.scenario.timeout;
+        let allowance = setup_allowance(self.scenario);
+        let t0 = tokio::time::Instant::now();
+        let root = trial_root(self.scenario, self.artifacts_root.as_deref());
+        let root = match (&self.attempt, root) {
+            (Some(a), Some(r)) => Some(a.dir(&r, self.profile, a.number)),
+            (_, r) => r,
+        };
+        tokio::time::timeout_at(t0 + allowance, self.setup(root))
+            .await
+            .map_err(|_| format!("the lab and its services did not start within the setup allowance of {allowance:?} (not part of the scenario's timeout of {timeout:?}: {LAB_BUILD_ALLOWANCE:?} for the lab, and for each service that starts on its own its ready_timeout and {STARTUP_ALLOWANCE:?} of start-up)"))??;
+        let base = tokio::time::Instant::now();
+        self.setup_took = Some(base - t0);
+        self.setup_done = Some(Instant::now());
+        // The setup's own start-ups are in its allowance: only the timeline's count from here.
+        self.startup_ms.store(0, Ordering::Relaxed);
+        let startup = self.startup_ms.clone();
+        let ran_out = |during: &str, startup: &AtomicU64| {
+            let charged = Duration::from_millis(startup.load(Ordering::Relaxed));
+            format!(
+                "the scenario did not finish within its timeout of {timeout:?} ({during}; counted from the end of the setup, which took {:.1}s, plus {:.1}s of start-up of the services the timeline started)",
+                (base - t0).as_secs_f64(),
+                charged.as_secs_f64()
+            )
+        };
+        let starting = self.starting.clone();
+        within(self.timeline(), base + timeout, &startup, &starting).await.ok_or_else(|| ran_out("while the timeline played", &startup))??;
+        let deadline = base + timeout + Duration::from_millis(startup.load(Ordering::Relaxed));
+        self.sockets = tokio::time::timeout_at(deadline, self.listener_report()).await.unwrap_or_default();
+        self.listeners = self.sockets.iter().map(|(n, ls)| (n.clone(), ls.iter().map(|l| l.to_string()).collect())).collect();
+        let lab = self.lab.as_ref().expect("built above");
+        self.checked = checks::evaluate(self.scenario, self.profile, lab, &self.procs, &self.targets, &self.steps, deadline).await;
+        tracing::debug!(setup = ?(base - t0), scenario = ?base.elapsed(), startup_in_timeline = ?Duration::from_millis(startup.load(Ordering::Relaxed)), "trial timed");
+        Ok(())
+    }
+
+    /// Builds the lab, starts the targets and the services that start on their own.
+    pub(super) async fn setup(&mut self, artifacts_root: Option<PathBuf>) -> Result<(), String> {
+        let s = self.scenario;
+        let scenario_dir = std::fs::canonicalize(s.dir()).unwrap_or_else(|_| s.dir().to_path_buf());
+        // Programs are started with the scenario's files, wherever the folder is (even in /tmp).
+        let mut b = Lab::builder().profile(self.profile).hosts(s.host_specs(self.profile)).share_with_hosts(scenario_dir.clone());
+        if let Some(d) = &s.dns {
+            b = b.dns(context::lab_dns(d)?);
+        }
+        if let Some(root) = artifacts_root {
+            // Folders a passing trial empties (<root>/<folder>/<scenario>) go with it.
+            b = b.artifacts_in(root).artifacts_base(self.artifacts_root.clone().unwrap_or_else(nslab::lab::spec::default_artifacts_root));
+        }
+        let lab = b.build().await.map_err(|e| format!("building the lab: {}", chain(&e)))?;
+        self.facts = Some(Facts::of(&lab, self.profile, scenario_dir, s.dns.as_ref().map(|d| d.server_host())));
+        for def in &s.targets {
+            let target = match &def.kind {
+                TargetKind::Builtin { host, .. } => {
+                    let host = lab.host(host).map_err(|e| e.to_string())?.clone();
+                    Target::start(def.clone(), &host, lab.epoch()).await?
+                }
+                TargetKind::Log { .. } => Target::from_log(def.clone()),
+            };
+            self.targets.insert(def.name.clone(), target);
+        }
+        self.lab = Some(lab);
+
+        for svc in s.services.iter().filter(|svc| svc.autostart) {
+            self.start(svc).await?;
+        }
+        Ok(())
+    }
+
+    /// What each service listens on, read from the kernel (nothing for those that exited).
+    async fn listener_report(&self) -> BTreeMap<String, Vec<nslab::host::listeners::Listener>> {
+        let mut out = BTreeMap::new();
+        for (name, p) in &self.procs {
+            if p.exit().is_some() {
+                out.insert(name.clone(), Vec::new());
+                continue;
+            }
+            let Some(def) = self.scenario.service(name) else { continue };
+            let Ok(host) = self.host(&def.host) else { continue };
+            let Ok(all) = host.listeners().await else { continue };
+            let mine = p.socket_inodes();
+            out.insert(name.clone(), all.into_iter().filter(|l| mine.contains(&l.inode)).collect());
+        }
+        out
+    }
+}
+
+/// The reason of a trial whose expectations failed: "2 of 5 expectations failed: a, b", and
+/// those that could not be decided.
+fn failed_summary(results: &[ExpectationResult]) -> String {
+    let names = |pred: &dyn Fn(&ExpectationResult) -> bool| results.iter().filter(|r| pred(r)).map(|r| r.description.as_str()).collect::<Vec<_>>();
+    let failed = names(&|r| r.decided && !r.passed);
+    let undecided = names(&|r| !r.decided);
+    let mut parts = Vec::new();
+    if !failed.is_empty() {
+        parts.push(format!("{} of {} expectations failed: {}", failed.len(), results.len(), failed.join("; ")));
+    }
+    if !undecided.is_empty() {
+        parts.push(format!("{} of {} expectations could not be decided: {}", undecided.len(), results.len(), undecided.join("; ")));
+    }
+    parts.join("; ")
+}
+
+/// Runs `fut` until it completes or `base` plus the start-up time charged so far (which grows
+/// while it runs) has passed; `None` then. While a service is `starting` the deadline waits for
+/// its start-up to be charged (that wait has its own bound: ready_timeout + start-up allowance).
+async fn within<T>(fut: impl std::future::Future<Output = T>, base: tokio::time::Instant, charged: &AtomicU64, starting: &AtomicBool) -> Option<T> {
+    tokio::pin!(fut);
+    loop {
+        let now = tokio::time::Instant::now();
+        let mut deadline = base + Duration::from_millis(charged.load(Ordering::Relaxed));
+        if starting.load(Ordering::Relaxed) && deadline <= now {
+            deadline = now + Duration::from_millis(50);
+        }
+        tokio::select! {
+            r = &mut fut => return Some(r),
+            () = tokio::time::sleep_until(deadline) => {
+                let over = tokio::time::Instant::now() >= base + Duration::from_millis(charged.load(Ordering::Relaxed));
+                if over && !starting.load(Ordering::Relaxed) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// The artifact root of a trial: `<root>/<folder>/<scenario>` so kept runs are easy to find.
+fn trial_root(s: &Scenario, root: Option<&Path>) -> Option<PathBuf> {
+    let root = root.map(Path::to_path_buf).unwrap_or_else(nslab::lab::spec::default_artifacts_root);
+    let stem = s.path.file_stem()?.to_string_lossy().into_owned();
+    let folder = s.path.parent().and_then(Path::file_name).map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    Some(root.join(folder).join(stem))
+}

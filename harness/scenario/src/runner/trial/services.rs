@@ -1,0 +1,213 @@
+//! Starting a service in a trial: its files and command line rendered, its program spawned,
+//! and its readiness (or its expected failure) waited for, its start-up not charged to the
+//! scenario's timeout.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::state::{Trial, STARTUP_ALLOWANCE};
+use crate::runner::report::ExpectationResult;
+use crate::runner::{evidence, observe};
+use crate::scenario::{Condition, ExpectStart, FileContent, Run, ServiceDef};
+use nslab::error::chain;
+use nslab::host::handle::Host;
+use nslab::host::process::{Command, Process};
+
+impl Trial<'_> {
+    /// Starts a service and waits for its readiness, or for its failure when it must fail.
+    pub(super) async fn start(&mut self, svc: &ServiceDef) -> Result<(), String> {
+        let host = self.host(&svc.host)?;
+        let dir = self.lab().artifacts().join("services").join(&svc.name);
+        nslab::os::fsafe::artifact_dir(&dir).map_err(|e| format!("service {}: {e}", svc.name))?;
+        // Its program may switch users (postgres through runuser) and must still reach it:
+        // the way there becomes searchable (0711), never listable; its files stay 0600.
+        let top = self.artifacts_root.clone().unwrap_or_else(nslab::lab::spec::default_artifacts_root);
+        let top = std::fs::canonicalize(&top).unwrap_or(top);
+        nslab::os::fsafe::allow_traverse(&dir, &top).map_err(|e| format!("service {}: open the way to {}: {e}", svc.name, dir.display()))?;
+        let facts = self.facts.as_ref().expect("facts are read after the build");
+        let ctx = facts.for_service(dir.clone());
+        for f in &svc.files {
+            let path = dir.join(&f.path);
+            if let Some(parent) = path.parent() {
+                nslab::os::fsafe::artifact_dir(parent).map_err(|e| format!("service {}: {e}", svc.name))?;
+            }
+            // Owner-only, new, never through a link: a service's files are the caller's.
+            let res = match &f.content {
+                FileContent::Inline(t) => t
+                    .render(&ctx)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| nslab::os::fsafe::write_artifact(&path, text.as_bytes(), 0o600).map_err(|e| nslab::error::chain(&e))),
+                FileContent::Source(src) => std::fs::read(src)
+                    .map_err(|e| format!("cannot read {}: {e}", src.display()))
+                    .and_then(|bytes| nslab::os::fsafe::write_artifact(&path, &bytes, 0o600).map_err(|e| nslab::error::chain(&e))),
+            };
+            res.map_err(|e| format!("service {}: file {}: {e}", svc.name, f.path.display()))?;
+        }
+        let render = |t: &crate::scenario::Template| t.render(&ctx).map_err(|e| format!("service {}: {e}", svc.name));
+        let argv: Vec<String> = match &svc.run {
+            Run::Command(argv) => argv.iter().map(render).collect::<Result<Vec<_>, _>>()?,
+            Run::Shell(script) => vec!["sh".into(), "-c".into(), render(script)?],
+        };
+        self.argv.insert(svc.name.clone(), argv.clone());
+        let argv = if svc.trace {
+            // Its socket calls, for the diagnosis of a failed bind or connect.
+            let log = dir.join("strace.log").display().to_string();
+            ["strace", "-f", "-qq", "-tt", "-e", "trace=socket,bind,connect,listen", "-o", log.as_str(), "--"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain(argv)
+                .collect()
+        } else {
+            argv
+        };
+        let (prog, args) = argv.split_first().ok_or_else(|| format!("service {}: empty command", svc.name))?;
+        let mut cmd = Command::new(prog).args(args);
+        for (k, v) in &svc.env {
+            cmd = cmd.env(k, render(v)?);
+        }
+        let cwd = match &svc.cwd {
+            Some(t) => PathBuf::from(render(t)?),
+            None => dir.clone(),
+        };
+        cmd = cmd.current_dir(cwd).name(svc.name.clone());
+        let proc = host.spawn(cmd).await.map_err(|e| format!("service {}: {}", svc.name, chain(&e)))?;
+        self.procs.insert(svc.name.clone(), proc.clone());
+        for t in self.targets.values().filter(|t| t.service() == Some(svc.name.as_str())) {
+            t.attach(&proc);
+        }
+        let expect_start = svc.expect_start_for(self.profile);
+        let lab_clock = self.lab().epoch();
+        self.starting.store(true, Ordering::Relaxed);
+        let ready = match (expect_start, &svc.ready) {
+            // Expected to fail, with nothing to wait for: it fails if it exits unsuccessfully
+            // within its ready_timeout (counted from its first line, see STARTUP_ALLOWANCE).
+            (ExpectStart::Failure, None) => match anchored(&lab_clock, &proc, svc.ready_timeout, proc.wait_exit(svc.ready_timeout + STARTUP_ALLOWANCE)).await {
+                Ok(Ok(e)) if !e.success() => Err(format!("exited ({e})")),
+                Ok(Ok(e)) => Ok(format!("ran to completion ({e})")),
+                Ok(Err(_)) | Err(_) => Ok(format!("still running {}", waited(&lab_clock, &proc, svc.ready_timeout))),
+            },
+            _ => {
+                match anchored(&lab_clock, &proc, svc.ready_timeout, wait_ready(&host, &proc, svc.ready.as_ref(), svc.ready_timeout + STARTUP_ALLOWANCE)).await
+                {
+                    Ok(r) => r,
+                    Err(()) => Err(format!("timed out {}{}", waited(&lab_clock, &proc, svc.ready_timeout), tail(&proc))),
+                }
+            }
+        };
+        // Its start-up, up to its first line (or all of its wait, when it printed nothing), is
+        // not the scenario's time.
+        let first = proc.lines().first().map(|l| l.at);
+        let now = lab_clock.elapsed();
+        let startup = first.unwrap_or(now).min(now).saturating_sub(proc.started_at());
+        self.startup_ms.fetch_add(startup.as_millis() as u64, Ordering::Relaxed);
+        self.starting.store(false, Ordering::Relaxed);
+        let desc = match expect_start {
+            ExpectStart::Success => format!("service {} starts", svc.name),
+            ExpectStart::Failure => format!("service {} fails to start", svc.name),
+        };
+        let ready = match ready {
+            // A traced service that failed: say why, from its calls.
+            Err(e) if svc.trace => match evidence::findings(self.lab(), &svc.host, &proc).await {
+                Ok(f) if !f.is_empty() => Err(format!(
+                    "{e}\n  diagnosis: {}",
+                    f.iter().map(|f| format!("{}: {}", f.cause.name(), f.call)).collect::<Vec<_>>().join("\n  diagnosis: ")
+                )),
+                _ => Err(e),
+            },
+            r => r,
+        };
+        self.started.insert(svc.name.clone(), ready.is_ok());
+        // The kernel's word on the addresses involved, read now that the program has acted:
+        // when it failed, and when it started but its output shows a failed call (a partial
+        // failure). An address held tentative (nslab::host::dad) since before the start is still
+        // tentative here, so it was at the failed call.
+        let argv = self.argv.get(&svc.name).cloned().unwrap_or_default();
+        let output = proc.output();
+        if ready.is_err() || observe::shows_failed_call(&host, &argv, &output) {
+            let candidates = observe::failure_candidates(&host, &argv, &output);
+            self.kernel_addrs.insert(svc.name.clone(), evidence::kernel_addresses(&host, &candidates).await);
+        }
+        let (passed, observed) = match (expect_start, ready) {
+            (ExpectStart::Success, Ok(what)) => (true, what),
+            (ExpectStart::Success, Err(e)) => (false, e),
+            (ExpectStart::Failure, Ok(what)) => (false, format!("it started: {what}")),
+            (ExpectStart::Failure, Err(e)) => match proc.exit() {
+                Some(exit) => (true, format!("exited ({exit}) before it was ready")),
+                None => (false, format!("it neither became ready nor exited: {e}")),
+            },
+        };
+        self.results.push(ExpectationResult { description: desc, passed, observed: observed.clone(), decided: true });
+        if passed {
+            Ok(())
+        } else {
+            Err(format!("service {} did not start as expected: {observed}", svc.name))
+        }
+    }
+}
+
+/// Waits for a service's readiness condition; `Ok` says what was seen.
+pub(super) async fn wait_ready(host: &Host, proc: &Process, cond: Option<&Condition>, timeout: Duration) -> Result<String, String> {
+    match cond {
+        None => match proc.exit() {
+            Some(e) => Err(format!("exited ({e}) right after start{}", tail(proc))),
+            None => Ok("started (no readiness condition)".into()),
+        },
+        Some(Condition::Listening(spec)) => {
+            host.wait_listening(&spec.to_listen(), timeout, Some(proc)).await.map(|l| format!("listening on {l}")).map_err(|e| e.to_string())
+        }
+        Some(Condition::Line(re)) => proc.wait_for_line(re, timeout).await.map(|l| format!("printed {:?}", l.text)).map_err(|e| e.to_string()),
+        Some(Condition::Exit) => proc.wait_exit(timeout).await.map(|e| format!("ran to completion ({e})")).map_err(|e| e.to_string()),
+    }
+}
+
+/// Runs `wait` (a readiness wait bounded by `timeout` + [`STARTUP_ALLOWANCE`]) and gives up
+/// (`Err`) once `timeout` has passed since the program's first line of output: its
+/// `ready_timeout` counts from its first sign of life, not from the moment it was asked to start.
+async fn anchored<T>(clock: &Instant, proc: &Process, timeout: Duration, wait: impl std::future::Future<Output = T>) -> Result<T, ()> {
+    let watch = async {
+        loop {
+            if let Some(first) = proc.lines().first().map(|l| l.at) {
+                let end = first + timeout;
+                let now = clock.elapsed();
+                if now >= end {
+                    return;
+                }
+                tokio::time::sleep((end - now).min(Duration::from_millis(100))).await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    tokio::select! {
+        r = wait => Ok(r),
+        () = watch => Err(()),
+    }
+}
+
+/// "after 12s from its first line (which came 3.1s after its start)" or "after 40s from its
+/// start, with no line of output (12s ready_timeout + 30s start-up allowance)".
+fn waited(clock: &Instant, proc: &Process, timeout: Duration) -> String {
+    match proc.lines().first().map(|l| l.at) {
+        Some(first) => format!(
+            "after {:.1}s from its first line of output (its ready_timeout is {timeout:?} from there; the line came {:.1}s after its start)",
+            clock.elapsed().saturating_sub(first).as_secs_f64(),
+            first.saturating_sub(proc.started_at()).as_secs_f64()
+        ),
+        None => format!(
+            "after {:.1}s from its start, with no line of output (its ready_timeout of {timeout:?} and {STARTUP_ALLOWANCE:?} of start-up allowance)",
+            clock.elapsed().saturating_sub(proc.started_at()).as_secs_f64()
+        ),
+    }
+}
+
+fn tail(p: &Process) -> String {
+    let out = p.output();
+    let lines: Vec<&str> = out.lines().collect();
+    let start = lines.len().saturating_sub(10);
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; last output:\n  | {}", lines[start..].join("\n  | "))
+    }
+}

@@ -1,0 +1,80 @@
+//! A scenario's lab kept running for a person (`nslab up`): built, then driven step by step.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::artifacts;
+use super::state::{Trial, STOP_GRACE};
+use crate::scenario::{Action, Scenario, Step, When};
+use nslab::addr::profile::Profile;
+use nslab::host::process::Process;
+use nslab::lab::build::Lab;
+
+/// A scenario's lab kept running for a person rather than checked: built with its DNS,
+/// targets and services (those that start on their own), then driven step by step (a
+/// timeline, or commands typed by hand). What `nslab up` holds.
+pub struct Session {
+    trial: Trial<'static>,
+}
+
+impl Session {
+    /// Builds `scenario`'s lab in `profile` under `artifacts_root` and starts its targets and
+    /// services. On failure the lab is torn down (its artifacts kept) and the error says why.
+    pub async fn start(scenario: &'static Scenario, profile: Profile, artifacts_root: PathBuf) -> Result<Session, String> {
+        let mut trial = Trial::new(scenario, profile);
+        if let Err(e) = trial.setup(Some(artifacts_root)).await {
+            if let Some(lab) = trial.lab.take() {
+                for p in trial.procs.values() {
+                    p.stop(STOP_GRACE).await;
+                }
+                lab.keep_artifacts();
+                if let Ok(Some(dir)) = lab.teardown().await {
+                    return Err(format!("{e}\n  evidence kept in {}", dir.display()));
+                }
+            }
+            return Err(e);
+        }
+        Ok(Session { trial })
+    }
+
+    /// The running lab.
+    pub fn lab(&self) -> &Lab {
+        self.trial.lab()
+    }
+
+    /// The scenario it runs.
+    pub fn scenario(&self) -> &'static Scenario {
+        self.trial.scenario
+    }
+
+    /// Its services started so far, by name.
+    pub fn services(&self) -> &BTreeMap<String, Process> {
+        &self.trial.procs
+    }
+
+    /// Plays step `i` of the scenario's timeline (waiting for nothing first).
+    pub async fn step(&mut self, i: usize) -> Result<(), String> {
+        let step = self.trial.scenario.timeline.get(i).ok_or_else(|| format!("the scenario has no timeline step {}", i + 1))?;
+        self.trial.step_and_record(i, step).await
+    }
+
+    /// Runs one action, as a timeline step would (a DNS change, a fault, a link going down).
+    pub async fn act(&mut self, action: Action) -> Result<(), String> {
+        let step = Step { name: None, when: When::AfterPrevious(Duration::ZERO), action, profiles: None };
+        self.trial.step(&step).await
+    }
+
+    /// Stops every service, writes the targets' logs and timeline, and tears the lab down,
+    /// keeping its artifacts. Returns where they are.
+    pub async fn finish(mut self) -> Result<Option<PathBuf>, String> {
+        for p in self.trial.procs.values() {
+            p.stop(STOP_GRACE).await;
+        }
+        let Some(lab) = self.trial.lab.take() else { return Ok(None) };
+        let picture = artifacts::write_targets(&lab, &self.trial.targets, &self.trial.dns_steps);
+        lab.keep_artifacts();
+        artifacts::write_picture(lab.artifacts(), picture);
+        lab.teardown().await.map_err(|e| format!("teardown: {e}"))
+    }
+}

@@ -1,0 +1,223 @@
+//! The timeline interpreter: plays a trial's steps in order and records when each ended (named
+//! steps, DNS changes, CNAME swaps, stops of a target's service).
+
+use std::time::Duration;
+
+use super::services::wait_ready;
+use super::state::{Swap, Trial, STOP_GRACE};
+use crate::runner::context;
+use crate::runner::stale::MarkKind;
+use crate::scenario::{Action, DnsFault, FaultScope, LinkState, Scenario, Step, When};
+use nslab::dns::{FaultTarget, RecordValue};
+use nslab::error::chain;
+use nslab::lab::build::Lab;
+
+impl Trial<'_> {
+    /// Plays the timeline, step by step.
+    pub(super) async fn timeline(&mut self) -> Result<(), String> {
+        let s = self.scenario;
+        let t0 = self.lab().elapsed();
+        let profile = self.profile;
+        for (i, step) in s.timeline.iter().enumerate().filter(|(_, st)| st.applies_to(profile)) {
+            match step.when {
+                When::At(at) => sleep_until(self.lab(), t0 + at).await,
+                When::AfterPrevious(d) => tokio::time::sleep(d).await,
+            }
+            self.step_and_record(i, step).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs one timeline step and records when it ended (named steps, DNS changes, swaps).
+    pub(super) async fn step_and_record(&mut self, i: usize, step: &Step) -> Result<(), String> {
+        let s = self.scenario;
+        if !step.applies_to(self.profile) {
+            return Ok(());
+        }
+        {
+            self.step(step).await.map_err(|e| format!("timeline step {} ({}): {e}", i + 1, step.action.kind()))?;
+            let at = self.lab().elapsed();
+            if let Some(n) = &step.name {
+                self.steps.insert(n.clone(), at);
+            }
+            let label = step.name.clone().unwrap_or_else(|| step.action.kind().to_string());
+            if matches!(step.action, Action::SwapCname { .. } | Action::SetRecord { .. } | Action::DeleteRecord { .. } | Action::SetTtl { .. }) {
+                self.dns_steps.push((label.clone(), at, MarkKind::DnsChange));
+            }
+            if let Action::Stop { service } = &step.action {
+                if self.targets.values().any(|t| t.service() == Some(service.as_str())) {
+                    self.dns_steps.push((label.clone(), at, MarkKind::TargetStop));
+                }
+            }
+            if let Action::SwapCname { zone, record, to } = &step.action {
+                let key = (first_label(zone), first_label(record));
+                let old = self.swaps.iter().rev().find(|w| w.key == key).map(|w| w.new.clone()).or_else(|| cname_target(s, zone, record));
+                if let Some(old) = old {
+                    self.swaps.push(Swap { key, step: label, at, old, new: first_label(to) });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn step(&mut self, step: &Step) -> Result<(), String> {
+        let lab_err = |e: nslab::Error| chain(&e);
+        let dns_err = |e: &dyn std::error::Error| e.to_string();
+        match &step.action {
+            Action::Start { service } => {
+                let svc = self.scenario.service(service).ok_or_else(|| format!("no service {service}"))?;
+                self.start(svc).await?;
+            }
+            Action::Stop { service } => {
+                let grace = self.scenario.service(service).and_then(|s| s.stop_grace).unwrap_or(STOP_GRACE);
+                self.proc(service)?.stop(grace).await;
+            }
+            Action::Kill { service } => {
+                self.proc(service)?.kill().await;
+            }
+            Action::SwapCname { zone, record, to } => {
+                self.dns()?.zone(zone).map_err(|e| dns_err(&e))?.swap_cname(record, to).await.map_err(|e| dns_err(&e))?;
+            }
+            Action::SetRecord { zone, record, data, ttl } => {
+                let value = context::record_value(data)?;
+                let kind = match &value {
+                    RecordValue::Host(_) => None,
+                    v => v.kind(),
+                };
+                let z = self.dns()?.zone(zone).map_err(|e| dns_err(&e))?;
+                match kind {
+                    Some(k) => {
+                        z.replace_set(record, k, *ttl, vec![value]).await.map_err(|e| dns_err(&e))?;
+                    }
+                    // A host's records: replace its A and AAAA sets with the host's addresses.
+                    None => {
+                        let RecordValue::Host(h) = &value else { unreachable!() };
+                        let host = self.host(h)?;
+                        let v4: Vec<RecordValue> = host.ipv4().map(RecordValue::A).into_iter().collect();
+                        let v6: Vec<RecordValue> = host.ipv6().map(RecordValue::Aaaa).into_iter().collect();
+                        for (k, vals) in [(nslab::dns::RecordKind::A, v4), (nslab::dns::RecordKind::Aaaa, v6)] {
+                            if vals.is_empty() {
+                                let _ = z.delete_set(record, k).await;
+                            } else {
+                                z.replace_set(record, k, *ttl, vals).await.map_err(|e| dns_err(&e))?;
+                            }
+                        }
+                    }
+                }
+            }
+            Action::DeleteRecord { zone, record, rtype } => {
+                let z = self.dns()?.zone(zone).map_err(|e| dns_err(&e))?;
+                match rtype {
+                    Some(t) => {
+                        z.delete_set(record, dns_kind(*t)?).await.map_err(|e| dns_err(&e))?;
+                    }
+                    None => {
+                        z.delete_name(record).await.map_err(|e| dns_err(&e))?;
+                    }
+                }
+            }
+            Action::SetTtl { zone, record, rtype, ttl } => {
+                self.dns()?.zone(zone).map_err(|e| dns_err(&e))?.set_ttl(record, dns_kind(*rtype)?, *ttl).await.map_err(|e| dns_err(&e))?;
+            }
+            Action::DnsFault { fault, scope } => {
+                let f = match fault {
+                    DnsFault::ServFail => nslab::dns::Fault::ServFail,
+                    DnsFault::NxDomain => nslab::dns::Fault::NxDomain,
+                    DnsFault::Refused => nslab::dns::Fault::Refused,
+                    DnsFault::Drop => nslab::dns::Fault::Drop,
+                    DnsFault::Truncate => nslab::dns::Fault::Truncate,
+                    DnsFault::TcpOnly => nslab::dns::Fault::TcpOnly,
+                    DnsFault::Delay(d) => nslab::dns::Fault::Delay(*d),
+                };
+                let target = match scope {
+                    FaultScope::Server => FaultTarget::Server,
+                    FaultScope::Name(n) => FaultTarget::Name(n.clone()),
+                    FaultScope::Suffix(n) => FaultTarget::Suffix(n.clone()),
+                };
+                self.dns()?.faults().set(&target, f).map_err(|e| dns_err(&e))?;
+            }
+            Action::ClearDnsFaults => self.dns()?.faults().clear_all(),
+            Action::Link { host, state } => self.host(host)?.set_link(*state == LinkState::Up).await.map_err(lab_err)?,
+            Action::AddAddress { host, address, dad, hold: false } => self.host(host)?.add_address(address.ip, address.prefix, *dad).await.map_err(lab_err)?,
+            Action::AddAddress { host, address, hold: true, .. } => self.host(host)?.add_address_held(address.ip, address.prefix).await.map_err(lab_err)?,
+            Action::CompleteDad { host, address } => {
+                let took = self.host(host)?.complete_dad(address.ip, address.prefix).await.map_err(lab_err)?;
+                tracing::debug!(host, address = %address, ?took, "held DAD completed");
+            }
+            Action::RemoveAddress { host, address } => self.host(host)?.remove_address(address.ip, address.prefix).await.map_err(lab_err)?,
+            Action::ChangeAddress { host, from, to, dad } => {
+                // The new address first, so the host is never without one of that family.
+                let h = self.host(host)?;
+                h.add_address(to.ip, to.prefix, *dad).await.map_err(lab_err)?;
+                h.remove_address(from.ip, from.prefix).await.map_err(lab_err)?;
+            }
+            Action::Wait { duration } => tokio::time::sleep(*duration).await,
+            Action::WaitDnsQuery { host, name, rtype, timeout } => {
+                let h = self.host(host)?;
+                let addrs: Vec<std::net::IpAddr> = h.addrs().into_iter().chain(h.link_local().map(std::net::IpAddr::V6)).collect();
+                let log = self.dns()?.log();
+                let since = self.lab().elapsed();
+                let end = since + *timeout;
+                let wanted = |e: &nslab::dns::QueryLogEntry| {
+                    e.at >= since
+                        && addrs.contains(&e.client.ip().to_canonical())
+                        && name.as_ref().is_none_or(|n| e.name.trim_end_matches('.').eq_ignore_ascii_case(n))
+                        && rtype.is_none_or(|t| e.qtype.eq_ignore_ascii_case(&t.to_string()))
+                };
+                loop {
+                    if log.entries().iter().any(wanted) {
+                        break;
+                    }
+                    if self.lab().elapsed() > end {
+                        let what = [name.clone(), rtype.map(|t| t.to_string())].into_iter().flatten().collect::<Vec<_>>().join(" ");
+                        return Err(format!("host {host} made no DNS query{}{what} within {timeout:?}", if what.is_empty() { "" } else { " for " }));
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }
+            Action::WaitFor { service, condition, timeout } => {
+                let proc = self.proc(service)?;
+                let svc = self.scenario.service(service).ok_or_else(|| format!("no service {service}"))?;
+                let host = self.host(&svc.host)?;
+                wait_ready(&host, &proc, Some(condition), *timeout).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn dns_kind(t: crate::scenario::RecordType) -> Result<nslab::dns::RecordKind, String> {
+    use crate::scenario::RecordType as T;
+    use nslab::dns::RecordKind as K;
+    Ok(match t {
+        T::Soa => K::Soa,
+        T::Ns => K::Ns,
+        T::A => K::A,
+        T::Aaaa => K::Aaaa,
+        T::Cname => K::Cname,
+        T::Txt => K::Txt,
+        T::Srv => K::Srv,
+        T::Ptr => K::Ptr,
+        T::Mx => return Err("MX records are not served by the lab DNS server yet".into()),
+    })
+}
+
+async fn sleep_until(lab: &Lab, at: Duration) {
+    let now = lab.elapsed();
+    if at > now {
+        tokio::time::sleep(at - now).await;
+    }
+}
+
+pub(super) fn first_label(name: &str) -> String {
+    name.trim_end_matches('.').split('.').next().unwrap_or("").to_string()
+}
+
+/// The CNAME target of `record` in `zone` as the scenario declares it.
+fn cname_target(s: &Scenario, zone: &str, record: &str) -> Option<String> {
+    let z = s.dns.as_ref()?.zones.iter().find(|z| z.origin.trim_end_matches('.') == zone.trim_end_matches('.'))?;
+    z.records.iter().find_map(|r| match &r.data {
+        crate::scenario::RecordData::Cname(t) if first_label(&r.name) == first_label(record) => Some(first_label(t)),
+        _ => None,
+    })
+}
