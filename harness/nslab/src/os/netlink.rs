@@ -203,17 +203,17 @@ pub(crate) const OPER_UP_TIMEOUT: std::time::Duration = std::time::Duration::fro
 /// # Errors
 /// [`crate::Error::Netlink`] when the state cannot be read, [`crate::Error::Timeout`] after
 /// [`OPER_UP_TIMEOUT`].
-pub(crate) async fn wait_oper_up(nl: &Netlink, index: u32, what: String) -> crate::Result<()> {
+pub(crate) async fn wait_oper_up(nl: &Netlink, index: u32, what: String) -> crate::error::Result<()> {
     let deadline = tokio::time::Instant::now() + OPER_UP_TIMEOUT;
     let mut pause = std::time::Duration::from_millis(1);
     loop {
         match nl.oper_up(index).await {
             Ok(true) => return Ok(()),
             Ok(false) => {}
-            Err(source) => return Err(crate::Error::Netlink { op: "read the link state".into(), what, source }),
+            Err(source) => return Err(crate::error::Error::Netlink { op: "read the link state".into(), what, source }),
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(crate::Error::Timeout { what, timeout: OPER_UP_TIMEOUT, tail: String::new() });
+            return Err(crate::error::Error::Timeout { what, timeout: OPER_UP_TIMEOUT, tail: String::new() });
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(std::time::Duration::from_millis(10));
