@@ -38,6 +38,7 @@ pub struct RunOptions {
 }
 
 /// Runs `scenario` in `profile` and reports every expectation.
+#[tracing::instrument(name = "trial", level = "info", skip_all, fields(trial = name, profile = %profile.name()))]
 pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: &RunOptions) -> TrialResult {
     let started = Instant::now();
     if let Some(why) = requirements::unmet_for(scenario) {

@@ -16,6 +16,7 @@ use nslab::host::process::{Command, Process};
 
 impl Trial<'_> {
     /// Starts a service and waits for its readiness, or for its failure when it must fail.
+    #[tracing::instrument(name = "service", level = "info", skip_all, fields(service = %svc.name, host = %svc.host))]
     pub(super) async fn start(&mut self, svc: &ServiceDef) -> Result<(), String> {
         let host = self.host(&svc.host)?;
         let dir = self.lab().artifacts().join("services").join(&svc.name);
