@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{answers, authority, start, start_with, tcp, udp};
 use hickory_proto::{op::ResponseCode, rr::RecordType};
-use nslab::dns::{ControlError, Dns64, LogFilter, RecordKind, RecordSpec, RecordValue as V, Transport};
+use nslab::dns::{AnswerRecord, ControlError, Dns64, LogFilter, RecordKind, RecordSpec, RecordValue as V, Transport};
 
 const SOA_NEG: &str = "example.test. 30 IN SOA ns.example.test. hostmaster.example.test. 100 3600 600 86400 30";
 
@@ -291,17 +291,23 @@ async fn query_log_records_client_transport_rcode_answers_and_writes_jsonl() {
     let e = &app[0];
     assert_eq!(e.client, client);
     assert_eq!(e.transport, Transport::Udp);
-    assert_eq!(e.qtype, "A");
-    assert_eq!(e.rcode, "NOERROR");
-    assert_eq!(e.answers, vec!["app.example.test. 30 IN CNAME blue.example.test.", "blue.example.test. 60 IN A 192.0.2.10"]);
+    assert_eq!(e.qtype, Some(RecordType::A));
+    assert_eq!(e.rcode, Some(ResponseCode::NoError));
+    assert_eq!(
+        e.answers,
+        vec![
+            AnswerRecord::new("app.example.test.", 30, V::Cname("blue.example.test.".into())),
+            AnswerRecord::new("blue.example.test.", 60, V::A("192.0.2.10".parse().unwrap()))
+        ]
+    );
     assert_eq!(e.fault, None);
     assert!(e.at >= mark);
 
     let nx = f.server.log().query(&LogFilter::new().transport(Transport::Tcp));
     assert_eq!(nx.len(), 1);
     assert_eq!(nx[0].name, "nope.example.test.");
-    assert_eq!(nx[0].qtype, "AAAA");
-    assert_eq!(nx[0].rcode, "NXDOMAIN");
+    assert_eq!(nx[0].qtype, Some(RecordType::AAAA));
+    assert_eq!(nx[0].rcode, Some(ResponseCode::NXDomain));
     assert_eq!(nx[0].client.ip(), client.ip());
 
     let tmp = tempfile::tempdir().unwrap();
@@ -312,6 +318,10 @@ async fn query_log_records_client_transport_rcode_answers_and_writes_jsonl() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["client"], client.to_string());
     assert_eq!(lines[0]["transport"], "udp");
+    assert_eq!(lines[0]["qtype"], "A");
+    assert_eq!(lines[0]["rcode"], "NOERROR");
+    assert_eq!(lines[0]["answers"], serde_json::json!(["app.example.test. 30 IN CNAME blue.example.test.", "blue.example.test. 60 IN A 192.0.2.10"]));
+    assert_eq!(lines[1]["qtype"], "AAAA");
     assert_eq!(lines[1]["rcode"], "NXDOMAIN");
 }
 

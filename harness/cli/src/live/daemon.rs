@@ -304,9 +304,9 @@ pub fn log_line(e: &QueryLogEntry) -> String {
         e.client,
         e.transport,
         e.name,
-        e.qtype,
-        e.rcode,
-        if e.answers.is_empty() { String::new() } else { format!(" {}", e.answers.join(" | ")) },
+        e.qtype.map(|t| t.to_string()).unwrap_or_default(),
+        e.rcode_name(),
+        if e.answers.is_empty() { String::new() } else { format!(" {}", e.answers.iter().map(ToString::to_string).collect::<Vec<_>>().join(" | ")) },
         e.fault.as_ref().map(|f| format!(" (fault: {f})")).unwrap_or_default()
     )
 }

@@ -642,7 +642,7 @@ impl<'a> Trial<'a> {
                     e.at >= since
                         && addrs.contains(&e.client.ip().to_canonical())
                         && name.as_ref().is_none_or(|n| e.name.trim_end_matches('.').eq_ignore_ascii_case(n))
-                        && rtype.is_none_or(|t| e.qtype.eq_ignore_ascii_case(&t.to_string()))
+                        && rtype.is_none_or(|t| e.qtype.is_some_and(|q| q.to_string().eq_ignore_ascii_case(&t.to_string())))
                 };
                 loop {
                     if log.entries().iter().any(wanted) {
@@ -951,7 +951,7 @@ fn write_targets(lab: &Lab, targets: &BTreeMap<String, Target>, dns_steps: &[(St
         .map(|(name, at, kind)| Mark {
             name: name.clone(),
             at: *at,
-            ttl: log.iter().rev().find(|e| e.at <= *at && !e.answers.is_empty()).and_then(|e| e.answers.iter().filter_map(|a| stale::ttl_of(a)).min()),
+            ttl: log.iter().rev().find(|e| e.at <= *at && !e.answers.is_empty()).and_then(|e| stale::min_ttl(&e.answers)),
             kind: *kind,
         })
         .collect();
