@@ -12,10 +12,10 @@ use tokio::sync::{watch, Mutex};
 use super::control::{DnsRequest, Reply, Request};
 use super::{HostState, LabDir, LabState, ProcId};
 use nslab::addr::profile::Profile;
-use nslab::dns::QueryLogEntry;
+use nslab::dns::{QueryLogEntry, RecordKind, RecordValue};
 use nslab::host::process::Command;
 use nslab_scenario::runner::Session;
-use nslab_scenario::scenario::{Action, DnsFault, FaultScope, RecordData, RecordType, Scenario, When};
+use nslab_scenario::scenario::{Action, DnsFault, FaultScope, Scenario, When};
 
 /// What the daemon runs.
 #[derive(Debug, Clone)]
@@ -369,8 +369,8 @@ fn target_name(s: &Session, name: &str) -> String {
     }
 }
 
-fn rtype(text: &str) -> Result<RecordType, String> {
-    text.to_ascii_uppercase().parse::<RecordType>().map_err(|e| e.to_string())
+fn rtype(text: &str) -> Result<RecordKind, String> {
+    text.parse::<RecordKind>().map_err(|e| e.to_string())
 }
 
 /// The timeline action a DNS request means (`None`: show the zones).
@@ -380,10 +380,10 @@ async fn dns_action(s: &Session, d: DnsRequest) -> Result<Option<Action>, String
             let (zone, record) = place(s, &name)?;
             let data = if t.eq_ignore_ascii_case("host") {
                 s.lab().host(&value).map_err(|e| e.to_string())?;
-                RecordData::Host(value)
+                RecordValue::Host(value)
             } else {
                 let ty = rtype(&t)?;
-                let value = if matches!(ty, RecordType::Cname | RecordType::Ns | RecordType::Ptr) { target_name(s, &value) } else { value };
+                let value = if matches!(ty, RecordKind::Cname | RecordKind::Ns | RecordKind::Ptr) { target_name(s, &value) } else { value };
                 nslab_scenario::scenario::parse_record_value(ty, &value)?
             };
             Action::SetRecord { zone, record, data, ttl: ttl.unwrap_or(nslab_scenario::scenario::DEFAULT_TTL) }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::runner::checks;
-use crate::runner::context::{self, Facts};
+use crate::runner::context::Facts;
 use crate::runner::observe::{self, FirstRequest, ServiceReport};
 use crate::runner::report::{ExpectationResult, Outcome, StaleRow, TrialResult};
 use crate::runner::requirements;
@@ -312,7 +312,7 @@ impl<'a> Trial<'a> {
         // Programs are started with the scenario's files, wherever the folder is (even in /tmp).
         let mut b = Lab::builder().profile(self.profile).hosts(s.host_specs(self.profile)).share_with_hosts(scenario_dir.clone());
         if let Some(d) = &s.dns {
-            b = b.dns(context::lab_dns(d)?);
+            b = b.dns(d.lab_dns());
         }
         if let Some(root) = artifacts_root {
             // Folders a passing trial empties (<root>/<folder>/<scenario>) go with it.
@@ -559,7 +559,7 @@ impl<'a> Trial<'a> {
                 self.dns()?.zone(zone).map_err(|e| dns_err(&e))?.swap_cname(record, to).await.map_err(|e| dns_err(&e))?;
             }
             Action::SetRecord { zone, record, data, ttl } => {
-                let value = context::record_value(data)?;
+                let value = data.clone();
                 let kind = match &value {
                     RecordValue::Host(_) => None,
                     v => v.kind(),
@@ -589,7 +589,7 @@ impl<'a> Trial<'a> {
                 let z = self.dns()?.zone(zone).map_err(|e| dns_err(&e))?;
                 match rtype {
                     Some(t) => {
-                        z.delete_set(record, dns_kind(*t)?).await.map_err(|e| dns_err(&e))?;
+                        z.delete_set(record, *t).await.map_err(|e| dns_err(&e))?;
                     }
                     None => {
                         z.delete_name(record).await.map_err(|e| dns_err(&e))?;
@@ -597,7 +597,7 @@ impl<'a> Trial<'a> {
                 }
             }
             Action::SetTtl { zone, record, rtype, ttl } => {
-                self.dns()?.zone(zone).map_err(|e| dns_err(&e))?.set_ttl(record, dns_kind(*rtype)?, *ttl).await.map_err(|e| dns_err(&e))?;
+                self.dns()?.zone(zone).map_err(|e| dns_err(&e))?.set_ttl(record, *rtype, *ttl).await.map_err(|e| dns_err(&e))?;
             }
             Action::DnsFault { fault, scope } => {
                 let f = match fault {
@@ -642,7 +642,7 @@ impl<'a> Trial<'a> {
                     e.at >= since
                         && addrs.contains(&e.client.ip().to_canonical())
                         && name.as_ref().is_none_or(|n| e.name.trim_end_matches('.').eq_ignore_ascii_case(n))
-                        && rtype.is_none_or(|t| e.qtype.is_some_and(|q| q.to_string().eq_ignore_ascii_case(&t.to_string())))
+                        && rtype.is_none_or(|t| e.qtype == Some(t.record_type()))
                 };
                 loop {
                     if log.entries().iter().any(wanted) {
@@ -755,22 +755,6 @@ fn failed_summary(results: &[ExpectationResult]) -> String {
         parts.push(format!("{} of {} expectations could not be decided: {}", undecided.len(), results.len(), undecided.join("; ")));
     }
     parts.join("; ")
-}
-
-fn dns_kind(t: crate::scenario::RecordType) -> Result<nslab::dns::RecordKind, String> {
-    use crate::scenario::RecordType as T;
-    use nslab::dns::RecordKind as K;
-    Ok(match t {
-        T::Soa => K::Soa,
-        T::Ns => K::Ns,
-        T::A => K::A,
-        T::Aaaa => K::Aaaa,
-        T::Cname => K::Cname,
-        T::Txt => K::Txt,
-        T::Srv => K::Srv,
-        T::Ptr => K::Ptr,
-        T::Mx => return Err("MX records are not served by the lab DNS server yet".into()),
-    })
 }
 
 /// Waits for a service's readiness condition; `Ok` says what was seen.
@@ -893,8 +877,8 @@ struct Swap {
 /// The CNAME target of `record` in `zone` as the scenario declares it.
 fn cname_target(s: &Scenario, zone: &str, record: &str) -> Option<String> {
     let z = s.dns.as_ref()?.zones.iter().find(|z| z.origin.trim_end_matches('.') == zone.trim_end_matches('.'))?;
-    z.records.iter().find_map(|r| match &r.data {
-        crate::scenario::RecordData::Cname(t) if first_label(&r.name) == first_label(record) => Some(first_label(t)),
+    z.records.iter().find_map(|r| match &r.value {
+        RecordValue::Cname(t) if first_label(&r.name) == first_label(record) => Some(first_label(t)),
         _ => None,
     })
 }
