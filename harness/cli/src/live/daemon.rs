@@ -38,7 +38,7 @@ pub struct UpSpec {
 /// (the daemon's log shows them, and `nslab up` prints that log).
 pub async fn serve(spec: UpSpec) -> anyhow::Result<()> {
     let scenario: &'static Scenario = Box::leak(Box::new(nslab_scenario::scenario::load(&spec.scenario)?));
-    let session = Session::start(scenario, spec.profile, spec.artifacts_root.clone()).await.map_err(anyhow::Error::msg)?;
+    let session = Session::start(scenario, spec.profile, spec.artifacts_root.clone()).await.map_err(|e| anyhow::Error::msg(e.reason()))?;
     let rootless = nslab::os::rootless::is_rootless();
     // Anchors: a process per host whose namespaces `nslab exec` joins. They die with this
     // daemon (the spawner's lifeline), and everything started in their PID namespaces with them.
@@ -81,7 +81,7 @@ pub async fn serve(spec: UpSpec) -> anyhow::Result<()> {
     .await;
     if let Err(e) = setup {
         unbind_all(&named, &spec.state_root);
-        let kept = session.finish().await;
+        let kept = session.finish().await.map_err(|e| e.reason());
         return Err(e.context(format!("lab artifacts: {kept:?}")));
     }
     let dns = session.lab().dns();
@@ -159,7 +159,7 @@ pub async fn serve(spec: UpSpec) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let taken = session.lock().await.take();
     let result = match taken {
-        Some(s) => s.finish().await,
+        Some(s) => s.finish().await.map_err(|e| e.reason()),
         None => Err("the lab was already gone".to_string()),
     };
     // The daemon's log goes with the evidence, when it is kept.
@@ -224,7 +224,7 @@ async fn play_timeline(session: Shared, mut stop: watch::Receiver<bool>) {
         let Some(s) = guard.as_mut() else { return };
         match s.step(i).await {
             Ok(()) => eprintln!("+{:.3}s timeline step {} ({}) done", s.lab().elapsed().as_secs_f64(), i + 1, step.action.kind()),
-            Err(e) => eprintln!("+{:.3}s timeline: {e}", s.lab().elapsed().as_secs_f64()),
+            Err(e) => eprintln!("+{:.3}s timeline: {}", s.lab().elapsed().as_secs_f64(), e.reason()),
         }
     }
     eprintln!("timeline finished");
@@ -285,7 +285,7 @@ async fn handle(mut conn: UnixStream, req: Request, session: Shared) {
                     let what = format!("{action:?}");
                     match s.act(action).await {
                         Ok(()) => Reply::ok(format!("done at +{:.3}s: {what}", s.lab().elapsed().as_secs_f64())),
-                        Err(e) => Reply::err(e),
+                        Err(e) => Reply::err(e.reason()),
                     }
                 }
                 Ok(None) => Reply::ok(show_zones(s).await),

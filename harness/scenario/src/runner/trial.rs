@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::runner::checks;
 use crate::runner::context::Facts;
+use crate::runner::error::{Error, FileError};
 use crate::runner::observe::{self, FirstRequest, ServiceReport};
 use crate::runner::report::{ExpectationResult, Outcome, StaleRow, TrialResult};
 use crate::runner::requirements;
@@ -15,8 +16,7 @@ use crate::runner::stale::{self, Mark, MarkKind};
 use crate::runner::target::Target;
 use crate::scenario::{Action, Condition, DnsFault, ExpectStart, FaultScope, FileContent, LinkState, Run, Scenario, ServiceDef, Step, TargetKind, When};
 use nslab::addr::profile::Profile;
-use nslab::dns::{FaultTarget, RecordValue};
-use nslab::error::chain;
+use nslab::dns::{ControlError, FaultTarget, RecordValue};
 use nslab::host::handle::Host;
 use nslab::host::process::{Command, Process};
 use nslab::lab::build::Lab;
@@ -68,7 +68,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     t.artifacts_root = opts.artifacts_root.clone();
     t.attempt = opts.attempt.clone();
     let (mut reason, interrupted) = tokio::select! {
-        r = t.run() => (r.err(), false),
+        r = t.run() => (r.err().map(|e| e.reason()), false),
         () = opts.cancel.cancelled() => {
             let during = if t.setup_done.is_some() { "while the scenario ran" } else { "while the lab and its services started" };
             (Some(format!("interrupted (the run was cancelled) {during}")), true)
@@ -268,7 +268,7 @@ impl<'a> Trial<'a> {
     /// and checks the expectations within the scenario's `timeout`, counted from the end of
     /// the setup and extended by the start-up time of services the timeline starts: a check
     /// still waiting then is undecided, the others keep their results.
-    async fn run(&mut self) -> Result<(), String> {
+    async fn run(&mut self) -> Result<(), Error> {
         let timeout = self.scenario.timeout;
         let allowance = setup_allowance(self.scenario);
         let t0 = tokio::time::Instant::now();
@@ -277,22 +277,23 @@ impl<'a> Trial<'a> {
             (Some(a), Some(r)) => Some(a.dir(&r, self.profile, a.number)),
             (_, r) => r,
         };
-        tokio::time::timeout_at(t0 + allowance, self.setup(root))
-            .await
-            .map_err(|_| format!("the lab and its services did not start within the setup allowance of {allowance:?} (not part of the scenario's timeout of {timeout:?}: {LAB_BUILD_ALLOWANCE:?} for the lab, and for each service that starts on its own its ready_timeout and {STARTUP_ALLOWANCE:?} of start-up)"))??;
+        tokio::time::timeout_at(t0 + allowance, self.setup(root)).await.map_err(|_| Error::SetupTimeout {
+            allowance,
+            timeout,
+            lab: LAB_BUILD_ALLOWANCE,
+            startup: STARTUP_ALLOWANCE,
+        })??;
         let base = tokio::time::Instant::now();
         self.setup_took = Some(base - t0);
         self.setup_done = Some(Instant::now());
         // The setup's own start-ups are in its allowance: only the timeline's count from here.
         self.startup_ms.store(0, Ordering::Relaxed);
         let startup = self.startup_ms.clone();
-        let ran_out = |during: &str, startup: &AtomicU64| {
-            let charged = Duration::from_millis(startup.load(Ordering::Relaxed));
-            format!(
-                "the scenario did not finish within its timeout of {timeout:?} ({during}; counted from the end of the setup, which took {:.1}s, plus {:.1}s of start-up of the services the timeline started)",
-                (base - t0).as_secs_f64(),
-                charged.as_secs_f64()
-            )
+        let ran_out = |during: &'static str, startup: &AtomicU64| Error::Timeout {
+            timeout,
+            during,
+            setup_secs: (base - t0).as_secs_f64(),
+            startup_secs: Duration::from_millis(startup.load(Ordering::Relaxed)).as_secs_f64(),
         };
         let starting = self.starting.clone();
         within(self.timeline(), base + timeout, &startup, &starting).await.ok_or_else(|| ran_out("while the timeline played", &startup))??;
@@ -306,7 +307,7 @@ impl<'a> Trial<'a> {
     }
 
     /// Builds the lab, starts the targets and the services that start on their own.
-    async fn setup(&mut self, artifacts_root: Option<PathBuf>) -> Result<(), String> {
+    async fn setup(&mut self, artifacts_root: Option<PathBuf>) -> Result<(), Error> {
         let s = self.scenario;
         let scenario_dir = std::fs::canonicalize(s.dir()).unwrap_or_else(|_| s.dir().to_path_buf());
         // Programs are started with the scenario's files, wherever the folder is (even in /tmp).
@@ -318,12 +319,12 @@ impl<'a> Trial<'a> {
             // Folders a passing trial empties (<root>/<folder>/<scenario>) go with it.
             b = b.artifacts_in(root).artifacts_base(self.artifacts_root.clone().unwrap_or_else(nslab::lab::spec::default_artifacts_root));
         }
-        let lab = b.build().await.map_err(|e| format!("building the lab: {}", chain(&e)))?;
+        let lab = b.build().await.map_err(|source| Error::LabBuild { source })?;
         self.facts = Some(Facts::of(&lab, self.profile, scenario_dir, s.dns.as_ref().map(|d| d.server_host())));
         for def in &s.targets {
             let target = match &def.kind {
                 TargetKind::Builtin { host, .. } => {
-                    let host = lab.host(host).map_err(|e| e.to_string())?.clone();
+                    let host = lab.host(host)?.clone();
                     Target::start(def.clone(), &host, lab.epoch()).await?
                 }
                 TargetKind::Log { .. } => Target::from_log(def.clone()),
@@ -339,7 +340,7 @@ impl<'a> Trial<'a> {
     }
 
     /// Plays the timeline, step by step.
-    async fn timeline(&mut self) -> Result<(), String> {
+    async fn timeline(&mut self) -> Result<(), Error> {
         let s = self.scenario;
         let t0 = self.lab().elapsed();
         let profile = self.profile;
@@ -354,13 +355,13 @@ impl<'a> Trial<'a> {
     }
 
     /// Runs one timeline step and records when it ended (named steps, DNS changes, swaps).
-    async fn step_and_record(&mut self, i: usize, step: &Step) -> Result<(), String> {
+    async fn step_and_record(&mut self, i: usize, step: &Step) -> Result<(), Error> {
         let s = self.scenario;
         if !step.applies_to(self.profile) {
             return Ok(());
         }
         {
-            self.step(step).await.map_err(|e| format!("timeline step {} ({}): {e}", i + 1, step.action.kind()))?;
+            self.step(step).await.map_err(|e| Error::Step { number: i + 1, kind: step.action.kind(), source: Box::new(e) })?;
             let at = self.lab().elapsed();
             if let Some(n) = &step.name {
                 self.steps.insert(n.clone(), at);
@@ -406,40 +407,40 @@ impl<'a> Trial<'a> {
         self.lab.as_ref().expect("lab is built before it is used")
     }
 
-    fn host(&self, name: &str) -> Result<Host, String> {
-        self.lab().host(name).cloned().map_err(|e| e.to_string())
+    fn host(&self, name: &str) -> Result<Host, Error> {
+        Ok(self.lab().host(name).cloned()?)
     }
 
     /// Starts a service and waits for its readiness, or for its failure when it must fail.
-    async fn start(&mut self, svc: &ServiceDef) -> Result<(), String> {
+    async fn start(&mut self, svc: &ServiceDef) -> Result<(), Error> {
         let host = self.host(&svc.host)?;
         let dir = self.lab().artifacts().join("services").join(&svc.name);
-        nslab::os::fsafe::artifact_dir(&dir).map_err(|e| format!("service {}: {e}", svc.name))?;
+        let dir_err = |error| Error::ServiceDir { service: svc.name.clone(), error };
+        nslab::os::fsafe::artifact_dir(&dir).map_err(dir_err)?;
         // Its program may switch users (postgres through runuser) and must still reach it:
         // the way there becomes searchable (0711), never listable; its files stay 0600.
         let top = self.artifacts_root.clone().unwrap_or_else(nslab::lab::spec::default_artifacts_root);
         let top = std::fs::canonicalize(&top).unwrap_or(top);
-        nslab::os::fsafe::allow_traverse(&dir, &top).map_err(|e| format!("service {}: open the way to {}: {e}", svc.name, dir.display()))?;
+        nslab::os::fsafe::allow_traverse(&dir, &top).map_err(|source| Error::ServiceTraverse { service: svc.name.clone(), dir: dir.clone(), source })?;
         let facts = self.facts.as_ref().expect("facts are read after the build");
         let ctx = facts.for_service(dir.clone());
         for f in &svc.files {
             let path = dir.join(&f.path);
             if let Some(parent) = path.parent() {
-                nslab::os::fsafe::artifact_dir(parent).map_err(|e| format!("service {}: {e}", svc.name))?;
+                nslab::os::fsafe::artifact_dir(parent).map_err(dir_err)?;
             }
             // Owner-only, new, never through a link: a service's files are the caller's.
-            let res = match &f.content {
-                FileContent::Inline(t) => t
-                    .render(&ctx)
-                    .map_err(|e| e.to_string())
-                    .and_then(|text| nslab::os::fsafe::write_artifact(&path, text.as_bytes(), 0o600).map_err(|e| nslab::error::chain(&e))),
+            let res: Result<(), FileError> = match &f.content {
+                FileContent::Inline(t) => {
+                    t.render(&ctx).map_err(FileError::from).and_then(|text| Ok(nslab::os::fsafe::write_artifact(&path, text.as_bytes(), 0o600)?))
+                }
                 FileContent::Source(src) => std::fs::read(src)
-                    .map_err(|e| format!("cannot read {}: {e}", src.display()))
-                    .and_then(|bytes| nslab::os::fsafe::write_artifact(&path, &bytes, 0o600).map_err(|e| nslab::error::chain(&e))),
+                    .map_err(|source| FileError::Read { path: src.clone(), source })
+                    .and_then(|bytes| Ok(nslab::os::fsafe::write_artifact(&path, &bytes, 0o600)?)),
             };
-            res.map_err(|e| format!("service {}: file {}: {e}", svc.name, f.path.display()))?;
+            res.map_err(|source| Error::ServiceFile { service: svc.name.clone(), file: f.path.clone(), source })?;
         }
-        let render = |t: &crate::scenario::Template| t.render(&ctx).map_err(|e| format!("service {}: {e}", svc.name));
+        let render = |t: &crate::scenario::Template| t.render(&ctx).map_err(|source| Error::Template { service: svc.name.clone(), source });
         let argv: Vec<String> = match &svc.run {
             Run::Command(argv) => argv.iter().map(render).collect::<Result<Vec<_>, _>>()?,
             Run::Shell(script) => vec!["sh".into(), "-c".into(), render(script)?],
@@ -456,7 +457,7 @@ impl<'a> Trial<'a> {
         } else {
             argv
         };
-        let (prog, args) = argv.split_first().ok_or_else(|| format!("service {}: empty command", svc.name))?;
+        let (prog, args) = argv.split_first().ok_or_else(|| Error::EmptyCommand { service: svc.name.clone() })?;
         let mut cmd = Command::new(prog).args(args);
         for (k, v) in &svc.env {
             cmd = cmd.env(k, render(v)?);
@@ -466,7 +467,7 @@ impl<'a> Trial<'a> {
             None => dir.clone(),
         };
         cmd = cmd.current_dir(cwd).name(svc.name.clone());
-        let proc = host.spawn(cmd).await.map_err(|e| format!("service {}: {}", svc.name, chain(&e)))?;
+        let proc = host.spawn(cmd).await.map_err(|source| Error::Spawn { service: svc.name.clone(), source })?;
         self.procs.insert(svc.name.clone(), proc.clone());
         for t in self.targets.values().filter(|t| t.service() == Some(svc.name.as_str())) {
             t.attach(&proc);
@@ -536,16 +537,16 @@ impl<'a> Trial<'a> {
         if passed {
             Ok(())
         } else {
-            Err(format!("service {} did not start as expected: {observed}", svc.name))
+            Err(Error::NotStarted { service: svc.name.clone(), observed })
         }
     }
 
-    async fn step(&mut self, step: &Step) -> Result<(), String> {
-        let lab_err = |e: nslab::Error| chain(&e);
-        let dns_err = |e: &dyn std::error::Error| e.to_string();
+    async fn step(&mut self, step: &Step) -> Result<(), Error> {
+        let lab_err = Error::Lab;
+        let dns_err = |error: ControlError| Error::Dns { error };
         match &step.action {
             Action::Start { service } => {
-                let svc = self.scenario.service(service).ok_or_else(|| format!("no service {service}"))?;
+                let svc = self.scenario.service(service).ok_or_else(|| Error::NoService { service: service.clone() })?;
                 self.start(svc).await?;
             }
             Action::Stop { service } => {
@@ -556,7 +557,7 @@ impl<'a> Trial<'a> {
                 self.proc(service)?.kill().await;
             }
             Action::SwapCname { zone, record, to } => {
-                self.dns()?.zone(zone).map_err(|e| dns_err(&e))?.swap_cname(record, to).await.map_err(|e| dns_err(&e))?;
+                self.dns()?.zone(zone).map_err(dns_err)?.swap_cname(record, to).await.map_err(dns_err)?;
             }
             Action::SetRecord { zone, record, data, ttl } => {
                 let value = data.clone();
@@ -564,10 +565,10 @@ impl<'a> Trial<'a> {
                     RecordValue::Host(_) => None,
                     v => v.kind(),
                 };
-                let z = self.dns()?.zone(zone).map_err(|e| dns_err(&e))?;
+                let z = self.dns()?.zone(zone).map_err(dns_err)?;
                 match kind {
                     Some(k) => {
-                        z.replace_set(record, k, *ttl, vec![value]).await.map_err(|e| dns_err(&e))?;
+                        z.replace_set(record, k, *ttl, vec![value]).await.map_err(dns_err)?;
                     }
                     // A host's records: replace its A and AAAA sets with the host's addresses.
                     None => {
@@ -579,25 +580,25 @@ impl<'a> Trial<'a> {
                             if vals.is_empty() {
                                 let _ = z.delete_set(record, k).await;
                             } else {
-                                z.replace_set(record, k, *ttl, vals).await.map_err(|e| dns_err(&e))?;
+                                z.replace_set(record, k, *ttl, vals).await.map_err(dns_err)?;
                             }
                         }
                     }
                 }
             }
             Action::DeleteRecord { zone, record, rtype } => {
-                let z = self.dns()?.zone(zone).map_err(|e| dns_err(&e))?;
+                let z = self.dns()?.zone(zone).map_err(dns_err)?;
                 match rtype {
                     Some(t) => {
-                        z.delete_set(record, *t).await.map_err(|e| dns_err(&e))?;
+                        z.delete_set(record, *t).await.map_err(dns_err)?;
                     }
                     None => {
-                        z.delete_name(record).await.map_err(|e| dns_err(&e))?;
+                        z.delete_name(record).await.map_err(dns_err)?;
                     }
                 }
             }
             Action::SetTtl { zone, record, rtype, ttl } => {
-                self.dns()?.zone(zone).map_err(|e| dns_err(&e))?.set_ttl(record, *rtype, *ttl).await.map_err(|e| dns_err(&e))?;
+                self.dns()?.zone(zone).map_err(dns_err)?.set_ttl(record, *rtype, *ttl).await.map_err(dns_err)?;
             }
             Action::DnsFault { fault, scope } => {
                 let f = match fault {
@@ -614,7 +615,7 @@ impl<'a> Trial<'a> {
                     FaultScope::Name(n) => FaultTarget::Name(n.clone()),
                     FaultScope::Suffix(n) => FaultTarget::Suffix(n.clone()),
                 };
-                self.dns()?.faults().set(&target, f).map_err(|e| dns_err(&e))?;
+                self.dns()?.faults().set(&target, f).map_err(dns_err)?;
             }
             Action::ClearDnsFaults => self.dns()?.faults().clear_all(),
             Action::Link { host, state } => self.host(host)?.set_link(*state == LinkState::Up).await.map_err(lab_err)?,
@@ -650,27 +651,27 @@ impl<'a> Trial<'a> {
                     }
                     if self.lab().elapsed() > end {
                         let what = [name.clone(), rtype.map(|t| t.to_string())].into_iter().flatten().collect::<Vec<_>>().join(" ");
-                        return Err(format!("host {host} made no DNS query{}{what} within {timeout:?}", if what.is_empty() { "" } else { " for " }));
+                        return Err(Error::NoDnsQuery { host: host.clone(), what, timeout: *timeout });
                     }
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
             }
             Action::WaitFor { service, condition, timeout } => {
                 let proc = self.proc(service)?;
-                let svc = self.scenario.service(service).ok_or_else(|| format!("no service {service}"))?;
+                let svc = self.scenario.service(service).ok_or_else(|| Error::NoService { service: service.clone() })?;
                 let host = self.host(&svc.host)?;
-                wait_ready(&host, &proc, Some(condition), *timeout).await?;
+                wait_ready(&host, &proc, Some(condition), *timeout).await.map_err(|observed| Error::NotReady { observed })?;
             }
         }
         Ok(())
     }
 
-    fn proc(&self, service: &str) -> Result<Process, String> {
-        self.procs.get(service).cloned().ok_or_else(|| format!("service {service} has not been started"))
+    fn proc(&self, service: &str) -> Result<Process, Error> {
+        self.procs.get(service).cloned().ok_or_else(|| Error::NotRunning { service: service.to_owned() })
     }
 
-    fn dns(&self) -> Result<&nslab::dns::DnsServer, String> {
-        self.lab().dns().ok_or_else(|| "the scenario has no [dns]".to_string())
+    fn dns(&self) -> Result<&nslab::dns::DnsServer, Error> {
+        self.lab().dns().ok_or(Error::NoDns)
     }
 }
 
@@ -684,7 +685,10 @@ pub struct Session {
 impl Session {
     /// Builds `scenario`'s lab in `profile` under `artifacts_root` and starts its targets and
     /// services. On failure the lab is torn down (its artifacts kept) and the error says why.
-    pub async fn start(scenario: &'static Scenario, profile: Profile, artifacts_root: PathBuf) -> Result<Session, String> {
+    ///
+    /// # Errors
+    /// Why the lab, a target or a service could not start ([`Error::Kept`] when evidence was kept).
+    pub async fn start(scenario: &'static Scenario, profile: Profile, artifacts_root: PathBuf) -> Result<Session, Error> {
         let mut trial = Trial::new(scenario, profile);
         if let Err(e) = trial.setup(Some(artifacts_root)).await {
             if let Some(lab) = trial.lab.take() {
@@ -693,7 +697,7 @@ impl Session {
                 }
                 lab.keep_artifacts();
                 if let Ok(Some(dir)) = lab.teardown().await {
-                    return Err(format!("{e}\n  evidence kept in {}", dir.display()));
+                    return Err(Error::Kept { error: Box::new(e), dir });
                 }
             }
             return Err(e);
@@ -717,27 +721,36 @@ impl Session {
     }
 
     /// Plays step `i` of the scenario's timeline (waiting for nothing first).
-    pub async fn step(&mut self, i: usize) -> Result<(), String> {
-        let step = self.trial.scenario.timeline.get(i).ok_or_else(|| format!("the scenario has no timeline step {}", i + 1))?;
+    ///
+    /// # Errors
+    /// [`Error::NoStep`], or [`Error::Step`] with why the step failed.
+    pub async fn step(&mut self, i: usize) -> Result<(), Error> {
+        let step = self.trial.scenario.timeline.get(i).ok_or(Error::NoStep { number: i + 1 })?;
         self.trial.step_and_record(i, step).await
     }
 
     /// Runs one action, as a timeline step would (a DNS change, a fault, a link going down).
-    pub async fn act(&mut self, action: Action) -> Result<(), String> {
+    ///
+    /// # Errors
+    /// Why the action failed.
+    pub async fn act(&mut self, action: Action) -> Result<(), Error> {
         let step = Step { name: None, when: When::AfterPrevious(Duration::ZERO), action, profiles: None };
         self.trial.step(&step).await
     }
 
     /// Stops every service, writes the targets' logs and timeline, and tears the lab down,
     /// keeping its artifacts. Returns where they are.
-    pub async fn finish(mut self) -> Result<Option<PathBuf>, String> {
+    ///
+    /// # Errors
+    /// [`Error::Teardown`].
+    pub async fn finish(mut self) -> Result<Option<PathBuf>, Error> {
         for p in self.trial.procs.values() {
             p.stop(STOP_GRACE).await;
         }
         let Some(lab) = self.trial.lab.take() else { return Ok(None) };
         write_targets(&lab, &self.trial.targets, &self.trial.dns_steps);
         lab.keep_artifacts();
-        lab.teardown().await.map_err(|e| format!("teardown: {e}"))
+        lab.teardown().await.map_err(|source| Error::Teardown { source })
     }
 }
 
