@@ -20,7 +20,7 @@ pub enum Error {
     LabBuild {
         /// Why.
         #[source]
-        source: nslab::Error,
+        source: Box<nslab::Error>,
     },
     /// The lab, its targets and the services that start on their own took longer than their allowance.
     #[error(
@@ -52,7 +52,7 @@ pub enum Error {
     },
     /// A lab operation failed: finding a host, a link or address change, a socket.
     #[error(transparent)]
-    Lab(#[from] nslab::Error),
+    Lab(Box<nslab::Error>),
     /// A built-in HTTP target could not listen.
     #[error("target {target}: bind [::]:{port} in host {host}")]
     TargetBind {
@@ -72,7 +72,7 @@ pub enum Error {
         /// The service.
         service: String,
         /// What the safe-file layer refused (its message already names the cause).
-        error: FsError,
+        error: Box<FsError>,
     },
     /// The way to a service's directory could not be opened to its (possibly other) user.
     #[error("service {service}: open the way to {}", dir.display())]
@@ -103,7 +103,7 @@ pub enum Error {
         service: String,
         /// The template error.
         #[source]
-        source: RenderError,
+        source: Box<RenderError>,
     },
     /// A service's command is empty once rendered.
     #[error("service {service}: empty command")]
@@ -118,7 +118,7 @@ pub enum Error {
         service: String,
         /// The spawn error.
         #[source]
-        source: nslab::Error,
+        source: Box<nslab::Error>,
     },
     /// A service did not start (or fail to start) as the scenario expects.
     #[error("service {service} did not start as expected: {observed}")]
@@ -153,7 +153,7 @@ pub enum Error {
     #[error("{error}")]
     Dns {
         /// The server's error (shown by its own message, as the runner has always shown it).
-        error: ControlError,
+        error: Box<ControlError>,
     },
     /// A host made no DNS query the step waited for.
     #[error("host {host} made no DNS query{}{what} within {timeout:?}", if what.is_empty() { "" } else { " for " })]
@@ -187,7 +187,7 @@ pub enum Error {
     Teardown {
         /// Every step that failed.
         #[source]
-        source: nslab::TeardownError,
+        source: Box<nslab::TeardownError>,
     },
     /// The setup of a live lab failed; the lab is gone, its evidence kept.
     #[error("{}\n  evidence kept in {}", .error.reason(), .dir.display())]
@@ -197,6 +197,12 @@ pub enum Error {
         /// Where the evidence is.
         dir: PathBuf,
     },
+}
+
+impl From<nslab::Error> for Error {
+    fn from(e: nslab::Error) -> Self {
+        Self::Lab(Box::new(e))
+    }
 }
 
 impl Error {
@@ -212,7 +218,7 @@ impl Error {
 pub enum FileError {
     /// Its template has no value in this lab.
     #[error(transparent)]
-    Render(#[from] RenderError),
+    Render(Box<RenderError>),
     /// The source file could not be read.
     #[error("cannot read {}", path.display())]
     Read {
@@ -224,7 +230,19 @@ pub enum FileError {
     },
     /// The file could not be written.
     #[error(transparent)]
-    Write(#[from] FsError),
+    Write(Box<FsError>),
+}
+
+impl From<RenderError> for FileError {
+    fn from(e: RenderError) -> Self {
+        Self::Render(Box::new(e))
+    }
+}
+
+impl From<FsError> for FileError {
+    fn from(e: FsError) -> Self {
+        Self::Write(Box::new(e))
+    }
 }
 
 #[cfg(test)]

@@ -319,7 +319,7 @@ impl<'a> Trial<'a> {
             // Folders a passing trial empties (<root>/<folder>/<scenario>) go with it.
             b = b.artifacts_in(root).artifacts_base(self.artifacts_root.clone().unwrap_or_else(nslab::lab::spec::default_artifacts_root));
         }
-        let lab = b.build().await.map_err(|source| Error::LabBuild { source })?;
+        let lab = b.build().await.map_err(|e| Error::LabBuild { source: Box::new(e) })?;
         self.facts = Some(Facts::of(&lab, self.profile, scenario_dir, s.dns.as_ref().map(|d| d.server_host())));
         for def in &s.targets {
             let target = match &def.kind {
@@ -415,7 +415,7 @@ impl<'a> Trial<'a> {
     async fn start(&mut self, svc: &ServiceDef) -> Result<(), Error> {
         let host = self.host(&svc.host)?;
         let dir = self.lab().artifacts().join("services").join(&svc.name);
-        let dir_err = |error| Error::ServiceDir { service: svc.name.clone(), error };
+        let dir_err = |e| Error::ServiceDir { service: svc.name.clone(), error: Box::new(e) };
         nslab::os::fsafe::artifact_dir(&dir).map_err(dir_err)?;
         // Its program may switch users (postgres through runuser) and must still reach it:
         // the way there becomes searchable (0711), never listable; its files stay 0600.
@@ -440,7 +440,7 @@ impl<'a> Trial<'a> {
             };
             res.map_err(|source| Error::ServiceFile { service: svc.name.clone(), file: f.path.clone(), source })?;
         }
-        let render = |t: &crate::scenario::Template| t.render(&ctx).map_err(|source| Error::Template { service: svc.name.clone(), source });
+        let render = |t: &crate::scenario::Template| t.render(&ctx).map_err(|e| Error::Template { service: svc.name.clone(), source: Box::new(e) });
         let argv: Vec<String> = match &svc.run {
             Run::Command(argv) => argv.iter().map(render).collect::<Result<Vec<_>, _>>()?,
             Run::Shell(script) => vec!["sh".into(), "-c".into(), render(script)?],
@@ -467,7 +467,7 @@ impl<'a> Trial<'a> {
             None => dir.clone(),
         };
         cmd = cmd.current_dir(cwd).name(svc.name.clone());
-        let proc = host.spawn(cmd).await.map_err(|source| Error::Spawn { service: svc.name.clone(), source })?;
+        let proc = host.spawn(cmd).await.map_err(|e| Error::Spawn { service: svc.name.clone(), source: Box::new(e) })?;
         self.procs.insert(svc.name.clone(), proc.clone());
         for t in self.targets.values().filter(|t| t.service() == Some(svc.name.as_str())) {
             t.attach(&proc);
@@ -542,8 +542,8 @@ impl<'a> Trial<'a> {
     }
 
     async fn step(&mut self, step: &Step) -> Result<(), Error> {
-        let lab_err = Error::Lab;
-        let dns_err = |error: ControlError| Error::Dns { error };
+        let lab_err = Error::from;
+        let dns_err = |e: ControlError| Error::Dns { error: Box::new(e) };
         match &step.action {
             Action::Start { service } => {
                 let svc = self.scenario.service(service).ok_or_else(|| Error::NoService { service: service.clone() })?;
@@ -750,7 +750,7 @@ impl Session {
         let Some(lab) = self.trial.lab.take() else { return Ok(None) };
         write_targets(&lab, &self.trial.targets, &self.trial.dns_steps);
         lab.keep_artifacts();
-        lab.teardown().await.map_err(|source| Error::Teardown { source })
+        lab.teardown().await.map_err(|e| Error::Teardown { source: Box::new(e) })
     }
 }
 
