@@ -401,6 +401,30 @@ mod tests {
     }
 
     #[test]
+    fn mx_expands_with_its_exchange_resolved_and_a_soa_value_is_refused() {
+        let o = origin();
+        let owner = resolve_name("@", &o).unwrap();
+        let mx = expand(&owner, 300, &RecordValue::Mx { preference: 10, exchange: "mail".into() }, &o, &HostAddrs::new(), Some(RecordKind::Mx)).unwrap();
+        assert_eq!(mx[0].to_string(), "example.test. 300 IN MX 10 mail.example.test.");
+        let soa = RecordValue::Soa(Soa::new("ns", "hostmaster"));
+        let err = expand(&owner, 60, &soa, &o, &HostAddrs::new(), None).unwrap_err();
+        assert!(matches!(err, ZoneError::SoaRequired { .. }), "{err}");
+    }
+
+    #[test]
+    fn kinds_parse_from_their_mnemonic_in_any_case() {
+        for kind in RecordKind::ALL {
+            assert_eq!(kind.to_string().to_lowercase().parse::<RecordKind>(), Ok(kind));
+            assert_eq!(RecordKind::from_record_type(kind.record_type()), Some(kind));
+        }
+        assert_eq!(RecordKind::from_record_type(RecordType::CAA), None);
+        assert_eq!(
+            "CAA".parse::<RecordKind>().unwrap_err().to_string(),
+            "\"CAA\" is not a record type; expected one of SOA, NS, A, AAAA, CNAME, TXT, SRV, PTR, MX"
+        );
+    }
+
+    #[test]
     fn negative_ttl_is_min_of_soa_ttl_and_minimum() {
         let mut soa = Soa::new("ns", "hostmaster");
         soa.ttl = 3600;
