@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use libtest_mimic::Arguments;
-use nslab::dns::{Dns64, Fault, FaultTarget, LogFilter, QueryLogEntry, RecordSpec, RecordValue as V, Soa, Transport, Zone};
+use nslab::dns::{Dns64, Fault, FaultTarget, LogFilter, QueryLogEntry, RecordSpec, RecordType, RecordValue as V, ResponseCode, Soa, Transport, Zone};
 use nslab::{Command, Host, HostSpec, Lab, LabDns, Profile};
 use nslab_tests::{ensure, err, kernel_trial, trial_requiring};
 
@@ -229,8 +229,10 @@ async fn resolvers(profile: Profile) -> Result<(), String> {
         );
         let log = logged(&lab, "blue-ll.example.test", at);
         ensure!(
-            log.iter()
-                .any(|e| e.client.ip() == me && e.qtype == "AAAA" && e.rcode == "NOERROR" && e.answers.iter().any(|a| a.ends_with(&format!("AAAA {ll}")))),
+            log.iter().any(|e| e.client.ip() == me
+                && e.qtype == Some(RecordType::AAAA)
+                && e.rcode == Some(ResponseCode::NoError)
+                && e.answers.iter().any(|a| matches!(a.data, V::Aaaa(ip) if ip.to_string() == ll))),
             "{profile}: the log should show {me} asking AAAA blue-ll and getting {ll}: {log:#?}"
         );
         // The CNAME to a name without data: getaddrinfo finds no address (and says so).
@@ -244,7 +246,9 @@ async fn resolvers(profile: Profile) -> Result<(), String> {
         let log = logged(&lab, "app.example.test", at);
         ensure!(
             !log.is_empty()
-                && log.iter().all(|e| e.client.ip() == me && e.rcode == "NOERROR" && e.answers.iter().any(|a| a.contains("CNAME blue.example.test."))),
+                && log.iter().all(|e| e.client.ip() == me
+                    && e.rcode == Some(ResponseCode::NoError)
+                    && e.answers.iter().any(|a| a.data == V::Cname("blue.example.test.".into()))),
             "{profile}: the log should show getent's queries from {me}, answered with the CNAME to blue: {log:#?}"
         );
         // The search list completes a bare name.
@@ -274,13 +278,13 @@ async fn resolvers(profile: Profile) -> Result<(), String> {
     ensure!(
         after.iter().all(|e| e.client.ip() == me
             && e.transport == Transport::Udp
-            && e.rcode == want_status
-            && e.answers.iter().any(|a| a.contains("green.example.test"))),
+            && e.rcode_name() == want_status
+            && e.answers.iter().any(|a| a.names("green.example.test"))),
         "{profile}: log after swap should show {me} getting green over UDP: {after:#?}"
     );
     let before = dns.log().query(&LogFilter::new().name("app.example.test").until(swapped_at));
     ensure!(
-        before.iter().any(|e| e.client.ip() == me && e.answers.iter().any(|a| a.contains("blue.example.test"))),
+        before.iter().any(|e| e.client.ip() == me && e.answers.iter().any(|a| a.names("blue.example.test"))),
         "{profile}: log before swap should show {me} getting blue: {before:#?}"
     );
 
@@ -322,7 +326,7 @@ async fn resolvers(profile: Profile) -> Result<(), String> {
         ensure!(d.answer == vec!["info.example.test. 120 IN TXT \"nslab lab\"".to_string()], "{profile}: dig +tcp {server}: {:?}", d.answer);
         let log = logged(&lab, "info.example.test", at);
         ensure!(
-            log.len() == 1 && log[0].transport == Transport::Tcp && log[0].client.ip() == from && log[0].rcode == "NOERROR",
+            log.len() == 1 && log[0].transport == Transport::Tcp && log[0].client.ip() == from && log[0].rcode == Some(ResponseCode::NoError),
             "{profile}: dig +tcp {server}: the log should show one TCP query from {from}: {log:#?}"
         );
     }
@@ -355,7 +359,7 @@ async fn jvm(profile: Profile) -> Result<(), String> {
     let me = client_addr(client);
     let log = logged(&lab, name, at);
     ensure!(
-        log.iter().any(|e| e.client.ip() == me && e.rcode == "NOERROR" && !e.answers.is_empty()),
+        log.iter().any(|e| e.client.ip() == me && e.rcode == Some(ResponseCode::NoError) && !e.answers.is_empty()),
         "{profile}: the JVM's queries for {name} should be in the log from {me}: {log:#?}"
     );
     lab.teardown().await.map_err(err)?;
@@ -438,9 +442,9 @@ async fn tcp_only() -> Result<(), String> {
     d.expect("tcp-only: dig +tcp", "NOERROR")?;
     ensure!(d.answer == vec![format!("blue.example.test. 60 IN A {blue}")], "tcp-only: dig +tcp answer {:?}", d.answer);
     let log = logged(&lab, "blue.example.test", at);
-    let seen: Vec<(Transport, &str, bool, Option<&str>)> = log.iter().map(|e| (e.transport, e.rcode.as_str(), e.truncated, e.fault.as_deref())).collect();
+    let seen: Vec<(Transport, Option<ResponseCode>, bool, Option<Fault>)> = log.iter().map(|e| (e.transport, e.rcode, e.truncated, e.fault)).collect();
     ensure!(
-        seen == vec![(Transport::Udp, "-", false, Some("tcp-only")), (Transport::Tcp, "NOERROR", false, Some("tcp-only"))]
+        seen == vec![(Transport::Udp, None, false, Some(Fault::TcpOnly)), (Transport::Tcp, Some(ResponseCode::NoError), false, Some(Fault::TcpOnly))]
             && log.iter().all(|e| e.client.ip() == me),
         "tcp-only: the log should show the dropped UDP query, then the TCP one answered, both from {me}: {log:#?}"
     );
@@ -451,7 +455,7 @@ async fn tcp_only() -> Result<(), String> {
     ensure!(g.exit().and_then(|e| e.code()) == Some(2) && g.stdout().is_empty(), "tcp-only: getent should find nothing: {}", g.output());
     let log = logged(&lab, "green.example.test", at);
     ensure!(
-        !log.is_empty() && log.iter().all(|e| e.transport == Transport::Udp && e.rcode == "-" && e.client.ip() == me),
+        !log.is_empty() && log.iter().all(|e| e.transport == Transport::Udp && e.rcode.is_none() && e.client.ip() == me),
         "tcp-only: getent's queries should all be UDP and unanswered: {log:#?}"
     );
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{answers, authority, start, start_with, tcp, udp};
 use hickory_proto::{op::ResponseCode, rr::RecordType};
-use nslab::dns::{ControlError, Dns64, LogFilter, RecordKind, RecordSpec, RecordValue as V, Transport};
+use nslab::dns::{AnswerRecord, ControlError, Dns64, LogFilter, RecordKind, RecordSpec, RecordValue as V, Transport, ZoneError};
 
 const SOA_NEG: &str = "example.test. 30 IN SOA ns.example.test. hostmaster.example.test. 100 3600 600 86400 30";
 
@@ -120,6 +120,35 @@ async fn txt_srv_ns_ptr_and_cname_queries_answer_their_data() {
     assert_eq!(answers(&ptr), vec!["2.0.0.10.in-addr.arpa. 60 IN PTR web.example.test."]);
     let cname = udp(f.addr, "app.example.test.", RecordType::CNAME).await;
     assert_eq!(answers(&cname), vec!["app.example.test. 30 IN CNAME blue.example.test."]);
+}
+
+#[tokio::test]
+async fn mx_queries_answer_every_exchange_with_its_preference_and_are_logged_typed() {
+    let f = start().await;
+    let mark = f.server.log().now();
+    let mx = tcp(f.addr, "post.example.test.", RecordType::MX).await;
+    assert_eq!(mx.metadata.response_code, ResponseCode::NoError);
+    assert!(mx.metadata.authoritative);
+    assert_eq!(answers(&mx), vec!["post.example.test. 300 IN MX 10 web.example.test.", "post.example.test. 300 IN MX 20 mx.example.org."]);
+    // The owner has MX only: an A query there is NODATA, not NXDOMAIN.
+    let a = udp(f.addr, "post.example.test.", RecordType::A).await;
+    assert_eq!(a.metadata.response_code, ResponseCode::NoError);
+    assert!(a.answers.is_empty());
+    let logged = f.server.log().query(&LogFilter::new().name("post.example.test").qtype(RecordType::MX).since(mark));
+    assert_eq!(logged.len(), 1);
+    assert_eq!(
+        logged[0].answers,
+        vec![
+            AnswerRecord::new("post.example.test.", 300, V::Mx { preference: 10, exchange: "web.example.test.".into() }),
+            AnswerRecord::new("post.example.test.", 300, V::Mx { preference: 20, exchange: "mx.example.org.".into() }),
+        ]
+    );
+    // MX sets are managed at run time like any other type.
+    let zone = f.server.zone("example.test").unwrap();
+    zone.replace_set("post", RecordKind::Mx, 60, vec![V::Mx { preference: 5, exchange: "green".into() }]).await.unwrap();
+    assert_eq!(answers(&udp(f.addr, "post.example.test.", RecordType::MX).await), vec!["post.example.test. 60 IN MX 5 green.example.test."]);
+    let wrong = zone.replace_set("post", RecordKind::Mx, 60, vec![V::A("192.0.2.9".parse().unwrap())]).await.unwrap_err();
+    assert!(matches!(&wrong, ControlError::Zone { source: ZoneError::KindMismatch { .. }, .. }), "{wrong:?}");
 }
 
 #[tokio::test]
@@ -291,17 +320,23 @@ async fn query_log_records_client_transport_rcode_answers_and_writes_jsonl() {
     let e = &app[0];
     assert_eq!(e.client, client);
     assert_eq!(e.transport, Transport::Udp);
-    assert_eq!(e.qtype, "A");
-    assert_eq!(e.rcode, "NOERROR");
-    assert_eq!(e.answers, vec!["app.example.test. 30 IN CNAME blue.example.test.", "blue.example.test. 60 IN A 192.0.2.10"]);
+    assert_eq!(e.qtype, Some(RecordType::A));
+    assert_eq!(e.rcode, Some(ResponseCode::NoError));
+    assert_eq!(
+        e.answers,
+        vec![
+            AnswerRecord::new("app.example.test.", 30, V::Cname("blue.example.test.".into())),
+            AnswerRecord::new("blue.example.test.", 60, V::A("192.0.2.10".parse().unwrap()))
+        ]
+    );
     assert_eq!(e.fault, None);
     assert!(e.at >= mark);
 
     let nx = f.server.log().query(&LogFilter::new().transport(Transport::Tcp));
     assert_eq!(nx.len(), 1);
     assert_eq!(nx[0].name, "nope.example.test.");
-    assert_eq!(nx[0].qtype, "AAAA");
-    assert_eq!(nx[0].rcode, "NXDOMAIN");
+    assert_eq!(nx[0].qtype, Some(RecordType::AAAA));
+    assert_eq!(nx[0].rcode, Some(ResponseCode::NXDomain));
     assert_eq!(nx[0].client.ip(), client.ip());
 
     let tmp = tempfile::tempdir().unwrap();
@@ -312,6 +347,10 @@ async fn query_log_records_client_transport_rcode_answers_and_writes_jsonl() {
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["client"], client.to_string());
     assert_eq!(lines[0]["transport"], "udp");
+    assert_eq!(lines[0]["qtype"], "A");
+    assert_eq!(lines[0]["rcode"], "NOERROR");
+    assert_eq!(lines[0]["answers"], serde_json::json!(["app.example.test. 30 IN CNAME blue.example.test.", "blue.example.test. 60 IN A 192.0.2.10"]));
+    assert_eq!(lines[1]["qtype"], "AAAA");
     assert_eq!(lines[1]["rcode"], "NXDOMAIN");
 }
 
@@ -377,6 +416,12 @@ async fn dig_sees_exact_records_ttls_and_flags() {
         v.extend(extra.iter().map(ToString::to_string));
         v
     };
+    let mx = dig(base("post.example.test", "MX", &["+noall", "+answer"])).await;
+    let lines: Vec<Vec<&str>> = mx.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        lines,
+        vec![vec!["post.example.test.", "300", "IN", "MX", "10", "web.example.test."], vec!["post.example.test.", "300", "IN", "MX", "20", "mx.example.org."]]
+    );
     let short = dig(base("app.example.test", "A", &["+noall", "+answer"])).await;
     let lines: Vec<Vec<&str>> = short.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(lines, vec![vec!["app.example.test.", "30", "IN", "CNAME", "blue.example.test."], vec!["blue.example.test.", "60", "IN", "A", "192.0.2.10"],]);

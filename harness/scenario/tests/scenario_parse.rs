@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use nslab::dns::{RecordSpec, RecordValue};
 use nslab::Profile;
 use nslab_scenario::scenario::{self, Action, Check, ConnectCheck, ConnectResult};
 use proptest::prelude::*;
@@ -78,6 +79,21 @@ fn examples_hold_what_the_readme_says() {
     assert!(matches!(&s.timeline[0].action, Action::SwapCname { zone, record, to } if zone == "example.test" && record == "app" && to == "green"));
     assert_eq!(s.dns.as_ref().unwrap().zones[0].records[0].ttl, 5);
     assert_eq!(s.dns.as_ref().unwrap().zones[0].records[1].ttl, scenario::DEFAULT_TTL);
+
+    // Records decode straight into the library's zone model: what the server gets is what was
+    // written, MX included.
+    let s = scenario::load(&workspace().join("scenarios/examples/mx-record.toml")).unwrap();
+    let dns = s.dns.as_ref().unwrap();
+    let mx = |preference, exchange: &str| RecordValue::Mx { preference, exchange: exchange.into() };
+    assert_eq!(
+        dns.zones[0].records,
+        [
+            RecordSpec::new("@", 300, mx(10, "mail")),
+            RecordSpec::new("@", 300, mx(20, "backup.example.org.")),
+            RecordSpec::new("mail", 60, RecordValue::Host("mail".into()))
+        ]
+    );
+    assert!(matches!(&s.timeline[1].action, Action::SetRecord { record, data, ttl: 30, .. } if record == "@" && *data == mx(5, "mail")));
 
     let s = scenario::load(&workspace().join("scenarios/examples/dual-bind.toml")).unwrap();
     let split = s.service("split").unwrap();

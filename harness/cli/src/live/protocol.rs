@@ -135,6 +135,7 @@ enum RecordKindDef {
     Txt,
     Srv,
     Ptr,
+    Mx,
 }
 
 /// [`RecordValue`] on the wire: `{"aaaa": "2001:db8::1"}`, `{"srv": {...}}`, `{"host": "web"}`.
@@ -148,6 +149,11 @@ enum RecordValueDef {
     Ptr(String),
     Txt(Vec<String>),
     Srv { priority: u16, weight: u16, port: u16, target: String },
+    Mx { preference: u16, exchange: String },
+    /// Never sent: a zone's SOA is its own, not a record a request sets.
+    #[serde(skip)]
+    #[allow(dead_code)]
+    Soa(nslab::dns::Soa),
     Host(String),
 }
 

@@ -6,19 +6,16 @@
 use std::time::Duration;
 
 use nslab::dns::{Fault, RecordKind, RecordValue};
-use nslab_scenario::scenario::{self, DnsFault, RecordData, RecordType};
+use nslab_scenario::scenario::{self, DnsFault};
 
 use super::protocol::Scope;
-
-/// What the lab's DNS server does not serve (the scenario format knows MX).
-const MX_NOT_SERVED: &str = "MX records are not served by the lab DNS server yet";
 
 /// A record type as typed (`aaaa`, `CNAME`).
 ///
 /// # Errors
-/// Not a record type (the message lists them), or one the lab's server does not serve.
+/// Not a record type (the message lists them).
 pub fn parse_kind(text: &str) -> Result<RecordKind, String> {
-    record_kind(text.to_ascii_uppercase().parse::<RecordType>()?)
+    text.to_ascii_uppercase().parse::<RecordKind>().map_err(|e| e.to_string())
 }
 
 /// A record's data as typed: `rtype` a record type or `host` (a lab host's A and AAAA
@@ -31,9 +28,7 @@ pub fn parse_value(rtype: &str, value: &str) -> Result<RecordValue, String> {
     if rtype.eq_ignore_ascii_case("host") {
         return Ok(RecordValue::Host(value.to_string()));
     }
-    let ty = rtype.to_ascii_uppercase().parse::<RecordType>()?;
-    record_kind(ty)?;
-    record_value(scenario::parse_record_value(ty, value)?)
+    scenario::parse_record_value(parse_kind(rtype)?, value)
 }
 
 /// A fault by its name (`servfail`, `tcp-only`, `delay` with its length).
@@ -64,62 +59,6 @@ pub fn parse_scope(text: Option<&str>) -> Scope {
     }
 }
 
-fn record_kind(t: RecordType) -> Result<RecordKind, String> {
-    Ok(match t {
-        RecordType::Soa => RecordKind::Soa,
-        RecordType::Ns => RecordKind::Ns,
-        RecordType::A => RecordKind::A,
-        RecordType::Aaaa => RecordKind::Aaaa,
-        RecordType::Cname => RecordKind::Cname,
-        RecordType::Txt => RecordKind::Txt,
-        RecordType::Srv => RecordKind::Srv,
-        RecordType::Ptr => RecordKind::Ptr,
-        RecordType::Mx => return Err(MX_NOT_SERVED.into()),
-    })
-}
-
-fn record_value(d: RecordData) -> Result<RecordValue, String> {
-    Ok(match d {
-        RecordData::Host(h) => RecordValue::Host(h),
-        RecordData::A(a) => RecordValue::A(a),
-        RecordData::Aaaa(a) => RecordValue::Aaaa(a),
-        RecordData::Ns(n) => RecordValue::Ns(n),
-        RecordData::Cname(n) => RecordValue::Cname(n),
-        RecordData::Ptr(n) => RecordValue::Ptr(n),
-        RecordData::Txt(t) => RecordValue::Txt(t),
-        RecordData::Srv { priority, weight, port, target } => RecordValue::Srv { priority, weight, port, target },
-        RecordData::Mx { .. } => return Err(MX_NOT_SERVED.into()),
-    })
-}
-
-/// A record type as the scenario engine's actions take it.
-pub(crate) fn record_type(k: RecordKind) -> RecordType {
-    match k {
-        RecordKind::Soa => RecordType::Soa,
-        RecordKind::Ns => RecordType::Ns,
-        RecordKind::A => RecordType::A,
-        RecordKind::Aaaa => RecordType::Aaaa,
-        RecordKind::Cname => RecordType::Cname,
-        RecordKind::Txt => RecordType::Txt,
-        RecordKind::Srv => RecordType::Srv,
-        RecordKind::Ptr => RecordType::Ptr,
-    }
-}
-
-/// A record's data as the scenario engine's actions take it.
-pub(crate) fn record_data(v: RecordValue) -> RecordData {
-    match v {
-        RecordValue::A(a) => RecordData::A(a),
-        RecordValue::Aaaa(a) => RecordData::Aaaa(a),
-        RecordValue::Ns(n) => RecordData::Ns(n),
-        RecordValue::Cname(n) => RecordData::Cname(n),
-        RecordValue::Ptr(n) => RecordData::Ptr(n),
-        RecordValue::Txt(t) => RecordData::Txt(t),
-        RecordValue::Srv { priority, weight, port, target } => RecordData::Srv { priority, weight, port, target },
-        RecordValue::Host(h) => RecordData::Host(h),
-    }
-}
-
 /// A fault as the scenario engine's actions take it.
 pub(crate) fn dns_fault(f: Fault) -> DnsFault {
     match f {
@@ -143,6 +82,7 @@ mod tests {
         assert_eq!(parse_value("host", "server"), Ok(RecordValue::Host("server".into())));
         assert_eq!(parse_value("SRV", "0 5 8080 web"), Ok(RecordValue::Srv { priority: 0, weight: 5, port: 8080, target: "web".into() }));
         assert_eq!(parse_kind("cname"), Ok(RecordKind::Cname));
+        assert_eq!(parse_value("mx", "10 mail"), Ok(RecordValue::Mx { preference: 10, exchange: "mail".into() }));
         assert_eq!(parse_fault("tcp-only", None), Ok(Fault::TcpOnly));
         assert_eq!(parse_fault("delay", Some(Duration::from_secs(2))), Ok(Fault::Delay(Duration::from_secs(2))));
         assert_eq!(parse_scope(Some("*.example.test")), Scope::Below("example.test".into()));
@@ -153,8 +93,6 @@ mod tests {
     #[test]
     fn bad_words_are_refused_with_what_was_expected() {
         assert_eq!(parse_kind("bogus"), Err("\"BOGUS\" is not a record type; expected one of SOA, NS, A, AAAA, CNAME, TXT, SRV, PTR, MX".to_string()));
-        assert_eq!(parse_kind("mx"), Err(MX_NOT_SERVED.to_string()));
-        assert_eq!(parse_value("MX", "10 mail"), Err(MX_NOT_SERVED.to_string()));
         assert_eq!(parse_fault("delay", None), Err("the delay fault needs --delay, for example --delay 2s".to_string()));
         assert_eq!(
             parse_fault("slow", None),
@@ -170,12 +108,11 @@ mod tests {
         );
     }
 
-    /// Everything the server's types can say reaches the scenario engine unchanged.
+    /// Every type and fault the server has can be typed.
     #[test]
     fn conversions_keep_every_value() {
-        for k in [RecordKind::Soa, RecordKind::Ns, RecordKind::A, RecordKind::Aaaa, RecordKind::Cname, RecordKind::Txt, RecordKind::Srv, RecordKind::Ptr] {
-            assert_eq!(record_type(k).to_string(), k.to_string());
-            assert_eq!(record_kind(record_type(k)), Ok(k));
+        for k in [RecordKind::Soa, RecordKind::Ns, RecordKind::A, RecordKind::Aaaa, RecordKind::Cname, RecordKind::Txt, RecordKind::Srv, RecordKind::Ptr, RecordKind::Mx] {
+            assert_eq!(parse_kind(&k.to_string().to_lowercase()), Ok(k));
         }
         for f in [Fault::ServFail, Fault::NxDomain, Fault::Refused, Fault::Drop, Fault::Truncate, Fault::TcpOnly, Fault::Delay(Duration::from_millis(7))] {
             let name = f.to_string();

@@ -1,6 +1,6 @@
 //! The request handler hickory's `Server` calls for every decoded message: applies faults, answers from the zones, sends, and logs.
 
-use std::{borrow::Cow, net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc};
 
 use hickory_proto::{
     op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode},
@@ -28,20 +28,6 @@ pub(crate) struct LabHandler {
     pub(crate) faults: Faults,
     pub(crate) log: QueryLog,
     pub(crate) dns64: Option<Dns64>,
-}
-
-/// The standard mnemonic of a response code, as dig prints it.
-pub(crate) fn rcode_name(code: ResponseCode) -> Cow<'static, str> {
-    Cow::Borrowed(match code {
-        ResponseCode::NoError => "NOERROR",
-        ResponseCode::FormErr => "FORMERR",
-        ResponseCode::ServFail => "SERVFAIL",
-        ResponseCode::NXDomain => "NXDOMAIN",
-        ResponseCode::NotImp => "NOTIMP",
-        ResponseCode::Refused => "REFUSED",
-        ResponseCode::BADVERS => "BADVERS",
-        other => return Cow::Owned(format!("RCODE{}", u16::from(other))),
-    })
 }
 
 /// What to send back for one request.

@@ -1,6 +1,7 @@
 //! The query log: one bounded, in-memory record of every query the server answered (or dropped), queryable from tests and written as JSON lines.
 
 use std::{
+    borrow::Cow,
     collections::VecDeque,
     fmt,
     io::{BufWriter, Write},
@@ -15,8 +16,13 @@ use hickory_proto::{
     rr::{LowerName, Record, RecordSet, RecordType},
 };
 use serde::{Serialize, Serializer};
+use tracing::warn;
 
-use super::{error::LogError, fault::Fault, handler::rcode_name};
+use super::{
+    error::LogError,
+    fault::Fault,
+    zone::{RecordKind, RecordValue},
+};
 
 /// The transport a query arrived over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -41,7 +47,109 @@ fn micros<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
+/// The standard mnemonic of a response code, as dig prints it (`NOERROR`, `NXDOMAIN`, ...).
+pub fn rcode_name(code: ResponseCode) -> Cow<'static, str> {
+    Cow::Borrowed(match code {
+        ResponseCode::NoError => "NOERROR",
+        ResponseCode::FormErr => "FORMERR",
+        ResponseCode::ServFail => "SERVFAIL",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        ResponseCode::NotImp => "NOTIMP",
+        ResponseCode::Refused => "REFUSED",
+        ResponseCode::BADVERS => "BADVERS",
+        other => return Cow::Owned(format!("RCODE{}", u16::from(other))),
+    })
+}
+
+/// One record of an answer section as the server sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerRecord {
+    /// Owner name, absolute (trailing dot).
+    pub name: String,
+    /// Time to live the record was served with, seconds.
+    pub ttl: u32,
+    /// The record data; names in it are absolute (trailing dot). Never [`RecordValue::Host`].
+    pub data: RecordValue,
+}
+
+impl AnswerRecord {
+    /// A record with the given owner, TTL and data.
+    pub fn new(name: impl Into<String>, ttl: u32, data: RecordValue) -> Self {
+        Self { name: name.into(), ttl, data }
+    }
+
+    /// The record type (`None` only for a [`RecordValue::Host`], which the server never sends).
+    pub fn kind(&self) -> Option<RecordKind> {
+        self.data.kind()
+    }
+
+    /// Whether the owner or the target name in the data is `name` (case-insensitive, trailing dot
+    /// optional): a CNAME chain through `green.example.test.` names `green.example.test`.
+    pub fn names(&self, name: &str) -> bool {
+        let same = |n: &str| n.trim_end_matches('.').eq_ignore_ascii_case(name.trim_end_matches('.'));
+        same(&self.name) || self.data.target().is_some_and(same)
+    }
+
+    fn from_record(record: &Record) -> Option<Self> {
+        let data = RecordValue::from_rdata(&record.data, record.ttl);
+        if data.is_none() {
+            warn!(record = %record, "query log: answer record of a type the lab server does not manage left out");
+        }
+        Some(Self { name: record.name.to_string(), ttl: record.ttl, data: data? })
+    }
+
+    /// The data in presentation format, as hickory (and the JSON log) writes it.
+    pub fn data_text(&self) -> String {
+        match &self.data {
+            RecordValue::A(ip) => ip.to_string(),
+            RecordValue::Aaaa(ip) => ip.to_string(),
+            RecordValue::Ns(n) | RecordValue::Cname(n) | RecordValue::Ptr(n) => n.clone(),
+            RecordValue::Txt(strings) => strings.concat(),
+            RecordValue::Srv { priority, weight, port, target } => format!("{priority} {weight} {port} {target}"),
+            RecordValue::Mx { preference, exchange } => format!("{preference} {exchange}"),
+            RecordValue::Soa(s) => format!("{} {} {} {} {} {} {}", s.mname, s.rname, s.serial, s.refresh, s.retry, s.expire, s.minimum),
+            RecordValue::Host(h) => format!("host {h}"),
+        }
+    }
+}
+
+/// Presentation format: `name ttl IN type data`, as hickory and dig write a record.
+impl fmt::Display for AnswerRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = self.kind().map_or_else(|| "HOST".to_owned(), |k| k.to_string());
+        write!(f, "{} {} IN {kind} {}", self.name, self.ttl, self.data_text())
+    }
+}
+
+impl Serialize for AnswerRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+fn qtype_text<S: Serializer>(qtype: &Option<RecordType>, s: S) -> Result<S::Ok, S::Error> {
+    match qtype {
+        Some(t) => s.collect_str(t),
+        None => s.serialize_str(""),
+    }
+}
+
+fn rcode_text<S: Serializer>(rcode: &Option<ResponseCode>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rcode.map_or(Cow::Borrowed("-"), rcode_name))
+}
+
+fn fault_text<S: Serializer>(fault: &Option<Fault>, s: S) -> Result<S::Ok, S::Error> {
+    match fault {
+        Some(f) => s.collect_str(f),
+        None => s.serialize_none(),
+    }
+}
+
 /// One query as the server saw and answered it.
+///
+/// Serialised (the JSON lines of [`QueryLog::write_jsonl`]) with `qtype`, `rcode`, `answers` and
+/// `fault` as text: `"AAAA"`, `"NXDOMAIN"` (`"-"` when nothing was sent), `["name ttl IN type
+/// data", ...]`, `"delay 500ms"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct QueryLogEntry {
     /// When the query arrived, since the shared lab epoch (JSON: `at_us`, microseconds).
@@ -51,18 +159,28 @@ pub struct QueryLogEntry {
     pub client: SocketAddr,
     /// UDP or TCP.
     pub transport: Transport,
-    /// Query name, lower case, absolute (trailing dot).
+    /// Query name, lower case, absolute (trailing dot); empty when the request had no question.
     pub name: String,
-    /// Query type mnemonic (`A`, `AAAA`, ...).
-    pub qtype: String,
-    /// Response code mnemonic (`NOERROR`, `NXDOMAIN`, ...); `-` when no answer was sent.
-    pub rcode: String,
+    /// Query type; `None` when the request had no question.
+    #[serde(serialize_with = "qtype_text")]
+    pub qtype: Option<RecordType>,
+    /// Response code sent; `None` when no answer was sent.
+    #[serde(serialize_with = "rcode_text")]
+    pub rcode: Option<ResponseCode>,
     /// Whether the answer had the TC bit.
     pub truncated: bool,
-    /// Answer-section records in presentation format (`name ttl IN type data`).
-    pub answers: Vec<String>,
-    /// The fault applied to this query, if any (`drop`, `delay 500ms`, ...).
-    pub fault: Option<String>,
+    /// Answer-section records, in order.
+    pub answers: Vec<AnswerRecord>,
+    /// The fault applied to this query, if any.
+    #[serde(serialize_with = "fault_text")]
+    pub fault: Option<Fault>,
+}
+
+impl QueryLogEntry {
+    /// The response code's mnemonic (`NOERROR`, ...), `-` when no answer was sent.
+    pub fn rcode_name(&self) -> Cow<'static, str> {
+        self.rcode.map_or(Cow::Borrowed("-"), rcode_name)
+    }
 }
 
 /// One query as the handler records it: built without formatting or copying records (the
@@ -89,8 +207,8 @@ impl RawEntry {
         self.question.as_ref().map(|(n, _)| n.to_string()).unwrap_or_default()
     }
 
-    fn qtype(&self) -> String {
-        self.question.as_ref().map(|(_, t)| t.to_string()).unwrap_or_default()
+    fn qtype(&self) -> Option<RecordType> {
+        self.question.as_ref().map(|(_, t)| *t)
     }
 
     fn to_entry(&self) -> QueryLogEntry {
@@ -100,10 +218,10 @@ impl RawEntry {
             transport: self.transport,
             name: self.name(),
             qtype: self.qtype(),
-            rcode: self.rcode.map_or_else(|| "-".to_owned(), |c| rcode_name(c).into_owned()),
+            rcode: self.rcode,
             truncated: self.truncated,
-            answers: self.sets.iter().flat_map(|s| s.records_without_rrsigs()).chain(self.synthesized.iter()).map(ToString::to_string).collect(),
-            fault: self.fault.map(|f| f.to_string()),
+            answers: self.sets.iter().flat_map(|s| s.records_without_rrsigs()).chain(self.synthesized.iter()).filter_map(AnswerRecord::from_record).collect(),
+            fault: self.fault,
         }
     }
 }
@@ -112,7 +230,7 @@ impl RawEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogFilter {
     name: Option<String>,
-    qtype: Option<String>,
+    qtype: Option<RecordType>,
     client_ip: Option<IpAddr>,
     transport: Option<Transport>,
     since: Option<Duration>,
@@ -140,9 +258,9 @@ impl LogFilter {
         self
     }
 
-    /// Only queries of this type mnemonic (`A`, `AAAA`, ...).
-    pub fn qtype(mut self, qtype: &str) -> Self {
-        self.qtype = Some(qtype.to_ascii_uppercase());
+    /// Only queries of this type.
+    pub fn qtype(mut self, qtype: RecordType) -> Self {
+        self.qtype = Some(qtype);
         self
     }
 
@@ -173,7 +291,7 @@ impl LogFilter {
     /// Whether `entry` matches every criterion set.
     pub fn matches(&self, entry: &QueryLogEntry) -> bool {
         self.name.as_ref().is_none_or(|n| *n == entry.name)
-            && self.qtype.as_ref().is_none_or(|t| *t == entry.qtype)
+            && self.qtype.is_none_or(|t| Some(t) == entry.qtype)
             && self.client_ip.is_none_or(|ip| ip == entry.client.ip())
             && self.transport.is_none_or(|t| t == entry.transport)
             && self.since.is_none_or(|s| entry.at >= s)
@@ -186,7 +304,7 @@ impl LogFilter {
             && self.transport.is_none_or(|t| t == entry.transport)
             && self.since.is_none_or(|s| entry.at >= s)
             && self.until.is_none_or(|u| entry.at < u)
-            && self.qtype.as_ref().is_none_or(|t| *t == entry.qtype())
+            && self.qtype.is_none_or(|t| Some(t) == entry.qtype())
             && self.name.as_ref().is_none_or(|n| *n == entry.name())
     }
 }
@@ -313,6 +431,10 @@ impl QueryLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_proto::rr::{
+        rdata::{A, AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT},
+        Name, RData,
+    };
 
     fn entry(at_ms: u64, name: &str) -> RawEntry {
         RawEntry {
@@ -359,5 +481,81 @@ mod tests {
             line,
             r#"{"at_us":2000,"client":"192.0.2.5:4000","transport":"udp","name":"a.test.","qtype":"A","rcode":"NOERROR","truncated":false,"answers":[],"fault":null}"#
         );
+    }
+
+    fn name(text: &str) -> Name {
+        Name::from_ascii(text).unwrap()
+    }
+
+    /// One record of every kind the server serves, as hickory builds it.
+    fn served() -> Vec<Record> {
+        let owner = name("Web.example.test.");
+        let soa = SOA::new(name("ns.example.test."), name("hostmaster.example.test."), 7, 3600, 600, 86400, 30);
+        [
+            RData::A(A("192.0.2.10".parse().unwrap())),
+            RData::AAAA(AAAA("2001:db8::10".parse().unwrap())),
+            RData::NS(NS(name("ns.example.test."))),
+            RData::CNAME(CNAME(name("blue.example.test."))),
+            RData::PTR(PTR(name("web.example.test."))),
+            RData::TXT(TXT::new(vec!["v=1".into(), " two words".into()])),
+            RData::SRV(SRV::new(0, 5, 8080, name("web.example.test."))),
+            RData::MX(MX::new(10, name("mail.example.test."))),
+            RData::SOA(soa),
+        ]
+        .into_iter()
+        .map(|data| Record::from_rdata(owner.clone(), 30, data))
+        .collect()
+    }
+
+    #[test]
+    fn answer_records_are_typed_and_print_as_hickory_prints_them() {
+        for record in served() {
+            let answer = AnswerRecord::from_record(&record).expect("a served kind");
+            assert_eq!(answer.to_string(), record.to_string());
+            assert_eq!(answer.kind().map(RecordKind::record_type), Some(record.record_type()));
+            assert_eq!(answer.ttl, 30);
+            assert_eq!(answer.name, "Web.example.test.");
+        }
+        let cname = AnswerRecord::from_record(&served()[3]).unwrap();
+        assert_eq!(cname.data, RecordValue::Cname("blue.example.test.".into()));
+        assert!(cname.names("blue.example.test") && cname.names("web.example.test.") && !cname.names("green.example.test"));
+        let mx = AnswerRecord::from_record(&served()[7]).unwrap();
+        assert_eq!(mx.data, RecordValue::Mx { preference: 10, exchange: "mail.example.test.".into() });
+        let RecordValue::Soa(soa) = AnswerRecord::from_record(&served()[8]).unwrap().data else { panic!("not a SOA") };
+        assert_eq!((soa.serial, soa.minimum, soa.ttl), (7, 30, 30));
+    }
+
+    #[test]
+    fn json_line_writes_answers_rcode_and_fault_as_text() {
+        let mut raw = entry(3, "app.example.test.");
+        raw.synthesized = served()[..2].to_vec();
+        raw.fault = Some(Fault::Delay(Duration::from_millis(500)));
+        let line = serde_json::to_string(&raw.to_entry()).unwrap();
+        assert_eq!(
+            line,
+            r#"{"at_us":3000,"client":"192.0.2.5:4000","transport":"udp","name":"app.example.test.","qtype":"A","rcode":"NOERROR","truncated":false,"answers":["Web.example.test. 30 IN A 192.0.2.10","Web.example.test. 30 IN AAAA 2001:db8::10"],"fault":"delay 500ms"}"#
+        );
+        raw.rcode = None;
+        raw.question = None;
+        let entry = raw.to_entry();
+        assert_eq!((entry.qtype, entry.rcode_name()), (None, Cow::Borrowed("-")));
+        let line = serde_json::to_string(&entry).unwrap();
+        assert!(line.contains(r#""name":"","qtype":"","rcode":"-","#), "{line}");
+    }
+
+    #[test]
+    fn rcode_names_are_dig_mnemonics() {
+        assert_eq!(rcode_name(ResponseCode::NXDomain), "NXDOMAIN");
+        assert_eq!(rcode_name(ResponseCode::ServFail), "SERVFAIL");
+        assert_eq!(rcode_name(ResponseCode::NotAuth), "RCODE9");
+    }
+
+    #[test]
+    fn filters_match_the_query_type() {
+        let log = QueryLog::new(Instant::now(), 10);
+        log.push(entry(1, "app.test."));
+        assert_eq!(log.query(&LogFilter::new().qtype(RecordType::A)).len(), 1);
+        assert!(log.query(&LogFilter::new().qtype(RecordType::AAAA)).is_empty());
+        assert!(LogFilter::new().qtype(RecordType::A).matches(&log.entries()[0]));
     }
 }

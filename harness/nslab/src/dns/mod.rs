@@ -45,6 +45,8 @@ pub use control::ZoneControl;
 pub use dns64::Dns64;
 pub use error::{ControlError, LogError, ServerError, ZoneError};
 pub use fault::{Fault, FaultTarget, Faults};
-pub use log::{LogFilter, QueryLog, QueryLogEntry, Transport};
+/// hickory's query type and response code, as [`QueryLogEntry`] carries them.
+pub use hickory_proto::{op::ResponseCode, rr::RecordType};
+pub use log::{rcode_name, AnswerRecord, LogFilter, QueryLog, QueryLogEntry, Transport};
 pub use server::{DnsOptions, DnsServer, DnsSockets};
-pub use zone::{HostAddrs, RecordKind, RecordSpec, RecordValue, Soa, Zone};
+pub use zone::{HostAddrs, ParseKindError, RecordKind, RecordSpec, RecordValue, Soa, Zone};

@@ -4,10 +4,11 @@ use std::{
     collections::HashMap,
     fmt,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    str::FromStr,
 };
 
 use hickory_proto::rr::{
-    rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT},
+    rdata::{A, AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT},
     Name, RData, Record, RecordType,
 };
 
@@ -69,9 +70,14 @@ pub enum RecordKind {
     Srv,
     /// Pointer (reverse mapping).
     Ptr,
+    /// Mail exchanger.
+    Mx,
 }
 
 impl RecordKind {
+    /// Every kind, in the order error messages list them.
+    pub const ALL: [RecordKind; 9] = [Self::Soa, Self::Ns, Self::A, Self::Aaaa, Self::Cname, Self::Txt, Self::Srv, Self::Ptr, Self::Mx];
+
     /// The wire record type.
     pub fn record_type(self) -> RecordType {
         match self {
@@ -83,7 +89,30 @@ impl RecordKind {
             Self::Txt => RecordType::TXT,
             Self::Srv => RecordType::SRV,
             Self::Ptr => RecordType::PTR,
+            Self::Mx => RecordType::MX,
         }
+    }
+
+    /// The kind of a wire record type, `None` for a type the lab server does not manage.
+    pub fn from_record_type(rtype: RecordType) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.record_type() == rtype)
+    }
+}
+
+/// A record type name that is not one of the [`RecordKind`]s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a record type; expected one of {}", RecordKind::ALL.map(|k| k.to_string()).join(", "))]
+pub struct ParseKindError {
+    /// The text as given.
+    pub text: String,
+}
+
+impl FromStr for RecordKind {
+    type Err = ParseKindError;
+
+    /// Parses a type mnemonic (`"CNAME"`, any case).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL.into_iter().find(|k| k.to_string().eq_ignore_ascii_case(s)).ok_or_else(|| ParseKindError { text: s.to_owned() })
     }
 }
 
@@ -119,6 +148,16 @@ pub enum RecordValue {
         /// Target host name.
         target: String,
     },
+    /// A mail exchanger (type MX).
+    Mx {
+        /// Preference, lower first.
+        preference: u16,
+        /// Exchange host name.
+        exchange: String,
+    },
+    /// Start of authority (type SOA), as answers and the query log carry it; `ttl` is the
+    /// record's. A zone's own SOA comes from [`Zone::soa`], never from a record.
+    Soa(Soa),
     /// A lab host by name: expands to one A per IPv4 and one AAAA per IPv6 address of the host.
     Host(String),
 }
@@ -134,8 +173,45 @@ impl RecordValue {
             Self::Ptr(_) => RecordKind::Ptr,
             Self::Txt(_) => RecordKind::Txt,
             Self::Srv { .. } => RecordKind::Srv,
+            Self::Mx { .. } => RecordKind::Mx,
+            Self::Soa(_) => RecordKind::Soa,
             Self::Host(_) => return None,
         })
+    }
+
+    /// The value of a served record's data (names absolute, with their trailing dot); `None` for
+    /// data of a type the lab server does not manage.
+    pub(crate) fn from_rdata(data: &RData, ttl: u32) -> Option<Self> {
+        Some(match data {
+            RData::A(a) => Self::A(a.0),
+            RData::AAAA(a) => Self::Aaaa(a.0),
+            RData::NS(n) => Self::Ns(n.0.to_string()),
+            RData::CNAME(n) => Self::Cname(n.0.to_string()),
+            RData::PTR(n) => Self::Ptr(n.0.to_string()),
+            RData::TXT(t) => Self::Txt(t.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect()),
+            RData::SRV(s) => Self::Srv { priority: s.priority, weight: s.weight, port: s.port, target: s.target.to_string() },
+            RData::MX(m) => Self::Mx { preference: m.preference, exchange: m.exchange.to_string() },
+            RData::SOA(s) => Self::Soa(Soa {
+                mname: s.mname.to_string(),
+                rname: s.rname.to_string(),
+                serial: s.serial,
+                refresh: s.refresh,
+                retry: s.retry,
+                expire: s.expire,
+                minimum: s.minimum,
+                ttl,
+            }),
+            _ => return None,
+        })
+    }
+
+    /// The domain name the data points to: the target of an NS, CNAME, PTR or SRV, the exchange
+    /// of an MX; `None` for other data.
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            Self::Ns(n) | Self::Cname(n) | Self::Ptr(n) | Self::Srv { target: n, .. } | Self::Mx { exchange: n, .. } => Some(n),
+            _ => None,
+        }
     }
 
     fn describe(&self) -> String {
@@ -256,6 +332,10 @@ pub(crate) fn expand(
         RecordValue::Ptr(target) => vec![record(RData::PTR(PTR(resolve_name(target, origin)?)))],
         RecordValue::Txt(strings) => vec![record(RData::TXT(TXT::new(strings.clone())))],
         RecordValue::Srv { priority, weight, port, target } => vec![record(RData::SRV(SRV::new(*priority, *weight, *port, resolve_name(target, origin)?)))],
+        RecordValue::Mx { preference, exchange } => vec![record(RData::MX(MX::new(*preference, resolve_name(exchange, origin)?)))],
+        // The one SOA of a zone is made from its `Soa` parameters (and changed with set_ttl or
+        // bump_serial); a second one from a record would break that.
+        RecordValue::Soa(_) => return Err(ZoneError::SoaRequired { op: format!("add a SOA record at {owner}"), origin: origin.to_string() }),
         RecordValue::Host(host) => {
             let addrs = hosts.get(host).ok_or_else(|| ZoneError::UnknownHost { host: host.clone(), name: owner.to_string() })?;
             let out: Vec<Record> = addrs
@@ -318,6 +398,30 @@ mod tests {
         let owner = resolve_name("app", &o).unwrap();
         let err = expand(&owner, 30, &RecordValue::Host("db".into()), &o, &HostAddrs::new(), None).unwrap_err();
         assert_eq!(err.to_string(), "expand host \"db\" for app.example.test. (not in the host-address map)");
+    }
+
+    #[test]
+    fn mx_expands_with_its_exchange_resolved_and_a_soa_value_is_refused() {
+        let o = origin();
+        let owner = resolve_name("@", &o).unwrap();
+        let mx = expand(&owner, 300, &RecordValue::Mx { preference: 10, exchange: "mail".into() }, &o, &HostAddrs::new(), Some(RecordKind::Mx)).unwrap();
+        assert_eq!(mx[0].to_string(), "example.test. 300 IN MX 10 mail.example.test.");
+        let soa = RecordValue::Soa(Soa::new("ns", "hostmaster"));
+        let err = expand(&owner, 60, &soa, &o, &HostAddrs::new(), None).unwrap_err();
+        assert!(matches!(err, ZoneError::SoaRequired { .. }), "{err}");
+    }
+
+    #[test]
+    fn kinds_parse_from_their_mnemonic_in_any_case() {
+        for kind in RecordKind::ALL {
+            assert_eq!(kind.to_string().to_lowercase().parse::<RecordKind>(), Ok(kind));
+            assert_eq!(RecordKind::from_record_type(kind.record_type()), Some(kind));
+        }
+        assert_eq!(RecordKind::from_record_type(RecordType::CAA), None);
+        assert_eq!(
+            "CAA".parse::<RecordKind>().unwrap_err().to_string(),
+            "\"CAA\" is not a record type; expected one of SOA, NS, A, AAAA, CNAME, TXT, SRV, PTR, MX"
+        );
     }
 
     #[test]

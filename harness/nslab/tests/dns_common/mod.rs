@@ -44,6 +44,8 @@ pub(crate) fn example_zone() -> Zone {
         .record("alias4", 20, V::Cname("v4only".into()))
         .record("txt", 120, V::Txt(vec!["hello world".into()]))
         .record("_http._tcp", 90, V::Srv { priority: 10, weight: 5, port: 8080, target: "web".into() })
+        .record("post", 300, V::Mx { preference: 10, exchange: "web".into() })
+        .record("post", 300, V::Mx { preference: 20, exchange: "mx.example.org.".into() })
         .record("x.sub", 60, V::A("192.0.2.99".parse().unwrap()))
 }
 

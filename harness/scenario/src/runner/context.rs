@@ -1,13 +1,11 @@
-//! Lab facts for templates, and the mapping of a scenario's DNS data to the lab's DNS server.
+//! Lab facts for templates.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::scenario::{DnsDef, HostField, RecordData, TemplateContext, Var, ZoneDef};
+use crate::scenario::{HostField, TemplateContext, Var};
 use nslab::addr::profile::Profile;
-use nslab::dns::{Dns64, RecordValue, Soa, Zone};
 use nslab::lab::build::Lab;
-use nslab::lab::dns_host::LabDns;
 
 /// The values templates see in one trial.
 #[derive(Debug, Clone)]
@@ -87,59 +85,4 @@ impl TemplateContext for ServiceContext<'_> {
             Var::Profile => Some(f.profile.name().to_string()),
         }
     }
-}
-
-/// The lab DNS configuration of a scenario.
-///
-/// # Errors
-/// A record type the lab server does not serve (MX).
-pub fn lab_dns(def: &DnsDef) -> Result<LabDns, String> {
-    let mut d = LabDns::new();
-    if let Some(h) = &def.host {
-        d = d.on_host(h.clone());
-    }
-    if let Some(prefix) = def.dns64 {
-        d = d.dns64(Dns64::new(prefix, 96).map_err(|e| e.to_string())?);
-    }
-    for z in &def.zones {
-        d = d.zone(zone(z)?);
-    }
-    Ok(d)
-}
-
-fn zone(z: &ZoneDef) -> Result<Zone, String> {
-    let s = &z.soa;
-    let soa = Soa {
-        mname: s.mname.clone(),
-        rname: s.rname.clone(),
-        serial: s.serial,
-        refresh: s.refresh,
-        retry: s.retry,
-        expire: s.expire,
-        minimum: s.minimum,
-        ttl: s.ttl,
-    };
-    let mut out = Zone::new(z.origin.clone(), soa);
-    for r in &z.records {
-        out = out.record(r.name.clone(), r.ttl, record_value(&r.data).map_err(|e| format!("zone {}, record {}: {e}", z.origin, r.name))?);
-    }
-    Ok(out)
-}
-
-/// The DNS server's form of a scenario's record data.
-///
-/// # Errors
-/// MX, which the lab server does not serve yet.
-pub fn record_value(d: &RecordData) -> Result<RecordValue, String> {
-    Ok(match d {
-        RecordData::Host(h) => RecordValue::Host(h.clone()),
-        RecordData::A(a) => RecordValue::A(*a),
-        RecordData::Aaaa(a) => RecordValue::Aaaa(*a),
-        RecordData::Ns(n) => RecordValue::Ns(n.clone()),
-        RecordData::Cname(n) => RecordValue::Cname(n.clone()),
-        RecordData::Ptr(n) => RecordValue::Ptr(n.clone()),
-        RecordData::Txt(t) => RecordValue::Txt(t.clone()),
-        RecordData::Srv { priority, weight, port, target } => RecordValue::Srv { priority: *priority, weight: *weight, port: *port, target: target.clone() },
-        RecordData::Mx { .. } => return Err("MX records are not served by the lab DNS server yet".into()),
-    })
 }

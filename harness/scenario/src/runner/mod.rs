@@ -5,6 +5,7 @@ pub mod attempt;
 pub mod checks;
 pub mod context;
 pub mod diagnose;
+pub mod error;
 pub mod evidence;
 pub mod matrix;
 pub mod observe;
@@ -18,6 +19,7 @@ pub mod target;
 pub mod trial;
 
 pub use admission::Admission;
+pub use error::Error;
 pub use planned::PlannedTrial;
 pub use report::{write_json, write_json_run, write_junit, ExpectationResult, Outcome, PreviousAttempt, RunInfo, TrialResult, SCHEMA};
 pub use suite::{collect, run_admitted, run_admitted_until, run_all, run_all_until};

@@ -8,8 +8,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::runner::context::Facts;
-use crate::scenario::{Action, Condition, DnsFault, ExpectStart, FaultScope, FileContent, LinkState, RecordData, Run, Scenario, Step, Template, When};
+use crate::scenario::{Action, Condition, DnsFault, ExpectStart, FaultScope, FileContent, LinkState, Run, Scenario, Step, Template, When};
 use nslab::addr::profile::Profile;
+use nslab::dns::RecordValue;
 use nslab::lab::build::Lab;
 
 /// A scenario as one trial ran it.
@@ -151,15 +152,16 @@ fn condition(c: &Condition) -> Value {
     }
 }
 
-fn record_value(d: &RecordData) -> String {
+fn record_value(d: &RecordValue) -> String {
     match d {
-        RecordData::Host(h) => format!("host {h}"),
-        RecordData::A(a) => a.to_string(),
-        RecordData::Aaaa(a) => a.to_string(),
-        RecordData::Ns(n) | RecordData::Cname(n) | RecordData::Ptr(n) => n.clone(),
-        RecordData::Txt(parts) => parts.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(" "),
-        RecordData::Srv { priority, weight, port, target } => format!("{priority} {weight} {port} {target}"),
-        RecordData::Mx { preference, exchange } => format!("{preference} {exchange}"),
+        RecordValue::Host(h) => format!("host {h}"),
+        RecordValue::A(a) => a.to_string(),
+        RecordValue::Aaaa(a) => a.to_string(),
+        RecordValue::Ns(n) | RecordValue::Cname(n) | RecordValue::Ptr(n) => n.clone(),
+        RecordValue::Txt(parts) => parts.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join(" "),
+        RecordValue::Srv { priority, weight, port, target } => format!("{priority} {weight} {port} {target}"),
+        RecordValue::Mx { preference, exchange } => format!("{preference} {exchange}"),
+        RecordValue::Soa(s) => format!("{} {} {} {} {} {} {}", s.mname, s.rname, s.serial, s.refresh, s.retry, s.expire, s.minimum),
     }
 }
 
@@ -183,8 +185,8 @@ fn step(s: &Step) -> ResolvedStep {
         Action::Start { service } | Action::Stop { service } | Action::Kill { service } => json!({ "service": service }),
         Action::SwapCname { zone, record, to } => json!({ "zone": zone, "record": record, "to": to }),
         Action::SetRecord { zone, record, data, ttl } => match data {
-            RecordData::Host(h) => json!({ "zone": zone, "record": record, "host": h, "ttl": ttl }),
-            d => json!({ "zone": zone, "record": record, "type": d.record_type().map(|t| t.to_string()), "value": record_value(d), "ttl": ttl }),
+            RecordValue::Host(h) => json!({ "zone": zone, "record": record, "host": h, "ttl": ttl }),
+            d => json!({ "zone": zone, "record": record, "type": d.kind().map(|t| t.to_string()), "value": record_value(d), "ttl": ttl }),
         },
         Action::DeleteRecord { zone, record, rtype } => json!({ "zone": zone, "record": record, "type": rtype.map(|t| t.to_string()) }),
         Action::SetTtl { zone, record, rtype, ttl } => json!({ "zone": zone, "record": record, "type": rtype.to_string(), "ttl": ttl }),
@@ -248,8 +250,8 @@ impl Resolved {
             for z in &d.zones {
                 for r in &z.records {
                     let name = absolute(&r.name, &z.origin);
-                    match &r.data {
-                        RecordData::Host(h) => {
+                    match &r.value {
+                        RecordValue::Host(h) => {
                             let host = lab.host(h).ok();
                             for (t, v) in
                                 [("A", host.and_then(|h| h.ipv4()).map(|a| a.to_string())), ("AAAA", host.and_then(|h| h.ipv6()).map(|a| a.to_string()))]
@@ -261,7 +263,7 @@ impl Resolved {
                         }
                         other => records.push(ResolvedRecord {
                             name,
-                            rtype: other.record_type().map(|t| t.to_string()).unwrap_or_default(),
+                            rtype: other.kind().map(|t| t.to_string()).unwrap_or_default(),
                             ttl: r.ttl,
                             value: record_value(other),
                         }),
@@ -272,7 +274,7 @@ impl Resolved {
                 host: d.server_host().to_string(),
                 ipv4: server.and_then(|h| h.ipv4()).map(|a| a.to_string()),
                 ipv6: server.and_then(|h| h.ipv6()).map(|a| a.to_string()),
-                dns64: d.dns64.map(|p| format!("{p}/96")),
+                dns64: d.dns64.map(|p| format!("{}/96", p.prefix())),
                 records,
             }
         });

@@ -13,7 +13,7 @@ use svg::Document;
 
 use crate::runner::target::{RequestRecord, Target};
 use crate::scenario::{StaleCause, StaleCounts};
-use nslab::dns::{QueryLog, QueryLogEntry};
+use nslab::dns::{AnswerRecord, QueryLog, QueryLogEntry};
 
 /// How much later than a query that brought the new answer a connection to the old target must
 /// open to count against the client (`application-cache`): a program that re-reads its
@@ -47,7 +47,7 @@ pub struct Staleness {
     /// What those queries were answered: `NAME TYPE: data, data` (or the rcode), distinct, in order.
     pub answers_after: Vec<String>,
     /// The last answer the client got before the change: its records, as logged.
-    pub answer_before: Vec<String>,
+    pub answer_before: Vec<AnswerRecord>,
     /// The TTL it was served: the smallest TTL over that answer's chain (CNAME and address).
     pub ttl: Option<Duration>,
     /// The cause.
@@ -111,18 +111,10 @@ fn label(name: &str) -> &str {
     name.trim_end_matches('.').split('.').next().unwrap_or("")
 }
 
-/// The record data of a logged answer (`name ttl IN type data` -> `data`).
-fn data_of(answer: &str) -> &str {
-    answer.split_whitespace().nth(4).unwrap_or("")
-}
-
-/// Whether an answer names `target` (its owner or data's first label): a CNAME chain through
-/// `green.example.test.` names target `green`.
-fn names(answers: &[String], target: &str) -> bool {
-    answers.iter().any(|a| {
-        let mut w = a.split_whitespace();
-        w.next().is_some_and(|n| label(n) == target) || w.nth(3).is_some_and(|d| label(d) == target)
-    })
+/// Whether an answer names `target` (the first label of a record's owner or of the name its data
+/// points to): a CNAME chain through `green.example.test.` names target `green`.
+fn names(answers: &[AnswerRecord], target: &str) -> bool {
+    answers.iter().any(|a| label(&a.name) == target || a.data.target().is_some_and(|d| label(d) == target))
 }
 
 /// Analyses one client (its addresses) around a change at `step_at`, from the two targets'
@@ -152,8 +144,9 @@ pub fn analyse_records(client: &[IpAddr], step_at: Duration, old: (&str, &[Reque
     let before_new = mine.iter().filter(|e| e.at > step_at && e.at <= first_new.unwrap_or(Duration::MAX)).count();
     let mut answers_after: Vec<String> = Vec::new();
     for e in &after {
-        let text = if e.answers.is_empty() { e.rcode.clone() } else { e.answers.iter().map(|a| data_of(a)).collect::<Vec<_>>().join(", ") };
-        let s = format!("{} {}: {text}", e.name, e.qtype);
+        let text =
+            if e.answers.is_empty() { e.rcode_name().into_owned() } else { e.answers.iter().map(AnswerRecord::data_text).collect::<Vec<_>>().join(", ") };
+        let s = format!("{} {}: {text}", e.name, e.qtype.map(|t| t.to_string()).unwrap_or_default());
         if !answers_after.contains(&s) {
             answers_after.push(s);
         }
@@ -161,8 +154,8 @@ pub fn analyse_records(client: &[IpAddr], step_at: Duration, old: (&str, &[Reque
     // The first time after the change the client was told the new target.
     let told_new = mine.iter().filter(|e| e.at > step_at && names(&e.answers, new.0) && !names(&e.answers, old.0)).map(|e| e.at).min();
     let new_connections_after_new_answer = told_new.map_or(0, |t| fresh.iter().filter(|(_, at)| *at > t + ANSWER_SLACK).count());
-    let answer_before: Vec<String> = mine.iter().rev().find(|e| e.at <= step_at && !e.answers.is_empty()).map(|e| e.answers.clone()).unwrap_or_default();
-    let ttl = answer_before.iter().filter_map(|a| ttl_of(a)).min();
+    let answer_before: Vec<AnswerRecord> = mine.iter().rev().find(|e| e.at <= step_at && !e.answers.is_empty()).map(|e| e.answers.clone()).unwrap_or_default();
+    let ttl = min_ttl(&answer_before);
     let cause = if old_reqs.len() == in_flight {
         StaleCause::None
     } else if old_reqs.iter().any(|r| r.conn == 0) {
@@ -327,15 +320,15 @@ pub fn document(lanes: &[(String, Vec<RequestRecord>)], marks: &[Mark], end: Dur
     )
 }
 
-/// The TTL in a logged answer record (`name. TTL IN TYPE data`).
-pub fn ttl_of(answer: &str) -> Option<Duration> {
-    answer.split_whitespace().nth(1)?.parse::<u64>().ok().map(Duration::from_secs)
+/// The smallest TTL over an answer's records (its CNAME chain and the address), `None` when empty.
+pub fn min_ttl(answers: &[AnswerRecord]) -> Option<Duration> {
+    answers.iter().map(|a| Duration::from_secs(a.ttl.into())).min()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nslab::dns::Transport;
+    use nslab::dns::{RecordType, RecordValue, ResponseCode, Transport};
     use std::net::SocketAddr;
 
     const CLIENT: &str = "192.0.2.30";
@@ -363,10 +356,13 @@ mod tests {
             client: SocketAddr::new(CLIENT.parse().unwrap(), 5353),
             transport: Transport::Udp,
             name: "app.example.test.".into(),
-            qtype: "A".into(),
-            rcode: "NOERROR".into(),
+            qtype: Some(RecordType::A),
+            rcode: Some(ResponseCode::NoError),
             truncated: false,
-            answers: vec![format!("app.example.test. {ttl_cname} IN CNAME {target}.example.test."), format!("{target}.example.test. {ttl_a} IN A 192.0.2.11")],
+            answers: vec![
+                AnswerRecord::new("app.example.test.", ttl_cname, RecordValue::Cname(format!("{target}.example.test."))),
+                AnswerRecord::new(format!("{target}.example.test."), ttl_a, RecordValue::A("192.0.2.11".parse().unwrap())),
+            ],
             fault: None,
         }
     }

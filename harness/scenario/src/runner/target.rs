@@ -11,6 +11,7 @@ use http_body_util::Full;
 use hyper::{Request, Response};
 use serde::Serialize;
 
+use crate::runner::error::Error;
 use crate::scenario::{TargetDef, TargetKind};
 use nslab::host::handle::Host;
 use nslab::host::process::Process;
@@ -162,11 +163,11 @@ impl Target {
     ///
     /// # Errors
     /// The bind error.
-    pub async fn start(def: TargetDef, host: &Host, epoch: Instant) -> Result<Target, String> {
+    pub async fn start(def: TargetDef, host: &Host, epoch: Instant) -> Result<Target, Error> {
         let TargetKind::Builtin { port, keepalive, .. } = def.kind else {
             return Ok(Target::from_log(def));
         };
-        let sock = host.socket(socket2::Domain::IPV6, socket2::Type::STREAM, None).await.map_err(|e| e.to_string())?;
+        let sock = host.socket(socket2::Domain::IPV6, socket2::Type::STREAM, None).await?;
         let bind = (|| {
             sock.set_only_v6(false)?;
             sock.set_reuse_address(true)?;
@@ -175,7 +176,7 @@ impl Target {
             sock.listen(1024)?;
             tokio::net::TcpListener::from_std(sock.into())
         })();
-        let listener = bind.map_err(|e| format!("target {}: bind [::]:{port} in host {}: {e}", def.name, host.name()))?;
+        let listener = bind.map_err(|source| Error::TargetBind { target: def.name.clone(), port, host: host.name().to_owned(), source })?;
         let log = Arc::new(Mutex::new(Vec::new()));
         let (name, log2) = (def.name.clone(), log.clone());
         let task = tokio::spawn(async move {

@@ -1,15 +1,15 @@
 //! `[dns]`: the lab DNS server's zones, records and DNS64, as plain data.
 
 use std::collections::BTreeSet;
-use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use toml::de::DeValue;
 
 use super::decode::{check_unique, found, Doc, Result, Str, Table, Val};
 use super::values::{check_dns_name, parse_dns64_prefix, parse_lab_ip};
-use nslab::LAB_DOMAIN;
+use nslab::dns::{Dns64, RecordKind, RecordSpec, RecordValue, Soa, Zone};
+use nslab::{LabDns, LAB_DOMAIN};
 
 /// TTL of a record that gives none, seconds.
 pub const DEFAULT_TTL: u32 = 60;
@@ -19,15 +19,16 @@ const ZONE_KEYS: &[&str] = &["origin", "soa", "records"];
 const SOA_KEYS: &[&str] = &["mname", "rname", "serial", "refresh", "retry", "expire", "minimum", "ttl"];
 const RECORD_KEYS: &[&str] = &["name", "type", "value", "host", "ttl"];
 
-/// The lab's DNS server as the scenario declares it.
+/// The lab's DNS server as the scenario declares it; zones and records are the library's own
+/// model ([`Zone`], [`RecordValue`]), handed to the server as decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsDef {
     /// The declared host the server runs in; `None`: an extra dual-stack host named `dns`.
     pub host: Option<String>,
-    /// The DNS64 prefix (a /96), when AAAA records are to be synthesized from A records.
-    pub dns64: Option<Ipv6Addr>,
-    /// Zones besides the automatic `lab.test` (every host by name).
-    pub zones: Vec<ZoneDef>,
+    /// DNS64, when AAAA records are to be synthesized from A records.
+    pub dns64: Option<Dns64>,
+    /// Zones besides the automatic `lab.test` (every host by name), records in file order.
+    pub zones: Vec<Zone>,
 }
 
 impl DnsDef {
@@ -35,193 +36,41 @@ impl DnsDef {
     pub fn server_host(&self) -> &str {
         self.host.as_deref().unwrap_or(nslab::lab::dns_host::DNS_HOST)
     }
-}
 
-/// One zone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ZoneDef {
-    /// The apex, without trailing dot (`example.test`).
-    pub origin: String,
-    /// Start-of-authority parameters.
-    pub soa: SoaDef,
-    /// The records, in file order.
-    pub records: Vec<RecordDef>,
-}
-
-/// A zone's SOA; defaults as [`nslab::dns::Soa::new`]: `ns`, `hostmaster`, serial 1, refresh
-/// 3600, retry 600, expire 86400, minimum 60, TTL 3600.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SoaDef {
-    /// Primary name server.
-    pub mname: String,
-    /// Responsible mailbox in domain-name form.
-    pub rname: String,
-    /// Initial serial.
-    pub serial: u32,
-    /// Refresh interval, seconds.
-    pub refresh: i32,
-    /// Retry interval, seconds.
-    pub retry: i32,
-    /// Expiry, seconds.
-    pub expire: i32,
-    /// Negative-caching TTL bound, seconds.
-    pub minimum: u32,
-    /// TTL of the SOA record, seconds.
-    pub ttl: u32,
-}
-
-impl Default for SoaDef {
-    fn default() -> Self {
-        Self { mname: "ns".into(), rname: "hostmaster".into(), serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: 60, ttl: 3600 }
-    }
-}
-
-/// One record: owner name (relative to the origin unless it ends with '.', `@` is the
-/// origin), TTL and data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordDef {
-    /// Owner name as written.
-    pub name: String,
-    /// Seconds.
-    pub ttl: u32,
-    /// The data.
-    pub data: RecordData,
-}
-
-/// A record type as written in scenarios (`"CNAME"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RecordType {
-    /// SOA (only in `delete-record`/`set-ttl`; a zone's SOA comes from its `soa` table).
-    Soa,
-    /// NS.
-    Ns,
-    /// A.
-    A,
-    /// AAAA.
-    Aaaa,
-    /// CNAME.
-    Cname,
-    /// TXT.
-    Txt,
-    /// SRV.
-    Srv,
-    /// PTR.
-    Ptr,
-    /// MX.
-    Mx,
-}
-
-const TYPES: &str = "SOA, NS, A, AAAA, CNAME, TXT, SRV, PTR, MX";
-
-impl FromStr for RecordType {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        Ok(match s.to_ascii_uppercase().as_str() {
-            "SOA" => Self::Soa,
-            "NS" => Self::Ns,
-            "A" => Self::A,
-            "AAAA" => Self::Aaaa,
-            "CNAME" => Self::Cname,
-            "TXT" => Self::Txt,
-            "SRV" => Self::Srv,
-            "PTR" => Self::Ptr,
-            "MX" => Self::Mx,
-            _ => return Err(format!("{s:?} is not a record type; expected one of {TYPES}")),
-        })
-    }
-}
-
-impl fmt::Display for RecordType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Soa => "SOA",
-            Self::Ns => "NS",
-            Self::A => "A",
-            Self::Aaaa => "AAAA",
-            Self::Cname => "CNAME",
-            Self::Txt => "TXT",
-            Self::Srv => "SRV",
-            Self::Ptr => "PTR",
-            Self::Mx => "MX",
-        })
-    }
-}
-
-/// The data of a record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordData {
-    /// `host = "web"`: A and AAAA records of that lab host's addresses in the trial's profile.
-    Host(String),
-    /// An IPv4 address.
-    A(Ipv4Addr),
-    /// An IPv6 address.
-    Aaaa(Ipv6Addr),
-    /// A name server.
-    Ns(String),
-    /// An alias target.
-    Cname(String),
-    /// A reverse-mapping target.
-    Ptr(String),
-    /// Character strings.
-    Txt(Vec<String>),
-    /// A service location: `"priority weight port target"`.
-    Srv {
-        /// Lower first.
-        priority: u16,
-        /// Among equal priorities.
-        weight: u16,
-        /// Port.
-        port: u16,
-        /// Target name.
-        target: String,
-    },
-    /// A mail exchanger: `"preference exchange"`.
-    Mx {
-        /// Lower first.
-        preference: u16,
-        /// Exchange name.
-        exchange: String,
-    },
-}
-
-impl RecordData {
-    /// The record type, `None` for [`RecordData::Host`] (A and/or AAAA).
-    pub fn record_type(&self) -> Option<RecordType> {
-        Some(match self {
-            Self::Host(_) => return None,
-            Self::A(_) => RecordType::A,
-            Self::Aaaa(_) => RecordType::Aaaa,
-            Self::Ns(_) => RecordType::Ns,
-            Self::Cname(_) => RecordType::Cname,
-            Self::Ptr(_) => RecordType::Ptr,
-            Self::Txt(_) => RecordType::Txt,
-            Self::Srv { .. } => RecordType::Srv,
-            Self::Mx { .. } => RecordType::Mx,
-        })
+    /// The lab DNS service this declares.
+    pub fn lab_dns(&self) -> LabDns {
+        let mut d = LabDns::new();
+        if let Some(h) = &self.host {
+            d = d.on_host(h.clone());
+        }
+        if let Some(dns64) = self.dns64 {
+            d = d.dns64(dns64);
+        }
+        self.zones.iter().cloned().fold(d, LabDns::zone)
     }
 }
 
 /// Parses a record value of type `ty` from its text.
-pub fn parse_record_value(ty: RecordType, text: &str) -> std::result::Result<RecordData, String> {
+pub fn parse_record_value(ty: RecordKind, text: &str) -> std::result::Result<RecordValue, String> {
     let name = |s: &str| check_dns_name(s).map(|()| s.to_string());
     Ok(match ty {
-        RecordType::A => match parse_lab_ip(text)? {
-            IpAddr::V4(a) => RecordData::A(a),
+        RecordKind::A => match parse_lab_ip(text)? {
+            IpAddr::V4(a) => RecordValue::A(a),
             IpAddr::V6(_) => return Err(format!("{text:?} is an IPv6 address; expected an IPv4 address such as 192.0.2.10 for type A")),
         },
-        RecordType::Aaaa => match parse_lab_ip(text)? {
-            IpAddr::V6(a) => RecordData::Aaaa(a),
+        RecordKind::Aaaa => match parse_lab_ip(text)? {
+            IpAddr::V6(a) => RecordValue::Aaaa(a),
             IpAddr::V4(_) => return Err(format!("{text:?} is an IPv4 address; expected an IPv6 address such as 2001:db8:1::10 for type AAAA")),
         },
-        RecordType::Ns => RecordData::Ns(name(text)?),
-        RecordType::Cname => RecordData::Cname(name(text)?),
-        RecordType::Ptr => RecordData::Ptr(name(text)?),
-        RecordType::Txt => RecordData::Txt(vec![check_txt(text)?]),
-        RecordType::Srv => {
+        RecordKind::Ns => RecordValue::Ns(name(text)?),
+        RecordKind::Cname => RecordValue::Cname(name(text)?),
+        RecordKind::Ptr => RecordValue::Ptr(name(text)?),
+        RecordKind::Txt => RecordValue::Txt(vec![check_txt(text)?]),
+        RecordKind::Srv => {
             let f: Vec<&str> = text.split_whitespace().collect();
             let n = |s: &str| s.parse::<u16>().ok();
             match f.as_slice() {
-                [p, w, port, target] if n(p).is_some() && n(w).is_some() && n(port).is_some() => RecordData::Srv {
+                [p, w, port, target] if n(p).is_some() && n(w).is_some() && n(port).is_some() => RecordValue::Srv {
                     priority: n(p).unwrap_or_default(),
                     weight: n(w).unwrap_or_default(),
                     port: n(port).unwrap_or_default(),
@@ -230,14 +79,14 @@ pub fn parse_record_value(ty: RecordType, text: &str) -> std::result::Result<Rec
                 _ => return Err(format!("{text:?} is not SRV data; expected \"PRIORITY WEIGHT PORT TARGET\" such as \"0 5 8080 web\"")),
             }
         }
-        RecordType::Mx => {
+        RecordKind::Mx => {
             let f: Vec<&str> = text.split_whitespace().collect();
             match f.as_slice() {
-                [p, ex] if p.parse::<u16>().is_ok() => RecordData::Mx { preference: p.parse().unwrap_or_default(), exchange: name(ex)? },
+                [p, ex] if p.parse::<u16>().is_ok() => RecordValue::Mx { preference: p.parse().unwrap_or_default(), exchange: name(ex)? },
                 _ => return Err(format!("{text:?} is not MX data; expected \"PREFERENCE EXCHANGE\" such as \"10 mail\"")),
             }
         }
-        RecordType::Soa => return Err("a zone's SOA record comes from its soa table; expected soa = { ttl = ..., minimum = ... } in the zone".into()),
+        RecordKind::Soa => return Err("a zone's SOA record comes from its soa table; expected soa = { ttl = ..., minimum = ... } in the zone".into()),
     })
 }
 
@@ -249,7 +98,7 @@ fn check_txt(s: &str) -> std::result::Result<String, String> {
 }
 
 /// Reads `type` + `value`, or `host`, from a record or a `set-record` step.
-pub(crate) fn decode_record_data(t: &mut Table<'_, '_>, hosts: &BTreeSet<String>) -> Result<RecordData> {
+pub(crate) fn decode_record_data(t: &mut Table<'_, '_>, hosts: &BTreeSet<String>) -> Result<RecordValue> {
     let doc = t.doc;
     if let Some(h) = t.str("host")? {
         for k in ["type", "value"] {
@@ -257,13 +106,13 @@ pub(crate) fn decode_record_data(t: &mut Table<'_, '_>, hosts: &BTreeSet<String>
                 return Err(doc.err(&span, format!("{k} in {} is given with host; expected either host = \"<lab host>\" or type and value", t.what)));
             }
         }
-        return super::known::refer(t, "host", &h, "host", hosts).map(RecordData::Host);
+        return super::known::refer(t, "host", &h, "host", hosts).map(RecordValue::Host);
     }
     let ty_str = t.req_str("type", "\"CNAME\" (or host = \"<lab host>\" instead of type and value)")?;
-    let ty = RecordType::from_str(&ty_str.value).map_err(|e| t.bad("type", &ty_str.span, e))?;
+    let ty = RecordKind::from_str(&ty_str.value).map_err(|e| t.bad("type", &ty_str.span, e.to_string()))?;
     let v = t.required("value", "\"<data of the record>\"")?;
     let span = v.span();
-    if ty == RecordType::Txt {
+    if ty == RecordKind::Txt {
         if let DeValue::Array(items) = v.get_ref() {
             let mut out = Vec::new();
             for item in items.iter() {
@@ -272,7 +121,7 @@ pub(crate) fn decode_record_data(t: &mut Table<'_, '_>, hosts: &BTreeSet<String>
                     other => return Err(doc.err(&item.span(), format!("an element of value in {} is {}; expected a string", t.what, found(other)))),
                 }
             }
-            return Ok(RecordData::Txt(out));
+            return Ok(RecordValue::Txt(out));
         }
     }
     let s = t.as_str("value", v, &format!("a string holding the {ty} data"))?;
@@ -290,9 +139,12 @@ pub(crate) fn decode_dns(doc: &Doc<'_>, v: Val<'_>, hosts: &BTreeSet<String>) ->
     let dns64 = match t.take("dns64") {
         None => None,
         Some(v) => match v.get_ref() {
-            DeValue::Boolean(true) => Some(Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, 0, 0)),
+            DeValue::Boolean(true) => Some(Dns64::well_known()),
             DeValue::Boolean(false) => None,
-            DeValue::String(s) => Some(parse_dns64_prefix(s).map_err(|e| t.bad("dns64", &v.span(), e))?),
+            DeValue::String(s) => {
+                let dns64 = parse_dns64_prefix(s).and_then(|prefix| Dns64::new(prefix, 96).map_err(|e| e.to_string()));
+                Some(dns64.map_err(|e| t.bad("dns64", &v.span(), e))?)
+            }
             _ => return Err(t.wrong("dns64", &v, "true, false or a /96 prefix such as \"64:ff9b::/96\"")),
         },
     };
@@ -309,7 +161,7 @@ pub(crate) fn decode_dns(doc: &Doc<'_>, v: Val<'_>, hosts: &BTreeSet<String>) ->
     Ok(DnsDef { host, dns64, zones })
 }
 
-fn decode_zone(doc: &Doc<'_>, n: usize, v: Val<'_>, hosts: &BTreeSet<String>) -> Result<(ZoneDef, Str)> {
+fn decode_zone(doc: &Doc<'_>, n: usize, v: Val<'_>, hosts: &BTreeSet<String>) -> Result<(Zone, Str)> {
     let mut t = Table::new(doc, format!("zone {n}"), v, "a table written [[dns.zones]]")?;
     t.check_keys(ZONE_KEYS)?;
     let origin_str = t.req_str("origin", "\"example.test\"")?;
@@ -325,7 +177,7 @@ fn decode_zone(doc: &Doc<'_>, n: usize, v: Val<'_>, hosts: &BTreeSet<String>) ->
         ));
     }
     t.what = format!("zone {origin:?}");
-    let mut soa = SoaDef::default();
+    let mut soa = Soa::new("ns", "hostmaster");
     if let Some(mut s) = t.table("soa", format!("the soa of zone {origin:?}"), "a table such as { ttl = 60, minimum = 5 }")? {
         s.check_keys(SOA_KEYS)?;
         for (key, field) in [("mname", &mut soa.mname), ("rname", &mut soa.rname)] {
@@ -351,9 +203,9 @@ fn decode_zone(doc: &Doc<'_>, n: usize, v: Val<'_>, hosts: &BTreeSet<String>) ->
         check_record_name(&rt, "name", &name, &origin)?;
         let ttl = rt.int("ttl", 0..=i64::from(i32::MAX))?.map_or(DEFAULT_TTL, |n| n as u32);
         let data = decode_record_data(&mut rt, hosts)?;
-        records.push(RecordDef { name: name.value, ttl, data });
+        records.push(RecordSpec::new(name.value, ttl, data));
     }
-    Ok((ZoneDef { origin, soa, records }, Str { value: origin_str.value.trim_end_matches('.').to_string(), span: origin_str.span }))
+    Ok((Zone { origin, soa, records }, Str { value: origin_str.value.trim_end_matches('.').to_string(), span: origin_str.span }))
 }
 
 /// Checks an owner name: valid, and inside the zone when absolute.
@@ -378,25 +230,28 @@ mod tests {
 
     #[test]
     fn record_values_per_type() {
-        assert_eq!(parse_record_value(RecordType::A, "192.0.2.10").unwrap(), RecordData::A("192.0.2.10".parse().unwrap()));
-        assert!(parse_record_value(RecordType::A, "2001:db8::1").unwrap_err().contains("expected an IPv4 address"));
-        assert!(parse_record_value(RecordType::A, "10.0.0.1").unwrap_err().contains("outside the lab's address space"));
-        assert_eq!(parse_record_value(RecordType::Aaaa, "2001:db8:1::10").unwrap(), RecordData::Aaaa("2001:db8:1::10".parse().unwrap()));
-        assert!(parse_record_value(RecordType::Aaaa, "192.0.2.1").is_err());
-        assert_eq!(parse_record_value(RecordType::Cname, "green").unwrap(), RecordData::Cname("green".into()));
-        assert!(parse_record_value(RecordType::Cname, "gr een").is_err());
-        assert_eq!(parse_record_value(RecordType::Srv, "0 5 8080 web").unwrap(), RecordData::Srv { priority: 0, weight: 5, port: 8080, target: "web".into() });
-        assert!(parse_record_value(RecordType::Srv, "0 5 web").unwrap_err().contains("PRIORITY WEIGHT PORT TARGET"));
-        assert_eq!(parse_record_value(RecordType::Mx, "10 mail").unwrap(), RecordData::Mx { preference: 10, exchange: "mail".into() });
-        assert_eq!(parse_record_value(RecordType::Txt, "v=1").unwrap(), RecordData::Txt(vec!["v=1".into()]));
-        assert!(parse_record_value(RecordType::Txt, &"x".repeat(256)).is_err());
-        assert!(parse_record_value(RecordType::Soa, "x").unwrap_err().contains("soa table"));
+        assert_eq!(parse_record_value(RecordKind::A, "192.0.2.10").unwrap(), RecordValue::A("192.0.2.10".parse().unwrap()));
+        assert!(parse_record_value(RecordKind::A, "2001:db8::1").unwrap_err().contains("expected an IPv4 address"));
+        assert!(parse_record_value(RecordKind::A, "10.0.0.1").unwrap_err().contains("outside the lab's address space"));
+        assert_eq!(parse_record_value(RecordKind::Aaaa, "2001:db8:1::10").unwrap(), RecordValue::Aaaa("2001:db8:1::10".parse().unwrap()));
+        assert!(parse_record_value(RecordKind::Aaaa, "192.0.2.1").is_err());
+        assert_eq!(parse_record_value(RecordKind::Cname, "green").unwrap(), RecordValue::Cname("green".into()));
+        assert!(parse_record_value(RecordKind::Cname, "gr een").is_err());
+        assert_eq!(parse_record_value(RecordKind::Srv, "0 5 8080 web").unwrap(), RecordValue::Srv { priority: 0, weight: 5, port: 8080, target: "web".into() });
+        assert!(parse_record_value(RecordKind::Srv, "0 5 web").unwrap_err().contains("PRIORITY WEIGHT PORT TARGET"));
+        assert_eq!(parse_record_value(RecordKind::Mx, "10 mail").unwrap(), RecordValue::Mx { preference: 10, exchange: "mail".into() });
+        assert_eq!(parse_record_value(RecordKind::Txt, "v=1").unwrap(), RecordValue::Txt(vec!["v=1".into()]));
+        assert!(parse_record_value(RecordKind::Txt, &"x".repeat(256)).is_err());
+        assert!(parse_record_value(RecordKind::Soa, "x").unwrap_err().contains("soa table"));
     }
 
     #[test]
     fn record_types() {
-        assert_eq!("cname".parse::<RecordType>().unwrap(), RecordType::Cname);
-        assert_eq!(RecordType::Aaaa.to_string(), "AAAA");
-        assert_eq!("CAA".parse::<RecordType>().unwrap_err(), "\"CAA\" is not a record type; expected one of SOA, NS, A, AAAA, CNAME, TXT, SRV, PTR, MX");
+        assert_eq!("cname".parse::<RecordKind>().unwrap(), RecordKind::Cname);
+        assert_eq!(RecordKind::Aaaa.to_string(), "AAAA");
+        assert_eq!(
+            "CAA".parse::<RecordKind>().unwrap_err().to_string(),
+            "\"CAA\" is not a record type; expected one of SOA, NS, A, AAAA, CNAME, TXT, SRV, PTR, MX"
+        );
     }
 }

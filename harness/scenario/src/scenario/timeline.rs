@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use super::decode::{check_unique, Doc, Result, Str, Table, Val};
-use super::dns::{check_record_name, decode_record_data, RecordData, RecordType};
+use super::dns::{check_record_name, decode_record_data};
 use super::known::{refer, Known};
 use super::service::{decode_condition, Condition};
 use super::values::{check_dns_name, parse_address, AddressDef};
 use nslab::addr::profile::Profile;
+use nslab::dns::{RecordKind, RecordValue};
 
 /// How long a `wait-for` step waits unless its `timeout` says otherwise.
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -79,7 +80,7 @@ pub enum Action {
         /// The owner name.
         record: String,
         /// The new data.
-        data: RecordData,
+        data: RecordValue,
         /// TTL, seconds.
         ttl: u32,
     },
@@ -90,7 +91,7 @@ pub enum Action {
         /// The owner name.
         record: String,
         /// Only this type; `None`: every record of the name.
-        rtype: Option<RecordType>,
+        rtype: Option<RecordKind>,
     },
     /// Change the TTL of a name's records of one type.
     SetTtl {
@@ -99,7 +100,7 @@ pub enum Action {
         /// The owner name.
         record: String,
         /// The type.
-        rtype: RecordType,
+        rtype: RecordKind,
         /// New TTL, seconds.
         ttl: u32,
     },
@@ -172,7 +173,7 @@ pub enum Action {
         /// Only queries for this name (`query = "app.example.test"`; no trailing dot needed).
         name: Option<String>,
         /// Only queries of this type.
-        rtype: Option<RecordType>,
+        rtype: Option<RecordKind>,
         /// How long at most.
         timeout: Duration,
     },
@@ -377,9 +378,9 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
             None => default.ok_or_else(|| t.missing("ttl", "60 (seconds)")),
         }
     };
-    let rtype = |t: &mut Table<'_, '_>, required: bool| -> Result<Option<RecordType>> {
+    let rtype = |t: &mut Table<'_, '_>, required: bool| -> Result<Option<RecordKind>> {
         let s = if required { Some(t.req_str("type", "\"A\"")?) } else { t.str("type")? };
-        s.map(|s| s.value.parse::<RecordType>().map_err(|e| t.bad("type", &s.span, e))).transpose()
+        s.map(|s| s.value.parse::<RecordKind>().map_err(|e| t.bad("type", &s.span, e.to_string()))).transpose()
     };
     Ok(match action.value.as_str() {
         "start" => Action::Start { service: service(t)? },
@@ -402,7 +403,7 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
         }
         "set-ttl" => {
             let (zone, record) = zone_record(t, action, known)?;
-            let rtype = rtype(t, true)?.unwrap_or(RecordType::A);
+            let rtype = rtype(t, true)?.unwrap_or(RecordKind::A);
             Action::SetTtl { zone, record, rtype, ttl: ttl(t, None)? }
         }
         "dns-fault" => {

@@ -2,7 +2,8 @@
 //! lab's zones, its typed values handed to the scenario engine as a timeline action.
 
 use nslab_scenario::runner::Session;
-use nslab_scenario::scenario::{Action, FaultScope, RecordData};
+use nslab::dns::RecordValue;
+use nslab_scenario::scenario::{Action, FaultScope};
 
 use crate::live::protocol::{DnsRequest, Scope};
 use crate::live::records;
@@ -57,14 +58,14 @@ pub(super) fn dns_action(s: &Session, d: DnsRequest) -> Result<Action, String> {
     Ok(match d {
         DnsRequest::Set { name, value, ttl } => {
             let (zone, record) = place(s, &name)?;
-            let data = match records::record_data(value) {
-                RecordData::Host(host) => {
+            let data = match value {
+                RecordValue::Host(host) => {
                     s.lab().host(&host).map_err(|e| e.to_string())?;
-                    RecordData::Host(host)
+                    RecordValue::Host(host)
                 }
-                RecordData::Cname(t) => RecordData::Cname(target_name(s, &t)),
-                RecordData::Ns(t) => RecordData::Ns(target_name(s, &t)),
-                RecordData::Ptr(t) => RecordData::Ptr(target_name(s, &t)),
+                RecordValue::Cname(t) => RecordValue::Cname(target_name(s, &t)),
+                RecordValue::Ns(t) => RecordValue::Ns(target_name(s, &t)),
+                RecordValue::Ptr(t) => RecordValue::Ptr(target_name(s, &t)),
                 other => other,
             };
             Action::SetRecord { zone, record, data, ttl: ttl.unwrap_or(nslab_scenario::scenario::DEFAULT_TTL) }
@@ -75,11 +76,11 @@ pub(super) fn dns_action(s: &Session, d: DnsRequest) -> Result<Action, String> {
         }
         DnsRequest::Delete { name, rtype } => {
             let (zone, record) = place(s, &name)?;
-            Action::DeleteRecord { zone, record, rtype: rtype.map(records::record_type) }
+            Action::DeleteRecord { zone, record, rtype }
         }
         DnsRequest::Ttl { name, rtype, ttl } => {
             let (zone, record) = place(s, &name)?;
-            Action::SetTtl { zone, record, rtype: records::record_type(rtype), ttl }
+            Action::SetTtl { zone, record, rtype, ttl }
         }
         DnsRequest::Fault { fault, scope } => {
             let scope = match scope {

@@ -73,7 +73,7 @@ pub(super) async fn handle(mut conn: UnixStream, req: Request, session: Shared) 
                     let what = format!("{action:?}");
                     match s.act(action).await {
                         Ok(()) => Reply::ok(format!("done at +{:.3}s: {what}", s.lab().elapsed().as_secs_f64())),
-                        Err(e) => Reply::err(e),
+                        Err(e) => Reply::err(e.reason()),
                     }
                 }
                 Err(e) => Reply::err(e),
@@ -91,9 +91,9 @@ fn log_line(e: &QueryLogEntry) -> String {
         e.client,
         e.transport,
         e.name,
-        e.qtype,
-        e.rcode,
-        if e.answers.is_empty() { String::new() } else { format!(" {}", e.answers.join(" | ")) },
+        e.qtype.map(|t| t.to_string()).unwrap_or_default(),
+        e.rcode_name(),
+        if e.answers.is_empty() { String::new() } else { format!(" {}", e.answers.iter().map(ToString::to_string).collect::<Vec<_>>().join(" | ")) },
         e.fault.as_ref().map(|f| format!(" (fault: {f})")).unwrap_or_default()
     )
 }

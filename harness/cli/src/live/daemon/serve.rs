@@ -45,7 +45,7 @@ pub struct UpSpec {
 /// down again), the state not written; or the lab's teardown failing.
 pub async fn serve(spec: UpSpec) -> Result<(), DaemonError> {
     let scenario: &'static Scenario = Box::leak(Box::new(nslab_scenario::scenario::load(&spec.scenario)?));
-    let session = Session::start(scenario, spec.profile, spec.artifacts_root.clone()).await.map_err(|e| DaemonError::Lab(e.to_string()))?;
+    let session = Session::start(scenario, spec.profile, spec.artifacts_root.clone()).await.map_err(|e| DaemonError::Lab(e.reason()))?;
     let rootless = nslab::os::rootless::is_rootless();
     // Anchors: a process per host whose namespaces `nslab exec` joins, named as root.
     let mut anchored = Anchored::default();
@@ -58,7 +58,7 @@ pub async fn serve(spec: UpSpec) -> Result<(), DaemonError> {
         Ok(up) => up,
         Err(e) => {
             unbind_all(&named, &spec.state_root);
-            let kept = session.finish().await;
+            let kept = session.finish().await.map_err(|e| e.reason());
             return Err(DaemonError::Setup { kept: format!("{kept:?}"), source: Box::new(e) });
         }
     };
@@ -110,7 +110,7 @@ pub async fn serve(spec: UpSpec) -> Result<(), DaemonError> {
     let _ = stop_tx.send(true);
     let taken = session.lock().await.take();
     let result = match taken {
-        Some(s) => s.finish().await,
+        Some(s) => s.finish().await.map_err(|e| e.reason()),
         None => Err("the lab was already gone".to_string()),
     };
     // The daemon's log goes with the evidence, when it is kept.

@@ -35,7 +35,7 @@ pub(super) async fn play_timeline(session: Shared, mut stop: watch::Receiver<boo
         let Some(s) = guard.as_mut() else { return };
         match s.step(i).await {
             Ok(()) => eprintln!("+{:.3}s timeline step {} ({}) done", s.lab().elapsed().as_secs_f64(), i + 1, step.action.kind()),
-            Err(e) => eprintln!("+{:.3}s timeline: {e}", s.lab().elapsed().as_secs_f64()),
+            Err(e) => eprintln!("+{:.3}s timeline: {}", s.lab().elapsed().as_secs_f64(), e.reason()),
         }
     }
     eprintln!("timeline finished");

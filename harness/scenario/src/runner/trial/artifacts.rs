@@ -71,7 +71,7 @@ pub(super) fn write_targets(lab: &Lab, targets: &BTreeMap<String, Target>, dns_s
         .map(|(name, at, kind)| Mark {
             name: name.clone(),
             at: *at,
-            ttl: log.iter().rev().find(|e| e.at <= *at && !e.answers.is_empty()).and_then(|e| e.answers.iter().filter_map(|a| stale::ttl_of(a)).min()),
+            ttl: log.iter().rev().find(|e| e.at <= *at && !e.answers.is_empty()).and_then(|e| stale::min_ttl(&e.answers)),
             kind: *kind,
         })
         .collect();

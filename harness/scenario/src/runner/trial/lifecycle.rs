@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 use super::artifacts;
 use super::state::{setup_allowance, Trial, LAB_BUILD_ALLOWANCE, STARTUP_ALLOWANCE, STOP_GRACE};
 use crate::runner::checks;
-use crate::runner::context::{self, Facts};
+use crate::runner::context::Facts;
+use crate::runner::error::Error;
 use crate::runner::observe;
 use crate::runner::report::{ExpectationResult, Outcome, TrialResult};
 use crate::runner::requirements;
 use crate::runner::target::Target;
 use crate::scenario::{Scenario, TargetKind};
 use nslab::addr::profile::Profile;
-use nslab::error::chain;
 use nslab::lab::build::Lab;
 
 /// How trials run.
@@ -49,7 +49,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     t.artifacts_root = opts.artifacts_root.clone();
     t.attempt = opts.attempt.clone();
     let (mut reason, interrupted) = tokio::select! {
-        r = t.run() => (r.err(), false),
+        r = t.run() => (r.err().map(|e| e.reason()), false),
         () = opts.cancel.cancelled() => {
             let during = if t.setup_done.is_some() { "while the scenario ran" } else { "while the lab and its services started" };
             (Some(format!("interrupted (the run was cancelled) {during}")), true)
@@ -167,7 +167,7 @@ impl Trial<'_> {
     /// and checks the expectations within the scenario's `timeout`, counted from the end of
     /// the setup and extended by the start-up time of services the timeline starts: a check
     /// still waiting then is undecided, the others keep their results.
-    async fn run(&mut self) -> Result<(), String> {
+    async fn run(&mut self) -> Result<(), Error> {
         let timeout = self.scenario.timeout;
         let allowance = setup_allowance(self.scenario);
         let t0 = tokio::time::Instant::now();
@@ -176,22 +176,23 @@ impl Trial<'_> {
             (Some(a), Some(r)) => Some(a.dir(&r, self.profile, a.number)),
             (_, r) => r,
         };
-        tokio::time::timeout_at(t0 + allowance, self.setup(root))
-            .await
-            .map_err(|_| format!("the lab and its services did not start within the setup allowance of {allowance:?} (not part of the scenario's timeout of {timeout:?}: {LAB_BUILD_ALLOWANCE:?} for the lab, and for each service that starts on its own its ready_timeout and {STARTUP_ALLOWANCE:?} of start-up)"))??;
+        tokio::time::timeout_at(t0 + allowance, self.setup(root)).await.map_err(|_| Error::SetupTimeout {
+            allowance,
+            timeout,
+            lab: LAB_BUILD_ALLOWANCE,
+            startup: STARTUP_ALLOWANCE,
+        })??;
         let base = tokio::time::Instant::now();
         self.setup_took = Some(base - t0);
         self.setup_done = Some(Instant::now());
         // The setup's own start-ups are in its allowance: only the timeline's count from here.
         self.startup_ms.store(0, Ordering::Relaxed);
         let startup = self.startup_ms.clone();
-        let ran_out = |during: &str, startup: &AtomicU64| {
-            let charged = Duration::from_millis(startup.load(Ordering::Relaxed));
-            format!(
-                "the scenario did not finish within its timeout of {timeout:?} ({during}; counted from the end of the setup, which took {:.1}s, plus {:.1}s of start-up of the services the timeline started)",
-                (base - t0).as_secs_f64(),
-                charged.as_secs_f64()
-            )
+        let ran_out = |during: &'static str, startup: &AtomicU64| Error::Timeout {
+            timeout,
+            during,
+            setup_secs: (base - t0).as_secs_f64(),
+            startup_secs: Duration::from_millis(startup.load(Ordering::Relaxed)).as_secs_f64(),
         };
         let starting = self.starting.clone();
         within(self.timeline(), base + timeout, &startup, &starting).await.ok_or_else(|| ran_out("while the timeline played", &startup))??;
@@ -205,24 +206,24 @@ impl Trial<'_> {
     }
 
     /// Builds the lab, starts the targets and the services that start on their own.
-    pub(super) async fn setup(&mut self, artifacts_root: Option<PathBuf>) -> Result<(), String> {
+    pub(super) async fn setup(&mut self, artifacts_root: Option<PathBuf>) -> Result<(), Error> {
         let s = self.scenario;
         let scenario_dir = std::fs::canonicalize(s.dir()).unwrap_or_else(|_| s.dir().to_path_buf());
         // Programs are started with the scenario's files, wherever the folder is (even in /tmp).
         let mut b = Lab::builder().profile(self.profile).hosts(s.host_specs(self.profile)).share_with_hosts(scenario_dir.clone());
         if let Some(d) = &s.dns {
-            b = b.dns(context::lab_dns(d)?);
+            b = b.dns(d.lab_dns());
         }
         if let Some(root) = artifacts_root {
             // Folders a passing trial empties (<root>/<folder>/<scenario>) go with it.
             b = b.artifacts_in(root).artifacts_base(self.artifacts_root.clone().unwrap_or_else(nslab::lab::spec::default_artifacts_root));
         }
-        let lab = b.build().await.map_err(|e| format!("building the lab: {}", chain(&e)))?;
+        let lab = b.build().await.map_err(|e| Error::LabBuild { source: Box::new(e) })?;
         self.facts = Some(Facts::of(&lab, self.profile, scenario_dir, s.dns.as_ref().map(|d| d.server_host())));
         for def in &s.targets {
             let target = match &def.kind {
                 TargetKind::Builtin { host, .. } => {
-                    let host = lab.host(host).map_err(|e| e.to_string())?.clone();
+                    let host = lab.host(host)?.clone();
                     Target::start(def.clone(), &host, lab.epoch()).await?
                 }
                 TargetKind::Log { .. } => Target::from_log(def.clone()),

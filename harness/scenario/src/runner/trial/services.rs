@@ -6,46 +6,46 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::runner::error::{Error, FileError};
 use super::state::{Trial, STARTUP_ALLOWANCE};
 use crate::runner::report::ExpectationResult;
 use crate::runner::{evidence, observe};
 use crate::scenario::{Condition, ExpectStart, FileContent, Run, ServiceDef};
-use nslab::error::chain;
 use nslab::host::handle::Host;
 use nslab::host::process::{Command, Process};
 
 impl Trial<'_> {
     /// Starts a service and waits for its readiness, or for its failure when it must fail.
     #[tracing::instrument(name = "service", level = "info", skip_all, fields(service = %svc.name, host = %svc.host))]
-    pub(super) async fn start(&mut self, svc: &ServiceDef) -> Result<(), String> {
+    pub(super) async fn start(&mut self, svc: &ServiceDef) -> Result<(), Error> {
         let host = self.host(&svc.host)?;
         let dir = self.lab().artifacts().join("services").join(&svc.name);
-        nslab::os::fsafe::artifact_dir(&dir).map_err(|e| format!("service {}: {e}", svc.name))?;
+        let dir_err = |e| Error::ServiceDir { service: svc.name.clone(), error: Box::new(e) };
+        nslab::os::fsafe::artifact_dir(&dir).map_err(dir_err)?;
         // Its program may switch users (postgres through runuser) and must still reach it:
         // the way there becomes searchable (0711), never listable; its files stay 0600.
         let top = self.artifacts_root.clone().unwrap_or_else(nslab::lab::spec::default_artifacts_root);
         let top = std::fs::canonicalize(&top).unwrap_or(top);
-        nslab::os::fsafe::allow_traverse(&dir, &top).map_err(|e| format!("service {}: open the way to {}: {e}", svc.name, dir.display()))?;
+        nslab::os::fsafe::allow_traverse(&dir, &top).map_err(|source| Error::ServiceTraverse { service: svc.name.clone(), dir: dir.clone(), source })?;
         let facts = self.facts.as_ref().expect("facts are read after the build");
         let ctx = facts.for_service(dir.clone());
         for f in &svc.files {
             let path = dir.join(&f.path);
             if let Some(parent) = path.parent() {
-                nslab::os::fsafe::artifact_dir(parent).map_err(|e| format!("service {}: {e}", svc.name))?;
+                nslab::os::fsafe::artifact_dir(parent).map_err(dir_err)?;
             }
             // Owner-only, new, never through a link: a service's files are the caller's.
-            let res = match &f.content {
-                FileContent::Inline(t) => t
-                    .render(&ctx)
-                    .map_err(|e| e.to_string())
-                    .and_then(|text| nslab::os::fsafe::write_artifact(&path, text.as_bytes(), 0o600).map_err(|e| nslab::error::chain(&e))),
+            let res: Result<(), FileError> = match &f.content {
+                FileContent::Inline(t) => {
+                    t.render(&ctx).map_err(FileError::from).and_then(|text| Ok(nslab::os::fsafe::write_artifact(&path, text.as_bytes(), 0o600)?))
+                }
                 FileContent::Source(src) => std::fs::read(src)
-                    .map_err(|e| format!("cannot read {}: {e}", src.display()))
-                    .and_then(|bytes| nslab::os::fsafe::write_artifact(&path, &bytes, 0o600).map_err(|e| nslab::error::chain(&e))),
+                    .map_err(|source| FileError::Read { path: src.clone(), source })
+                    .and_then(|bytes| Ok(nslab::os::fsafe::write_artifact(&path, &bytes, 0o600)?)),
             };
-            res.map_err(|e| format!("service {}: file {}: {e}", svc.name, f.path.display()))?;
+            res.map_err(|source| Error::ServiceFile { service: svc.name.clone(), file: f.path.clone(), source })?;
         }
-        let render = |t: &crate::scenario::Template| t.render(&ctx).map_err(|e| format!("service {}: {e}", svc.name));
+        let render = |t: &crate::scenario::Template| t.render(&ctx).map_err(|e| Error::Template { service: svc.name.clone(), source: Box::new(e) });
         let argv: Vec<String> = match &svc.run {
             Run::Command(argv) => argv.iter().map(render).collect::<Result<Vec<_>, _>>()?,
             Run::Shell(script) => vec!["sh".into(), "-c".into(), render(script)?],
@@ -62,7 +62,7 @@ impl Trial<'_> {
         } else {
             argv
         };
-        let (prog, args) = argv.split_first().ok_or_else(|| format!("service {}: empty command", svc.name))?;
+        let (prog, args) = argv.split_first().ok_or_else(|| Error::EmptyCommand { service: svc.name.clone() })?;
         let mut cmd = Command::new(prog).args(args);
         for (k, v) in &svc.env {
             cmd = cmd.env(k, render(v)?);
@@ -72,7 +72,7 @@ impl Trial<'_> {
             None => dir.clone(),
         };
         cmd = cmd.current_dir(cwd).name(svc.name.clone());
-        let proc = host.spawn(cmd).await.map_err(|e| format!("service {}: {}", svc.name, chain(&e)))?;
+        let proc = host.spawn(cmd).await.map_err(|e| Error::Spawn { service: svc.name.clone(), source: Box::new(e) })?;
         self.procs.insert(svc.name.clone(), proc.clone());
         for t in self.targets.values().filter(|t| t.service() == Some(svc.name.as_str())) {
             t.attach(&proc);
@@ -142,7 +142,7 @@ impl Trial<'_> {
         if passed {
             Ok(())
         } else {
-            Err(format!("service {} did not start as expected: {observed}", svc.name))
+            Err(Error::NotStarted { service: svc.name.clone(), observed })
         }
     }
 }

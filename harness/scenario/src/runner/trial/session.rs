@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::artifacts;
+use crate::runner::error::Error;
 use super::state::{Trial, STOP_GRACE};
 use crate::scenario::{Action, Scenario, Step, When};
 use nslab::addr::profile::Profile;
@@ -21,7 +22,10 @@ pub struct Session {
 impl Session {
     /// Builds `scenario`'s lab in `profile` under `artifacts_root` and starts its targets and
     /// services. On failure the lab is torn down (its artifacts kept) and the error says why.
-    pub async fn start(scenario: &'static Scenario, profile: Profile, artifacts_root: PathBuf) -> Result<Session, String> {
+    ///
+    /// # Errors
+    /// Why the lab, a target or a service could not start ([`Error::Kept`] when evidence was kept).
+    pub async fn start(scenario: &'static Scenario, profile: Profile, artifacts_root: PathBuf) -> Result<Session, Error> {
         let mut trial = Trial::new(scenario, profile);
         if let Err(e) = trial.setup(Some(artifacts_root)).await {
             if let Some(lab) = trial.lab.take() {
@@ -30,7 +34,7 @@ impl Session {
                 }
                 lab.keep_artifacts();
                 if let Ok(Some(dir)) = lab.teardown().await {
-                    return Err(format!("{e}\n  evidence kept in {}", dir.display()));
+                    return Err(Error::Kept { error: Box::new(e), dir });
                 }
             }
             return Err(e);
@@ -54,20 +58,29 @@ impl Session {
     }
 
     /// Plays step `i` of the scenario's timeline (waiting for nothing first).
-    pub async fn step(&mut self, i: usize) -> Result<(), String> {
-        let step = self.trial.scenario.timeline.get(i).ok_or_else(|| format!("the scenario has no timeline step {}", i + 1))?;
+    ///
+    /// # Errors
+    /// [`Error::NoStep`], or [`Error::Step`] with why the step failed.
+    pub async fn step(&mut self, i: usize) -> Result<(), Error> {
+        let step = self.trial.scenario.timeline.get(i).ok_or(Error::NoStep { number: i + 1 })?;
         self.trial.step_and_record(i, step).await
     }
 
     /// Runs one action, as a timeline step would (a DNS change, a fault, a link going down).
-    pub async fn act(&mut self, action: Action) -> Result<(), String> {
+    ///
+    /// # Errors
+    /// Why the action failed.
+    pub async fn act(&mut self, action: Action) -> Result<(), Error> {
         let step = Step { name: None, when: When::AfterPrevious(Duration::ZERO), action, profiles: None };
         self.trial.step(&step).await
     }
 
     /// Stops every service, writes the targets' logs and timeline, and tears the lab down,
     /// keeping its artifacts. Returns where they are.
-    pub async fn finish(mut self) -> Result<Option<PathBuf>, String> {
+    ///
+    /// # Errors
+    /// [`Error::Teardown`].
+    pub async fn finish(mut self) -> Result<Option<PathBuf>, Error> {
         for p in self.trial.procs.values() {
             p.stop(STOP_GRACE).await;
         }
@@ -75,6 +88,6 @@ impl Session {
         let picture = artifacts::write_targets(&lab, &self.trial.targets, &self.trial.dns_steps);
         lab.keep_artifacts();
         artifacts::write_picture(lab.artifacts(), picture);
-        lab.teardown().await.map_err(|e| format!("teardown: {e}"))
+        lab.teardown().await.map_err(|e| Error::Teardown { source: Box::new(e) })
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::runner::checks;
+use crate::runner::error::Error;
 use crate::runner::context::Facts;
 use crate::runner::report::ExpectationResult;
 use crate::runner::stale::MarkKind;
@@ -128,15 +129,15 @@ impl<'a> Trial<'a> {
         self.lab.as_ref().expect("lab is built before it is used")
     }
 
-    pub(super) fn host(&self, name: &str) -> Result<Host, String> {
-        self.lab().host(name).cloned().map_err(|e| e.to_string())
+    pub(super) fn host(&self, name: &str) -> Result<Host, Error> {
+        Ok(self.lab().host(name).cloned()?)
     }
 
-    pub(super) fn proc(&self, service: &str) -> Result<Process, String> {
-        self.procs.get(service).cloned().ok_or_else(|| format!("service {service} has not been started"))
+    pub(super) fn proc(&self, service: &str) -> Result<Process, Error> {
+        self.procs.get(service).cloned().ok_or_else(|| Error::NotRunning { service: service.to_owned() })
     }
 
-    pub(super) fn dns(&self) -> Result<&nslab::dns::DnsServer, String> {
-        self.lab().dns().ok_or_else(|| "the scenario has no [dns]".to_string())
+    pub(super) fn dns(&self) -> Result<&nslab::dns::DnsServer, Error> {
+        self.lab().dns().ok_or(Error::NoDns)
     }
 }

@@ -5,16 +5,15 @@ use std::time::Duration;
 
 use super::services::wait_ready;
 use super::state::{Swap, Trial, STOP_GRACE};
-use crate::runner::context;
+use crate::runner::error::Error;
 use crate::runner::stale::MarkKind;
 use crate::scenario::{Action, DnsFault, FaultScope, LinkState, Scenario, Step, When};
-use nslab::dns::{FaultTarget, RecordValue};
-use nslab::error::chain;
+use nslab::dns::{ControlError, FaultTarget, RecordValue};
 use nslab::lab::build::Lab;
 
 impl Trial<'_> {
     /// Plays the timeline, step by step.
-    pub(super) async fn timeline(&mut self) -> Result<(), String> {
+    pub(super) async fn timeline(&mut self) -> Result<(), Error> {
         let s = self.scenario;
         let t0 = self.lab().elapsed();
         let profile = self.profile;
@@ -29,13 +28,13 @@ impl Trial<'_> {
     }
 
     /// Runs one timeline step and records when it ended (named steps, DNS changes, swaps).
-    pub(super) async fn step_and_record(&mut self, i: usize, step: &Step) -> Result<(), String> {
+    pub(super) async fn step_and_record(&mut self, i: usize, step: &Step) -> Result<(), Error> {
         let s = self.scenario;
         if !step.applies_to(self.profile) {
             return Ok(());
         }
         {
-            self.step(step).await.map_err(|e| format!("timeline step {} ({}): {e}", i + 1, step.action.kind()))?;
+            self.step(step).await.map_err(|e| Error::Step { number: i + 1, kind: step.action.kind(), source: Box::new(e) })?;
             let at = self.lab().elapsed();
             if let Some(n) = &step.name {
                 self.steps.insert(n.clone(), at);
@@ -60,12 +59,12 @@ impl Trial<'_> {
         Ok(())
     }
 
-    pub(super) async fn step(&mut self, step: &Step) -> Result<(), String> {
-        let lab_err = |e: nslab::Error| chain(&e);
-        let dns_err = |e: &dyn std::error::Error| e.to_string();
+    pub(super) async fn step(&mut self, step: &Step) -> Result<(), Error> {
+        let lab_err = Error::from;
+        let dns_err = |e: ControlError| Error::Dns { error: Box::new(e) };
         match &step.action {
             Action::Start { service } => {
-                let svc = self.scenario.service(service).ok_or_else(|| format!("no service {service}"))?;
+                let svc = self.scenario.service(service).ok_or_else(|| Error::NoService { service: service.clone() })?;
                 self.start(svc).await?;
             }
             Action::Stop { service } => {
@@ -76,18 +75,18 @@ impl Trial<'_> {
                 self.proc(service)?.kill().await;
             }
             Action::SwapCname { zone, record, to } => {
-                self.dns()?.zone(zone).map_err(|e| dns_err(&e))?.swap_cname(record, to).await.map_err(|e| dns_err(&e))?;
+                self.dns()?.zone(zone).map_err(dns_err)?.swap_cname(record, to).await.map_err(dns_err)?;
             }
             Action::SetRecord { zone, record, data, ttl } => {
-                let value = context::record_value(data)?;
+                let value = data.clone();
                 let kind = match &value {
                     RecordValue::Host(_) => None,
                     v => v.kind(),
                 };
-                let z = self.dns()?.zone(zone).map_err(|e| dns_err(&e))?;
+                let z = self.dns()?.zone(zone).map_err(dns_err)?;
                 match kind {
                     Some(k) => {
-                        z.replace_set(record, k, *ttl, vec![value]).await.map_err(|e| dns_err(&e))?;
+                        z.replace_set(record, k, *ttl, vec![value]).await.map_err(dns_err)?;
                     }
                     // A host's records: replace its A and AAAA sets with the host's addresses.
                     None => {
@@ -99,25 +98,25 @@ impl Trial<'_> {
                             if vals.is_empty() {
                                 let _ = z.delete_set(record, k).await;
                             } else {
-                                z.replace_set(record, k, *ttl, vals).await.map_err(|e| dns_err(&e))?;
+                                z.replace_set(record, k, *ttl, vals).await.map_err(dns_err)?;
                             }
                         }
                     }
                 }
             }
             Action::DeleteRecord { zone, record, rtype } => {
-                let z = self.dns()?.zone(zone).map_err(|e| dns_err(&e))?;
+                let z = self.dns()?.zone(zone).map_err(dns_err)?;
                 match rtype {
                     Some(t) => {
-                        z.delete_set(record, dns_kind(*t)?).await.map_err(|e| dns_err(&e))?;
+                        z.delete_set(record, *t).await.map_err(dns_err)?;
                     }
                     None => {
-                        z.delete_name(record).await.map_err(|e| dns_err(&e))?;
+                        z.delete_name(record).await.map_err(dns_err)?;
                     }
                 }
             }
             Action::SetTtl { zone, record, rtype, ttl } => {
-                self.dns()?.zone(zone).map_err(|e| dns_err(&e))?.set_ttl(record, dns_kind(*rtype)?, *ttl).await.map_err(|e| dns_err(&e))?;
+                self.dns()?.zone(zone).map_err(dns_err)?.set_ttl(record, *rtype, *ttl).await.map_err(dns_err)?;
             }
             Action::DnsFault { fault, scope } => {
                 let f = match fault {
@@ -134,7 +133,7 @@ impl Trial<'_> {
                     FaultScope::Name(n) => FaultTarget::Name(n.clone()),
                     FaultScope::Suffix(n) => FaultTarget::Suffix(n.clone()),
                 };
-                self.dns()?.faults().set(&target, f).map_err(|e| dns_err(&e))?;
+                self.dns()?.faults().set(&target, f).map_err(dns_err)?;
             }
             Action::ClearDnsFaults => self.dns()?.faults().clear_all(),
             Action::Link { host, state } => self.host(host)?.set_link(*state == LinkState::Up).await.map_err(lab_err)?,
@@ -162,7 +161,7 @@ impl Trial<'_> {
                     e.at >= since
                         && addrs.contains(&e.client.ip().to_canonical())
                         && name.as_ref().is_none_or(|n| e.name.trim_end_matches('.').eq_ignore_ascii_case(n))
-                        && rtype.is_none_or(|t| e.qtype.eq_ignore_ascii_case(&t.to_string()))
+                        && rtype.is_none_or(|t| e.qtype == Some(t.record_type()))
                 };
                 loop {
                     if log.entries().iter().any(wanted) {
@@ -170,36 +169,20 @@ impl Trial<'_> {
                     }
                     if self.lab().elapsed() > end {
                         let what = [name.clone(), rtype.map(|t| t.to_string())].into_iter().flatten().collect::<Vec<_>>().join(" ");
-                        return Err(format!("host {host} made no DNS query{}{what} within {timeout:?}", if what.is_empty() { "" } else { " for " }));
+                        return Err(Error::NoDnsQuery { host: host.clone(), what, timeout: *timeout });
                     }
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
             }
             Action::WaitFor { service, condition, timeout } => {
                 let proc = self.proc(service)?;
-                let svc = self.scenario.service(service).ok_or_else(|| format!("no service {service}"))?;
+                let svc = self.scenario.service(service).ok_or_else(|| Error::NoService { service: service.clone() })?;
                 let host = self.host(&svc.host)?;
-                wait_ready(&host, &proc, Some(condition), *timeout).await?;
+                wait_ready(&host, &proc, Some(condition), *timeout).await.map_err(|observed| Error::NotReady { observed })?;
             }
         }
         Ok(())
     }
-}
-
-fn dns_kind(t: crate::scenario::RecordType) -> Result<nslab::dns::RecordKind, String> {
-    use crate::scenario::RecordType as T;
-    use nslab::dns::RecordKind as K;
-    Ok(match t {
-        T::Soa => K::Soa,
-        T::Ns => K::Ns,
-        T::A => K::A,
-        T::Aaaa => K::Aaaa,
-        T::Cname => K::Cname,
-        T::Txt => K::Txt,
-        T::Srv => K::Srv,
-        T::Ptr => K::Ptr,
-        T::Mx => return Err("MX records are not served by the lab DNS server yet".into()),
-    })
 }
 
 async fn sleep_until(lab: &Lab, at: Duration) {
@@ -216,8 +199,8 @@ pub(super) fn first_label(name: &str) -> String {
 /// The CNAME target of `record` in `zone` as the scenario declares it.
 fn cname_target(s: &Scenario, zone: &str, record: &str) -> Option<String> {
     let z = s.dns.as_ref()?.zones.iter().find(|z| z.origin.trim_end_matches('.') == zone.trim_end_matches('.'))?;
-    z.records.iter().find_map(|r| match &r.data {
-        crate::scenario::RecordData::Cname(t) if first_label(&r.name) == first_label(record) => Some(first_label(t)),
+    z.records.iter().find_map(|r| match &r.value {
+        RecordValue::Cname(t) if first_label(&r.name) == first_label(record) => Some(first_label(t)),
         _ => None,
     })
 }
