@@ -238,7 +238,7 @@ mod tests {
     /// A request naming a type the server does not have is refused when read, with its name.
     #[test]
     fn an_unknown_type_is_refused() {
-        let e = serde_json::from_str::<Request>(r#"{"op":"dns","what":"ttl","name":"app","rtype":"MX","ttl":9}"#).unwrap_err();
-        assert!(e.to_string().contains("unknown variant `MX`"), "{e}");
+        let e = serde_json::from_str::<Request>(r#"{"op":"dns","what":"ttl","name":"app","rtype":"HINFO","ttl":9}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown variant `HINFO`"), "{e}");
     }
 }
