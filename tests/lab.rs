@@ -528,11 +528,10 @@ async fn hostfs_pid_files() -> Result<(), String> {
     let daemon = format!("set -C; echo $$ > {pid_file} || exit 17; echo started; exec sleep 60");
     let lab1 = Lab::builder().hosts(["srv"]).build().await.map_err(err)?;
     let lab2 = Lab::builder().hosts(["srv"]).build().await.map_err(err)?;
-    let started = regex::Regex::new("^started$").expect("a valid pattern");
     let mut procs = Vec::new();
     for lab in [&lab1, &lab2] {
         let p = lab.host("srv").map_err(err)?.spawn(Command::new("sh").args(["-c", &daemon])).await.map_err(err)?;
-        p.wait_for_line(&started, T).await.map_err(|e| format!("the daemon of lab {} should start: {}", lab.name(), err(e)))?;
+        p.wait_for_line("^started$", T).await.map_err(|e| format!("the daemon of lab {} should start: {}", lab.name(), err(e)))?;
         procs.push(p);
     }
     for (lab, p) in [&lab1, &lab2].iter().zip(&procs) {
@@ -620,8 +619,8 @@ async fn wait_errors() -> Result<(), String> {
     let p = h.spawn(Command::shell("echo starting up; echo 'port in use' >&2; sleep 30").name("srv")).await.map_err(err)?;
     // Its output is there before the short waits below run out (whatever the machine's speed),
     // and nothing will ever listen or print "ready": their timeouts are certain.
-    p.wait_for_line(&regex::Regex::new("^port in use$").unwrap(), T).await.map_err(err)?;
-    p.wait_for_line(&regex::Regex::new("^starting up$").unwrap(), T).await.map_err(err)?;
+    p.wait_for_line("^port in use$", T).await.map_err(err)?;
+    p.wait_for_line("^starting up$", T).await.map_err(err)?;
     let e = h.wait_listening(&Listen::tcp(8080), Duration::from_millis(300), Some(&p)).await.unwrap_err().to_string();
     ensure!(
         e.starts_with("timed out after 300ms waiting for a tcp listener on port 8080 in host h (listening: nothing)")
@@ -629,16 +628,19 @@ async fn wait_errors() -> Result<(), String> {
             && e.contains("| port in use"),
         "timeout message should name the wait and show the output, got:\n{e}"
     );
-    let re = regex::Regex::new("ready").unwrap();
-    let e = p.wait_for_line(&re, Duration::from_millis(200)).await.unwrap_err().to_string();
+    let e = p.wait_for_line("ready", Duration::from_millis(200)).await.unwrap_err().to_string();
     ensure!(e.starts_with("timed out after 200ms waiting for h/srv to print a line matching /ready/"), "got:\n{e}");
+    // A bad pattern is the caller's error, named, before any wait.
+    let e = p.wait_for_line("ready (", T).await.unwrap_err();
+    ensure!(matches!(e, nslab::Error::Pattern { .. }), "a bad pattern should be Error::Pattern, got {e:?}");
+    ensure!(e.to_string().starts_with("invalid pattern /ready (/"), "got:\n{e}");
     let q = h.spawn(Command::shell("echo fatal: cannot bind; exit 3").name("bad")).await.map_err(err)?;
     let e = h.wait_listening(&Listen::tcp(8081), T, Some(&q)).await.unwrap_err().to_string();
     ensure!(
         e.starts_with("h/bad exited (exit status: 3) while waiting for a tcp listener on port 8081 in host h") && e.contains("| fatal: cannot bind"),
         "got:\n{e}"
     );
-    let line = q.wait_for_line(&regex::Regex::new("fatal").unwrap(), T).await.map_err(err)?;
+    let line = q.wait_for_line("fatal", T).await.map_err(err)?;
     ensure!(line.text == "fatal: cannot bind", "line {:?}", line.text);
     ensure!(std::fs::read_to_string(q.stdout_path()).map_err(|e| e.to_string())? == "fatal: cannot bind\n", "stdout log file should hold the output");
     lab.teardown().await.map_err(err)?;
@@ -656,7 +658,7 @@ async fn stop_tree() -> Result<(), String> {
     let h = lab.host("h").map_err(err)?;
     // Ignores SIGTERM and leaves a double-forked daemon behind: both must go.
     let p = h.spawn(Command::shell("trap '' TERM; (sleep 600 &); echo ready; sleep 600").name("stubborn")).await.map_err(err)?;
-    p.wait_for_line(&regex::Regex::new("^ready$").unwrap(), T).await.map_err(err)?;
+    p.wait_for_line("^ready$", T).await.map_err(err)?;
     // The backgrounded sleep may still be starting when "ready" is printed.
     let deadline = Instant::now() + T;
     let mut tree = descendants(p.pid());
@@ -907,10 +909,9 @@ mod child {
 
     async fn hold(mode: &str) -> Result<u8, String> {
         let lab = Lab::builder().hosts(["a", "b"]).build().await.map_err(err)?;
-        let up = regex::Regex::new("up").unwrap();
         for h in lab.hosts() {
             let p = h.spawn(Command::shell("(sleep 600 &); sleep 600 & echo up; wait")).await.map_err(err)?;
-            p.wait_for_line(&up, T).await.map_err(err)?;
+            p.wait_for_line("up", T).await.map_err(err)?;
         }
         let _sock = lab.host("a").map_err(err)?.bind_tcp("192.0.2.1:1".parse().unwrap()).await.ok();
         let mut pids: Vec<u32> = lab.process_ids();

@@ -110,6 +110,16 @@ pub enum Error {
         #[source]
         source: crate::dns::ServerError,
     },
+    /// A pattern given to a wait (e.g. [`crate::Process::wait_for_line`]) is not a valid regular
+    /// expression.
+    #[error("invalid pattern /{pattern}/ (regex syntax: https://docs.rs/regex/1/regex/#syntax)")]
+    Pattern {
+        /// The pattern as given.
+        pattern: String,
+        /// What the regex parser found wrong, with its position.
+        #[source]
+        source: regex::Error,
+    },
     /// A wait did not complete in time.
     #[error("timed out after {timeout:?} waiting for {what}{tail}")]
     Timeout {

@@ -291,11 +291,15 @@ impl Process {
         self.shared.exit.borrow().clone()
     }
 
-    /// Waits until a line of output (either stream, from the start) matches `pattern`.
+    /// Waits until a line of output (either stream, from the start) matches `pattern`, a regular
+    /// expression in the [regex crate's syntax](https://docs.rs/regex/1/regex/#syntax)
+    /// (unanchored: `"ready"` matches any line containing it, `"^ready$"` only that line).
     ///
     /// # Errors
+    /// [`Error::Pattern`] when `pattern` is not a valid regular expression;
     /// [`Error::Timeout`] or [`Error::Exited`], both with the last lines of output.
-    pub async fn wait_for_line(&self, pattern: &regex::Regex, timeout: Duration) -> Result<Line> {
+    pub async fn wait_for_line(&self, pattern: &str, timeout: Duration) -> Result<Line> {
+        let pattern = regex::Regex::new(pattern).map_err(|source| Error::Pattern { pattern: pattern.to_string(), source })?;
         let what = format!("{} to print a line matching /{}/", self.shared.label(), pattern.as_str());
         let pred = |s: &str| pattern.is_match(s);
         match tokio::time::timeout(timeout, self.shared.output.wait_line(0, &pred)).await {
