@@ -32,7 +32,7 @@
 //!             let ping = lab.host("a")?.run(Command::new("ping").args(["-c1", "-W2", &b.to_string()]), Duration::from_secs(10)).await?;
 //!             assert!(ping.exit().is_some_and(|e| e.success()), "{}", ping.stderr());
 //!             lab.teardown().await?;
-//!             Ok::<_, Box<dyn std::error::Error>>(())
+//!             Ok::<_, nslab::Error>(())
 //!         }),
 //!         // A test that needs no kernel runs everywhere.
 //!         Trial::test("plain", || Ok(())),
