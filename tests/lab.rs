@@ -38,6 +38,7 @@ fn main() -> std::process::ExitCode {
     }
     trials.push(kernel_trial("profile/no-ipv6/ipv6-sockets-fail-with-eafnosupport", no_ipv6));
     trials.push(nslab_tests::trial_requiring("profile/broken-ipv6/ipv6-connects-hang-and-happy-eyeballs-falls-back", &["curl"], broken_ipv6));
+    trials.push(kernel_trial("profile/link-local-only/scoped-addresses-from-the-host-api-connect", link_local_api));
     trials.push(kernel_trial("dad/bind-to-tentative-address-fails-until-dad-completes", dad));
     trials.push(kernel_trial("etc/programs-see-the-lab-files-and-the-host-files-stay-untouched", etc_files));
     trials.push(kernel_trial("hostfs/run-and-tmp-writes-stay-in-the-host-and-its-programs-share-them", hostfs_run_tmp));
@@ -147,6 +148,33 @@ async fn connectivity(profile: Profile) -> Result<(), String> {
         }
         _ => {}
     }
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// `Host::ifindex`, `link_local_addr` and `link_local_of` give what a link-local test needs
+/// without reading the kernel itself: the index is the one the kernel has in the host, a server
+/// binds its own scoped address, and a client connects with its own interface as scope; the
+/// accepted peer is the client's link-local address.
+async fn link_local_api() -> Result<(), String> {
+    let lab = Lab::builder().profile(Profile::LinkLocalOnly).host("server").host(HostSpec::new("client").interface("lab0")).build().await.map_err(err)?;
+    let server = lab.host("server").map_err(err)?.clone();
+    let client = lab.host("client").map_err(err)?.clone();
+    for h in [&server, &client] {
+        let ifname = h.interface().to_string();
+        let kernel = h.in_netns(move || nix::net::if_::if_nametoindex(ifname.as_str())).await.map_err(err)?.map_err(|e| e.to_string())?;
+        ensure!(h.ifindex() == kernel, "host {}: ifindex() is {}, the kernel says {} is {kernel}", h.name(), h.ifindex(), h.interface());
+    }
+    let bind = server.link_local_addr(7100).ok_or("a link-local-only host has a link-local address")?;
+    ensure!(bind.scope_id() == server.ifindex() && Some(*bind.ip()) == server.link_local(), "server's own scoped address: {bind}");
+    let listener = server.bind_tcp(bind.into()).await.map_err(err)?;
+    let to = client.link_local_of(&server, 7100).ok_or("both hosts have link-local addresses")?;
+    ensure!(to.scope_id() == client.ifindex() && Some(*to.ip()) == server.link_local(), "client's address of the server: {to}");
+    let (conn, accepted) = tokio::join!(client.connect_tcp(to.into()), listener.accept());
+    let conn = conn.map_err(err)?;
+    let (_, peer) = accepted.map_err(|e| e.to_string())?;
+    ensure!(peer.ip() == IpAddr::V6(client.link_local().unwrap()), "the server saw {peer}, expected the client's link-local address");
+    ensure!(conn.peer_addr().map_err(|e| e.to_string())? == SocketAddr::V6(to), "client connected to {:?}", conn.peer_addr());
     lab.teardown().await.map_err(err)?;
     Ok(())
 }
