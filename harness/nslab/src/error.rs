@@ -115,6 +115,12 @@ pub enum Error {
         #[source]
         source: crate::dns::ServerError,
     },
+    /// The lab has no DNS server, but one was asked for.
+    #[error("lab {lab} has no DNS server; build it with LabBuilder::dns(LabDns::new()) to get one")]
+    NoDns {
+        /// The lab's name.
+        lab: String,
+    },
     /// A pattern given to a wait (e.g. [`crate::Process::wait_for_line`]) is not a valid regular
     /// expression.
     #[error("invalid pattern /{pattern}/ (regex syntax: https://docs.rs/regex/1/regex/#syntax)")]
