@@ -30,6 +30,7 @@ fn main() -> std::process::ExitCode {
     trials.push(kernel_trial("dns/a-host-sharing-no-family-with-the-dns-host-fails-the-build", no_common_family));
     trials.push(trial_requiring("dns/wait-query-filtered-by-host-returns-that-hosts-query", &["dig"], wait_query_by_host));
     trials.push(kernel_trial("dns/a-lab-without-dns-says-so-when-asked-for-its-server", no_dns_server));
+    trials.push(kernel_trial("dns/a-declared-host-named-dns-is-refused-unless-placed-with-on-host", host_named_dns));
     trials.push(trial_requiring("dns/dns64-gives-ipv6-only-hosts-a-synthesized-aaaa", &["dig", "getent"], dns64));
     trials.push(trial_requiring("dns/ipv6-only-nat64-reaches-an-ipv4-only-server-through-tayga", &["tayga", "curl"], nat64));
     nslab_tests::run_checking_host(&args, trials)
@@ -559,6 +560,33 @@ async fn no_dns_server() -> Result<(), String> {
     ensure!(matches!(e, nslab::Error::NoDns { .. }) && e.to_string() == want, "dns_server(): {e:?}");
     let e = lab.wait_query(&LogFilter::new(), T).await.unwrap_err();
     ensure!(e.to_string() == want, "wait_query(): {e}");
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// A declared host named `dns` in a lab with DNS would silently become the DNS server: the build
+/// refuses it, naming the host and the two fixes; placed there with `on_host`, it serves.
+async fn host_named_dns() -> Result<(), String> {
+    let built = Lab::builder().name("clash").hosts(["client", "dns"]).dns(LabDns::new()).build().await;
+    match built {
+        Ok(lab) => {
+            lab.teardown().await.map_err(err)?;
+            return Err("a lab declaring a host \"dns\" next to LabBuilder::dns should not build".into());
+        }
+        Err(e) => ensure!(
+            matches!(e, nslab::Error::Invalid { .. })
+                && e.to_string()
+                    == "invalid lab definition: lab clash declares a host named \"dns\", the name of the host LabBuilder::dns adds to serve the lab's DNS, \
+                        so your host would silently become the DNS server; rename your host, or serve the DNS from it on purpose with LabDns::new().on_host(\"dns\")",
+            "unexpected error: {e}"
+        ),
+    }
+    // Asked for explicitly, it is the DNS host (and the lab has no other).
+    let lab = Lab::builder().hosts(["client", "dns"]).dns(LabDns::new().on_host("dns")).build().await.map_err(err)?;
+    let names: Vec<&str> = lab.hosts().iter().map(|h| h.name()).collect();
+    ensure!(names == ["client", "dns"], "hosts: {names:?}");
+    let dns_ip = lab.host("dns").map_err(err)?.ipv4().ok_or("dual-stack host")?;
+    ensure!(lab.dns_server().map_err(err)?.local_addrs().iter().any(|(_, a)| a.ip() == IpAddr::V4(dns_ip)), "the server listens on host dns");
     lab.teardown().await.map_err(err)?;
     Ok(())
 }
