@@ -95,6 +95,17 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A signal could not be sent to a program (it is gone).
+    #[error("failed to send {signal} to {process}: {source}")]
+    Signal {
+        /// The process, as `host/name`.
+        process: String,
+        /// The signal.
+        signal: nix::sys::signal::Signal,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
     /// A socket operation inside a host failed.
     #[error("failed to {op} in host {host}: {source}")]
     Socket {

@@ -65,6 +65,8 @@ pub use lab::build::{Lab, LabBuilder};
 pub use lab::dns_host::{LabDns, DNS_HOST};
 pub use lab::spec::HostSpec;
 pub use os::netns::NetNs;
+/// The signals [`Process::signal`] sends (nix's type, re-exported so a test needs no nix).
+pub use nix::sys::signal::Signal;
 
 /// The README's examples, compiled as doctests so they stay true.
 #[doc = include_str!("../../../README.md")]

@@ -351,9 +351,9 @@ impl Process {
     /// Sends a signal to the program's process group.
     ///
     /// # Errors
-    /// Fails if the process is gone.
-    pub fn signal(&self, sig: Signal) -> std::io::Result<()> {
-        sys::signal(self.shared.pid, sig)
+    /// [`Error::Signal`] (ESRCH) when the process is gone.
+    pub fn signal(&self, sig: Signal) -> Result<()> {
+        sys::signal(self.shared.pid, sig).map_err(|source| Error::Signal { process: self.shared.label(), signal: sig, source })
     }
 
     /// Stops the program: SIGTERM to its process group, up to `grace` to exit, then SIGKILL to
