@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::io::BufRead;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,7 @@ fn main() -> std::process::ExitCode {
     trials.push(kernel_trial("hostfs/run-and-tmp-writes-stay-in-the-host-and-its-programs-share-them", hostfs_run_tmp));
     trials.push(kernel_trial("hostfs/two-labs-daemons-do-not-clash-on-one-pid-file", hostfs_pid_files));
     trials.push(kernel_trial("hostfs/private-paths-are-per-host-and-bad-ones-are-refused", hostfs_private));
+    trials.push(kernel_trial("hostfs/working-directories-are-the-hosts-own-never-the-machines", hostfs_cwd));
     trials.push(kernel_trial("sysctl/per-host-settings-stay-in-the-host", sysctls));
     trials.push(kernel_trial("process/wait-errors-show-what-was-awaited-and-the-output", wait_errors));
     trials.push(kernel_trial("process/stop-sends-term-then-kills-the-whole-tree", stop_tree));
@@ -488,6 +490,36 @@ fn unique(what: &str) -> String {
     format!("nslab-test-{what}-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
+/// A program's working directory is a path in its host's view: one under /tmp asked for is the
+/// host's own /tmp's, and the harness's own under the machine's /tmp (a test crate in a temp
+/// directory) is not inherited (through it, the program wrote into the machine's directory: seen
+/// before this was fixed); it starts in / there. The second case runs in a child process started
+/// in a fresh directory under the machine's /tmp (the working directory is the whole process's).
+async fn hostfs_cwd() -> Result<(), String> {
+    let lab = Lab::builder().hosts(["h"]).build().await.map_err(err)?;
+    let h = lab.host("h").map_err(err)?;
+    let dir = format!("/tmp/{}", unique("cwd"));
+    ensure!(!Path::new(&dir).exists(), "{dir} exists on the machine before the test");
+    let mk = h.run(Command::new("mkdir").arg(&dir), T).await.map_err(err)?;
+    ensure!(mk.exit().is_some_and(|e| e.success()), "mkdir {dir} in the host: {}", mk.output());
+    let p = h.run(Command::shell("pwd; echo from-the-host > here").current_dir(&dir), T).await.map_err(err)?;
+    ensure!(p.exit().is_some_and(|e| e.success()) && p.stdout() == format!("{dir}\n"), "in {dir}: {:?} {}", p.exit(), p.output());
+    let copy = h.private_copy("/tmp").ok_or("the host has its own /tmp")?.join(dir.trim_start_matches("/tmp/")).join("here");
+    ensure!(std::fs::read_to_string(&copy).ok().as_deref() == Some("from-the-host\n"), "the file should be in the host's /tmp ({})", copy.display());
+    ensure!(!Path::new(&dir).exists(), "the program's directory appeared on the machine: {dir}");
+    // A directory the host does not have is an error, not the machine's directory.
+    let e = h.spawn(Command::new("true").current_dir("/tmp/nslab-no-such-dir")).await.err().and_then(|e| e.os_error());
+    ensure!(e == Some(libc::ENOENT), "a missing working directory should fail the spawn with ENOENT, got {e:?}");
+    lab.teardown().await.map_err(err)?;
+
+    let machine_dir = tempfile::Builder::new().prefix("nslab-test-cwd").tempdir_in("/tmp").map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = tokio::process::Command::new(exe).env("NSLAB_TEST_CHILD", "cwd").current_dir(machine_dir.path()).output().await.map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(out.status.success() && text == "/\n", "a program of a harness working in {}: {:?} {text:?} {}", machine_dir.path().display(), out.status, String::from_utf8_lossy(&out.stderr));
+    Ok(())
+}
+
 /// `sh -c SCRIPT` in `host`, to completion: its stdout, or its exit and stderr.
 async fn sh(host: &nslab::Host, script: &str) -> Result<Result<String, String>, String> {
     let p = host.run(Command::new("sh").args(["-c", script]), T).await.map_err(err)?;
@@ -918,6 +950,15 @@ mod child {
         let code = rt.block_on(async {
             match mode {
                 "many" => many_labs(12).await.map(|_| 0),
+                "cwd" => {
+                    let lab = Lab::builder().host("h").build().await.map_err(err)?;
+                    // Reads only: where it starts, it must not write (that is the machine's /).
+                    let p = lab.host("h").map_err(err)?.run(Command::new("pwd"), T).await.map_err(err)?;
+                    print!("{}", p.stdout());
+                    eprint!("{}", p.stderr());
+                    lab.teardown().await.map_err(err)?;
+                    Ok(0)
+                }
                 "privileges" => {
                     let e = Lab::builder().host("h").build().await.err().map(|e| e.to_string()).unwrap_or_else(|| "built".into());
                     println!("{e}");

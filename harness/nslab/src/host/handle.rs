@@ -29,6 +29,21 @@ pub(crate) struct EtcFile {
     pub(crate) mounted: bool,
 }
 
+/// Where a program starts: the directory asked for, or the harness's own (see
+/// [`Command::current_dir`]).
+fn work_dir(cmd: &Command) -> std::io::Result<sys::WorkDir> {
+    let here = std::env::current_dir();
+    let (path, required) = match (&cmd.cwd, here) {
+        (Some(d), _) if d.is_absolute() => (d.clone(), true),
+        (Some(d), Ok(here)) => (here.join(d), true),
+        (Some(_), Err(e)) => return Err(e),
+        (None, Ok(here)) => (here, false),
+        (None, Err(_)) => (PathBuf::from("/"), false),
+    };
+    let path = CString::new(path.as_os_str().as_bytes()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    Ok(sys::WorkDir { path, required })
+}
+
 /// A bind mount of a host's programs: source, target, and whether it carries the mounts below
 /// its source.
 pub(crate) type Mount = (PathBuf, PathBuf, bool);
@@ -193,7 +208,8 @@ impl Host {
         let seccomp = if h.profile.ipv6_absent() { Some(sys::no_ipv6_filter().map_err(spawn_err)?) } else { None };
         let hostname = CString::new(h.name.as_str()).map_err(|e| spawn_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
         let begun = h.epoch.elapsed();
-        let spawned = sys::spawn_in_lab(cmd.to_tokio(), h.ns.fd(), binds, hostname, seccomp).await.map_err(spawn_err)?;
+        let cwd = work_dir(&cmd).map_err(spawn_err)?;
+        let spawned = sys::spawn_in_lab(cmd.to_tokio(), h.ns.fd(), binds, hostname, seccomp, cwd).await.map_err(spawn_err)?;
         tracing::debug!(host = %h.name, process = %name, pid = spawned.child.id(), "spawned");
         let p = Process::supervise(spawned, &h.name, name, output, h.epoch, begun);
         h.registry.add(p.shared.clone());

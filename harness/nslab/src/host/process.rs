@@ -64,7 +64,11 @@ impl Command {
         self
     }
 
-    /// Sets the working directory.
+    /// Sets the working directory, as the host sees it (a path under `/tmp` is in the host's own
+    /// `/tmp`); a relative path is taken from the harness's working directory. The spawn fails
+    /// (ENOENT) when the host has no such directory. Without it the program starts in the
+    /// harness's working directory when the host sees that path, and in `/` when it does not (a
+    /// test run from a directory under `/tmp`, which the host has its own of).
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cwd = Some(dir.into());
         self
@@ -89,9 +93,7 @@ impl Command {
         for (k, v) in &self.env {
             c.env(k, v);
         }
-        if let Some(d) = &self.cwd {
-            c.current_dir(d);
-        }
+        // The working directory is entered inside the host, after its mounts (sys::WorkDir).
         c
     }
 }
