@@ -516,7 +516,13 @@ async fn hostfs_cwd() -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let out = tokio::process::Command::new(exe).env("NSLAB_TEST_CHILD", "cwd").current_dir(machine_dir.path()).output().await.map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&out.stdout);
-    ensure!(out.status.success() && text == "/\n", "a program of a harness working in {}: {:?} {text:?} {}", machine_dir.path().display(), out.status, String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success() && text == "/\n",
+        "a program of a harness working in {}: {:?} {text:?} {}",
+        machine_dir.path().display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 

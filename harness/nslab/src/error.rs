@@ -148,13 +148,13 @@ pub enum Error {
     /// The embedded DNS server (used on its own through [`crate::dns::DnsServer`]) failed to
     /// start, to stop, or refused its options.
     #[error("failed to {}", chain(.0))]
-    DnsServer(#[source] crate::dns::ServerError),
+    DnsServer(#[source] Box<crate::dns::ServerError>),
     /// A runtime change to the lab's DNS data ([`crate::dns::ZoneControl`], faults) was refused.
     #[error("failed to {}", chain(.0))]
-    DnsControl(#[from] crate::dns::ControlError),
+    DnsControl(#[source] Box<crate::dns::ControlError>),
     /// Zone data is invalid.
     #[error("failed to {}", chain(.0))]
-    DnsZone(#[from] crate::dns::ZoneError),
+    DnsZone(#[source] Box<crate::dns::ZoneError>),
     /// The DNS query log could not be written.
     #[error("failed to {}", chain(.0))]
     DnsLog(#[from] crate::dns::LogError),
@@ -206,9 +206,22 @@ impl Error {
     }
 }
 
+// The DNS errors are boxed: inline, they would make every `Result` of the library large.
 impl From<crate::dns::ServerError> for Error {
     fn from(e: crate::dns::ServerError) -> Self {
-        Error::DnsServer(e)
+        Error::DnsServer(Box::new(e))
+    }
+}
+
+impl From<crate::dns::ControlError> for Error {
+    fn from(e: crate::dns::ControlError) -> Self {
+        Error::DnsControl(Box::new(e))
+    }
+}
+
+impl From<crate::dns::ZoneError> for Error {
+    fn from(e: crate::dns::ZoneError) -> Self {
+        Error::DnsZone(Box::new(e))
     }
 }
 
@@ -282,7 +295,7 @@ mod tests {
             Ok(())
         }
         let e = control().unwrap_err();
-        assert!(matches!(e, Error::DnsControl(ControlError::Zone { .. })), "{e:?}");
+        assert!(matches!(&e, Error::DnsControl(c) if matches!(**c, ControlError::Zone { .. })), "{e:?}");
         assert_eq!(e.to_string(), "failed to apply change to zone example.test.: add A at app.example.test.: a CNAME must be the only record set at its name");
         assert_eq!(chain(&e), e.to_string());
 
@@ -290,7 +303,10 @@ mod tests {
             Err(TeardownError { lab: "l1".into(), failures: vec![Error::File { op: "remove artifact directory", path: "/a".into(), source: enoent() }] })?;
             Ok(())
         }
-        assert_eq!(teardown().unwrap_err().to_string(), "failed to tear down lab l1: failed to remove artifact directory /a: No such file or directory (os error 2)");
+        assert_eq!(
+            teardown().unwrap_err().to_string(),
+            "failed to tear down lab l1: failed to remove artifact directory /a: No such file or directory (os error 2)"
+        );
 
         fn server() -> Result<()> {
             Err(crate::dns::ServerError::NoSockets)?;

@@ -208,7 +208,8 @@ impl LogFilter {
 /// (`any query` when none is).
 impl fmt::Display for LogFilter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let join = |ips: &[IpAddr]| if ips.is_empty() { "no address".to_string() } else { ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(" or ") };
+        let join =
+            |ips: &[IpAddr]| if ips.is_empty() { "no address".to_string() } else { ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(" or ") };
         let parts: Vec<String> = [
             self.name.as_ref().map(|n| format!("name {n}")),
             self.qtype.as_ref().map(|t| format!("type {t}")),
@@ -257,7 +258,11 @@ impl fmt::Debug for QueryLog {
 impl QueryLog {
     /// An empty log holding at most `capacity` entries, timestamps relative to `epoch`.
     pub fn new(epoch: Instant, capacity: usize) -> Self {
-        Self { ring: Arc::new(Mutex::new(Ring { entries: VecDeque::with_capacity(capacity.min(4096)), capacity, dropped: 0 })), epoch, arrived: Arc::new(Notify::new()) }
+        Self {
+            ring: Arc::new(Mutex::new(Ring { entries: VecDeque::with_capacity(capacity.min(4096)), capacity, dropped: 0 })),
+            epoch,
+            arrived: Arc::new(Notify::new()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Ring> {
