@@ -11,7 +11,10 @@
 #      artifacts in its own directory of the temp dir), where they run in rootless mode or are
 #      reported ignored with the reason, never failed. The binaries are the ones cargo built in
 #      step 1, run the way `cargo test` runs them: that user cannot reach the toolchain, which
-#      lives under /root.
+#      lives under /root;
+#   3. the same again with rootless mode off (NSLAB_ROOTLESS=0), as on a machine that forbids
+#      user namespaces: every test must be reported ignored, with the reason, none passed or
+#      failed.
 # The crate has its own target directory and a copy of this repository's Cargo.lock, and builds
 # --offline (every dependency is in cargo's registry cache already), so it is not the
 # repository's build that is tested.
@@ -118,7 +121,22 @@ if [[ $status != 0 || $rf != 0 || $rp == 0 ]]; then
     die "the root run failed (log: $T/root.log)"
 fi
 
-# Run 2: an unprivileged user, the binaries cargo built (test targets only, as cargo test runs).
+# Runs 2 and 3: an unprivileged user, the binaries cargo built (test targets only, as cargo test
+# runs them). $1: log file; further arguments: extra environment.
+as_user() {
+    local out=$1 status=0 n exe
+    shift
+    : >"$out"
+    for n in "${tests[@]}"; do
+        exe=$(ls "$U"/bin/"$n"-* 2>/dev/null | head -n 1)
+        [[ -n $exe ]] || die "no test binary for $n in $U/bin"
+        (cd "$U" && setpriv --reuid="$USER_ID" --regid="$USER_ID" --clear-groups \
+            env -i HOME="$U" TMPDIR="$U/tmp" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 NSLAB_ARTIFACTS_DIR="$U/artifacts" "$@" \
+            "$exe" >>"$out" 2>&1) || status=$?
+    done
+    return $status
+}
+
 mkdir -m 0700 "$U/bin" "$U/tmp"
 grep -o '"executable":"[^"]*"' "$T/build.json" | sed 's/^"executable":"//; s/"$//' | while read -r exe; do
     cp "$exe" "$U/bin/"
@@ -126,14 +144,7 @@ done
 chown -R "$USER_ID:$USER_ID" "$U"
 t=$(now)
 status=0
-: >"$T/user.log"
-for n in "${tests[@]}"; do
-    exe=$(ls "$U"/bin/"$n"-* 2>/dev/null | head -n 1)
-    [[ -n $exe ]] || die "no test binary for $n in $U/bin"
-    (cd "$U" && setpriv --reuid="$USER_ID" --regid="$USER_ID" --clear-groups \
-        env -i HOME="$U" TMPDIR="$U/tmp" PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 NSLAB_ARTIFACTS_DIR="$U/artifacts" \
-        "$exe" >>"$T/user.log" 2>&1) || status=$?
-done
+as_user "$T/user.log" || status=$?
 USER_TIME=$(since "$t")
 read -r up uf ui <<<"$(totals "$T/user.log")"
 mode=$(grep -q 'running in rootless mode' "$T/user.log" && echo "rootless mode" || echo "not rootless")
@@ -144,5 +155,17 @@ if [[ $status != 0 || $uf != 0 || $((up + ui)) == 0 ]]; then
     die "the unprivileged run failed (log: $T/user.log)"
 fi
 
+t=$(now)
+status=0
+as_user "$T/norootless.log" NSLAB_ROOTLESS=0 || status=$?
+NR_TIME=$(since "$t")
+read -r np nf ni <<<"$(totals "$T/norootless.log")"
+log "as uid $USER_ID with NSLAB_ROOTLESS=0: $np passed, $nf failed, $ni ignored (exit $status, $NR_TIME)"
+grep -E '^note:' "$T/norootless.log" | sort -u | sed 's/^/    /' || true
+if [[ $status != 0 || $nf != 0 || $np != 0 || $ni != "$rp" ]]; then
+    tail -n 60 "$T/norootless.log" >&2
+    die "without privileges every test must be reported ignored (log: $T/norootless.log)"
+fi
+
 OK=1
-log "ok: build $BUILD_TIME; root $rp passed / $ri ignored; uid $USER_ID $up passed / $ui ignored"
+log "ok: build $BUILD_TIME; root $rp passed / $ri ignored; uid $USER_ID rootless $up passed / $ui ignored; uid $USER_ID no rootless $np passed / $ni ignored"
