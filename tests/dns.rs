@@ -28,6 +28,9 @@ fn main() -> std::process::ExitCode {
     trials.push(trial_requiring("dns/tcp-only-drops-udp-and-answers-tcp", &["dig", "getent"], tcp_only));
     trials.push(trial_requiring("dns/query-log-is-in-the-kept-artifacts", &["dig"], query_log_artifact));
     trials.push(kernel_trial("dns/a-host-sharing-no-family-with-the-dns-host-fails-the-build", no_common_family));
+    trials.push(trial_requiring("dns/wait-query-filtered-by-host-returns-that-hosts-query", &["dig"], wait_query_by_host));
+    trials.push(kernel_trial("dns/a-lab-without-dns-says-so-when-asked-for-its-server", no_dns_server));
+    trials.push(kernel_trial("dns/a-declared-host-named-dns-is-refused-unless-placed-with-on-host", host_named_dns));
     trials.push(trial_requiring("dns/dns64-gives-ipv6-only-hosts-a-synthesized-aaaa", &["dig", "getent"], dns64));
     trials.push(trial_requiring("dns/ipv6-only-nat64-reaches-an-ipv4-only-server-through-tayga", &["tayga", "curl"], nat64));
     nslab_tests::run_checking_host(&args, trials)
@@ -508,6 +511,87 @@ async fn query_log_artifact() -> Result<(), String> {
     if !keep_artifacts_asked() {
         std::fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
     }
+    Ok(())
+}
+
+/// `Lab::wait_query` with `LogFilter::host`: the wait returns the query of the host asked for
+/// (over IPv6 here), not another host's for the same name (over IPv4), and a wait for a query
+/// that never comes says what it waited for and what the server did log.
+async fn wait_query_by_host() -> Result<(), String> {
+    let lab = Lab::builder().profile(Profile::DualStack).hosts(["a", "b", "blue", "green"]).dns(LabDns::new().zone(zone())).build().await.map_err(err)?;
+    let (a, b) = (lab.host("a").map_err(err)?.clone(), lab.host("b").map_err(err)?.clone());
+    let dns_v6 = lab.host(nslab::DNS_HOST).map_err(err)?.ipv6().ok_or("the DNS host is dual-stack")?;
+    let t0 = lab.dns_server().map_err(err)?.log().now();
+    let from_a = LogFilter::new().name("blue.example.test").qtype(nslab::dns::RecordType::A).host(&a).since(t0);
+
+    // b asks first, over IPv4 (resolv.conf lists the IPv4 server first on dual-stack).
+    let d = dig(&b, &["blue.example.test", "A"]).await?;
+    ensure!(d.status == "NOERROR", "b's dig: {}", d.raw);
+    let by_b = lab.wait_query(&LogFilter::new().name("blue.example.test").host(&b).since(t0), T).await.map_err(err)?;
+    ensure!(by_b.client.ip() == IpAddr::V4(b.ipv4().unwrap()), "b's query came from {}", by_b.client);
+    ensure!(lab.dns_server().map_err(err)?.log().first(&from_a).is_none(), "b's query must not match a filter for host a");
+    // Nothing from a will come: the short wait runs out, naming the filter and showing b's query.
+    let e = lab.wait_query(&from_a, Duration::from_millis(200)).await.unwrap_err();
+    let msg = err(e);
+    ensure!(
+        msg.starts_with(&format!(
+            "timed out after 200ms waiting for a DNS query in lab {} (name blue.example.test., type A, from {} or {} or {}, at or after",
+            lab.name(),
+            a.ipv4().unwrap(),
+            a.ipv6().unwrap(),
+            a.link_local().unwrap()
+        )) && msg.contains(&format!("| {:?} {} udp blue.example.test. A -> NOERROR", by_b.at, by_b.client)),
+        "timeout message: {msg}"
+    );
+
+    // a asks over IPv6 while the test waits for it.
+    let q = a.spawn(Command::new("dig").args(["+tries=1", "+time=5", &format!("@{dns_v6}"), "blue.example.test", "A"])).await.map_err(err)?;
+    let by_a = lab.wait_query(&from_a, T).await.map_err(err)?;
+    ensure!(by_a.client.ip() == IpAddr::V6(a.ipv6().unwrap()), "a's query came from {}, expected {}", by_a.client, a.ipv6().unwrap());
+    ensure!(by_a.at >= by_b.at && by_a.rcode == Some(nslab::dns::ResponseCode::NoError), "a's query: {by_a:?}");
+    let exit = q.wait_exit(T).await.map_err(err)?;
+    ensure!(exit.success(), "a's dig: {exit} {}", q.output());
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// A lab built without DNS answers `dns_server()` and `wait_query` with an error naming the lab
+/// and how to add a server.
+async fn no_dns_server() -> Result<(), String> {
+    let lab = Lab::builder().hosts(["a"]).build().await.map_err(err)?;
+    let want = format!("lab {} has no DNS server; build it with LabBuilder::dns(LabDns::new()) to get one", lab.name());
+    let e = lab.dns_server().unwrap_err();
+    ensure!(matches!(e, nslab::Error::NoDns { .. }) && e.to_string() == want, "dns_server(): {e:?}");
+    let e = lab.wait_query(&LogFilter::new(), T).await.unwrap_err();
+    ensure!(e.to_string() == want, "wait_query(): {e}");
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// A declared host named `dns` in a lab with DNS would silently become the DNS server: the build
+/// refuses it, naming the host and the two fixes; placed there with `on_host`, it serves.
+async fn host_named_dns() -> Result<(), String> {
+    let built = Lab::builder().name("clash").hosts(["client", "dns"]).dns(LabDns::new()).build().await;
+    match built {
+        Ok(lab) => {
+            lab.teardown().await.map_err(err)?;
+            return Err("a lab declaring a host \"dns\" next to LabBuilder::dns should not build".into());
+        }
+        Err(e) => ensure!(
+            matches!(e, nslab::Error::Invalid { .. })
+                && e.to_string()
+                    == "invalid lab definition: lab clash declares a host named \"dns\", the name of the host LabBuilder::dns adds to serve the lab's DNS, \
+                        so your host would silently become the DNS server; rename your host, or serve the DNS from it on purpose with LabDns::new().on_host(\"dns\")",
+            "unexpected error: {e}"
+        ),
+    }
+    // Asked for explicitly, it is the DNS host (and the lab has no other).
+    let lab = Lab::builder().hosts(["client", "dns"]).dns(LabDns::new().on_host("dns")).build().await.map_err(err)?;
+    let names: Vec<&str> = lab.hosts().iter().map(|h| h.name()).collect();
+    ensure!(names == ["client", "dns"], "hosts: {names:?}");
+    let dns_ip = lab.host("dns").map_err(err)?.ipv4().ok_or("dual-stack host")?;
+    ensure!(lab.dns_server().map_err(err)?.local_addrs().iter().any(|(_, a)| a.ip() == IpAddr::V4(dns_ip)), "the server listens on host dns");
+    lab.teardown().await.map_err(err)?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::io::BufRead;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -38,11 +39,13 @@ fn main() -> std::process::ExitCode {
     }
     trials.push(kernel_trial("profile/no-ipv6/ipv6-sockets-fail-with-eafnosupport", no_ipv6));
     trials.push(nslab_tests::trial_requiring("profile/broken-ipv6/ipv6-connects-hang-and-happy-eyeballs-falls-back", &["curl"], broken_ipv6));
+    trials.push(kernel_trial("profile/link-local-only/scoped-addresses-from-the-host-api-connect", link_local_api));
     trials.push(kernel_trial("dad/bind-to-tentative-address-fails-until-dad-completes", dad));
     trials.push(kernel_trial("etc/programs-see-the-lab-files-and-the-host-files-stay-untouched", etc_files));
     trials.push(kernel_trial("hostfs/run-and-tmp-writes-stay-in-the-host-and-its-programs-share-them", hostfs_run_tmp));
     trials.push(kernel_trial("hostfs/two-labs-daemons-do-not-clash-on-one-pid-file", hostfs_pid_files));
     trials.push(kernel_trial("hostfs/private-paths-are-per-host-and-bad-ones-are-refused", hostfs_private));
+    trials.push(kernel_trial("hostfs/working-directories-are-the-hosts-own-never-the-machines", hostfs_cwd));
     trials.push(kernel_trial("sysctl/per-host-settings-stay-in-the-host", sysctls));
     trials.push(kernel_trial("process/wait-errors-show-what-was-awaited-and-the-output", wait_errors));
     trials.push(kernel_trial("process/stop-sends-term-then-kills-the-whole-tree", stop_tree));
@@ -147,6 +150,33 @@ async fn connectivity(profile: Profile) -> Result<(), String> {
         }
         _ => {}
     }
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// `Host::ifindex`, `link_local_addr` and `link_local_of` give what a link-local test needs
+/// without reading the kernel itself: the index is the one the kernel has in the host, a server
+/// binds its own scoped address, and a client connects with its own interface as scope; the
+/// accepted peer is the client's link-local address.
+async fn link_local_api() -> Result<(), String> {
+    let lab = Lab::builder().profile(Profile::LinkLocalOnly).host("server").host(HostSpec::new("client").interface("lab0")).build().await.map_err(err)?;
+    let server = lab.host("server").map_err(err)?.clone();
+    let client = lab.host("client").map_err(err)?.clone();
+    for h in [&server, &client] {
+        let ifname = h.interface().to_string();
+        let kernel = h.in_netns(move || nix::net::if_::if_nametoindex(ifname.as_str())).await.map_err(err)?.map_err(|e| e.to_string())?;
+        ensure!(h.ifindex() == kernel, "host {}: ifindex() is {}, the kernel says {} is {kernel}", h.name(), h.ifindex(), h.interface());
+    }
+    let bind = server.link_local_addr(7100).ok_or("a link-local-only host has a link-local address")?;
+    ensure!(bind.scope_id() == server.ifindex() && Some(*bind.ip()) == server.link_local(), "server's own scoped address: {bind}");
+    let listener = server.bind_tcp(bind.into()).await.map_err(err)?;
+    let to = client.link_local_of(&server, 7100).ok_or("both hosts have link-local addresses")?;
+    ensure!(to.scope_id() == client.ifindex() && Some(*to.ip()) == server.link_local(), "client's address of the server: {to}");
+    let (conn, accepted) = tokio::join!(client.connect_tcp(to.into()), listener.accept());
+    let conn = conn.map_err(err)?;
+    let (_, peer) = accepted.map_err(|e| e.to_string())?;
+    ensure!(peer.ip() == IpAddr::V6(client.link_local().unwrap()), "the server saw {peer}, expected the client's link-local address");
+    ensure!(conn.peer_addr().map_err(|e| e.to_string())? == SocketAddr::V6(to), "client connected to {:?}", conn.peer_addr());
     lab.teardown().await.map_err(err)?;
     Ok(())
 }
@@ -460,6 +490,42 @@ fn unique(what: &str) -> String {
     format!("nslab-test-{what}-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
+/// A program's working directory is a path in its host's view: one under /tmp asked for is the
+/// host's own /tmp's, and the harness's own under the machine's /tmp (a test crate in a temp
+/// directory) is not inherited (through it, the program wrote into the machine's directory: seen
+/// before this was fixed); it starts in / there. The second case runs in a child process started
+/// in a fresh directory under the machine's /tmp (the working directory is the whole process's).
+async fn hostfs_cwd() -> Result<(), String> {
+    let lab = Lab::builder().hosts(["h"]).build().await.map_err(err)?;
+    let h = lab.host("h").map_err(err)?;
+    let dir = format!("/tmp/{}", unique("cwd"));
+    ensure!(!Path::new(&dir).exists(), "{dir} exists on the machine before the test");
+    let mk = h.run(Command::new("mkdir").arg(&dir), T).await.map_err(err)?;
+    ensure!(mk.exit().is_some_and(|e| e.success()), "mkdir {dir} in the host: {}", mk.output());
+    let p = h.run(Command::shell("pwd; echo from-the-host > here").current_dir(&dir), T).await.map_err(err)?;
+    ensure!(p.exit().is_some_and(|e| e.success()) && p.stdout() == format!("{dir}\n"), "in {dir}: {:?} {}", p.exit(), p.output());
+    let copy = h.private_copy("/tmp").ok_or("the host has its own /tmp")?.join(dir.trim_start_matches("/tmp/")).join("here");
+    ensure!(std::fs::read_to_string(&copy).ok().as_deref() == Some("from-the-host\n"), "the file should be in the host's /tmp ({})", copy.display());
+    ensure!(!Path::new(&dir).exists(), "the program's directory appeared on the machine: {dir}");
+    // A directory the host does not have is an error, not the machine's directory.
+    let e = h.spawn(Command::new("true").current_dir("/tmp/nslab-no-such-dir")).await.err().and_then(|e| e.os_error());
+    ensure!(e == Some(libc::ENOENT), "a missing working directory should fail the spawn with ENOENT, got {e:?}");
+    lab.teardown().await.map_err(err)?;
+
+    let machine_dir = tempfile::Builder::new().prefix("nslab-test-cwd").tempdir_in("/tmp").map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = tokio::process::Command::new(exe).env("NSLAB_TEST_CHILD", "cwd").current_dir(machine_dir.path()).output().await.map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success() && text == "/\n",
+        "a program of a harness working in {}: {:?} {text:?} {}",
+        machine_dir.path().display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
 /// `sh -c SCRIPT` in `host`, to completion: its stdout, or its exit and stderr.
 async fn sh(host: &nslab::Host, script: &str) -> Result<Result<String, String>, String> {
     let p = host.run(Command::new("sh").args(["-c", script]), T).await.map_err(err)?;
@@ -528,11 +594,10 @@ async fn hostfs_pid_files() -> Result<(), String> {
     let daemon = format!("set -C; echo $$ > {pid_file} || exit 17; echo started; exec sleep 60");
     let lab1 = Lab::builder().hosts(["srv"]).build().await.map_err(err)?;
     let lab2 = Lab::builder().hosts(["srv"]).build().await.map_err(err)?;
-    let started = regex::Regex::new("^started$").expect("a valid pattern");
     let mut procs = Vec::new();
     for lab in [&lab1, &lab2] {
         let p = lab.host("srv").map_err(err)?.spawn(Command::new("sh").args(["-c", &daemon])).await.map_err(err)?;
-        p.wait_for_line(&started, T).await.map_err(|e| format!("the daemon of lab {} should start: {}", lab.name(), err(e)))?;
+        p.wait_for_line("^started$", T).await.map_err(|e| format!("the daemon of lab {} should start: {}", lab.name(), err(e)))?;
         procs.push(p);
     }
     for (lab, p) in [&lab1, &lab2].iter().zip(&procs) {
@@ -620,8 +685,8 @@ async fn wait_errors() -> Result<(), String> {
     let p = h.spawn(Command::shell("echo starting up; echo 'port in use' >&2; sleep 30").name("srv")).await.map_err(err)?;
     // Its output is there before the short waits below run out (whatever the machine's speed),
     // and nothing will ever listen or print "ready": their timeouts are certain.
-    p.wait_for_line(&regex::Regex::new("^port in use$").unwrap(), T).await.map_err(err)?;
-    p.wait_for_line(&regex::Regex::new("^starting up$").unwrap(), T).await.map_err(err)?;
+    p.wait_for_line("^port in use$", T).await.map_err(err)?;
+    p.wait_for_line("^starting up$", T).await.map_err(err)?;
     let e = h.wait_listening(&Listen::tcp(8080), Duration::from_millis(300), Some(&p)).await.unwrap_err().to_string();
     ensure!(
         e.starts_with("timed out after 300ms waiting for a tcp listener on port 8080 in host h (listening: nothing)")
@@ -629,16 +694,19 @@ async fn wait_errors() -> Result<(), String> {
             && e.contains("| port in use"),
         "timeout message should name the wait and show the output, got:\n{e}"
     );
-    let re = regex::Regex::new("ready").unwrap();
-    let e = p.wait_for_line(&re, Duration::from_millis(200)).await.unwrap_err().to_string();
+    let e = p.wait_for_line("ready", Duration::from_millis(200)).await.unwrap_err().to_string();
     ensure!(e.starts_with("timed out after 200ms waiting for h/srv to print a line matching /ready/"), "got:\n{e}");
+    // A bad pattern is the caller's error, named, before any wait.
+    let e = p.wait_for_line("ready (", T).await.unwrap_err();
+    ensure!(matches!(e, nslab::Error::Pattern { .. }), "a bad pattern should be Error::Pattern, got {e:?}");
+    ensure!(e.to_string().starts_with("invalid pattern /ready (/"), "got:\n{e}");
     let q = h.spawn(Command::shell("echo fatal: cannot bind; exit 3").name("bad")).await.map_err(err)?;
     let e = h.wait_listening(&Listen::tcp(8081), T, Some(&q)).await.unwrap_err().to_string();
     ensure!(
         e.starts_with("h/bad exited (exit status: 3) while waiting for a tcp listener on port 8081 in host h") && e.contains("| fatal: cannot bind"),
         "got:\n{e}"
     );
-    let line = q.wait_for_line(&regex::Regex::new("fatal").unwrap(), T).await.map_err(err)?;
+    let line = q.wait_for_line("fatal", T).await.map_err(err)?;
     ensure!(line.text == "fatal: cannot bind", "line {:?}", line.text);
     ensure!(std::fs::read_to_string(q.stdout_path()).map_err(|e| e.to_string())? == "fatal: cannot bind\n", "stdout log file should hold the output");
     lab.teardown().await.map_err(err)?;
@@ -656,7 +724,7 @@ async fn stop_tree() -> Result<(), String> {
     let h = lab.host("h").map_err(err)?;
     // Ignores SIGTERM and leaves a double-forked daemon behind: both must go.
     let p = h.spawn(Command::shell("trap '' TERM; (sleep 600 &); echo ready; sleep 600").name("stubborn")).await.map_err(err)?;
-    p.wait_for_line(&regex::Regex::new("^ready$").unwrap(), T).await.map_err(err)?;
+    p.wait_for_line("^ready$", T).await.map_err(err)?;
     // The backgrounded sleep may still be starting when "ready" is printed.
     let deadline = Instant::now() + T;
     let mut tree = descendants(p.pid());
@@ -888,6 +956,15 @@ mod child {
         let code = rt.block_on(async {
             match mode {
                 "many" => many_labs(12).await.map(|_| 0),
+                "cwd" => {
+                    let lab = Lab::builder().host("h").build().await.map_err(err)?;
+                    // Reads only: where it starts, it must not write (that is the machine's /).
+                    let p = lab.host("h").map_err(err)?.run(Command::new("pwd"), T).await.map_err(err)?;
+                    print!("{}", p.stdout());
+                    eprint!("{}", p.stderr());
+                    lab.teardown().await.map_err(err)?;
+                    Ok(0)
+                }
                 "privileges" => {
                     let e = Lab::builder().host("h").build().await.err().map(|e| e.to_string()).unwrap_or_else(|| "built".into());
                     println!("{e}");
@@ -907,10 +984,9 @@ mod child {
 
     async fn hold(mode: &str) -> Result<u8, String> {
         let lab = Lab::builder().hosts(["a", "b"]).build().await.map_err(err)?;
-        let up = regex::Regex::new("up").unwrap();
         for h in lab.hosts() {
             let p = h.spawn(Command::shell("(sleep 600 &); sleep 600 & echo up; wait")).await.map_err(err)?;
-            p.wait_for_line(&up, T).await.map_err(err)?;
+            p.wait_for_line("up", T).await.map_err(err)?;
         }
         let _sock = lab.host("a").map_err(err)?.bind_tcp("192.0.2.1:1".parse().unwrap()).await.ok();
         let mut pids: Vec<u32> = lab.process_ids();

@@ -599,7 +599,6 @@ mod child {
     }
 
     async fn cycles() -> Result<(), String> {
-        let up = regex::Regex::new("^up$").unwrap();
         // Bounded: the parent strikes within the first few labs.
         for cycle in 0..20 {
             say("build", cycle);
@@ -610,7 +609,7 @@ mod child {
                 procs.push(lab.host(h).map_err(err)?.spawn(Command::shell("(sleep 600 &); sleep 600 & echo up; wait")).await.map_err(err)?);
             }
             for p in &procs {
-                p.wait_for_line(&up, GUARD).await.map_err(err)?;
+                p.wait_for_line("^up$", GUARD).await.map_err(err)?;
             }
             say("running", cycle);
             let q = lab.host("a").map_err(err)?.run(Command::new("getent").args(["hosts", "b.lab.test"]), GUARD).await.map_err(err)?;

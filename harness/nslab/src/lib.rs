@@ -38,7 +38,25 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Requires root (CAP_NET_ADMIN and CAP_SYS_ADMIN). The caller owns the tokio runtime.
+//! # Privileges: root or rootless
+//!
+//! Building a lab needs CAP_NET_ADMIN and CAP_SYS_ADMIN. As root the process has them. Without
+//! root, [`testing::enter`] moves the process into a user namespace of its own (rootless mode:
+//! the caller's user is root there, with a network namespace of its own, and nothing of the
+//! machine's network is reachable) before any thread starts; labs are then built there exactly as
+//! root would. Where the system forbids unprivileged user namespaces, the error names the setting.
+//!
+//! # Writing tests
+//!
+//! [`testing`] is the `main` of a `harness = false` test binary: it enters rootless mode when
+//! not root, runs each test in a tokio runtime of its own, and reports a kernel test as ignored
+//! (with the reason) where labs cannot be built, or failed under `NSLAB_REQUIRE_ALL=1`. Every
+//! error of the library converts into [`Error`], so a test returns [`Result`] and uses `?`
+//! throughout. The crate's `examples/` (`stale_dns`, `bind_failure`) are complete test programs.
+//!
+//! The caller owns the tokio runtime. The library reports through return values and `tracing`;
+//! it writes to stderr only where a test would otherwise lose evidence (a lab dropped without
+//! teardown says where its artifacts were kept) and, in [`testing::main`], as a test runner does.
 
 #![warn(missing_docs)]
 
@@ -66,6 +84,8 @@ pub use host::process::{Command, Exit, Process};
 pub use lab::build::{Lab, LabBuilder};
 pub use lab::dns_host::{LabDns, DNS_HOST};
 pub use lab::spec::HostSpec;
+/// The signals [`Process::signal`] sends (nix's type, re-exported so a test needs no nix).
+pub use nix::sys::signal::Signal;
 pub use os::netns::NetNs;
 
 /// The README's examples, compiled as doctests so they stay true.

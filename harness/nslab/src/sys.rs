@@ -128,6 +128,7 @@ pub(crate) async fn spawn_in_lab(
     binds: Vec<BindMount>,
     hostname: CString,
     seccomp: Option<&'static [seccompiler::sock_filter]>,
+    cwd: WorkDir,
 ) -> io::Result<Spawned> {
     let lifeline = lifeline()?;
     let (status_r, status_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
@@ -137,7 +138,7 @@ pub(crate) async fn spawn_in_lab(
     std::thread::Builder::new().name("nslab-init-parent".into()).stack_size(64 * 1024).spawn(move || {
         let pidfd = {
             let _rt = rt.enter();
-            let child = ChildSpec { netns, binds, hostname, seccomp };
+            let child = ChildSpec { netns, binds, hostname, seccomp, cwd };
             let res = spawn_on_this_thread(&mut cmd, child, status_w, lifeline);
             let pidfd = res.as_ref().ok().and_then(|c| c.id()).and_then(pidfd_open);
             let _ = tx.send(res);
@@ -174,18 +175,30 @@ fn wait_readable(fd: &OwnedFd) {
     }
 }
 
+/// The program's working directory, entered by path once the host's mounts are in place, so the
+/// path means what it means inside the host (its own /tmp, not the machine's).
+pub(crate) struct WorkDir {
+    /// Absolute path.
+    pub(crate) path: CString,
+    /// Whether a path missing in the host fails the spawn (one asked for) or leaves the program
+    /// in `/` (the harness's own, inherited: for instance a crate under /tmp, which the host's
+    /// own /tmp does not have).
+    pub(crate) required: bool,
+}
+
 /// What the forked child sets up before it becomes the program's init.
 struct ChildSpec {
     netns: OwnedFd,
     binds: Vec<BindMount>,
     hostname: CString,
     seccomp: Option<&'static [seccompiler::sock_filter]>,
+    cwd: WorkDir,
 }
 
 /// Runs on a fresh thread only: points this thread's children at a new PID namespace and
 /// forks. The thread is never used for anything else afterwards.
 fn spawn_on_this_thread(cmd: &mut tokio::process::Command, spec: ChildSpec, status_w: OwnedFd, lifeline: RawFd) -> io::Result<tokio::process::Child> {
-    let ChildSpec { netns, binds, hostname, seccomp } = spec;
+    let ChildSpec { netns, binds, hostname, seccomp, cwd } = spec;
     unshare(CloneFlags::CLONE_NEWPID).map_err(io::Error::from)?;
     let netns_fd = netns.as_raw_fd();
     let status_fd = status_w.as_raw_fd();
@@ -196,7 +209,7 @@ fn spawn_on_this_thread(cmd: &mut tokio::process::Command, spec: ChildSpec, stat
     // SAFETY: the closure runs in the forked child before exec. It only makes raw system calls
     // on data prepared here (no allocation, no locks), as required after fork in a threaded process.
     unsafe {
-        cmd.pre_exec(move || child_setup(netns_fd, &binds, &hostname, status_fd, lifeline, seccomp));
+        cmd.pre_exec(move || child_setup(netns_fd, &binds, &hostname, &cwd, status_fd, lifeline, seccomp));
     }
     let res = cmd.spawn();
     drop(netns);
@@ -214,6 +227,7 @@ fn child_setup(
     netns: RawFd,
     binds: &[BindMount],
     hostname: &std::ffi::CStr,
+    cwd: &WorkDir,
     status_w: RawFd,
     lifeline: RawFd,
     seccomp: Option<&[seccompiler::sock_filter]>,
@@ -245,6 +259,13 @@ fn child_setup(
         }
         // A /proc that matches the new PID namespace. Best effort: the program works without it.
         libc::mount(c"proc".as_ptr(), c"/proc".as_ptr(), c"proc".as_ptr(), libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, std::ptr::null());
+        // The working directory as the host sees it: the inherited one was the machine's.
+        if libc::chdir(cwd.path.as_ptr()) != 0 {
+            if cwd.required {
+                return Err(last_err());
+            }
+            libc::chdir(c"/".as_ptr());
+        }
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for sig in FORWARDED.iter().chain([libc::SIGCHLD].iter()) {

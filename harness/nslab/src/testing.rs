@@ -37,7 +37,7 @@
 //!             let ping = lab.host("a")?.run(Command::new("ping").args(["-c1", "-W2", &b.to_string()]), Duration::from_secs(10)).await?;
 //!             assert!(ping.exit().is_some_and(|e| e.success()), "{}", ping.stderr());
 //!             lab.teardown().await?;
-//!             Ok::<_, Box<dyn std::error::Error>>(())
+//!             Ok::<_, nslab::Error>(())
 //!         }),
 //!         // A test that needs no kernel runs everywhere.
 //!         Trial::test("plain", || Ok(())),
@@ -55,6 +55,7 @@
 use std::future::Future;
 #[cfg(feature = "testing")]
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 #[cfg(feature = "testing")]
 pub use libtest_mimic::{Arguments, Failed, Trial};
@@ -80,14 +81,28 @@ pub fn require_all() -> bool {
     std::env::var(REQUIRE_ALL_VAR).ok().as_deref().and_then(parse_bool).unwrap_or(false)
 }
 
+/// What the first [`enter`] of this process found: the privileges, or the refused call's errno
+/// (or message) and the advice.
+type Entered = Result<Privileges, (Option<i32>, String, Vec<String>)>;
+static ENTERED: OnceLock<Entered> = OnceLock::new();
+
 /// Gives this process the privileges labs need: nothing to do as root; without root, moves it
 /// into a user namespace of its own (rootless mode). Call it before any thread starts (the
-/// kernel refuses the move in a multi-threaded process); [`main`] does.
+/// kernel refuses the move in a multi-threaded process). Only the first call acts; later ones
+/// return what it found. [`kernel_test`] and [`test_requiring`] call it (the trials given to
+/// [`main`] are built before `main` runs, and must see the privileges their tests will have),
+/// and so does [`main`].
 ///
 /// # Errors
 /// [`Blocked`] when the system forbids unprivileged user namespaces, naming the setting.
 pub fn enter() -> Result<Privileges, Blocked> {
-    crate::os::rootless::enter()
+    let entered = ENTERED.get_or_init(|| crate::os::rootless::enter().map_err(|b| (b.source.raw_os_error(), b.source.to_string(), b.advice)));
+    match entered {
+        Ok(p) => Ok(*p),
+        Err((code, text, advice)) => {
+            Err(Blocked { source: code.map_or_else(|| std::io::Error::other(text.clone()), std::io::Error::from_raw_os_error), advice: advice.clone() })
+        }
+    }
 }
 
 /// Why this process cannot build labs, if it cannot: it lacks CAP_NET_ADMIN or CAP_SYS_ADMIN
@@ -106,8 +121,9 @@ pub fn have(program: &str) -> bool {
 
 #[cfg(feature = "testing")]
 /// A test that builds labs: `f` runs in a current-thread tokio runtime of its own; an error it
-/// returns fails the test, with its cause chain. Ignored where this process cannot build labs
-/// (see [`kernel_unavailable`]), failed instead under `NSLAB_REQUIRE_ALL=1`.
+/// returns fails the test, with its message. Ignored where this process cannot build labs
+/// (see [`kernel_unavailable`]; rootless mode is entered first, see [`enter`]), failed instead
+/// under `NSLAB_REQUIRE_ALL=1`.
 pub fn kernel_test<F, Fut, E>(name: impl Into<String>, f: F) -> Trial
 where
     F: FnOnce() -> Fut + Send + 'static,
@@ -128,6 +144,8 @@ where
     E: std::fmt::Display,
 {
     let name = name.into();
+    // Trials are usually built in main's argument list, before main enters rootless mode.
+    let _ = enter();
     let mut missing = kernel_unavailable();
     if missing.is_none() {
         let absent: Vec<&str> = programs.iter().copied().filter(|p| !have(p)).collect();

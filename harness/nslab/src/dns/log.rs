@@ -16,6 +16,7 @@ use hickory_proto::{
     rr::{LowerName, Record, RecordSet, RecordType},
 };
 use serde::{Serialize, Serializer};
+use tokio::sync::Notify;
 use tracing::warn;
 
 use super::{
@@ -235,6 +236,8 @@ pub struct LogFilter {
     transport: Option<Transport>,
     since: Option<Duration>,
     until: Option<Duration>,
+    /// Any of these client addresses (one host's, see `LogFilter::host` in the lab).
+    clients: Option<Vec<IpAddr>>,
 }
 
 /// Lower-cases a name and makes it absolute, the form log entries use.
@@ -270,6 +273,14 @@ impl LogFilter {
         self
     }
 
+    /// Only queries from one of these client addresses (a host's IPv4, global IPv6 and
+    /// link-local addresses, say: [`LogFilter::host`] gives a lab host's). An empty list matches
+    /// nothing.
+    pub fn client_ips(mut self, ips: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.clients = Some(ips.into_iter().collect());
+        self
+    }
+
     /// Only queries over this transport.
     pub fn transport(mut self, transport: Transport) -> Self {
         self.transport = Some(transport);
@@ -296,6 +307,7 @@ impl LogFilter {
             && self.transport.is_none_or(|t| t == entry.transport)
             && self.since.is_none_or(|s| entry.at >= s)
             && self.until.is_none_or(|u| entry.at < u)
+            && self.clients.as_ref().is_none_or(|c| c.contains(&entry.client.ip()))
     }
 
     /// Whether a raw entry matches, formatting only what a criterion needs.
@@ -306,6 +318,33 @@ impl LogFilter {
             && self.until.is_none_or(|u| entry.at < u)
             && self.qtype.is_none_or(|t| Some(t) == entry.qtype())
             && self.name.as_ref().is_none_or(|n| *n == entry.name())
+            && self.clients.as_ref().is_none_or(|c| c.contains(&entry.client.ip()))
+    }
+}
+
+/// The criteria set, in words: `name app.example.test., type A, from 192.0.2.3 or 2001:db8::3`
+/// (`any query` when none is).
+impl fmt::Display for LogFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let join =
+            |ips: &[IpAddr]| if ips.is_empty() { "no address".to_string() } else { ips.iter().map(ToString::to_string).collect::<Vec<_>>().join(" or ") };
+        let parts: Vec<String> = [
+            self.name.as_ref().map(|n| format!("name {n}")),
+            self.qtype.as_ref().map(|t| format!("type {t}")),
+            self.client_ip.map(|ip| format!("from {ip}")),
+            self.clients.as_deref().map(|c| format!("from {}", join(c))),
+            self.transport.map(|t| format!("over {t}")),
+            self.since.map(|s| format!("at or after {s:?}")),
+            self.until.map(|u| format!("before {u:?}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if parts.is_empty() {
+            f.write_str("any query")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
     }
 }
 
@@ -323,6 +362,8 @@ struct Ring {
 pub struct QueryLog {
     ring: Arc<Mutex<Ring>>,
     epoch: Instant,
+    /// Wakes [`QueryLog::wait`]ers after each entry.
+    arrived: Arc<Notify>,
 }
 
 impl fmt::Debug for QueryLog {
@@ -335,7 +376,11 @@ impl fmt::Debug for QueryLog {
 impl QueryLog {
     /// An empty log holding at most `capacity` entries, timestamps relative to `epoch`.
     pub fn new(epoch: Instant, capacity: usize) -> Self {
-        Self { ring: Arc::new(Mutex::new(Ring { entries: VecDeque::with_capacity(capacity.min(4096)), capacity, dropped: 0 })), epoch }
+        Self {
+            ring: Arc::new(Mutex::new(Ring { entries: VecDeque::with_capacity(capacity.min(4096)), capacity, dropped: 0 })),
+            epoch,
+            arrived: Arc::new(Notify::new()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Ring> {
@@ -371,6 +416,7 @@ impl QueryLog {
         };
         // The evicted entry is freed after the lock is released.
         drop(evicted);
+        self.arrived.notify_waiters();
     }
 
     /// Every retained entry, oldest first.
@@ -381,6 +427,28 @@ impl QueryLog {
     /// The retained entries matching `filter`, oldest first.
     pub fn query(&self, filter: &LogFilter) -> Vec<QueryLogEntry> {
         self.lock().entries.iter().filter(|e| filter.matches_raw(e)).map(RawEntry::to_entry).collect()
+    }
+
+    /// The oldest retained entry matching `filter`, if any.
+    pub fn first(&self, filter: &LogFilter) -> Option<QueryLogEntry> {
+        self.lock().entries.iter().find(|e| filter.matches_raw(e)).map(RawEntry::to_entry)
+    }
+
+    /// Waits until a retained entry matches `filter` and returns the oldest that does: at once
+    /// if one already does. To wait for a query still to come, bound the filter with
+    /// [`LogFilter::since`] (a [`QueryLog::now`] taken before the action that causes it). Wrap
+    /// it in `tokio::time::timeout` (or use `Lab::wait_query`) as a guard against a hang.
+    pub async fn wait(&self, filter: &LogFilter) -> QueryLogEntry {
+        loop {
+            // Registered before the log is read, so an entry pushed in between still wakes it.
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if let Some(e) = self.first(filter) {
+                return e;
+            }
+            arrived.await;
+        }
     }
 
     /// How many entries are retained.
@@ -472,6 +540,39 @@ mod tests {
         assert_eq!(hits[0].at, Duration::from_millis(5));
         let none = log.query(&LogFilter::new().client_ip("192.0.2.6".parse().unwrap()));
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn client_ips_match_any_of_a_set_and_an_empty_set_matches_nothing() {
+        let log = QueryLog::new(Instant::now(), 10);
+        log.push(entry(1, "app.test."));
+        let ips = |v: &[&str]| v.iter().map(|s| s.parse::<IpAddr>().unwrap()).collect::<Vec<_>>();
+        assert_eq!(log.query(&LogFilter::new().client_ips(ips(&["2001:db8::5", "192.0.2.5"]))).len(), 1);
+        assert!(log.first(&LogFilter::new().client_ips(ips(&["192.0.2.6"]))).is_none());
+        assert!(log.first(&LogFilter::new().client_ips([])).is_none());
+        let f = LogFilter::new().name("App.test").qtype(RecordType::A).client_ips(ips(&["192.0.2.5", "2001:db8::5"]));
+        assert_eq!(f.to_string(), "name app.test., type A, from 192.0.2.5 or 2001:db8::5");
+        assert_eq!(LogFilter::new().to_string(), "any query");
+    }
+
+    #[tokio::test]
+    async fn wait_returns_a_matching_entry_pushed_after_it_started() {
+        let log = QueryLog::new(Instant::now(), 10);
+        log.push(entry(1, "old.test."));
+        let waiter = {
+            let log = log.clone();
+            tokio::spawn(async move { log.wait(&LogFilter::new().name("new.test")).await })
+        };
+        // The waiter runs and finds nothing; entries that do not match wake it in vain.
+        tokio::task::yield_now().await;
+        log.push(entry(2, "other.test."));
+        tokio::task::yield_now().await;
+        log.push(entry(3, "new.test."));
+        // A hang guard only: without the wake-up the waiter would never return.
+        let got = tokio::time::timeout(Duration::from_secs(60), waiter).await.expect("the waiter is woken by the matching entry").unwrap();
+        assert_eq!((got.name.as_str(), got.at), ("new.test.", Duration::from_millis(3)));
+        // One already there is returned at once.
+        assert_eq!(log.wait(&LogFilter::new().name("old.test")).await.at, Duration::from_millis(1));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One lab host: its namespace, addresses, /etc files, programs and sockets.
 
 use std::ffi::CString;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -27,6 +27,21 @@ pub(crate) struct EtcFile {
     /// Bind-mounted over `target`; false when `path` is inside the host's own copy of a
     /// private directory, where the machine's `target` leads through a link.
     pub(crate) mounted: bool,
+}
+
+/// Where a program starts: the directory asked for, or the harness's own (see
+/// [`Command::current_dir`]).
+fn work_dir(cmd: &Command) -> std::io::Result<sys::WorkDir> {
+    let here = std::env::current_dir();
+    let (path, required) = match (&cmd.cwd, here) {
+        (Some(d), _) if d.is_absolute() => (d.clone(), true),
+        (Some(d), Ok(here)) => (here.join(d), true),
+        (Some(_), Err(e)) => return Err(e),
+        (None, Ok(here)) => (here, false),
+        (None, Err(_)) => (PathBuf::from("/"), false),
+    };
+    let path = CString::new(path.as_os_str().as_bytes()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    Ok(sys::WorkDir { path, required })
 }
 
 /// A bind mount of a host's programs: source, target, and whether it carries the mounts below
@@ -103,8 +118,40 @@ impl Host {
     }
 
     /// Its link-local address (use with [`Host::interface`] as scope), if its profile has one.
+    /// To connect to it, [`Host::link_local_of`] gives the scoped socket address.
     pub fn link_local(&self) -> Option<Ipv6Addr> {
         self.inner.profile.has_link_local().then_some(self.inner.slot.link_local)
+    }
+
+    /// Index of its lab interface inside its own network namespace (recorded when the lab was
+    /// built): the scope id of a link-local socket address used in this host.
+    pub fn ifindex(&self) -> u32 {
+        self.inner.ifindex
+    }
+
+    /// Its own link-local address with `port`, scoped to its lab interface: what a server in
+    /// this host binds to serve link-local clients. `None` when its profile has no link-local
+    /// address.
+    pub fn link_local_addr(&self, port: u16) -> Option<SocketAddrV6> {
+        self.link_local().map(|ip| SocketAddrV6::new(ip, port, 0, self.ifindex()))
+    }
+
+    /// `peer`'s link-local address with `port`, scoped to *this* host's lab interface: what a
+    /// client in this host connects to (the scope id names the connecting side's interface, whose
+    /// index need not be the peer's; without one, connect fails with EINVAL). `None` when either
+    /// host has no link-local address.
+    ///
+    /// ```no_run
+    /// # async fn demo(lab: &nslab::Lab) -> nslab::Result<()> {
+    /// let (server, client) = (lab.host("server")?, lab.host("client")?);
+    /// let listener = server.bind_tcp(server.link_local_addr(8080).expect("link-local").into()).await?;
+    /// let conn = client.connect_tcp(client.link_local_of(server, 8080).expect("link-local").into()).await?;
+    /// # let _ = (listener, conn);
+    /// # Ok(()) }
+    /// ```
+    pub fn link_local_of(&self, peer: &Host, port: u16) -> Option<SocketAddrV6> {
+        self.link_local()?;
+        peer.link_local().map(|ip| SocketAddrV6::new(ip, port, 0, self.ifindex()))
     }
 
     /// Its routable addresses: IPv4 then global IPv6, as the profile allows.
@@ -162,7 +209,8 @@ impl Host {
         let seccomp = if h.profile.ipv6_absent() { Some(sys::no_ipv6_filter().map_err(spawn_err)?) } else { None };
         let hostname = CString::new(h.name.as_str()).map_err(|e| spawn_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
         let begun = h.epoch.elapsed();
-        let spawned = sys::spawn_in_lab(cmd.to_tokio(), h.ns.fd(), binds, hostname, seccomp).await.map_err(spawn_err)?;
+        let cwd = work_dir(&cmd).map_err(spawn_err)?;
+        let spawned = sys::spawn_in_lab(cmd.to_tokio(), h.ns.fd(), binds, hostname, seccomp, cwd).await.map_err(spawn_err)?;
         tracing::debug!(host = %h.name, process = %name, pid = spawned.child.id(), "spawned");
         let p = Process::supervise(spawned, &h.name, name, output, h.epoch, begun);
         h.registry.add(p.shared.clone());

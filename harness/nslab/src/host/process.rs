@@ -64,7 +64,11 @@ impl Command {
         self
     }
 
-    /// Sets the working directory.
+    /// Sets the working directory, as the host sees it (a path under `/tmp` is in the host's own
+    /// `/tmp`); a relative path is taken from the harness's working directory. The spawn fails
+    /// (ENOENT) when the host has no such directory. Without it the program starts in the
+    /// harness's working directory when the host sees that path, and in `/` when it does not (a
+    /// test run from a directory under `/tmp`, which the host has its own of).
     pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cwd = Some(dir.into());
         self
@@ -89,9 +93,7 @@ impl Command {
         for (k, v) in &self.env {
             c.env(k, v);
         }
-        if let Some(d) = &self.cwd {
-            c.current_dir(d);
-        }
+        // The working directory is entered inside the host, after its mounts (sys::WorkDir).
         c
     }
 }
@@ -291,11 +293,15 @@ impl Process {
         self.shared.exit.borrow().clone()
     }
 
-    /// Waits until a line of output (either stream, from the start) matches `pattern`.
+    /// Waits until a line of output (either stream, from the start) matches `pattern`, a regular
+    /// expression in the [regex crate's syntax](https://docs.rs/regex/1/regex/#syntax)
+    /// (unanchored: `"ready"` matches any line containing it, `"^ready$"` only that line).
     ///
     /// # Errors
+    /// [`Error::Pattern`] when `pattern` is not a valid regular expression;
     /// [`Error::Timeout`] or [`Error::Exited`], both with the last lines of output.
-    pub async fn wait_for_line(&self, pattern: &regex::Regex, timeout: Duration) -> Result<Line> {
+    pub async fn wait_for_line(&self, pattern: &str, timeout: Duration) -> Result<Line> {
+        let pattern = regex::Regex::new(pattern).map_err(|source| Error::Pattern { pattern: pattern.to_string(), source })?;
         let what = format!("{} to print a line matching /{}/", self.shared.label(), pattern.as_str());
         let pred = |s: &str| pattern.is_match(s);
         match tokio::time::timeout(timeout, self.shared.output.wait_line(0, &pred)).await {
@@ -347,9 +353,9 @@ impl Process {
     /// Sends a signal to the program's process group.
     ///
     /// # Errors
-    /// Fails if the process is gone.
-    pub fn signal(&self, sig: Signal) -> std::io::Result<()> {
-        sys::signal(self.shared.pid, sig)
+    /// [`Error::Signal`] (ESRCH) when the process is gone.
+    pub fn signal(&self, sig: Signal) -> Result<()> {
+        sys::signal(self.shared.pid, sig).map_err(|source| Error::Signal { process: self.shared.label(), signal: sig, source })
     }
 
     /// Stops the program: SIGTERM to its process group, up to `grace` to exit, then SIGKILL to

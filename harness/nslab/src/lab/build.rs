@@ -148,11 +148,12 @@ impl LabBuilder {
 
     fn plan(&mut self, name: &str, root: &Path) -> Result<Vec<Planned>> {
         let invalid = |what: String| Error::Invalid { what };
+        let nat64 = self.hosts.iter().any(|h| h.profile.unwrap_or(self.profile).uses_nat64());
+        let adds_dns_host = self.dns.as_ref().is_some_and(|d| d.host.is_none());
+        spec::check_reserved(name, &self.hosts, adds_dns_host, nat64).map_err(invalid)?;
         // IPv6-only hosts behind NAT64 need the router, and DNS64 if the lab has DNS.
-        if self.hosts.iter().any(|h| h.profile.unwrap_or(self.profile).uses_nat64()) {
-            if !self.hosts.iter().any(|h| h.name == crate::lab::nat64::NAT64_HOST) {
-                self.hosts.push(crate::lab::nat64::router_spec());
-            }
+        if nat64 {
+            self.hosts.push(crate::lab::nat64::router_spec());
             if let Some(d) = self.dns.as_mut() {
                 if d.dns64.is_none() {
                     d.dns64 = Some(crate::dns::Dns64::new(crate::lab::nat64::PREFIX, 96).map_err(|e| Error::Invalid { what: e.to_string() })?);

@@ -139,6 +139,27 @@ pub(crate) fn check_host(h: &HostSpec) -> Result<Vec<(PathBuf, Sysctl)>, String>
     h.sysctls.iter().map(|s| sysctl::sysctl_path(&s.name).map(|p| (p, s.clone())).map_err(|e| format!("host {}: {e}", h.name))).collect()
 }
 
+/// Refuses a declared host that has the name of a host the lab adds itself: the DNS host
+/// ([`crate::DNS_HOST`]) when `adds_dns_host` (DNS without [`crate::LabDns::on_host`]), the NAT64
+/// router when `adds_router` (a host uses NAT64). Such a host would silently become that server.
+pub(crate) fn check_reserved(lab: &str, hosts: &[HostSpec], adds_dns_host: bool, adds_router: bool) -> Result<(), String> {
+    use crate::lab::dns_host::DNS_HOST;
+    use crate::lab::nat64::NAT64_HOST;
+    if adds_dns_host && hosts.iter().any(|h| h.name == DNS_HOST) {
+        return Err(format!(
+            "lab {lab} declares a host named {DNS_HOST:?}, the name of the host LabBuilder::dns adds to serve the lab's DNS, so your host would silently become the DNS server; \
+             rename your host, or serve the DNS from it on purpose with LabDns::new().on_host({DNS_HOST:?})"
+        ));
+    }
+    if adds_router && hosts.iter().any(|h| h.name == NAT64_HOST) {
+        return Err(format!(
+            "lab {lab} declares a host named {NAT64_HOST:?}, the name of the NAT64 router an {} host makes the lab add, so your host would silently become that router; rename your host",
+            Profile::Ipv6OnlyNat64
+        ));
+    }
+    Ok(())
+}
+
 /// Where artifacts go by default (see [`crate::os::artifacts::default_root`]).
 pub fn default_artifacts_root() -> PathBuf {
     crate::os::artifacts::default_root()
@@ -157,6 +178,23 @@ mod tests {
         );
         assert!(check_name("host", "1abc").is_err());
         assert!(check_name("host", &"a".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn a_host_named_like_one_the_lab_adds_is_refused() {
+        let hosts = |names: &[&str]| names.iter().map(|n| HostSpec::new(*n)).collect::<Vec<_>>();
+        assert_eq!(
+            check_reserved("l1", &hosts(&["client", "dns"]), true, false).unwrap_err(),
+            "lab l1 declares a host named \"dns\", the name of the host LabBuilder::dns adds to serve the lab's DNS, so your host would silently become the DNS server; \
+             rename your host, or serve the DNS from it on purpose with LabDns::new().on_host(\"dns\")"
+        );
+        // Without lab DNS, or with the server placed on it explicitly, "dns" is a host like any.
+        assert!(check_reserved("l1", &hosts(&["client", "dns"]), false, false).is_ok());
+        assert_eq!(
+            check_reserved("l1", &hosts(&["client", "nat64"]), false, true).unwrap_err(),
+            "lab l1 declares a host named \"nat64\", the name of the NAT64 router an ipv6-only-nat64 host makes the lab add, so your host would silently become that router; rename your host"
+        );
+        assert!(check_reserved("l1", &hosts(&["client", "nat64"]), false, false).is_ok());
     }
 
     #[test]

@@ -157,7 +157,7 @@ pub(super) async fn wait_ready(host: &Host, proc: &Process, cond: Option<&Condit
         Some(Condition::Listening(spec)) => {
             host.wait_listening(&spec.to_listen(), timeout, Some(proc)).await.map(|l| format!("listening on {l}")).map_err(|e| e.to_string())
         }
-        Some(Condition::Line(re)) => proc.wait_for_line(re, timeout).await.map(|l| format!("printed {:?}", l.text)).map_err(|e| e.to_string()),
+        Some(Condition::Line(re)) => proc.wait_for_line(re.as_str(), timeout).await.map(|l| format!("printed {:?}", l.text)).map_err(|e| e.to_string()),
         Some(Condition::Exit) => proc.wait_exit(timeout).await.map(|e| format!("ran to completion ({e})")).map_err(|e| e.to_string()),
     }
 }
