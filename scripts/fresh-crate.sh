@@ -2,7 +2,7 @@
 # A new user's crate: does the library work from its docs alone, outside this repository?
 #
 # Makes a fresh crate in a new private temporary directory outside the repository, depending on
-# the library by path (`nslab = { path = ".../harness/nslab" }`) and on nothing else but tokio,
+# the library by path (`nslab = { path = ".../harness/nslab", features = ["testing"] }`) and on nothing else but tokio,
 # with the README's library example ("Use it from your own tests") and every file of
 # harness/nslab/examples/ copied in as `[[test]] harness = false` tests, and runs them:
 #   1. `cargo test` as root (NSLAB_REQUIRE_ALL=1 unless set otherwise: a test that would be
@@ -83,7 +83,7 @@ publish = false
 [workspace]
 
 [dev-dependencies]
-nslab = { path = "$LIB" }
+nslab = { path = "$LIB", features = ["testing"] }
 tokio = { version = "1", features = ["macros", "rt", "io-util"] }
 EOF
     for n in "${tests[@]}"; do
