@@ -314,8 +314,8 @@ mod tests {
         }
         assert_eq!(server().unwrap_err().to_string(), "failed to start DNS server: no UDP socket and no TCP listener given");
 
-        fn profile() -> Result<crate::Profile> {
-            Ok("ipv6".parse::<crate::Profile>()?)
+        fn profile() -> Result<crate::addr::profile::Profile> {
+            Ok("ipv6".parse::<crate::addr::profile::Profile>()?)
         }
         assert!(profile().unwrap_err().to_string().starts_with("unknown profile \"ipv6\"; expected one of"));
     }

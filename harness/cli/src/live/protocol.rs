@@ -148,8 +148,16 @@ enum RecordValueDef {
     Cname(String),
     Ptr(String),
     Txt(Vec<String>),
-    Srv { priority: u16, weight: u16, port: u16, target: String },
-    Mx { preference: u16, exchange: String },
+    Srv {
+        priority: u16,
+        weight: u16,
+        port: u16,
+        target: String,
+    },
+    Mx {
+        preference: u16,
+        exchange: String,
+    },
     /// Never sent: a zone's SOA is its own, not a record a request sets.
     #[serde(skip)]
     #[allow(dead_code)]

@@ -111,7 +111,17 @@ mod tests {
     /// Every type and fault the server has can be typed.
     #[test]
     fn conversions_keep_every_value() {
-        for k in [RecordKind::Soa, RecordKind::Ns, RecordKind::A, RecordKind::Aaaa, RecordKind::Cname, RecordKind::Txt, RecordKind::Srv, RecordKind::Ptr, RecordKind::Mx] {
+        for k in [
+            RecordKind::Soa,
+            RecordKind::Ns,
+            RecordKind::A,
+            RecordKind::Aaaa,
+            RecordKind::Cname,
+            RecordKind::Txt,
+            RecordKind::Srv,
+            RecordKind::Ptr,
+            RecordKind::Mx,
+        ] {
             assert_eq!(parse_kind(&k.to_string().to_lowercase()), Ok(k));
         }
         for f in [Fault::ServFail, Fault::NxDomain, Fault::Refused, Fault::Drop, Fault::Truncate, Fault::TcpOnly, Fault::Delay(Duration::from_millis(7))] {

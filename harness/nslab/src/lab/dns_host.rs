@@ -96,7 +96,15 @@ impl Lab {
                     format!("\n  last {} of {} logged queries:", last.len(), all.len())
                 };
                 for e in last {
-                    tail.push_str(&format!("\n  | {:?} {} {} {} {} -> {}", e.at, e.client, e.transport, e.name, e.qtype.map(|t| t.to_string()).unwrap_or_default(), e.rcode_name()));
+                    tail.push_str(&format!(
+                        "\n  | {:?} {} {} {} {} -> {}",
+                        e.at,
+                        e.client,
+                        e.transport,
+                        e.name,
+                        e.qtype.map(|t| t.to_string()).unwrap_or_default(),
+                        e.rcode_name()
+                    ));
                 }
                 Err(Error::Timeout { what: format!("a DNS query in lab {} ({filter})", self.name()), timeout, tail })
             }

@@ -1,8 +1,8 @@
 //! What a DNS request typed on the command line means for the lab: its names placed in the
 //! lab's zones, its typed values handed to the scenario engine as a timeline action.
 
-use nslab_scenario::runner::Session;
 use nslab::dns::RecordValue;
+use nslab_scenario::runner::Session;
 use nslab_scenario::scenario::{Action, FaultScope};
 
 use crate::live::protocol::{DnsRequest, Scope};

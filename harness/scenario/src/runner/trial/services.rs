@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::runner::error::{Error, FileError};
 use super::state::{Trial, STARTUP_ALLOWANCE};
+use crate::runner::error::{Error, FileError};
 use crate::runner::report::ExpectationResult;
 use crate::runner::{evidence, observe};
 use crate::scenario::{Condition, ExpectStart, FileContent, Run, ServiceDef};

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::artifacts;
-use crate::runner::error::Error;
 use super::state::{Trial, STOP_GRACE};
+use crate::runner::error::Error;
 use crate::scenario::{Action, Scenario, Step, When};
 use nslab::addr::profile::Profile;
 use nslab::host::process::Process;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::runner::checks;
-use crate::runner::error::Error;
 use crate::runner::context::Facts;
+use crate::runner::error::Error;
 use crate::runner::report::ExpectationResult;
 use crate::runner::stale::MarkKind;
 use crate::runner::target::Target;
