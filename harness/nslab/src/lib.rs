@@ -62,6 +62,7 @@
 
 #[doc(hidden)]
 pub mod addr;
+mod chain;
 pub mod dns;
 pub mod error;
 #[doc(hidden)]

@@ -6,6 +6,12 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 /// Domain of lab host names (`server.lab.test`); `.test` is reserved (RFC 2606).
 pub const LAB_DOMAIN: &str = "lab.test";
 
+/// Name of the router host.
+pub const NAT64_HOST: &str = "nat64";
+
+/// Name of the host that serves the lab's DNS unless [`LabDns::on_host`] says otherwise.
+pub const DNS_HOST: &str = "dns";
+
 /// The lab segment's IPv4 prefix (TEST-NET-1, RFC 5737).
 pub const IPV4_NET: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 0);
 /// Prefix length of [`IPV4_NET`].

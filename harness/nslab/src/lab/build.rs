@@ -11,7 +11,7 @@ use futures::future::try_join_all;
 use crate::addr::plan::LAB_DOMAIN;
 use crate::addr::plan::{self, SlotAddrs};
 use crate::addr::profile::Profile;
-use crate::dns::DnsServer;
+use crate::dns::{DnsServer, LogFilter, QueryLogEntry};
 use crate::error::{Error, Result, TeardownError};
 use crate::host::etc;
 use crate::host::handle::{EtcFile, Host, HostInner};
@@ -695,6 +695,51 @@ impl Drop for Lab {
             // not print: it is logged, and nslab::testing::main prints the list when its tests end.
             tracing::warn!(lab = %self.name, artifacts = %path.display(), "lab was not torn down (error or panic); artifacts kept");
             crate::os::artifacts::note_kept(&self.name, &path);
+        }
+    }
+}
+
+impl Lab {
+    /// The lab's DNS server (runtime control, faults, query log).
+    ///
+    /// # Errors
+    /// [`Error::NoDns`] when the lab was built without [`crate::LabBuilder::dns`].
+    pub fn dns_server(&self) -> Result<&DnsServer> {
+        self.dns().ok_or_else(|| Error::NoDns { lab: self.name().to_string() })
+    }
+
+    /// Waits until the lab's DNS server has logged a query matching `filter` and returns the
+    /// oldest that does (see [`crate::dns::QueryLog::wait`]): for instance the query a client
+    /// made after a change, `LogFilter::new().name("app.example.test").host(client).since(t)`.
+    ///
+    /// # Errors
+    /// [`Error::NoDns`] without a DNS server; [`Error::Timeout`] when no such query came within
+    /// `timeout` (a guard against a hang), with the last queries the server did log.
+    pub async fn wait_query(&self, filter: &LogFilter, timeout: std::time::Duration) -> Result<QueryLogEntry> {
+        let log = self.dns_server()?.log();
+        match tokio::time::timeout(timeout, log.wait(filter)).await {
+            Ok(e) => Ok(e),
+            Err(_) => {
+                let all = log.entries();
+                let last = &all[all.len().saturating_sub(10)..];
+                let mut tail = if last.is_empty() {
+                    "\n  (the server logged no query)".to_string()
+                } else {
+                    format!("\n  last {} of {} logged queries:", last.len(), all.len())
+                };
+                for e in last {
+                    tail.push_str(&format!(
+                        "\n  | {:?} {} {} {} {} -> {}",
+                        e.at,
+                        e.client,
+                        e.transport,
+                        e.name,
+                        e.qtype.map(|t| t.to_string()).unwrap_or_default(),
+                        e.rcode_name()
+                    ));
+                }
+                Err(Error::Timeout { what: format!("a DNS query in lab {} ({filter})", self.name()), timeout, tail })
+            }
         }
     }
 }

@@ -6,13 +6,11 @@ use std::net::{SocketAddr, SocketAddrV6};
 use crate::addr::plan::SlotAddrs;
 use crate::addr::plan::LAB_DOMAIN;
 use crate::addr::profile::Profile;
-use crate::dns::{Dns64, DnsOptions, DnsServer, DnsSockets, HostAddrs, LogFilter, QueryLogEntry, RecordValue, Soa, Zone};
+use crate::dns::{Dns64, DnsOptions, DnsServer, DnsSockets, HostAddrs, LogFilter, RecordValue, Soa, Zone};
 use crate::error::{Error, Result};
 use crate::host::handle::Host;
-use crate::lab::build::Lab;
 
-/// Name of the host that serves the lab's DNS unless [`LabDns::on_host`] says otherwise.
-pub const DNS_HOST: &str = "dns";
+pub use crate::addr::plan::DNS_HOST;
 
 /// The lab's DNS: zones, options, and where it runs. Given to [`crate::LabBuilder::dns`].
 #[derive(Debug, Clone, Default)]
@@ -64,51 +62,6 @@ impl LogFilter {
     /// Only queries sent by `host`: from any of its addresses (IPv4, global IPv6, link-local).
     pub fn host(self, host: &Host) -> Self {
         self.client_ips(host.addrs().into_iter().chain(host.link_local().map(Into::into)))
-    }
-}
-
-impl Lab {
-    /// The lab's DNS server (runtime control, faults, query log).
-    ///
-    /// # Errors
-    /// [`Error::NoDns`] when the lab was built without [`crate::LabBuilder::dns`].
-    pub fn dns_server(&self) -> Result<&DnsServer> {
-        self.dns().ok_or_else(|| Error::NoDns { lab: self.name().to_string() })
-    }
-
-    /// Waits until the lab's DNS server has logged a query matching `filter` and returns the
-    /// oldest that does (see [`crate::dns::QueryLog::wait`]): for instance the query a client
-    /// made after a change, `LogFilter::new().name("app.example.test").host(client).since(t)`.
-    ///
-    /// # Errors
-    /// [`Error::NoDns`] without a DNS server; [`Error::Timeout`] when no such query came within
-    /// `timeout` (a guard against a hang), with the last queries the server did log.
-    pub async fn wait_query(&self, filter: &LogFilter, timeout: std::time::Duration) -> Result<QueryLogEntry> {
-        let log = self.dns_server()?.log();
-        match tokio::time::timeout(timeout, log.wait(filter)).await {
-            Ok(e) => Ok(e),
-            Err(_) => {
-                let all = log.entries();
-                let last = &all[all.len().saturating_sub(10)..];
-                let mut tail = if last.is_empty() {
-                    "\n  (the server logged no query)".to_string()
-                } else {
-                    format!("\n  last {} of {} logged queries:", last.len(), all.len())
-                };
-                for e in last {
-                    tail.push_str(&format!(
-                        "\n  | {:?} {} {} {} {} -> {}",
-                        e.at,
-                        e.client,
-                        e.transport,
-                        e.name,
-                        e.qtype.map(|t| t.to_string()).unwrap_or_default(),
-                        e.rcode_name()
-                    ));
-                }
-                Err(Error::Timeout { what: format!("a DNS query in lab {} ({filter})", self.name()), timeout, tail })
-            }
-        }
     }
 }
 

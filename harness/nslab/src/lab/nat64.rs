@@ -14,8 +14,7 @@ use crate::host::handle::Host;
 use crate::host::process::{Command, Process};
 use crate::lab::spec::HostSpec;
 
-/// Name of the router host.
-pub const NAT64_HOST: &str = "nat64";
+pub use crate::addr::plan::NAT64_HOST;
 /// The NAT64 prefix (a /96 network-specific prefix, RFC 6052), also the lab's DNS64 prefix.
 pub const PREFIX: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x6464, 0, 0, 0, 0, 0);
 /// IPv4 pool the translated clients appear from (TEST-NET-2).

@@ -143,8 +143,8 @@ pub(crate) fn check_host(h: &HostSpec) -> Result<Vec<(PathBuf, Sysctl)>, String>
 /// ([`crate::DNS_HOST`]) when `adds_dns_host` (DNS without [`crate::LabDns::on_host`]), the NAT64
 /// router when `adds_router` (a host uses NAT64). Such a host would silently become that server.
 pub(crate) fn check_reserved(lab: &str, hosts: &[HostSpec], adds_dns_host: bool, adds_router: bool) -> Result<(), String> {
-    use crate::lab::dns_host::DNS_HOST;
-    use crate::lab::nat64::NAT64_HOST;
+    use crate::addr::plan::DNS_HOST;
+    use crate::addr::plan::NAT64_HOST;
     if adds_dns_host && hosts.iter().any(|h| h.name == DNS_HOST) {
         return Err(format!(
             "lab {lab} declares a host named {DNS_HOST:?}, the name of the host LabBuilder::dns adds to serve the lab's DNS, so your host would silently become the DNS server; \

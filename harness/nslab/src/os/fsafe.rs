@@ -77,9 +77,9 @@ impl From<FsError> for io::Error {
     fn from(e: FsError) -> io::Error {
         match e {
             FsError::Io { source, .. } if source.kind() == io::ErrorKind::AlreadyExists => {
-                io::Error::new(io::ErrorKind::AlreadyExists, crate::error::chain(&source))
+                io::Error::new(io::ErrorKind::AlreadyExists, crate::chain::chain(&source))
             }
-            other => io::Error::other(crate::error::chain(&other)),
+            other => io::Error::other(crate::chain::chain(&other)),
         }
     }
 }
