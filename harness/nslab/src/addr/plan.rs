@@ -9,7 +9,7 @@ pub const LAB_DOMAIN: &str = "lab.test";
 /// Name of the router host.
 pub const NAT64_HOST: &str = "nat64";
 
-/// Name of the host that serves the lab's DNS unless [`LabDns::on_host`] says otherwise.
+/// Name of the host that serves the lab's DNS unless [`crate::LabDns::on_host`] says otherwise.
 pub const DNS_HOST: &str = "dns";
 
 /// The lab segment's IPv4 prefix (TEST-NET-1, RFC 5737).
