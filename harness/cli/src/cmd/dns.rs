@@ -174,6 +174,7 @@ mod tests {
         assert_eq!(words(&["delete", "app"]), Ok(DnsRequest::Delete { name: "app".into(), rtype: None }));
         assert_eq!(words(&["ttl", "app", "cname", "1"]), Ok(DnsRequest::Ttl { name: "app".into(), rtype: RecordKind::Cname, ttl: 1 }));
         assert_eq!(words(&["log", "-f"]), Ok(DnsRequest::Log { name: None, since: 0, follow: true }));
-        assert_eq!(words(&["ttl", "app", "mx", "5"]), Err("MX records are not served by the lab DNS server yet".to_string()));
+        assert_eq!(words(&["ttl", "app", "mx", "5"]), Ok(DnsRequest::Ttl { name: "app".into(), rtype: RecordKind::Mx, ttl: 5 }));
+        assert_eq!(words(&["ttl", "app", "hinfo", "5"]).map_err(|e| e.contains("not a record type")), Err(true));
     }
 }
