@@ -7,7 +7,10 @@ use std::{
     io::{BufWriter, Write},
     net::{IpAddr, SocketAddr},
     path::Path,
-    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError,
+    },
     time::{Duration, Instant},
 };
 
@@ -364,6 +367,8 @@ pub struct QueryLog {
     epoch: Instant,
     /// Wakes [`QueryLog::wait`]ers after each entry.
     arrived: Arc<Notify>,
+    /// How many [`QueryLog::wait`]s are pending: with none, a push does not touch `arrived`.
+    waiting: Arc<AtomicUsize>,
 }
 
 impl fmt::Debug for QueryLog {
@@ -380,6 +385,7 @@ impl QueryLog {
             ring: Arc::new(Mutex::new(Ring { entries: VecDeque::with_capacity(capacity.min(4096)), capacity, dropped: 0 })),
             epoch,
             arrived: Arc::new(Notify::new()),
+            waiting: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -416,7 +422,11 @@ impl QueryLog {
         };
         // The evicted entry is freed after the lock is released.
         drop(evicted);
-        self.arrived.notify_waiters();
+        // A waiter counted itself before it read the ring; the ring's lock orders that read and
+        // this push, so either it saw the entry or this sees it waiting.
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.arrived.notify_waiters();
+        }
     }
 
     /// Every retained entry, oldest first.
@@ -439,6 +449,14 @@ impl QueryLog {
     /// [`LogFilter::since`] (a [`QueryLog::now`] taken before the action that causes it). Wrap
     /// it in `tokio::time::timeout` (or use `Lab::wait_query`) as a guard against a hang.
     pub async fn wait(&self, filter: &LogFilter) -> QueryLogEntry {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let _waiting = Waiting(&self.waiting);
         loop {
             // Registered before the log is read, so an entry pushed in between still wakes it.
             let arrived = self.arrived.notified();
