@@ -34,8 +34,13 @@ pub struct Staleness {
     pub pinned_requests: usize,
     /// Distinct connections opened to the old target after the change.
     pub new_connections_to_old: usize,
-    /// Of those, the ones opened after the client had been answered with the new target.
+    /// Of those, the ones opened more than [`ANSWER_SLACK`] after the client had been answered with
+    /// the new target and before it first reached the new target (after that the host uses both
+    /// targets at once: another client on it, not this one's own cache).
     pub new_connections_after_new_answer: usize,
+    /// Requests to the old target after the first request to the new one: the host reached both
+    /// (two clients on it, or a pool that still holds a connection to the old target).
+    pub old_after_new: usize,
     /// DNS queries the client made after the change, up to its last request to the old target
     /// (or its first to the new one when it never went back to the old).
     pub dns_queries_after: usize,
@@ -60,13 +65,11 @@ impl Staleness {
         self.last_old.unwrap_or_default()
     }
 
-    /// Whether the client reached the new target after its last request to the old one.
-    pub fn moved(&self) -> bool {
-        match (self.first_new, self.last_old) {
-            (Some(n), Some(o)) => n >= o,
-            (Some(_), None) => true,
-            (None, _) => false,
-        }
+    /// Whether the client reached the new target after the change, at any time: before its last
+    /// request to the old one too (a second client on the host, or a pool that still holds one
+    /// old keep-alive connection while new connections go to the new target).
+    pub fn reached_new(&self) -> bool {
+        self.first_new.is_some()
     }
 }
 
@@ -95,6 +98,13 @@ impl fmt::Display for Staleness {
         )?;
         if self.dns_queries_before_new != self.dns_queries_after {
             write!(f, " ({} before its first request to the new target)", self.dns_queries_before_new)?;
+        }
+        if self.old_after_new > 0 {
+            write!(
+                f,
+                "; {} request(s) to the old target after the first to the new one (the host reached both: more than one client, or a pool holding an old connection)",
+                self.old_after_new
+            )?;
         }
         if !self.answers_after.is_empty() {
             write!(f, " ({})", self.answers_after.join("; "))?;
@@ -153,7 +163,11 @@ pub fn analyse_records(client: &[IpAddr], step_at: Duration, old: (&str, &[Reque
     }
     // The first time after the change the client was told the new target.
     let told_new = mine.iter().filter(|e| e.at > step_at && names(&e.answers, new.0) && !names(&e.answers, old.0)).map(|e| e.at).min();
-    let new_connections_after_new_answer = told_new.map_or(0, |t| fresh.iter().filter(|(_, at)| *at > t + ANSWER_SLACK).count());
+    // A connection to the old target opened after the host had already reached the new one is
+    // another client's (or another cache's) on the host, not this client ignoring its answer.
+    let reached = first_new.unwrap_or(Duration::MAX);
+    let new_connections_after_new_answer = told_new.map_or(0, |t| fresh.iter().filter(|(_, at)| *at > t + ANSWER_SLACK && *at < reached).count());
+    let old_after_new = old_reqs.iter().filter(|r| r.at() > reached).count();
     let answer_before: Vec<AnswerRecord> = mine.iter().rev().find(|e| e.at <= step_at && !e.answers.is_empty()).map(|e| e.answers.clone()).unwrap_or_default();
     let ttl = min_ttl(&answer_before);
     let cause = if old_reqs.len() == in_flight {
@@ -176,6 +190,7 @@ pub fn analyse_records(client: &[IpAddr], step_at: Duration, old: (&str, &[Reque
         pinned_requests,
         new_connections_to_old: fresh.len(),
         new_connections_after_new_answer,
+        old_after_new,
         dns_queries_after: after.len(),
         dns_queries_before_new: before_new,
         answers_after,
@@ -187,10 +202,53 @@ pub fn analyse_records(client: &[IpAddr], step_at: Duration, old: (&str, &[Reque
 
 /// Whether the counted part of a `stale` expectation holds for `st`.
 pub fn counts_hold(st: &Staleness, c: &StaleCounts) -> bool {
-    c.dns_queries_after.is_none_or(|n| st.dns_queries_after as u64 == n)
-        && c.min_dns_queries_after.is_none_or(|n| st.dns_queries_before_new as u64 >= n)
-        && c.new_connections_to_old.is_none_or(|n| st.new_connections_to_old as u64 == n)
-        && c.ttl.is_none_or(|t| st.ttl == Some(t))
+    count_failures(st, c).is_empty()
+}
+
+/// The counted criteria of a `stale` expectation that `st` fails, each in words.
+fn count_failures(st: &Staleness, c: &StaleCounts) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(n) = c.dns_queries_after.filter(|n| st.dns_queries_after as u64 != *n) {
+        out.push(format!("dns_queries_after = {n} expected, {} observed", st.dns_queries_after));
+    }
+    if let Some(n) = c.min_dns_queries_after.filter(|n| (st.dns_queries_before_new as u64) < *n) {
+        out.push(format!("min_dns_queries_after = {n} expected, {} observed", st.dns_queries_before_new));
+    }
+    if let Some(n) = c.new_connections_to_old.filter(|n| st.new_connections_to_old as u64 != *n) {
+        out.push(format!("new_connections_to_old = {n} expected, {} observed", st.new_connections_to_old));
+    }
+    if let Some(t) = c.ttl.filter(|t| st.ttl != Some(*t)) {
+        let seen = st.ttl.map_or_else(|| "no answer before the change".to_string(), |s| format!("{}s", s.as_secs()));
+        out.push(format!("ttl = {}s expected, {seen} observed", t.as_secs()));
+    }
+    out
+}
+
+/// Every criterion of a `stale` expectation that `st` fails, each in words (empty: it holds).
+/// `at_most` bounds the last request to the old target after the change and needs the client to
+/// have reached the new target after the change, at any time; `at_least` needs a request to the
+/// old target that late.
+pub fn failures(st: &Staleness, at_most: Option<Duration>, at_least: Option<Duration>, cause: Option<StaleCause>, counts: &StaleCounts) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(m) = at_most {
+        if st.window() > m {
+            out.push(format!("at_most = {}: the last request to the old target came {} after the change", secs(m), secs(st.window())));
+        }
+        if !st.reached_new() {
+            out.push(format!("at_most = {}: the client never reached the new target after the change", secs(m)));
+        }
+    }
+    if let Some(l) = at_least.filter(|l| !st.last_old.is_some_and(|w| w >= *l)) {
+        match st.last_old {
+            Some(w) => out.push(format!("at_least = {}: the last request to the old target came {} after the change", secs(l), secs(w))),
+            None => out.push(format!("at_least = {}: no request to the old target after the change", secs(l))),
+        }
+    }
+    if let Some(c) = cause.filter(|c| *c != st.cause) {
+        out.push(format!("cause = {} expected, {} observed", c.name(), st.cause.name()));
+    }
+    out.extend(count_failures(st, counts));
+    out
 }
 
 /// A moment to mark on the picture: a DNS change (with the TTL of the answer before it) or a
@@ -424,7 +482,7 @@ mod tests {
         assert_eq!(st.new_connections_to_old, 0);
         assert_eq!(st.dns_queries_after, 0);
         assert_eq!(st.first_new, None);
-        assert!(!st.moved());
+        assert!(!st.reached_new());
     }
 
     #[test]
@@ -439,7 +497,7 @@ mod tests {
         assert_eq!(st.pinned_requests, 0);
         assert_eq!(st.last_old, Some(ms(750)));
         assert_eq!(st.first_new, Some(ms(1000)));
-        assert!(st.moved());
+        assert!(st.reached_new());
         assert_eq!(st.ttl, Some(Duration::from_secs(2)), "the smallest TTL over the chain, not the CNAME's 30 s");
         assert_eq!(st.dns_queries_after, 0, "the query at 3.99 s came after the last request to blue");
     }
@@ -453,7 +511,7 @@ mod tests {
         assert_eq!(st.window(), Duration::ZERO);
         assert_eq!(st.dns_queries_after, 1);
         assert_eq!(st.answers_after, vec!["app.example.test. A: green.example.test., 192.0.2.11".to_string()]);
-        assert!(st.moved());
+        assert!(st.reached_new());
     }
 
     #[test]
@@ -504,6 +562,53 @@ mod tests {
         let st = run(&old, &[], &[query(3200, "green", 2, 2)]);
         assert_eq!(st.cause, StaleCause::ApplicationCache);
         assert_eq!(st.new_connections_after_new_answer, 1, "the one 0.29 s after the answer is within the slack");
+    }
+
+    #[test]
+    fn a_host_that_reached_new_before_its_last_request_to_old_meets_at_most() {
+        // Two clients on one host: one opens a connection per request and moves to green at
+        // 3.5 s; the other's pool still holds a keep-alive connection to blue until 4.5 s.
+        let old = [req(2500, 1, 500), req(3500, 1, 500), req(4500, 1, 500), req(2800, 2, 2790)];
+        let new = [req(3500, 3, 3490), req(4000, 4, 3990)];
+        let st = run(&old, &new, &[query(3400, "green", 2, 2)]);
+        assert_eq!(st.last_old, Some(ms(1500)));
+        assert_eq!(st.first_new, Some(ms(500)));
+        assert!(st.reached_new());
+        assert_eq!(st.cause, StaleCause::ConnectionPinning);
+        assert_eq!(st.old_after_new, 2);
+        let none = StaleCounts::default();
+        assert!(failures(&st, Some(Duration::from_secs(2)), None, Some(StaleCause::ConnectionPinning), &none).is_empty());
+        let f = failures(&st, Some(Duration::from_secs(1)), None, None, &none);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].contains("at_most") && f[0].contains("1.50s"), "{f:?}");
+        assert!(st.to_string().contains("2 request(s) to the old target after the first to the new one"), "{st}");
+    }
+
+    #[test]
+    fn fresh_connections_to_old_after_the_host_reached_new_are_not_an_application_cache() {
+        // One client asked again, was told green and went there at 3.3 s; another process on the
+        // host, with its own cached answer, kept opening connections to blue at 4.5 and 4.8 s.
+        let old = [req(4500, 5, 4490), req(4800, 6, 4790)];
+        let new = [req(3300, 3, 3290), req(4600, 4, 4590)];
+        let st = run(&old, &new, &[query(3200, "green", 2, 2)]);
+        assert_eq!(st.new_connections_after_new_answer, 0);
+        assert_eq!(st.cause, StaleCause::ResolverCache);
+        // The same connections to blue with the host never reaching green are the application's.
+        let st = run(&old, &[], &[query(3200, "green", 2, 2)]);
+        assert_eq!(st.cause, StaleCause::ApplicationCache);
+    }
+
+    #[test]
+    fn each_failed_criterion_is_named() {
+        let old: Vec<_> = (2..80).map(|i| req(i * 250, 1, 500)).collect();
+        let st = run(&old, &[], &[query(400, "blue", 2, 2)]);
+        let counts = StaleCounts { dns_queries_after: Some(1), ..Default::default() };
+        let f = failures(&st, Some(Duration::from_secs(6)), Some(Duration::from_secs(30)), Some(StaleCause::ResolverCache), &counts);
+        let text = f.join("; ");
+        for word in ["at_most", "never reached the new target", "at_least", "cause", "connection-pinning", "dns_queries_after"] {
+            assert!(text.contains(word), "no {word:?} in {text}");
+        }
+        assert_eq!(f.len(), 5, "{f:?}");
     }
 
     #[test]

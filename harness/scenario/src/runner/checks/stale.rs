@@ -39,21 +39,10 @@ async fn stale_check(
     let addrs: Vec<IpAddr> = host.addrs().into_iter().chain(host.link_local().map(IpAddr::V6)).collect();
     let (o, n) = (targets.get(old).ok_or_else(|| format!("no target {old}"))?, targets.get(new).ok_or_else(|| format!("no target {new}"))?);
     let st = stale::analyse(&addrs, start, o, n, lab.dns().map(|d| d.log()));
-    let observed = st.to_string();
-    let mut ok = true;
-    if let Some(m) = at_most {
-        ok &= st.moved() && st.window() <= m;
-    }
-    if let Some(l) = at_least {
-        ok &= st.last_old.is_some_and(|w| w >= l);
-    }
-    if let Some(c) = cause {
-        ok &= st.cause == c;
-    }
-    ok &= stale::counts_hold(&st, counts);
-    if ok {
-        Ok(observed)
+    let failed = stale::failures(&st, at_most, at_least, cause, counts);
+    if failed.is_empty() {
+        Ok(st.to_string())
     } else {
-        Err(observed)
+        Err(format!("{st}; failed: {}", failed.join("; ")))
     }
 }

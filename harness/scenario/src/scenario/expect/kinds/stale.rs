@@ -59,7 +59,9 @@ pub enum StaleCause {
     /// old address after it.
     Mixed,
     /// New connections to the old address more than a second after the client had asked again
-    /// and been answered with the new target: a cache of the application's own, not the resolver's.
+    /// and been answered with the new target, and before it first reached the new target: a cache
+    /// of the application's own, not the resolver's (one opened after the host reached the new
+    /// target is another client's on the host).
     ApplicationCache,
     /// Not known: the target's log does not say which connection a request came on.
     Unknown,
