@@ -238,7 +238,7 @@ pub fn failures(st: &Staleness, at_most: Option<Duration>, at_least: Option<Dura
             out.push(format!("at_most = {}: the client never reached the new target after the change", secs(m)));
         }
     }
-    if let Some(l) = at_least.filter(|l| !st.last_old.is_some_and(|w| w >= *l)) {
+    if let Some(l) = at_least.filter(|l| st.last_old.is_none_or(|w| w < *l)) {
         match st.last_old {
             Some(w) => out.push(format!("at_least = {}: the last request to the old target came {} after the change", secs(l), secs(w))),
             None => out.push(format!("at_least = {}: no request to the old target after the change", secs(l))),
