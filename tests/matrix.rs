@@ -1,7 +1,8 @@
 //! `nslab matrix` through the command itself, on small scenarios: rows are the programs
 //! under test, a cell keeps "the test held" apart from "the program worked", names the errno
 //! and cause of a failed start without strace, the listeners and the time to the first request
-//! with its family, links its kept artifacts, and the exit code says a test did not hold; a socket is judged against the families its host's profile gives.
+//! with its family, links its kept artifacts, and the exit code says a test did not hold; a
+//! socket is judged against the families its host's profile gives.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
