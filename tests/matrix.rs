@@ -1,7 +1,8 @@
-//! `nslab matrix` through the command itself, on two small scenarios: rows are the programs
+//! `nslab matrix` through the command itself, on small scenarios: rows are the programs
 //! under test, a cell keeps "the test held" apart from "the program worked", names the errno
 //! and cause of a failed start without strace, the listeners and the time to the first request
-//! with its family, links its kept artifacts, and the exit code says a test did not hold.
+//! with its family, links its kept artifacts, and the exit code says a test did not hold; a
+//! socket is judged against the families its host's profile gives.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -13,7 +14,10 @@ fn main() -> std::process::ExitCode {
     nslab_tests::enter_rootless();
     let mut args = Arguments::from_args();
     args.test_threads = Some(1);
-    let trials = vec![trial_requiring("matrix/md-and-json-from-two-scenarios", &["python3", "curl"], md_and_json)];
+    let trials = vec![
+        trial_requiring("matrix/md-and-json-from-two-scenarios", &["python3", "curl"], md_and_json),
+        trial_requiring("matrix/listeners-judged-against-the-hosts-profile", &["python3"], v6only_on_ipv4_only),
+    ];
     nslab_tests::run_checking_host(&args, trials)
 }
 
@@ -71,6 +75,51 @@ kind = "exit"
 service = "curl"
 code = 7
 "#;
+
+const V6ONLY: &str = r#"description = "python3 listening on [::]:8000 with IPV6_V6ONLY=1."
+program = "python3"
+profiles = ["ipv4-only", "dual-stack"]
+timeout = "20s"
+
+[requires]
+python3 = "*"
+
+[hosts.server]
+
+[services.web]
+host = "server"
+command = ["python3", "-c", "import socket, time\ns = socket.socket(socket.AF_INET6)\ns.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)\ns.bind(('::', 8000))\ns.listen()\nprint('listening', flush=True)\ntime.sleep(60)"]
+ready = { line = "^listening" }
+"#;
+
+/// A `[::]` socket with V6ONLY=1 exists on ipv4-only too, but IPv6 is off there: the matrix
+/// (and the listener report under it) must not say it takes IPv6 peers (issue 15).
+async fn v6only_on_ipv4_only() -> Result<(), String> {
+    let bin = nslab_tests::nslab_bin()?;
+    let dir = tempfile::Builder::new().prefix("nslab-matrix-").tempdir().map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir.path().join("scenarios")).map_err(|e| e.to_string())?;
+    std::fs::write(dir.path().join("scenarios/v6only.toml"), V6ONLY).map_err(|e| e.to_string())?;
+    let child = Command::new(&bin)
+        .args(["matrix", "--format", "json", "--artifacts"])
+        .arg(dir.path().join("artifacts"))
+        .arg(dir.path().join("scenarios"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("nslab matrix: {e}"))?;
+    let out = nslab_tests::output_bounded(child, "nslab matrix", nslab_tests::COMMAND_BOUND)?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure!(out.status.success(), "every test holds: exit 0 expected, got {}:\n{stderr}", out.status);
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("JSON: {e}\n{stderr}"))?;
+    let cells = &m["rows"][0]["cases"][0]["cells"];
+    let web = |p: &str| cells[p]["services"][0].clone();
+    ensure!(web("ipv4-only")["listens"] == serde_json::json!(["tcp [::]:8000 v6only=1"]), "the socket is there on ipv4-only: {m}");
+    ensure!(web("ipv4-only")["listens_families"] == serde_json::json!([]), "IPv6 is off on ipv4-only: it takes no family: {m}");
+    ensure!(web("dual-stack")["listens_families"] == serde_json::json!(["ipv6"]), "on dual-stack it takes IPv6: {m}");
+    Ok(())
+}
 
 fn run(bin: &Path, dir: &Path, format: &str) -> Result<(Output, String), String> {
     let art = dir.join(format!("artifacts-{format}"));

@@ -172,12 +172,28 @@ fn inline_errors_name_place_found_and_expected() {
             format!("{d}[hosts.a]\n[services.s]\nhost = \"a\"\nshell = \"echo {{{{dns.ipv4}}}}\"\n"),
             "s.toml:5:15: shell in service \"s\": template variable \"dns.ipv4\" needs the lab DNS server; expected a [dns] table in the scenario",
         ),
+        (
+            format!("{d}[hosts.a]\n[services.s]\nhost = \"a\"\ncommand = [\"x\"]\nready = {{ exit = false }}\n"),
+            "s.toml:6:18: exit in the ready condition of service \"s\" is the boolean false; expected \"success\" (exited with status 0) or true (exited, whatever the status)",
+        ),
+        (
+            format!("{d}[hosts.a]\n[services.s]\nhost = \"a\"\ncommand = [\"x\"]\n[[timeline]]\naction = \"wait-for\"\nservice = \"s\"\nexit = 0\n"),
+            "s.toml:9:8: exit in timeline step 1 (wait-for) is the integer 0; expected \"success\" (exited with status 0) or true (exited, whatever the status)",
+        ),
         (d.to_string(), "s.toml:1:1: the scenario declares no hosts; expected at least one [hosts.<name>] table, such as [hosts.web]"),
     ];
     for (text, want) in cases {
         let got = scenario::parse_str(Path::new("s.toml"), &text).map(|_| ()).unwrap_err().to_string();
         assert_eq!(got, want, "for:\n{text}");
     }
+}
+
+#[test]
+fn ready_exit_success_or_any_status() {
+    let s = scenario::load(&workspace().join("scenarios/examples/ready-exit-success.toml")).unwrap();
+    assert!(matches!(s.service("ok").unwrap().ready, Some(scenario::Condition::Exit { success: true })));
+    assert!(matches!(s.service("crash").unwrap().ready, Some(scenario::Condition::Exit { success: true })));
+    assert!(matches!(s.service("any").unwrap().ready, Some(scenario::Condition::Exit { success: false })));
 }
 
 #[test]

@@ -489,6 +489,17 @@ mod tests {
     }
 
     #[test]
+    fn a_cell_says_a_socket_takes_only_the_families_the_hosts_profile_gives() {
+        let l = nslab::host::listeners::Listener { protocol: nslab::host::listeners::Protocol::Tcp, local: "[::]:80".parse().unwrap(), v6only: true, inode: 1 };
+        let mut svc = web(true, None, None, vec![ListenerReport::on_host(&l, Profile::Ipv4Only)]);
+        let cell = service_cell(&svc);
+        assert_eq!(cell.listens, vec!["tcp [::]:80 v6only=1"]);
+        assert!(cell.listens_families.is_empty(), "IPv6 is off in ipv4-only: {:?}", cell.listens_families);
+        svc.listeners = vec![ListenerReport::on_host(&l, Profile::DualStack)];
+        assert_eq!(service_cell(&svc).listens_families, vec!["ipv6"]);
+    }
+
+    #[test]
     fn an_interrupted_run_shows_what_ran_and_names_what_never_started() {
         let a = scenario("nginx", "");
         let trials = vec![

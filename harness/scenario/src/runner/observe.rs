@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::runner::diagnose;
 use crate::runner::target::Target;
 use crate::scenario::{ExpectStart, Run, Scenario};
+use nslab::addr::profile::Profile;
 use nslab::host::listeners::{Family, Listener, Protocol};
 use nslab::host::process::{Exit, Process};
 use nslab::lab::build::Lab;
@@ -29,14 +30,18 @@ pub struct ListenerReport {
     /// IPV6_V6ONLY of an IPv6 socket; absent for IPv4 sockets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub v6only: Option<bool>,
-    /// Whether IPv4 peers can reach it: an IPv4 socket, or an IPv6 wildcard without V6ONLY.
+    /// Whether IPv4 peers can reach it: an IPv4 socket, or an IPv6 wildcard without V6ONLY,
+    /// on a host whose profile gives it IPv4 ([`Profile::has_ipv4`]).
     pub reachable_over_ipv4: bool,
-    /// Whether IPv6 peers can reach it: an IPv6 socket.
+    /// Whether IPv6 peers can reach it: an IPv6 socket on a host whose profile has IPv6 on
+    /// ([`Profile::ipv6_enabled`]; in `ipv4-only` a `[::]` socket exists but takes no IPv6 peer).
     pub reachable_over_ipv6: bool,
 }
 
-impl From<&Listener> for ListenerReport {
-    fn from(l: &Listener) -> Self {
+impl ListenerReport {
+    /// The socket `l` of a host in `profile`: what the socket accepts, judged against the
+    /// families the profile gives the host.
+    pub fn on_host(l: &Listener, profile: Profile) -> Self {
         let v6 = l.family() == Family::V6;
         let address = match l.local {
             std::net::SocketAddr::V6(a) if a.scope_id() != 0 => format!("{}%{}", a.ip(), a.scope_id()),
@@ -51,8 +56,8 @@ impl From<&Listener> for ListenerReport {
             address,
             port: l.local.port(),
             v6only: v6.then_some(l.v6only),
-            reachable_over_ipv4: l.accepts_ipv4(),
-            reachable_over_ipv6: v6,
+            reachable_over_ipv4: l.accepts_ipv4() && profile.has_ipv4(),
+            reachable_over_ipv6: v6 && profile.ipv6_enabled(),
         }
     }
 }
@@ -156,6 +161,8 @@ pub async fn services(
     let mut out = Vec::new();
     for def in &s.services {
         let exit = exits.get(&def.name).cloned().flatten();
+        // A host may have its own profile, overriding the trial's.
+        let host_profile = s.host(&def.host).and_then(|h| h.profile).unwrap_or(profile);
         let mut r = ServiceReport {
             name: def.name.clone(),
             host: def.host.clone(),
@@ -164,7 +171,7 @@ pub async fn services(
             started: started.get(&def.name).copied(),
             exit_code: exit.as_ref().and_then(Exit::code),
             running_at_end: procs.contains_key(&def.name) && exit.is_none(),
-            listeners: listeners.get(&def.name).map(|ls| ls.iter().map(ListenerReport::from).collect()).unwrap_or_default(),
+            listeners: listeners.get(&def.name).map(|ls| ls.iter().map(|l| ListenerReport::on_host(l, host_profile)).collect()).unwrap_or_default(),
             ..Default::default()
         };
         let failed = r.started == Some(false) || exit.as_ref().is_some_and(|e| !e.success());
@@ -220,4 +227,33 @@ pub fn first_requests(s: &Scenario, lab: &Lab, procs: &BTreeMap<String, Process>
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener(addr: &str, v6only: bool) -> Listener {
+        Listener { protocol: Protocol::Tcp, local: addr.parse().unwrap(), v6only, inode: 1 }
+    }
+
+    fn reach(addr: &str, v6only: bool, p: Profile) -> (bool, bool) {
+        let r = ListenerReport::on_host(&listener(addr, v6only), p);
+        (r.reachable_over_ipv4, r.reachable_over_ipv6)
+    }
+
+    #[test]
+    fn reachability_is_judged_against_the_families_of_the_hosts_profile() {
+        // The case: [::] with V6ONLY=1 on ipv4-only takes no peer at all (IPv6 is off).
+        assert_eq!(reach("[::]:80", true, Profile::Ipv4Only), (false, false));
+        assert_eq!(reach("[::]:80", true, Profile::DualStack), (false, true));
+        // A dual [::] socket: IPv4 only where the host has IPv4, IPv6 only where IPv6 is on.
+        assert_eq!(reach("[::]:80", false, Profile::Ipv4Only), (true, false));
+        assert_eq!(reach("[::]:80", false, Profile::NoIpv6), (true, false));
+        assert_eq!(reach("[::]:80", false, Profile::DualStack), (true, true));
+        assert_eq!(reach("[::]:80", false, Profile::Ipv6Only), (false, true));
+        // 0.0.0.0 in ipv6-only: no IPv4 peer exists (only 127.0.0.1 in the host).
+        assert_eq!(reach("0.0.0.0:80", false, Profile::Ipv6Only), (false, false));
+        assert_eq!(reach("0.0.0.0:80", false, Profile::Ipv4Only), (true, false));
+    }
 }

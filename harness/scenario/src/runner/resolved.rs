@@ -148,7 +148,8 @@ fn condition(c: &Condition) -> Value {
     match c {
         Condition::Listening(l) => json!({ "listening": l.to_string() }),
         Condition::Line(re) => json!({ "line": re.as_str() }),
-        Condition::Exit => json!({ "exit": true }),
+        Condition::Exit { success: false } => json!({ "exit": true }),
+        Condition::Exit { success: true } => json!({ "exit": "success" }),
     }
 }
 

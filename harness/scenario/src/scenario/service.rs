@@ -91,8 +91,12 @@ pub enum Condition {
     Listening(ListenSpec),
     /// `line = "<regex>"`: a line of its output (stdout or stderr) matches.
     Line(regex::Regex),
-    /// `exit = true`: it has run to completion (any exit status).
-    Exit,
+    /// `exit = true`: it has exited, whatever its status (a crash counts too);
+    /// `exit = "success"`: it has exited with status 0 (a non-zero status or a signal is a failure).
+    Exit {
+        /// `exit = "success"`: only status 0 counts.
+        success: bool,
+    },
 }
 
 /// Whether a service must start.
@@ -120,8 +124,9 @@ pub(crate) fn decode_condition(t: &mut Table<'_, '_>) -> Result<Option<Condition
     }
     if let Some(v) = t.take("exit") {
         return match v.get_ref() {
-            DeValue::Boolean(true) => Ok(Some(Condition::Exit)),
-            _ => Err(t.wrong("exit", &v, "true")),
+            DeValue::Boolean(true) => Ok(Some(Condition::Exit { success: false })),
+            DeValue::String(s) if s == "success" => Ok(Some(Condition::Exit { success: true })),
+            _ => Err(t.wrong("exit", &v, "\"success\" (exited with status 0) or true (exited, whatever the status)")),
         };
     }
     Ok(None)
@@ -198,7 +203,7 @@ fn decode_service(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known) -> Res
     let ready = match t.table(
         "ready",
         format!("the ready condition of service {name:?}"),
-        "a table such as { listening = \"tcp:8000\" }, { line = \"regex\" } or { exit = true }",
+        "a table such as { listening = \"tcp:8000\" }, { line = \"regex\" }, { exit = \"success\" } or { exit = true }",
     )? {
         None => None,
         Some(mut rt) => {

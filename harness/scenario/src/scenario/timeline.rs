@@ -491,7 +491,10 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
         "wait-for" => {
             let service = service(t)?;
             let condition = decode_condition(t)?.ok_or_else(|| {
-                t.doc.err(&t.span, format!("{} has no condition; expected one of line = \"<regex>\", listening = \"tcp:8000\", exit = true", t.what))
+                t.doc.err(
+                    &t.span,
+                    format!("{} has no condition; expected one of line = \"<regex>\", listening = \"tcp:8000\", exit = \"success\", exit = true", t.what),
+                )
             })?;
             Action::WaitFor { service, condition, timeout: t.positive_duration("timeout")?.unwrap_or(DEFAULT_WAIT_TIMEOUT) }
         }

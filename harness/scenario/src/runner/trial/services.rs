@@ -158,7 +158,12 @@ pub(super) async fn wait_ready(host: &Host, proc: &Process, cond: Option<&Condit
             host.wait_listening(&spec.to_listen(), timeout, Some(proc)).await.map(|l| format!("listening on {l}")).map_err(|e| e.to_string())
         }
         Some(Condition::Line(re)) => proc.wait_for_line(re.as_str(), timeout).await.map(|l| format!("printed {:?}", l.text)).map_err(|e| e.to_string()),
-        Some(Condition::Exit) => proc.wait_exit(timeout).await.map(|e| format!("ran to completion ({e})")).map_err(|e| e.to_string()),
+        Some(Condition::Exit { success: false }) => proc.wait_exit(timeout).await.map(|e| format!("ran to completion ({e})")).map_err(|e| e.to_string()),
+        Some(Condition::Exit { success: true }) => match proc.wait_exit(timeout).await {
+            Ok(e) if e.success() => Ok(format!("ran to completion ({e})")),
+            Ok(e) => Err(format!("exited ({e}), not with status 0 as ready = {{ exit = \"success\" }} needs{}", tail(proc))),
+            Err(e) => Err(e.to_string()),
+        },
     }
 }
 
