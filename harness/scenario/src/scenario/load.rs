@@ -255,6 +255,10 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         known.hosts.insert(d.server_host().to_string());
         known.zones = d.zones.iter().map(|z| z.origin.clone()).collect();
     }
+    // Resolvers hosts may name in `resolver` (the `[resolvers]` table's, when it has any).
+    let resolver_targets: Vec<super::hosts::ResolverTarget> = Vec::new();
+    let mut hosts = hosts;
+    super::hosts::check_resolvers(doc, &mut hosts, &known.hosts, &resolver_targets, &profiles)?;
     let services = match t.take("services") {
         Some(v) => decode_services(doc, v, &known)?,
         None => Vec::new(),
