@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod attempt;
+pub mod attribution;
 pub mod checks;
 pub mod context;
 pub mod diagnose;

@@ -404,6 +404,9 @@ mod tests {
             conn_at_us: conn_at * 1000,
             client: SocketAddr::new(CLIENT.parse().unwrap(), 40000 + conn as u16),
             path: "/id".into(),
+            service: None,
+            pid: None,
+            attributed: crate::runner::attribution::Attribution::HostOnly,
         }
     }
 

@@ -1,5 +1,5 @@
 //! Built-in HTTP targets: served by the harness inside a lab host, answering their name and
-//! recording every request with the connection it came on.
+//! recording every request with the connection it came on and the service that made it.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -11,6 +11,7 @@ use http_body_util::Full;
 use hyper::{Request, Response};
 use serde::Serialize;
 
+use crate::runner::attribution::{Attribution, Clients, Owner};
 use crate::runner::error::Error;
 use crate::scenario::{TargetDef, TargetKind};
 use nslab::host::handle::Host;
@@ -30,6 +31,16 @@ pub struct RequestRecord {
     pub client: SocketAddr,
     /// The request path.
     pub path: String,
+    /// The client service whose process made the connection (built-in targets; see
+    /// [`crate::runner::attribution`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The process of that service that held the connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// How the request was attributed: `service`, or `host-only` for a request read from a
+    /// server's log (only the peer's address is known), or `no-service`.
+    pub attributed: Attribution,
 }
 
 impl RequestRecord {
@@ -124,9 +135,49 @@ fn from_lines(line: &regex::Regex, connection: Option<&regex::Regex>, lines: &[n
             conn_at_us: opened.as_micros() as u64,
             client: SocketAddr::new(key.0, key.1),
             path: String::new(),
+            service: None,
+            pid: None,
+            attributed: Attribution::HostOnly,
         });
     }
     out
+}
+
+/// A client as the analyses see it: a host (every request from its addresses) or one service
+/// on it (the requests attributed to that service).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// The service, when the client is one; `None` for the whole host.
+    pub service: Option<String>,
+    /// The host's name.
+    pub host: String,
+    /// The host's addresses.
+    pub addrs: Vec<IpAddr>,
+}
+
+impl Client {
+    /// The whole host `h`.
+    pub fn host(h: &Host) -> Client {
+        Client { service: None, host: h.name().to_owned(), addrs: h.addrs().into_iter().chain(h.link_local().map(IpAddr::V6)).collect() }
+    }
+
+    /// Service `service` on host `h`.
+    pub fn service(h: &Host, service: &str) -> Client {
+        Client { service: Some(service.to_owned()), ..Client::host(h) }
+    }
+
+    /// Whether it made `r`: for a service, attributed to it; for a host, from its addresses.
+    pub fn made(&self, r: &RequestRecord) -> bool {
+        match &self.service {
+            Some(s) => r.service.as_deref() == Some(s.as_str()),
+            None => self.addrs.contains(&r.client.ip()),
+        }
+    }
+
+    /// Its name as reports give it: `service` or `host`.
+    pub fn name(&self) -> &str {
+        self.service.as_deref().unwrap_or(&self.host)
+    }
 }
 
 fn canonical(a: SocketAddr) -> SocketAddr {
@@ -159,11 +210,12 @@ impl Target {
         }
     }
 
-    /// Binds `[::]:port` (IPv4 too) in `host` and serves until dropped.
+    /// Binds `[::]:port` (IPv4 too) in `host` and serves until dropped. Each connection is
+    /// attributed to the service of `clients` that made it before its first request is answered.
     ///
     /// # Errors
     /// The bind error.
-    pub async fn start(def: TargetDef, host: &Host, epoch: Instant) -> Result<Target, Error> {
+    pub async fn start(def: TargetDef, host: &Host, epoch: Instant, clients: Arc<Clients>) -> Result<Target, Error> {
         let TargetKind::Builtin { port, keepalive, .. } = def.kind else {
             return Ok(Target::from_log(def));
         };
@@ -178,14 +230,20 @@ impl Target {
         })();
         let listener = bind.map_err(|source| Error::TargetBind { target: def.name.clone(), port, host: host.name().to_owned(), source })?;
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (name, log2) = (def.name.clone(), log.clone());
+        let (name, log2, target_host) = (def.name.clone(), log.clone(), host.clone());
         let task = tokio::spawn(async move {
             let mut conn = 0u64;
             while let Ok((stream, peer)) = listener.accept().await {
                 conn += 1;
                 let (id, conn_at, peer) = (conn, epoch.elapsed(), canonical(peer));
-                let (name, log) = (name.clone(), log2.clone());
+                let (name, log, clients, target_host) = (name.clone(), log2.clone(), clients.clone(), target_host.clone());
                 tokio::spawn(async move {
+                    // Nothing is read before the owner is known: the client waits for its answer,
+                    // so its socket is still open while it is looked up.
+                    let owner: Owner = match stream.local_addr() {
+                        Ok(local) => clients.owner(&target_host, local, peer).await,
+                        Err(_) => Owner { by: Attribution::NoService, ..Owner::default() },
+                    };
                     let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                         let rec = RequestRecord {
                             at_us: epoch.elapsed().as_micros() as u64,
@@ -193,6 +251,9 @@ impl Target {
                             conn_at_us: conn_at.as_micros() as u64,
                             client: peer,
                             path: req.uri().path().to_string(),
+                            service: owner.service.clone(),
+                            pid: owner.pid,
+                            attributed: owner.by,
                         };
                         log.lock().unwrap_or_else(|e| e.into_inner()).push(rec);
                         let mut resp = Response::new(Full::new(Bytes::from(format!("{name}\n"))));
@@ -223,6 +284,12 @@ impl Target {
     /// Requests from any of `clients` (a host's addresses).
     pub fn requests_from(&self, clients: &[IpAddr]) -> Vec<RequestRecord> {
         self.requests().into_iter().filter(|r| clients.contains(&r.client.ip())).collect()
+    }
+
+    /// Requests `who` made: a service's own (attributed to it), or every request from a host's
+    /// addresses.
+    pub fn requests_of(&self, who: &Client) -> Vec<RequestRecord> {
+        self.requests().into_iter().filter(|r| who.made(r)).collect()
     }
 
     /// Writes the request log as JSON lines.
