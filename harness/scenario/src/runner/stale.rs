@@ -11,6 +11,7 @@ use std::time::Duration;
 use svg::node::element::{Line, Rectangle, Text};
 use svg::Document;
 
+use crate::runner::client::Client;
 use crate::runner::target::{RequestRecord, Target};
 use crate::scenario::{StaleCause, StaleCounts};
 use nslab::dns::{AnswerRecord, QueryLog, QueryLogEntry};
@@ -53,13 +54,87 @@ pub struct Staleness {
     pub answers_after: Vec<String>,
     /// The last answer the client got before the change: its records, as logged.
     pub answer_before: Vec<AnswerRecord>,
+    /// Lab time of that answer.
+    pub answer_before_at: Option<Duration>,
     /// The TTL it was served: the smallest TTL over that answer's chain (CNAME and address).
     pub ttl: Option<Duration>,
     /// The cause.
     pub cause: StaleCause,
 }
 
+/// The layer that held the old target for a client after the change: where the remedy goes.
+/// Today's analysis tells the client's own cache from a pinned connection; the lab-wide DNS
+/// traffic log (who asked whom, through which cache) adds a host's cache and a named resolver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layer {
+    /// The client's own cache: it opened new connections to the old target after the change
+    /// without the lab DNS server giving it the old answer again (the JVM's cache, nginx's).
+    ClientCache,
+    /// A cache on the client's host in front of the resolver (systemd-resolved, nscd).
+    HostCache {
+        /// The host.
+        host: String,
+    },
+    /// A caching resolver between the client and the lab's authoritative server.
+    Resolver {
+        /// The resolver's name in the scenario.
+        name: String,
+    },
+    /// A connection opened before the change and still used: nothing was resolved again.
+    PinnedConnection,
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Layer::ClientCache => f.write_str("the client's own cache"),
+            Layer::HostCache { host } => write!(f, "the cache of host {host}"),
+            Layer::Resolver { name } => write!(f, "resolver {name}"),
+            Layer::PinnedConnection => f.write_str("a pinned connection"),
+        }
+    }
+}
+
 impl Staleness {
+    /// The layers that held the old target, from the cause: a pinned connection, the client's
+    /// own cache, or both (empty when the client did not stay, or the log cannot tell).
+    pub fn layers(&self) -> Vec<Layer> {
+        match self.cause {
+            StaleCause::ConnectionPinning => vec![Layer::PinnedConnection],
+            StaleCause::ResolverCache | StaleCause::ApplicationCache => vec![Layer::ClientCache],
+            StaleCause::Mixed => vec![Layer::PinnedConnection, Layer::ClientCache],
+            StaleCause::None | StaleCause::Unknown => Vec::new(),
+        }
+    }
+
+    /// Each layer in words, with its evidence from the request and DNS query logs.
+    pub fn layer_evidence(&self) -> Vec<String> {
+        let before = match (self.answer_before_at, self.answer_before.is_empty()) {
+            (Some(at), false) => format!(
+                "its last answer before the change, at {}: {}",
+                secs(at),
+                self.answer_before.iter().map(|a| format!("{} {} TTL {}s", a.name, a.data_text(), a.ttl)).collect::<Vec<_>>().join(", ")
+            ),
+            _ => "no answer to it before the change in the lab DNS log".to_string(),
+        };
+        let after = if self.answers_after.is_empty() {
+            format!("{} DNS quer{} after the change", self.dns_queries_after, if self.dns_queries_after == 1 { "y" } else { "ies" })
+        } else {
+            format!("{} DNS quer{} after the change, answered {}", self.dns_queries_after, if self.dns_queries_after == 1 { "y" } else { "ies" }, self.answers_after.join("; "))
+        };
+        self.layers()
+            .into_iter()
+            .map(|l| match l {
+                Layer::PinnedConnection => format!("{l}: {} request(s) after the change on connections opened before it, {after}", self.pinned_requests),
+                Layer::ClientCache => format!(
+                    "{l}: {} new connection(s) to the old target after the change ({} after an answer naming the new one); {before}; {after}",
+                    self.new_connections_to_old, self.new_connections_after_new_answer
+                ),
+                Layer::HostCache { .. } | Layer::Resolver { .. } => l.to_string(),
+            })
+            .collect()
+    }
+
     /// How long after the change the client still reached the old target (zero if never).
     pub fn window(&self) -> Duration {
         self.last_old.unwrap_or_default()
@@ -112,7 +187,12 @@ impl fmt::Display for Staleness {
         if let Some(t) = self.ttl {
             write!(f, "; TTL served before the change: {}s", t.as_secs())?;
         }
-        write!(f, "; cause: {}", self.cause.name())
+        write!(f, "; cause: {}", self.cause.name())?;
+        let held = self.layer_evidence();
+        if !held.is_empty() {
+            write!(f, "; held by {}", held.join("; and by "))?;
+        }
+        Ok(())
     }
 }
 
@@ -127,11 +207,12 @@ fn names(answers: &[AnswerRecord], target: &str) -> bool {
     answers.iter().any(|a| label(&a.name) == target || a.data.target().is_some_and(|d| label(d) == target))
 }
 
-/// Analyses one client (its addresses) around a change at `step_at`, from the two targets'
-/// request logs and the DNS query log.
-pub fn analyse(client: &[IpAddr], step_at: Duration, old: &Target, new: &Target, dns: Option<&QueryLog>) -> Staleness {
+/// Analyses one client around a change at `step_at`, from the two targets' request logs (a
+/// service's own requests, or every request from a host's addresses) and the DNS query log (its
+/// host's queries: the log knows addresses, not processes).
+pub fn analyse(client: &Client, step_at: Duration, old: &Target, new: &Target, dns: Option<&QueryLog>) -> Staleness {
     let entries = dns.map(QueryLog::entries).unwrap_or_default();
-    analyse_records(client, step_at, (&old.def.name, &old.requests_from(client)), (&new.def.name, &new.requests_from(client)), &entries)
+    analyse_records(&client.addrs, step_at, (&old.def.name, &client.requests_to(old)), (&new.def.name, &client.requests_to(new)), &entries)
 }
 
 /// [`analyse`] on plain records: `old` and `new` are each a target's name and the client's
@@ -168,7 +249,9 @@ pub fn analyse_records(client: &[IpAddr], step_at: Duration, old: (&str, &[Reque
     let reached = first_new.unwrap_or(Duration::MAX);
     let new_connections_after_new_answer = told_new.map_or(0, |t| fresh.iter().filter(|(_, at)| *at > t + ANSWER_SLACK && *at < reached).count());
     let old_after_new = old_reqs.iter().filter(|r| r.at() > reached).count();
-    let answer_before: Vec<AnswerRecord> = mine.iter().rev().find(|e| e.at <= step_at && !e.answers.is_empty()).map(|e| e.answers.clone()).unwrap_or_default();
+    let last_answer = mine.iter().rev().find(|e| e.at <= step_at && !e.answers.is_empty());
+    let answer_before: Vec<AnswerRecord> = last_answer.map(|e| e.answers.clone()).unwrap_or_default();
+    let answer_before_at = last_answer.map(|e| e.at);
     let ttl = min_ttl(&answer_before);
     let cause = if old_reqs.len() == in_flight {
         StaleCause::None
@@ -195,6 +278,7 @@ pub fn analyse_records(client: &[IpAddr], step_at: Duration, old: (&str, &[Reque
         dns_queries_before_new: before_new,
         answers_after,
         answer_before,
+        answer_before_at,
         ttl,
         cause,
     }

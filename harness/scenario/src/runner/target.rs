@@ -143,43 +143,6 @@ fn from_lines(line: &regex::Regex, connection: Option<&regex::Regex>, lines: &[n
     out
 }
 
-/// A client as the analyses see it: a host (every request from its addresses) or one service
-/// on it (the requests attributed to that service).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Client {
-    /// The service, when the client is one; `None` for the whole host.
-    pub service: Option<String>,
-    /// The host's name.
-    pub host: String,
-    /// The host's addresses.
-    pub addrs: Vec<IpAddr>,
-}
-
-impl Client {
-    /// The whole host `h`.
-    pub fn host(h: &Host) -> Client {
-        Client { service: None, host: h.name().to_owned(), addrs: h.addrs().into_iter().chain(h.link_local().map(IpAddr::V6)).collect() }
-    }
-
-    /// Service `service` on host `h`.
-    pub fn service(h: &Host, service: &str) -> Client {
-        Client { service: Some(service.to_owned()), ..Client::host(h) }
-    }
-
-    /// Whether it made `r`: for a service, attributed to it; for a host, from its addresses.
-    pub fn made(&self, r: &RequestRecord) -> bool {
-        match &self.service {
-            Some(s) => r.service.as_deref() == Some(s.as_str()),
-            None => self.addrs.contains(&r.client.ip()),
-        }
-    }
-
-    /// Its name as reports give it: `service` or `host`.
-    pub fn name(&self) -> &str {
-        self.service.as_deref().unwrap_or(&self.host)
-    }
-}
-
 fn canonical(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip().to_canonical(), a.port())
 }
@@ -284,12 +247,6 @@ impl Target {
     /// Requests from any of `clients` (a host's addresses).
     pub fn requests_from(&self, clients: &[IpAddr]) -> Vec<RequestRecord> {
         self.requests().into_iter().filter(|r| clients.contains(&r.client.ip())).collect()
-    }
-
-    /// Requests `who` made: a service's own (attributed to it), or every request from a host's
-    /// addresses.
-    pub fn requests_of(&self, who: &Client) -> Vec<RequestRecord> {
-        self.requests().into_iter().filter(|r| who.made(r)).collect()
     }
 
     /// Writes the request log as JSON lines.

@@ -21,3 +21,4 @@ pub use kinds::listening::{ListenTarget, ListeningCheck};
 pub use kinds::no_line::NoLineCheck;
 pub use kinds::output::{OutputCheck, OutputStream};
 pub use kinds::stale::{StaleCause, StaleCheck, StaleCounts};
+pub use spec::ClientRef;
