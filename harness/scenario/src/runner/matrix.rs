@@ -93,6 +93,10 @@ pub struct Cell {
     pub reachable: Vec<Reach>,
     /// Clients' first requests to targets: time to connect and family.
     pub first_requests: Vec<FirstRequest>,
+    /// Staleness after each CNAME swap, per client service where the targets attributed the
+    /// requests (per host otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub staleness: Vec<crate::runner::report::StaleRow>,
     /// The trial's artifact directory, kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<String>,
@@ -235,6 +239,7 @@ pub fn cell(scenario: &Scenario, profile: Profile, program: Option<&str>, r: &Tr
         services: shown.into_iter().map(service_cell).collect(),
         reachable: reaches(scenario, profile, r),
         first_requests: r.first_requests.clone(),
+        staleness: r.staleness.clone(),
         artifacts: r.artifacts.as_ref().map(|p| p.display().to_string()),
     }
 }
@@ -333,6 +338,15 @@ pub fn cell_lines(c: &Cell) -> Vec<String> {
             None => format!("{:.3} s after start", f.after_start_s),
         };
         lines.push(format!("{} -> {}: first request {took} over {}", f.client, f.target, if f.family == "ipv4" { "IPv4" } else { "IPv6" }));
+    }
+    for st in &c.staleness {
+        let who = st.service.clone().unwrap_or_else(|| format!("host {}", st.client));
+        let old = match st.last_old_s {
+            Some(s) => format!("on {} {s:.2} s after {}", st.old, st.step),
+            None => format!("off {} at {}", st.old, st.step),
+        };
+        let new = st.first_new_s.map_or_else(|| format!("never on {}", st.new), |s| format!("on {} after {s:.2} s", st.new));
+        lines.push(format!("{who}: {old}, {new}; cause {}", st.cause));
     }
     if matches!(c.test, Outcome::Failed | Outcome::Interrupted) {
         if let Some(r) = &c.reason {
@@ -607,7 +621,9 @@ mod tests {
                 family: "ipv4",
                 after_start_s: 0.25,
                 after_dns_query_s: Some(0.2041),
+                attributed: crate::runner::attribution::Attribution::Service,
             }],
+            staleness: Vec::new(),
             artifacts: None,
         };
         assert_eq!(cell_lines(&c)[1], "curl -> web: first request 0.204 s after its DNS query over IPv4");
