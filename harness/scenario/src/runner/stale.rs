@@ -56,6 +56,9 @@ pub struct Staleness {
     pub answer_before: Vec<AnswerRecord>,
     /// Lab time of that answer.
     pub answer_before_at: Option<Duration>,
+    /// For a service, its host: the DNS figures are the host's (every program on it), since the
+    /// query log knows the asker's address, not its process.
+    pub dns_of_host: Option<String>,
     /// The TTL it was served: the smallest TTL over that answer's chain (CNAME and address).
     pub ttl: Option<Duration>,
     /// The cause.
@@ -107,20 +110,27 @@ impl Staleness {
         }
     }
 
+    /// Whose DNS queries were counted, when not the client's own: ` from host H (all its programs)`.
+    fn dns_from(&self) -> String {
+        self.dns_of_host.as_ref().map(|h| format!(" from host {h} (all its programs)")).unwrap_or_default()
+    }
+
     /// Each layer in words, with its evidence from the request and DNS query logs.
     pub fn layer_evidence(&self) -> Vec<String> {
         let before = match (self.answer_before_at, self.answer_before.is_empty()) {
             (Some(at), false) => format!(
-                "its last answer before the change, at {}: {}",
+                "the last answer{} before the change, at lab time {}: {}",
+                self.dns_from(),
                 secs(at),
-                self.answer_before.iter().map(|a| format!("{} {} TTL {}s", a.name, a.data_text(), a.ttl)).collect::<Vec<_>>().join(", ")
+                self.answer_before.iter().map(AnswerRecord::to_string).collect::<Vec<_>>().join(", ")
             ),
             _ => "no answer to it before the change in the lab DNS log".to_string(),
         };
+        let n = format!("{} DNS quer{}{}", self.dns_queries_after, if self.dns_queries_after == 1 { "y" } else { "ies" }, self.dns_from());
         let after = if self.answers_after.is_empty() {
-            format!("{} DNS quer{} after the change", self.dns_queries_after, if self.dns_queries_after == 1 { "y" } else { "ies" })
+            format!("{n} after the change")
         } else {
-            format!("{} DNS quer{} after the change, answered {}", self.dns_queries_after, if self.dns_queries_after == 1 { "y" } else { "ies" }, self.answers_after.join("; "))
+            format!("{n} after the change, answered {}", self.answers_after.join("; "))
         };
         self.layers()
             .into_iter()
@@ -164,12 +174,13 @@ impl fmt::Display for Staleness {
         }
         write!(
             f,
-            "; {} request(s) on connections opened before the change, {} new connection(s) to the old target ({} after an answer naming the new one); {} DNS quer{} after the change",
+            "; {} request(s) on connections opened before the change, {} new connection(s) to the old target ({} after an answer naming the new one); {} DNS quer{}{} after the change",
             self.pinned_requests,
             self.new_connections_to_old,
             self.new_connections_after_new_answer,
             self.dns_queries_after,
-            if self.dns_queries_after == 1 { "y" } else { "ies" }
+            if self.dns_queries_after == 1 { "y" } else { "ies" },
+            self.dns_from()
         )?;
         if self.dns_queries_before_new != self.dns_queries_after {
             write!(f, " ({} before its first request to the new target)", self.dns_queries_before_new)?;
@@ -212,7 +223,9 @@ fn names(answers: &[AnswerRecord], target: &str) -> bool {
 /// host's queries: the log knows addresses, not processes).
 pub fn analyse(client: &Client, step_at: Duration, old: &Target, new: &Target, dns: Option<&QueryLog>) -> Staleness {
     let entries = dns.map(QueryLog::entries).unwrap_or_default();
-    analyse_records(&client.addrs, step_at, (&old.def.name, &client.requests_to(old)), (&new.def.name, &client.requests_to(new)), &entries)
+    let mut st = analyse_records(&client.addrs, step_at, (&old.def.name, &client.requests_to(old)), (&new.def.name, &client.requests_to(new)), &entries);
+    st.dns_of_host = client.service.is_some().then(|| client.host.clone());
+    st
 }
 
 /// [`analyse`] on plain records: `old` and `new` are each a target's name and the client's
@@ -279,6 +292,7 @@ pub fn analyse_records(client: &[IpAddr], step_at: Duration, old: (&str, &[Reque
         answers_after,
         answer_before,
         answer_before_at,
+        dns_of_host: None,
         ttl,
         cause,
     }
@@ -683,6 +697,61 @@ mod tests {
         // The same connections to blue with the host never reaching green are the application's.
         let st = run(&old, &[], &[query(3200, "green", 2, 2)]);
         assert_eq!(st.cause, StaleCause::ApplicationCache);
+    }
+
+    /// `req` made by service `svc` (attributed by a built-in target).
+    fn by(svc: &str, mut r: RequestRecord) -> RequestRecord {
+        r.service = Some(svc.into());
+        r.attributed = crate::runner::attribution::Attribution::Service;
+        r
+    }
+
+    #[test]
+    fn two_clients_on_one_host_are_two_clients() {
+        // curl opens a connection per request and moves to green at 3.2 s; a keep-alive client on
+        // the same host stays on blue on its connection from 0.5 s until 12 s.
+        let mut old: Vec<RequestRecord> = (1..12).map(|i| by("curl", req(i * 250, 100 + i, i * 250 - 5))).collect();
+        old.extend((2..48).map(|i| by("keepalive", req(i * 250, 1, 500))));
+        let new: Vec<RequestRecord> = (13..40).map(|i| by("curl", req(i * 250, 200 + i, i * 250 - 5))).collect();
+        let dns = [query(200, "blue", 2, 2), query(3240, "green", 2, 2)];
+        let client = |svc: Option<&str>| Client { service: svc.map(str::to_string), host: "client".into(), addrs: vec![CLIENT.parse().unwrap()] };
+        let of = |c: &Client| {
+            let o: Vec<RequestRecord> = old.iter().filter(|r| c.made(r)).cloned().collect();
+            let n: Vec<RequestRecord> = new.iter().filter(|r| c.made(r)).cloned().collect();
+            analyse_records(&c.addrs, T0, ("blue", &o), ("green", &n), &dns)
+        };
+        let none = StaleCounts::default();
+        let curl = of(&client(Some("curl")));
+        assert_eq!((curl.last_old, curl.first_new, curl.cause), (None, Some(ms(250)), StaleCause::None));
+        assert!(failures(&curl, Some(Duration::from_secs(1)), None, None, &none).is_empty());
+        let pool = of(&client(Some("keepalive")));
+        assert_eq!((pool.last_old, pool.first_new, pool.cause), (Some(ms(8750)), None, StaleCause::ConnectionPinning));
+        assert!(failures(&pool, None, Some(Duration::from_secs(8)), Some(StaleCause::ConnectionPinning), &none).is_empty());
+        // The host as one client (the old attribution): curl's move and the pool's stay are
+        // mixed, so "curl leaves blue within 1 s" cannot be said.
+        let host = of(&client(None));
+        assert_eq!((host.last_old, host.first_new), (Some(ms(8750)), Some(ms(250))));
+        assert!(!failures(&host, Some(Duration::from_secs(1)), None, None, &none).is_empty());
+    }
+
+    #[test]
+    fn the_cause_names_the_layer_with_its_evidence() {
+        let old: Vec<_> = (2..80).map(|i| req(i * 250, 1, 500)).collect();
+        let st = run(&old, &[], &[query(400, "blue", 2, 2)]);
+        assert_eq!(st.layers(), vec![Layer::PinnedConnection]);
+        assert!(st.to_string().contains("held by a pinned connection: 67 request(s) after the change on connections opened before it, 0 DNS queries after the change"), "{st}");
+        let old: Vec<_> = (1..16).map(|i| req(i * 250, i, i * 250 - 5)).collect();
+        let st = run(&old, &[req(4000, 16, 3995)], &[query(200, "blue", 30, 2), query(3990, "green", 2, 2)]);
+        assert_eq!(st.layers(), vec![Layer::ClientCache]);
+        let text = st.to_string();
+        assert!(text.contains("held by the client's own cache: 3 new connection(s) to the old target"), "{text}");
+        assert!(text.contains("the last answer before the change, at lab time 0.20s: app.example.test. 30 IN CNAME blue.example.test., blue.example.test. 2 IN A 192.0.2.11"), "{text}");
+        // The layers a resolver chain adds read the same way.
+        assert_eq!(Layer::Resolver { name: "unbound".into() }.to_string(), "resolver unbound");
+        assert_eq!(Layer::HostCache { host: "client".into() }.to_string(), "the cache of host client");
+        // A service's DNS figures are its host's, and say so.
+        let st = Staleness { dns_of_host: Some("client".into()), cause: StaleCause::ConnectionPinning, ..Default::default() };
+        assert!(st.to_string().contains("0 DNS queries from host client (all its programs) after the change"), "{st}");
     }
 
     #[test]

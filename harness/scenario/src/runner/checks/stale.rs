@@ -35,9 +35,6 @@ pub(super) async fn check(c: &StaleCheck, o: &Observed<'_>) -> Result<String, St
         let f = stale::failures(&st, c.at_most, c.at_least, c.cause, &c.counts);
         failed |= !f.is_empty();
         let mut text = if several { format!("{}: {st}", cl.name()) } else { st.to_string() };
-        if cl.service.is_some() && st.dns_queries_after + st.dns_queries_before_new > 0 {
-            text.push_str(&format!(" (DNS queries are host {}'s: the query log knows addresses, not processes)", cl.host));
-        }
         if !f.is_empty() {
             text.push_str(&format!("; failed: {}", f.join("; ")));
         }
