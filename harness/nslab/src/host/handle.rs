@@ -332,7 +332,11 @@ impl Host {
         .await
         .map_err(std::io::Error::other)
         .and_then(|r| r);
-        res.map_err(|source| Error::Socket { host: self.inner.name.clone(), op: format!("find the socket of connection {local} -> {remote} (sock_diag)"), source })
+        res.map_err(|source| Error::Socket {
+            host: self.inner.name.clone(),
+            op: format!("find the socket of connection {local} -> {remote} (sock_diag)"),
+            source,
+        })
     }
 
     /// Waits until a listener matching `want` exists, polling the kernel's socket table (no

@@ -82,7 +82,9 @@ impl Clients {
         let candidates: Vec<(String, Process)> =
             self.services.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(_, p)| p.host() == host.name() && p.exit().is_none()).cloned().collect();
         tokio::task::spawn_blocking(move || {
-            candidates.iter().find_map(|(name, p)| p.socket_holder(inode).map(|pid| Owner { service: Some(name.clone()), pid: Some(pid), by: Attribution::Service }))
+            candidates
+                .iter()
+                .find_map(|(name, p)| p.socket_holder(inode).map(|pid| Owner { service: Some(name.clone()), pid: Some(pid), by: Attribution::Service }))
         })
         .await
         .ok()

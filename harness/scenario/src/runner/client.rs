@@ -52,7 +52,6 @@ impl Client {
     }
 }
 
-
 /// The client `who` names: a host, or a service on its host.
 ///
 /// # Errors

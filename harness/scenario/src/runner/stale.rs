@@ -739,13 +739,22 @@ mod tests {
         let old: Vec<_> = (2..80).map(|i| req(i * 250, 1, 500)).collect();
         let st = run(&old, &[], &[query(400, "blue", 2, 2)]);
         assert_eq!(st.layers(), vec![Layer::PinnedConnection]);
-        assert!(st.to_string().contains("held by a pinned connection: 67 request(s) after the change on connections opened before it, 0 DNS queries after the change"), "{st}");
+        assert!(
+            st.to_string()
+                .contains("held by a pinned connection: 67 request(s) after the change on connections opened before it, 0 DNS queries after the change"),
+            "{st}"
+        );
         let old: Vec<_> = (1..16).map(|i| req(i * 250, i, i * 250 - 5)).collect();
         let st = run(&old, &[req(4000, 16, 3995)], &[query(200, "blue", 30, 2), query(3990, "green", 2, 2)]);
         assert_eq!(st.layers(), vec![Layer::ClientCache]);
         let text = st.to_string();
         assert!(text.contains("held by the client's own cache: 3 new connection(s) to the old target"), "{text}");
-        assert!(text.contains("the last answer before the change, at lab time 0.20s: app.example.test. 30 IN CNAME blue.example.test., blue.example.test. 2 IN A 192.0.2.11"), "{text}");
+        assert!(
+            text.contains(
+                "the last answer before the change, at lab time 0.20s: app.example.test. 30 IN CNAME blue.example.test., blue.example.test. 2 IN A 192.0.2.11"
+            ),
+            "{text}"
+        );
         // The layers a resolver chain adds read the same way.
         assert_eq!(Layer::Resolver { name: "unbound".into() }.to_string(), "resolver unbound");
         assert_eq!(Layer::HostCache { host: "client".into() }.to_string(), "the cache of host client");

@@ -31,25 +31,25 @@ pub(super) fn staleness_rows(lab: &Lab, targets: &BTreeMap<String, Target>, swap
                 continue;
             }
             for c in client::split(&host, &[o, n]) {
-            let st = stale::analyse(&c, *at, o, n, lab.dns().map(|d| d.log()));
-            rows.push(StaleRow {
-                step: step.clone(),
-                client: h.name().to_string(),
-                service: c.service.clone(),
-                layers: st.layer_evidence(),
-                old: old.clone(),
-                new: new.clone(),
-                last_old_s: st.last_old.map(|d| d.as_secs_f64()),
-                first_new_s: st.first_new.map(|d| d.as_secs_f64()),
-                ttl_s: st.ttl.map(|d| d.as_secs()),
-                pinned_requests: st.pinned_requests,
-                new_connections_to_old: st.new_connections_to_old,
-                dns_queries_after: st.dns_queries_after,
-                dns_queries_before_new: st.dns_queries_before_new,
-                answers_after: st.answers_after.clone(),
-                cause: st.cause.name().to_string(),
-                summary: st.to_string(),
-            });
+                let st = stale::analyse(&c, *at, o, n, lab.dns().map(|d| d.log()));
+                rows.push(StaleRow {
+                    step: step.clone(),
+                    client: h.name().to_string(),
+                    service: c.service.clone(),
+                    layers: st.layer_evidence(),
+                    old: old.clone(),
+                    new: new.clone(),
+                    last_old_s: st.last_old.map(|d| d.as_secs_f64()),
+                    first_new_s: st.first_new.map(|d| d.as_secs_f64()),
+                    ttl_s: st.ttl.map(|d| d.as_secs()),
+                    pinned_requests: st.pinned_requests,
+                    new_connections_to_old: st.new_connections_to_old,
+                    dns_queries_after: st.dns_queries_after,
+                    dns_queries_before_new: st.dns_queries_before_new,
+                    answers_after: st.answers_after.clone(),
+                    cause: st.cause.name().to_string(),
+                    summary: st.to_string(),
+                });
             }
         }
     }

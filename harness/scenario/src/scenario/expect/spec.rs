@@ -83,6 +83,11 @@ pub(crate) fn client(t: &mut Table<'_, '_>, known: &Known) -> Result<ClientRef> 
     Err(t.bad(
         "client",
         &s.span,
-        format!("{:?} is neither a declared host nor a declared service; expected a host (declared: {}) or a service (declared: {})", s.value, list(&known.hosts), list(&known.services)),
+        format!(
+            "{:?} is neither a declared host nor a declared service; expected a host (declared: {}) or a service (declared: {})",
+            s.value,
+            list(&known.hosts),
+            list(&known.services)
+        ),
     ))
 }
