@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::FutureExt;
 use http_body_util::Full;
 use hyper::{Request, Response};
 use serde::Serialize;
@@ -201,29 +202,39 @@ impl Target {
                 let (id, conn_at, peer) = (conn, epoch.elapsed(), canonical(peer));
                 let (name, log, clients, target_host) = (name.clone(), log2.clone(), clients.clone(), target_host.clone());
                 tokio::spawn(async move {
-                    // Nothing is read before the owner is known: the client waits for its answer,
-                    // so its socket is still open while it is looked up.
-                    let owner: Owner = match stream.local_addr() {
-                        Ok(local) => clients.owner(&target_host, local, peer).await,
-                        Err(_) => Owner { by: Attribution::NoService, ..Owner::default() },
-                    };
-                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let rec = RequestRecord {
-                            at_us: epoch.elapsed().as_micros() as u64,
-                            conn: id,
-                            conn_at_us: conn_at.as_micros() as u64,
-                            client: peer,
-                            path: req.uri().path().to_string(),
-                            service: owner.service.clone(),
-                            pid: owner.pid,
-                            attributed: owner.by,
-                        };
-                        log.lock().unwrap_or_else(|e| e.into_inner()).push(rec);
-                        let mut resp = Response::new(Full::new(Bytes::from(format!("{name}\n"))));
-                        if !keepalive {
-                            resp.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+                    // The owner is looked up from the accept on, while the request arrives; each
+                    // answer waits for it (the client waits for its answer, so its socket is still
+                    // open while it is looked up), and the request is timed when it arrived.
+                    let local = stream.local_addr();
+                    let lookup = tokio::spawn(async move {
+                        match local {
+                            Ok(local) => clients.owner(&target_host, local, peer).await,
+                            Err(_) => Owner { by: Attribution::NoService, ..Owner::default() },
                         }
-                        async move { Ok::<_, Infallible>(resp) }
+                    });
+                    let owner = async move { lookup.await.unwrap_or(Owner { by: Attribution::NoService, ..Owner::default() }) }.boxed().shared();
+                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let (at, path) = (epoch.elapsed(), req.uri().path().to_string());
+                        let (owner, log, name) = (owner.clone(), log.clone(), name.clone());
+                        async move {
+                            let owner = owner.await;
+                            let rec = RequestRecord {
+                                at_us: at.as_micros() as u64,
+                                conn: id,
+                                conn_at_us: conn_at.as_micros() as u64,
+                                client: peer,
+                                path,
+                                service: owner.service,
+                                pid: owner.pid,
+                                attributed: owner.by,
+                            };
+                            log.lock().unwrap_or_else(|e| e.into_inner()).push(rec);
+                            let mut resp = Response::new(Full::new(Bytes::from(format!("{name}\n"))));
+                            if !keepalive {
+                                resp.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+                            }
+                            Ok::<_, Infallible>(resp)
+                        }
                     });
                     let io = hyper_util::rt::TokioIo::new(stream);
                     let _ = hyper::server::conn::http1::Builder::new().keep_alive(keepalive).serve_connection(io, svc).await;
@@ -236,7 +247,12 @@ impl Target {
     /// Every request so far.
     pub fn requests(&self) -> Vec<RequestRecord> {
         match &self.source {
-            Source::Builtin { log, .. } => log.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            Source::Builtin { log, .. } => {
+                // Recorded once attributed, which may be out of arrival order across connections.
+                let mut all = log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                all.sort_by_key(|r| r.at_us);
+                all
+            }
             Source::Log { line, connection, proc } => {
                 let p = proc.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 p.map(|p| from_lines(line, connection.as_ref(), &p.lines())).unwrap_or_default()
