@@ -630,6 +630,50 @@ mod tests {
     }
 
     #[test]
+    fn staleness_is_shown_per_client_service() {
+        let row = |service: Option<&str>, last_old: Option<f64>, first_new: Option<f64>, cause: &str| crate::runner::report::StaleRow {
+            step: "swap".into(),
+            client: "client".into(),
+            service: service.map(str::to_string),
+            layers: Vec::new(),
+            old: "blue".into(),
+            new: "green".into(),
+            last_old_s: last_old,
+            first_new_s: first_new,
+            ttl_s: Some(2),
+            pinned_requests: 0,
+            new_connections_to_old: 0,
+            dns_queries_after: 0,
+            dns_queries_before_new: 0,
+            answers_after: Vec::new(),
+            cause: cause.into(),
+            summary: String::new(),
+        };
+        let c = Cell {
+            test: Outcome::Passed,
+            reason: None,
+            program: "works",
+            services: vec![],
+            reachable: vec![],
+            first_requests: vec![],
+            staleness: vec![
+                row(Some("curl-loop"), None, Some(0.15), "none"),
+                row(Some("keepalive"), Some(8.91), None, "connection-pinning"),
+                row(None, Some(1.5), Some(0.5), "resolver-cache"),
+            ],
+            artifacts: None,
+        };
+        assert_eq!(
+            cell_lines(&c)[1..],
+            [
+                "curl-loop: off blue at swap, on green after 0.15 s; cause none",
+                "keepalive: on blue 8.91 s after swap, never on green; cause connection-pinning",
+                "host client: on blue 1.50 s after swap, on green after 0.50 s; cause resolver-cache",
+            ]
+        );
+    }
+
+    #[test]
     fn a_program_off_path_gets_its_version_from_its_own_command() {
         let s = crate::scenario::parse_str(
             Path::new("x.toml"),
