@@ -346,7 +346,8 @@ pub fn cell_lines(c: &Cell) -> Vec<String> {
             None => format!("off {} at {}", st.old, st.step),
         };
         let new = st.first_new_s.map_or_else(|| format!("never on {}", st.new), |s| format!("on {} after {s:.2} s", st.new));
-        lines.push(format!("{who}: {old}, {new}; cause {}", st.cause));
+        let held = if st.held_by.is_empty() { String::new() } else { format!(" (held by {})", st.held_by.join(" and ")) };
+        lines.push(format!("{who}: {old}, {new}; cause {}{held}", st.cause));
     }
     if matches!(c.test, Outcome::Failed | Outcome::Interrupted) {
         if let Some(r) = &c.reason {
@@ -635,6 +636,7 @@ mod tests {
             step: "swap".into(),
             client: "client".into(),
             service: service.map(str::to_string),
+            held_by: Vec::new(),
             layers: Vec::new(),
             old: "blue".into(),
             new: "green".into(),
@@ -658,7 +660,7 @@ mod tests {
             first_requests: vec![],
             staleness: vec![
                 row(Some("curl-loop"), None, Some(0.15), "none"),
-                row(Some("keepalive"), Some(8.91), None, "connection-pinning"),
+                crate::runner::report::StaleRow { held_by: vec!["pinned-connection".into()], ..row(Some("keepalive"), Some(8.91), None, "connection-pinning") },
                 row(None, Some(1.5), Some(0.5), "resolver-cache"),
             ],
             artifacts: None,
@@ -667,7 +669,7 @@ mod tests {
             cell_lines(&c)[1..],
             [
                 "curl-loop: off blue at swap, on green after 0.15 s; cause none",
-                "keepalive: on blue 8.91 s after swap, never on green; cause connection-pinning",
+                "keepalive: on blue 8.91 s after swap, never on green; cause connection-pinning (held by pinned-connection)",
                 "host client: on blue 1.50 s after swap, on green after 0.50 s; cause resolver-cache",
             ]
         );

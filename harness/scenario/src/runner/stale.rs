@@ -87,6 +87,19 @@ pub enum Layer {
     PinnedConnection,
 }
 
+impl Layer {
+    /// Its name in reports: `client-cache`, `host-cache:<host>`, `resolver:<name>`,
+    /// `pinned-connection`.
+    pub fn name(&self) -> String {
+        match self {
+            Layer::ClientCache => "client-cache".into(),
+            Layer::HostCache { host } => format!("host-cache:{host}"),
+            Layer::Resolver { name } => format!("resolver:{name}"),
+            Layer::PinnedConnection => "pinned-connection".into(),
+        }
+    }
+}
+
 impl fmt::Display for Layer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -758,6 +771,7 @@ mod tests {
         // The layers a resolver chain adds read the same way.
         assert_eq!(Layer::Resolver { name: "unbound".into() }.to_string(), "resolver unbound");
         assert_eq!(Layer::HostCache { host: "client".into() }.to_string(), "the cache of host client");
+        assert_eq!(Layer::Resolver { name: "unbound".into() }.name(), "resolver:unbound");
         // A service's DNS figures are its host's, and say so.
         let st = Staleness { dns_of_host: Some("client".into()), cause: StaleCause::ConnectionPinning, ..Default::default() };
         assert!(st.to_string().contains("0 DNS queries from host client (all its programs) after the change"), "{st}");

@@ -36,6 +36,7 @@ pub(super) fn staleness_rows(lab: &Lab, targets: &BTreeMap<String, Target>, swap
                     step: step.clone(),
                     client: h.name().to_string(),
                     service: c.service.clone(),
+                    held_by: st.layers().iter().map(stale::Layer::name).collect(),
                     layers: st.layer_evidence(),
                     old: old.clone(),
                     new: new.clone(),
