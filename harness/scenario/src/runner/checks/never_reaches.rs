@@ -14,12 +14,6 @@ pub(super) async fn check(c: &NeverReachesCheck, o: &Observed<'_>) -> Result<Str
     }
     let t = o.targets.get(&c.target).ok_or_else(|| format!("no target {}", c.target))?;
     let who = client::resolve(o.s, o.lab, &c.client)?;
-    if who.service.is_some() && t.service().is_some() {
-        return Err(format!(
-            "client {} is a service, but target {} is read from a server's log, which knows the client's address, not its process: name the host {} instead",
-            c.client, c.target, who.host
-        ));
-    }
     // The window ends `for` after the step (waited for), or where the timeline ended: checks of
     // the running lab start when it has.
     let end = match c.duration {

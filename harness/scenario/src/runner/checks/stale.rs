@@ -19,14 +19,6 @@ pub(super) async fn check(c: &StaleCheck, o: &Observed<'_>) -> Result<String, St
     let (old, new) = (&c.old, &c.new);
     let (t_old, t_new) = (o.targets.get(old).ok_or_else(|| format!("no target {old}"))?, o.targets.get(new).ok_or_else(|| format!("no target {new}"))?);
     let who = client::resolve(o.s, o.lab, &c.client)?;
-    if who.service.is_some() && [t_old, t_new].iter().any(|t| t.service().is_some()) {
-        return Err(format!(
-            "client {} is a service, but target {} is read from a server's log, which knows the client's address, not its process: name the host {} instead",
-            c.client,
-            if t_old.service().is_some() { old } else { new },
-            who.host
-        ));
-    }
     let clients = client::split(&who, &[t_old, t_new]);
     let several = clients.len() > 1;
     let (mut texts, mut failed) = (Vec::new(), false);

@@ -91,3 +91,21 @@ pub(crate) fn client(t: &mut Table<'_, '_>, known: &Known) -> Result<ClientRef> 
         ),
     ))
 }
+
+/// `key = "<a declared target>"`, required, that `client` can be told apart in: a service as the
+/// client needs a built-in target (it sees which process made each connection); a target read
+/// from a server's log knows the client's address only.
+pub(crate) fn target_of(t: &mut Table<'_, '_>, key: &str, client: &ClientRef, known: &Known) -> Result<String> {
+    let s = t.req_str(key, "\"<a declared target>\"")?;
+    let name = refer(t, key, &s, "target", &known.targets)?;
+    if let (ClientRef::Service(svc), true) = (client, known.log_targets.contains(&name)) {
+        return Err(t.bad(
+            key,
+            &s.span,
+            format!(
+                "target {name:?} is read from a server's log, which gives a client's address, not its process, so it cannot tell service {svc:?}'s requests from its host's; expected a built-in target ([targets.{name}] with host and port), or the client's host as client"
+            ),
+        ));
+    }
+    Ok(name)
+}

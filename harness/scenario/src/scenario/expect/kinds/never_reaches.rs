@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::scenario::decode::{Result, Table};
 use crate::scenario::duration::format_duration;
-use crate::scenario::expect::spec::{client, step, ClientRef, KindSpec};
-use crate::scenario::known::{refer, Known};
+use crate::scenario::expect::spec::{client, step, target_of, ClientRef, KindSpec};
+use crate::scenario::known::Known;
 
 /// No request from `client` (a host, or a service) reaches `target` after step `after`, for
 /// `duration` or, without one, until the end of the timeline.
@@ -29,8 +29,7 @@ impl KindSpec for NeverReachesCheck {
 
     fn decode(t: &mut Table<'_, '_>, known: &Known) -> Result<Self> {
         let client = client(t, known)?;
-        let s = t.req_str("target", "\"<a declared target>\"")?;
-        let target = refer(t, "target", &s, "target", &known.targets)?;
+        let target = target_of(t, "target", &client, known)?;
         let after = step(t, known)?;
         let duration = t.positive_duration("for")?;
         Ok(NeverReachesCheck { client, target, after, duration })
