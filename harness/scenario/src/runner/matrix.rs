@@ -93,6 +93,10 @@ pub struct Cell {
     pub reachable: Vec<Reach>,
     /// Clients' first requests to targets: time to connect and family.
     pub first_requests: Vec<FirstRequest>,
+    /// Staleness after each CNAME swap, per client service where the targets attributed the
+    /// requests (per host otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub staleness: Vec<crate::runner::report::StaleRow>,
     /// The trial's artifact directory, kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<String>,
@@ -235,6 +239,7 @@ pub fn cell(scenario: &Scenario, profile: Profile, program: Option<&str>, r: &Tr
         services: shown.into_iter().map(service_cell).collect(),
         reachable: reaches(scenario, profile, r),
         first_requests: r.first_requests.clone(),
+        staleness: r.staleness.clone(),
         artifacts: r.artifacts.as_ref().map(|p| p.display().to_string()),
     }
 }
@@ -333,6 +338,16 @@ pub fn cell_lines(c: &Cell) -> Vec<String> {
             None => format!("{:.3} s after start", f.after_start_s),
         };
         lines.push(format!("{} -> {}: first request {took} over {}", f.client, f.target, if f.family == "ipv4" { "IPv4" } else { "IPv6" }));
+    }
+    for st in &c.staleness {
+        let who = st.service.clone().unwrap_or_else(|| format!("host {}", st.client));
+        let old = match st.last_old_s {
+            Some(s) => format!("on {} {s:.2} s after {}", st.old, st.step),
+            None => format!("off {} at {}", st.old, st.step),
+        };
+        let new = st.first_new_s.map_or_else(|| format!("never on {}", st.new), |s| format!("on {} after {s:.2} s", st.new));
+        let held = if st.held_by.is_empty() { String::new() } else { format!(" (held by {})", st.held_by.join(" and ")) };
+        lines.push(format!("{who}: {old}, {new}; cause {}{held}", st.cause));
     }
     if matches!(c.test, Outcome::Failed | Outcome::Interrupted) {
         if let Some(r) = &c.reason {
@@ -607,10 +622,57 @@ mod tests {
                 family: "ipv4",
                 after_start_s: 0.25,
                 after_dns_query_s: Some(0.2041),
+                attributed: crate::runner::attribution::Attribution::Service,
             }],
+            staleness: Vec::new(),
             artifacts: None,
         };
         assert_eq!(cell_lines(&c)[1], "curl -> web: first request 0.204 s after its DNS query over IPv4");
+    }
+
+    #[test]
+    fn staleness_is_shown_per_client_service() {
+        let row = |service: Option<&str>, last_old: Option<f64>, first_new: Option<f64>, cause: &str| crate::runner::report::StaleRow {
+            step: "swap".into(),
+            client: "client".into(),
+            service: service.map(str::to_string),
+            held_by: Vec::new(),
+            layers: Vec::new(),
+            old: "blue".into(),
+            new: "green".into(),
+            last_old_s: last_old,
+            first_new_s: first_new,
+            ttl_s: Some(2),
+            pinned_requests: 0,
+            new_connections_to_old: 0,
+            dns_queries_after: 0,
+            dns_queries_before_new: 0,
+            answers_after: Vec::new(),
+            cause: cause.into(),
+            summary: String::new(),
+        };
+        let c = Cell {
+            test: Outcome::Passed,
+            reason: None,
+            program: "works",
+            services: vec![],
+            reachable: vec![],
+            first_requests: vec![],
+            staleness: vec![
+                row(Some("curl-loop"), None, Some(0.15), "none"),
+                crate::runner::report::StaleRow { held_by: vec!["pinned-connection".into()], ..row(Some("keepalive"), Some(8.91), None, "connection-pinning") },
+                row(None, Some(1.5), Some(0.5), "resolver-cache"),
+            ],
+            artifacts: None,
+        };
+        assert_eq!(
+            cell_lines(&c)[1..],
+            [
+                "curl-loop: off blue at swap, on green after 0.15 s; cause none",
+                "keepalive: on blue 8.91 s after swap, never on green; cause connection-pinning (held by pinned-connection)",
+                "host client: on blue 1.50 s after swap, on green after 0.50 s; cause resolver-cache",
+            ]
+        );
     }
 
     #[test]

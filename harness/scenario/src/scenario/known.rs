@@ -15,6 +15,8 @@ pub(crate) struct Known {
     pub zones: Vec<String>,
     pub services: BTreeSet<String>,
     pub targets: BTreeSet<String>,
+    /// Targets read from a server's log (`service = ...`): they know a client's address only.
+    pub log_targets: BTreeSet<String>,
     pub traced: BTreeSet<String>,
     pub steps: BTreeSet<String>,
     /// Named steps that run only in some profiles (`profiles = [...]` on the step).

@@ -270,6 +270,7 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         None => Vec::new(),
     };
     known.targets = targets.iter().map(|t| t.name.clone()).collect();
+    known.log_targets = targets.iter().filter(|t| matches!(t.kind, super::target::TargetKind::Log { .. })).map(|t| t.name.clone()).collect();
     let steps = t.tables("timeline", "an array of steps, written [[timeline]]")?;
     let timeline = decode_timeline(doc, steps, &mut known)?;
     let items = t.tables("expect", "an array of expectations, written [[expect]]")?;

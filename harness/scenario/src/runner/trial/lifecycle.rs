@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::artifacts;
 use super::state::{setup_allowance, Trial, LAB_BUILD_ALLOWANCE, STARTUP_ALLOWANCE, STOP_GRACE};
+use crate::runner::attribution::Clients;
 use crate::runner::checks;
 use crate::runner::context::Facts;
 use crate::runner::error::Error;
@@ -220,11 +221,13 @@ impl Trial<'_> {
         }
         let lab = b.build().await.map_err(|e| Error::LabBuild { source: Box::new(e) })?;
         self.facts = Some(Facts::of(&lab, self.profile, scenario_dir, s.dns.as_ref().map(|d| d.server_host())));
+        let clients = Clients::new(lab.hosts());
+        self.clients = Some(clients.clone());
         for def in &s.targets {
             let target = match &def.kind {
                 TargetKind::Builtin { host, .. } => {
                     let host = lab.host(host)?.clone();
-                    Target::start(def.clone(), &host, lab.epoch()).await?
+                    Target::start(def.clone(), &host, lab.epoch(), clients.clone()).await?
                 }
                 TargetKind::Log { .. } => Target::from_log(def.clone()),
             };

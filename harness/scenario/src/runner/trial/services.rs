@@ -74,6 +74,9 @@ impl Trial<'_> {
         cmd = cmd.current_dir(cwd).name(svc.name.clone());
         let proc = host.spawn(cmd).await.map_err(|e| Error::Spawn { service: svc.name.clone(), source: Box::new(e) })?;
         self.procs.insert(svc.name.clone(), proc.clone());
+        if let Some(c) = &self.clients {
+            c.add(&svc.name, &proc);
+        }
         for t in self.targets.values().filter(|t| t.service() == Some(svc.name.as_str())) {
             t.attach(&proc);
         }
