@@ -33,6 +33,7 @@ fn main() -> std::process::ExitCode {
     let scenarios_bin = scenarios_binary();
     let mut trials = vec![
         Trial::test("list/one-trial-name-per-line", list),
+        Trial::test("list/addresses-per-host-and-profile-without-a-lab", list_addresses),
         Trial::test("validate/as-an-unprivileged-user", validate_unprivileged),
         Trial::test("run/invalid-scenario-exits-2", run_invalid),
         Trial::test("discovery/a-link-out-of-the-folder-is-not-followed", discovery_link_out),
@@ -153,6 +154,34 @@ fn list() -> R {
     let bad = workspace().join("scenarios/invalid/unknown-action.toml");
     let o = nslab(&["list", s(&bad)], tmp.path());
     ensure!(o.status.code() == Some(2), "nslab list of an invalid file should exit 2:\n{}", text(&o));
+    Ok(())
+}
+
+/// `nslab list --addresses`: each trial's hosts with the addresses their profile gives them,
+/// the lab's own `dns` host included, a host's own profile and interface kept in every trial.
+fn list_addresses() -> R {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("s");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(
+        dir.join("addrs.toml"),
+        "description = \"addresses per profile\"\nprofiles = [\"ipv4-only\", \"ipv6-only\"]\n\
+         [hosts.web]\n[hosts.legacy]\nprofile = \"ipv4-only\"\ninterface = \"lan0\"\n[dns]\n",
+    )?;
+    let o = nslab(&["list", "--addresses", s(&dir)], tmp.path());
+    ensure!(o.status.code() == Some(0), "nslab list --addresses should exit 0:\n{}", text(&o));
+    let got: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect();
+    let want = [
+        "s/addrs/ipv4-only",
+        "  dns     dual-stack  eth0  ipv4 192.0.2.214  ipv6 2001:db8:1::214  link-local fe80::214%eth0",
+        "  legacy  ipv4-only   lan0  ipv4 192.0.2.152  ipv6 -                link-local -",
+        "  web     ipv4-only   eth0  ipv4 192.0.2.155  ipv6 -                link-local -",
+        "s/addrs/ipv6-only",
+        "  dns     dual-stack  eth0  ipv4 192.0.2.214  ipv6 2001:db8:1::214  link-local fe80::214%eth0",
+        "  legacy  ipv4-only   lan0  ipv4 192.0.2.152  ipv6 -                link-local -",
+        "  web     ipv6-only   eth0  ipv4 -            ipv6 2001:db8:1::155  link-local fe80::155%eth0",
+    ];
+    ensure!(got == want, "nslab list --addresses printed\n{}\nexpected\n{}", got.join("\n"), want.join("\n"));
     Ok(())
 }
 

@@ -89,6 +89,19 @@ impl Scenario {
         self.hosts.iter().map(|h| h.to_host_spec(profile)).collect()
     }
 
+    /// The addresses each host of a trial in `profile` gets (the lab's own `dns` and `nat64`
+    /// hosts included), computed without building the lab.
+    ///
+    /// # Errors
+    /// As [`nslab::LabBuilder::address_plan`].
+    pub fn address_plan(&self, profile: Profile) -> nslab::Result<Vec<nslab::addr::plan::HostAddresses>> {
+        let mut b = nslab::Lab::builder().profile(profile).hosts(self.host_specs(profile));
+        if let Some(d) = &self.dns {
+            b = b.dns(d.lab_dns());
+        }
+        b.address_plan()
+    }
+
     /// The host of that name.
     pub fn host(&self, name: &str) -> Option<&HostDef> {
         self.hosts.iter().find(|h| h.name == name)
