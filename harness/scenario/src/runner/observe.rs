@@ -160,7 +160,7 @@ pub async fn services(
     kernel: &BTreeMap<String, Vec<(IpAddr, bool)>>,
 ) -> Vec<ServiceReport> {
     let mut out = Vec::new();
-    for def in &s.services {
+    for def in s.services_for(profile) {
         let exit = exits.get(&def.name).cloned().flatten();
         // A host may have its own profile, overriding the trial's.
         let host_profile = s.host(&def.host).and_then(|h| h.profile).unwrap_or(profile);

@@ -280,8 +280,7 @@ impl Resolved {
             }
         });
         let services = s
-            .services
-            .iter()
+            .services_for(profile)
             .map(|svc| {
                 let dir = lab.artifacts().join("services").join(&svc.name);
                 let ctx = facts.map(|f| f.for_service(dir.clone()));

@@ -107,6 +107,11 @@ impl Scenario {
         self.hosts.iter().find(|h| h.name == name)
     }
 
+    /// The services that exist in a trial with `profile` (`profiles` on a service), in file order.
+    pub fn services_for(&self, profile: Profile) -> impl Iterator<Item = &ServiceDef> {
+        self.services.iter().filter(move |s| s.applies_to(profile))
+    }
+
     /// The service of that name.
     pub fn service(&self, name: &str) -> Option<&ServiceDef> {
         self.services.iter().find(|s| s.name == name)
@@ -273,6 +278,7 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         None => Vec::new(),
     };
     known.services = services.iter().map(|s| s.name.clone()).collect::<BTreeSet<_>>();
+    known.service_profiles = services.iter().filter_map(|s| s.profiles.clone().map(|ps| (s.name.clone(), ps))).collect();
     known.traced = services.iter().filter(|s| s.trace).map(|s| s.name.clone()).collect();
     let targets = match t.take("targets") {
         Some(v) => super::target::decode_targets(doc, v, &known)?,

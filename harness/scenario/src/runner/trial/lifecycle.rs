@@ -232,7 +232,7 @@ impl Trial<'_> {
         }
         self.lab = Some(lab);
 
-        for svc in s.services.iter().filter(|svc| svc.autostart) {
+        for svc in s.services_for(self.profile).filter(|svc| svc.autostart) {
             self.start(svc).await?;
         }
         Ok(())
