@@ -53,6 +53,53 @@ impl Facts {
     }
 }
 
+/// The values templates in `[dns]` records see in a trial: the lab's address plan, known
+/// before the lab is built (the DNS server is handed its zones when the lab is built).
+#[derive(Debug, Clone)]
+pub struct PlanContext {
+    profile: Profile,
+    hosts: BTreeMap<String, nslab::addr::plan::HostAddresses>,
+    dns_host: Option<String>,
+}
+
+impl PlanContext {
+    /// The context of a trial of `s` in `profile`.
+    ///
+    /// # Errors
+    /// As [`crate::scenario::Scenario::address_plan`].
+    pub fn of(s: &crate::scenario::Scenario, profile: Profile) -> nslab::Result<Self> {
+        let hosts = s.address_plan(profile)?.into_iter().map(|h| (h.name.clone(), h)).collect();
+        Ok(Self { profile, hosts, dns_host: s.dns.as_ref().map(|d| d.server_host().to_string()) })
+    }
+}
+
+impl TemplateContext for PlanContext {
+    fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    fn value(&self, var: &Var) -> Option<String> {
+        let host = |name: &str| self.hosts.get(name);
+        match var {
+            Var::Host { host: name, field } => {
+                let h = host(name)?;
+                match field {
+                    HostField::Ipv4 => h.ipv4.map(|a| a.to_string()),
+                    HostField::Ipv6 => h.ipv6.map(|a| a.to_string()),
+                    HostField::LinkLocal => h.link_local.map(|a| a.to_string()),
+                    HostField::Interface => Some(h.interface.clone()),
+                    HostField::Addr => h.ipv4.map(|a| a.to_string()).or_else(|| h.ipv6.map(|a| a.to_string())),
+                }
+            }
+            Var::DnsIpv4 => self.dns_host.as_deref().and_then(host).and_then(|h| h.ipv4).map(|a| a.to_string()),
+            Var::DnsIpv6 => self.dns_host.as_deref().and_then(host).and_then(|h| h.ipv6).map(|a| a.to_string()),
+            Var::Profile => Some(self.profile.name().to_string()),
+            // Refused in record values when the scenario is loaded.
+            Var::Artifacts | Var::ScenarioDir | Var::ServiceDir => None,
+        }
+    }
+}
+
 /// Template context of one service.
 pub struct ServiceContext<'a> {
     facts: &'a Facts,
