@@ -229,7 +229,7 @@ fn pid_of(line: &str) -> Option<&str> {
 /// The file descriptor a call works on: its first argument (`close(6)`, `getsockopt(6, ...)`).
 fn fd_of(call: &str) -> Option<i64> {
     let args = &call[call.find('(')? + 1..];
-    args.split(|c| c == ',' || c == ')').next()?.trim().parse().ok()
+    args.split([',', ')']).next()?.trim().parse().ok()
 }
 
 /// What a later call says of a socket whose connect returned EINPROGRESS: `Some(None)` it

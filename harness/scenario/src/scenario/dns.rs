@@ -272,6 +272,9 @@ fn absolute_name(name: &str, origin: &str) -> String {
 /// A record value written as a template: (name, ttl, type, template).
 type RecordTemplate = (String, u32, RecordKind, Template);
 
+/// A zone's templated records, each with its place among the zone's records.
+type ZoneTemplates = Vec<(usize, RecordTemplate)>;
+
 /// Reads a record's value as a template when it has `{{`: only facts of the lab's address plan
 /// (`host.<name>.ipv4|ipv6|link_local|interface|addr`, `dns.ipv4|ipv6`, `profile`), and for A and
 /// AAAA records only an address of that family.
@@ -309,7 +312,7 @@ fn record_template(t: &Table<'_, '_>, hosts: &BTreeSet<String>) -> Result<Option
     Ok(Some((ty, tpl)))
 }
 
-fn decode_zone(doc: &Doc<'_>, n: usize, v: Val<'_>, hosts: &BTreeSet<String>) -> Result<((Zone, Vec<(usize, RecordTemplate)>), Str)> {
+fn decode_zone(doc: &Doc<'_>, n: usize, v: Val<'_>, hosts: &BTreeSet<String>) -> Result<((Zone, ZoneTemplates), Str)> {
     let mut t = Table::new(doc, format!("zone {n}"), v, "a table written [[dns.zones]]")?;
     t.check_keys(ZONE_KEYS)?;
     let origin_str = t.req_str("origin", "\"example.test\"")?;
@@ -344,7 +347,7 @@ fn decode_zone(doc: &Doc<'_>, n: usize, v: Val<'_>, hosts: &BTreeSet<String>) ->
         soa.ttl = s.int("ttl", 0..=i)?.map_or(soa.ttl, |n| n as u32);
     }
     let mut records = Vec::new();
-    let mut templates: Vec<(usize, RecordTemplate)> = Vec::new();
+    let mut templates: ZoneTemplates = Vec::new();
     for (j, r) in t.tables("records", "an array of records such as [{ name = \"app\", type = \"CNAME\", value = \"blue\" }]")?.into_iter().enumerate() {
         let mut rt = Table::new(doc, format!("record {} of zone {origin:?}", j + 1), r, "a table such as { name = \"app\", host = \"web\" }")?;
         rt.check_keys(RECORD_KEYS)?;
@@ -406,65 +409,6 @@ mod tests {
         assert_eq!(parse_record_value(RecordKind::Txt, "v=1").unwrap(), RecordValue::Txt(vec!["v=1".into()]));
         assert!(parse_record_value(RecordKind::Txt, &"x".repeat(256)).is_err());
         assert!(parse_record_value(RecordKind::Soa, "x").unwrap_err().contains("soa table"));
-    }
-
-    struct Plan(nslab::Profile);
-    impl TemplateContext for Plan {
-        fn profile(&self) -> nslab::Profile {
-            self.0
-        }
-        fn value(&self, var: &Var) -> Option<String> {
-            match var {
-                Var::Host { field: HostField::Ipv4, .. } => self.0.has_ipv4().then(|| "192.0.2.15".into()),
-                Var::Host { field: HostField::Ipv6, .. } => self.0.has_global_ipv6().then(|| "2001:db8:1::15".into()),
-                Var::Profile => Some(self.0.name().into()),
-                _ => None,
-            }
-        }
-    }
-
-    #[test]
-    fn templated_records_are_rendered_per_profile_in_file_order_and_left_out_without_a_value() {
-        let s = crate::scenario::parse_str(
-            std::path::Path::new("x.toml"),
-            "description = \"d\"\n[hosts.blue]\n[dns]\n[[dns.zones]]\norigin = \"example.test\"\nrecords = [\n\
-             { name = \"app\", type = \"A\", value = \"{{host.blue.ipv4}}\" },\n\
-             { name = \"lit\", type = \"TXT\", value = \"x {{{{y}}\" },\n\
-             { name = \"app\", type = \"AAAA\", value = \"{{host.blue.ipv6}}\", ttl = 5 },\n\
-             { name = \"web\", host = \"blue\" },\n\
-             { name = \"p\", type = \"TXT\", value = \"{{profile}}\" },\n]\n",
-        )
-        .unwrap();
-        let d = s.dns.unwrap();
-        assert_eq!(d.templated.iter().map(|r| r.position).collect::<Vec<_>>(), vec![0, 2, 4]);
-        let shown = |p| {
-            let (zones, omitted) = d.zones_in(&Plan(p)).unwrap();
-            (zones[0].records.iter().map(|r| format!("{} {:?}", r.name, r.value)).collect::<Vec<_>>(), omitted)
-        };
-        let (records, omitted) = shown(nslab::Profile::DualStack);
-        assert_eq!(
-            records,
-            vec![
-                "app A(192.0.2.15)".to_string(),
-                "lit Txt([\"x {{y}}\"])".into(),
-                "app Aaaa(2001:db8:1::15)".into(),
-                "web Host(\"blue\")".into(),
-                "p Txt([\"dual-stack\"])".into()
-            ]
-        );
-        assert!(omitted.is_empty());
-        let (records, omitted) = shown(nslab::Profile::Ipv4Only);
-        assert_eq!(records.len(), 4, "{records:?}");
-        assert_eq!(
-            omitted,
-            vec![OmittedRecord {
-                name: "app.example.test.".into(),
-                kind: RecordKind::Aaaa,
-                template: "{{host.blue.ipv6}}".into(),
-                reason: "{{host.blue.ipv6}} has no value: host blue has no global IPv6 address in this profile".into()
-            }]
-        );
-        assert_eq!(shown(nslab::Profile::Ipv6Only).1[0].kind, RecordKind::A);
     }
 
     #[test]

@@ -94,12 +94,12 @@ impl Scenario {
     ///
     /// # Errors
     /// As [`nslab::LabBuilder::address_plan`].
-    pub fn address_plan(&self, profile: Profile) -> nslab::Result<Vec<nslab::addr::plan::HostAddresses>> {
+    pub fn address_plan(&self, profile: Profile) -> std::result::Result<Vec<nslab::addr::plan::HostAddresses>, Box<nslab::Error>> {
         let mut b = nslab::Lab::builder().profile(profile).hosts(self.host_specs(profile));
         if let Some(d) = &self.dns {
             b = b.dns(d.lab_dns());
         }
-        b.address_plan()
+        b.address_plan().map_err(Box::new)
     }
 
     /// The host of that name.

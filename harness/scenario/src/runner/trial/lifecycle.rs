@@ -216,7 +216,7 @@ impl Trial<'_> {
             let zones = if d.templated.is_empty() {
                 d.zones.clone()
             } else {
-                let ctx = crate::runner::context::PlanContext::of(s, self.profile).map_err(|e| Error::LabBuild { source: Box::new(e) })?;
+                let ctx = crate::runner::context::PlanContext::of(s, self.profile).map_err(|source| Error::LabBuild { source })?;
                 let (zones, omitted) = d.zones_in(&ctx).map_err(|what| Error::DnsRecord { what })?;
                 for o in omitted {
                     tracing::info!(record = %o.name, kind = %o.kind, template = %o.template, reason = %o.reason, "templated DNS record left out in this profile");
