@@ -269,7 +269,7 @@ impl Pending {
     /// at `end`): which address, and how long it waited, from the log's own timestamps.
     fn never_completed(self, end: Option<f64>, how: &str) -> Finding {
         let waited = match (self.at, end) {
-            (Some(a), Some(b)) => format!(" after {:.3} s", b - a),
+            (Some(a), Some(b)) => format!(", {:.3} s after the connect", b - a),
             _ => String::new(),
         };
         let fd = self.fd.map(|f| format!(" fd {f}")).unwrap_or_default();
@@ -330,10 +330,12 @@ pub fn diagnose_with(log: &str, host_addrs: &[IpAddr], tentative: &[IpAddr]) -> 
         // pending; or a later call shows how it ended.
         let pid = pid_of(line);
         if call.starts_with("+++ exited with") || call.starts_with("+++ killed by") {
-            let how = if call.starts_with("+++ killed by") { "the program was killed" } else { "the program exited" };
+            // `+++ exited with 1 +++`, `+++ killed by SIGTERM +++`.
+            let what = call.trim_matches(|c| c == '+' || c == ' ');
+            let how = if what.starts_with("killed") { format!("the program was {what}") } else { format!("the program {what}") };
             let (mine, rest): (Vec<Pending>, Vec<Pending>) = pending_v6.into_iter().partition(|p| p.pid.as_deref() == pid);
             pending_v6 = rest;
-            out.extend(mine.into_iter().map(|p| p.never_completed(at, &format!("{how} ({})", call.trim_matches(|c| c == '+' || c == ' ')))));
+            out.extend(mine.into_iter().map(|p| p.never_completed(at, &how)));
             continue;
         }
         if let Some(i) = fd_of(call).and_then(|fd| pending_v6.iter().position(|p| p.fd == Some(fd))) {
@@ -478,14 +480,16 @@ mod tests {
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].cause, Cause::BrokenPath);
         assert!(
-            f[0].call.ends_with("; the connect to [2001:db8:1::172]:8080 never completed (no SO_ERROR 0, nothing sent or received on fd 6) and no IPv4 attempt followed: the program gave up and closed fd 6 after 2.003 s"),
+            f[0].call.ends_with("; the connect to [2001:db8:1::172]:8080 never completed (no SO_ERROR 0, nothing sent or received on fd 6) and no IPv4 attempt followed: the program gave up and closed fd 6, 2.003 s after the connect"),
             "{}",
             f[0].call
         );
         let exited = format!("5 01:23:19.242129 {C}\n5 01:23:21.342129 +++ exited with 28 +++\n");
-        assert!(diagnose(&exited, &[])[0].call.ends_with("the program exited (exited with 28) after 2.100 s"), "{:?}", diagnose(&exited, &[]));
+        assert!(diagnose(&exited, &[])[0].call.ends_with("the program exited with 28, 2.100 s after the connect"), "{:?}", diagnose(&exited, &[]));
+        let killed = format!("5 01:23:19.242129 {C}\n5 01:23:22.242129 +++ killed by SIGTERM +++\n");
+        assert!(diagnose(&killed, &[])[0].call.ends_with("the program was killed by SIGTERM, 3.000 s after the connect"), "{:?}", diagnose(&killed, &[]));
         let running = format!("5 01:23:19.242129 {C}\n");
-        assert!(diagnose(&running, &[])[0].call.ends_with("still pending when the log ends after 0.000 s"), "{:?}", diagnose(&running, &[]));
+        assert!(diagnose(&running, &[])[0].call.ends_with("still pending when the log ends, 0.000 s after the connect"), "{:?}", diagnose(&running, &[]));
         // A connect that completed is no finding, however it is seen to complete.
         for done in [
             "getsockopt(6, SOL_SOCKET, SO_ERROR, [0], [4]) = 0",
