@@ -35,7 +35,8 @@ pub struct ListenerReport {
     /// on a host whose profile gives it IPv4 ([`Profile::has_ipv4`]).
     pub reachable_over_ipv4: bool,
     /// Whether IPv6 peers can reach it: an IPv6 socket on a host whose profile has IPv6 on
-    /// ([`Profile::ipv6_enabled`]; in `ipv4-only` a `[::]` socket exists but takes no IPv6 peer).
+    /// ([`Profile::ipv6_enabled`]; in `ipv4-only` a `[::]` socket exists but takes no IPv6 peer)
+    /// and a working IPv6 path (in `broken-ipv6` no IPv6 packet from a peer arrives).
     pub reachable_over_ipv6: bool,
 }
 
@@ -58,7 +59,7 @@ impl ListenerReport {
             port: l.local.port(),
             v6only: v6.then_some(l.v6only),
             reachable_over_ipv4: l.accepts_ipv4() && profile.has_ipv4(),
-            reachable_over_ipv6: v6 && profile.ipv6_enabled(),
+            reachable_over_ipv6: v6 && profile.ipv6_enabled() && !profile.ipv6_broken(),
         }
     }
 }
@@ -164,7 +165,7 @@ pub async fn services(
     kernel: &BTreeMap<String, Vec<(IpAddr, bool)>>,
 ) -> Vec<ServiceReport> {
     let mut out = Vec::new();
-    for def in &s.services {
+    for def in s.services_for(profile) {
         let exit = exits.get(&def.name).cloned().flatten();
         // A host may have its own profile, overriding the trial's.
         let host_profile = s.host(&def.host).and_then(|h| h.profile).unwrap_or(profile);
@@ -270,5 +271,8 @@ mod tests {
         // 0.0.0.0 in ipv6-only: no IPv4 peer exists (only 127.0.0.1 in the host).
         assert_eq!(reach("0.0.0.0:80", false, Profile::Ipv6Only), (false, false));
         assert_eq!(reach("0.0.0.0:80", false, Profile::Ipv4Only), (true, false));
+        // broken-ipv6: the socket takes IPv6, but no IPv6 packet of a peer reaches the host.
+        assert_eq!(reach("[::]:80", false, Profile::BrokenIpv6), (true, false));
+        assert_eq!(reach("[::]:80", true, Profile::BrokenIpv6), (false, false));
     }
 }

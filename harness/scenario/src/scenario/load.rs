@@ -89,9 +89,27 @@ impl Scenario {
         self.hosts.iter().map(|h| h.to_host_spec(profile)).collect()
     }
 
+    /// The addresses each host of a trial in `profile` gets (the lab's own `dns` and `nat64`
+    /// hosts included), computed without building the lab.
+    ///
+    /// # Errors
+    /// As [`nslab::LabBuilder::address_plan`].
+    pub fn address_plan(&self, profile: Profile) -> std::result::Result<Vec<nslab::addr::plan::HostAddresses>, Box<nslab::Error>> {
+        let mut b = nslab::Lab::builder().profile(profile).hosts(self.host_specs(profile));
+        if let Some(d) = &self.dns {
+            b = b.dns(d.lab_dns());
+        }
+        b.address_plan().map_err(Box::new)
+    }
+
     /// The host of that name.
     pub fn host(&self, name: &str) -> Option<&HostDef> {
         self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// The services that exist in a trial with `profile` (`profiles` on a service), in file order.
+    pub fn services_for(&self, profile: Profile) -> impl Iterator<Item = &ServiceDef> {
+        self.services.iter().filter(move |s| s.applies_to(profile))
     }
 
     /// The service of that name.
@@ -264,6 +282,7 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         None => Vec::new(),
     };
     known.services = services.iter().map(|s| s.name.clone()).collect::<BTreeSet<_>>();
+    known.service_profiles = services.iter().filter_map(|s| s.profiles.clone().map(|ps| (s.name.clone(), ps))).collect();
     known.traced = services.iter().filter(|s| s.trace).map(|s| s.name.clone()).collect();
     let targets = match t.take("targets") {
         Some(v) => super::target::decode_targets(doc, v, &known)?,

@@ -34,7 +34,7 @@ mod timeline;
 mod values;
 
 pub use discover::{discover, DiscoverError, ScenarioFile};
-pub use dns::{parse_record_value, DnsDef, DEFAULT_TTL};
+pub use dns::{parse_record_value, DnsDef, OmittedRecord, TemplatedRecord, DEFAULT_TTL};
 pub use duration::{format_duration, parse_duration};
 pub use error::{line_col, Location, ScenarioError};
 pub use expect::{

@@ -213,7 +213,18 @@ impl Trial<'_> {
         // Programs are started with the scenario's files, wherever the folder is (even in /tmp).
         let mut b = Lab::builder().profile(self.profile).hosts(s.host_specs(self.profile)).share_with_hosts(scenario_dir.clone());
         if let Some(d) = &s.dns {
-            b = b.dns(d.lab_dns());
+            // Templated records take this trial's addresses, from the plan the lab is built to.
+            let zones = if d.templated.is_empty() {
+                d.zones.clone()
+            } else {
+                let ctx = crate::runner::context::PlanContext::of(s, self.profile).map_err(|source| Error::LabBuild { source })?;
+                let (zones, omitted) = d.zones_in(&ctx).map_err(|what| Error::DnsRecord { what })?;
+                for o in omitted {
+                    tracing::info!(record = %o.name, kind = %o.kind, template = %o.template, reason = %o.reason, "templated DNS record left out in this profile");
+                }
+                zones
+            };
+            b = b.dns(d.lab_dns_with(zones));
         }
         if let Some(root) = artifacts_root {
             // Folders a passing trial empties (<root>/<folder>/<scenario>) go with it.
@@ -235,7 +246,7 @@ impl Trial<'_> {
         }
         self.lab = Some(lab);
 
-        for svc in s.services.iter().filter(|svc| svc.autostart) {
+        for svc in s.services_for(self.profile).filter(|svc| svc.autostart) {
             self.start(svc).await?;
         }
         Ok(())

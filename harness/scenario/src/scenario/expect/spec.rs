@@ -24,7 +24,7 @@ pub(crate) trait KindSpec: Sized + fmt::Display {
 /// `service = "<a declared service>"`, required.
 pub(crate) fn service(t: &mut Table<'_, '_>, known: &Known) -> Result<String> {
     let s = t.req_str("service", "\"<a declared service>\"")?;
-    refer(t, "service", &s, "service", &known.services)
+    crate::scenario::known::refer_service(t, "service", &s, known)
 }
 
 /// `after = "<the name of a timeline step>"`, required.
