@@ -18,6 +18,7 @@ use crate::host::handle::{EtcFile, Host, HostInner};
 use crate::host::process::Registry;
 use crate::lab::dns_host::{self, LabDns};
 use crate::lab::spec::{self, HostSpec};
+use crate::lab::tap::DnsTap;
 use crate::os::netlink::Netlink;
 use crate::os::netns::NetNs;
 use crate::os::sysctl::{self, Sysctl};
@@ -36,6 +37,7 @@ pub struct LabBuilder {
     hosts_entries: bool,
     dns: Option<LabDns>,
     shared: Vec<PathBuf>,
+    dns_tap: bool,
 }
 
 /// A built lab: isolated hosts on one switch. Tear it down with [`Lab::teardown`]; dropping it
@@ -54,6 +56,7 @@ pub struct Lab {
     keep: AtomicBool,
     registry: Arc<Registry>,
     dns: Option<DnsServer>,
+    tap: Option<DnsTap>,
 }
 
 impl std::fmt::Debug for Lab {
@@ -136,6 +139,14 @@ impl LabBuilder {
     /// directory always is. The directory is shared, not copied: writes reach the machine.
     pub fn share_with_hosts(mut self, path: impl Into<PathBuf>) -> Self {
         self.shared.push(path.into());
+        self
+    }
+
+    /// Whether the lab records every DNS packet its hosts send (default on): a packet tap on
+    /// port 53 in each host, read into [`Lab::dns_traffic`] and written to `dns-traffic.jsonl` in
+    /// the artifacts at teardown. Its cost is measured by the `lab_build` and `dns_perf` benches.
+    pub fn dns_tap(mut self, on: bool) -> Self {
+        self.dns_tap = on;
         self
     }
 
@@ -341,6 +352,16 @@ impl LabBuilder {
         }))
         .await?;
         tracing::debug!(lab = %name, plan = ?(epoch - t_start), namespaces = ?t_ns, switch = ?(t_sw - t_ns), hosts = ?(epoch.elapsed() - t_sw), "lab build phases");
+        // The tap first: it sees the first packet of the first program.
+        let tap = if self.dns_tap {
+            Some(DnsTap::start(&hosts, epoch).await.map_err(|(host, source)| Error::Namespace {
+                op: "open the DNS packet tap",
+                what: format!("host {host}"),
+                source,
+            })?)
+        } else {
+            None
+        };
         // The rest may start programs (tayga): on failure, end them before returning.
         let rest = async {
             break_ipv6(&hosts).await?;
@@ -380,6 +401,7 @@ impl LabBuilder {
             keep: AtomicBool::new(keep),
             registry,
             dns,
+            tap,
         })
     }
 
@@ -534,6 +556,7 @@ impl Lab {
             hosts_entries: true,
             dns: None,
             shared: Vec::new(),
+            dns_tap: true,
         }
     }
 
@@ -591,6 +614,13 @@ impl Lab {
         self.dns.as_ref()
     }
 
+    /// The DNS packet tap (every DNS message any host sent, in lab time), unless the lab was
+    /// built with [`LabBuilder::dns_tap`]`(false)`. Call [`DnsTap::settle`] before reading its
+    /// log to include every packet sent so far.
+    pub fn dns_traffic(&self) -> Option<&DnsTap> {
+        self.tap.as_ref()
+    }
+
     /// Inode numbers of every namespace the lab holds (switch first), as `/proc/PID/ns/net`
     /// shows them: what a leak check looks for after the lab is gone.
     pub fn netns_inodes(&self) -> Vec<u64> {
@@ -633,6 +663,12 @@ impl Lab {
                 failures.push(Error::Timeout { what: format!("{} to die after SIGKILL", p.label()), timeout: Duration::from_secs(5), tail: String::new() });
             }
         }
+        // Every program is gone: what they sent is queued in the tap; read it, then close it.
+        if let Some(tap) = self.tap.take() {
+            let log = tap.log().clone();
+            tap.stop().await;
+            self.save_traffic(&log, &mut failures);
+        }
         // Dropping the last descriptors lets the kernel delete namespaces and their interfaces.
         self.hosts.clear();
         self.switch = None;
@@ -654,6 +690,14 @@ impl Lab {
         }
         if let Err(e) = dns.log().write_jsonl(&path) {
             failures.push(Error::File { op: "write the DNS query log to", path, source: std::io::Error::other(e) });
+        }
+    }
+
+    /// Writes the DNS traffic log to `dns-traffic.jsonl` in the artifacts.
+    fn save_traffic(&self, log: &crate::dns::TrafficLog, failures: &mut Vec<Error>) {
+        let path = self.artifacts().join("dns-traffic.jsonl");
+        if let Err(e) = log.write_jsonl(&path) {
+            failures.push(Error::File { op: "write the DNS traffic log to", path, source: std::io::Error::other(e) });
         }
     }
 
@@ -686,6 +730,11 @@ impl Drop for Lab {
         }
         for p in self.registry.all() {
             p.kill_now();
+        }
+        if let Some(tap) = self.tap.take() {
+            let log = tap.log().clone();
+            drop(tap);
+            self.save_traffic(&log, &mut failures);
         }
         self.hosts.clear();
         self.switch = None;
