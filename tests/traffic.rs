@@ -125,6 +125,17 @@ async fn families() -> Result<(), String> {
     Ok(())
 }
 
+const BURST_N: usize = 3000;
+
+/// Sends 3000 queries for burst.example.test as fast as it can, reading no answer.
+const BURST: &str = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+q = b"".join(bytes([len(p)]) + p for p in [b"burst", b"example", b"test"]) + b"\0" + struct.pack("!HH", 1, 1)
+for i in range(3000):
+    s.sendto(struct.pack("!HHHHHH", i, 0x0100, 1, 0, 0, 0) + q, (sys.argv[1], 53))
+"#;
+
 async fn last_packets() -> Result<(), String> {
     let lab =
         Lab::builder().hosts(["client", "blue"]).hosts_file_entries(false).dns(LabDns::new().zone(zone())).keep_artifacts(true).build().await.map_err(err)?;
@@ -132,6 +143,10 @@ async fn last_packets() -> Result<(), String> {
     // No settle and no read before the teardown: the tap's stop has to read them.
     dig(&client, &["+tcp", "app.example.test", "AAAA"]).await?;
     dig(&client, &["blue.example.test", "A"]).await?;
+    // A burst the reader cannot keep up with: what is still queued at teardown must be read then.
+    let ip = lab.host("dns").map_err(err)?.ipv4().ok_or("dns host without IPv4")?.to_string();
+    let burst = client.run(Command::new("python3").args(["-c", BURST, &ip]), T).await.map_err(err)?;
+    ensure!(burst.exit().is_some_and(|e| e.success()), "the burst: {:?} {}", burst.exit(), burst.stderr());
     let dir = lab.teardown().await.map_err(err)?.ok_or("keep_artifacts(true): teardown should keep the artifacts")?;
     let path = dir.join("dns-traffic.jsonl");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
