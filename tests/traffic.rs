@@ -157,6 +157,8 @@ async fn last_packets() -> Result<(), String> {
     };
     ensure!(has("app.example.test.", false, "tcp") && has("app.example.test.", true, "tcp"), "{}: the TCP query and its answer:\n{text}", path.display());
     ensure!(has("blue.example.test.", false, "udp") && has("blue.example.test.", true, "udp"), "{}: the last query and its answer:\n{text}", path.display());
+    let burst = lines.iter().filter(|l| l["name"] == "burst.example.test." && l["response"] == false && l["host"] == "client").count();
+    ensure!(burst == BURST_N, "{}: {burst} of the burst's {BURST_N} queries", path.display());
     ensure!(
         lines.iter().any(|l| l["name"] == "blue.example.test."
             && l["response"] == true

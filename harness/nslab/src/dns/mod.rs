@@ -50,5 +50,5 @@ pub use fault::{Fault, FaultTarget, Faults};
 pub use hickory_proto::{op::ResponseCode, rr::RecordType};
 pub use log::{rcode_name, AnswerRecord, LogFilter, QueryLog, QueryLogEntry, Transport};
 pub use server::{DnsOptions, DnsServer, DnsSockets};
-pub use traffic::{decode_packet, entries_of, AddressBook, TrafficEntry, TrafficLog, WireAnswer};
+pub use traffic::{decode_packet, entries_of, AddressBook, TrafficEntry, TrafficLog, WireAnswer, DEFAULT_CAPACITY as TRAFFIC_CAPACITY};
 pub use zone::{HostAddrs, ParseKindError, RecordKind, RecordSpec, RecordValue, Soa, Zone};

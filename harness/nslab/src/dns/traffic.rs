@@ -260,6 +260,19 @@ pub fn entries_of(at: Duration, host: &str, own: &[IpAddr], book: &AddressBook, 
         .collect()
 }
 
+/// A TCP segment without data (handshake, ACK, FIN): expected, not a decoding failure.
+fn is_bare_tcp(data: &[u8]) -> bool {
+    let (proto, l4) = match data.first().map(|b| b >> 4) {
+        Some(4) => (data.get(9).copied(), data.get(usize::from(data[0] & 0x0f) * 4..)),
+        Some(6) => (data.get(6).copied(), data.get(40..)),
+        _ => return false,
+    };
+    match (proto, l4) {
+        (Some(6), Some(l4)) => l4.get(12).is_some_and(|off| usize::from(off >> 4) * 4 >= l4.len()),
+        _ => false,
+    }
+}
+
 /// Orders entries by time and sets each response's `query_at` from the query it answers.
 fn pair(entries: &mut [TrafficEntry]) {
     entries.sort_by_key(|e| e.at);
@@ -273,15 +286,42 @@ fn pair(entries: &mut [TrafficEntry]) {
     }
 }
 
-#[derive(Default)]
+/// One packet as the tap read it: decoded only when the log is read, so the tap's per-packet
+/// cost is a copy and a lock.
+struct RawPacket {
+    at: Duration,
+    /// Index into `Inner::senders`.
+    sender: usize,
+    data: Box<[u8]>,
+}
+
+/// A sending host: its name and own addresses.
+struct Sender {
+    host: String,
+    own: Vec<IpAddr>,
+}
+
 struct Inner {
-    entries: Vec<TrafficEntry>,
+    senders: Vec<Sender>,
+    book: AddressBook,
+    raw: std::collections::VecDeque<RawPacket>,
+    capacity: usize,
+    /// Decoded entries of every packet read so far (oldest evicted with their packets).
+    decoded: Vec<(u64, Vec<TrafficEntry>)>,
+    /// Sequence number of the oldest packet in `raw`, and of the next one.
+    first_seq: u64,
+    next_seq: u64,
     dropped: u64,
+    evicted: u64,
     undecoded: u64,
 }
 
+/// How many packets the log keeps by default (the oldest go first, counted by
+/// [`TrafficLog::evicted`]): about 30 MB of DNS packets.
+pub const DEFAULT_CAPACITY: usize = 200_000;
+
 /// The lab-wide DNS traffic log; cheap to clone. Filled by the lab's tap.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct TrafficLog {
     inner: Arc<Mutex<Inner>>,
 }
@@ -289,28 +329,49 @@ pub struct TrafficLog {
 impl fmt::Debug for TrafficLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let i = self.lock();
-        f.debug_struct("TrafficLog").field("len", &i.entries.len()).field("dropped", &i.dropped).finish()
+        f.debug_struct("TrafficLog").field("packets", &i.raw.len()).field("dropped", &i.dropped).finish()
     }
 }
 
 impl TrafficLog {
-    /// An empty log.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty log for these hosts (name, own addresses), keeping at most `capacity` packets.
+    pub fn new<'a>(hosts: impl IntoIterator<Item = (&'a str, Vec<IpAddr>)> + Clone, capacity: usize) -> Self {
+        let book = AddressBook::new(hosts.clone());
+        let senders = hosts.into_iter().map(|(h, own)| Sender { host: h.to_string(), own }).collect();
+        let inner = Inner {
+            senders,
+            book,
+            raw: std::collections::VecDeque::new(),
+            capacity,
+            decoded: Vec::new(),
+            first_seq: 0,
+            next_seq: 0,
+            dropped: 0,
+            evicted: 0,
+            undecoded: 0,
+        };
+        TrafficLog { inner: Arc::new(Mutex::new(inner)) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds entries (in any order: [`TrafficLog::entries`] sorts them).
-    pub fn extend(&self, entries: impl IntoIterator<Item = TrafficEntry>) {
-        self.lock().entries.extend(entries);
-    }
-
-    /// Counts packets that passed the filter but held no whole DNS message.
-    pub fn count_undecoded(&self, n: u64) {
-        self.lock().undecoded += n;
+    /// Adds a packet the host with index `sender` (in the order given to [`TrafficLog::new`])
+    /// sent at `at`, from its IP header on.
+    pub fn push(&self, at: Duration, sender: usize, data: &[u8]) {
+        let mut i = self.lock();
+        if i.capacity == 0 {
+            i.evicted += 1;
+            return;
+        }
+        if i.raw.len() >= i.capacity {
+            i.raw.pop_front();
+            i.first_seq += 1;
+            i.evicted += 1;
+        }
+        i.raw.push_back(RawPacket { at, sender, data: data.into() });
+        i.next_seq += 1;
     }
 
     /// Records the kernel's count of packets it dropped because a tap's queue was full.
@@ -319,9 +380,27 @@ impl TrafficLog {
         i.dropped = i.dropped.max(n);
     }
 
-    /// Every entry, by time, responses paired with their queries.
+    /// Every entry of the packets kept, by time, responses paired with their queries.
     pub fn entries(&self) -> Vec<TrafficEntry> {
-        let mut v = self.lock().entries.clone();
+        let mut guard = self.lock();
+        let i = &mut *guard;
+        // Decode what arrived since the last read; forget what was evicted.
+        let first = i.first_seq;
+        i.decoded.retain(|(seq, _)| *seq >= first);
+        let done = i.decoded.last().map_or(first, |(seq, _)| seq + 1);
+        let skip = usize::try_from(done - first).unwrap_or(usize::MAX);
+        let mut undecoded = 0;
+        for (k, p) in i.raw.iter().enumerate().skip(skip) {
+            let Sender { host, own } = &i.senders[p.sender];
+            let e = entries_of(p.at, host, own, &i.book, &p.data);
+            if e.is_empty() && !is_bare_tcp(&p.data) {
+                undecoded += 1;
+            }
+            i.decoded.push((first + k as u64, e));
+        }
+        i.undecoded += undecoded;
+        let mut v: Vec<TrafficEntry> = i.decoded.iter().flat_map(|(_, e)| e.iter().cloned()).collect();
+        drop(guard);
         pair(&mut v);
         v
     }
@@ -331,7 +410,13 @@ impl TrafficLog {
         self.lock().dropped
     }
 
-    /// Packets to or from port 53 that held no whole DNS message (TCP handshakes excluded).
+    /// Packets read but no longer kept: the log was full and they were the oldest.
+    pub fn evicted(&self) -> u64 {
+        self.lock().evicted
+    }
+
+    /// Packets to or from port 53 that held no whole DNS message (TCP handshakes excluded), among
+    /// those decoded so far.
     pub fn undecoded(&self) -> u64 {
         self.lock().undecoded
     }
@@ -409,10 +494,10 @@ mod tests {
         let own_d: Vec<IpAddr> = vec!["192.0.2.53".parse().unwrap()];
         let q = udp4([192, 0, 2, 3], 40000, [192, 0, 2, 53], 53, &msg(7, false));
         let r = udp4([192, 0, 2, 53], 53, [192, 0, 2, 3], 40000, &msg(7, true));
-        let log = TrafficLog::new();
+        let log = TrafficLog::new([("client", own_c), ("dns", own_d)], 10);
         // Read in the wrong order (the tap reads hosts one after another): sorted and paired anyway.
-        log.extend(entries_of(Duration::from_millis(12), "dns", &own_d, &book(), &r));
-        log.extend(entries_of(Duration::from_millis(10), "client", &own_c, &book(), &q));
+        log.push(Duration::from_millis(12), 1, &r);
+        log.push(Duration::from_millis(10), 0, &q);
         let e = log.entries();
         assert_eq!(e.len(), 2);
         assert_eq!((e[0].host.as_str(), e[0].to_host.as_deref(), e[0].response, e[0].name.as_str()), ("client", Some("dns"), false, "app.example.test."));
@@ -427,13 +512,26 @@ mod tests {
     }
 
     #[test]
+    fn a_full_log_keeps_the_newest_packets_and_counts_the_rest() {
+        let log = TrafficLog::new([("client", vec!["192.0.2.3".parse().unwrap()])], 2);
+        for id in 0..3u16 {
+            log.push(Duration::from_millis(u64::from(id)), 0, &udp4([192, 0, 2, 3], 40000, [192, 0, 2, 53], 53, &msg(id, false)));
+            // Read between pushes: what was decoded before is evicted with its packet.
+            let _ = log.entries();
+        }
+        log.push(Duration::from_millis(9), 0, b"junk");
+        assert_eq!(log.entries().iter().map(|e| e.id).collect::<Vec<_>>(), vec![2]);
+        assert_eq!((log.evicted(), log.undecoded()), (2, 1));
+    }
+
+    #[test]
     fn loopback_goes_to_the_sender_and_a_foreign_source_is_forwarded() {
         let q = udp4([127, 0, 0, 1], 40000, [127, 0, 0, 53], 53, &msg(1, false));
         let e = entries_of(Duration::ZERO, "client", &[], &book(), &q);
         assert_eq!((e[0].to_host.as_deref(), e[0].forwarded), (Some("client"), false));
         let f = udp4([192, 0, 2, 3], 40000, [198, 51, 100, 1], 53, &msg(1, false));
         let e = entries_of(Duration::ZERO, "router", &["192.0.2.1".parse().unwrap()], &book(), &f);
-        assert_eq!((e[0].to_host, e[0].forwarded), (None, true));
+        assert_eq!((e[0].to_host.as_deref(), e[0].forwarded), (None, true));
     }
 
     #[test]

@@ -16,14 +16,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use crate::dns::{entries_of, AddressBook, TrafficLog};
+use crate::dns::TrafficLog;
 use crate::host::handle::Host;
 use crate::os::packet;
 
 /// One host's tap socket.
 struct HostTap {
     host: String,
-    own: Vec<IpAddr>,
     fd: OwnedFd,
     /// The kernel's count of packets this socket's full queue dropped.
     dropped: u64,
@@ -58,17 +57,17 @@ impl DnsTap {
     /// # Errors
     /// The host whose socket could not be opened, with the kernel's error.
     pub(crate) async fn start(hosts: &[Host], epoch: Instant) -> Result<DnsTap, (String, io::Error)> {
-        let book = AddressBook::new(hosts.iter().map(|h| (h.name(), own_addrs(h))));
+        let own: Vec<(String, Vec<IpAddr>)> = hosts.iter().map(|h| (h.name().to_string(), own_addrs(h))).collect();
+        let log = TrafficLog::new(own.iter().map(|(h, a)| (h.as_str(), a.clone())), crate::dns::TRAFFIC_CAPACITY);
         let mut taps = Vec::with_capacity(hosts.len());
         for h in hosts {
             let fd = h.netns().run(packet::open_dns_tap).await.and_then(|r| r).map_err(|e| (h.name().to_string(), e))?;
-            taps.push(HostTap { host: h.name().to_string(), own: own_addrs(h), fd, dropped: 0 });
+            taps.push(HostTap { host: h.name().to_string(), fd, dropped: 0 });
         }
         let (wake_r, wake_w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK).map_err(|e| ("(the tap's wake-up pipe)".to_string(), e.into()))?;
-        let log = TrafficLog::new();
         let requests = Arc::new(Mutex::new(Requests::default()));
-        let reader = Reader { taps, book, epoch, log: log.clone(), requests: requests.clone(), wake: std::fs::File::from(wake_r), buf: vec![0; 1 << 18] };
+        let reader = Reader { taps, epoch, log: log.clone(), requests: requests.clone(), wake: std::fs::File::from(wake_r), buf: vec![0; 1 << 18] };
         let thread = std::thread::Builder::new().name("nslab-dns-tap".into()).spawn(move || reader.run()).map_err(|e| ("(the tap's thread)".to_string(), e))?;
         Ok(DnsTap { log, requests, wake: std::fs::File::from(wake_w), thread: Some(thread) })
     }
@@ -120,7 +119,6 @@ fn own_addrs(h: &Host) -> Vec<IpAddr> {
 
 struct Reader {
     taps: Vec<HostTap>,
-    book: AddressBook,
     epoch: Instant,
     log: TrafficLog,
     requests: Arc<Mutex<Requests>>,
@@ -161,9 +159,9 @@ impl Reader {
 
     /// Reads every socket until its queue is empty.
     fn read_all(&mut self) {
-        let mut undecoded = 0u64;
+        let mut got = Vec::new();
         for i in 0..self.taps.len() {
-            let mut got = Vec::new();
+            got.clear();
             loop {
                 match packet::read_packet(&self.taps[i].fd, &mut self.buf) {
                     Ok(Some(p)) => got.push(p),
@@ -177,35 +175,15 @@ impl Reader {
             // The two clocks read together, after the packets were stamped.
             let (now_lab, now_real) = (self.epoch.elapsed(), SystemTime::now());
             let t = &mut self.taps[i];
-            for p in got {
+            for p in &got {
                 t.dropped = t.dropped.max(u64::from(p.dropped.unwrap_or(0)));
                 let age = p.stamp.and_then(|s| now_real.duration_since(s).ok()).unwrap_or(Duration::ZERO);
-                let entries = entries_of(now_lab.saturating_sub(age), &t.host, &t.own, &self.book, &p.data);
-                if entries.is_empty() && !is_bare_tcp(&p.data) {
-                    undecoded += 1;
-                }
-                self.log.extend(entries);
+                self.log.push(now_lab.saturating_sub(age), i, &p.data);
             }
-        }
-        if undecoded > 0 {
-            self.log.count_undecoded(undecoded);
         }
         let dropped: u64 = self.taps.iter().map(|t| t.dropped).sum();
         if dropped > 0 {
             self.log.set_dropped(dropped);
         }
-    }
-}
-
-/// A TCP segment without data (handshake, ACK, FIN): expected, not a decoding failure.
-fn is_bare_tcp(data: &[u8]) -> bool {
-    let (proto, l4) = match data.first().map(|b| b >> 4) {
-        Some(4) => (data.get(9).copied(), data.get(usize::from(data[0] & 0x0f) * 4..)),
-        Some(6) => (data.get(6).copied(), data.get(40..)),
-        _ => return false,
-    };
-    match (proto, l4) {
-        (Some(6), Some(l4)) => l4.get(12).is_some_and(|off| usize::from(off >> 4) * 4 >= l4.len()),
-        _ => false,
     }
 }
