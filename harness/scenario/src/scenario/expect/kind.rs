@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use super::kinds::dns_queries::DnsQueriesCheck;
 use super::kinds::{
     bind_error::BindErrorCheck, connect::ConnectCheck, diagnosis::DiagnosisCheck, exit::ExitCheck, first_request::FirstRequestCheck,
     line_within::LineWithinCheck, listening::ListeningCheck, no_line::NoLineCheck, output::OutputCheck, stale::StaleCheck,
@@ -101,6 +102,8 @@ kinds! {
     FirstRequest(FirstRequestCheck),
     /// The cause of a service's failed bind, connect or socket call.
     Diagnosis(DiagnosisCheck),
+    /// How many times, and how often, a host asked for a name in a window (the DNS traffic log).
+    DnsQueries(DnsQueriesCheck),
 }
 
 impl Kind {
