@@ -68,7 +68,7 @@ pub struct DnsQueriesCheck {
 
 impl KindSpec for DnsQueriesCheck {
     const NAME: &'static str = "dns-queries";
-    const KEYS: &'static [&'static str] = &["from", "to", "name", "type", "after", "for", "until", "count", "at_least", "at_most", "every", "tolerance"];
+    const KEYS: &'static [&'static str] = &["from", "to", "qname", "type", "after", "for", "until", "count", "at_least", "at_most", "every", "tolerance"];
 
     fn decode(t: &mut Table<'_, '_>, known: &Known) -> Result<Self> {
         let f = t.req_str("from", "\"<a declared host or service>\"")?;
@@ -104,10 +104,10 @@ impl KindSpec for DnsQueriesCheck {
                 }
             },
         };
-        let n = t.req_str("name", "\"app.example.test\"")?;
+        let n = t.req_str("qname", "\"app.example.test\"")?;
         let mut name = n.value.trim().to_ascii_lowercase();
         if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(t.bad("name", &n.span, format!("{:?} is not a DNS name; expected a name such as \"app.example.test\"", n.value)));
+            return Err(t.bad("qname", &n.span, format!("{:?} is not a DNS name; expected a name such as \"app.example.test\"", n.value)));
         }
         if !name.ends_with('.') {
             name.push('.');
