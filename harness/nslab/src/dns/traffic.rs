@@ -360,18 +360,25 @@ impl TrafficLog {
     /// Adds a packet the host with index `sender` (in the order given to [`TrafficLog::new`])
     /// sent at `at`, from its IP header on.
     pub fn push(&self, at: Duration, sender: usize, data: &[u8]) {
+        self.push_all([(at, sender, data.into())]);
+    }
+
+    /// Adds several packets under one lock: (time, sender index, the packet from its IP header).
+    pub fn push_all(&self, packets: impl IntoIterator<Item = (Duration, usize, Box<[u8]>)>) {
         let mut i = self.lock();
-        if i.capacity == 0 {
-            i.evicted += 1;
-            return;
+        for (at, sender, data) in packets {
+            if i.capacity == 0 {
+                i.evicted += 1;
+                continue;
+            }
+            if i.raw.len() >= i.capacity {
+                i.raw.pop_front();
+                i.first_seq += 1;
+                i.evicted += 1;
+            }
+            i.raw.push_back(RawPacket { at, sender, data });
+            i.next_seq += 1;
         }
-        if i.raw.len() >= i.capacity {
-            i.raw.pop_front();
-            i.first_seq += 1;
-            i.evicted += 1;
-        }
-        i.raw.push_back(RawPacket { at, sender, data: data.into() });
-        i.next_seq += 1;
     }
 
     /// Records the kernel's count of packets it dropped because a tap's queue was full.

@@ -177,9 +177,11 @@ impl Reader {
             let t = &mut self.taps[i];
             for p in &got {
                 t.dropped = t.dropped.max(u64::from(p.dropped.unwrap_or(0)));
-                let age = p.stamp.and_then(|s| now_real.duration_since(s).ok()).unwrap_or(Duration::ZERO);
-                self.log.push(now_lab.saturating_sub(age), i, &p.data);
             }
+            self.log.push_all(got.drain(..).map(|p| {
+                let age = p.stamp.and_then(|s| now_real.duration_since(s).ok()).unwrap_or(Duration::ZERO);
+                (now_lab.saturating_sub(age), i, p.data)
+            }));
         }
         let dropped: u64 = self.taps.iter().map(|t| t.dropped).sum();
         if dropped > 0 {

@@ -68,7 +68,7 @@ const RCVBUF: usize = 4 << 20;
 #[derive(Debug)]
 pub(crate) struct Packet {
     /// From the IP header on.
-    pub(crate) data: Vec<u8>,
+    pub(crate) data: Box<[u8]>,
     /// The kernel's receive time stamp (CLOCK_REALTIME), when it gave one.
     pub(crate) stamp: Option<SystemTime>,
     /// Packets the kernel dropped on this socket so far (its queue was full), when it says.
@@ -128,6 +128,6 @@ pub(crate) fn read_packet(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<Option<Pac
         if addr.pkttype() != PACKET_OUTGOING {
             continue;
         }
-        return Ok(Some(Packet { data: buf[..len].to_vec(), stamp, dropped }));
+        return Ok(Some(Packet { data: buf[..len].into(), stamp, dropped }));
     }
 }
