@@ -152,6 +152,15 @@ impl Reader {
                 let _ = tx.send(());
             }
             if stop {
+                // close(2) of a packet socket waits for an RCU grace period (packet_release calls
+                // synchronize_net), 10-40 ms each: closed in parallel, off the teardown's path.
+                // The namespaces they hold go when they are closed, moments later.
+                for t in self.taps.drain(..) {
+                    let fd = t.fd;
+                    if std::thread::Builder::new().name("nslab-tap-close".into()).spawn(move || drop(fd)).is_err() {
+                        tracing::debug!("DNS tap: no thread to close a socket; closed here");
+                    }
+                }
                 return;
             }
         }
