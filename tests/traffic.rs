@@ -168,7 +168,7 @@ async fn last_packets() -> Result<(), String> {
         "{}: the answer names sender, receiver and its query's time:\n{text}",
         path.display()
     );
-    if !std::env::var_os("NSLAB_KEEP_ARTIFACTS").is_some_and(|v| v == "1") {
+    if std::env::var_os("NSLAB_KEEP_ARTIFACTS").is_none_or(|v| v != "1") {
         std::fs::remove_dir_all(&dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
     }
     Ok(())
