@@ -19,7 +19,10 @@ use hickory_proto::{
 };
 use serde::{Serialize, Serializer};
 
-use super::{error::LogError, log::rcode_name, Transport};
+use super::{
+    error::LogError,
+    log::{rcode_name, Transport},
+};
 
 fn micros<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))

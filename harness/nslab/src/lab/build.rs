@@ -667,7 +667,10 @@ impl Lab {
         if let Some(tap) = self.tap.take() {
             let log = tap.log().clone();
             tap.stop().await;
-            self.save_traffic(&log, &mut failures);
+            // Only into artifacts that stay: a passing lab's directory goes anyway.
+            if !failures.is_empty() || self.keep.load(Ordering::Relaxed) {
+                self.save_traffic(&log, &mut failures);
+            }
         }
         // Dropping the last descriptors lets the kernel delete namespaces and their interfaces.
         self.hosts.clear();

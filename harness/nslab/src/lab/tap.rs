@@ -59,11 +59,12 @@ impl DnsTap {
     pub(crate) async fn start(hosts: &[Host], epoch: Instant) -> Result<DnsTap, (String, io::Error)> {
         let own: Vec<(String, Vec<IpAddr>)> = hosts.iter().map(|h| (h.name().to_string(), own_addrs(h))).collect();
         let log = TrafficLog::new(own.iter().map(|(h, a)| (h.as_str(), a.clone())), crate::dns::TRAFFIC_CAPACITY);
-        let mut taps = Vec::with_capacity(hosts.len());
-        for h in hosts {
+        // All hosts at once: each socket is made by a short thread inside its namespace.
+        let taps = futures::future::try_join_all(hosts.iter().map(|h| async move {
             let fd = h.netns().run(packet::open_dns_tap).await.and_then(|r| r).map_err(|e| (h.name().to_string(), e))?;
-            taps.push(HostTap { host: h.name().to_string(), fd, dropped: 0 });
-        }
+            Ok::<_, (String, io::Error)>(HostTap { host: h.name().to_string(), fd, dropped: 0 })
+        }))
+        .await?;
         let (wake_r, wake_w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK).map_err(|e| ("(the tap's wake-up pipe)".to_string(), e.into()))?;
         let requests = Arc::new(Mutex::new(Requests::default()));
