@@ -245,12 +245,14 @@ impl LabBuilder {
             }
             Netlink::open_here(&switch_rt)
         });
+        let with_tap = self.dns_tap;
         let hosts_ns = try_join_all(planned.iter().map(|p| {
             let rt = rt.clone();
             let settings = base_sysctls(p);
             let hname = p.spec.name.clone();
             async move {
-                let (ns, res) = NetNs::create_with(move || -> Result<(Netlink, Vec<(PathBuf, Sysctl)>)> {
+                type Made = (Netlink, Vec<(PathBuf, Sysctl)>, Option<std::os::fd::OwnedFd>);
+                let (ns, res) = NetNs::create_with(move || -> Result<Made> {
                     let mut deferred = Vec::new();
                     for (path, s) in settings {
                         match sysctl::write(&path, &s.value) {
@@ -261,12 +263,17 @@ impl LabBuilder {
                         }
                     }
                     let nl = Netlink::open_here(&rt).map_err(|source| Error::Namespace { op: "open netlink", what: hname.clone(), source })?;
-                    Ok((nl, deferred))
+                    // The DNS tap's socket, made here where the thread already is in the namespace.
+                    let tap = match with_tap {
+                        true => Some(DnsTap::open_here().map_err(|source| Error::Namespace { op: "open the DNS packet tap", what: hname.clone(), source })?),
+                        false => None,
+                    };
+                    Ok((nl, deferred, tap))
                 })
                 .await
                 .map_err(|source| Error::Namespace { op: "create the network namespace", what: format!("host {}", p.spec.name), source })?;
-                let (nl, deferred) = res?;
-                Ok::<_, Error>((ns, nl, deferred))
+                let (nl, deferred, tap) = res?;
+                Ok::<_, Error>((ns, nl, deferred, tap))
             }
         }));
         let (switch, hosts_ns) = futures::future::join(switch, hosts_ns).await;
@@ -276,14 +283,15 @@ impl LabBuilder {
                 return Err(Error::Namespace { op: "create the network namespace", what: format!("the switch of lab {name}"), source })
             }
         };
-        let hosts_ns = hosts_ns?;
+        let mut hosts_ns = hosts_ns?;
+        let tap_fds: Vec<Option<std::os::fd::OwnedFd>> = hosts_ns.iter_mut().map(|h| h.3.take()).collect();
 
         let t_ns = epoch.elapsed();
         // 2. The switch and one veth per host, the host end created directly in its namespace.
         let sw = format!("switch of lab {name}");
         let br = switch_nl.create_bridge("br0").await.map_err(|source| Error::Netlink { op: "create bridge br0".into(), what: sw.clone(), source })?;
         let nl_ref = &switch_nl;
-        try_join_all(planned.iter().zip(&hosts_ns).map(|(p, (ns, _, _))| {
+        try_join_all(planned.iter().zip(&hosts_ns).map(|(p, (ns, _, _, _))| {
             let port = format!("p{}", p.slot.slot);
             let sw = sw.clone();
             async move {
@@ -299,7 +307,7 @@ impl LabBuilder {
         let t_sw = epoch.elapsed();
         // 3. Per host: late sysctls, then lo and addresses (links are up, so no first-packet delay).
         let shared: Vec<PathBuf> = std::iter::once(artifacts.clone()).chain(self.shared.iter().cloned()).collect();
-        let hosts: Vec<Host> = try_join_all(planned.into_iter().zip(hosts_ns).map(|(p, (ns, nl, deferred))| {
+        let hosts: Vec<Host> = try_join_all(planned.into_iter().zip(hosts_ns).map(|(p, (ns, nl, deferred, _))| {
             let registry = registry.clone();
             let shared = shared.clone();
             async move {
@@ -354,9 +362,9 @@ impl LabBuilder {
         tracing::debug!(lab = %name, plan = ?(epoch - t_start), namespaces = ?t_ns, switch = ?(t_sw - t_ns), hosts = ?(epoch.elapsed() - t_sw), "lab build phases");
         // The tap first: it sees the first packet of the first program.
         let tap = if self.dns_tap {
-            Some(DnsTap::start(&hosts, epoch).await.map_err(|(host, source)| Error::Namespace {
-                op: "open the DNS packet tap",
-                what: format!("host {host}"),
+            Some(DnsTap::start(&hosts, tap_fds, epoch).map_err(|source| Error::Namespace {
+                op: "start the DNS packet tap's reader",
+                what: format!("lab {name}"),
                 source,
             })?)
         } else {

@@ -52,24 +52,27 @@ impl std::fmt::Debug for DnsTap {
 }
 
 impl DnsTap {
-    /// Opens a tap socket in every host's namespace and starts the reader.
+    /// Opens a tap socket in the calling thread's namespace (a thread that has entered a host's).
     ///
     /// # Errors
-    /// The host whose socket could not be opened, with the kernel's error.
-    pub(crate) async fn start(hosts: &[Host], epoch: Instant) -> Result<DnsTap, (String, io::Error)> {
+    /// The call that failed, with the kernel's error.
+    pub(crate) fn open_here() -> io::Result<OwnedFd> {
+        packet::open_dns_tap()
+    }
+
+    /// Starts the reader over the hosts' tap sockets (`fds[i]` opened in `hosts[i]` by
+    /// [`DnsTap::open_here`]).
+    ///
+    /// # Errors
+    /// When the wake-up pipe or the thread cannot be made.
+    pub(crate) fn start(hosts: &[Host], fds: Vec<Option<OwnedFd>>, epoch: Instant) -> io::Result<DnsTap> {
         let own: Vec<(String, Vec<IpAddr>)> = hosts.iter().map(|h| (h.name().to_string(), own_addrs(h))).collect();
         let log = TrafficLog::new(own.iter().map(|(h, a)| (h.as_str(), a.clone())), crate::dns::TRAFFIC_CAPACITY);
-        // All hosts at once: each socket is made by a short thread inside its namespace.
-        let taps = futures::future::try_join_all(hosts.iter().map(|h| async move {
-            let fd = h.netns().run(packet::open_dns_tap).await.and_then(|r| r).map_err(|e| (h.name().to_string(), e))?;
-            Ok::<_, (String, io::Error)>(HostTap { host: h.name().to_string(), fd, dropped: 0 })
-        }))
-        .await?;
-        let (wake_r, wake_w) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK).map_err(|e| ("(the tap's wake-up pipe)".to_string(), e.into()))?;
+        let taps: Vec<HostTap> = hosts.iter().zip(fds).filter_map(|(h, fd)| Some(HostTap { host: h.name().to_string(), fd: fd?, dropped: 0 })).collect();
+        let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
         let requests = Arc::new(Mutex::new(Requests::default()));
         let reader = Reader { taps, epoch, log: log.clone(), requests: requests.clone(), wake: std::fs::File::from(wake_r), buf: vec![0; 1 << 18] };
-        let thread = std::thread::Builder::new().name("nslab-dns-tap".into()).spawn(move || reader.run()).map_err(|e| ("(the tap's thread)".to_string(), e))?;
+        let thread = std::thread::Builder::new().name("nslab-dns-tap".into()).spawn(move || reader.run())?;
         Ok(DnsTap { log, requests, wake: std::fs::File::from(wake_w), thread: Some(thread) })
     }
 
