@@ -10,6 +10,11 @@
 //! nslab/knot, whether the goal holds (nslab at least 0.8x Knot's qps with no lost
 //! queries), the load average before and after, and a JSON line. It never fails on figures.
 //!
+//! The DNS packet tap's cost: a second lab built with `dns_tap(false)` (a client and nslab's
+//! server, nothing else) is measured as `nslab-no-tap` in the same interleaved rounds; `dns tap
+//! on/off` prints nslab's qps and CPU per query with the tap over those without (in the first
+//! lab every host has its tap, so every query and answer goes through it).
+//!
 //! Run as root: `cargo bench -p nslab --bench dns_perf`. Environment: `NSLAB_DNS_BENCH_ROUNDS`
 //! (default 3), `NSLAB_DNS_BENCH_SECS` (default 5), `NSLAB_BENCH_JSON` (where the JSON goes, default
 //! `target/nslab-bench/dns_perf.json`). Traffic stays inside the lab's namespaces.
@@ -115,7 +120,12 @@ async fn run() -> Result<()> {
     }
     let (rounds, secs) = (env_or("NSLAB_DNS_BENCH_ROUNDS", 3), env_or("NSLAB_DNS_BENCH_SECS", 5));
     let zone = Zone::new("example.test", Soa::new("ns", "hostmaster")).record("app", 60, RecordValue::A("192.0.2.99".parse()?));
-    let lab = Lab::builder().profile(Profile::Ipv4Only).hosts(["client", "knot", "nsd"]).dns(LabDns::new().zone(zone)).build().await?;
+    let lab = Lab::builder().profile(Profile::Ipv4Only).hosts(["client", "knot", "nsd"]).dns(LabDns::new().zone(zone.clone())).build().await?;
+    let bare = Lab::builder().profile(Profile::Ipv4Only).hosts(["client"]).dns(LabDns::new().zone(zone)).dns_tap(false).build().await?;
+    let bare_client = bare.host("client")?.clone();
+    std::fs::create_dir_all(bare_client.dir())?;
+    let bare_queries = bare_client.dir().join("queries.txt");
+    std::fs::write(&bare_queries, "app.example.test A\n")?;
     let knot = lab.host("knot")?.clone();
     let nsd = lab.host("nsd")?.clone();
     let k = knot.ipv4().unwrap();
@@ -136,10 +146,11 @@ async fn run() -> Result<()> {
     let nslab_pids = [std::process::id()];
     // Name, address, and the processes whose CPU time is the server's.
     type Pids<'a> = Box<dyn Fn() -> Vec<u32> + 'a>;
-    let servers: [(&str, std::net::Ipv4Addr, Pids); 3] = [
+    let servers: [(&str, std::net::Ipv4Addr, Pids); 4] = [
         ("nslab", lab.host("dns")?.ipv4().unwrap(), Box::new(move || nslab_pids.to_vec())),
         ("knot", k, Box::new(|| kp.process_tree())),
         ("nsd", n, Box::new(|| np.process_tree())),
+        ("nslab-no-tap", bare.host("dns")?.ipv4().unwrap(), Box::new(move || nslab_pids.to_vec())),
     ];
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); servers.len()];
     let load_before = loadavg();
@@ -147,6 +158,7 @@ async fn run() -> Result<()> {
     for round in 0..rounds {
         for (i, (name, addr, pids)) in servers.iter().enumerate() {
             let cpu_before = cpu_ns(&pids());
+            let (client, queries) = if *name == "nslab-no-tap" { (&bare_client, &bare_queries) } else { (&client, &queries) };
             let p = client
                 .run(
                     Command::new("dnsperf").args([
@@ -192,6 +204,12 @@ async fn run() -> Result<()> {
     for ((name, _, _), s) in servers.iter().zip(&sums) {
         println!("goal no lost queries, {name}: {} ({} lost of {} sent)", holds(s.lost == 0), s.lost, s.sent);
     }
+    let tap_qps = sums[0].qps / sums[3].qps;
+    let tap_cpu = sums[0].cpu_us_per_query / sums[3].cpu_us_per_query;
+    println!(
+        "dns tap on/off (medians): nslab {:.0} / {:.0} qps = {tap_qps:.3}x, CPU/query {:.2} / {:.2} us = {tap_cpu:.3}x (the tap's reader runs in this process too)",
+        sums[0].qps, sums[3].qps, sums[0].cpu_us_per_query, sums[3].cpu_us_per_query
+    );
     println!("load average before: {load_before}, after: {load_after}");
     let per = |f: fn(&Summary) -> serde_json::Value| -> serde_json::Value {
         servers.iter().zip(&sums).map(|((n, _, _), s)| ((*n).to_string(), f(s))).collect::<serde_json::Map<_, _>>().into()
@@ -202,6 +220,10 @@ async fn run() -> Result<()> {
         "sent": per(|s| s.sent.into()), "lost": per(|s| s.lost.into()),
         "ratio_nslab_over_knot": ratio, "goal_ratio_holds": ratio >= 0.8, "goal_no_loss_holds": sums[0].lost == 0,
         "loadavg_before": load_before, "loadavg_after": load_after,
+        "dns_tap_qps_ratio_on_over_off": tap_qps, "dns_tap_cpu_ratio_on_over_off": tap_cpu,
+        "dns_tap_packets_logged": lab.dns_traffic().map(|t| t.log().entries().len()),
+        "dns_tap_evicted": lab.dns_traffic().map(|t| t.log().evicted()),
+        "dns_tap_dropped_by_kernel": lab.dns_traffic().map(|t| t.log().dropped()),
     });
     println!("{json}");
     let path = std::env::var_os("NSLAB_BENCH_JSON").map(std::path::PathBuf::from).unwrap_or_else(|| {
@@ -216,6 +238,7 @@ async fn run() -> Result<()> {
     kp.stop(Duration::from_secs(2)).await;
     np.stop(Duration::from_secs(2)).await;
     lab.teardown().await?;
+    bare.teardown().await?;
     Ok(())
 }
 

@@ -15,6 +15,9 @@
 //!   Mininet assigns no IPv6) and stops them, driven by one Python process that lives in its own
 //!   network, mount and PID namespace (see `support/mininet.rs`). Where it cannot run, the bench
 //!   says why in one line and measures the others.
+//! - A', `nslab-no-tap`: A with `dns_tap(false)`: no DNS packet tap. A over A' is the tap's cost
+//!   (its sockets, one per host, and its reader thread at build; their drain and close at
+//!   teardown), printed as `dns tap on/off`.
 //! - patchbay (crates.io), the closest Rust peer, is not measured: its 0.7.0 `Lab::build` puts
 //!   198.18.0.1/24 on every lab's IX bridge and allocates from 198.18.1.0/24 and 10.0.0.0/16,
 //!   hard-coded, and this project uses documentation prefixes only. The bench prints that line.
@@ -147,6 +150,7 @@ enum Variant {
     IpBatch,
     Shell,
     Mininet,
+    NslabNoTap,
 }
 
 impl Variant {
@@ -156,6 +160,7 @@ impl Variant {
             Variant::IpBatch => "ip-batch",
             Variant::Shell => "shell",
             Variant::Mininet => "mininet",
+            Variant::NslabNoTap => "nslab-no-tap",
         }
     }
 
@@ -165,6 +170,7 @@ impl Variant {
             Variant::IpBatch => "ip_batch",
             Variant::Shell => "shell",
             Variant::Mininet => "mininet",
+            Variant::NslabNoTap => "nslab_no_tap",
         }
     }
 }
@@ -241,6 +247,8 @@ async fn run(prefix: &str) -> Result<()> {
             None
         }
     };
+    // Last, so that the indices of the others stay as the report reads them.
+    variants.push(Variant::NslabNoTap);
     println!("{PATCHBAY_NOT_RUN}");
     let names: Vec<&str> = variants.iter().map(|v| v.name()).collect();
     println!(
@@ -317,9 +325,9 @@ fn env_or<T: std::str::FromStr>(key: &str, default: &str) -> Result<T> {
 async fn measure(v: Variant, topo: &Topology, round: usize, verify: bool, mn: Option<&mut Mininet>) -> Result<(Duration, Duration)> {
     match v {
         Variant::Mininet => mn.expect("the mininet variant runs only with a driver").round(topo.hosts.len(), verify).await,
-        Variant::Nslab => {
+        Variant::Nslab | Variant::NslabNoTap => {
             let t0 = Instant::now();
-            let lab = Lab::builder().profile(Profile::DualStack).hosts(topo.hosts.iter().map(String::as_str)).build().await?;
+            let lab = Lab::builder().profile(Profile::DualStack).hosts(topo.hosts.iter().map(String::as_str)).dns_tap(v == Variant::Nslab).build().await?;
             let build = t0.elapsed();
             if verify {
                 verify_nslab(&lab).await?;
@@ -552,6 +560,19 @@ fn report(n: usize, iters: usize, variants: &[Variant], samples: &[Samples]) -> 
         }
     }
     println!("build ratio (medians): {}", ratios.join(", "));
+    if let Some((b, t)) = variants.iter().position(|v| *v == Variant::NslabNoTap).map(|i| stats[i]) {
+        println!(
+            "dns tap on/off (medians): build {:.2} / {:.2} ms = {:.3}x, teardown {:.2} / {:.2} ms = {:.3}x",
+            nb.median,
+            b.median,
+            nb.median / b.median,
+            nt.median,
+            t.median,
+            nt.median / t.median
+        );
+        json["dns_tap_build_ratio_on_over_off"] = serde_json::json!(round5(nb.median / b.median));
+        json["dns_tap_teardown_ratio_on_over_off"] = serde_json::json!(round5(nt.median / t.median));
+    }
     let vs_batch = nb.median / stats[1].0.median;
     if n == 3 {
         let build_ms = nb.median <= GOAL_BUILD_MS;

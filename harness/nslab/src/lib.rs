@@ -86,6 +86,7 @@ pub use host::process::{Command, Exit, Process};
 pub use lab::build::{Lab, LabBuilder};
 pub use lab::dns_host::{LabDns, DNS_HOST};
 pub use lab::spec::{HostSpec, Resolver};
+pub use lab::tap::DnsTap;
 /// The signals [`Process::signal`] sends (nix's type, re-exported so a test needs no nix).
 pub use nix::sys::signal::Signal;
 pub use os::netns::NetNs;

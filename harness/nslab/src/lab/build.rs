@@ -18,6 +18,7 @@ use crate::host::handle::{EtcFile, Host, HostInner};
 use crate::host::process::Registry;
 use crate::lab::dns_host::{self, LabDns};
 use crate::lab::spec::{self, HostSpec, Resolver};
+use crate::lab::tap::DnsTap;
 use crate::os::netlink::Netlink;
 use crate::os::netns::NetNs;
 use crate::os::sysctl::{self, Sysctl};
@@ -36,6 +37,7 @@ pub struct LabBuilder {
     hosts_entries: bool,
     dns: Option<LabDns>,
     shared: Vec<PathBuf>,
+    dns_tap: bool,
 }
 
 /// A built lab: isolated hosts on one switch. Tear it down with [`Lab::teardown`]; dropping it
@@ -54,6 +56,7 @@ pub struct Lab {
     keep: AtomicBool,
     registry: Arc<Registry>,
     dns: Option<DnsServer>,
+    tap: Option<DnsTap>,
 }
 
 impl std::fmt::Debug for Lab {
@@ -136,6 +139,14 @@ impl LabBuilder {
     /// directory always is. The directory is shared, not copied: writes reach the machine.
     pub fn share_with_hosts(mut self, path: impl Into<PathBuf>) -> Self {
         self.shared.push(path.into());
+        self
+    }
+
+    /// Whether the lab records every DNS packet its hosts send (default on): a packet tap on
+    /// port 53 in each host, read into [`Lab::dns_traffic`] and written to `dns-traffic.jsonl` in
+    /// the artifacts at teardown. Its cost is measured by the `lab_build` and `dns_perf` benches.
+    pub fn dns_tap(mut self, on: bool) -> Self {
+        self.dns_tap = on;
         self
     }
 
@@ -260,12 +271,14 @@ impl LabBuilder {
             }
             Netlink::open_here(&switch_rt)
         });
+        let with_tap = self.dns_tap;
         let hosts_ns = try_join_all(planned.iter().map(|p| {
             let rt = rt.clone();
             let settings = base_sysctls(p);
             let hname = p.spec.name.clone();
             async move {
-                let (ns, res) = NetNs::create_with(move || -> Result<(Netlink, Vec<(PathBuf, Sysctl)>)> {
+                type Made = (Netlink, Vec<(PathBuf, Sysctl)>, Option<std::os::fd::OwnedFd>);
+                let (ns, res) = NetNs::create_with(move || -> Result<Made> {
                     let mut deferred = Vec::new();
                     for (path, s) in settings {
                         match sysctl::write(&path, &s.value) {
@@ -276,12 +289,17 @@ impl LabBuilder {
                         }
                     }
                     let nl = Netlink::open_here(&rt).map_err(|source| Error::Namespace { op: "open netlink", what: hname.clone(), source })?;
-                    Ok((nl, deferred))
+                    // The DNS tap's socket, made here where the thread already is in the namespace.
+                    let tap = match with_tap {
+                        true => Some(DnsTap::open_here().map_err(|source| Error::Namespace { op: "open the DNS packet tap", what: hname.clone(), source })?),
+                        false => None,
+                    };
+                    Ok((nl, deferred, tap))
                 })
                 .await
                 .map_err(|source| Error::Namespace { op: "create the network namespace", what: format!("host {}", p.spec.name), source })?;
-                let (nl, deferred) = res?;
-                Ok::<_, Error>((ns, nl, deferred))
+                let (nl, deferred, tap) = res?;
+                Ok::<_, Error>((ns, nl, deferred, tap))
             }
         }));
         let (switch, hosts_ns) = futures::future::join(switch, hosts_ns).await;
@@ -291,14 +309,15 @@ impl LabBuilder {
                 return Err(Error::Namespace { op: "create the network namespace", what: format!("the switch of lab {name}"), source })
             }
         };
-        let hosts_ns = hosts_ns?;
+        let mut hosts_ns = hosts_ns?;
+        let tap_fds: Vec<Option<std::os::fd::OwnedFd>> = hosts_ns.iter_mut().map(|h| h.3.take()).collect();
 
         let t_ns = epoch.elapsed();
         // 2. The switch and one veth per host, the host end created directly in its namespace.
         let sw = format!("switch of lab {name}");
         let br = switch_nl.create_bridge("br0").await.map_err(|source| Error::Netlink { op: "create bridge br0".into(), what: sw.clone(), source })?;
         let nl_ref = &switch_nl;
-        try_join_all(planned.iter().zip(&hosts_ns).map(|(p, (ns, _, _))| {
+        try_join_all(planned.iter().zip(&hosts_ns).map(|(p, (ns, _, _, _))| {
             let port = format!("p{}", p.slot.slot);
             let sw = sw.clone();
             async move {
@@ -314,7 +333,7 @@ impl LabBuilder {
         let t_sw = epoch.elapsed();
         // 3. Per host: late sysctls, then lo and addresses (links are up, so no first-packet delay).
         let shared: Vec<PathBuf> = std::iter::once(artifacts.clone()).chain(self.shared.iter().cloned()).collect();
-        let hosts: Vec<Host> = try_join_all(planned.into_iter().zip(hosts_ns).map(|(p, (ns, nl, deferred))| {
+        let hosts: Vec<Host> = try_join_all(planned.into_iter().zip(hosts_ns).map(|(p, (ns, nl, deferred, _))| {
             let registry = registry.clone();
             let shared = shared.clone();
             async move {
@@ -367,6 +386,16 @@ impl LabBuilder {
         }))
         .await?;
         tracing::debug!(lab = %name, plan = ?(epoch - t_start), namespaces = ?t_ns, switch = ?(t_sw - t_ns), hosts = ?(epoch.elapsed() - t_sw), "lab build phases");
+        // The tap first: it sees the first packet of the first program.
+        let tap = if self.dns_tap {
+            Some(DnsTap::start(&hosts, tap_fds, epoch).map_err(|source| Error::Namespace {
+                op: "start the DNS packet tap's reader",
+                what: format!("lab {name}"),
+                source,
+            })?)
+        } else {
+            None
+        };
         // The rest may start programs (tayga): on failure, end them before returning.
         let rest = async {
             break_ipv6(&hosts).await?;
@@ -406,6 +435,7 @@ impl LabBuilder {
             keep: AtomicBool::new(keep),
             registry,
             dns,
+            tap,
         })
     }
 
@@ -584,6 +614,7 @@ impl Lab {
             hosts_entries: true,
             dns: None,
             shared: Vec::new(),
+            dns_tap: true,
         }
     }
 
@@ -641,6 +672,13 @@ impl Lab {
         self.dns.as_ref()
     }
 
+    /// The DNS packet tap (every DNS message any host sent, in lab time), unless the lab was
+    /// built with [`LabBuilder::dns_tap`]`(false)`. Call [`DnsTap::settle`] before reading its
+    /// log to include every packet sent so far.
+    pub fn dns_traffic(&self) -> Option<&DnsTap> {
+        self.tap.as_ref()
+    }
+
     /// Inode numbers of every namespace the lab holds (switch first), as `/proc/PID/ns/net`
     /// shows them: what a leak check looks for after the lab is gone.
     pub fn netns_inodes(&self) -> Vec<u64> {
@@ -683,6 +721,15 @@ impl Lab {
                 failures.push(Error::Timeout { what: format!("{} to die after SIGKILL", p.label()), timeout: Duration::from_secs(5), tail: String::new() });
             }
         }
+        // Every program is gone: what they sent is queued in the tap; read it, then close it.
+        if let Some(tap) = self.tap.take() {
+            let log = tap.log().clone();
+            tap.stop().await;
+            // Only into artifacts that stay: a passing lab's directory goes anyway.
+            if !failures.is_empty() || self.keep.load(Ordering::Relaxed) {
+                self.save_traffic(&log, &mut failures);
+            }
+        }
         // Dropping the last descriptors lets the kernel delete namespaces and their interfaces.
         self.hosts.clear();
         self.switch = None;
@@ -704,6 +751,14 @@ impl Lab {
         }
         if let Err(e) = dns.log().write_jsonl(&path) {
             failures.push(Error::File { op: "write the DNS query log to", path, source: std::io::Error::other(e) });
+        }
+    }
+
+    /// Writes the DNS traffic log to `dns-traffic.jsonl` in the artifacts.
+    fn save_traffic(&self, log: &crate::dns::TrafficLog, failures: &mut Vec<Error>) {
+        let path = self.artifacts().join("dns-traffic.jsonl");
+        if let Err(e) = log.write_jsonl(&path) {
+            failures.push(Error::File { op: "write the DNS traffic log to", path, source: std::io::Error::other(e) });
         }
     }
 
@@ -736,6 +791,11 @@ impl Drop for Lab {
         }
         for p in self.registry.all() {
             p.kill_now();
+        }
+        if let Some(tap) = self.tap.take() {
+            let log = tap.log().clone();
+            drop(tap);
+            self.save_traffic(&log, &mut failures);
         }
         self.hosts.clear();
         self.switch = None;

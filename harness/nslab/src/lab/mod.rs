@@ -4,3 +4,4 @@ pub mod build;
 pub mod dns_host;
 pub mod nat64;
 pub mod spec;
+pub mod tap;

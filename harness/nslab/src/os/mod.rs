@@ -6,6 +6,7 @@ pub mod chroot;
 pub mod fsafe;
 pub mod netlink;
 pub mod netns;
+pub mod packet;
 pub mod procid;
 pub mod rootless;
 pub mod sysctl;

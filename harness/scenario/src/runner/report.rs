@@ -120,6 +120,10 @@ pub struct TrialResult {
     /// behind (with results.json) when a passing trial's other artifacts are removed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<PathBuf>,
+    /// The lab's DNS traffic log (`dns-traffic.jsonl`: every DNS message any host sent, in lab
+    /// time), in the kept artifacts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_traffic: Option<PathBuf>,
     /// What each service did: started or not, exit, errno and cause, listeners (structured).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<crate::runner::observe::ServiceReport>,
@@ -180,6 +184,7 @@ impl TrialResult {
             artifacts: None,
             staleness: Vec::new(),
             timeline: None,
+            dns_traffic: None,
             services: Vec::new(),
             first_requests: Vec::new(),
             setup_s: None,
@@ -192,7 +197,11 @@ impl TrialResult {
 
     /// A multi-line account of a failure: reason, failed expectations, artifacts.
     pub fn failure_text(&self) -> String {
-        failure_text(self.reason.as_deref(), &self.expectations, self.artifacts.as_deref(), self.timeline.as_deref())
+        let mut s = failure_text(self.reason.as_deref(), &self.expectations, self.artifacts.as_deref(), self.timeline.as_deref());
+        if let Some(d) = &self.dns_traffic {
+            s.push_str(&format!("dns traffic: {}\n", d.display()));
+        }
+        s
     }
 }
 
@@ -280,6 +289,8 @@ struct JunitTrial {
     #[serde(default)]
     timeline: Option<PathBuf>,
     #[serde(default)]
+    dns_traffic: Option<PathBuf>,
+    #[serde(default)]
     setup_s: Option<f64>,
     #[serde(default)]
     scenario_s: Option<f64>,
@@ -360,6 +371,9 @@ pub(crate) fn junit_text(results: &[serde_json::Value]) -> std::io::Result<Strin
         }
         if r.flaky {
             case.add_property(("flaky", "true"));
+        }
+        if let Some(d) = &r.dns_traffic {
+            case.add_property(("dns_traffic", d.display().to_string().as_str()));
         }
         if let Some(t) = &r.timeline {
             case.add_property(("timeline", t.display().to_string().as_str()));

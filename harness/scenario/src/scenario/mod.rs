@@ -42,6 +42,7 @@ pub use expect::{
     Kind, LineWithinCheck, ListenTarget, ListeningCheck, NeverReachesCheck, NoLineCheck, OutputCheck, OutputStream, StaleCause, StaleCheck, StaleCounts,
     DEFAULT_CONNECT_TIMEOUT,
 };
+pub use expect::{Asked, Asker, DnsQueriesCheck, WindowEnd};
 pub use hosts::{HostDef, ResolverRef, ResolverTarget};
 pub use load::{load, parse_str, ProgramDef, Scenario, DEFAULT_TIMEOUT, MAX_FILE_SIZE};
 pub use requires::{extract_version, version_probe, Probe, ProbeStream, Requirement, Version, VersionConstraint};

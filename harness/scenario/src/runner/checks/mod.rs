@@ -5,6 +5,7 @@ mod bind_error;
 mod connect;
 mod diagnosis;
 mod dispatch;
+mod dns_queries;
 mod exit;
 mod first_request;
 mod line_within;

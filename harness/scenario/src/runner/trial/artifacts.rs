@@ -150,6 +150,8 @@ impl Survivors {
         if picture.is_some() {
             self.results["timeline"] = "timeline.svg".into();
         }
+        // The lab writes it at teardown, into this directory.
+        self.results["dns_traffic"] = "dns-traffic.jsonl".into();
         let _ = nslab::os::fsafe::write_artifact(&dir.join("results.json"), self.results_text().as_bytes(), 0o600);
         picture.filter(|p| p.exists())
     }

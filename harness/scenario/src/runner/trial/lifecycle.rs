@@ -145,6 +145,8 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         listeners: t.listeners,
         staleness,
         timeline,
+        // Written by the lab's teardown (its tap read to the last packet), in the kept artifacts.
+        dns_traffic: artifacts.as_ref().map(|d| d.join("dns-traffic.jsonl")).filter(|p| p.exists()),
         artifacts,
         services,
         first_requests,

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use super::kinds::dns_queries::DnsQueriesCheck;
 use super::kinds::{
     bind_error::BindErrorCheck, connect::ConnectCheck, diagnosis::DiagnosisCheck, exit::ExitCheck, first_request::FirstRequestCheck,
     line_within::LineWithinCheck, listening::ListeningCheck, never_reaches::NeverReachesCheck, no_line::NoLineCheck, output::OutputCheck, stale::StaleCheck,
@@ -103,6 +104,8 @@ kinds! {
     Diagnosis(DiagnosisCheck),
     /// A client (a host or a service) sends no request to a target in a window after a step.
     NeverReaches(NeverReachesCheck),
+    /// How many times, and how often, a host asked for a name in a window (the DNS traffic log).
+    DnsQueries(DnsQueriesCheck),
 }
 
 impl Kind {

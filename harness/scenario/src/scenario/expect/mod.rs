@@ -14,6 +14,7 @@ pub use kind::{Check, Kind};
 pub use kinds::bind_error::BindErrorCheck;
 pub use kinds::connect::{ConnectCheck, ConnectFamily, ConnectResult, DEFAULT_CONNECT_TIMEOUT};
 pub use kinds::diagnosis::{Cause, DiagnosisCheck};
+pub use kinds::dns_queries::{Asked, Asker, DnsQueriesCheck, WindowEnd};
 pub use kinds::exit::ExitCheck;
 pub use kinds::first_request::{Anchor, FirstRequestCheck};
 pub use kinds::line_within::LineWithinCheck;

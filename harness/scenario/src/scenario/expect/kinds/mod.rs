@@ -4,6 +4,7 @@
 pub(crate) mod bind_error;
 pub(crate) mod connect;
 pub(crate) mod diagnosis;
+pub(crate) mod dns_queries;
 pub(crate) mod exit;
 pub(crate) mod first_request;
 pub(crate) mod line_within;
