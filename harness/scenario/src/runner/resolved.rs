@@ -150,6 +150,7 @@ fn condition(c: &Condition) -> Value {
         Condition::Line(re) => json!({ "line": re.as_str() }),
         Condition::Exit { success: false } => json!({ "exit": true }),
         Condition::Exit { success: true } => json!({ "exit": "success" }),
+        Condition::Answers { listening, query } => json!({ "listening": listening.to_string(), "answers": query }),
     }
 }
 
@@ -299,6 +300,13 @@ impl Resolved {
                     .map(|f| match &f.content {
                         FileContent::Inline(t) => json!({ "path": f.path, "content": r(t) }),
                         FileContent::Source(src) => json!({ "path": f.path, "source": src }),
+                        FileContent::Resolver { def, root_hints } => {
+                            let text = match facts {
+                                Some(fa) => fa.resolver_file(def, *root_hints, &dir, &s.resolver_hosts()).unwrap_or_else(|e| format!("<{e}>")),
+                                None => "<generated per trial>".to_string(),
+                            };
+                            json!({ "path": f.path, "resolver": def.name, "kind": def.kind.name(), "content": text })
+                        }
                     })
                     .collect();
                 ResolvedService {

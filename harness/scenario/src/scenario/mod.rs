@@ -27,6 +27,7 @@ mod hosts;
 mod known;
 mod load;
 mod requires;
+mod resolver;
 mod service;
 mod target;
 mod template;
@@ -44,6 +45,7 @@ pub use expect::{
 pub use hosts::HostDef;
 pub use load::{load, parse_str, ProgramDef, Scenario, DEFAULT_TIMEOUT, MAX_FILE_SIZE};
 pub use requires::{extract_version, version_probe, Probe, ProbeStream, Requirement, Version, VersionConstraint};
+pub use resolver::{ResolverDef, Upstream, DEFAULT_STALE};
 pub use service::{Condition, ExpectStart, FileContent, FileDef, Run, ServiceDef, DEFAULT_READY_TIMEOUT};
 pub use target::{TargetDef, TargetKind};
 pub use template::{HostField, Part, RenderError, Template, TemplateContext, Var};

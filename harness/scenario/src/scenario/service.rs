@@ -82,6 +82,14 @@ pub enum FileContent {
     /// A file beside the scenario, copied as is: its canonical path, checked to be inside the
     /// scenario's folder.
     Source(PathBuf),
+    /// A resolver's configuration (or, with `root_hints`, its root-hints file), generated per
+    /// trial from the lab's addresses by nslab::lab::resolver.
+    Resolver {
+        /// The resolver.
+        def: Box<super::resolver::ResolverDef>,
+        /// The root-hints file instead of the configuration.
+        root_hints: bool,
+    },
 }
 
 /// A condition on a service: in `ready` and in `wait-for` steps.
@@ -96,6 +104,14 @@ pub enum Condition {
     Exit {
         /// `exit = "success"`: only status 0 counts.
         success: bool,
+    },
+    /// A resolver's readiness: the socket is bound and a DNS query for `query` sent to it from
+    /// its host gets a NOERROR answer.
+    Answers {
+        /// Its socket (`udp:127.0.0.1:53`).
+        listening: ListenSpec,
+        /// A lab name it must resolve.
+        query: String,
     },
 }
 
@@ -300,7 +316,7 @@ fn relative_path(p: &str) -> std::result::Result<PathBuf, &'static str> {
 }
 
 /// Resolves `source` against the scenario's folder; it must stay inside it, symlinks included.
-fn resolve_source(doc: &Doc<'_>, t: &Table<'_, '_>, s: &Str) -> Result<PathBuf> {
+pub(crate) fn resolve_source(doc: &Doc<'_>, t: &Table<'_, '_>, s: &Str) -> Result<PathBuf> {
     let expected = "expected a path relative to the scenario's folder, inside it, such as \"files/app.py\"";
     relative_path(&s.value).map_err(|why| t.bad("source", &s.span, format!("{:?} {why}; {expected}", s.value)))?;
     let dir = doc.file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
