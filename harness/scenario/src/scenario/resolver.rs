@@ -208,12 +208,17 @@ fn decode_resolver(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known, names
         Some(s) => match s.value.parse::<IpAddr>() {
             Ok(_) => Upstream::Address(parse_lab_ip(&s.value).map_err(|e| t.bad("upstream", &s.span, e))?),
             Err(_) => {
-                let mut all: Vec<&str> = names.iter().map(|n| n.as_str()).filter(|n| *n != name).collect();
-                all.extend(known.hosts.iter().map(|h| h.as_str()));
+                let others: Vec<&str> = names.iter().map(|n| n.as_str()).filter(|n| *n != name).collect();
+                let hosts: Vec<&str> = known.hosts.iter().map(|h| h.as_str()).collect();
+                let others = if others.is_empty() { "none declared".to_string() } else { others.join(", ") };
                 return Err(t.bad(
                     "upstream",
                     &s.span,
-                    format!("{:?} is neither a resolver, a host nor an address; expected one of {} or a lab address such as \"192.0.2.53\"", s.value, all.join(", ")),
+                    format!(
+                        "{:?} is neither a resolver, a host nor an address; expected a resolver ({others}), a host ({}) or a lab address such as \"192.0.2.53\"",
+                        s.value,
+                        hosts.join(", ")
+                    ),
                 ));
             }
         },
