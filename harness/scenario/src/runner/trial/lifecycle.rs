@@ -212,7 +212,9 @@ impl Trial<'_> {
         // Programs are started with the scenario's files, wherever the folder is (even in /tmp).
         let mut b = Lab::builder().profile(self.profile).hosts(s.host_specs(self.profile)).share_with_hosts(scenario_dir.clone());
         if let Some(d) = &s.dns {
-            b = b.dns(d.lab_dns());
+            // A resolver that recurses starts from the lab's root, which the lab DNS then serves.
+            let dns = if s.resolvers.iter().any(|r| r.recurse) { d.lab_dns().serve_root() } else { d.lab_dns() };
+            b = b.dns(dns);
         }
         if let Some(root) = artifacts_root {
             // Folders a passing trial empties (<root>/<folder>/<scenario>) go with it.
