@@ -28,6 +28,10 @@ fn main() -> std::process::ExitCode {
     trials.push(trial_requiring("dns/tcp-only-drops-udp-and-answers-tcp", &["dig", "getent"], tcp_only));
     trials.push(trial_requiring("dns/query-log-is-in-the-kept-artifacts", &["dig"], query_log_artifact));
     trials.push(kernel_trial("dns/a-host-sharing-no-family-with-the-dns-host-fails-the-build", no_common_family));
+    for p in [Profile::DualStack, Profile::Ipv6Only] {
+        trials.push(trial_requiring(format!("dns/{p}/each-host-asks-the-resolver-it-names-with-its-options"), &["getent"], move || resolver_choice(p)));
+    }
+    trials.push(kernel_trial("dns/a-resolver-the-host-cannot-reach-fails-the-build", resolver_unreachable));
     trials.push(trial_requiring("dns/wait-query-filtered-by-host-returns-that-hosts-query", &["dig"], wait_query_by_host));
     trials.push(kernel_trial("dns/a-lab-without-dns-says-so-when-asked-for-its-server", no_dns_server));
     trials.push(kernel_trial("dns/a-declared-host-named-dns-is-refused-unless-placed-with-on-host", host_named_dns));
@@ -592,6 +596,103 @@ async fn host_named_dns() -> Result<(), String> {
     let dns_ip = lab.host("dns").map_err(err)?.ipv4().ok_or("dual-stack host")?;
     ensure!(lab.dns_server().map_err(err)?.local_addrs().iter().any(|(_, a)| a.ip() == IpAddr::V4(dns_ip)), "the server listens on host dns");
     lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// The first UDP datagram on any of `sockets`, or `None` when `p` exits before one arrives.
+async fn first_datagram(sockets: Vec<tokio::net::UdpSocket>, p: &nslab::Process) -> Result<Option<(Vec<u8>, std::net::SocketAddr)>, String> {
+    let mut recv = tokio::task::JoinSet::new();
+    for s in sockets {
+        recv.spawn(async move {
+            let mut buf = vec![0u8; 1500];
+            s.recv_from(&mut buf).await.map(|(n, from)| (buf[..n].to_vec(), from))
+        });
+    }
+    tokio::select! {
+        r = recv.join_next() => r.ok_or("no socket")?.map_err(|e| e.to_string())?.map(Some).map_err(|e| e.to_string()),
+        e = p.wait_exit(Duration::from_secs(60)) => { e.map_err(err)?; Ok(None) }
+    }
+}
+
+/// Issue 15: each host's resolver is a choice. `client` names the host `cache` (the harness
+/// listens on its UDP port 53 and sees the look-up arrive there), `local` names its own loopback
+/// (the same, on 127.0.0.1), `blue` keeps the lab DNS (its look-up is in the server's log); the
+/// resolv.conf options are in the file the programs read.
+async fn resolver_choice(profile: Profile) -> Result<(), String> {
+    use nslab::{ResolvOptions, Resolver};
+    let lab = Lab::builder()
+        .profile(profile)
+        .hosts([
+            HostSpec::new("client").resolver(Resolver::Host("cache".into())).resolv_options(ResolvOptions::new().timeout(1).attempts(1).ndots(2).rotate(true)),
+            HostSpec::new("cache"),
+            HostSpec::new("local").resolver(Resolver::Address("127.0.0.1".parse().unwrap())).resolv_options(ResolvOptions::new().attempts(1)),
+            HostSpec::new("blue"),
+            HostSpec::new("green"),
+        ])
+        .hosts_file_entries(false)
+        .dns(LabDns::new().zone(zone()))
+        .build()
+        .await
+        .map_err(err)?;
+    let (client, cache, local, plain) =
+        (lab.host("client").map_err(err)?, lab.host("cache").map_err(err)?, lab.host("local").map_err(err)?, lab.host("blue").map_err(err)?);
+    let conf = client.run(Command::new("cat").arg("/etc/resolv.conf"), T).await.map_err(err)?.stdout();
+    let want: Vec<String> = cache.addrs().iter().map(|a| format!("nameserver {a}")).collect();
+    ensure!(
+        conf.contains("options timeout:1 attempts:1 rotate ndots:2\n")
+            && want.iter().all(|w| conf.contains(w.as_str()))
+            && conf.matches("nameserver").count() == want.len(),
+        "client's resolv.conf should name only cache ({want:?}) with its options, got:\n{conf}"
+    );
+    let mut at_cache = Vec::new();
+    for a in cache.addrs() {
+        at_cache.push(cache.bind_udp(std::net::SocketAddr::new(a, 53)).await.map_err(err)?);
+    }
+    let p = client.spawn(Command::new("getent").args(["ahosts", "probe-client.example.test"])).await.map_err(err)?;
+    let (q, from) = first_datagram(at_cache, &p).await?.ok_or_else(|| format!("client's look-up never reached cache; getent: {}", p.output()))?;
+    ensure!(q.windows(12).any(|w| w == b"probe-client"), "cache got a datagram without the name asked for: {q:?}");
+    ensure!(client.addrs().contains(&from.ip()), "the look-up came from {from}, not from client ({:?})", client.addrs());
+    let _ = p.wait_exit(T).await;
+
+    let at_local = vec![local.bind_udp("127.0.0.1:53".parse().unwrap()).await.map_err(err)?];
+    let p = local.spawn(Command::new("getent").args(["ahosts", "probe-local.example.test"])).await.map_err(err)?;
+    let (q, _) = first_datagram(at_local, &p).await?.ok_or_else(|| format!("local's look-up never reached its loopback; getent: {}", p.output()))?;
+    ensure!(q.windows(11).any(|w| w == b"probe-local"), "local's loopback got a datagram without the name asked for: {q:?}");
+    let _ = p.wait_exit(T).await;
+    ensure!(logged(&lab, "probe-client.example.test", Duration::ZERO).is_empty(), "client's look-up should not reach the lab DNS");
+    ensure!(logged(&lab, "probe-local.example.test", Duration::ZERO).is_empty(), "local's look-up should not reach the lab DNS");
+
+    let g = plain.run(Command::new("getent").args(["ahosts", "green.example.test"]), T).await.map_err(err)?;
+    ensure!(g.exit().is_some_and(|e| e.success()), "blue (as plain) resolves through the lab DNS: {}", g.output());
+    let from_plain: Vec<QueryLogEntry> = lab.dns().unwrap().log().query(&LogFilter::new().name("green.example.test").host(plain));
+    ensure!(!from_plain.is_empty(), "blue's look-up should be in the lab DNS log");
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// A resolver a host could not reach is refused when the lab is built, with the reason.
+async fn resolver_unreachable() -> Result<(), String> {
+    use nslab::Resolver;
+    let e = Lab::builder()
+        .hosts([HostSpec::new("client").profile(Profile::Ipv6Only).resolver(Resolver::Address("192.0.2.53".parse().unwrap()))])
+        .build()
+        .await
+        .err()
+        .map(|e| e.to_string());
+    ensure!(
+        e.as_deref()
+            == Some("invalid lab definition: host \"client\" (profile ipv6-only) has no IPv4, so it could not reach its resolver 192.0.2.53; expected an address in a family the host has"),
+        "got {e:?}"
+    );
+    let e = Lab::builder()
+        .hosts([HostSpec::new("client").profile(Profile::Ipv6Only).resolver(Resolver::Host("cache".into())), HostSpec::new("cache").profile(Profile::Ipv4Only)])
+        .build()
+        .await
+        .err()
+        .map(|e| e.to_string());
+    ensure!(e.as_deref().is_some_and(|e| e.contains("shares no address family with its resolver host \"cache\" (profile ipv4-only)")), "got {e:?}");
+    let e = Lab::builder().hosts([HostSpec::new("client").resolver(Resolver::Address("8.8.8.8".parse().unwrap()))]).build().await.err().map(|e| e.to_string());
+    ensure!(e.as_deref().is_some_and(|e| e.contains("resolver address 8.8.8.8 is outside the lab")), "got {e:?}");
     Ok(())
 }
 

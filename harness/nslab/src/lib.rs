@@ -78,13 +78,14 @@ pub mod testing;
 pub use addr::plan::LAB_DOMAIN;
 pub use addr::profile::Profile;
 pub use error::{Error, Result, TeardownError};
+pub use host::etc::ResolvOptions;
 pub use host::handle::Host;
 pub use host::listeners::{Family, Listen, Listener, Protocol};
 pub use host::output::{Line, Stream};
 pub use host::process::{Command, Exit, Process};
 pub use lab::build::{Lab, LabBuilder};
 pub use lab::dns_host::{LabDns, DNS_HOST};
-pub use lab::spec::HostSpec;
+pub use lab::spec::{HostSpec, Resolver};
 /// The signals [`Process::signal`] sends (nix's type, re-exported so a test needs no nix).
 pub use nix::sys::signal::Signal;
 pub use os::netns::NetNs;

@@ -169,6 +169,12 @@ impl Host {
         &self.inner.ns
     }
 
+    /// The content the lab gives its programs at `/etc/<name>` (`hosts`, `resolv.conf`,
+    /// `gai.conf`), whether or not a program has run yet; `None` for any other file.
+    pub fn etc_file(&self, name: &str) -> Option<&str> {
+        self.inner.etc.iter().find(|f| f.target.strip_prefix("/etc/") == Some(name)).map(|f| f.text.as_str())
+    }
+
     /// Its artifact directory (output logs, /etc files under `etc/`), made on its first spawn.
     pub fn dir(&self) -> &Path {
         &self.inner.dir

@@ -17,7 +17,7 @@ use crate::host::etc;
 use crate::host::handle::{EtcFile, Host, HostInner};
 use crate::host::process::Registry;
 use crate::lab::dns_host::{self, LabDns};
-use crate::lab::spec::{self, HostSpec};
+use crate::lab::spec::{self, HostSpec, Resolver};
 use crate::os::netlink::Netlink;
 use crate::os::netns::NetNs;
 use crate::os::sysctl::{self, Sysctl};
@@ -411,15 +411,39 @@ impl LabBuilder {
         let dns_server =
             self.dns.as_ref().and_then(|d| planned.iter().find(|p| p.spec.name == d.host_name())).map(|p| (p.slot, p.spec.name.clone(), p.profile));
         let search = self.dns.as_ref().map(|d| d.search()).unwrap_or_else(|| vec![LAB_DOMAIN.to_string()]);
+        let slots: Vec<(String, SlotAddrs, Profile)> = planned.iter().map(|p| (p.spec.name.clone(), p.slot, p.profile)).collect();
         for p in planned.iter_mut() {
             let etc_dir = p.dir.join("etc");
-            let ns = match &dns_server {
-                Some((slot, name, prof)) => {
-                    dns_host::nameservers(slot, name, *prof, &p.spec.name, p.profile, &p.spec.interface).map_err(|what| Error::Invalid { what })?
+            let ns = match &p.spec.resolver {
+                Resolver::LabDns => match &dns_server {
+                    Some((slot, name, prof)) => {
+                        dns_host::nameservers(slot, name, *prof, &p.spec.name, p.profile, &p.spec.interface).map_err(|what| Error::Invalid { what })?
+                    }
+                    None => Vec::new(),
+                },
+                Resolver::Host(r) if *r == p.spec.name => vec!["127.0.0.1".to_string()],
+                Resolver::Host(r) => {
+                    let Some((_, slot, prof)) = slots.iter().find(|(n, _, _)| n == r) else {
+                        let names: Vec<&str> = slots.iter().map(|(n, _, _)| n.as_str()).collect();
+                        return Err(Error::Invalid {
+                            what: format!(
+                                "host {:?} names host {r:?} as its resolver, which the lab does not have; expected one of {}",
+                                p.spec.name,
+                                names.join(", ")
+                            ),
+                        });
+                    };
+                    dns_host::nameservers(slot, r, *prof, &p.spec.name, p.profile, &p.spec.interface).map_err(|_| Error::Invalid {
+                        what: format!(
+                            "host {:?} (profile {}) shares no address family with its resolver host {r:?} (profile {prof}), so it could not reach its resolver; \
+                             give one of them a profile with a family in common",
+                            p.spec.name, p.profile
+                        ),
+                    })?
                 }
-                None => Vec::new(),
+                Resolver::Address(ip) => vec![spec::resolver_address(&p.spec.name, p.profile, &p.spec.interface, *ip).map_err(|what| Error::Invalid { what })?],
             };
-            let resolv_text = etc::resolv_conf(&ns, &search);
+            let resolv_text = etc::resolv_conf(&ns, &search, &p.spec.resolv);
             let mut files = vec![("hosts", hosts_text.clone(), "/etc/hosts"), ("resolv.conf", resolv_text, "/etc/resolv.conf")];
             if let Some(g) = &p.spec.gai_conf {
                 files.push(("gai.conf", g.clone(), "/etc/gai.conf"));
@@ -741,5 +765,26 @@ impl Lab {
                 Err(Error::Timeout { what: format!("a DNS query in lab {} ({filter})", self.name()), timeout, tail })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resolver_address_must_be_in_a_family_the_host_has() {
+        let a = |p: Profile, ip: &str| spec::resolver_address("client", p, "eth0", ip.parse().unwrap());
+        assert_eq!(a(Profile::Ipv6Only, "127.0.0.1").unwrap(), "127.0.0.1");
+        assert_eq!(a(Profile::DualStack, "::1").unwrap(), "::1");
+        assert_eq!(a(Profile::DualStack, "fe80::53").unwrap(), "fe80::53%eth0");
+        assert_eq!(a(Profile::DualStack, "2001:db8:1::53").unwrap(), "2001:db8:1::53");
+        assert_eq!(
+            a(Profile::Ipv6Only, "192.0.2.53").unwrap_err(),
+            "host \"client\" (profile ipv6-only) has no IPv4, so it could not reach its resolver 192.0.2.53; expected an address in a family the host has"
+        );
+        assert!(a(Profile::Ipv4Only, "::1").unwrap_err().contains("has no IPv6 (loopback ::1)"));
+        assert!(a(Profile::Ipv4Only, "2001:db8:1::53").unwrap_err().contains("has no global IPv6"));
+        assert!(a(Profile::NoIpv6, "fe80::53").is_err());
     }
 }

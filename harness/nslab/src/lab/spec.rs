@@ -1,8 +1,10 @@
 //! What a lab is made of, before it is built: host specifications and their validation.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::addr::profile::Profile;
+use crate::host::etc::ResolvOptions;
 use crate::os::sysctl::{self, Sysctl};
 
 /// Longest host name (it becomes a DNS label and a file name).
@@ -19,6 +21,23 @@ pub struct HostSpec {
     pub(crate) gai_conf: Option<String>,
     pub(crate) interface: String,
     pub(crate) private: Vec<PathBuf>,
+    pub(crate) resolver: Resolver,
+    pub(crate) resolv: ResolvOptions,
+}
+
+/// Where a host's `/etc/resolv.conf` sends its look-ups ([`HostSpec::resolver`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Resolver {
+    /// The lab's DNS server, at its addresses in the families the host has (the default); with no
+    /// lab DNS, the host's own loopback, where nothing answers.
+    #[default]
+    LabDns,
+    /// A lab host that runs a resolver (a caching server the user starts there): its addresses in
+    /// the families both hosts have, IPv4 first; the host itself: its loopback, `127.0.0.1`.
+    Host(String),
+    /// One address: a lab address, or a loopback address for a server on the host itself
+    /// (`127.0.0.1`, `::1`, systemd-resolved's `127.0.0.53`).
+    Address(IpAddr),
 }
 
 impl HostSpec {
@@ -33,7 +52,31 @@ impl HostSpec {
             gai_conf: None,
             interface: "eth0".into(),
             private: Vec::new(),
+            resolver: Resolver::LabDns,
+            resolv: ResolvOptions::new(),
         }
+    }
+
+    /// Where its `/etc/resolv.conf` sends look-ups: the lab DNS (default), another lab host (a
+    /// caching resolver run there), or an address such as `127.0.0.1` for a resolver on the host
+    /// itself. Checked when the lab is built: the host must exist and share a family with this
+    /// one; an address must be loopback or a lab address in a family this host has.
+    ///
+    /// ```
+    /// use nslab::lab::spec::{HostSpec, Resolver};
+    /// let client = HostSpec::new("client").resolver(Resolver::Host("cache".into()));
+    /// let local = HostSpec::new("app").resolver(Resolver::Address("127.0.0.1".parse().unwrap()));
+    /// # let _ = (client, local);
+    /// ```
+    pub fn resolver(mut self, r: Resolver) -> Self {
+        self.resolver = r;
+        self
+    }
+
+    /// The `options` and `search` lines of its `/etc/resolv.conf` (see [`ResolvOptions`]).
+    pub fn resolv_options(mut self, o: ResolvOptions) -> Self {
+        self.resolv = o;
+        self
     }
 
     /// Overrides the lab's profile for this host.
@@ -136,6 +179,19 @@ pub fn check_interface(host: &str, name: &str) -> Result<(), String> {
 pub(crate) fn check_host(h: &HostSpec) -> Result<Vec<(PathBuf, Sysctl)>, String> {
     check_name("host", &h.name)?;
     check_interface(&h.name, &h.interface)?;
+    h.resolv.check().map_err(|e| format!("host {}: {e}", h.name))?;
+    if let Resolver::Address(ip) = &h.resolver {
+        if !(ip.is_loopback() || crate::addr::is_lab_address(ip)) {
+            return Err(format!(
+                "host {}: resolver address {ip} is outside the lab; expected a loopback address or one in {}",
+                h.name,
+                crate::addr::LAB_PREFIXES
+            ));
+        }
+    }
+    if let Resolver::Host(r) = &h.resolver {
+        check_name("resolver host", r).map_err(|e| format!("host {}: {e}", h.name))?;
+    }
     h.sysctls.iter().map(|s| sysctl::sysctl_path(&s.name).map(|p| (p, s.clone())).map_err(|e| format!("host {}: {e}", h.name))).collect()
 }
 
@@ -158,6 +214,37 @@ pub(crate) fn check_reserved(lab: &str, hosts: &[HostSpec], adds_dns_host: bool,
         ));
     }
     Ok(())
+}
+
+/// The nameserver line for a resolver at `ip`, checked against the families `profile` gives
+/// the host: a link-local address gets the lab interface as its scope.
+///
+/// # Errors
+/// A message naming the host, its profile and the family it lacks.
+pub fn resolver_address(host: &str, profile: Profile, ifname: &str, ip: std::net::IpAddr) -> std::result::Result<String, String> {
+    use std::net::IpAddr;
+    let (usable, family) = match ip {
+        IpAddr::V4(a) if a.is_loopback() => (true, "IPv4 loopback"),
+        IpAddr::V4(_) => (profile.has_ipv4(), "IPv4"),
+        IpAddr::V6(a) if a.is_loopback() => (profile.ipv6_enabled(), "IPv6 (loopback ::1)"),
+        IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80 => (profile.has_link_local(), "IPv6 link-local"),
+        IpAddr::V6(_) => (profile.has_global_ipv6(), "global IPv6"),
+    };
+    if !usable {
+        return Err(format!(
+            "host {host:?} (profile {profile}) has no {family}, so it could not reach its resolver {ip}; expected an address in a family the host has"
+        ));
+    }
+    Ok(match ip {
+        IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80 => format!("{a}%{ifname}"),
+        _ => ip.to_string(),
+    })
+}
+
+/// Whether a host with `profile` can reach a host with `other` over some family: IPv4, global
+/// IPv6, or else link-local IPv6 (the families both have).
+pub fn shares_family(profile: Profile, other: Profile) -> bool {
+    (profile.has_ipv4() && other.has_ipv4()) || (profile.has_global_ipv6() && other.has_global_ipv6()) || (profile.has_link_local() && other.has_link_local())
 }
 
 /// Where artifacts go by default (see [`crate::os::artifacts::default_root`]).

@@ -55,6 +55,8 @@ pub struct ResolvedHost {
     /// Link-local address, with scope, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link_local: Option<String>,
+    /// Its `/etc/resolv.conf`, line by line (the resolver it names and the options).
+    pub resolv_conf: Vec<String>,
 }
 
 /// The lab DNS server.
@@ -242,6 +244,7 @@ impl Resolved {
                     ipv4: h.ipv4().map(|a| a.to_string()),
                     ipv6: h.ipv6().map(|a| a.to_string()),
                     link_local: h.link_local().map(|a| format!("{a}%{}", h.interface())),
+                    resolv_conf: h.etc_file("resolv.conf").unwrap_or_default().lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect(),
                 };
                 (h.name().to_string(), r)
             })

@@ -1,15 +1,18 @@
 //! `[hosts.<name>]`: the lab's hosts and their per-host overrides.
 
+use std::net::IpAddr;
 use std::str::FromStr;
 
 use toml::de::DeValue;
 
 use super::decode::{int_of, Doc, Result, Table, Val};
 use nslab::addr::profile::Profile;
-use nslab::lab::spec::{self, HostSpec};
+use nslab::host::etc::ResolvOptions;
+use nslab::lab::spec::{self, HostSpec, Resolver};
 use nslab::os::sysctl;
 
-const HOST_KEYS: &[&str] = &["profile", "dad", "bindv6only", "sysctls", "gai_conf", "interface", "private"];
+const HOST_KEYS: &[&str] = &["profile", "dad", "bindv6only", "sysctls", "gai_conf", "interface", "private", "resolver", "resolv"];
+const RESOLV_KEYS: &[&str] = &["timeout", "attempts", "ndots", "rotate", "single-request", "single-request-reopen", "edns0", "use-vc", "search"];
 
 /// One lab host as the scenario declares it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +34,42 @@ pub struct HostDef {
     /// Machine directories the host gets its own empty copy of (besides /run, /tmp, /var/tmp),
     /// in plain form, in file order.
     pub private: Vec<std::path::PathBuf>,
+    /// Where its `/etc/resolv.conf` sends look-ups (`resolver = ...`); `None`: the lab DNS.
+    pub resolver: Option<ResolverRef>,
+    /// The `resolver` value as written and where, until [`check_resolvers`] has resolved it.
+    pub(crate) resolver_decl: Option<(String, std::ops::Range<usize>)>,
+    /// Its `[hosts.<name>.resolv]` options.
+    pub resolv: ResolvOptions,
+}
+
+/// What a host's `resolver` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolverRef {
+    /// A resolver of `[resolvers]`: its name, the host it runs in, and the address it answers
+    /// on for programs of that same host.
+    Resolver {
+        /// The resolver's name.
+        name: String,
+        /// The host it runs in.
+        host: String,
+        /// Its address for programs on its own host (`127.0.0.1`, or systemd-resolved's `127.0.0.53`).
+        local: IpAddr,
+    },
+    /// A lab host (a resolver the scenario runs there as a service).
+    Host(String),
+    /// An address.
+    Address(IpAddr),
+}
+
+/// A resolver that hosts may name in `resolver`: its name, its host, its local address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolverTarget {
+    /// The resolver's name in `[resolvers]`.
+    pub name: String,
+    /// The host it runs in.
+    pub host: String,
+    /// Its address for programs of its own host.
+    pub local: IpAddr,
 }
 
 impl HostDef {
@@ -49,7 +88,13 @@ impl HostDef {
         for p in &self.private {
             h = h.private(p.clone());
         }
-        h
+        h = h.resolv_options(self.resolv.clone());
+        match &self.resolver {
+            None => h,
+            Some(ResolverRef::Resolver { host, local, .. }) if *host == self.name => h.resolver(Resolver::Address(*local)),
+            Some(ResolverRef::Resolver { host, .. }) | Some(ResolverRef::Host(host)) => h.resolver(Resolver::Host(host.clone())),
+            Some(ResolverRef::Address(a)) => h.resolver(Resolver::Address(*a)),
+        }
     }
 }
 
@@ -98,7 +143,102 @@ fn decode_host(doc: &Doc<'_>, name: String, v: Val<'_>) -> Result<HostDef> {
             private.push(p);
         }
     }
-    Ok(HostDef { name, profile, dad, bindv6only, sysctls, gai_conf, interface, private })
+    let resolver_decl = t.str("resolver")?.map(|s| (s.value, s.span));
+    let resolv = match t.table("resolv", format!("the resolv.conf options of host {name:?}"), "a table such as { timeout = 2, attempts = 1, rotate = true }")? {
+        None => ResolvOptions::new(),
+        Some(rt) => decode_resolv(rt)?,
+    };
+    Ok(HostDef { name, profile, dad, bindv6only, sysctls, gai_conf, interface, private, resolver: None, resolver_decl, resolv })
+}
+
+/// Reads `[hosts.<name>.resolv]`: the options of resolv.conf(5), under their own names.
+fn decode_resolv(mut rt: Table<'_, '_>) -> Result<ResolvOptions> {
+    use nslab::host::etc::{MAX_ATTEMPTS, MAX_NDOTS, MAX_TIMEOUT};
+    rt.check_keys(RESOLV_KEYS)?;
+    let mut o = ResolvOptions::new();
+    // glibc silently cuts larger values: refused here, so a scenario tests what it says.
+    if let Some(n) = rt.int("timeout", 1..=i64::from(MAX_TIMEOUT))? {
+        o = o.timeout(n as u32);
+    }
+    if let Some(n) = rt.int("attempts", 1..=i64::from(MAX_ATTEMPTS))? {
+        o = o.attempts(n as u32);
+    }
+    if let Some(n) = rt.int("ndots", 0..=i64::from(MAX_NDOTS))? {
+        o = o.ndots(n as u32);
+    }
+    for (key, set) in [
+        ("rotate", ResolvOptions::rotate as fn(ResolvOptions, bool) -> ResolvOptions),
+        ("single-request", ResolvOptions::single_request),
+        ("single-request-reopen", ResolvOptions::single_request_reopen),
+        ("edns0", ResolvOptions::edns0),
+        ("use-vc", ResolvOptions::use_vc),
+    ] {
+        if let Some(b) = rt.bool(key)? {
+            o = set(o, b);
+        }
+    }
+    if let Some((_, list)) = rt.str_list("search", "an array of domains such as [\"corp.example.test\", \"lab.test\"]")? {
+        for d in &list {
+            ResolvOptions::new().search([d.value.clone()]).check().map_err(|e| rt.bad("search", &d.span, e))?;
+        }
+        o = o.search(list.into_iter().map(|s| s.value));
+    }
+    Ok(o)
+}
+
+/// Resolves each host's `resolver`: a resolver of `[resolvers]` (`resolvers`), a lab host
+/// (`hosts`, with the hosts the lab adds), or an address, checked in every trial profile against
+/// the families the host has.
+pub(crate) fn check_resolvers(
+    doc: &Doc<'_>,
+    hosts: &mut [HostDef],
+    known_hosts: &std::collections::BTreeSet<String>,
+    resolvers: &[ResolverTarget],
+    profiles: &[Profile],
+) -> Result<()> {
+    let profile_of = |hosts: &[HostDef], name: &str, trial: Profile| hosts.iter().find(|h| h.name == name).and_then(|h| h.profile).unwrap_or(trial);
+    for i in 0..hosts.len() {
+        let Some((text, span)) = hosts[i].resolver_decl.clone() else { continue };
+        let name = hosts[i].name.clone();
+        let at = |why: String| doc.err(&span, format!("resolver of host {name:?}: {why}"));
+        let r = if let Some(r) = resolvers.iter().find(|r| r.name == text) {
+            ResolverRef::Resolver { name: r.name.clone(), host: r.host.clone(), local: r.local }
+        } else if known_hosts.contains(&text) {
+            ResolverRef::Host(text.clone())
+        } else if let Ok(ip) = text.parse::<IpAddr>() {
+            ResolverRef::Address(ip)
+        } else {
+            let mut names: Vec<String> = resolvers.iter().map(|r| format!("resolver {}", r.name)).collect();
+            names.extend(known_hosts.iter().map(|h| format!("host {h}")));
+            return Err(at(format!(
+                "{text:?} is not a declared resolver, a lab host or an IP address; expected one of {}, or an address such as \"127.0.0.1\"",
+                names.join(", ")
+            )));
+        };
+        for &trial in profiles {
+            let p = hosts[i].profile.unwrap_or(trial);
+            match &r {
+                ResolverRef::Address(ip) => {
+                    if !(ip.is_loopback() || nslab::addr::is_lab_address(ip)) {
+                        return Err(at(format!("{ip} is outside the lab; expected a loopback address or one in {}", nslab::addr::LAB_PREFIXES)));
+                    }
+                    spec::resolver_address(&name, p, &hosts[i].interface, *ip).map_err(|e| at(format!("in the {trial} trial, {e}")))?;
+                }
+                ResolverRef::Resolver { host, .. } | ResolverRef::Host(host) if *host != name => {
+                    let rp = profile_of(hosts, host, trial);
+                    if !spec::shares_family(p, rp) {
+                        return Err(at(format!(
+                            "in the {trial} trial, host {name:?} (profile {p}) shares no address family with {host:?} (profile {rp}), so it could not reach its resolver; \
+                             expected hosts with a family in common"
+                        )));
+                    }
+                }
+                _ => {}
+            }
+        }
+        hosts[i].resolver = Some(r);
+    }
+    Ok(())
 }
 
 /// Reads sysctls, written quoted (`"net.ipv6.bindv6only" = 1`) or as dotted keys, which TOML

@@ -276,6 +276,13 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         Some(v) => super::resolver::decode_resolvers(doc, v, &known)?,
         None => Vec::new(),
     };
+    // Resolvers hosts may name in `resolver`: each listens on 127.0.0.1 of its own host too.
+    let resolver_targets: Vec<super::hosts::ResolverTarget> = resolvers
+        .iter()
+        .map(|r| super::hosts::ResolverTarget { name: r.name.clone(), host: r.host.clone(), local: std::net::IpAddr::from([127, 0, 0, 1]) })
+        .collect();
+    let mut hosts = hosts;
+    super::hosts::check_resolvers(doc, &mut hosts, &known.hosts, &resolver_targets, &profiles)?;
     // A resolver is a service of its own, started before the scenario's services (which use it).
     let probe = format!("{}.{}", dns.as_ref().map_or(nslab::lab::dns_host::DNS_HOST, |d| d.server_host()), nslab::addr::plan::LAB_DOMAIN);
     let generated: Vec<ServiceDef> = resolvers.iter().map(|r| r.service(&probe)).collect();

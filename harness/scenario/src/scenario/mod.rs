@@ -42,7 +42,7 @@ pub use expect::{
     Anchor, BindErrorCheck, Cause, Check, ConnectCheck, ConnectFamily, ConnectResult, DiagnosisCheck, ExitCheck, Expectation, FirstRequestCheck, Kind,
     LineWithinCheck, ListenTarget, ListeningCheck, NoLineCheck, OutputCheck, OutputStream, StaleCause, StaleCheck, StaleCounts, DEFAULT_CONNECT_TIMEOUT,
 };
-pub use hosts::HostDef;
+pub use hosts::{HostDef, ResolverRef, ResolverTarget};
 pub use load::{load, parse_str, ProgramDef, Scenario, DEFAULT_TIMEOUT, MAX_FILE_SIZE};
 pub use requires::{extract_version, version_probe, Probe, ProbeStream, Requirement, Version, VersionConstraint};
 pub use resolver::{ResolverDef, Upstream, DEFAULT_STALE};
