@@ -45,9 +45,10 @@ impl LabDns {
         self
     }
 
-    /// Serves the root zone "." too: its SOA, NS naming the DNS host (`dns.lab.test.`, with its
-    /// addresses as glue) and a delegation of every lab zone to it, so a resolver given the DNS
-    /// host as its only root hint iterates from the root (nslab::lab::resolver's `Recurse`).
+    /// Serves the root zone "." too: its SOA and NS naming the DNS host (`dns.lab.test.`, with its
+    /// addresses as glue), so a resolver given the DNS host as its only root hint primes and
+    /// iterates from the root (nslab::lab::resolver's `Recurse`), asking the same server for
+    /// each zone below it.
     pub fn serve_root(mut self) -> Self {
         self.root = true;
         self
@@ -127,21 +128,21 @@ pub(crate) async fn start(cfg: &LabDns, lab: &str, host: &Host, hosts: &[Host], 
         zones.push(lab_zone(host.name(), hosts));
     }
     if cfg.root && !zones.iter().any(|z| z.origin == ".") {
-        zones.push(root_zone(host.name(), &zones));
+        zones.push(root_zone(host.name()));
     }
     DnsServer::start(sockets, zones, options).map_err(|source| Error::Dns { lab: lab.to_string(), source })
 }
 
-/// The root zone of a lab whose resolvers recurse: NS and glue naming the DNS host, and every
-/// other zone delegated to it.
-fn root_zone(dns_host: &str, zones: &[Zone]) -> Zone {
+/// The root zone of a lab whose resolvers recurse: NS naming the DNS host, with its addresses as
+/// glue. The lab zones need no delegation records: the same server is authoritative for them and
+/// answers their names itself (its catalog picks the closest zone), while a delegation record
+/// for `lab.test.` in "." would leave the glue below a zone cut, and hickory then sends the
+/// priming answer without it (Knot Resolver cannot reach its root then; measured).
+fn root_zone(dns_host: &str) -> Zone {
     let ns = format!("{dns_host}.{LAB_DOMAIN}.");
-    let mut z = Zone::new(".", Soa::new(ns.clone(), format!("hostmaster.{LAB_DOMAIN}."))).record("@", 86400, RecordValue::Ns(ns.clone()));
-    for other in zones {
-        let origin = format!("{}.", other.origin.trim_end_matches('.'));
-        z = z.record(origin, 86400, RecordValue::Ns(ns.clone()));
-    }
-    z.record(ns, 86400, RecordValue::Host(dns_host.to_string()))
+    Zone::new(".", Soa::new(ns.clone(), format!("hostmaster.{LAB_DOMAIN}.")))
+        .record("@", 86400, RecordValue::Ns(ns.clone()))
+        .record(ns, 86400, RecordValue::Host(dns_host.to_string()))
 }
 
 /// The automatic `lab.test` zone: every host by name.

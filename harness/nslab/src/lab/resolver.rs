@@ -323,9 +323,12 @@ impl ResolverSpec {
             }
             ResolverMode::Recurse { root_hints } => {
                 let list: Vec<String> = root_hints.iter().map(|a| format!("'{a}'")).collect();
-                // priming would look for the root server's address in glue hickory does not send; the hint
-                // itself is the root server.
-                let _ = writeln!(s, "modules.load('hints > iterate')\nmodules.unload('priming')\nhints.root({{ ['dns.lab.test.'] = {{ {} }} }})", list.join(", "));
+                // kresd refuses names under test. (RFC 6761) unless a rule lets them pass first.
+                let _ = writeln!(
+                    s,
+                    "policy.add(policy.suffix(policy.PASS, policy.todnames({{'test.'}})))\nmodules.load('hints > iterate')\nhints.root({{ ['dns.lab.test.'] = {{ {} }} }})",
+                    list.join(", ")
+                );
             }
         }
         s
