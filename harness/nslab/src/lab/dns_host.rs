@@ -140,9 +140,11 @@ pub(crate) async fn start(cfg: &LabDns, lab: &str, host: &Host, hosts: &[Host], 
 /// priming answer without it (Knot Resolver cannot reach its root then; measured).
 fn root_zone(dns_host: &str) -> Zone {
     let ns = format!("{dns_host}.{LAB_DOMAIN}.");
-    Zone::new(".", Soa::new(ns.clone(), format!("hostmaster.{LAB_DOMAIN}.")))
-        .record("@", 86400, RecordValue::Ns(ns.clone()))
-        .record(ns, 86400, RecordValue::Host(dns_host.to_string()))
+    Zone::new(".", Soa::new(ns.clone(), format!("hostmaster.{LAB_DOMAIN}."))).record("@", 86400, RecordValue::Ns(ns.clone())).record(
+        ns,
+        86400,
+        RecordValue::Host(dns_host.to_string()),
+    )
 }
 
 /// The automatic `lab.test` zone: every host by name.

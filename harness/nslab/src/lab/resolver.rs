@@ -144,7 +144,18 @@ pub struct UnsupportedError {
 impl ResolverSpec {
     /// A resolver of `kind` in `mode`, port 53, no cache settings (the program's defaults).
     pub fn new(kind: ResolverKind, mode: ResolverMode) -> Self {
-        Self { kind, mode, listen: Vec::new(), port: 53, min_ttl: None, max_ttl: None, negative_ttl: None, serve_stale: None, prefetch: false, cache_size: None }
+        Self {
+            kind,
+            mode,
+            listen: Vec::new(),
+            port: 53,
+            min_ttl: None,
+            max_ttl: None,
+            negative_ttl: None,
+            serve_stale: None,
+            prefetch: false,
+            cache_size: None,
+        }
     }
 
     /// Listens on `addr` too.
@@ -485,7 +496,14 @@ mod tests {
 
     #[test]
     fn unbound_forward_with_cache_policy() {
-        let c = fwd(ResolverKind::Unbound).min_ttl(20).max_ttl(300).negative_ttl(5).serve_stale(Duration::from_secs(60)).prefetch(true).config(Path::new("/d")).unwrap();
+        let c = fwd(ResolverKind::Unbound)
+            .min_ttl(20)
+            .max_ttl(300)
+            .negative_ttl(5)
+            .serve_stale(Duration::from_secs(60))
+            .prefetch(true)
+            .config(Path::new("/d"))
+            .unwrap();
         let want = [
             "interface: 127.0.0.1@53",
             "interface: 192.0.2.10@53",
@@ -518,7 +536,10 @@ mod tests {
 
     #[test]
     fn unbound_recurse_primes_from_the_lab_root() {
-        let spec = ResolverSpec::new(ResolverKind::Unbound, ResolverMode::Recurse { root_hints: vec!["192.0.2.53".parse().unwrap(), "2001:db8:1::35".parse().unwrap()] });
+        let spec = ResolverSpec::new(
+            ResolverKind::Unbound,
+            ResolverMode::Recurse { root_hints: vec!["192.0.2.53".parse().unwrap(), "2001:db8:1::35".parse().unwrap()] },
+        );
         let c = spec.config(Path::new("/d")).unwrap();
         assert!(c.text.contains("stub-zone:\n    name: \".\"\n    stub-prime: yes\n    stub-addr: 192.0.2.53\n    stub-addr: 2001:db8:1::35"), "{}", c.text);
         assert!(!c.text.contains("forward-zone"));
@@ -545,7 +566,14 @@ mod tests {
 
     #[test]
     fn pdns_forward_with_cache_policy() {
-        let c = fwd(ResolverKind::PdnsRecursor).min_ttl(20).max_ttl(300).negative_ttl(5).serve_stale(Duration::from_secs(60)).prefetch(true).config(Path::new("/d")).unwrap();
+        let c = fwd(ResolverKind::PdnsRecursor)
+            .min_ttl(20)
+            .max_ttl(300)
+            .negative_ttl(5)
+            .serve_stale(Duration::from_secs(60))
+            .prefetch(true)
+            .config(Path::new("/d"))
+            .unwrap();
         for w in [
             "local-address=127.0.0.1, 192.0.2.10\n",
             "local-port=53\n",
@@ -567,7 +595,9 @@ mod tests {
     #[test]
     fn resolved_forwards_and_listens_on_the_extra_stub() {
         let c = fwd(ResolverKind::SystemdResolved).config(Path::new("/d")).unwrap();
-        for w in ["[Resolve]\n", "DNS=192.0.2.53\n", "Domains=~.\n", "Cache=yes\n", "DNSStubListenerExtra=127.0.0.1:53\n", "DNSStubListenerExtra=192.0.2.10:53\n"] {
+        for w in
+            ["[Resolve]\n", "DNS=192.0.2.53\n", "Domains=~.\n", "Cache=yes\n", "DNSStubListenerExtra=127.0.0.1:53\n", "DNSStubListenerExtra=192.0.2.10:53\n"]
+        {
             assert!(c.text.contains(w), "{w:?} missing from\n{}", c.text);
         }
         assert!(c.command[2].contains("/run/systemd/resolved.conf.d/nslab.conf"));

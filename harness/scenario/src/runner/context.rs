@@ -67,7 +67,12 @@ impl Facts {
         let spec = def.spec(&|h| self.host_addrs(h), &self.dns_addrs(), resolver_hosts);
         if let nslab::lab::resolver::ResolverMode::Forward { upstreams } = &spec.mode {
             if upstreams.is_empty() {
-                return Err(format!("resolver {:?} on host {:?} has no upstream address of a family its host has in {}", def.name, def.host, self.profile.name()));
+                return Err(format!(
+                    "resolver {:?} on host {:?} has no upstream address of a family its host has in {}",
+                    def.name,
+                    def.host,
+                    self.profile.name()
+                ));
             }
         }
         if root_hints {

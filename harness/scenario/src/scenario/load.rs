@@ -26,7 +26,8 @@ pub const MAX_FILE_SIZE: u64 = 1 << 20;
 /// How long a trial may run unless `timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-const TOP_KEYS: &[&str] = &["description", "program", "profiles", "timeout", "requires", "hosts", "dns", "targets", "services", "resolvers", "timeline", "expect"];
+const TOP_KEYS: &[&str] =
+    &["description", "program", "profiles", "timeout", "requires", "hosts", "dns", "targets", "services", "resolvers", "timeline", "expect"];
 
 /// A loaded, validated scenario: every name it refers to exists, every value parsed.
 #[derive(Debug, Clone)]
@@ -285,7 +286,7 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
     super::hosts::check_resolvers(doc, &mut hosts, &known.hosts, &resolver_targets, &profiles)?;
     // A resolver is a service of its own, started before the scenario's services (which use it).
     let probe = format!("{}.{}", dns.as_ref().map_or(nslab::lab::dns_host::DNS_HOST, |d| d.server_host()), nslab::addr::plan::LAB_DOMAIN);
-    let generated: Vec<ServiceDef> = resolvers.iter().map(|r| r.service(&probe)).collect();
+    let generated: Vec<ServiceDef> = resolvers.iter().map(|r| super::resolver_service::resolver_service(r, &probe)).collect();
     services.splice(0..0, generated);
     known.services = services.iter().map(|s| s.name.clone()).collect::<BTreeSet<_>>();
     known.traced = services.iter().filter(|s| s.trace).map(|s| s.name.clone()).collect();

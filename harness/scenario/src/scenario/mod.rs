@@ -28,6 +28,7 @@ mod known;
 mod load;
 mod requires;
 mod resolver;
+mod resolver_service;
 mod service;
 mod target;
 mod template;

@@ -9,11 +9,13 @@ use std::time::Duration;
 use toml::de::DeValue;
 
 use super::decode::{Doc, Result, Str, Table, Val};
-use super::known::{refer, template, Known};
-use super::service::{resolve_source, Condition, ExpectStart, FileContent, FileDef, Run, ServiceDef, DEFAULT_READY_TIMEOUT};
+use super::known::{refer, resolve_source, template, Known};
 use super::template::Template;
-use super::values::{parse_lab_ip, ListenSpec};
+use super::values::parse_lab_ip;
 use nslab::lab::resolver::{ResolverKind, ResolverMode, ResolverSpec, UnsupportedError};
+
+/// How long a resolver may take to answer its first query, unless `ready_timeout` says otherwise.
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const KEYS: &[&str] =
     &["host", "kind", "mode", "upstream", "min_ttl", "max_ttl", "negative_ttl", "serve_stale", "prefetch", "cache_size", "command", "config", "ready_timeout"];
@@ -94,50 +96,6 @@ impl ResolverDef {
         spec.cache_size = self.cache_size;
         spec
     }
-
-    /// The service that runs it: its command, its generated files and its readiness (a UDP socket
-    /// on 127.0.0.1:53 that answers a query for `probe_name`).
-    pub fn service(&self, probe_name: &str) -> ServiceDef {
-        let dir = Path::new("{{service_dir}}");
-        let hosts = BTreeSet::new();
-        let scope = super::template::Scope { hosts: &hosts, dns: false };
-        // Generated text: its only variable is {{service_dir}}, always known.
-        let scope_free = |s: &str| Template::parse(s, &scope).expect("generated commands are valid templates");
-        let (run, env, files) = match &self.custom {
-            Some((cmd, conf)) => {
-                let ResolverKind::Custom { config, .. } = &self.kind else { unreachable!("custom has a config") };
-                (Run::Command(cmd.clone()), Vec::new(), vec![FileDef { path: config.into(), content: FileContent::Inline(conf.clone()) }])
-            }
-            None => {
-                // The command does not depend on the lab's addresses: a spec without them will do.
-                let conf = self.spec(&|_| Vec::new(), &[], &[]).config(dir).unwrap_or_else(|_| {
-                    // Refused at load time (see decode); kept total for the type.
-                    nslab::lab::resolver::ResolverConfig { file: "resolver.conf".into(), text: String::new(), command: vec!["false".into()], env: Vec::new() }
-                });
-                let mut files = vec![FileDef { path: conf.file.clone().into(), content: FileContent::Resolver { def: Box::new(self.clone()), root_hints: false } }];
-                if self.recurse && self.kind == ResolverKind::PdnsRecursor {
-                    files.push(FileDef { path: "root.hints".into(), content: FileContent::Resolver { def: Box::new(self.clone()), root_hints: true } });
-                }
-                let env = conf.env.iter().map(|(k, v)| (k.clone(), Template::literal(v.clone()))).collect();
-                (Run::Command(conf.command.iter().map(|a| scope_free(a)).collect()), env, files)
-            }
-        };
-        ServiceDef {
-            name: self.name.clone(),
-            host: self.host.clone(),
-            run,
-            env,
-            cwd: None,
-            files,
-            ready: Some(Condition::Answers { listening: ListenSpec::parse("udp:127.0.0.1:53").expect("literal"), query: probe_name.to_string() }),
-            ready_timeout: self.ready_timeout,
-            expect_start: ExpectStart::Success,
-            expect_start_in: Vec::new(),
-            autostart: true,
-            stop_grace: None,
-            trace: false,
-        }
-    }
 }
 
 fn is_link_local(a: &IpAddr) -> bool {
@@ -178,7 +136,13 @@ pub(crate) fn decode_resolvers(doc: &Doc<'_>, v: Val<'_>, known: &Known) -> Resu
         }
         if ordered.len() == before {
             let r = out.iter().zip(&spans).find(|(r, _)| !ordered.iter().any(|o| o.name == r.name)).expect("one is left");
-            return Err(doc.err(r.1, format!("resolver {:?} is in a loop of resolvers forwarding to each other; expected a chain that ends at the lab DNS, a host or an address", r.0.name)));
+            return Err(doc.err(
+                r.1,
+                format!(
+                    "resolver {:?} is in a loop of resolvers forwarding to each other; expected a chain that ends at the lab DNS, a host or an address",
+                    r.0.name
+                ),
+            ));
         }
     }
     Ok(ordered)
@@ -197,12 +161,22 @@ fn decode_resolver(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known, names
         Some("recurse") => true,
         Some(other) => {
             let m = mode.as_ref().expect("present");
-            return Err(t.bad("mode", &m.span, format!("{other:?} is not a mode; expected \"forward\" (to the lab DNS or `upstream`) or \"recurse\" (from the lab's root)")));
+            return Err(t.bad(
+                "mode",
+                &m.span,
+                format!("{other:?} is not a mode; expected \"forward\" (to the lab DNS or `upstream`) or \"recurse\" (from the lab's root)"),
+            ));
         }
     };
     let upstream = match t.str("upstream")? {
         None => Upstream::LabDns,
-        Some(s) if recurse => return Err(t.bad("upstream", &s.span, "a resolver with mode = \"recurse\" asks the lab's root, not an upstream; expected no upstream, or mode = \"forward\"")),
+        Some(s) if recurse => {
+            return Err(t.bad(
+                "upstream",
+                &s.span,
+                "a resolver with mode = \"recurse\" asks the lab's root, not an upstream; expected no upstream, or mode = \"forward\"",
+            ))
+        }
         Some(s) if names.contains(&s.value) => Upstream::Resolver(s.value),
         Some(s) if known.hosts.contains(&s.value) => Upstream::Host(s.value),
         Some(s) => match s.value.parse::<IpAddr>() {
@@ -224,10 +198,18 @@ fn decode_resolver(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known, names
         },
     };
     if !recurse && upstream == Upstream::LabDns && !known.dns {
-        return Err(doc.err(&span, format!("resolver {name:?} forwards to the lab DNS, but the scenario has no [dns] table; expected [dns], or upstream = \"<resolver, host or address>\"")));
+        return Err(doc.err(
+            &span,
+            format!(
+                "resolver {name:?} forwards to the lab DNS, but the scenario has no [dns] table; expected [dns], or upstream = \"<resolver, host or address>\""
+            ),
+        ));
     }
     if recurse && !known.dns {
-        return Err(doc.err(&span, format!("resolver {name:?} recurses from the lab's root, which the lab DNS serves, but the scenario has no [dns] table; expected [dns]")));
+        return Err(doc.err(
+            &span,
+            format!("resolver {name:?} recurses from the lab's root, which the lab DNS serves, but the scenario has no [dns] table; expected [dns]"),
+        ));
     }
     let min_ttl = ttl(&mut t, "min_ttl")?;
     let max_ttl = ttl(&mut t, "max_ttl")?;
@@ -253,14 +235,17 @@ fn decode_resolver(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known, names
         "pdns-recursor" => (ResolverKind::PdnsRecursor, None),
         "systemd-resolved" => (ResolverKind::SystemdResolved, None),
         "custom" => {
-            let (cspan, items) = t.str_list("command", "an array of strings such as [\"dnsmasq\", \"-d\", \"-C\", \"{{service_dir}}/dnsmasq.conf\"]")?.ok_or_else(|| t.missing("command", "[\"dnsmasq\", \"-d\", \"-C\", \"{{service_dir}}/dnsmasq.conf\"]"))?;
+            let (cspan, items) = t
+                .str_list("command", "an array of strings such as [\"dnsmasq\", \"-d\", \"-C\", \"{{service_dir}}/dnsmasq.conf\"]")?
+                .ok_or_else(|| t.missing("command", "[\"dnsmasq\", \"-d\", \"-C\", \"{{service_dir}}/dnsmasq.conf\"]"))?;
             if items.is_empty() {
                 return Err(t.bad("command", &cspan, "the array is empty; expected the program and its arguments"));
             }
             let cmd = items.iter().map(|s| template(&t, "command", s, known)).collect::<Result<Vec<_>>>()?;
             let conf_s = t.req_str("config", "\"files/dnsmasq.conf\" (a file beside the scenario, templated)")?;
             let real = resolve_source(doc, &t, &conf_s)?;
-            let text = std::fs::read_to_string(&real).map_err(|e| t.bad("config", &conf_s.span, format!("{} cannot be read as UTF-8 text ({e})", real.display())))?;
+            let text =
+                std::fs::read_to_string(&real).map_err(|e| t.bad("config", &conf_s.span, format!("{} cannot be read as UTF-8 text ({e})", real.display())))?;
             let tpl = template(&t, "config", &Str { value: text, span: conf_s.span.clone() }, known)?;
             let file = Path::new(&conf_s.value).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "resolver.conf".into());
             (ResolverKind::Custom { command: Vec::new(), config: file }, Some((cmd, tpl)))
@@ -270,7 +255,13 @@ fn decode_resolver(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known, names
     if custom.is_none() {
         for k in ["command", "config"] {
             if let Some(s) = t.key_span(k) {
-                return Err(doc.err(&s, format!("{k} in resolver {name:?}: only kind = \"custom\" takes a command and a config; nslab writes the {} configuration itself", kind_s.value)));
+                return Err(doc.err(
+                    &s,
+                    format!(
+                        "{k} in resolver {name:?}: only kind = \"custom\" takes a command and a config; nslab writes the {} configuration itself",
+                        kind_s.value
+                    ),
+                ));
             }
         }
     }
@@ -294,64 +285,4 @@ fn ttl(t: &mut Table<'_, '_>, key: &str) -> Result<Option<u32>> {
         return Err(t.bad(key, &s.span, format!("{:?} is not a whole number of seconds; expected a TTL such as \"30s\"", s.value)));
     }
     Ok(Some(d.as_secs() as u32))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::scenario::{parse_str, Condition, FileContent, Run};
-
-    const LAB: &str = "description = \"x\"\n[hosts.cache]\n[hosts.client]\n[dns]\n";
-
-    fn load(extra: &str) -> std::result::Result<crate::scenario::Scenario, String> {
-        parse_str(Path::new("s.toml"), &format!("{LAB}{extra}")).map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn a_resolver_is_a_generated_service_started_before_the_scenarios_own() {
-        let s = load("[services.app]\nhost = \"client\"\ncommand = [\"true\"]\n[resolvers.cache]\nhost = \"cache\"\nkind = \"unbound\"\nmin_ttl = \"20s\"\nserve_stale = true\n")
-            .unwrap();
-        assert_eq!(s.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["cache", "app"]);
-        let svc = &s.services[0];
-        let Run::Command(argv) = &svc.run else { panic!("a command") };
-        assert_eq!(argv.iter().map(|t| t.source()).collect::<Vec<_>>(), ["unbound", "-d", "-p", "-c", "{{service_dir}}/unbound.conf"]);
-        assert!(matches!(&svc.files[0].content, FileContent::Resolver { root_hints: false, .. }));
-        assert!(matches!(&svc.ready, Some(Condition::Answers { query, .. }) if query == "dns.lab.test"));
-        let r = s.resolver("cache").unwrap();
-        assert_eq!((r.min_ttl, r.serve_stale, r.upstream.clone()), (Some(20), Some(DEFAULT_STALE), Upstream::LabDns));
-        assert_eq!(s.resolver_hosts(), [("cache".to_string(), "cache".to_string())]);
-    }
-
-    #[test]
-    fn upstreams_start_first_and_resolve_to_their_hosts_addresses() {
-        let s = load("[resolvers.local]\nhost = \"client\"\nkind = \"systemd-resolved\"\nupstream = \"net\"\n[resolvers.net]\nhost = \"cache\"\nkind = \"unbound\"\n").unwrap();
-        assert_eq!(s.resolvers.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["net", "local"]);
-        let local = s.resolver("local").unwrap();
-        let addrs = |h: &str| -> Vec<IpAddr> {
-            match h {
-                "cache" => vec!["192.0.2.2".parse().unwrap(), "2001:db8:1::2".parse().unwrap()],
-                _ => vec!["2001:db8:1::3".parse().unwrap()],
-            }
-        };
-        // The client host has IPv6 only: the upstream's IPv4 address is left out.
-        let spec = local.spec(&addrs, &[], &s.resolver_hosts());
-        assert_eq!(spec.mode, ResolverMode::Forward { upstreams: vec!["[2001:db8:1::2]:53".parse().unwrap()] });
-        assert_eq!(spec.listen, ["2001:db8:1::3".parse::<IpAddr>().unwrap()]);
-    }
-
-    #[test]
-    fn located_errors() {
-        let e = load("[resolvers.a]\nhost = \"cache\"\nkind = \"unbound\"\nupstream = \"b\"\n[resolvers.b]\nhost = \"cache\"\nkind = \"unbound\"\nupstream = \"a\"\n").unwrap_err();
-        assert!(e.starts_with("s.toml:5:1: resolver \"a\" is in a loop of resolvers forwarding to each other"), "{e}");
-        let e = load("[resolvers.a]\nhost = \"cache\"\nkind = \"unbound\"\nmode = \"iterate\"\n").unwrap_err();
-        assert_eq!(e, "s.toml:8:8: mode in resolver \"a\": \"iterate\" is not a mode; expected \"forward\" (to the lab DNS or `upstream`) or \"recurse\" (from the lab's root)");
-        let e = load("[resolvers.a]\nhost = \"cache\"\nkind = \"unbound\"\nmode = \"recurse\"\nupstream = \"192.0.2.9\"\n").unwrap_err();
-        assert!(e.starts_with("s.toml:9:12: upstream in resolver \"a\": a resolver with mode = \"recurse\" asks the lab's root"), "{e}");
-        let e = load("[resolvers.a]\nhost = \"cache\"\nkind = \"unbound\"\nmin_ttl = \"1.5s\"\n").unwrap_err();
-        assert!(e.starts_with("s.toml:8:11: min_ttl in resolver \"a\": \"1.5s\" is not a whole number of seconds"), "{e}");
-        let e = load("[resolvers.a]\nhost = \"cache\"\nkind = \"unbound\"\ncommand = [\"x\"]\n").unwrap_err();
-        assert!(e.starts_with("s.toml:8:1: command in resolver \"a\": only kind = \"custom\" takes a command"), "{e}");
-        let e = load("[services.a]\nhost = \"cache\"\ncommand = [\"true\"]\n[resolvers.a]\nhost = \"cache\"\nkind = \"unbound\"\n").unwrap_err();
-        assert!(e.starts_with("s.toml:8:12: resolver \"a\" has the name of a service"), "{e}");
-    }
 }
