@@ -800,7 +800,7 @@ async fn recurse_from_root(p: Profile) -> Result<(), String> {
     let t0 = lab.dns_server().map_err(err)?.log().now();
     let (prog, args) = conf.command.split_first().ok_or("a command")?;
     let unbound = cache.spawn(Command::new(prog).args(args).current_dir(&dir)).await.map_err(err)?;
-    cache.wait_listening(&"udp:127.0.0.1:53".parse().map_err(err)?, T, Some(&unbound)).await.map_err(err)?;
+    cache.wait_listening(&nslab::Listen::udp(53).addr(IpAddr::from([127, 0, 0, 1])), T, Some(&unbound)).await.map_err(err)?;
     let server = std::net::SocketAddr::from(([127, 0, 0, 1], 53));
     let mut answer = String::new();
     for _ in 0..50 {
@@ -810,15 +810,11 @@ async fn recurse_from_root(p: Profile) -> Result<(), String> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    ensure!(answer == "No Error with 2 answer record(s)", "unbound's answer for app.example.test: {answer}\n{}", unbound.output());
-    let from_cache: Vec<QueryLogEntry> = lab
-        .dns_server()
-        .map_err(err)?
-        .log()
-        .entries()
-        .into_iter()
-        .filter(|e| e.at >= t0 && cache.addrs().contains(&e.client.ip()))
-        .collect();
+    // A: the CNAME and blue's A; ipv6-only: the CNAME alone (blue has no A there).
+    let want = if p.has_ipv4() { "No Error with 2 answer record(s)" } else { "No Error with 1 answer record(s)" };
+    ensure!(answer == want, "unbound's answer for app.example.test: {answer}\n{}", unbound.output());
+    let from_cache: Vec<QueryLogEntry> =
+        lab.dns_server().map_err(err)?.log().entries().into_iter().filter(|e| e.at >= t0 && cache.addrs().contains(&e.client.ip())).collect();
     let first = from_cache.first().ok_or("unbound asked the lab DNS nothing")?;
     ensure!(first.name == "." && first.qtype == Some(RecordType::NS) && first.rcode == Some(ResponseCode::NoError), "unbound's first query: {first:?}");
     ensure!(from_cache.iter().any(|e| e.name == "app.example.test."), "unbound never asked for app.example.test.: {from_cache:?}");
@@ -829,7 +825,7 @@ async fn recurse_from_root(p: Profile) -> Result<(), String> {
     let out = client.run(Command::new("dig").args(["+short", "+tries=1", "+time=3", &format!("@{at}"), "app.example.test", ty]), T).await.map_err(err)?;
     let last = out.output().lines().last().unwrap_or("").trim().to_string();
     ensure!(last.parse::<IpAddr>().ok() == want, "dig through unbound: {:?}, expected {want:?}", out.output());
-    unbound.stop(Duration::from_secs(2)).await.map_err(err)?;
+    unbound.stop(Duration::from_secs(2)).await;
     lab.teardown().await.map_err(err)?;
     Ok(())
 }
