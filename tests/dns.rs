@@ -804,7 +804,7 @@ async fn recurse_from_root(p: Profile) -> Result<(), String> {
     let server = std::net::SocketAddr::from(([127, 0, 0, 1], 53));
     let mut answer = String::new();
     for _ in 0..50 {
-        answer = probe(&cache, server, "app.example.test", Duration::from_secs(2)).await.unwrap_or_else(|e| e);
+        answer = probe(&cache, server, "app.example.test", Duration::from_secs(2)).await.map_or_else(|e| e, |a| a.to_string());
         if answer.starts_with("No Error") {
             break;
         }

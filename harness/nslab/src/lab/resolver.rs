@@ -25,7 +25,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::host::handle::Host;
@@ -453,12 +453,27 @@ impl ResolverSpec {
     }
 }
 
+/// What a resolver answered to [`probe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeAnswer {
+    /// Its response code.
+    pub rcode: ResponseCode,
+    /// How many records its answer section held.
+    pub answers: usize,
+}
+
+impl std::fmt::Display for ProbeAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} with {} answer record(s)", self.rcode, self.answers)
+    }
+}
+
 /// Asks `server` for `name` (type A, recursion desired) from inside `host`, once, waiting up to
-/// `timeout`: `Ok` with the response code's name when any answer came back.
+/// `timeout`, and gives what came back.
 ///
 /// # Errors
 /// A text saying what failed (no socket, no answer in time, a malformed answer).
-pub async fn probe(host: &Host, server: SocketAddr, name: &str, timeout: Duration) -> Result<String, String> {
+pub async fn probe(host: &Host, server: SocketAddr, name: &str, timeout: Duration) -> Result<ProbeAnswer, String> {
     let any: SocketAddr = if server.is_ipv4() { "0.0.0.0:0".parse().expect("literal") } else { "[::]:0".parse().expect("literal") };
     let sock = host.bind_udp(any).await.map_err(|e| e.to_string())?;
     let qname = Name::from_ascii(name).map_err(|e| format!("{name:?} is not a DNS name: {e}"))?;
@@ -473,7 +488,7 @@ pub async fn probe(host: &Host, server: SocketAddr, name: &str, timeout: Duratio
         Err(_) => return Err(format!("no answer from {server} for {name} within {timeout:?}")),
     };
     let answer = Message::from_vec(&buf[..n]).map_err(|e| format!("malformed answer from {server}: {e}"))?;
-    Ok(format!("{} with {} answer record(s)", answer.metadata.response_code, answer.answers.len()))
+    Ok(ProbeAnswer { rcode: answer.metadata.response_code, answers: answer.answers.len() })
 }
 
 /// The service directory paths a resolver writes (for tests and reports).

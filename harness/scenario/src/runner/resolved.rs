@@ -33,6 +33,10 @@ pub struct Resolved {
     pub dns: Option<ResolvedDns>,
     /// The services, in file order, with their templates filled in.
     pub services: Vec<ResolvedService>,
+    /// The caching resolvers, upstreams first; each is also the service of the same name, whose
+    /// `files` hold its generated configuration.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resolvers: Vec<Value>,
     /// The timeline steps that run in this profile, in order.
     pub timeline: Vec<ResolvedStep>,
     /// The expectations that apply to this profile, as sentences.
@@ -339,6 +343,32 @@ impl Resolved {
             hosts,
             dns,
             services,
+            resolvers: s
+                .resolvers
+                .iter()
+                .map(|r| {
+                    let upstream = match &r.upstream {
+                        crate::scenario::Upstream::LabDns => "the lab DNS".to_string(),
+                        crate::scenario::Upstream::Resolver(n) => format!("resolver {n}"),
+                        crate::scenario::Upstream::Host(h) => format!("host {h}"),
+                        crate::scenario::Upstream::Address(a) => a.to_string(),
+                    };
+                    json!({
+                        "name": r.name,
+                        "host": r.host,
+                        "kind": r.kind.name(),
+                        "mode": if r.recurse { "recurse" } else { "forward" },
+                        "upstream": if r.recurse { Value::Null } else { Value::from(upstream) },
+                        "min_ttl_s": r.min_ttl,
+                        "max_ttl_s": r.max_ttl,
+                        "negative_ttl_s": r.negative_ttl,
+                        "serve_stale_s": r.serve_stale.map(|d| d.as_secs()),
+                        "prefetch": r.prefetch,
+                        "cache_size": r.cache_size,
+                        "service": r.name,
+                    })
+                })
+                .collect(),
             timeline: s.timeline.iter().filter(|st| st.applies_to(profile)).map(step).collect(),
             expectations: s.expectations_for(profile).map(|e| e.description()).collect(),
         }

@@ -175,10 +175,8 @@ pub(super) async fn wait_ready(host: &Host, proc: &Process, cond: Option<&Condit
                     return Err(format!("exited ({e}) before it answered a query{}", tail(proc)));
                 }
                 match nslab::lab::resolver::probe(host, server, query, Duration::from_secs(1)).await {
-                    Ok(a) if a.starts_with("No Error") || a.starts_with("NoError") || a.starts_with("NOERROR") => {
-                        return Ok(format!("listening on {l} and answered a query for {query}: {a}"))
-                    }
-                    Ok(a) => last = a,
+                    Ok(a) if a.rcode == nslab::dns::ResponseCode::NoError => return Ok(format!("listening on {l} and answered a query for {query}: {a}")),
+                    Ok(a) => last = a.to_string(),
                     Err(e) => last = e,
                 }
                 if tokio::time::Instant::now() >= deadline {
