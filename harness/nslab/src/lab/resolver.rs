@@ -435,9 +435,13 @@ impl ResolverSpec {
         let d = dir.display();
         let bin = format!("{SYSTEMD_RESOLVED_DIR}/lib/systemd/systemd-resolved");
         // It reads drop-ins from /run/systemd/resolved.conf.d (the host's own /run) and refuses to
-        // run as root without a systemd-resolve user: it runs as nobody with the capabilities it keeps.
+        // run as root without a systemd-resolve user: it runs as nobody with the capabilities it
+        // keeps. Rootless mode maps no uid but its own: it says so and exits (the others run as
+        // the namespace's root there).
         let script = format!(
-            "set -e; install -d -m 755 /run/systemd/resolved.conf.d; install -d -o 65534 -g 65534 /run/systemd/resolve; \
+            "set -e; if ! awk '{{ if (65534 >= $1 && 65534 < $1 + $3) f = 1 }} END {{ exit !f }}' /proc/self/uid_map; then \
+             echo 'nslab: systemd-resolved runs as nobody (uid 65534), which this user namespace does not map (rootless mode): run nslab as root' >&2; exit 1; fi; \
+             install -d -m 755 /run/systemd/resolved.conf.d; install -d -o 65534 -g 65534 /run/systemd/resolve; \
              install -m 644 '{d}/resolved.conf' /run/systemd/resolved.conf.d/nslab.conf; \
              exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+net_bind_service,+setpcap --ambient-caps=+net_bind_service,+setpcap {bin}"
         );
