@@ -50,6 +50,7 @@ fn main() -> std::process::ExitCode {
     trials.push(kernel_trial("process/wait-errors-show-what-was-awaited-and-the-output", wait_errors));
     trials.push(kernel_trial("process/stop-sends-term-then-kills-the-whole-tree", stop_tree));
     trials.push(kernel_trial("process/exec-failure-is-reported", exec_failure));
+    trials.push(kernel_trial("process/a-connection-is-traced-to-the-process-that-holds-its-client-end", connection_owner));
     trials.push(kernel_trial("process/programs-start-with-default-signal-actions-whatever-the-harness-ignores", program_signals));
     for mode in ["kill-9", "sigint", "panic", "normal"] {
         trials.push(kernel_trial(format!("leak/{mode}-leaves-nothing"), move || leak(mode)));
@@ -748,6 +749,44 @@ async fn stop_tree() -> Result<(), String> {
     }
     let exit = q.stop(T).await;
     ensure!(exit.to_string() == "signal: 15 (SIGTERM)", "sleep should die of SIGTERM, got {exit}");
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// A server in one host accepts connections from a program in another: the client host's kernel
+/// gives the inode of each connection's client end (an IPv4 socket, and an IPv6 one with an
+/// IPv4-mapped address), the program's process holds it, an idle daemon beside it does not,
+/// and once the program has exited the connection has no owner.
+async fn connection_owner() -> Result<(), String> {
+    let lab = Lab::builder().profile(Profile::DualStack).host("server").host("client").build().await.map_err(err)?;
+    let (server, client) = (lab.host("server").map_err(err)?, lab.host("client").map_err(err)?);
+    let v4 = server.ipv4().ok_or("server has no IPv4")?;
+    let listener = server.bind_tcp("[::]:7000".parse().unwrap()).await.map_err(err)?;
+    let daemon = client.spawn(Command::new("sleep").arg("600").name("daemon")).await.map_err(err)?;
+    let script = format!(
+        "import socket, time\na = socket.create_connection(('{v4}', 7000))\nb = socket.socket(socket.AF_INET6)\nb.connect(('::ffff:{v4}', 7000))\nprint('connected', flush=True)\ntime.sleep(600)"
+    );
+    let prog = client.spawn(Command::new(PY).args(["-c", &script]).name("two-conns")).await.map_err(err)?;
+    let mut accepted = Vec::new();
+    for _ in 0..2 {
+        let (stream, peer) = tokio::time::timeout(T, listener.accept()).await.map_err(|_| "no connection accepted")?.map_err(err)?;
+        accepted.push((stream.local_addr().map_err(err)?, peer, stream));
+    }
+    prog.wait_for_line("^connected$", T).await.map_err(err)?;
+    for (local, peer, _) in &accepted {
+        let inode = client.connection_inode(*peer, *local).await.map_err(err)?.ok_or(format!("no socket in the client for {peer} -> {local}"))?;
+        let holder = prog.socket_holder(inode).ok_or(format!("the program holds no socket:[{inode}] ({peer} -> {local})"))?;
+        let comm = std::fs::read_to_string(format!("/proc/{holder}/comm")).unwrap_or_default();
+        ensure!(comm.trim() == "python3", "the holder of {peer} -> {local} is python3, got pid {holder} ({comm:?})");
+        ensure!(daemon.socket_holder(inode).is_none(), "the idle daemon holds no socket of the connection {peer} -> {local}");
+        // The server's end is in the server host, not the client: not mistaken for it.
+        ensure!(server.connection_inode(*peer, *local).await.map_err(err)?.is_none(), "the server host has no socket whose local end is the client's {peer}");
+    }
+    prog.stop(T).await;
+    for (local, peer, _) in &accepted {
+        let after = client.connection_inode(*peer, *local).await.map_err(err)?;
+        ensure!(after.is_none(), "after the program exited, {peer} -> {local} has no owner in the client (got inode {after:?})");
+    }
     lab.teardown().await.map_err(err)?;
     Ok(())
 }

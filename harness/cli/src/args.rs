@@ -15,6 +15,7 @@ use crate::cmd::{demo, dns, down, exec, list, matrix, run, serve, status, up, va
 /// Examples:
 ///   nslab validate scenarios/                 check every file (no privileges needed)
 ///   nslab list scenarios/                     the trials they make
+///   nslab list --addresses x.toml             and each host's addresses per trial
 ///   sudo nslab run scenarios/stale-dns        run them; exit 0 only if every expectation held
 ///   sudo nslab run x.toml --profile ipv6-only --keep --json out.json --junit junit.xml
 ///   sudo nslab matrix scenarios/bind --format html -o matrix.html

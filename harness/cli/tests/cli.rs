@@ -33,6 +33,7 @@ fn main() -> std::process::ExitCode {
     let scenarios_bin = scenarios_binary();
     let mut trials = vec![
         Trial::test("list/one-trial-name-per-line", list),
+        Trial::test("list/addresses-per-host-and-profile-without-a-lab", list_addresses),
         Trial::test("validate/as-an-unprivileged-user", validate_unprivileged),
         Trial::test("run/invalid-scenario-exits-2", run_invalid),
         Trial::test("discovery/a-link-out-of-the-folder-is-not-followed", discovery_link_out),
@@ -40,7 +41,8 @@ fn main() -> std::process::ExitCode {
         Trial::test("discovery/files-linking-to-root-are-not-walked", discovery_files_to_root),
         Trial::test("discovery/an-unreadable-folder-is-named", discovery_unreadable),
     ];
-    let needs_kernel: [(&str, Check); 11] = [
+    let needs_kernel: [(&str, Check); 12] = [
+        ("run/a-service-exists-only-in-its-profiles", run_service_profiles),
         ("run/exit-code-0-when-every-trial-passes-1-when-one-fails", run_exit_codes),
         ("run/profile-picks-trials-and-an-absent-profile-is-an-error", run_profile),
         ("run/keep-keeps-artifacts-and-prints-the-path", run_keep),
@@ -153,6 +155,34 @@ fn list() -> R {
     let bad = workspace().join("scenarios/invalid/unknown-action.toml");
     let o = nslab(&["list", s(&bad)], tmp.path());
     ensure!(o.status.code() == Some(2), "nslab list of an invalid file should exit 2:\n{}", text(&o));
+    Ok(())
+}
+
+/// `nslab list --addresses`: each trial's hosts with the addresses their profile gives them,
+/// the lab's own `dns` host included, a host's own profile and interface kept in every trial.
+fn list_addresses() -> R {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("s");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(
+        dir.join("addrs.toml"),
+        "description = \"addresses per profile\"\nprofiles = [\"ipv4-only\", \"ipv6-only\"]\n\
+         [hosts.web]\n[hosts.legacy]\nprofile = \"ipv4-only\"\ninterface = \"lan0\"\n[dns]\n",
+    )?;
+    let o = nslab(&["list", "--addresses", s(&dir)], tmp.path());
+    ensure!(o.status.code() == Some(0), "nslab list --addresses should exit 0:\n{}", text(&o));
+    let got: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(String::from).collect();
+    let want = [
+        "s/addrs/ipv4-only",
+        "  dns     dual-stack  eth0  ipv4 192.0.2.214  ipv6 2001:db8:1::214  link-local fe80::214%eth0",
+        "  legacy  ipv4-only   lan0  ipv4 192.0.2.152  ipv6 -                link-local -",
+        "  web     ipv4-only   eth0  ipv4 192.0.2.155  ipv6 -                link-local -",
+        "s/addrs/ipv6-only",
+        "  dns     dual-stack  eth0  ipv4 192.0.2.214  ipv6 2001:db8:1::214  link-local fe80::214%eth0",
+        "  legacy  ipv4-only   lan0  ipv4 192.0.2.152  ipv6 -                link-local -",
+        "  web     ipv6-only   eth0  ipv4 -            ipv6 2001:db8:1::155  link-local fe80::155%eth0",
+    ];
+    ensure!(got == want, "nslab list --addresses printed\n{}\nexpected\n{}", got.join("\n"), want.join("\n"));
     Ok(())
 }
 
@@ -381,6 +411,43 @@ fn run_keep() -> R {
     let o = nslab(&["run", s(&fixture("fail"))], tmp.path());
     let kept2 = artifact_lines(&o);
     ensure!(kept2.len() == 1 && kept2[0].is_dir() && kept2[0] != kept[0], "a failing trial should keep and print its artifacts:\n{}", text(&o));
+    Ok(())
+}
+
+/// `profiles` on a service: in the other profiles it is not started (no output, no artifacts),
+/// not in the report and not in `scenario.resolved.json`; in its own, it runs with its
+/// templates rendered (here an IPv6 address the ipv4-only trial would have none for).
+fn run_service_profiles() -> R {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("s");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(
+        dir.join("only.toml"),
+        "description = \"a service that exists only on dual-stack\"\nprofiles = [\"ipv4-only\", \"dual-stack\"]\n[hosts.web]\n\
+         [services.always]\nhost = \"web\"\nshell = \"echo always\"\nready = { exit = \"success\" }\n\
+         [services.v6]\nhost = \"web\"\nshell = \"echo v6 {{host.web.ipv6}}\"\nready = { exit = \"success\" }\nprofiles = [\"dual-stack\"]\n\
+         [[expect]]\nkind = \"output\"\nservice = \"v6\"\nmatches = \"^v6 2001:db8:1::\"\nprofiles = [\"dual-stack\"]\n",
+    )?;
+    let json = tmp.path().join("r.json");
+    let o = nslab(&["run", s(&dir), "--keep", "--json", s(&json)], tmp.path());
+    ensure!(o.status.code() == Some(0), "both trials pass:\n{}", text(&o));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+    let results = v["results"].as_array().ok_or("results should be an array")?;
+    let services = |profile: &str| -> Vec<String> {
+        let r = results.iter().find(|r| r["profile"] == profile);
+        r.and_then(|r| r["services"].as_array()).map(|a| a.iter().filter_map(|s| s["name"].as_str().map(String::from)).collect()).unwrap_or_default()
+    };
+    ensure!(services("ipv4-only") == ["always"], "ipv4-only reports only the service that exists there: {:?}\n{}", services("ipv4-only"), text(&o));
+    ensure!(services("dual-stack") == ["always", "v6"], "dual-stack reports both: {:?}", services("dual-stack"));
+    let kept_dirs = artifact_lines(&o);
+    ensure!(kept_dirs.len() == 2, "--keep keeps both trials' artifacts, printed {kept_dirs:?}:\n{}", text(&o));
+    for kept in kept_dirs {
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(kept.join("scenario.resolved.json"))?)?;
+        let names: Vec<&str> = r["services"].as_array().map(|a| a.iter().filter_map(|s| s["name"].as_str()).collect()).unwrap_or_default();
+        let v4 = r["profile"] == "ipv4-only";
+        ensure!(names == if v4 { vec!["always"] } else { vec!["always", "v6"] }, "resolved services in {}: {names:?}", r["profile"]);
+        ensure!(kept.join("web/v6.stdout.log").exists() != v4, "v6 ran exactly where it exists ({}): {}", r["profile"], kept.display());
+    }
     Ok(())
 }
 

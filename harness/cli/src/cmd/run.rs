@@ -113,7 +113,10 @@ fn print_result(paint: &Paint, r: &TrialResult) {
         println!(
             "        after {}: client {}: last request to {} {}, first to {} {}; TTL given {}; {} pinned request(s), {} new connection(s) to {}, {} DNS quer{} meanwhile; cause {}",
             st.step,
-            st.client,
+            match &st.service {
+                Some(svc) => format!("{svc} (host {})", st.client),
+                None => st.client.clone(),
+            },
             st.old,
             secs(st.last_old_s),
             st.new,

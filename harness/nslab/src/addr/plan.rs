@@ -62,6 +62,38 @@ impl SlotAddrs {
     }
 }
 
+/// The addresses one host gets in a lab, as [`crate::LabBuilder::address_plan`] computes them
+/// before anything is built: the families its profile gives it, the others `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostAddresses {
+    /// The host's name.
+    pub name: String,
+    /// Its profile (the lab's, or its own).
+    pub profile: crate::addr::profile::Profile,
+    /// Its lab interface.
+    pub interface: String,
+    /// Its IPv4 address, if its profile has IPv4.
+    pub ipv4: Option<Ipv4Addr>,
+    /// Its global IPv6 address, if its profile has one.
+    pub ipv6: Option<Ipv6Addr>,
+    /// Its link-local address (scope: [`HostAddresses::interface`]), if its profile has one.
+    pub link_local: Option<Ipv6Addr>,
+}
+
+impl HostAddresses {
+    /// What a host named `name` with `profile` gets in `slot`.
+    pub fn new(name: &str, profile: crate::addr::profile::Profile, interface: &str, slot: SlotAddrs) -> Self {
+        Self {
+            name: name.to_string(),
+            profile,
+            interface: interface.to_string(),
+            ipv4: profile.has_ipv4().then_some(slot.v4),
+            ipv6: profile.has_global_ipv6().then_some(slot.v6),
+            link_local: profile.has_link_local().then_some(slot.link_local),
+        }
+    }
+}
+
 fn fnv1a(s: &str) -> u32 {
     s.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
@@ -114,6 +146,23 @@ mod tests {
         for n in ["client", "server", "dns"] {
             assert_eq!(a[n], c[n], "{n} moved");
         }
+    }
+
+    #[test]
+    fn address_plan_without_building_includes_the_labs_own_hosts() {
+        use crate::{HostSpec, Lab, LabDns, Profile};
+        let b = Lab::builder().profile(Profile::Ipv6OnlyNat64).hosts([HostSpec::new("web"), HostSpec::new("old").profile(Profile::Ipv4Only).interface("lan0")]);
+        let plan = b.clone().dns(LabDns::new()).address_plan().unwrap();
+        assert_eq!(plan.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), vec!["dns", "nat64", "old", "web"]);
+        let slots = assign_slots(["dns", "nat64", "old", "web"]).unwrap();
+        let web = &plan[3];
+        assert_eq!((web.profile, web.ipv4, web.ipv6, web.link_local), (Profile::Ipv6OnlyNat64, None, Some(slots["web"].v6), Some(slots["web"].link_local)));
+        let old = &plan[2];
+        assert_eq!((old.interface.as_str(), old.ipv4, old.ipv6, old.link_local), ("lan0", Some(slots["old"].v4), None, None));
+        assert_eq!(plan[0].profile, Profile::DualStack, "the DNS host is dual-stack");
+        // What build() refuses, address_plan refuses too.
+        let twice = Lab::builder().hosts(["a", "a"]).address_plan().unwrap_err().to_string();
+        assert!(twice.contains("host \"a\" is declared twice"), "{twice}");
     }
 
     #[test]

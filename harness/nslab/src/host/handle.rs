@@ -319,6 +319,32 @@ impl Host {
         res.map_err(|source| Error::Socket { host: self.inner.name.clone(), op: "list sockets (sock_diag)".into(), source })
     }
 
+    /// The inode of the TCP socket in this host that is one end of a connection: its local end
+    /// `local`, its peer `remote` (an IPv4 socket or an IPv6 one with IPv4-mapped addresses,
+    /// whichever the program opened); `None` when the host holds no such socket (it was closed).
+    /// With [`crate::host::process::Process::socket_holder`] it says which program made a connection a server accepted.
+    ///
+    /// # Errors
+    /// [`Error::Socket`] when sock_diag fails.
+    pub async fn connection_inode(&self, local: SocketAddr, remote: SocketAddr) -> Result<Option<u32>> {
+        let inner = self.inner.clone();
+        let res = tokio::task::spawn_blocking(move || -> std::io::Result<Option<u32>> {
+            let mut guard = inner.diag.lock().unwrap_or_else(|e| e.into_inner());
+            if guard.is_none() {
+                *guard = Some(inner.ns.run_blocking(listeners::open_here)??);
+            }
+            listeners::connection_inode(guard.as_ref().expect("opened above"), local, remote)
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        res.map_err(|source| Error::Socket {
+            host: self.inner.name.clone(),
+            op: format!("find the socket of connection {local} -> {remote} (sock_diag)"),
+            source,
+        })
+    }
+
     /// Waits until a listener matching `want` exists, polling the kernel's socket table (no
     /// connection is made, so the server sees no probe).
     ///

@@ -1,4 +1,5 @@
-//! What sockets are listening in a host, read from the kernel with sock_diag netlink.
+//! What sockets a host holds, read from the kernel with sock_diag netlink: what listens, and
+//! which socket is one end of a given TCP connection.
 
 use std::fmt;
 use std::io;
@@ -164,13 +165,65 @@ fn dump_one(sock: &Socket, family: u8, protocol: Protocol, out: &mut Vec<Listene
         // Unconnected UDP sockets sit in TCP_CLOSE; connected ones are clients, not listeners.
         Protocol::Udp => (IPPROTO_UDP, StateFlags::CLOSE),
     };
+    for_each(sock, family, proto, states, ExtensionFlags::empty(), |r| {
+        let id = &r.header.socket_id;
+        let v6only = r.nlas.iter().any(|n| matches!(n, Nla::SkV6Only(true)));
+        let mut local = SocketAddr::new(id.source_address, id.source_port);
+        if let (SocketAddr::V6(a), Some(scope)) = (&mut local, id.interface_id.checked_sub(0)) {
+            if a.ip().is_unicast_link_local() {
+                a.set_scope_id(scope);
+            }
+        }
+        // Connected UDP sockets have a peer: they are not listeners.
+        if protocol == Protocol::Tcp || id.destination_port == 0 {
+            out.push(Listener { protocol, local, v6only, inode: r.header.inode });
+        }
+    })
+}
+
+/// The inode of the TCP socket in the namespace `sock` was opened in whose local end is `local`
+/// and whose peer is `remote`, in whichever form the program opened it (an IPv4 socket, or an
+/// IPv6 one with IPv4-mapped addresses); `None` when there is none (it was closed).
+pub(crate) fn connection_inode(sock: &Socket, local: SocketAddr, remote: SocketAddr) -> io::Result<Option<u32>> {
+    let canon = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+    let (local, remote) = (canon(local), canon(remote));
+    // Every state a socket a program still holds can be in (TIME_WAIT has no owner any more).
+    let states = StateFlags::ESTABLISHED
+        | StateFlags::SYN_SENT
+        | StateFlags::FIN_WAIT1
+        | StateFlags::FIN_WAIT2
+        | StateFlags::CLOSE_WAIT
+        | StateFlags::LAST_ACK
+        | StateFlags::CLOSING;
+    let mut found = None;
+    for family in [AF_INET, AF_INET6] {
+        for_each(sock, family, IPPROTO_TCP, states.clone(), ExtensionFlags::empty(), |r| {
+            let id = &r.header.socket_id;
+            let (l, p) = (SocketAddr::new(id.source_address, id.source_port), SocketAddr::new(id.destination_address, id.destination_port));
+            if found.is_none() && r.header.inode != 0 && canon(l) == local && canon(p) == remote {
+                found = Some(r.header.inode);
+            }
+        })?;
+        if found.is_some() {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// Sends one sock_diag dump request and calls `f` with each socket the kernel reports.
+fn for_each(
+    sock: &Socket,
+    family: u8,
+    protocol: u8,
+    states: StateFlags,
+    extensions: ExtensionFlags,
+    mut f: impl FnMut(&netlink_packet_sock_diag::inet::InetResponse),
+) -> io::Result<()> {
     let mut hdr = NetlinkHeader::default();
     hdr.flags = NLM_F_REQUEST | NLM_F_DUMP;
     let socket_id = if family == AF_INET { SocketId::new_v4() } else { SocketId::new_v6() };
-    let mut msg = NetlinkMessage::new(
-        hdr,
-        SockDiagMessage::InetRequest(InetRequest { family, protocol: proto, extensions: ExtensionFlags::empty(), states, socket_id }).into(),
-    );
+    let mut msg = NetlinkMessage::new(hdr, SockDiagMessage::InetRequest(InetRequest { family, protocol, extensions, states, socket_id }).into());
     msg.finalize();
     let mut buf = vec![0u8; msg.buffer_len()];
     msg.serialize(&mut buf);
@@ -183,21 +236,7 @@ fn dump_one(sock: &Socket, family: u8, protocol: Protocol, out: &mut Vec<Listene
             let m = NetlinkMessage::<SockDiagMessage>::deserialize(&rbuf[off..n]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
             let len = m.header.length as usize;
             match m.payload {
-                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
-                    let id = &r.header.socket_id;
-                    let v6only = r.nlas.iter().any(|n| matches!(n, Nla::SkV6Only(true)));
-                    let mut local = SocketAddr::new(id.source_address, id.source_port);
-                    if let (SocketAddr::V6(a), Some(scope)) = (&mut local, id.interface_id.checked_sub(0)) {
-                        if a.ip().is_unicast_link_local() {
-                            a.set_scope_id(scope);
-                        }
-                    }
-                    // Connected UDP sockets have a peer: they are not listeners.
-                    if protocol == Protocol::Udp && id.destination_port != 0 {
-                    } else {
-                        out.push(Listener { protocol, local, v6only, inode: r.header.inode });
-                    }
-                }
+                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => f(&r),
                 NetlinkPayload::Done(_) => return Ok(()),
                 NetlinkPayload::Error(e) => return Err(io::Error::other(format!("sock_diag: {e:?}"))),
                 _ => {}

@@ -350,6 +350,19 @@ impl Process {
             .collect()
     }
 
+    /// The process of the program's tree (the program or anything it started) that holds the
+    /// socket with this inode open, if one does (the lowest pid when several share it).
+    pub fn socket_holder(&self, inode: u32) -> Option<u32> {
+        let want = format!("socket:[{inode}]");
+        let mut tree = self.process_tree();
+        tree.sort_unstable();
+        tree.into_iter().find(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .map(|fds| fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == want.as_str())))
+                .unwrap_or(false)
+        })
+    }
+
     /// Sends a signal to the program's process group.
     ///
     /// # Errors

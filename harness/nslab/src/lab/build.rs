@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::future::try_join_all;
 
 use crate::addr::plan::LAB_DOMAIN;
-use crate::addr::plan::{self, SlotAddrs};
+use crate::addr::plan::{self, HostAddresses, SlotAddrs};
 use crate::addr::profile::Profile;
 use crate::dns::{DnsServer, LogFilter, QueryLogEntry};
 use crate::error::{Error, Result, TeardownError};
@@ -146,7 +146,27 @@ impl LabBuilder {
         self
     }
 
-    fn plan(&mut self, name: &str, root: &Path) -> Result<Vec<Planned>> {
+    /// The addresses each host would get, computed without building anything: the declared
+    /// hosts and the ones the lab adds (`dns`, `nat64`), in name order, each with the families
+    /// its profile gives it.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a definition [`LabBuilder::build`] would refuse for its hosts (a
+    /// reserved or repeated name, too many hosts, a DNS host that is not declared).
+    pub fn address_plan(&self) -> Result<Vec<HostAddresses>> {
+        let mut b = self.clone();
+        let name = b.name.clone().unwrap_or_else(|| "lab".to_string());
+        b.add_implicit_hosts(&name)?;
+        let slots = plan::assign_slots(b.hosts.iter().map(|h| h.name.as_str()))
+            .ok_or_else(|| Error::Invalid { what: format!("lab {name} has {} hosts; one segment holds at most {}", b.hosts.len(), plan::MAX_HOSTS) })?;
+        let mut out: Vec<HostAddresses> =
+            b.hosts.iter().map(|h| HostAddresses::new(&h.name, h.profile.unwrap_or(b.profile), &h.interface, slots[&h.name])).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Adds the hosts the lab brings itself: the NAT64 router, the `dns` host. Checks names.
+    fn add_implicit_hosts(&mut self, name: &str) -> Result<()> {
         let invalid = |what: String| Error::Invalid { what };
         let nat64 = self.hosts.iter().any(|h| h.profile.unwrap_or(self.profile).uses_nat64());
         let adds_dns_host = self.dns.as_ref().is_some_and(|d| d.host.is_none());
@@ -179,6 +199,12 @@ impl LabBuilder {
                 return Err(invalid(format!("host {:?} is declared twice in lab {name}", h.name)));
             }
         }
+        Ok(())
+    }
+
+    fn plan(&mut self, name: &str, root: &Path) -> Result<Vec<Planned>> {
+        let invalid = |what: String| Error::Invalid { what };
+        self.add_implicit_hosts(name)?;
         // The machine's /run, /tmp, ... as this machine lays them out (/var/run may be a link).
         let always = crate::host::hostfs::always_private_here().map_err(|e| invalid(format!("lab {name}: {e}")))?;
         let slots = plan::assign_slots(self.hosts.iter().map(|h| h.name.as_str()))

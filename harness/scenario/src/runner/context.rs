@@ -87,6 +87,53 @@ impl Facts {
     }
 }
 
+/// The values templates in `[dns]` records see in a trial: the lab's address plan, known
+/// before the lab is built (the DNS server is handed its zones when the lab is built).
+#[derive(Debug, Clone)]
+pub struct PlanContext {
+    profile: Profile,
+    hosts: BTreeMap<String, nslab::addr::plan::HostAddresses>,
+    dns_host: Option<String>,
+}
+
+impl PlanContext {
+    /// The context of a trial of `s` in `profile`.
+    ///
+    /// # Errors
+    /// As [`crate::scenario::Scenario::address_plan`].
+    pub fn of(s: &crate::scenario::Scenario, profile: Profile) -> Result<Self, Box<nslab::Error>> {
+        let hosts = s.address_plan(profile)?.into_iter().map(|h| (h.name.clone(), h)).collect();
+        Ok(Self { profile, hosts, dns_host: s.dns.as_ref().map(|d| d.server_host().to_string()) })
+    }
+}
+
+impl TemplateContext for PlanContext {
+    fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    fn value(&self, var: &Var) -> Option<String> {
+        let host = |name: &str| self.hosts.get(name);
+        match var {
+            Var::Host { host: name, field } => {
+                let h = host(name)?;
+                match field {
+                    HostField::Ipv4 => h.ipv4.map(|a| a.to_string()),
+                    HostField::Ipv6 => h.ipv6.map(|a| a.to_string()),
+                    HostField::LinkLocal => h.link_local.map(|a| a.to_string()),
+                    HostField::Interface => Some(h.interface.clone()),
+                    HostField::Addr => h.ipv4.map(|a| a.to_string()).or_else(|| h.ipv6.map(|a| a.to_string())),
+                }
+            }
+            Var::DnsIpv4 => self.dns_host.as_deref().and_then(host).and_then(|h| h.ipv4).map(|a| a.to_string()),
+            Var::DnsIpv6 => self.dns_host.as_deref().and_then(host).and_then(|h| h.ipv6).map(|a| a.to_string()),
+            Var::Profile => Some(self.profile.name().to_string()),
+            // Refused in record values when the scenario is loaded.
+            Var::Artifacts | Var::ScenarioDir | Var::ServiceDir => None,
+        }
+    }
+}
+
 /// Template context of one service.
 pub struct ServiceContext<'a> {
     facts: &'a Facts,
@@ -118,5 +165,59 @@ impl TemplateContext for ServiceContext<'_> {
             Var::ServiceDir => Some(self.service_dir.display().to_string()),
             Var::Profile => Some(f.profile.name().to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::scenario::OmittedRecord;
+    use nslab::dns::RecordKind;
+
+    /// Blue's slot in the address plan is 151 (stable per host name: `nslab list --addresses`).
+    #[test]
+    fn templated_records_are_rendered_per_profile_in_file_order_and_left_out_without_a_value() {
+        let s = crate::scenario::parse_str(
+            Path::new("x.toml"),
+            "description = \"d\"\nprofiles = [\"ipv4-only\", \"dual-stack\", \"ipv6-only\"]\n[hosts.blue]\n[dns]\n[[dns.zones]]\norigin = \"example.test\"\nrecords = [\n\
+             { name = \"app\", type = \"A\", value = \"{{host.blue.ipv4}}\" },\n\
+             { name = \"lit\", type = \"TXT\", value = \"x {{{{y}}\" },\n\
+             { name = \"app\", type = \"AAAA\", value = \"{{host.blue.ipv6}}\", ttl = 5 },\n\
+             { name = \"web\", host = \"blue\" },\n\
+             { name = \"p\", type = \"TXT\", value = \"{{profile}} {{dns.ipv6}}\" },\n]\n",
+        )
+        .unwrap();
+        let d = s.dns.clone().unwrap();
+        assert_eq!(d.templated.iter().map(|r| r.position).collect::<Vec<_>>(), vec![0, 2, 4]);
+        let shown = |p| {
+            let (zones, omitted) = d.zones_in(&PlanContext::of(&s, p).unwrap()).unwrap();
+            (zones[0].records.iter().map(|r| format!("{} {} {:?}", r.name, r.ttl, r.value)).collect::<Vec<_>>(), omitted)
+        };
+        let (records, omitted) = shown(Profile::DualStack);
+        assert_eq!(
+            records,
+            vec![
+                "app 60 A(192.0.2.151)".to_string(),
+                "lit 60 Txt([\"x {{y}}\"])".into(),
+                "app 5 Aaaa(2001:db8:1::151)".into(),
+                "web 60 Host(\"blue\")".into(),
+                "p 60 Txt([\"dual-stack 2001:db8:1::214\"])".into()
+            ]
+        );
+        assert!(omitted.is_empty());
+        let (records, omitted) = shown(Profile::Ipv4Only);
+        assert_eq!(records.len(), 4, "{records:?}");
+        assert_eq!(
+            omitted,
+            vec![OmittedRecord {
+                name: "app.example.test.".into(),
+                kind: RecordKind::Aaaa,
+                template: "{{host.blue.ipv6}}".into(),
+                reason: "{{host.blue.ipv6}} has no value: host blue has no global IPv6 address in this profile".into()
+            }]
+        );
+        assert_eq!(shown(Profile::Ipv6Only).1[0].kind, RecordKind::A);
     }
 }

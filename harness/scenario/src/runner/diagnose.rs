@@ -221,6 +221,68 @@ fn clock(ts: &str) -> Option<f64> {
     Some(h * 3600.0 + m * 60.0 + s)
 }
 
+/// The thread id strace puts first under `-f` (`5     01:23:19.24 connect(...)`).
+fn pid_of(line: &str) -> Option<&str> {
+    line.trim_start().split_once(' ').map(|(p, _)| p).filter(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The file descriptor a call works on: its first argument (`close(6)`, `getsockopt(6, ...)`).
+fn fd_of(call: &str) -> Option<i64> {
+    let args = &call[call.find('(')? + 1..];
+    args.split([',', ')']).next()?.trim().parse().ok()
+}
+
+/// What a later call says of a socket whose connect returned EINPROGRESS: `Some(None)` it
+/// connected (SO_ERROR 0, a peer name, data sent or received), `Some(Some(errno))` the connect
+/// failed with that errno (SO_ERROR), `None` nothing about it.
+fn completion(call: &str) -> Option<Option<String>> {
+    let name = &call[..call.find('(')?];
+    let ok = !call.contains(" = -1 ");
+    match name {
+        "getsockopt" if call.contains("SO_ERROR") && ok => {
+            let v = call.split("SO_ERROR, [").nth(1)?.split(']').next()?.trim();
+            Some((v != "0").then(|| v.to_string()))
+        }
+        "getpeername" | "send" | "sendto" | "sendmsg" | "recv" | "recvfrom" | "recvmsg" | "write" | "writev" | "read" if ok => Some(None),
+        // A program may call connect again to learn how the first one ended.
+        "connect" => match errno_of(call) {
+            None | Some("EISCONN") => Some(None),
+            Some("EALREADY" | "EINPROGRESS") => None,
+            Some(e) => Some(Some(e.to_string())),
+        },
+        _ => None,
+    }
+}
+
+/// An IPv6 connect that returned EINPROGRESS and has not completed yet.
+struct Pending {
+    pid: Option<String>,
+    fd: Option<i64>,
+    port: u16,
+    dest: std::net::SocketAddr,
+    at: Option<f64>,
+    call: String,
+}
+
+impl Pending {
+    /// The finding for a connect that never completed and that the program gave up on (`how`
+    /// at `end`): which address, and how long it waited, from the log's own timestamps.
+    fn never_completed(self, end: Option<f64>, how: &str) -> Finding {
+        let waited = match (self.at, end) {
+            (Some(a), Some(b)) => format!(", {:.3} s after the connect", b - a),
+            _ => String::new(),
+        };
+        let fd = self.fd.map(|f| format!(" fd {f}")).unwrap_or_default();
+        Finding {
+            cause: Cause::BrokenPath,
+            call: format!(
+                "{}; the connect to {} never completed (no SO_ERROR 0, nothing sent or received on{fd}) and no IPv4 attempt followed: {how}{waited}",
+                self.call, self.dest
+            ),
+        }
+    }
+}
+
 /// Splits `PID [HH:MM:SS.us] call(...) = result` into (time, call).
 fn split_line(line: &str) -> (Option<f64>, &str) {
     let mut rest = line.trim();
@@ -242,7 +304,7 @@ pub fn destination(call: &str) -> Option<std::net::SocketAddr> {
     sockaddr(call).map(|(ip, _, port)| std::net::SocketAddr::new(ip, port))
 }
 
-/// Reads an strace log (`-f -tt -e trace=socket,bind,connect,listen`) and names each failure.
+/// Reads an strace log (`-f -q -tt -e trace=%network,close,write`) and names each failure.
 /// `host_addrs` are the addresses the host has now (an address it has now that a bind could not
 /// use was not yet usable then: tentative during DAD).
 pub fn diagnose(log: &str, host_addrs: &[IpAddr]) -> Vec<Finding> {
@@ -255,13 +317,54 @@ pub fn diagnose_with(log: &str, host_addrs: &[IpAddr], tentative: &[IpAddr]) -> 
     let mut out = Vec::new();
     // Wildcard binds that succeeded: (family is v6, port).
     let mut bound: Vec<(bool, u16)> = Vec::new();
-    // IPv6 connects still in progress: (port, time, call).
-    let mut pending_v6: Vec<(u16, Option<f64>, String)> = Vec::new();
+    // IPv6 connects still in progress (EINPROGRESS, no completion seen yet).
+    let mut pending_v6: Vec<Pending> = Vec::new();
+    let mut last_at = None;
     for line in log.lines() {
         let (at, call) = split_line(line);
+        last_at = at.or(last_at);
         let is = |name: &str| call.starts_with(&format!("{name}("));
         let errno = errno_of(call);
         let finding = |cause| Finding { cause, call: call.to_string() };
+        // The event-loop shape: the program closes the socket, or exits, with the connect still
+        // pending; or a later call shows how it ended.
+        let pid = pid_of(line);
+        if call.starts_with("+++ exited with") || call.starts_with("+++ killed by") {
+            // `+++ exited with 1 +++`, `+++ killed by SIGTERM +++`.
+            let what = call.trim_matches(|c| c == '+' || c == ' ');
+            let how = if what.starts_with("killed") { format!("the program was {what}") } else { format!("the program {what}") };
+            let (mine, rest): (Vec<Pending>, Vec<Pending>) = pending_v6.into_iter().partition(|p| p.pid.as_deref() == pid);
+            pending_v6 = rest;
+            out.extend(mine.into_iter().map(|p| p.never_completed(at, &how)));
+            continue;
+        }
+        if let Some(i) = fd_of(call).and_then(|fd| pending_v6.iter().position(|p| p.fd == Some(fd))) {
+            if is("close") {
+                let p = pending_v6.remove(i);
+                let fd = p.fd.unwrap_or_default();
+                out.push(p.never_completed(at, &format!("the program gave up and closed fd {fd}")));
+                continue;
+            }
+            match completion(call) {
+                Some(None) => {
+                    pending_v6.remove(i);
+                }
+                Some(Some(err)) => {
+                    let p = pending_v6.remove(i);
+                    let cause = match err.as_str() {
+                        "ECONNREFUSED" | "111" => Some(Cause::ConnectionRefused),
+                        "ENETUNREACH" | "101" | "EHOSTUNREACH" | "113" => Some(Cause::NetworkUnreachable),
+                        "ETIMEDOUT" | "110" => Some(Cause::BrokenPath),
+                        _ => None,
+                    };
+                    if let Some(cause) = cause {
+                        out.push(Finding { cause, call: format!("{}; then {call}: the connect to {} failed with {err}", p.call, p.dest) });
+                    }
+                }
+                None => {}
+            }
+            continue;
+        }
         if is("socket") {
             if call.starts_with("socket(AF_INET6") && errno == Some("EAFNOSUPPORT") {
                 out.push(finding(Cause::Ipv6Absent));
@@ -275,7 +378,8 @@ pub fn diagnose_with(log: &str, host_addrs: &[IpAddr], tentative: &[IpAddr]) -> 
         if is("connect") {
             match (ip, errno) {
                 (IpAddr::V6(_), Some("EINPROGRESS")) => {
-                    pending_v6.push((port, at, call.to_string()));
+                    let dest = std::net::SocketAddr::new(ip, port);
+                    pending_v6.push(Pending { pid: pid.map(str::to_string), fd: fd_of(call), port, dest, at, call: call.to_string() });
                     continue;
                 }
                 // Still connecting when it was stopped: the connect never completed.
@@ -289,13 +393,13 @@ pub fn diagnose_with(log: &str, host_addrs: &[IpAddr], tentative: &[IpAddr]) -> 
                 }
                 // An IPv4 attempt to the same port after an IPv6 one: that one never completed.
                 (v4, _) if v4.is_ipv4() => {
-                    if let Some(i) = pending_v6.iter().position(|(p, _, _)| *p == port) {
-                        let (_, t6, c6) = pending_v6.remove(i);
-                        let gap = match (t6, at) {
+                    if let Some(i) = pending_v6.iter().position(|p| p.port == port) {
+                        let p = pending_v6.remove(i);
+                        let gap = match (p.at, at) {
                             (Some(a), Some(b)) => format!(" (IPv4 tried {:.3} s later)", b - a),
                             _ => String::new(),
                         };
-                        out.push(Finding { cause: Cause::BrokenPath, call: format!("{c6}{gap}") });
+                        out.push(Finding { cause: Cause::BrokenPath, call: format!("{}{gap}", p.call) });
                     }
                 }
                 _ => {}
@@ -335,6 +439,8 @@ pub fn diagnose_with(log: &str, host_addrs: &[IpAddr], tentative: &[IpAddr]) -> 
             out.push(finding(c));
         }
     }
+    // Still pending where the log ends (the program still running, or its end not recorded).
+    out.extend(pending_v6.into_iter().map(|p| p.never_completed(last_at, "still pending when the log ends")));
     out
 }
 
@@ -361,6 +467,41 @@ mod tests {
 12 socket(AF_INET6, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_IP) = -1 EAFNOSUPPORT (Address family not supported by protocol)"#;
         let causes: Vec<Cause> = diagnose(log, &["2001:db8:1::23".parse().unwrap()]).into_iter().map(|f| f.cause).collect();
         assert_eq!(causes, vec![Cause::DualBindConflict, Cause::AddressTentative, Cause::AddressNotOnHost, Cause::Ipv6Absent]);
+    }
+
+    /// The event-loop shape, as python3 asyncio and curl -6 --connect-timeout 2 leave it on
+    /// broken-ipv6 (scenarios/diagnosis/broken-path-event-loop.toml): EINPROGRESS, nothing
+    /// about that socket, then the program's own timer closes it or it exits.
+    #[test]
+    fn a_pending_connect_the_program_gives_up_on_is_a_broken_path() {
+        const C: &str = r#"connect(6, {sa_family=AF_INET6, sin6_port=htons(8080), sin6_flowinfo=htonl(0), inet_pton(AF_INET6, "2001:db8:1::172", &sin6_addr), sin6_scope_id=0}, 28) = -1 EINPROGRESS (Operation now in progress)"#;
+        let closed = format!("5     01:23:19.241924 socket(AF_INET6, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_TCP) = 6\n5     01:23:19.242129 {C}\n5     01:23:19.300000 write(1, \"x\", 1) = 1\n5     01:23:21.245000 close(6) = 0\n5     01:23:21.300000 +++ exited with 1 +++\n");
+        let f = diagnose(&closed, &[]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].cause, Cause::BrokenPath);
+        assert!(
+            f[0].call.ends_with("; the connect to [2001:db8:1::172]:8080 never completed (no SO_ERROR 0, nothing sent or received on fd 6) and no IPv4 attempt followed: the program gave up and closed fd 6, 2.003 s after the connect"),
+            "{}",
+            f[0].call
+        );
+        let exited = format!("5 01:23:19.242129 {C}\n5 01:23:21.342129 +++ exited with 28 +++\n");
+        assert!(diagnose(&exited, &[])[0].call.ends_with("the program exited with 28, 2.100 s after the connect"), "{:?}", diagnose(&exited, &[]));
+        let killed = format!("5 01:23:19.242129 {C}\n5 01:23:22.242129 +++ killed by SIGTERM +++\n");
+        assert!(diagnose(&killed, &[])[0].call.ends_with("the program was killed by SIGTERM, 3.000 s after the connect"), "{:?}", diagnose(&killed, &[]));
+        let running = format!("5 01:23:19.242129 {C}\n");
+        assert!(diagnose(&running, &[])[0].call.ends_with("still pending when the log ends, 0.000 s after the connect"), "{:?}", diagnose(&running, &[]));
+        // A connect that completed is no finding, however it is seen to complete.
+        for done in [
+            "getsockopt(6, SOL_SOCKET, SO_ERROR, [0], [4]) = 0",
+            "sendto(6, \"GET /\", 5, MSG_NOSIGNAL, NULL, 0) = 5",
+            "connect(6, {sa_family=AF_INET6}, 28) = -1 EISCONN (Transport endpoint is already connected)",
+        ] {
+            let log = format!("5 01:23:19.242129 {C}\n5 01:23:19.243000 {done}\n5 01:23:19.300000 close(6) = 0\n");
+            assert_eq!(diagnose(&log, &[]), vec![], "{done}");
+        }
+        // One that failed is named by its SO_ERROR.
+        let refused = format!("5 01:23:19.242129 {C}\n5 01:23:19.243000 getsockopt(6, SOL_SOCKET, SO_ERROR, [ECONNREFUSED], [4]) = 0\n");
+        assert_eq!(diagnose(&refused, &[]).iter().map(|f| f.cause).collect::<Vec<_>>(), vec![Cause::ConnectionRefused]);
     }
 
     #[test]

@@ -105,6 +105,12 @@ pub enum Error {
         #[source]
         source: Box<RenderError>,
     },
+    /// A templated `[dns]` record's value is not data of its type once rendered.
+    #[error("{what}")]
+    DnsRecord {
+        /// Which record, its template and what it became.
+        what: String,
+    },
     /// A service's command is empty once rendered.
     #[error("service {service}: empty command")]
     EmptyCommand {

@@ -54,6 +54,71 @@ pub struct ServiceCell {
     pub listens: Vec<String>,
     /// The families its listeners take peers of: `ipv4`, `ipv6`.
     pub listens_families: Vec<&'static str>,
+    /// For a service that listens, in a lab where other hosts could be its peers: whether
+    /// those peers reach it over the families the profile gives both (`reachable over IPv4,
+    /// not over IPv6, which its peers have`); `None` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peers: Option<String>,
+}
+
+/// How a listening service fares against the families its peers have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PeerReach {
+    /// Reachable over every family its peers have.
+    All,
+    /// Over some.
+    Some,
+    /// Over none.
+    None,
+}
+
+/// The families a host in `p` can be reached over from another lab host: IPv4 where it has an
+/// address, IPv6 where IPv6 is on and its path works (not in `broken-ipv6`).
+fn usable_families(p: Profile) -> Vec<&'static str> {
+    let mut f = Vec::new();
+    if p.has_ipv4() {
+        f.push("ipv4");
+    }
+    if p.ipv6_enabled() && !p.ipv6_broken() {
+        f.push("ipv6");
+    }
+    f
+}
+
+fn family_words(f: &[&str]) -> String {
+    f.iter().map(|f| if *f == "ipv4" { "IPv4" } else { "IPv6" }).collect::<Vec<_>>().join(" and ")
+}
+
+/// Judges a service that listens against the families the profile gives its host and its
+/// peers (the scenario's other hosts): `None` when it listens on nothing, has no peer, or
+/// shares no family with them.
+fn peer_reach(scenario: &Scenario, profile: Profile, s: &ServiceReport) -> Option<(PeerReach, String)> {
+    if s.listeners.is_empty() {
+        return None;
+    }
+    let profile_of = |h: &str| scenario.host(h).and_then(|h| h.profile).unwrap_or(profile);
+    let mine = usable_families(profile_of(&s.host));
+    let peers: Vec<&'static str> = ["ipv4", "ipv6"]
+        .into_iter()
+        .filter(|f| mine.contains(f) && scenario.hosts.iter().filter(|h| h.name != s.host).any(|h| usable_families(profile_of(&h.name)).contains(f)))
+        .collect();
+    if peers.is_empty() {
+        return None;
+    }
+    // A socket on a loopback address takes no peer, whatever its family.
+    let over = |f: &str| {
+        s.listeners.iter().any(|l| {
+            let loopback = l.address.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback());
+            !loopback && if f == "ipv4" { l.reachable_over_ipv4 } else { l.reachable_over_ipv6 }
+        })
+    };
+    let (yes, no): (Vec<&str>, Vec<&str>) = peers.iter().partition(|f| over(f));
+    let only = if peers.len() == 1 { ", the only family its peers have here" } else { ", which its peers have" };
+    Some(match (yes.is_empty(), no.is_empty()) {
+        (_, true) => (PeerReach::All, format!("peers reach it over {}", family_words(&yes))),
+        (true, false) => (PeerReach::None, format!("unreachable from its peers over {}{only}", family_words(&no))),
+        (false, false) => (PeerReach::Some, format!("peers reach it over {} only, not over {}{only}", family_words(&yes), family_words(&no))),
+    })
 }
 
 /// A connect the scenario checked, and what it got.
@@ -83,9 +148,11 @@ pub struct Cell {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// What the program did, in a word: `works` (every service of it started and none failed or
-    /// had a diagnosed cause),
-    /// `fails` (none started, or all that did exited unsuccessfully), `partly` (some of its
-    /// services, run in other configurations, failed while others worked) or `not-run`.
+    /// had a diagnosed cause, and every one that listens is reached by its peers over every
+    /// family the profile gives them both), `fails` (none started, or all that did exited
+    /// unsuccessfully or listen where no peer reaches them over any family they have), `partly`
+    /// (some of its services failed while others worked, or a server is reached over some of
+    /// its peers' families only) or `not-run`.
     pub program: &'static str,
     /// Each service running the program (all services when none does).
     pub services: Vec<ServiceCell>,
@@ -93,6 +160,10 @@ pub struct Cell {
     pub reachable: Vec<Reach>,
     /// Clients' first requests to targets: time to connect and family.
     pub first_requests: Vec<FirstRequest>,
+    /// Staleness after each CNAME swap, per client service where the targets attributed the
+    /// requests (per host otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub staleness: Vec<crate::runner::report::StaleRow>,
     /// The trial's artifact directory, kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<String>,
@@ -182,6 +253,7 @@ fn service_cell(s: &ServiceReport) -> ServiceCell {
         evidence: s.evidence.clone(),
         listens: s.listeners.iter().map(listener_text).collect(),
         listens_families: families(s),
+        peers: None,
     }
 }
 
@@ -215,12 +287,19 @@ pub fn cell(scenario: &Scenario, profile: Profile, program: Option<&str>, r: &Tr
     let shown: Vec<&ServiceReport> = if mine.is_empty() { r.services.iter().collect() } else { mine };
     // A diagnosed cause is a failure too: a client stopped while its connect hung exits by a
     // signal, with no exit code to say so.
-    let failed = |s: &&ServiceReport| s.started == Some(false) || s.exit_code.is_some_and(|c| c != 0) || s.cause.is_some();
+    // A server no peer reaches over any family they share fails too; one they reach over some
+    // of those families only works partly.
+    let judged: Vec<Option<(PeerReach, String)>> =
+        shown.iter().map(|s| if s.started == Some(true) && s.running_at_end { peer_reach(scenario, profile, s) } else { None }).collect();
+    let reach_of = |s: &&ServiceReport| shown.iter().position(|x| std::ptr::eq(*x, *s)).and_then(|i| judged[i].as_ref()).map(|(r, _)| *r);
+    let failed =
+        |s: &&ServiceReport| s.started == Some(false) || s.exit_code.is_some_and(|c| c != 0) || s.cause.is_some() || reach_of(s) == Some(PeerReach::None);
+    let partly = |s: &&ServiceReport| failed(s) || reach_of(s) == Some(PeerReach::Some);
     let program_word = if r.outcome == Outcome::Ignored || shown.iter().all(|s| s.started.is_none()) {
         "not-run"
     } else if shown.iter().filter(|s| s.started.is_some()).all(failed) {
         "fails"
-    } else if shown.iter().any(failed) {
+    } else if shown.iter().any(partly) {
         "partly"
     } else {
         "works"
@@ -232,9 +311,10 @@ pub fn cell(scenario: &Scenario, profile: Profile, program: Option<&str>, r: &Tr
             (!failed.is_empty()).then(|| format!("did not hold: {}", failed.join("; ")))
         }),
         program: program_word,
-        services: shown.into_iter().map(service_cell).collect(),
+        services: shown.iter().zip(&judged).map(|(s, j)| ServiceCell { peers: j.as_ref().map(|(_, w)| w.clone()), ..service_cell(s) }).collect(),
         reachable: reaches(scenario, profile, r),
         first_requests: r.first_requests.clone(),
+        staleness: r.staleness.clone(),
         artifacts: r.artifacts.as_ref().map(|p| p.display().to_string()),
     }
 }
@@ -318,6 +398,9 @@ pub fn cell_lines(c: &Cell) -> Vec<String> {
             let fams = if s.listens_families.is_empty() { String::new() } else { format!(" (takes {})", s.listens_families.join("+")) };
             let _ = write!(l, "; listens {}{fams}", s.listens.join(", "));
         }
+        if let Some(p) = &s.peers {
+            let _ = write!(l, "; {p}");
+        }
         lines.push(l);
     }
     for r in &c.reachable {
@@ -333,6 +416,16 @@ pub fn cell_lines(c: &Cell) -> Vec<String> {
             None => format!("{:.3} s after start", f.after_start_s),
         };
         lines.push(format!("{} -> {}: first request {took} over {}", f.client, f.target, if f.family == "ipv4" { "IPv4" } else { "IPv6" }));
+    }
+    for st in &c.staleness {
+        let who = st.service.clone().unwrap_or_else(|| format!("host {}", st.client));
+        let old = match st.last_old_s {
+            Some(s) => format!("on {} {s:.2} s after {}", st.old, st.step),
+            None => format!("off {} at {}", st.old, st.step),
+        };
+        let new = st.first_new_s.map_or_else(|| format!("never on {}", st.new), |s| format!("on {} after {s:.2} s", st.new));
+        let held = if st.held_by.is_empty() { String::new() } else { format!(" (held by {})", st.held_by.join(" and ")) };
+        lines.push(format!("{who}: {old}, {new}; cause {}{held}", st.cause));
     }
     if matches!(c.test, Outcome::Failed | Outcome::Interrupted) {
         if let Some(r) = &c.reason {
@@ -500,6 +593,44 @@ mod tests {
     }
 
     #[test]
+    fn a_server_is_judged_against_the_families_its_peers_have() {
+        // gunicorn's default with PORT (bind/gunicorn-default-bind): 0.0.0.0 only.
+        let a = scenario("nginx", "");
+        let v4 =
+            nslab::host::listeners::Listener { protocol: nslab::host::listeners::Protocol::Tcp, local: "0.0.0.0:80".parse().unwrap(), v6only: false, inode: 1 };
+        let at = |p: Profile, l: &nslab::host::listeners::Listener| {
+            let r = result("bind/x/p", Outcome::Passed, vec![web(true, None, None, vec![ListenerReport::on_host(l, p)])], vec![]);
+            let c = cell(&a, p, Some("nginx"), &r);
+            (c.program, cell_lines(&c)[1].clone())
+        };
+        assert_eq!(at(Profile::Ipv4Only, &v4), ("works", "web: starts; listens tcp 0.0.0.0:80 (takes ipv4); peers reach it over IPv4".to_string()));
+        assert_eq!(
+            at(Profile::DualStack, &v4),
+            ("partly", "web: starts; listens tcp 0.0.0.0:80 (takes ipv4); peers reach it over IPv4 only, not over IPv6, which its peers have".to_string())
+        );
+        assert_eq!(
+            at(Profile::Ipv6Only, &v4),
+            ("fails", "web: starts; listens tcp 0.0.0.0:80; unreachable from its peers over IPv6, the only family its peers have here".to_string())
+        );
+        // A loopback socket takes no peer.
+        let lo = nslab::host::listeners::Listener { local: "[::1]:80".parse().unwrap(), v6only: true, ..v4.clone() };
+        assert_eq!(at(Profile::DualStack, &lo).0, "fails");
+        // broken-ipv6: IPv6 is not the program's to serve there; a dual socket works over IPv4.
+        let dual = nslab::host::listeners::Listener { local: "[::]:80".parse().unwrap(), v6only: false, ..v4.clone() };
+        assert_eq!(at(Profile::BrokenIpv6, &dual), ("works", "web: starts; listens tcp [::]:80 v6only=0 (takes ipv4); peers reach it over IPv4".to_string()));
+        // Alone on the lab, a server has no peer to judge it by.
+        let alone = Arc::new(
+            crate::scenario::parse_str(
+                Path::new("bind/y.toml"),
+                "description = \"d\"\n[hosts.server]\n[services.web]\nhost = \"server\"\ncommand = [\"nginx\"]\n",
+            )
+            .unwrap(),
+        );
+        let r = result("bind/y/p", Outcome::Passed, vec![web(true, None, None, vec![ListenerReport::on_host(&v4, Profile::Ipv6Only)])], vec![]);
+        assert_eq!(cell(&alone, Profile::Ipv6Only, Some("nginx"), &r).program, "works");
+    }
+
+    #[test]
     fn an_interrupted_run_shows_what_ran_and_names_what_never_started() {
         let a = scenario("nginx", "");
         let trials = vec![
@@ -607,10 +738,57 @@ mod tests {
                 family: "ipv4",
                 after_start_s: 0.25,
                 after_dns_query_s: Some(0.2041),
+                attributed: crate::runner::attribution::Attribution::Service,
             }],
+            staleness: Vec::new(),
             artifacts: None,
         };
         assert_eq!(cell_lines(&c)[1], "curl -> web: first request 0.204 s after its DNS query over IPv4");
+    }
+
+    #[test]
+    fn staleness_is_shown_per_client_service() {
+        let row = |service: Option<&str>, last_old: Option<f64>, first_new: Option<f64>, cause: &str| crate::runner::report::StaleRow {
+            step: "swap".into(),
+            client: "client".into(),
+            service: service.map(str::to_string),
+            held_by: Vec::new(),
+            layers: Vec::new(),
+            old: "blue".into(),
+            new: "green".into(),
+            last_old_s: last_old,
+            first_new_s: first_new,
+            ttl_s: Some(2),
+            pinned_requests: 0,
+            new_connections_to_old: 0,
+            dns_queries_after: 0,
+            dns_queries_before_new: 0,
+            answers_after: Vec::new(),
+            cause: cause.into(),
+            summary: String::new(),
+        };
+        let c = Cell {
+            test: Outcome::Passed,
+            reason: None,
+            program: "works",
+            services: vec![],
+            reachable: vec![],
+            first_requests: vec![],
+            staleness: vec![
+                row(Some("curl-loop"), None, Some(0.15), "none"),
+                crate::runner::report::StaleRow { held_by: vec!["pinned-connection".into()], ..row(Some("keepalive"), Some(8.91), None, "connection-pinning") },
+                row(None, Some(1.5), Some(0.5), "resolver-cache"),
+            ],
+            artifacts: None,
+        };
+        assert_eq!(
+            cell_lines(&c)[1..],
+            [
+                "curl-loop: off blue at swap, on green after 0.15 s; cause none",
+                "keepalive: on blue 8.91 s after swap, never on green; cause connection-pinning (held by pinned-connection)",
+                "host client: on blue 1.50 s after swap, on green after 0.50 s; cause resolver-cache",
+            ]
+        );
     }
 
     #[test]

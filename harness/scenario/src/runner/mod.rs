@@ -2,7 +2,9 @@
 
 pub mod admission;
 pub mod attempt;
+pub mod attribution;
 pub mod checks;
+pub mod client;
 pub mod context;
 pub mod diagnose;
 pub mod error;

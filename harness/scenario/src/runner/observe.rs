@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::runner::attribution::Attribution;
 use crate::runner::diagnose;
 use crate::runner::target::Target;
 use crate::scenario::{ExpectStart, Run, Scenario};
@@ -34,7 +35,8 @@ pub struct ListenerReport {
     /// on a host whose profile gives it IPv4 ([`Profile::has_ipv4`]).
     pub reachable_over_ipv4: bool,
     /// Whether IPv6 peers can reach it: an IPv6 socket on a host whose profile has IPv6 on
-    /// ([`Profile::ipv6_enabled`]; in `ipv4-only` a `[::]` socket exists but takes no IPv6 peer).
+    /// ([`Profile::ipv6_enabled`]; in `ipv4-only` a `[::]` socket exists but takes no IPv6 peer)
+    /// and a working IPv6 path (in `broken-ipv6` no IPv6 packet from a peer arrives).
     pub reachable_over_ipv6: bool,
 }
 
@@ -57,7 +59,7 @@ impl ListenerReport {
             port: l.local.port(),
             v6only: v6.then_some(l.v6only),
             reachable_over_ipv4: l.accepts_ipv4() && profile.has_ipv4(),
-            reachable_over_ipv6: v6 && profile.ipv6_enabled(),
+            reachable_over_ipv6: v6 && profile.ipv6_enabled() && !profile.ipv6_broken(),
         }
     }
 }
@@ -115,6 +117,10 @@ pub struct FirstRequest {
     /// sees), when it made one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after_dns_query_s: Option<f64>,
+    /// How the request was known to be the client's: `service` (a built-in target saw the
+    /// service's process make the connection) or `host-only` (a log target: the request came
+    /// from the host's address and the service is the only one on its host).
+    pub attributed: Attribution,
 }
 
 /// The addresses worth asking the kernel about when a service failed: the host's own, the ones
@@ -159,7 +165,7 @@ pub async fn services(
     kernel: &BTreeMap<String, Vec<(IpAddr, bool)>>,
 ) -> Vec<ServiceReport> {
     let mut out = Vec::new();
-    for def in &s.services {
+    for def in s.services_for(profile) {
         let exit = exits.get(&def.name).cloned().flatten();
         // A host may have its own profile, overriding the trial's.
         let host_profile = s.host(&def.host).and_then(|h| h.profile).unwrap_or(profile);
@@ -203,8 +209,11 @@ pub async fn services(
     out
 }
 
-/// For every target and every service whose host sent it requests after the service started:
-/// the first of them, its family and how long it took.
+/// For every target and every client service that sent it requests after it started: the first
+/// of them, its family and how long it took. A built-in target says which service made each
+/// connection, so only the service's own requests count (a daemon on the client's host is not
+/// a client); a log target knows the address only, so a host's requests are credited to a
+/// service only when it is the only service started on that host, marked `host-only`.
 pub fn first_requests(s: &Scenario, lab: &Lab, procs: &BTreeMap<String, Process>, targets: &BTreeMap<String, Target>) -> Vec<FirstRequest> {
     let mut out = Vec::new();
     let log = lab.dns().map(|d| d.log().entries()).unwrap_or_default();
@@ -212,10 +221,16 @@ pub fn first_requests(s: &Scenario, lab: &Lab, procs: &BTreeMap<String, Process>
         let Some(def) = s.service(name) else { continue };
         let Ok(host) = lab.host(&def.host) else { continue };
         let addrs: Vec<IpAddr> = host.addrs().into_iter().chain(host.link_local().map(IpAddr::V6)).collect();
+        let alone = procs.keys().filter(|n| s.service(n).is_some_and(|d| d.host == def.host)).count() == 1;
         let (started, begun) = (p.started_at(), p.begun_at());
         let end = p.exit().map(|e| e.at).unwrap_or(Duration::MAX);
         for (tname, t) in targets {
-            let Some(r) = t.requests_from(&addrs).into_iter().filter(|r| r.at() >= begun && r.at() <= end).min_by_key(|r| r.at_us) else { continue };
+            let attributed = if t.service().is_none() { Attribution::Service } else { Attribution::HostOnly };
+            if attributed == Attribution::HostOnly && !alone {
+                continue;
+            }
+            let mine = t.requests_from(&addrs).into_iter().filter(|r| attributed == Attribution::HostOnly || r.service.as_deref() == Some(name.as_str()));
+            let Some(r) = mine.filter(|r| r.at() >= begun && r.at() <= end).min_by_key(|r| r.at_us) else { continue };
             let query = log.iter().filter(|e| e.at >= begun && e.at <= r.at() && addrs.contains(&e.client.ip().to_canonical())).map(|e| e.at).min();
             out.push(FirstRequest {
                 client: name.clone(),
@@ -223,6 +238,7 @@ pub fn first_requests(s: &Scenario, lab: &Lab, procs: &BTreeMap<String, Process>
                 family: if Family::of(&r.client.ip()) == Family::V4 { "ipv4" } else { "ipv6" },
                 after_start_s: r.at().saturating_sub(started).as_secs_f64(),
                 after_dns_query_s: query.map(|q| (r.at() - q).as_secs_f64()),
+                attributed,
             });
         }
     }
@@ -255,5 +271,8 @@ mod tests {
         // 0.0.0.0 in ipv6-only: no IPv4 peer exists (only 127.0.0.1 in the host).
         assert_eq!(reach("0.0.0.0:80", false, Profile::Ipv6Only), (false, false));
         assert_eq!(reach("0.0.0.0:80", false, Profile::Ipv4Only), (true, false));
+        // broken-ipv6: the socket takes IPv6, but no IPv6 packet of a peer reaches the host.
+        assert_eq!(reach("[::]:80", false, Profile::BrokenIpv6), (true, false));
+        assert_eq!(reach("[::]:80", true, Profile::BrokenIpv6), (false, false));
     }
 }

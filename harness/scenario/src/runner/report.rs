@@ -44,6 +44,18 @@ pub struct StaleRow {
     pub step: String,
     /// The client host.
     pub client: String,
+    /// The client service on it, when the targets attributed its requests to services (a host
+    /// with two client services has a row for each); absent for a host known by address only.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub service: Option<String>,
+    /// The layers that held the old target, by name (`pinned-connection`, `client-cache`; later
+    /// `host-cache:<host>`, `resolver:<name>`).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub held_by: Vec<String>,
+    /// The same layers in words, each with its evidence (`a pinned connection: ...`, `the
+    /// client's own cache: ...; the last answer before the change ...`).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub layers: Vec<String>,
     /// The old and new targets.
     pub old: String,
     /// The new target.

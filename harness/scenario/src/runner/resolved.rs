@@ -77,8 +77,27 @@ pub struct ResolvedDns {
     /// DNS64 prefix, when on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns64: Option<String>,
-    /// The declared zones' records at the start, `host = ...` records expanded to A/AAAA.
+    /// The declared zones' records at the start, `host = ...` records expanded to A/AAAA and
+    /// templated values rendered.
     pub records: Vec<ResolvedRecord>,
+    /// Templated records left out in this profile, each with why (the host has no address of
+    /// that family here).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub omitted: Vec<OmittedRecord>,
+}
+
+/// A templated record this trial's zone does not have.
+#[derive(Debug, Serialize)]
+pub struct OmittedRecord {
+    /// Absolute owner name, with a trailing dot.
+    pub name: String,
+    /// `A`, `AAAA`, `CNAME` ...
+    #[serde(rename = "type")]
+    pub rtype: String,
+    /// The value as written (`{{host.blue.ipv6}}`).
+    pub template: String,
+    /// Why it is left out.
+    pub reason: String,
 }
 
 /// One DNS record.
@@ -256,7 +275,14 @@ impl Resolved {
         let dns = s.dns.as_ref().map(|d| {
             let server = lab.host(d.server_host()).ok();
             let mut records = Vec::new();
-            for z in &d.zones {
+            // As the lab's DNS server was given them (see the trial's setup).
+            let (zones, omitted) = match crate::runner::context::PlanContext::of(s, profile).map_err(|e| e.to_string()).and_then(|c| d.zones_in(&c)) {
+                Ok(z) => z,
+                Err(_) => (d.zones.clone(), Vec::new()),
+            };
+            let omitted =
+                omitted.into_iter().map(|o| OmittedRecord { name: o.name, rtype: o.kind.to_string(), template: o.template, reason: o.reason }).collect();
+            for z in &zones {
                 for r in &z.records {
                     let name = absolute(&r.name, &z.origin);
                     match &r.value {
@@ -285,11 +311,11 @@ impl Resolved {
                 ipv6: server.and_then(|h| h.ipv6()).map(|a| a.to_string()),
                 dns64: d.dns64.map(|p| format!("{}/96", p.prefix())),
                 records,
+                omitted,
             }
         });
         let services = s
-            .services
-            .iter()
+            .services_for(profile)
             .map(|svc| {
                 let dir = lab.artifacts().join("services").join(&svc.name);
                 let ctx = facts.map(|f| f.for_service(dir.clone()));

@@ -11,6 +11,7 @@ use std::time::Duration;
 use svg::node::element::{Line, Rectangle, Text};
 use svg::Document;
 
+use crate::runner::client::Client;
 use crate::runner::target::{RequestRecord, Target};
 use crate::scenario::{StaleCause, StaleCounts};
 use nslab::dns::{AnswerRecord, QueryLog, QueryLogEntry};
@@ -53,13 +54,110 @@ pub struct Staleness {
     pub answers_after: Vec<String>,
     /// The last answer the client got before the change: its records, as logged.
     pub answer_before: Vec<AnswerRecord>,
+    /// Lab time of that answer.
+    pub answer_before_at: Option<Duration>,
+    /// For a service, its host: the DNS figures are the host's (every program on it), since the
+    /// query log knows the asker's address, not its process.
+    pub dns_of_host: Option<String>,
     /// The TTL it was served: the smallest TTL over that answer's chain (CNAME and address).
     pub ttl: Option<Duration>,
     /// The cause.
     pub cause: StaleCause,
 }
 
+/// The layer that held the old target for a client after the change: where the remedy goes.
+/// Today's analysis tells the client's own cache from a pinned connection; the lab-wide DNS
+/// traffic log (who asked whom, through which cache) adds a host's cache and a named resolver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layer {
+    /// The client's own cache: it opened new connections to the old target after the change
+    /// without the lab DNS server giving it the old answer again (the JVM's cache, nginx's).
+    ClientCache,
+    /// A cache on the client's host in front of the resolver (systemd-resolved, nscd).
+    HostCache {
+        /// The host.
+        host: String,
+    },
+    /// A caching resolver between the client and the lab's authoritative server.
+    Resolver {
+        /// The resolver's name in the scenario.
+        name: String,
+    },
+    /// A connection opened before the change and still used: nothing was resolved again.
+    PinnedConnection,
+}
+
+impl Layer {
+    /// Its name in reports: `client-cache`, `host-cache:<host>`, `resolver:<name>`,
+    /// `pinned-connection`.
+    pub fn name(&self) -> String {
+        match self {
+            Layer::ClientCache => "client-cache".into(),
+            Layer::HostCache { host } => format!("host-cache:{host}"),
+            Layer::Resolver { name } => format!("resolver:{name}"),
+            Layer::PinnedConnection => "pinned-connection".into(),
+        }
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Layer::ClientCache => f.write_str("the client's own cache"),
+            Layer::HostCache { host } => write!(f, "the cache of host {host}"),
+            Layer::Resolver { name } => write!(f, "resolver {name}"),
+            Layer::PinnedConnection => f.write_str("a pinned connection"),
+        }
+    }
+}
+
 impl Staleness {
+    /// The layers that held the old target, from the cause: a pinned connection, the client's
+    /// own cache, or both (empty when the client did not stay, or the log cannot tell).
+    pub fn layers(&self) -> Vec<Layer> {
+        match self.cause {
+            StaleCause::ConnectionPinning => vec![Layer::PinnedConnection],
+            StaleCause::ResolverCache | StaleCause::ApplicationCache => vec![Layer::ClientCache],
+            StaleCause::Mixed => vec![Layer::PinnedConnection, Layer::ClientCache],
+            StaleCause::None | StaleCause::Unknown => Vec::new(),
+        }
+    }
+
+    /// Whose DNS queries were counted, when not the client's own: ` from host H (all its programs)`.
+    fn dns_from(&self) -> String {
+        self.dns_of_host.as_ref().map(|h| format!(" from host {h} (all its programs)")).unwrap_or_default()
+    }
+
+    /// Each layer in words, with its evidence from the request and DNS query logs.
+    pub fn layer_evidence(&self) -> Vec<String> {
+        let before = match (self.answer_before_at, self.answer_before.is_empty()) {
+            (Some(at), false) => format!(
+                "the last answer{} before the change, at lab time {}: {}",
+                self.dns_from(),
+                secs(at),
+                self.answer_before.iter().map(AnswerRecord::to_string).collect::<Vec<_>>().join(", ")
+            ),
+            _ => "no answer to it before the change in the lab DNS log".to_string(),
+        };
+        let n = format!("{} DNS quer{}{}", self.dns_queries_after, if self.dns_queries_after == 1 { "y" } else { "ies" }, self.dns_from());
+        let after = if self.answers_after.is_empty() {
+            format!("{n} after the change")
+        } else {
+            format!("{n} after the change, answered {}", self.answers_after.join("; "))
+        };
+        self.layers()
+            .into_iter()
+            .map(|l| match l {
+                Layer::PinnedConnection => format!("{l}: {} request(s) after the change on connections opened before it, {after}", self.pinned_requests),
+                Layer::ClientCache => format!(
+                    "{l}: {} new connection(s) to the old target after the change ({} after an answer naming the new one); {before}; {after}",
+                    self.new_connections_to_old, self.new_connections_after_new_answer
+                ),
+                Layer::HostCache { .. } | Layer::Resolver { .. } => l.to_string(),
+            })
+            .collect()
+    }
+
     /// How long after the change the client still reached the old target (zero if never).
     pub fn window(&self) -> Duration {
         self.last_old.unwrap_or_default()
@@ -89,12 +187,13 @@ impl fmt::Display for Staleness {
         }
         write!(
             f,
-            "; {} request(s) on connections opened before the change, {} new connection(s) to the old target ({} after an answer naming the new one); {} DNS quer{} after the change",
+            "; {} request(s) on connections opened before the change, {} new connection(s) to the old target ({} after an answer naming the new one); {} DNS quer{}{} after the change",
             self.pinned_requests,
             self.new_connections_to_old,
             self.new_connections_after_new_answer,
             self.dns_queries_after,
-            if self.dns_queries_after == 1 { "y" } else { "ies" }
+            if self.dns_queries_after == 1 { "y" } else { "ies" },
+            self.dns_from()
         )?;
         if self.dns_queries_before_new != self.dns_queries_after {
             write!(f, " ({} before its first request to the new target)", self.dns_queries_before_new)?;
@@ -112,7 +211,12 @@ impl fmt::Display for Staleness {
         if let Some(t) = self.ttl {
             write!(f, "; TTL served before the change: {}s", t.as_secs())?;
         }
-        write!(f, "; cause: {}", self.cause.name())
+        write!(f, "; cause: {}", self.cause.name())?;
+        let held = self.layer_evidence();
+        if !held.is_empty() {
+            write!(f, "; held by {}", held.join("; and by "))?;
+        }
+        Ok(())
     }
 }
 
@@ -127,11 +231,14 @@ fn names(answers: &[AnswerRecord], target: &str) -> bool {
     answers.iter().any(|a| label(&a.name) == target || a.data.target().is_some_and(|d| label(d) == target))
 }
 
-/// Analyses one client (its addresses) around a change at `step_at`, from the two targets'
-/// request logs and the DNS query log.
-pub fn analyse(client: &[IpAddr], step_at: Duration, old: &Target, new: &Target, dns: Option<&QueryLog>) -> Staleness {
+/// Analyses one client around a change at `step_at`, from the two targets' request logs (a
+/// service's own requests, or every request from a host's addresses) and the DNS query log (its
+/// host's queries: the log knows addresses, not processes).
+pub fn analyse(client: &Client, step_at: Duration, old: &Target, new: &Target, dns: Option<&QueryLog>) -> Staleness {
     let entries = dns.map(QueryLog::entries).unwrap_or_default();
-    analyse_records(client, step_at, (&old.def.name, &old.requests_from(client)), (&new.def.name, &new.requests_from(client)), &entries)
+    let mut st = analyse_records(&client.addrs, step_at, (&old.def.name, &client.requests_to(old)), (&new.def.name, &client.requests_to(new)), &entries);
+    st.dns_of_host = client.service.is_some().then(|| client.host.clone());
+    st
 }
 
 /// [`analyse`] on plain records: `old` and `new` are each a target's name and the client's
@@ -168,7 +275,9 @@ pub fn analyse_records(client: &[IpAddr], step_at: Duration, old: (&str, &[Reque
     let reached = first_new.unwrap_or(Duration::MAX);
     let new_connections_after_new_answer = told_new.map_or(0, |t| fresh.iter().filter(|(_, at)| *at > t + ANSWER_SLACK && *at < reached).count());
     let old_after_new = old_reqs.iter().filter(|r| r.at() > reached).count();
-    let answer_before: Vec<AnswerRecord> = mine.iter().rev().find(|e| e.at <= step_at && !e.answers.is_empty()).map(|e| e.answers.clone()).unwrap_or_default();
+    let last_answer = mine.iter().rev().find(|e| e.at <= step_at && !e.answers.is_empty());
+    let answer_before: Vec<AnswerRecord> = last_answer.map(|e| e.answers.clone()).unwrap_or_default();
+    let answer_before_at = last_answer.map(|e| e.at);
     let ttl = min_ttl(&answer_before);
     let cause = if old_reqs.len() == in_flight {
         StaleCause::None
@@ -195,6 +304,8 @@ pub fn analyse_records(client: &[IpAddr], step_at: Duration, old: (&str, &[Reque
         dns_queries_before_new: before_new,
         answers_after,
         answer_before,
+        answer_before_at,
+        dns_of_host: None,
         ttl,
         cause,
     }
@@ -404,6 +515,9 @@ mod tests {
             conn_at_us: conn_at * 1000,
             client: SocketAddr::new(CLIENT.parse().unwrap(), 40000 + conn as u16),
             path: "/id".into(),
+            service: None,
+            pid: None,
+            attributed: crate::runner::attribution::Attribution::HostOnly,
         }
     }
 
@@ -596,6 +710,71 @@ mod tests {
         // The same connections to blue with the host never reaching green are the application's.
         let st = run(&old, &[], &[query(3200, "green", 2, 2)]);
         assert_eq!(st.cause, StaleCause::ApplicationCache);
+    }
+
+    /// `req` made by service `svc` (attributed by a built-in target).
+    fn by(svc: &str, mut r: RequestRecord) -> RequestRecord {
+        r.service = Some(svc.into());
+        r.attributed = crate::runner::attribution::Attribution::Service;
+        r
+    }
+
+    #[test]
+    fn two_clients_on_one_host_are_two_clients() {
+        // curl opens a connection per request and moves to green at 3.2 s; a keep-alive client on
+        // the same host stays on blue on its connection from 0.5 s until 12 s.
+        let mut old: Vec<RequestRecord> = (1..12).map(|i| by("curl", req(i * 250, 100 + i, i * 250 - 5))).collect();
+        old.extend((2..48).map(|i| by("keepalive", req(i * 250, 1, 500))));
+        let new: Vec<RequestRecord> = (13..40).map(|i| by("curl", req(i * 250, 200 + i, i * 250 - 5))).collect();
+        let dns = [query(200, "blue", 2, 2), query(3240, "green", 2, 2)];
+        let client = |svc: Option<&str>| Client { service: svc.map(str::to_string), host: "client".into(), addrs: vec![CLIENT.parse().unwrap()] };
+        let of = |c: &Client| {
+            let o: Vec<RequestRecord> = old.iter().filter(|r| c.made(r)).cloned().collect();
+            let n: Vec<RequestRecord> = new.iter().filter(|r| c.made(r)).cloned().collect();
+            analyse_records(&c.addrs, T0, ("blue", &o), ("green", &n), &dns)
+        };
+        let none = StaleCounts::default();
+        let curl = of(&client(Some("curl")));
+        assert_eq!((curl.last_old, curl.first_new, curl.cause), (None, Some(ms(250)), StaleCause::None));
+        assert!(failures(&curl, Some(Duration::from_secs(1)), None, None, &none).is_empty());
+        let pool = of(&client(Some("keepalive")));
+        assert_eq!((pool.last_old, pool.first_new, pool.cause), (Some(ms(8750)), None, StaleCause::ConnectionPinning));
+        assert!(failures(&pool, None, Some(Duration::from_secs(8)), Some(StaleCause::ConnectionPinning), &none).is_empty());
+        // The host as one client (the old attribution): curl's move and the pool's stay are
+        // mixed, so "curl leaves blue within 1 s" cannot be said.
+        let host = of(&client(None));
+        assert_eq!((host.last_old, host.first_new), (Some(ms(8750)), Some(ms(250))));
+        assert!(!failures(&host, Some(Duration::from_secs(1)), None, None, &none).is_empty());
+    }
+
+    #[test]
+    fn the_cause_names_the_layer_with_its_evidence() {
+        let old: Vec<_> = (2..80).map(|i| req(i * 250, 1, 500)).collect();
+        let st = run(&old, &[], &[query(400, "blue", 2, 2)]);
+        assert_eq!(st.layers(), vec![Layer::PinnedConnection]);
+        assert!(
+            st.to_string()
+                .contains("held by a pinned connection: 67 request(s) after the change on connections opened before it, 0 DNS queries after the change"),
+            "{st}"
+        );
+        let old: Vec<_> = (1..16).map(|i| req(i * 250, i, i * 250 - 5)).collect();
+        let st = run(&old, &[req(4000, 16, 3995)], &[query(200, "blue", 30, 2), query(3990, "green", 2, 2)]);
+        assert_eq!(st.layers(), vec![Layer::ClientCache]);
+        let text = st.to_string();
+        assert!(text.contains("held by the client's own cache: 3 new connection(s) to the old target"), "{text}");
+        assert!(
+            text.contains(
+                "the last answer before the change, at lab time 0.20s: app.example.test. 30 IN CNAME blue.example.test., blue.example.test. 2 IN A 192.0.2.11"
+            ),
+            "{text}"
+        );
+        // The layers a resolver chain adds read the same way.
+        assert_eq!(Layer::Resolver { name: "unbound".into() }.to_string(), "resolver unbound");
+        assert_eq!(Layer::HostCache { host: "client".into() }.to_string(), "the cache of host client");
+        assert_eq!(Layer::Resolver { name: "unbound".into() }.name(), "resolver:unbound");
+        // A service's DNS figures are its host's, and say so.
+        let st = Staleness { dns_of_host: Some("client".into()), cause: StaleCause::ConnectionPinning, ..Default::default() };
+        assert!(st.to_string().contains("0 DNS queries from host client (all its programs) after the change"), "{st}");
     }
 
     #[test]

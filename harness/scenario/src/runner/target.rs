@@ -1,5 +1,5 @@
 //! Built-in HTTP targets: served by the harness inside a lab host, answering their name and
-//! recording every request with the connection it came on.
+//! recording every request with the connection it came on and the service that made it.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -7,10 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::FutureExt;
 use http_body_util::Full;
 use hyper::{Request, Response};
 use serde::Serialize;
 
+use crate::runner::attribution::{Attribution, Clients, Owner};
 use crate::runner::error::Error;
 use crate::scenario::{TargetDef, TargetKind};
 use nslab::host::handle::Host;
@@ -30,6 +32,16 @@ pub struct RequestRecord {
     pub client: SocketAddr,
     /// The request path.
     pub path: String,
+    /// The client service whose process made the connection (built-in targets; see
+    /// [`crate::runner::attribution`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The process of that service that held the connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// How the request was attributed: `service`, or `host-only` for a request read from a
+    /// server's log (only the peer's address is known), or `no-service`.
+    pub attributed: Attribution,
 }
 
 impl RequestRecord {
@@ -124,6 +136,9 @@ fn from_lines(line: &regex::Regex, connection: Option<&regex::Regex>, lines: &[n
             conn_at_us: opened.as_micros() as u64,
             client: SocketAddr::new(key.0, key.1),
             path: String::new(),
+            service: None,
+            pid: None,
+            attributed: Attribution::HostOnly,
         });
     }
     out
@@ -159,11 +174,12 @@ impl Target {
         }
     }
 
-    /// Binds `[::]:port` (IPv4 too) in `host` and serves until dropped.
+    /// Binds `[::]:port` (IPv4 too) in `host` and serves until dropped. Each connection is
+    /// attributed to the service of `clients` that made it before its first request is answered.
     ///
     /// # Errors
     /// The bind error.
-    pub async fn start(def: TargetDef, host: &Host, epoch: Instant) -> Result<Target, Error> {
+    pub async fn start(def: TargetDef, host: &Host, epoch: Instant, clients: Arc<Clients>) -> Result<Target, Error> {
         let TargetKind::Builtin { port, keepalive, .. } = def.kind else {
             return Ok(Target::from_log(def));
         };
@@ -178,28 +194,47 @@ impl Target {
         })();
         let listener = bind.map_err(|source| Error::TargetBind { target: def.name.clone(), port, host: host.name().to_owned(), source })?;
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (name, log2) = (def.name.clone(), log.clone());
+        let (name, log2, target_host) = (def.name.clone(), log.clone(), host.clone());
         let task = tokio::spawn(async move {
             let mut conn = 0u64;
             while let Ok((stream, peer)) = listener.accept().await {
                 conn += 1;
                 let (id, conn_at, peer) = (conn, epoch.elapsed(), canonical(peer));
-                let (name, log) = (name.clone(), log2.clone());
+                let (name, log, clients, target_host) = (name.clone(), log2.clone(), clients.clone(), target_host.clone());
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let rec = RequestRecord {
-                            at_us: epoch.elapsed().as_micros() as u64,
-                            conn: id,
-                            conn_at_us: conn_at.as_micros() as u64,
-                            client: peer,
-                            path: req.uri().path().to_string(),
-                        };
-                        log.lock().unwrap_or_else(|e| e.into_inner()).push(rec);
-                        let mut resp = Response::new(Full::new(Bytes::from(format!("{name}\n"))));
-                        if !keepalive {
-                            resp.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+                    // The owner is looked up from the accept on, while the request arrives; each
+                    // answer waits for it (the client waits for its answer, so its socket is still
+                    // open while it is looked up), and the request is timed when it arrived.
+                    let local = stream.local_addr();
+                    let lookup = tokio::spawn(async move {
+                        match local {
+                            Ok(local) => clients.owner(&target_host, local, peer).await,
+                            Err(_) => Owner { by: Attribution::NoService, ..Owner::default() },
                         }
-                        async move { Ok::<_, Infallible>(resp) }
+                    });
+                    let owner = async move { lookup.await.unwrap_or(Owner { by: Attribution::NoService, ..Owner::default() }) }.boxed().shared();
+                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let (at, path) = (epoch.elapsed(), req.uri().path().to_string());
+                        let (owner, log, name) = (owner.clone(), log.clone(), name.clone());
+                        async move {
+                            let owner = owner.await;
+                            let rec = RequestRecord {
+                                at_us: at.as_micros() as u64,
+                                conn: id,
+                                conn_at_us: conn_at.as_micros() as u64,
+                                client: peer,
+                                path,
+                                service: owner.service,
+                                pid: owner.pid,
+                                attributed: owner.by,
+                            };
+                            log.lock().unwrap_or_else(|e| e.into_inner()).push(rec);
+                            let mut resp = Response::new(Full::new(Bytes::from(format!("{name}\n"))));
+                            if !keepalive {
+                                resp.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+                            }
+                            Ok::<_, Infallible>(resp)
+                        }
                     });
                     let io = hyper_util::rt::TokioIo::new(stream);
                     let _ = hyper::server::conn::http1::Builder::new().keep_alive(keepalive).serve_connection(io, svc).await;
@@ -212,7 +247,12 @@ impl Target {
     /// Every request so far.
     pub fn requests(&self) -> Vec<RequestRecord> {
         match &self.source {
-            Source::Builtin { log, .. } => log.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            Source::Builtin { log, .. } => {
+                // Recorded once attributed, which may be out of arrival order across connections.
+                let mut all = log.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                all.sort_by_key(|r| r.at_us);
+                all
+            }
             Source::Log { line, connection, proc } => {
                 let p = proc.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 p.map(|p| from_lines(line, connection.as_ref(), &p.lines())).unwrap_or_default()

@@ -147,6 +147,14 @@ impl<'d, 'i> Table<'d, 'i> {
         self.entries.contains_key(key)
     }
 
+    /// The string value at `key`, left in the table (`None` when absent or not a string).
+    pub(super) fn peek_str(&self, key: &str) -> Option<Str> {
+        self.entries.get(key).and_then(|(_, v)| match v.get_ref() {
+            DeValue::String(s) => Some(Str { value: s.to_string(), span: v.span() }),
+            _ => None,
+        })
+    }
+
     /// The span of a key still in the table.
     /// Whether the value at `key` is a table (`None` when absent).
     pub(super) fn peek_is_table(&self, key: &str) -> Option<bool> {

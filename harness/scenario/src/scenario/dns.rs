@@ -7,6 +7,7 @@ use std::str::FromStr;
 use toml::de::DeValue;
 
 use super::decode::{check_unique, found, Doc, Result, Str, Table, Val};
+use super::template::{HostField, RenderError, Scope, Template, TemplateContext, Var};
 use super::values::{check_dns_name, parse_dns64_prefix, parse_lab_ip};
 use nslab::dns::{Dns64, RecordKind, RecordSpec, RecordValue, Soa, Zone};
 use nslab::{LabDns, LAB_DOMAIN};
@@ -27,8 +28,44 @@ pub struct DnsDef {
     pub host: Option<String>,
     /// DNS64, when AAAA records are to be synthesized from A records.
     pub dns64: Option<Dns64>,
-    /// Zones besides the automatic `lab.test` (every host by name), records in file order.
+    /// Zones besides the automatic `lab.test` (every host by name), records in file order;
+    /// without the records whose value is a template (see [`DnsDef::templated`]).
     pub zones: Vec<Zone>,
+    /// Records whose value is a template (`value = "{{host.blue.ipv6}}"`), rendered per trial
+    /// against the lab's address plan by [`DnsDef::zones_in`].
+    pub templated: Vec<TemplatedRecord>,
+}
+
+/// A record whose value is a template, rendered for each trial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplatedRecord {
+    /// The index of its zone in [`DnsDef::zones`].
+    pub zone: usize,
+    /// Its place among the zone's records, in file order.
+    pub position: usize,
+    /// Its owner name, as written.
+    pub name: String,
+    /// Its TTL, seconds.
+    pub ttl: u32,
+    /// Its type.
+    pub kind: RecordKind,
+    /// Its value.
+    pub value: Template,
+}
+
+/// A templated record left out of a trial's zone: its template names an address the host does
+/// not have in that profile (an AAAA record of `{{host.blue.ipv6}}` on ipv4-only), just as a
+/// `host = "blue"` record has no AAAA there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OmittedRecord {
+    /// The owner name, absolute (`app.example.test.`).
+    pub name: String,
+    /// Its type.
+    pub kind: RecordKind,
+    /// Its value as written.
+    pub template: String,
+    /// Why: which variable has no value in this profile.
+    pub reason: String,
 }
 
 impl DnsDef {
@@ -37,7 +74,61 @@ impl DnsDef {
         self.host.as_deref().unwrap_or(nslab::lab::dns_host::DNS_HOST)
     }
 
-    /// The lab DNS service this declares.
+    /// The zones of a trial whose lab answers the templates as `ctx` does, records in file
+    /// order, and the templated records left out because a variable has no value there.
+    ///
+    /// # Errors
+    /// A rendered value that is not data of its type (`{{profile}}` as a CNAME target, say),
+    /// naming the record, the template and what it became.
+    pub fn zones_in(&self, ctx: &dyn TemplateContext) -> std::result::Result<(Vec<Zone>, Vec<OmittedRecord>), String> {
+        let mut zones = self.zones.clone();
+        let mut omitted = Vec::new();
+        for (zi, zone) in zones.iter_mut().enumerate() {
+            let mut mine: Vec<&TemplatedRecord> = self.templated.iter().filter(|r| r.zone == zi).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            mine.sort_by_key(|r| r.position);
+            let mut literal = std::mem::take(&mut zone.records).into_iter();
+            let total = literal.len() + mine.len();
+            let mut tpl = mine.into_iter().peekable();
+            for pos in 0..total {
+                match tpl.next_if(|r| r.position == pos) {
+                    Some(r) => match r.value.render(ctx) {
+                        Ok(text) => {
+                            let v = parse_record_value(r.kind, &text).map_err(|e| {
+                                format!("record {} {} of zone {:?}: value {:?} became {text:?}: {e}", r.name, r.kind, zone.origin, r.value.source())
+                            })?;
+                            zone.records.push(RecordSpec::new(r.name.clone(), r.ttl, v));
+                        }
+                        Err(RenderError { reason, variable, .. }) => omitted.push(OmittedRecord {
+                            name: absolute_name(&r.name, &zone.origin),
+                            kind: r.kind,
+                            template: r.value.source().to_string(),
+                            reason: format!("{{{{{variable}}}}} has no value: {reason}"),
+                        }),
+                    },
+                    None => zone.records.extend(literal.next()),
+                }
+            }
+        }
+        Ok((zones, omitted))
+    }
+
+    /// The lab DNS service with these zones (from [`DnsDef::zones_in`], or [`DnsDef::zones`]).
+    pub fn lab_dns_with(&self, zones: Vec<Zone>) -> LabDns {
+        let mut d = LabDns::new();
+        if let Some(h) = &self.host {
+            d = d.on_host(h.clone());
+        }
+        if let Some(dns64) = self.dns64 {
+            d = d.dns64(dns64);
+        }
+        zones.into_iter().fold(d, LabDns::zone)
+    }
+
+    /// The lab DNS service this declares, its templated records left out (they need a trial's
+    /// addresses: [`DnsDef::zones_in`] and [`DnsDef::lab_dns_with`]).
     pub fn lab_dns(&self) -> LabDns {
         let mut d = LabDns::new();
         if let Some(h) = &self.host {
@@ -158,10 +249,70 @@ pub(crate) fn decode_dns(doc: &Doc<'_>, v: Val<'_>, hosts: &BTreeSet<String>) ->
         zones.push(zone);
     }
     check_unique(doc, "zone", &origins)?;
-    Ok(DnsDef { host, dns64, zones })
+    let mut templated = Vec::new();
+    for (zi, z) in zones.iter_mut().enumerate() {
+        for (position, (name, ttl, kind, value)) in std::mem::take(&mut z.1) {
+            templated.push(TemplatedRecord { zone: zi, position, name, ttl, kind, value });
+        }
+    }
+    Ok(DnsDef { host, dns64, zones: zones.into_iter().map(|z| z.0).collect(), templated })
 }
 
-fn decode_zone(doc: &Doc<'_>, n: usize, v: Val<'_>, hosts: &BTreeSet<String>) -> Result<(Zone, Str)> {
+/// `name` relative to `origin` made absolute (`app` in `example.test` is `app.example.test.`).
+fn absolute_name(name: &str, origin: &str) -> String {
+    if name == "@" {
+        format!("{origin}.")
+    } else if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.{origin}.")
+    }
+}
+
+/// A record value written as a template: (name, ttl, type, template).
+type RecordTemplate = (String, u32, RecordKind, Template);
+
+/// A zone's templated records, each with its place among the zone's records.
+type ZoneTemplates = Vec<(usize, RecordTemplate)>;
+
+/// Reads a record's value as a template when it has `{{`: only facts of the lab's address plan
+/// (`host.<name>.ipv4|ipv6|link_local|interface|addr`, `dns.ipv4|ipv6`, `profile`), and for A and
+/// AAAA records only an address of that family.
+fn record_template(t: &Table<'_, '_>, hosts: &BTreeSet<String>) -> Result<Option<(RecordKind, Template)>> {
+    let Some(v) = t.peek_str("value") else { return Ok(None) };
+    if !v.value.contains("{{") || t.has("host") {
+        return Ok(None);
+    }
+    let Some(ty) = t.peek_str("type").and_then(|s| RecordKind::from_str(&s.value).ok()) else { return Ok(None) };
+    let tpl = Template::parse(&v.value, &Scope { hosts, dns: true }).map_err(|e| {
+        let span = t.doc.inner_span(&v, e.range);
+        t.doc.err(&span, format!("value in {}: {}", t.what, e.message))
+    })?;
+    for var in tpl.vars() {
+        let ok = match (var, ty) {
+            (Var::Host { field: HostField::Ipv4, .. } | Var::DnsIpv4, RecordKind::A) => true,
+            (Var::Host { field: HostField::Ipv6, .. } | Var::DnsIpv6, RecordKind::Aaaa) => true,
+            (_, RecordKind::A | RecordKind::Aaaa) => false,
+            (Var::Host { .. } | Var::DnsIpv4 | Var::DnsIpv6 | Var::Profile, _) => true,
+            _ => false,
+        };
+        if !ok {
+            let expected = match ty {
+                RecordKind::A => "{{host.<name>.ipv4}} or {{dns.ipv4}} in an A record".to_string(),
+                RecordKind::Aaaa => "{{host.<name>.ipv6}} or {{dns.ipv6}} in an AAAA record".to_string(),
+                _ => "a fact of the lab's addresses: host.<name>.<field>, dns.ipv4, dns.ipv6 or profile".to_string(),
+            };
+            return Err(t.bad(
+                "value",
+                &v.span,
+                format!("template variable {{{{{var}}}}} cannot be in the value of a record of type {ty}; expected {expected}"),
+            ));
+        }
+    }
+    Ok(Some((ty, tpl)))
+}
+
+fn decode_zone(doc: &Doc<'_>, n: usize, v: Val<'_>, hosts: &BTreeSet<String>) -> Result<((Zone, ZoneTemplates), Str)> {
     let mut t = Table::new(doc, format!("zone {n}"), v, "a table written [[dns.zones]]")?;
     t.check_keys(ZONE_KEYS)?;
     let origin_str = t.req_str("origin", "\"example.test\"")?;
@@ -196,16 +347,31 @@ fn decode_zone(doc: &Doc<'_>, n: usize, v: Val<'_>, hosts: &BTreeSet<String>) ->
         soa.ttl = s.int("ttl", 0..=i)?.map_or(soa.ttl, |n| n as u32);
     }
     let mut records = Vec::new();
+    let mut templates: ZoneTemplates = Vec::new();
     for (j, r) in t.tables("records", "an array of records such as [{ name = \"app\", type = \"CNAME\", value = \"blue\" }]")?.into_iter().enumerate() {
         let mut rt = Table::new(doc, format!("record {} of zone {origin:?}", j + 1), r, "a table such as { name = \"app\", host = \"web\" }")?;
         rt.check_keys(RECORD_KEYS)?;
         let name = rt.req_str("name", "\"app\" (\"@\" for the origin)")?;
         check_record_name(&rt, "name", &name, &origin)?;
         let ttl = rt.int("ttl", 0..=i64::from(i32::MAX))?.map_or(DEFAULT_TTL, |n| n as u32);
+        if let Some((kind, tpl)) = record_template(&rt, hosts)? {
+            let value = rt.peek_str("value").map(|v| v.span).unwrap_or(rt.span.clone());
+            rt.take("type");
+            rt.take("value");
+            if tpl.vars().next().is_none() {
+                // Only `{{{{` escapes: literal data after all.
+                let text: String = tpl.parts().iter().map(|p| if let super::template::Part::Text(t) = p { t.as_str() } else { "" }).collect();
+                let data = parse_record_value(kind, &text).map_err(|e| rt.bad("value", &value, e))?;
+                records.push(RecordSpec::new(name.value, ttl, data));
+            } else {
+                templates.push((records.len() + templates.len(), (name.value, ttl, kind, tpl)));
+            }
+            continue;
+        }
         let data = decode_record_data(&mut rt, hosts)?;
         records.push(RecordSpec::new(name.value, ttl, data));
     }
-    Ok((Zone { origin, soa, records }, Str { value: origin_str.value.trim_end_matches('.').to_string(), span: origin_str.span }))
+    Ok(((Zone { origin, soa, records }, templates), Str { value: origin_str.value.trim_end_matches('.').to_string(), span: origin_str.span }))
 }
 
 /// Checks an owner name: valid, and inside the zone when absolute.

@@ -17,17 +17,60 @@ pub(crate) struct Known {
     pub zones: Vec<String>,
     pub services: BTreeSet<String>,
     pub targets: BTreeSet<String>,
+    /// Targets read from a server's log (`service = ...`): they know a client's address only.
+    pub log_targets: BTreeSet<String>,
     pub traced: BTreeSet<String>,
     pub steps: BTreeSet<String>,
     /// Named steps that run only in some profiles (`profiles = [...]` on the step).
     pub step_profiles: std::collections::BTreeMap<String, Vec<Profile>>,
     pub profiles: Vec<Profile>,
+    /// Services that exist only in some profiles (`profiles = [...]` on the service).
+    pub service_profiles: std::collections::BTreeMap<String, Vec<Profile>>,
+    /// The services referred to (name, where) since the last [`Known::take_service_refs`]: what
+    /// an expectation, step or target names, checked against the profiles it runs in.
+    pub service_refs: std::cell::RefCell<Vec<(String, std::ops::Range<usize>)>>,
 }
 
 impl Known {
     pub(super) fn scope(&self) -> Scope<'_> {
         Scope { hosts: &self.hosts, dns: self.dns }
     }
+
+    /// The services referred to since the last call, and forgets them.
+    pub(crate) fn take_service_refs(&self) -> Vec<(String, std::ops::Range<usize>)> {
+        std::mem::take(&mut *self.service_refs.borrow_mut())
+    }
+
+    /// Checks that the services `what` referred to exist in every profile it runs in (`mine`;
+    /// `None`: every profile of the scenario); the error points at the reference and says what
+    /// to write (`fix`, given the profiles it may keep: those of its own the service exists in).
+    pub(crate) fn check_service_profiles(&self, t: &Table<'_, '_>, mine: Option<&[Profile]>, fix: &dyn Fn(&str) -> String) -> Result<()> {
+        let mine = mine.unwrap_or(&self.profiles);
+        for (service, span) in self.take_service_refs() {
+            let Some(theirs) = self.service_profiles.get(&service) else { continue };
+            if let Some(p) = mine.iter().find(|p| !theirs.contains(p)) {
+                let names: Vec<&str> = theirs.iter().map(|p| p.name()).collect();
+                // What it may keep: the profiles it runs in that the service exists in.
+                let keep: Vec<&Profile> = mine.iter().filter(|p| theirs.contains(p)).collect();
+                let quoted: Vec<String> =
+                    if keep.is_empty() { names.iter().map(|n| format!("{n:?}")).collect() } else { keep.iter().map(|p| format!("{:?}", p.name())).collect() };
+                let list = quoted.join(", ");
+                return Err(t.doc.err(
+                    &span,
+                    format!("service {service:?} exists only in {}, but {} refers to it in {p} too; expected {}", names.join(", "), t.what, fix(&list)),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks that `s` (the value of `key`) names a declared service, and notes the reference for
+/// [`Known::check_service_profiles`].
+pub(crate) fn refer_service(t: &Table<'_, '_>, key: &str, s: &Str, known: &Known) -> Result<String> {
+    let name = refer(t, key, s, "service", &known.services)?;
+    known.service_refs.borrow_mut().push((name.clone(), s.span.clone()));
+    Ok(name)
 }
 
 /// Checks that `s` (the value of `key`) names a declared `kind`.

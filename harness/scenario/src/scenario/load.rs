@@ -92,6 +92,19 @@ impl Scenario {
         self.hosts.iter().map(|h| h.to_host_spec(profile)).collect()
     }
 
+    /// The addresses each host of a trial in `profile` gets (the lab's own `dns` and `nat64`
+    /// hosts included), computed without building the lab.
+    ///
+    /// # Errors
+    /// As [`nslab::LabBuilder::address_plan`].
+    pub fn address_plan(&self, profile: Profile) -> std::result::Result<Vec<nslab::addr::plan::HostAddresses>, Box<nslab::Error>> {
+        let mut b = nslab::Lab::builder().profile(profile).hosts(self.host_specs(profile));
+        if let Some(d) = &self.dns {
+            b = b.dns(d.lab_dns());
+        }
+        b.address_plan().map_err(Box::new)
+    }
+
     /// The host of that name.
     pub fn host(&self, name: &str) -> Option<&HostDef> {
         self.hosts.iter().find(|h| h.name == name)
@@ -105,6 +118,11 @@ impl Scenario {
     /// The resolver of that name.
     pub fn resolver(&self, name: &str) -> Option<&super::resolver::ResolverDef> {
         self.resolvers.iter().find(|r| r.name == name)
+    }
+
+    /// The services that exist in a trial with `profile` (`profiles` on a service), in file order.
+    pub fn services_for(&self, profile: Profile) -> impl Iterator<Item = &ServiceDef> {
+        self.services.iter().filter(move |s| s.applies_to(profile))
     }
 
     /// The service of that name.
@@ -289,12 +307,14 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
     let generated: Vec<ServiceDef> = resolvers.iter().map(|r| super::resolver_service::resolver_service(r, &probe)).collect();
     services.splice(0..0, generated);
     known.services = services.iter().map(|s| s.name.clone()).collect::<BTreeSet<_>>();
+    known.service_profiles = services.iter().filter_map(|s| s.profiles.clone().map(|ps| (s.name.clone(), ps))).collect();
     known.traced = services.iter().filter(|s| s.trace).map(|s| s.name.clone()).collect();
     let targets = match t.take("targets") {
         Some(v) => super::target::decode_targets(doc, v, &known)?,
         None => Vec::new(),
     };
     known.targets = targets.iter().map(|t| t.name.clone()).collect();
+    known.log_targets = targets.iter().filter(|t| matches!(t.kind, super::target::TargetKind::Log { .. })).map(|t| t.name.clone()).collect();
     let steps = t.tables("timeline", "an array of steps, written [[timeline]]")?;
     let timeline = decode_timeline(doc, steps, &mut known)?;
     let items = t.tables("expect", "an array of expectations, written [[expect]]")?;

@@ -36,12 +36,13 @@ mod timeline;
 mod values;
 
 pub use discover::{discover, DiscoverError, ScenarioFile};
-pub use dns::{parse_record_value, DnsDef, DEFAULT_TTL};
+pub use dns::{parse_record_value, DnsDef, OmittedRecord, TemplatedRecord, DEFAULT_TTL};
 pub use duration::{format_duration, parse_duration};
 pub use error::{line_col, Location, ScenarioError};
 pub use expect::{
-    Anchor, BindErrorCheck, Cause, Check, ConnectCheck, ConnectFamily, ConnectResult, DiagnosisCheck, ExitCheck, Expectation, FirstRequestCheck, Kind,
-    LineWithinCheck, ListenTarget, ListeningCheck, NoLineCheck, OutputCheck, OutputStream, StaleCause, StaleCheck, StaleCounts, DEFAULT_CONNECT_TIMEOUT,
+    Anchor, BindErrorCheck, Cause, Check, ClientRef, ConnectCheck, ConnectFamily, ConnectResult, DiagnosisCheck, ExitCheck, Expectation, FirstRequestCheck,
+    Kind, LineWithinCheck, ListenTarget, ListeningCheck, NeverReachesCheck, NoLineCheck, OutputCheck, OutputStream, StaleCause, StaleCheck, StaleCounts,
+    DEFAULT_CONNECT_TIMEOUT,
 };
 pub use hosts::{HostDef, ResolverRef, ResolverTarget};
 pub use load::{load, parse_str, ProgramDef, Scenario, DEFAULT_TIMEOUT, MAX_FILE_SIZE};

@@ -51,5 +51,6 @@ pub(crate) fn resolver_service(r: &ResolverDef, probe_name: &str) -> ServiceDef 
         autostart: true,
         stop_grace: None,
         trace: false,
+        profiles: None,
     }
 }

@@ -14,7 +14,7 @@ use super::values::ListenSpec;
 pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const SERVICE_KEYS: &[&str] =
-    &["host", "command", "shell", "env", "cwd", "files", "ready", "ready_timeout", "expect_start", "autostart", "stop_grace", "trace"];
+    &["host", "command", "shell", "env", "cwd", "files", "ready", "ready_timeout", "expect_start", "autostart", "stop_grace", "trace", "profiles"];
 const FILE_KEYS: &[&str] = &["path", "content", "source"];
 
 /// A program run in a lab host.
@@ -47,9 +47,17 @@ pub struct ServiceDef {
     pub stop_grace: Option<Duration>,
     /// Record its socket, bind, connect and listen calls (under strace) for diagnosis.
     pub trace: bool,
+    /// The trial profiles it exists in; `None`: every profile of the scenario. In the others it
+    /// is not started, not reported and not in `resolved.json`.
+    pub profiles: Option<Vec<nslab::addr::profile::Profile>>,
 }
 
 impl ServiceDef {
+    /// Whether the service exists in a trial with `profile`.
+    pub fn applies_to(&self, profile: nslab::addr::profile::Profile) -> bool {
+        self.profiles.as_ref().is_none_or(|ps| ps.contains(&profile))
+    }
+
     /// The start expectation in `profile`.
     pub fn expect_start_for(&self, profile: nslab::addr::profile::Profile) -> ExpectStart {
         self.expect_start_in.iter().find(|(p, _)| *p == profile).map(|(_, e)| *e).unwrap_or(self.expect_start)
@@ -269,7 +277,26 @@ fn decode_service(doc: &Doc<'_>, name: String, v: Val<'_>, known: &Known) -> Res
     let autostart = t.bool("autostart")?.unwrap_or(true);
     let stop_grace = t.duration("stop_grace")?;
     let trace = t.bool("trace")?.unwrap_or(false);
-    Ok(ServiceDef { name, host, run, env, cwd, files, ready, ready_timeout, expect_start, expect_start_in, autostart, stop_grace, trace })
+    let profiles = match t.str_list("profiles", "an array of profile names such as [\"dual-stack\", \"ipv6-only\"]")? {
+        None => None,
+        Some((span, list)) => {
+            if list.is_empty() {
+                return Err(t.bad("profiles", &span, "the array is empty; expected at least one profile of the scenario"));
+            }
+            super::decode::check_unique(doc, "profile", &list)?;
+            Some(list.iter().map(|s| super::expect::profile_of_scenario(&t, s, known)).collect::<Result<Vec<_>>>()?)
+        }
+    };
+    if let Some(ps) = &profiles {
+        // Its start expectation in a profile it does not exist in would never be checked.
+        if let Some((p, _)) = expect_start_in.iter().find(|(p, _)| !ps.contains(p)) {
+            let span = t.key_span("expect_start").unwrap_or(t.span.clone());
+            return Err(
+                doc.err(&span, format!("{} gives an expect_start for {p}, which is not among its profiles; expected only profiles it exists in", t.what))
+            );
+        }
+    }
+    Ok(ServiceDef { name, host, run, env, cwd, files, ready, ready_timeout, expect_start, expect_start_in, autostart, stop_grace, trace, profiles })
 }
 
 fn decode_file(doc: &Doc<'_>, service: &str, n: usize, v: Val<'_>, known: &Known) -> Result<FileDef> {

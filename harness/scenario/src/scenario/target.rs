@@ -65,7 +65,8 @@ pub(crate) fn decode_targets(doc: &Doc<'_>, v: Val<'_>, known: &Known) -> Result
                 }
             }
             let svc = tt.req_str("service", "\"<a declared service>\"")?;
-            let service = refer(&tt, "service", &svc, "service", &known.services)?;
+            let service = super::known::refer_service(&tt, "service", &svc, known)?;
+            known.check_service_profiles(&tt, None, &|_| "a target's service in every profile of the scenario (targets have no profiles)".to_string())?;
             let l = tt.req_str("line", "\"<regex with a (?P<client>...) group>\"")?;
             let line = regex(&tt, "line", &l)?;
             if !line.capture_names().any(|n| n == Some("client")) {

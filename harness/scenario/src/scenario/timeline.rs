@@ -327,7 +327,9 @@ pub(crate) fn decode_timeline(doc: &Doc<'_>, steps: Vec<Val<'_>>, known: &mut Kn
                 Some(list.iter().map(|s| super::expect::profile_of_scenario(&t, s, known)).collect::<Result<Vec<_>>>()?)
             }
         };
+        known.take_service_refs();
         let action = decode_action(&mut t, &action_s, known)?;
+        known.check_service_profiles(&t, profiles.as_deref(), &|list| format!("profiles = [{list}] on the step"))?;
         if let (Some(n), Some(ps)) = (&name, &profiles) {
             known.step_profiles.insert(n.value.clone(), ps.clone());
         }
@@ -362,7 +364,7 @@ fn action_keys(action: &str) -> Option<&'static [&'static str]> {
 fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<Action> {
     let service = |t: &mut Table<'_, '_>| -> Result<String> {
         let s = t.req_str("service", "\"<a declared service>\"")?;
-        refer(t, "service", &s, "service", &known.services)
+        super::known::refer_service(t, "service", &s, known)
     };
     let host = |t: &mut Table<'_, '_>| -> Result<String> {
         let s = t.req_str("host", "\"<a declared host>\"")?;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::observed::Observed;
-use super::{bind_error, connect, diagnosis, exit, first_request, line_within, listening, no_line, output, stale};
+use super::{bind_error, connect, diagnosis, exit, first_request, line_within, listening, never_reaches, no_line, output, stale};
 use crate::runner::observe::ServiceReport;
 use crate::runner::report::ExpectationResult;
 use crate::runner::target::Target;
@@ -53,6 +53,7 @@ async fn live(check: &Check, o: &Observed<'_>) -> Option<Result<String, String>>
         Check::FirstRequest(c) => first_request::check(c, o).await,
         Check::Diagnosis(c) if diagnosis::reads_output(o.s, c) => return None,
         Check::Diagnosis(c) => diagnosis::check(c, o).await,
+        Check::NeverReaches(c) => never_reaches::check(c, o).await,
         Check::Output(_) | Check::BindError(_) => return None,
     })
 }

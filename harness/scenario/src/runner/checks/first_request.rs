@@ -37,7 +37,10 @@ async fn first_request(
     // What it did is looked for from when the harness began to start it: on a busy machine the
     // spawn call can return after the program has already asked DNS.
     let begun = p.begun_at();
-    let first_request = || t.requests_from(&addrs).into_iter().filter(|r| r.at() >= begun).min_by_key(|r| r.at_us);
+    // A built-in target knows which service made each connection: only this one's count. A log
+    // target knows the address only: every request from the service's host counts.
+    let mine = |r: &crate::runner::target::RequestRecord| t.service().is_some() || r.service.as_deref() == Some(service);
+    let first_request = || t.requests_from(&addrs).into_iter().filter(|r| r.at() >= begun && mine(r)).min_by_key(|r| r.at_us);
     let first_query = || {
         let log = lab.dns()?.log();
         log.entries().into_iter().filter(|e| e.at >= begun && addrs.contains(&e.client.ip().to_canonical())).map(|e| e.at).min()

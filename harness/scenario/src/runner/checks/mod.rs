@@ -9,6 +9,7 @@ mod exit;
 mod first_request;
 mod line_within;
 mod listening;
+mod never_reaches;
 mod no_line;
 mod observed;
 mod output;

@@ -1,48 +1,41 @@
-//! Evaluates `stale`: how long a client kept reaching the old target after a DNS change.
+//! Evaluates `stale`: how long a client kept reaching the old target after a DNS change; a
+//! host with several client services is analysed per service, and each must meet it.
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use super::observed::{step_time, Observed};
+use crate::runner::client;
 use crate::runner::stale;
-use crate::runner::target::Target;
-use crate::scenario::{StaleCause, StaleCheck, StaleCounts};
-use nslab::lab::build::Lab;
+use crate::scenario::StaleCheck;
 
 pub(super) async fn check(c: &StaleCheck, o: &Observed<'_>) -> Result<String, String> {
-    stale_check(o.lab, o.targets, o.steps, &c.client, &c.after, &c.old, &c.new, c.at_most, c.at_least, c.cause, &c.counts).await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn stale_check(
-    lab: &Lab,
-    targets: &BTreeMap<String, Target>,
-    steps: &BTreeMap<String, Duration>,
-    client: &str,
-    after: &str,
-    old: &str,
-    new: &str,
-    at_most: Option<Duration>,
-    at_least: Option<Duration>,
-    cause: Option<StaleCause>,
-    counts: &StaleCounts,
-) -> Result<String, String> {
-    let start = step_time(steps, after)?;
+    let start = step_time(o.steps, &c.after)?;
     // Watch long enough to tell: the later of the two bounds, plus a second of margin.
-    let horizon = start + at_most.unwrap_or_default().max(at_least.unwrap_or_default()) + Duration::from_secs(1);
-    let now = lab.elapsed();
+    let horizon = start + c.at_most.unwrap_or_default().max(c.at_least.unwrap_or_default()) + Duration::from_secs(1);
+    let now = o.lab.elapsed();
     if horizon > now {
         tokio::time::sleep(horizon - now).await;
     }
-    let host = lab.host(client).map_err(|e| e.to_string())?;
-    let addrs: Vec<IpAddr> = host.addrs().into_iter().chain(host.link_local().map(IpAddr::V6)).collect();
-    let (o, n) = (targets.get(old).ok_or_else(|| format!("no target {old}"))?, targets.get(new).ok_or_else(|| format!("no target {new}"))?);
-    let st = stale::analyse(&addrs, start, o, n, lab.dns().map(|d| d.log()));
-    let failed = stale::failures(&st, at_most, at_least, cause, counts);
-    if failed.is_empty() {
-        Ok(st.to_string())
+    let (old, new) = (&c.old, &c.new);
+    let (t_old, t_new) = (o.targets.get(old).ok_or_else(|| format!("no target {old}"))?, o.targets.get(new).ok_or_else(|| format!("no target {new}"))?);
+    let who = client::resolve(o.s, o.lab, &c.client)?;
+    let clients = client::split(&who, &[t_old, t_new]);
+    let several = clients.len() > 1;
+    let (mut texts, mut failed) = (Vec::new(), false);
+    for cl in &clients {
+        let st = stale::analyse(cl, start, t_old, t_new, o.lab.dns().map(|d| d.log()));
+        let f = stale::failures(&st, c.at_most, c.at_least, c.cause, &c.counts);
+        failed |= !f.is_empty();
+        let mut text = if several { format!("{}: {st}", cl.name()) } else { st.to_string() };
+        if !f.is_empty() {
+            text.push_str(&format!("; failed: {}", f.join("; ")));
+        }
+        texts.push(text);
+    }
+    let text = if several { format!("{} client services on host {}: {}", clients.len(), who.host, texts.join(" | ")) } else { texts.join("") };
+    if failed {
+        Err(text)
     } else {
-        Err(format!("{st}; failed: {}", failed.join("; ")))
+        Ok(text)
     }
 }

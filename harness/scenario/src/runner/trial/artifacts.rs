@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::state::Swap;
+use crate::runner::client::{self, Client};
 use crate::runner::context::Facts;
 use crate::runner::observe::{FirstRequest, ServiceReport};
 use crate::runner::report::{ExpectationResult, StaleRow};
@@ -18,33 +19,39 @@ use nslab::addr::profile::Profile;
 use nslab::lab::build::Lab;
 
 /// For each CNAME swap whose old and new targets are targets of the trial: every client that
-/// asked either of them, how long it stayed and why.
+/// asked either of them, how long it stayed and why; a host's client services each on their own
+/// row when the targets attributed its requests (see [`crate::runner::client::split`]).
 pub(super) fn staleness_rows(lab: &Lab, targets: &BTreeMap<String, Target>, swaps: &[Swap]) -> Vec<StaleRow> {
     let mut rows = Vec::new();
     for Swap { step, at, old, new, .. } in swaps {
         let (Some(o), Some(n)) = (targets.get(old), targets.get(new)) else { continue };
         for h in lab.hosts() {
-            let addrs: Vec<std::net::IpAddr> = h.addrs().into_iter().chain(h.link_local().map(std::net::IpAddr::V6)).collect();
-            if o.requests_from(&addrs).is_empty() && n.requests_from(&addrs).is_empty() {
+            let host = Client::host(h);
+            if host.requests_to(o).is_empty() && host.requests_to(n).is_empty() {
                 continue;
             }
-            let st = stale::analyse(&addrs, *at, o, n, lab.dns().map(|d| d.log()));
-            rows.push(StaleRow {
-                step: step.clone(),
-                client: h.name().to_string(),
-                old: old.clone(),
-                new: new.clone(),
-                last_old_s: st.last_old.map(|d| d.as_secs_f64()),
-                first_new_s: st.first_new.map(|d| d.as_secs_f64()),
-                ttl_s: st.ttl.map(|d| d.as_secs()),
-                pinned_requests: st.pinned_requests,
-                new_connections_to_old: st.new_connections_to_old,
-                dns_queries_after: st.dns_queries_after,
-                dns_queries_before_new: st.dns_queries_before_new,
-                answers_after: st.answers_after.clone(),
-                cause: st.cause.name().to_string(),
-                summary: st.to_string(),
-            });
+            for c in client::split(&host, &[o, n]) {
+                let st = stale::analyse(&c, *at, o, n, lab.dns().map(|d| d.log()));
+                rows.push(StaleRow {
+                    step: step.clone(),
+                    client: h.name().to_string(),
+                    service: c.service.clone(),
+                    held_by: st.layers().iter().map(stale::Layer::name).collect(),
+                    layers: st.layer_evidence(),
+                    old: old.clone(),
+                    new: new.clone(),
+                    last_old_s: st.last_old.map(|d| d.as_secs_f64()),
+                    first_new_s: st.first_new.map(|d| d.as_secs_f64()),
+                    ttl_s: st.ttl.map(|d| d.as_secs()),
+                    pinned_requests: st.pinned_requests,
+                    new_connections_to_old: st.new_connections_to_old,
+                    dns_queries_after: st.dns_queries_after,
+                    dns_queries_before_new: st.dns_queries_before_new,
+                    answers_after: st.answers_after.clone(),
+                    cause: st.cause.name().to_string(),
+                    summary: st.to_string(),
+                });
+            }
         }
     }
     rows

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::artifacts;
 use super::state::{setup_allowance, Trial, LAB_BUILD_ALLOWANCE, STARTUP_ALLOWANCE, STOP_GRACE};
+use crate::runner::attribution::Clients;
 use crate::runner::checks;
 use crate::runner::context::Facts;
 use crate::runner::error::Error;
@@ -212,8 +213,19 @@ impl Trial<'_> {
         // Programs are started with the scenario's files, wherever the folder is (even in /tmp).
         let mut b = Lab::builder().profile(self.profile).hosts(s.host_specs(self.profile)).share_with_hosts(scenario_dir.clone());
         if let Some(d) = &s.dns {
+            // Templated records take this trial's addresses, from the plan the lab is built to.
+            let zones = if d.templated.is_empty() {
+                d.zones.clone()
+            } else {
+                let ctx = crate::runner::context::PlanContext::of(s, self.profile).map_err(|source| Error::LabBuild { source })?;
+                let (zones, omitted) = d.zones_in(&ctx).map_err(|what| Error::DnsRecord { what })?;
+                for o in omitted {
+                    tracing::info!(record = %o.name, kind = %o.kind, template = %o.template, reason = %o.reason, "templated DNS record left out in this profile");
+                }
+                zones
+            };
             // A resolver that recurses starts from the lab's root, which the lab DNS then serves.
-            let dns = if s.resolvers.iter().any(|r| r.recurse) { d.lab_dns().serve_root() } else { d.lab_dns() };
+            let dns = if s.resolvers.iter().any(|r| r.recurse) { d.lab_dns_with(zones).serve_root() } else { d.lab_dns_with(zones) };
             b = b.dns(dns);
         }
         if let Some(root) = artifacts_root {
@@ -222,11 +234,13 @@ impl Trial<'_> {
         }
         let lab = b.build().await.map_err(|e| Error::LabBuild { source: Box::new(e) })?;
         self.facts = Some(Facts::of(&lab, self.profile, scenario_dir, s.dns.as_ref().map(|d| d.server_host())));
+        let clients = Clients::new(lab.hosts());
+        self.clients = Some(clients.clone());
         for def in &s.targets {
             let target = match &def.kind {
                 TargetKind::Builtin { host, .. } => {
                     let host = lab.host(host)?.clone();
-                    Target::start(def.clone(), &host, lab.epoch()).await?
+                    Target::start(def.clone(), &host, lab.epoch(), clients.clone()).await?
                 }
                 TargetKind::Log { .. } => Target::from_log(def.clone()),
             };
@@ -234,7 +248,7 @@ impl Trial<'_> {
         }
         self.lab = Some(lab);
 
-        for svc in s.services.iter().filter(|svc| svc.autostart) {
+        for svc in s.services_for(self.profile).filter(|svc| svc.autostart) {
             self.start(svc).await?;
         }
         Ok(())

@@ -56,13 +56,10 @@ impl Trial<'_> {
         };
         self.argv.insert(svc.name.clone(), argv.clone());
         let argv = if svc.trace {
-            // Its socket calls, for the diagnosis of a failed bind or connect.
+            // Its socket calls, for the diagnosis of a failed bind or connect; with close, write
+            // and its end (exit lines: -q, not -qq), what became of a connect left in progress.
             let log = dir.join("strace.log").display().to_string();
-            ["strace", "-f", "-qq", "-tt", "-e", "trace=socket,bind,connect,listen", "-o", log.as_str(), "--"]
-                .iter()
-                .map(|s| s.to_string())
-                .chain(argv)
-                .collect()
+            ["strace", "-f", "-q", "-tt", "-e", "trace=%network,close,write", "-o", log.as_str(), "--"].iter().map(|s| s.to_string()).chain(argv).collect()
         } else {
             argv
         };
@@ -78,6 +75,9 @@ impl Trial<'_> {
         cmd = cmd.current_dir(cwd).name(svc.name.clone());
         let proc = host.spawn(cmd).await.map_err(|e| Error::Spawn { service: svc.name.clone(), source: Box::new(e) })?;
         self.procs.insert(svc.name.clone(), proc.clone());
+        if let Some(c) = &self.clients {
+            c.add(&svc.name, &proc);
+        }
         for t in self.targets.values().filter(|t| t.service() == Some(svc.name.as_str())) {
             t.attach(&proc);
         }

@@ -86,6 +86,8 @@ pub(super) struct Trial<'a> {
     /// Whether a service is starting (its readiness wait, bounded by its own ready_timeout and
     /// the start-up allowance, has not ended): its start-up is charged when it ends.
     pub(super) starting: Arc<AtomicBool>,
+    /// The lab's hosts and started services, which built-in targets ask who made a connection.
+    pub(super) clients: Option<Arc<crate::runner::attribution::Clients>>,
 }
 
 /// One CNAME swap of the timeline.
@@ -122,6 +124,7 @@ impl<'a> Trial<'a> {
             setup_took: None,
             startup_ms: Arc::new(AtomicU64::new(0)),
             starting: Arc::new(AtomicBool::new(false)),
+            clients: None,
         }
     }
 

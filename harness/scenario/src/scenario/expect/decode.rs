@@ -34,7 +34,9 @@ pub(crate) fn decode_expectations(doc: &Doc<'_>, items: Vec<Val<'_>>, known: &Kn
             }
         };
         let after_span = t.key_span("after");
+        known.take_service_refs();
         let check = k.decode(&mut t, known)?;
+        known.check_service_profiles(&t, profiles.as_deref(), &|list| format!("profiles = [{list}] on the expectation"))?;
         check_step_profiles(&t, after_span.as_ref(), &check, profiles.as_deref(), known)?;
         out.push(Expectation { name, profiles, check });
     }

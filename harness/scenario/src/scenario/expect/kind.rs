@@ -7,7 +7,7 @@ use std::fmt;
 
 use super::kinds::{
     bind_error::BindErrorCheck, connect::ConnectCheck, diagnosis::DiagnosisCheck, exit::ExitCheck, first_request::FirstRequestCheck,
-    line_within::LineWithinCheck, listening::ListeningCheck, no_line::NoLineCheck, output::OutputCheck, stale::StaleCheck,
+    line_within::LineWithinCheck, listening::ListeningCheck, never_reaches::NeverReachesCheck, no_line::NoLineCheck, output::OutputCheck, stale::StaleCheck,
 };
 use super::spec::KindSpec;
 use crate::scenario::decode::{Result, Table};
@@ -101,6 +101,8 @@ kinds! {
     FirstRequest(FirstRequestCheck),
     /// The cause of a service's failed bind, connect or socket call.
     Diagnosis(DiagnosisCheck),
+    /// A client (a host or a service) sends no request to a target in a window after a step.
+    NeverReaches(NeverReachesCheck),
 }
 
 impl Kind {

@@ -18,6 +18,8 @@ pub use kinds::exit::ExitCheck;
 pub use kinds::first_request::{Anchor, FirstRequestCheck};
 pub use kinds::line_within::LineWithinCheck;
 pub use kinds::listening::{ListenTarget, ListeningCheck};
+pub use kinds::never_reaches::NeverReachesCheck;
 pub use kinds::no_line::NoLineCheck;
 pub use kinds::output::{OutputCheck, OutputStream};
 pub use kinds::stale::{StaleCause, StaleCheck, StaleCounts};
+pub use spec::ClientRef;

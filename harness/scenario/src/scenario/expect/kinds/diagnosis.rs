@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::scenario::decode::{Result, Table};
 use crate::scenario::expect::spec::KindSpec;
-use crate::scenario::known::{refer, Known};
+use crate::scenario::known::{refer_service, Known};
 
 /// The cause of a service's failed bind, connect or socket call, named from the calls it
 /// made (the service needs `trace = true`).
@@ -76,7 +76,7 @@ impl KindSpec for DiagnosisCheck {
 
     fn decode(t: &mut Table<'_, '_>, known: &Known) -> Result<Self> {
         let svc = t.req_str("service", "\"<a declared service>\"")?;
-        let service = refer(t, "service", &svc, "service", &known.services)?;
+        let service = refer_service(t, "service", &svc, known)?;
         let c = t.req_str("cause", "\"link-local-without-scope\"")?;
         let cause = Cause::ALL
             .into_iter()

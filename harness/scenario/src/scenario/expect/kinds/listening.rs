@@ -37,7 +37,7 @@ impl KindSpec for ListeningCheck {
             (None, None) => {
                 return Err(t.doc.err(&t.span, format!("{} has neither service nor host; expected service = \"<service>\" or host = \"<host>\"", t.what)))
             }
-            (Some(s), None) => ListenTarget::Service(refer(t, "service", &s, "service", &known.services)?),
+            (Some(s), None) => ListenTarget::Service(crate::scenario::known::refer_service(t, "service", &s, known)?),
             (None, Some(h)) => ListenTarget::Host(refer(t, "host", &h, "host", &known.hosts)?),
         };
         let (span, list) = t

@@ -8,6 +8,7 @@ pub(crate) mod exit;
 pub(crate) mod first_request;
 pub(crate) mod line_within;
 pub(crate) mod listening;
+pub(crate) mod never_reaches;
 pub(crate) mod no_line;
 pub(crate) mod output;
 pub(crate) mod stale;

@@ -5,15 +5,16 @@ use std::time::Duration;
 
 use crate::scenario::decode::{Result, Table};
 use crate::scenario::duration::format_duration;
-use crate::scenario::expect::spec::{step, KindSpec};
-use crate::scenario::known::{refer, Known};
+use crate::scenario::expect::spec::{client, step, target_of, ClientRef, KindSpec};
+use crate::scenario::known::Known;
 
 /// How long a client kept reaching the `old` target after a DNS change (the named step), and
 /// why, from the built-in targets' request logs and the DNS query log.
 #[derive(Debug, Clone)]
 pub struct StaleCheck {
-    /// The client host.
-    pub client: String,
+    /// The client: a host (each client service on it analysed on its own when the targets
+    /// attribute its requests) or one service.
+    pub client: ClientRef,
     /// The step of the DNS change.
     pub after: String,
     /// The target the change moves away from.
@@ -91,15 +92,10 @@ impl KindSpec for StaleCheck {
         &["client", "after", "old", "new", "at_most", "at_least", "cause", "dns_queries_after", "min_dns_queries_after", "new_connections_to_old", "ttl"];
 
     fn decode(t: &mut Table<'_, '_>, known: &Known) -> Result<Self> {
-        let c = t.req_str("client", "\"<a declared host>\"")?;
-        let client = refer(t, "client", &c, "host", &known.hosts)?;
+        let client = client(t, known)?;
         let after = step(t, known)?;
-        let target = |t: &mut Table<'_, '_>, key: &str| -> Result<String> {
-            let s = t.req_str(key, "\"<a declared target>\"")?;
-            refer(t, key, &s, "target", &known.targets)
-        };
-        let old = target(t, "old")?;
-        let new = target(t, "new")?;
+        let old = target_of(t, "old", &client, known)?;
+        let new = target_of(t, "new", &client, known)?;
         let at_most = t.positive_duration("at_most")?;
         let at_least = t.duration("at_least")?;
         let checked = ["at_most", "at_least", "cause", "dns_queries_after", "min_dns_queries_after", "new_connections_to_old", "ttl"];
