@@ -34,8 +34,29 @@ impl Trial<'_> {
             return Ok(());
         }
         {
+            let began = self.lab().elapsed();
             self.step(step).await.map_err(|e| Error::Step { number: i + 1, kind: step.action.kind(), source: Box::new(e) })?;
-            let at = self.lab().elapsed();
+            let mut at = self.lab().elapsed();
+            // A swap takes effect inside the step, before it returns: a query the server answered
+            // with the new target meanwhile shows the change already in effect. The change's time
+            // is then just before that query, so the query counts as one after it (seen in CI: a
+            // curl loop's look-up answered green between the swap and the step's end was counted
+            // before the change, and "asked again before it moved" found none).
+            if let (Action::SwapCname { to, .. }, Some(dns)) = (&step.action, self.lab().dns()) {
+                let new = first_label(to);
+                let first_new = dns
+                    .log()
+                    .entries()
+                    .iter()
+                    .rev()
+                    .take_while(|e| e.at > began)
+                    .filter(|e| e.answers.iter().any(|a| a.data.target().is_some_and(|d| first_label(d) == new)))
+                    .map(|e| e.at)
+                    .min();
+                if let Some(t) = first_new.filter(|t| *t <= at) {
+                    at = t.saturating_sub(Duration::from_micros(1)).max(began);
+                }
+            }
             if let Some(n) = &step.name {
                 self.steps.insert(n.clone(), at);
             }
