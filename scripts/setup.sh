@@ -54,6 +54,9 @@ PACKAGES=(
     gunicorn nginx-light redis-server knot nsd tayga
     # PostgreSQL 15 server of scenarios/bind (initdb, postgres in /usr/lib/postgresql/15/bin).
     postgresql-15
+    # Caching resolvers of scenarios/resolvers (nslab::lab::resolver), run inside lab hosts only.
+    # systemd-resolved is not among them: see RESOLVED below.
+    unbound knot-resolver pdns-recursor
     # Building the workspace (cargo links with cc).
     gcc libc6-dev ca-certificates git
 )
@@ -71,8 +74,18 @@ if ! command -v java >/dev/null || ! command -v javac >/dev/null; then
     PACKAGES+=(openjdk-17-jdk-headless)
 fi
 
-# System services the packages above ship; kept stopped and disabled.
-SERVICES=(nginx redis-server knot nsd tayga postgresql)
+# System services the packages above ship; kept stopped and disabled. A name without a unit
+# suffix is a .service. unbound-resolvconf would hand the machine's resolv.conf to resolvconf.
+SERVICES=(nginx redis-server knot nsd tayga postgresql
+    unbound unbound-resolvconf pdns-recursor kresd kresd.target kres-cache-gc)
+
+# systemd-resolved for the labs, never installed as a package: Debian's package turns the machine's
+# /etc/resolv.conf into a symbolic link to its stub (postinst), enables and starts its service and
+# pins the machine's systemd to its own version. Its files are unpacked instead into $RESOLVED, with
+# the libsystemd-shared of the same version (the lab runs it with LD_LIBRARY_PATH pointing there),
+# and no maintainer script runs.
+RESOLVED=/opt/nslab/systemd-resolved
+RESOLVED_PACKAGES=(systemd-resolved libsystemd-shared)
 
 # --- PyPI packages: none yet ------------------------------------------------------------------
 # Add names here when a test needs one; they go into a venv at $PYPI_VENV, never into Debian's
@@ -132,20 +145,45 @@ fi
 systemd_running=false
 [[ -d /run/systemd/system ]] && systemd_running=true
 for s in "${SERVICES[@]}"; do
-    [[ -e /lib/systemd/system/$s.service || -e /etc/init.d/$s ]] || continue
+    unit=$s
+    [[ $unit == *.* ]] || unit=$s.service
+    [[ -e /lib/systemd/system/$unit || -e /etc/init.d/${s%.*} ]] || continue
     if $systemd_running; then
-        if systemctl is-active --quiet "$s.service"; then
+        if systemctl is-active --quiet "$unit"; then
             log "stopping $s"
-            systemctl stop "$s.service"
+            systemctl stop "$unit"
         fi
     fi
     # Works without a running systemd too: it only removes the enablement links.
-    if systemctl is-enabled --quiet "$s.service" 2>/dev/null; then
+    if systemctl is-enabled --quiet "$unit" 2>/dev/null; then
         log "disabling $s"
         # Also removes the SysV rc links (through systemd-sysv-install).
-        systemctl disable --quiet "$s.service"
+        systemctl disable --quiet "$unit"
+    fi
+    # A SysV script whose systemd unit is masked (kresd) keeps its start links: turn them off too.
+    if [[ -e /etc/init.d/${s%.*} ]] && compgen -G "/etc/rc[2-5].d/S??${s%.*}" >/dev/null; then
+        log "disabling ${s%.*} (SysV links)"
+        update-rc.d "${s%.*}" disable >/dev/null
     fi
 done
+
+if [[ ! -x $RESOLVED/lib/systemd/systemd-resolved ]]; then
+    log "unpacking ${RESOLVED_PACKAGES[*]} into $RESOLVED (not installed: see RESOLVED)"
+    command -v apt-get >/dev/null || die "apt-get is needed to fetch ${RESOLVED_PACKAGES[*]}"
+    resolved_tmp=$(mktemp -d)
+    (cd "$resolved_tmp" && chown _apt "$resolved_tmp" 2>/dev/null; apt-get -q download "${RESOLVED_PACKAGES[@]}") ||
+        { apt-get -q update && (cd "$resolved_tmp" && apt-get -q download "${RESOLVED_PACKAGES[@]}"); }
+    install -d -m 755 "$(dirname "$RESOLVED")"
+    resolved_new=$(mktemp -d "$RESOLVED.new.XXXXXX")
+    for deb in "$resolved_tmp"/*.deb; do dpkg-deb -x "$deb" "$resolved_new"; done
+    chmod 755 "$resolved_new"
+    rm -rf "$resolved_tmp" "$RESOLVED"
+    mv "$resolved_new" "$RESOLVED"
+fi
+# Every library it needs must be found (libsystemd-shared from $RESOLVED, the rest from the machine).
+if LD_LIBRARY_PATH=$RESOLVED/usr/lib/x86_64-linux-gnu/systemd ldd "$RESOLVED/lib/systemd/systemd-resolved" | grep -q 'not found'; then
+    die "$RESOLVED/lib/systemd/systemd-resolved misses libraries: $(LD_LIBRARY_PATH=$RESOLVED/usr/lib/x86_64-linux-gnu/systemd ldd "$RESOLVED/lib/systemd/systemd-resolved" | grep 'not found' | tr -s ' \n' ' ')"
+fi
 
 if ((${#PYPI_PACKAGES[@]})); then
     [[ -x $PYPI_VENV/bin/python3 ]] || /usr/bin/python3 -m venv "$PYPI_VENV"
@@ -186,6 +224,7 @@ log "versions:"
 for p in "${PACKAGES[@]}"; do
     printf '  %-24s %s\n' "$p" "$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || echo '?')"
 done
+printf '  %-24s %s\n' systemd-resolved "$(LD_LIBRARY_PATH=$RESOLVED/usr/lib/x86_64-linux-gnu/systemd "$RESOLVED/lib/systemd/systemd-resolved" --version 2>/dev/null | head -n1 || echo '?') ($RESOLVED)"
 printf '  %-24s %s\n' java "$(java -version 2>&1 | head -n1)"
 printf '  %-24s %s\n' python3 "$(python3 --version 2>&1)"
 if $WANT_VAGRANT; then printf '  %-24s %s\n' vagrant "$(vagrant --version 2>/dev/null || echo 'not found')"; fi

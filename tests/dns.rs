@@ -32,6 +32,9 @@ fn main() -> std::process::ExitCode {
         trials.push(trial_requiring(format!("dns/{p}/each-host-asks-the-resolver-it-names-with-its-options"), &["getent"], move || resolver_choice(p)));
     }
     trials.push(kernel_trial("dns/a-resolver-the-host-cannot-reach-fails-the-build", resolver_unreachable));
+    for p in [Profile::DualStack, Profile::Ipv6Only] {
+        trials.push(trial_requiring(format!("dns/{p}/unbound-primes-from-the-lab-root-then-iterates"), &["unbound", "dig"], move || recurse_from_root(p)));
+    }
     trials.push(trial_requiring("dns/wait-query-filtered-by-host-returns-that-hosts-query", &["dig"], wait_query_by_host));
     trials.push(kernel_trial("dns/a-lab-without-dns-says-so-when-asked-for-its-server", no_dns_server));
     trials.push(kernel_trial("dns/a-declared-host-named-dns-is-refused-unless-placed-with-on-host", host_named_dns));
@@ -773,6 +776,56 @@ async fn nat64() -> Result<(), String> {
     ensure!(out.starts_with("legacy\n 2001:db8:6464::"), "curl through NAT64 should answer from a 2001:db8:6464::/96 address, got {out:?} {}", c.stderr());
     let peer = tokio::time::timeout(T, server).await.map_err(|_| format!("the server saw no connection within {T:?}"))?.map_err(|e| e.to_string())??;
     ensure!(peer.ip().to_string().starts_with("198.51.100."), "the IPv4-only server should see a NAT64 pool address, saw {peer}");
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// A lab DNS that serves the root (`LabDns::serve_root`) and an unbound from
+/// `nslab::lab::resolver` whose only root hint is the lab DNS: its first query to the lab DNS is
+/// the priming `. NS`, the name is answered only after it, and dig through unbound gets blue's
+/// address. Without the root zone the priming query is REFUSED and unbound never answers NOERROR.
+async fn recurse_from_root(p: Profile) -> Result<(), String> {
+    use nslab::lab::resolver::{probe, ResolverKind, ResolverMode, ResolverSpec};
+    let lab = Lab::builder().profile(p).hosts(["cache", "client", "blue", "green"]).dns(LabDns::new().zone(zone()).serve_root()).build().await.map_err(err)?;
+    let cache = lab.host("cache").map_err(err)?.clone();
+    let dns = lab.host(nslab::DNS_HOST).map_err(err)?;
+    let hints: Vec<IpAddr> = cache.addrs().iter().filter_map(|a| dns.addrs().into_iter().find(|d| d.is_ipv4() == a.is_ipv4())).collect();
+    ensure!(!hints.is_empty(), "the DNS host shares a family with cache");
+    let mut spec = ResolverSpec::new(ResolverKind::Unbound, ResolverMode::Recurse { root_hints: hints });
+    spec.listen = cache.addrs();
+    let dir = lab.artifacts().join("unbound");
+    nslab::os::fsafe::artifact_dir(&dir).map_err(err)?;
+    let conf = spec.config(&dir).map_err(err)?;
+    nslab::os::fsafe::write_artifact(&dir.join(&conf.file), conf.text.as_bytes(), 0o600).map_err(err)?;
+    let t0 = lab.dns_server().map_err(err)?.log().now();
+    let (prog, args) = conf.command.split_first().ok_or("a command")?;
+    let unbound = cache.spawn(Command::new(prog).args(args).current_dir(&dir)).await.map_err(err)?;
+    cache.wait_listening(&nslab::Listen::udp(53).addr(IpAddr::from([127, 0, 0, 1])), T, Some(&unbound)).await.map_err(err)?;
+    let server = std::net::SocketAddr::from(([127, 0, 0, 1], 53));
+    let mut answer = String::new();
+    for _ in 0..50 {
+        answer = probe(&cache, server, "app.example.test", Duration::from_secs(2)).await.map_or_else(|e| e, |a| a.to_string());
+        if answer.starts_with("No Error") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A: the CNAME and blue's A; ipv6-only: the CNAME alone (blue has no A there).
+    let want = if p.has_ipv4() { "No Error with 2 answer record(s)" } else { "No Error with 1 answer record(s)" };
+    ensure!(answer == want, "unbound's answer for app.example.test: {answer}\n{}", unbound.output());
+    let from_cache: Vec<QueryLogEntry> =
+        lab.dns_server().map_err(err)?.log().entries().into_iter().filter(|e| e.at >= t0 && cache.addrs().contains(&e.client.ip())).collect();
+    let first = from_cache.first().ok_or("unbound asked the lab DNS nothing")?;
+    ensure!(first.name == "." && first.qtype == Some(RecordType::NS) && first.rcode == Some(ResponseCode::NoError), "unbound's first query: {first:?}");
+    ensure!(from_cache.iter().any(|e| e.name == "app.example.test."), "unbound never asked for app.example.test.: {from_cache:?}");
+    let blue = lab.host("blue").map_err(err)?;
+    let client = lab.host("client").map_err(err)?;
+    let (ty, want) = if p.has_ipv4() { ("A", blue.ipv4().map(IpAddr::V4)) } else { ("AAAA", blue.ipv6().map(IpAddr::V6)) };
+    let at = cache.addrs().into_iter().find(|a| client.addrs().iter().any(|c| c.is_ipv4() == a.is_ipv4())).ok_or("client and cache share a family")?;
+    let out = client.run(Command::new("dig").args(["+short", "+tries=1", "+time=3", &format!("@{at}"), "app.example.test", ty]), T).await.map_err(err)?;
+    let last = out.output().lines().last().unwrap_or("").trim().to_string();
+    ensure!(last.parse::<IpAddr>().ok() == want, "dig through unbound: {:?}, expected {want:?}", out.output());
+    unbound.stop(Duration::from_secs(2)).await;
     lab.teardown().await.map_err(err)?;
     Ok(())
 }

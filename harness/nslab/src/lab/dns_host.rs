@@ -18,6 +18,7 @@ pub struct LabDns {
     pub(crate) zones: Vec<Zone>,
     pub(crate) dns64: Option<Dns64>,
     pub(crate) host: Option<String>,
+    pub(crate) root: bool,
 }
 
 impl LabDns {
@@ -41,6 +42,15 @@ impl LabDns {
     /// Runs the server in this declared host instead of adding a dual-stack host `dns`.
     pub fn on_host(mut self, name: impl Into<String>) -> Self {
         self.host = Some(name.into());
+        self
+    }
+
+    /// Serves the root zone "." too: its SOA and NS naming the DNS host (`dns.lab.test.`, with its
+    /// addresses as glue), so a resolver given the DNS host as its only root hint primes and
+    /// iterates from the root (nslab::lab::resolver's `Recurse`), asking the same server for
+    /// each zone below it.
+    pub fn serve_root(mut self) -> Self {
+        self.root = true;
         self
     }
 
@@ -117,7 +127,24 @@ pub(crate) async fn start(cfg: &LabDns, lab: &str, host: &Host, hosts: &[Host], 
     if !zones.iter().any(|z| z.origin.trim_end_matches('.') == LAB_DOMAIN) {
         zones.push(lab_zone(host.name(), hosts));
     }
+    if cfg.root && !zones.iter().any(|z| z.origin == ".") {
+        zones.push(root_zone(host.name()));
+    }
     DnsServer::start(sockets, zones, options).map_err(|source| Error::Dns { lab: lab.to_string(), source })
+}
+
+/// The root zone of a lab whose resolvers recurse: NS naming the DNS host, with its addresses as
+/// glue. The lab zones need no delegation records: the same server is authoritative for them and
+/// answers their names itself (its catalog picks the closest zone), while a delegation record
+/// for `lab.test.` in "." would leave the glue below a zone cut, and hickory then sends the
+/// priming answer without it (Knot Resolver cannot reach its root then; measured).
+fn root_zone(dns_host: &str) -> Zone {
+    let ns = format!("{dns_host}.{LAB_DOMAIN}.");
+    Zone::new(".", Soa::new(ns.clone(), format!("hostmaster.{LAB_DOMAIN}."))).record("@", 86400, RecordValue::Ns(ns.clone())).record(
+        ns,
+        86400,
+        RecordValue::Host(dns_host.to_string()),
+    )
 }
 
 /// The automatic `lab.test` zone: every host by name.

@@ -1,7 +1,9 @@
-//! A lab: the plan of its hosts, their build and teardown, its DNS host and its NAT64 router.
+//! A lab: the plan of its hosts, their build and teardown, its DNS host, its NAT64 router and
+//! the caching resolvers it runs.
 
 pub mod build;
 pub mod dns_host;
 pub mod nat64;
+pub mod resolver;
 pub mod spec;
 pub mod tap;

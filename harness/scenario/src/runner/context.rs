@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::scenario::{HostField, TemplateContext, Var};
+use crate::scenario::{HostField, ResolverDef, TemplateContext, Var};
 use nslab::addr::profile::Profile;
 use nslab::lab::build::Lab;
 
@@ -45,6 +45,40 @@ impl Facts {
         }
         let dns = dns_host.and_then(|d| lab.host(d).ok()).map(|h| (h.ipv4().map(|a| a.to_string()), h.ipv6().map(|a| a.to_string()))).unwrap_or((None, None));
         Facts { profile, hosts, dns, artifacts: lab.artifacts().to_path_buf(), scenario_dir }
+    }
+
+    /// A host's IPv4 and global IPv6 addresses in this trial (none for an unknown host).
+    pub fn host_addrs(&self, host: &str) -> Vec<std::net::IpAddr> {
+        let Some(m) = self.hosts.get(host) else { return Vec::new() };
+        ["ipv4", "ipv6"].iter().filter_map(|k| m.get(k)?.parse().ok()).collect()
+    }
+
+    /// The lab DNS server's addresses.
+    pub fn dns_addrs(&self) -> Vec<std::net::IpAddr> {
+        [&self.dns.0, &self.dns.1].into_iter().flatten().filter_map(|a| a.parse().ok()).collect()
+    }
+
+    /// A resolver's generated file (its configuration, or its root hints) for the service
+    /// directory `dir`, from this trial's addresses.
+    ///
+    /// # Errors
+    /// What the program cannot do, or a recursion without root hints.
+    pub fn resolver_file(&self, def: &ResolverDef, root_hints: bool, dir: &std::path::Path, resolver_hosts: &[(String, String)]) -> Result<String, String> {
+        let spec = def.spec(&|h| self.host_addrs(h), &self.dns_addrs(), resolver_hosts);
+        if let nslab::lab::resolver::ResolverMode::Forward { upstreams } = &spec.mode {
+            if upstreams.is_empty() {
+                return Err(format!(
+                    "resolver {:?} on host {:?} has no upstream address of a family its host has in {}",
+                    def.name,
+                    def.host,
+                    self.profile.name()
+                ));
+            }
+        }
+        if root_hints {
+            return spec.root_hints_file().ok_or_else(|| "no root hints: the resolver forwards".to_string());
+        }
+        spec.config(dir).map(|c| c.text).map_err(|e| e.to_string())
     }
 
     /// The context of one service (its own directory).

@@ -237,6 +237,9 @@ pub enum FileError {
     /// The file could not be written.
     #[error(transparent)]
     Write(Box<FsError>),
+    /// A resolver's configuration could not be generated for this lab.
+    #[error("cannot generate the resolver's configuration: {0}")]
+    Resolver(String),
 }
 
 impl From<RenderError> for FileError {

@@ -33,6 +33,10 @@ pub struct Resolved {
     pub dns: Option<ResolvedDns>,
     /// The services, in file order, with their templates filled in.
     pub services: Vec<ResolvedService>,
+    /// The caching resolvers, upstreams first; each is also the service of the same name, whose
+    /// `files` hold its generated configuration.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resolvers: Vec<Value>,
     /// The timeline steps that run in this profile, in order.
     pub timeline: Vec<ResolvedStep>,
     /// The expectations that apply to this profile, as sentences.
@@ -171,6 +175,7 @@ fn condition(c: &Condition) -> Value {
         Condition::Line(re) => json!({ "line": re.as_str() }),
         Condition::Exit { success: false } => json!({ "exit": true }),
         Condition::Exit { success: true } => json!({ "exit": "success" }),
+        Condition::Answers { listening, query } => json!({ "listening": listening.to_string(), "answers": query }),
     }
 }
 
@@ -328,6 +333,13 @@ impl Resolved {
                     .map(|f| match &f.content {
                         FileContent::Inline(t) => json!({ "path": f.path, "content": r(t) }),
                         FileContent::Source(src) => json!({ "path": f.path, "source": src }),
+                        FileContent::Resolver { def, root_hints } => {
+                            let text = match facts {
+                                Some(fa) => fa.resolver_file(def, *root_hints, &dir, &s.resolver_hosts()).unwrap_or_else(|e| format!("<{e}>")),
+                                None => "<generated per trial>".to_string(),
+                            };
+                            json!({ "path": f.path, "resolver": def.name, "kind": def.kind.name(), "content": text })
+                        }
                     })
                     .collect();
                 ResolvedService {
@@ -357,6 +369,32 @@ impl Resolved {
             hosts,
             dns,
             services,
+            resolvers: s
+                .resolvers
+                .iter()
+                .map(|r| {
+                    let upstream = match &r.upstream {
+                        crate::scenario::Upstream::LabDns => "the lab DNS".to_string(),
+                        crate::scenario::Upstream::Resolver(n) => format!("resolver {n}"),
+                        crate::scenario::Upstream::Host(h) => format!("host {h}"),
+                        crate::scenario::Upstream::Address(a) => a.to_string(),
+                    };
+                    json!({
+                        "name": r.name,
+                        "host": r.host,
+                        "kind": r.kind.name(),
+                        "mode": if r.recurse { "recurse" } else { "forward" },
+                        "upstream": if r.recurse { Value::Null } else { Value::from(upstream) },
+                        "min_ttl_s": r.min_ttl,
+                        "max_ttl_s": r.max_ttl,
+                        "negative_ttl_s": r.negative_ttl,
+                        "serve_stale_s": r.serve_stale.map(|d| d.as_secs()),
+                        "prefetch": r.prefetch,
+                        "cache_size": r.cache_size,
+                        "service": r.name,
+                    })
+                })
+                .collect(),
             timeline: s.timeline.iter().filter(|st| st.applies_to(profile)).map(step).collect(),
             expectations: s.expectations_for(profile).map(|e| e.description()).collect(),
         }

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use super::decode::{Result, Str, Table};
+use std::path::{Component, Path, PathBuf};
+
+use super::decode::{Doc, Result, Str, Table};
 use super::template::{Scope, Template};
 use nslab::addr::profile::Profile;
 
@@ -107,4 +109,36 @@ pub(crate) fn opt_regex(t: &mut Table<'_, '_>, key: &str) -> Result<Option<regex
         None => Ok(None),
         Some(s) => regex(t, key, &s).map(Some),
     }
+}
+
+/// A relative path made of normal components only.
+pub(crate) fn relative_path(p: &str) -> std::result::Result<PathBuf, &'static str> {
+    let path = Path::new(p);
+    if p.is_empty() {
+        return Err("is empty");
+    }
+    if path.is_absolute() {
+        return Err("is absolute");
+    }
+    if path.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+        return Err("leaves its folder with '..'");
+    }
+    Ok(path.to_path_buf())
+}
+
+/// Resolves `source` against the scenario's folder; it must stay inside it, symlinks included.
+pub(crate) fn resolve_source(doc: &Doc<'_>, t: &Table<'_, '_>, s: &Str) -> Result<PathBuf> {
+    let expected = "expected a path relative to the scenario's folder, inside it, such as \"files/app.py\"";
+    relative_path(&s.value).map_err(|why| t.bad("source", &s.span, format!("{:?} {why}; {expected}", s.value)))?;
+    let dir = doc.file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let joined = dir.join(&s.value);
+    let real = joined.canonicalize().map_err(|e| t.bad("source", &s.span, format!("{} cannot be opened ({e}); {expected}", joined.display())))?;
+    let real_dir = dir.canonicalize().map_err(|e| t.bad("source", &s.span, format!("the scenario's folder {} cannot be opened ({e})", dir.display())))?;
+    if !real.starts_with(&real_dir) {
+        return Err(t.bad("source", &s.span, format!("{:?} leads outside the scenario's folder through a symbolic link; {expected}", s.value)));
+    }
+    if !real.is_file() {
+        return Err(t.bad("source", &s.span, format!("{} is not a regular file; {expected}", joined.display())));
+    }
+    Ok(real)
 }

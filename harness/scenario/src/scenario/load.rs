@@ -26,7 +26,8 @@ pub const MAX_FILE_SIZE: u64 = 1 << 20;
 /// How long a trial may run unless `timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-const TOP_KEYS: &[&str] = &["description", "program", "profiles", "timeout", "requires", "hosts", "dns", "targets", "services", "timeline", "expect"];
+const TOP_KEYS: &[&str] =
+    &["description", "program", "profiles", "timeout", "requires", "hosts", "dns", "targets", "services", "resolvers", "timeline", "expect"];
 
 /// A loaded, validated scenario: every name it refers to exists, every value parsed.
 #[derive(Debug, Clone)]
@@ -50,8 +51,10 @@ pub struct Scenario {
     pub dns: Option<DnsDef>,
     /// Built-in HTTP targets, in file order.
     pub targets: Vec<super::target::TargetDef>,
-    /// Its services, in file order.
+    /// Its services: first one generated per resolver (upstreams first), then its own in file order.
     pub services: Vec<ServiceDef>,
+    /// Its caching resolvers, each one also a service of the same name, upstreams first.
+    pub resolvers: Vec<super::resolver::ResolverDef>,
     /// The timeline, in order.
     pub timeline: Vec<Step>,
     /// The expectations, in file order.
@@ -105,6 +108,16 @@ impl Scenario {
     /// The host of that name.
     pub fn host(&self, name: &str) -> Option<&HostDef> {
         self.hosts.iter().find(|h| h.name == name)
+    }
+
+    /// Each resolver's name and the host it runs in, for a host's `resolver = "<name>"`.
+    pub fn resolver_hosts(&self) -> Vec<(String, String)> {
+        self.resolvers.iter().map(|r| (r.name.clone(), r.host.clone())).collect()
+    }
+
+    /// The resolver of that name.
+    pub fn resolver(&self, name: &str) -> Option<&super::resolver::ResolverDef> {
+        self.resolvers.iter().find(|r| r.name == name)
     }
 
     /// The services that exist in a trial with `profile` (`profiles` on a service), in file order.
@@ -273,14 +286,26 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         known.hosts.insert(d.server_host().to_string());
         known.zones = d.zones.iter().map(|z| z.origin.clone()).collect();
     }
-    // Resolvers hosts may name in `resolver` (the `[resolvers]` table's, when it has any).
-    let resolver_targets: Vec<super::hosts::ResolverTarget> = Vec::new();
-    let mut hosts = hosts;
-    super::hosts::check_resolvers(doc, &mut hosts, &known.hosts, &resolver_targets, &profiles)?;
-    let services = match t.take("services") {
+    let mut services = match t.take("services") {
         Some(v) => decode_services(doc, v, &known)?,
         None => Vec::new(),
     };
+    known.services = services.iter().map(|s| s.name.clone()).collect::<BTreeSet<_>>();
+    let resolvers = match t.take("resolvers") {
+        Some(v) => super::resolver::decode_resolvers(doc, v, &known)?,
+        None => Vec::new(),
+    };
+    // Resolvers hosts may name in `resolver`: each listens on 127.0.0.1 of its own host too.
+    let resolver_targets: Vec<super::hosts::ResolverTarget> = resolvers
+        .iter()
+        .map(|r| super::hosts::ResolverTarget { name: r.name.clone(), host: r.host.clone(), local: std::net::IpAddr::from([127, 0, 0, 1]) })
+        .collect();
+    let mut hosts = hosts;
+    super::hosts::check_resolvers(doc, &mut hosts, &known.hosts, &resolver_targets, &profiles)?;
+    // A resolver is a service of its own, started before the scenario's services (which use it).
+    let probe = format!("{}.{}", dns.as_ref().map_or(nslab::lab::dns_host::DNS_HOST, |d| d.server_host()), nslab::addr::plan::LAB_DOMAIN);
+    let generated: Vec<ServiceDef> = resolvers.iter().map(|r| super::resolver_service::resolver_service(r, &probe)).collect();
+    services.splice(0..0, generated);
     known.services = services.iter().map(|s| s.name.clone()).collect::<BTreeSet<_>>();
     known.service_profiles = services.iter().filter_map(|s| s.profiles.clone().map(|ps| (s.name.clone(), ps))).collect();
     known.traced = services.iter().filter(|s| s.trace).map(|s| s.name.clone()).collect();
@@ -305,6 +330,7 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         dns,
         targets,
         services,
+        resolvers,
         timeline,
         expectations,
     })

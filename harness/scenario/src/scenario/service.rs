@@ -1,12 +1,12 @@
 //! `[services.<name>]`: real programs on lab hosts, their files, readiness and expected start.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use toml::de::DeValue;
 
 use super::decode::{int_of, Doc, Result, Str, Table, Val};
-use super::known::{refer, regex, template, Known};
+use super::known::{refer, regex, relative_path, resolve_source, template, Known};
 use super::template::Template;
 use super::values::ListenSpec;
 
@@ -90,6 +90,14 @@ pub enum FileContent {
     /// A file beside the scenario, copied as is: its canonical path, checked to be inside the
     /// scenario's folder.
     Source(PathBuf),
+    /// A resolver's configuration (or, with `root_hints`, its root-hints file), generated per
+    /// trial from the lab's addresses by nslab::lab::resolver.
+    Resolver {
+        /// The resolver.
+        def: Box<super::resolver::ResolverDef>,
+        /// The root-hints file instead of the configuration.
+        root_hints: bool,
+    },
 }
 
 /// A condition on a service: in `ready` and in `wait-for` steps.
@@ -104,6 +112,14 @@ pub enum Condition {
     Exit {
         /// `exit = "success"`: only status 0 counts.
         success: bool,
+    },
+    /// A resolver's readiness: the socket is bound and a DNS query for `query` sent to it from
+    /// its host gets a NOERROR answer.
+    Answers {
+        /// Its socket (`udp:127.0.0.1:53`).
+        listening: ListenSpec,
+        /// A lab name it must resolve.
+        query: String,
     },
 }
 
@@ -309,36 +325,4 @@ fn exec_text(t: &Table<'_, '_>, key: &str, s: &Str, known: &Known) -> Result<Tem
         return Err(t.doc.err(&span, format!("{} in {}: the text contains a NUL byte (\\u0000); expected text without NUL, which a program's arguments, environment and working directory cannot hold", super::decode::key_name(key), t.what)));
     }
     template(t, key, s, known)
-}
-
-/// A relative path made of normal components only.
-fn relative_path(p: &str) -> std::result::Result<PathBuf, &'static str> {
-    let path = Path::new(p);
-    if p.is_empty() {
-        return Err("is empty");
-    }
-    if path.is_absolute() {
-        return Err("is absolute");
-    }
-    if path.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
-        return Err("leaves its folder with '..'");
-    }
-    Ok(path.to_path_buf())
-}
-
-/// Resolves `source` against the scenario's folder; it must stay inside it, symlinks included.
-fn resolve_source(doc: &Doc<'_>, t: &Table<'_, '_>, s: &Str) -> Result<PathBuf> {
-    let expected = "expected a path relative to the scenario's folder, inside it, such as \"files/app.py\"";
-    relative_path(&s.value).map_err(|why| t.bad("source", &s.span, format!("{:?} {why}; {expected}", s.value)))?;
-    let dir = doc.file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let joined = dir.join(&s.value);
-    let real = joined.canonicalize().map_err(|e| t.bad("source", &s.span, format!("{} cannot be opened ({e}); {expected}", joined.display())))?;
-    let real_dir = dir.canonicalize().map_err(|e| t.bad("source", &s.span, format!("the scenario's folder {} cannot be opened ({e})", dir.display())))?;
-    if !real.starts_with(&real_dir) {
-        return Err(t.bad("source", &s.span, format!("{:?} leads outside the scenario's folder through a symbolic link; {expected}", s.value)));
-    }
-    if !real.is_file() {
-        return Err(t.bad("source", &s.span, format!("{} is not a regular file; {expected}", joined.display())));
-    }
-    Ok(real)
 }

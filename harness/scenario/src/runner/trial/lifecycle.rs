@@ -226,7 +226,9 @@ impl Trial<'_> {
                 }
                 zones
             };
-            b = b.dns(d.lab_dns_with(zones));
+            // A resolver that recurses starts from the lab's root, which the lab DNS then serves.
+            let dns = if s.resolvers.iter().any(|r| r.recurse) { d.lab_dns_with(zones).serve_root() } else { d.lab_dns_with(zones) };
+            b = b.dns(dns);
         }
         if let Some(root) = artifacts_root {
             // Folders a passing trial empties (<root>/<folder>/<scenario>) go with it.

@@ -39,6 +39,10 @@ impl Trial<'_> {
                 FileContent::Inline(t) => {
                     t.render(&ctx).map_err(FileError::from).and_then(|text| Ok(nslab::os::fsafe::write_artifact(&path, text.as_bytes(), 0o600)?))
                 }
+                FileContent::Resolver { def, root_hints } => facts
+                    .resolver_file(def, *root_hints, &dir, &self.scenario.resolver_hosts())
+                    .map_err(FileError::Resolver)
+                    .and_then(|text| Ok(nslab::os::fsafe::write_artifact(&path, text.as_bytes(), 0o600)?)),
                 FileContent::Source(src) => std::fs::read(src)
                     .map_err(|source| FileError::Read { path: src.clone(), source })
                     .and_then(|bytes| Ok(nslab::os::fsafe::write_artifact(&path, &bytes, 0o600)?)),
@@ -159,6 +163,28 @@ pub(super) async fn wait_ready(host: &Host, proc: &Process, cond: Option<&Condit
         }
         Some(Condition::Line(re)) => proc.wait_for_line(re.as_str(), timeout).await.map(|l| format!("printed {:?}", l.text)).map_err(|e| e.to_string()),
         Some(Condition::Exit { success: false }) => proc.wait_exit(timeout).await.map(|e| format!("ran to completion ({e})")).map_err(|e| e.to_string()),
+        Some(Condition::Answers { listening, query }) => {
+            let l = host.wait_listening(&listening.to_listen(), timeout, Some(proc)).await.map_err(|e| e.to_string())?;
+            // Then a real query, asked again until it is answered NOERROR: the resolver has read
+            // its configuration and reaches its upstream.
+            let server = std::net::SocketAddr::from(([127, 0, 0, 1], 53));
+            let deadline = tokio::time::Instant::now() + timeout;
+            let mut last;
+            loop {
+                if let Some(e) = proc.exit() {
+                    return Err(format!("exited ({e}) before it answered a query{}", tail(proc)));
+                }
+                match nslab::lab::resolver::probe(host, server, query, Duration::from_secs(1)).await {
+                    Ok(a) if a.rcode == nslab::dns::ResponseCode::NoError => return Ok(format!("listening on {l} and answered a query for {query}: {a}")),
+                    Ok(a) => last = a.to_string(),
+                    Err(e) => last = e,
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(format!("listening on {l}, but no NOERROR answer for {query} from {server}: last {last}{}", tail(proc)));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
         Some(Condition::Exit { success: true }) => match proc.wait_exit(timeout).await {
             Ok(e) if e.success() => Ok(format!("ran to completion ({e})")),
             Ok(e) => Err(format!("exited ({e}), not with status 0 as ready = {{ exit = \"success\" }} needs{}", tail(proc))),
