@@ -149,23 +149,6 @@ mod tests {
     }
 
     #[test]
-    fn address_plan_without_building_includes_the_labs_own_hosts() {
-        use crate::{HostSpec, Lab, LabDns, Profile};
-        let b = Lab::builder().profile(Profile::Ipv6OnlyNat64).hosts([HostSpec::new("web"), HostSpec::new("old").profile(Profile::Ipv4Only).interface("lan0")]);
-        let plan = b.clone().dns(LabDns::new()).address_plan().unwrap();
-        assert_eq!(plan.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), vec!["dns", "nat64", "old", "web"]);
-        let slots = assign_slots(["dns", "nat64", "old", "web"]).unwrap();
-        let web = &plan[3];
-        assert_eq!((web.profile, web.ipv4, web.ipv6, web.link_local), (Profile::Ipv6OnlyNat64, None, Some(slots["web"].v6), Some(slots["web"].link_local)));
-        let old = &plan[2];
-        assert_eq!((old.interface.as_str(), old.ipv4, old.ipv6, old.link_local), ("lan0", Some(slots["old"].v4), None, None));
-        assert_eq!(plan[0].profile, Profile::DualStack, "the DNS host is dual-stack");
-        // What build() refuses, address_plan refuses too.
-        let twice = Lab::builder().hosts(["a", "a"]).address_plan().unwrap_err().to_string();
-        assert!(twice.contains("host \"a\" is declared twice"), "{twice}");
-    }
-
-    #[test]
     fn full_segment_gets_distinct_slots_and_overflow_is_refused() {
         let names: Vec<String> = (0..MAX_HOSTS).map(|i| format!("h{i}")).collect();
         let m = assign_slots(names.iter().map(String::as_str)).unwrap();

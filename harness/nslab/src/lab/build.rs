@@ -873,4 +873,24 @@ mod tests {
         assert!(a(Profile::Ipv4Only, "2001:db8:1::53").unwrap_err().contains("has no global IPv6"));
         assert!(a(Profile::NoIpv6, "fe80::53").is_err());
     }
+
+    #[test]
+    fn address_plan_without_building_includes_the_labs_own_hosts() {
+        use crate::addr::plan::assign_slots;
+        use crate::addr::profile::Profile;
+        use crate::lab::dns_host::LabDns;
+        use crate::lab::spec::HostSpec;
+        let b = Lab::builder().profile(Profile::Ipv6OnlyNat64).hosts([HostSpec::new("web"), HostSpec::new("old").profile(Profile::Ipv4Only).interface("lan0")]);
+        let plan = b.clone().dns(LabDns::new()).address_plan().unwrap();
+        assert_eq!(plan.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(), vec!["dns", "nat64", "old", "web"]);
+        let slots = assign_slots(["dns", "nat64", "old", "web"]).unwrap();
+        let web = &plan[3];
+        assert_eq!((web.profile, web.ipv4, web.ipv6, web.link_local), (Profile::Ipv6OnlyNat64, None, Some(slots["web"].v6), Some(slots["web"].link_local)));
+        let old = &plan[2];
+        assert_eq!((old.interface.as_str(), old.ipv4, old.ipv6, old.link_local), ("lan0", Some(slots["old"].v4), None, None));
+        assert_eq!(plan[0].profile, Profile::DualStack, "the DNS host is dual-stack");
+        // What build() refuses, address_plan refuses too.
+        let twice = Lab::builder().hosts(["a", "a"]).address_plan().unwrap_err().to_string();
+        assert!(twice.contains("host \"a\" is declared twice"), "{twice}");
+    }
 }
