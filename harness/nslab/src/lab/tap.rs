@@ -37,7 +37,7 @@ struct Requests {
 }
 
 /// The running tap of a lab; see the module docs. Stopped (its last packets read) by
-/// [`DnsTap::stop`], or by its drop.
+/// `DnsTap::stop`, or by its drop.
 pub struct DnsTap {
     log: TrafficLog,
     requests: Arc<Mutex<Requests>>,

@@ -35,7 +35,7 @@ pub struct Staleness {
     pub pinned_requests: usize,
     /// Distinct connections opened to the old target after the change.
     pub new_connections_to_old: usize,
-    /// Of those, the ones opened more than [`ANSWER_SLACK`] after the client had been answered with
+    /// Of those, the ones opened more than `ANSWER_SLACK` (1 s) after the client had been answered with
     /// the new target and before it first reached the new target (after that the host uses both
     /// targets at once: another client on it, not this one's own cache).
     pub new_connections_after_new_answer: usize,
