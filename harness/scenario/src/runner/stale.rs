@@ -376,13 +376,21 @@ fn response_to<'a>(traffic: &'a [TrafficEntry], q: &TrafficEntry) -> Option<&'a 
 fn answer_text(r: &TrafficEntry) -> String {
     let data = if r.answers.is_empty() { r.rcode_name() } else { r.answers.iter().map(|a| a.data.clone()).collect::<Vec<_>>().join(", ") };
     let ttl = r.min_ttl().map(|t| format!(", TTL {t}")).unwrap_or_default();
-    format!("{} {}: {data}{ttl}", r.name, r.qtype.map(|t| t.to_string()).unwrap_or_default())
+    format!("{} {}: {data}{ttl},", r.name, r.qtype.map(|t| t.to_string()).unwrap_or_default())
 }
 
 /// Follows a query the client's host sent and was answered with the old target, up the chain:
 /// the server that answered it either asked nobody between receiving it and answering (it held
 /// the old answer) or asked further up and was answered the old target there (one layer up).
-fn held_by(traffic: &[TrafficEntry], client_host: &str, resolvers: &[(String, String)], q: &TrafficEntry, r: &TrafficEntry, old: &str, depth: usize) -> (Layer, String) {
+fn held_by(
+    traffic: &[TrafficEntry],
+    client_host: &str,
+    resolvers: &[(String, String)],
+    q: &TrafficEntry,
+    r: &TrafficEntry,
+    old: &str,
+    depth: usize,
+) -> (Layer, String) {
     let server_host = if q.dst.ip().is_loopback() { Some(client_host.to_string()) } else { q.to_host.clone() };
     let Some(server_host) = server_host else {
         return (Layer::Resolver { name: q.dst.ip().to_string() }, format!("{} (no lab host) answered {}", q.dst, answer_text(r)));
@@ -392,9 +400,15 @@ fn held_by(traffic: &[TrafficEntry], client_host: &str, resolvers: &[(String, St
         Some(n) => format!("resolver {n} on host {server_host} ({})", q.dst),
         None => format!("host {server_host} ({})", q.dst),
     };
-    let upstream: Vec<&TrafficEntry> =
-        traffic.iter().filter(|u| !u.response && !u.forwarded && u.host == server_host && u.at >= q.at && u.at <= r.at && u.name == q.name && u.dst != q.dst).collect();
-    let layer = if server_host == client_host { Layer::HostCache { host: server_host.clone() } } else { Layer::Resolver { name: resolver.clone().unwrap_or_else(|| server_host.clone()) } };
+    let upstream: Vec<&TrafficEntry> = traffic
+        .iter()
+        .filter(|u| !u.response && !u.forwarded && u.host == server_host && u.at >= q.at && u.at <= r.at && u.name == q.name && u.dst != q.dst)
+        .collect();
+    let layer = if server_host == client_host {
+        Layer::HostCache { host: server_host.clone() }
+    } else {
+        Layer::Resolver { name: resolver.clone().unwrap_or_else(|| server_host.clone()) }
+    };
     if upstream.is_empty() {
         return (layer, format!("{who} answered {} without asking upstream", answer_text(r)));
     }
@@ -429,9 +443,16 @@ pub fn attribute(st: &mut Staleness, host: &str, old: &str, old_at: &[Duration],
     }
     let mut held: Vec<HeldSpan> = Vec::new();
     let first = answered[0].0;
-    if old_at.iter().any(|t| *t > start && *t - start < first) {
+    // A request resolved before the change and made just after it (within [`ANSWER_SLACK`]) is no
+    // cache of the client's.
+    if old_at.iter().any(|t| *t > start + ANSWER_SLACK && *t - start < first) {
         let layer = if st.cause == StaleCause::ConnectionPinning { Layer::PinnedConnection } else { Layer::ClientCache };
-        held.push(HeldSpan { layer, from: Duration::ZERO, to: first, evidence: format!("no DNS query from host {host} answered with the old target before {}", secs(first)) });
+        held.push(HeldSpan {
+            layer,
+            from: Duration::ZERO,
+            to: first,
+            evidence: format!("no DNS query from host {host} answered with the old target before {}", secs(first)),
+        });
     }
     let mut count = 0;
     for (i, (at, layer, why)) in answered.iter().enumerate() {
@@ -1017,7 +1038,7 @@ mod tests {
 
         /// A query from `src` (sent by `host`) to `dst` at `at` ms and its answer `ms` later,
         /// naming `target` with `ttl`.
-        fn ask(log: &mut Vec<TrafficEntry>, host: &str, src: &str, dst: &str, at: u64, ms: u64, target: &str, ttl: u32) {
+        fn ask(log: &mut Vec<TrafficEntry>, host: &str, (src, dst): (&str, &str), (at, ms): (u64, u64), target: &str, ttl: u32) {
             let (src, dst) = (sa(src), sa(dst));
             let id = log.len() as u16;
             let q = TrafficEntry {
@@ -1070,7 +1091,7 @@ mod tests {
         #[test]
         fn no_query_after_the_change_leaves_the_client_cache() {
             let mut log = Vec::new();
-            ask(&mut log, "client", "192.0.2.10:4000", "192.0.2.20:53", 500, 2, "blue", 20);
+            ask(&mut log, "client", ("192.0.2.10:4000", "192.0.2.20:53"), (500, 2), "blue", 20);
             let st = walk(&log, &[1500, 9000], 8000);
             assert!(st.held.is_empty(), "{:?}", st.held);
             assert_eq!(names(&st), ["client-cache"]);
@@ -1079,7 +1100,7 @@ mod tests {
         #[test]
         fn a_resolver_that_answers_old_without_asking_holds_it() {
             let mut log = Vec::new();
-            ask(&mut log, "client", "192.0.2.10:4000", "192.0.2.20:53", 1200, 2, "blue", 18);
+            ask(&mut log, "client", ("192.0.2.10:4000", "192.0.2.20:53"), (1200, 2), "blue", 18);
             let st = walk(&log, &[1250, 5000], 4000);
             assert_eq!(names(&st), ["resolver:cache"]);
             assert_eq!(st.held[0].from, super::ms(200));
@@ -1090,7 +1111,7 @@ mod tests {
         #[test]
         fn a_host_cache_that_answers_old_without_asking_holds_it() {
             let mut log = Vec::new();
-            ask(&mut log, "client", "127.0.0.1:4000", "127.0.0.53:53", 1200, 1, "blue", 15);
+            ask(&mut log, "client", ("127.0.0.1:4000", "127.0.0.53:53"), (1200, 1), "blue", 15);
             let st = walk(&log, &[1250], 2000);
             assert_eq!(names(&st), ["host-cache:client"]);
         }
@@ -1098,10 +1119,10 @@ mod tests {
         #[test]
         fn a_host_cache_that_asked_the_resolver_passes_the_blame_up() {
             let mut log = Vec::new();
-            ask(&mut log, "client", "127.0.0.1:4000", "127.0.0.53:53", 1200, 10, "blue", 15);
+            ask(&mut log, "client", ("127.0.0.1:4000", "127.0.0.53:53"), (1200, 10), "blue", 15);
             // systemd-resolved asks unbound while the stub query is pending; unbound answers blue
             // from its cache.
-            ask(&mut log, "client", "192.0.2.10:5000", "192.0.2.20:53", 1202, 3, "blue", 15);
+            ask(&mut log, "client", ("192.0.2.10:5000", "192.0.2.20:53"), (1202, 3), "blue", 15);
             let st = walk(&log, &[1250], 2000);
             assert_eq!(names(&st), ["resolver:cache"], "{:?}", st.held);
         }
@@ -1109,8 +1130,8 @@ mod tests {
         #[test]
         fn a_resolver_that_asked_the_lab_dns_and_still_answered_old_is_named() {
             let mut log = Vec::new();
-            ask(&mut log, "client", "192.0.2.10:4000", "192.0.2.20:53", 1200, 10, "blue", 15);
-            ask(&mut log, "cache", "192.0.2.20:6000", "192.0.2.53:53", 1202, 3, "green", 2);
+            ask(&mut log, "client", ("192.0.2.10:4000", "192.0.2.20:53"), (1200, 10), "blue", 15);
+            ask(&mut log, "cache", ("192.0.2.20:6000", "192.0.2.53:53"), (1202, 3), "green", 2);
             let st = walk(&log, &[1250], 2000);
             assert_eq!(names(&st), ["resolver:cache"]);
             assert!(st.held[0].evidence.contains("not answered the old target"), "{}", st.held[0].evidence);
@@ -1120,7 +1141,7 @@ mod tests {
         fn the_client_cache_then_the_resolver_split_the_window() {
             // The JVM behind unbound: nothing for 27 s, then unbound's cached blue, then green.
             let mut log = Vec::new();
-            ask(&mut log, "client", "192.0.2.10:4000", "192.0.2.20:53", 28_100, 2, "blue", 18);
+            ask(&mut log, "client", ("192.0.2.10:4000", "192.0.2.20:53"), (28_100, 2), "blue", 18);
             let old_at: Vec<u64> = (1..230).map(|i| 1000 + i * 250).collect();
             let st = walk(&log, &old_at, 56_900);
             assert_eq!(names(&st), ["client-cache", "resolver:cache"]);
@@ -1133,12 +1154,19 @@ mod tests {
         }
 
         #[test]
+        fn a_request_resolved_before_the_change_and_made_just_after_it_is_no_client_cache() {
+            let mut log = Vec::new();
+            ask(&mut log, "client", ("192.0.2.10:4000", "192.0.2.20:53"), (1300, 2), "blue", 18);
+            let st = walk(&log, &[1050, 1350, 5000], 4000);
+            assert_eq!(names(&st), ["resolver:cache"], "{:?}", st.held);
+        }
+
+        #[test]
         fn answers_naming_the_new_target_are_not_followed() {
             let mut log = Vec::new();
-            ask(&mut log, "client", "192.0.2.10:4000", "192.0.2.20:53", 1200, 2, "green", 2);
+            ask(&mut log, "client", ("192.0.2.10:4000", "192.0.2.20:53"), (1200, 2), "green", 2);
             let st = walk(&log, &[1250], 2000);
             assert!(st.held.is_empty());
         }
     }
-
 }

@@ -91,8 +91,20 @@ impl StaleCause {
 
 impl KindSpec for StaleCheck {
     const NAME: &'static str = "stale";
-    const KEYS: &'static [&'static str] =
-        &["client", "after", "old", "new", "at_most", "at_least", "cause", "dns_queries_after", "min_dns_queries_after", "new_connections_to_old", "ttl", "held_by"];
+    const KEYS: &'static [&'static str] = &[
+        "client",
+        "after",
+        "old",
+        "new",
+        "at_most",
+        "at_least",
+        "cause",
+        "dns_queries_after",
+        "min_dns_queries_after",
+        "new_connections_to_old",
+        "ttl",
+        "held_by",
+    ];
 
     fn decode(t: &mut Table<'_, '_>, known: &Known) -> Result<Self> {
         let client = client(t, known)?;
