@@ -464,7 +464,7 @@ pub fn attribute(st: &mut Staleness, host: &str, old: &str, old_at: &[Duration],
             }
             _ => {
                 if let Some(h) = held.last_mut().filter(|_| count > 1) {
-                    h.evidence.push_str(&format!("; {count} answers like it"));
+                    h.evidence.push_str(&format!("; {count} such answers in all"));
                 }
                 count = 1;
                 held.push(HeldSpan { layer: layer.clone(), from: *at, to, evidence: format!("host {host} asked at {}: {why}", secs(*at)) });
@@ -472,7 +472,7 @@ pub fn attribute(st: &mut Staleness, host: &str, old: &str, old_at: &[Duration],
         }
     }
     if let Some(h) = held.last_mut().filter(|_| count > 1) {
-        h.evidence.push_str(&format!("; {count} answers like it"));
+        h.evidence.push_str(&format!("; {count} such answers in all"));
     }
     st.held = held;
 }

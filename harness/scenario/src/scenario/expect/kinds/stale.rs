@@ -144,14 +144,14 @@ impl KindSpec for StaleCheck {
                     let ok = match n.value.split_once(':') {
                         None => n.value == "client-cache" || n.value == "pinned-connection",
                         Some(("host-cache", h)) => known.hosts.contains(h),
-                        Some(("resolver", r)) => !r.is_empty(),
+                        Some(("resolver", r)) => known.resolvers.contains_key(r) || known.hosts.contains(r),
                         Some(_) => false,
                     };
                     if !ok {
                         return Err(t.bad(
                             "held_by",
                             &n.span,
-                            format!("{:?} is not a layer; expected \"client-cache\", \"pinned-connection\", \"host-cache:<host>\" (a host of the scenario) or \"resolver:<name>\"", n.value),
+                            format!("{:?} is not a layer; expected \"client-cache\", \"pinned-connection\", \"host-cache:<host>\" (a host of the scenario) or \"resolver:<name>\" (a resolver or host of the scenario)", n.value),
                         ));
                     }
                 }
