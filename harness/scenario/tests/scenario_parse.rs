@@ -304,3 +304,47 @@ proptest! {
         assert_located(&text)?;
     }
 }
+
+const RESOLVER_NAMES: &str = r#"description = "t"
+[hosts.client]
+[hosts.box]
+[dns]
+[[dns.zones]]
+origin = "example.test"
+records = [{ name = "app", type = "A", value = "192.0.2.99" }]
+[resolvers.cache]
+host = "box"
+kind = "unbound"
+[[timeline]]
+name = "start"
+action = "wait"
+duration = "1s"
+[[expect]]
+kind = "dns-queries"
+from = "cache"
+to = "cache"
+qname = "app.example.test"
+after = "start"
+for = "5s"
+at_least = 1
+[[expect]]
+kind = "stale"
+client = "client"
+after = "start"
+old = "box"
+new = "client"
+held_by = ["client-cache", "resolver:cache"]
+"#;
+
+#[test]
+fn a_resolver_name_is_its_host_and_a_layer() {
+    let text = RESOLVER_NAMES.replace("[hosts.box]", "[hosts.box]\n[targets.box]\nhost = \"box\"\nport = 80\n[targets.client]\nhost = \"client\"\nport = 80");
+    let s = scenario::parse_str(Path::new("t.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    let scenario::Check::DnsQueries(q) = &s.expectations[0].check else { panic!("not dns-queries") };
+    assert_eq!(q.to, Some(scenario::Asked::Host("box".into())));
+    let scenario::Check::Stale(st) = &s.expectations[1].check else { panic!("not stale") };
+    assert_eq!(st.held_by, Some(vec!["client-cache".to_string(), "resolver:cache".to_string()]));
+    let bad = text.replace("\"resolver:cache\"", "\"resolver:nope\"");
+    let e = scenario::parse_str(Path::new("t.toml"), &bad).unwrap_err().to_string();
+    assert!(e.contains("\"resolver:nope\" is not a layer"), "{e}");
+}

@@ -754,6 +754,7 @@ mod tests {
             service: service.map(str::to_string),
             held_by: Vec::new(),
             layers: Vec::new(),
+            held: Vec::new(),
             old: "blue".into(),
             new: "green".into(),
             last_old_s: last_old,

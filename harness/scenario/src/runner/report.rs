@@ -37,6 +37,19 @@ pub struct ExpectationResult {
     pub decided: bool,
 }
 
+/// One stretch of a client's stale window and the layer that held the old target in it.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldRow {
+    /// The layer's name (`client-cache`, `host-cache:<host>`, `resolver:<name>`, `pinned-connection`).
+    pub layer: String,
+    /// Start, seconds after the swap.
+    pub from_s: f64,
+    /// End, seconds after the swap.
+    pub to_s: f64,
+    /// The queries and answers that show it.
+    pub evidence: String,
+}
+
 /// How long one client kept reaching the old target after one CNAME swap, and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct StaleRow {
@@ -56,6 +69,9 @@ pub struct StaleRow {
     /// client's own cache: ...; the last answer before the change ...`).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub layers: Vec<String>,
+    /// The stale window split by layer, in order, from the lab's DNS traffic log.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub held: Vec<HeldRow>,
     /// The old and new targets.
     pub old: String,
     /// The new target.

@@ -14,7 +14,7 @@ use svg::Document;
 use crate::runner::client::Client;
 use crate::runner::target::{RequestRecord, Target};
 use crate::scenario::{StaleCause, StaleCounts};
-use nslab::dns::{AnswerRecord, QueryLog, QueryLogEntry};
+use nslab::dns::{AnswerRecord, QueryLog, QueryLogEntry, TrafficEntry};
 
 /// How much later than a query that brought the new answer a connection to the old target must
 /// open to count against the client (`application-cache`): a program that re-reads its
@@ -63,6 +63,29 @@ pub struct Staleness {
     pub ttl: Option<Duration>,
     /// The cause.
     pub cause: StaleCause,
+    /// The stale window split by the layer that held the old target, from the lab's DNS traffic
+    /// log (see [`attribute`]); empty without the log or when the client never asked after the
+    /// change and was answered the old target.
+    pub held: Vec<HeldSpan>,
+}
+
+/// A stretch of a client's stale window and the layer that held the old target in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldSpan {
+    /// The layer.
+    pub layer: Layer,
+    /// Start, relative to the change.
+    pub from: Duration,
+    /// End, relative to the change (the last request to the old target for the last span).
+    pub to: Duration,
+    /// What the traffic log shows: the queries and the answers, with their TTLs.
+    pub evidence: String,
+}
+
+impl fmt::Display for HeldSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} - {}: {} ({})", secs(self.from), secs(self.to), self.layer, self.evidence)
+    }
 }
 
 /// The layer that held the old target for a client after the change: where the remedy goes.
@@ -115,6 +138,15 @@ impl Staleness {
     /// The layers that held the old target, from the cause: a pinned connection, the client's
     /// own cache, or both (empty when the client did not stay, or the log cannot tell).
     pub fn layers(&self) -> Vec<Layer> {
+        if !self.held.is_empty() {
+            let mut out: Vec<Layer> = Vec::new();
+            for h in &self.held {
+                if !out.contains(&h.layer) {
+                    out.push(h.layer.clone());
+                }
+            }
+            return out;
+        }
         match self.cause {
             StaleCause::ConnectionPinning => vec![Layer::PinnedConnection],
             StaleCause::ResolverCache | StaleCause::ApplicationCache => vec![Layer::ClientCache],
@@ -130,6 +162,9 @@ impl Staleness {
 
     /// Each layer in words, with its evidence from the request and DNS query logs.
     pub fn layer_evidence(&self) -> Vec<String> {
+        if !self.held.is_empty() {
+            return self.held.iter().map(HeldSpan::to_string).collect();
+        }
         let before = match (self.answer_before_at, self.answer_before.is_empty()) {
             (Some(at), false) => format!(
                 "the last answer{} before the change, at lab time {}: {}",
@@ -213,7 +248,9 @@ impl fmt::Display for Staleness {
         }
         write!(f, "; cause: {}", self.cause.name())?;
         let held = self.layer_evidence();
-        if !held.is_empty() {
+        if !self.held.is_empty() {
+            write!(f, "; held by, in turn: {}", held.join("; then "))?;
+        } else if !held.is_empty() {
             write!(f, "; held by {}", held.join("; and by "))?;
         }
         Ok(())
@@ -234,11 +271,24 @@ fn names(answers: &[AnswerRecord], target: &str) -> bool {
 /// Analyses one client around a change at `step_at`, from the two targets' request logs (a
 /// service's own requests, or every request from a host's addresses) and the DNS query log (its
 /// host's queries: the log knows addresses, not processes).
-pub fn analyse(client: &Client, step_at: Duration, old: &Target, new: &Target, dns: Option<&QueryLog>) -> Staleness {
+pub fn analyse(client: &Client, step_at: Duration, old: &Target, new: &Target, dns: Option<&QueryLog>, chain: Chain<'_>) -> Staleness {
     let entries = dns.map(QueryLog::entries).unwrap_or_default();
-    let mut st = analyse_records(&client.addrs, step_at, (&old.def.name, &client.requests_to(old)), (&new.def.name, &client.requests_to(new)), &entries);
+    let old_reqs = client.requests_to(old);
+    let mut st = analyse_records(&client.addrs, step_at, (&old.def.name, &old_reqs), (&new.def.name, &client.requests_to(new)), &entries);
     st.dns_of_host = client.service.is_some().then(|| client.host.clone());
+    let old_at: Vec<Duration> = old_reqs.iter().filter(|r| client.addrs.contains(&r.client.ip())).map(RequestRecord::at).collect();
+    attribute(&mut st, &client.host, &old.def.name, &old_at, chain.traffic, chain.resolvers);
     st
+}
+
+/// What the layer walk reads: the lab's DNS traffic log (settled) and the scenario's
+/// resolvers as (name, host).
+#[derive(Debug, Clone, Copy)]
+pub struct Chain<'a> {
+    /// Every DNS message the lab hosts sent.
+    pub traffic: &'a [TrafficEntry],
+    /// `[resolvers.<name>]`: (name, host).
+    pub resolvers: &'a [(String, String)],
 }
 
 /// [`analyse`] on plain records: `old` and `new` are each a target's name and the client's
@@ -308,6 +358,132 @@ pub fn analyse_records(client: &[IpAddr], step_at: Duration, old: (&str, &[Reque
         dns_of_host: None,
         ttl,
         cause,
+        held: Vec::new(),
+    }
+}
+
+/// Whether a response's answers name `target` (see [`names`]).
+fn wire_names(e: &TrafficEntry, target: &str) -> bool {
+    e.answers.iter().any(|a| label(&a.name) == target || (a.rtype == "CNAME" && label(&a.data) == target))
+}
+
+/// The response to query `q` in the traffic log: endpoints reversed, same id, paired with it.
+fn response_to<'a>(traffic: &'a [TrafficEntry], q: &TrafficEntry) -> Option<&'a TrafficEntry> {
+    traffic.iter().find(|r| r.response && r.src == q.dst && r.dst == q.src && r.id == q.id && r.query_at == Some(q.at))
+}
+
+/// `NAME TYPE: data, data (TTL n)` of a response.
+fn answer_text(r: &TrafficEntry) -> String {
+    let data = if r.answers.is_empty() { r.rcode_name() } else { r.answers.iter().map(|a| a.data.clone()).collect::<Vec<_>>().join(", ") };
+    let ttl = r.min_ttl().map(|t| format!(", TTL {t}")).unwrap_or_default();
+    format!("{} {}: {data}{ttl},", r.name, r.qtype.map(|t| t.to_string()).unwrap_or_default())
+}
+
+/// Follows a query the client's host sent and was answered with the old target, up the chain:
+/// the server that answered it either asked nobody between receiving it and answering (it held
+/// the old answer) or asked further up and was answered the old target there (one layer up).
+fn held_by(
+    traffic: &[TrafficEntry],
+    client_host: &str,
+    resolvers: &[(String, String)],
+    q: &TrafficEntry,
+    r: &TrafficEntry,
+    old: &str,
+    depth: usize,
+) -> (Layer, String) {
+    let server_host = if q.dst.ip().is_loopback() { Some(client_host.to_string()) } else { q.to_host.clone() };
+    let Some(server_host) = server_host else {
+        return (Layer::Resolver { name: q.dst.ip().to_string() }, format!("{} (no lab host) answered {}", q.dst, answer_text(r)));
+    };
+    let resolver = resolvers.iter().find(|(_, h)| *h == server_host).map(|(n, _)| n.clone());
+    let who = match &resolver {
+        Some(n) => format!("resolver {n} on host {server_host} ({})", q.dst),
+        None => format!("host {server_host} ({})", q.dst),
+    };
+    let upstream: Vec<&TrafficEntry> = traffic
+        .iter()
+        .filter(|u| !u.response && !u.forwarded && u.host == server_host && u.at >= q.at && u.at <= r.at && u.name == q.name && u.dst != q.dst)
+        .collect();
+    let layer = if server_host == client_host {
+        Layer::HostCache { host: server_host.clone() }
+    } else {
+        Layer::Resolver { name: resolver.clone().unwrap_or_else(|| server_host.clone()) }
+    };
+    if upstream.is_empty() {
+        return (layer, format!("{who} answered {} without asking upstream", answer_text(r)));
+    }
+    let old_up = upstream.iter().find_map(|u| response_to(traffic, u).filter(|ur| wire_names(ur, old)).map(|ur| (*u, ur)));
+    match old_up {
+        Some((u, ur)) if depth < 8 => held_by(traffic, client_host, resolvers, u, ur, old, depth + 1),
+        _ => (layer, format!("{who} answered {} though it asked {} upstream and was not answered the old target", answer_text(r), upstream[0].dst)),
+    }
+}
+
+/// Splits `st`'s stale window by the layer that held the old target, from the lab's DNS traffic
+/// log: until the client's host first asked after the change and was answered the old target,
+/// the client's own cache (or a pinned connection); from each such answer on, the layer that
+/// answer came from ([`held_by`]). The client's queries are its host's queries to a DNS server
+/// on the host itself when it runs one (a host cache; its own upstream queries are the cache's),
+/// else every query its host sent. `old_at` are the client's requests to the old target, lab
+/// time; `resolvers` are the scenario's `[resolvers]` as (name, host).
+pub fn attribute(st: &mut Staleness, host: &str, old: &str, old_at: &[Duration], traffic: &[TrafficEntry], resolvers: &[(String, String)]) {
+    let Some(last) = st.last_old else { return };
+    let (start, end) = (st.step_at, st.step_at + last);
+    let sent: Vec<&TrafficEntry> = traffic.iter().filter(|e| e.host == host && !e.response && !e.forwarded && e.dst.port() == 53).collect();
+    let local = |e: &TrafficEntry| e.dst.ip().is_loopback() || e.to_host.as_deref() == Some(host);
+    let has_local = sent.iter().any(|e| local(e));
+    let mut answered: Vec<(Duration, Layer, String)> = Vec::new();
+    for q in sent.iter().filter(|e| e.at > start && e.at <= end && (!has_local || local(e))) {
+        let Some(r) = response_to(traffic, q).filter(|r| wire_names(r, old)) else { continue };
+        let (layer, why) = held_by(traffic, host, resolvers, q, r, old, 0);
+        answered.push((q.at - start, layer, why));
+    }
+    if answered.is_empty() {
+        return;
+    }
+    let mut held: Vec<HeldSpan> = Vec::new();
+    let first = answered[0].0;
+    // A request resolved before the change and made just after it (within [`ANSWER_SLACK`]) is no
+    // cache of the client's.
+    if old_at.iter().any(|t| *t > start + ANSWER_SLACK && *t - start < first) {
+        let layer = if st.cause == StaleCause::ConnectionPinning { Layer::PinnedConnection } else { Layer::ClientCache };
+        held.push(HeldSpan {
+            layer,
+            from: Duration::ZERO,
+            to: first,
+            evidence: format!("no DNS query from host {host} answered with the old target before {}", secs(first)),
+        });
+    }
+    let mut count = 0;
+    for (i, (at, layer, why)) in answered.iter().enumerate() {
+        let to = answered.get(i + 1).map_or(last, |n| n.0);
+        match held.last_mut() {
+            Some(h) if h.layer == *layer => {
+                h.to = to;
+                count += 1;
+            }
+            _ => {
+                if let Some(h) = held.last_mut().filter(|_| count > 1) {
+                    h.evidence.push_str(&format!("; {count} such answers in all"));
+                }
+                count = 1;
+                held.push(HeldSpan { layer: layer.clone(), from: *at, to, evidence: format!("host {host} asked at {}: {why}", secs(*at)) });
+            }
+        }
+    }
+    if let Some(h) = held.last_mut().filter(|_| count > 1) {
+        h.evidence.push_str(&format!("; {count} such answers in all"));
+    }
+    st.held = held;
+}
+
+/// The `held_by` criterion of a `stale` expectation: the layers, in order, by name.
+pub fn held_failures(st: &Staleness, expected: &[String]) -> Vec<String> {
+    let got: Vec<String> = st.layers().iter().map(Layer::name).collect();
+    if got == expected {
+        Vec::new()
+    } else {
+        vec![format!("held_by = [{}] expected, [{}] observed", expected.join(", "), got.join(", "))]
     }
 }
 
@@ -835,6 +1011,162 @@ mod tests {
         let texts: Vec<&str> = elements.iter().filter_map(|e| e.2.as_deref()).collect();
         for t in ["swap", "delete-blue", "blue (2 req)", "green (1 req)"] {
             assert!(texts.contains(&t), "no text {t:?} in {texts:?}");
+        }
+    }
+
+    // The layer walk, on synthetic traffic logs: client 192.0.2.10 (host client, a stub on
+    // 127.0.0.53 when it has a host cache), resolver `cache` on host cache 192.0.2.20, the lab
+    // DNS on host dns 192.0.2.53. The change at 1 s.
+    mod chain {
+        use super::*;
+        use nslab::dns::{Transport, WireAnswer};
+        use std::net::SocketAddr;
+
+        fn sa(s: &str) -> SocketAddr {
+            s.parse().unwrap()
+        }
+
+        fn host_of(a: &SocketAddr) -> Option<String> {
+            match a.ip().to_string().as_str() {
+                "192.0.2.10" => Some("client".into()),
+                "192.0.2.20" => Some("cache".into()),
+                "192.0.2.53" => Some("dns".into()),
+                _ if a.ip().is_loopback() => Some("client".into()),
+                _ => None,
+            }
+        }
+
+        /// A query from `src` (sent by `host`) to `dst` at `at` ms and its answer `ms` later,
+        /// naming `target` with `ttl`.
+        fn ask(log: &mut Vec<TrafficEntry>, host: &str, (src, dst): (&str, &str), (at, ms): (u64, u64), target: &str, ttl: u32) {
+            let (src, dst) = (sa(src), sa(dst));
+            let id = log.len() as u16;
+            let q = TrafficEntry {
+                at: super::ms(at),
+                host: host.into(),
+                src,
+                dst,
+                to_host: host_of(&dst),
+                transport: Transport::Udp,
+                forwarded: false,
+                id,
+                response: false,
+                name: "app.example.test.".into(),
+                qtype: None,
+                rcode: None,
+                truncated: false,
+                answers: Vec::new(),
+                query_at: None,
+            };
+            let answers = vec![
+                WireAnswer { name: "app.example.test.".into(), rtype: "CNAME".into(), ttl, data: format!("{target}.example.test.") },
+                WireAnswer { name: format!("{target}.example.test."), rtype: "A".into(), ttl, data: "192.0.2.99".into() },
+            ];
+            let r = TrafficEntry {
+                at: super::ms(at + ms),
+                host: host_of(&dst).unwrap(),
+                src: dst,
+                dst: src,
+                to_host: Some(host.into()),
+                response: true,
+                answers,
+                query_at: Some(super::ms(at)),
+                ..q.clone()
+            };
+            log.push(q);
+            log.push(r);
+        }
+
+        fn walk(log: &[TrafficEntry], old_at: &[u64], last_old: u64) -> Staleness {
+            let mut st = Staleness { step_at: super::ms(1000), last_old: Some(super::ms(last_old)), cause: StaleCause::ResolverCache, ..Default::default() };
+            let old_at: Vec<Duration> = old_at.iter().map(|t| super::ms(*t)).collect();
+            attribute(&mut st, "client", "blue", &old_at, log, &[("cache".to_string(), "cache".to_string())]);
+            st
+        }
+
+        fn names(st: &Staleness) -> Vec<String> {
+            st.layers().iter().map(Layer::name).collect()
+        }
+
+        #[test]
+        fn no_query_after_the_change_leaves_the_client_cache() {
+            let mut log = Vec::new();
+            ask(&mut log, "client", ("192.0.2.10:4000", "192.0.2.20:53"), (500, 2), "blue", 20);
+            let st = walk(&log, &[1500, 9000], 8000);
+            assert!(st.held.is_empty(), "{:?}", st.held);
+            assert_eq!(names(&st), ["client-cache"]);
+        }
+
+        #[test]
+        fn a_resolver_that_answers_old_without_asking_holds_it() {
+            let mut log = Vec::new();
+            ask(&mut log, "client", ("192.0.2.10:4000", "192.0.2.20:53"), (1200, 2), "blue", 18);
+            let st = walk(&log, &[1250, 5000], 4000);
+            assert_eq!(names(&st), ["resolver:cache"]);
+            assert_eq!(st.held[0].from, super::ms(200));
+            assert_eq!(st.held[0].to, super::ms(4000));
+            assert!(st.held[0].evidence.contains("without asking upstream") && st.held[0].evidence.contains("TTL 18"), "{}", st.held[0].evidence);
+        }
+
+        #[test]
+        fn a_host_cache_that_answers_old_without_asking_holds_it() {
+            let mut log = Vec::new();
+            ask(&mut log, "client", ("127.0.0.1:4000", "127.0.0.53:53"), (1200, 1), "blue", 15);
+            let st = walk(&log, &[1250], 2000);
+            assert_eq!(names(&st), ["host-cache:client"]);
+        }
+
+        #[test]
+        fn a_host_cache_that_asked_the_resolver_passes_the_blame_up() {
+            let mut log = Vec::new();
+            ask(&mut log, "client", ("127.0.0.1:4000", "127.0.0.53:53"), (1200, 10), "blue", 15);
+            // systemd-resolved asks unbound while the stub query is pending; unbound answers blue
+            // from its cache.
+            ask(&mut log, "client", ("192.0.2.10:5000", "192.0.2.20:53"), (1202, 3), "blue", 15);
+            let st = walk(&log, &[1250], 2000);
+            assert_eq!(names(&st), ["resolver:cache"], "{:?}", st.held);
+        }
+
+        #[test]
+        fn a_resolver_that_asked_the_lab_dns_and_still_answered_old_is_named() {
+            let mut log = Vec::new();
+            ask(&mut log, "client", ("192.0.2.10:4000", "192.0.2.20:53"), (1200, 10), "blue", 15);
+            ask(&mut log, "cache", ("192.0.2.20:6000", "192.0.2.53:53"), (1202, 3), "green", 2);
+            let st = walk(&log, &[1250], 2000);
+            assert_eq!(names(&st), ["resolver:cache"]);
+            assert!(st.held[0].evidence.contains("not answered the old target"), "{}", st.held[0].evidence);
+        }
+
+        #[test]
+        fn the_client_cache_then_the_resolver_split_the_window() {
+            // The JVM behind unbound: nothing for 27 s, then unbound's cached blue, then green.
+            let mut log = Vec::new();
+            ask(&mut log, "client", ("192.0.2.10:4000", "192.0.2.20:53"), (28_100, 2), "blue", 18);
+            let old_at: Vec<u64> = (1..230).map(|i| 1000 + i * 250).collect();
+            let st = walk(&log, &old_at, 56_900);
+            assert_eq!(names(&st), ["client-cache", "resolver:cache"]);
+            assert_eq!((st.held[0].from, st.held[0].to), (Duration::ZERO, super::ms(27_100)));
+            assert_eq!((st.held[1].from, st.held[1].to), (super::ms(27_100), super::ms(56_900)));
+            let text = st.to_string();
+            assert!(text.contains("0.00s - 27.10s: the client's own cache") && text.contains("27.10s - 56.90s: resolver cache"), "{text}");
+            assert_eq!(held_failures(&st, &["client-cache".into(), "resolver:cache".into()]), Vec::<String>::new());
+            assert_eq!(held_failures(&st, &["resolver:cache".into()]).len(), 1);
+        }
+
+        #[test]
+        fn a_request_resolved_before_the_change_and_made_just_after_it_is_no_client_cache() {
+            let mut log = Vec::new();
+            ask(&mut log, "client", ("192.0.2.10:4000", "192.0.2.20:53"), (1300, 2), "blue", 18);
+            let st = walk(&log, &[1050, 1350, 5000], 4000);
+            assert_eq!(names(&st), ["resolver:cache"], "{:?}", st.held);
+        }
+
+        #[test]
+        fn answers_naming_the_new_target_are_not_followed() {
+            let mut log = Vec::new();
+            ask(&mut log, "client", ("192.0.2.10:4000", "192.0.2.20:53"), (1200, 2), "green", 2);
+            let st = walk(&log, &[1250], 2000);
+            assert!(st.held.is_empty());
         }
     }
 }

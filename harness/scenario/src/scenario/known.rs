@@ -29,6 +29,8 @@ pub(crate) struct Known {
     /// The services referred to (name, where) since the last [`Known::take_service_refs`]: what
     /// an expectation, step or target names, checked against the profiles it runs in.
     pub service_refs: std::cell::RefCell<Vec<(String, std::ops::Range<usize>)>>,
+    /// `[resolvers.<name>]`: name -> its host.
+    pub resolvers: std::collections::BTreeMap<String, String>,
 }
 
 impl Known {

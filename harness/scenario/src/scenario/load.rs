@@ -300,6 +300,7 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         .iter()
         .map(|r| super::hosts::ResolverTarget { name: r.name.clone(), host: r.host.clone(), local: std::net::IpAddr::from([127, 0, 0, 1]) })
         .collect();
+    known.resolvers = resolvers.iter().map(|r| (r.name.clone(), r.host.clone())).collect();
     let mut hosts = hosts;
     super::hosts::check_resolvers(doc, &mut hosts, &known.hosts, &resolver_targets, &profiles)?;
     // A resolver is a service of its own, started before the scenario's services (which use it).

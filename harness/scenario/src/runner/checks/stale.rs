@@ -21,10 +21,23 @@ pub(super) async fn check(c: &StaleCheck, o: &Observed<'_>) -> Result<String, St
     let who = client::resolve(o.s, o.lab, &c.client)?;
     let clients = client::split(&who, &[t_old, t_new]);
     let several = clients.len() > 1;
+    // Every DNS message sent up to now in the log before the layer walk reads it.
+    let traffic = match o.lab.dns_traffic() {
+        Some(tap) => {
+            tap.settle().await;
+            tap.log().entries()
+        }
+        None => Vec::new(),
+    };
+    let resolvers = o.s.resolver_hosts();
+    let chain = stale::Chain { traffic: &traffic, resolvers: &resolvers };
     let (mut texts, mut failed) = (Vec::new(), false);
     for cl in &clients {
-        let st = stale::analyse(cl, start, t_old, t_new, o.lab.dns().map(|d| d.log()));
-        let f = stale::failures(&st, c.at_most, c.at_least, c.cause, &c.counts);
+        let st = stale::analyse(cl, start, t_old, t_new, o.lab.dns().map(|d| d.log()), chain);
+        let mut f = stale::failures(&st, c.at_most, c.at_least, c.cause, &c.counts);
+        if let Some(h) = &c.held_by {
+            f.extend(stale::held_failures(&st, h));
+        }
         failed |= !f.is_empty();
         let mut text = if several { format!("{}: {st}", cl.name()) } else { st.to_string() };
         if !f.is_empty() {

@@ -10,7 +10,7 @@ use super::state::Swap;
 use crate::runner::client::{self, Client};
 use crate::runner::context::Facts;
 use crate::runner::observe::{FirstRequest, ServiceReport};
-use crate::runner::report::{ExpectationResult, StaleRow};
+use crate::runner::report::{ExpectationResult, HeldRow, StaleRow};
 use crate::runner::requirements;
 use crate::runner::stale::{self, Mark, MarkKind};
 use crate::runner::target::{RequestRecord, Target};
@@ -21,8 +21,20 @@ use nslab::lab::build::Lab;
 /// For each CNAME swap whose old and new targets are targets of the trial: every client that
 /// asked either of them, how long it stayed and why; a host's client services each on their own
 /// row when the targets attributed its requests (see [`crate::runner::client::split`]).
-pub(super) fn staleness_rows(lab: &Lab, targets: &BTreeMap<String, Target>, swaps: &[Swap]) -> Vec<StaleRow> {
+pub(super) async fn staleness_rows(lab: &Lab, scenario: &Scenario, targets: &BTreeMap<String, Target>, swaps: &[Swap]) -> Vec<StaleRow> {
     let mut rows = Vec::new();
+    if swaps.is_empty() {
+        return rows;
+    }
+    let traffic = match lab.dns_traffic() {
+        Some(tap) => {
+            tap.settle().await;
+            tap.log().entries()
+        }
+        None => Vec::new(),
+    };
+    let resolvers = scenario.resolver_hosts();
+    let chain = stale::Chain { traffic: &traffic, resolvers: &resolvers };
     for Swap { step, at, old, new, .. } in swaps {
         let (Some(o), Some(n)) = (targets.get(old), targets.get(new)) else { continue };
         for h in lab.hosts() {
@@ -31,13 +43,18 @@ pub(super) fn staleness_rows(lab: &Lab, targets: &BTreeMap<String, Target>, swap
                 continue;
             }
             for c in client::split(&host, &[o, n]) {
-                let st = stale::analyse(&c, *at, o, n, lab.dns().map(|d| d.log()));
+                let st = stale::analyse(&c, *at, o, n, lab.dns().map(|d| d.log()), chain);
                 rows.push(StaleRow {
                     step: step.clone(),
                     client: h.name().to_string(),
                     service: c.service.clone(),
                     held_by: st.layers().iter().map(stale::Layer::name).collect(),
                     layers: st.layer_evidence(),
+                    held: st
+                        .held
+                        .iter()
+                        .map(|h| HeldRow { layer: h.layer.name(), from_s: h.from.as_secs_f64(), to_s: h.to.as_secs_f64(), evidence: h.evidence.clone() })
+                        .collect(),
                     old: old.clone(),
                     new: new.clone(),
                     last_old_s: st.last_old.map(|d| d.as_secs_f64()),

@@ -98,7 +98,10 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     if failed && reason.is_none() {
         reason = Some(failed_summary(&t.results));
     }
-    let staleness = t.lab.as_ref().map(|lab| artifacts::staleness_rows(lab, &t.targets, &t.swaps)).unwrap_or_default();
+    let staleness = match t.lab.as_ref() {
+        Some(lab) => artifacts::staleness_rows(lab, scenario, &t.targets, &t.swaps).await,
+        None => Vec::new(),
+    };
     let mut artifacts = None;
     let mut timeline = None;
     if let Some(lab) = t.lab.take() {

@@ -85,6 +85,8 @@ impl KindSpec for DnsQueriesCheck {
             Some(s) => match s.value.parse::<IpAddr>() {
                 Ok(ip) => Some(Asked::Addr(ip)),
                 Err(_) if known.dns && s.value == nslab::DNS_HOST => Some(Asked::Host(s.value.clone())),
+                // A resolver of the scenario: its host.
+                Err(_) if !known.hosts.contains(&s.value) && known.resolvers.contains_key(&s.value) => Some(Asked::Host(known.resolvers[&s.value].clone())),
                 Err(_) => {
                     let mut hosts = known.hosts.clone();
                     if known.dns {
@@ -95,9 +97,9 @@ impl KindSpec for DnsQueriesCheck {
                             "to",
                             &s.span,
                             format!(
-                                "{:?} is neither a host nor an address; expected an IP address or one of {}",
+                                "{:?} is neither a host, a resolver nor an address; expected an IP address or one of {}",
                                 s.value,
-                                hosts.into_iter().collect::<Vec<_>>().join(", ")
+                                hosts.into_iter().chain(known.resolvers.keys().cloned()).collect::<Vec<_>>().join(", ")
                             ),
                         )
                     })?))

@@ -29,6 +29,9 @@ pub struct StaleCheck {
     pub cause: Option<StaleCause>,
     /// The DNS cross-check and the served TTL (each checked only when given).
     pub counts: StaleCounts,
+    /// The layers that held the old target, in order (`client-cache`, `pinned-connection`,
+    /// `host-cache:<host>`, `resolver:<name>`), from the lab's DNS traffic log.
+    pub held_by: Option<Vec<String>>,
 }
 
 /// The counted part of a `stale` expectation: the DNS cross-check and the TTL served.
@@ -88,8 +91,20 @@ impl StaleCause {
 
 impl KindSpec for StaleCheck {
     const NAME: &'static str = "stale";
-    const KEYS: &'static [&'static str] =
-        &["client", "after", "old", "new", "at_most", "at_least", "cause", "dns_queries_after", "min_dns_queries_after", "new_connections_to_old", "ttl"];
+    const KEYS: &'static [&'static str] = &[
+        "client",
+        "after",
+        "old",
+        "new",
+        "at_most",
+        "at_least",
+        "cause",
+        "dns_queries_after",
+        "min_dns_queries_after",
+        "new_connections_to_old",
+        "ttl",
+        "held_by",
+    ];
 
     fn decode(t: &mut Table<'_, '_>, known: &Known) -> Result<Self> {
         let client = client(t, known)?;
@@ -98,7 +113,7 @@ impl KindSpec for StaleCheck {
         let new = target_of(t, "new", &client, known)?;
         let at_most = t.positive_duration("at_most")?;
         let at_least = t.duration("at_least")?;
-        let checked = ["at_most", "at_least", "cause", "dns_queries_after", "min_dns_queries_after", "new_connections_to_old", "ttl"];
+        let checked = ["at_most", "at_least", "cause", "dns_queries_after", "min_dns_queries_after", "new_connections_to_old", "ttl", "held_by"];
         if at_most.is_none() && at_least.is_none() && !checked[2..].iter().any(|k| t.has(k)) {
             return Err(t.doc.err(&t.span.clone(), format!("{} has none of {}; expected at least one of them", t.what, checked.join(", "))));
         }
@@ -119,7 +134,31 @@ impl KindSpec for StaleCheck {
             new_connections_to_old: count(t, "new_connections_to_old")?,
             ttl: t.duration("ttl")?,
         };
-        Ok(StaleCheck { client, after, old, new, at_most, at_least, cause, counts })
+        let held_by = match t.str_list("held_by", "a list of layers, e.g. [\"client-cache\", \"resolver:cache\"]")? {
+            None => None,
+            Some((span, names)) => {
+                if names.is_empty() {
+                    return Err(t.bad("held_by", &span, "an empty list; expected at least one layer"));
+                }
+                for n in &names {
+                    let ok = match n.value.split_once(':') {
+                        None => n.value == "client-cache" || n.value == "pinned-connection",
+                        Some(("host-cache", h)) => known.hosts.contains(h),
+                        Some(("resolver", r)) => known.resolvers.contains_key(r) || known.hosts.contains(r),
+                        Some(_) => false,
+                    };
+                    if !ok {
+                        return Err(t.bad(
+                            "held_by",
+                            &n.span,
+                            format!("{:?} is not a layer; expected \"client-cache\", \"pinned-connection\", \"host-cache:<host>\" (a host of the scenario) or \"resolver:<name>\" (a resolver or host of the scenario)", n.value),
+                        ));
+                    }
+                }
+                Some(names.into_iter().map(|n| n.value).collect())
+            }
+        };
+        Ok(StaleCheck { client, after, old, new, at_most, at_least, cause, counts, held_by })
     }
 
     fn after(&self) -> Option<&str> {
@@ -129,7 +168,7 @@ impl KindSpec for StaleCheck {
 
 impl fmt::Display for StaleCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let StaleCheck { client, after, old, new, at_most, at_least, cause, counts } = self;
+        let StaleCheck { client, after, old, new, at_most, at_least, cause, counts, held_by } = self;
         write!(f, "client {client} ")?;
         match (at_most, at_least) {
             (Some(m), Some(l)) => write!(f, "keeps reaching {old} for {} to {} after step {after}, then {new}", format_duration(*l), format_duration(*m))?,
@@ -151,6 +190,9 @@ impl fmt::Display for StaleCheck {
         }
         if let Some(t) = counts.ttl {
             write!(f, ", served TTL {}", format_duration(t))?;
+        }
+        if let Some(h) = held_by {
+            write!(f, ", held by {} in turn", h.join(" then "))?;
         }
         Ok(())
     }
