@@ -422,7 +422,7 @@ fn held_by(
 /// Splits `st`'s stale window by the layer that held the old target, from the lab's DNS traffic
 /// log: until the client's host first asked after the change and was answered the old target,
 /// the client's own cache (or a pinned connection); from each such answer on, the layer that
-/// answer came from ([`held_by`]). The client's queries are its host's queries to a DNS server
+/// answer came from (`held_by`). The client's queries are its host's queries to a DNS server
 /// on the host itself when it runs one (a host cache; its own upstream queries are the cache's),
 /// else every query its host sent. `old_at` are the client's requests to the old target, lab
 /// time; `resolvers` are the scenario's `[resolvers]` as (name, host).
