@@ -174,7 +174,7 @@ impl Staleness {
             ),
             _ => "no answer to it before the change in the lab DNS log".to_string(),
         };
-        let n = format!("{} DNS quer{}{}", self.dns_queries_after, if self.dns_queries_after == 1 { "y" } else { "ies" }, self.dns_from());
+        let n = format!("{} DNS quer{}{} to the lab DNS", self.dns_queries_after, if self.dns_queries_after == 1 { "y" } else { "ies" }, self.dns_from());
         let after = if self.answers_after.is_empty() {
             format!("{n} after the change")
         } else {
@@ -222,7 +222,7 @@ impl fmt::Display for Staleness {
         }
         write!(
             f,
-            "; {} request(s) on connections opened before the change, {} new connection(s) to the old target ({} after an answer naming the new one); {} DNS quer{}{} after the change",
+            "; {} request(s) on connections opened before the change, {} new connection(s) to the old target ({} after an answer naming the new one); {} DNS quer{}{} to the lab DNS after the change",
             self.pinned_requests,
             self.new_connections_to_old,
             self.new_connections_after_new_answer,
@@ -816,7 +816,7 @@ mod tests {
         assert_eq!(st.dns_queries_before_new, 1);
         assert!(counts_hold(&st, &StaleCounts { min_dns_queries_after: Some(1), ..Default::default() }));
         assert!(!counts_hold(&st, &StaleCounts { min_dns_queries_after: Some(2), ..Default::default() }));
-        assert!(st.to_string().contains("0 DNS queries after the change (1 before its first request to the new target)"), "{st}");
+        assert!(st.to_string().contains("0 DNS queries to the lab DNS after the change (1 before its first request to the new target)"), "{st}");
         // A client that reached green without asking again fails the check.
         let st = run(&blue, &green, &[query(2999, "blue", 2, 2)]);
         assert!(!counts_hold(&st, &StaleCounts { min_dns_queries_after: Some(1), ..Default::default() }));
@@ -930,7 +930,7 @@ mod tests {
         assert_eq!(st.layers(), vec![Layer::PinnedConnection]);
         assert!(
             st.to_string()
-                .contains("held by a pinned connection: 67 request(s) after the change on connections opened before it, 0 DNS queries after the change"),
+                .contains("held by a pinned connection: 67 request(s) after the change on connections opened before it, 0 DNS queries to the lab DNS after the change"),
             "{st}"
         );
         let old: Vec<_> = (1..16).map(|i| req(i * 250, i, i * 250 - 5)).collect();
@@ -950,7 +950,7 @@ mod tests {
         assert_eq!(Layer::Resolver { name: "unbound".into() }.name(), "resolver:unbound");
         // A service's DNS figures are its host's, and say so.
         let st = Staleness { dns_of_host: Some("client".into()), cause: StaleCause::ConnectionPinning, ..Default::default() };
-        assert!(st.to_string().contains("0 DNS queries from host client (all its programs) after the change"), "{st}");
+        assert!(st.to_string().contains("0 DNS queries from host client (all its programs) to the lab DNS after the change"), "{st}");
     }
 
     #[test]
