@@ -929,8 +929,9 @@ mod tests {
         let st = run(&old, &[], &[query(400, "blue", 2, 2)]);
         assert_eq!(st.layers(), vec![Layer::PinnedConnection]);
         assert!(
-            st.to_string()
-                .contains("held by a pinned connection: 67 request(s) after the change on connections opened before it, 0 DNS queries to the lab DNS after the change"),
+            st.to_string().contains(
+                "held by a pinned connection: 67 request(s) after the change on connections opened before it, 0 DNS queries to the lab DNS after the change"
+            ),
             "{st}"
         );
         let old: Vec<_> = (1..16).map(|i| req(i * 250, i, i * 250 - 5)).collect();

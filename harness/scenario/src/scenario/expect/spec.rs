@@ -71,12 +71,15 @@ pub(crate) fn client(t: &mut Table<'_, '_>, known: &Known) -> Result<ClientRef> 
     let s = t.req_str("client", "\"<a declared host or service>\"")?;
     if let Some(name) = s.value.strip_prefix("service:") {
         let named = crate::scenario::decode::Str { value: name.to_string(), span: s.span.clone() };
-        return refer(t, "client", &named, "service", &known.services).map(ClientRef::Service);
+        let name = refer(t, "client", &named, "service", &known.services)?;
+        known.service_refs.borrow_mut().push((name.clone(), s.span.clone()));
+        return Ok(ClientRef::Service(name));
     }
     if known.hosts.contains(&s.value) {
         return Ok(ClientRef::Host(s.value.clone()));
     }
     if known.services.contains(&s.value) {
+        known.service_refs.borrow_mut().push((s.value.clone(), s.span.clone()));
         return Ok(ClientRef::Service(s.value.clone()));
     }
     let list = |set: &std::collections::BTreeSet<String>| if set.is_empty() { "none".to_string() } else { set.iter().cloned().collect::<Vec<_>>().join(", ") };

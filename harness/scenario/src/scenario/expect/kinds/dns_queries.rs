@@ -75,6 +75,7 @@ impl KindSpec for DnsQueriesCheck {
         let from = if known.hosts.contains(&f.value) {
             Asker::Host(f.value.clone())
         } else if known.services.contains(&f.value) {
+            known.service_refs.borrow_mut().push((f.value.clone(), f.span.clone()));
             Asker::Service(f.value.clone())
         } else {
             let all: Vec<String> = known.hosts.iter().chain(&known.services).cloned().collect();
