@@ -497,21 +497,30 @@ impl QueryLog {
     /// [`LogError::Write`] when the file can not be created or written,
     /// [`LogError::Serialize`] when an entry can not be serialised.
     pub fn write_jsonl(&self, path: &Path) -> Result<usize, LogError> {
-        let entries = self.entries();
-        let write_err = |source| LogError::Write { path: path.to_owned(), source };
-        // Owner-only, never through a planted link.
-        let file = {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path)
-        };
-        let mut out = BufWriter::new(file.map_err(write_err)?);
-        for entry in &entries {
-            serde_json::to_writer(&mut out, entry).map_err(|source| LogError::Serialize { path: path.to_owned(), source })?;
-            out.write_all(b"\n").map_err(write_err)?;
-        }
-        out.flush().map_err(write_err)?;
-        Ok(entries.len())
+        write_jsonl(path, &self.entries())
     }
+}
+
+/// Writes `entries` to `path` as JSON lines, owner-only and never through a planted link;
+/// returns how many. The DNS query log's and the traffic log's artifact writer.
+///
+/// # Errors
+///
+/// [`LogError::Write`] when the file can not be created or written,
+/// [`LogError::Serialize`] when an entry can not be serialised.
+pub(crate) fn write_jsonl<T: serde::Serialize>(path: &Path, entries: &[T]) -> Result<usize, LogError> {
+    let write_err = |source| LogError::Write { path: path.to_owned(), source };
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path)
+    };
+    let mut out = BufWriter::new(file.map_err(write_err)?);
+    for entry in entries {
+        serde_json::to_writer(&mut out, entry).map_err(|source| LogError::Serialize { path: path.to_owned(), source })?;
+        out.write_all(b"\n").map_err(write_err)?;
+    }
+    out.flush().map_err(write_err)?;
+    Ok(entries.len())
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 use std::{
     collections::HashMap,
     fmt,
-    io::{BufWriter, Write},
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     path::Path,
     sync::{Arc, Mutex, PoisonError},
@@ -437,19 +436,7 @@ impl TrafficLog {
     /// # Errors
     /// [`LogError::Write`] or [`LogError::Serialize`].
     pub fn write_jsonl(&self, path: &Path) -> Result<usize, LogError> {
-        let entries = self.entries();
-        let write_err = |source| LogError::Write { path: path.to_owned(), source };
-        let file = {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).custom_flags(libc::O_NOFOLLOW).open(path)
-        };
-        let mut out = BufWriter::new(file.map_err(write_err)?);
-        for e in &entries {
-            serde_json::to_writer(&mut out, e).map_err(|source| LogError::Serialize { path: path.to_owned(), source })?;
-            out.write_all(b"\n").map_err(write_err)?;
-        }
-        out.flush().map_err(write_err)?;
-        Ok(entries.len())
+        crate::dns::log::write_jsonl(path, &self.entries())
     }
 }
 
