@@ -99,24 +99,7 @@ ready = { line = "^listening" }
 /// A `[::]` socket with V6ONLY=1 exists on ipv4-only too, but IPv6 is off there: the matrix
 /// (and the listener report under it) must not say it takes IPv6 peers (issue 15).
 async fn v6only_on_ipv4_only() -> Result<(), String> {
-    let bin = nslab_tests::nslab_bin()?;
-    let dir = tempfile::Builder::new().prefix("nslab-matrix-").tempdir().map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(dir.path().join("scenarios")).map_err(|e| e.to_string())?;
-    std::fs::write(dir.path().join("scenarios/v6only.toml"), V6ONLY).map_err(|e| e.to_string())?;
-    let child = Command::new(&bin)
-        .args(["matrix", "--format", "json", "--artifacts"])
-        .arg(dir.path().join("artifacts"))
-        .arg(dir.path().join("scenarios"))
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("nslab matrix: {e}"))?;
-    let out = nslab_tests::output_bounded(child, "nslab matrix", nslab_tests::COMMAND_BOUND)?;
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    ensure!(out.status.success(), "every test holds: exit 0 expected, got {}:\n{stderr}", out.status);
-    let m: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("JSON: {e}\n{stderr}"))?;
+    let m = matrix_holding(&[("v6only.toml", V6ONLY)])?;
     let cells = &m["rows"][0]["cases"][0]["cells"];
     let web = |p: &str| cells[p]["services"][0].clone();
     ensure!(web("ipv4-only")["listens"] == serde_json::json!(["tcp [::]:8000 v6only=1"]), "the socket is there on ipv4-only: {m}");
@@ -170,24 +153,7 @@ duration = "2s"
 /// not show it as a client with the curl loop's figures (issue 15: `first_requests` credited
 /// every service of a host with the host's requests).
 async fn daemon_is_no_client() -> Result<(), String> {
-    let bin = nslab_tests::nslab_bin()?;
-    let dir = tempfile::Builder::new().prefix("nslab-matrix-").tempdir().map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(dir.path().join("scenarios")).map_err(|e| e.to_string())?;
-    std::fs::write(dir.path().join("scenarios/daemon.toml"), DAEMON).map_err(|e| e.to_string())?;
-    let child = Command::new(&bin)
-        .args(["matrix", "--format", "json", "--artifacts"])
-        .arg(dir.path().join("artifacts"))
-        .arg(dir.path().join("scenarios"))
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("nslab matrix: {e}"))?;
-    let out = nslab_tests::output_bounded(child, "nslab matrix", nslab_tests::COMMAND_BOUND)?;
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    ensure!(out.status.success(), "the test holds: exit 0 expected, got {}:\n{stderr}", out.status);
-    let m: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("JSON: {e}\n{stderr}"))?;
+    let m = matrix_holding(&[("daemon.toml", DAEMON)])?;
     let cell = &m["rows"][0]["cases"][0]["cells"]["dual-stack"];
     let clients: Vec<&str> = cell["first_requests"].as_array().map(|a| a.iter().filter_map(|f| f["client"].as_str()).collect()).unwrap_or_default();
     ensure!(clients == ["curl-loop"], "only the curl loop reached the target, not the daemon beside it: {cell}");
@@ -251,25 +217,7 @@ result = "timeout"
 /// ipv4-only, each said in words; and on broken-ipv6, where no IPv6 packet of a peer arrives
 /// (the connect expectation shows it hang), a `[::]` socket is not reported to take IPv6.
 async fn judged_by_peer_families() -> Result<(), String> {
-    let bin = nslab_tests::nslab_bin()?;
-    let dir = tempfile::Builder::new().prefix("nslab-matrix-").tempdir().map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(dir.path().join("scenarios")).map_err(|e| e.to_string())?;
-    std::fs::write(dir.path().join("scenarios/a-wildcard-v4.toml"), WILDCARD_V4).map_err(|e| e.to_string())?;
-    std::fs::write(dir.path().join("scenarios/b-dual-on-broken.toml"), DUAL_ON_BROKEN).map_err(|e| e.to_string())?;
-    let child = Command::new(&bin)
-        .args(["matrix", "--format", "json", "--artifacts"])
-        .arg(dir.path().join("artifacts"))
-        .arg(dir.path().join("scenarios"))
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("nslab matrix: {e}"))?;
-    let out = nslab_tests::output_bounded(child, "nslab matrix", nslab_tests::COMMAND_BOUND)?;
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    ensure!(out.status.success(), "every test holds: exit 0 expected, got {}:\n{stderr}", out.status);
-    let m: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("JSON: {e}\n{stderr}"))?;
+    let m = matrix_holding(&[("a-wildcard-v4.toml", WILDCARD_V4), ("b-dual-on-broken.toml", DUAL_ON_BROKEN)])?;
     let case = |n: usize, p: &str| m["rows"][0]["cases"][n]["cells"][p].clone();
     let verdict = |n: usize, p: &str| (case(n, p)["test"].clone(), case(n, p)["program"].clone(), case(n, p)["services"][0]["peers"].clone());
     let want = |program: &str, words: &str| (serde_json::json!("passed"), serde_json::json!(program), serde_json::json!(words));
@@ -283,6 +231,31 @@ async fn judged_by_peer_families() -> Result<(), String> {
     ensure!(case(1, "broken-ipv6")["services"][0]["listens_families"] == serde_json::json!(["ipv4"]), "no IPv6 peer reaches it on broken-ipv6: {m}");
     ensure!(verdict(1, "broken-ipv6") == want("works", "peers reach it over IPv4"), "IPv4, the family that works, reaches it on broken-ipv6: {m}");
     Ok(())
+}
+
+/// `nslab matrix --format json` over the scenario files `files` (name, content) in a fresh
+/// temporary folder, where every test must hold (exit 0): the parsed report.
+fn matrix_holding(files: &[(&str, &str)]) -> Result<serde_json::Value, String> {
+    let bin = nslab_tests::nslab_bin()?;
+    let dir = tempfile::Builder::new().prefix("nslab-matrix-").tempdir().map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir.path().join("scenarios")).map_err(|e| e.to_string())?;
+    for (name, text) in files {
+        std::fs::write(dir.path().join("scenarios").join(name), text).map_err(|e| e.to_string())?;
+    }
+    let child = Command::new(&bin)
+        .args(["matrix", "--format", "json", "--artifacts"])
+        .arg(dir.path().join("artifacts"))
+        .arg(dir.path().join("scenarios"))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("nslab matrix: {e}"))?;
+    let out = nslab_tests::output_bounded(child, "nslab matrix", nslab_tests::COMMAND_BOUND)?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure!(out.status.success(), "every test holds: exit 0 expected, got {}:\n{stderr}", out.status);
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("JSON: {e}\n{stderr}"))
 }
 
 fn run(bin: &Path, dir: &Path, format: &str) -> Result<(Output, String), String> {
