@@ -57,6 +57,9 @@ PACKAGES=(
     # Caching resolvers of scenarios/resolvers (nslab::lab::resolver), run inside lab hosts only.
     # systemd-resolved is not among them: see RESOLVED below.
     unbound knot-resolver pdns-recursor
+    # IPv6 provisioning by the real protocols (nslab::lab::provision): radvd and kea's DHCPv6 server
+    # in router hosts, ISC dhclient as the DHCPv6 client, rdisc6 (ndisc6) to read what a host hears.
+    radvd kea-dhcp6-server isc-dhcp-client ndisc6
     # Building the workspace (cargo links with cc).
     gcc libc6-dev ca-certificates git
 )
@@ -77,7 +80,8 @@ fi
 # System services the packages above ship; kept stopped and disabled. A name without a unit
 # suffix is a .service. unbound-resolvconf would hand the machine's resolv.conf to resolvconf.
 SERVICES=(nginx redis-server knot nsd tayga postgresql
-    unbound unbound-resolvconf pdns-recursor kresd kresd.target kres-cache-gc)
+    unbound unbound-resolvconf pdns-recursor kresd kresd.target kres-cache-gc
+    radvd kea-dhcp6-server)
 
 # systemd-resolved for the labs, never installed as a package: Debian's package turns the machine's
 # /etc/resolv.conf into a symbolic link to its stub (postinst), enables and starts its service and
