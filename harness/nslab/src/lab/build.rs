@@ -57,6 +57,8 @@ pub struct Lab {
     registry: Arc<Registry>,
     dns: Option<DnsServer>,
     tap: Option<DnsTap>,
+    /// Link conditions applied to hosts (their queue threads end with the lab).
+    links: crate::lab::link::Links,
 }
 
 impl std::fmt::Debug for Lab {
@@ -244,6 +246,7 @@ impl LabBuilder {
         }
         let t_start = Instant::now();
         check_privileges()?;
+        let link_specs: Vec<(String, crate::lab::link::LinkCondition)> = self.hosts.iter().filter_map(|s| Some((s.name.clone(), s.link.clone()?))).collect();
         let name = self.name.clone().unwrap_or_else(|| format!("lab{}-{}", std::process::id(), LAB_COUNTER.fetch_add(1, Ordering::Relaxed)));
         let root = self.artifacts_root.clone().unwrap_or_else(spec::default_artifacts_root);
         let base = self.artifacts_base.clone().filter(|b| root.starts_with(b)).unwrap_or_else(|| root.clone());
@@ -396,6 +399,7 @@ impl LabBuilder {
         } else {
             None
         };
+        let links = crate::lab::link::Links::default();
         // The rest may start programs (tayga): on failure, end them before returning.
         let rest = async {
             break_ipv6(&hosts).await?;
@@ -409,6 +413,10 @@ impl LabBuilder {
                 }
                 None => None,
             };
+            for (h, c) in &link_specs {
+                let host = hosts.iter().find(|x| x.name() == h).expect("planned above");
+                links.set(host, c).await?;
+            }
             Ok::<_, Error>(dns)
         }
         .await;
@@ -436,6 +444,7 @@ impl LabBuilder {
             registry,
             dns,
             tap,
+            links,
         })
     }
 
@@ -730,6 +739,9 @@ impl Lab {
                 self.save_traffic(&log, &mut failures);
             }
         }
+        // The link queues accept what they hold and close their sockets (which hold namespaces).
+        let links = std::mem::take(&mut self.links);
+        let _ = tokio::task::spawn_blocking(move || links.stop_all()).await;
         // Dropping the last descriptors lets the kernel delete namespaces and their interfaces.
         self.hosts.clear();
         self.switch = None;
@@ -797,6 +809,7 @@ impl Drop for Lab {
             drop(tap);
             self.save_traffic(&log, &mut failures);
         }
+        self.links.stop_all();
         self.hosts.clear();
         self.switch = None;
         self.keep.store(true, Ordering::Relaxed);
@@ -810,6 +823,40 @@ impl Drop for Lab {
 }
 
 impl Lab {
+    /// Applies a link condition (loss, delay, jitter, rate; see [`crate::lab::link`]) to the
+    /// packets `host` sends on its lab interface, replacing the one it had.
+    ///
+    /// # Errors
+    /// [`Error::UnknownHost`]; the errors of [`crate::lab::link::Links::set`].
+    pub async fn set_link_condition(&self, host: &str, cond: &crate::lab::link::LinkCondition) -> Result<()> {
+        let h = self.host(host)?.clone();
+        self.links.set(&h, cond).await
+    }
+
+    /// Removes `host`'s link condition, returning what it achieved until then (`None` when it
+    /// had none).
+    ///
+    /// # Errors
+    /// [`Error::UnknownHost`]; the errors of [`crate::lab::link::Links::clear`].
+    pub async fn clear_link_condition(&self, host: &str) -> Result<Option<crate::lab::link::LinkFigures>> {
+        let h = self.host(host)?.clone();
+        self.links.clear(&h).await
+    }
+
+    /// Asked vs achieved for `host`'s current link condition (`None` when it has none).
+    ///
+    /// # Errors
+    /// [`Error::UnknownHost`]; the errors of [`crate::lab::link::Links::figures`].
+    pub async fn link_figures(&self, host: &str) -> Result<Option<crate::lab::link::LinkFigures>> {
+        self.host(host)?;
+        self.links.figures(host).await
+    }
+
+    /// The lab's link conditions (figures of every conditioned host, queue thread ids).
+    pub fn links(&self) -> &crate::lab::link::Links {
+        &self.links
+    }
+
     /// The lab's DNS server (runtime control, faults, query log).
     ///
     /// # Errors

@@ -1,8 +1,9 @@
 //! A lab: the plan of its hosts, their build and teardown, its DNS host, its NAT64 router and
-//! the caching resolvers it runs.
+//! the caching resolvers it runs, and the conditions of its links.
 
 pub mod build;
 pub mod dns_host;
+pub mod link;
 pub mod nat64;
 pub mod resolver;
 pub mod spec;

@@ -23,6 +23,7 @@ pub struct HostSpec {
     pub(crate) private: Vec<PathBuf>,
     pub(crate) resolver: Resolver,
     pub(crate) resolv: ResolvOptions,
+    pub(crate) link: Option<crate::lab::link::LinkCondition>,
 }
 
 /// Where a host's `/etc/resolv.conf` sends its look-ups ([`HostSpec::resolver`]).
@@ -54,7 +55,15 @@ impl HostSpec {
             private: Vec::new(),
             resolver: Resolver::LabDns,
             resolv: ResolvOptions::new(),
+            link: None,
         }
+    }
+
+    /// Conditions the packets it sends on its lab interface from the start (loss, delay, rate;
+    /// see [`crate::lab::link`]).
+    pub fn link(mut self, cond: crate::lab::link::LinkCondition) -> Self {
+        self.link = Some(cond);
+        self
     }
 
     /// Where its `/etc/resolv.conf` sends look-ups: the lab DNS (default), another lab host (a
