@@ -3,7 +3,8 @@
 //! achieved.
 //!
 //! - Random loss: an nftables rule in the host's namespace, `numgen random mod 1000000 < N drop`,
-//!   on the interface's egress (`postrouting`), counted by nft counters.
+//!   on the interface's `netdev` egress hook (silent to the sender, as a lossy wire is), counted by
+//!   nft counters.
 //! - Delay, jitter and bursty loss: packets sent by an `iptables`/`ip6tables` `NFQUEUE` rule
 //!   (nft's own `queue` statement is missing on such kernels) to a netfilter queue whose socket is
 //!   opened inside the host's namespace and served by one harness thread, which holds each packet
@@ -223,6 +224,9 @@ pub struct DelayFigures {
     pub p99: Duration,
     /// Longest hold.
     pub max: Duration,
+    /// Packets the kernel dropped before the queue thread saw them (its queue or the socket's
+    /// receive buffer full: `/proc/net/netfilter/nfnetlink_queue`), lost outside the model.
+    pub kernel_dropped: u64,
 }
 
 /// What the rate limit's qdisc class did (the kernel's own counters).
@@ -264,6 +268,9 @@ impl LinkFigures {
         }
         if let Some(d) = &self.delay {
             s.push_str(&format!("; held {} packets p50 {:.1} ms p99 {:.1} ms", d.packets, ms(d.p50), ms(d.p99)));
+            if d.kernel_dropped > 0 {
+                s.push_str(&format!(" ({} dropped by the kernel before the queue)", d.kernel_dropped));
+            }
         }
         if let Some(r) = &self.rate {
             s.push_str(&format!("; rate class sent {} bytes in {} packets, {} drops, {} overlimits", r.bytes, r.packets, r.drops, r.overlimits));
@@ -476,14 +483,19 @@ impl Links {
         let ifname = host.interface().to_string();
         let mut applied = Applied { host: host.clone(), asked: cond.clone(), since: Instant::now(), queue: None };
         if cond.nft_loss() {
-            let families: Vec<&str> = [(cond.family.v4(), "ipv4"), (cond.family.v6(), "ipv6")].iter().filter(|(on, _)| *on).map(|(_, f)| *f).collect();
-            let mut script = format!("add table inet {NFT_TABLE}; add chain inet {NFT_TABLE} loss {{ type filter hook postrouting priority 0; }};");
+            let families: Vec<&str> = [(cond.family.v4(), "ip"), (cond.family.v6(), "ip6")].iter().filter(|(on, _)| *on).map(|(_, f)| *f).collect();
+            // The device's egress hook (after routing and the queue, before the qdisc): a drop
+            // there is silent to the sender, as on a lossy wire. In postrouting it would fail the
+            // sender's sendmsg with EPERM instead.
+            let mut script =
+                format!("add table netdev {NFT_TABLE}; add chain netdev {NFT_TABLE} loss {{ type filter hook egress device \"{ifname}\" priority 0; }};");
+            // numgen's value is below its modulus: 100% loss is a plain drop.
+            let draw = if cond.loss_ppm >= 1_000_000 { String::new() } else { format!("numgen random mod 1000000 < {} ", cond.loss_ppm) };
             for f in families {
                 // The first rule counts what the loss rule sees; the second drops.
                 script.push_str(&format!(
-                    " add rule inet {NFT_TABLE} loss oifname \"{ifname}\" meta nfproto {f} counter comment \"seen\";\
-                     add rule inet {NFT_TABLE} loss oifname \"{ifname}\" meta nfproto {f} numgen random mod 1000000 < {} counter drop comment \"dropped\";",
-                    cond.loss_ppm
+                    " add rule netdev {NFT_TABLE} loss meta protocol {f} counter comment \"seen\";\
+                     add rule netdev {NFT_TABLE} loss meta protocol {f} {draw}counter drop comment \"dropped\";"
                 ));
             }
             tool(host, "nft", &[&script]).await?;
@@ -493,6 +505,9 @@ impl Links {
                 .in_netns(|| -> std::io::Result<nfq::Queue> {
                     let mut q = nfq::Queue::open()?;
                     q.bind(QUEUE_NUM)?;
+                    // Metadata only: verdicts never change a packet, and small messages keep the
+                    // socket's receive buffer from overflowing (which would drop packets).
+                    q.set_copy_range(QUEUE_NUM, 0)?;
                     q.set_queue_max_len(QUEUE_NUM, QUEUE_MAX_LEN)?;
                     Ok(q)
                 })
@@ -542,7 +557,7 @@ impl Links {
         let c = &applied.asked;
         let mut failures = Vec::new();
         if c.nft_loss() {
-            if let Err(e) = tool(host, "nft", &["delete", "table", "inet", NFT_TABLE]).await {
+            if let Err(e) = tool(host, "nft", &["delete", "table", "netdev", NFT_TABLE]).await {
                 failures.push(e.to_string());
             }
         }
@@ -618,18 +633,26 @@ async fn read_figures(host: &Host, asked: &LinkCondition, since: Instant, stats:
             return Err(Error::Invalid { what: format!("the link queue of host {} failed: {f}", host.name()) });
         }
         held.sort_unstable();
-        fig.delay = Some(delay_figures(&held));
+        let mut d = delay_figures(&held);
+        d.kernel_dropped = host
+            .in_netns(|| std::fs::read_to_string("/proc/thread-self/net/netfilter/nfnetlink_queue"))
+            .await?
+            .ok()
+            .and_then(|t| queue_drops(&t))
+            .unwrap_or(0);
+        fig.delay = Some(d);
         if asked.burst.is_some() && asked.loss_ppm > 0 {
             fig.loss = Some(LossFigures { seen, dropped });
         }
     }
     if asked.nft_loss() {
-        let json = tool(host, "nft", &["-j", "list", "table", "inet", NFT_TABLE]).await?;
+        let json = tool(host, "nft", &["-j", "list", "table", "netdev", NFT_TABLE]).await?;
         fig.loss = Some(nft_counters(&json).ok_or_else(|| Error::Invalid { what: format!("unreadable nft counters in host {}: {json}", host.name()) })?);
     }
     if asked.rate_bps.is_some() {
-        let json = tool(host, "tc", &["-s", "-j", "class", "show", "dev", host.interface()]).await?;
-        fig.rate = Some(htb_class(&json, "1:20").ok_or_else(|| Error::Invalid { what: format!("no htb class 1:20 in host {}: {json}", host.name()) })?);
+        // tc prints htb classes as text only (its -j is ignored for them).
+        let text = tool(host, "tc", &["-s", "class", "show", "dev", host.interface()]).await?;
+        fig.rate = Some(htb_class(&text, "1:20").ok_or_else(|| Error::Invalid { what: format!("no htb class 1:20 in host {}: {text}", host.name()) })?);
     }
     Ok(fig)
 }
@@ -643,7 +666,15 @@ fn delay_figures(sorted_us: &[u32]) -> DelayFigures {
         let i = ((sorted_us.len() - 1) as f64 * q).round() as usize;
         Duration::from_micros(u64::from(sorted_us[i]))
     };
-    DelayFigures { packets: sorted_us.len() as u64, min: at(0.0), p50: at(0.5), p99: at(0.99), max: at(1.0) }
+    DelayFigures { packets: sorted_us.len() as u64, min: at(0.0), p50: at(0.5), p99: at(0.99), max: at(1.0), kernel_dropped: 0 }
+}
+
+/// Drops of queue [`QUEUE_NUM`] in `/proc/net/netfilter/nfnetlink_queue` (`queue_dropped` +
+/// `user_dropped`, the 6th and 7th fields).
+fn queue_drops(text: &str) -> Option<u64> {
+    let qn = QUEUE_NUM.to_string();
+    let w: Vec<&str> = text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()).find(|w| w.first() == Some(&qn.as_str()))?;
+    Some(w.get(5)?.parse::<u64>().ok()? + w.get(6)?.parse::<u64>().ok()?)
 }
 
 /// Sums the `seen` and `dropped` counters of `nft -j list table`.
@@ -665,12 +696,17 @@ fn nft_counters(json: &str) -> Option<LossFigures> {
     found.then_some(out)
 }
 
-/// The statistics of htb class `id` in `tc -s -j class show`.
-fn htb_class(json: &str, id: &str) -> Option<RateFigures> {
-    let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    let c = v.as_array()?.iter().find(|c| c.get("handle").and_then(|h| h.as_str()) == Some(id))?;
-    let n = |k: &str| c.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
-    Some(RateFigures { bytes: n("bytes"), packets: n("packets"), drops: n("drops"), overlimits: n("overlimits") })
+/// The statistics of htb class `id` in `tc -s class show`: the line after `class htb ID `,
+/// ` Sent B bytes P pkt (dropped D, overlimits O requeues R)`.
+fn htb_class(text: &str, id: &str) -> Option<RateFigures> {
+    let head = format!("class htb {id} ");
+    let mut lines = text.lines().skip_while(|l| !l.starts_with(&head));
+    lines.next()?;
+    let sent = lines.next()?.replace(['(', ')', ','], " ");
+    let w: Vec<&str> = sent.split_whitespace().collect();
+    let after = |k: &str| w.iter().position(|x| *x == k).and_then(|i| w.get(i + 1)).and_then(|v| v.parse::<u64>().ok());
+    let before = |k: &str| w.iter().position(|x| *x == k).and_then(|i| i.checked_sub(1)).and_then(|i| w[i].parse::<u64>().ok());
+    Some(RateFigures { bytes: before("bytes")?, packets: before("pkt")?, drops: after("dropped")?, overlimits: after("overlimits")? })
 }
 
 #[cfg(test)]
@@ -690,8 +726,16 @@ mod tests {
 
     #[test]
     fn htb_class_reads_the_limited_class() {
-        let json = r#"[{"class":"htb","handle":"1:10","bytes":5,"packets":1},{"class":"htb","handle":"1:20","bytes":3000,"packets":2,"drops":1,"overlimits":7}]"#;
-        assert_eq!(htb_class(json, "1:20"), Some(RateFigures { bytes: 3000, packets: 2, drops: 1, overlimits: 7 }));
+        let text = "class htb 1:10 root prio 0 rate 100Gbit ceil 100Gbit burst 0b cburst 0b \n Sent 5 bytes 1 pkt (dropped 0, overlimits 0 requeues 0) \n\
+                    class htb 1:20 root prio 0 rate 2Mbit ceil 2Mbit burst 3100b cburst 3100b \n Sent 424436 bytes 284 pkt (dropped 1, overlimits 19 requeues 0) \n backlog 90b 1p requeues 0\n";
+        assert_eq!(htb_class(text, "1:20"), Some(RateFigures { bytes: 424436, packets: 284, drops: 1, overlimits: 19 }));
+        assert_eq!(htb_class(text, "1:30"), None);
+    }
+
+    #[test]
+    fn queue_drops_are_read_for_the_lab_queue() {
+        assert_eq!(queue_drops("    0  12345     0 1     0  3  4    99  1\n"), Some(7));
+        assert_eq!(queue_drops("    1  12345     0 1     0  3  4    99  1\n"), None);
     }
 
     #[test]
