@@ -289,9 +289,8 @@ async fn rate(family: LinkFamily) -> Result<(), String> {
         ensure!(r.bytes < size as u64 / 10, "IPv4 must be untouched, yet the IPv6 class sent {} bytes during a {size}-byte IPv4 transfer", r.bytes);
         return lab.teardown().await.map(|_| ()).map_err(err);
     }
-    // htb sends a packet while its tokens are not negative, so a bucket may overdraw by one
-    // frame (MTU 1500 + Ethernet header 14).
-    let burst = (rate_bps / 8 / 100).max(3100) + 1514;
+    // tbf sends a packet only when the bucket holds its whole length: bytes <= burst + rate * T.
+    let burst = (rate_bps / 8 / 100).max(3100);
     let bound = burst as f64 + rate_bps as f64 / 8.0 * t.as_secs_f64();
     ensure!(r.bytes >= size as u64, "the limited class sent {} bytes, less than the {size} bytes of the transfer", r.bytes);
     ensure!(r.bytes as f64 <= bound, "the limited class sent {} bytes in {t:?}: more than burst + rate × T = {bound:.0}", r.bytes);

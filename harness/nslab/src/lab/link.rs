@@ -11,8 +11,8 @@
 //!   and gives its ACCEPT verdict when its time comes (or DROP, for bursty loss decided by a
 //!   Gilbert model). Order is kept unless reordering is asked. The thread records the time it held
 //!   each packet.
-//! - Rate: an htb qdisc on the interface, one limited class (per family: a u32 filter on the
-//!   ethertype), read back from the class's statistics.
+//! - Rate: a tbf qdisc on the interface (both families), or an htb qdisc with one limited class
+//!   chosen by a u32 filter on the ethertype (one family), read back from the kernel's statistics.
 //!
 //! Every rule, qdisc and socket lives in the host's namespace and goes with it; nothing of the
 //! machine's own firewall or qdiscs changes. Direction: egress of the host's lab interface (what the
@@ -229,7 +229,7 @@ pub struct DelayFigures {
     pub kernel_dropped: u64,
 }
 
-/// What the rate limit's qdisc class did (the kernel's own counters).
+/// What the rate limit's qdisc (tbf) or class (htb) did (the kernel's own counters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct RateFigures {
     /// Bytes the limited class sent.
@@ -375,9 +375,10 @@ impl Served {
         let mut held: VecDeque<(Instant, Instant, nfq::Message)> = VecDeque::new();
         let mut bad = false;
         let mut last_due = Instant::now();
-        let mut samples: Vec<u32> = Vec::new();
         let (mut seen, mut dropped) = (0u64, 0u64);
         let mut failed = None;
+        let mut to_drop: Vec<nfq::Message> = Vec::new();
+        let mut due_now: Vec<nfq::Message> = Vec::new();
         loop {
             let stopping = stop.load(Ordering::Relaxed);
             // Read everything queued.
@@ -391,9 +392,7 @@ impl Served {
                             if bad {
                                 dropped += 1;
                                 msg.set_verdict(nfq::Verdict::Drop);
-                                if let Err(e) = q.verdict(msg) {
-                                    failed = Some(format!("verdict: {e}"));
-                                }
+                                to_drop.push(msg);
                                 continue;
                             }
                         }
@@ -414,25 +413,28 @@ impl Served {
                     }
                 }
             }
-            // Give the verdicts that are due (all of them when stopping: nothing stays held).
+            // The counts are published before the verdicts: whoever sees a packet's effect finds it
+            // counted. All held packets are due when stopping: nothing stays held.
             let now = Instant::now();
-            while held.front().is_some_and(|(due, _, _)| stopping || *due <= now) {
-                let Some((_, got, msg)) = held.pop_front() else { break };
-                if samples.len() < MAX_SAMPLES {
-                    samples.push(u32::try_from(got.elapsed().as_micros()).unwrap_or(u32::MAX));
-                }
-                if let Err(e) = q.verdict(msg) {
-                    failed = Some(format!("verdict: {e}"));
-                }
-            }
             {
                 let mut st = stats.lock().unwrap_or_else(PoisonError::into_inner);
                 st.seen = seen;
                 st.dropped = dropped;
-                st.held_us.append(&mut samples);
-                if failed.is_some() {
-                    st.failed = failed.clone();
+                while held.front().is_some_and(|(due, _, _)| stopping || *due <= now) {
+                    let Some((_, got, msg)) = held.pop_front() else { break };
+                    if st.held_us.len() < MAX_SAMPLES {
+                        st.held_us.push(u32::try_from(got.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    }
+                    due_now.push(msg);
                 }
+            }
+            for msg in to_drop.drain(..).chain(due_now.drain(..)) {
+                if let Err(e) = q.verdict(msg) {
+                    failed = Some(format!("verdict: {e}"));
+                }
+            }
+            if let Some(f) = &failed {
+                stats.lock().unwrap_or_else(PoisonError::into_inner).failed = Some(f.clone());
             }
             if stopping || failed.is_some() {
                 return;
@@ -523,15 +525,18 @@ impl Links {
         }
         if let Some(rate) = cond.rate_bps {
             let rate_s = format!("{rate}bit");
-            // htb: class 1:10 unlimited for the family not asked, 1:20 limited.
-            let default = if cond.family == LinkFamily::Both { "20" } else { "10" };
-            // Burst: 10 ms at the asked rate, at least two full-size packets.
+            // Burst: 10 ms at the asked rate, at least two full-size frames.
             let burst = format!("{}b", (rate / 8 / 100).max(3100));
-            tool(host, "tc", &["qdisc", "replace", "dev", &ifname, "root", "handle", "1:", "htb", "default", default, "r2q", "1000"]).await?;
-            tool(host, "tc", &["class", "add", "dev", &ifname, "parent", "1:", "classid", "1:10", "htb", "rate", "100gbit", "quantum", "60000"]).await?;
-            tool(host, "tc", &["class", "add", "dev", &ifname, "parent", "1:", "classid", "1:20", "htb", "rate", &rate_s, "burst", &burst, "cburst", &burst]).await?;
-            if cond.family != LinkFamily::Both {
+            if cond.family == LinkFamily::Both {
+                // tbf: the token bucket itself; packets wait up to 10 s for tokens, never dropped
+                // sooner.
+                tool(host, "tc", &["qdisc", "replace", "dev", &ifname, "root", "handle", "1:", "tbf", "rate", &rate_s, "burst", &burst, "latency", "10s"]).await?;
+            } else {
+                // htb: class 1:10 unlimited for the other family, 1:20 limited, chosen by ethertype.
                 let proto = if cond.family == LinkFamily::Ipv6 { "ipv6" } else { "ip" };
+                tool(host, "tc", &["qdisc", "replace", "dev", &ifname, "root", "handle", "1:", "htb", "default", "10", "r2q", "1000"]).await?;
+                tool(host, "tc", &["class", "add", "dev", &ifname, "parent", "1:", "classid", "1:10", "htb", "rate", "100gbit", "quantum", "60000"]).await?;
+                tool(host, "tc", &["class", "add", "dev", &ifname, "parent", "1:", "classid", "1:20", "htb", "rate", &rate_s, "burst", &burst, "cburst", &burst]).await?;
                 tool(host, "tc", &["filter", "add", "dev", &ifname, "parent", "1:", "protocol", proto, "prio", "1", "u32", "match", "u32", "0", "0", "classid", "1:20"])
                     .await?;
             }
@@ -650,9 +655,10 @@ async fn read_figures(host: &Host, asked: &LinkCondition, since: Instant, stats:
         fig.loss = Some(nft_counters(&json).ok_or_else(|| Error::Invalid { what: format!("unreadable nft counters in host {}: {json}", host.name()) })?);
     }
     if asked.rate_bps.is_some() {
-        // tc prints htb classes as text only (its -j is ignored for them).
-        let text = tool(host, "tc", &["-s", "class", "show", "dev", host.interface()]).await?;
-        fig.rate = Some(htb_class(&text, "1:20").ok_or_else(|| Error::Invalid { what: format!("no htb class 1:20 in host {}: {text}", host.name()) })?);
+        // tc prints htb classes as text only (its -j is ignored for them): text for both.
+        let (what, head) = if asked.family == LinkFamily::Both { ("qdisc", "qdisc tbf 1: ") } else { ("class", "class htb 1:20 ") };
+        let text = tool(host, "tc", &["-s", what, "show", "dev", host.interface()]).await?;
+        fig.rate = Some(tc_stats(&text, head).ok_or_else(|| Error::Invalid { what: format!("no {head}in host {}: {text}", host.name()) })?);
     }
     Ok(fig)
 }
@@ -696,11 +702,10 @@ fn nft_counters(json: &str) -> Option<LossFigures> {
     found.then_some(out)
 }
 
-/// The statistics of htb class `id` in `tc -s class show`: the line after `class htb ID `,
-/// ` Sent B bytes P pkt (dropped D, overlimits O requeues R)`.
-fn htb_class(text: &str, id: &str) -> Option<RateFigures> {
-    let head = format!("class htb {id} ");
-    let mut lines = text.lines().skip_while(|l| !l.starts_with(&head));
+/// The statistics of the qdisc or class whose line starts with `head` in `tc -s qdisc|class
+/// show`: the next line, ` Sent B bytes P pkt (dropped D, overlimits O requeues R)`.
+fn tc_stats(text: &str, head: &str) -> Option<RateFigures> {
+    let mut lines = text.lines().skip_while(|l| !l.starts_with(head));
     lines.next()?;
     let sent = lines.next()?.replace(['(', ')', ','], " ");
     let w: Vec<&str> = sent.split_whitespace().collect();
@@ -728,8 +733,8 @@ mod tests {
     fn htb_class_reads_the_limited_class() {
         let text = "class htb 1:10 root prio 0 rate 100Gbit ceil 100Gbit burst 0b cburst 0b \n Sent 5 bytes 1 pkt (dropped 0, overlimits 0 requeues 0) \n\
                     class htb 1:20 root prio 0 rate 2Mbit ceil 2Mbit burst 3100b cburst 3100b \n Sent 424436 bytes 284 pkt (dropped 1, overlimits 19 requeues 0) \n backlog 90b 1p requeues 0\n";
-        assert_eq!(htb_class(text, "1:20"), Some(RateFigures { bytes: 424436, packets: 284, drops: 1, overlimits: 19 }));
-        assert_eq!(htb_class(text, "1:30"), None);
+        assert_eq!(tc_stats(text, "class htb 1:20 "), Some(RateFigures { bytes: 424436, packets: 284, drops: 1, overlimits: 19 }));
+        assert_eq!(tc_stats(text, "class htb 1:30 "), None);
     }
 
     #[test]
