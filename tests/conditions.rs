@@ -41,8 +41,11 @@ fn main() -> std::process::ExitCode {
 /// The machine's own nftables ruleset, iptables rules and qdiscs, as text.
 fn machine_filters() -> String {
     let mut s = String::new();
-    for (prog, args) in [("nft", &["list", "ruleset"][..]), ("iptables", &["-S"]), ("ip6tables", &["-S"]), ("iptables", &["-t", "mangle", "-S"]), ("tc", &["qdisc", "show"])] {
-        let out = std::process::Command::new(prog).args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_else(|e| format!("<{e}>"));
+    for (prog, args) in
+        [("nft", &["list", "ruleset"][..]), ("iptables", &["-S"]), ("ip6tables", &["-S"]), ("iptables", &["-t", "mangle", "-S"]), ("tc", &["qdisc", "show"])]
+    {
+        let out =
+            std::process::Command::new(prog).args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_else(|e| format!("<{e}>"));
         s.push_str(&format!("$ {prog} {}\n{out}", args.join(" ")));
     }
     s
@@ -161,7 +164,12 @@ async fn loss(bursty: bool) -> Result<(), String> {
     let arrived = got.iter().filter(|g| **g).count() as f64;
     let loss = 1.0 - arrived / f64::from(n);
     let sigma = if bursty { 0.0057 * (1.6875f64 / 0.3125).sqrt() } else { 0.0057 };
-    ensure!((loss - 0.2).abs() <= 5.0 * sigma, "asked 20% loss; the receiver saw {:.2}% of {n} datagrams lost (bound ±{:.2}%)", loss * 100.0, 5.0 * sigma * 100.0);
+    ensure!(
+        (loss - 0.2).abs() <= 5.0 * sigma,
+        "asked 20% loss; the receiver saw {:.2}% of {n} datagrams lost (bound ±{:.2}%)",
+        loss * 100.0,
+        5.0 * sigma * 100.0
+    );
     let burst = mean_burst(&got);
     if bursty {
         ensure!(burst > 2.5, "bursty loss: lost datagrams came in runs of mean {burst:.2}, asked 4 (independent losses give 1.25)");
@@ -201,7 +209,10 @@ async fn echo_rtts(client: &nslab::Host, to: SocketAddr, n: u32) -> Result<Vec<D
         s.send_to(&i.to_be_bytes(), to).await.map_err(|e| e.to_string())?;
         let mut buf = [0u8; 8];
         loop {
-            let (len, _) = tokio::time::timeout(GUARD, s.recv_from(&mut buf)).await.map_err(|_| format!("no echo from {to} within {GUARD:?}"))?.map_err(|e| e.to_string())?;
+            let (len, _) = tokio::time::timeout(GUARD, s.recv_from(&mut buf))
+                .await
+                .map_err(|_| format!("no echo from {to} within {GUARD:?}"))?
+                .map_err(|e| e.to_string())?;
             if len == 4 && buf[..4] == i.to_be_bytes() {
                 break;
             }

@@ -530,15 +530,25 @@ impl Links {
             if cond.family == LinkFamily::Both {
                 // tbf: the token bucket itself; packets wait up to 10 s for tokens, never dropped
                 // sooner.
-                tool(host, "tc", &["qdisc", "replace", "dev", &ifname, "root", "handle", "1:", "tbf", "rate", &rate_s, "burst", &burst, "latency", "10s"]).await?;
+                tool(host, "tc", &["qdisc", "replace", "dev", &ifname, "root", "handle", "1:", "tbf", "rate", &rate_s, "burst", &burst, "latency", "10s"])
+                    .await?;
             } else {
                 // htb: class 1:10 unlimited for the other family, 1:20 limited, chosen by ethertype.
                 let proto = if cond.family == LinkFamily::Ipv6 { "ipv6" } else { "ip" };
                 tool(host, "tc", &["qdisc", "replace", "dev", &ifname, "root", "handle", "1:", "htb", "default", "10", "r2q", "1000"]).await?;
                 tool(host, "tc", &["class", "add", "dev", &ifname, "parent", "1:", "classid", "1:10", "htb", "rate", "100gbit", "quantum", "60000"]).await?;
-                tool(host, "tc", &["class", "add", "dev", &ifname, "parent", "1:", "classid", "1:20", "htb", "rate", &rate_s, "burst", &burst, "cburst", &burst]).await?;
-                tool(host, "tc", &["filter", "add", "dev", &ifname, "parent", "1:", "protocol", proto, "prio", "1", "u32", "match", "u32", "0", "0", "classid", "1:20"])
-                    .await?;
+                tool(
+                    host,
+                    "tc",
+                    &["class", "add", "dev", &ifname, "parent", "1:", "classid", "1:20", "htb", "rate", &rate_s, "burst", &burst, "cburst", &burst],
+                )
+                .await?;
+                tool(
+                    host,
+                    "tc",
+                    &["filter", "add", "dev", &ifname, "parent", "1:", "protocol", proto, "prio", "1", "u32", "match", "u32", "0", "0", "classid", "1:20"],
+                )
+                .await?;
             }
         }
         tracing::info!(host = %host.name(), condition = %cond.describe(), "link condition applied");
@@ -639,12 +649,8 @@ async fn read_figures(host: &Host, asked: &LinkCondition, since: Instant, stats:
         }
         held.sort_unstable();
         let mut d = delay_figures(&held);
-        d.kernel_dropped = host
-            .in_netns(|| std::fs::read_to_string("/proc/thread-self/net/netfilter/nfnetlink_queue"))
-            .await?
-            .ok()
-            .and_then(|t| queue_drops(&t))
-            .unwrap_or(0);
+        d.kernel_dropped =
+            host.in_netns(|| std::fs::read_to_string("/proc/thread-self/net/netfilter/nfnetlink_queue")).await?.ok().and_then(|t| queue_drops(&t)).unwrap_or(0);
         fig.delay = Some(d);
         if asked.burst.is_some() && asked.loss_ppm > 0 {
             fig.loss = Some(LossFigures { seen, dropped });
