@@ -11,7 +11,7 @@ use nslab::host::etc::ResolvOptions;
 use nslab::lab::spec::{self, HostSpec, Resolver};
 use nslab::os::sysctl;
 
-const HOST_KEYS: &[&str] = &["profile", "dad", "bindv6only", "sysctls", "gai_conf", "interface", "private", "resolver", "resolv"];
+const HOST_KEYS: &[&str] = &["profile", "dad", "bindv6only", "sysctls", "gai_conf", "interface", "private", "resolver", "resolv", "link"];
 const RESOLV_KEYS: &[&str] = &["timeout", "attempts", "ndots", "rotate", "single-request", "single-request-reopen", "edns0", "use-vc", "search"];
 
 /// One lab host as the scenario declares it.
@@ -40,6 +40,8 @@ pub struct HostDef {
     pub(crate) resolver_decl: Option<(String, std::ops::Range<usize>)>,
     /// Its `[hosts.<name>.resolv]` options.
     pub resolv: ResolvOptions,
+    /// Its `link` condition (`[hosts.<name>.link]` or a preset name), applied at build.
+    pub link: Option<nslab::lab::link::LinkCondition>,
 }
 
 /// What a host's `resolver` names.
@@ -89,6 +91,9 @@ impl HostDef {
             h = h.private(p.clone());
         }
         h = h.resolv_options(self.resolv.clone());
+        if let Some(c) = &self.link {
+            h = h.link(c.clone());
+        }
         match &self.resolver {
             None => h,
             Some(ResolverRef::Resolver { host, local, .. }) if *host == self.name => h.resolver(Resolver::Address(*local)),
@@ -148,7 +153,8 @@ fn decode_host(doc: &Doc<'_>, name: String, v: Val<'_>) -> Result<HostDef> {
         None => ResolvOptions::new(),
         Some(rt) => decode_resolv(rt)?,
     };
-    Ok(HostDef { name, profile, dad, bindv6only, sysctls, gai_conf, interface, private, resolver: None, resolver_decl, resolv })
+    let link = super::link::decode_link(&mut t)?;
+    Ok(HostDef { name, profile, dad, bindv6only, sysctls, gai_conf, interface, private, resolver: None, resolver_decl, resolv, link })
 }
 
 /// Reads `[hosts.<name>.resolv]`: the options of resolv.conf(5), under their own names.

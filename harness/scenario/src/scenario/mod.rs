@@ -25,6 +25,7 @@ mod error;
 mod expect;
 mod hosts;
 mod known;
+mod link;
 mod load;
 mod requires;
 mod resolver;
