@@ -516,11 +516,10 @@ impl Links {
                 .await?
                 .map_err(|source| Error::Namespace { op: "open the link's netfilter queue", what: format!("host {}", host.name()), source })?;
             applied.queue = Some(QueueServer::start(q, cond, host.name())?);
-            let qn = QUEUE_NUM.to_string();
-            for (on, prog) in [(cond.family.v4(), "iptables"), (cond.family.v6(), "ip6tables")] {
-                if on {
-                    tool(host, prog, &["-w", "-t", "mangle", "-A", "POSTROUTING", "-o", &ifname, "-j", "NFQUEUE", "--queue-num", &qn]).await?;
-                }
+            for (prog, rule) in queue_rules(cond.family, &ifname) {
+                let mut args = vec!["-w", "-t", "mangle", "-A", "POSTROUTING"];
+                args.extend(rule.iter().map(String::as_str));
+                tool(host, prog, &args).await?;
             }
         }
         if let Some(rate) = cond.rate_bps {
@@ -577,12 +576,11 @@ impl Links {
             }
         }
         if applied.queue.is_some() {
-            let qn = QUEUE_NUM.to_string();
-            for (on, prog) in [(c.family.v4(), "iptables"), (c.family.v6(), "ip6tables")] {
-                if on {
-                    if let Err(e) = tool(host, prog, &["-w", "-t", "mangle", "-D", "POSTROUTING", "-o", &ifname, "-j", "NFQUEUE", "--queue-num", &qn]).await {
-                        failures.push(e.to_string());
-                    }
+            for (prog, rule) in queue_rules(c.family, &ifname) {
+                let mut args = vec!["-w", "-t", "mangle", "-D", "POSTROUTING"];
+                args.extend(rule.iter().map(String::as_str));
+                if let Err(e) = tool(host, prog, &args).await {
+                    failures.push(e.to_string());
                 }
             }
         }
@@ -631,6 +629,24 @@ impl Links {
         let all = std::mem::take(&mut *self.applied.lock().unwrap_or_else(PoisonError::into_inner));
         drop(all);
     }
+}
+
+/// The mangle POSTROUTING rules that send `family`'s packets out of `ifname` to the queue, with
+/// their program. IPv6 neighbour discovery is not held (as ARP, not IP, is not): a slow path is a
+/// slow route, not a slow wire, and neighbours held would add the delay twice to a first packet.
+fn queue_rules(family: LinkFamily, ifname: &str) -> Vec<(&'static str, Vec<String>)> {
+    let to_queue = |_: ()| ["-o", ifname, "-j", "NFQUEUE", "--queue-num", &QUEUE_NUM.to_string()].map(String::from).to_vec();
+    let mut out = Vec::new();
+    if family.v4() {
+        out.push(("iptables", to_queue(())));
+    }
+    if family.v6() {
+        for t in ["neighbour-solicitation", "neighbour-advertisement", "router-solicitation"] {
+            out.push(("ip6tables", ["-o", ifname, "-p", "ipv6-icmp", "--icmpv6-type", t, "-j", "RETURN"].map(String::from).to_vec()));
+        }
+        out.push(("ip6tables", to_queue(())));
+    }
+    out
 }
 
 async fn figures_of(a: &Applied) -> Result<LinkFigures> {

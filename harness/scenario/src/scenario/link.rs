@@ -77,7 +77,10 @@ fn percent(text: &str) -> std::result::Result<f64, String> {
 fn rate(text: &str) -> std::result::Result<u64, String> {
     let bad = || format!("{text:?} is not a rate; expected a number of bits per second with a unit such as \"10mbit\", \"512kbit\" or \"1gbit\"");
     let t = text.trim().to_ascii_lowercase();
-    let (num, mult) = [("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3), ("bit", 1.0)].iter().find_map(|(u, m)| t.strip_suffix(u).map(|n| (n.trim().to_string(), *m))).ok_or_else(bad)?;
+    let (num, mult) = [("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3), ("bit", 1.0)]
+        .iter()
+        .find_map(|(u, m)| t.strip_suffix(u).map(|n| (n.trim().to_string(), *m)))
+        .ok_or_else(bad)?;
     let n: f64 = num.parse().map_err(|_| bad())?;
     let bps = n * mult;
     if !(8000.0..=100e9).contains(&bps) {
