@@ -130,6 +130,9 @@ fn print_result(paint: &Paint, r: &TrialResult) {
             st.cause
         );
     }
+    for f in &r.links {
+        println!("        link {}", f.describe());
+    }
     for (svc, ls) in &r.listeners {
         println!("        {svc} listens on: {}", if ls.is_empty() { "nothing".to_string() } else { ls.join(", ") });
     }

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::host::handle::Host;
@@ -44,7 +44,7 @@ const MAX_SAMPLES: usize = 1 << 20;
 const TOOL_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Which IP family a condition applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LinkFamily {
     /// IPv4 packets only.
@@ -77,7 +77,7 @@ impl LinkFamily {
 
 /// What a link should do to the packets a host sends on its lab interface. Built with
 /// [`LinkCondition::new`] and its setters, or [`LinkCondition::slow_ipv6`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LinkCondition {
     /// Packets lost, in parts per million.
     pub loss_ppm: u32,
@@ -192,7 +192,7 @@ impl LinkCondition {
 }
 
 /// Loss the host's link achieved: packets seen by the mechanism and dropped by it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LossFigures {
     /// Packets the loss mechanism saw (of the conditioned family).
     pub seen: u64,
@@ -212,7 +212,7 @@ impl LossFigures {
 }
 
 /// Delays the queue applied: how long it held the packets it accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DelayFigures {
     /// Packets held and accepted.
     pub packets: u64,
@@ -230,7 +230,7 @@ pub struct DelayFigures {
 }
 
 /// What the rate limit's qdisc (tbf) or class (htb) did (the kernel's own counters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RateFigures {
     /// Bytes the limited class sent.
     pub bytes: u64,
@@ -243,7 +243,7 @@ pub struct RateFigures {
 }
 
 /// Asked vs achieved for one host's link.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinkFigures {
     /// The host.
     pub host: String,

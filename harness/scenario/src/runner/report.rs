@@ -146,6 +146,10 @@ pub struct TrialResult {
     /// Each client's first request to each target: when and over which family.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub first_requests: Vec<crate::runner::observe::FirstRequest>,
+    /// Each link condition the trial applied (at build or in its timeline): asked vs achieved,
+    /// as each mechanism counted (loss seen/dropped, hold p50/p99, qdisc bytes).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub links: Vec<nslab::lab::link::LinkFigures>,
     /// Seconds from the trial's start until its lab was built and its services started (or
     /// until setup ended some other way); absent when the trial did not get that far.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -203,6 +207,7 @@ impl TrialResult {
             dns_traffic: None,
             services: Vec::new(),
             first_requests: Vec::new(),
+            links: Vec::new(),
             setup_s: None,
             scenario_s: None,
             attempt: None,

@@ -236,6 +236,7 @@ fn step(s: &Step) -> ResolvedStep {
         }
         Action::ClearDnsFaults => json!({}),
         Action::Link { host, state } => json!({ "host": host, "state": if *state == LinkState::Up { "up" } else { "down" } }),
+        Action::LinkCondition { host, condition } => json!({ "host": host, "condition": condition, "clear": condition.is_none() }),
         Action::AddAddress { host, address, dad, hold } => json!({ "host": host, "address": address.to_string(), "dad": dad, "hold": hold }),
         Action::CompleteDad { host, address } => json!({ "host": host, "address": address.to_string() }),
         Action::RemoveAddress { host, address } => json!({ "host": host, "address": address.to_string() }),

@@ -14,7 +14,7 @@ use nslab::dns::{RecordKind, RecordValue};
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const STEP_KEYS: &[&str] = &["name", "at", "after", "action", "profiles"];
-const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, add-address, complete-dad, remove-address, change-address, wait, wait-for, wait-dns-query";
+const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, link-condition, add-address, complete-dad, remove-address, change-address, wait, wait-for, wait-dns-query";
 
 /// One step of the timeline.
 #[derive(Debug, Clone)]
@@ -119,6 +119,13 @@ pub enum Action {
         host: String,
         /// The new state.
         state: LinkState,
+    },
+    /// Apply a link condition to what a host sends (loss, delay, rate ...), or clear it.
+    LinkCondition {
+        /// The host.
+        host: String,
+        /// The condition; `None`: clear the host's condition.
+        condition: Option<nslab::lab::link::LinkCondition>,
     },
     /// Add an address to a host's lab interface.
     AddAddress {
@@ -267,6 +274,7 @@ impl Action {
             Action::DnsFault { .. } => "dns-fault",
             Action::ClearDnsFaults => "clear-dns-faults",
             Action::Link { .. } => "link",
+            Action::LinkCondition { .. } => "link-condition",
             Action::AddAddress { .. } => "add-address",
             Action::CompleteDad { .. } => "complete-dad",
             Action::RemoveAddress { .. } => "remove-address",
@@ -350,6 +358,7 @@ fn action_keys(action: &str) -> Option<&'static [&'static str]> {
         "dns-fault" => &["fault", "delay", "domain"],
         "clear-dns-faults" => &[],
         "link" => &["host", "state"],
+        "link-condition" => &["host", "clear", "preset", "loss", "burst", "delay", "jitter", "rate", "family"],
         "add-address" => &["host", "address", "dad", "hold"],
         "complete-dad" => &["host", "address"],
         "remove-address" => &["host", "address"],
@@ -454,6 +463,29 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
                 other => return Err(t.bad("state", &s.span, format!("{other:?} is not a link state; expected \"up\" or \"down\""))),
             };
             Action::Link { host, state }
+        }
+        "link-condition" => {
+            let host = host(t)?;
+            let clear_span = t.key_span("clear");
+            let clear = t.bool("clear")?.unwrap_or(false);
+            let preset = t.str("preset")?;
+            let condition = super::link::condition_keys(t)?;
+            match (clear, preset) {
+                (true, _) if condition != nslab::lab::link::LinkCondition::new() => {
+                    let span = clear_span.unwrap_or(t.span.clone());
+                    return Err(t.doc.err(&span, format!("{} has clear = true and condition keys; expected either clear = true or the condition", t.what)));
+                }
+                (true, Some(p)) => return Err(t.bad("preset", &p.span, "given with clear = true; expected either clear = true or a preset")),
+                (true, None) => Action::LinkCondition { host, condition: None },
+                (false, Some(p)) if p.value == "slow-ipv6" && condition == nslab::lab::link::LinkCondition::new() => {
+                    Action::LinkCondition { host, condition: Some(nslab::lab::link::LinkCondition::slow_ipv6()) }
+                }
+                (false, Some(p)) if p.value == "slow-ipv6" => {
+                    return Err(t.bad("preset", &p.span, "given with condition keys; expected either the preset or the keys"))
+                }
+                (false, Some(p)) => return Err(t.bad("preset", &p.span, format!("{:?} is not a preset; expected \"slow-ipv6\"", p.value))),
+                (false, None) => Action::LinkCondition { host, condition: Some(condition) },
+            }
         }
         "add-address" => {
             let host = host(t)?;

@@ -146,6 +146,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         reason,
         expectations: t.results,
         listeners: t.listeners,
+        links: t.link_figures,
         staleness,
         timeline,
         // Written by the lab's teardown (its tap read to the last packet), in the kept artifacts.
@@ -206,6 +207,14 @@ impl Trial<'_> {
         self.sockets = tokio::time::timeout_at(deadline, self.listener_report()).await.unwrap_or_default();
         self.listeners = self.sockets.iter().map(|(n, ls)| (n.clone(), ls.iter().map(|l| l.to_string()).collect())).collect();
         let lab = self.lab.as_ref().expect("built above");
+        for h in lab.links().hosts() {
+            match tokio::time::timeout_at(deadline, lab.link_figures(&h)).await {
+                Ok(Ok(Some(f))) => self.link_figures.push(f),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::warn!(host = %h, error = %e, "link figures unreadable"),
+                Err(_) => tracing::warn!(host = %h, "link figures not read before the deadline"),
+            }
+        }
         self.checked = checks::evaluate(self.scenario, self.profile, lab, &self.procs, &self.targets, &self.steps, deadline).await;
         tracing::debug!(setup = ?(base - t0), scenario = ?base.elapsed(), startup_in_timeline = ?Duration::from_millis(startup.load(Ordering::Relaxed)), "trial timed");
         Ok(())

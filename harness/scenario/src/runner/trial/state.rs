@@ -86,6 +86,9 @@ pub(super) struct Trial<'a> {
     /// Whether a service is starting (its readiness wait, bounded by its own ready_timeout and
     /// the start-up allowance, has not ended): its start-up is charged when it ends.
     pub(super) starting: Arc<AtomicBool>,
+    /// Figures of the link conditions the trial applied: those cleared in the timeline, then
+    /// those still applied at the end.
+    pub(super) link_figures: Vec<nslab::lab::link::LinkFigures>,
     /// The lab's hosts and started services, which built-in targets ask who made a connection.
     pub(super) clients: Option<Arc<crate::runner::attribution::Clients>>,
 }
@@ -113,6 +116,7 @@ impl<'a> Trial<'a> {
             results: Vec::new(),
             checked: Vec::new(),
             listeners: BTreeMap::new(),
+            link_figures: Vec::new(),
             sockets: BTreeMap::new(),
             started: BTreeMap::new(),
             argv: BTreeMap::new(),

@@ -158,6 +158,12 @@ impl Trial<'_> {
             }
             Action::ClearDnsFaults => self.dns()?.faults().clear_all(),
             Action::Link { host, state } => self.host(host)?.set_link(*state == LinkState::Up).await.map_err(lab_err)?,
+            Action::LinkCondition { host, condition: Some(c) } => self.lab().set_link_condition(host, c).await.map_err(lab_err)?,
+            Action::LinkCondition { host, condition: None } => {
+                if let Some(f) = self.lab().clear_link_condition(host).await.map_err(lab_err)? {
+                    self.link_figures.push(f);
+                }
+            }
             Action::AddAddress { host, address, dad, hold: false } => self.host(host)?.add_address(address.ip, address.prefix, *dad).await.map_err(lab_err)?,
             Action::AddAddress { host, address, hold: true, .. } => self.host(host)?.add_address_held(address.ip, address.prefix).await.map_err(lab_err)?,
             Action::CompleteDad { host, address } => {
