@@ -214,7 +214,9 @@ impl LossFigures {
 /// Delays the queue applied: how long it held the packets it accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DelayFigures {
-    /// Packets held and accepted.
+    /// Packets the queue received (held, dropped by the Gilbert model, or still held).
+    pub received: u64,
+    /// Packets held and accepted (their hold complete).
     pub packets: u64,
     /// Shortest hold.
     pub min: Duration,
@@ -267,7 +269,7 @@ impl LinkFigures {
             s.push_str(&format!("; loss {:.2}% ({} of {} packets)", l.fraction() * 100.0, l.dropped, l.seen));
         }
         if let Some(d) = &self.delay {
-            s.push_str(&format!("; held {} packets p50 {:.1} ms p99 {:.1} ms", d.packets, ms(d.p50), ms(d.p99)));
+            s.push_str(&format!("; queue got {} packets, held {} to their time: p50 {:.1} ms p99 {:.1} ms", d.received, d.packets, ms(d.p50), ms(d.p99)));
             if d.kernel_dropped > 0 {
                 s.push_str(&format!(" ({} dropped by the kernel before the queue)", d.kernel_dropped));
             }
@@ -665,6 +667,7 @@ async fn read_figures(host: &Host, asked: &LinkCondition, since: Instant, stats:
         }
         held.sort_unstable();
         let mut d = delay_figures(&held);
+        d.received = seen;
         d.kernel_dropped =
             host.in_netns(|| std::fs::read_to_string("/proc/thread-self/net/netfilter/nfnetlink_queue")).await?.ok().and_then(|t| queue_drops(&t)).unwrap_or(0);
         fig.delay = Some(d);
@@ -694,7 +697,7 @@ fn delay_figures(sorted_us: &[u32]) -> DelayFigures {
         let i = ((sorted_us.len() - 1) as f64 * q).round() as usize;
         Duration::from_micros(u64::from(sorted_us[i]))
     };
-    DelayFigures { packets: sorted_us.len() as u64, min: at(0.0), p50: at(0.5), p99: at(0.99), max: at(1.0), kernel_dropped: 0 }
+    DelayFigures { received: 0, packets: sorted_us.len() as u64, min: at(0.0), p50: at(0.5), p99: at(0.99), max: at(1.0), kernel_dropped: 0 }
 }
 
 /// Drops of queue [`QUEUE_NUM`] in `/proc/net/netfilter/nfnetlink_queue` (`queue_dropped` +
