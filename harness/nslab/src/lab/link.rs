@@ -484,8 +484,23 @@ impl Links {
     /// its output; [`Error::Namespace`] when the queue socket cannot be opened in the host.
     pub async fn set(&self, host: &Host, cond: &LinkCondition) -> Result<()> {
         self.clear(host).await?;
-        let ifname = host.interface().to_string();
         let mut applied = Applied { host: host.clone(), asked: cond.clone(), since: Instant::now(), queue: None };
+        let done = Self::install(host, cond, &mut applied).await;
+        self.applied.lock().unwrap_or_else(PoisonError::into_inner).push(applied);
+        if let Err(e) = done {
+            // Undo what was installed (a queue rule without its reader would drop every packet).
+            if let Err(undo) = self.clear(host).await {
+                tracing::warn!(host = %host.name(), error = %undo, "a partly applied link condition was not fully removed");
+            }
+            return Err(e);
+        }
+        tracing::info!(host = %host.name(), condition = %cond.describe(), "link condition applied");
+        Ok(())
+    }
+
+    /// Installs `cond`'s mechanisms in `host`, recording the queue in `applied` as soon as it runs.
+    async fn install(host: &Host, cond: &LinkCondition, applied: &mut Applied) -> Result<()> {
+        let ifname = host.interface().to_string();
         if cond.nft_loss() {
             let families: Vec<&str> = [(cond.family.v4(), "ip"), (cond.family.v6(), "ip6")].iter().filter(|(on, _)| *on).map(|(_, f)| *f).collect();
             // The device's egress hook (after routing and the queue, before the qdisc): a drop
@@ -552,8 +567,6 @@ impl Links {
                 .await?;
             }
         }
-        tracing::info!(host = %host.name(), condition = %cond.describe(), "link condition applied");
-        self.applied.lock().unwrap_or_else(PoisonError::into_inner).push(applied);
         Ok(())
     }
 
