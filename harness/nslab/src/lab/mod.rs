@@ -5,5 +5,6 @@ pub mod build;
 pub mod dns_host;
 pub mod nat64;
 pub mod resolver;
+pub mod segment;
 pub mod spec;
 pub mod tap;

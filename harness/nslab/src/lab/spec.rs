@@ -23,6 +23,8 @@ pub struct HostSpec {
     pub(crate) private: Vec<PathBuf>,
     pub(crate) resolver: Resolver,
     pub(crate) resolv: ResolvOptions,
+    pub(crate) segments: Vec<String>,
+    pub(crate) router: Option<crate::lab::segment::RouterSpec>,
 }
 
 /// Where a host's `/etc/resolv.conf` sends its look-ups ([`HostSpec::resolver`]).
@@ -54,7 +56,28 @@ impl HostSpec {
             private: Vec::new(),
             resolver: Resolver::LabDns,
             resolv: ResolvOptions::new(),
+            segments: Vec::new(),
+            router: None,
         }
+    }
+
+    /// The segments it joins, in order: the first is its primary interface (`eth0`, or the
+    /// name [`HostSpec::interface`] gives), the next `eth1`, then `eth2` (default: the lab's
+    /// first segment). See [`crate::lab::segment`].
+    pub fn segments<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.segments = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Makes it a router between its segments: forwarding on, routes to far segments computed
+    /// when the lab is built (see [`crate::lab::segment::RouterSpec`]).
+    pub fn router(mut self, r: crate::lab::segment::RouterSpec) -> Self {
+        self.router = Some(r);
+        self
     }
 
     /// Where its `/etc/resolv.conf` sends look-ups: the lab DNS (default), another lab host (a
