@@ -185,8 +185,15 @@ impl LabBuilder {
         b.add_implicit_hosts(&name)?;
         let slots = plan::assign_slots(b.hosts.iter().map(|h| h.name.as_str()))
             .ok_or_else(|| Error::Invalid { what: format!("lab {name} has {} hosts; one segment holds at most {}", b.hosts.len(), plan::MAX_HOSTS) })?;
-        let mut out: Vec<HostAddresses> =
-            b.hosts.iter().map(|h| HostAddresses::new(&h.name, h.profile.unwrap_or(b.profile), &h.interface, slots[&h.name])).collect();
+        // The primary interface's addresses: on its segment, with that segment's families.
+        let mut out: Vec<HostAddresses> = b
+            .hosts
+            .iter()
+            .map(|h| {
+                let primary = &segment::plan_ifaces(h, &b.segments, b.profile, slots[&h.name].slot)[0];
+                HostAddresses::new(&h.name, primary.profile, &h.interface, primary.addrs)
+            })
+            .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }

@@ -11,7 +11,7 @@ use nslab::host::etc::ResolvOptions;
 use nslab::lab::spec::{self, HostSpec, Resolver};
 use nslab::os::sysctl;
 
-const HOST_KEYS: &[&str] = &["profile", "dad", "bindv6only", "sysctls", "gai_conf", "interface", "private", "resolver", "resolv"];
+const HOST_KEYS: &[&str] = &["profile", "dad", "bindv6only", "sysctls", "gai_conf", "interface", "private", "resolver", "resolv", "segments", "router"];
 const RESOLV_KEYS: &[&str] = &["timeout", "attempts", "ndots", "rotate", "single-request", "single-request-reopen", "edns0", "use-vc", "search"];
 
 /// One lab host as the scenario declares it.
@@ -40,6 +40,14 @@ pub struct HostDef {
     pub(crate) resolver_decl: Option<(String, std::ops::Range<usize>)>,
     /// Its `[hosts.<name>.resolv]` options.
     pub resolv: ResolvOptions,
+    /// The segments it joins (`segments = [...]`), primary first; empty: the first segment.
+    pub segments: Vec<String>,
+    /// Where each of `segments` was written.
+    pub(crate) segment_spans: Vec<std::ops::Range<usize>>,
+    /// Its router settings (`router = true` or a table), if it is a router.
+    pub router: Option<nslab::lab::segment::RouterSpec>,
+    /// Where `router` was written.
+    pub(crate) router_span: Option<std::ops::Range<usize>>,
 }
 
 /// What a host's `resolver` names.
@@ -75,7 +83,18 @@ pub struct ResolverTarget {
 impl HostDef {
     /// The library's host specification for a trial whose profile is `lab_profile`.
     pub fn to_host_spec(&self, lab_profile: Profile) -> HostSpec {
-        let mut h = HostSpec::new(self.name.clone()).profile(self.profile.unwrap_or(lab_profile)).dad(self.dad).interface(self.interface.clone());
+        let mut h = HostSpec::new(self.name.clone()).dad(self.dad).interface(self.interface.clone());
+        // A host without its own profile takes its segment's (in a routed lab) or the trial's.
+        if let Some(p) = self.profile {
+            h = h.profile(p);
+        }
+        let _ = lab_profile;
+        if !self.segments.is_empty() {
+            h = h.segments(self.segments.clone());
+        }
+        if let Some(r) = self.router {
+            h = h.router(r);
+        }
         if let Some(b) = self.bindv6only {
             h = h.bindv6only(b);
         }
@@ -148,7 +167,32 @@ fn decode_host(doc: &Doc<'_>, name: String, v: Val<'_>) -> Result<HostDef> {
         None => ResolvOptions::new(),
         Some(rt) => decode_resolv(rt)?,
     };
-    Ok(HostDef { name, profile, dad, bindv6only, sysctls, gai_conf, interface, private, resolver: None, resolver_decl, resolv })
+    let (segments, segment_spans) = match t.str_list("segments", "an array of segment names such as [\"lan\", \"wan\"] (the first is its primary interface)")? {
+        None => (Vec::new(), Vec::new()),
+        Some((span, l)) if l.is_empty() => return Err(t.bad("segments", &span, "the array is empty; expected at least one segment name")),
+        Some((_, l)) => l.into_iter().map(|s| (s.value, s.span)).unzip(),
+    };
+    let (router, router_span) = match super::segment::decode_router(&mut t, &name)? {
+        Some((r, span)) => (Some(r), Some(span)),
+        None => (None, None),
+    };
+    Ok(HostDef {
+        name,
+        profile,
+        dad,
+        bindv6only,
+        sysctls,
+        gai_conf,
+        interface,
+        private,
+        resolver: None,
+        resolver_decl,
+        resolv,
+        segments,
+        segment_spans,
+        router,
+        router_span,
+    })
 }
 
 /// Reads `[hosts.<name>.resolv]`: the options of resolv.conf(5), under their own names.

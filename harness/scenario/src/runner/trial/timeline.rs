@@ -158,6 +158,7 @@ impl Trial<'_> {
             }
             Action::ClearDnsFaults => self.dns()?.faults().clear_all(),
             Action::Link { host, state } => self.host(host)?.set_link(*state == LinkState::Up).await.map_err(lab_err)?,
+            Action::Route { router, family, state } => self.host(router)?.set_route(*family, *state).await.map_err(lab_err)?,
             Action::AddAddress { host, address, dad, hold: false } => self.host(host)?.add_address(address.ip, address.prefix, *dad).await.map_err(lab_err)?,
             Action::AddAddress { host, address, hold: true, .. } => self.host(host)?.add_address_held(address.ip, address.prefix).await.map_err(lab_err)?,
             Action::CompleteDad { host, address } => {
