@@ -239,7 +239,9 @@ fn step(s: &Step) -> ResolvedStep {
         }
         Action::ClearDnsFaults => json!({}),
         Action::Link { host, state } => json!({ "host": host, "state": if *state == LinkState::Up { "up" } else { "down" } }),
-        Action::Route { router, family, state } => json!({ "router": router, "family": if *family == nslab::Family::V4 { "ipv4" } else { "ipv6" }, "state": state.name() }),
+        Action::Route { router, family, state } => {
+            json!({ "router": router, "family": if *family == nslab::Family::V4 { "ipv4" } else { "ipv6" }, "state": state.name() })
+        }
         Action::AddAddress { host, address, dad, hold } => json!({ "host": host, "address": address.to_string(), "dad": dad, "hold": hold }),
         Action::CompleteDad { host, address } => json!({ "host": host, "address": address.to_string() }),
         Action::RemoveAddress { host, address } => json!({ "host": host, "address": address.to_string() }),

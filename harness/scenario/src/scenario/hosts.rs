@@ -83,12 +83,20 @@ pub struct ResolverTarget {
 impl HostDef {
     /// The library's host specification for a trial whose profile is `lab_profile`.
     pub fn to_host_spec(&self, lab_profile: Profile) -> HostSpec {
+        self.host_spec_with(Some(self.profile.unwrap_or(lab_profile)))
+    }
+
+    /// The library's host specification in a routed lab: without a profile of its own, the
+    /// host takes its segment's (or else the trial's, which the lab builder has).
+    pub fn to_routed_host_spec(&self) -> HostSpec {
+        self.host_spec_with(self.profile)
+    }
+
+    fn host_spec_with(&self, profile: Option<Profile>) -> HostSpec {
         let mut h = HostSpec::new(self.name.clone()).dad(self.dad).interface(self.interface.clone());
-        // A host without its own profile takes its segment's (in a routed lab) or the trial's.
-        if let Some(p) = self.profile {
+        if let Some(p) = profile {
             h = h.profile(p);
         }
-        let _ = lab_profile;
         if !self.segments.is_empty() {
             h = h.segments(self.segments.clone());
         }

@@ -91,7 +91,11 @@ impl Scenario {
 
     /// The library's host specifications for a trial in `profile`.
     pub fn host_specs(&self, profile: Profile) -> Vec<HostSpec> {
-        self.hosts.iter().map(|h| h.to_host_spec(profile)).collect()
+        if self.segments.is_empty() {
+            self.hosts.iter().map(|h| h.to_host_spec(profile)).collect()
+        } else {
+            self.hosts.iter().map(|h| h.to_routed_host_spec()).collect()
+        }
     }
 
     /// The addresses each host of a trial in `profile` gets (the lab's own `dns` and `nat64`

@@ -124,7 +124,11 @@ pub(crate) fn check(doc: &Doc<'_>, segments: &[SegmentDef], hosts: &[HostDef], p
             if !names.contains(&s.as_str()) {
                 return Err(doc.err(
                     span,
-                    format!("host {:?} joins segment {s:?}, which the scenario does not declare; expected one of {} (declared in [segments])", h.name, names.join(", ")),
+                    format!(
+                        "host {:?} joins segment {s:?}, which the scenario does not declare; expected one of {} (declared in [segments])",
+                        h.name,
+                        names.join(", ")
+                    ),
                 ));
             }
         }

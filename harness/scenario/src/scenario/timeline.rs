@@ -471,7 +471,8 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
             let r = t.req_str("router", "\"<a host with router = true>\"")?;
             if !known.routers.contains(&r.value) {
                 let names: Vec<&str> = known.routers.iter().map(String::as_str).collect();
-                let expected = if names.is_empty() { "a host with router = true (none has it)".to_string() } else { format!("one of the routers: {}", names.join(", ")) };
+                let expected =
+                    if names.is_empty() { "a host with router = true (none has it)".to_string() } else { format!("one of the routers: {}", names.join(", ")) };
                 return Err(t.bad("router", &r.span, format!("{:?} is not a router; expected {expected}", r.value)));
             }
             let f = t.req_str("family", "\"ipv6\"")?;
