@@ -49,12 +49,12 @@ impl SlotAddrs {
     }
 
     /// The addresses of `slot` on the segment at declaration index `k` (0-2) of a routed lab
-    /// (see [`crate::lab::segment::prefixes`]): slot 23 on index 1 is 198.51.100.23 and
+    /// (see [`segment_prefixes`]): slot 23 on index 1 is 198.51.100.23 and
     /// 2001:db8:2::23. Index 0 is [`SlotAddrs::of`].
     pub fn on_segment(slot: u8, k: usize) -> Self {
         // Decimal digits read as hex: slot 23 -> ::23.
         let dec = u16::from_str_radix(&slot.to_string(), 16).expect("decimal digits are hex digits");
-        let (v4, v6) = crate::lab::segment::prefixes(k);
+        let (v4, v6) = segment_prefixes(k);
         let [a, b, c, _] = v4.octets();
         let s6 = v6.segments();
         Self {
@@ -107,6 +107,17 @@ impl HostAddresses {
             link_local: profile.has_link_local().then_some(slot.link_local),
         }
     }
+}
+
+/// The prefixes of the segment at declaration index `k` (0-2): 192.0.2.0/24 and 2001:db8:1::/64,
+/// 198.51.100.0/24 and 2001:db8:2::/64, 203.0.113.0/24 and 2001:db8:3::/64.
+pub fn segment_prefixes(k: usize) -> (Ipv4Addr, Ipv6Addr) {
+    let v4 = match k {
+        0 => Ipv4Addr::new(192, 0, 2, 0),
+        1 => Ipv4Addr::new(198, 51, 100, 0),
+        _ => Ipv4Addr::new(203, 0, 113, 0),
+    };
+    (v4, Ipv6Addr::new(0x2001, 0xdb8, k as u16 + 1, 0, 0, 0, 0, 0))
 }
 
 fn fnv1a(s: &str) -> u32 {

@@ -84,9 +84,9 @@ pub(crate) struct HostInner {
     /// Addresses held tentative (see [`crate::host::dad`]).
     pub(crate) held: Mutex<Held>,
     /// Every lab interface, primary first (see [`crate::lab::segment`]).
-    pub(crate) ifaces: Vec<crate::lab::segment::Interface>,
+    pub(crate) ifaces: Vec<crate::host::interfaces::Interface>,
     /// Its router settings, as they are now (a timeline may change its routes).
-    pub(crate) router: Option<Mutex<crate::lab::segment::RouterSpec>>,
+    pub(crate) router: Option<Mutex<crate::host::interfaces::RouterSpec>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -570,7 +570,7 @@ impl Host {
 
     /// Brings up one more lab interface of a routed lab (not the primary) and adds its
     /// addresses, usable on return as the primary's are.
-    pub(crate) async fn configure_interface(&self, i: &crate::lab::segment::Interface) -> Result<()> {
+    pub(crate) async fn configure_interface(&self, i: &crate::host::interfaces::Interface) -> Result<()> {
         let h = &self.inner;
         h.nl.set_up(i.ifindex, true).await.map_err(self.nl_err(format!("set {} up", i.name)))?;
         crate::os::netlink::wait_oper_up(&h.nl, i.ifindex, format!("{} of host {} to be operationally up (carrier)", i.name, h.name)).await?;

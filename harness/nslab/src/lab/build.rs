@@ -402,7 +402,7 @@ impl LabBuilder {
                         what: format!("host {}", p.spec.name),
                         source,
                     })?;
-                    ifaces.push(crate::lab::segment::Interface::new(f, index));
+                    ifaces.push(crate::lab::segment::interface(f, index));
                     let _ = i;
                 }
                 let ifindex = ifaces[0].ifindex;

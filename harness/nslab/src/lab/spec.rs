@@ -24,7 +24,7 @@ pub struct HostSpec {
     pub(crate) resolver: Resolver,
     pub(crate) resolv: ResolvOptions,
     pub(crate) segments: Vec<String>,
-    pub(crate) router: Option<crate::lab::segment::RouterSpec>,
+    pub(crate) router: Option<crate::host::interfaces::RouterSpec>,
 }
 
 /// Where a host's `/etc/resolv.conf` sends its look-ups ([`HostSpec::resolver`]).
@@ -74,8 +74,8 @@ impl HostSpec {
     }
 
     /// Makes it a router between its segments: forwarding on, routes to far segments computed
-    /// when the lab is built (see [`crate::lab::segment::RouterSpec`]).
-    pub fn router(mut self, r: crate::lab::segment::RouterSpec) -> Self {
+    /// when the lab is built (see [`crate::host::interfaces::RouterSpec`]).
+    pub fn router(mut self, r: crate::host::interfaces::RouterSpec) -> Self {
         self.router = Some(r);
         self
     }

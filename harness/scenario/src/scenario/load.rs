@@ -293,7 +293,17 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         Some(v) => decode_hosts(doc, v)?,
         None => Vec::new(),
     };
-    super::segment::check(doc, &segments, &hosts, &profiles, segments_span.as_ref())?;
+    let uses: Vec<super::segment::HostUse<'_>> = hosts
+        .iter()
+        .map(|h| super::segment::HostUse {
+            name: &h.name,
+            profile: h.profile,
+            segments: &h.segments,
+            segment_spans: &h.segment_spans,
+            router_span: h.router_span.as_ref(),
+        })
+        .collect();
+    super::segment::check(doc, &segments, &uses, &profiles, segments_span.as_ref())?;
     if hosts.is_empty() {
         return Err(doc.err(&t.span, "the scenario declares no hosts; expected at least one [hosts.<name>] table, such as [hosts.web]"));
     }

@@ -7,7 +7,6 @@ use std::str::FromStr;
 use toml::de::DeValue;
 
 use super::decode::{Doc, Result, Str, Table, Val};
-use super::hosts::HostDef;
 use nslab::addr::profile::Profile;
 use nslab::lab::segment::{RouteState, RouterSpec, SegmentSpec, IPV6_MIN_MTU, MAX_MTU, MAX_SEGMENTS, MIN_MTU};
 use nslab::Family;
@@ -115,12 +114,22 @@ pub(crate) fn route_state(t: &Table<'_, '_>, key: &str, s: &Str) -> Result<Route
     RouteState::from_str(&s.value).map_err(|e| t.bad(key, &s.span, e))
 }
 
+/// How one host uses the segments, as [`check`] needs it (from the host's table).
+pub(crate) struct HostUse<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) profile: Option<Profile>,
+    pub(crate) segments: &'a [String],
+    pub(crate) segment_spans: &'a [Range<usize>],
+    /// Where `router` was written, when the host is a router.
+    pub(crate) router_span: Option<&'a Range<usize>>,
+}
+
 /// Checks the hosts' use of the segments and the segments' MTU against the families on them
 /// in every trial profile (and NAT64, which needs a one-segment lab).
-pub(crate) fn check(doc: &Doc<'_>, segments: &[SegmentDef], hosts: &[HostDef], profiles: &[Profile], segments_span: Option<&Range<usize>>) -> Result<()> {
+pub(crate) fn check(doc: &Doc<'_>, segments: &[SegmentDef], hosts: &[HostUse<'_>], profiles: &[Profile], segments_span: Option<&Range<usize>>) -> Result<()> {
     let names: Vec<&str> = if segments.is_empty() { vec![nslab::lab::segment::DEFAULT_SEGMENT] } else { segments.iter().map(|s| s.name.as_str()).collect() };
     for h in hosts {
-        for (s, span) in h.segments.iter().zip(&h.segment_spans) {
+        for (s, span) in h.segments.iter().zip(h.segment_spans) {
             if !names.contains(&s.as_str()) {
                 return Err(doc.err(
                     span,
@@ -137,7 +146,7 @@ pub(crate) fn check(doc: &Doc<'_>, segments: &[SegmentDef], hosts: &[HostDef], p
                 return Err(doc.err(&h.segment_spans[i], format!("host {:?} joins segment {s:?} twice; expected each segment once", h.name)));
             }
         }
-        if let (Some(_), Some(span)) = (&h.router, &h.router_span) {
+        if let Some(span) = h.router_span {
             if h.segments.len() < 2 {
                 return Err(doc.err(
                     span,
