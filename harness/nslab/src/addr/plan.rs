@@ -93,6 +93,8 @@ pub struct HostAddresses {
     pub ipv6: Option<Ipv6Addr>,
     /// Its link-local address (scope: [`HostAddresses::interface`]), if its profile has one.
     pub link_local: Option<Ipv6Addr>,
+    /// The segment of the interface (`lan` in a lab without declared segments).
+    pub segment: String,
 }
 
 impl HostAddresses {
@@ -105,6 +107,7 @@ impl HostAddresses {
             ipv4: profile.has_ipv4().then_some(slot.v4),
             ipv6: profile.has_global_ipv6().then_some(slot.v6),
             link_local: profile.has_link_local().then_some(slot.link_local),
+            segment: "lan".to_string(),
         }
     }
 }

@@ -198,6 +198,30 @@ impl LabBuilder {
         Ok(out)
     }
 
+    /// Like [`LabBuilder::address_plan`], one row per interface: a host of a routed lab has
+    /// one per segment it joins (primary first), each with its segment, name and addresses.
+    ///
+    /// # Errors
+    /// As [`LabBuilder::address_plan`].
+    pub fn interface_plan(&self) -> Result<Vec<HostAddresses>> {
+        let mut b = self.clone();
+        let name = b.name.clone().unwrap_or_else(|| "lab".to_string());
+        b.add_implicit_hosts(&name)?;
+        let slots = plan::assign_slots(b.hosts.iter().map(|h| h.name.as_str()))
+            .ok_or_else(|| Error::Invalid { what: format!("lab {name} has {} hosts; one segment holds at most {}", b.hosts.len(), plan::MAX_HOSTS) })?;
+        let mut hosts: Vec<&HostSpec> = b.hosts.iter().collect();
+        hosts.sort_by(|x, y| x.name.cmp(&y.name));
+        let mut out = Vec::new();
+        for h in hosts {
+            for f in segment::plan_ifaces(h, &b.segments, b.profile, slots[&h.name].slot) {
+                let mut a = HostAddresses::new(&h.name, f.profile, &f.name, f.addrs);
+                a.segment = f.segment_name;
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
     /// Adds the hosts the lab brings itself: the NAT64 router, the `dns` host. Checks names.
     fn add_implicit_hosts(&mut self, name: &str) -> Result<()> {
         let invalid = |what: String| Error::Invalid { what };

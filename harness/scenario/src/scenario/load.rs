@@ -121,6 +121,19 @@ impl Scenario {
         b.hosts(self.host_specs(profile))
     }
 
+    /// One row per interface of each host of a trial in `profile` (see
+    /// [`nslab::LabBuilder::interface_plan`]): a routed lab's hosts have one per segment.
+    ///
+    /// # Errors
+    /// As [`nslab::LabBuilder::address_plan`].
+    pub fn interface_plan(&self, profile: Profile) -> std::result::Result<Vec<nslab::addr::plan::HostAddresses>, Box<nslab::Error>> {
+        let mut b = self.lab_builder(profile);
+        if let Some(d) = &self.dns {
+            b = b.dns(d.lab_dns());
+        }
+        b.interface_plan().map_err(Box::new)
+    }
+
     /// The host of that name.
     pub fn host(&self, name: &str) -> Option<&HostDef> {
         self.hosts.iter().find(|h| h.name == name)
