@@ -112,7 +112,7 @@ fn steps(names: &[String], switch: &str) -> Vec<(Option<String>, String)> {
             }
             let j = segs.iter().position(|&k| k == s).expect("on s");
             v.push((ns.clone(), format!("route add {}/24 via {} dev eth{j}", v4(d, 0), v4(s, self::x(r)))));
-            v.push((ns.clone(), format!("-6 route add 2001:db8:{}::/64 via {} dev eth{j}", d + 1, v6(s, self::x(r)))));
+            v.push((ns.clone(), format!("route add 2001:db8:{}::/64 via {} dev eth{j}", d + 1, v6(s, self::x(r)))));
         }
     }
     v
