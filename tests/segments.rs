@@ -208,7 +208,7 @@ async fn dns_everywhere() -> Result<(), String> {
         .hosts_file_entries(false)
         .dns(LabDns::new())
         .segment(SegmentSpec::new("lan"))
-        .segment(SegmentSpec::new("wan").profile(Profile::Ipv4Only))
+        .segment(SegmentSpec::new("wan").profile(Profile::Ipv4Only).mtu(576))
         .segment(SegmentSpec::new("dc").profile(Profile::Ipv6Only))
         .host(HostSpec::new("a").segments(["lan"]))
         .host(HostSpec::new("b").segments(["wan"]))
@@ -218,6 +218,9 @@ async fn dns_everywhere() -> Result<(), String> {
         .map_err(err)?;
     let dns = lab.host("dns").map_err(err)?;
     ensure!(dns.interfaces().len() == 3, "the DNS host is on every segment: {:?}", dns.interfaces());
+    // With each segment's families: no IPv6 on the IPv4-only one (whose MTU IPv6 could not use).
+    let fams: Vec<(bool, bool)> = dns.interfaces().iter().map(|i| (i.ipv4.is_some(), i.ipv6.is_some())).collect();
+    ensure!(fams == vec![(true, true), (true, false), (false, true)], "the DNS host's families per segment: {fams:?}");
     for (h, seg) in [("a", "lan"), ("b", "wan"), ("c", "dc")] {
         let host = lab.host(h).map_err(err)?;
         let on = dns.interface_in(seg).ok_or("dns not on segment")?;

@@ -244,8 +244,13 @@ impl LabBuilder {
                 if d.host.is_some() {
                     return Err(invalid(format!("the DNS server is to run on host {dh:?}, which lab {name} does not declare")));
                 }
-                // Attached to every segment, as a cloud's resolver is in every subnet.
-                self.hosts.push(HostSpec::new(dh).profile(Profile::DualStack).segments(self.segments.iter().map(|s| s.name.clone())));
+                if self.segments.is_empty() {
+                    self.hosts.push(HostSpec::new(dh).profile(Profile::DualStack));
+                } else {
+                    // Attached to every segment, as a cloud's resolver is in every subnet, with
+                    // each segment's families (an IPv4-only segment's MTU may be below IPv6's).
+                    self.hosts.push(HostSpec::new(dh).segments(self.segments.iter().map(|s| s.name.clone())));
+                }
             }
         }
         spec::check_name("lab", name).map_err(invalid)?;
@@ -638,7 +643,8 @@ fn base_sysctls(p: &Planned) -> Vec<(PathBuf, Sysctl)> {
         v.push(("net.ipv6.conf.default.accept_ra", "0".into()));
         v.push(("net.ipv6.conf.default.router_solicitations", "0".into()));
         v.push(("net.ipv6.conf.default.accept_dad", if p.spec.dad { "1" } else { "0" }.into()));
-        for f in p.ifaces.iter().filter(|f| !f.profile.ipv6_enabled()) {
+        // (Below IPv6's minimum MTU the kernel gives the interface no IPv6 at all, nor its sysctls.)
+        for f in p.ifaces.iter().filter(|f| !f.profile.ipv6_enabled() && f.mtu.is_none_or(|m| m >= segment::IPV6_MIN_MTU)) {
             per_if.push((format!("net.ipv6.conf.{}.disable_ipv6", f.name), "1".into()));
         }
     } else if p.profile.ipv6_enabled() {
