@@ -60,6 +60,8 @@ PACKAGES=(
     # IPv6 provisioning by the real protocols (nslab::lab::provision): radvd and kea's DHCPv6 server
     # in router hosts, ISC dhclient as the DHCPv6 client, rdisc6 (ndisc6) to read what a host hears.
     radvd kea-dhcp6-server isc-dhcp-client ndisc6
+    # nft: the PMTUD black hole preset of router hosts (nslab::lab::segment), run in their namespace.
+    nftables
     # Building the workspace (cargo links with cc).
     gcc libc6-dev ca-certificates git
 )

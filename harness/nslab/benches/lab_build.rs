@@ -34,6 +34,11 @@
 //! prefix, a guard deletes them on error, panic, SIGINT or SIGTERM, and even after kill -9 the
 //! kernel frees them with the mount namespace.
 //!
+//! Routed (issue 16): after the sizes above, the 3-segment, 2-router, 9-host lab of
+//! `support/routed.rs`, built by nslab and by `ip -batch` scripts of the same topology (plus one
+//! `ip netns exec` per router for forwarding), interleaved in the same run, ratio printed
+//! (`NSLAB_BENCH_ROUTED=0` skips it).
+//!
 //! Run as root: `cargo bench -p nslab --bench lab_build`. Environment: `NSLAB_BENCH_ITERS`
 //! (measured rounds, default 30), `NSLAB_BENCH_SIZES` (host counts, default `3,10`),
 //! `NSLAB_BENCH_JSON` (where the JSON goes, default `target/nslab-bench/lab_build.json`),
@@ -53,6 +58,8 @@ use tokio::io::AsyncWriteExt;
 
 #[path = "support/mininet.rs"]
 mod mininet;
+#[path = "support/routed.rs"]
+mod routed;
 use mininet::Mininet;
 
 /// Why patchbay is not among the variants (see the module documentation).
@@ -285,6 +292,11 @@ async fn run(prefix: &str) -> Result<()> {
     if let Some(m) = mn {
         m.stop().await;
     }
+    let routed = if std::env::var("NSLAB_BENCH_ROUTED").map_or(true, |v| v != "0") {
+        Some(routed_run(prefix, iters, settle, &mut round).await.context("routed lab")?)
+    } else {
+        None
+    };
     let path = std::env::var_os("NSLAB_BENCH_JSON").map(std::path::PathBuf::from).unwrap_or_else(|| {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .ancestors()
@@ -292,7 +304,7 @@ async fn run(prefix: &str) -> Result<()> {
             .expect("the workspace holds harness/CRATE")
             .join("target/nslab-bench/lab_build.json")
     });
-    write_json(&path, &serde_json::json!({ "bench": "lab_build", "not_run": { "patchbay": PATCHBAY_NOT_RUN }, "sizes": results }))?;
+    write_json(&path, &serde_json::json!({ "bench": "lab_build", "not_run": { "patchbay": PATCHBAY_NOT_RUN }, "sizes": results, "routed": routed }))?;
     println!("lab_build: JSON written to {}", path.display());
     Ok(())
 }
@@ -600,4 +612,74 @@ fn report(n: usize, iters: usize, variants: &[Variant], samples: &[Samples]) -> 
     }
     println!("{json}");
     json
+}
+
+/// The routed lab (3 segments, 2 routers, 9 hosts): nslab and ip-batch, interleaved.
+async fn routed_run(prefix: &str, iters: usize, settle: Duration, round: &mut usize) -> Result<serde_json::Value> {
+    let mut nslab_s = Samples::default();
+    let mut batch_s = Samples::default();
+    for i in 0..WARMUP + iters {
+        *round += 1;
+        let t0 = Instant::now();
+        let lab = routed::builder().build().await?;
+        let b = t0.elapsed();
+        if i == 0 {
+            routed::verify_nslab(&lab).await?;
+        }
+        let t1 = Instant::now();
+        lab.teardown().await?;
+        let t = t1.elapsed();
+        tokio::time::sleep(settle).await;
+        if i >= WARMUP {
+            nslab_s.build.push(ms(b));
+            nslab_s.teardown.push(ms(t));
+        }
+        *round += 1;
+        let base = format!("{prefix}{round}-");
+        let switch = format!("{base}sw");
+        let names: Vec<String> = routed::HOSTS.iter().map(|h| format!("{base}{}", h.0)).collect();
+        let t0 = Instant::now();
+        for (netns, script) in routed::batch_build(&names, &switch) {
+            let mut args = Vec::new();
+            if let Some(ns) = netns.as_deref() {
+                args.extend(["-n", ns]);
+            }
+            args.extend(["-batch", "-"]);
+            exec("ip", &args, &script).await?;
+        }
+        for cmd in routed::forwarding(&names) {
+            exec("sh", &["-e", "-s"], &format!("{cmd}\n")).await?;
+        }
+        let b = t0.elapsed();
+        if i == 0 {
+            routed::verify_ip(&names).await?;
+        }
+        let t1 = Instant::now();
+        let teardown: String = std::iter::once(&switch).chain(&names).map(|n| format!("netns del {n}\n")).collect();
+        exec("ip", &["-batch", "-"], &teardown).await?;
+        let t = t1.elapsed();
+        tokio::time::sleep(settle).await;
+        if i >= WARMUP {
+            batch_s.build.push(ms(b));
+            batch_s.teardown.push(ms(t));
+        }
+    }
+    let (nb, nt) = (Stats::of(&nslab_s.build), Stats::of(&nslab_s.teardown));
+    let (bb, bt) = (Stats::of(&batch_s.build), Stats::of(&batch_s.teardown));
+    println!();
+    println!("routed: 3 segments, 2 routers, 9 hosts, dual-stack, {iters} rounds (ms)");
+    println!("{:<10} {:>9} {:>9} {:>9}   {:>9} {:>9} {:>9}", "variant", "build p50", "p10", "p90", "down p50", "p10", "p90");
+    for (name, b, t) in [("nslab", nb, nt), ("ip-batch", bb, bt)] {
+        println!("{name:<10} {:>9.2} {:>9.2} {:>9.2}   {:>9.2} {:>9.2} {:>9.2}", b.median, b.p10, b.p90, t.median, t.p10, t.p90);
+    }
+    println!("routed build ratio (medians): nslab/ip-batch {:.3}x", nb.median / bb.median);
+    let json = serde_json::json!({
+        "segments": 3, "routers": 2, "hosts": 9, "profile": "dual-stack", "rounds": iters, "unit": "ms",
+        "nslab": { "build": nb.json(), "teardown": nt.json() },
+        "ip_batch": { "build": bb.json(), "teardown": bt.json() },
+        "build_ratio_nslab_over_ip_batch": round5(nb.median / bb.median),
+        "teardown_ratio_nslab_over_ip_batch": round5(nt.median / bt.median),
+    });
+    println!("{json}");
+    Ok(json)
 }

@@ -28,7 +28,7 @@ pub(crate) fn list(a: ListArgs) -> ExitCode {
         if !a.addresses {
             continue;
         }
-        match t.scenario.address_plan(t.profile) {
+        match t.scenario.interface_plan(t.profile) {
             Ok(hosts) => print!("{}", address_lines(&hosts)),
             Err(e) => errors.push(format!("{}: {e}", t.scenario.path.display())),
         }
@@ -43,10 +43,12 @@ pub(crate) fn list(a: ListArgs) -> ExitCode {
     }
 }
 
-/// `  <host>  <profile>  <interface>  ipv4 <a>  ipv6 <a>  link-local <a>%<interface>`, aligned.
+/// `  <host>  <profile>  <interface>  ipv4 <a>  ipv6 <a>  link-local <a>%<interface>`, aligned;
+/// in a routed lab (rows on several segments) each row ends with `segment <name>`.
 fn address_lines(hosts: &[HostAddresses]) -> String {
+    let routed = hosts.iter().any(|h| h.segment != hosts[0].segment);
     let or_dash = |a: Option<String>| a.unwrap_or_else(|| "-".to_string());
-    let rows: Vec<[String; 6]> = hosts
+    let rows: Vec<[String; 7]> = hosts
         .iter()
         .map(|h| {
             [
@@ -56,6 +58,7 @@ fn address_lines(hosts: &[HostAddresses]) -> String {
                 or_dash(h.ipv4.map(|a| a.to_string())),
                 or_dash(h.ipv6.map(|a| a.to_string())),
                 or_dash(h.link_local.map(|a| format!("{a}%{}", h.interface))),
+                h.segment.clone(),
             ]
         })
         .collect();
@@ -63,7 +66,11 @@ fn address_lines(hosts: &[HostAddresses]) -> String {
     let (w0, w1, w2, w3, w4) = (width(0), width(1), width(2), width(3), width(4));
     let mut out = String::new();
     for r in &rows {
-        let line = format!("  {:w0$}  {:w1$}  {:w2$}  ipv4 {:w3$}  ipv6 {:w4$}  link-local {}", r[0], r[1], r[2], r[3], r[4], r[5]);
+        let mut line = format!("  {:w0$}  {:w1$}  {:w2$}  ipv4 {:w3$}  ipv6 {:w4$}  link-local {}", r[0], r[1], r[2], r[3], r[4], r[5]);
+        if routed {
+            let w5 = width(5);
+            line = format!("{line:w$}  segment {}", r[6], w = line.len() - r[5].len() + w5);
+        }
         out.push_str(line.trim_end());
         out.push('\n');
     }

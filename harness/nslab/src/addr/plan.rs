@@ -45,20 +45,35 @@ pub struct SlotAddrs {
 impl SlotAddrs {
     /// The addresses of `slot`.
     pub fn of(slot: u8) -> Self {
+        Self::on_segment(slot, 0)
+    }
+
+    /// The addresses of `slot` on the segment at declaration index `k` (0-2) of a routed lab
+    /// (see [`segment_prefixes`]): slot 23 on index 1 is 198.51.100.23 and
+    /// 2001:db8:2::23. Index 0 is [`SlotAddrs::of`].
+    pub fn on_segment(slot: u8, k: usize) -> Self {
         // Decimal digits read as hex: slot 23 -> ::23.
         let dec = u16::from_str_radix(&slot.to_string(), 16).expect("decimal digits are hex digits");
-        let [a, b, c, _] = IPV4_NET.octets();
+        let (v4, v6) = segment_prefixes(k);
+        let [a, b, c, _] = v4.octets();
+        let s6 = v6.segments();
         Self {
             slot,
             v4: Ipv4Addr::new(a, b, c, slot),
-            v6: Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, dec),
+            v6: Ipv6Addr::new(s6[0], s6[1], s6[2], 0, 0, 0, 0, dec),
             link_local: Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, dec),
         }
     }
 
     /// A locally administered MAC address for the slot, so neighbour tables read alike too.
     pub fn mac(&self) -> [u8; 6] {
-        [0x02, 0x00, 0x5e, 0x10, 0x00, self.slot]
+        self.mac_on(0)
+    }
+
+    /// The slot's MAC on the segment at index `k`: distinct per segment (a router's
+    /// interfaces), [`SlotAddrs::mac`] on the first.
+    pub fn mac_on(&self, k: usize) -> [u8; 6] {
+        [0x02, 0x00, 0x5e, 0x10, k as u8, self.slot]
     }
 }
 
@@ -78,6 +93,8 @@ pub struct HostAddresses {
     pub ipv6: Option<Ipv6Addr>,
     /// Its link-local address (scope: [`HostAddresses::interface`]), if its profile has one.
     pub link_local: Option<Ipv6Addr>,
+    /// The segment of the interface (`lan` in a lab without declared segments).
+    pub segment: String,
 }
 
 impl HostAddresses {
@@ -90,8 +107,20 @@ impl HostAddresses {
             ipv4: profile.has_ipv4().then_some(slot.v4),
             ipv6: profile.has_global_ipv6().then_some(slot.v6),
             link_local: profile.has_link_local().then_some(slot.link_local),
+            segment: "lan".to_string(),
         }
     }
+}
+
+/// The prefixes of the segment at declaration index `k` (0-2): 192.0.2.0/24 and 2001:db8:1::/64,
+/// 198.51.100.0/24 and 2001:db8:2::/64, 203.0.113.0/24 and 2001:db8:3::/64.
+pub fn segment_prefixes(k: usize) -> (Ipv4Addr, Ipv6Addr) {
+    let v4 = match k {
+        0 => Ipv4Addr::new(192, 0, 2, 0),
+        1 => Ipv4Addr::new(198, 51, 100, 0),
+        _ => Ipv4Addr::new(203, 0, 113, 0),
+    };
+    (v4, Ipv6Addr::new(0x2001, 0xdb8, k as u16 + 1, 0, 0, 0, 0, 0))
 }
 
 fn fnv1a(s: &str) -> u32 {

@@ -83,6 +83,10 @@ pub(crate) struct HostInner {
     pub(crate) routes_at_down: Mutex<Vec<(IpAddr, u8, IpAddr)>>,
     /// Addresses held tentative (see [`crate::host::dad`]).
     pub(crate) held: Mutex<Held>,
+    /// Every lab interface, primary first (see [`crate::lab::segment`]).
+    pub(crate) ifaces: Vec<crate::host::interfaces::Interface>,
+    /// Its router settings, as they are now (a timeline may change its routes).
+    pub(crate) router: Option<Mutex<crate::host::interfaces::RouterSpec>>,
 }
 
 impl std::fmt::Debug for Host {
@@ -536,7 +540,7 @@ impl Host {
             // The kept addresses rejoin their solicited-node groups from a work queue, as at build.
             for a in [self.ipv6(), self.link_local()].into_iter().flatten() {
                 if self.is_tentative(a.into()).await? == Some(false) {
-                    self.wait_solicited_node(a).await?;
+                    self.wait_solicited_node(a, &self.inner.ifname).await?;
                 }
             }
         }
@@ -558,9 +562,30 @@ impl Host {
             // Usable when this returns, as at build: unless the link is down (the kernel
             // configures the address when it comes up).
             if self.inner.nl.oper_up(self.inner.ifindex).await.map_err(self.nl_err("read the link state".into()))? {
-                self.wait_solicited_node(a).await?;
+                self.wait_solicited_node(a, &self.inner.ifname).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Brings up one more lab interface of a routed lab (not the primary) and adds its
+    /// addresses, usable on return as the primary's are.
+    pub(crate) async fn configure_interface(&self, i: &crate::host::interfaces::Interface) -> Result<()> {
+        let h = &self.inner;
+        h.nl.set_up(i.ifindex, true).await.map_err(self.nl_err(format!("set {} up", i.name)))?;
+        crate::os::netlink::wait_oper_up(&h.nl, i.ifindex, format!("{} of host {} to be operationally up (carrier)", i.name, h.name)).await?;
+        let mut addrs: Vec<(IpAddr, u8)> = Vec::new();
+        addrs.extend(i.ipv4.map(|a| (IpAddr::V4(a), IPV4_PREFIX)));
+        addrs.extend(i.link_local.map(|a| (IpAddr::V6(a), IPV6_PREFIX)));
+        addrs.extend(i.ipv6.map(|a| (IpAddr::V6(a), IPV6_PREFIX)));
+        futures::future::try_join_all(addrs.into_iter().map(|(a, p)| async move {
+            h.nl.add_address(i.ifindex, a, p, true).await.map_err(self.nl_err(format!("add address {a}/{p} to {}", i.name)))?;
+            if let IpAddr::V6(a6) = a {
+                self.wait_solicited_node(a6, &i.name).await?;
+            }
+            Ok::<_, Error>(())
+        }))
+        .await?;
         Ok(())
     }
 
@@ -569,13 +594,13 @@ impl Host {
     /// added, DAD or not; a solicitation that arrives first is dropped, and the peer asks again
     /// only a second later (a one-second delay on the first IPv6 packet, seen in about one lab
     /// in five on a busy machine).
-    async fn wait_solicited_node(&self, a: Ipv6Addr) -> Result<()> {
+    async fn wait_solicited_node(&self, a: Ipv6Addr, ifname: &str) -> Result<()> {
         let o = a.octets();
         let group = format!("ff0200000000000000000001ff{:02x}{:02x}{:02x}", o[13], o[14], o[15]);
         let deadline = tokio::time::Instant::now() + crate::os::netlink::OPER_UP_TIMEOUT;
         let mut pause = Duration::from_millis(1);
         loop {
-            let (ifname, g) = (self.inner.ifname.clone(), group.clone());
+            let (ifname, g) = (ifname.to_string(), group.clone());
             // /proc/thread-self: the namespace of the reading thread, which is this host's.
             let joined = self
                 .in_netns(move || {

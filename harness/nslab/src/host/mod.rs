@@ -5,6 +5,7 @@ pub mod dad;
 pub mod etc;
 pub mod handle;
 pub mod hostfs;
+pub mod interfaces;
 pub mod listeners;
 pub mod output;
 pub mod process;

@@ -17,6 +17,7 @@ use crate::host::etc;
 use crate::host::handle::{EtcFile, Host, HostInner};
 use crate::host::process::Registry;
 use crate::lab::dns_host::{self, LabDns};
+use crate::lab::segment::{self, PlannedIface, SegmentSpec};
 use crate::lab::spec::{self, HostSpec, Resolver};
 use crate::lab::tap::DnsTap;
 use crate::os::netlink::Netlink;
@@ -38,6 +39,7 @@ pub struct LabBuilder {
     dns: Option<LabDns>,
     shared: Vec<PathBuf>,
     dns_tap: bool,
+    segments: Vec<SegmentSpec>,
 }
 
 /// A built lab: isolated hosts on one switch. Tear it down with [`Lab::teardown`]; dropping it
@@ -59,6 +61,8 @@ pub struct Lab {
     tap: Option<DnsTap>,
     /// Link conditions applied to hosts (their queue threads end with the lab).
     links: crate::lab::link::Links,
+    /// Its segments' names, in declaration order (`lan` when it declares none).
+    segments: Vec<String>,
 }
 
 impl std::fmt::Debug for Lab {
@@ -75,6 +79,8 @@ struct Planned {
     dir: PathBuf,
     etc: Vec<EtcFile>,
     fs: crate::host::hostfs::HostFs,
+    /// Its interfaces, primary first (one, in a lab without declared segments).
+    ifaces: Vec<PlannedIface>,
 }
 
 impl LabBuilder {
@@ -87,6 +93,15 @@ impl LabBuilder {
     /// Sets the profile every host gets unless it overrides it (default: dual-stack).
     pub fn profile(mut self, p: Profile) -> Self {
         self.profile = p;
+        self
+    }
+
+    /// Declares a segment: a switch of its own with the next documentation prefixes, its own
+    /// profile and MTU (see [`crate::lab::segment`]). The first declared is the one hosts join
+    /// unless they name others with [`HostSpec::segments`]. A lab that declares none has one,
+    /// `lan`, built as always.
+    pub fn segment(mut self, s: SegmentSpec) -> Self {
+        self.segments.push(s);
         self
     }
 
@@ -172,9 +187,40 @@ impl LabBuilder {
         b.add_implicit_hosts(&name)?;
         let slots = plan::assign_slots(b.hosts.iter().map(|h| h.name.as_str()))
             .ok_or_else(|| Error::Invalid { what: format!("lab {name} has {} hosts; one segment holds at most {}", b.hosts.len(), plan::MAX_HOSTS) })?;
-        let mut out: Vec<HostAddresses> =
-            b.hosts.iter().map(|h| HostAddresses::new(&h.name, h.profile.unwrap_or(b.profile), &h.interface, slots[&h.name])).collect();
+        // The primary interface's addresses: on its segment, with that segment's families.
+        let mut out: Vec<HostAddresses> = b
+            .hosts
+            .iter()
+            .map(|h| {
+                let primary = &segment::plan_ifaces(h, &b.segments, b.profile, slots[&h.name].slot)[0];
+                HostAddresses::new(&h.name, primary.profile, &h.interface, primary.addrs)
+            })
+            .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Like [`LabBuilder::address_plan`], one row per interface: a host of a routed lab has
+    /// one per segment it joins (primary first), each with its segment, name and addresses.
+    ///
+    /// # Errors
+    /// As [`LabBuilder::address_plan`].
+    pub fn interface_plan(&self) -> Result<Vec<HostAddresses>> {
+        let mut b = self.clone();
+        let name = b.name.clone().unwrap_or_else(|| "lab".to_string());
+        b.add_implicit_hosts(&name)?;
+        let slots = plan::assign_slots(b.hosts.iter().map(|h| h.name.as_str()))
+            .ok_or_else(|| Error::Invalid { what: format!("lab {name} has {} hosts; one segment holds at most {}", b.hosts.len(), plan::MAX_HOSTS) })?;
+        let mut hosts: Vec<&HostSpec> = b.hosts.iter().collect();
+        hosts.sort_by(|x, y| x.name.cmp(&y.name));
+        let mut out = Vec::new();
+        for h in hosts {
+            for f in segment::plan_ifaces(h, &b.segments, b.profile, slots[&h.name].slot) {
+                let mut a = HostAddresses::new(&h.name, f.profile, &f.name, f.addrs);
+                a.segment = f.segment_name;
+                out.push(a);
+            }
+        }
         Ok(out)
     }
 
@@ -184,6 +230,7 @@ impl LabBuilder {
         let nat64 = self.hosts.iter().any(|h| h.profile.unwrap_or(self.profile).uses_nat64());
         let adds_dns_host = self.dns.as_ref().is_some_and(|d| d.host.is_none());
         spec::check_reserved(name, &self.hosts, adds_dns_host, nat64).map_err(invalid)?;
+        segment::check(name, &self.segments, &self.hosts, self.profile, nat64).map_err(invalid)?;
         // IPv6-only hosts behind NAT64 need the router, and DNS64 if the lab has DNS.
         if nat64 {
             self.hosts.push(crate::lab::nat64::router_spec());
@@ -199,7 +246,13 @@ impl LabBuilder {
                 if d.host.is_some() {
                     return Err(invalid(format!("the DNS server is to run on host {dh:?}, which lab {name} does not declare")));
                 }
-                self.hosts.push(HostSpec::new(dh).profile(Profile::DualStack));
+                if self.segments.is_empty() {
+                    self.hosts.push(HostSpec::new(dh).profile(Profile::DualStack));
+                } else {
+                    // Attached to every segment, as a cloud's resolver is in every subnet, with
+                    // each segment's families (an IPv4-only segment's MTU may be below IPv6's).
+                    self.hosts.push(HostSpec::new(dh).segments(self.segments.iter().map(|s| s.name.clone())));
+                }
             }
         }
         spec::check_name("lab", name).map_err(invalid)?;
@@ -229,7 +282,9 @@ impl LabBuilder {
                 let private = crate::host::hostfs::check_list(&h.private).map_err(|e| invalid(format!("host {}: private path {e}", h.name)))?;
                 let dir = root.join(&h.name);
                 let fs = crate::host::hostfs::plan(&dir, &always, &private).map_err(|e| invalid(format!("host {}: {e}", h.name)))?;
-                Ok(Planned { profile: h.profile.unwrap_or(self.profile), slot: slots[&h.name], sysctls, dir, etc: Vec::new(), fs, spec: h.clone() })
+                let slot = slots[&h.name];
+                let ifaces = segment::plan_ifaces(h, &self.segments, self.profile, slot.slot);
+                Ok(Planned { profile: ifaces[0].profile, slot: ifaces[0].addrs, sysctls, dir, etc: Vec::new(), fs, spec: h.clone(), ifaces })
             })
             .collect()
     }
@@ -318,20 +373,52 @@ impl LabBuilder {
         let t_ns = epoch.elapsed();
         // 2. The switch and one veth per host, the host end created directly in its namespace.
         let sw = format!("switch of lab {name}");
-        let br = switch_nl.create_bridge("br0").await.map_err(|source| Error::Netlink { op: "create bridge br0".into(), what: sw.clone(), source })?;
         let nl_ref = &switch_nl;
-        try_join_all(planned.iter().zip(&hosts_ns).map(|(p, (ns, _, _, _))| {
-            let port = format!("p{}", p.slot.slot);
-            let sw = sw.clone();
-            async move {
-                nl_ref.create_veth(&port, br, &p.spec.name, &p.spec.interface, ns.fd(), p.slot.mac()).await.map_err(|source| Error::Netlink {
-                    op: format!("create veth {port} <-> {}/{}", p.spec.name, p.spec.interface),
-                    what: sw,
-                    source,
+        if self.segments.is_empty() {
+            let br = switch_nl.create_bridge("br0").await.map_err(|source| Error::Netlink { op: "create bridge br0".into(), what: sw.clone(), source })?;
+            try_join_all(planned.iter().zip(&hosts_ns).map(|(p, (ns, _, _, _))| {
+                let port = format!("p{}", p.slot.slot);
+                let sw = sw.clone();
+                async move {
+                    nl_ref.create_veth(&port, br, &p.spec.name, &p.spec.interface, ns.fd(), p.slot.mac()).await.map_err(|source| Error::Netlink {
+                        op: format!("create veth {port} <-> {}/{}", p.spec.name, p.spec.interface),
+                        what: sw,
+                        source,
+                    })
+                }
+            }))
+            .await?;
+        } else {
+            // One bridge per segment (br0, br1, ...), each with the segment's MTU.
+            let bridges = try_join_all(self.segments.iter().enumerate().map(|(k, s)| {
+                let sw = sw.clone();
+                async move {
+                    nl_ref.create_bridge_mtu(&format!("br{k}"), s.mtu).await.map_err(|source| Error::Netlink {
+                        op: format!("create bridge br{k} of segment {}", s.name),
+                        what: sw,
+                        source,
+                    })
+                }
+            }))
+            .await?;
+            let (bridges, sw) = (&bridges, &sw);
+            try_join_all(planned.iter().zip(&hosts_ns).flat_map(|(p, (ns, _, _, _))| {
+                p.ifaces.iter().enumerate().map(move |(i, f)| {
+                    let port = f.port(p.slot.slot, i == 0);
+                    let sw = sw.clone();
+                    async move {
+                        nl_ref.create_veth_mtu(&port, bridges[f.segment], &p.spec.name, &f.name, ns.fd(), f.addrs.mac_on(f.segment), f.mtu).await.map_err(
+                            |source| Error::Netlink {
+                                op: format!("create veth {port} <-> {}/{} (segment {})", p.spec.name, f.name, f.segment_name),
+                                what: sw,
+                                source,
+                            },
+                        )
+                    }
                 })
-            }
-        }))
-        .await?;
+            }))
+            .await?;
+        }
 
         let t_sw = epoch.elapsed();
         // 3. Per host: late sysctls, then lo and addresses (links are up, so no first-packet delay).
@@ -340,11 +427,17 @@ impl LabBuilder {
             let registry = registry.clone();
             let shared = shared.clone();
             async move {
-                let ifindex = nl.index_of(&p.spec.interface).await.map_err(|source| Error::Netlink {
-                    op: format!("look up {}", p.spec.interface),
-                    what: format!("host {}", p.spec.name),
-                    source,
-                })?;
+                let mut ifaces = Vec::with_capacity(p.ifaces.len());
+                for (i, f) in p.ifaces.iter().enumerate() {
+                    let index = nl.index_of(&f.name).await.map_err(|source| Error::Netlink {
+                        op: format!("look up {}", f.name),
+                        what: format!("host {}", p.spec.name),
+                        source,
+                    })?;
+                    ifaces.push(crate::lab::segment::interface(f, index));
+                    let _ = i;
+                }
+                let ifindex = ifaces[0].ifindex;
                 let host = Host {
                     inner: Arc::new(HostInner {
                         name: p.spec.name.clone(),
@@ -366,27 +459,40 @@ impl LabBuilder {
                         names: Mutex::new(Default::default()),
                         routes_at_down: Mutex::new(Vec::new()),
                         held: Mutex::new(Default::default()),
+                        ifaces,
+                        router: p.spec.router.map(Mutex::new),
                     }),
                 };
                 for (_, s) in deferred {
                     host.set_sysctl(&s.name, &s.value).await?;
                 }
-                host.configure_addresses(p.spec.dad).await?;
+                let extra = &host.interfaces()[1..];
+                futures::future::try_join(host.configure_addresses(p.spec.dad), try_join_all(extra.iter().map(|i| host.configure_interface(i)))).await?;
                 Ok::<_, Error>(host)
             }
         }))
         .await?;
         // The switch ends of the veths: their bridge ports forward only once the link watch
         // has seen their carrier (the host ends were awaited when they came up).
-        try_join_all(hosts.iter().map(|h| {
-            let port = format!("p{}", h.slot().slot);
-            let what = format!("switch port {port} of host {} to forward", h.name());
-            let sw = &sw;
-            async move {
-                let index = nl_ref.index_of(&port).await.map_err(|source| Error::Netlink { op: format!("look up {port}"), what: sw.clone(), source })?;
-                crate::os::netlink::wait_oper_up(nl_ref, index, what).await
-            }
-        }))
+        try_join_all(
+            hosts
+                .iter()
+                .flat_map(|h| {
+                    h.interfaces()
+                        .iter()
+                        .enumerate()
+                        .map(move |(i, f)| (h, if i == 0 { format!("p{}", h.slot().slot) } else { format!("p{}s{}", h.slot().slot, f.segment_index) }))
+                })
+                .map(|(h, port)| {
+                    let what = format!("switch port {port} of host {} to forward", h.name());
+                    let sw = &sw;
+                    async move {
+                        let index =
+                            nl_ref.index_of(&port).await.map_err(|source| Error::Netlink { op: format!("look up {port}"), what: sw.clone(), source })?;
+                        crate::os::netlink::wait_oper_up(nl_ref, index, what).await
+                    }
+                }),
+        )
         .await?;
         tracing::debug!(lab = %name, plan = ?(epoch - t_start), namespaces = ?t_ns, switch = ?(t_sw - t_ns), hosts = ?(epoch.elapsed() - t_sw), "lab build phases");
         // The tap first: it sees the first packet of the first program.
@@ -403,6 +509,9 @@ impl LabBuilder {
         // The rest may start programs (tayga): on failure, end them before returning.
         let rest = async {
             break_ipv6(&hosts).await?;
+            if !self.segments.is_empty() {
+                segment::setup(&hosts).await?;
+            }
             if let Some(router) = hosts.iter().find(|h| h.name() == crate::lab::nat64::NAT64_HOST && hosts.iter().any(|o| o.profile().uses_nat64())) {
                 crate::lab::nat64::setup(router, &hosts).await?;
             }
@@ -445,6 +554,7 @@ impl LabBuilder {
             dns,
             tap,
             links,
+            segments: segment::effective(&self.segments, self.profile).into_iter().map(|(n, _, _)| n).collect(),
         })
     }
 
@@ -473,16 +583,21 @@ impl LabBuilder {
             Vec::new()
         };
         let hosts_text = etc::hosts(&entries, LAB_DOMAIN);
-        let dns_server =
-            self.dns.as_ref().and_then(|d| planned.iter().find(|p| p.spec.name == d.host_name())).map(|p| (p.slot, p.spec.name.clone(), p.profile));
+        let dns_server = self
+            .dns
+            .as_ref()
+            .and_then(|d| planned.iter().find(|p| p.spec.name == d.host_name()))
+            .map(|p| (p.slot, p.spec.name.clone(), p.profile, p.ifaces.iter().map(|f| (f.segment, f.addrs, f.profile)).collect::<Vec<_>>()));
         let search = self.dns.as_ref().map(|d| d.search()).unwrap_or_else(|| vec![LAB_DOMAIN.to_string()]);
         let slots: Vec<(String, SlotAddrs, Profile)> = planned.iter().map(|p| (p.spec.name.clone(), p.slot, p.profile)).collect();
         for p in planned.iter_mut() {
             let etc_dir = p.dir.join("etc");
             let ns = match &p.spec.resolver {
                 Resolver::LabDns => match &dns_server {
-                    Some((slot, name, prof)) => {
-                        dns_host::nameservers(slot, name, *prof, &p.spec.name, p.profile, &p.spec.interface).map_err(|what| Error::Invalid { what })?
+                    Some((slot, name, prof, on)) => {
+                        // Its address on this host's own (first) segment: DNS does not depend on routing.
+                        let (slot, prof) = on.iter().find(|(k, _, _)| *k == p.ifaces[0].segment).map(|(_, s, pr)| (s, *pr)).unwrap_or((slot, *prof));
+                        dns_host::nameservers(slot, name, prof, &p.spec.name, p.profile, &p.spec.interface).map_err(|what| Error::Invalid { what })?
                     }
                     None => Vec::new(),
                 },
@@ -529,7 +644,19 @@ impl LabBuilder {
 /// is born with them: the profile's, then bindv6only, then the user's.
 fn base_sysctls(p: &Planned) -> Vec<(PathBuf, Sysctl)> {
     let mut v: Vec<(&str, String)> = Vec::new();
-    if p.profile.ipv6_enabled() {
+    let mut per_if: Vec<(String, String)> = Vec::new();
+    if p.ifaces.len() > 1 && p.ifaces.iter().any(|f| f.profile.ipv6_enabled()) {
+        // A host between segments where only some have IPv6: IPv6 on in the namespace, off on
+        // the interfaces whose segment has none (set once they exist).
+        v.push(("net.ipv6.conf.default.addr_gen_mode", "1".into()));
+        v.push(("net.ipv6.conf.default.accept_ra", "0".into()));
+        v.push(("net.ipv6.conf.default.router_solicitations", "0".into()));
+        v.push(("net.ipv6.conf.default.accept_dad", if p.spec.dad { "1" } else { "0" }.into()));
+        // (Below IPv6's minimum MTU the kernel gives the interface no IPv6 at all, nor its sysctls.)
+        for f in p.ifaces.iter().filter(|f| !f.profile.ipv6_enabled() && f.mtu.is_none_or(|m| m >= segment::IPV6_MIN_MTU)) {
+            per_if.push((format!("net.ipv6.conf.{}.disable_ipv6", f.name), "1".into()));
+        }
+    } else if p.profile.ipv6_enabled() {
         // No kernel-made link-local address (the lab sets a stable one), no router
         // solicitations, and no DAD unless asked: addresses are usable the moment they are added.
         v.push(("net.ipv6.conf.default.addr_gen_mode", "1".into()));
@@ -543,8 +670,15 @@ fn base_sysctls(p: &Planned) -> Vec<(PathBuf, Sysctl)> {
     if let Some(b) = p.spec.bindv6only {
         v.push(("net.ipv6.bindv6only", if b { "1" } else { "0" }.into()));
     }
+    if p.spec.router.is_some() {
+        v.push(("net.ipv4.ip_forward", "1".into()));
+        if p.ifaces.iter().any(|f| f.profile.ipv6_enabled()) {
+            v.push(("net.ipv6.conf.all.forwarding", "1".into()));
+        }
+    }
     let mut out: Vec<(PathBuf, Sysctl)> =
         v.into_iter().map(|(n, val)| (sysctl::sysctl_path(n).expect("built-in names are valid"), Sysctl { name: n.into(), value: val })).collect();
+    out.extend(per_if.into_iter().map(|(n, val)| (sysctl::sysctl_path(&n).expect("interface names are checked"), Sysctl { name: n, value: val })));
     out.extend(p.sysctls.iter().cloned());
     out
 }
@@ -624,6 +758,7 @@ impl Lab {
             dns: None,
             shared: Vec::new(),
             dns_tap: true,
+            segments: Vec::new(),
         }
     }
 
@@ -699,9 +834,28 @@ impl Lab {
         self.registry.all().iter().map(|p| p.pid).collect()
     }
 
-    /// Host name to addresses, for reports.
+    /// Host name to addresses, for reports: every interface's, primary first.
     pub fn address_table(&self) -> BTreeMap<String, Vec<std::net::IpAddr>> {
-        self.hosts.iter().map(|h| (h.name().to_string(), h.addrs())).collect()
+        self.hosts.iter().map(|h| (h.name().to_string(), h.interfaces().iter().flat_map(|i| i.addrs()).collect())).collect()
+    }
+
+    /// Host name to its interfaces, each with its segment and addresses, for reports.
+    pub fn interface_table(&self) -> BTreeMap<String, Vec<crate::lab::segment::Interface>> {
+        self.hosts.iter().map(|h| (h.name().to_string(), h.interfaces().to_vec())).collect()
+    }
+
+    /// Its segments' names, in declaration order (`lan` when it declares none).
+    pub fn segments(&self) -> &[String] {
+        &self.segments
+    }
+
+    /// Changes what router `router` does with packets of `family` it would forward (see
+    /// [`Host::set_route`]).
+    ///
+    /// # Errors
+    /// [`Error::UnknownHost`], or those of [`Host::set_route`].
+    pub async fn set_route(&self, router: &str, family: crate::host::listeners::Family, state: crate::lab::segment::RouteState) -> Result<()> {
+        self.host(router)?.set_route(family, state).await
     }
 
     /// Ends every process (SIGKILL to each process tree), releases every namespace and removes

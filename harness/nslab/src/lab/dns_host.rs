@@ -111,9 +111,12 @@ pub(crate) fn nameservers(
 
 /// Binds UDP and TCP port 53 on every address of `host` and starts the server.
 pub(crate) async fn start(cfg: &LabDns, lab: &str, host: &Host, hosts: &[Host], epoch: std::time::Instant) -> Result<DnsServer> {
-    let mut addrs: Vec<SocketAddr> = host.addrs().into_iter().map(|a| SocketAddr::new(a, 53)).collect();
-    if let Some(ll) = host.link_local() {
-        addrs.push(SocketAddr::V6(SocketAddrV6::new(ll, 53, 0, host.inner.ifindex)));
+    // Every interface's: the DNS host of a routed lab is on every segment.
+    let mut addrs: Vec<SocketAddr> = host.interfaces().iter().flat_map(|i| i.addrs()).map(|a| SocketAddr::new(a, 53)).collect();
+    for i in host.interfaces() {
+        if let Some(ll) = i.link_local {
+            addrs.push(SocketAddr::V6(SocketAddrV6::new(ll, 53, 0, i.ifindex)));
+        }
     }
     let mut sockets = DnsSockets::default();
     for a in addrs {

@@ -6,5 +6,6 @@ pub mod dns_host;
 pub mod link;
 pub mod nat64;
 pub mod resolver;
+pub mod segment;
 pub mod spec;
 pub mod tap;

@@ -24,6 +24,8 @@ pub struct HostSpec {
     pub(crate) resolver: Resolver,
     pub(crate) resolv: ResolvOptions,
     pub(crate) link: Option<crate::lab::link::LinkCondition>,
+    pub(crate) segments: Vec<String>,
+    pub(crate) router: Option<crate::host::interfaces::RouterSpec>,
 }
 
 /// Where a host's `/etc/resolv.conf` sends its look-ups ([`HostSpec::resolver`]).
@@ -56,6 +58,8 @@ impl HostSpec {
             resolver: Resolver::LabDns,
             resolv: ResolvOptions::new(),
             link: None,
+            segments: Vec::new(),
+            router: None,
         }
     }
 
@@ -63,6 +67,25 @@ impl HostSpec {
     /// see [`crate::lab::link`]).
     pub fn link(mut self, cond: crate::lab::link::LinkCondition) -> Self {
         self.link = Some(cond);
+        self
+    }
+
+    /// The segments it joins, in order: the first is its primary interface (`eth0`, or the
+    /// name [`HostSpec::interface`] gives), the next `eth1`, then `eth2` (default: the lab's
+    /// first segment). See [`crate::lab::segment`].
+    pub fn segments<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.segments = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Makes it a router between its segments: forwarding on, routes to far segments computed
+    /// when the lab is built (see [`crate::host::interfaces::RouterSpec`]).
+    pub fn router(mut self, r: crate::host::interfaces::RouterSpec) -> Self {
+        self.router = Some(r);
         self
     }
 

@@ -65,16 +65,61 @@ impl Netlink {
     /// Creates a veth pair: `port` here, enslaved to `bridge` and up, and `peer` directly in the
     /// namespace `peer_ns` (never moved: a move costs ~20 ms), with `mac`.
     pub(crate) async fn create_veth(&self, port: &str, bridge: u32, alias: &str, peer: &str, peer_ns: &OwnedFd, mac: [u8; 6]) -> NlResult<()> {
+        self.create_veth_mtu(port, bridge, alias, peer, peer_ns, mac, None).await
+    }
+
+    /// [`Netlink::create_veth`] with both ends given `mtu` (a segment's MTU) when set.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn create_veth_mtu(
+        &self,
+        port: &str,
+        bridge: u32,
+        alias: &str,
+        peer: &str,
+        peer_ns: &OwnedFd,
+        mac: [u8; 6],
+        mtu: Option<u32>,
+    ) -> NlResult<()> {
         // The peer is created down: asking for it up here fails with ENOTCONN on kernel 6.18
         // (its namespace brings it up right after, before any address is added).
-        let peer_msg = LinkMessageBuilder::<LinkUnspec>::new().name(peer.to_string()).address(mac.to_vec()).setns_by_fd(peer_ns.as_raw_fd()).build();
-        let msg = LinkVeth::new(port, peer)
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
+        let mut peer_b = LinkMessageBuilder::<LinkUnspec>::new().name(peer.to_string()).address(mac.to_vec()).setns_by_fd(peer_ns.as_raw_fd());
+        if let Some(m) = mtu {
+            peer_b = peer_b.mtu(m);
+        }
+        let mut b = LinkVeth::new(port, peer)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_b.build())))
             .controller(bridge)
-            .append_extra_attribute(LinkAttribute::IfAlias(alias.to_string()))
-            .up()
-            .build();
-        self.handle.link().add(msg).execute().await
+            .append_extra_attribute(LinkAttribute::IfAlias(alias.to_string()));
+        if let Some(m) = mtu {
+            b = b.mtu(m);
+        }
+        self.handle.link().add(b.up().build()).execute().await
+    }
+
+    /// Creates an up bridge like [`Netlink::create_bridge`], with `mtu` when set.
+    pub(crate) async fn create_bridge_mtu(&self, name: &str, mtu: Option<u32>) -> NlResult<u32> {
+        let mut b = LinkBridge::new(name).mcast_snooping(false);
+        if let Some(m) = mtu {
+            b = b.mtu(m);
+        }
+        self.handle.link().add(b.up().build()).execute().await?;
+        self.index_of(name).await
+    }
+
+    /// Adds (`add`) or removes a policy rule at `priority`: packets of the family (`v6`) that
+    /// arrive on `iif` get `action` (unreachable, blackhole) instead of a route lookup.
+    pub(crate) async fn set_rule(&self, add: bool, v6: bool, iif: &str, priority: u32, action: netlink_packet_route::rule::RuleAction) -> NlResult<()> {
+        let req = self.handle.rule().add().input_interface(iif).priority(priority).action(action);
+        if add {
+            if v6 {
+                req.v6().execute().await
+            } else {
+                req.v4().execute().await
+            }
+        } else {
+            let msg = if v6 { req.v6().message_mut().clone() } else { req.v4().message_mut().clone() };
+            self.handle.rule().del(msg).execute().await
+        }
     }
 
     /// Sets an interface up or down.

@@ -61,6 +61,9 @@ pub struct ResolvedHost {
     pub link_local: Option<String>,
     /// Its `/etc/resolv.conf`, line by line (the resolver it names and the options).
     pub resolv_conf: Vec<String>,
+    /// In a routed lab: every interface with its segment and addresses, primary first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<Value>,
 }
 
 /// The lab DNS server.
@@ -237,6 +240,9 @@ fn step(s: &Step) -> ResolvedStep {
         Action::ClearDnsFaults => json!({}),
         Action::Link { host, state } => json!({ "host": host, "state": if *state == LinkState::Up { "up" } else { "down" } }),
         Action::LinkCondition { host, condition } => json!({ "host": host, "condition": condition, "clear": condition.is_none() }),
+        Action::Route { router, family, state } => {
+            json!({ "router": router, "family": if *family == nslab::Family::V4 { "ipv4" } else { "ipv6" }, "state": state.name() })
+        }
         Action::AddAddress { host, address, dad, hold } => json!({ "host": host, "address": address.to_string(), "dad": dad, "hold": hold }),
         Action::CompleteDad { host, address } => json!({ "host": host, "address": address.to_string() }),
         Action::RemoveAddress { host, address } => json!({ "host": host, "address": address.to_string() }),
@@ -269,6 +275,14 @@ impl Resolved {
                     ipv6: h.ipv6().map(|a| a.to_string()),
                     link_local: h.link_local().map(|a| format!("{a}%{}", h.interface())),
                     resolv_conf: h.etc_file("resolv.conf").unwrap_or_default().lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect(),
+                    interfaces: if lab.segments().len() > 1 {
+                        h.interfaces()
+                            .iter()
+                            .map(|i| json!({ "name": i.name, "segment": i.segment, "profile": i.profile.name(), "ipv4": i.ipv4, "ipv6": i.ipv6, "mtu": i.mtu }))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
                 };
                 (h.name().to_string(), r)
             })

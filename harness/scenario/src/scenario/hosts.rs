@@ -11,7 +11,7 @@ use nslab::host::etc::ResolvOptions;
 use nslab::lab::spec::{self, HostSpec, Resolver};
 use nslab::os::sysctl;
 
-const HOST_KEYS: &[&str] = &["profile", "dad", "bindv6only", "sysctls", "gai_conf", "interface", "private", "resolver", "resolv", "link"];
+const HOST_KEYS: &[&str] = &["profile", "dad", "bindv6only", "sysctls", "gai_conf", "interface", "private", "resolver", "resolv", "link", "segments", "router"];
 const RESOLV_KEYS: &[&str] = &["timeout", "attempts", "ndots", "rotate", "single-request", "single-request-reopen", "edns0", "use-vc", "search"];
 
 /// One lab host as the scenario declares it.
@@ -42,6 +42,14 @@ pub struct HostDef {
     pub resolv: ResolvOptions,
     /// Its `link` condition (`[hosts.<name>.link]` or a preset name), applied at build.
     pub link: Option<nslab::lab::link::LinkCondition>,
+    /// The segments it joins (`segments = [...]`), primary first; empty: the first segment.
+    pub segments: Vec<String>,
+    /// Where each of `segments` was written.
+    pub(crate) segment_spans: Vec<std::ops::Range<usize>>,
+    /// Its router settings (`router = true` or a table), if it is a router.
+    pub router: Option<nslab::lab::segment::RouterSpec>,
+    /// Where `router` was written.
+    pub(crate) router_span: Option<std::ops::Range<usize>>,
 }
 
 /// What a host's `resolver` names.
@@ -77,7 +85,26 @@ pub struct ResolverTarget {
 impl HostDef {
     /// The library's host specification for a trial whose profile is `lab_profile`.
     pub fn to_host_spec(&self, lab_profile: Profile) -> HostSpec {
-        let mut h = HostSpec::new(self.name.clone()).profile(self.profile.unwrap_or(lab_profile)).dad(self.dad).interface(self.interface.clone());
+        self.host_spec_with(Some(self.profile.unwrap_or(lab_profile)))
+    }
+
+    /// The library's host specification in a routed lab: without a profile of its own, the
+    /// host takes its segment's (or else the trial's, which the lab builder has).
+    pub fn to_routed_host_spec(&self) -> HostSpec {
+        self.host_spec_with(self.profile)
+    }
+
+    fn host_spec_with(&self, profile: Option<Profile>) -> HostSpec {
+        let mut h = HostSpec::new(self.name.clone()).dad(self.dad).interface(self.interface.clone());
+        if let Some(p) = profile {
+            h = h.profile(p);
+        }
+        if !self.segments.is_empty() {
+            h = h.segments(self.segments.clone());
+        }
+        if let Some(r) = self.router {
+            h = h.router(r);
+        }
         if let Some(b) = self.bindv6only {
             h = h.bindv6only(b);
         }
@@ -154,7 +181,33 @@ fn decode_host(doc: &Doc<'_>, name: String, v: Val<'_>) -> Result<HostDef> {
         Some(rt) => decode_resolv(rt)?,
     };
     let link = super::link::decode_link(&mut t)?;
-    Ok(HostDef { name, profile, dad, bindv6only, sysctls, gai_conf, interface, private, resolver: None, resolver_decl, resolv, link })
+    let (segments, segment_spans) = match t.str_list("segments", "an array of segment names such as [\"lan\", \"wan\"] (the first is its primary interface)")? {
+        None => (Vec::new(), Vec::new()),
+        Some((span, l)) if l.is_empty() => return Err(t.bad("segments", &span, "the array is empty; expected at least one segment name")),
+        Some((_, l)) => l.into_iter().map(|s| (s.value, s.span)).unzip(),
+    };
+    let (router, router_span) = match super::segment::decode_router(&mut t, &name)? {
+        Some((r, span)) => (Some(r), Some(span)),
+        None => (None, None),
+    };
+    Ok(HostDef {
+        name,
+        profile,
+        dad,
+        bindv6only,
+        sysctls,
+        gai_conf,
+        interface,
+        private,
+        resolver: None,
+        resolver_decl,
+        resolv,
+        link,
+        segments,
+        segment_spans,
+        router,
+        router_span,
+    })
 }
 
 /// Reads `[hosts.<name>.resolv]`: the options of resolv.conf(5), under their own names.

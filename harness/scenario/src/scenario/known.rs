@@ -13,6 +13,8 @@ use nslab::addr::profile::Profile;
 #[derive(Debug, Default)]
 pub(crate) struct Known {
     pub hosts: BTreeSet<String>,
+    /// Hosts with `router` (a `route` step names one).
+    pub routers: BTreeSet<String>,
     pub dns: bool,
     pub zones: Vec<String>,
     pub services: BTreeSet<String>,

@@ -27,7 +27,7 @@ pub const MAX_FILE_SIZE: u64 = 1 << 20;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 const TOP_KEYS: &[&str] =
-    &["description", "program", "profiles", "timeout", "requires", "hosts", "dns", "targets", "services", "resolvers", "timeline", "expect"];
+    &["description", "program", "profiles", "timeout", "requires", "segments", "hosts", "dns", "targets", "services", "resolvers", "timeline", "expect"];
 
 /// A loaded, validated scenario: every name it refers to exists, every value parsed.
 #[derive(Debug, Clone)]
@@ -45,6 +45,8 @@ pub struct Scenario {
     /// The program under test, when `program` names it: the row of the compatibility matrix it
     /// belongs to.
     pub program: Option<ProgramDef>,
+    /// Its segments (`[segments.<name>]`), in file order; empty: one segment, `lan`.
+    pub segments: Vec<super::segment::SegmentDef>,
     /// Its hosts, in file order.
     pub hosts: Vec<HostDef>,
     /// The lab DNS server, when the scenario has a `[dns]` table.
@@ -89,7 +91,11 @@ impl Scenario {
 
     /// The library's host specifications for a trial in `profile`.
     pub fn host_specs(&self, profile: Profile) -> Vec<HostSpec> {
-        self.hosts.iter().map(|h| h.to_host_spec(profile)).collect()
+        if self.segments.is_empty() {
+            self.hosts.iter().map(|h| h.to_host_spec(profile)).collect()
+        } else {
+            self.hosts.iter().map(|h| h.to_routed_host_spec()).collect()
+        }
     }
 
     /// The addresses each host of a trial in `profile` gets (the lab's own `dns` and `nat64`
@@ -98,11 +104,34 @@ impl Scenario {
     /// # Errors
     /// As [`nslab::LabBuilder::address_plan`].
     pub fn address_plan(&self, profile: Profile) -> std::result::Result<Vec<nslab::addr::plan::HostAddresses>, Box<nslab::Error>> {
-        let mut b = nslab::Lab::builder().profile(profile).hosts(self.host_specs(profile));
+        let mut b = self.lab_builder(profile);
         if let Some(d) = &self.dns {
             b = b.dns(d.lab_dns());
         }
         b.address_plan().map_err(Box::new)
+    }
+
+    /// A lab builder with the scenario's segments and hosts for a trial in `profile` (no DNS,
+    /// artifacts or files yet).
+    pub fn lab_builder(&self, profile: Profile) -> nslab::LabBuilder {
+        let mut b = nslab::Lab::builder().profile(profile);
+        for s in &self.segments {
+            b = b.segment(s.to_spec());
+        }
+        b.hosts(self.host_specs(profile))
+    }
+
+    /// One row per interface of each host of a trial in `profile` (see
+    /// [`nslab::LabBuilder::interface_plan`]): a routed lab's hosts have one per segment.
+    ///
+    /// # Errors
+    /// As [`nslab::LabBuilder::address_plan`].
+    pub fn interface_plan(&self, profile: Profile) -> std::result::Result<Vec<nslab::addr::plan::HostAddresses>, Box<nslab::Error>> {
+        let mut b = self.lab_builder(profile);
+        if let Some(d) = &self.dns {
+            b = b.dns(d.lab_dns());
+        }
+        b.interface_plan().map_err(Box::new)
     }
 
     /// The host of that name.
@@ -268,14 +297,35 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
             }
         },
     };
+    let segments_span = t.key_span("segments");
+    let segments = match t.take("segments") {
+        Some(v) => super::segment::decode_segments(doc, v)?,
+        None => Vec::new(),
+    };
     let hosts = match t.take("hosts") {
         Some(v) => decode_hosts(doc, v)?,
         None => Vec::new(),
     };
+    let uses: Vec<super::segment::HostUse<'_>> = hosts
+        .iter()
+        .map(|h| super::segment::HostUse {
+            name: &h.name,
+            profile: h.profile,
+            segments: &h.segments,
+            segment_spans: &h.segment_spans,
+            router_span: h.router_span.as_ref(),
+        })
+        .collect();
+    super::segment::check(doc, &segments, &uses, &profiles, segments_span.as_ref())?;
     if hosts.is_empty() {
         return Err(doc.err(&t.span, "the scenario declares no hosts; expected at least one [hosts.<name>] table, such as [hosts.web]"));
     }
-    let mut known = Known { hosts: hosts.iter().map(|h| h.name.clone()).collect(), profiles: profiles.clone(), ..Known::default() };
+    let mut known = Known {
+        hosts: hosts.iter().map(|h| h.name.clone()).collect(),
+        routers: hosts.iter().filter(|h| h.router.is_some()).map(|h| h.name.clone()).collect(),
+        profiles: profiles.clone(),
+        ..Known::default()
+    };
     // Labs with hosts behind NAT64 get a router host, usable like a declared one.
     if profiles.iter().any(|p| p.uses_nat64()) || hosts.iter().any(|h| h.profile.is_some_and(|p| p.uses_nat64())) {
         known.hosts.insert(nslab::lab::nat64::NAT64_HOST.to_string());
@@ -327,6 +377,7 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         timeout,
         requires,
         program,
+        segments,
         hosts,
         dns,
         targets,

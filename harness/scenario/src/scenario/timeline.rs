@@ -14,7 +14,7 @@ use nslab::dns::{RecordKind, RecordValue};
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const STEP_KEYS: &[&str] = &["name", "at", "after", "action", "profiles"];
-const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, link-condition, add-address, complete-dad, remove-address, change-address, wait, wait-for, wait-dns-query";
+const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, link-condition, route, add-address, complete-dad, remove-address, change-address, wait, wait-for, wait-dns-query";
 
 /// One step of the timeline.
 #[derive(Debug, Clone)]
@@ -126,6 +126,16 @@ pub enum Action {
         host: String,
         /// The condition; `None`: clear the host's condition.
         condition: Option<nslab::lab::link::LinkCondition>,
+    },
+    /// Change what a router does with packets of one family it would forward (see
+    /// [`nslab::Host::set_route`]).
+    Route {
+        /// The router.
+        router: String,
+        /// The family.
+        family: nslab::Family,
+        /// `present`, `unreachable` (ICMP unreachable) or `blackhole` (silent drop).
+        state: nslab::lab::segment::RouteState,
     },
     /// Add an address to a host's lab interface.
     AddAddress {
@@ -275,6 +285,7 @@ impl Action {
             Action::ClearDnsFaults => "clear-dns-faults",
             Action::Link { .. } => "link",
             Action::LinkCondition { .. } => "link-condition",
+            Action::Route { .. } => "route",
             Action::AddAddress { .. } => "add-address",
             Action::CompleteDad { .. } => "complete-dad",
             Action::RemoveAddress { .. } => "remove-address",
@@ -359,6 +370,7 @@ fn action_keys(action: &str) -> Option<&'static [&'static str]> {
         "clear-dns-faults" => &[],
         "link" => &["host", "state"],
         "link-condition" => &["host", "clear", "preset", "loss", "burst", "delay", "jitter", "rate", "family"],
+        "route" => &["router", "family", "state"],
         "add-address" => &["host", "address", "dad", "hold"],
         "complete-dad" => &["host", "address"],
         "remove-address" => &["host", "address"],
@@ -486,6 +498,24 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
                 (false, Some(p)) => return Err(t.bad("preset", &p.span, format!("{:?} is not a preset; expected \"slow-ipv6\"", p.value))),
                 (false, None) => Action::LinkCondition { host, condition: Some(condition) },
             }
+        }
+        "route" => {
+            let r = t.req_str("router", "\"<a host with router = true>\"")?;
+            if !known.routers.contains(&r.value) {
+                let names: Vec<&str> = known.routers.iter().map(String::as_str).collect();
+                let expected =
+                    if names.is_empty() { "a host with router = true (none has it)".to_string() } else { format!("one of the routers: {}", names.join(", ")) };
+                return Err(t.bad("router", &r.span, format!("{:?} is not a router; expected {expected}", r.value)));
+            }
+            let f = t.req_str("family", "\"ipv6\"")?;
+            let family = match f.value.as_str() {
+                "ipv4" => nslab::Family::V4,
+                "ipv6" => nslab::Family::V6,
+                other => return Err(t.bad("family", &f.span, format!("{other:?} is not a family; expected \"ipv4\" or \"ipv6\""))),
+            };
+            let s = t.req_str("state", "\"unreachable\"")?;
+            let state = super::segment::route_state(t, "state", &s)?;
+            Action::Route { router: r.value, family, state }
         }
         "add-address" => {
             let host = host(t)?;

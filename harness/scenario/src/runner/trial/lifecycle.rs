@@ -19,7 +19,6 @@ use crate::runner::requirements;
 use crate::runner::target::Target;
 use crate::scenario::{Scenario, TargetKind};
 use nslab::addr::profile::Profile;
-use nslab::lab::build::Lab;
 
 /// How trials run.
 #[derive(Debug, Clone, Default)]
@@ -225,7 +224,7 @@ impl Trial<'_> {
         let s = self.scenario;
         let scenario_dir = std::fs::canonicalize(s.dir()).unwrap_or_else(|_| s.dir().to_path_buf());
         // Programs are started with the scenario's files, wherever the folder is (even in /tmp).
-        let mut b = Lab::builder().profile(self.profile).hosts(s.host_specs(self.profile)).share_with_hosts(scenario_dir.clone());
+        let mut b = s.lab_builder(self.profile).share_with_hosts(scenario_dir.clone());
         if let Some(d) = &s.dns {
             // Templated records take this trial's addresses, from the plan the lab is built to.
             let zones = if d.templated.is_empty() {

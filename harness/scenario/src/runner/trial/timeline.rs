@@ -164,6 +164,7 @@ impl Trial<'_> {
                     self.link_figures.push(f);
                 }
             }
+            Action::Route { router, family, state } => self.host(router)?.set_route(*family, *state).await.map_err(lab_err)?,
             Action::AddAddress { host, address, dad, hold: false } => self.host(host)?.add_address(address.ip, address.prefix, *dad).await.map_err(lab_err)?,
             Action::AddAddress { host, address, hold: true, .. } => self.host(host)?.add_address_held(address.ip, address.prefix).await.map_err(lab_err)?,
             Action::CompleteDad { host, address } => {
