@@ -83,6 +83,8 @@ pub(crate) struct HostInner {
     pub(crate) routes_at_down: Mutex<Vec<(IpAddr, u8, IpAddr)>>,
     /// Addresses held tentative (see [`crate::host::dad`]).
     pub(crate) held: Mutex<Held>,
+    /// Whether its IPv6 addresses run duplicate address detection (the spec's `dad`).
+    pub(crate) dad: bool,
 }
 
 impl std::fmt::Debug for Host {
@@ -162,6 +164,12 @@ impl Host {
     /// The addresses a host's slot would have in a dual-stack lab, whatever its profile.
     pub fn slot(&self) -> SlotAddrs {
         self.inner.slot
+    }
+
+    /// Whether its IPv6 addresses run duplicate address detection (set by [`crate::HostSpec::dad`]),
+    /// those the kernel makes from router advertisements included.
+    pub fn dad(&self) -> bool {
+        self.inner.dad
     }
 
     /// Its network namespace.

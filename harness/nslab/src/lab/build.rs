@@ -363,6 +363,7 @@ impl LabBuilder {
                         names: Mutex::new(Default::default()),
                         routes_at_down: Mutex::new(Vec::new()),
                         held: Mutex::new(Default::default()),
+                        dad: p.spec.dad,
                     }),
                 };
                 for (_, s) in deferred {
