@@ -30,7 +30,8 @@ fn main() -> std::process::ExitCode {
 const GUARD: Duration = Duration::from_secs(60);
 
 async fn lab(dad: bool, dns: bool) -> Result<(Lab, Provisioner), String> {
-    let mut b = Lab::builder().profile(Profile::Ipv4Only).hosts([HostSpec::new("router").dad(dad), HostSpec::new("web").dad(dad), HostSpec::new("worker").dad(dad)]);
+    // No /etc/hosts entries: names are resolved by the lab DNS, whose AAAA records follow.
+    let mut b = Lab::builder().profile(Profile::Ipv4Only).hosts_file_entries(false).hosts([HostSpec::new("router").dad(dad), HostSpec::new("web").dad(dad), HostSpec::new("worker").dad(dad)]);
     if dns {
         b = b.dns(LabDns::new());
     }

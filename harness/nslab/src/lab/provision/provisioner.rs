@@ -87,8 +87,8 @@ impl std::fmt::Debug for Provisioner {
 impl Provisioner {
     /// Prepares segment 0 (`lan`): `router` advertises on its interface `ifname`; every host in
     /// `hosts` (the router is skipped if listed) gets IPv6 on and SLAAC (see
-    /// [`crate::lab::provision`]). Starts watching their addresses and returns once the router's
-    /// link-local address is usable. Nothing is advertised yet.
+    /// [`crate::lab::provision`]). Starts watching their addresses and returns once every
+    /// link-local address of them is usable. Nothing is advertised yet.
     ///
     /// # Errors
     /// [`Error::Invalid`] for settings radvd refuses or a `no-ipv6` host, [`Error::Sysctl`],
@@ -114,9 +114,13 @@ impl Provisioner {
         let watch = AddressWatch::start_on(&all, epoch).await?;
         slaac::enable_router(router, ifname).await?;
         futures::future::try_join_all(hosts.iter().map(slaac::enable)).await?;
-        let what = format!("the link-local address of router {} to be usable (radvd sends from it)", router.name());
-        let rname = router.name().to_string();
-        watch.wait_for(&what, LINK_LOCAL_TIMEOUT, |e| e.host == rname && e.is_link_local() && e.state == AddrState::Usable).await?;
+        // Every link-local address usable: radvd sends from the router's, and the segment
+        // starts in a known state (IPv4 plus link-local, no global IPv6 from the router yet).
+        for h in all.iter().map(|(h, _)| h) {
+            let what = format!("the link-local address of {} to be usable", h.name());
+            let name = h.name().to_string();
+            watch.wait_for(&what, LINK_LOCAL_TIMEOUT, |e| e.host == name && e.is_link_local() && e.state == AddrState::Usable).await?;
+        }
         Ok(Self {
             router: router.clone(),
             ifname: ifname.to_string(),
@@ -165,19 +169,18 @@ impl Provisioner {
         self.aaaa_log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn conf_path(&self, n: u32) -> PathBuf {
-        self.router.dir().join(format!("radvd-{}-{n}.conf", self.ifname))
-    }
-
+    /// Writes the configuration as its own numbered file (evidence of each version) and as the
+    /// file radvd reads (`radvd-IF.conf`, replaced whole); returns the latter.
     async fn write_conf(&self, st: &mut State) -> Result<PathBuf> {
         st.config.check()?;
         st.written += 1;
-        let path = self.conf_path(st.written);
+        let text = st.config.radvd_conf(&self.ifname);
         let dir = self.router.dir().to_path_buf();
-        crate::os::fsafe::artifact_dir(&dir).map_err(|e| Error::File { op: "create", path: dir.clone(), source: e.into() })?;
-        crate::os::fsafe::write_artifact(&path, st.config.radvd_conf(&self.ifname).as_bytes(), 0o600)
-            .map_err(|e| Error::File { op: "write", path: path.clone(), source: e.into() })?;
-        Ok(path)
+        let d = crate::os::fsafe::artifact_dir(&dir).map_err(|e| Error::File { op: "create", path: dir.clone(), source: e.into() })?;
+        let versioned = format!("radvd-{}-{}.conf", self.ifname, st.written);
+        d.write_file(&versioned, text.as_bytes(), 0o600).map_err(|e| Error::File { op: "write", path: dir.join(&versioned), source: e.into() })?;
+        let live = format!("radvd-{}.conf", self.ifname);
+        d.replace_file(&live, text.as_bytes(), 0o600).map_err(|e| Error::File { op: "write", path: dir.join(&live), source: e.into() })
     }
 
     async fn start_radvd(&self, st: &mut State) -> Result<()> {
@@ -189,25 +192,22 @@ impl Provisioner {
         if !check.exit().is_some_and(|e| e.success()) {
             return Err(Error::Invalid { what: format!("radvd refused its configuration {conf_s}: {}", check.output().trim()) });
         }
-        let p = self.router.spawn(Command::new("radvd").args(["-n", "-m", "stderr", "-d", "1", "-C", &conf_s, "-p", &pid_s]).name("radvd")).await?;
+        let p = self.router.spawn(Command::new("radvd").args(["-n", "-m", "stderr", "-d", "3", "-C", &conf_s, "-p", &pid_s]).name("radvd")).await?;
         st.radvd = Some(p);
         Ok(())
     }
 
-    /// Reconfigures a running radvd (SIGHUP: it reads the file again and advertises the new
-    /// settings at once), or starts it.
+    /// Advertises the current settings: a running radvd is replaced by one reading the new
+    /// file. (radvd 2.19 re-reads its file on SIGHUP, but inside a lab host it stopped
+    /// advertising after the reload: seen here, every time, after "prefix length: 64".) The old
+    /// one's last advertisement has router lifetime 0 and the prefixes with their configured
+    /// lifetimes, so the hosts drop their default route for the moment until the new one's first
+    /// advertisement; their addresses are not touched.
     async fn apply(&self, st: &mut State) -> Result<()> {
-        match st.radvd.clone() {
-            Some(p) if p.exit().is_none() => {
-                let conf = self.write_conf(st).await?;
-                // radvd re-reads the file given at start: put the new text there.
-                let first = self.conf_path(1);
-                let text = std::fs::read(&conf).map_err(|source| Error::File { op: "read", path: conf.clone(), source })?;
-                crate::os::fsafe::write_artifact(&first, &text, 0o600).map_err(|e| Error::File { op: "write", path: first.clone(), source: e.into() })?;
-                p.signal(nix::sys::signal::Signal::SIGHUP)
-            }
-            _ => self.start_radvd(st).await,
+        if let Some(p) = st.radvd.take() {
+            p.stop(STOP_GRACE).await;
         }
+        self.start_radvd(st).await
     }
 
     /// IPv6 arrives on the segment now: radvd starts advertising the configured prefixes (the

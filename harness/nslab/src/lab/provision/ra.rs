@@ -45,6 +45,10 @@ pub struct RaConfig {
     pub router_lifetime: Duration,
 }
 
+/// Lifetime of the RDNSS and DNSSL options (seconds): radvd warns below twice its default
+/// MaxRtrAdvInterval (600 s), which it checks before it has read the interface's own.
+const RDNSS_LIFETIME: u32 = 1800;
+
 /// radvd's documented minimum of MaxRtrAdvInterval without Mobile IPv6 extensions.
 pub const MIN_MAX_INTERVAL: Duration = Duration::from_secs(4);
 /// radvd's documented minimum of MinRtrAdvInterval without Mobile IPv6 extensions.
@@ -136,12 +140,12 @@ impl RaConfig {
         if !self.rdnss.is_empty() {
             let list: Vec<String> = self.rdnss.iter().map(ToString::to_string).collect();
             let _ = writeln!(s, "    RDNSS {} {{", list.join(" "));
-            let _ = writeln!(s, "        AdvRDNSSLifetime {};", self.max_interval.as_secs() * 3);
+            let _ = writeln!(s, "        AdvRDNSSLifetime {};", RDNSS_LIFETIME);
             let _ = writeln!(s, "    }};");
         }
         if !self.dnssl.is_empty() {
             let _ = writeln!(s, "    DNSSL {} {{", self.dnssl.join(" "));
-            let _ = writeln!(s, "        AdvDNSSLLifetime {};", self.max_interval.as_secs() * 3);
+            let _ = writeln!(s, "        AdvDNSSLLifetime {};", RDNSS_LIFETIME);
             let _ = writeln!(s, "    }};");
         }
         s.push_str("};\n");

@@ -169,7 +169,7 @@ impl AddressWatch {
                 .in_netns(move || -> std::io::Result<_> {
                     let _g = rt.enter();
                     let (mut conn, handle, messages) = rtnetlink::new_connection()?;
-                    let groups = netlink_sys::SocketAddr::new(0, rtnetlink::constants::RTMGRP_IPV6_IFADDR);
+                    let groups = netlink_sys::SocketAddr::new(0, rtnetlink::constants::RTMGRP_IPV6_IFADDR | rtnetlink::constants::RTMGRP_IPV6_PREFIX);
                     conn.socket_mut().socket_mut().bind(&groups)?;
                     Ok((conn, handle, messages))
                 })
@@ -180,21 +180,9 @@ impl AddressWatch {
             let name = h.name().to_string();
             let mut last: HashMap<Ipv6Addr, AddrState> = HashMap::new();
             // What is there already: recorded first, at the time of the dump.
-            let mut dump = handle.address().get().set_link_index_filter(index).execute();
-            let mut initial = Vec::new();
-            loop {
-                match dump.try_next().await {
-                    Ok(Some(m)) => initial.push(m),
-                    Ok(None) => break,
-                    Err(source) => return Err(Error::Netlink { op: "list the IPv6 addresses".into(), what: format!("host {name}"), source }),
-                }
-            }
-            for m in &initial {
-                record(&shared, &mut last, &name, epoch, m, false);
-            }
+            dump(&handle, index, &name).await?.iter().for_each(|m| record(&shared, &mut last, &name, epoch, m, false));
             let sh = Arc::downgrade(&shared);
             let task = tokio::spawn(async move {
-                let _keep = handle;
                 while let Some((msg, _)) = messages.next().await {
                     let Some(shared) = sh.upgrade() else { break };
                     match msg.payload {
@@ -204,6 +192,13 @@ impl AddressWatch {
                         NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelAddress(m)) if m.header.index == index => {
                             record(&shared, &mut last, &name, epoch, &m, true)
                         }
+                        // The kernel announces no address while it is tentative (only once DAD
+                        // is done), but it announces the prefix of each router advertisement
+                        // right after SLAAC added its address: read the addresses then.
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewPrefix(_)) => match dump(&handle, index, &name).await {
+                            Ok(list) => list.iter().for_each(|m| record(&shared, &mut last, &name, epoch, m, false)),
+                            Err(e) => tracing::warn!(host = %name, error = %e, "failed to list addresses after a prefix event"),
+                        },
                         _ => {}
                     }
                 }
@@ -275,6 +270,19 @@ impl AddressWatch {
     pub fn stop(&self) {
         for t in self.shared.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
             t.abort();
+        }
+    }
+}
+
+/// The IPv6 addresses of interface `index`, as the kernel lists them now.
+async fn dump(handle: &rtnetlink::Handle, index: u32, host: &str) -> Result<Vec<AddressMessage>> {
+    let mut list = handle.address().get().set_link_index_filter(index).execute();
+    let mut out = Vec::new();
+    loop {
+        match list.try_next().await {
+            Ok(Some(m)) => out.push(m),
+            Ok(None) => return Ok(out),
+            Err(source) => return Err(Error::Netlink { op: "list the IPv6 addresses".into(), what: format!("host {host}"), source }),
         }
     }
 }
