@@ -27,7 +27,7 @@ pub const MAX_FILE_SIZE: u64 = 1 << 20;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 const TOP_KEYS: &[&str] =
-    &["description", "program", "profiles", "timeout", "requires", "hosts", "dns", "targets", "services", "resolvers", "timeline", "expect"];
+    &["description", "program", "profiles", "timeout", "requires", "hosts", "dns", "targets", "services", "resolvers", "timeline", "expect", "segments"];
 
 /// A loaded, validated scenario: every name it refers to exists, every value parsed.
 #[derive(Debug, Clone)]
@@ -59,6 +59,8 @@ pub struct Scenario {
     pub timeline: Vec<Step>,
     /// The expectations, in file order.
     pub expectations: Vec<Expectation>,
+    /// IPv6 provisioning of the lab's segment (`[segments.lan.ipv6]`), if any.
+    pub provision: Option<super::provision::ProvisionDef>,
 }
 
 /// The program under test, as `program` names it.
@@ -286,6 +288,10 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         known.hosts.insert(d.server_host().to_string());
         known.zones = d.zones.iter().map(|z| z.origin.clone()).collect();
     }
+    let provision = t.take("segments").map(|v| super::provision::decode_segments(doc, v, &known)).transpose()?.flatten();
+    if let Some(p) = &provision {
+        known.segments.insert(p.segment.clone());
+    }
     let mut services = match t.take("services") {
         Some(v) => decode_services(doc, v, &known)?,
         None => Vec::new(),
@@ -334,5 +340,6 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         resolvers,
         timeline,
         expectations,
+        provision,
     })
 }

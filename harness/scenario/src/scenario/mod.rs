@@ -26,6 +26,7 @@ mod expect;
 mod hosts;
 mod known;
 mod load;
+mod provision;
 mod requires;
 mod resolver;
 mod resolver_service;
@@ -44,8 +45,9 @@ pub use expect::{
     Kind, LineWithinCheck, ListenTarget, ListeningCheck, NeverReachesCheck, NoLineCheck, OutputCheck, OutputStream, StaleCause, StaleCheck, StaleCounts,
     DEFAULT_CONNECT_TIMEOUT,
 };
-pub use expect::{Asked, Asker, DnsQueriesCheck, WindowEnd};
+pub use expect::{AddressCheck, Asked, Asker, DnsQueriesCheck, WindowEnd};
 pub use hosts::{HostDef, ResolverRef, ResolverTarget};
+pub use provision::{ProvisionDef, LAN};
 pub use load::{load, parse_str, ProgramDef, Scenario, DEFAULT_TIMEOUT, MAX_FILE_SIZE};
 pub use requires::{extract_version, version_probe, Probe, ProbeStream, Requirement, Version, VersionConstraint};
 pub use resolver::{ResolverDef, Upstream, DEFAULT_STALE};

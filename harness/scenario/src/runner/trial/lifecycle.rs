@@ -104,6 +104,13 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     };
     let mut artifacts = None;
     let mut timeline = None;
+    if let (Some(p), Some(lab)) = (t.provision.take(), t.lab.as_ref()) {
+        p.teardown().await;
+        if let Err(e) = p.write_addresses(lab.artifacts()) {
+            tracing::warn!(error = %e, "cannot write the address events");
+        }
+        artifacts::write_aaaa_log(lab, &p.aaaa_log());
+    }
     if let Some(lab) = t.lab.take() {
         let picture = artifacts::write_targets(&lab, &t.targets, &t.dns_steps);
         artifacts::write_facts(&lab, scenario, profile, name, &t.facts);
@@ -206,7 +213,7 @@ impl Trial<'_> {
         self.sockets = tokio::time::timeout_at(deadline, self.listener_report()).await.unwrap_or_default();
         self.listeners = self.sockets.iter().map(|(n, ls)| (n.clone(), ls.iter().map(|l| l.to_string()).collect())).collect();
         let lab = self.lab.as_ref().expect("built above");
-        self.checked = checks::evaluate(self.scenario, self.profile, lab, &self.procs, &self.targets, &self.steps, deadline).await;
+        self.checked = checks::evaluate(self.scenario, self.profile, lab, &self.procs, &self.targets, &self.steps, self.provision.as_ref().map(|p| p.watch()), deadline).await;
         tracing::debug!(setup = ?(base - t0), scenario = ?base.elapsed(), startup_in_timeline = ?Duration::from_millis(startup.load(Ordering::Relaxed)), "trial timed");
         Ok(())
     }
@@ -251,6 +258,9 @@ impl Trial<'_> {
             };
             self.targets.insert(def.name.clone(), target);
         }
+        if let Some(def) = &s.provision {
+            self.provision = Some(provision(&lab, def, s).await?);
+        }
         self.lab = Some(lab);
 
         for svc in s.services_for(self.profile).filter(|svc| svc.autostart) {
@@ -275,6 +285,28 @@ impl Trial<'_> {
         }
         out
     }
+}
+
+/// Prepares the segment's IPv6 provisioning: the router and every declared host but the
+/// router get IPv6 and SLAAC (the lab DNS host keeps its fixed addresses, as a cloud resolver
+/// does); nothing is advertised until an `ipv6-arrives` step.
+async fn provision(lab: &Lab, def: &crate::scenario::ProvisionDef, s: &Scenario) -> Result<nslab::lab::provision::Provisioner, Error> {
+    let router = lab.host(&def.router)?.clone();
+    let dns_host = s.dns.as_ref().map(|d| d.server_host().to_string());
+    let hosts: Vec<nslab::Host> = lab.hosts().iter().filter(|h| h.name() != def.router && Some(h.name()) != dns_host.as_deref()).cloned().collect();
+    let rdnss = dns_host.as_deref().and_then(|n| lab.host(n).ok()).and_then(|h| h.ipv6());
+    let p = nslab::lab::provision::Provisioner::prepare(&router, router.interface(), &hosts, def.ra_config(rdnss), lab.epoch())
+        .await
+        .map_err(|e| Error::LabBuild { source: Box::new(e) })?;
+    if let Some(dns) = lab.dns() {
+        if def.aaaa_records {
+            p.follow_aaaa(Some(dns)).await;
+        }
+        if def.dns64 {
+            p.set_dns64(dns, Some(nslab::dns::Dns64::new(nslab::lab::nat64::PREFIX, 96).expect("the lab's NAT64 prefix is a /96"))).await;
+        }
+    }
+    Ok(p)
 }
 
 /// The reason of a trial whose expectations failed: "2 of 5 expectations failed: a, b", and

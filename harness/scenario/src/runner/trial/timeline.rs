@@ -195,6 +195,25 @@ impl Trial<'_> {
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
             }
+            Action::Ipv6Arrives { mode, .. } => self.provisioner()?.ipv6_arrives(*mode).await.map_err(lab_err)?,
+            Action::Renumber { .. } => {
+                let new = self.provisioner()?.renumber().await.map_err(lab_err)?;
+                tracing::info!(prefix = %new, "segment renumbered");
+            }
+            Action::StopAdvertising { .. } => self.provisioner()?.stop_advertising().await.map_err(lab_err)?,
+            Action::Dns64 { on, .. } => {
+                let dns = self.dns()?.clone();
+                let d64 = on.then(|| nslab::dns::Dns64::new(nslab::lab::nat64::PREFIX, 96).expect("the lab's NAT64 prefix is a /96"));
+                self.provisioner()?.set_dns64(&dns, d64).await;
+            }
+            Action::AaaaRecords { on, .. } => {
+                let dns = self.dns()?.clone();
+                self.provisioner()?.follow_aaaa(on.then_some(&dns)).await;
+            }
+            Action::WaitAddress { host, prefix, state, timeout } => {
+                let h = self.host(host)?;
+                self.provisioner()?.wait_address(&h, *prefix, *state, *timeout).await.map_err(lab_err)?;
+            }
             Action::WaitFor { service, condition, timeout } => {
                 let proc = self.proc(service)?;
                 let svc = self.scenario.service(service).ok_or_else(|| Error::NoService { service: service.clone() })?;
