@@ -75,6 +75,10 @@ pub struct Provisioner {
     watch: AddressWatch,
     state: tokio::sync::Mutex<State>,
     aaaa_log: Arc<std::sync::Mutex<Vec<(Duration, String, Vec<Ipv6Addr>)>>>,
+    /// Bumped on every AAAA set published.
+    aaaa_changed: tokio::sync::watch::Sender<usize>,
+    /// Whether the lab DNS follows the addresses now.
+    following: std::sync::atomic::AtomicBool,
     epoch: Instant,
 }
 
@@ -129,6 +133,8 @@ impl Provisioner {
             watch,
             state: tokio::sync::Mutex::new(State { config, radvd: None, renumbered: 0, written: 0, follow: None }),
             aaaa_log: Arc::default(),
+            aaaa_changed: tokio::sync::watch::channel(0).0,
+            following: std::sync::atomic::AtomicBool::new(false),
             epoch,
         })
     }
@@ -264,14 +270,32 @@ impl Provisioner {
     }
 
     /// Waits until `host` has (or had) an address in the /64 `prefix` in `state`, and returns
-    /// that event.
+    /// that event. While the lab DNS follows ([`Provisioner::follow_aaaa`]), a usable address
+    /// is waited for until its AAAA record is published too, so a look-up made next finds it.
     ///
     /// # Errors
     /// [`Error::Timeout`] after `timeout` (a hang guard), listing the events seen.
     pub async fn wait_address(&self, host: &Host, prefix: Ipv6Addr, state: AddrState, timeout: Duration) -> Result<AddrEvent> {
         let name = host.name().to_string();
         let what = format!("host {name} to have an address in {prefix}/64 {}", state.name());
-        self.watch.wait_for(&what, timeout, |e| e.host == name && ra::in_prefix(e.addr, prefix) && e.state == state).await
+        let t0 = tokio::time::Instant::now();
+        let e = self.watch.wait_for(&what, timeout, |e| e.host == name && ra::in_prefix(e.addr, prefix) && e.state == state).await?;
+        if state == AddrState::Usable && self.following.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut rx = self.aaaa_changed.subscribe();
+            let published = || self.aaaa_log().iter().any(|(_, h, a)| *h == name && a.contains(&e.addr));
+            let wait = async {
+                while !published() {
+                    if rx.changed().await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let left = timeout.saturating_sub(t0.elapsed());
+            if tokio::time::timeout(left, wait).await.is_err() {
+                return Err(Error::Timeout { what: format!("the lab DNS to publish AAAA {} of host {name}", e.addr), timeout, tail: String::new() });
+            }
+        }
+        Ok(e)
     }
 
     /// Switches DNS64 of the lab DNS `dns` for this segment's clients (their IPv4 /24 and the
@@ -292,8 +316,10 @@ impl Provisioner {
         if let Some(t) = st.follow.take() {
             t.abort();
         }
+        self.following.store(dns.is_some(), std::sync::atomic::Ordering::Relaxed);
         let Some(dns) = dns.cloned() else { return };
         let (watch, hosts, log, epoch) = (self.watch.clone(), self.hosts.clone(), self.aaaa_log.clone(), self.epoch);
+        let changed = self.aaaa_changed.clone();
         st.follow = Some(tokio::spawn(async move {
             let mut rx = watch.subscribe();
             let mut published: BTreeMap<String, Vec<Ipv6Addr>> = BTreeMap::new();
@@ -314,6 +340,7 @@ impl Provisioner {
                         Ok(_) => {
                             log.lock().unwrap_or_else(|e| e.into_inner()).push((epoch.elapsed(), h.name().to_string(), want.clone()));
                             published.insert(h.name().to_string(), want);
+                            changed.send_modify(|n| *n += 1);
                         }
                         Err(e) => tracing::warn!(host = h.name(), error = %e, "failed to publish AAAA records"),
                     }

@@ -224,6 +224,11 @@ impl Trial<'_> {
         let scenario_dir = std::fs::canonicalize(s.dir()).unwrap_or_else(|_| s.dir().to_path_buf());
         // Programs are started with the scenario's files, wherever the folder is (even in /tmp).
         let mut b = Lab::builder().profile(self.profile).hosts(s.host_specs(self.profile)).share_with_hosts(scenario_dir.clone());
+        if s.provision.is_some() {
+            // Addresses a router gives out are not known when /etc/hosts is written: on a
+            // provisioned segment names come from the lab DNS, as in a cloud subnet.
+            b = b.hosts_file_entries(false);
+        }
         if let Some(d) = &s.dns {
             // Templated records take this trial's addresses, from the plan the lab is built to.
             let zones = if d.templated.is_empty() {
