@@ -14,7 +14,7 @@ use nslab::dns::{RecordKind, RecordValue};
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const STEP_KEYS: &[&str] = &["name", "at", "after", "action", "profiles"];
-const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, add-address, complete-dad, remove-address, change-address, wait, wait-for, wait-dns-query, ipv6-arrives, renumber, stop-advertising, dns64, aaaa-records, wait-address";
+const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, add-address, complete-dad, remove-address, change-address, wait, wait-for, wait-dns-query, ipv6-arrives, renumber, stop-advertising, dns64, aaaa-records, wait-address, release-dad";
 
 /// One step of the timeline.
 #[derive(Debug, Clone)]
@@ -184,6 +184,14 @@ pub enum Action {
         segment: String,
         /// What the segment becomes.
         mode: nslab::lab::provision::Mode,
+        /// Hosts whose SLAAC addresses stay tentative until a `release-dad` step for them.
+        hold: Vec<String>,
+    },
+    /// End the DAD hold of a host (`hold` of `ipv6-arrives`): its held tentative SLAAC address
+    /// is removed and the router's next advertisement makes it again with ordinary DAD.
+    ReleaseDad {
+        /// The host.
+        host: String,
     },
     /// The segment is renumbered: the prefixes advertised so far with preferred lifetime 0
     /// (deprecated), the next renumbering prefix (2001:db8:1:N::/64) advertised.
@@ -327,6 +335,7 @@ impl Action {
             Action::Dns64 { .. } => "dns64",
             Action::AaaaRecords { .. } => "aaaa-records",
             Action::WaitAddress { .. } => "wait-address",
+            Action::ReleaseDad { .. } => "release-dad",
         }
     }
 }
@@ -410,7 +419,8 @@ fn action_keys(action: &str) -> Option<&'static [&'static str]> {
         "wait" => &["duration"],
         "wait-for" => &["service", "line", "listening", "exit", "timeout"],
         "wait-dns-query" => &["host", "query", "type", "timeout"],
-        "ipv6-arrives" => &["segment", "mode"],
+        "ipv6-arrives" => &["segment", "mode", "hold"],
+        "release-dad" => &["host"],
         "renumber" | "stop-advertising" => &["segment"],
         "dns64" | "aaaa-records" => &["segment", "state"],
         "wait-address" => &["host", "prefix", "state", "timeout"],
@@ -581,7 +591,15 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
                     other => return Err(t.bad("mode", &m.span, format!("{other:?} is not a mode; expected \"dual-stack\" or \"ipv6-only\""))),
                 },
             };
-            Action::Ipv6Arrives { segment, mode }
+            let hold = match t.str_list("hold", "an array of host names such as [\"web\"]")? {
+                None => Vec::new(),
+                Some((_, list)) => list.iter().map(|h| refer(t, "hold", h, "host", &known.hosts)).collect::<Result<Vec<_>>>()?,
+            };
+            Action::Ipv6Arrives { segment, mode, hold }
+        }
+        "release-dad" => {
+            segment(t, action, known)?;
+            Action::ReleaseDad { host: host(t)? }
         }
         "renumber" => Action::Renumber { segment: segment(t, action, known)? },
         "stop-advertising" => Action::StopAdvertising { segment: segment(t, action, known)? },

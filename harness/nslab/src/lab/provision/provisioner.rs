@@ -79,6 +79,8 @@ pub struct Provisioner {
     aaaa_changed: tokio::sync::watch::Sender<usize>,
     /// Whether the lab DNS follows the addresses now.
     following: std::sync::atomic::AtomicBool,
+    /// Hosts whose DAD is held: their interface's `dad_transmits` from before.
+    held: std::sync::Mutex<BTreeMap<String, String>>,
     epoch: Instant,
 }
 
@@ -135,6 +137,7 @@ impl Provisioner {
             aaaa_log: Arc::default(),
             aaaa_changed: tokio::sync::watch::channel(0).0,
             following: std::sync::atomic::AtomicBool::new(false),
+            held: std::sync::Mutex::default(),
             epoch,
         })
     }
@@ -296,6 +299,55 @@ impl Provisioner {
             }
         }
         Ok(e)
+    }
+
+    /// Holds duplicate address detection of the SLAAC addresses `host` makes from now on: they
+    /// stay tentative (a bind to one fails with EADDRNOTAVAIL) until [`Provisioner::release_dad`],
+    /// however slowly a program meets them (the interface's `dad_transmits` is raised to
+    /// [`crate::host::dad::HELD_PROBES`]; see [`crate::host::dad`]).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a host without DAD (`dad = false`: its addresses are never
+    /// tentative) or one not on the segment, [`Error::Sysctl`].
+    pub async fn hold_dad(&self, host: &Host) -> Result<()> {
+        self.check_member(host)?;
+        if !host.dad() {
+            return Err(Error::Invalid { what: format!("host {} has no duplicate address detection (dad = false), so its addresses cannot be held tentative", host.name()) });
+        }
+        let name = format!("net/ipv6/conf/{}/dad_transmits", host.interface());
+        let before = host.sysctl(&name).await?;
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).entry(host.name().to_string()).or_insert(before.trim().to_string());
+        host.set_sysctl(&name, &crate::host::dad::HELD_PROBES.to_string()).await
+    }
+
+    /// Ends the hold of [`Provisioner::hold_dad`]: `dad_transmits` back to what it was, and the
+    /// held (still tentative) SLAAC addresses removed; the kernel reads `dad_transmits` only when
+    /// DAD of an address begins, so the router's next advertisement (at most `max_interval`
+    /// later) makes each again, with ordinary DAD this time. Returns the addresses removed.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the host's DAD is not held, [`Error::Sysctl`], [`Error::Netlink`].
+    pub async fn release_dad(&self, host: &Host) -> Result<Vec<Ipv6Addr>> {
+        let Some(before) = self.held.lock().unwrap_or_else(|e| e.into_inner()).remove(host.name()) else {
+            return Err(Error::Invalid { what: format!("duplicate address detection of host {} is not held (hold it when IPv6 arrives)", host.name()) });
+        };
+        host.set_sysctl(&format!("net/ipv6/conf/{}/dad_transmits", host.interface()), &before).await?;
+        let prefixes = self.config().await.prefixes;
+        let mut removed = Vec::new();
+        for (a, st) in self.watch.current(host.name()) {
+            if st == AddrState::Tentative && prefixes.iter().any(|p| ra::in_prefix(a, p.prefix)) {
+                host.remove_address(IpAddr::V6(a), 64).await?;
+                removed.push(a);
+            }
+        }
+        Ok(removed)
+    }
+
+    fn check_member(&self, host: &Host) -> Result<()> {
+        if self.hosts.iter().any(|h| h.name() == host.name()) {
+            return Ok(());
+        }
+        Err(Error::Invalid { what: format!("host {} is not one of the provisioned segment's hosts", host.name()) })
     }
 
     /// Switches DNS64 of the lab DNS `dns` for this segment's clients (their IPv4 /24 and the

@@ -195,7 +195,18 @@ impl Trial<'_> {
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
             }
-            Action::Ipv6Arrives { mode, .. } => self.provisioner()?.ipv6_arrives(*mode).await.map_err(lab_err)?,
+            Action::Ipv6Arrives { mode, hold, .. } => {
+                for h in hold {
+                    let host = self.host(h)?;
+                    self.provisioner()?.hold_dad(&host).await.map_err(lab_err)?;
+                }
+                self.provisioner()?.ipv6_arrives(*mode).await.map_err(lab_err)?
+            }
+            Action::ReleaseDad { host } => {
+                let h = self.host(host)?;
+                let removed = self.provisioner()?.release_dad(&h).await.map_err(lab_err)?;
+                tracing::info!(host, ?removed, "DAD hold released");
+            }
             Action::Renumber { .. } => {
                 let new = self.provisioner()?.renumber().await.map_err(lab_err)?;
                 tracing::info!(prefix = %new, "segment renumbered");
