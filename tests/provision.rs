@@ -199,10 +199,10 @@ async fn dns64_switch() -> Result<(), String> {
     };
     let off = ask(web.clone()).await?;
     ensure!(!off.contains("2001:db8:6464::"), "an AAAA was synthesized before DNS64 was switched on: {off:?}");
-    p.set_dns64(&dns, Some(nslab::dns::Dns64::new(nslab::lab::nat64::PREFIX, 96).map_err(|e| e.to_string())?)).await;
+    p.set_dns64(&dns, Some(nslab::dns::Dns64::new(nslab::lab::nat64::PREFIX, 96).map_err(|e| e.to_string())?)).await.map_err(err)?;
     let on = ask(web.clone()).await?;
     ensure!(on.contains("2001:db8:6464::c000:2c8"), "no synthesized AAAA (2001:db8:6464::c000:2c8) with DNS64 on for the segment: {on:?}");
-    p.set_dns64(&dns, None).await;
+    p.set_dns64(&dns, None).await.map_err(err)?;
     let again = ask(web.clone()).await?;
     ensure!(!again.contains("2001:db8:6464::"), "an AAAA was synthesized after DNS64 was switched off: {again:?}");
     finish(lab, p).await

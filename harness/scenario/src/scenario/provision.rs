@@ -12,7 +12,7 @@ use super::known::{refer, Known};
 pub const LAN: &str = "lan";
 
 const KEYS: &[&str] =
-    &["router", "rdnss", "dnssl", "managed", "other", "valid_lifetime", "preferred_lifetime", "min_interval", "max_interval", "aaaa_records", "dns64"];
+    &["router", "hosts", "rdnss", "dnssl", "managed", "other", "valid_lifetime", "preferred_lifetime", "min_interval", "max_interval", "aaaa_records", "dns64"];
 
 /// How a segment gets IPv6: what its router advertises and what the lab DNS does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,10 @@ pub struct ProvisionDef {
     pub segment: String,
     /// The host that runs radvd.
     pub router: String,
+    /// The hosts that take part (IPv6 on, SLAAC); `None`: every declared host but the router
+    /// and the lab DNS host. Hosts left out keep their profile's addresses (an instance created
+    /// before the subnet changed).
+    pub hosts: Option<Vec<String>>,
     /// Advertise the lab DNS host's IPv6 address as RDNSS (when it has one).
     pub rdnss: bool,
     /// Advertise the lab domain as DNSSL.
@@ -77,6 +81,23 @@ fn decode_ipv6(doc: &Doc<'_>, v: Val<'_>, segment: &str, known: &Known) -> Resul
     p.check_keys(KEYS)?;
     let r = p.req_str("router", "\"router\" (the declared host that runs radvd)")?;
     let router = refer(&p, "router", &r, "host", &known.hosts)?;
+    let hosts = match p.str_list("hosts", "an array of host names such as [\"web\"]")? {
+        None => None,
+        Some((span, list)) => {
+            if list.is_empty() {
+                return Err(p.bad("hosts", &span, "the array is empty; expected the hosts that take part (leave hosts out for all of them)"));
+            }
+            let mut v = Vec::new();
+            for h in &list {
+                let name = refer(&p, "hosts", h, "host", &known.hosts)?;
+                if name == router {
+                    return Err(p.bad("hosts", &h.span, format!("{name:?} is the router; expected the hosts that receive its advertisements")));
+                }
+                v.push(name);
+            }
+            Some(v)
+        }
+    };
     let life = |p: &mut Table<'_, '_>, key: &str, default: u32| -> Result<u32> { Ok(p.int(key, 0..=i64::from(u32::MAX))?.map_or(default, |n| n as u32)) };
     let valid_span = p.key_span("valid_lifetime");
     let valid_lifetime = life(&mut p, "valid_lifetime", 86_400)?;
@@ -108,6 +129,7 @@ fn decode_ipv6(doc: &Doc<'_>, v: Val<'_>, segment: &str, known: &Known) -> Resul
     let def = ProvisionDef {
         segment: segment.to_string(),
         router,
+        hosts,
         rdnss: p.bool("rdnss")?.unwrap_or(true),
         dnssl: p.bool("dnssl")?.unwrap_or(true),
         managed: p.bool("managed")?.unwrap_or(false),

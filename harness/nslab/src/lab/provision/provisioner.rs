@@ -351,12 +351,30 @@ impl Provisioner {
     }
 
     /// Switches DNS64 of the lab DNS `dns` for this segment's clients (their IPv4 /24 and the
-    /// segment's IPv6 prefixes) on (with `dns64`) or off.
-    pub async fn set_dns64(&self, dns: &DnsServer, dns64: Option<Dns64>) {
+    /// segment's IPv6 prefixes) on (with `dns64`) or off. With no NAT64 behind it (no
+    /// `ipv6-only-nat64` host), the router drops packets to the DNS64 prefix silently (a
+    /// blackhole route), as a cloud subnet with DNS64 on and no NAT gateway route does: a
+    /// connect to a synthesized address hangs.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the router's route cannot be changed, [`Error::Spawn`].
+    pub async fn set_dns64(&self, dns: &DnsServer, dns64: Option<Dns64>) -> Result<()> {
         let mut clients: Vec<(IpAddr, u8)> = self.hosts.iter().filter_map(|h| h.ipv4()).map(|v4| (IpAddr::V4(v4), IPV4_PREFIX)).collect();
         clients.extend(self.config().await.prefixes.iter().map(|p| (IpAddr::V6(p.prefix), 64)));
         clients.extend(self.hosts.iter().filter_map(|h| h.ipv6()).map(|v6| (IpAddr::V6(v6), 128)));
+        let nat64 = self.router.name() == crate::lab::nat64::NAT64_HOST;
+        if !nat64 {
+            let prefix = dns64.map_or(crate::lab::nat64::PREFIX, |d| d.prefix());
+            let net = format!("{prefix}/96");
+            let args: Vec<&str> = if dns64.is_some() { vec!["-6", "route", "replace", "blackhole", &net] } else { vec!["-6", "route", "del", "blackhole", &net] };
+            let out = self.router.run(Command::new("ip").args(args).name("ip-route-dns64"), Duration::from_secs(30)).await?;
+            let gone = dns64.is_none() && out.output().contains("No such process");
+            if !out.exit().is_some_and(|e| e.success()) && !gone {
+                return Err(Error::Invalid { what: format!("cannot set the blackhole route for {net} in router {}: {}", self.router.name(), out.output().trim()) });
+            }
+        }
         dns.set_dns64(dns64, Some(clients));
+        Ok(())
     }
 
     /// Makes the lab DNS `dns` follow the hosts' SLAAC addresses (`Some`) or stop following

@@ -298,7 +298,10 @@ impl Trial<'_> {
 async fn provision(lab: &Lab, def: &crate::scenario::ProvisionDef, s: &Scenario) -> Result<nslab::lab::provision::Provisioner, Error> {
     let router = lab.host(&def.router)?.clone();
     let dns_host = s.dns.as_ref().map(|d| d.server_host().to_string());
-    let hosts: Vec<nslab::Host> = lab.hosts().iter().filter(|h| h.name() != def.router && Some(h.name()) != dns_host.as_deref()).cloned().collect();
+    let hosts: Vec<nslab::Host> = match &def.hosts {
+        Some(list) => lab.hosts().iter().filter(|h| list.iter().any(|n| n == h.name())).cloned().collect(),
+        None => lab.hosts().iter().filter(|h| h.name() != def.router && Some(h.name()) != dns_host.as_deref()).cloned().collect(),
+    };
     let rdnss = dns_host.as_deref().and_then(|n| lab.host(n).ok()).and_then(|h| h.ipv6());
     let p = nslab::lab::provision::Provisioner::prepare(&router, router.interface(), &hosts, def.ra_config(rdnss), lab.epoch())
         .await
@@ -308,7 +311,9 @@ async fn provision(lab: &Lab, def: &crate::scenario::ProvisionDef, s: &Scenario)
             p.follow_aaaa(Some(dns)).await;
         }
         if def.dns64 {
-            p.set_dns64(dns, Some(nslab::dns::Dns64::new(nslab::lab::nat64::PREFIX, 96).expect("the lab's NAT64 prefix is a /96"))).await;
+            p.set_dns64(dns, Some(nslab::dns::Dns64::new(nslab::lab::nat64::PREFIX, 96).expect("the lab's NAT64 prefix is a /96")))
+                .await
+                .map_err(|e| Error::LabBuild { source: Box::new(e) })?;
         }
     }
     Ok(p)

@@ -215,7 +215,7 @@ impl Trial<'_> {
             Action::Dns64 { on, .. } => {
                 let dns = self.dns()?.clone();
                 let d64 = on.then(|| nslab::dns::Dns64::new(nslab::lab::nat64::PREFIX, 96).expect("the lab's NAT64 prefix is a /96"));
-                self.provisioner()?.set_dns64(&dns, d64).await;
+                self.provisioner()?.set_dns64(&dns, d64).await.map_err(lab_err)?;
             }
             Action::AaaaRecords { on, .. } => {
                 let dns = self.dns()?.clone();
