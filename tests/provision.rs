@@ -31,7 +31,11 @@ const GUARD: Duration = Duration::from_secs(60);
 
 async fn lab(dad: bool, dns: bool) -> Result<(Lab, Provisioner), String> {
     // No /etc/hosts entries: names are resolved by the lab DNS, whose AAAA records follow.
-    let mut b = Lab::builder().profile(Profile::Ipv4Only).hosts_file_entries(false).hosts([HostSpec::new("router").dad(dad), HostSpec::new("web").dad(dad), HostSpec::new("worker").dad(dad)]);
+    let mut b = Lab::builder().profile(Profile::Ipv4Only).hosts_file_entries(false).hosts([
+        HostSpec::new("router").dad(dad),
+        HostSpec::new("web").dad(dad),
+        HostSpec::new("worker").dad(dad),
+    ]);
     if dns {
         b = b.dns(LabDns::new());
     }
@@ -167,12 +171,7 @@ async fn aaaa_follows() -> Result<(), String> {
     let tentative = p.watch().events().into_iter().find(|e| e.host == "web" && e.addr == usable.addr && e.state == AddrState::Tentative);
     ensure!(tentative.is_some(), "with DAD the address should have been tentative first");
     // A program in the segment resolves it.
-    let out = lab
-        .host("worker")
-        .map_err(err)?
-        .run(Command::new("getent").args(["ahostsv6", "web.lab.test"]).name("getent"), GUARD)
-        .await
-        .map_err(err)?;
+    let out = lab.host("worker").map_err(err)?.run(Command::new("getent").args(["ahostsv6", "web.lab.test"]).name("getent"), GUARD).await.map_err(err)?;
     ensure!(out.stdout().contains(&usable.addr.to_string()), "getent ahostsv6 web.lab.test: {:?}", out.output());
     finish(lab, p).await
 }

@@ -42,7 +42,10 @@ impl Dns64 {
 /// DNS64 as switched at run time: off, on for every client, or on only for clients whose
 /// address lies in given prefixes (a subnet that has DNS64 turned on while others do not).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Dns64Switch(std::sync::Arc<std::sync::RwLock<Option<(Dns64, Option<Vec<(std::net::IpAddr, u8)>>)>>>);
+pub(crate) struct Dns64Switch(std::sync::Arc<std::sync::RwLock<Option<Dns64For>>>);
+
+/// DNS64 and the client prefixes it applies to (`None`: every client).
+type Dns64For = (Dns64, Option<Vec<(std::net::IpAddr, u8)>>);
 
 impl Dns64Switch {
     pub(crate) fn new(initial: Option<Dns64>) -> Self {

@@ -123,7 +123,9 @@ impl DnsServer {
             tasks.spawn(tcp::serve(listener, handler.clone(), options.tcp_idle_timeout, stopped.clone()));
         }
         info!(?local, "dns server started");
-        Ok(Self { inner: Arc::new(Inner { zones, faults, log, hosts: Arc::new(RwLock::new(options.hosts)), local, tasks: Mutex::new(Some(tasks)), stop, dns64 }) })
+        Ok(Self {
+            inner: Arc::new(Inner { zones, faults, log, hosts: Arc::new(RwLock::new(options.hosts)), local, tasks: Mutex::new(Some(tasks)), stop, dns64 }),
+        })
     }
 
     /// The addresses served, with their transport.

@@ -40,15 +40,15 @@ pub use discover::{discover, DiscoverError, ScenarioFile};
 pub use dns::{parse_record_value, DnsDef, OmittedRecord, TemplatedRecord, DEFAULT_TTL};
 pub use duration::{format_duration, parse_duration};
 pub use error::{line_col, Location, ScenarioError};
+pub use expect::{AddressCheck, Asked, Asker, DnsQueriesCheck, WindowEnd};
 pub use expect::{
     Anchor, BindErrorCheck, Cause, Check, ClientRef, ConnectCheck, ConnectFamily, ConnectResult, DiagnosisCheck, ExitCheck, Expectation, FirstRequestCheck,
     Kind, LineWithinCheck, ListenTarget, ListeningCheck, NeverReachesCheck, NoLineCheck, OutputCheck, OutputStream, StaleCause, StaleCheck, StaleCounts,
     DEFAULT_CONNECT_TIMEOUT,
 };
-pub use expect::{AddressCheck, Asked, Asker, DnsQueriesCheck, WindowEnd};
 pub use hosts::{HostDef, ResolverRef, ResolverTarget};
-pub use provision::{ProvisionDef, LAN};
 pub use load::{load, parse_str, ProgramDef, Scenario, DEFAULT_TIMEOUT, MAX_FILE_SIZE};
+pub use provision::{ProvisionDef, LAN};
 pub use requires::{extract_version, version_probe, Probe, ProbeStream, Requirement, Version, VersionConstraint};
 pub use resolver::{ResolverDef, Upstream, DEFAULT_STALE};
 pub use service::{Condition, ExpectStart, FileContent, FileDef, Run, ServiceDef, DEFAULT_READY_TIMEOUT};

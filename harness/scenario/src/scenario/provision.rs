@@ -107,7 +107,10 @@ fn decode_ipv6(doc: &Doc<'_>, v: Val<'_>, segment: &str, known: &Known) -> Resul
         let span = pref_span.or(valid_span).unwrap_or(p.span.clone());
         return Err(doc.err(
             &span,
-            format!("preferred_lifetime = {preferred_lifetime} in {} is longer than valid_lifetime = {valid_lifetime}; expected at most the valid lifetime", p.what),
+            format!(
+                "preferred_lifetime = {preferred_lifetime} in {} is longer than valid_lifetime = {valid_lifetime}; expected at most the valid lifetime",
+                p.what
+            ),
         ));
     }
     let min_span = p.key_span("min_interval");
@@ -160,7 +163,10 @@ pub(crate) fn decode_segments(doc: &Doc<'_>, v: Val<'_>, known: &Known) -> Resul
         if k.value != LAN {
             return Err(doc.err(
                 &k.span,
-                format!("segment {:?}: this lab has one segment, named \"lan\" (multi-segment labs come with segments support); expected [segments.lan]", k.value),
+                format!(
+                    "segment {:?}: this lab has one segment, named \"lan\" (multi-segment labs come with segments support); expected [segments.lan]",
+                    k.value
+                ),
             ));
         }
         let mut st = Table::new(doc, "[segments.lan]", v, "a table such as [segments.lan.ipv6]")?;

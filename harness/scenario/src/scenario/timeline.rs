@@ -620,7 +620,11 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
         }
         "wait-address" => {
             if known.segments.is_empty() {
-                return Err(t.bad("action", &action.span, "\"wait-address\" waits for an address a router advertises; expected a [segments.lan.ipv6] table in the scenario"));
+                return Err(t.bad(
+                    "action",
+                    &action.span,
+                    "\"wait-address\" waits for an address a router advertises; expected a [segments.lan.ipv6] table in the scenario",
+                ));
             }
             let host = host(t)?;
             let prefix = match t.str("prefix")? {
@@ -657,7 +661,11 @@ fn segment(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<String>
             Some(s) => ("segment", s.span.clone()),
             None => ("action", action.span.clone()),
         };
-        return Err(t.bad(key, &span, format!("{:?} needs segment {name:?} provisioned; expected a [segments.{name}.ipv6] table with its router", action.value)));
+        return Err(t.bad(
+            key,
+            &span,
+            format!("{:?} needs segment {name:?} provisioned; expected a [segments.{name}.ipv6] table with its router", action.value),
+        ));
     }
     Ok(name)
 }

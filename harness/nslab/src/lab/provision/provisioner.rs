@@ -16,6 +16,9 @@ use crate::lab::provision::ra::{self, RaConfig, RaPrefix};
 use crate::lab::provision::slaac;
 use crate::lab::provision::watch::{AddrEvent, AddrState, AddressWatch};
 
+/// One AAAA set the lab DNS published for a host: lab time, host, its addresses (empty: deleted).
+pub type AaaaSet = (Duration, String, Vec<Ipv6Addr>);
+
 /// What the segment becomes when IPv6 arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -74,7 +77,7 @@ pub struct Provisioner {
     index: u16,
     watch: AddressWatch,
     state: tokio::sync::Mutex<State>,
-    aaaa_log: Arc<std::sync::Mutex<Vec<(Duration, String, Vec<Ipv6Addr>)>>>,
+    aaaa_log: Arc<std::sync::Mutex<Vec<AaaaSet>>>,
     /// Bumped on every AAAA set published.
     aaaa_changed: tokio::sync::watch::Sender<usize>,
     /// Whether the lab DNS follows the addresses now.
@@ -174,7 +177,7 @@ impl Provisioner {
 
     /// The AAAA records published so far by [`Provisioner::follow_aaaa`]: lab time, host, the
     /// addresses of its set (empty: the set was deleted).
-    pub fn aaaa_log(&self) -> Vec<(Duration, String, Vec<Ipv6Addr>)> {
+    pub fn aaaa_log(&self) -> Vec<AaaaSet> {
         self.aaaa_log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -312,7 +315,9 @@ impl Provisioner {
     pub async fn hold_dad(&self, host: &Host) -> Result<()> {
         self.check_member(host)?;
         if !host.dad() {
-            return Err(Error::Invalid { what: format!("host {} has no duplicate address detection (dad = false), so its addresses cannot be held tentative", host.name()) });
+            return Err(Error::Invalid {
+                what: format!("host {} has no duplicate address detection (dad = false), so its addresses cannot be held tentative", host.name()),
+            });
         }
         let name = format!("net/ipv6/conf/{}/dad_transmits", host.interface());
         let before = host.sysctl(&name).await?;
@@ -366,11 +371,14 @@ impl Provisioner {
         if !nat64 {
             let prefix = dns64.map_or(crate::lab::nat64::PREFIX, |d| d.prefix());
             let net = format!("{prefix}/96");
-            let args: Vec<&str> = if dns64.is_some() { vec!["-6", "route", "replace", "blackhole", &net] } else { vec!["-6", "route", "del", "blackhole", &net] };
+            let args: Vec<&str> =
+                if dns64.is_some() { vec!["-6", "route", "replace", "blackhole", &net] } else { vec!["-6", "route", "del", "blackhole", &net] };
             let out = self.router.run(Command::new("ip").args(args).name("ip-route-dns64"), Duration::from_secs(30)).await?;
             let gone = dns64.is_none() && out.output().contains("No such process");
             if !out.exit().is_some_and(|e| e.success()) && !gone {
-                return Err(Error::Invalid { what: format!("cannot set the blackhole route for {net} in router {}: {}", self.router.name(), out.output().trim()) });
+                return Err(Error::Invalid {
+                    what: format!("cannot set the blackhole route for {net} in router {}: {}", self.router.name(), out.output().trim()),
+                });
             }
         }
         dns.set_dns64(dns64, Some(clients));

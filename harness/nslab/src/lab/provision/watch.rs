@@ -122,7 +122,10 @@ impl Drop for Shared {
     }
 }
 
-fn parse(msg: &AddressMessage) -> Option<(Ipv6Addr, u8, AddressFlags, Option<(u32, u32)>)> {
+/// An address message's address, prefix length, flags and (preferred, valid) lifetimes.
+type Parsed = (Ipv6Addr, u8, AddressFlags, Option<(u32, u32)>);
+
+fn parse(msg: &AddressMessage) -> Option<Parsed> {
     let addr = msg.attributes.iter().find_map(|a| match a {
         AddressAttribute::Address(IpAddr::V6(v6)) => Some(*v6),
         _ => None,
@@ -297,15 +300,7 @@ fn record(shared: &Shared, last: &mut HashMap<Ipv6Addr, AddrState>, host: &str, 
     if deleted {
         last.remove(&addr);
     }
-    let ev = AddrEvent {
-        at: epoch.elapsed(),
-        host: host.to_string(),
-        addr,
-        prefix_len,
-        state,
-        preferred: life.map(|l| l.0),
-        valid: life.map(|l| l.1),
-    };
+    let ev = AddrEvent { at: epoch.elapsed(), host: host.to_string(), addr, prefix_len, state, preferred: life.map(|l| l.0), valid: life.map(|l| l.1) };
     tracing::debug!(host, %addr, state = state.name(), "address event");
     shared.events.lock().unwrap_or_else(|e| e.into_inner()).push(ev);
     shared.changed.send_modify(|n| *n += 1);

@@ -127,10 +127,8 @@ pub(super) fn write_aaaa_log(lab: &Lab, log: &[(Duration, String, Vec<std::net::
     if log.is_empty() {
         return;
     }
-    let text: String = log
-        .iter()
-        .map(|(at, host, addrs)| serde_json::json!({ "at_us": at.as_micros() as u64, "host": host, "aaaa": addrs }).to_string() + "\n")
-        .collect();
+    let text: String =
+        log.iter().map(|(at, host, addrs)| serde_json::json!({ "at_us": at.as_micros() as u64, "host": host, "aaaa": addrs }).to_string() + "\n").collect();
     let _ = nslab::os::fsafe::write_artifact(&lab.artifacts().join("aaaa.jsonl"), text.as_bytes(), 0o600);
 }
 

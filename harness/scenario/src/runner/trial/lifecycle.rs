@@ -213,7 +213,9 @@ impl Trial<'_> {
         self.sockets = tokio::time::timeout_at(deadline, self.listener_report()).await.unwrap_or_default();
         self.listeners = self.sockets.iter().map(|(n, ls)| (n.clone(), ls.iter().map(|l| l.to_string()).collect())).collect();
         let lab = self.lab.as_ref().expect("built above");
-        self.checked = checks::evaluate(self.scenario, self.profile, lab, &self.procs, &self.targets, &self.steps, self.provision.as_ref().map(|p| p.watch()), deadline).await;
+        self.checked =
+            checks::evaluate(self.scenario, self.profile, lab, &self.procs, &self.targets, &self.steps, self.provision.as_ref().map(|p| p.watch()), deadline)
+                .await;
         tracing::debug!(setup = ?(base - t0), scenario = ?base.elapsed(), startup_in_timeline = ?Duration::from_millis(startup.load(Ordering::Relaxed)), "trial timed");
         Ok(())
     }

@@ -30,10 +30,7 @@ impl KindSpec for AddressCheck {
 
     fn decode(t: &mut Table<'_, '_>, known: &Known) -> Result<Self> {
         if known.segments.is_empty() {
-            return Err(t.doc.err(
-                &t.span,
-                format!("{} checks an address a router advertises; expected a [segments.lan.ipv6] table in the scenario", t.what),
-            ));
+            return Err(t.doc.err(&t.span, format!("{} checks an address a router advertises; expected a [segments.lan.ipv6] table in the scenario", t.what)));
         }
         let h = t.req_str("host", "\"web\"")?;
         let host = refer(t, "host", &h, "host", &known.hosts)?;
