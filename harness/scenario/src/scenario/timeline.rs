@@ -629,7 +629,7 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
             let host = host(t)?;
             let prefix = match t.str("prefix")? {
                 None => nslab::lab::provision::ra::segment_prefix(0),
-                Some(p) => parse_prefix64(&p.value).map_err(|e| t.bad("prefix", &p.span, e))?,
+                Some(p) => super::values::parse_prefix64(&p.value).map_err(|e| t.bad("prefix", &p.span, e))?,
             };
             let st = t.req_str("state", "\"usable\"")?;
             let state = nslab::lab::provision::AddrState::parse(&st.value).ok_or_else(|| {
@@ -639,17 +639,6 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
         }
         _ => unreachable!("action names are checked by action_keys"),
     })
-}
-
-/// A /64 written `2001:db8:1:1::/64`, inside the lab's documentation prefix 2001:db8::/32.
-pub(crate) fn parse_prefix64(s: &str) -> std::result::Result<std::net::Ipv6Addr, String> {
-    let bad = || format!("{s:?} is not an IPv6 /64 of the lab; expected a prefix such as \"2001:db8:1::/64\" or \"2001:db8:1:1::/64\"");
-    let (a, len) = s.split_once('/').ok_or_else(bad)?;
-    let a: std::net::Ipv6Addr = a.parse().map_err(|_| bad())?;
-    if len != "64" || a.segments()[4..].iter().any(|x| *x != 0) || a.segments()[..2] != [0x2001, 0x0db8] {
-        return Err(bad());
-    }
-    Ok(a)
 }
 
 /// Reads `segment` (default `lan`), which must have IPv6 provisioning.

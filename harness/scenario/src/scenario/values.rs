@@ -350,6 +350,17 @@ pub(super) fn check_dns_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A /64 written `2001:db8:1:1::/64`, inside the lab's documentation prefix 2001:db8::/32.
+pub(crate) fn parse_prefix64(s: &str) -> std::result::Result<std::net::Ipv6Addr, String> {
+    let bad = || format!("{s:?} is not an IPv6 /64 of the lab; expected a prefix such as \"2001:db8:1::/64\" or \"2001:db8:1:1::/64\"");
+    let (a, len) = s.split_once('/').ok_or_else(bad)?;
+    let a: std::net::Ipv6Addr = a.parse().map_err(|_| bad())?;
+    if len != "64" || a.segments()[4..].iter().any(|x| *x != 0) || a.segments()[..2] != [0x2001, 0x0db8] {
+        return Err(bad());
+    }
+    Ok(a)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

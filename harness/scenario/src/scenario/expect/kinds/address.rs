@@ -36,7 +36,7 @@ impl KindSpec for AddressCheck {
         let host = refer(t, "host", &h, "host", &known.hosts)?;
         let prefix = match t.str("prefix")? {
             None => nslab::lab::provision::ra::segment_prefix(0),
-            Some(p) => crate::scenario::timeline::parse_prefix64(&p.value).map_err(|e| t.bad("prefix", &p.span, e))?,
+            Some(p) => crate::scenario::values::parse_prefix64(&p.value).map_err(|e| t.bad("prefix", &p.span, e))?,
         };
         let st = t.req_str("state", "\"usable\"")?;
         let state = AddrState::parse(&st.value).ok_or_else(|| {
