@@ -6,7 +6,7 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use libtest_mimic::Arguments;
-use nslab::lab::provision::{ra, AddrState, Mode, Provisioner, RaConfig};
+use nslab::lab::provision::{dhcp, ra, AddrState, Mode, Provisioner, RaConfig};
 use nslab::{Command, HostSpec, Lab, LabDns, Profile};
 use nslab_tests::{ensure, err, trial_requiring};
 
@@ -21,6 +21,7 @@ fn main() -> std::process::ExitCode {
         trial_requiring("stop-advertising/default-route-goes-addresses-stay", &["radvd", "ip"], stop_advertising),
         trial_requiring("aaaa/record-appears-after-the-address-is-usable", &["radvd"], aaaa_follows),
         trial_requiring("dns64/switched-on-and-off-for-the-segment", &["radvd"], dns64_switch),
+        trial_requiring("dhcpv6/lease-from-kea-via-dhclient", &["radvd", "kea-dhcp6", "dhclient"], dhcpv6),
     ];
     nslab_tests::run_checking_host(&args, trials)
 }
@@ -204,5 +205,35 @@ async fn dns64_switch() -> Result<(), String> {
     p.set_dns64(&dns, None).await.map_err(err)?;
     let again = ask(web.clone()).await?;
     ensure!(!again.contains("2001:db8:6464::"), "an AAAA was synthesized after DNS64 was switched off: {again:?}");
+    finish(lab, p).await
+}
+
+async fn dhcpv6() -> Result<(), String> {
+    let lab = Lab::builder().profile(Profile::Ipv4Only).hosts(["router", "web"]).build().await.map_err(err)?;
+    let router = lab.host("router").map_err(err)?.clone();
+    let web = lab.host("web").map_err(err)?.clone();
+    let cfg = RaConfig { managed: true, other: true, ..RaConfig::default() };
+    let p = Provisioner::prepare(&router, router.interface(), std::slice::from_ref(&web), cfg, lab.epoch()).await.map_err(err)?;
+    p.ipv6_arrives(Mode::DualStack).await.map_err(err)?;
+    p.start_dhcp6(std::slice::from_ref(&web)).await.map_err(err)?;
+    let leased = p
+        .watch()
+        .wait_for("web to get an address from the DHCPv6 pool", GUARD, |e| e.host == "web" && dhcp::in_pool(e.addr, 0) && e.state == AddrState::Usable)
+        .await
+        .map_err(err)?;
+    ensure!(leased.prefix_len == 128, "the leased address {} has prefix length {}, expected 128 (the prefix comes from the RA)", leased.addr, leased.prefix_len);
+    // The lease seen by both sides: kea's lease file and dhclient's event (BOUND6).
+    let events = dhcp::client_events(&web);
+    ensure!(events.iter().any(|l| l.starts_with(&format!("BOUND6 {}", leased.addr))), "dhclient's script saw no BOUND6 for {}: {events:?}", leased.addr);
+    let deadline = tokio::time::Instant::now() + GUARD;
+    while !dhcp::server_leases(&router).contains(&leased.addr) {
+        ensure!(tokio::time::Instant::now() < deadline, "kea's lease file has no lease for {}: {:?}", leased.addr, dhcp::server_leases(&router));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The SLAAC address arrives beside it (the prefix is autonomous too).
+    p.watch()
+        .wait_for("web's SLAAC address", GUARD, |e| e.host == "web" && ra::in_prefix(e.addr, ra::segment_prefix(0)) && !dhcp::in_pool(e.addr, 0) && e.state == AddrState::Usable)
+        .await
+        .map_err(err)?;
     finish(lab, p).await
 }

@@ -10,6 +10,7 @@
 //! advertisements accepted and SLAAC on, but no global IPv6 address until the router advertises
 //! a prefix ([`Provisioner::ipv6_arrives`]).
 
+pub mod dhcp;
 pub mod provisioner;
 pub mod ra;
 pub mod slaac;

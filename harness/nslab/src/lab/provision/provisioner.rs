@@ -51,6 +51,8 @@ struct State {
     renumbered: u16,
     written: u32,
     follow: Option<tokio::task::JoinHandle<()>>,
+    /// kea-dhcp6 and the dhclients, once started.
+    dhcp: Vec<Process>,
 }
 
 /// A lab segment provisioned with IPv6 by a router host: radvd advertising, the hosts' kernels
@@ -136,7 +138,7 @@ impl Provisioner {
             hosts,
             index,
             watch,
-            state: tokio::sync::Mutex::new(State { config, radvd: None, renumbered: 0, written: 0, follow: None }),
+            state: tokio::sync::Mutex::new(State { config, radvd: None, renumbered: 0, written: 0, follow: None, dhcp: Vec::new() }),
             aaaa_log: Arc::default(),
             aaaa_changed: tokio::sync::watch::channel(0).0,
             following: std::sync::atomic::AtomicBool::new(false),
@@ -304,6 +306,27 @@ impl Provisioner {
         Ok(e)
     }
 
+    /// Starts DHCPv6: kea-dhcp6 in the router with a pool inside the segment's prefix
+    /// ([`crate::lab::provision::dhcp::pool_start`] to `pool_end`), and `dhclient -6` in each of
+    /// `clients`, which adds the leased address (a /128) with its lifetimes. Advertise with
+    /// `managed = true` so the M flag says addresses are to be had this way.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a client not on the segment, [`Error::File`], [`Error::Spawn`].
+    pub async fn start_dhcp6(&self, clients: &[Host]) -> Result<()> {
+        for c in clients {
+            self.check_member(c)?;
+        }
+        let mut st = self.state.lock().await;
+        if st.dhcp.is_empty() {
+            st.dhcp.push(crate::lab::provision::dhcp::start_server(&self.router, &self.ifname, self.index).await?);
+        }
+        for c in clients {
+            st.dhcp.push(crate::lab::provision::dhcp::start_client(c).await?);
+        }
+        Ok(())
+    }
+
     /// Holds duplicate address detection of the SLAAC addresses `host` makes from now on: they
     /// stay tentative (a bind to one fails with EADDRNOTAVAIL) until [`Provisioner::release_dad`],
     /// however slowly a program meets them (the interface's `dad_transmits` is raised to
@@ -448,6 +471,9 @@ impl Provisioner {
             t.abort();
         }
         if let Some(p) = st.radvd.take() {
+            p.stop(STOP_GRACE).await;
+        }
+        for p in st.dhcp.drain(..) {
             p.stop(STOP_GRACE).await;
         }
         self.watch.stop();
