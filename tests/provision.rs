@@ -221,7 +221,12 @@ async fn dhcpv6() -> Result<(), String> {
         .wait_for("web to get an address from the DHCPv6 pool", GUARD, |e| e.host == "web" && dhcp::in_pool(e.addr, 0) && e.state == AddrState::Usable)
         .await
         .map_err(err)?;
-    ensure!(leased.prefix_len == 128, "the leased address {} has prefix length {}, expected 128 (the prefix comes from the RA)", leased.addr, leased.prefix_len);
+    ensure!(
+        leased.prefix_len == 128,
+        "the leased address {} has prefix length {}, expected 128 (the prefix comes from the RA)",
+        leased.addr,
+        leased.prefix_len
+    );
     // The lease seen by both sides: kea's lease file and dhclient's event (BOUND6).
     let events = dhcp::client_events(&web);
     ensure!(events.iter().any(|l| l.starts_with(&format!("BOUND6 {}", leased.addr))), "dhclient's script saw no BOUND6 for {}: {events:?}", leased.addr);
@@ -232,7 +237,9 @@ async fn dhcpv6() -> Result<(), String> {
     }
     // The SLAAC address arrives beside it (the prefix is autonomous too).
     p.watch()
-        .wait_for("web's SLAAC address", GUARD, |e| e.host == "web" && ra::in_prefix(e.addr, ra::segment_prefix(0)) && !dhcp::in_pool(e.addr, 0) && e.state == AddrState::Usable)
+        .wait_for("web's SLAAC address", GUARD, |e| {
+            e.host == "web" && ra::in_prefix(e.addr, ra::segment_prefix(0)) && !dhcp::in_pool(e.addr, 0) && e.state == AddrState::Usable
+        })
         .await
         .map_err(err)?;
     finish(lab, p).await

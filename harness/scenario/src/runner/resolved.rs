@@ -249,8 +249,8 @@ fn step(s: &Step) -> ResolvedStep {
         Action::ReleaseDad { host } => json!({ "host": host }),
         Action::Renumber { segment } | Action::StopAdvertising { segment } => json!({ "segment": segment }),
         Action::Dns64 { segment, on } | Action::AaaaRecords { segment, on } => json!({ "segment": segment, "state": if *on { "on" } else { "off" } }),
-        Action::WaitAddress { host, prefix, state, timeout } => {
-            json!({ "host": host, "prefix": format!("{prefix}/64"), "state": state.name(), "timeout_ms": ms(*timeout) })
+        Action::WaitAddress { host, prefix, prefix_len, state, timeout } => {
+            json!({ "host": host, "prefix": format!("{prefix}/{prefix_len}"), "state": state.name(), "timeout_ms": ms(*timeout) })
         }
     };
     let mut fields = match fields {

@@ -11,8 +11,21 @@ use super::known::{refer, Known};
 /// The name of the one segment of today's labs.
 pub const LAN: &str = "lan";
 
-const KEYS: &[&str] =
-    &["router", "hosts", "rdnss", "dnssl", "managed", "other", "valid_lifetime", "preferred_lifetime", "min_interval", "max_interval", "aaaa_records", "dns64"];
+const KEYS: &[&str] = &[
+    "router",
+    "hosts",
+    "dhcp6",
+    "rdnss",
+    "dnssl",
+    "managed",
+    "other",
+    "valid_lifetime",
+    "preferred_lifetime",
+    "min_interval",
+    "max_interval",
+    "aaaa_records",
+    "dns64",
+];
 
 /// How a segment gets IPv6: what its router advertises and what the lab DNS does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +38,9 @@ pub struct ProvisionDef {
     /// and the lab DNS host. Hosts left out keep their profile's addresses (an instance created
     /// before the subnet changed).
     pub hosts: Option<Vec<String>>,
+    /// Hosts that run `dhclient -6` when IPv6 arrives (kea-dhcp6 then runs in the router and
+    /// the M flag is advertised).
+    pub dhcp6: Vec<String>,
     /// Advertise the lab DNS host's IPv6 address as RDNSS (when it has one).
     pub rdnss: bool,
     /// Advertise the lab domain as DNSSL.
@@ -56,7 +72,7 @@ impl ProvisionDef {
             prefixes: vec![RaPrefix { prefix: ra::segment_prefix(0), valid: self.valid_lifetime, preferred: self.preferred_lifetime }],
             rdnss: if self.rdnss { rdnss_addr.into_iter().collect() } else { Vec::new() },
             dnssl: if self.dnssl { vec![nslab::addr::plan::LAB_DOMAIN.to_string()] } else { Vec::new() },
-            managed: self.managed,
+            managed: self.managed || !self.dhcp6.is_empty(),
             other: self.other,
             min_interval: self.min_interval,
             max_interval: self.max_interval,
@@ -98,6 +114,27 @@ fn decode_ipv6(doc: &Doc<'_>, v: Val<'_>, segment: &str, known: &Known) -> Resul
             Some(v)
         }
     };
+    let dhcp6 = match p.str_list("dhcp6", "an array of host names such as [\"web\"]")? {
+        None => Vec::new(),
+        Some((_, list)) => {
+            let mut v = Vec::new();
+            for h in &list {
+                let name = refer(&p, "dhcp6", h, "host", &known.hosts)?;
+                if name == router {
+                    return Err(p.bad(
+                        "dhcp6",
+                        &h.span,
+                        format!("{name:?} is the router (it runs the DHCPv6 server); expected hosts that ask it for an address"),
+                    ));
+                }
+                if hosts.as_ref().is_some_and(|hs| !hs.contains(&name)) {
+                    return Err(p.bad("dhcp6", &h.span, format!("{name:?} is not one of hosts; expected hosts of the segment")));
+                }
+                v.push(name);
+            }
+            v
+        }
+    };
     let life = |p: &mut Table<'_, '_>, key: &str, default: u32| -> Result<u32> { Ok(p.int(key, 0..=i64::from(u32::MAX))?.map_or(default, |n| n as u32)) };
     let valid_span = p.key_span("valid_lifetime");
     let valid_lifetime = life(&mut p, "valid_lifetime", 86_400)?;
@@ -133,6 +170,7 @@ fn decode_ipv6(doc: &Doc<'_>, v: Val<'_>, segment: &str, known: &Known) -> Resul
         segment: segment.to_string(),
         router,
         hosts,
+        dhcp6,
         rdnss: p.bool("rdnss")?.unwrap_or(true),
         dnssl: p.bool("dnssl")?.unwrap_or(true),
         managed: p.bool("managed")?.unwrap_or(false),

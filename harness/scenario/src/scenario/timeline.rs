@@ -225,8 +225,10 @@ pub enum Action {
     WaitAddress {
         /// The host.
         host: String,
-        /// The /64 (its first 64 bits).
+        /// The prefix (a /64, or narrower).
         prefix: std::net::Ipv6Addr,
+        /// Its length.
+        prefix_len: u8,
         /// The state.
         state: nslab::lab::provision::AddrState,
         /// How long at most.
@@ -627,15 +629,15 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
                 ));
             }
             let host = host(t)?;
-            let prefix = match t.str("prefix")? {
-                None => nslab::lab::provision::ra::segment_prefix(0),
-                Some(p) => super::values::parse_prefix64(&p.value).map_err(|e| t.bad("prefix", &p.span, e))?,
+            let (prefix, prefix_len) = match t.str("prefix")? {
+                None => (nslab::lab::provision::ra::segment_prefix(0), 64),
+                Some(p) => super::values::parse_lab_prefix(&p.value).map_err(|e| t.bad("prefix", &p.span, e))?,
             };
             let st = t.req_str("state", "\"usable\"")?;
             let state = nslab::lab::provision::AddrState::parse(&st.value).ok_or_else(|| {
                 t.bad("state", &st.span, format!("{:?} is not an address state; expected one of tentative, usable, deprecated, dad-failed, removed", st.value))
             })?;
-            Action::WaitAddress { host, prefix, state, timeout: t.positive_duration("timeout")?.unwrap_or(DEFAULT_WAIT_TIMEOUT) }
+            Action::WaitAddress { host, prefix, prefix_len, state, timeout: t.positive_duration("timeout")?.unwrap_or(DEFAULT_WAIT_TIMEOUT) }
         }
         _ => unreachable!("action names are checked by action_keys"),
     })

@@ -350,15 +350,19 @@ pub(super) fn check_dns_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A /64 written `2001:db8:1:1::/64`, inside the lab's documentation prefix 2001:db8::/32.
-pub(crate) fn parse_prefix64(s: &str) -> std::result::Result<std::net::Ipv6Addr, String> {
-    let bad = || format!("{s:?} is not an IPv6 /64 of the lab; expected a prefix such as \"2001:db8:1::/64\" or \"2001:db8:1:1::/64\"");
+/// An IPv6 prefix of the lab written `2001:db8:1:1::/64` (or a narrower one such as a DHCPv6
+/// pool's `2001:db8:1::d000/120`), inside the documentation prefix 2001:db8::/32, /32 to /128.
+pub(crate) fn parse_lab_prefix(s: &str) -> std::result::Result<(std::net::Ipv6Addr, u8), String> {
+    let bad =
+        || format!("{s:?} is not an IPv6 prefix of the lab; expected a prefix such as \"2001:db8:1::/64\", \"2001:db8:1:1::/64\" or \"2001:db8:1::d000/120\"");
     let (a, len) = s.split_once('/').ok_or_else(bad)?;
     let a: std::net::Ipv6Addr = a.parse().map_err(|_| bad())?;
-    if len != "64" || a.segments()[4..].iter().any(|x| *x != 0) || a.segments()[..2] != [0x2001, 0x0db8] {
+    let len: u8 = len.parse().map_err(|_| bad())?;
+    let host_bits = u128::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+    if !(32..=128).contains(&len) || a.to_bits() & host_bits != 0 || a.segments()[..2] != [0x2001, 0x0db8] {
         return Err(bad());
     }
-    Ok(a)
+    Ok((a, len))
 }
 
 #[cfg(test)]

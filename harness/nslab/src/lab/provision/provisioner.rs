@@ -284,10 +284,19 @@ impl Provisioner {
     /// # Errors
     /// [`Error::Timeout`] after `timeout` (a hang guard), listing the events seen.
     pub async fn wait_address(&self, host: &Host, prefix: Ipv6Addr, state: AddrState, timeout: Duration) -> Result<AddrEvent> {
+        self.wait_address_in(host, prefix, 64, state, timeout).await
+    }
+
+    /// As [`Provisioner::wait_address`], for an address in `net`/`len` (a DHCPv6 pool:
+    /// 2001:db8:1::d000/120).
+    ///
+    /// # Errors
+    /// As [`Provisioner::wait_address`].
+    pub async fn wait_address_in(&self, host: &Host, net: Ipv6Addr, len: u8, state: AddrState, timeout: Duration) -> Result<AddrEvent> {
         let name = host.name().to_string();
-        let what = format!("host {name} to have an address in {prefix}/64 {}", state.name());
+        let what = format!("host {name} to have an address in {net}/{len} {}", state.name());
         let t0 = tokio::time::Instant::now();
-        let e = self.watch.wait_for(&what, timeout, |e| e.host == name && ra::in_prefix(e.addr, prefix) && e.state == state).await?;
+        let e = self.watch.wait_for(&what, timeout, |e| e.host == name && ra::in_net(e.addr, net, len) && e.state == state).await?;
         if state == AddrState::Usable && self.following.load(std::sync::atomic::Ordering::Relaxed) {
             let mut rx = self.aaaa_changed.subscribe();
             let published = || self.aaaa_log().iter().any(|(_, h, a)| *h == name && a.contains(&e.addr));

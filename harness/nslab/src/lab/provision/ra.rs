@@ -84,7 +84,13 @@ pub fn renumbering_prefix(index: u16, n: u16) -> Ipv6Addr {
 
 /// Whether `addr` lies in the /64 `prefix`.
 pub fn in_prefix(addr: Ipv6Addr, prefix: Ipv6Addr) -> bool {
-    addr.segments()[..4] == prefix.segments()[..4]
+    in_net(addr, prefix, 64)
+}
+
+/// Whether `addr` lies in `net`/`len`.
+pub fn in_net(addr: Ipv6Addr, net: Ipv6Addr, len: u8) -> bool {
+    let mask = u128::MAX.checked_shl(128 - u32::from(len.min(128))).unwrap_or(0);
+    addr.to_bits() & mask == net.to_bits() & mask
 }
 
 impl RaConfig {

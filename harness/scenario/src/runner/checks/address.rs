@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::observed::{rel, step_time, Observed};
 use crate::scenario::AddressCheck;
-use nslab::lab::provision::ra::in_prefix;
+use nslab::lab::provision::ra::in_net;
 
 pub(super) async fn check(c: &AddressCheck, o: &Observed<'_>) -> Result<String, String> {
     let watch = o.addresses.ok_or("the lab's segment was not provisioned (no [segments.lan.ipv6])")?;
@@ -12,8 +12,9 @@ pub(super) async fn check(c: &AddressCheck, o: &Observed<'_>) -> Result<String, 
         Some(step) => Some(step_time(o.steps, step)?),
         None => None,
     };
-    let matches =
-        |e: &nslab::lab::provision::AddrEvent| e.host == c.host && in_prefix(e.addr, c.prefix) && e.state == c.state && since.is_none_or(|s| e.at >= s);
+    let matches = |e: &nslab::lab::provision::AddrEvent| {
+        e.host == c.host && in_net(e.addr, c.prefix, c.prefix_len) && e.state == c.state && since.is_none_or(|s| e.at >= s)
+    };
     let when = |at: Duration| match (&c.after, since) {
         (Some(step), Some(s)) => format!("{} step {step}", rel(at, s)),
         _ => format!("at {:.2}s", at.as_secs_f64()),
@@ -30,7 +31,7 @@ pub(super) async fn check(c: &AddressCheck, o: &Observed<'_>) -> Result<String, 
     } else {
         match watch.events().into_iter().find(|e| matches(e)) {
             Some(e) => Err(format!("{} {} {}", e.addr, e.state.name(), when(e.at))),
-            None => Ok(format!("none: the host's addresses in {}/64 were never {}", c.prefix, c.state.name())),
+            None => Ok(format!("none: the host's addresses in {}/{} were never {}", c.prefix, c.prefix_len, c.state.name())),
         }
     }
 }

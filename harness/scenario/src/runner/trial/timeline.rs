@@ -200,7 +200,12 @@ impl Trial<'_> {
                     let host = self.host(h)?;
                     self.provisioner()?.hold_dad(&host).await.map_err(lab_err)?;
                 }
-                self.provisioner()?.ipv6_arrives(*mode).await.map_err(lab_err)?
+                self.provisioner()?.ipv6_arrives(*mode).await.map_err(lab_err)?;
+                let dhcp6 = self.scenario.provision.as_ref().map(|d| d.dhcp6.clone()).unwrap_or_default();
+                if !dhcp6.is_empty() {
+                    let clients = dhcp6.iter().map(|h| self.host(h)).collect::<Result<Vec<_>, _>>()?;
+                    self.provisioner()?.start_dhcp6(&clients).await.map_err(lab_err)?;
+                }
             }
             Action::ReleaseDad { host } => {
                 let h = self.host(host)?;
@@ -221,9 +226,9 @@ impl Trial<'_> {
                 let dns = self.dns()?.clone();
                 self.provisioner()?.follow_aaaa(on.then_some(&dns)).await;
             }
-            Action::WaitAddress { host, prefix, state, timeout } => {
+            Action::WaitAddress { host, prefix, prefix_len, state, timeout } => {
                 let h = self.host(host)?;
-                self.provisioner()?.wait_address(&h, *prefix, *state, *timeout).await.map_err(lab_err)?;
+                self.provisioner()?.wait_address_in(&h, *prefix, *prefix_len, *state, *timeout).await.map_err(lab_err)?;
             }
             Action::WaitFor { service, condition, timeout } => {
                 let proc = self.proc(service)?;

@@ -14,8 +14,10 @@ use nslab::lab::provision::AddrState;
 pub struct AddressCheck {
     /// The host.
     pub host: String,
-    /// The /64 (its first 64 bits).
+    /// The prefix (a /64, or narrower).
     pub prefix: Ipv6Addr,
+    /// Its length.
+    pub prefix_len: u8,
     /// The state the kernel reported.
     pub state: AddrState,
     /// Only events after this named step ended.
@@ -34,9 +36,9 @@ impl KindSpec for AddressCheck {
         }
         let h = t.req_str("host", "\"web\"")?;
         let host = refer(t, "host", &h, "host", &known.hosts)?;
-        let prefix = match t.str("prefix")? {
-            None => nslab::lab::provision::ra::segment_prefix(0),
-            Some(p) => crate::scenario::values::parse_prefix64(&p.value).map_err(|e| t.bad("prefix", &p.span, e))?,
+        let (prefix, prefix_len) = match t.str("prefix")? {
+            None => (nslab::lab::provision::ra::segment_prefix(0), 64),
+            Some(p) => crate::scenario::values::parse_lab_prefix(&p.value).map_err(|e| t.bad("prefix", &p.span, e))?,
         };
         let st = t.req_str("state", "\"usable\"")?;
         let state = AddrState::parse(&st.value).ok_or_else(|| {
@@ -46,7 +48,7 @@ impl KindSpec for AddressCheck {
             None => None,
             Some(s) => Some(refer(t, "after", &s, "step", &known.steps)?),
         };
-        Ok(AddressCheck { host, prefix, state, after, present: t.bool("present")?.unwrap_or(true) })
+        Ok(AddressCheck { host, prefix, prefix_len, state, after, present: t.bool("present")?.unwrap_or(true) })
     }
 
     fn after(&self) -> Option<&str> {
@@ -56,9 +58,9 @@ impl KindSpec for AddressCheck {
 
 impl fmt::Display for AddressCheck {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let AddressCheck { host, prefix, state, after, present } = self;
+        let AddressCheck { host, prefix, prefix_len, state, after, present } = self;
         let verb = if *present { "has" } else { "never has" };
-        write!(f, "host {host} {verb} an address in {prefix}/64 {}", state.name())?;
+        write!(f, "host {host} {verb} an address in {prefix}/{prefix_len} {}", state.name())?;
         if let Some(a) = after {
             write!(f, " after step {a}")?;
         }
