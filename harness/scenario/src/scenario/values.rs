@@ -458,4 +458,13 @@ mod tests {
             assert!(check_dns_name(bad).is_err(), "{bad}");
         }
     }
+
+    #[test]
+    fn lab_prefixes_are_documentation_space_without_host_bits() {
+        assert_eq!(parse_lab_prefix("2001:db8:1:1::/64").unwrap(), ("2001:db8:1:1::".parse().unwrap(), 64));
+        assert_eq!(parse_lab_prefix("2001:db8:1::d000/120").unwrap(), ("2001:db8:1::d000".parse().unwrap(), 120));
+        for bad in ["2001:db8:1::1/64", "2001:db9::/64", "2001:db8::/16", "2001:db8:1::", "2001:db8:1::/x"] {
+            assert!(parse_lab_prefix(bad).is_err(), "{bad} was accepted");
+        }
+    }
 }
