@@ -18,6 +18,7 @@ fn main() -> std::process::ExitCode {
         trial_requiring("slaac/no-dad/address-arrives-usable-at-once", &["radvd"], || arrives(false)),
         trial_requiring("ra/rdnss-and-dnssl-seen-by-rdisc6", &["radvd", "rdisc6"], rdnss_dnssl),
         trial_requiring("renumber/old-prefix-deprecated-new-one-preferred", &["radvd"], renumber),
+        trial_requiring("ipv6-only/ipv4-addresses-go-slaac-arrives", &["radvd", "ip"], ipv6_only),
         trial_requiring("stop-advertising/default-route-goes-addresses-stay", &["radvd", "ip"], stop_advertising),
         trial_requiring("aaaa/record-appears-after-the-address-is-usable", &["radvd"], aaaa_follows),
         trial_requiring("dns64/switched-on-and-off-for-the-segment", &["radvd"], dns64_switch),
@@ -242,5 +243,23 @@ async fn dhcpv6() -> Result<(), String> {
         })
         .await
         .map_err(err)?;
+    finish(lab, p).await
+}
+
+async fn ipv6_only() -> Result<(), String> {
+    let (lab, p) = lab(false, false).await?;
+    let web = lab.host("web").map_err(err)?.clone();
+    let router = lab.host("router").map_err(err)?.clone();
+    let v4 = |h: nslab::Host| async move {
+        let out = h.run(Command::new("ip").args(["-4", "-o", "addr", "show", "dev", h.interface()]).name("ip-addr"), GUARD).await.map_err(err)?;
+        Ok::<String, String>(out.stdout())
+    };
+    ensure!(v4(web.clone()).await?.contains("192.0.2."), "web should start with its IPv4 address");
+    p.ipv6_arrives(Mode::Ipv6Only).await.map_err(err)?;
+    p.wait_address(&web, ra::segment_prefix(0), AddrState::Usable, GUARD).await.map_err(err)?;
+    let left = v4(web.clone()).await?;
+    ensure!(left.trim().is_empty(), "web still has IPv4 after ipv6-arrives with mode ipv6-only: {left:?}");
+    // The router keeps its IPv4 address (it is not one of the segment's hosts).
+    ensure!(v4(router).await?.contains("192.0.2."), "the router lost its IPv4 address");
     finish(lab, p).await
 }
