@@ -89,6 +89,17 @@ pub struct Provisioner {
     epoch: Instant,
 }
 
+impl Drop for Provisioner {
+    /// The backstop of [`Provisioner::teardown`]: the DNS-following task and the address watch
+    /// end with it (radvd, kea and dhclient are lab programs: they end with the lab).
+    fn drop(&mut self) {
+        if let Some(t) = self.state.get_mut().follow.take() {
+            t.abort();
+        }
+        self.watch.stop();
+    }
+}
+
 impl std::fmt::Debug for Provisioner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Provisioner").field("router", &self.router.name()).field("ifname", &self.ifname).finish_non_exhaustive()
