@@ -14,7 +14,7 @@ use hickory_server::{
 use tracing::{debug, warn};
 
 use super::{
-    dns64::Dns64,
+    dns64::Dns64Switch,
     fault::{Fault, Faults},
     log::{QueryLog, RawEntry, Transport},
     lookup::{self, Answer},
@@ -27,7 +27,7 @@ pub(crate) struct LabHandler {
     pub(crate) zones: Arc<ZoneSet>,
     pub(crate) faults: Faults,
     pub(crate) log: QueryLog,
-    pub(crate) dns64: Option<Dns64>,
+    pub(crate) dns64: Dns64Switch,
 }
 
 /// What to send back for one request.
@@ -106,9 +106,10 @@ impl LabHandler {
         let Some(zone) = self.zones.find(qname) else {
             return (code(ResponseCode::Refused), fault);
         };
+        let dns64 = self.dns64.for_client(request.src().ip());
         let answer = {
             let map = zone.store.records().await;
-            lookup::resolve(&map, &zone.origin, qname, qtype, self.dns64.as_ref())
+            lookup::resolve(&map, &zone.origin, qname, qtype, dns64.as_ref())
         };
         (Reply::Answer { answer, authoritative: true }, fault)
     }

@@ -48,6 +48,7 @@ pub use error::{ControlError, LogError, ServerError, ZoneError};
 pub use fault::{Fault, FaultTarget, Faults};
 /// hickory's query type and response code, as [`QueryLogEntry`] carries them.
 pub use hickory_proto::{op::ResponseCode, rr::RecordType};
+pub(crate) use log::write_jsonl;
 pub use log::{rcode_name, AnswerRecord, LogFilter, QueryLog, QueryLogEntry, Transport};
 pub use server::{DnsOptions, DnsServer, DnsSockets};
 pub use traffic::{decode_packet, entries_of, AddressBook, TrafficEntry, TrafficLog, WireAnswer, DEFAULT_CAPACITY as TRAFFIC_CAPACITY};

@@ -68,6 +68,8 @@ struct Inner {
     tasks: Mutex<Option<JoinSet<()>>>,
     /// Tells every task to stop.
     stop: watch::Sender<bool>,
+    /// DNS64 as switched now.
+    dns64: super::dns64::Dns64Switch,
 }
 
 /// A running authoritative DNS server; cloning gives another handle to the same server.
@@ -108,7 +110,8 @@ impl DnsServer {
         }
         let faults = Faults::default();
         let log = QueryLog::new(options.epoch, options.log_capacity);
-        let handler = LabHandler { zones: zones.clone(), faults: faults.clone(), log: log.clone(), dns64: options.dns64 };
+        let dns64 = super::dns64::Dns64Switch::new(options.dns64);
+        let handler = LabHandler { zones: zones.clone(), faults: faults.clone(), log: log.clone(), dns64: dns64.clone() };
         let span = info_span!("dns", zones = zones.iter().count());
         let _enter = span.enter();
         let (stop, stopped) = watch::channel(false);
@@ -120,7 +123,9 @@ impl DnsServer {
             tasks.spawn(tcp::serve(listener, handler.clone(), options.tcp_idle_timeout, stopped.clone()));
         }
         info!(?local, "dns server started");
-        Ok(Self { inner: Arc::new(Inner { zones, faults, log, hosts: Arc::new(RwLock::new(options.hosts)), local, tasks: Mutex::new(Some(tasks)), stop }) })
+        Ok(Self {
+            inner: Arc::new(Inner { zones, faults, log, hosts: Arc::new(RwLock::new(options.hosts)), local, tasks: Mutex::new(Some(tasks)), stop, dns64 }),
+        })
     }
 
     /// The addresses served, with their transport.
@@ -165,6 +170,13 @@ impl DnsServer {
     /// from `RecordValue::Host` keep their addresses (use `ZoneControl::replace_set` to refresh).
     pub fn set_host_addrs(&self, host: &str, addrs: Vec<IpAddr>) {
         self.inner.hosts.write().unwrap_or_else(PoisonError::into_inner).insert(host.to_owned(), addrs);
+    }
+
+    /// Switches DNS64 synthesis from now on: `None` turns it off; with `clients` it applies only
+    /// to queries from addresses inside those prefixes (address, prefix length), as a cloud
+    /// turns DNS64 on for one subnet; `clients` `None` means every client.
+    pub fn set_dns64(&self, dns64: Option<Dns64>, clients: Option<Vec<(IpAddr, u8)>>) {
+        self.inner.dns64.set(dns64, clients);
     }
 
     /// Stops serving: closes every socket and TCP connection and waits for the tasks to end

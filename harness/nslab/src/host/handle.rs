@@ -87,6 +87,8 @@ pub(crate) struct HostInner {
     pub(crate) ifaces: Vec<crate::host::interfaces::Interface>,
     /// Its router settings, as they are now (a timeline may change its routes).
     pub(crate) router: Option<Mutex<crate::host::interfaces::RouterSpec>>,
+    /// Whether its IPv6 addresses run duplicate address detection (the spec's `dad`).
+    pub(crate) dad: bool,
 }
 
 impl std::fmt::Debug for Host {
@@ -166,6 +168,12 @@ impl Host {
     /// The addresses a host's slot would have in a dual-stack lab, whatever its profile.
     pub fn slot(&self) -> SlotAddrs {
         self.inner.slot
+    }
+
+    /// Whether its IPv6 addresses run duplicate address detection (set by [`crate::HostSpec::dad`]),
+    /// those the kernel makes from router advertisements included.
+    pub fn dad(&self) -> bool {
+        self.inner.dad
     }
 
     /// Its network namespace.

@@ -461,6 +461,7 @@ impl LabBuilder {
                         held: Mutex::new(Default::default()),
                         ifaces,
                         router: p.spec.router.map(Mutex::new),
+                        dad: p.spec.dad,
                     }),
                 };
                 for (_, s) in deferred {

@@ -155,6 +155,9 @@ pub enum Error {
     /// A DNS step in a scenario without `[dns]`.
     #[error("the scenario has no [dns]")]
     NoDns,
+    /// A provisioning step in a scenario without `[segments.lan.ipv6]`.
+    #[error("the scenario has no [segments.lan.ipv6]")]
+    NoProvision,
     /// The DNS server refused a change or a fault.
     #[error("{error}")]
     Dns {

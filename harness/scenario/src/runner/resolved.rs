@@ -252,6 +252,13 @@ fn step(s: &Step) -> ResolvedStep {
             json!({ "host": host, "name": name, "type": rtype.map(|t| t.to_string()), "timeout_ms": ms(*timeout) })
         }
         Action::WaitFor { service, condition: c, timeout } => json!({ "service": service, "condition": condition(c), "timeout_ms": ms(*timeout) }),
+        Action::Ipv6Arrives { segment, mode, hold } => json!({ "segment": segment, "mode": mode.name(), "hold": hold }),
+        Action::ReleaseDad { host } => json!({ "host": host }),
+        Action::Renumber { segment } | Action::StopAdvertising { segment } => json!({ "segment": segment }),
+        Action::Dns64 { segment, on } | Action::AaaaRecords { segment, on } => json!({ "segment": segment, "state": if *on { "on" } else { "off" } }),
+        Action::WaitAddress { host, prefix, prefix_len, state, timeout } => {
+            json!({ "host": host, "prefix": format!("{prefix}/{prefix_len}"), "state": state.name(), "timeout_ms": ms(*timeout) })
+        }
     };
     let mut fields = match fields {
         Value::Object(m) => m,

@@ -33,6 +33,8 @@ pub(crate) struct Known {
     pub service_refs: std::cell::RefCell<Vec<(String, std::ops::Range<usize>)>>,
     /// `[resolvers.<name>]`: name -> its host.
     pub resolvers: std::collections::BTreeMap<String, String>,
+    /// Segments with IPv6 provisioning (`[segments.<name>.ipv6]`).
+    pub segments: BTreeSet<String>,
 }
 
 impl Known {

@@ -61,6 +61,8 @@ pub struct Scenario {
     pub timeline: Vec<Step>,
     /// The expectations, in file order.
     pub expectations: Vec<Expectation>,
+    /// IPv6 provisioning of the lab's segment (`[segments.lan.ipv6]`), if any.
+    pub provision: Option<super::provision::ProvisionDef>,
 }
 
 /// The program under test, as `program` names it.
@@ -298,9 +300,9 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         },
     };
     let segments_span = t.key_span("segments");
-    let segments = match t.take("segments") {
+    let (segments, ipv6_tables) = match t.take("segments") {
         Some(v) => super::segment::decode_segments(doc, v)?,
-        None => Vec::new(),
+        None => (Vec::new(), Vec::new()),
     };
     let hosts = match t.take("hosts") {
         Some(v) => decode_hosts(doc, v)?,
@@ -335,6 +337,37 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         known.dns = true;
         known.hosts.insert(d.server_host().to_string());
         known.zones = d.zones.iter().map(|z| z.origin.clone()).collect();
+    }
+    let mut provision = None;
+    for (index, name, v) in ipv6_tables {
+        // The provisioner serves the hosts whose primary interface is on the segment: the
+        // lab's first segment, where every host without `segments` is.
+        if index != 0 {
+            let first = segments.first().map_or(super::provision::LAN, |s| s.name.as_str());
+            return Err(doc.err(
+                &name.span,
+                format!(
+                    "segment {:?} has an ipv6 table; IPv6 provisioning is on the lab's first segment, where hosts without `segments` are; expected [segments.{first}.ipv6]",
+                    name.value
+                ),
+            ));
+        }
+        let def = super::provision::decode_ipv6(doc, v, &name.value, &known)?;
+        // In a routed lab the router must be on the segment, and the hosts it serves have it
+        // as their primary interface.
+        let on = |host: &str, primary: bool| {
+            hosts.iter().find(|h| h.name == host).is_none_or(|h| h.segments.is_empty() || if primary { h.segments[0] == def.segment } else { h.segments.contains(&def.segment) })
+        };
+        if !on(&def.router, false) {
+            return Err(doc.err(&name.span, format!("[segments.{}.ipv6] names router {:?}, which is not on segment {:?}; expected a host with it in `segments`", def.segment, def.router, def.segment)));
+        }
+        if let Some(h) = def.hosts.iter().flatten().find(|h| !on(h, true)) {
+            return Err(doc.err(&name.span, format!("[segments.{}.ipv6] names host {h:?}, whose first segment is not {:?}; expected hosts whose primary interface is on it", def.segment, def.segment)));
+        }
+        provision = Some(def);
+    }
+    if let Some(p) = &provision {
+        known.segments.insert(p.segment.clone());
     }
     let mut services = match t.take("services") {
         Some(v) => decode_services(doc, v, &known)?,
@@ -385,5 +418,6 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         resolvers,
         timeline,
         expectations,
+        provision,
     })
 }

@@ -27,6 +27,7 @@ mod hosts;
 mod known;
 mod link;
 mod load;
+mod provision;
 mod requires;
 mod resolver;
 mod resolver_service;
@@ -41,14 +42,15 @@ pub use discover::{discover, DiscoverError, ScenarioFile};
 pub use dns::{parse_record_value, DnsDef, OmittedRecord, TemplatedRecord, DEFAULT_TTL};
 pub use duration::{format_duration, parse_duration};
 pub use error::{line_col, Location, ScenarioError};
+pub use expect::{AddressCheck, Asked, Asker, DnsQueriesCheck, WindowEnd};
 pub use expect::{
     Anchor, BindErrorCheck, Cause, Check, ClientRef, ConnectCheck, ConnectFamily, ConnectResult, DiagnosisCheck, ExitCheck, Expectation, FirstRequestCheck,
     Kind, LineWithinCheck, ListenTarget, ListeningCheck, NeverReachesCheck, NoLineCheck, OutputCheck, OutputStream, StaleCause, StaleCheck, StaleCounts,
     DEFAULT_CONNECT_TIMEOUT,
 };
-pub use expect::{Asked, Asker, DnsQueriesCheck, WindowEnd};
 pub use hosts::{HostDef, ResolverRef, ResolverTarget};
 pub use load::{load, parse_str, ProgramDef, Scenario, DEFAULT_TIMEOUT, MAX_FILE_SIZE};
+pub use provision::{ProvisionDef, LAN};
 pub use requires::{extract_version, version_probe, Probe, ProbeStream, Requirement, Version, VersionConstraint};
 pub use resolver::{ResolverDef, Upstream, DEFAULT_STALE};
 pub use segment::SegmentDef;

@@ -13,7 +13,7 @@ use nslab::Family;
 
 // `ipv6` (the provisioning sub-table, decoded by scenario/provision.rs) joins these keys when
 // that module lands: see the hook in `decode_segment`.
-const SEGMENT_KEYS: &[&str] = &["profile", "mtu"];
+const SEGMENT_KEYS: &[&str] = &["profile", "mtu", "ipv6"];
 const ROUTER_KEYS: &[&str] = &["missing_route", "pmtud_blackhole"];
 const ROUTE_FAMILIES: &[&str] = &["ipv4", "ipv6"];
 
@@ -45,13 +45,21 @@ impl SegmentDef {
 }
 
 /// Reads `[segments]`, in file order.
-pub(crate) fn decode_segments(doc: &Doc<'_>, v: Val<'_>) -> Result<Vec<SegmentDef>> {
+/// Each segment's `ipv6` sub-table is returned undecoded, with the segment's name and
+/// declaration index: it names hosts, so it is read once they are known
+/// (`super::provision::decode_ipv6`).
+pub(crate) fn decode_segments<'i>(doc: &Doc<'_>, v: Val<'i>) -> Result<(Vec<SegmentDef>, Vec<(usize, Str, Val<'i>)>)> {
     let mut t = Table::new(doc, "[segments]", v, "a table of segments such as [segments.lan]")?;
     let span = t.span.clone();
     let mut out = Vec::new();
+    let mut ipv6 = Vec::new();
     for (name, v) in t.take_all() {
         nslab::lab::spec::check_name("segment", &name.value).map_err(|e| doc.err(&name.span, e))?;
-        out.push(decode_segment(doc, name, v)?);
+        let (def, p) = decode_segment(doc, name.clone(), v)?;
+        if let Some(p) = p {
+            ipv6.push((out.len(), name, p));
+        }
+        out.push(def);
     }
     if out.len() > MAX_SEGMENTS {
         return Err(doc.err(
@@ -62,22 +70,20 @@ pub(crate) fn decode_segments(doc: &Doc<'_>, v: Val<'_>) -> Result<Vec<SegmentDe
             ),
         ));
     }
-    Ok(out)
+    Ok((out, ipv6))
 }
 
-fn decode_segment(doc: &Doc<'_>, name: Str, v: Val<'_>) -> Result<SegmentDef> {
-    let mut t = Table::new(doc, format!("segment {:?}", name.value), v, "a table such as [segments.lan] with profile and mtu")?;
-    // Hook for issue 16's provisioning: `[segments.<name>.ipv6]` is decoded by
-    // `crate::scenario::provision::decode(doc, table, segment_name)` once that module exists;
-    // until then `ipv6` is an unknown key here.
+fn decode_segment<'i>(doc: &Doc<'_>, name: Str, v: Val<'i>) -> Result<(SegmentDef, Option<Val<'i>>)> {
+    let mut t = Table::new(doc, format!("segment {:?}", name.value), v, "a table such as [segments.lan] with profile, mtu and ipv6")?;
     t.check_keys(SEGMENT_KEYS)?;
+    let ipv6 = t.take("ipv6");
     let profile = match t.str("profile")? {
         None => None,
         Some(s) => Some(Profile::from_str(&s.value).map_err(|e| t.bad("profile", &s.span, e))?),
     };
     let mtu_span = t.key_span("mtu");
     let mtu = t.int("mtu", i64::from(MIN_MTU)..=i64::from(MAX_MTU))?.map(|m| m as u32);
-    Ok(SegmentDef { name: name.value, profile, mtu, mtu_span })
+    Ok((SegmentDef { name: name.value, profile, mtu, mtu_span }, ipv6))
 }
 
 /// Reads a host's `router`: `true`, `false`, or a table with `missing_route` and

@@ -14,7 +14,7 @@ use nslab::dns::{RecordKind, RecordValue};
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const STEP_KEYS: &[&str] = &["name", "at", "after", "action", "profiles"];
-const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, link-condition, route, add-address, complete-dad, remove-address, change-address, wait, wait-for, wait-dns-query";
+const ACTIONS: &str = "start, stop, kill, swap-cname, set-record, delete-record, set-ttl, dns-fault, clear-dns-faults, link, link-condition, route, add-address, complete-dad, remove-address, change-address, wait, wait-for, wait-dns-query, ipv6-arrives, renumber, stop-advertising, dns64, aaaa-records, wait-address, release-dad";
 
 /// One step of the timeline.
 #[derive(Debug, Clone)]
@@ -194,6 +194,63 @@ pub enum Action {
         /// How long at most.
         timeout: Duration,
     },
+    /// IPv6 arrives on a provisioned segment now: its router starts advertising (the hosts'
+    /// kernels do SLAAC); `ipv6-only` also removes the hosts' IPv4 addresses.
+    Ipv6Arrives {
+        /// The segment.
+        segment: String,
+        /// What the segment becomes.
+        mode: nslab::lab::provision::Mode,
+        /// Hosts whose SLAAC addresses stay tentative until a `release-dad` step for them.
+        hold: Vec<String>,
+    },
+    /// End the DAD hold of a host (`hold` of `ipv6-arrives`): its held tentative SLAAC address
+    /// is removed and the router's next advertisement makes it again with ordinary DAD.
+    ReleaseDad {
+        /// The host.
+        host: String,
+    },
+    /// The segment is renumbered: the prefixes advertised so far with preferred lifetime 0
+    /// (deprecated), the next renumbering prefix (2001:db8:1:N::/64) advertised.
+    Renumber {
+        /// The segment.
+        segment: String,
+    },
+    /// The segment's router stops advertising (radvd ends; its last advertisement has router
+    /// lifetime 0; the hosts keep their addresses until the valid lifetime runs out).
+    StopAdvertising {
+        /// The segment.
+        segment: String,
+    },
+    /// DNS64 of the lab DNS switched on or off for the segment's clients.
+    Dns64 {
+        /// The segment.
+        segment: String,
+        /// On or off.
+        on: bool,
+    },
+    /// The lab DNS publishes (or stops updating) AAAA records for the hosts' SLAAC addresses as
+    /// they become usable.
+    AaaaRecords {
+        /// The segment.
+        segment: String,
+        /// On or off.
+        on: bool,
+    },
+    /// Wait until the kernel reports a host's address in a /64 in a state (fails the trial
+    /// after `timeout`): the event a window is anchored to.
+    WaitAddress {
+        /// The host.
+        host: String,
+        /// The prefix (a /64, or narrower).
+        prefix: std::net::Ipv6Addr,
+        /// Its length.
+        prefix_len: u8,
+        /// The state.
+        state: nslab::lab::provision::AddrState,
+        /// How long at most.
+        timeout: Duration,
+    },
     /// Wait until a condition holds on a service (fails the trial after `timeout`).
     WaitFor {
         /// The service.
@@ -293,6 +350,13 @@ impl Action {
             Action::Wait { .. } => "wait",
             Action::WaitFor { .. } => "wait-for",
             Action::WaitDnsQuery { .. } => "wait-dns-query",
+            Action::Ipv6Arrives { .. } => "ipv6-arrives",
+            Action::Renumber { .. } => "renumber",
+            Action::StopAdvertising { .. } => "stop-advertising",
+            Action::Dns64 { .. } => "dns64",
+            Action::AaaaRecords { .. } => "aaaa-records",
+            Action::WaitAddress { .. } => "wait-address",
+            Action::ReleaseDad { .. } => "release-dad",
         }
     }
 }
@@ -378,6 +442,11 @@ fn action_keys(action: &str) -> Option<&'static [&'static str]> {
         "wait" => &["duration"],
         "wait-for" => &["service", "line", "listening", "exit", "timeout"],
         "wait-dns-query" => &["host", "query", "type", "timeout"],
+        "ipv6-arrives" => &["segment", "mode", "hold"],
+        "release-dad" => &["host"],
+        "renumber" | "stop-advertising" => &["segment"],
+        "dns64" | "aaaa-records" => &["segment", "state"],
+        "wait-address" => &["host", "prefix", "state", "timeout"],
         _ => return None,
     })
 }
@@ -576,8 +645,82 @@ fn decode_action(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<A
             let rtype = rtype(t, false)?;
             Action::WaitDnsQuery { host, name, rtype, timeout: t.positive_duration("timeout")?.unwrap_or(DEFAULT_WAIT_TIMEOUT) }
         }
+        "ipv6-arrives" => {
+            let segment = segment(t, action, known)?;
+            let mode = match t.str("mode")? {
+                None => nslab::lab::provision::Mode::DualStack,
+                Some(m) => match m.value.as_str() {
+                    "dual-stack" => nslab::lab::provision::Mode::DualStack,
+                    "ipv6-only" => nslab::lab::provision::Mode::Ipv6Only,
+                    other => return Err(t.bad("mode", &m.span, format!("{other:?} is not a mode; expected \"dual-stack\" or \"ipv6-only\""))),
+                },
+            };
+            let hold = match t.str_list("hold", "an array of host names such as [\"web\"]")? {
+                None => Vec::new(),
+                Some((_, list)) => list.iter().map(|h| refer(t, "hold", h, "host", &known.hosts)).collect::<Result<Vec<_>>>()?,
+            };
+            Action::Ipv6Arrives { segment, mode, hold }
+        }
+        "release-dad" => {
+            segment(t, action, known)?;
+            Action::ReleaseDad { host: host(t)? }
+        }
+        "renumber" => Action::Renumber { segment: segment(t, action, known)? },
+        "stop-advertising" => Action::StopAdvertising { segment: segment(t, action, known)? },
+        "dns64" | "aaaa-records" => {
+            let segment = segment(t, action, known)?;
+            need_dns(t, action, known)?;
+            let s = t.req_str("state", "\"on\"")?;
+            let on = match s.value.as_str() {
+                "on" => true,
+                "off" => false,
+                other => return Err(t.bad("state", &s.span, format!("{other:?} is not a state; expected \"on\" or \"off\""))),
+            };
+            if action.value == "dns64" {
+                Action::Dns64 { segment, on }
+            } else {
+                Action::AaaaRecords { segment, on }
+            }
+        }
+        "wait-address" => {
+            if known.segments.is_empty() {
+                return Err(t.bad(
+                    "action",
+                    &action.span,
+                    "\"wait-address\" waits for an address a router advertises; expected a [segments.lan.ipv6] table in the scenario",
+                ));
+            }
+            let host = host(t)?;
+            let (prefix, prefix_len) = match t.str("prefix")? {
+                None => (nslab::lab::provision::ra::segment_prefix(0), 64),
+                Some(p) => super::values::parse_lab_prefix(&p.value).map_err(|e| t.bad("prefix", &p.span, e))?,
+            };
+            let st = t.req_str("state", "\"usable\"")?;
+            let state = nslab::lab::provision::AddrState::parse(&st.value).ok_or_else(|| {
+                t.bad("state", &st.span, format!("{:?} is not an address state; expected one of tentative, usable, deprecated, dad-failed, removed", st.value))
+            })?;
+            Action::WaitAddress { host, prefix, prefix_len, state, timeout: t.positive_duration("timeout")?.unwrap_or(DEFAULT_WAIT_TIMEOUT) }
+        }
         _ => unreachable!("action names are checked by action_keys"),
     })
+}
+
+/// Reads `segment` (default `lan`), which must have IPv6 provisioning.
+fn segment(t: &mut Table<'_, '_>, action: &Str, known: &Known) -> Result<String> {
+    let s = t.str("segment")?;
+    let name = s.as_ref().map_or(super::provision::LAN, |s| s.value.as_str()).to_string();
+    if !known.segments.contains(&name) {
+        let (key, span) = match &s {
+            Some(s) => ("segment", s.span.clone()),
+            None => ("action", action.span.clone()),
+        };
+        return Err(t.bad(
+            key,
+            &span,
+            format!("{:?} needs segment {name:?} provisioned; expected a [segments.{name}.ipv6] table with its router", action.value),
+        ));
+    }
+    Ok(name)
 }
 
 fn need_dns(t: &Table<'_, '_>, action: &Str, known: &Known) -> Result<()> {

@@ -350,6 +350,21 @@ pub(super) fn check_dns_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An IPv6 prefix of the lab written `2001:db8:1:1::/64` (or a narrower one such as a DHCPv6
+/// pool's `2001:db8:1::d000/120`), inside the documentation prefix 2001:db8::/32, /32 to /128.
+pub(crate) fn parse_lab_prefix(s: &str) -> std::result::Result<(std::net::Ipv6Addr, u8), String> {
+    let bad =
+        || format!("{s:?} is not an IPv6 prefix of the lab; expected a prefix such as \"2001:db8:1::/64\", \"2001:db8:1:1::/64\" or \"2001:db8:1::d000/120\"");
+    let (a, len) = s.split_once('/').ok_or_else(bad)?;
+    let a: std::net::Ipv6Addr = a.parse().map_err(|_| bad())?;
+    let len: u8 = len.parse().map_err(|_| bad())?;
+    let host_bits = u128::MAX.checked_shr(u32::from(len)).unwrap_or(0);
+    if !(32..=128).contains(&len) || a.to_bits() & host_bits != 0 || a.segments()[..2] != [0x2001, 0x0db8] {
+        return Err(bad());
+    }
+    Ok((a, len))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,6 +456,15 @@ mod tests {
         }
         for bad in ["", ".", "a..b", "-a", "a b", "app.*", &"x".repeat(64)] {
             assert!(check_dns_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lab_prefixes_are_documentation_space_without_host_bits() {
+        assert_eq!(parse_lab_prefix("2001:db8:1:1::/64").unwrap(), ("2001:db8:1:1::".parse().unwrap(), 64));
+        assert_eq!(parse_lab_prefix("2001:db8:1::d000/120").unwrap(), ("2001:db8:1::d000".parse().unwrap(), 120));
+        for bad in ["2001:db8:1::1/64", "2001:db9::/64", "2001:db8::/16", "2001:db8:1::", "2001:db8:1::/x"] {
+            assert!(parse_lab_prefix(bad).is_err(), "{bad} was accepted");
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::observed::Observed;
-use super::{bind_error, connect, diagnosis, dns_queries, exit, first_request, line_within, listening, never_reaches, no_line, output, stale};
+use super::{address, bind_error, connect, diagnosis, dns_queries, exit, first_request, line_within, listening, never_reaches, no_line, output, stale};
 use crate::runner::observe::ServiceReport;
 use crate::runner::report::ExpectationResult;
 use crate::runner::target::Target;
@@ -55,6 +55,7 @@ async fn live(check: &Check, o: &Observed<'_>) -> Option<Result<String, String>>
         Check::Diagnosis(c) => diagnosis::check(c, o).await,
         Check::NeverReaches(c) => never_reaches::check(c, o).await,
         Check::DnsQueries(c) => dns_queries::check(c, o).await,
+        Check::Address(c) => address::check(c, o).await,
         Check::Output(_) | Check::BindError(_) => return None,
     })
 }
@@ -80,9 +81,10 @@ pub async fn evaluate(
     procs: &BTreeMap<String, Process>,
     targets: &BTreeMap<String, Target>,
     steps: &BTreeMap<String, Duration>,
+    addresses: Option<&nslab::lab::provision::AddressWatch>,
     deadline: tokio::time::Instant,
 ) -> Vec<Indexed> {
-    let o = Observed { s, lab, procs, targets, steps };
+    let o = Observed { s, lab, procs, targets, steps, addresses };
     let o = &o;
     let futs = s.expectations.iter().enumerate().filter(|(_, e)| e.applies_to(profile)).map(|(i, e)| async move {
         let desc = e.description();

@@ -1,6 +1,7 @@
 //! Checking a scenario's expectations against what the lab observed: one file per kind of
 //! expectation (its evaluator), and `dispatch.rs`, which decides when each is checked.
 
+mod address;
 mod bind_error;
 mod connect;
 mod diagnosis;

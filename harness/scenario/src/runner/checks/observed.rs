@@ -17,6 +17,8 @@ pub(super) struct Observed<'a> {
     pub(super) targets: &'a BTreeMap<String, Target>,
     /// Lab time at which each named step ended.
     pub(super) steps: &'a BTreeMap<String, Duration>,
+    /// The address events of the provisioned segment's hosts, if it is provisioned.
+    pub(super) addresses: Option<&'a nslab::lab::provision::AddressWatch>,
 }
 
 pub(super) fn proc<'a>(procs: &'a BTreeMap<String, Process>, service: &str) -> Result<&'a Process, String> {

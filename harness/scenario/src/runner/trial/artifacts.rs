@@ -121,6 +121,17 @@ pub(super) fn write_facts(lab: &Lab, s: &Scenario, profile: Profile, name: &str,
     }
 }
 
+/// Writes `aaaa.jsonl`: each AAAA set the lab DNS published for a host's SLAAC addresses
+/// (lab time in microseconds, host, addresses; empty: deleted).
+pub(super) fn write_aaaa_log(lab: &Lab, log: &[(Duration, String, Vec<std::net::Ipv6Addr>)]) {
+    if log.is_empty() {
+        return;
+    }
+    let text: String =
+        log.iter().map(|(at, host, addrs)| serde_json::json!({ "at_us": at.as_micros() as u64, "host": host, "aaaa": addrs }).to_string() + "\n").collect();
+    let _ = nslab::os::fsafe::write_artifact(&lab.artifacts().join("aaaa.jsonl"), text.as_bytes(), 0o600);
+}
+
 /// Writes the timeline picture into `dir`, the lab's artifact directory; returns its path
 /// when it was written.
 pub(super) fn write_picture(dir: &Path, svg: Option<String>) -> Option<PathBuf> {

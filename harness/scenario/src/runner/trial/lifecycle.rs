@@ -103,6 +103,13 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     };
     let mut artifacts = None;
     let mut timeline = None;
+    if let (Some(p), Some(lab)) = (t.provision.take(), t.lab.as_ref()) {
+        p.teardown().await;
+        if let Err(e) = p.write_addresses(lab.artifacts()) {
+            tracing::warn!(error = %e, "cannot write the address events");
+        }
+        artifacts::write_aaaa_log(lab, &p.aaaa_log());
+    }
     if let Some(lab) = t.lab.take() {
         let picture = artifacts::write_targets(&lab, &t.targets, &t.dns_steps);
         artifacts::write_facts(&lab, scenario, profile, name, &t.facts);
@@ -214,7 +221,9 @@ impl Trial<'_> {
                 Err(_) => tracing::warn!(host = %h, "link figures not read before the deadline"),
             }
         }
-        self.checked = checks::evaluate(self.scenario, self.profile, lab, &self.procs, &self.targets, &self.steps, deadline).await;
+        self.checked =
+            checks::evaluate(self.scenario, self.profile, lab, &self.procs, &self.targets, &self.steps, self.provision.as_ref().map(|p| p.watch()), deadline)
+                .await;
         tracing::debug!(setup = ?(base - t0), scenario = ?base.elapsed(), startup_in_timeline = ?Duration::from_millis(startup.load(Ordering::Relaxed)), "trial timed");
         Ok(())
     }
@@ -225,6 +234,11 @@ impl Trial<'_> {
         let scenario_dir = std::fs::canonicalize(s.dir()).unwrap_or_else(|_| s.dir().to_path_buf());
         // Programs are started with the scenario's files, wherever the folder is (even in /tmp).
         let mut b = s.lab_builder(self.profile).share_with_hosts(scenario_dir.clone());
+        if s.provision.is_some() {
+            // Addresses a router gives out are not known when /etc/hosts is written: on a
+            // provisioned segment names come from the lab DNS, as in a cloud subnet.
+            b = b.hosts_file_entries(false);
+        }
         if let Some(d) = &s.dns {
             // Templated records take this trial's addresses, from the plan the lab is built to.
             let zones = if d.templated.is_empty() {
@@ -259,6 +273,9 @@ impl Trial<'_> {
             };
             self.targets.insert(def.name.clone(), target);
         }
+        if let Some(def) = &s.provision {
+            self.provision = Some(provision(&lab, def, s).await?);
+        }
         self.lab = Some(lab);
 
         for svc in s.services_for(self.profile).filter(|svc| svc.autostart) {
@@ -283,6 +300,39 @@ impl Trial<'_> {
         }
         out
     }
+}
+
+/// Prepares the segment's IPv6 provisioning: the router and every declared host but the
+/// router get IPv6 and SLAAC (the lab DNS host keeps its fixed addresses, as a cloud resolver
+/// does); nothing is advertised until an `ipv6-arrives` step.
+async fn provision(lab: &nslab::Lab, def: &crate::scenario::ProvisionDef, s: &Scenario) -> Result<nslab::lab::provision::Provisioner, Error> {
+    let router = lab.host(&def.router)?.clone();
+    let dns_host = s.dns.as_ref().map(|d| d.server_host().to_string());
+    // The segment's hosts: those whose primary interface is on it (every host of a one-segment lab).
+    let on_segment = |h: &nslab::Host| h.interfaces().first().is_some_and(|i| i.segment == def.segment);
+    let hosts: Vec<nslab::Host> = match &def.hosts {
+        Some(list) => lab.hosts().iter().filter(|h| list.iter().any(|n| n == h.name())).cloned().collect(),
+        None => lab.hosts().iter().filter(|h| on_segment(h) && h.name() != def.router && Some(h.name()) != dns_host.as_deref()).cloned().collect(),
+    };
+    let ifname = router
+        .interface_in(&def.segment)
+        .map(|i| i.name.clone())
+        .ok_or_else(|| Error::LabBuild { source: Box::new(nslab::Error::Invalid { what: format!("router {} is not on segment {}", def.router, def.segment) }) })?;
+    let rdnss = dns_host.as_deref().and_then(|n| lab.host(n).ok()).and_then(|h| h.ipv6());
+    let p = nslab::lab::provision::Provisioner::prepare(&router, &ifname, &hosts, def.ra_config(rdnss), lab.epoch())
+        .await
+        .map_err(|e| Error::LabBuild { source: Box::new(e) })?;
+    if let Some(dns) = lab.dns() {
+        if def.aaaa_records {
+            p.follow_aaaa(Some(dns)).await;
+        }
+        if def.dns64 {
+            p.set_dns64(dns, Some(nslab::dns::Dns64::new(nslab::lab::nat64::PREFIX, 96).expect("the lab's NAT64 prefix is a /96")))
+                .await
+                .map_err(|e| Error::LabBuild { source: Box::new(e) })?;
+        }
+    }
+    Ok(p)
 }
 
 /// The reason of a trial whose expectations failed: "2 of 5 expectations failed: a, b", and

@@ -91,6 +91,8 @@ pub(super) struct Trial<'a> {
     pub(super) link_figures: Vec<nslab::lab::link::LinkFigures>,
     /// The lab's hosts and started services, which built-in targets ask who made a connection.
     pub(super) clients: Option<Arc<crate::runner::attribution::Clients>>,
+    /// The IPv6 provisioning of the lab's segment (`[segments.lan.ipv6]`).
+    pub(super) provision: Option<nslab::lab::provision::Provisioner>,
 }
 
 /// One CNAME swap of the timeline.
@@ -129,6 +131,7 @@ impl<'a> Trial<'a> {
             startup_ms: Arc::new(AtomicU64::new(0)),
             starting: Arc::new(AtomicBool::new(false)),
             clients: None,
+            provision: None,
         }
     }
 
@@ -142,6 +145,10 @@ impl<'a> Trial<'a> {
 
     pub(super) fn proc(&self, service: &str) -> Result<Process, Error> {
         self.procs.get(service).cloned().ok_or_else(|| Error::NotRunning { service: service.to_owned() })
+    }
+
+    pub(super) fn provisioner(&self) -> Result<&nslab::lab::provision::Provisioner, Error> {
+        self.provision.as_ref().ok_or(Error::NoProvision)
     }
 
     pub(super) fn dns(&self) -> Result<&nslab::dns::DnsServer, Error> {

@@ -202,6 +202,41 @@ impl Trial<'_> {
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
             }
+            Action::Ipv6Arrives { mode, hold, .. } => {
+                for h in hold {
+                    let host = self.host(h)?;
+                    self.provisioner()?.hold_dad(&host).await.map_err(lab_err)?;
+                }
+                self.provisioner()?.ipv6_arrives(*mode).await.map_err(lab_err)?;
+                let dhcp6 = self.scenario.provision.as_ref().map(|d| d.dhcp6.clone()).unwrap_or_default();
+                if !dhcp6.is_empty() {
+                    let clients = dhcp6.iter().map(|h| self.host(h)).collect::<Result<Vec<_>, _>>()?;
+                    self.provisioner()?.start_dhcp6(&clients).await.map_err(lab_err)?;
+                }
+            }
+            Action::ReleaseDad { host } => {
+                let h = self.host(host)?;
+                let removed = self.provisioner()?.release_dad(&h).await.map_err(lab_err)?;
+                tracing::info!(host, ?removed, "DAD hold released");
+            }
+            Action::Renumber { .. } => {
+                let new = self.provisioner()?.renumber().await.map_err(lab_err)?;
+                tracing::info!(prefix = %new, "segment renumbered");
+            }
+            Action::StopAdvertising { .. } => self.provisioner()?.stop_advertising().await.map_err(lab_err)?,
+            Action::Dns64 { on, .. } => {
+                let dns = self.dns()?.clone();
+                let d64 = on.then(|| nslab::dns::Dns64::new(nslab::lab::nat64::PREFIX, 96).expect("the lab's NAT64 prefix is a /96"));
+                self.provisioner()?.set_dns64(&dns, d64).await.map_err(lab_err)?;
+            }
+            Action::AaaaRecords { on, .. } => {
+                let dns = self.dns()?.clone();
+                self.provisioner()?.follow_aaaa(on.then_some(&dns)).await;
+            }
+            Action::WaitAddress { host, prefix, prefix_len, state, timeout } => {
+                let h = self.host(host)?;
+                self.provisioner()?.wait_address_in(&h, *prefix, *prefix_len, *state, *timeout).await.map_err(lab_err)?;
+            }
             Action::WaitFor { service, condition, timeout } => {
                 let proc = self.proc(service)?;
                 let svc = self.scenario.service(service).ok_or_else(|| Error::NoService { service: service.clone() })?;

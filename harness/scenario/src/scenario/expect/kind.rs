@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use super::kinds::address::AddressCheck;
 use super::kinds::dns_queries::DnsQueriesCheck;
 use super::kinds::{
     bind_error::BindErrorCheck, connect::ConnectCheck, diagnosis::DiagnosisCheck, exit::ExitCheck, first_request::FirstRequestCheck,
@@ -106,6 +107,9 @@ kinds! {
     NeverReaches(NeverReachesCheck),
     /// How many times, and how often, a host asked for a name in a window (the DNS traffic log).
     DnsQueries(DnsQueriesCheck),
+    /// A host has (or never had) an address in a /64 in a state, as the kernel reported it
+    /// (IPv6 provisioning by router advertisements).
+    Address(AddressCheck),
 }
 
 impl Kind {

@@ -11,6 +11,7 @@ mod spec;
 pub(crate) use decode::{decode_expectations, profile_of_scenario};
 pub use expectation::Expectation;
 pub use kind::{Check, Kind};
+pub use kinds::address::AddressCheck;
 pub use kinds::bind_error::BindErrorCheck;
 pub use kinds::connect::{ConnectCheck, ConnectFamily, ConnectResult, DEFAULT_CONNECT_TIMEOUT};
 pub use kinds::diagnosis::{Cause, DiagnosisCheck};

@@ -1,6 +1,7 @@
 //! The kinds of expectation, one file each: what it checks (its model), its name, the keys it
 //! allows, how it is decoded and the sentence reports name it by.
 
+pub(crate) mod address;
 pub(crate) mod bind_error;
 pub(crate) mod connect;
 pub(crate) mod diagnosis;
