@@ -356,13 +356,28 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         // In a routed lab the router must be on the segment, and the hosts it serves have it
         // as their primary interface.
         let on = |host: &str, primary: bool| {
-            hosts.iter().find(|h| h.name == host).is_none_or(|h| h.segments.is_empty() || if primary { h.segments[0] == def.segment } else { h.segments.contains(&def.segment) })
+            hosts
+                .iter()
+                .find(|h| h.name == host)
+                .is_none_or(|h| h.segments.is_empty() || if primary { h.segments[0] == def.segment } else { h.segments.contains(&def.segment) })
         };
         if !on(&def.router, false) {
-            return Err(doc.err(&name.span, format!("[segments.{}.ipv6] names router {:?}, which is not on segment {:?}; expected a host with it in `segments`", def.segment, def.router, def.segment)));
+            return Err(doc.err(
+                &name.span,
+                format!(
+                    "[segments.{}.ipv6] names router {:?}, which is not on segment {:?}; expected a host with it in `segments`",
+                    def.segment, def.router, def.segment
+                ),
+            ));
         }
         if let Some(h) = def.hosts.iter().flatten().find(|h| !on(h, true)) {
-            return Err(doc.err(&name.span, format!("[segments.{}.ipv6] names host {h:?}, whose first segment is not {:?}; expected hosts whose primary interface is on it", def.segment, def.segment)));
+            return Err(doc.err(
+                &name.span,
+                format!(
+                    "[segments.{}.ipv6] names host {h:?}, whose first segment is not {:?}; expected hosts whose primary interface is on it",
+                    def.segment, def.segment
+                ),
+            ));
         }
         provision = Some(def);
     }

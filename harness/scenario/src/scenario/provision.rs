@@ -182,4 +182,3 @@ pub(crate) fn decode_ipv6(doc: &Doc<'_>, v: Val<'_>, segment: &str, known: &Know
     }
     Ok(def)
 }
-

@@ -44,11 +44,13 @@ impl SegmentDef {
     }
 }
 
-/// Reads `[segments]`, in file order.
-/// Each segment's `ipv6` sub-table is returned undecoded, with the segment's name and
+/// A segment's `ipv6` sub-table, undecoded: the segment's declaration index, its name, the value.
+pub(crate) type Ipv6Table<'i> = (usize, Str, Val<'i>);
+
+/// Reads `[segments]`, in file order. Each segment's `ipv6` sub-table is returned undecoded, with the segment's name and
 /// declaration index: it names hosts, so it is read once they are known
 /// (`super::provision::decode_ipv6`).
-pub(crate) fn decode_segments<'i>(doc: &Doc<'_>, v: Val<'i>) -> Result<(Vec<SegmentDef>, Vec<(usize, Str, Val<'i>)>)> {
+pub(crate) fn decode_segments<'i>(doc: &Doc<'_>, v: Val<'i>) -> Result<(Vec<SegmentDef>, Vec<Ipv6Table<'i>>)> {
     let mut t = Table::new(doc, "[segments]", v, "a table of segments such as [segments.lan]")?;
     let span = t.span.clone();
     let mut out = Vec::new();

@@ -314,10 +314,9 @@ async fn provision(lab: &nslab::Lab, def: &crate::scenario::ProvisionDef, s: &Sc
         Some(list) => lab.hosts().iter().filter(|h| list.iter().any(|n| n == h.name())).cloned().collect(),
         None => lab.hosts().iter().filter(|h| on_segment(h) && h.name() != def.router && Some(h.name()) != dns_host.as_deref()).cloned().collect(),
     };
-    let ifname = router
-        .interface_in(&def.segment)
-        .map(|i| i.name.clone())
-        .ok_or_else(|| Error::LabBuild { source: Box::new(nslab::Error::Invalid { what: format!("router {} is not on segment {}", def.router, def.segment) }) })?;
+    let ifname = router.interface_in(&def.segment).map(|i| i.name.clone()).ok_or_else(|| Error::LabBuild {
+        source: Box::new(nslab::Error::Invalid { what: format!("router {} is not on segment {}", def.router, def.segment) }),
+    })?;
     let rdnss = dns_host.as_deref().and_then(|n| lab.host(n).ok()).and_then(|h| h.ipv6());
     let p = nslab::lab::provision::Provisioner::prepare(&router, &ifname, &hosts, def.ra_config(rdnss), lab.epoch())
         .await
