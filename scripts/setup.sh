@@ -60,8 +60,10 @@ PACKAGES=(
     # IPv6 provisioning by the real protocols (nslab::lab::provision): radvd and kea's DHCPv6 server
     # in router hosts, ISC dhclient as the DHCPv6 client, rdisc6 (ndisc6) to read what a host hears.
     radvd kea-dhcp6-server isc-dhcp-client ndisc6
-    # nft: the PMTUD black hole preset of router hosts (nslab::lab::segment), run in their namespace.
-    nftables
+    # nft: the PMTUD black hole preset of router hosts (nslab::lab::segment) and random loss of link
+    # conditions (nslab::lab::link); iptables/ip6tables: the NFQUEUE rules of delayed and bursty-loss
+    # links (nft's own queue statement is missing on such kernels). Run in lab namespaces only.
+    nftables iptables
     # Building the workspace (cargo links with cc).
     gcc libc6-dev ca-certificates git
 )

@@ -24,7 +24,7 @@ fn main() -> std::process::ExitCode {
         nslab_tests::trial_requiring("rate/token-bucket-bounds-the-bytes-sent", &["tc"], || rate(LinkFamily::Both)),
         nslab_tests::trial_requiring("rate/ipv6-only/ipv4-bytes-are-not-limited", &["tc"], || rate(LinkFamily::Ipv6)),
         nslab_tests::trial_requiring("clear/a-cleared-condition-lets-packets-through-and-removes-its-rules", &["nft", "iptables", "tc"], clear),
-        kernel_trial("teardown/the-queue-thread-ends-with-the-lab", queue_thread_ends),
+        nslab_tests::trial_requiring("teardown/the-queue-thread-ends-with-the-lab", &["iptables"], queue_thread_ends),
     ];
     let code = nslab_tests::run_checking_host(&args, trials);
     if let Some(before) = before {
