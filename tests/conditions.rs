@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use libtest_mimic::Arguments;
 use nslab::lab::link::{LinkCondition, LinkFamily};
 use nslab::{HostSpec, Lab, Profile};
-use nslab_tests::{ensure, err, kernel_trial};
+use nslab_tests::{ensure, err};
 
 fn main() -> std::process::ExitCode {
     nslab_tests::enter_rootless();
