@@ -279,3 +279,246 @@ fn member_name(raw: &[u8]) -> Result<String, Refusal> {
     }
     Ok(parts.join("/"))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Hostile and broken bundles, each crafted with raw tar headers, refused with its message;
+    //! and a refused bundle writes nothing, not even inside the directory given.
+
+    use super::*;
+    use crate::bundle::{Machine, FORMAT};
+    use crate::runner::report::Outcome;
+
+    fn manifest(scenario: &str) -> Vec<u8> {
+        let m = Manifest {
+            format: FORMAT,
+            nslab: "0.1.0".into(),
+            trial: "agree/fail/dual-stack".into(),
+            scenario: scenario.into(),
+            scenario_origin: "/somewhere/agree/fail.toml".into(),
+            profile: "dual-stack".into(),
+            outcome: Outcome::Failed,
+            reason: None,
+            machine: Machine::default(),
+        };
+        serde_json::to_vec(&m).expect("serialisable")
+    }
+
+    /// One raw member: its name as bytes (no checks), type, data, link target.
+    struct M<'a> {
+        name: &'a [u8],
+        kind: EntryType,
+        data: Vec<u8>,
+        link: &'a [u8],
+        size: Option<u64>,
+    }
+
+    fn file<'a>(name: &'a str, data: &[u8]) -> M<'a> {
+        M { name: name.as_bytes(), kind: EntryType::Regular, data: data.to_vec(), link: b"", size: None }
+    }
+
+    fn special<'a>(name: &'a str, kind: EntryType, link: &'a str) -> M<'a> {
+        M { name: name.as_bytes(), kind, data: Vec::new(), link: link.as_bytes(), size: None }
+    }
+
+    fn archive(members: &[M<'_>]) -> Vec<u8> {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut b = tar::Builder::new(gz);
+        for m in members {
+            let mut h = tar::Header::new_old();
+            let name = &mut h.as_old_mut().name;
+            name[..m.name.len()].copy_from_slice(m.name);
+            let link = &mut h.as_old_mut().linkname;
+            link[..m.link.len()].copy_from_slice(m.link);
+            h.set_entry_type(m.kind);
+            h.set_mode(0o600);
+            h.set_size(m.size.unwrap_or(m.data.len() as u64));
+            h.set_cksum();
+            b.append(&h, m.data.as_slice()).expect("append");
+        }
+        b.into_inner().expect("tar").finish().expect("gzip")
+    }
+
+    fn ok_members() -> Vec<M<'static>> {
+        vec![
+            M { name: b"manifest.json", kind: EntryType::Regular, data: manifest("scenarios/agree/fail.toml"), link: b"", size: None },
+            file("scenarios/agree/fail.toml", b"description = \"x\"\n"),
+            file("artifacts/results.json", b"{}"),
+        ]
+    }
+
+    const SMALL: Limits = Limits { members: 10, member_bytes: 4096, total_bytes: 64 * 1024 };
+
+    /// Writes `bytes` as a bundle, checks it, and extracts it into a new directory, which must
+    /// stay empty when the bundle is refused; returns the refusal's message.
+    fn refusal(bytes: &[u8], limits: &Limits) -> String {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("x.nslab");
+        std::fs::write(&path, bytes).expect("write");
+        let v = validate(&path, limits).expect_err("refused");
+        let dest = nslab::os::fsafe::artifact_dir(&tmp.path().join("out")).expect("dest");
+        let e = extract(&path, limits, &dest).expect_err("refused");
+        assert_eq!(v.to_string(), e.to_string());
+        let left: Vec<_> = std::fs::read_dir(dest.path()).expect("read").collect();
+        assert!(left.is_empty(), "a refused bundle wrote {left:?}");
+        let BundleError::Refused { why, .. } = e else { panic!("not a refusal: {e}") };
+        why.to_string()
+    }
+
+    fn with(extra: M<'static>) -> Vec<u8> {
+        let mut m = ok_members();
+        m.push(extra);
+        archive(&m)
+    }
+
+    #[test]
+    fn a_good_bundle_extracts_inside_the_directory_only() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("x.nslab");
+        std::fs::write(&path, archive(&ok_members())).expect("write");
+        let dest = nslab::os::fsafe::artifact_dir(&tmp.path().join("out")).expect("dest");
+        let x = extract(&path, &SMALL, &dest).expect("extracts");
+        assert_eq!(x.manifest.trial, "agree/fail/dual-stack");
+        assert_eq!(x.files, 3);
+        assert_eq!(std::fs::read_to_string(tmp.path().join("out/scenarios/agree/fail.toml")).expect("read"), "description = \"x\"\n");
+        assert_eq!(x.scenario, tmp.path().join("out/scenarios/agree/fail.toml"));
+    }
+
+    #[test]
+    fn path_traversal_is_refused() {
+        assert_eq!(refusal(&with(file("artifacts/../../evil", b"x")), &SMALL), "member \"artifacts/../../evil\" leaves the bundle ('..' in its path); members are relative paths inside it");
+    }
+
+    #[test]
+    fn an_absolute_path_is_refused() {
+        assert_eq!(refusal(&with(file("/etc/evil", b"x")), &SMALL), "member \"/etc/evil\" is an absolute path; members are relative paths inside the bundle");
+    }
+
+    #[test]
+    fn a_symlink_is_refused() {
+        assert_eq!(
+            refusal(&with(special("artifacts/passwd", EntryType::Symlink, "/etc/passwd")), &SMALL),
+            "member \"artifacts/passwd\" is a symbolic link (to \"/etc/passwd\"); a bundle holds regular files and directories only"
+        );
+    }
+
+    #[test]
+    fn a_hard_link_is_refused() {
+        assert_eq!(
+            refusal(&with(special("artifacts/shadow", EntryType::Link, "etc/shadow")), &SMALL),
+            "member \"artifacts/shadow\" is a hard link (to \"etc/shadow\"); a bundle holds regular files and directories only"
+        );
+    }
+
+    #[test]
+    fn devices_and_fifos_are_refused() {
+        assert_eq!(
+            refusal(&with(special("artifacts/sda", EntryType::Block, "")), &SMALL),
+            "member \"artifacts/sda\" is a block device; a bundle holds regular files and directories only"
+        );
+        assert_eq!(
+            refusal(&with(special("artifacts/null", EntryType::Char, "")), &SMALL),
+            "member \"artifacts/null\" is a character device; a bundle holds regular files and directories only"
+        );
+        assert_eq!(refusal(&with(special("artifacts/pipe", EntryType::Fifo, "")), &SMALL), "member \"artifacts/pipe\" is a fifo; a bundle holds regular files and directories only");
+    }
+
+    #[test]
+    fn a_member_over_the_limit_is_refused_by_its_size() {
+        assert_eq!(refusal(&with(file("artifacts/big", &vec![0u8; 5000])), &SMALL), "member \"artifacts/big\" is larger than 4096 bytes, the limit per member");
+        // A header announcing a huge member, with no data behind it: refused before reading.
+        let huge = M { name: b"artifacts/huge", kind: EntryType::Regular, data: Vec::new(), link: b"", size: Some(1 << 40) };
+        let mut m = ok_members();
+        m.push(huge);
+        // The archive's data cannot be appended for a size it does not have: the header alone,
+        // written raw after the others (the end-of-archive blocks follow it).
+        let mut b = tar::Builder::new(Vec::new());
+        for x in &m[..3] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(x.data.len() as u64);
+            h.set_mode(0o600);
+            b.append_data(&mut h, std::str::from_utf8(x.name).expect("utf-8"), x.data.as_slice()).expect("append");
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_path("artifacts/huge").expect("path");
+        h.set_size(m[3].size.expect("set"));
+        h.set_mode(0o600);
+        h.set_cksum();
+        std::io::Write::write_all(b.get_mut(), h.as_bytes()).expect("header");
+        let raw = b.into_inner().expect("tar");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &raw).expect("gzip");
+        let bytes = gz.finish().expect("gzip");
+        assert_eq!(refusal(&bytes, &SMALL), "member \"artifacts/huge\" is larger than 4096 bytes, the limit per member");
+    }
+
+    #[test]
+    fn a_stream_that_inflates_past_the_total_is_refused_while_reading() {
+        // Ten kilobytes of zeros compress to a few dozen bytes each: the bundle file is tiny,
+        // what it inflates to is over the total; each member is within the member limit.
+        let limits = Limits { members: 100, member_bytes: 16 * 1024, total_bytes: 40 * 1024 };
+        let mut m = ok_members();
+        let names: Vec<String> = (0..8).map(|i| format!("artifacts/zeros{i}")).collect();
+        for n in &names {
+            m.push(M { name: n.as_bytes(), kind: EntryType::Regular, data: vec![0u8; 10 * 1024], link: b"", size: None });
+        }
+        let bytes = archive(&m);
+        assert!(bytes.len() < 4096, "the crafted bundle is {} bytes", bytes.len());
+        assert_eq!(refusal(&bytes, &limits), "its content exceeds 40960 bytes once decompressed, the limit per bundle");
+    }
+
+    #[test]
+    fn too_many_members_are_refused() {
+        let mut m = ok_members();
+        let names: Vec<String> = (0..10).map(|i| format!("artifacts/f{i}")).collect();
+        m.extend(names.iter().map(|n| file(n, b"x")));
+        assert_eq!(refusal(&archive(&m), &SMALL), "it has more than 10 members, the limit per bundle");
+    }
+
+    #[test]
+    fn a_duplicate_member_is_refused() {
+        assert_eq!(refusal(&with(file("artifacts/results.json", b"{\"again\":1}")), &SMALL), "member \"artifacts/results.json\" appears twice");
+        assert_eq!(refusal(&with(file("artifacts/results.json/x", b"")), &SMALL), "member \"artifacts/results.json/x\" is below \"artifacts/results.json\", which is a file");
+    }
+
+    #[test]
+    fn a_missing_or_wrong_manifest_is_refused() {
+        let mut m = ok_members();
+        m.remove(0);
+        assert_eq!(refusal(&archive(&m), &SMALL), "its first member is \"scenarios/agree/fail.toml\", expected manifest.json");
+        assert_eq!(refusal(&archive(&[]), &SMALL), "its first member is \"nothing\", expected manifest.json");
+        let mut m = ok_members();
+        m[0].data = b"{\"format\": 1, \"trial\": 3}".to_vec();
+        assert_eq!(refusal(&archive(&m), &SMALL), "manifest.json is not a valid manifest: invalid type: integer `3`, expected a string");
+    }
+
+    #[test]
+    fn another_format_version_is_refused() {
+        let mut m = ok_members();
+        m[0].data = String::from_utf8(manifest("scenarios/agree/fail.toml")).expect("utf-8").replace("\"format\":1", "\"format\":2").into_bytes();
+        assert_eq!(
+            refusal(&archive(&m), &SMALL),
+            format!("manifest.json has format version 2; this nslab ({}) reads format version 1", env!("CARGO_PKG_VERSION"))
+        );
+    }
+
+    #[test]
+    fn a_scenario_outside_the_bundle_is_refused() {
+        let mut m = ok_members();
+        m[0].data = manifest("../fail.toml");
+        assert_eq!(refusal(&archive(&m), &SMALL), "the manifest's scenario \"../fail.toml\" is not a file of the bundle below scenarios/ (expected scenarios/<name>.toml)");
+        let mut m = ok_members();
+        m[0].data = manifest("scenarios/agree/absent.toml");
+        assert_eq!(
+            refusal(&archive(&m), &SMALL),
+            "the manifest's scenario \"scenarios/agree/absent.toml\" is not a file of the bundle below scenarios/ (expected scenarios/<name>.toml)"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_bundle_is_refused() {
+        let why = refusal(b"PK\x03\x04 a zip file, not a bundle", &SMALL);
+        assert!(why.starts_with("not an nslab bundle (a gzip-compressed tar archive): "), "{why}");
+    }
+}
