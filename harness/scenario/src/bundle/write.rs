@@ -14,6 +14,11 @@ use super::machine::Machine;
 use super::manifest::{Manifest, FORMAT};
 use crate::runner::report::Outcome;
 
+/// The most files a bundle takes from the scenario's folder.
+pub const FOLDER_FILES: usize = 1000;
+/// The most bytes a bundle takes from the scenario's folder.
+pub const FOLDER_BYTES: u64 = 64 << 20;
+
 /// What [`create`] wrote.
 #[derive(Debug)]
 pub struct Written {
@@ -166,7 +171,18 @@ fn write_archive(file: File, out: &Path, w: &mut Written, scenario_file: &Path, 
     // The scenario, then the other files of its folder (not the other scenarios).
     let mut files = vec![(scenario_file.to_path_buf(), member.to_string())];
     let mut others = Vec::new();
-    collect(scenario_dir, Path::new(""), &mut others, &mut w.skipped)?;
+    collect(scenario_dir, Path::new(""), false, &mut others, &mut w.skipped)?;
+    // A scenario kept in a big folder (a home directory) would take all of it: refuse instead.
+    let folder_bytes: u64 = others.iter().filter_map(|(p, _)| std::fs::symlink_metadata(p).ok()).map(|m| m.len()).sum();
+    if others.len() > FOLDER_FILES || folder_bytes > FOLDER_BYTES {
+        return Err(BundleError::Source {
+            path: scenario_dir.into(),
+            what: format!(
+                "the scenario's folder holds {} files, {folder_bytes} bytes (a bundle takes at most {FOLDER_FILES} files, {FOLDER_BYTES} bytes of it); move the scenario and its files into a folder of their own",
+                others.len()
+            ),
+        });
+    }
     let same = |p: &Path| std::fs::canonicalize(p).ok() == std::fs::canonicalize(scenario_file).ok();
     for (path, rel) in others {
         let top_level_scenario = rel.components().count() == 1 && rel.extension().is_some_and(|e| e == "toml");
@@ -177,9 +193,14 @@ fn write_archive(file: File, out: &Path, w: &mut Written, scenario_file: &Path, 
     }
     w.scenario_files = files.len();
     let mut arts = Vec::new();
-    collect(&w.trial_dir.clone(), Path::new(""), &mut arts, &mut w.skipped)?;
+    collect(&w.trial_dir.clone(), Path::new(""), true, &mut arts, &mut w.skipped)?;
     arts.retain(|(_, rel)| rel != Path::new(nslab::os::fsafe::LIVE_MARKER));
     w.artifact_files = arts.len();
+    // What the reader would refuse is not written.
+    let limits = super::read::Limits::default();
+    if files.len() + arts.len() + 1 > limits.members {
+        return Err(BundleError::Source { path: w.trial_dir.clone(), what: format!("more than {} files in all, the limit of a bundle", limits.members) });
+    }
     files.extend(arts.into_iter().map(|(p, rel)| (p, Path::new("artifacts").join(rel).to_string_lossy().into_owned())));
     for (path, name) in files {
         let f = std::fs::OpenOptions::new()
@@ -194,6 +215,9 @@ fn write_archive(file: File, out: &Path, w: &mut Written, scenario_file: &Path, 
         }
         // The size read now: a log still growing is taken as it is at this moment.
         let len = meta.len();
+        if len > limits.member_bytes || w.raw_bytes + len > limits.total_bytes / 2 {
+            return Err(BundleError::Source { path, what: format!("too large for a bundle ({len} bytes; at most {} per file)", limits.member_bytes) });
+        }
         w.raw_bytes += len;
         append(&mut tar, &name, &mut f.take(len), len, meta.mode() & 0o111 != 0).map_err(|source| BundleError::Read { path: path.clone(), source })?;
     }
@@ -215,18 +239,23 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, name: &str, data: &mut dyn Read, 
     tar.append_data(&mut h, name, &mut data)
 }
 
-/// Every regular file below `dir` (relative paths), without following links; links and
-/// special files go to `skipped`.
-fn collect(dir: &Path, rel: &Path, out: &mut Vec<(PathBuf, PathBuf)>, skipped: &mut Vec<PathBuf>) -> Result<(), BundleError> {
+/// Every regular file below `dir` (relative paths), hidden ones only when `hidden`, without
+/// following links; links and special files go to `skipped`.
+fn collect(dir: &Path, rel: &Path, hidden: bool, out: &mut Vec<(PathBuf, PathBuf)>, skipped: &mut Vec<PathBuf>) -> Result<(), BundleError> {
     let here = dir.join(rel);
     let rd = std::fs::read_dir(&here).map_err(|source| BundleError::Read { path: here.clone(), source })?;
     let mut entries: Vec<_> = rd.flatten().collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let Ok(t) = e.file_type() else { continue };
+        // Hidden entries of a scenario folder (.git, editor files) are not its files, as
+        // discovery skips them.
+        if !hidden && e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
         let r = rel.join(e.file_name());
         if t.is_dir() {
-            collect(dir, &r, out, skipped)?;
+            collect(dir, &r, hidden, out, skipped)?;
         } else if t.is_file() {
             out.push((e.path(), r));
         } else {
