@@ -36,7 +36,9 @@ fn before_threads(cmd: &Cmd) -> Result<(), ExitCode> {
         let _ = nix::unistd::setsid();
     }
     // Commands that build or join labs cannot work in a chroot: say so instead of leaking out of it.
-    if matches!(cmd, Cmd::Run(_) | Cmd::Replay(_) | Cmd::Matrix(_) | Cmd::Demo(_) | Cmd::Serve(_) | Cmd::Up(_) | Cmd::Exec(_) | Cmd::Shell(_)) && nslab::os::chroot::inside() {
+    if matches!(cmd, Cmd::Run(_) | Cmd::Replay(_) | Cmd::Matrix(_) | Cmd::Demo(_) | Cmd::Serve(_) | Cmd::Up(_) | Cmd::Exec(_) | Cmd::Shell(_))
+        && nslab::os::chroot::inside()
+    {
         eprintln!("nslab: {}", nslab::os::chroot::MESSAGE);
         return Err(ExitCode::FAILURE);
     }

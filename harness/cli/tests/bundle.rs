@@ -14,6 +14,7 @@ use std::process::{Command, Output};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 type R = Result<(), Failed>;
+type Check = fn() -> R;
 
 macro_rules! ensure {
     ($cond:expr, $($fmt:tt)+) => {
@@ -31,7 +32,7 @@ fn main() -> std::process::ExitCode {
         Trial::test("bundle/the-output-is-created-new-never-through-a-link", bundle_output_new),
         Trial::test("bundle/a-directory-that-is-not-a-trial-is-named", bundle_not_a_trial),
     ];
-    let needs_kernel: [(&str, fn() -> R); 3] = [
+    let needs_kernel: [(&str, Check); 3] = [
         ("round-trip/a-failing-trial-replays-failing-from-the-bundle-alone", || round_trip("fail", "failed")),
         ("round-trip/a-passing-trial-replays-passing-from-the-bundle-alone", || round_trip("pass", "passed")),
         ("replay/an-outcome-other-than-recorded-exits-1", replay_different),

@@ -104,7 +104,8 @@ pub(crate) fn replay(a: ReplayArgs, rt: &Runtime) -> ExitCode {
     if a.no_run {
         return ExitCode::SUCCESS;
     }
-    let opts = RunOptions { keep: true, artifacts_root: Some(dir.join("now")), require_all: runner::requirements::require_all_from_env(), ..RunOptions::default() };
+    let opts =
+        RunOptions { keep: true, artifacts_root: Some(dir.join("now")), require_all: runner::requirements::require_all_from_env(), ..RunOptions::default() };
     let (results, _) = match run_trials(rt, std::slice::from_ref(&trial), &opts, Some(1), |_, _| {}) {
         Ok(done) => done,
         Err(code) => return code,
@@ -184,8 +185,18 @@ fn side_by_side(outcome: Outcome, reason: Option<&str>, recorded: &[(String, Str
         let rec = recorded.iter().find(|r| r.0 == name);
         let cur = now.expectations.iter().find(|e| e.description == name);
         println!("expect: {name}");
-        println!("{:<12} {:<40} {}", "  verdict", rec.map(|r| r.1.as_str()).unwrap_or("(absent)"), cur.map(|e| verdict(e.passed, e.decided)).unwrap_or_else(|| "(absent)".into()));
-        println!("{:<12} {:<40} {}", "  observed", rec.map(|r| first_line(&r.2)).unwrap_or_else(|| "-".into()), cur.map(|e| first_line(&e.observed)).unwrap_or_else(|| "-".into()));
+        println!(
+            "{:<12} {:<40} {}",
+            "  verdict",
+            rec.map(|r| r.1.as_str()).unwrap_or("(absent)"),
+            cur.map(|e| verdict(e.passed, e.decided)).unwrap_or_else(|| "(absent)".into())
+        );
+        println!(
+            "{:<12} {:<40} {}",
+            "  observed",
+            rec.map(|r| first_line(&r.2)).unwrap_or_else(|| "-".into()),
+            cur.map(|e| first_line(&e.observed)).unwrap_or_else(|| "-".into())
+        );
     }
     if let Some(a) = &now.artifacts {
         println!("artifacts now: {}", a.display());

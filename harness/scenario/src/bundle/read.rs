@@ -96,7 +96,11 @@ pub fn extract(path: &Path, limits: &Limits, dest: &Dir) -> Result<Extracted, Bu
 
 fn open(path: &Path) -> Result<File, BundleError> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path).map_err(|source| BundleError::Read { path: path.into(), source })
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|source| BundleError::Read { path: path.into(), source })
 }
 
 fn refused(path: &Path, why: Refusal) -> BundleError {
@@ -386,7 +390,10 @@ mod tests {
 
     #[test]
     fn path_traversal_is_refused() {
-        assert_eq!(refusal(&with(file("artifacts/../../evil", b"x")), &SMALL), "member \"artifacts/../../evil\" leaves the bundle ('..' in its path); members are relative paths inside it");
+        assert_eq!(
+            refusal(&with(file("artifacts/../../evil", b"x")), &SMALL),
+            "member \"artifacts/../../evil\" leaves the bundle ('..' in its path); members are relative paths inside it"
+        );
     }
 
     #[test]
@@ -420,7 +427,10 @@ mod tests {
             refusal(&with(special("artifacts/null", EntryType::Char, "")), &SMALL),
             "member \"artifacts/null\" is a character device; a bundle holds regular files and directories only"
         );
-        assert_eq!(refusal(&with(special("artifacts/pipe", EntryType::Fifo, "")), &SMALL), "member \"artifacts/pipe\" is a fifo; a bundle holds regular files and directories only");
+        assert_eq!(
+            refusal(&with(special("artifacts/pipe", EntryType::Fifo, "")), &SMALL),
+            "member \"artifacts/pipe\" is a fifo; a bundle holds regular files and directories only"
+        );
     }
 
     #[test]
@@ -479,7 +489,10 @@ mod tests {
     #[test]
     fn a_duplicate_member_is_refused() {
         assert_eq!(refusal(&with(file("artifacts/results.json", b"{\"again\":1}")), &SMALL), "member \"artifacts/results.json\" appears twice");
-        assert_eq!(refusal(&with(file("artifacts/results.json/x", b"")), &SMALL), "member \"artifacts/results.json/x\" is below \"artifacts/results.json\", which is a file");
+        assert_eq!(
+            refusal(&with(file("artifacts/results.json/x", b"")), &SMALL),
+            "member \"artifacts/results.json/x\" is below \"artifacts/results.json\", which is a file"
+        );
     }
 
     #[test]
@@ -507,7 +520,10 @@ mod tests {
     fn a_scenario_outside_the_bundle_is_refused() {
         let mut m = ok_members();
         m[0].data = manifest("../fail.toml");
-        assert_eq!(refusal(&archive(&m), &SMALL), "the manifest's scenario \"../fail.toml\" is not a file of the bundle below scenarios/ (expected scenarios/<name>.toml)");
+        assert_eq!(
+            refusal(&archive(&m), &SMALL),
+            "the manifest's scenario \"../fail.toml\" is not a file of the bundle below scenarios/ (expected scenarios/<name>.toml)"
+        );
         let mut m = ok_members();
         m[0].data = manifest("scenarios/agree/absent.toml");
         assert_eq!(

@@ -149,7 +149,15 @@ pub fn create(trial_dir: &Path, out: &Path) -> Result<Written, BundleError> {
         .map_err(|source| BundleError::Write { path: out.into(), source })?;
     let ino = file.metadata().map(|m| (m.dev(), m.ino())).ok();
     let mut w = Written { manifest, trial_dir: trial_dir.into(), scenario_files: 0, artifact_files: 0, raw_bytes: 0, bundle_bytes: 0, skipped: Vec::new() };
-    let r = write_archive(file.try_clone().map_err(|source| BundleError::Write { path: out.into(), source })?, out, &mut w, &scenario_file, &scenario_dir, &base, &member);
+    let r = write_archive(
+        file.try_clone().map_err(|source| BundleError::Write { path: out.into(), source })?,
+        out,
+        &mut w,
+        &scenario_file,
+        &scenario_dir,
+        &base,
+        &member,
+    );
     if let Err(e) = r {
         // Ours (created new above, the same inode): an incomplete bundle must not be taken for one.
         if std::fs::symlink_metadata(out).ok().map(|m| (m.dev(), m.ino())) == ino {
