@@ -1,7 +1,7 @@
 //! Repro bundles: one file (`x.nslab`, a gzip-compressed tar archive) holding a trial's
 //! scenario and every file beside it, the trial's artifacts and the facts of the machine that
-//! ran it ([`write`]); and the careful reading of such a file, which may come from anyone
-//! ([`read`]): every member checked before anything is written, then extracted into a fresh
+//! ran it ([`mod@write`]); and the careful reading of such a file, which may come from anyone
+//! ([`mod@read`]): every member checked before anything is written, then extracted into a fresh
 //! directory only.
 //!
 //! Layout of a bundle, in this order:

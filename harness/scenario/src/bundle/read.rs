@@ -290,7 +290,8 @@ mod tests {
     //! and a refused bundle writes nothing, not even inside the directory given.
 
     use super::*;
-    use crate::bundle::{Machine, FORMAT};
+    use crate::bundle::machine::Machine;
+    use crate::bundle::manifest::FORMAT;
     use crate::runner::report::Outcome;
 
     fn manifest(scenario: &str) -> Vec<u8> {
