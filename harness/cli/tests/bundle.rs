@@ -31,8 +31,10 @@ fn main() -> std::process::ExitCode {
         Trial::test("replay/a-hostile-bundle-is-refused-exit-2-and-nothing-is-written", replay_hostile),
         Trial::test("bundle/the-output-is-created-new-never-through-a-link", bundle_output_new),
         Trial::test("bundle/a-directory-that-is-not-a-trial-is-named", bundle_not_a_trial),
+        Trial::test("bundle/a-scenario-in-a-crowded-folder-is-refused", bundle_crowded_folder),
     ];
-    let needs_kernel: [(&str, Check); 3] = [
+    let needs_kernel: [(&str, Check); 4] = [
+        ("replay/says-what-differs-on-this-machine", replay_differences),
         ("round-trip/a-failing-trial-replays-failing-from-the-bundle-alone", || round_trip("fail", "failed")),
         ("round-trip/a-passing-trial-replays-passing-from-the-bundle-alone", || round_trip("pass", "passed")),
         ("replay/an-outcome-other-than-recorded-exits-1", replay_different),
@@ -131,6 +133,21 @@ fn run_and_bundle(tmp: &Path, which: &str) -> Result<PathBuf, Failed> {
     let b = nslab(&["bundle", s(&dir), "-o", s(&bundle)], &art, tmp);
     ensure!(b.status.code() == Some(0), "bundle failed\n{}", text(&b));
     ensure!(String::from_utf8_lossy(&b.stdout).contains(&format!("bundled roundtrip/{which}/dual-stack")), "{}", text(&b));
+    // The same trial found by its name below the run's artifact directory.
+    let by_name = tmp.join(format!("{which}-by-name.nslab"));
+    let n = nslab(&["bundle", s(&art), &format!("roundtrip/{which}/dual-stack"), "-o", s(&by_name)], &art, tmp);
+    ensure!(n.status.code() == Some(0), "bundle by name failed\n{}", text(&n));
+    ensure!(members(&by_name)? == members(&bundle)?, "the two bundles differ");
+    let none = nslab(&["bundle", s(&art), "roundtrip/absent/dual-stack", "-o", s(&tmp.join("none.nslab"))], &art, tmp);
+    ensure!(
+        String::from_utf8_lossy(&none.stderr)
+            == format!(
+                "nslab: {}: no artifact directory of trial roundtrip/absent/dual-stack below it; trials found: roundtrip/{which}/dual-stack\n",
+                art.display()
+            ),
+        "{}",
+        text(&none)
+    );
     // A fresh checkout: neither the scenario folder nor the recorded artifacts.
     std::fs::remove_dir_all(tmp.join("checkout")).expect("rm");
     std::fs::remove_dir_all(&art).expect("rm");
@@ -222,12 +239,7 @@ fn replay_hostile() -> R {
 fn bundle_output_new() -> R {
     let tmp = tempfile::tempdir()?;
     // A trial directory without running anything: what a trial leaves, minimal.
-    let folder = scenario_folder(&tmp.path().join("checkout"));
-    let trial = tmp.path().join("trial");
-    std::fs::create_dir(&trial)?;
-    let env = serde_json::json!({"trial": "roundtrip/pass/dual-stack", "profile": "dual-stack", "scenario_file": folder.join("pass.toml")});
-    std::fs::write(trial.join("environment.json"), env.to_string())?;
-    std::fs::write(trial.join("results.json"), r#"{"expectations": [], "outcome": "passed"}"#)?;
+    let (_, trial) = minimal_trial(tmp.path())?;
     let art = tmp.path().join("art");
     let taken = tmp.path().join("taken.nslab");
     std::fs::write(&taken, "someone's file")?;
@@ -246,10 +258,7 @@ fn bundle_output_new() -> R {
     use std::os::unix::fs::PermissionsExt;
     ensure!(std::fs::metadata(&good)?.permissions().mode() & 0o777 == 0o600, "bundle mode");
     // It holds the scenario, its folder's file (not the other scenario) and the artifacts.
-    let mut names = Vec::new();
-    for e in tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&good)?)).entries()? {
-        names.push(e?.path()?.to_string_lossy().into_owned());
-    }
+    let names = members(&good)?;
     ensure!(
         names
             == [
@@ -274,5 +283,87 @@ fn bundle_not_a_trial() -> R {
     );
     ensure!(String::from_utf8_lossy(&o.stderr) == expected, "{}", text(&o));
     ensure!(!tmp.path().join("x.nslab").exists(), "written");
+    Ok(())
+}
+
+/// The member names of a bundle, in order.
+fn members(bundle: &Path) -> Result<Vec<String>, Failed> {
+    let mut names = Vec::new();
+    for e in tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(bundle)?)).entries()? {
+        names.push(e?.path()?.to_string_lossy().into_owned());
+    }
+    Ok(names)
+}
+
+/// A trial directory as a trial leaves it (minimal: environment.json, results.json) for the
+/// scenario `pass` of a new scenario folder below `root`.
+fn minimal_trial(root: &Path) -> Result<(PathBuf, PathBuf), Failed> {
+    let folder = scenario_folder(&root.join("checkout"));
+    let trial = root.join("trial");
+    std::fs::create_dir(&trial)?;
+    let env = serde_json::json!({"trial": "roundtrip/pass/dual-stack", "profile": "dual-stack", "scenario_file": folder.join("pass.toml")});
+    std::fs::write(trial.join("environment.json"), env.to_string())?;
+    std::fs::write(trial.join("results.json"), r#"{"expectations": [], "outcome": "passed"}"#)?;
+    Ok((folder, trial))
+}
+
+fn bundle_crowded_folder() -> R {
+    let tmp = tempfile::tempdir()?;
+    let (folder, trial) = minimal_trial(tmp.path())?;
+    for i in 0..1000 {
+        std::fs::write(folder.join(format!("junk{i}.txt")), "x")?;
+    }
+    let out = tmp.path().join("x.nslab");
+    let o = nslab(&["bundle", s(&trial), "-o", s(&out)], &tmp.path().join("art"), tmp.path());
+    ensure!(o.status.code() == Some(1), "{}", text(&o));
+    let expected = format!(
+        "nslab: {}: the scenario's folder holds 1003 files, 1662 bytes (a bundle takes at most 1000 files, 67108864 bytes of it); move the scenario and its files into a folder of their own\n",
+        folder.display()
+    );
+    ensure!(String::from_utf8_lossy(&o.stderr) == expected, "{}", text(&o));
+    ensure!(!out.exists(), "an incomplete bundle was left");
+    Ok(())
+}
+
+/// A bundle whose recorded kernel and sysctl are not this machine's: `replay --no-run` names
+/// both, recorded against here.
+fn replay_differences() -> R {
+    let tmp = tempfile::tempdir()?;
+    let (_, trial) = minimal_trial(tmp.path())?;
+    let art = tmp.path().join("art");
+    let good = tmp.path().join("good.nslab");
+    let o = nslab(&["bundle", s(&trial), "-o", s(&good)], &art, tmp.path());
+    ensure!(o.status.code() == Some(0), "{}", text(&o));
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    for e in tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&good)?)).entries()? {
+        let mut e = e?;
+        let name = e.path()?.to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data)?;
+        if name == "manifest.json" {
+            let mut m: serde_json::Value = serde_json::from_slice(&data)?;
+            m["machine"]["kernel"] = "0.0.1-recorded".into();
+            m["machine"]["sysctls"]["net.ipv6.bindv6only"] = "7".into();
+            data = serde_json::to_vec(&m)?;
+        }
+        out.push((name, data));
+    }
+    let forged = tmp.path().join("other-machine.nslab");
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(std::fs::File::create(&forged)?, flate2::Compression::fast()));
+    for (name, data) in &out {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o600);
+        b.append_data(&mut h, name, data.as_slice())?;
+    }
+    b.into_inner()?.finish()?;
+    let o = nslab(&["replay", "--no-run", s(&forged)], &art, tmp.path());
+    ensure!(o.status.code() == Some(0), "{}", text(&o));
+    let release = nix::sys::utsname::uname()?.release().to_string_lossy().into_owned();
+    let bindv6only = std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only")?.trim().to_string();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    ensure!(stdout.contains("this machine differs from the recorded one:"), "{}", text(&o));
+    ensure!(stdout.contains(&format!("  kernel: recorded 0.0.1-recorded, here {release}\n")), "{}", text(&o));
+    ensure!(stdout.contains(&format!("  sysctl net.ipv6.bindv6only: recorded 7, here {bindv6only}\n")), "{}", text(&o));
     Ok(())
 }
