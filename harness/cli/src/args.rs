@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::cmd::{demo, dns, down, exec, list, matrix, run, serve, status, up, validate};
+use crate::cmd::{bundle, demo, dns, down, exec, list, matrix, replay, run, serve, status, up, validate};
 
 /// Reproduce network-environment bugs in isolated Linux network namespaces.
 ///
@@ -21,6 +21,8 @@ use crate::cmd::{demo, dns, down, exec, list, matrix, run, serve, status, up, va
 ///   sudo nslab matrix scenarios/bind --format html -o matrix.html
 ///                                             the table to read before a migration
 ///   sudo nslab demo                           what connects and what fails, per profile
+///   nslab bundle ARTIFACT_DIR -o x.nslab      one file to reproduce a trial elsewhere
+///   sudo nslab replay x.nslab                 run it again here, side by side with the recorded
 #[derive(Parser)]
 #[command(name = "nslab", version, verbatim_doc_comment)]
 pub(crate) struct Cli {
@@ -65,6 +67,13 @@ pub(crate) enum Cmd {
     /// Goes by what nslab recorded, never by names: running labs, labs of another state
     /// directory and other users' files are not touched.
     Gc,
+    /// Write one file (a compressed archive) with a trial's scenario and its files, its
+    /// artifacts and the machine's facts, to reproduce it elsewhere with `nslab replay`.
+    Bundle(bundle::BundleArgs),
+    /// Check a bundle, extract it into a fresh directory, say how this machine differs, run
+    /// the same trial and print both results side by side. Exit 0 when it ended as recorded,
+    /// 1 when not, 2 when the bundle is refused or cannot run.
+    Replay(replay::ReplayArgs),
     /// The daemon of `nslab up` (started by it; not for direct use).
     #[command(name = "__serve", hide = true)]
     Serve(serve::ServeArgs),

@@ -36,12 +36,14 @@ fn before_threads(cmd: &Cmd) -> Result<(), ExitCode> {
         let _ = nix::unistd::setsid();
     }
     // Commands that build or join labs cannot work in a chroot: say so instead of leaking out of it.
-    if matches!(cmd, Cmd::Run(_) | Cmd::Matrix(_) | Cmd::Demo(_) | Cmd::Serve(_) | Cmd::Up(_) | Cmd::Exec(_) | Cmd::Shell(_)) && nslab::os::chroot::inside() {
+    if matches!(cmd, Cmd::Run(_) | Cmd::Replay(_) | Cmd::Matrix(_) | Cmd::Demo(_) | Cmd::Serve(_) | Cmd::Up(_) | Cmd::Exec(_) | Cmd::Shell(_))
+        && nslab::os::chroot::inside()
+    {
         eprintln!("nslab: {}", nslab::os::chroot::MESSAGE);
         return Err(ExitCode::FAILURE);
     }
     // Commands that build labs get their privileges first, while the process has one thread.
-    if matches!(cmd, Cmd::Run(_) | Cmd::Matrix(_) | Cmd::Demo(_) | Cmd::Serve(_)) {
+    if matches!(cmd, Cmd::Run(_) | Cmd::Replay(_) | Cmd::Matrix(_) | Cmd::Demo(_) | Cmd::Serve(_)) {
         if let Err(e) = nslab::os::rootless::enter() {
             eprintln!("nslab: {e}");
             return Err(ExitCode::FAILURE);
@@ -67,6 +69,8 @@ fn dispatch(cmd: Cmd, state_root: &Path, paint: &Paint) -> ExitCode {
         Cmd::Status(a) => cmd::status::status(state_root, a, paint),
         Cmd::Down(a) => cmd::down::down(state_root, a),
         Cmd::Gc => cmd::gc::gc(state_root),
+        Cmd::Bundle(a) => cmd::bundle::bundle(a),
+        Cmd::Replay(a) => with_runtime(|rt| cmd::replay::replay(a, rt)),
         Cmd::Run(a) => with_runtime(|rt| cmd::run::run(a, rt, paint)),
         Cmd::Matrix(a) => with_runtime(|rt| cmd::matrix::matrix(a, rt)),
         Cmd::Demo(a) => with_runtime(|rt| cmd::demo::demo(a, rt)),

@@ -4,5 +4,6 @@
 //! the reports (JSON, JUnit, the matrix). Internal to nslab: the `nslab` command and the
 //! scenario test binary use it; the library users depend on is the `nslab` crate.
 
+pub mod bundle;
 pub mod runner;
 pub mod scenario;

@@ -1,6 +1,7 @@
 //! One file per subcommand: its arguments, what it does through the library, what it prints
 //! and its exit code; beside them the parts several share.
 
+pub(crate) mod bundle;
 pub(crate) mod demo;
 pub(crate) mod dns;
 pub(crate) mod doctor;
@@ -12,6 +13,7 @@ pub(crate) mod lab_view;
 pub(crate) mod list;
 pub(crate) mod matrix;
 pub(crate) mod progress;
+pub(crate) mod replay;
 pub(crate) mod run;
 pub(crate) mod runtime;
 pub(crate) mod serve;

@@ -109,6 +109,8 @@ pub(super) fn write_facts(lab: &Lab, s: &Scenario, profile: Profile, name: &str,
     let env = serde_json::json!({
         "trial": name,
         "profile": profile.name(),
+        // Where the scenario was, whatever the directory `nslab run` ran in: a bundle takes it.
+        "scenario_file": std::fs::canonicalize(&s.path).unwrap_or_else(|_| s.path.clone()),
         "kernel": uname.as_ref().map(|u| u.release().to_string_lossy().into_owned()),
         "machine": uname.as_ref().map(|u| u.machine().to_string_lossy().into_owned()),
         "nslab": env!("CARGO_PKG_VERSION"),
@@ -169,6 +171,16 @@ impl Survivors {
             "first_requests": first_requests,
         });
         Survivors { svg, results }
+    }
+
+    /// Records how the trial ended (`outcome`, and `reason` when it did not pass), which a repro
+    /// bundle carries and `nslab replay` compares with.
+    pub(super) fn with_outcome(mut self, outcome: crate::runner::report::Outcome, reason: Option<&str>) -> Self {
+        self.results["outcome"] = serde_json::to_value(outcome).unwrap_or_default();
+        if let Some(r) = reason {
+            self.results["reason"] = r.into();
+        }
+        self
     }
 
     /// Writes them into `dir`, the artifact directory the lab keeps; returns the picture's path

@@ -114,7 +114,16 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         let picture = artifacts::write_targets(&lab, &t.targets, &t.dns_steps);
         artifacts::write_facts(&lab, scenario, profile, name, &t.facts);
         // The picture outlives a passing trial's artifacts: it and results.json stay behind.
-        let survivors = artifacts::Survivors::new(picture, &t.results, &staleness, &services, &first_requests);
+        let survivors = artifacts::Survivors::new(picture, &t.results, &staleness, &services, &first_requests).with_outcome(
+            if interrupted {
+                Outcome::Interrupted
+            } else if failed {
+                Outcome::Failed
+            } else {
+                Outcome::Passed
+            },
+            reason.as_deref(),
+        );
         let dir = lab.artifacts().to_path_buf();
         // A retry's evidence is kept too, to compare with the attempt that failed.
         let keep = failed || opts.keep || opts.attempt.as_ref().is_some_and(|a| a.number > 1);
