@@ -62,6 +62,9 @@ PACKAGES=(
     radvd kea-dhcp6-server isc-dhcp-client ndisc6
     # nft: the PMTUD black hole preset of router hosts (nslab::lab::segment), run in their namespace.
     nftables
+    # tshark reads the trials' capture.pcapng in tests/capture.rs (never captures: nslab does,
+    # with AF_PACKET). Its "non-root users capture?" question is answered no below, before install.
+    tshark
     # Building the workspace (cargo links with cc).
     gcc libc6-dev ca-certificates git
 )
@@ -137,6 +140,10 @@ if ((${#missing[@]})); then
         cp -p "$POLICY" "$POLICY_BACKUP"
     else
         POLICY_BACKUP=none
+    fi
+    # wireshark-common asks whether non-root users may capture: no (no setuid dumpcap), unasked.
+    if command -v debconf-set-selections >/dev/null; then
+        echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
     fi
     printf '#!/bin/sh\n# Written by nslab scripts/setup.sh for the duration of an install.\nexit 101\n' >"$POLICY"
     chmod 755 "$POLICY"

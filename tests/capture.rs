@@ -1,0 +1,206 @@
+//! Kernel tests of the packet capture of every lab link (nslab::lab::capture): the lab's DNS
+//! queries and TCP connection attempts in `capture.pcapng`, read by tshark, on the interfaces
+//! named after their hosts; the ring keeps the last N bytes of a flood; a routed lab has one
+//! interface block per host interface (`host@segment`); `Lab::capture` streams pcapng into a
+//! pipe that tshark reads.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use libtest_mimic::Arguments;
+use nslab::dns::{RecordValue as V, Soa, Zone};
+use nslab::lab::segment::{RouterSpec, SegmentSpec};
+use nslab::{Command, Host, HostSpec, Lab, LabDns};
+use nslab_tests::{ensure, err, output_bounded, trial_requiring};
+
+const T: Duration = Duration::from_secs(20);
+/// A guard against a hung tshark, not a speed goal.
+const GUARD: Duration = Duration::from_secs(120);
+
+fn main() -> std::process::ExitCode {
+    nslab_tests::enter_rootless();
+    let args = Arguments::from_args();
+    let trials = vec![
+        trial_requiring("capture/dns-queries-and-syns-on-the-links-named-after-their-hosts", &["tshark", "dig", "python3"], dns_and_syn),
+        trial_requiring("capture/the-ring-keeps-the-last-bytes-of-a-flood", &["tshark", "python3"], ring),
+        trial_requiring("capture/a-routed-lab-has-one-block-per-host-interface", &["tshark", "ping"], routed),
+        trial_requiring("capture/lab-capture-streams-pcapng-into-a-pipe-tshark-reads", &["tshark", "dig"], stream),
+    ];
+    nslab_tests::run_checking_host(&args, trials)
+}
+
+fn zone() -> Zone {
+    Zone::new("example.test", Soa::new("dns.example.test.", "hostmaster.example.test.")).record("blue", 60, V::Host("blue".into()))
+}
+
+/// `tshark -r FILE -Y FILTER -T fields -e ...`: one line per frame, fields tab-separated.
+fn tshark(file: &Path, filter: &str, fields: &[&str]) -> Result<Vec<Vec<String>>, String> {
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.arg("-n").arg("-r").arg(file).args(["-Y", filter, "-T", "fields"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| format!("tshark: {e}"))?;
+    let out = output_bounded(child, "tshark", GUARD)?;
+    ensure!(out.status.success(), "tshark -r {} -Y {filter:?}: {:?}\n{}", file.display(), out.status, String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split('\t').map(str::to_string).collect()).collect())
+}
+
+fn show(rows: &[Vec<String>]) -> String {
+    rows.iter().take(40).map(|r| format!("\n  | {}", r.join(" "))).collect()
+}
+
+async fn dig(h: &Host, args: &[&str]) -> Result<String, String> {
+    let p = h.run(Command::new("dig").args(["+short", "+tries=1", "+time=5"]).args(args), T).await.map_err(err)?;
+    ensure!(p.exit().is_some_and(|e| e.success()), "dig {args:?} in {}: {:?}\n{}{}", h.name(), p.exit(), p.stdout(), p.stderr());
+    Ok(p.stdout())
+}
+
+/// One TCP connection attempt from the host to `ip:port` (refused: nothing listens).
+async fn connect(h: &Host, ip: &str, port: u16) -> Result<(), String> {
+    let code = format!("import socket\ns=socket.socket(socket.AF_INET)\ns.settimeout(5)\nprint(s.connect_ex(({ip:?}, {port})))");
+    let p = h.run(Command::new("python3").args(["-c", &code]), T).await.map_err(err)?;
+    ensure!(p.exit().is_some_and(|e| e.success()), "connect from {}: {}", h.name(), p.output());
+    Ok(())
+}
+
+fn cleanup(dir: &Path) -> Result<(), String> {
+    if std::env::var_os("NSLAB_KEEP_ARTIFACTS").is_none_or(|v| v != "1") {
+        std::fs::remove_dir_all(dir).map_err(|e| format!("remove {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+async fn dns_and_syn() -> Result<(), String> {
+    let lab = Lab::builder()
+        .hosts(["client", "blue"])
+        .hosts_file_entries(false)
+        .dns(LabDns::new().zone(zone()))
+        .keep_artifacts(true)
+        .build()
+        .await
+        .map_err(err)?;
+    let client = lab.host("client").map_err(err)?.clone();
+    let blue = lab.host("blue").map_err(err)?.ipv4().ok_or("blue without IPv4")?.to_string();
+    let out = dig(&client, &["blue.example.test", "A"]).await?;
+    ensure!(out.trim() == blue, "dig: {out}");
+    connect(&client, &blue, 8080).await?;
+    // No settle: the teardown reads the last frames.
+    let dir = lab.teardown().await.map_err(err)?.ok_or("keep_artifacts(true): kept")?;
+    let file = dir.join("capture.pcapng");
+    ensure!(file.exists(), "no {}", file.display());
+    let dns = tshark(&file, "dns", &["frame.interface_name", "dns.flags.response", "dns.qry.name", "dns.a"])?;
+    let has = |iface: &str, response: &str| dns.iter().any(|r| r[0] == iface && r[1] == response && r[2] == "blue.example.test");
+    // The query on the client's link (it sent it) and on the DNS host's (it received it); the answer on both.
+    for iface in ["client", "dns"] {
+        ensure!(has(iface, "0") && has(iface, "1"), "{}: the query and answer for blue.example.test on link {iface}:{}", file.display(), show(&dns));
+    }
+    ensure!(dns.iter().any(|r| r[1] == "1" && r[3] == blue), "the answer carries blue's address {blue}:{}", show(&dns));
+    let syn = tshark(&file, "tcp.flags.syn==1 && tcp.flags.ack==0", &["frame.interface_name", "ip.dst", "tcp.dstport"])?;
+    for iface in ["client", "blue"] {
+        ensure!(
+            syn.iter().any(|r| r[0] == iface && r[1] == blue && r[2] == "8080"),
+            "{}: the client's SYN to {blue}:8080 on link {iface}:{}",
+            file.display(),
+            show(&syn)
+        );
+    }
+    ensure!(!syn.iter().any(|r| r[0] != "client" && r[0] != "blue"), "the SYN on no other link:{}", show(&syn));
+    cleanup(&dir)
+}
+
+const FLOOD_N: u32 = 4000;
+
+/// 4000 UDP datagrams of 1000 bytes, each starting with its sequence number, from the client to
+/// blue's port 9 (nothing listens: ICMP errors come back, rate limited).
+const FLOOD: &str = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(int(sys.argv[2])):
+    s.sendto(struct.pack("!I", i) + bytes(996), (sys.argv[1], 9))
+"#;
+
+async fn ring() -> Result<(), String> {
+    const RING: usize = 1 << 20;
+    let lab = Lab::builder().hosts(["client", "blue"]).capture_ring(Some(RING)).keep_artifacts(true).build().await.map_err(err)?;
+    let client = lab.host("client").map_err(err)?.clone();
+    let blue = lab.host("blue").map_err(err)?.ipv4().ok_or("blue without IPv4")?.to_string();
+    let p = client.run(Command::new("python3").args(["-c", FLOOD, &blue, &FLOOD_N.to_string()]), T).await.map_err(err)?;
+    ensure!(p.exit().is_some_and(|e| e.success()), "the flood: {}", p.output());
+    let capture = lab.link_capture().ok_or("capture on by default")?;
+    capture.settle().await;
+    let (dropped, evicted) = capture.losses();
+    let dir = lab.teardown().await.map_err(err)?.ok_or("kept")?;
+    let file = dir.join("capture.pcapng");
+    // Sequence numbers of the flood's datagrams on the client's link, and every frame's size there.
+    let rows = tshark(&file, "frame.interface_name == \"client\"", &["frame.cap_len", "udp.dstport", "data.data"])?;
+    let bytes: usize = rows.iter().map(|r| r[0].parse::<usize>().unwrap_or(0)).sum();
+    let seqs: Vec<u32> =
+        rows.iter().filter(|r| r[1] == "9" && r[2].len() >= 8).filter_map(|r| u32::from_str_radix(&r[2][..8], 16).ok()).collect();
+    let flood_bytes = FLOOD_N as usize * 1042;
+    ensure!(flood_bytes > 3 * RING, "the flood ({flood_bytes} B) is bigger than the ring");
+    ensure!(bytes <= RING, "client link: {bytes} B kept, more than the ring's {RING}");
+    ensure!(bytes > RING - 2 * 1042, "client link: {bytes} B kept, the ring ({RING}) should be full");
+    ensure!(evicted > 0, "frames pushed out of the ring counted (dropped by the kernel: {dropped})");
+    ensure!(seqs.last() == Some(&(FLOOD_N - 1)), "the last datagram ({}) is kept; last seen {:?}", FLOOD_N - 1, seqs.last());
+    ensure!(!seqs.contains(&0), "the first datagram was pushed out (kept: {} from {:?})", seqs.len(), seqs.first());
+    ensure!(seqs.windows(2).all(|w| w[0] < w[1]), "kept in order");
+    cleanup(&dir)
+}
+
+async fn routed() -> Result<(), String> {
+    let lab = Lab::builder()
+        .segment(SegmentSpec::new("lan"))
+        .segment(SegmentSpec::new("dc"))
+        .host(HostSpec::new("client").segments(["lan"]))
+        .host(HostSpec::new("r1").segments(["lan", "dc"]).router(RouterSpec::new()))
+        .host(HostSpec::new("server").segments(["dc"]))
+        .keep_artifacts(true)
+        .build()
+        .await
+        .map_err(err)?;
+    let links = lab.link_capture().ok_or("capture on by default")?.links();
+    ensure!(links == ["client@lan", "r1@lan", "r1@dc", "server@dc"], "links: {links:?}");
+    let client = lab.host("client").map_err(err)?.clone();
+    let server = lab.host("server").map_err(err)?.ipv4().ok_or("server without IPv4")?.to_string();
+    let p = client.run(Command::new("ping").args(["-c", "1", "-W", "5", &server]), T).await.map_err(err)?;
+    ensure!(p.exit().is_some_and(|e| e.success()), "ping: {}", p.output());
+    let dir = lab.teardown().await.map_err(err)?.ok_or("kept")?;
+    let file = dir.join("capture.pcapng");
+    let echo = tshark(&file, &format!("icmp.type == 8 && ip.dst == {server}"), &["frame.interface_name"])?;
+    let mut seen: Vec<&str> = echo.iter().map(|r| r[0].as_str()).collect();
+    seen.sort_unstable();
+    // The request crosses client@lan and r1@lan on the first segment, r1@dc and server@dc on the second.
+    ensure!(seen == ["client@lan", "r1@dc", "r1@lan", "server@dc"], "the echo request on each link once: {seen:?}");
+    cleanup(&dir)
+}
+
+async fn stream() -> Result<(), String> {
+    let lab = Lab::builder().hosts(["client", "blue"]).hosts_file_entries(false).dns(LabDns::new().zone(zone())).build().await.map_err(err)?;
+    let client = lab.host("client").map_err(err)?.clone();
+    let mut reader = std::process::Command::new("tshark")
+        .args(["-n", "-r", "-", "-Y", "dns", "-T", "fields", "-e", "frame.interface_name", "-e", "dns.qry.name"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("tshark: {e}"))?;
+    let pipe = reader.stdin.take().ok_or("tshark's stdin")?;
+    let s = lab.capture(&["client"], pipe).map_err(err)?;
+    dig(&client, &["blue.example.test", "A"]).await?;
+    lab.link_capture().ok_or("capture")?.settle().await;
+    // Ending the stream closes the pipe: tshark reads to its end.
+    let n = s.stop().map_err(|e| format!("the stream: {e}"))?;
+    let out = output_bounded(reader, "tshark", GUARD)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(out.status.success(), "tshark -r -: {:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    ensure!(n >= 2, "the stream wrote {n} frames");
+    ensure!(
+        text.lines().filter(|l| *l == "client\tblue.example.test").count() >= 2,
+        "the query and its answer on the client's link in the stream:\n{text}"
+    );
+    ensure!(!text.lines().any(|l| !l.starts_with("client\t")), "only the client's link streamed:\n{text}");
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
