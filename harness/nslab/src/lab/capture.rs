@@ -465,6 +465,12 @@ mod tests {
         w.frame(1, &f).unwrap();
         w.finish().unwrap();
         let mut r = pcap_file::pcapng::PcapNgReader::new(&buf[..]).unwrap();
+        let mut packets = Vec::new();
+        while let Some(b) = r.next_block() {
+            if let pcap_file::pcapng::Block::EnhancedPacket(p) = b.unwrap() {
+                packets.push((p.interface_id, p.timestamp, p.data.len()));
+            }
+        }
         let names: Vec<String> = r
             .interfaces()
             .iter()
@@ -474,12 +480,6 @@ mod tests {
                 _ => None,
             })
             .collect();
-        let mut packets = Vec::new();
-        while let Some(b) = r.next_block() {
-            if let pcap_file::pcapng::Block::EnhancedPacket(p) = b.unwrap() {
-                packets.push((p.interface_id, p.timestamp, p.data.len()));
-            }
-        }
         assert_eq!(r.interfaces().len(), 2);
         assert_eq!(names, ["web", "db@lan"]);
         assert_eq!(packets, [(1, Duration::new(1_700_000_000, 123_456_789), 60)]);
