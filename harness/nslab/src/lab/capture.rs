@@ -62,6 +62,9 @@ struct Ring {
     bytes: usize,
     /// Frames pushed out of the ring by newer ones.
     evicted: u64,
+    /// The first TCP SYN (without ACK) and the first DNS query the host sent on this link.
+    first_syn: Option<SystemTime>,
+    first_dns: Option<SystemTime>,
 }
 
 /// A live stream's end: the links it wants (indices) and its channel.
@@ -113,7 +116,7 @@ impl LinkCapture {
     /// # Errors
     /// When the wake-up pipe or the thread cannot be made.
     pub(crate) fn start(fd: OwnedFd, links: Vec<(String, i32)>, ring_bytes: usize) -> io::Result<LinkCapture> {
-        let rings = links.into_iter().map(|(name, ifindex)| Ring { name, ifindex, frames: VecDeque::new(), bytes: 0, evicted: 0 }).collect();
+        let rings = links.into_iter().map(|(name, ifindex)| Ring { name, ifindex, frames: VecDeque::new(), bytes: 0, evicted: 0, first_syn: None, first_dns: None }).collect();
         let state = Arc::new(Mutex::new(State { rings, ..State::default() }));
         let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
         let reader = Reader { fd: Some(fd), state: state.clone(), wake: std::fs::File::from(wake_r), buf: vec![0; 1 << 18], ring_bytes };
@@ -139,6 +142,13 @@ impl LinkCapture {
     /// Each link's ring bound in bytes of frames.
     pub fn ring_bytes(&self) -> usize {
         self.ring_bytes
+    }
+
+    /// Per link, the first TCP connection attempt (SYN without ACK) and the first DNS query
+    /// (to port 53, UDP or TCP) its host sent, by the kernel's clock, whether or not the ring
+    /// still holds them: `(link, first SYN, first DNS query)`.
+    pub fn firsts(&self) -> Vec<(String, Option<SystemTime>, Option<SystemTime>)> {
+        self.lock().rings.iter().map(|r| (r.name.clone(), r.first_syn, r.first_dns)).collect()
     }
 
     /// Frames the kernel dropped (the socket's queue was full) and frames the rings pushed out.
@@ -405,7 +415,7 @@ impl Reader {
 
     /// Reads the socket until its queue is empty, in batches (the lock is taken per batch).
     fn read_all(&mut self, fd: &OwnedFd) {
-        let mut got: Vec<(i32, CapturedFrame)> = Vec::with_capacity(64);
+        let mut got: Vec<(i32, bool, CapturedFrame)> = Vec::with_capacity(64);
         let mut dropped = None;
         loop {
             got.clear();
@@ -415,7 +425,9 @@ impl Reader {
                     Ok(Some(f)) => {
                         dropped = f.dropped.or(dropped);
                         let stamp = f.stamp.unwrap_or_else(SystemTime::now);
-                        got.push((f.ifindex, CapturedFrame { stamp, wire_len: f.wire_len as u32, data: self.buf[..f.len].into() }));
+                        // A frame the port did not send came from its host.
+                        let from_host = f.pkttype != packet::PACKET_OUTGOING;
+                        got.push((f.ifindex, from_host, CapturedFrame { stamp, wire_len: f.wire_len as u32, data: self.buf[..f.len].into() }));
                     }
                     Ok(None) => {
                         empty = true;
@@ -433,11 +445,18 @@ impl Reader {
                 s.dropped = s.dropped.max(u64::from(d));
             }
             let State { rings, subscribers, .. } = &mut *s;
-            for (ifindex, f) in got.drain(..) {
+            for (ifindex, from_host, f) in got.drain(..) {
                 // The bridges' own frames (and any other interface's) are not a link's.
                 let Some(i) = rings.iter().position(|r| r.ifindex == ifindex) else { continue };
                 subscribers.retain(|sub| !sub.links.contains(&i) || sub.tx.send((i, f.clone())).is_ok());
                 let r = &mut rings[i];
+                if from_host && (r.first_syn.is_none() || r.first_dns.is_none()) {
+                    match classify(&f.data) {
+                        Some(Sent::Syn) => r.first_syn = r.first_syn.or(Some(f.stamp)),
+                        Some(Sent::DnsQuery) => r.first_dns = r.first_dns.or(Some(f.stamp)),
+                        None => {}
+                    }
+                }
                 r.bytes += f.data.len();
                 r.frames.push_back(f);
                 while r.bytes > self.ring_bytes {
@@ -450,6 +469,49 @@ impl Reader {
                 return;
             }
         }
+    }
+}
+
+/// What a frame a host sent is, for [`LinkCapture::firsts`].
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    Syn,
+    DnsQuery,
+}
+
+/// Reads an Ethernet frame far enough to tell a TCP SYN (no ACK) or a DNS query (UDP or TCP to
+/// port 53; for TCP, the first segment with data). IPv4 (first fragment) and IPv6 without
+/// extension headers.
+fn classify(frame: &[u8]) -> Option<Sent> {
+    let ethertype = u16::from_be_bytes(frame.get(12..14)?.try_into().ok()?);
+    let ip = frame.get(14..)?;
+    let (proto, l4) = match ethertype {
+        0x0800 => {
+            let ihl = usize::from(ip.first()? & 0x0f) * 4;
+            let frag = u16::from_be_bytes(ip.get(6..8)?.try_into().ok()?) & 0x1fff;
+            if frag != 0 {
+                return None;
+            }
+            (*ip.get(9)?, ip.get(ihl..)?)
+        }
+        0x86dd => (*ip.get(6)?, ip.get(40..)?),
+        _ => return None,
+    };
+    let dport = u16::from_be_bytes(l4.get(2..4)?.try_into().ok()?);
+    match proto {
+        17 if dport == 53 => Some(Sent::DnsQuery),
+        6 => {
+            let flags = *l4.get(13)?;
+            let data_off = usize::from(l4.get(12)? >> 4) * 4;
+            if flags & 0x12 == 0x02 {
+                Some(Sent::Syn)
+            } else if dport == 53 && l4.len() > data_off {
+                Some(Sent::DnsQuery)
+            } else {
+                None
+            }
+        }
+        _ => None,
     }
 }
 
