@@ -2,9 +2,10 @@
 //! queries and TCP connection attempts in `capture.pcapng`, read by tshark, on the interfaces
 //! named after their hosts; the ring keeps the last N bytes of a flood; a routed lab has one
 //! interface block per host interface (`host@segment`); `Lab::capture` streams pcapng into a
-//! pipe that tshark reads.
+//! pipe that tshark reads; a failing scenario's artifacts hold the capture, with the CNAME swap's
+//! answers and the client's connection attempts, and its JSON report links it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ fn main() -> std::process::ExitCode {
         trial_requiring("capture/the-ring-keeps-the-last-bytes-of-a-flood", &["tshark", "python3"], ring),
         trial_requiring("capture/a-routed-lab-has-one-block-per-host-interface", &["tshark", "ping"], routed),
         trial_requiring("capture/lab-capture-streams-pcapng-into-a-pipe-tshark-reads", &["tshark", "dig"], stream),
+        trial_requiring("capture/a-failing-scenario-keeps-the-swap-and-the-connections-linked-from-the-report", &["tshark", "python3"], failing_scenario),
     ];
     nslab_tests::run_checking_host(&args, trials)
 }
@@ -202,5 +204,99 @@ async fn stream() -> Result<(), String> {
     );
     ensure!(!text.lines().any(|l| !l.starts_with("client\t")), "only the client's link streamed:\n{text}");
     lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// A scenario that fails on purpose (it expects the client to stay on blue after the swap; a new
+/// requests Session per request follows it): its evidence has to show why.
+const FAILING: &str = r#"
+description = "fails on purpose: expects a client that follows CNAME swaps not to"
+profiles = ["ipv4-only"]
+timeout = "40s"
+
+[hosts.blue]
+[hosts.green]
+[hosts.client]
+
+[dns]
+[[dns.zones]]
+origin = "example.test"
+records = [
+  { name = "app", type = "CNAME", value = "blue", ttl = 1 },
+  { name = "blue", host = "blue", ttl = 1 },
+  { name = "green", host = "green", ttl = 1 },
+]
+
+[services.blue-web]
+host = "blue"
+command = ["/usr/bin/python3", "FILES/target.py", "blue", "8080"]
+ready = { listening = "tcp:[::]:8080" }
+
+[services.green-web]
+host = "green"
+command = ["/usr/bin/python3", "FILES/target.py", "green", "8080"]
+ready = { listening = "tcp:[::]:8080" }
+
+[services.fresh]
+host = "client"
+command = ["/usr/bin/python3", "FILES/client.py", "fresh", "http://app.example.test:8080/id", "40", "200"]
+ready = { line = "^blue$" }
+
+[[timeline]]
+name = "swap"
+at = "1s"
+action = "swap-cname"
+record = "app"
+to = "green"
+
+[[expect]]
+name = "the client stays on blue (it does not: this scenario fails)"
+kind = "no-line"
+service = "fresh"
+matches = "^green$"
+after = "swap"
+for = "3s"
+"#;
+
+async fn failing_scenario() -> Result<(), String> {
+    let files = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/stale-dns/files"));
+    let files = files.canonicalize().map_err(|e| format!("{}: {e}", files.display()))?;
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let scen = tmp.path().join("swap-fails.toml");
+    std::fs::write(&scen, FAILING.replace("FILES", &files.display().to_string())).map_err(|e| e.to_string())?;
+    let json = tmp.path().join("report.json");
+    let art = tmp.path().join("artifacts");
+    let child = std::process::Command::new(nslab_tests::nslab_bin()?)
+        .arg("run")
+        .arg(&scen)
+        .arg("--json")
+        .arg(&json)
+        .env("NSLAB_ARTIFACTS_DIR", &art)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("nslab run: {e}"))?;
+    let out = output_bounded(child, "nslab run", GUARD)?;
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    ensure!(!out.status.success(), "the scenario should fail:\n{said}");
+    let text = std::fs::read_to_string(&json).map_err(|e| format!("{}: {e}\n{said}", json.display()))?;
+    let report: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", json.display()))?;
+    let trial = &report["results"][0];
+    ensure!(trial["outcome"] == "failed", "outcome: {}", trial["outcome"]);
+    let file = PathBuf::from(trial["capture"].as_str().ok_or_else(|| format!("the report links no capture:\n{text}"))?);
+    ensure!(file.starts_with(&art) && file.ends_with("capture.pcapng") && file.exists(), "linked capture {}", file.display());
+    // The swap's answers: app.example.test as a CNAME of blue, then of green, sent to the client,
+    // with each target's address.
+    let dns = tshark(&file, "dns.flags.response == 1 && dns.qry.name == \"app.example.test\" && dns.a", &["frame.interface_name", "dns.cname", "dns.a"])?;
+    let syn = tshark(&file, "tcp.flags.syn==1 && tcp.flags.ack==0 && tcp.dstport == 8080", &["frame.interface_name", "ip.dst"])?;
+    for target in ["blue.example.test", "green.example.test"] {
+        let answer = dns.iter().find(|r| r[0] == "client" && r[1].split(',').any(|c| c == target));
+        let answer = answer.ok_or_else(|| format!("{}: no answer app -> {target} on the client's link:{}", file.display(), show(&dns)))?;
+        let ip = answer[2].split(',').next().unwrap_or_default();
+        // The client's connection attempts to that address: SYNs on its link.
+        ensure!(syn.iter().any(|r| r[0] == "client" && r[1] == ip), "{}: a SYN from the client to {target} ({ip}):{}", file.display(), show(&syn));
+    }
     Ok(())
 }
