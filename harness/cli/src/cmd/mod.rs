@@ -1,6 +1,7 @@
 //! One file per subcommand: its arguments, what it does through the library, what it prints
 //! and its exit code; beside them the parts several share.
 
+pub(crate) mod capture;
 pub(crate) mod demo;
 pub(crate) mod dns;
 pub(crate) mod doctor;
