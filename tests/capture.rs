@@ -27,6 +27,7 @@ fn main() -> std::process::ExitCode {
         trial_requiring("capture/the-ring-keeps-the-last-bytes-of-a-flood", &["tshark", "python3"], ring),
         trial_requiring("capture/a-routed-lab-has-one-block-per-host-interface", &["tshark", "ping"], routed),
         trial_requiring("capture/lab-capture-streams-pcapng-into-a-pipe-tshark-reads", &["tshark", "dig"], stream),
+        trial_requiring("capture/nslab-capture-streams-a-live-lab-into-a-pipe-tshark-reads", &["tshark", "ping"], cli_stream),
         trial_requiring("capture/a-failing-scenario-keeps-the-swap-and-the-connections-linked-from-the-report", &["tshark", "python3"], failing_scenario),
     ];
     nslab_tests::run_checking_host(&args, trials)
@@ -75,14 +76,8 @@ fn cleanup(dir: &Path) -> Result<(), String> {
 }
 
 async fn dns_and_syn() -> Result<(), String> {
-    let lab = Lab::builder()
-        .hosts(["client", "blue"])
-        .hosts_file_entries(false)
-        .dns(LabDns::new().zone(zone()))
-        .keep_artifacts(true)
-        .build()
-        .await
-        .map_err(err)?;
+    let lab =
+        Lab::builder().hosts(["client", "blue"]).hosts_file_entries(false).dns(LabDns::new().zone(zone())).keep_artifacts(true).build().await.map_err(err)?;
     let client = lab.host("client").map_err(err)?.clone();
     let blue = lab.host("blue").map_err(err)?.ipv4().ok_or("blue without IPv4")?.to_string();
     let out = dig(&client, &["blue.example.test", "A"]).await?;
@@ -138,8 +133,7 @@ async fn ring() -> Result<(), String> {
     // Sequence numbers of the flood's datagrams on the client's link, and every frame's size there.
     let rows = tshark(&file, "frame.interface_name == \"client\"", &["frame.cap_len", "udp.dstport", "data.data"])?;
     let bytes: usize = rows.iter().map(|r| r[0].parse::<usize>().unwrap_or(0)).sum();
-    let seqs: Vec<u32> =
-        rows.iter().filter(|r| r[1] == "9" && r[2].len() >= 8).filter_map(|r| u32::from_str_radix(&r[2][..8], 16).ok()).collect();
+    let seqs: Vec<u32> = rows.iter().filter(|r| r[1] == "9" && r[2].len() >= 8).filter_map(|r| u32::from_str_radix(&r[2][..8], 16).ok()).collect();
     let flood_bytes = FLOOD_N as usize * 1042;
     ensure!(flood_bytes > 3 * RING, "the flood ({flood_bytes} B) is bigger than the ring");
     ensure!(bytes <= RING, "client link: {bytes} B kept, more than the ring's {RING}");
@@ -198,10 +192,7 @@ async fn stream() -> Result<(), String> {
     let text = String::from_utf8_lossy(&out.stdout);
     ensure!(out.status.success(), "tshark -r -: {:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     ensure!(n >= 2, "the stream wrote {n} frames");
-    ensure!(
-        text.lines().filter(|l| *l == "client\tblue.example.test").count() >= 2,
-        "the query and its answer on the client's link in the stream:\n{text}"
-    );
+    ensure!(text.lines().filter(|l| *l == "client\tblue.example.test").count() >= 2, "the query and its answer on the client's link in the stream:\n{text}");
     ensure!(!text.lines().any(|l| !l.starts_with("client\t")), "only the client's link streamed:\n{text}");
     lab.teardown().await.map_err(err)?;
     Ok(())
@@ -298,5 +289,76 @@ async fn failing_scenario() -> Result<(), String> {
         // The client's connection attempts to that address: SYNs on its link.
         ensure!(syn.iter().any(|r| r[0] == "client" && r[1] == ip), "{}: a SYN from the client to {target} ({ip}):{}", file.display(), show(&syn));
     }
+    Ok(())
+}
+
+/// `nslab` with a private state and artifact directory.
+fn nslab_cmd(dir: &Path, args: &[&str]) -> Result<std::process::Command, String> {
+    let mut c = std::process::Command::new(nslab_tests::nslab_bin()?);
+    c.args(args).env("NSLAB_STATE_DIR", dir.join("state")).env("NSLAB_ARTIFACTS_DIR", dir.join("artifacts")).env("NO_COLOR", "1").stdin(Stdio::null());
+    Ok(c)
+}
+
+fn nslab_ok(dir: &Path, args: &[&str]) -> Result<String, String> {
+    let child = nslab_cmd(dir, args)?.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+    let out = output_bounded(child, "nslab", GUARD)?;
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    ensure!(out.status.success(), "nslab {}: {}\n{said}", args.join(" "), out.status);
+    Ok(said)
+}
+
+/// Brings the lab down however the trial ends.
+struct Down<'a>(&'a Path, String);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        if self.0.join("state").join(&self.1).exists() {
+            let _ = nslab_ok(self.0, &["down", "--force", &self.1]);
+        }
+    }
+}
+
+async fn cli_stream() -> Result<(), String> {
+    let tmp = tempfile::Builder::new().prefix("nslab-capture-").tempdir().map_err(|e| e.to_string())?;
+    let dir = tmp.path();
+    let lab = format!("cap{}", std::process::id());
+    let down = Down(dir, lab.clone());
+    nslab_ok(dir, &["up", "--profile", "ipv4-only", "--hosts", "web,cli", "--name", &lab])?;
+    // A file that exists is refused, not overwritten.
+    let existing = dir.join("existing.pcapng");
+    std::fs::write(&existing, b"keep me").map_err(|e| e.to_string())?;
+    let refused = nslab_cmd(dir, &["capture", &lab, "-o", existing.to_str().ok_or("path")?])?.output().map_err(|e| e.to_string())?;
+    ensure!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("must not exist"), "-o over an existing file: {refused:?}");
+    ensure!(std::fs::read(&existing).map_err(|e| e.to_string())? == b"keep me", "the existing file was changed");
+    // nslab capture LAB cli | tshark -r -
+    let mut cap = nslab_cmd(dir, &["capture", &lab, "cli"])?.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| e.to_string())?;
+    let pipe = cap.stdout.take().ok_or("capture's stdout")?;
+    let reader = std::process::Command::new("tshark")
+        .args(["-n", "-r", "-", "-Y", "icmp.type == 8", "-T", "fields", "-e", "frame.interface_name", "-e", "ip.dst"])
+        .stdin(Stdio::from(pipe))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("tshark: {e}"))?;
+    // The capture says which links once its stream is live.
+    let mut err = std::io::BufReader::new(cap.stderr.take().ok_or("capture's stderr")?);
+    let first = tokio::task::spawn_blocking(move || {
+        let mut l = String::new();
+        let _ = std::io::BufRead::read_line(&mut err, &mut l);
+        l
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    ensure!(first.contains("capturing cli"), "nslab capture's first line: {first:?}");
+    nslab_ok(dir, &["exec", &lab, "cli", "--", "ping", "-c", "2", "-W", "5", "web"])?;
+    nslab_ok(dir, &["down", &lab])?;
+    drop(down);
+    let status = nslab_tests::wait_child_bounded(cap, "nslab capture", GUARD).await?;
+    ensure!(status.success(), "nslab capture ended with {status} when the lab went down");
+    let out = output_bounded(reader, "tshark", GUARD)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(out.status.success(), "tshark -r -: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+    let echoes = text.lines().filter(|l| l.starts_with("cli\t")).count();
+    ensure!(echoes == 2, "two echo requests on link cli in the stream:\n{text}");
     Ok(())
 }

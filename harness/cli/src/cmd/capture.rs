@@ -44,7 +44,9 @@ pub(crate) fn capture(root: &Path, a: CaptureArgs) -> ExitCode {
         }
         None => Box::new(std::io::stdout().lock()),
     };
-    let res = live::client::capture(&dir, &a.hosts, &mut out, |links| eprintln!("nslab: {links} (pcapng to {})", a.output.as_ref().map_or("stdout".into(), |p| p.display().to_string())));
+    let res = live::client::capture(&dir, &a.hosts, &mut out, |links| {
+        eprintln!("nslab: {links} (pcapng to {})", a.output.as_ref().map_or("stdout".into(), |p| p.display().to_string()))
+    });
     match res {
         Ok(()) => ExitCode::SUCCESS,
         // The reader hung up (`| head`, Wireshark closed): the end the user asked for.

@@ -10,8 +10,9 @@ use super::state::LabDir;
 
 /// Asks the daemon of `lab` for the pcapng stream of the links of `hosts` (all when empty) and
 /// copies it to `out`, flushed after each read (a pipe to `wireshark -k -i -` sees each packet
-/// as it comes), until the lab goes down; returns the links' names the daemon announced first
-/// through `announced`.
+/// as it comes), until the lab goes down. `announced` gets the daemon's line naming the links
+/// once the stream's first bytes (the pcapng header, written when the stream subscribed) are
+/// out: from then on every packet of the links is in the stream.
 ///
 /// # Errors
 /// As [`request`]; the copy's errors (a closed pipe) as [`LiveError::Io`].
@@ -32,7 +33,7 @@ pub fn capture(lab: &LabDir, hosts: &[String], out: &mut dyn Write, announced: i
     if !reply.ok {
         return Err(LiveError::Refused(reply.text));
     }
-    announced(&reply.text);
+    let mut announced = Some((announced, reply.text));
     let mut chunk = vec![0u8; 1 << 16];
     loop {
         let n = match std::io::Read::read(&mut reader, &mut chunk) {
@@ -42,6 +43,9 @@ pub fn capture(lab: &LabDir, hosts: &[String], out: &mut dyn Write, announced: i
             Err(e) => return Err(LiveError::io("read the capture stream")(e)),
         };
         out.write_all(&chunk[..n]).and_then(|()| out.flush()).map_err(LiveError::io("write the capture"))?;
+        if let Some((f, text)) = announced.take() {
+            f(&text);
+        }
     }
 }
 

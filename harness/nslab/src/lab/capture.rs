@@ -116,7 +116,10 @@ impl LinkCapture {
     /// # Errors
     /// When the wake-up pipe or the thread cannot be made.
     pub(crate) fn start(fd: OwnedFd, links: Vec<(String, i32)>, ring_bytes: usize) -> io::Result<LinkCapture> {
-        let rings = links.into_iter().map(|(name, ifindex)| Ring { name, ifindex, frames: VecDeque::new(), bytes: 0, evicted: 0, first_syn: None, first_dns: None }).collect();
+        let rings = links
+            .into_iter()
+            .map(|(name, ifindex)| Ring { name, ifindex, frames: VecDeque::new(), bytes: 0, evicted: 0, first_syn: None, first_dns: None })
+            .collect();
         let state = Arc::new(Mutex::new(State { rings, ..State::default() }));
         let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
         let reader = Reader { fd: Some(fd), state: state.clone(), wake: std::fs::File::from(wake_r), buf: vec![0; 1 << 18], ring_bytes };

@@ -639,9 +639,12 @@ pub fn document(lanes: &[(String, Vec<RequestRecord>)], marks: &[Mark], end: Dur
         let mx = x(m.at.as_secs_f64());
         let (color, class) = if m.kind == MarkKind::FirstSyn { ("#2e9e4f", "capture-first-syn") } else { ("#3266c8", "capture-first-dns") };
         let y = bottom + 32.0 + 12.0 * k as f64;
-        doc = doc.add(Line::new().set("class", class).set("x1", mx).set("x2", mx).set("y1", top).set("y2", y - 9.0).set("stroke", color).set("stroke-dasharray", "1 3"));
+        doc = doc.add(
+            Line::new().set("class", class).set("x1", mx).set("x2", mx).set("y1", top).set("y2", y - 9.0).set("stroke", color).set("stroke-dasharray", "1 3"),
+        );
         let (lx, anchor) = if mx > left + width - 150.0 { (mx - 3.0, "end") } else { (mx + 3.0, "start") };
-        doc = doc.add(Text::new(m.name.clone()).set("class", class).set("x", lx).set("text-anchor", anchor).set("y", y).set("fill", color).set("font-size", 10));
+        doc =
+            doc.add(Text::new(m.name.clone()).set("class", class).set("x", lx).set("text-anchor", anchor).set("y", y).set("fill", color).set("font-size", 10));
     }
     for m in marks {
         let mx = x(m.at.as_secs_f64());
