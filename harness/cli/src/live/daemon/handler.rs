@@ -116,13 +116,13 @@ async fn capture(mut conn: UnixStream, hosts: Vec<String>, session: Shared) {
     }
     let stream = {
         let guard = session.lock().await;
-        match guard.as_ref().map(|s| s.lab().capture(&names, std_conn)) {
-            Some(Ok(s)) => s,
-            Some(Err(e)) => {
+        let Some(s) = guard.as_ref() else { return };
+        match s.lab().capture(&names, std_conn) {
+            Ok(s) => s,
+            Err(e) => {
                 tracing::warn!(error = %e, "capture stream");
                 return;
             }
-            None => return,
         }
     };
     // Until the client hangs up (the thread's write fails) or the lab goes down.
