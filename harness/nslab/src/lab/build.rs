@@ -877,8 +877,8 @@ impl Lab {
     /// or [`crate::lab::capture::CaptureStream::stop`].
     ///
     /// # Errors
-    /// [`Error::Invalid`] when the lab has no capture or a name matches no link; [`Error::Io`]-like
-    /// file errors when the first blocks cannot be written.
+    /// [`Error::Invalid`] when the lab has no capture or a name matches no link; [`Error::Namespace`] when the
+    /// first blocks cannot be written or the stream's thread cannot be made.
     pub fn capture<W: std::io::Write + Send + 'static>(&self, hosts: &[&str], w: W) -> Result<crate::lab::capture::CaptureStream> {
         let c = self.capture.as_ref().ok_or_else(|| Error::Invalid { what: format!("lab {} was built without packet capture", self.name) })?;
         let links = c.select(hosts).map_err(|what| Error::Invalid { what })?;

@@ -86,7 +86,7 @@ struct State {
 }
 
 /// The running capture of a lab's links; see the module docs. Stopped (its last frames read)
-/// by [`LinkCapture::stop`] or its drop.
+/// at the lab's teardown or by its drop.
 pub struct LinkCapture {
     state: Arc<Mutex<State>>,
     wake: std::fs::File,
