@@ -1015,6 +1015,24 @@ mod tests {
     }
 
     #[test]
+    fn the_picture_marks_the_captures_first_dns_query_and_syn_below_the_lanes() {
+        let lanes = vec![("blue".to_string(), vec![req(1000, 1, 900)])];
+        let marks = [
+            Mark { name: "client: 1st DNS query".into(), at: ms(500), ttl: None, kind: MarkKind::FirstDnsQuery },
+            Mark { name: "client: 1st SYN".into(), at: ms(800), ttl: None, kind: MarkKind::FirstSyn },
+        ];
+        let text = document(&lanes, &marks, ms(8000)).to_string();
+        let elements = parse_xml(&text);
+        let with_class = |c: &str| elements.iter().filter(|e| e.1.get("class").map(String::as_str) == Some(c)).collect::<Vec<_>>();
+        let (dns, syn) = (with_class("capture-first-dns"), with_class("capture-first-syn"));
+        // A line and its label each, at the mark's time (860 px for 8 s, from x = 110).
+        assert_eq!((dns.len(), syn.len()), (2, 2));
+        assert_eq!(syn[0].1["x1"].parse::<f64>().unwrap(), 110.0 + 0.8 / 8.0 * 860.0);
+        assert_eq!(dns[1].2.as_deref(), Some("client: 1st DNS query"));
+        assert!(with_class("dns-change").is_empty() && with_class("ttl-window").is_empty(), "no DNS change drawn for capture marks");
+    }
+
+    #[test]
     fn the_picture_is_well_formed_and_shows_the_change_the_ttl_and_the_stop() {
         let lanes = vec![("blue".to_string(), vec![req(1000, 1, 900), req(4000, 1, 900)]), ("green".to_string(), vec![req(6000, 2, 5900)])];
         let marks = [
