@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use libtest_mimic::Arguments;
 use nslab::dns::{RecordValue as V, Soa, Zone};
+use nslab::lab::capture::DEFAULT_RING_BYTES;
 use nslab::lab::segment::{RouterSpec, SegmentSpec};
 use nslab::{Command, Host, HostSpec, Lab, LabDns};
 use nslab_tests::{ensure, err, output_bounded, trial_requiring};
@@ -76,8 +77,15 @@ fn cleanup(dir: &Path) -> Result<(), String> {
 }
 
 async fn dns_and_syn() -> Result<(), String> {
-    let lab =
-        Lab::builder().hosts(["client", "blue"]).hosts_file_entries(false).dns(LabDns::new().zone(zone())).keep_artifacts(true).build().await.map_err(err)?;
+    let lab = Lab::builder()
+        .hosts(["client", "blue"])
+        .hosts_file_entries(false)
+        .dns(LabDns::new().zone(zone()))
+        .capture_ring(Some(DEFAULT_RING_BYTES))
+        .keep_artifacts(true)
+        .build()
+        .await
+        .map_err(err)?;
     let client = lab.host("client").map_err(err)?.clone();
     let blue = lab.host("blue").map_err(err)?.ipv4().ok_or("blue without IPv4")?.to_string();
     let out = dig(&client, &["blue.example.test", "A"]).await?;
@@ -125,7 +133,7 @@ async fn ring() -> Result<(), String> {
     let blue = lab.host("blue").map_err(err)?.ipv4().ok_or("blue without IPv4")?.to_string();
     let p = client.run(Command::new("python3").args(["-c", FLOOD, &blue, &FLOOD_N.to_string()]), T).await.map_err(err)?;
     ensure!(p.exit().is_some_and(|e| e.success()), "the flood: {}", p.output());
-    let capture = lab.link_capture().ok_or("capture on by default")?;
+    let capture = lab.link_capture().ok_or("capture asked for")?;
     capture.settle().await;
     let (dropped, evicted) = capture.losses();
     let dir = lab.teardown().await.map_err(err)?.ok_or("kept")?;
@@ -152,11 +160,12 @@ async fn routed() -> Result<(), String> {
         .host(HostSpec::new("client").segments(["lan"]))
         .host(HostSpec::new("r1").segments(["lan", "dc"]).router(RouterSpec::new()))
         .host(HostSpec::new("server").segments(["dc"]))
+        .capture_ring(Some(DEFAULT_RING_BYTES))
         .keep_artifacts(true)
         .build()
         .await
         .map_err(err)?;
-    let links = lab.link_capture().ok_or("capture on by default")?.links();
+    let links = lab.link_capture().ok_or("capture asked for")?.links();
     ensure!(links == ["client@lan", "r1@lan", "r1@dc", "server@dc"], "links: {links:?}");
     let client = lab.host("client").map_err(err)?.clone();
     let server = lab.host("server").map_err(err)?.ipv4().ok_or("server without IPv4")?.to_string();
@@ -173,7 +182,22 @@ async fn routed() -> Result<(), String> {
 }
 
 async fn stream() -> Result<(), String> {
-    let lab = Lab::builder().hosts(["client", "blue"]).hosts_file_entries(false).dns(LabDns::new().zone(zone())).build().await.map_err(err)?;
+    // Off unless asked: Lab::capture says so.
+    let plain = Lab::builder().hosts(["a"]).build().await.map_err(err)?;
+    let refused = plain.capture(&[], std::io::sink()).map(|_| ()).map_err(|e| e.to_string());
+    ensure!(plain.link_capture().is_none() || std::env::var_os("NSLAB_CAPTURE_MB").is_some(), "the library's default is no capture");
+    if plain.link_capture().is_none() {
+        ensure!(refused.as_ref().is_err_and(|e| e.contains("without packet capture")), "Lab::capture without a capture: {refused:?}");
+    }
+    plain.teardown().await.map_err(err)?;
+    let lab = Lab::builder()
+        .hosts(["client", "blue"])
+        .hosts_file_entries(false)
+        .dns(LabDns::new().zone(zone()))
+        .capture_ring(Some(DEFAULT_RING_BYTES))
+        .build()
+        .await
+        .map_err(err)?;
     let client = lab.host("client").map_err(err)?.clone();
     let mut reader = std::process::Command::new("tshark")
         .args(["-n", "-r", "-", "-Y", "dns", "-T", "fields", "-e", "frame.interface_name", "-e", "dns.qry.name"])

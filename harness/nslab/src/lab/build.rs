@@ -174,8 +174,9 @@ impl LabBuilder {
 
     /// The packet capture of every lab link, seen from the switch (see [`crate::lab::capture`]):
     /// a ring of the last `bytes` of frames per link (`None`: no capture), written to
-    /// `capture.pcapng` in the artifacts when they are kept. Default: on, 8 MiB per link
-    /// ([`crate::lab::capture::DEFAULT_RING_BYTES`]), or `NSLAB_CAPTURE_MB` MiB (`0`: off).
+    /// `capture.pcapng` in the artifacts when they are kept. Default: off, unless
+    /// `NSLAB_CAPTURE_MB` gives a ring in MiB; scenario trials turn it on with
+    /// [`crate::lab::capture::DEFAULT_RING_BYTES`] (8 MiB). Its cost: BENCHMARKS.md.
     pub fn capture_ring(mut self, bytes: Option<usize>) -> Self {
         self.capture = bytes.filter(|&b| b > 0);
         self
@@ -795,11 +796,8 @@ impl Lab {
             dns: None,
             shared: Vec::new(),
             dns_tap: true,
-            capture: match crate::lab::capture::ring_from_env() {
-                Some(0) => None,
-                Some(b) => Some(b),
-                None => Some(crate::lab::capture::DEFAULT_RING_BYTES),
-            },
+            // Off unless asked (its build cost is in BENCHMARKS.md); scenario trials ask.
+            capture: crate::lab::capture::ring_from_env().filter(|&b| b > 0),
             segments: Vec::new(),
         }
     }
