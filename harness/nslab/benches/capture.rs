@@ -5,6 +5,7 @@
 //!   capture (default ring), one built with `capture_ring(None)`; rounds of
 //!   `dnsperf -l SECS -c 4 -q 100` alternate between them. Every query and answer crosses two
 //!   captured links (the client's and the DNS host's), so the capture sees four frames per query.
+//!   (The library's default is no capture: both variants say which they want.)
 //! - Lab build and teardown: a three-host dual-stack lab (two hosts and the DNS host) built and
 //!   torn down ITER times with the capture, ITER times without, alternating.
 //!
@@ -42,10 +43,8 @@ fn qps(out: &str) -> Option<f64> {
 
 async fn dns_lab(capture: bool) -> Result<Lab> {
     let zone = Zone::new("example.test", Soa::new("ns", "hostmaster")).record("app", 60, RecordValue::A("192.0.2.99".parse()?));
-    let mut b = Lab::builder().profile(Profile::Ipv4Only).hosts(["client"]).dns(LabDns::new().zone(zone));
-    if !capture {
-        b = b.capture_ring(None);
-    }
+    let ring = if capture { Some(nslab::lab::capture::DEFAULT_RING_BYTES) } else { None };
+    let b = Lab::builder().profile(Profile::Ipv4Only).hosts(["client"]).dns(LabDns::new().zone(zone)).capture_ring(ring);
     let lab = b.build().await?;
     let client = lab.host("client")?;
     std::fs::create_dir_all(client.dir())?;
@@ -92,10 +91,8 @@ async fn run() -> Result<()> {
     for _ in 0..iters {
         for (i, on) in [true, false].into_iter().enumerate() {
             let t0 = Instant::now();
-            let mut b = Lab::builder().profile(Profile::DualStack).hosts(["a", "b"]).dns(LabDns::new());
-            if !on {
-                b = b.capture_ring(None);
-            }
+            let ring = if on { Some(nslab::lab::capture::DEFAULT_RING_BYTES) } else { None };
+            let b = Lab::builder().profile(Profile::DualStack).hosts(["a", "b"]).dns(LabDns::new()).capture_ring(ring);
             let lab = b.build().await?;
             let t1 = Instant::now();
             lab.teardown().await?;
