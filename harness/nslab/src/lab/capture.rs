@@ -522,6 +522,41 @@ fn classify(frame: &[u8]) -> Option<Sent> {
 mod tests {
     use super::*;
 
+    /// An Ethernet frame with an IPv4 header (protocol `proto`) and `l4` after it.
+    fn v4(proto: u8, l4: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend([0x08, 0x00, 0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2]);
+        f.extend(l4);
+        f
+    }
+
+    /// A TCP header to `dport` with `flags`, and `data`.
+    fn tcp(dport: u16, flags: u8, data: &[u8]) -> Vec<u8> {
+        let mut h = vec![0x9c, 0x40];
+        h.extend(dport.to_be_bytes());
+        h.extend([0; 8]);
+        h.extend([0x50, flags, 0, 0, 0, 0, 0, 0]);
+        h.extend(data);
+        h
+    }
+
+    #[test]
+    fn frames_a_host_sent_are_told_apart_syn_and_dns_query() {
+        assert_eq!(classify(&v4(6, &tcp(8080, 0x02, &[]))), Some(Sent::Syn));
+        assert_eq!(classify(&v4(6, &tcp(8080, 0x12, &[]))), None, "a SYN-ACK is an answer");
+        assert_eq!(classify(&v4(6, &tcp(8080, 0x10, &[]))), None);
+        assert_eq!(classify(&v4(17, &[0x9c, 0x40, 0, 53, 0, 8, 0, 0])), Some(Sent::DnsQuery));
+        assert_eq!(classify(&v4(17, &[0, 53, 0x9c, 0x40, 0, 8, 0, 0])), None, "from port 53: an answer");
+        assert_eq!(classify(&v4(6, &tcp(53, 0x18, &[0, 30]))), Some(Sent::DnsQuery), "DNS over TCP: the first segment with data");
+        assert_eq!(classify(&v4(6, &tcp(53, 0x10, &[]))), None, "a bare ACK to port 53");
+        let mut v6 = vec![0u8; 12];
+        v6.extend([0x86, 0xdd, 0x60, 0, 0, 0, 0, 20, 6, 64]);
+        v6.extend([0u8; 32]);
+        v6.extend(tcp(443, 0x02, &[]));
+        assert_eq!(classify(&v6), Some(Sent::Syn));
+        assert_eq!(classify(&[0u8; 10]), None, "short frames are nothing");
+    }
+
     #[test]
     fn pcapng_has_one_named_interface_block_per_link_and_nanosecond_stamps() {
         let mut buf = Vec::new();
