@@ -64,6 +64,9 @@ PACKAGES=(
     # conditions (nslab::lab::link); iptables/ip6tables: the NFQUEUE rules of delayed and bursty-loss
     # links (nft's own queue statement is missing on such kernels). Run in lab namespaces only.
     nftables iptables
+    # tshark reads the trials' capture.pcapng in tests/capture.rs (never captures: nslab does,
+    # with AF_PACKET). Its "non-root users capture?" question is answered no below, before install.
+    tshark
     # Building the workspace (cargo links with cc).
     gcc libc6-dev ca-certificates git
 )
@@ -139,6 +142,10 @@ if ((${#missing[@]})); then
         cp -p "$POLICY" "$POLICY_BACKUP"
     else
         POLICY_BACKUP=none
+    fi
+    # wireshark-common asks whether non-root users may capture: no (no setuid dumpcap), unasked.
+    if command -v debconf-set-selections >/dev/null; then
+        echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
     fi
     printf '#!/bin/sh\n# Written by nslab scripts/setup.sh for the duration of an install.\nexit 101\n' >"$POLICY"
     chmod 755 "$POLICY"

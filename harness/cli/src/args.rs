@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::cmd::{bundle, demo, dns, down, exec, list, matrix, replay, run, serve, status, up, validate};
+use crate::cmd::{bundle, capture, demo, dns, down, exec, list, matrix, replay, run, serve, status, up, validate};
 
 /// Reproduce network-environment bugs in isolated Linux network namespaces.
 ///
@@ -58,6 +58,9 @@ pub(crate) enum Cmd {
     /// Change or read the DNS server of a running lab, live: `nslab dns LAB set|swap|delete|
     /// ttl|fault|clear|show|log ...` (`nslab dns LAB --help` lists them).
     Dns(dns::DnsCmdArgs),
+    /// The packets of a running lab's links as pcapng, live: `nslab capture LAB [HOST...]
+    /// | wireshark -k -i -`, or `-o FILE`.
+    Capture(capture::CaptureArgs),
     /// Running labs: their hosts, addresses, namespaces, DNS and services.
     Status(status::StatusArgs),
     /// Tear labs down (their artifacts are kept; the path is printed).

@@ -66,6 +66,7 @@ fn dispatch(cmd: Cmd, state_root: &Path, paint: &Paint) -> ExitCode {
         Cmd::Exec(a) => cmd::exec::exec(state_root, a),
         Cmd::Shell(a) => cmd::exec::shell(state_root, a),
         Cmd::Dns(a) => cmd::dns::dns(state_root, a),
+        Cmd::Capture(a) => cmd::capture::capture(state_root, a),
         Cmd::Status(a) => cmd::status::status(state_root, a, paint),
         Cmd::Down(a) => cmd::down::down(state_root, a),
         Cmd::Gc => cmd::gc::gc(state_root),

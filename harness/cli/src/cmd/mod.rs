@@ -2,6 +2,7 @@
 //! and its exit code; beside them the parts several share.
 
 pub(crate) mod bundle;
+pub(crate) mod capture;
 pub(crate) mod demo;
 pub(crate) mod dns;
 pub(crate) mod doctor;

@@ -8,6 +8,47 @@ use super::error::LiveError;
 use super::protocol::{Reply, Request};
 use super::state::LabDir;
 
+/// Asks the daemon of `lab` for the pcapng stream of the links of `hosts` (all when empty) and
+/// copies it to `out`, flushed after each read (a pipe to `wireshark -k -i -` sees each packet
+/// as it comes), until the lab goes down. `announced` gets the daemon's line naming the links
+/// once the stream's first bytes (the pcapng header, written when the stream subscribed) are
+/// out: from then on every packet of the links is in the stream.
+///
+/// # Errors
+/// As [`request`]; the copy's errors (a closed pipe) as [`LiveError::Io`].
+pub fn capture(lab: &LabDir, hosts: &[String], out: &mut dyn Write, announced: impl FnOnce(&str)) -> Result<(), LiveError> {
+    let st = lab.live_state()?;
+    let path = lab.socket();
+    let mut stream = UnixStream::connect(&path).map_err(LiveError::io(format!("connect to the daemon of lab {} ({})", st.name, path.display())))?;
+    let mut line = serde_json::to_string(&Request::Capture { hosts: hosts.to_vec() }).map_err(|e| LiveError::Refused(e.to_string()))?;
+    line.push('\n');
+    stream.write_all(line.as_bytes()).map_err(LiveError::io("send the request"))?;
+    let mut reader = BufReader::new(stream);
+    let mut buf = String::new();
+    let n = reader.read_line(&mut buf).map_err(LiveError::io(format!("read the reply of the daemon of lab {}", st.name)))?;
+    if n == 0 {
+        return Err(LiveError::Refused(format!("the daemon of lab {} closed the connection without a reply (see {})", st.name, lab.log().display())));
+    }
+    let reply: Reply = serde_json::from_str(&buf).map_err(|e| LiveError::Refused(format!("unreadable reply from the daemon: {e}")))?;
+    if !reply.ok {
+        return Err(LiveError::Refused(reply.text));
+    }
+    let mut announced = Some((announced, reply.text));
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = match std::io::Read::read(&mut reader, &mut chunk) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(LiveError::io("read the capture stream")(e)),
+        };
+        out.write_all(&chunk[..n]).and_then(|()| out.flush()).map_err(LiveError::io("write the capture"))?;
+        if let Some((f, text)) = announced.take() {
+            f(&text);
+        }
+    }
+}
+
 /// Sends `req` to the daemon of `lab` and hands every reply line to `each` until the last.
 ///
 /// # Errors

@@ -23,6 +23,12 @@ pub enum Request {
     Down,
     /// Change or read the DNS server.
     Dns(DnsRequest),
+    /// Stream the packets of lab links as pcapng: after one reply line, the connection carries
+    /// the pcapng stream until the lab goes down or the client hangs up.
+    Capture {
+        /// Hosts (all their links) or `host@segment` links; all links when empty.
+        hosts: Vec<String>,
+    },
 }
 
 /// A change to, or a reading of, the lab's DNS server.

@@ -16,6 +16,7 @@ use crate::error::{Error, Result, TeardownError};
 use crate::host::etc;
 use crate::host::handle::{EtcFile, Host, HostInner};
 use crate::host::process::Registry;
+use crate::lab::capture::LinkCapture;
 use crate::lab::dns_host::{self, LabDns};
 use crate::lab::segment::{self, PlannedIface, SegmentSpec};
 use crate::lab::spec::{self, HostSpec, Resolver};
@@ -39,6 +40,8 @@ pub struct LabBuilder {
     dns: Option<LabDns>,
     shared: Vec<PathBuf>,
     dns_tap: bool,
+    /// The capture's ring per link in bytes; `None`: no capture.
+    capture: Option<usize>,
     segments: Vec<SegmentSpec>,
 }
 
@@ -59,6 +62,8 @@ pub struct Lab {
     registry: Arc<Registry>,
     dns: Option<DnsServer>,
     tap: Option<DnsTap>,
+    /// The packet capture of every lab link, unless built without.
+    capture: Option<LinkCapture>,
     /// Link conditions applied to hosts (their queue threads end with the lab).
     links: crate::lab::link::Links,
     /// Its segments' names, in declaration order (`lan` when it declares none).
@@ -164,6 +169,16 @@ impl LabBuilder {
     /// the artifacts at teardown. Its cost is measured by the `lab_build` and `dns_perf` benches.
     pub fn dns_tap(mut self, on: bool) -> Self {
         self.dns_tap = on;
+        self
+    }
+
+    /// The packet capture of every lab link, seen from the switch (see [`crate::lab::capture`]):
+    /// a ring of the last `bytes` of frames per link (`None`: no capture), written to
+    /// `capture.pcapng` in the artifacts when they are kept. Default: off, unless
+    /// `NSLAB_CAPTURE_MB` gives a ring in MiB; scenario trials turn it on with
+    /// [`crate::lab::capture::DEFAULT_RING_BYTES`] (8 MiB). Its cost: BENCHMARKS.md.
+    pub fn capture_ring(mut self, bytes: Option<usize>) -> Self {
+        self.capture = bytes.filter(|&b| b > 0);
         self
     }
 
@@ -323,11 +338,14 @@ impl LabBuilder {
 
         // 1. Namespaces, all at once, each configured from inside by its own short-lived thread.
         let switch_rt = rt.clone();
-        let switch = NetNs::create_with(move || -> std::io::Result<Netlink> {
+        let with_capture = self.capture.is_some();
+        let switch = NetNs::create_with(move || -> std::io::Result<(Netlink, Option<std::os::fd::OwnedFd>)> {
             for p in ["default", "all"] {
                 sysctl::write(Path::new(&format!("/proc/sys/net/ipv6/conf/{p}/disable_ipv6")), "1")?;
             }
-            Netlink::open_here(&switch_rt)
+            // The link capture's socket, before any port exists: it sees every first frame.
+            let capture = if with_capture { Some(LinkCapture::open_here()?) } else { None };
+            Ok((Netlink::open_here(&switch_rt)?, capture))
         });
         let with_tap = self.dns_tap;
         let hosts_ns = try_join_all(planned.iter().map(|p| {
@@ -361,8 +379,8 @@ impl LabBuilder {
             }
         }));
         let (switch, hosts_ns) = futures::future::join(switch, hosts_ns).await;
-        let (switch_ns, switch_nl) = match switch {
-            Ok((ns, Ok(nl))) => (ns, nl),
+        let (switch_ns, switch_nl, capture_fd) = match switch {
+            Ok((ns, Ok((nl, capture)))) => (ns, nl, capture),
             Ok((_, Err(source))) | Err(source) => {
                 return Err(Error::Namespace { op: "create the network namespace", what: format!("the switch of lab {name}"), source })
             }
@@ -475,7 +493,8 @@ impl LabBuilder {
         .await?;
         // The switch ends of the veths: their bridge ports forward only once the link watch
         // has seen their carrier (the host ends were awaited when they came up).
-        try_join_all(
+        let routed = !self.segments.is_empty();
+        let ports = try_join_all(
             hosts
                 .iter()
                 .flat_map(|h| {
@@ -490,13 +509,30 @@ impl LabBuilder {
                     async move {
                         let index =
                             nl_ref.index_of(&port).await.map_err(|source| Error::Netlink { op: format!("look up {port}"), what: sw.clone(), source })?;
-                        crate::os::netlink::wait_oper_up(nl_ref, index, what).await
+                        crate::os::netlink::wait_oper_up(nl_ref, index, what).await?;
+                        Ok::<_, Error>(index)
                     }
                 }),
         )
         .await?;
         tracing::debug!(lab = %name, plan = ?(epoch - t_start), namespaces = ?t_ns, switch = ?(t_sw - t_ns), hosts = ?(epoch.elapsed() - t_sw), "lab build phases");
-        // The tap first: it sees the first packet of the first program.
+        // The capture and the tap first: they see the first packet of the first program.
+        let capture = match (capture_fd, self.capture) {
+            (Some(fd), Some(ring)) => {
+                // One link per port, named after its host (host@segment in a routed lab).
+                let links = hosts
+                    .iter()
+                    .flat_map(|h| h.interfaces().iter().map(move |f| if routed { format!("{}@{}", h.name(), f.segment) } else { h.name().to_string() }))
+                    .zip(ports.iter().map(|&i| i as i32))
+                    .collect();
+                Some(LinkCapture::start(fd, links, ring).map_err(|source| Error::Namespace {
+                    op: "start the link capture's reader",
+                    what: format!("lab {name}"),
+                    source,
+                })?)
+            }
+            _ => None,
+        };
         let tap = if self.dns_tap {
             Some(DnsTap::start(&hosts, tap_fds, epoch).map_err(|source| Error::Namespace {
                 op: "start the DNS packet tap's reader",
@@ -554,6 +590,7 @@ impl LabBuilder {
             registry,
             dns,
             tap,
+            capture,
             links,
             segments: segment::effective(&self.segments, self.profile).into_iter().map(|(n, _, _)| n).collect(),
         })
@@ -759,6 +796,8 @@ impl Lab {
             dns: None,
             shared: Vec::new(),
             dns_tap: true,
+            // Off unless asked (its build cost is in BENCHMARKS.md); scenario trials ask.
+            capture: crate::lab::capture::ring_from_env().filter(|&b| b > 0),
             segments: Vec::new(),
         }
     }
@@ -822,6 +861,26 @@ impl Lab {
     /// log to include every packet sent so far.
     pub fn dns_traffic(&self) -> Option<&DnsTap> {
         self.tap.as_ref()
+    }
+
+    /// The packet capture of every lab link, unless the lab was built with
+    /// [`LabBuilder::capture_ring`]`(None)`. Call [`LinkCapture::settle`] before reading it.
+    pub fn link_capture(&self) -> Option<&LinkCapture> {
+        self.capture.as_ref()
+    }
+
+    /// Streams the frames of the links of `hosts` (all links when empty; `host@segment` names
+    /// one link of a routed lab) from now on as pcapng to `w`, flushed after each frame
+    /// (`| wireshark -k -i -` shows them live). The stream ends with the lab, a failed write,
+    /// or [`crate::lab::capture::CaptureStream::stop`].
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the lab has no capture or a name matches no link; [`Error::Namespace`] when the
+    /// first blocks cannot be written or the stream's thread cannot be made.
+    pub fn capture<W: std::io::Write + Send + 'static>(&self, hosts: &[&str], w: W) -> Result<crate::lab::capture::CaptureStream> {
+        let c = self.capture.as_ref().ok_or_else(|| Error::Invalid { what: format!("lab {} was built without packet capture", self.name) })?;
+        let links = c.select(hosts).map_err(|what| Error::Invalid { what })?;
+        c.stream(links, w).map_err(|source| Error::Namespace { op: "start a capture stream", what: format!("lab {}", self.name), source })
     }
 
     /// Inode numbers of every namespace the lab holds (switch first), as `/proc/PID/ns/net`
@@ -894,6 +953,13 @@ impl Lab {
                 self.save_traffic(&log, &mut failures);
             }
         }
+        if let Some(mut capture) = self.capture.take() {
+            // Its last frames read, then written (only into artifacts that stay).
+            capture.stop().await;
+            if !failures.is_empty() || self.keep.load(Ordering::Relaxed) {
+                self.save_capture(&capture, &mut failures);
+            }
+        }
         // The link queues accept what they hold and close their sockets (which hold namespaces).
         let links = std::mem::take(&mut self.links);
         let _ = tokio::task::spawn_blocking(move || links.stop_all()).await;
@@ -926,6 +992,13 @@ impl Lab {
         let path = self.artifacts().join("dns-traffic.jsonl");
         if let Err(e) = log.write_jsonl(&path) {
             failures.push(Error::File { op: "write the DNS traffic log to", path, source: std::io::Error::other(e) });
+        }
+    }
+
+    /// Writes the link capture to `capture.pcapng` in the artifacts.
+    fn save_capture(&self, capture: &LinkCapture, failures: &mut Vec<Error>) {
+        if let Err(source) = capture.save(self.artifacts()) {
+            failures.push(Error::File { op: "write the link capture to", path: self.artifacts().join(crate::lab::capture::CAPTURE_FILE), source });
         }
     }
 
@@ -963,6 +1036,10 @@ impl Drop for Lab {
             let log = tap.log().clone();
             drop(tap);
             self.save_traffic(&log, &mut failures);
+        }
+        if let Some(mut capture) = self.capture.take() {
+            capture.stop_now();
+            self.save_capture(&capture, &mut failures);
         }
         self.links.stop_all();
         self.hosts.clear();

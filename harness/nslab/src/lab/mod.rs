@@ -3,6 +3,7 @@
 //! conditions of its links.
 
 pub mod build;
+pub mod capture;
 pub mod dns_host;
 pub mod link;
 pub mod nat64;

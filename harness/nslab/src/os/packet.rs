@@ -103,13 +103,45 @@ pub(crate) fn open_dns_tap() -> io::Result<OwnedFd> {
 /// The kernel's error other than EAGAIN/EINTR.
 pub(crate) fn read_packet(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<Option<Packet>> {
     loop {
+        let Some(f) = read_frame(fd, buf, "the DNS tap")? else { return Ok(None) };
+        if f.pkttype != PACKET_OUTGOING {
+            continue;
+        }
+        return Ok(Some(Packet { data: buf[..f.len].into(), stamp: f.stamp, dropped: f.dropped }));
+    }
+}
+
+/// What [`read_frame`] received: the frame is `buf[..len]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Frame {
+    /// Bytes in the buffer.
+    pub(crate) len: usize,
+    /// The frame's length on the wire (larger than `len` when the buffer was too small).
+    pub(crate) wire_len: usize,
+    /// The kernel's receive time stamp (CLOCK_REALTIME), when it gave one.
+    pub(crate) stamp: Option<SystemTime>,
+    /// Frames the kernel dropped on this socket so far, when it says.
+    pub(crate) dropped: Option<u32>,
+    /// The interface the frame was seen on.
+    pub(crate) ifindex: i32,
+    /// `sll_pkttype`: PACKET_OUTGOING for a frame the interface sent.
+    pub(crate) pkttype: u8,
+}
+
+/// Reads the next queued frame of a packet socket into `buf`; `Ok(None)` when the queue is empty.
+///
+/// # Errors
+/// The kernel's error other than EAGAIN/EINTR, naming `what`.
+pub(crate) fn read_frame(fd: &OwnedFd, buf: &mut [u8], what: &str) -> io::Result<Option<Frame>> {
+    let cap = buf.len();
+    loop {
         let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec, u32);
         let mut iov = [IoSliceMut::new(buf)];
         let msg = match socket::recvmsg::<LinkAddr>(fd.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC) {
             Ok(m) => m,
             Err(nix::errno::Errno::EAGAIN) => return Ok(None),
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(io::Error::new(io::Error::from(e).kind(), format!("recvmsg on the DNS tap: {e}"))),
+            Err(e) => return Err(io::Error::new(io::Error::from(e).kind(), format!("recvmsg on {what}: {e}"))),
         };
         let (mut stamp, mut dropped) = (None, None);
         if let Ok(cmsgs) = msg.cmsgs() {
@@ -124,10 +156,29 @@ pub(crate) fn read_packet(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<Option<Pac
             }
         }
         let Some(addr) = msg.address else { continue };
-        let len = msg.bytes.min(buf.len());
-        if addr.pkttype() != PACKET_OUTGOING {
-            continue;
-        }
-        return Ok(Some(Packet { data: buf[..len].into(), stamp, dropped }));
+        let len = msg.bytes.min(cap);
+        return Ok(Some(Frame { len, wire_len: msg.bytes, stamp, dropped, ifindex: addr.ifindex() as i32, pkttype: addr.pkttype() }));
     }
+}
+
+/// How much the kernel may queue for the link capture before it drops frames (counted): a
+/// burst of a few thousand full-size frames.
+const CAPTURE_RCVBUF: usize = 8 << 20;
+
+/// Opens the link capture's socket in the calling thread's network namespace (a thread that
+/// has entered the lab's switch namespace): every frame of every interface there, both
+/// directions, from its link-layer header, with the kernel's time stamp. Non-blocking.
+///
+/// # Errors
+/// The call that failed (socket, setsockopt) with the kernel's error.
+pub(crate) fn open_link_capture() -> io::Result<OwnedFd> {
+    let ctx = |what: &'static str| move |e: nix::errno::Errno| io::Error::new(io::Error::from(e).kind(), format!("{what}: {e}"));
+    let fd = socket::socket(AddressFamily::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, SockProtocol::EthAll)
+        .map_err(ctx("socket(AF_PACKET, SOCK_RAW, ETH_P_ALL)"))?;
+    if socket::setsockopt(&fd, sockopt::RcvBufForce, &CAPTURE_RCVBUF).is_err() {
+        socket::setsockopt(&fd, sockopt::RcvBuf, &CAPTURE_RCVBUF).map_err(ctx("setsockopt(SO_RCVBUF)"))?;
+    }
+    socket::setsockopt(&fd, sockopt::ReceiveTimestampns, &true).map_err(ctx("setsockopt(SO_TIMESTAMPNS)"))?;
+    socket::setsockopt(&fd, sockopt::RxqOvfl, &1).map_err(ctx("setsockopt(SO_RXQ_OVFL)"))?;
+    Ok(fd)
 }

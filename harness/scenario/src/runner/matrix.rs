@@ -167,6 +167,9 @@ pub struct Cell {
     /// The trial's artifact directory, kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<String>,
+    /// The trial's packet capture (`capture.pcapng` in the artifacts), kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<String>,
 }
 
 /// One case of a program: a scenario, with a cell per profile it ran in.
@@ -316,6 +319,7 @@ pub fn cell(scenario: &Scenario, profile: Profile, program: Option<&str>, r: &Tr
         first_requests: r.first_requests.clone(),
         staleness: r.staleness.clone(),
         artifacts: r.artifacts.as_ref().map(|p| p.display().to_string()),
+        capture: r.capture.as_ref().map(|p| p.display().to_string()),
     }
 }
 
@@ -471,7 +475,10 @@ pub fn render(m: &Matrix, format: Format) -> String {
                     for p in &m.profiles {
                         match case.cells.get(p) {
                             Some(c) => {
-                                let link = c.artifacts.as_ref().map(|a| format!("<br>[artifacts](file://{})", a.replace(' ', "%20"))).unwrap_or_default();
+                                let mut link = c.artifacts.as_ref().map(|a| format!("<br>[artifacts](file://{})", a.replace(' ', "%20"))).unwrap_or_default();
+                                if let Some(p) = &c.capture {
+                                    link += &format!("<br>[capture](file://{})", p.replace(' ', "%20"));
+                                }
                                 let _ = write!(s, " {}{link} |", cell_lines(c).iter().map(|l| md(l)).collect::<Vec<_>>().join("<br>"));
                             }
                             None => s.push_str(" |"),
@@ -512,7 +519,10 @@ pub fn render(m: &Matrix, format: Format) -> String {
                             Some(c) => {
                                 let class = if c.test == Outcome::Failed { format!("{} test-failed", c.program) } else { c.program.to_string() };
                                 let lines: String = cell_lines(c).iter().map(|l| format!("<div class=\"line\">{}</div>", esc(l))).collect();
-                                let link = c.artifacts.as_ref().map(|a| format!("<a href=\"file://{}\">artifacts</a>", esc(a))).unwrap_or_default();
+                                let mut link = c.artifacts.as_ref().map(|a| format!("<a href=\"file://{}\">artifacts</a>", esc(a))).unwrap_or_default();
+                                if let Some(p) = &c.capture {
+                                    link += &format!(" <a href=\"file://{}\">capture</a>", esc(p));
+                                }
                                 let _ = write!(s, "<td class=\"{class}\">{lines}{link}</td>");
                             }
                             None => s.push_str("<td></td>"),
@@ -742,6 +752,7 @@ mod tests {
             }],
             staleness: Vec::new(),
             artifacts: None,
+            capture: None,
         };
         assert_eq!(cell_lines(&c)[1], "curl -> web: first request 0.204 s after its DNS query over IPv4");
     }
@@ -781,6 +792,7 @@ mod tests {
                 row(None, Some(1.5), Some(0.5), "resolver-cache"),
             ],
             artifacts: None,
+            capture: None,
         };
         assert_eq!(
             cell_lines(&c)[1..],

@@ -140,6 +140,10 @@ pub struct TrialResult {
     /// time), in the kept artifacts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_traffic: Option<PathBuf>,
+    /// The packet capture of every lab link (`capture.pcapng`: one interface block per link,
+    /// named after its host), in the kept artifacts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<PathBuf>,
     /// What each service did: started or not, exit, errno and cause, listeners (structured).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<crate::runner::observe::ServiceReport>,
@@ -205,6 +209,7 @@ impl TrialResult {
             staleness: Vec::new(),
             timeline: None,
             dns_traffic: None,
+            capture: None,
             services: Vec::new(),
             first_requests: Vec::new(),
             links: Vec::new(),
@@ -221,6 +226,9 @@ impl TrialResult {
         let mut s = failure_text(self.reason.as_deref(), &self.expectations, self.artifacts.as_deref(), self.timeline.as_deref());
         if let Some(d) = &self.dns_traffic {
             s.push_str(&format!("dns traffic: {}\n", d.display()));
+        }
+        if let Some(c) = &self.capture {
+            s.push_str(&format!("packet capture: {}\n", c.display()));
         }
         s
     }
@@ -312,6 +320,8 @@ struct JunitTrial {
     #[serde(default)]
     dns_traffic: Option<PathBuf>,
     #[serde(default)]
+    capture: Option<PathBuf>,
+    #[serde(default)]
     setup_s: Option<f64>,
     #[serde(default)]
     scenario_s: Option<f64>,
@@ -395,6 +405,9 @@ pub(crate) fn junit_text(results: &[serde_json::Value]) -> std::io::Result<Strin
         }
         if let Some(d) = &r.dns_traffic {
             case.add_property(("dns_traffic", d.display().to_string().as_str()));
+        }
+        if let Some(c) = &r.capture {
+            case.add_property(("capture", c.display().to_string().as_str()));
         }
         if let Some(t) = &r.timeline {
             case.add_property(("timeline", t.display().to_string().as_str()));

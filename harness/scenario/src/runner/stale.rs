@@ -558,6 +558,12 @@ pub enum MarkKind {
     DnsChange,
     /// A target stopped or deleted: a solid black line.
     TargetStop,
+    /// A client's first TCP connection attempt in the packet capture: a short green dotted line
+    /// below the lanes, labelled there.
+    FirstSyn,
+    /// A client's first DNS query in the packet capture: a short blue dotted line below the
+    /// lanes, labelled there.
+    FirstDnsQuery,
 }
 
 const COLORS: [&str; 6] = ["#3266c8", "#2e9e4f", "#d0782a", "#8a4fc2", "#c23b5a", "#4f8f9a"];
@@ -580,7 +586,10 @@ pub fn document(lanes: &[(String, Vec<RequestRecord>)], marks: &[Mark], end: Dur
     let bin = (span / 120.0).max(0.25);
     let nbins = (span / bin).ceil() as usize + 1;
     let x = |t: f64| left + t / span * width;
-    let height = top + lane * targets.len() as f64 + 50.0;
+    // Room below the lanes for the capture's labels.
+    let captured = marks.iter().filter(|m| matches!(m.kind, MarkKind::FirstSyn | MarkKind::FirstDnsQuery)).count() as f64;
+    let extra = if captured > 0.0 { 12.0 * (captured + 1.0) } else { 0.0 };
+    let height = top + lane * targets.len() as f64 + 50.0 + extra;
     let mut doc = Document::new().set("viewBox", (0, 0, (left + width + 30.0) as i64, height as i64)).set("font-family", "sans-serif").set("font-size", 12);
     doc = doc.add(Rectangle::new().set("width", "100%").set("height", "100%").set("fill", "white"));
     for m in marks {
@@ -624,11 +633,25 @@ pub fn document(lanes: &[(String, Vec<RequestRecord>)], marks: &[Mark], end: Dur
             }
         }
     }
+    // The capture's marks: below the lanes, each label a row lower than the one before.
+    let bottom = top + lane * targets.len() as f64;
+    for (k, m) in marks.iter().filter(|m| matches!(m.kind, MarkKind::FirstSyn | MarkKind::FirstDnsQuery)).enumerate() {
+        let mx = x(m.at.as_secs_f64());
+        let (color, class) = if m.kind == MarkKind::FirstSyn { ("#2e9e4f", "capture-first-syn") } else { ("#3266c8", "capture-first-dns") };
+        let y = bottom + 32.0 + 12.0 * k as f64;
+        doc = doc.add(
+            Line::new().set("class", class).set("x1", mx).set("x2", mx).set("y1", top).set("y2", y - 9.0).set("stroke", color).set("stroke-dasharray", "1 3"),
+        );
+        let (lx, anchor) = if mx > left + width - 150.0 { (mx - 3.0, "end") } else { (mx + 3.0, "start") };
+        doc =
+            doc.add(Text::new(m.name.clone()).set("class", class).set("x", lx).set("text-anchor", anchor).set("y", y).set("fill", color).set("font-size", 10));
+    }
     for m in marks {
         let mx = x(m.at.as_secs_f64());
         let (color, dash, class) = match m.kind {
             MarkKind::DnsChange => ("#c00", "4 3", "dns-change"),
             MarkKind::TargetStop => ("#000", "none", "target-stop"),
+            MarkKind::FirstSyn | MarkKind::FirstDnsQuery => continue,
         };
         doc = doc.add(
             Line::new()
@@ -644,7 +667,7 @@ pub fn document(lanes: &[(String, Vec<RequestRecord>)], marks: &[Mark], end: Dur
         let (lx, anchor) = if mx > left + width - 100.0 { (mx - 3.0, "end") } else { (mx + 3.0, "start") };
         doc = doc.add(Text::new(m.name.clone()).set("x", lx).set("text-anchor", anchor).set("y", top - 18.0).set("fill", color));
     }
-    let axis_y = top + lane * targets.len() as f64 + 20.0;
+    let axis_y = top + lane * targets.len() as f64 + 20.0 + extra;
     let step = if span > 60.0 {
         10.0
     } else if span > 20.0 {
@@ -989,6 +1012,24 @@ mod tests {
         assert!(counts_hold(&st, &StaleCounts { dns_queries_after: Some(0), ttl: Some(Duration::from_secs(2)), ..Default::default() }));
         assert!(!counts_hold(&st, &StaleCounts { min_dns_queries_after: Some(1), ..Default::default() }));
         assert!(!counts_hold(&st, &StaleCounts { ttl: Some(Duration::from_secs(30)), ..Default::default() }));
+    }
+
+    #[test]
+    fn the_picture_marks_the_captures_first_dns_query_and_syn_below_the_lanes() {
+        let lanes = vec![("blue".to_string(), vec![req(1000, 1, 900)])];
+        let marks = [
+            Mark { name: "client: 1st DNS query".into(), at: ms(500), ttl: None, kind: MarkKind::FirstDnsQuery },
+            Mark { name: "client: 1st SYN".into(), at: ms(800), ttl: None, kind: MarkKind::FirstSyn },
+        ];
+        let text = document(&lanes, &marks, ms(8000)).to_string();
+        let elements = parse_xml(&text);
+        let with_class = |c: &str| elements.iter().filter(|e| e.1.get("class").map(String::as_str) == Some(c)).collect::<Vec<_>>();
+        let (dns, syn) = (with_class("capture-first-dns"), with_class("capture-first-syn"));
+        // A line and its label each, at the mark's time (860 px for 8 s, from x = 110).
+        assert_eq!((dns.len(), syn.len()), (2, 2));
+        assert_eq!(syn[0].1["x1"].parse::<f64>().unwrap(), 110.0 + 0.8 / 8.0 * 860.0);
+        assert_eq!(dns[1].2.as_deref(), Some("client: 1st DNS query"));
+        assert!(with_class("dns-change").is_empty() && with_class("ttl-window").is_empty(), "no DNS change drawn for capture marks");
     }
 
     #[test]

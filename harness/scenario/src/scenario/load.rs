@@ -116,7 +116,10 @@ impl Scenario {
     /// A lab builder with the scenario's segments and hosts for a trial in `profile` (no DNS,
     /// artifacts or files yet).
     pub fn lab_builder(&self, profile: Profile) -> nslab::LabBuilder {
-        let mut b = nslab::Lab::builder().profile(profile);
+        // Scenario trials capture every link (the library's default is off: its cost is in
+        // BENCHMARKS.md); NSLAB_CAPTURE_MB sets the ring, 0 turns it off.
+        let ring = nslab::lab::capture::ring_from_env().unwrap_or(nslab::lab::capture::DEFAULT_RING_BYTES);
+        let mut b = nslab::Lab::builder().profile(profile).capture_ring(Some(ring));
         for s in &self.segments {
             b = b.segment(s.to_spec());
         }

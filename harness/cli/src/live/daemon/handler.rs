@@ -58,6 +58,7 @@ pub(super) async fn handle(mut conn: UnixStream, req: Request, session: Shared) 
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+        Request::Capture { hosts } => return capture(conn, hosts, session).await,
         Request::Dns(DnsRequest::Show) => match session.lock().await.as_ref() {
             Some(s) => Reply::ok(show_zones(s).await),
             None => Reply::err(GONE),
@@ -81,6 +82,54 @@ pub(super) async fn handle(mut conn: UnixStream, req: Request, session: Shared) 
         }
     };
     let _ = send(&mut conn, &reply).await;
+}
+
+/// Streams the links' packets as pcapng on `conn` (after one reply line naming them) until the
+/// lab goes down or the client hangs up (the stream's write fails).
+async fn capture(mut conn: UnixStream, hosts: Vec<String>, session: Shared) {
+    let names: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let links = {
+        let guard = session.lock().await;
+        match guard.as_ref().map(|s| s.lab().link_capture()) {
+            None => Err(GONE.to_string()),
+            Some(None) => Err("this lab was built without packet capture (NSLAB_CAPTURE_MB=0)".to_string()),
+            Some(Some(c)) => c.select(&names).map(|l| {
+                let all = c.links();
+                l.iter().map(|&i| all[i].clone()).collect::<Vec<_>>().join(", ")
+            }),
+        }
+    };
+    let links = match links {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = send(&mut conn, &Reply::err(e)).await;
+            return;
+        }
+    };
+    if send(&mut conn, &Reply { ok: true, text: format!("capturing {links}"), more: true }).await.is_err() {
+        return;
+    }
+    // The pcapng stream is written by the capture's own thread, blocking, on this socket.
+    let Ok(std_conn) = conn.into_std() else { return };
+    if std_conn.set_nonblocking(false).is_err() {
+        return;
+    }
+    let stream = {
+        let guard = session.lock().await;
+        let Some(s) = guard.as_ref() else { return };
+        match s.lab().capture(&names, std_conn) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "capture stream");
+                return;
+            }
+        }
+    };
+    // Until the client hangs up (the thread's write fails) or the lab goes down.
+    while !stream.is_finished() && session.lock().await.is_some() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _ = stream.stop();
 }
 
 /// One query log entry as a line: time, client, transport, question, answer.

@@ -99,8 +99,30 @@ pub(super) fn write_targets(lab: &Lab, targets: &BTreeMap<String, Target>, dns_s
             kind: *kind,
         })
         .collect();
+    let mut marks = marks;
+    marks.extend(capture_marks(lab));
     let lanes: Vec<(String, Vec<RequestRecord>)> = targets.values().map(|t| (t.def.name.clone(), t.requests())).collect();
     Some(stale::document(&lanes, &marks, lab.elapsed()).to_string())
+}
+
+/// The packet capture's marks: each link's first DNS query and first TCP connection attempt its
+/// host sent (links whose host sent none have no mark), in lab
+/// time (the kernel's stamp, moved by the two clocks' difference now).
+fn capture_marks(lab: &Lab) -> Vec<Mark> {
+    let Some(c) = lab.link_capture() else { return Vec::new() };
+    let (now_lab, now_real) = (lab.elapsed(), std::time::SystemTime::now());
+    let at = |s: std::time::SystemTime| now_lab.saturating_sub(now_real.duration_since(s).unwrap_or(Duration::ZERO));
+    let mut marks = Vec::new();
+    for (link, syn, dns) in c.firsts() {
+        if let Some(s) = dns {
+            marks.push(Mark { name: format!("{link}: 1st DNS query"), at: at(s), ttl: None, kind: MarkKind::FirstDnsQuery });
+        }
+        if let Some(s) = syn {
+            marks.push(Mark { name: format!("{link}: 1st SYN"), at: at(s), ttl: None, kind: MarkKind::FirstSyn });
+        }
+    }
+    marks.sort_by_key(|m| m.at);
+    marks
 }
 
 /// Writes the environment facts and the resolved scenario into the artifacts.
@@ -192,6 +214,7 @@ impl Survivors {
         }
         // The lab writes it at teardown, into this directory.
         self.results["dns_traffic"] = "dns-traffic.jsonl".into();
+        self.results["capture"] = nslab::lab::capture::CAPTURE_FILE.into();
         let _ = nslab::os::fsafe::write_artifact(&dir.join("results.json"), self.results_text().as_bytes(), 0o600);
         picture.filter(|p| p.exists())
     }

@@ -111,6 +111,10 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         artifacts::write_aaaa_log(lab, &p.aaaa_log());
     }
     if let Some(lab) = t.lab.take() {
+        // The capture's marks in the picture: every frame sent so far read.
+        if let Some(c) = lab.link_capture() {
+            c.settle().await;
+        }
         let picture = artifacts::write_targets(&lab, &t.targets, &t.dns_steps);
         artifacts::write_facts(&lab, scenario, profile, name, &t.facts);
         // The picture outlives a passing trial's artifacts: it and results.json stay behind.
@@ -166,6 +170,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         timeline,
         // Written by the lab's teardown (its tap read to the last packet), in the kept artifacts.
         dns_traffic: artifacts.as_ref().map(|d| d.join("dns-traffic.jsonl")).filter(|p| p.exists()),
+        capture: artifacts.as_ref().map(|d| d.join(nslab::lab::capture::CAPTURE_FILE)).filter(|p| p.exists()),
         artifacts,
         services,
         first_requests,

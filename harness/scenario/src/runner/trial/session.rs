@@ -85,6 +85,9 @@ impl Session {
             p.stop(STOP_GRACE).await;
         }
         let Some(lab) = self.trial.lab.take() else { return Ok(None) };
+        if let Some(c) = lab.link_capture() {
+            c.settle().await;
+        }
         let picture = artifacts::write_targets(&lab, &self.trial.targets, &self.trial.dns_steps);
         lab.keep_artifacts();
         artifacts::write_picture(lab.artifacts(), picture);

@@ -1,0 +1,587 @@
+//! Packet capture of every lab link, seen from the switch: one AF_PACKET socket in the switch
+//! namespace (opened when the namespace is made, before any host sends) receives every frame of
+//! every bridge port, both directions, with the kernel's time stamp; one thread reads it into a
+//! ring per link (the last [`LabBuilder::capture_ring`](crate::lab::build::LabBuilder::capture_ring)
+//! bytes of frames) and hands each frame to the live streams ([`Lab::capture`](crate::lab::build::Lab::capture)).
+//! At teardown of a lab whose artifacts stay, the rings become `capture.pcapng` in the
+//! artifacts: one interface block per link, named after the host (`host@segment` in a routed
+//! lab), nanosecond time stamps. The bridges' own frames are not kept: every frame of a link is
+//! on its port.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
+use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
+use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::DataLink;
+
+use crate::os::packet;
+
+/// The artifact's file name.
+pub const CAPTURE_FILE: &str = "capture.pcapng";
+
+/// The ring of each link when nothing else is asked: 8 MiB, everything of a typical trial.
+pub const DEFAULT_RING_BYTES: usize = 8 << 20;
+
+/// The environment variable that sets the ring of each link in MiB (`0`: no capture).
+pub const RING_ENV: &str = "NSLAB_CAPTURE_MB";
+
+/// The ring size the environment asks for: `Some(0)` for off, `None` when unset or unreadable.
+pub fn ring_from_env() -> Option<usize> {
+    let v = std::env::var(RING_ENV).ok()?;
+    match v.trim().parse::<usize>() {
+        Ok(mb) => Some(mb << 20),
+        Err(_) => {
+            tracing::warn!(value = %v, "{RING_ENV}: expected a whole number of MiB; ignored");
+            None
+        }
+    }
+}
+
+/// One captured frame.
+#[derive(Debug, Clone)]
+pub struct CapturedFrame {
+    /// The kernel's time stamp (CLOCK_REALTIME).
+    pub stamp: SystemTime,
+    /// Its length on the wire.
+    pub wire_len: u32,
+    /// From the Ethernet header on.
+    pub data: Arc<[u8]>,
+}
+
+/// One link's ring.
+struct Ring {
+    name: String,
+    ifindex: i32,
+    frames: VecDeque<CapturedFrame>,
+    bytes: usize,
+    /// Frames pushed out of the ring by newer ones.
+    evicted: u64,
+    /// The first TCP SYN (without ACK) and the first DNS query the host sent on this link.
+    first_syn: Option<SystemTime>,
+    first_dns: Option<SystemTime>,
+}
+
+/// A live stream's end: the links it wants (indices) and its channel.
+struct Subscriber {
+    id: u64,
+    links: Vec<usize>,
+    tx: mpsc::Sender<(usize, CapturedFrame)>,
+}
+
+#[derive(Default)]
+struct State {
+    rings: Vec<Ring>,
+    subscribers: Vec<Subscriber>,
+    next_id: u64,
+    settle: Vec<tokio::sync::oneshot::Sender<()>>,
+    stop: bool,
+    /// The kernel's count of frames the socket's full queue dropped.
+    dropped: u64,
+}
+
+/// The running capture of a lab's links; see the module docs. Stopped (its last frames read)
+/// at the lab's teardown or by its drop.
+pub struct LinkCapture {
+    state: Arc<Mutex<State>>,
+    wake: std::fs::File,
+    thread: Option<std::thread::JoinHandle<()>>,
+    ring_bytes: usize,
+}
+
+impl std::fmt::Debug for LinkCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkCapture").field("links", &self.links()).field("ring_bytes", &self.ring_bytes).finish()
+    }
+}
+
+impl LinkCapture {
+    /// Opens the capture socket in the calling thread's namespace (a thread that has entered
+    /// the switch's).
+    ///
+    /// # Errors
+    /// The call that failed, with the kernel's error.
+    pub(crate) fn open_here() -> io::Result<OwnedFd> {
+        packet::open_link_capture()
+    }
+
+    /// Starts the reader over `fd` (opened by [`LinkCapture::open_here`]) for the links
+    /// `(name, ifindex in the switch namespace)`, each with a ring of `ring_bytes`.
+    ///
+    /// # Errors
+    /// When the wake-up pipe or the thread cannot be made.
+    pub(crate) fn start(fd: OwnedFd, links: Vec<(String, i32)>, ring_bytes: usize) -> io::Result<LinkCapture> {
+        let rings = links
+            .into_iter()
+            .map(|(name, ifindex)| Ring { name, ifindex, frames: VecDeque::new(), bytes: 0, evicted: 0, first_syn: None, first_dns: None })
+            .collect();
+        let state = Arc::new(Mutex::new(State { rings, ..State::default() }));
+        let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
+        let reader = Reader { fd: Some(fd), state: state.clone(), wake: std::fs::File::from(wake_r), buf: vec![0; 1 << 18], ring_bytes };
+        let thread = std::thread::Builder::new().name("nslab-capture".into()).spawn(move || reader.run())?;
+        Ok(LinkCapture { state, wake: std::fs::File::from(wake_w), thread: Some(thread), ring_bytes })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn ask(&self, f: impl FnOnce(&mut State)) {
+        f(&mut self.lock());
+        // A full pipe already holds a wake-up: nothing is lost.
+        let _ = (&self.wake).write(&[1]);
+    }
+
+    /// The links' names, in interface-block order.
+    pub fn links(&self) -> Vec<String> {
+        self.lock().rings.iter().map(|r| r.name.clone()).collect()
+    }
+
+    /// Each link's ring bound in bytes of frames.
+    pub fn ring_bytes(&self) -> usize {
+        self.ring_bytes
+    }
+
+    /// Per link, the first TCP connection attempt (SYN without ACK) and the first DNS query
+    /// (to port 53, UDP or TCP) its host sent, by the kernel's clock, whether or not the ring
+    /// still holds them: `(link, first SYN, first DNS query)`.
+    pub fn firsts(&self) -> Vec<(String, Option<SystemTime>, Option<SystemTime>)> {
+        self.lock().rings.iter().map(|r| (r.name.clone(), r.first_syn, r.first_dns)).collect()
+    }
+
+    /// Frames the kernel dropped (the socket's queue was full) and frames the rings pushed out.
+    pub fn losses(&self) -> (u64, u64) {
+        let s = self.lock();
+        (s.dropped, s.rings.iter().map(|r| r.evicted).sum())
+    }
+
+    /// Returns once every frame the links carried before the call is in the rings.
+    pub async fn settle(&self) {
+        if self.thread.is_none() {
+            return;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.ask(|s| s.settle.push(tx));
+        let _ = rx.await;
+    }
+
+    /// The link indices named by `names` (a host's name selects all its links, `host@segment`
+    /// one of them); all links when `names` is empty.
+    ///
+    /// # Errors
+    /// The first name that matches no link, with the links there are.
+    pub fn select(&self, names: &[&str]) -> Result<Vec<usize>, String> {
+        let s = self.lock();
+        if names.is_empty() {
+            return Ok((0..s.rings.len()).collect());
+        }
+        let mut out = Vec::new();
+        for n in names {
+            let hit: Vec<usize> = s.rings.iter().enumerate().filter(|(_, r)| r.name == *n || r.name.split('@').next() == Some(n)).map(|(i, _)| i).collect();
+            if hit.is_empty() {
+                let known: Vec<&str> = s.rings.iter().map(|r| r.name.as_str()).collect();
+                return Err(format!("no lab link named {n:?}; the links are {}", known.join(", ")));
+            }
+            out.extend(hit.into_iter().filter(|i| !out.contains(i)).collect::<Vec<_>>());
+        }
+        Ok(out)
+    }
+
+    /// Writes the rings as pcapng to `w`: one interface block per link, then every frame in
+    /// time order. Returns the number of frames written.
+    ///
+    /// # Errors
+    /// The writer's error.
+    pub fn write_pcapng<W: Write>(&self, w: W) -> io::Result<u64> {
+        let s = self.lock();
+        let names: Vec<&str> = s.rings.iter().map(|r| r.name.as_str()).collect();
+        let mut out = PcapWriter::new(w, &names)?;
+        let mut all: Vec<(usize, &CapturedFrame)> = s.rings.iter().enumerate().flat_map(|(i, r)| r.frames.iter().map(move |f| (i, f))).collect();
+        all.sort_by_key(|(_, f)| f.stamp);
+        for (i, f) in &all {
+            out.frame(*i as u32, f)?;
+        }
+        out.finish()?;
+        Ok(all.len() as u64)
+    }
+
+    /// Streams the frames of the links `links` (indices from [`LinkCapture::select`]) from now
+    /// on as pcapng to `w`, flushed after each frame, from a thread of its own; the stream ends
+    /// when the capture stops, the writer fails (a closed pipe) or [`CaptureStream::stop`].
+    ///
+    /// # Errors
+    /// When the first blocks cannot be written or the thread cannot be made.
+    pub fn stream<W: Write + Send + 'static>(&self, links: Vec<usize>, w: W) -> io::Result<CaptureStream> {
+        let (tx, rx) = mpsc::channel();
+        let names: Vec<String> = {
+            let s = self.lock();
+            links.iter().filter_map(|&i| s.rings.get(i).map(|r| r.name.clone())).collect()
+        };
+        let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut out = PcapWriter::new(w, &name_refs)?;
+        out.flush()?;
+        let block_of: Vec<(usize, u32)> = links.iter().enumerate().map(|(b, &l)| (l, b as u32)).collect();
+        let id = {
+            let mut s = self.lock();
+            s.next_id += 1;
+            let id = s.next_id;
+            s.subscribers.push(Subscriber { id, links, tx });
+            id
+        };
+        let thread = std::thread::Builder::new().name("nslab-capture-stream".into()).spawn(move || -> io::Result<u64> {
+            let mut n = 0;
+            while let Ok((link, f)) = rx.recv() {
+                let Some(&(_, block)) = block_of.iter().find(|(l, _)| *l == link) else { continue };
+                out.frame(block, &f)?;
+                out.flush()?;
+                n += 1;
+            }
+            out.finish()?;
+            Ok(n)
+        })?;
+        Ok(CaptureStream { id, state: Arc::downgrade(&self.state), thread: Some(thread) })
+    }
+
+    /// Reads what is still queued and ends the thread (the socket is closed off the caller's
+    /// path: its close waits for an RCU grace period).
+    pub(crate) async fn stop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.ask(|s| s.stop = true);
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+
+    /// As [`LinkCapture::stop`], blocking (the drop path).
+    pub(crate) fn stop_now(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.ask(|s| s.stop = true);
+            let _ = t.join();
+        }
+    }
+
+    /// Writes `capture.pcapng` into `dir` (a new file in the checked artifact directory).
+    ///
+    /// # Errors
+    /// As [`crate::os::fsafe::create_artifact`] and the write.
+    pub(crate) fn save(&self, dir: &std::path::Path) -> io::Result<()> {
+        let path = dir.join(CAPTURE_FILE);
+        let file = crate::os::fsafe::create_artifact(&path).map_err(io::Error::other)?;
+        let mut w = io::BufWriter::new(file);
+        self.write_pcapng(&mut w)?;
+        w.flush()
+    }
+}
+
+impl Drop for LinkCapture {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// A live pcapng stream of some links ([`LinkCapture::stream`]).
+#[derive(Debug)]
+pub struct CaptureStream {
+    id: u64,
+    state: std::sync::Weak<Mutex<State>>,
+    thread: Option<std::thread::JoinHandle<io::Result<u64>>>,
+}
+
+impl CaptureStream {
+    /// Whether the stream's thread has ended (the capture stopped or the writer failed).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Ends the stream and returns the number of frames it wrote.
+    ///
+    /// # Errors
+    /// The writer's error that ended it.
+    pub fn stop(mut self) -> io::Result<u64> {
+        self.detach();
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(io::Error::other("the capture stream's thread panicked")),
+            None => Ok(0),
+        }
+    }
+
+    /// Removes this stream's subscription: dropping its sender ends the thread's loop.
+    fn detach(&mut self) {
+        if let Some(state) = self.state.upgrade() {
+            state.lock().unwrap_or_else(PoisonError::into_inner).subscribers.retain(|s| s.id != self.id);
+        }
+    }
+}
+
+impl Drop for CaptureStream {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.detach();
+        }
+    }
+}
+
+/// pcapng output: a section, one interface block per link (Ethernet, nanosecond stamps).
+struct PcapWriter<W: Write> {
+    w: PcapNgWriter<W>,
+}
+
+impl<W: Write> PcapWriter<W> {
+    fn new(w: W, links: &[&str]) -> io::Result<Self> {
+        let mut w = PcapNgWriter::new(w).map_err(pcap_err)?;
+        for name in links {
+            let idb = InterfaceDescriptionBlock {
+                linktype: DataLink::ETHERNET,
+                snaplen: 0,
+                options: vec![
+                    InterfaceDescriptionOption::IfName((*name).to_string().into()),
+                    InterfaceDescriptionOption::IfDescription(format!("nslab lab link of {name}, seen from the switch").into()),
+                    InterfaceDescriptionOption::IfTsResol(9),
+                ],
+            };
+            w.write_pcapng_block(idb).map_err(pcap_err)?;
+        }
+        Ok(PcapWriter { w })
+    }
+
+    fn frame(&mut self, interface_id: u32, f: &CapturedFrame) -> io::Result<()> {
+        let timestamp = f.stamp.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        let epb = EnhancedPacketBlock { interface_id, timestamp, original_len: f.wire_len, data: std::borrow::Cow::Borrowed(&f.data), options: vec![] };
+        self.w.write_pcapng_block(epb).map_err(pcap_err)?;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.w.get_mut().flush()
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        self.flush()
+    }
+}
+
+fn pcap_err(e: pcap_file::PcapError) -> io::Error {
+    match e {
+        pcap_file::PcapError::IoError(e) => e,
+        e => io::Error::other(e.to_string()),
+    }
+}
+
+struct Reader {
+    fd: Option<OwnedFd>,
+    state: Arc<Mutex<State>>,
+    wake: std::fs::File,
+    buf: Vec<u8>,
+    ring_bytes: usize,
+}
+
+impl Reader {
+    fn run(mut self) {
+        let fd = self.fd.take().expect("set at start");
+        loop {
+            {
+                let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN), PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "link capture: poll failed; the capture stops");
+                        return;
+                    }
+                }
+            }
+            let mut drain = [0u8; 64];
+            while matches!((&self.wake).read(&mut drain), Ok(n) if n > 0) {}
+            let (settle, stop) = {
+                let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                (std::mem::take(&mut s.settle), s.stop)
+            };
+            self.read_all(&fd);
+            for tx in settle {
+                let _ = tx.send(());
+            }
+            if stop {
+                // close(2) of a packet socket waits for an RCU grace period: off the teardown's path.
+                if std::thread::Builder::new().name("nslab-capture-close".into()).spawn(move || drop(fd)).is_err() {
+                    tracing::debug!("link capture: no thread to close the socket; closed here");
+                }
+                let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                s.subscribers.clear();
+                return;
+            }
+        }
+    }
+
+    /// Reads the socket until its queue is empty, in batches (the lock is taken per batch).
+    fn read_all(&mut self, fd: &OwnedFd) {
+        let mut got: Vec<(i32, bool, CapturedFrame)> = Vec::with_capacity(64);
+        let mut dropped = None;
+        loop {
+            got.clear();
+            let mut empty = false;
+            while got.len() < 64 {
+                match packet::read_frame(fd, &mut self.buf, "the link capture") {
+                    Ok(Some(f)) => {
+                        dropped = f.dropped.or(dropped);
+                        let stamp = f.stamp.unwrap_or_else(SystemTime::now);
+                        // A frame the port did not send came from its host.
+                        let from_host = f.pkttype != packet::PACKET_OUTGOING;
+                        got.push((f.ifindex, from_host, CapturedFrame { stamp, wire_len: f.wire_len as u32, data: self.buf[..f.len].into() }));
+                    }
+                    Ok(None) => {
+                        empty = true;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "link capture: read failed");
+                        empty = true;
+                        break;
+                    }
+                }
+            }
+            let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(d) = dropped {
+                s.dropped = s.dropped.max(u64::from(d));
+            }
+            let State { rings, subscribers, .. } = &mut *s;
+            for (ifindex, from_host, f) in got.drain(..) {
+                // The bridges' own frames (and any other interface's) are not a link's.
+                let Some(i) = rings.iter().position(|r| r.ifindex == ifindex) else { continue };
+                subscribers.retain(|sub| !sub.links.contains(&i) || sub.tx.send((i, f.clone())).is_ok());
+                let r = &mut rings[i];
+                if from_host && (r.first_syn.is_none() || r.first_dns.is_none()) {
+                    match classify(&f.data) {
+                        Some(Sent::Syn) => r.first_syn = r.first_syn.or(Some(f.stamp)),
+                        Some(Sent::DnsQuery) => r.first_dns = r.first_dns.or(Some(f.stamp)),
+                        None => {}
+                    }
+                }
+                r.bytes += f.data.len();
+                r.frames.push_back(f);
+                while r.bytes > self.ring_bytes {
+                    let Some(old) = r.frames.pop_front() else { break };
+                    r.bytes -= old.data.len();
+                    r.evicted += 1;
+                }
+            }
+            if empty {
+                return;
+            }
+        }
+    }
+}
+
+/// What a frame a host sent is, for [`LinkCapture::firsts`].
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    Syn,
+    DnsQuery,
+}
+
+/// Reads an Ethernet frame far enough to tell a TCP SYN (no ACK) or a DNS query (UDP or TCP to
+/// port 53; for TCP, the first segment with data). IPv4 (first fragment) and IPv6 without
+/// extension headers.
+fn classify(frame: &[u8]) -> Option<Sent> {
+    let ethertype = u16::from_be_bytes(frame.get(12..14)?.try_into().ok()?);
+    let ip = frame.get(14..)?;
+    let (proto, l4) = match ethertype {
+        0x0800 => {
+            let ihl = usize::from(ip.first()? & 0x0f) * 4;
+            let frag = u16::from_be_bytes(ip.get(6..8)?.try_into().ok()?) & 0x1fff;
+            if frag != 0 {
+                return None;
+            }
+            (*ip.get(9)?, ip.get(ihl..)?)
+        }
+        0x86dd => (*ip.get(6)?, ip.get(40..)?),
+        _ => return None,
+    };
+    let dport = u16::from_be_bytes(l4.get(2..4)?.try_into().ok()?);
+    match proto {
+        17 if dport == 53 => Some(Sent::DnsQuery),
+        6 => {
+            let flags = *l4.get(13)?;
+            let data_off = usize::from(l4.get(12)? >> 4) * 4;
+            if flags & 0x12 == 0x02 {
+                Some(Sent::Syn)
+            } else if dport == 53 && l4.len() > data_off {
+                Some(Sent::DnsQuery)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ethernet frame with an IPv4 header (protocol `proto`) and `l4` after it.
+    fn v4(proto: u8, l4: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend([0x08, 0x00, 0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2]);
+        f.extend(l4);
+        f
+    }
+
+    /// A TCP header to `dport` with `flags`, and `data`.
+    fn tcp(dport: u16, flags: u8, data: &[u8]) -> Vec<u8> {
+        let mut h = vec![0x9c, 0x40];
+        h.extend(dport.to_be_bytes());
+        h.extend([0; 8]);
+        h.extend([0x50, flags, 0, 0, 0, 0, 0, 0]);
+        h.extend(data);
+        h
+    }
+
+    #[test]
+    fn frames_a_host_sent_are_told_apart_syn_and_dns_query() {
+        assert_eq!(classify(&v4(6, &tcp(8080, 0x02, &[]))), Some(Sent::Syn));
+        assert_eq!(classify(&v4(6, &tcp(8080, 0x12, &[]))), None, "a SYN-ACK is an answer");
+        assert_eq!(classify(&v4(6, &tcp(8080, 0x10, &[]))), None);
+        assert_eq!(classify(&v4(17, &[0x9c, 0x40, 0, 53, 0, 8, 0, 0])), Some(Sent::DnsQuery));
+        assert_eq!(classify(&v4(17, &[0, 53, 0x9c, 0x40, 0, 8, 0, 0])), None, "from port 53: an answer");
+        assert_eq!(classify(&v4(6, &tcp(53, 0x18, &[0, 30]))), Some(Sent::DnsQuery), "DNS over TCP: the first segment with data");
+        assert_eq!(classify(&v4(6, &tcp(53, 0x10, &[]))), None, "a bare ACK to port 53");
+        let mut v6 = vec![0u8; 12];
+        v6.extend([0x86, 0xdd, 0x60, 0, 0, 0, 0, 20, 6, 64]);
+        v6.extend([0u8; 32]);
+        v6.extend(tcp(443, 0x02, &[]));
+        assert_eq!(classify(&v6), Some(Sent::Syn));
+        assert_eq!(classify(&[0u8; 10]), None, "short frames are nothing");
+    }
+
+    #[test]
+    fn pcapng_has_one_named_interface_block_per_link_and_nanosecond_stamps() {
+        let mut buf = Vec::new();
+        let mut w = PcapWriter::new(&mut buf, &["web", "db@lan"]).unwrap();
+        let f = CapturedFrame { stamp: UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789), wire_len: 60, data: vec![0xab; 60].into() };
+        w.frame(1, &f).unwrap();
+        w.finish().unwrap();
+        let mut r = pcap_file::pcapng::PcapNgReader::new(&buf[..]).unwrap();
+        let mut packets = Vec::new();
+        while let Some(b) = r.next_block() {
+            if let pcap_file::pcapng::Block::EnhancedPacket(p) = b.unwrap() {
+                packets.push((p.interface_id, p.timestamp, p.data.len()));
+            }
+        }
+        let names: Vec<String> = r
+            .interfaces()
+            .iter()
+            .flat_map(|i| i.options.iter())
+            .filter_map(|o| match o {
+                InterfaceDescriptionOption::IfName(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(r.interfaces().len(), 2);
+        assert_eq!(names, ["web", "db@lan"]);
+        assert_eq!(packets, [(1, Duration::new(1_700_000_000, 123_456_789), 60)]);
+    }
+}
