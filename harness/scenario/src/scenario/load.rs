@@ -27,7 +27,7 @@ pub const MAX_FILE_SIZE: u64 = 1 << 20;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 const TOP_KEYS: &[&str] =
-    &["description", "program", "profiles", "timeout", "requires", "segments", "hosts", "dns", "targets", "services", "resolvers", "timeline", "expect"];
+    &["description", "program", "profiles", "timeout", "time_scale", "requires", "segments", "hosts", "dns", "targets", "services", "resolvers", "timeline", "expect"];
 
 /// A loaded, validated scenario: every name it refers to exists, every value parsed.
 #[derive(Debug, Clone)]
@@ -63,6 +63,13 @@ pub struct Scenario {
     pub expectations: Vec<Expectation>,
     /// IPv6 provisioning of the lab's segment (`[segments.lan.ipv6]`), if any.
     pub provision: Option<super::provision::ProvisionDef>,
+    /// `time_scale`: its trials run in scaled time, programs seeing time pass this many times
+    /// faster, every `at`, window and figure in program time (scenarios/README.md).
+    pub time_scale: Option<f64>,
+    /// Why it cannot run in scaled time, if it cannot (see
+    /// [`real_time_only`](super::time_scale::real_time_only)): the reason a scale given on the
+    /// command line is refused.
+    pub real_time_only: Option<String>,
 }
 
 /// The program under test, as `program` names it.
@@ -266,6 +273,7 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         }
     };
     let timeout = t.positive_duration("timeout")?.unwrap_or(DEFAULT_TIMEOUT);
+    let time_scale = super::time_scale::decode_time_scale(t)?;
     let mut requires = Vec::new();
     if let Some(mut rt) = t.table("requires", "[requires]", "a table of program = \"version constraint\"")? {
         for (k, v) in rt.take_all() {
@@ -421,6 +429,10 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
     let timeline = decode_timeline(doc, steps, &mut known)?;
     let items = t.tables("expect", "an array of expectations, written [[expect]]")?;
     let expectations = decode_expectations(doc, items, &known)?;
+    let real_time_only = super::time_scale::real_time_only(&hosts, &segments, provision.is_some(), &timeline);
+    if let (Some((_, span)), Some(why)) = (&time_scale, &real_time_only) {
+        return Err(t.bad("time_scale", span, super::time_scale::refusal(why)));
+    }
     Ok(Scenario {
         path: doc.file.to_path_buf(),
         description: description.value,
@@ -437,5 +449,7 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         timeline,
         expectations,
         provision,
+        time_scale: time_scale.map(|(k, _)| k),
+        real_time_only,
     })
 }

@@ -35,6 +35,7 @@ mod segment;
 mod service;
 mod target;
 mod template;
+mod time_scale;
 mod timeline;
 mod values;
 
@@ -57,5 +58,6 @@ pub use segment::SegmentDef;
 pub use service::{Condition, ExpectStart, FileContent, FileDef, Run, ServiceDef, DEFAULT_READY_TIMEOUT};
 pub use target::{TargetDef, TargetKind};
 pub use template::{HostField, Part, RenderError, Template, TemplateContext, Var};
+pub use time_scale::{check_time_scale, real_time_only, MAX_TIME_SCALE};
 pub use timeline::{Action, DnsFault, FaultScope, LinkState, Step, When, DEFAULT_WAIT_TIMEOUT};
 pub use values::{is_lab_address, parse_address, parse_lab_ip, AddressDef, ConnectTarget, Errno, ListenSpec, LAB_PREFIXES};
