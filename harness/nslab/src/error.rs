@@ -177,6 +177,21 @@ pub enum Error {
         /// The last lines of the process's output, pre-formatted (may be empty).
         tail: String,
     },
+    /// A time scale outside what a warp can do (not finite, below 1, above 1000).
+    #[error("invalid time scale {scale}: expected a finite number from 1 to 1000 (1 = real time, 10 = ten times faster)")]
+    TimeScale {
+        /// The scale asked for.
+        scale: f64,
+    },
+    /// A program cannot run in warped time: the preload library is missing, or the program is
+    /// of a class the warp cannot reach (see [`crate::TimeWarp::check_program`]).
+    #[error("cannot run {program:?} in warped time: {reason}")]
+    TimeWarp {
+        /// The program.
+        program: String,
+        /// Why, with what to do about it.
+        reason: String,
+    },
     /// The process ended while something else was awaited.
     #[error("{process} exited ({status}) while waiting for {what}{tail}")]
     Exited {

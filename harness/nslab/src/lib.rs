@@ -74,6 +74,7 @@ pub mod os;
 #[doc(hidden)]
 pub mod sys;
 pub mod testing;
+pub mod time;
 
 pub use addr::plan::LAB_DOMAIN;
 pub use addr::profile::Profile;
@@ -90,6 +91,7 @@ pub use lab::tap::DnsTap;
 /// The signals [`Process::signal`] sends (nix's type, re-exported so a test needs no nix).
 pub use nix::sys::signal::Signal;
 pub use os::netns::NetNs;
+pub use time::TimeWarp;
 
 /// The README's examples, compiled as doctests so they stay true.
 #[doc = include_str!("../../../README.md")]

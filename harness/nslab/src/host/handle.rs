@@ -228,11 +228,28 @@ impl Host {
         let hostname = CString::new(h.name.as_str()).map_err(|e| spawn_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
         let begun = h.epoch.elapsed();
         let cwd = work_dir(&cmd).map_err(spawn_err)?;
-        let spawned = sys::spawn_in_lab(cmd.to_tokio(), h.ns.fd(), binds, hostname, seccomp, cwd).await.map_err(spawn_err)?;
+        let mut tokio_cmd = cmd.to_tokio();
+        if let Some(warp) = &cmd.warp {
+            tokio_cmd.envs(self.warp_env(&cmd, warp)?);
+        }
+        let spawned = sys::spawn_in_lab(tokio_cmd, h.ns.fd(), binds, hostname, seccomp, cwd).await.map_err(spawn_err)?;
         tracing::debug!(host = %h.name, process = %name, pid = spawned.child.id(), "spawned");
         let p = Process::supervise(spawned, &h.name, name, output, h.epoch, begun);
         h.registry.add(p.shared.clone());
         Ok(p)
+    }
+
+    /// The environment of a warped program of this host (the preload library placed in the
+    /// host's own /run), or why it cannot be warped.
+    fn warp_env(&self, cmd: &Command, warp: &crate::time::TimeWarp) -> Result<Vec<(std::ffi::OsString, std::ffi::OsString)>> {
+        let refuse = |reason: String| Error::TimeWarp { program: cmd.program.to_string_lossy().into_owned(), reason };
+        crate::time::TimeWarp::check_program(Path::new(&cmd.program)).map_err(refuse)?;
+        let run = self
+            .inner
+            .fs
+            .copy_of(Path::new("/run"))
+            .ok_or_else(|| refuse(format!("host {} has no private /run to place the preload library in", self.name())))?;
+        crate::time::host_env(warp, run, cmd.preload_before()).map_err(refuse)
     }
 
     /// The bind mounts of every program of the host, as C strings.

@@ -23,12 +23,13 @@ pub struct Command {
     pub(crate) env_clear: bool,
     pub(crate) cwd: Option<PathBuf>,
     pub(crate) name: Option<String>,
+    pub(crate) warp: Option<crate::time::TimeWarp>,
 }
 
 impl Command {
     /// A command running `program` (looked up in `PATH` like a shell does).
     pub fn new(program: impl AsRef<OsStr>) -> Self {
-        Self { program: program.as_ref().to_owned(), args: Vec::new(), env: Vec::new(), env_clear: false, cwd: None, name: None }
+        Self { program: program.as_ref().to_owned(), args: Vec::new(), env: Vec::new(), env_clear: false, cwd: None, name: None, warp: None }
     }
 
     /// `sh -c SCRIPT`.
@@ -78,6 +79,28 @@ impl Command {
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
+    }
+
+    /// Runs the program in the warped time of `warp`: its clocks read program time and its
+    /// timed waits last (program duration) / scale of real time (see [`crate::TimeWarp`]).
+    /// The spawn fails with [`Error::TimeWarp`] when the program cannot be warped (a statically
+    /// linked or Go binary: [`crate::TimeWarp::check_program`]) or nslab's preload library is
+    /// missing. What the program starts inherits the warp (it inherits the environment), except
+    /// programs of those classes, which run in real time.
+    pub fn time_warp(mut self, warp: &crate::time::TimeWarp) -> Self {
+        self.warp = Some(warp.clone());
+        self
+    }
+
+    /// The warp it runs in, if any.
+    pub fn warp(&self) -> Option<&crate::time::TimeWarp> {
+        self.warp.as_ref()
+    }
+
+    /// `LD_PRELOAD` as the program would get it without a warp.
+    pub(crate) fn preload_before(&self) -> Option<OsString> {
+        let own = self.env.iter().rev().find(|(k, _)| k == "LD_PRELOAD").map(|(_, v)| v.clone());
+        own.or_else(|| if self.env_clear { None } else { std::env::var_os("LD_PRELOAD") })
     }
 
     pub(crate) fn display_name(&self) -> String {
