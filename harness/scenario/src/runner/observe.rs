@@ -214,16 +214,22 @@ pub async fn services(
 /// connection, so only the service's own requests count (a daemon on the client's host is not
 /// a client); a log target knows the address only, so a host's requests are credited to a
 /// service only when it is the only service started on that host, marked `host-only`.
-pub fn first_requests(s: &Scenario, lab: &Lab, procs: &BTreeMap<String, Process>, targets: &BTreeMap<String, Target>) -> Vec<FirstRequest> {
+pub fn first_requests(
+    s: &Scenario,
+    lab: &Lab,
+    clock: &crate::runner::clock::LabClock,
+    procs: &BTreeMap<String, Process>,
+    targets: &BTreeMap<String, Target>,
+) -> Vec<FirstRequest> {
     let mut out = Vec::new();
-    let log = lab.dns().map(|d| d.log().entries()).unwrap_or_default();
+    let log = lab.dns().map(|d| clock.queries(&d.log())).unwrap_or_default();
     for (name, p) in procs {
         let Some(def) = s.service(name) else { continue };
         let Ok(host) = lab.host(&def.host) else { continue };
         let addrs: Vec<IpAddr> = host.addrs().into_iter().chain(host.link_local().map(IpAddr::V6)).collect();
         let alone = procs.keys().filter(|n| s.service(n).is_some_and(|d| d.host == def.host)).count() == 1;
-        let (started, begun) = (p.started_at(), p.begun_at());
-        let end = p.exit().map(|e| e.at).unwrap_or(Duration::MAX);
+        let (started, begun) = (clock.started_at(p), clock.begun_at(p));
+        let end = clock.exit(p).map(|e| e.at).unwrap_or(Duration::MAX);
         for (tname, t) in targets {
             let attributed = if t.service().is_none() { Attribution::Service } else { Attribution::HostOnly };
             if attributed == Attribution::HostOnly && !alone {

@@ -37,6 +37,20 @@ pub struct ExpectationResult {
     pub decided: bool,
 }
 
+/// A window an expectation measured (in lab time: program time in a scaled trial), what the
+/// fidelity check compares between a trial at scale 1 and the same at its scale.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MeasuredWindow {
+    /// The expectation's index in the scenario file.
+    pub expectation: usize,
+    /// The expectation, as a sentence.
+    pub description: String,
+    /// What the window spans (`first "^green$" after step swap`).
+    pub what: String,
+    /// How long it was, seconds of lab time.
+    pub seconds: f64,
+}
+
 /// One stretch of a client's stale window and the layer that held the old target in it.
 #[derive(Debug, Clone, Serialize)]
 pub struct HeldRow {
@@ -115,6 +129,14 @@ pub struct TrialResult {
     pub outcome: Outcome,
     /// Wall time, milliseconds.
     pub duration_ms: u64,
+    /// The scale the trial ran at, when scaled: its programs saw time pass this many times
+    /// faster, and every figure of the trial (windows, step times, staleness, first requests) is
+    /// program time; `duration_ms`, `setup_s` and `scenario_s` stay wall time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_scale: Option<f64>,
+    /// The windows its expectations measured, in lab time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<MeasuredWindow>,
     /// Why it failed or was ignored: on a failure, what stopped the trial, or how many
     /// expectations failed and which ("2 of 5 expectations failed: ..."). Absent when it passed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -202,6 +224,8 @@ impl TrialResult {
             profile: profile.to_string(),
             outcome,
             duration_ms: took.as_millis() as u64,
+            time_scale: None,
+            windows: Vec::new(),
             reason: Some(reason),
             expectations: Vec::new(),
             listeners: Default::default(),

@@ -14,7 +14,7 @@ use svg::Document;
 use crate::runner::client::Client;
 use crate::runner::target::{RequestRecord, Target};
 use crate::scenario::{StaleCause, StaleCounts};
-use nslab::dns::{AnswerRecord, QueryLog, QueryLogEntry, TrafficEntry};
+use nslab::dns::{AnswerRecord, QueryLogEntry, TrafficEntry};
 
 /// How much later than a query that brought the new answer a connection to the old target must
 /// open to count against the client (`application-cache`): a program that re-reads its
@@ -271,8 +271,8 @@ fn names(answers: &[AnswerRecord], target: &str) -> bool {
 /// Analyses one client around a change at `step_at`, from the two targets' request logs (a
 /// service's own requests, or every request from a host's addresses) and the DNS query log (its
 /// host's queries: the log knows addresses, not processes).
-pub fn analyse(client: &Client, step_at: Duration, old: &Target, new: &Target, dns: Option<&QueryLog>, chain: Chain<'_>) -> Staleness {
-    let entries = dns.map(QueryLog::entries).unwrap_or_default();
+pub fn analyse(client: &Client, step_at: Duration, old: &Target, new: &Target, dns: Option<&[QueryLogEntry]>, chain: Chain<'_>) -> Staleness {
+    let entries = dns.unwrap_or_default();
     let old_reqs = client.requests_to(old);
     let mut st = analyse_records(&client.addrs, step_at, (&old.def.name, &old_reqs), (&new.def.name, &client.requests_to(new)), &entries);
     st.dns_of_host = client.service.is_some().then(|| client.host.clone());

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::FutureExt;
@@ -13,6 +13,7 @@ use hyper::{Request, Response};
 use serde::Serialize;
 
 use crate::runner::attribution::{Attribution, Clients, Owner};
+use crate::runner::clock::LabClock;
 use crate::runner::error::Error;
 use crate::scenario::{TargetDef, TargetKind};
 use nslab::host::handle::Host;
@@ -62,6 +63,8 @@ pub struct Target {
     /// Its definition.
     pub def: TargetDef,
     source: Source,
+    /// The trial's lab clock: requests are timed in lab time (program time in a scaled trial).
+    clock: LabClock,
 }
 
 #[derive(Clone)]
@@ -151,12 +154,12 @@ fn canonical(a: SocketAddr) -> SocketAddr {
 impl Target {
     /// A target read from a service's output; it counts requests once [`Target::attach`] gives
     /// it the service's process.
-    pub fn from_log(def: TargetDef) -> Target {
+    pub fn from_log(def: TargetDef, clock: LabClock) -> Target {
         let (line, connection) = match &def.kind {
             TargetKind::Log { line, connection, .. } => (line.clone(), connection.clone()),
             TargetKind::Builtin { .. } => (regex::Regex::new("$^").expect("valid"), None),
         };
-        Target { def, source: Source::Log { line, connection, proc: Arc::new(Mutex::new(None)) } }
+        Target { def, source: Source::Log { line, connection, proc: Arc::new(Mutex::new(None)) }, clock }
     }
 
     /// The service this target reads, if it is a log target.
@@ -179,9 +182,9 @@ impl Target {
     ///
     /// # Errors
     /// The bind error.
-    pub async fn start(def: TargetDef, host: &Host, epoch: Instant, clients: Arc<Clients>) -> Result<Target, Error> {
+    pub async fn start(def: TargetDef, host: &Host, clock: LabClock, clients: Arc<Clients>) -> Result<Target, Error> {
         let TargetKind::Builtin { port, keepalive, .. } = def.kind else {
-            return Ok(Target::from_log(def));
+            return Ok(Target::from_log(def, clock));
         };
         let sock = host.socket(socket2::Domain::IPV6, socket2::Type::STREAM, None).await?;
         let bind = (|| {
@@ -194,13 +197,13 @@ impl Target {
         })();
         let listener = bind.map_err(|source| Error::TargetBind { target: def.name.clone(), port, host: host.name().to_owned(), source })?;
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (name, log2, target_host) = (def.name.clone(), log.clone(), host.clone());
+        let (name, log2, target_host, epoch) = (def.name.clone(), log.clone(), host.clone(), clock.clone());
         let task = tokio::spawn(async move {
             let mut conn = 0u64;
             while let Ok((stream, peer)) = listener.accept().await {
                 conn += 1;
-                let (id, conn_at, peer) = (conn, epoch.elapsed(), canonical(peer));
-                let (name, log, clients, target_host) = (name.clone(), log2.clone(), clients.clone(), target_host.clone());
+                let (id, conn_at, peer) = (conn, epoch.now(), canonical(peer));
+                let (name, log, clients, target_host, epoch) = (name.clone(), log2.clone(), clients.clone(), target_host.clone(), epoch.clone());
                 tokio::spawn(async move {
                     // The owner is looked up from the accept on, while the request arrives; each
                     // answer waits for it (the client waits for its answer, so its socket is still
@@ -214,7 +217,7 @@ impl Target {
                     });
                     let owner = async move { lookup.await.unwrap_or(Owner { by: Attribution::NoService, ..Owner::default() }) }.boxed().shared();
                     let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let (at, path) = (epoch.elapsed(), req.uri().path().to_string());
+                        let (at, path) = (epoch.now(), req.uri().path().to_string());
                         let (owner, log, name) = (owner.clone(), log.clone(), name.clone());
                         async move {
                             let owner = owner.await;
@@ -241,7 +244,7 @@ impl Target {
                 });
             }
         });
-        Ok(Target { def, source: Source::Builtin { log, task: Arc::new(task) } })
+        Ok(Target { def, source: Source::Builtin { log, task: Arc::new(task) }, clock })
     }
 
     /// Every request so far.
@@ -255,7 +258,7 @@ impl Target {
             }
             Source::Log { line, connection, proc } => {
                 let p = proc.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                p.map(|p| from_lines(line, connection.as_ref(), &p.lines())).unwrap_or_default()
+                p.map(|p| from_lines(line, connection.as_ref(), &self.clock.lines(&p))).unwrap_or_default()
             }
         }
     }

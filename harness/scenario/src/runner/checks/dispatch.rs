@@ -8,7 +8,8 @@ use std::time::Duration;
 use super::observed::Observed;
 use super::{address, bind_error, connect, diagnosis, dns_queries, exit, first_request, line_within, listening, never_reaches, no_line, output, stale};
 use crate::runner::observe::ServiceReport;
-use crate::runner::report::ExpectationResult;
+use crate::runner::clock::LabClock;
+use crate::runner::report::{ExpectationResult, MeasuredWindow};
 use crate::runner::target::Target;
 use crate::scenario::{Check, Scenario};
 use nslab::addr::profile::Profile;
@@ -82,24 +83,31 @@ pub async fn evaluate(
     targets: &BTreeMap<String, Target>,
     steps: &BTreeMap<String, Duration>,
     addresses: Option<&nslab::lab::provision::AddressWatch>,
+    clock: &LabClock,
     deadline: tokio::time::Instant,
-) -> Vec<Indexed> {
-    let o = Observed { s, lab, procs, targets, steps, addresses };
-    let o = &o;
+) -> (Vec<Indexed>, Vec<MeasuredWindow>) {
     let futs = s.expectations.iter().enumerate().filter(|(_, e)| e.applies_to(profile)).map(|(i, e)| async move {
+        let o = Observed { s, lab, procs, targets, steps, addresses, clock, windows: Default::default() };
         let desc = e.description();
-        let r = match tokio::time::timeout_at(deadline, live(&e.check, o)).await {
+        let r = match tokio::time::timeout_at(deadline, live(&e.check, &o)).await {
             Ok(None) => return None,
             Ok(Some(r)) => r,
-            Err(_) => return Some((i, undecided_result(desc, &format!("the trial's timeout of {:?} ran out while this was being checked", s.timeout)))),
+            Err(_) => return Some(((i, undecided_result(desc, &format!("the trial's timeout of {:?} ran out while this was being checked", s.timeout))), Vec::new())),
         };
         let (passed, observed) = match r {
             Ok(o) => (true, o),
             Err(o) => (false, o),
         };
-        Some((i, result(passed, desc, observed)))
+        let windows = o
+            .windows
+            .into_inner()
+            .into_iter()
+            .map(|(what, d)| MeasuredWindow { expectation: i, description: desc.clone(), what, seconds: d.as_secs_f64() })
+            .collect();
+        Some(((i, result(passed, desc, observed)), windows))
     });
-    futures::future::join_all(futs).await.into_iter().flatten().collect()
+    let (results, windows): (Vec<Indexed>, Vec<Vec<MeasuredWindow>>) = futures::future::join_all(futs).await.into_iter().flatten().unzip();
+    (results, windows.into_iter().flatten().collect())
 }
 
 /// Checks the output of services that have stopped: output and bind errors. `stopped_early`

@@ -23,12 +23,9 @@ pub(super) async fn check(c: &DnsQueriesCheck, o: &Observed<'_>) -> Result<Strin
     let tap = o.lab.dns_traffic().ok_or("the lab has no DNS traffic log (its tap is off)")?;
     // The window is the program's: wait for its end on the lab's clock, then for the tap to
     // have read every packet sent until then.
-    let now = o.lab.elapsed();
-    if end > now {
-        tokio::time::sleep(end - now).await;
-    }
+    o.clock.sleep_until(end).await;
     tap.settle().await;
-    judge(c, &host, &tap.log().entries(), start, end)
+    judge(c, &host, &o.clock.traffic(tap.log().entries()), start, end)
 }
 
 fn end_name(c: &DnsQueriesCheck) -> &str {

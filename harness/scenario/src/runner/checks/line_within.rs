@@ -6,15 +6,14 @@ use std::time::Duration;
 use super::observed::{proc, rel, step_time, Observed};
 use crate::scenario::LineWithinCheck;
 use nslab::host::process::Process;
-use nslab::lab::build::Lab;
 
 pub(super) async fn check(c: &LineWithinCheck, o: &Observed<'_>) -> Result<String, String> {
-    line_within(o.lab, o.procs, o.steps, &c.service, &c.matches, &c.after, c.within, c.min.unwrap_or_default()).await
+    line_within(o, o.procs, o.steps, &c.service, &c.matches, &c.after, c.within, c.min.unwrap_or_default()).await
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn line_within(
-    lab: &Lab,
+    o: &Observed<'_>,
     procs: &BTreeMap<String, Process>,
     steps: &BTreeMap<String, Duration>,
     service: &str,
@@ -28,18 +27,23 @@ async fn line_within(
     let (lo, hi) = (start + min, start + within);
     loop {
         // Once it has exited, its output is complete: no need to wait out the window.
-        let done = lab.elapsed() > hi || p.exit().is_some();
-        let lines = p.lines();
+        let done = o.clock.now() > hi || p.exit().is_some();
+        let lines = o.clock.lines(p);
         if let Some(l) = lines.iter().find(|l| l.at >= lo && l.at <= hi && re.is_match(&l.text)) {
+            o.window(format!("first {:?} at least {min:?} after step {after}", re.as_str()), l.at - start);
             return Ok(format!("{:?} {} step {after}", l.text, rel(l.at, start)));
         }
         if done {
             let first_after = lines.iter().find(|l| l.at >= start && re.is_match(&l.text));
+            if let Some(l) = first_after.filter(|l| l.at >= lo) {
+                o.window(format!("first {:?} at least {min:?} after step {after}", re.as_str()), l.at - start);
+            }
             return Err(match first_after {
                 Some(l) => format!("first matching line {:?} came {} step {after}, outside the window", l.text, rel(l.at, start)),
                 None => format!("no matching line within {within:?} after step {after} ({} lines of output)", lines.len()),
             });
         }
+        // Polled every 20 ms of real time: the reading's own resolution, k times that in lab time.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -19,13 +19,10 @@ pub(super) async fn check(c: &NeverReachesCheck, o: &Observed<'_>) -> Result<Str
     let end = match c.duration {
         Some(d) => {
             let end = start + d;
-            let now = o.lab.elapsed();
-            if end > now {
-                tokio::time::sleep(end - now).await;
-            }
+            o.clock.sleep_until(end).await;
             end
         }
-        None => o.lab.elapsed(),
+        None => o.clock.now(),
     };
     let secs = |d: Duration| format!("{:.2}s", d.as_secs_f64());
     let window = format!("from step {} ({}) to {}", c.after, secs(start), secs(end));

@@ -6,14 +6,13 @@ use std::time::Duration;
 use super::observed::{proc, rel, step_time, Observed};
 use crate::scenario::NoLineCheck;
 use nslab::host::process::Process;
-use nslab::lab::build::Lab;
 
 pub(super) async fn check(c: &NoLineCheck, o: &Observed<'_>) -> Result<String, String> {
-    no_line(o.lab, o.procs, o.steps, &c.service, &c.matches, &c.after, c.duration).await
+    no_line(o, o.procs, o.steps, &c.service, &c.matches, &c.after, c.duration).await
 }
 
 async fn no_line(
-    lab: &Lab,
+    o: &Observed<'_>,
     procs: &BTreeMap<String, Process>,
     steps: &BTreeMap<String, Duration>,
     service: &str,
@@ -24,11 +23,12 @@ async fn no_line(
     let p = proc(procs, service)?;
     let start = step_time(steps, after)?;
     let end = start + duration;
-    let now = lab.elapsed();
-    if end > now {
-        tokio::time::sleep(end - now).await;
+    o.clock.sleep_until(end).await;
+    let lines = o.clock.lines(p);
+    // The window measured: from the step to the first matching line after it, if any yet.
+    if let Some(l) = lines.iter().find(|l| l.at >= start && re.is_match(&l.text)) {
+        o.window(format!("first {:?} after step {after}", re.as_str()), l.at - start);
     }
-    let lines = p.lines();
     match lines.iter().find(|l| l.at >= start && l.at <= end && re.is_match(&l.text)) {
         Some(l) => Err(format!("{:?} {} step {after}", l.text, rel(l.at, start))),
         None => {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::runner::clock::LabClock;
 use crate::runner::target::Target;
 use crate::scenario::Scenario;
 use nslab::host::process::Process;
@@ -19,6 +20,19 @@ pub(super) struct Observed<'a> {
     pub(super) steps: &'a BTreeMap<String, Duration>,
     /// The address events of the provisioned segment's hosts, if it is provisioned.
     pub(super) addresses: Option<&'a nslab::lab::provision::AddressWatch>,
+    /// The lab clock: every time a check compares or prints is lab time (program time in a
+    /// scaled trial), its observations converted through it.
+    pub(super) clock: &'a LabClock,
+    /// The windows this expectation measured (what, lab time), for the report and the
+    /// fidelity check.
+    pub(super) windows: std::cell::RefCell<Vec<(String, Duration)>>,
+}
+
+impl Observed<'_> {
+    /// Records a window the check measured: `what` it spans and how long it was (lab time).
+    pub(super) fn window(&self, what: impl Into<String>, d: Duration) {
+        self.windows.borrow_mut().push((what.into(), d));
+    }
 }
 
 pub(super) fn proc<'a>(procs: &'a BTreeMap<String, Process>, service: &str) -> Result<&'a Process, String> {

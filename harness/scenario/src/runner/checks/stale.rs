@@ -12,10 +12,7 @@ pub(super) async fn check(c: &StaleCheck, o: &Observed<'_>) -> Result<String, St
     let start = step_time(o.steps, &c.after)?;
     // Watch long enough to tell: the later of the two bounds, plus a second of margin.
     let horizon = start + c.at_most.unwrap_or_default().max(c.at_least.unwrap_or_default()) + Duration::from_secs(1);
-    let now = o.lab.elapsed();
-    if horizon > now {
-        tokio::time::sleep(horizon - now).await;
-    }
+    o.clock.sleep_until(horizon).await;
     let (old, new) = (&c.old, &c.new);
     let (t_old, t_new) = (o.targets.get(old).ok_or_else(|| format!("no target {old}"))?, o.targets.get(new).ok_or_else(|| format!("no target {new}"))?);
     let who = client::resolve(o.s, o.lab, &c.client)?;
@@ -25,7 +22,7 @@ pub(super) async fn check(c: &StaleCheck, o: &Observed<'_>) -> Result<String, St
     let traffic = match o.lab.dns_traffic() {
         Some(tap) => {
             tap.settle().await;
-            tap.log().entries()
+            o.clock.traffic(tap.log().entries())
         }
         None => Vec::new(),
     };
@@ -33,7 +30,15 @@ pub(super) async fn check(c: &StaleCheck, o: &Observed<'_>) -> Result<String, St
     let chain = stale::Chain { traffic: &traffic, resolvers: &resolvers };
     let (mut texts, mut failed) = (Vec::new(), false);
     for cl in &clients {
-        let st = stale::analyse(cl, start, t_old, t_new, o.lab.dns().map(|d| d.log()), chain);
+        let queries = o.lab.dns().map(|d| o.clock.queries(&d.log()));
+        let st = stale::analyse(cl, start, t_old, t_new, queries.as_deref(), chain);
+        let who = if several { format!("{}: ", cl.name()) } else { String::new() };
+        if let Some(s) = st.last_old {
+            o.window(format!("{who}last request to {old} after step {}", c.after), s);
+        }
+        if let Some(s) = st.first_new {
+            o.window(format!("{who}first request to {new} after step {}", c.after), s);
+        }
         let mut f = stale::failures(&st, c.at_most, c.at_least, c.cause, &c.counts);
         if let Some(h) = &c.held_by {
             f.extend(stale::held_failures(&st, h));

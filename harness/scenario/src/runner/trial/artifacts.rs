@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::state::Swap;
 use crate::runner::client::{self, Client};
+use crate::runner::clock::LabClock;
 use crate::runner::context::Facts;
 use crate::runner::observe::{FirstRequest, ServiceReport};
 use crate::runner::report::{ExpectationResult, HeldRow, StaleRow};
@@ -21,7 +22,7 @@ use nslab::lab::build::Lab;
 /// For each CNAME swap whose old and new targets are targets of the trial: every client that
 /// asked either of them, how long it stayed and why; a host's client services each on their own
 /// row when the targets attributed its requests (see [`crate::runner::client::split`]).
-pub(super) async fn staleness_rows(lab: &Lab, scenario: &Scenario, targets: &BTreeMap<String, Target>, swaps: &[Swap]) -> Vec<StaleRow> {
+pub(super) async fn staleness_rows(lab: &Lab, clock: &LabClock, scenario: &Scenario, targets: &BTreeMap<String, Target>, swaps: &[Swap]) -> Vec<StaleRow> {
     let mut rows = Vec::new();
     if swaps.is_empty() {
         return rows;
@@ -29,10 +30,11 @@ pub(super) async fn staleness_rows(lab: &Lab, scenario: &Scenario, targets: &BTr
     let traffic = match lab.dns_traffic() {
         Some(tap) => {
             tap.settle().await;
-            tap.log().entries()
+            clock.traffic(tap.log().entries())
         }
         None => Vec::new(),
     };
+    let queries = lab.dns().map(|d| clock.queries(&d.log()));
     let resolvers = scenario.resolver_hosts();
     let chain = stale::Chain { traffic: &traffic, resolvers: &resolvers };
     for Swap { step, at, old, new, .. } in swaps {
@@ -43,7 +45,7 @@ pub(super) async fn staleness_rows(lab: &Lab, scenario: &Scenario, targets: &BTr
                 continue;
             }
             for c in client::split(&host, &[o, n]) {
-                let st = stale::analyse(&c, *at, o, n, lab.dns().map(|d| d.log()), chain);
+                let st = stale::analyse(&c, *at, o, n, queries.as_deref(), chain);
                 rows.push(StaleRow {
                     step: step.clone(),
                     client: h.name().to_string(),
@@ -77,7 +79,7 @@ pub(super) async fn staleness_rows(lab: &Lab, scenario: &Scenario, targets: &BTr
 /// Writes each target's request log into the artifacts and returns the timeline picture of
 /// their requests and the DNS changes (`None` without targets, or when the targets' folder
 /// cannot be made).
-pub(super) fn write_targets(lab: &Lab, targets: &BTreeMap<String, Target>, dns_steps: &[(String, Duration, MarkKind)]) -> Option<String> {
+pub(super) fn write_targets(lab: &Lab, clock: &LabClock, targets: &BTreeMap<String, Target>, dns_steps: &[(String, Duration, MarkKind)]) -> Option<String> {
     if targets.is_empty() {
         return None;
     }
@@ -89,7 +91,7 @@ pub(super) fn write_targets(lab: &Lab, targets: &BTreeMap<String, Target>, dns_s
         let _ = t.write_log(&dir.join(format!("{name}.requests.jsonl")));
     }
     // The TTL shaded after a change: what the last answer before it carried.
-    let log = lab.dns().map(|d| d.log().entries()).unwrap_or_default();
+    let log = lab.dns().map(|d| clock.queries(&d.log())).unwrap_or_default();
     let marks: Vec<Mark> = dns_steps
         .iter()
         .map(|(name, at, kind)| Mark {
@@ -100,18 +102,21 @@ pub(super) fn write_targets(lab: &Lab, targets: &BTreeMap<String, Target>, dns_s
         })
         .collect();
     let mut marks = marks;
-    marks.extend(capture_marks(lab));
+    marks.extend(capture_marks(lab, clock));
     let lanes: Vec<(String, Vec<RequestRecord>)> = targets.values().map(|t| (t.def.name.clone(), t.requests())).collect();
-    Some(stale::document(&lanes, &marks, lab.elapsed()).to_string())
+    Some(stale::document(&lanes, &marks, clock.now()).to_string())
 }
 
 /// The packet capture's marks: each link's first DNS query and first TCP connection attempt its
 /// host sent (links whose host sent none have no mark), in lab
 /// time (the kernel's stamp, moved by the two clocks' difference now).
-fn capture_marks(lab: &Lab) -> Vec<Mark> {
+fn capture_marks(lab: &Lab, clock: &LabClock) -> Vec<Mark> {
     let Some(c) = lab.link_capture() else { return Vec::new() };
     let (now_lab, now_real) = (lab.elapsed(), std::time::SystemTime::now());
-    let at = |s: std::time::SystemTime| now_lab.saturating_sub(now_real.duration_since(s).unwrap_or(Duration::ZERO));
+    let at = |s: std::time::SystemTime| match clock.warp() {
+        Some(w) => w.program_since_origin(s),
+        None => now_lab.saturating_sub(now_real.duration_since(s).unwrap_or(Duration::ZERO)),
+    };
     let mut marks = Vec::new();
     for (link, syn, dns) in c.firsts() {
         if let Some(s) = dns {

@@ -35,6 +35,10 @@ pub struct RunOptions {
     /// Which attempt this is under a runner that retries (cargo-nextest): each attempt gets its
     /// own artifact directory and learns how the earlier ones ended (see [`crate::runner::attempt`]).
     pub attempt: Option<crate::runner::attempt::Attempt>,
+    /// Runs every trial at this scale (`--time-scale`), whatever its scenario declares; `None`:
+    /// each scenario's own `time_scale` (or real time). 1 runs in real time. A scenario that
+    /// cannot be scaled ([`Scenario::real_time_only`]) fails with the reason when forced above 1.
+    pub time_scale: Option<f64>,
 }
 
 /// Runs `scenario` in `profile` and reports every expectation.
@@ -46,6 +50,16 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         return TrialResult::early(name.into(), &scenario.path, profile.name(), outcome, why, started.elapsed());
     }
     let mut t = Trial::new(scenario, profile);
+    if let Some(k) = opts.time_scale {
+        if let Err(why) = crate::scenario::check_time_scale(k) {
+            return TrialResult::early(name.into(), &scenario.path, profile.name(), Outcome::Failed, format!("--time-scale: {why}"), started.elapsed());
+        }
+        t.scale = Some(k);
+    }
+    if let (Some(k), Some(why)) = (t.scale.filter(|k| *k > 1.0), &scenario.real_time_only) {
+        let why = format!("a scale of {k} cannot apply to this scenario: {why}, which a scale does not speed up; run it at scale 1");
+        return TrialResult::early(name.into(), &scenario.path, profile.name(), Outcome::Failed, why, started.elapsed());
+    }
     t.artifacts_root = opts.artifacts_root.clone();
     t.attempt = opts.attempt.clone();
     let (mut reason, interrupted) = tokio::select! {
@@ -66,7 +80,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     let (services, first_requests) = match t.lab.as_ref() {
         Some(lab) => (
             observe::services(scenario, profile, lab, &t.procs, &t.started, &exits, &t.sockets, &t.argv, &t.kernel_addrs).await,
-            observe::first_requests(scenario, lab, &t.procs, &t.targets),
+            observe::first_requests(scenario, lab, t.clock(), &t.procs, &t.targets),
         ),
         None => Default::default(),
     };
@@ -98,7 +112,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         reason = Some(failed_summary(&t.results));
     }
     let staleness = match t.lab.as_ref() {
-        Some(lab) => artifacts::staleness_rows(lab, scenario, &t.targets, &t.swaps).await,
+        Some(lab) => artifacts::staleness_rows(lab, t.clock(), scenario, &t.targets, &t.swaps).await,
         None => Vec::new(),
     };
     let mut artifacts = None;
@@ -115,7 +129,7 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         if let Some(c) = lab.link_capture() {
             c.settle().await;
         }
-        let picture = artifacts::write_targets(&lab, &t.targets, &t.dns_steps);
+        let picture = artifacts::write_targets(&lab, t.clock(), &t.targets, &t.dns_steps);
         artifacts::write_facts(&lab, scenario, profile, name, &t.facts);
         // The picture outlives a passing trial's artifacts: it and results.json stay behind.
         let survivors = artifacts::Survivors::new(picture, &t.results, &staleness, &services, &first_requests).with_outcome(
@@ -162,6 +176,8 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         profile: profile.name().into(),
         outcome,
         duration_ms: started.elapsed().as_millis() as u64,
+        time_scale: t.clock.as_ref().and_then(|c| c.warp()).map(|w| w.scale()),
+        windows: std::mem::take(&mut t.windows),
         reason,
         expectations: t.results,
         listeners: t.listeners,
@@ -235,9 +251,19 @@ impl Trial<'_> {
                 Err(_) => tracing::warn!(host = %h, "link figures not read before the deadline"),
             }
         }
-        self.checked =
-            checks::evaluate(self.scenario, self.profile, lab, &self.procs, &self.targets, &self.steps, self.provision.as_ref().map(|p| p.watch()), deadline)
-                .await;
+        let clock = self.clock().clone();
+        (self.checked, self.windows) = checks::evaluate(
+            self.scenario,
+            self.profile,
+            lab,
+            &self.procs,
+            &self.targets,
+            &self.steps,
+            self.provision.as_ref().map(|p| p.watch()),
+            &clock,
+            deadline,
+        )
+        .await;
         tracing::debug!(setup = ?(base - t0), scenario = ?base.elapsed(), startup_in_timeline = ?Duration::from_millis(startup.load(Ordering::Relaxed)), "trial timed");
         Ok(())
     }
@@ -274,6 +300,11 @@ impl Trial<'_> {
             b = b.artifacts_in(root).artifacts_base(self.artifacts_root.clone().unwrap_or_else(nslab::lab::spec::default_artifacts_root));
         }
         let lab = b.build().await.map_err(|e| Error::LabBuild { source: Box::new(e) })?;
+        // The warp's origin: after the build, before any target or service starts.
+        self.clock = Some(match self.scale.filter(|k| *k > 1.0) {
+            Some(k) => crate::runner::clock::LabClock::warped(lab.epoch(), nslab::TimeWarp::new(k).map_err(|e| Error::LabBuild { source: Box::new(e) })?),
+            None => crate::runner::clock::LabClock::real(lab.epoch()),
+        });
         self.facts = Some(Facts::of(&lab, self.profile, scenario_dir, s.dns.as_ref().map(|d| d.server_host())));
         let clients = Clients::new(lab.hosts());
         self.clients = Some(clients.clone());
@@ -281,9 +312,9 @@ impl Trial<'_> {
             let target = match &def.kind {
                 TargetKind::Builtin { host, .. } => {
                     let host = lab.host(host)?.clone();
-                    Target::start(def.clone(), &host, lab.epoch(), clients.clone()).await?
+                    Target::start(def.clone(), &host, self.clock().clone(), clients.clone()).await?
                 }
-                TargetKind::Log { .. } => Target::from_log(def.clone()),
+                TargetKind::Log { .. } => Target::from_log(def.clone(), self.clock().clone()),
             };
             self.targets.insert(def.name.clone(), target);
         }

@@ -73,6 +73,10 @@ impl Trial<'_> {
             None => dir.clone(),
         };
         cmd = cmd.current_dir(cwd).name(svc.name.clone());
+        // A scaled trial runs its programs in its warp: their clocks read program time.
+        if let Some(w) = self.clock().warp() {
+            cmd = cmd.time_warp(w);
+        }
         let proc = host.spawn(cmd).await.map_err(|e| Error::Spawn { service: svc.name.clone(), source: Box::new(e) })?;
         self.procs.insert(svc.name.clone(), proc.clone());
         if let Some(c) = &self.clients {

@@ -27,6 +27,8 @@ impl Session {
     /// Why the lab, a target or a service could not start ([`Error::Kept`] when evidence was kept).
     pub async fn start(scenario: &'static Scenario, profile: Profile, artifacts_root: PathBuf) -> Result<Session, Error> {
         let mut trial = Trial::new(scenario, profile);
+        // A lab kept for a person runs in real time: its timeline is driven by hand.
+        trial.scale = None;
         if let Err(e) = trial.setup(Some(artifacts_root)).await {
             if let Some(lab) = trial.lab.take() {
                 for p in trial.procs.values() {
@@ -88,7 +90,7 @@ impl Session {
         if let Some(c) = lab.link_capture() {
             c.settle().await;
         }
-        let picture = artifacts::write_targets(&lab, &self.trial.targets, &self.trial.dns_steps);
+        let picture = artifacts::write_targets(&lab, self.trial.clock(), &self.trial.targets, &self.trial.dns_steps);
         lab.keep_artifacts();
         artifacts::write_picture(lab.artifacts(), picture);
         lab.teardown().await.map_err(|e| Error::Teardown { source: Box::new(e) })

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::runner::checks;
+use crate::runner::clock::LabClock;
 use crate::runner::context::Facts;
 use crate::runner::error::Error;
 use crate::runner::report::ExpectationResult;
@@ -58,6 +59,8 @@ pub(super) struct Trial<'a> {
     pub(super) results: Vec<ExpectationResult>,
     /// Expectations checked while the lab ran, with their index in the file.
     pub(super) checked: Vec<checks::Indexed>,
+    /// The windows those expectations measured.
+    pub(super) windows: Vec<crate::runner::report::MeasuredWindow>,
     /// The listener report: what each service listened on after the timeline (nothing for
     /// those that had exited).
     pub(super) listeners: BTreeMap<String, Vec<String>>,
@@ -93,6 +96,11 @@ pub(super) struct Trial<'a> {
     pub(super) clients: Option<Arc<crate::runner::attribution::Clients>>,
     /// The IPv6 provisioning of the lab's segment (`[segments.lan.ipv6]`).
     pub(super) provision: Option<nslab::lab::provision::Provisioner>,
+    /// The scale the trial runs at (`--time-scale`, else the scenario's `time_scale`); `None`
+    /// or 1: real time.
+    pub(super) scale: Option<f64>,
+    /// The lab clock, once the lab is built: real, or the program time of the trial's warp.
+    pub(super) clock: Option<LabClock>,
 }
 
 /// One CNAME swap of the timeline.
@@ -117,6 +125,7 @@ impl<'a> Trial<'a> {
             swaps: Vec::new(),
             results: Vec::new(),
             checked: Vec::new(),
+            windows: Vec::new(),
             listeners: BTreeMap::new(),
             link_figures: Vec::new(),
             sockets: BTreeMap::new(),
@@ -132,11 +141,18 @@ impl<'a> Trial<'a> {
             starting: Arc::new(AtomicBool::new(false)),
             clients: None,
             provision: None,
+            scale: scenario.time_scale,
+            clock: None,
         }
     }
 
     pub(super) fn lab(&self) -> &Lab {
         self.lab.as_ref().expect("lab is built before it is used")
+    }
+
+    /// The lab clock (lab time: program time in a scaled trial).
+    pub(super) fn clock(&self) -> &LabClock {
+        self.clock.as_ref().expect("the clock is set when the lab is built")
     }
 
     pub(super) fn host(&self, name: &str) -> Result<Host, Error> {

@@ -9,18 +9,19 @@ use crate::runner::error::Error;
 use crate::runner::stale::MarkKind;
 use crate::scenario::{Action, DnsFault, FaultScope, LinkState, Scenario, Step, When};
 use nslab::dns::{ControlError, FaultTarget, RecordValue};
-use nslab::lab::build::Lab;
 
 impl Trial<'_> {
     /// Plays the timeline, step by step.
     pub(super) async fn timeline(&mut self) -> Result<(), Error> {
         let s = self.scenario;
-        let t0 = self.lab().elapsed();
+        // Lab time: program time in a scaled trial, so `at` and `after` are program durations.
+        let clock = self.clock().clone();
+        let t0 = clock.now();
         let profile = self.profile;
         for (i, step) in s.timeline.iter().enumerate().filter(|(_, st)| st.applies_to(profile)) {
             match step.when {
-                When::At(at) => sleep_until(self.lab(), t0 + at).await,
-                When::AfterPrevious(d) => tokio::time::sleep(d).await,
+                When::At(at) => clock.sleep_until(t0 + at).await,
+                When::AfterPrevious(d) => clock.sleep(d).await,
             }
             self.step_and_record(i, step).await?;
         }
@@ -34,9 +35,10 @@ impl Trial<'_> {
             return Ok(());
         }
         {
-            let began = self.lab().elapsed();
+            let clock = self.clock().clone();
+            let began = clock.now();
             self.step(step).await.map_err(|e| Error::Step { number: i + 1, kind: step.action.kind(), source: Box::new(e) })?;
-            let mut at = self.lab().elapsed();
+            let mut at = clock.now();
             // A swap takes effect inside the step, before it returns: a query the server answered
             // with the new target meanwhile shows the change already in effect. The change's time
             // is then just before that query, so the query counts as one after it (seen in CI: a
@@ -44,9 +46,8 @@ impl Trial<'_> {
             // before the change, and "asked again before it moved" found none).
             if let (Action::SwapCname { to, .. }, Some(dns)) = (&step.action, self.lab().dns()) {
                 let new = first_label(to);
-                let first_new = dns
-                    .log()
-                    .entries()
+                let first_new = clock
+                    .queries(&dns.log())
                     .iter()
                     .rev()
                     .take_while(|e| e.at > began)
@@ -147,7 +148,9 @@ impl Trial<'_> {
                     DnsFault::Drop => nslab::dns::Fault::Drop,
                     DnsFault::Truncate => nslab::dns::Fault::Truncate,
                     DnsFault::TcpOnly => nslab::dns::Fault::TcpOnly,
-                    DnsFault::Delay(d) => nslab::dns::Fault::Delay(*d),
+                    // A delay the scenario gives in lab time: in a scaled trial the server waits
+                    // its real share, so the program sees the delay it was given.
+                    DnsFault::Delay(d) => nslab::dns::Fault::Delay(self.clock().real_for(*d)),
                 };
                 let target = match scope {
                     FaultScope::Server => FaultTarget::Server,
@@ -178,7 +181,7 @@ impl Trial<'_> {
                 h.add_address(to.ip, to.prefix, *dad).await.map_err(lab_err)?;
                 h.remove_address(from.ip, from.prefix).await.map_err(lab_err)?;
             }
-            Action::Wait { duration } => tokio::time::sleep(*duration).await,
+            Action::Wait { duration } => self.clock().sleep(*duration).await,
             Action::WaitDnsQuery { host, name, rtype, timeout } => {
                 let h = self.host(host)?;
                 let addrs: Vec<std::net::IpAddr> = h.addrs().into_iter().chain(h.link_local().map(std::net::IpAddr::V6)).collect();
@@ -245,13 +248,6 @@ impl Trial<'_> {
             }
         }
         Ok(())
-    }
-}
-
-async fn sleep_until(lab: &Lab, at: Duration) {
-    let now = lab.elapsed();
-    if at > now {
-        tokio::time::sleep(at - now).await;
     }
 }
 
