@@ -9,7 +9,7 @@ use nslab_scenario::runner::{self, Outcome, RunOptions};
 use tokio::runtime::Runtime;
 
 use super::trials::{run_trials, EXIT_INTERRUPTED};
-use super::values::parse_profile;
+use super::values::{parse_profile, parse_time_scale};
 
 /// The arguments of `nslab matrix`.
 #[derive(clap::Args)]
@@ -39,6 +39,10 @@ pub(crate) struct MatrixArgs {
     /// Fail trials whose required programs are missing instead of ignoring them.
     #[arg(long, env = "NSLAB_REQUIRE_ALL", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
     require_all: bool,
+    /// Run every trial at this time scale (1 to 1000), whatever its scenario's `time_scale`
+    /// (as `nslab run --time-scale`).
+    #[arg(long, value_name = "K", value_parser = parse_time_scale)]
+    time_scale: Option<f64>,
 }
 
 /// Runs the trials and writes the matrix; exit 1 when a trial failed, 2 for invalid
@@ -51,11 +55,18 @@ pub(crate) fn matrix(a: MatrixArgs, rt: &Runtime) -> ExitCode {
     if !errors.is_empty() {
         return ExitCode::from(2);
     }
+    let refused = super::values::refuse_forced_scale(&trials, a.time_scale);
+    if !refused.is_empty() {
+        for e in &refused {
+            eprintln!("{e}");
+        }
+        return ExitCode::from(2);
+    }
     let root = a.artifacts.unwrap_or_else(|| {
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
         nslab::lab::spec::default_artifacts_root().join(format!("matrix-{secs}"))
     });
-    let opts = RunOptions { keep: true, artifacts_root: Some(root.clone()), require_all: a.require_all, ..RunOptions::default() };
+    let opts = RunOptions { keep: true, artifacts_root: Some(root.clone()), require_all: a.require_all, time_scale: a.time_scale, ..RunOptions::default() };
     let (results, not_started) = match run_trials(rt, &trials, &opts, a.jobs, |pb, r| {
         pb.suspend(|| eprintln!("{:?} {}", r.outcome, r.name));
         pb.inc(1);

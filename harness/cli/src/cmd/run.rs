@@ -9,7 +9,7 @@ use nslab_scenario::runner::{self, Outcome, RunOptions, TrialResult};
 use tokio::runtime::Runtime;
 
 use super::trials::{run_trials, EXIT_INTERRUPTED};
-use super::values::parse_profile;
+use super::values::{parse_profile, parse_time_scale};
 use crate::paint::{Paint, Tone};
 
 /// The arguments of `nslab run`.
@@ -40,6 +40,18 @@ pub(crate) struct RunArgs {
     /// NSLAB_REQUIRE_ALL=1/true/yes/on, read as `cargo test` reads it).
     #[arg(long)]
     require_all: bool,
+    /// Run every trial at this time scale (1 to 1000), whatever its scenario's `time_scale`:
+    /// programs see time pass K times faster, every `at`, window and figure is program time.
+    /// 1 runs scaled scenarios in real time. Refused (exit 2) for scenarios that rest on
+    /// kernel timers (scenarios/README.md, "Time scale").
+    #[arg(long, value_name = "K", value_parser = parse_time_scale)]
+    time_scale: Option<f64>,
+    /// For each trial with a scale (its `time_scale`, or --time-scale): run it at 1x, then at
+    /// its scale, and compare every verdict and every measured window (program time), printed
+    /// side by side; fails when a verdict differs or a window differs by more than
+    /// k x 100 ms + 5 % (scenarios/README.md). Trials without a scale are not run.
+    #[arg(long)]
+    fidelity: bool,
 }
 
 /// Runs the trials; exit 0 only if every expectation held, 1 when one failed, 2 for invalid
@@ -62,8 +74,19 @@ pub(crate) fn run(a: RunArgs, rt: &Runtime, paint: &Paint) -> ExitCode {
         eprintln!("nslab: no scenario at the given paths runs in profile {}; their profiles: {have}", asked.join(", "));
         return ExitCode::from(2);
     }
+    let refused = super::values::refuse_forced_scale(&trials, a.time_scale);
+    if !refused.is_empty() {
+        for e in &refused {
+            eprintln!("{e}");
+        }
+        eprintln!("nslab: {} scenario file(s) cannot run at that scale; nothing was run", refused.len());
+        return ExitCode::from(2);
+    }
     let require_all = a.require_all || runner::requirements::require_all_from_env();
-    let opts = RunOptions { keep: a.keep, artifacts_root: None, require_all, ..RunOptions::default() };
+    let opts = RunOptions { keep: a.keep, artifacts_root: None, require_all, time_scale: a.time_scale, ..RunOptions::default() };
+    if a.fidelity {
+        return fidelity(&a, rt, paint, &trials, &opts);
+    }
     let started = std::time::Instant::now();
     let (results, not_started) = match run_trials(rt, &trials, &opts, a.jobs, |pb, r| {
         pb.suspend(|| print_result(paint, r));
@@ -90,6 +113,60 @@ pub(crate) fn run(a: RunArgs, rt: &Runtime, paint: &Paint) -> ExitCode {
     code
 }
 
+/// `--fidelity`: each trial with a scale at 1x and at its scale, compared; exit 0 only when
+/// every comparison agrees and every trial passed, 1 otherwise, 130 when interrupted.
+fn fidelity(a: &RunArgs, rt: &Runtime, paint: &Paint, trials: &[runner::PlannedTrial], opts: &RunOptions) -> ExitCode {
+    let with: Vec<runner::PlannedTrial> = trials.iter().filter(|t| runner::fidelity::scale_of(&t.scenario, opts.time_scale).is_some()).cloned().collect();
+    let without = trials.len() - with.len();
+    if with.is_empty() {
+        eprintln!("nslab: --fidelity: none of the {} trial(s) has a scale (time_scale in the scenario, or --time-scale K above 1); nothing was run", trials.len());
+        return ExitCode::from(2);
+    }
+    if without > 0 {
+        eprintln!("nslab: --fidelity: {without} trial(s) without a scale are not run");
+    }
+    let admission = match a.jobs {
+        Some(j) => runner::Admission::fixed(j),
+        None => runner::Admission::for_machine(&with),
+    };
+    eprintln!("fidelity of {} trial(s), each at 1x then at its scale, {}", with.len(), admission.summary);
+    let started = std::time::Instant::now();
+    let checks = rt.block_on(runner::fidelity::run_admitted(&with, opts, &admission, |f| {
+        print_result(paint, &f.real);
+        print_result(paint, &f.scaled);
+        println!("{}", f.render());
+    }));
+    let mut results = Vec::new();
+    for f in &checks {
+        results.push(f.real.clone());
+        results.push(f.scaled.clone());
+    }
+    let run = runner::RunInfo { interrupted: opts.cancel.is_cancelled(), not_started: Vec::new(), run_id: None };
+    let mut code = summary(paint, &results, &run, started.elapsed());
+    let differ: Vec<&runner::fidelity::Fidelity> = checks.iter().filter(|f| !f.agrees()).collect();
+    for f in &differ {
+        println!("{} {}: {}", paint.paint(Tone::BadStrong, "fidelity differs:"), f.scaled.name, f.differences().map(|r| format!("{} ({} at 1x, {} at {}x)", r.what, r.real, r.scaled, f.scale)).collect::<Vec<_>>().join("; "));
+    }
+    let line = format!("fidelity: {} of {} check(s) agree", checks.len() - differ.len(), checks.len());
+    println!("{}", if differ.is_empty() { paint.paint(Tone::GoodStrong, &line) } else { paint.paint(Tone::BadStrong, &line) });
+    if !differ.is_empty() && code == ExitCode::SUCCESS {
+        code = ExitCode::FAILURE;
+    }
+    if let Some(p) = &a.json {
+        if let Err(e) = runner::write_json_run(p, &results, &run) {
+            eprintln!("nslab: cannot write {}: {e}", p.display());
+            code = ExitCode::FAILURE;
+        }
+    }
+    if let Some(p) = &a.junit {
+        if let Err(e) = runner::write_junit(p, &results) {
+            eprintln!("nslab: cannot write {}: {e}", p.display());
+            code = ExitCode::FAILURE;
+        }
+    }
+    code
+}
+
 /// One trial as it ends: its outcome, each expectation, what staleness and listeners showed,
 /// why it failed or was ignored, and where its evidence is.
 fn print_result(paint: &Paint, r: &TrialResult) {
@@ -99,7 +176,10 @@ fn print_result(paint: &Paint, r: &TrialResult) {
         Outcome::Ignored => paint.paint(Tone::Unsure, "IGNORED"),
         Outcome::Interrupted => paint.paint(Tone::Stopped, "INTERRUPTED"),
     };
-    println!("{tag} {} ({:.1}s)", r.name, r.duration_ms as f64 / 1000.0);
+    match r.time_scale {
+        Some(k) => println!("{tag} {} ({:.1}s wall, at {k}x: figures below are program time)", r.name, r.duration_ms as f64 / 1000.0),
+        None => println!("{tag} {} ({:.1}s)", r.name, r.duration_ms as f64 / 1000.0),
+    }
     for e in &r.expectations {
         let mark = match (e.passed, e.decided) {
             (true, _) => paint.paint(Tone::Good, "  ok  "),

@@ -19,6 +19,10 @@
 
 use std::fmt::Write as _;
 
+use futures::StreamExt;
+
+use crate::runner::admission::{weight, Admission, Gate};
+use crate::runner::planned::PlannedTrial;
 use crate::runner::report::{Outcome, TrialResult};
 use crate::runner::trial::{run_trial, RunOptions};
 use crate::scenario::Scenario;
@@ -100,12 +104,58 @@ impl Fidelity {
     }
 }
 
-/// Runs `scenario` in `profile` at scale 1, then at `scale`, and compares them.
+/// Runs `scenario` in `profile` at scale 1, then at `scale`, one after the other (side by side
+/// they would load the machine for each other), and compares them. The two results are named
+/// `<name> (1x)` and `<name> (<scale>x)`.
 pub async fn run_fidelity(name: &str, scenario: &Scenario, profile: Profile, scale: f64, opts: &RunOptions) -> Fidelity {
-    let real = run_trial(name, scenario, profile, &RunOptions { time_scale: Some(1.0), ..opts.clone() }).await;
-    let scaled = run_trial(name, scenario, profile, &RunOptions { time_scale: Some(scale), ..opts.clone() }).await;
+    let mut real = run_trial(name, scenario, profile, &RunOptions { time_scale: Some(1.0), ..opts.clone() }).await;
+    real.name = format!("{name} (1x)");
+    let mut scaled = if opts.cancel.is_cancelled() {
+        TrialResult::early(name.into(), &scenario.path, profile.name(), Outcome::Interrupted, "interrupted before it started".into(), Default::default())
+    } else {
+        run_trial(name, scenario, profile, &RunOptions { time_scale: Some(scale), ..opts.clone() }).await
+    };
+    scaled.name = format!("{name} ({scale}x)");
     let rows = compare(&real, &scaled, scale);
     Fidelity { scale, real, scaled, rows }
+}
+
+/// The scale a fidelity check of `scenario` compares with scale 1: `forced` (`--time-scale`),
+/// else its `time_scale`; `None` when it has neither (or 1).
+pub fn scale_of(scenario: &Scenario, forced: Option<f64>) -> Option<f64> {
+    forced.or(scenario.time_scale).filter(|k| *k > 1.0)
+}
+
+/// Runs the fidelity check of each of `trials` that has a scale ([`scale_of`]) as `admission`
+/// allows, calling `on_done` as each ends; returns them in the order of `trials`. A cancelled
+/// run starts no new check.
+pub async fn run_admitted(
+    trials: &[PlannedTrial],
+    opts: &RunOptions,
+    admission: &Admission,
+    mut on_done: impl FnMut(&Fidelity),
+) -> Vec<Fidelity> {
+    let gate = Gate::new(admission.clone());
+    let gate = &gate;
+    let scaled: Vec<(usize, &PlannedTrial, f64)> = trials.iter().enumerate().filter_map(|(i, t)| Some((i, t, scale_of(&t.scenario, opts.time_scale)?))).collect();
+    let mut out: Vec<Option<Fidelity>> = vec![None; trials.len()];
+    let mut stream = futures::stream::iter(scaled)
+        .take_while(|_| futures::future::ready(!opts.cancel.is_cancelled()))
+        .map(|(i, t, k)| async move {
+            let _pass = tokio::select! {
+                pass = gate.enter_async(weight(&t.scenario)) => pass,
+                () = opts.cancel.cancelled() => return (i, None),
+            };
+            (i, Some(run_fidelity(&t.name, &t.scenario, t.profile, k, opts).await))
+        })
+        .buffer_unordered(admission.jobs.max(1));
+    while let Some((i, f)) = stream.next().await {
+        if let Some(f) = f {
+            on_done(&f);
+            out[i] = Some(f);
+        }
+    }
+    out.into_iter().flatten().collect()
 }
 
 fn secs(v: Option<f64>) -> String {
