@@ -55,6 +55,8 @@ pub struct Row {
 /// A fidelity check's result: both trials and the comparison.
 #[derive(Debug, Clone)]
 pub struct Fidelity {
+    /// The trial's name (`<folder>/<scenario>/<profile>`).
+    pub name: String,
     /// The scale compared with scale 1.
     pub scale: f64,
     /// The trial at scale 1.
@@ -77,27 +79,26 @@ impl Fidelity {
         self.rows.iter().filter(|r| !r.agrees)
     }
 
-    /// Both trials side by side, a line per comparison, the disagreements marked, then the wall
-    /// times.
+    /// Both trials side by side, a line per comparison (the two figures, then what they are),
+    /// the disagreements marked `!`, then the wall times.
     pub fn render(&self) -> String {
         let k = self.scale;
-        let w = self.rows.iter().map(|r| r.what.chars().count()).max().unwrap_or(0).min(90);
-        let rw = self.rows.iter().map(|r| r.real.chars().count()).max().unwrap_or(0).max(4);
-        let mut s = format!("fidelity of {} at {k}x against 1x (figures in program time):\n", self.scaled.name);
-        let _ = writeln!(s, "  {:w$}  {:rw$}  {k}x", "", "1x");
+        let scaled = format!("{k}x");
+        let w = self.rows.iter().flat_map(|r| [r.real.chars().count(), r.scaled.chars().count()]).max().unwrap_or(0).max(scaled.len());
+        let mut s = format!("fidelity of {} at {k}x against 1x (figures in program time):\n", self.name);
+        let _ = writeln!(s, "  {:>w$}  {scaled:>w$}", "1x");
         for r in &self.rows {
             let mark = if r.agrees { " " } else { "!" };
-            let what: String = r.what.chars().take(90).collect();
-            let _ = writeln!(s, "{mark} {what:w$}  {:rw$}  {}", r.real, r.scaled);
+            let _ = writeln!(s, "{mark} {:>w$}  {:>w$}  {}", r.real, r.scaled, r.what);
         }
-        let _ = writeln!(
+        let _ = write!(
             s,
             "  wall time: {:.1}s at 1x, {:.1}s at {k}x; {}",
             self.real.duration_ms as f64 / 1000.0,
             self.scaled.duration_ms as f64 / 1000.0,
             match self.differences().count() {
-                0 => "every verdict and window agrees".to_string(),
-                n => format!("{n} difference(s), marked !"),
+                0 => format!("every verdict and window agrees (tolerance {MACHINE_DELAY_S} s x {k} + {:.0} %)", SPREAD * 100.0),
+                n => format!("{n} difference(s), marked ! (tolerance {MACHINE_DELAY_S} s x {k} + {:.0} %)", SPREAD * 100.0),
             }
         );
         s
@@ -117,7 +118,7 @@ pub async fn run_fidelity(name: &str, scenario: &Scenario, profile: Profile, sca
     };
     scaled.name = format!("{name} ({scale}x)");
     let rows = compare(&real, &scaled, scale);
-    Fidelity { scale, real, scaled, rows }
+    Fidelity { name: name.to_string(), scale, real, scaled, rows }
 }
 
 /// The scale a fidelity check of `scenario` compares with scale 1: `forced` (`--time-scale`),

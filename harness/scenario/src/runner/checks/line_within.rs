@@ -30,13 +30,13 @@ async fn line_within(
         let done = o.clock.now() > hi || p.exit().is_some();
         let lines = o.clock.lines(p);
         if let Some(l) = lines.iter().find(|l| l.at >= lo && l.at <= hi && re.is_match(&l.text)) {
-            o.window(format!("first {:?} at least {min:?} after step {after}", re.as_str()), l.at - start);
+            o.window(window_name(re, min, after), l.at - start);
             return Ok(format!("{:?} {} step {after}", l.text, rel(l.at, start)));
         }
         if done {
             let first_after = lines.iter().find(|l| l.at >= start && re.is_match(&l.text));
             if let Some(l) = first_after.filter(|l| l.at >= lo) {
-                o.window(format!("first {:?} at least {min:?} after step {after}", re.as_str()), l.at - start);
+                o.window(window_name(re, min, after), l.at - start);
             }
             return Err(match first_after {
                 Some(l) => format!("first matching line {:?} came {} step {after}, outside the window", l.text, rel(l.at, start)),
@@ -45,5 +45,15 @@ async fn line_within(
         }
         // Polled every 20 ms of real time: the reading's own resolution, k times that in lab time.
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// What the window of a line-within spans: `first "^green$" after step swap` (`at least 34s
+/// after` with a `min`).
+fn window_name(re: &regex::Regex, min: Duration, after: &str) -> String {
+    if min.is_zero() {
+        format!("first {:?} after step {after}", re.as_str())
+    } else {
+        format!("first {:?} at least {min:?} after step {after}", re.as_str())
     }
 }
