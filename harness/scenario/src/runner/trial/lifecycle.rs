@@ -238,8 +238,12 @@ impl Trial<'_> {
             startup_secs: Duration::from_millis(startup.load(Ordering::Relaxed)).as_secs_f64(),
         };
         let starting = self.starting.clone();
-        within(self.timeline(), base + timeout, &startup, &starting).await.ok_or_else(|| ran_out("while the timeline played", &startup))??;
-        let deadline = base + timeout + Duration::from_millis(startup.load(Ordering::Relaxed));
+        // The timeout is lab time like every duration of the scenario (program time in a scaled
+        // trial: the same file runs at 1x and at its scale); the setup's allowance and the
+        // start-ups charged stay real, the machine's.
+        let limit = self.clock().real_for(timeout);
+        within(self.timeline(), base + limit, &startup, &starting).await.ok_or_else(|| ran_out("while the timeline played", &startup))??;
+        let deadline = base + limit + Duration::from_millis(startup.load(Ordering::Relaxed));
         self.sockets = tokio::time::timeout_at(deadline, self.listener_report()).await.unwrap_or_default();
         self.listeners = self.sockets.iter().map(|(n, ls)| (n.clone(), ls.iter().map(|l| l.to_string()).collect())).collect();
         let lab = self.lab.as_ref().expect("built above");
