@@ -13,7 +13,9 @@
 //                      (through the InetAddress cache) and picks a pooled connection to that address.
 // Timeouts (connect 3 s, response 5 s) are generous on purpose: they only bound a request that
 // hangs, and a JVM starved of CPU while many trials start at once must not report a slow first
-// request as an error. A stopped target is refused at once.
+// request as an error. A stopped target is refused at once. -Dclient.timeout.ms=N sets both (a
+// trial at a large time scale: at 100x a 5 s timeout is 50 ms of wall time, within the
+// machine's own latency).
 // The program itself caches no name: whatever stays stale is the JDK's doing. On start it prints
 // the effective cache settings (as the JVM reads them) on stderr.
 import java.io.InputStream;
@@ -28,6 +30,9 @@ import java.security.Security;
 import java.time.Duration;
 
 public class Client {
+    static final int CONNECT_MS = Integer.getInteger("client.timeout.ms", 3000);
+    static final int READ_MS = Integer.getInteger("client.timeout.ms", 5000);
+
     @SuppressWarnings("removal") // getSecurityManager: the security manager is one of the cases
     public static void main(String[] args) throws Exception {
         if (args.length != 4) {
@@ -50,7 +55,7 @@ public class Client {
         } else if (mode.equals("httpclient")) {
             httpClient = HttpClient.newBuilder()
                     .version(HttpClient.Version.HTTP_1_1)
-                    .connectTimeout(Duration.ofSeconds(3))
+                    .connectTimeout(Duration.ofMillis(CONNECT_MS))
                     .build();
         } else {
             System.err.println("unknown mode " + mode);
@@ -80,8 +85,8 @@ public class Client {
 
     static String viaUrlConnection(String url, boolean close) throws Exception {
         HttpURLConnection c = (HttpURLConnection) new URL(url).openConnection();
-        c.setConnectTimeout(3000);
-        c.setReadTimeout(5000);
+        c.setConnectTimeout(CONNECT_MS);
+        c.setReadTimeout(READ_MS);
         if (close) {
             c.setRequestProperty("Connection", "close");
         }
@@ -97,7 +102,7 @@ public class Client {
     }
 
     static String viaHttpClient(HttpClient client, String url) throws Exception {
-        HttpRequest req = HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofSeconds(5)).GET().build();
+        HttpRequest req = HttpRequest.newBuilder(URI.create(url)).timeout(Duration.ofMillis(READ_MS)).GET().build();
         return client.send(req, HttpResponse.BodyHandlers.ofString()).body().trim();
     }
 }

@@ -73,8 +73,12 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
     // How each service ended on its own, before the stop below ends the rest.
     let exits: BTreeMap<String, Option<nslab::host::process::Exit>> = t.procs.iter().map(|(n, p)| (n.clone(), p.exit())).collect();
     // Whatever happened, stop what still runs so the output is complete for reading, each
-    // service with its own stop_grace (as scenarios/README.md says).
-    for (n, p) in &t.procs {
+    // service with its own stop_grace (as scenarios/README.md says): clients first, then the
+    // services targets read, so no client sees its server gone (in a scaled trial the stop's
+    // milliseconds are seconds of a client's time).
+    let serves = |n: &str| scenario.targets.iter().any(|d| matches!(&d.kind, TargetKind::Log { service, .. } if service == n));
+    let (servers, clients): (Vec<_>, Vec<_>) = t.procs.iter().partition(|(n, _)| serves(n));
+    for (n, p) in clients.into_iter().chain(servers) {
         p.stop(scenario.service(n).and_then(|s| s.stop_grace).unwrap_or(STOP_GRACE)).await;
     }
     let (services, first_requests) = match t.lab.as_ref() {
