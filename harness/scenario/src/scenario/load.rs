@@ -429,7 +429,7 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
     let timeline = decode_timeline(doc, steps, &mut known)?;
     let items = t.tables("expect", "an array of expectations, written [[expect]]")?;
     let expectations = decode_expectations(doc, items, &known)?;
-    let real_time_only = super::time_scale::real_time_only(&hosts, &segments, provision.is_some(), &timeline);
+    let real_time_only = super::time_scale::real_time_only(&hosts, &segments, &services, provision.is_some(), &timeline);
     if let (Some((_, span)), Some(why)) = (&time_scale, &real_time_only) {
         return Err(t.bad("time_scale", span, super::time_scale::refusal(why)));
     }

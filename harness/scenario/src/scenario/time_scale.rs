@@ -61,7 +61,13 @@ fn number(v: &Val<'_>) -> Option<f64> {
 /// black hole or a down link, path MTU discovery) or by the harness in real time (link
 /// conditions, which delay and drop packets on real timers). A scale would leave those in real
 /// time while the program's own clock ran faster: the trial would measure a mixture.
-pub fn real_time_only(hosts: &[HostDef], segments: &[super::segment::SegmentDef], provisioned: bool, timeline: &[Step]) -> Option<String> {
+pub fn real_time_only(
+    hosts: &[HostDef],
+    segments: &[super::segment::SegmentDef],
+    services: &[super::service::ServiceDef],
+    provisioned: bool,
+    timeline: &[Step],
+) -> Option<String> {
     const DAD: &str = "duplicate address detection runs on the kernel's timers, in real time";
     const LINK: &str = "the harness delays, limits and drops its packets on real timers";
     const TCP: &str = "a connection into it waits on the kernel's TCP retransmission timers, in real time";
@@ -85,6 +91,12 @@ pub fn real_time_only(hosts: &[HostDef], segments: &[super::segment::SegmentDef]
                 return Some(format!("router {:?} drops packet-too-big messages: path MTU discovery times out on the kernel's TCP timers, in real time", h.name));
             }
         }
+    }
+    if let Some(s) = services.iter().find(|s| s.trace) {
+        return Some(format!(
+            "service {:?} has trace = true: strace stamps its calls in real time, and the diagnosis times a hung connect from those stamps",
+            s.name
+        ));
     }
     if let Some(s) = segments.iter().find(|s| s.mtu.is_some()) {
         return Some(format!("segment {:?} has an mtu: path MTU discovery runs on the kernel's timers, in real time", s.name));
