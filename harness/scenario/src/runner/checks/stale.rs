@@ -10,9 +10,11 @@ use crate::scenario::StaleCheck;
 
 pub(super) async fn check(c: &StaleCheck, o: &Observed<'_>) -> Result<String, String> {
     let start = step_time(o.steps, &c.after)?;
-    // Watch long enough to tell: the later of the two bounds, plus a second of margin.
-    let horizon = start + c.at_most.unwrap_or_default().max(c.at_least.unwrap_or_default()) + Duration::from_secs(1);
+    // Watch long enough to tell: the later of the two bounds, plus a second of margin for the
+    // machine (lines read late): a real second, k seconds of program time in a scaled trial.
+    let horizon = start + c.at_most.unwrap_or_default().max(c.at_least.unwrap_or_default());
     o.clock.sleep_until(horizon).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let (old, new) = (&c.old, &c.new);
     let (t_old, t_new) = (o.targets.get(old).ok_or_else(|| format!("no target {old}"))?, o.targets.get(new).ok_or_else(|| format!("no target {new}"))?);
     let who = client::resolve(o.s, o.lab, &c.client)?;
