@@ -28,13 +28,15 @@ fn main() -> std::process::ExitCode {
         std::env::var_os("NSLAB_SCENARIOS_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios")));
     let (planned, errors) = runner::collect(&[root], &[]);
     let forced = match std::env::var("NSLAB_TIME_SCALE") {
-        Ok(v) if !v.trim().is_empty() => match v.trim().parse::<f64>().map_err(|_| format!("{v:?} is not a number")).and_then(nslab_scenario::scenario::check_time_scale) {
-            Ok(k) => Some(k),
-            Err(e) => {
-                eprintln!("NSLAB_TIME_SCALE: {e}");
-                return std::process::ExitCode::from(2);
+        Ok(v) if !v.trim().is_empty() => {
+            match v.trim().parse::<f64>().map_err(|_| format!("{v:?} is not a number")).and_then(nslab_scenario::scenario::check_time_scale) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    eprintln!("NSLAB_TIME_SCALE: {e}");
+                    return std::process::ExitCode::from(2);
+                }
             }
-        },
+        }
         _ => None,
     };
     let fidelity = matches!(std::env::var("NSLAB_FIDELITY").as_deref().map(str::trim), Ok("1" | "true" | "yes" | "on"));
@@ -73,7 +75,8 @@ fn main() -> std::process::ExitCode {
                 }
                 let _pass = gate.enter(weight(&t.scenario));
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-                let opts = RunOptions { require_all: require_all(), attempt: runner::attempt::Attempt::from_env(), time_scale: forced, ..RunOptions::default() };
+                let opts =
+                    RunOptions { require_all: require_all(), attempt: runner::attempt::Attempt::from_env(), time_scale: forced, ..RunOptions::default() };
                 // A fidelity check runs the trial at 1x too: not for a scenario whose 1x run could
                 // take longer than FIDELITY_MAX_1X (the hour-long ones), which runs at its scale.
                 let short = t.scenario.timeout <= FIDELITY_MAX_1X;

@@ -119,7 +119,10 @@ fn fidelity(a: &RunArgs, rt: &Runtime, paint: &Paint, trials: &[runner::PlannedT
     let with: Vec<runner::PlannedTrial> = trials.iter().filter(|t| runner::fidelity::scale_of(&t.scenario, opts.time_scale).is_some()).cloned().collect();
     let without = trials.len() - with.len();
     if with.is_empty() {
-        eprintln!("nslab: --fidelity: none of the {} trial(s) has a scale (time_scale in the scenario, or --time-scale K above 1); nothing was run", trials.len());
+        eprintln!(
+            "nslab: --fidelity: none of the {} trial(s) has a scale (time_scale in the scenario, or --time-scale K above 1); nothing was run",
+            trials.len()
+        );
         return ExitCode::from(2);
     }
     if without > 0 {
@@ -145,7 +148,12 @@ fn fidelity(a: &RunArgs, rt: &Runtime, paint: &Paint, trials: &[runner::PlannedT
     let mut code = summary(paint, &results, &run, started.elapsed());
     let differ: Vec<&runner::fidelity::Fidelity> = checks.iter().filter(|f| !f.agrees()).collect();
     for f in &differ {
-        println!("{} {}: {}", paint.paint(Tone::BadStrong, "fidelity differs:"), f.scaled.name, f.differences().map(|r| format!("{} ({} at 1x, {} at {}x)", r.what, r.real, r.scaled, f.scale)).collect::<Vec<_>>().join("; "));
+        println!(
+            "{} {}: {}",
+            paint.paint(Tone::BadStrong, "fidelity differs:"),
+            f.scaled.name,
+            f.differences().map(|r| format!("{} ({} at 1x, {} at {}x)", r.what, r.real, r.scaled, f.scale)).collect::<Vec<_>>().join("; ")
+        );
     }
     let line = format!("fidelity: {} of {} check(s) agree", checks.len() - differ.len(), checks.len());
     println!("{}", if differ.is_empty() { paint.paint(Tone::GoodStrong, &line) } else { paint.paint(Tone::BadStrong, &line) });

@@ -18,7 +18,10 @@ pub(crate) fn refuse_forced_scale(trials: &[nslab_scenario::runner::PlannedTrial
         .filter_map(|t| {
             let why = t.scenario.real_time_only.as_ref()?;
             seen.insert(t.scenario.path.clone()).then(|| {
-                format!("{}: --time-scale {k} cannot apply to this scenario: {why}, which a scale does not speed up; run it without --time-scale", t.scenario.path.display())
+                format!(
+                    "{}: --time-scale {k} cannot apply to this scenario: {why}, which a scale does not speed up; run it without --time-scale",
+                    t.scenario.path.display()
+                )
             })
         })
         .collect()

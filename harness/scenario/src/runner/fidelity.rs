@@ -133,15 +133,11 @@ pub fn scale_of(scenario: &Scenario, forced: Option<f64>) -> Option<f64> {
 /// Runs the fidelity check of each of `trials` that has a scale ([`scale_of`]) as `admission`
 /// allows, calling `on_done` as each ends; returns them in the order of `trials`. A cancelled
 /// run starts no new check.
-pub async fn run_admitted(
-    trials: &[PlannedTrial],
-    opts: &RunOptions,
-    admission: &Admission,
-    mut on_done: impl FnMut(&Fidelity),
-) -> Vec<Fidelity> {
+pub async fn run_admitted(trials: &[PlannedTrial], opts: &RunOptions, admission: &Admission, mut on_done: impl FnMut(&Fidelity)) -> Vec<Fidelity> {
     let gate = Gate::new(admission.clone());
     let gate = &gate;
-    let scaled: Vec<(usize, &PlannedTrial, f64)> = trials.iter().enumerate().filter_map(|(i, t)| Some((i, t, scale_of(&t.scenario, opts.time_scale)?))).collect();
+    let scaled: Vec<(usize, &PlannedTrial, f64)> =
+        trials.iter().enumerate().filter_map(|(i, t)| Some((i, t, scale_of(&t.scenario, opts.time_scale)?))).collect();
     let mut out: Vec<Option<Fidelity>> = vec![None; trials.len()];
     let mut stream = futures::stream::iter(scaled)
         .take_while(|_| futures::future::ready(!opts.cancel.is_cancelled()))
@@ -177,7 +173,12 @@ fn outcome(o: Outcome) -> &'static str {
 
 /// Compares a trial at scale 1 with the same trial at `scale`.
 pub fn compare(real: &TrialResult, scaled: &TrialResult, scale: f64) -> Vec<Row> {
-    let mut rows = vec![Row { what: "outcome".into(), real: outcome(real.outcome).into(), scaled: outcome(scaled.outcome).into(), agrees: real.outcome == scaled.outcome }];
+    let mut rows = vec![Row {
+        what: "outcome".into(),
+        real: outcome(real.outcome).into(),
+        scaled: outcome(scaled.outcome).into(),
+        agrees: real.outcome == scaled.outcome,
+    }];
     let verdict = |e: Option<&crate::runner::report::ExpectationResult>| match e {
         None => "absent".to_string(),
         Some(e) if !e.decided => "undecided".to_string(),
@@ -228,7 +229,8 @@ mod tests {
     fn trial(outcome: Outcome, held: bool, window: f64) -> TrialResult {
         let mut r = TrialResult::early("x/y/dual-stack".into(), std::path::Path::new("x/y.toml"), "dual-stack", outcome, String::new(), Default::default());
         r.expectations = vec![ExpectationResult { description: "green within 30s".into(), passed: held, observed: String::new(), decided: true }];
-        r.windows = vec![MeasuredWindow { expectation: 0, description: "green within 30s".into(), what: "first \"^green$\" after step swap".into(), seconds: window }];
+        r.windows =
+            vec![MeasuredWindow { expectation: 0, description: "green within 30s".into(), what: "first \"^green$\" after step swap".into(), seconds: window }];
         r
     }
 

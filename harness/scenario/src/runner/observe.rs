@@ -222,7 +222,7 @@ pub fn first_requests(
     targets: &BTreeMap<String, Target>,
 ) -> Vec<FirstRequest> {
     let mut out = Vec::new();
-    let log = lab.dns().map(|d| clock.queries(&d.log())).unwrap_or_default();
+    let log = lab.dns().map(|d| clock.queries(d.log())).unwrap_or_default();
     for (name, p) in procs {
         let Some(def) = s.service(name) else { continue };
         let Ok(host) = lab.host(&def.host) else { continue };

@@ -274,7 +274,7 @@ fn names(answers: &[AnswerRecord], target: &str) -> bool {
 pub fn analyse(client: &Client, step_at: Duration, old: &Target, new: &Target, dns: Option<&[QueryLogEntry]>, chain: Chain<'_>) -> Staleness {
     let entries = dns.unwrap_or_default();
     let old_reqs = client.requests_to(old);
-    let mut st = analyse_records(&client.addrs, step_at, (&old.def.name, &old_reqs), (&new.def.name, &client.requests_to(new)), &entries);
+    let mut st = analyse_records(&client.addrs, step_at, (&old.def.name, &old_reqs), (&new.def.name, &client.requests_to(new)), entries);
     st.dns_of_host = client.service.is_some().then(|| client.host.clone());
     let old_at: Vec<Duration> = old_reqs.iter().filter(|r| client.addrs.contains(&r.client.ip())).map(RequestRecord::at).collect();
     attribute(&mut st, &client.host, &old.def.name, &old_at, chain.traffic, chain.resolvers);

@@ -26,8 +26,22 @@ pub const MAX_FILE_SIZE: u64 = 1 << 20;
 /// How long a trial may run unless `timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-const TOP_KEYS: &[&str] =
-    &["description", "program", "profiles", "timeout", "time_scale", "requires", "segments", "hosts", "dns", "targets", "services", "resolvers", "timeline", "expect"];
+const TOP_KEYS: &[&str] = &[
+    "description",
+    "program",
+    "profiles",
+    "timeout",
+    "time_scale",
+    "requires",
+    "segments",
+    "hosts",
+    "dns",
+    "targets",
+    "services",
+    "resolvers",
+    "timeline",
+    "expect",
+];
 
 /// A loaded, validated scenario: every name it refers to exists, every value parsed.
 #[derive(Debug, Clone)]

@@ -72,9 +72,7 @@ pub fn real_time_only(
     const LINK: &str = "the harness delays, limits and drops its packets on real timers";
     const TCP: &str = "a connection into it waits on the kernel's TCP retransmission timers, in real time";
     if provisioned {
-        return Some(format!(
-            "the segment has IPv6 provisioning ([segments.<name>.ipv6]): router advertisements, SLAAC lifetimes and duplicate address detection run on the kernel's timers, in real time"
-        ));
+        return Some("the segment has IPv6 provisioning ([segments.<name>.ipv6]): router advertisements, SLAAC lifetimes and duplicate address detection run on the kernel's timers, in real time".to_string());
     }
     for h in hosts {
         if h.dad {
@@ -88,7 +86,10 @@ pub fn real_time_only(
                 return Some(format!("router {:?} has a route that is a black hole: {TCP}", h.name));
             }
             if r.drops_packet_too_big() {
-                return Some(format!("router {:?} drops packet-too-big messages: path MTU discovery times out on the kernel's TCP timers, in real time", h.name));
+                return Some(format!(
+                    "router {:?} drops packet-too-big messages: path MTU discovery times out on the kernel's TCP timers, in real time",
+                    h.name
+                ));
             }
         }
     }

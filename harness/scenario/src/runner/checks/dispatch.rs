@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::observed::Observed;
 use super::{address, bind_error, connect, diagnosis, dns_queries, exit, first_request, line_within, listening, never_reaches, no_line, output, stale};
-use crate::runner::observe::ServiceReport;
 use crate::runner::clock::LabClock;
+use crate::runner::observe::ServiceReport;
 use crate::runner::report::{ExpectationResult, MeasuredWindow};
 use crate::runner::target::Target;
 use crate::scenario::{Check, Scenario};
@@ -92,7 +92,9 @@ pub async fn evaluate(
         let r = match tokio::time::timeout_at(deadline, live(&e.check, &o)).await {
             Ok(None) => return None,
             Ok(Some(r)) => r,
-            Err(_) => return Some(((i, undecided_result(desc, &format!("the trial's timeout of {:?} ran out while this was being checked", s.timeout))), Vec::new())),
+            Err(_) => {
+                return Some(((i, undecided_result(desc, &format!("the trial's timeout of {:?} ran out while this was being checked", s.timeout))), Vec::new()))
+            }
         };
         let (passed, observed) = match r {
             Ok(o) => (true, o),

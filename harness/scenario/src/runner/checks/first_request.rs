@@ -44,7 +44,7 @@ async fn first_request(
     let first_request = || t.requests_from(&addrs).into_iter().filter(|r| r.at() >= begun && mine(r)).min_by_key(|r| r.at_us);
     let first_query = || {
         let log = lab.dns()?.log();
-        o.clock.queries(&log).into_iter().filter(|e| e.at >= begun && addrs.contains(&e.client.ip().to_canonical())).map(|e| e.at).min()
+        o.clock.queries(log).into_iter().filter(|e| e.at >= begun && addrs.contains(&e.client.ip().to_canonical())).map(|e| e.at).min()
     };
     // Wait for the first request, up to the window's end (or the trial's timeout). The window
     // is counted from the anchor, which for a DNS query is only known once the query came.

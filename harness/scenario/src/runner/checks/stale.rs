@@ -32,7 +32,7 @@ pub(super) async fn check(c: &StaleCheck, o: &Observed<'_>) -> Result<String, St
     let chain = stale::Chain { traffic: &traffic, resolvers: &resolvers };
     let (mut texts, mut failed) = (Vec::new(), false);
     for cl in &clients {
-        let queries = o.lab.dns().map(|d| o.clock.queries(&d.log()));
+        let queries = o.lab.dns().map(|d| o.clock.queries(d.log()));
         let st = stale::analyse(cl, start, t_old, t_new, queries.as_deref(), chain);
         let who = if several { format!("{}: ", cl.name()) } else { String::new() };
         if let Some(s) = st.last_old {

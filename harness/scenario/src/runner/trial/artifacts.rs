@@ -34,7 +34,7 @@ pub(super) async fn staleness_rows(lab: &Lab, clock: &LabClock, scenario: &Scena
         }
         None => Vec::new(),
     };
-    let queries = lab.dns().map(|d| clock.queries(&d.log()));
+    let queries = lab.dns().map(|d| clock.queries(d.log()));
     let resolvers = scenario.resolver_hosts();
     let chain = stale::Chain { traffic: &traffic, resolvers: &resolvers };
     for Swap { step, at, old, new, .. } in swaps {
@@ -91,7 +91,7 @@ pub(super) fn write_targets(lab: &Lab, clock: &LabClock, targets: &BTreeMap<Stri
         let _ = t.write_log(&dir.join(format!("{name}.requests.jsonl")));
     }
     // The TTL shaded after a change: what the last answer before it carried.
-    let log = lab.dns().map(|d| clock.queries(&d.log())).unwrap_or_default();
+    let log = lab.dns().map(|d| clock.queries(d.log())).unwrap_or_default();
     let marks: Vec<Mark> = dns_steps
         .iter()
         .map(|(name, at, kind)| Mark {

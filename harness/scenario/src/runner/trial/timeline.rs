@@ -47,7 +47,7 @@ impl Trial<'_> {
             if let (Action::SwapCname { to, .. }, Some(dns)) = (&step.action, self.lab().dns()) {
                 let new = first_label(to);
                 let first_new = clock
-                    .queries(&dns.log())
+                    .queries(dns.log())
                     .iter()
                     .rev()
                     .take_while(|e| e.at > began)
