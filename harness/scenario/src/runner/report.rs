@@ -421,6 +421,11 @@ pub(crate) fn junit_text(results: &[serde_json::Value]) -> std::io::Result<Strin
                 case.add_property((key, format!("{v:.3}").as_str()));
             }
         }
+        if let Some(k) = r.time_scale {
+            // The case's time is wall time; its figures (in the failure text) are program time.
+            case.add_property(("time_scale", k.to_string().as_str()));
+            case.add_property(("figures", "program time"));
+        }
         if let Some(n) = r.attempt {
             case.add_property(("attempt", n.to_string().as_str()));
         }

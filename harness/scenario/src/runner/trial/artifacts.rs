@@ -200,6 +200,19 @@ impl Survivors {
         Survivors { svg, results }
     }
 
+    /// Records the scale of a scaled trial (`time_scale`; its figures are then program time) and
+    /// the windows its expectations measured.
+    pub(super) fn with_scale(mut self, scale: Option<f64>, windows: &[crate::runner::report::MeasuredWindow]) -> Self {
+        if let Some(k) = scale {
+            self.results["time_scale"] = serde_json::json!(k);
+            self.results["figures"] = serde_json::json!("program time");
+        }
+        if !windows.is_empty() {
+            self.results["windows"] = serde_json::to_value(windows).unwrap_or_default();
+        }
+        self
+    }
+
     /// Records how the trial ended (`outcome`, and `reason` when it did not pass), which a repro
     /// bundle carries and `nslab replay` compares with.
     pub(super) fn with_outcome(mut self, outcome: crate::runner::report::Outcome, reason: Option<&str>) -> Self {

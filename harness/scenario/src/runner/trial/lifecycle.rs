@@ -136,7 +136,8 @@ pub async fn run_trial(name: &str, scenario: &Scenario, profile: Profile, opts: 
         let picture = artifacts::write_targets(&lab, t.clock(), &t.targets, &t.dns_steps);
         artifacts::write_facts(&lab, scenario, profile, name, &t.facts);
         // The picture outlives a passing trial's artifacts: it and results.json stay behind.
-        let survivors = artifacts::Survivors::new(picture, &t.results, &staleness, &services, &first_requests).with_outcome(
+        let scale = t.clock.as_ref().and_then(|c| c.warp()).map(|w| w.scale());
+        let survivors = artifacts::Survivors::new(picture, &t.results, &staleness, &services, &first_requests).with_scale(scale, &t.windows).with_outcome(
             if interrupted {
                 Outcome::Interrupted
             } else if failed {
