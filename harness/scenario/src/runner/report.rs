@@ -350,6 +350,8 @@ struct JunitTrial {
     #[serde(default)]
     scenario_s: Option<f64>,
     #[serde(default)]
+    time_scale: Option<f64>,
+    #[serde(default)]
     attempt: Option<u32>,
     #[serde(default)]
     flaky: bool,
