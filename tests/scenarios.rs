@@ -16,10 +16,6 @@ use nslab_scenario::runner::admission::{weight, Gate};
 use nslab_scenario::runner::{self, Outcome, RunOptions};
 use nslab_tests::{kernel_unavailable, require_all};
 
-/// The longest 1x run (a scenario's `timeout`, lab time) a fidelity check under NSLAB_FIDELITY
-/// makes; a scenario that may take longer (an hour of program time) runs at its scale only.
-const FIDELITY_MAX_1X: std::time::Duration = std::time::Duration::from_secs(300);
-
 fn main() -> std::process::ExitCode {
     nslab_tests::enter_rootless();
     let mut args = Arguments::from_args();
@@ -78,11 +74,12 @@ fn main() -> std::process::ExitCode {
                 let opts =
                     RunOptions { require_all: require_all(), attempt: runner::attempt::Attempt::from_env(), time_scale: forced, ..RunOptions::default() };
                 // A fidelity check runs the trial at 1x too: not for a scenario whose 1x run could
-                // take longer than FIDELITY_MAX_1X (the hour-long ones), which runs at its scale.
-                let short = t.scenario.timeout <= FIDELITY_MAX_1X;
-                if !short && fidelity {
-                    eprintln!("note: {}: no fidelity check: at 1x it could take its timeout of {:?}", t.name, t.scenario.timeout);
+                // take longer than fidelity::MAX_1X (the hour-long ones), which runs at its scale.
+                let too_long = runner::fidelity::too_long_at_1x(&t.scenario);
+                if let (Some(why), true) = (&too_long, fidelity) {
+                    eprintln!("note: {}: {why}", t.name);
                 }
+                let short = too_long.is_none();
                 if let Some(k) = runner::fidelity::scale_of(&t.scenario, forced).filter(|_| fidelity && short) {
                     let f = rt.block_on(runner::fidelity::run_fidelity(&t.name, &t.scenario, t.profile, k, &opts));
                     eprintln!("{}", f.render());

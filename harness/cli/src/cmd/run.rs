@@ -116,7 +116,13 @@ pub(crate) fn run(a: RunArgs, rt: &Runtime, paint: &Paint) -> ExitCode {
 /// `--fidelity`: each trial with a scale at 1x and at its scale, compared; exit 0 only when
 /// every comparison agrees and every trial passed, 1 otherwise, 130 when interrupted.
 fn fidelity(a: &RunArgs, rt: &Runtime, paint: &Paint, trials: &[runner::PlannedTrial], opts: &RunOptions) -> ExitCode {
-    let with: Vec<runner::PlannedTrial> = trials.iter().filter(|t| runner::fidelity::scale_of(&t.scenario, opts.time_scale).is_some()).cloned().collect();
+    let scaled: Vec<&runner::PlannedTrial> = trials.iter().filter(|t| runner::fidelity::scale_of(&t.scenario, opts.time_scale).is_some()).collect();
+    for t in &scaled {
+        if let Some(why) = runner::fidelity::too_long_at_1x(&t.scenario) {
+            eprintln!("nslab: --fidelity: {}: {why}; run it without --fidelity", t.name);
+        }
+    }
+    let with: Vec<runner::PlannedTrial> = scaled.into_iter().filter(|t| runner::fidelity::too_long_at_1x(&t.scenario).is_none()).cloned().collect();
     let without = trials.len() - with.len();
     if with.is_empty() {
         eprintln!(
@@ -126,7 +132,7 @@ fn fidelity(a: &RunArgs, rt: &Runtime, paint: &Paint, trials: &[runner::PlannedT
         return ExitCode::from(2);
     }
     if without > 0 {
-        eprintln!("nslab: --fidelity: {without} trial(s) without a scale are not run");
+        eprintln!("nslab: --fidelity: {without} trial(s) without a scale, or too long at 1x, are not run");
     }
     let admission = match a.jobs {
         Some(j) => runner::Admission::fixed(j),

@@ -31,6 +31,21 @@ use crate::runner::trial::{run_trial, RunOptions};
 use crate::scenario::Scenario;
 use nslab::addr::profile::Profile;
 
+/// The longest 1x run a fidelity check makes: a scenario whose `timeout` (lab time, so its 1x
+/// run's bound) is longer (an hour of program time) runs at its scale only ([`too_long_at_1x`]).
+pub const MAX_1X: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Why `scenario` gets no fidelity check, when its 1x run could take longer than [`MAX_1X`].
+pub fn too_long_at_1x(scenario: &Scenario) -> Option<String> {
+    (scenario.timeout > MAX_1X).then(|| {
+        format!(
+            "no fidelity check: at 1x it could take its timeout of {}, more than {} (it runs at its scale only)",
+            crate::scenario::format_duration(scenario.timeout),
+            crate::scenario::format_duration(MAX_1X)
+        )
+    })
+}
+
 /// A real delay of the machine the tolerance allows, seconds (see the module's docs).
 pub const MACHINE_DELAY_S: f64 = 0.1;
 
@@ -130,14 +145,19 @@ pub fn scale_of(scenario: &Scenario, forced: Option<f64>) -> Option<f64> {
     forced.or(scenario.time_scale).filter(|k| *k > 1.0)
 }
 
-/// Runs the fidelity check of each of `trials` that has a scale ([`scale_of`]) as `admission`
+/// Runs the fidelity check of each of `trials` that has a scale ([`scale_of`]) and a short
+/// enough 1x run ([`too_long_at_1x`]) as `admission`
 /// allows, calling `on_done` as each ends; returns them in the order of `trials`. A cancelled
 /// run starts no new check.
 pub async fn run_admitted(trials: &[PlannedTrial], opts: &RunOptions, admission: &Admission, mut on_done: impl FnMut(&Fidelity)) -> Vec<Fidelity> {
     let gate = Gate::new(admission.clone());
     let gate = &gate;
-    let scaled: Vec<(usize, &PlannedTrial, f64)> =
-        trials.iter().enumerate().filter_map(|(i, t)| Some((i, t, scale_of(&t.scenario, opts.time_scale)?))).collect();
+    let scaled: Vec<(usize, &PlannedTrial, f64)> = trials
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| too_long_at_1x(&t.scenario).is_none())
+        .filter_map(|(i, t)| Some((i, t, scale_of(&t.scenario, opts.time_scale)?)))
+        .collect();
     let mut out: Vec<Option<Fidelity>> = vec![None; trials.len()];
     let mut stream = futures::stream::iter(scaled)
         .take_while(|_| futures::future::ready(!opts.cancel.is_cancelled()))
