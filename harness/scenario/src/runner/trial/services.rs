@@ -63,6 +63,21 @@ impl Trial<'_> {
         } else {
             argv
         };
+        // A scaled trial's programs run at a lower priority than the harness: their CPU time is
+        // k times longer in program time anyway, while the harness's own lateness (a step, a
+        // swap acted on late) is k times larger in their time (BENCHMARKS.md, "Time warp": a
+        // swap 0.47 s late among starting JVMs). The program's own check comes first, as
+        // `nice` would hide a program the warp cannot reach.
+        let argv = match (self.clock().warp(), argv.first()) {
+            (Some(_), Some(first)) => {
+                nslab::TimeWarp::check_program(first).map_err(|why| Error::Spawn {
+                    service: svc.name.clone(),
+                    source: Box::new(nslab::Error::Invalid { what: format!("service {} cannot run in scaled time: {why}", svc.name) }),
+                })?;
+                ["nice", "-n", SCALED_NICE].iter().map(|s| s.to_string()).chain(argv).collect()
+            }
+            _ => argv,
+        };
         let (prog, args) = argv.split_first().ok_or_else(|| Error::EmptyCommand { service: svc.name.clone() })?;
         let mut cmd = Command::new(prog).args(args);
         for (k, v) in &svc.env {
@@ -154,6 +169,9 @@ impl Trial<'_> {
         }
     }
 }
+
+/// The niceness of a scaled trial's programs (see [`Trial::start`]).
+const SCALED_NICE: &str = "10";
 
 /// Waits for a service's readiness condition; `Ok` says what was seen.
 pub(super) async fn wait_ready(host: &Host, proc: &Process, cond: Option<&Condition>, timeout: Duration) -> Result<String, String> {
