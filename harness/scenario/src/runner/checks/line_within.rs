@@ -35,9 +35,6 @@ async fn line_within(
         }
         if done {
             let first_after = lines.iter().find(|l| l.at >= start && re.is_match(&l.text));
-            if let Some(l) = first_after.filter(|l| l.at >= lo) {
-                o.window(window_name(re, min, after), l.at - start);
-            }
             return Err(match first_after {
                 Some(l) => format!("first matching line {:?} came {} step {after}, outside the window", l.text, rel(l.at, start)),
                 None => format!("no matching line within {within:?} after step {after} ({} lines of output)", lines.len()),

@@ -25,12 +25,13 @@ async fn no_line(
     let end = start + duration;
     o.clock.sleep_until(end).await;
     let lines = o.clock.lines(p);
-    // The window measured: from the step to the first matching line after it, if any yet.
-    if let Some(l) = lines.iter().find(|l| l.at >= start && re.is_match(&l.text)) {
-        o.window(format!("first {:?} after step {after}", re.as_str()), l.at - start);
-    }
     match lines.iter().find(|l| l.at >= start && l.at <= end && re.is_match(&l.text)) {
-        Some(l) => Err(format!("{:?} {} step {after}", l.text, rel(l.at, start))),
+        Some(l) => {
+            // The window measured, when the line came inside it (a line after the window is
+            // seen or not depending on when this reads: no figure to compare).
+            o.window(format!("first {:?} after step {after}", re.as_str()), l.at - start);
+            Err(format!("{:?} {} step {after}", l.text, rel(l.at, start)))
+        }
         None => {
             let next = lines.iter().find(|l| l.at > end && re.is_match(&l.text));
             Ok(match next {

@@ -34,11 +34,14 @@ pub(super) async fn check(c: &StaleCheck, o: &Observed<'_>) -> Result<String, St
     for cl in &clients {
         let queries = o.lab.dns().map(|d| o.clock.queries(d.log()));
         let st = stale::analyse(cl, start, t_old, t_new, queries.as_deref(), chain);
+        // The windows measured, within the bounds watched (beyond them a figure depends on when
+        // this reads, the margin being a real second: nothing to compare).
         let who = if several { format!("{}: ", cl.name()) } else { String::new() };
-        if let Some(s) = st.last_old {
+        let bound = horizon - start;
+        if let Some(s) = st.last_old.filter(|s| *s <= bound) {
             o.window(format!("{who}last request to {old} after step {}", c.after), s);
         }
-        if let Some(s) = st.first_new {
+        if let Some(s) = st.first_new.filter(|s| *s <= bound) {
             o.window(format!("{who}first request to {new} after step {}", c.after), s);
         }
         let mut f = stale::failures(&st, c.at_most, c.at_least, c.cause, &c.counts);
