@@ -118,6 +118,29 @@ impl TimeWarp {
         self.to_program(real.saturating_duration_since(self.inner.origin))
     }
 
+    /// Program time since the origin of a lab-time stamp (a [`crate::Line::at`], a query log
+    /// entry's time: real time since `lab_epoch`, [`crate::Lab::epoch`]).
+    pub fn program_at_lab(&self, lab_epoch: Instant, at: Duration) -> Duration {
+        self.program_at(lab_epoch + at)
+    }
+
+    /// Program time since the origin of a warped program's own `CLOCK_MONOTONIC` reading
+    /// (`System.nanoTime()`, Python's `time.monotonic_ns()`, as a duration since boot); `None`
+    /// for a reading before the origin (not a warped program's: a warped clock never reads
+    /// less than the origin).
+    pub fn program_monotonic(&self, reading: Duration) -> Option<Duration> {
+        let ns = i128::try_from(reading.as_nanos()).ok()? - self.inner.mono_ns;
+        u64::try_from(ns).ok().map(Duration::from_nanos)
+    }
+
+    /// Program time since the origin of a warped program's own `CLOCK_REALTIME` reading
+    /// (`System.currentTimeMillis()`, Python's `time.time_ns()`, as a duration since the Unix
+    /// epoch); `None` for a reading before the origin.
+    pub fn program_realtime(&self, since_unix_epoch: Duration) -> Option<Duration> {
+        let ns = i128::try_from(since_unix_epoch.as_nanos()).ok()? - self.inner.wall_ns;
+        u64::try_from(ns).ok().map(Duration::from_nanos)
+    }
+
     /// Program time since the origin, now.
     pub fn program_now(&self) -> Duration {
         self.program_at(Instant::now())
@@ -218,20 +241,25 @@ fn memmem(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// The preload library: `$NSLAB_TIMEWARP_LIB`, else [`LIB_NAME`] next to the running binary,
-/// in its parent directory (a test binary in `target/<profile>/deps` finds the one cargo built in
+/// in `deps/` beside it, in its parent directory (a test binary in `target/<profile>/deps` finds the one cargo built in
 /// `target/<profile>/deps` or `target/<profile>`), or in `../lib/nslab/` from it (an installed
 /// layout: `bin/nslab`, `lib/nslab/libnslab_timewarp.so`).
 ///
 /// # Errors
 /// A message naming every place looked at and what to build.
 pub fn preload_library() -> std::result::Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os(LIB_ENV).filter(|p| !p.is_empty()) {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot tell where this program is, to find {LIB_NAME}: {e}"))?;
+    find_library(std::env::var_os(LIB_ENV), &exe)
+}
+
+fn find_library(explicit: Option<OsString>, exe: &Path) -> std::result::Result<PathBuf, String> {
+    if let Some(p) = explicit.filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         return if p.is_file() { Ok(p) } else { Err(format!("{LIB_ENV}={} names no file", p.display())) };
     }
-    let exe = std::env::current_exe().map_err(|e| format!("cannot tell where this program is, to find {LIB_NAME}: {e}"))?;
     let dir = exe.parent().unwrap_or(Path::new("/"));
-    let mut looked = vec![dir.join(LIB_NAME)];
+    // deps/: where cargo leaves a dependency's cdylib (the CLI in target/<profile>).
+    let mut looked = vec![dir.join(LIB_NAME), dir.join("deps").join(LIB_NAME)];
     if let Some(up) = dir.parent() {
         looked.push(up.join(LIB_NAME));
         looked.push(up.join("lib/nslab").join(LIB_NAME));
@@ -317,6 +345,35 @@ mod tests {
         assert_eq!(parts.len(), 3, "{v}");
         assert_eq!(parts[0].parse::<f64>().unwrap(), 12.5);
         assert!(parts[1].parse::<i128>().unwrap() > 0 && parts[2].parse::<i128>().unwrap() > 1_600_000_000_000_000_000);
+    }
+
+    #[test]
+    fn program_readings_convert_from_the_origin() {
+        let w = TimeWarp::new(10.0).unwrap();
+        let m0 = Duration::from_nanos(w.inner.mono_ns as u64);
+        assert_eq!(w.program_monotonic(m0 + Duration::from_secs(30)), Some(Duration::from_secs(30)));
+        assert_eq!(w.program_monotonic(m0 - Duration::from_nanos(1)), None);
+        let w0 = Duration::from_nanos(w.inner.wall_ns as u64);
+        assert_eq!(w.program_realtime(w0 + Duration::from_millis(1500)), Some(Duration::from_millis(1500)));
+        assert_eq!(w.program_at_lab(w.origin() - Duration::from_secs(1), Duration::from_secs(2)), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_library_is_looked_for_beside_the_binary_and_named_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let deps = dir.path().join("debug/deps");
+        std::fs::create_dir_all(&deps).unwrap();
+        let exe = deps.join("timewarp-0123");
+        let e = find_library(None, &exe).unwrap_err();
+        assert!(e.starts_with(&format!("the time-warp preload libnslab_timewarp.so is missing (looked at {}, ", deps.join(LIB_NAME).display())), "{e}");
+        assert!(e.ends_with("build it with `cargo build -p nslab-timewarp` (the same profile as this binary), or set NSLAB_TIMEWARP_LIB to its path"), "{e}");
+        std::fs::write(dir.path().join("debug").join(LIB_NAME), b"").unwrap();
+        assert_eq!(find_library(None, &exe), Ok(dir.path().join("debug").join(LIB_NAME)));
+        std::fs::write(deps.join(LIB_NAME), b"").unwrap();
+        assert_eq!(find_library(None, &exe), Ok(deps.join(LIB_NAME)));
+        let cli = dir.path().join("debug/nslab");
+        assert_eq!(find_library(None, &cli), Ok(dir.path().join("debug").join(LIB_NAME)));
+        assert_eq!(find_library(Some("/nonexistent/x.so".into()), &exe), Err("NSLAB_TIMEWARP_LIB=/nonexistent/x.so names no file".into()));
     }
 
     #[test]
