@@ -1,0 +1,65 @@
+import java.net.InetAddress;
+import java.security.Security;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * Reports its own clocks around timed waits and around the expiry of its address cache, for the
+ * time-warp tests: every line is "EVENT nano=<System.nanoTime()> milli=<currentTimeMillis()>".
+ *
+ * waits: before/after Thread.sleep(2000), Object.wait(2000), LockSupport.parkNanos(2 s) and a
+ * ScheduledExecutorService task 2 s out.
+ * cache NAME OLD: with networkaddress.cache.ttl=30, resolves NAME every 100 ms and reports the
+ * first lookup (bracketed: before/after) and the first lookup that no longer returns OLD
+ * (bracketed, with the bracket of the last one that still did).
+ */
+public class WarpWaits {
+    static void report(String event) {
+        System.out.println(event + " nano=" + System.nanoTime() + " milli=" + System.currentTimeMillis());
+        System.out.flush();
+    }
+
+    public static void main(String[] args) throws Exception {
+        if (args[0].equals("waits")) {
+            report("sleep-before");
+            Thread.sleep(2000);
+            report("sleep-after");
+            Object lock = new Object();
+            report("wait-before");
+            synchronized (lock) {
+                lock.wait(2000);
+            }
+            report("wait-after");
+            report("park-before");
+            LockSupport.parkNanos(2_000_000_000L);
+            report("park-after");
+            ScheduledExecutorService ses = Executors.newSingleThreadScheduledExecutor();
+            report("schedule-before");
+            ses.schedule(() -> 1, 2, TimeUnit.SECONDS).get();
+            report("schedule-after");
+            ses.shutdown();
+            return;
+        }
+        Security.setProperty("networkaddress.cache.ttl", "30");
+        String name = args[1], old = args[2];
+        long lastBefore = 0, lastAfter = 0;
+        for (int i = 0; ; i++) {
+            long before = System.nanoTime();
+            String got = InetAddress.getByName(name).getHostAddress();
+            long after = System.nanoTime();
+            if (i == 0) {
+                System.out.println("first " + got + " before=" + before + " after=" + after);
+                System.out.flush();
+            } else if (!got.equals(old)) {
+                System.out.println("changed " + got + " before=" + before + " after=" + after + " last-old-before=" + lastBefore + " last-old-after=" + lastAfter);
+                System.out.flush();
+                return;
+            }
+            lastBefore = before;
+            lastAfter = after;
+            Thread.sleep(100);
+        }
+    }
+}
