@@ -3,12 +3,15 @@
 //! a JVM's address cache; every check is in program time, from the program's own readings,
 //! against the harness's scaled clock (never a wall-clock upper bound).
 //!
-//! The harness's clock bounds each reading from above: a line cannot reach the harness before
-//! it was written, so the program's reading (program time since the warp's origin) is at most
-//! the harness's program time at the line's arrival, and at least its program time when it
-//! began to start the program. Without the preload the program reads real time, 1/10 of that:
-//! every lower bound fails. A wait that stays real (libfaketime's failure on
-//! `sem_clockwait`, measured in ARCHITECTURE.md) lasts 10x too long in program time.
+//! The harness's clock pins the program's from both sides, causally, with no tolerance but the
+//! origin's: a line cannot reach the harness before it was written, so a reading (program time
+//! since the warp's origin) is at most the harness's program time at the line's arrival; and a
+//! program that reads its clock before and after a DNS lookup brackets the instant the lab's
+//! DNS server (in the harness) logged its query, converted to program time. A program at the
+//! start and end of its run is pinned so: without the preload it reads real time, a tenth of
+//! the harness's program time, and fails. A wait that stays real while the clocks are warped
+//! (libfaketime's failure on `sem_clockwait`, measured in ARCHITECTURE.md) lasts 10x too long
+//! in program time.
 
 use std::time::Duration;
 
@@ -40,7 +43,10 @@ const GUARD: Duration = Duration::from_secs(120);
 const SLACK: Duration = Duration::from_millis(2);
 
 async fn lab_with_app() -> Result<Lab, String> {
-    let zone = Zone::new("example.test", Soa::new("dns.example.test.", "hostmaster.example.test.")).record("app", 5, V::A("192.0.2.10".parse().unwrap()));
+    let mut zone = Zone::new("example.test", Soa::new("dns.example.test.", "hostmaster.example.test.")).record("app", 5, V::A("192.0.2.10".parse().unwrap()));
+    for name in ["start", "end", "first", "second"] {
+        zone = zone.record(name, 5, V::A("192.0.2.20".parse().unwrap()));
+    }
     Lab::builder().profile(Profile::Ipv4Only).host("client").hosts_file_entries(false).dns(LabDns::new().zone(zone)).build().await.map_err(err)
 }
 
@@ -96,6 +102,24 @@ fn bracketed(lab: &Lab, warp: &TimeWarp, p: &Process, reports: &[Report]) -> Res
     Ok(())
 }
 
+/// The program's readings before and after its lookup of `NAME.example.test` bracket the
+/// harness's program time of the lab server's first query for that name.
+fn pinned(lab: &Lab, warp: &TimeWarp, reports: &[Report], name: &str) -> Result<(), String> {
+    let (b, a) = (find(reports, &format!("{name}-lookup-before"))?, find(reports, &format!("{name}-lookup-after"))?);
+    let fqdn = format!("{name}.example.test.");
+    let log = lab.dns().expect("lab has DNS").log().query(&nslab::dns::LogFilter::new().name(&fqdn));
+    let q = log.first().ok_or_else(|| format!("the lab server logged no query for {fqdn}"))?;
+    let at = warp.program_at_lab(lab.epoch(), q.at);
+    ensure!(
+        b.mono <= at + SLACK && at <= a.mono + SLACK,
+        "the program read {:?} and {:?} of program time around its lookup of {fqdn}, whose query the lab server logged at {at:?} of program time (scale {}): its clock is not the harness's scaled one",
+        b.mono,
+        a.mono,
+        warp.scale()
+    );
+    Ok(())
+}
+
 fn find<'a>(reports: &'a [Report], event: &str) -> Result<&'a Report, String> {
     reports.iter().find(|r| r.event == event).ok_or_else(|| format!("no {event} line in {reports:#?}"))
 }
@@ -122,6 +146,8 @@ async fn jvm_waits(k: f64) -> Result<(), String> {
     ensure!(p.exit().is_some_and(|e| e.success()), "java failed: {}", p.output());
     let reports = reports(&lab, &warp, &p)?;
     bracketed(&lab, &warp, &p, &reports)?;
+    pinned(&lab, &warp, &reports, "start")?;
+    pinned(&lab, &warp, &reports, "end")?;
     let mut figures = Vec::new();
     for what in ["sleep", "wait", "park", "schedule"] {
         figures.push(format!("{what} {:?}", waited(&reports, what, Duration::from_secs(2), k)?));
@@ -150,12 +176,16 @@ def selector():
     s = selectors.DefaultSelector(); a, b = socket.socketpair(); s.register(a, selectors.EVENT_READ); s.select(2)
 def lock():
     l = threading.Lock(); l.acquire(); l.acquire(timeout=2)
+def lookup(name):
+    around(name + "-lookup", lambda: socket.getaddrinfo(name + ".example.test", None, socket.AF_INET))
+lookup("start")
 around("sleep", lambda: time.sleep(2))
 around("event", lambda: threading.Event().wait(2))
 around("lock", lock)
 around("selector", selector)
 around("asyncio", lambda: asyncio.run(asyncio.sleep(2)))
 around("socket", sock_timeout)
+lookup("end")
 "#;
 
 async fn python_waits(k: f64) -> Result<(), String> {
@@ -166,6 +196,8 @@ async fn python_waits(k: f64) -> Result<(), String> {
     ensure!(p.exit().is_some_and(|e| e.success()), "python3 failed: {}", p.output());
     let reports = reports(&lab, &warp, &p)?;
     bracketed(&lab, &warp, &p, &reports)?;
+    pinned(&lab, &warp, &reports, "start")?;
+    pinned(&lab, &warp, &reports, "end")?;
     let mut figures = Vec::new();
     for what in ["sleep", "event", "lock", "selector", "asyncio", "socket"] {
         // asyncio ends a sleep when its clock is within its resolution of the deadline (1 ns).
@@ -181,18 +213,21 @@ async fn child_shares_clock(k: f64) -> Result<(), String> {
     let lab = lab_with_app().await?;
     let client = lab.host("client").map_err(err)?;
     let warp = TimeWarp::new(k).map_err(err)?;
-    let py = "import sys, time; print(sys.argv[1], f\"mono={time.monotonic_ns()} wall={time.time_ns()}\", flush=True)";
+    let py = "import socket, sys, time\n\
+              def report(e): print(e, f\"mono={time.monotonic_ns()} wall={time.time_ns()}\", flush=True)\n\
+              report(sys.argv[1] + \"-lookup-before\"); socket.getaddrinfo(sys.argv[1] + \".example.test\", None, socket.AF_INET); report(sys.argv[1] + \"-lookup-after\")";
     let script = format!("python3 -c '{py}' first; sleep 1; python3 -c '{py}' second");
     let p = client.run(Command::shell(script).time_warp(&warp), GUARD).await.map_err(err)?;
     ensure!(p.exit().is_some_and(|e| e.success()), "sh failed: {}", p.output());
     let reports = reports(&lab, &warp, &p)?;
     bracketed(&lab, &warp, &p, &reports)?;
-    let (a, b) = (find(&reports, "first")?, find(&reports, "second")?);
-    // Two processes apart, a `sleep 1` (coreutils, itself warped) between them: one program
-    // second, on the same clock.
+    pinned(&lab, &warp, &reports, "first")?;
+    pinned(&lab, &warp, &reports, "second")?;
+    let (a, b) = (find(&reports, "first-lookup-after")?, find(&reports, "second-lookup-before")?);
+    // Both children are pinned to the harness's scaled clock; between them, a `sleep 1`
+    // (coreutils, itself warped) lasted at least its program second.
     let between = b.mono.saturating_sub(a.mono);
     ensure!(between >= Duration::from_secs(1), "the second child read its clock {between:?} after the first, across a sleep 1");
-    ensure!(between < Duration::from_secs_f64(1.0 + (k - 1.0) / 2.0), "`sleep 1` between two children took {between:?} of program time: not scaled");
     lab.teardown().await.map_err(err)?;
     Ok(())
 }
@@ -214,26 +249,44 @@ async fn jvm_cache(k: f64) -> Result<(), String> {
     let changed = p.wait_for_line("^changed ", GUARD).await.map_err(err)?;
     p.wait_exit(GUARD).await.map_err(err)?;
     let field = |text: &str, key: &str| -> Result<Duration, String> {
-        let v = text.split_whitespace().find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('='))).ok_or_else(|| format!("no {key}= in {text:?}"))?;
+        let v =
+            text.split_whitespace().find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('='))).ok_or_else(|| format!("no {key}= in {text:?}"))?;
         let ns = v.parse().map_err(|e| format!("{key}={v} in {text:?}: {e}"))?;
         warp.program_monotonic(Duration::from_nanos(ns)).ok_or_else(|| format!("{key}={v} is before the warp's origin: the JVM's clock is not warped"))
     };
     ensure!(first.text.starts_with("first 192.0.2.10 "), "the JVM's first answer: {:?}", first.text);
     ensure!(changed.text.starts_with("changed 192.0.2.11 "), "the JVM's fresh answer: {:?}", changed.text);
     let (first_before, first_after) = (field(&first.text, "before")?, field(&first.text, "after")?);
-    let fresh_after = field(&changed.text, "after")?;
+    let (fresh_before, fresh_after) = (field(&changed.text, "before")?, field(&changed.text, "after")?);
     let last_stale_before = field(&changed.text, "last-old-before")?;
     let ttl = Duration::from_secs(30);
     let begun = warp.program_at_lab(lab.epoch(), p.begun_at());
     let (first_arrived, changed_arrived) = (warp.program_at_lab(lab.epoch(), first.at), warp.program_at_lab(lab.epoch(), changed.at));
     // The program's clock against the harness's scaled one (see the module docs).
-    ensure!(first_before + SLACK >= begun && first_after <= first_arrived + SLACK, "first lookup at {first_before:?}..{first_after:?} of program time; the harness began the JVM at {begun:?} and read its line at {first_arrived:?}");
+    ensure!(
+        first_before + SLACK >= begun && first_after <= first_arrived + SLACK,
+        "first lookup at {first_before:?}..{first_after:?} of program time; the harness began the JVM at {begun:?} and read its line at {first_arrived:?}"
+    );
     ensure!(fresh_after <= changed_arrived + SLACK, "fresh lookup ended at {fresh_after:?}, after its line reached the harness at {changed_arrived:?}");
     ensure!(fresh_after + SLACK >= swapping, "the fresh answer's lookup ended at {fresh_after:?}, before the harness began to swap the record at {swapping:?}");
     ensure!(swapped < first_after + ttl, "the record was swapped at {swapped:?}, after the cache's 30 s had passed: nothing measured");
+    // Both lookups bracket their queries in the lab server's log (see `pinned`).
+    let log = lab.dns().expect("lab has DNS").log().query(&nslab::dns::LogFilter::new().name("app.example.test."));
+    let stamps: Vec<Duration> = log.iter().map(|q| warp.program_at_lab(lab.epoch(), q.at)).collect();
+    ensure!(
+        stamps.iter().any(|s| first_before <= *s + SLACK && *s <= first_after + SLACK),
+        "no query of the first lookup ({first_before:?}..{first_after:?} of program time) among the server's, at {stamps:?}: the JVM's clock is not the harness's scaled one"
+    );
+    ensure!(
+        stamps.iter().any(|s| fresh_before <= *s + SLACK && *s <= fresh_after + SLACK),
+        "no query of the fresh lookup ({fresh_before:?}..{fresh_after:?} of program time) among the server's, at {stamps:?}: the JVM's clock is not the harness's scaled one"
+    );
     // The cache entry was made during the first lookup, so it lived 30 s of the JVM's time: the
     // stale answer was never served once that time had passed, the fresh one never before.
-    ensure!(last_stale_before < first_after + ttl, "a lookup begun at {last_stale_before:?} still got the stale answer, cached during {first_before:?}..{first_after:?} with ttl 30 s");
+    ensure!(
+        last_stale_before < first_after + ttl,
+        "a lookup begun at {last_stale_before:?} still got the stale answer, cached during {first_before:?}..{first_after:?} with ttl 30 s"
+    );
     ensure!(fresh_after >= first_before + ttl, "the fresh answer came at {fresh_after:?}, before the entry cached at {first_before:?} was 30 s old");
     // The JVM's clock ran at the scale: its window against the harness's real window between the
     // two lines. The lines' delivery delays enter the real window; 20 % of 3 s (0.6 s of
@@ -241,7 +294,10 @@ async fn jvm_cache(k: f64) -> Result<(), String> {
     let program_window = fresh_after.saturating_sub(first_after);
     let real_window = warp.to_real(changed_arrived.saturating_sub(first_arrived));
     let measured = program_window.as_secs_f64() / real_window.as_secs_f64();
-    ensure!((measured / k - 1.0).abs() <= 0.2, "the JVM's clock ran at {measured:.2}x the harness's real clock (asked {k}x): program window {program_window:?}, real {real_window:?}");
+    ensure!(
+        (measured / k - 1.0).abs() <= 0.2,
+        "the JVM's clock ran at {measured:.2}x the harness's real clock (asked {k}x): program window {program_window:?}, real {real_window:?}"
+    );
     println!(
         "jvm cache ttl 30 at {k}x: stale until {:?}, fresh from {:?} of program time after caching; real window {real_window:?} (clock rate {measured:.2}x)",
         last_stale_before.saturating_sub(first_after),

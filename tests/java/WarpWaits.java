@@ -9,8 +9,8 @@ import java.util.concurrent.locks.LockSupport;
  * Reports its own clocks around timed waits and around the expiry of its address cache, for the
  * time-warp tests: every line is "EVENT nano=<System.nanoTime()> milli=<currentTimeMillis()>".
  *
- * waits: before/after Thread.sleep(2000), Object.wait(2000), LockSupport.parkNanos(2 s) and a
- * ScheduledExecutorService task 2 s out.
+ * waits: a lookup of start.example.test, before/after Thread.sleep(2000), Object.wait(2000), LockSupport.parkNanos(2 s) and a
+ * ScheduledExecutorService task 2 s out, a lookup of end.example.test.
  * cache NAME OLD: with networkaddress.cache.ttl=30, resolves NAME every 100 ms and reports the
  * first lookup (bracketed: before/after) and the first lookup that no longer returns OLD
  * (bracketed, with the bracket of the last one that still did).
@@ -21,8 +21,16 @@ public class WarpWaits {
         System.out.flush();
     }
 
+    /** A lookup of NAME.example.test, bracketed by reports: the lab server's log stamps its query. */
+    static void lookup(String name) throws Exception {
+        report(name + "-lookup-before");
+        InetAddress.getByName(name + ".example.test");
+        report(name + "-lookup-after");
+    }
+
     public static void main(String[] args) throws Exception {
         if (args[0].equals("waits")) {
+            lookup("start");
             report("sleep-before");
             Thread.sleep(2000);
             report("sleep-after");
@@ -40,6 +48,7 @@ public class WarpWaits {
             ses.schedule(() -> 1, 2, TimeUnit.SECONDS).get();
             report("schedule-after");
             ses.shutdown();
+            lookup("end");
             return;
         }
         Security.setProperty("networkaddress.cache.ttl", "30");
