@@ -11,6 +11,7 @@ import java.util.concurrent.locks.LockSupport;
  *
  * waits: a lookup of start.example.test, before/after Thread.sleep(2000), Object.wait(2000), LockSupport.parkNanos(2 s) and a
  * ScheduledExecutorService task 2 s out, a lookup of end.example.test.
+ * rate N: times N calls of System.nanoTime() (in program time).
  * cache NAME OLD: with networkaddress.cache.ttl=30, resolves NAME every 100 ms and reports the
  * first lookup (bracketed: before/after) and the first lookup that no longer returns OLD
  * (bracketed, with the bracket of the last one that still did).
@@ -49,6 +50,14 @@ public class WarpWaits {
             report("schedule-after");
             ses.shutdown();
             lookup("end");
+            return;
+        }
+        if (args[0].equals("rate")) {
+            int n = Integer.parseInt(args[1]);
+            long sink = 0, t0 = System.nanoTime();
+            for (int i = 0; i < n; i++) sink += System.nanoTime();
+            long t1 = System.nanoTime();
+            System.out.println("rate calls=" + n + " program_ns=" + (t1 - t0) + " sink=" + (sink & 1));
             return;
         }
         Security.setProperty("networkaddress.cache.ttl", "30");
