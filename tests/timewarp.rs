@@ -288,16 +288,11 @@ async fn jvm_cache(k: f64) -> Result<(), String> {
         "a lookup begun at {last_stale_before:?} still got the stale answer, cached during {first_before:?}..{first_after:?} with ttl 30 s"
     );
     ensure!(fresh_after >= first_before + ttl, "the fresh answer came at {fresh_after:?}, before the entry cached at {first_before:?} was 30 s old");
-    // The JVM's clock ran at the scale: its window against the harness's real window between the
-    // two lines. The lines' delivery delays enter the real window; 20 % of 3 s (0.6 s of
-    // delivery delay) tolerates a loaded machine, a clock at another scale (5x, 1x) does not.
+    // For the record (not a check: the lines' delivery delays enter the real window; the
+    // clock's rate is checked by the two lookups pinned to the server's log, 30 s apart).
     let program_window = fresh_after.saturating_sub(first_after);
     let real_window = warp.to_real(changed_arrived.saturating_sub(first_arrived));
     let measured = program_window.as_secs_f64() / real_window.as_secs_f64();
-    ensure!(
-        (measured / k - 1.0).abs() <= 0.2,
-        "the JVM's clock ran at {measured:.2}x the harness's real clock (asked {k}x): program window {program_window:?}, real {real_window:?}"
-    );
     println!(
         "jvm cache ttl 30 at {k}x: stale until {:?}, fresh from {:?} of program time after caching; real window {real_window:?} (clock rate {measured:.2}x)",
         last_stale_before.saturating_sub(first_after),
