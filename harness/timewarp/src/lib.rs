@@ -35,6 +35,11 @@
 
 #![allow(unsafe_code)]
 
+// time_t, suseconds_t and the timespec fields are i64 on the 64-bit Linux targets nslab runs on
+// (x86_64, aarch64), which the conversions rely on.
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+compile_error!("nslab-timewarp supports 64-bit Linux only");
+
 pub mod clocks;
 mod condvar;
 mod real;

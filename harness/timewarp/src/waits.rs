@@ -9,7 +9,7 @@ use crate::real::{real_fn, resolve_optional};
 use crate::warp::{deadline_ts, lengthen, ns_ts, scale, shorten, shorten_ts, ts_ns, warp_of};
 
 fn tv_ns(tv: &timeval) -> i64 {
-    (tv.tv_sec as i64).saturating_mul(1_000_000_000).saturating_add(tv.tv_usec as i64 * 1000)
+    tv.tv_sec.saturating_mul(1_000_000_000).saturating_add(tv.tv_usec * 1000)
 }
 
 fn ns_tv(ns: i64) -> timeval {

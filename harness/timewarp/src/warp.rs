@@ -54,7 +54,7 @@ pub(crate) fn warp_of(c: clockid_t) -> Option<(f64, i64)> {
 }
 
 pub(crate) fn ts_ns(ts: &timespec) -> i64 {
-    (ts.tv_sec as i64).saturating_mul(NS).saturating_add(ts.tv_nsec as i64)
+    ts.tv_sec.saturating_mul(NS).saturating_add(ts.tv_nsec)
 }
 
 pub(crate) fn ns_ts(ns: i64) -> timespec {
@@ -95,7 +95,7 @@ pub(crate) fn shorten_ts(k: f64, ts: &timespec) -> timespec {
 pub(crate) fn deadline_ts(c: clockid_t, ts: &timespec) -> timespec {
     match warp_of(c) {
         // Beyond year 2262 in nanoseconds: a program's "forever", left as it is.
-        Some((k, o)) if (ts.tv_sec as i64) < i64::MAX / NS - 1 => ns_ts(to_real_deadline(k, o, ts_ns(ts)).max(0)),
+        Some((k, o)) if ts.tv_sec < i64::MAX / NS - 1 => ns_ts(to_real_deadline(k, o, ts_ns(ts)).max(0)),
         _ => *ts,
     }
 }
