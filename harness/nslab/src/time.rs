@@ -164,8 +164,10 @@ impl TimeWarp {
     /// Whether the program `program` (a path, or a name looked up in `PATH`) can run warped:
     /// the preload library reaches only dynamically linked programs that read the time and wait
     /// through the C library. `Err` says why not: a statically linked binary ignores
-    /// `LD_PRELOAD`; a Go binary reads its clocks from the vDSO and waits with raw system calls
-    /// even when dynamically linked. A script is judged by its interpreter.
+    /// `LD_PRELOAD`, and so does the loader for a set-user-ID or set-group-ID one; a Go binary
+    /// reads its clocks from the vDSO and waits with raw system calls even when dynamically
+    /// linked. A script is judged by its interpreter. Not detected: a program given file
+    /// capabilities (`setcap`), for which the loader ignores `LD_PRELOAD` too.
     ///
     /// # Errors
     /// The reason, naming the program, when it cannot be warped or cannot be read.
@@ -200,6 +202,13 @@ fn check_program(program: &Path, depth: u32) -> std::result::Result<(), String> 
             return Err(format!("{} is a script whose interpreters nest too deep", path.display()));
         }
         return check_program(Path::new(interp), depth + 1).map_err(|e| format!("{} is a script run by {interp}: {e}", path.display()));
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.permissions());
+    if mode & 0o6000 != 0 {
+        return Err(format!(
+            "{} is set-user-ID or set-group-ID: the dynamic loader ignores LD_PRELOAD for it, so its clocks and timed waits stay in real time (run it at scale 1)",
+            path.display()
+        ));
     }
     match elf_class(&bytes) {
         None => Err(format!("{} is neither an ELF binary nor a #! script", path.display())),
@@ -404,6 +413,12 @@ mod tests {
         let gop = dir.path().join("gop");
         std::fs::write(&gop, go).unwrap();
         assert!(TimeWarp::check_program(&gop).unwrap_err().contains("is a Go program"));
+        let suid = dir.path().join("suid");
+        std::fs::write(&suid, elf(true)).unwrap();
+        std::fs::set_permissions(&suid, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
+        assert!(TimeWarp::check_program(&suid).unwrap_err().ends_with(
+            "is set-user-ID or set-group-ID: the dynamic loader ignores LD_PRELOAD for it, so its clocks and timed waits stay in real time (run it at scale 1)"
+        ));
         let script = dir.path().join("script");
         std::fs::write(&script, format!("#!{}\necho\n", stat.display())).unwrap();
         let e = TimeWarp::check_program(&script).unwrap_err();
