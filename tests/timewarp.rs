@@ -27,7 +27,7 @@ fn main() -> std::process::ExitCode {
         trial_requiring("timewarp/10x/jvm-address-cache-ttl-30-expires-after-30s-of-program-time", &["java"], || jvm_cache(10.0)),
         trial_requiring("timewarp/10x/jvm-sleep-wait-park-schedule-of-2s-last-2s-of-program-time", &["java"], || jvm_waits(10.0)),
         trial_requiring("timewarp/10x/python-sleep-event-lock-selector-asyncio-socket-of-2s-last-2s-of-program-time", &["python3"], || python_waits(10.0)),
-        trial_requiring("timewarp/10x/a-child-of-a-warped-shell-shares-its-clock", &["python3"], || child_shares_clock(10.0)),
+        trial_requiring("timewarp/10x/children-of-a-warped-shell-share-its-clock-also-as-nobody", &["python3", "setpriv"], || child_shares_clock(10.0)),
         kernel_trial("timewarp/a-statically-linked-program-is-refused-naming-why", static_refused),
     ];
     nslab_tests::run_checking_host(&args, trials)
@@ -216,7 +216,11 @@ async fn child_shares_clock(k: f64) -> Result<(), String> {
     let py = "import socket, sys, time\n\
               def report(e): print(e, f\"mono={time.monotonic_ns()} wall={time.time_ns()}\", flush=True)\n\
               report(sys.argv[1] + \"-lookup-before\"); socket.getaddrinfo(sys.argv[1] + \".example.test\", None, socket.AF_INET); report(sys.argv[1] + \"-lookup-after\")";
-    let script = format!("python3 -c '{py}' first; sleep 1; python3 -c '{py}' second");
+    // The second child runs as nobody: the preload, placed in the host's /run, is readable by a
+    // program that dropped its privileges (or the loader would skip it, and the pin fail). The
+    // system's python3: nobody may not reach a python3 under root's home (pyenv).
+    let script =
+        format!("python3 -c '{py}' first; sleep 1; setpriv --reuid=65534 --regid=65534 --clear-groups env PATH=/usr/bin:/bin python3 -c '{py}' second");
     let p = client.run(Command::shell(script).time_warp(&warp), GUARD).await.map_err(err)?;
     ensure!(p.exit().is_some_and(|e| e.success()), "sh failed: {}", p.output());
     let reports = reports(&lab, &warp, &p)?;
