@@ -50,7 +50,7 @@ pub unsafe extern "C" fn gettimeofday(tv: *mut timeval, tz: *mut c_void) -> c_in
         if let Some((k, o)) = warp_of(libc::CLOCK_REALTIME) {
             // SAFETY: the call succeeded and wrote `tv`.
             let tv = unsafe { &mut *tv };
-            let ns = to_program(k, o, tv.tv_sec * 1_000_000_000 + tv.tv_usec * 1000);
+            let ns = to_program(k, o, tv.tv_sec.saturating_mul(1_000_000_000).saturating_add(tv.tv_usec * 1000));
             tv.tv_sec = ns.div_euclid(1_000_000_000) as time_t;
             tv.tv_usec = (ns.rem_euclid(1_000_000_000) / 1000) as libc::suseconds_t;
         }

@@ -19,7 +19,7 @@ fn ns_tv(ns: i64) -> timeval {
 /// A relative timeout in microseconds, shortened and rounded up to the microsecond.
 fn shorten_tv(k: f64, tv: &timeval) -> timeval {
     let ns = shorten(k, tv_ns(tv));
-    ns_tv(if ns > 0 { (ns + 999) / 1000 * 1000 } else { ns })
+    ns_tv(if ns > 0 { ns.saturating_add(999) / 1000 * 1000 } else { ns })
 }
 
 type Nanosleep = unsafe extern "C" fn(*const timespec, *mut timespec) -> c_int;
@@ -215,7 +215,7 @@ unsafe fn epoll_scaled(k: f64, ep: c_int, ev: *mut epoll_event, max: c_int, ms: 
     }
     type F = unsafe extern "C" fn(c_int, *mut epoll_event, c_int, c_int, *const sigset_t) -> c_int;
     let f = real_fn!(epoll_pwait: F);
-    let ms = ((ns + 999_999) / 1_000_000).min(i64::from(c_int::MAX)) as c_int;
+    let ms = (ns.saturating_add(999_999) / 1_000_000).min(i64::from(c_int::MAX)) as c_int;
     // SAFETY: the caller's descriptors, buffer and mask.
     unsafe { f(ep, ev, max, ms, mask) }
 }
@@ -420,5 +420,5 @@ pub unsafe extern "C" fn alarm(secs: c_uint) -> c_uint {
         return 0;
     }
     let left = tv_ns(&old.it_value);
-    ((left + 999_999_999) / 1_000_000_000) as c_uint
+    (left.saturating_add(999_999_999) / 1_000_000_000).min(i64::from(c_uint::MAX)) as c_uint
 }
