@@ -92,6 +92,20 @@ impl TimeWarp {
         Ok(TimeWarp { inner: Arc::new(Inner { scale, origin, mono_ns: (m1 + m2) / 2, wall, wall_ns }) })
     }
 
+    /// A warp of `scale` whose origin is `origin`, an instant already past (a lab's
+    /// [`crate::Lab::epoch`], so that lab time zero is program time zero): the clocks' readings
+    /// at that instant are today's minus the time since.
+    ///
+    /// # Errors
+    /// As [`TimeWarp::new`].
+    pub fn with_origin(scale: f64, origin: Instant) -> Result<TimeWarp> {
+        let now = TimeWarp::new(scale)?;
+        let back = now.inner.origin.saturating_duration_since(origin);
+        let back_ns = back.as_nanos() as i128;
+        let inner = Inner { scale, origin, mono_ns: now.inner.mono_ns - back_ns, wall: now.inner.wall - back, wall_ns: now.inner.wall_ns - back_ns };
+        Ok(TimeWarp { inner: Arc::new(inner) })
+    }
+
     /// Program seconds per real second (1 = real time).
     pub fn scale(&self) -> f64 {
         self.inner.scale
@@ -354,6 +368,22 @@ mod tests {
         assert_eq!(parts.len(), 3, "{v}");
         assert_eq!(parts[0].parse::<f64>().unwrap(), 12.5);
         assert!(parts[1].parse::<i128>().unwrap() > 0 && parts[2].parse::<i128>().unwrap() > 1_600_000_000_000_000_000);
+    }
+
+    #[test]
+    fn an_origin_in_the_past_moves_both_clocks_back() {
+        let now = TimeWarp::new(10.0).unwrap();
+        let past = now.origin() - Duration::from_secs(5);
+        let w = TimeWarp::with_origin(10.0, past).unwrap();
+        assert_eq!(w.origin(), past);
+        assert_eq!(w.program_at_lab(past, Duration::from_secs(1)), Duration::from_secs(10));
+        // Its clock origins are 5 s before a warp made now, within the microseconds between them.
+        let mono_back = now.inner.mono_ns - w.inner.mono_ns;
+        let wall_back = now.inner.wall_ns - w.inner.wall_ns;
+        for back in [mono_back, wall_back] {
+            assert!((4_990_000_000..5_100_000_000).contains(&back), "{back}");
+        }
+        assert!(TimeWarp::with_origin(0.5, past).is_err());
     }
 
     #[test]
