@@ -226,10 +226,14 @@ fn check_program(program: &Path, depth: u32) -> std::result::Result<(), String> 
     }
     match elf_class(&bytes) {
         None => Err(format!("{} is neither an ELF binary nor a #! script", path.display())),
-        Some(Elf { interp: false }) => {
+        Some(Elf { bits32: true, .. }) => Err(format!(
+            "{} is a 32-bit program: the preload library is 64-bit and its loader would skip it, so its clocks and timed waits stay in real time (run it at scale 1)",
+            path.display()
+        )),
+        Some(Elf { interp: false, .. }) => {
             Err(format!("{} is statically linked: it ignores LD_PRELOAD, so its clocks and timed waits stay in real time (run it at scale 1)", path.display()))
         }
-        Some(Elf { interp: true }) if memmem(&bytes, b"\xff Go buildinf:") => Err(format!(
+        Some(Elf { interp: true, .. }) if memmem(&bytes, b"\xff Go buildinf:") => Err(format!(
             "{} is a Go program: Go reads its clocks from the vDSO and waits with raw system calls, past any preload (run it at scale 1)",
             path.display()
         )),
@@ -240,6 +244,8 @@ fn check_program(program: &Path, depth: u32) -> std::result::Result<(), String> 
 struct Elf {
     /// Whether it has a `PT_INTERP` program header (a dynamic loader runs it).
     interp: bool,
+    /// Whether it is a 32-bit program (ELFCLASS32).
+    bits32: bool,
 }
 
 fn elf_class(b: &[u8]) -> Option<Elf> {
@@ -256,7 +262,7 @@ fn elf_class(b: &[u8]) -> Option<Elf> {
     };
     const PT_INTERP: usize = 3;
     let interp = (0..phnum).any(|i| u32_at(phoff + i * phentsize) == Some(PT_INTERP));
-    Some(Elf { interp })
+    Some(Elf { interp, bits32: b.get(4) == Some(&1) })
 }
 
 fn memmem(hay: &[u8], needle: &[u8]) -> bool {
@@ -431,6 +437,11 @@ mod tests {
             b[0x78..0x7c].copy_from_slice(&(if interp { 3u32 } else { 1 }).to_le_bytes());
             b
         };
+        let mut b32 = elf(true);
+        b32[4] = 1;
+        let p32 = dir.path().join("p32");
+        std::fs::write(&p32, b32).unwrap();
+        assert!(TimeWarp::check_program(&p32).unwrap_err().contains("is a 32-bit program"));
         let stat = dir.path().join("static");
         std::fs::write(&stat, elf(false)).unwrap();
         let e = TimeWarp::check_program(&stat).unwrap_err();
