@@ -92,6 +92,20 @@ impl TimeWarp {
         Ok(TimeWarp { inner: Arc::new(Inner { scale, origin, mono_ns: (m1 + m2) / 2, wall, wall_ns }) })
     }
 
+    /// A warp of `scale` whose origin is `origin`, an instant already past (a lab's
+    /// [`crate::Lab::epoch`], so that lab time zero is program time zero): the clocks' readings
+    /// at that instant are today's minus the time since.
+    ///
+    /// # Errors
+    /// As [`TimeWarp::new`].
+    pub fn with_origin(scale: f64, origin: Instant) -> Result<TimeWarp> {
+        let now = TimeWarp::new(scale)?;
+        let back = now.inner.origin.saturating_duration_since(origin);
+        let back_ns = back.as_nanos() as i128;
+        let inner = Inner { scale, origin, mono_ns: now.inner.mono_ns - back_ns, wall: now.inner.wall - back, wall_ns: now.inner.wall_ns - back_ns };
+        Ok(TimeWarp { inner: Arc::new(inner) })
+    }
+
     /// Program seconds per real second (1 = real time).
     pub fn scale(&self) -> f64 {
         self.inner.scale
@@ -118,6 +132,29 @@ impl TimeWarp {
         self.to_program(real.saturating_duration_since(self.inner.origin))
     }
 
+    /// Program time since the origin of a lab-time stamp (a [`crate::Line::at`], a query log
+    /// entry's time: real time since `lab_epoch`, [`crate::Lab::epoch`]).
+    pub fn program_at_lab(&self, lab_epoch: Instant, at: Duration) -> Duration {
+        self.program_at(lab_epoch + at)
+    }
+
+    /// Program time since the origin of a warped program's own `CLOCK_MONOTONIC` reading
+    /// (`System.nanoTime()`, Python's `time.monotonic_ns()`, as a duration since boot); `None`
+    /// for a reading before the origin (not a warped program's: a warped clock never reads
+    /// less than the origin).
+    pub fn program_monotonic(&self, reading: Duration) -> Option<Duration> {
+        let ns = i128::try_from(reading.as_nanos()).ok()? - self.inner.mono_ns;
+        u64::try_from(ns).ok().map(Duration::from_nanos)
+    }
+
+    /// Program time since the origin of a warped program's own `CLOCK_REALTIME` reading
+    /// (`System.currentTimeMillis()`, Python's `time.time_ns()`, as a duration since the Unix
+    /// epoch); `None` for a reading before the origin.
+    pub fn program_realtime(&self, since_unix_epoch: Duration) -> Option<Duration> {
+        let ns = i128::try_from(since_unix_epoch.as_nanos()).ok()? - self.inner.wall_ns;
+        u64::try_from(ns).ok().map(Duration::from_nanos)
+    }
+
     /// Program time since the origin, now.
     pub fn program_now(&self) -> Duration {
         self.program_at(Instant::now())
@@ -141,8 +178,10 @@ impl TimeWarp {
     /// Whether the program `program` (a path, or a name looked up in `PATH`) can run warped:
     /// the preload library reaches only dynamically linked programs that read the time and wait
     /// through the C library. `Err` says why not: a statically linked binary ignores
-    /// `LD_PRELOAD`; a Go binary reads its clocks from the vDSO and waits with raw system calls
-    /// even when dynamically linked. A script is judged by its interpreter.
+    /// `LD_PRELOAD`, and so does the loader for a set-user-ID or set-group-ID one; a Go binary
+    /// reads its clocks from the vDSO and waits with raw system calls even when dynamically
+    /// linked. A script is judged by its interpreter. Not detected: a program given file
+    /// capabilities (`setcap`), for which the loader ignores `LD_PRELOAD` too.
     ///
     /// # Errors
     /// The reason, naming the program, when it cannot be warped or cannot be read.
@@ -178,12 +217,23 @@ fn check_program(program: &Path, depth: u32) -> std::result::Result<(), String> 
         }
         return check_program(Path::new(interp), depth + 1).map_err(|e| format!("{} is a script run by {interp}: {e}", path.display()));
     }
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.permissions());
+    if mode & 0o6000 != 0 {
+        return Err(format!(
+            "{} is set-user-ID or set-group-ID: the dynamic loader ignores LD_PRELOAD for it, so its clocks and timed waits stay in real time (run it at scale 1)",
+            path.display()
+        ));
+    }
     match elf_class(&bytes) {
         None => Err(format!("{} is neither an ELF binary nor a #! script", path.display())),
-        Some(Elf { interp: false }) => {
+        Some(Elf { bits32: true, .. }) => Err(format!(
+            "{} is a 32-bit program: the preload library is 64-bit and its loader would skip it, so its clocks and timed waits stay in real time (run it at scale 1)",
+            path.display()
+        )),
+        Some(Elf { interp: false, .. }) => {
             Err(format!("{} is statically linked: it ignores LD_PRELOAD, so its clocks and timed waits stay in real time (run it at scale 1)", path.display()))
         }
-        Some(Elf { interp: true }) if memmem(&bytes, b"\xff Go buildinf:") => Err(format!(
+        Some(Elf { interp: true, .. }) if memmem(&bytes, b"\xff Go buildinf:") => Err(format!(
             "{} is a Go program: Go reads its clocks from the vDSO and waits with raw system calls, past any preload (run it at scale 1)",
             path.display()
         )),
@@ -194,6 +244,8 @@ fn check_program(program: &Path, depth: u32) -> std::result::Result<(), String> 
 struct Elf {
     /// Whether it has a `PT_INTERP` program header (a dynamic loader runs it).
     interp: bool,
+    /// Whether it is a 32-bit program (ELFCLASS32).
+    bits32: bool,
 }
 
 fn elf_class(b: &[u8]) -> Option<Elf> {
@@ -210,7 +262,7 @@ fn elf_class(b: &[u8]) -> Option<Elf> {
     };
     const PT_INTERP: usize = 3;
     let interp = (0..phnum).any(|i| u32_at(phoff + i * phentsize) == Some(PT_INTERP));
-    Some(Elf { interp })
+    Some(Elf { interp, bits32: b.get(4) == Some(&1) })
 }
 
 fn memmem(hay: &[u8], needle: &[u8]) -> bool {
@@ -218,20 +270,25 @@ fn memmem(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// The preload library: `$NSLAB_TIMEWARP_LIB`, else [`LIB_NAME`] next to the running binary,
-/// in its parent directory (a test binary in `target/<profile>/deps` finds the one cargo built in
+/// in `deps/` beside it, in its parent directory (a test binary in `target/<profile>/deps` finds the one cargo built in
 /// `target/<profile>/deps` or `target/<profile>`), or in `../lib/nslab/` from it (an installed
 /// layout: `bin/nslab`, `lib/nslab/libnslab_timewarp.so`).
 ///
 /// # Errors
 /// A message naming every place looked at and what to build.
 pub fn preload_library() -> std::result::Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os(LIB_ENV).filter(|p| !p.is_empty()) {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot tell where this program is, to find {LIB_NAME}: {e}"))?;
+    find_library(std::env::var_os(LIB_ENV), &exe)
+}
+
+fn find_library(explicit: Option<OsString>, exe: &Path) -> std::result::Result<PathBuf, String> {
+    if let Some(p) = explicit.filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         return if p.is_file() { Ok(p) } else { Err(format!("{LIB_ENV}={} names no file", p.display())) };
     }
-    let exe = std::env::current_exe().map_err(|e| format!("cannot tell where this program is, to find {LIB_NAME}: {e}"))?;
     let dir = exe.parent().unwrap_or(Path::new("/"));
-    let mut looked = vec![dir.join(LIB_NAME)];
+    // deps/: where cargo leaves a dependency's cdylib (the CLI in target/<profile>).
+    let mut looked = vec![dir.join(LIB_NAME), dir.join("deps").join(LIB_NAME)];
     if let Some(up) = dir.parent() {
         looked.push(up.join(LIB_NAME));
         looked.push(up.join("lib/nslab").join(LIB_NAME));
@@ -320,6 +377,51 @@ mod tests {
     }
 
     #[test]
+    fn an_origin_in_the_past_moves_both_clocks_back() {
+        let now = TimeWarp::new(10.0).unwrap();
+        let past = now.origin() - Duration::from_secs(5);
+        let w = TimeWarp::with_origin(10.0, past).unwrap();
+        assert_eq!(w.origin(), past);
+        assert_eq!(w.program_at_lab(past, Duration::from_secs(1)), Duration::from_secs(10));
+        // Its clock origins are 5 s before a warp made now, within the microseconds between them.
+        let mono_back = now.inner.mono_ns - w.inner.mono_ns;
+        let wall_back = now.inner.wall_ns - w.inner.wall_ns;
+        for back in [mono_back, wall_back] {
+            assert!((4_990_000_000..5_100_000_000).contains(&back), "{back}");
+        }
+        assert!(TimeWarp::with_origin(0.5, past).is_err());
+    }
+
+    #[test]
+    fn program_readings_convert_from_the_origin() {
+        let w = TimeWarp::new(10.0).unwrap();
+        let m0 = Duration::from_nanos(w.inner.mono_ns as u64);
+        assert_eq!(w.program_monotonic(m0 + Duration::from_secs(30)), Some(Duration::from_secs(30)));
+        assert_eq!(w.program_monotonic(m0 - Duration::from_nanos(1)), None);
+        let w0 = Duration::from_nanos(w.inner.wall_ns as u64);
+        assert_eq!(w.program_realtime(w0 + Duration::from_millis(1500)), Some(Duration::from_millis(1500)));
+        assert_eq!(w.program_at_lab(w.origin() - Duration::from_secs(1), Duration::from_secs(2)), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_library_is_looked_for_beside_the_binary_and_named_when_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let deps = dir.path().join("debug/deps");
+        std::fs::create_dir_all(&deps).unwrap();
+        let exe = deps.join("timewarp-0123");
+        let e = find_library(None, &exe).unwrap_err();
+        assert!(e.starts_with(&format!("the time-warp preload libnslab_timewarp.so is missing (looked at {}, ", deps.join(LIB_NAME).display())), "{e}");
+        assert!(e.ends_with("build it with `cargo build -p nslab-timewarp` (the same profile as this binary), or set NSLAB_TIMEWARP_LIB to its path"), "{e}");
+        std::fs::write(dir.path().join("debug").join(LIB_NAME), b"").unwrap();
+        assert_eq!(find_library(None, &exe), Ok(dir.path().join("debug").join(LIB_NAME)));
+        std::fs::write(deps.join(LIB_NAME), b"").unwrap();
+        assert_eq!(find_library(None, &exe), Ok(deps.join(LIB_NAME)));
+        let cli = dir.path().join("debug/nslab");
+        assert_eq!(find_library(None, &cli), Ok(dir.path().join("debug").join(LIB_NAME)));
+        assert_eq!(find_library(Some("/nonexistent/x.so".into()), &exe), Err("NSLAB_TIMEWARP_LIB=/nonexistent/x.so names no file".into()));
+    }
+
+    #[test]
     fn static_and_dynamic_programs_are_told_apart() {
         assert_eq!(TimeWarp::check_program("/bin/sh"), Ok(()));
         let dir = tempfile::tempdir().unwrap();
@@ -335,6 +437,11 @@ mod tests {
             b[0x78..0x7c].copy_from_slice(&(if interp { 3u32 } else { 1 }).to_le_bytes());
             b
         };
+        let mut b32 = elf(true);
+        b32[4] = 1;
+        let p32 = dir.path().join("p32");
+        std::fs::write(&p32, b32).unwrap();
+        assert!(TimeWarp::check_program(&p32).unwrap_err().contains("is a 32-bit program"));
         let stat = dir.path().join("static");
         std::fs::write(&stat, elf(false)).unwrap();
         let e = TimeWarp::check_program(&stat).unwrap_err();
@@ -347,6 +454,12 @@ mod tests {
         let gop = dir.path().join("gop");
         std::fs::write(&gop, go).unwrap();
         assert!(TimeWarp::check_program(&gop).unwrap_err().contains("is a Go program"));
+        let suid = dir.path().join("suid");
+        std::fs::write(&suid, elf(true)).unwrap();
+        std::fs::set_permissions(&suid, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
+        assert!(TimeWarp::check_program(&suid).unwrap_err().ends_with(
+            "is set-user-ID or set-group-ID: the dynamic loader ignores LD_PRELOAD for it, so its clocks and timed waits stay in real time (run it at scale 1)"
+        ));
         let script = dir.path().join("script");
         std::fs::write(&script, format!("#!{}\necho\n", stat.display())).unwrap();
         let e = TimeWarp::check_program(&script).unwrap_err();

@@ -3,56 +3,11 @@
 //! names or implies; on a warped clock the deadline becomes the real instant of that program
 //! time.
 
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
-
 use libc::{c_int, c_long, c_void, clockid_t, pthread_cond_t, pthread_mutex_t, pthread_rwlock_t, pthread_t, sem_t, timespec};
 
-use crate::{deadline_ts, real, scale, shorten_ts, COND_CLOCK_WORD};
-
-/// The byte offset in `pthread_cond_t` of the word whose bit 1 is the variable's clock, found
-/// by making one condition variable on each clock and comparing them (glibc >= 2.25 keeps it
-/// in `__wrefs`, bit 1: 0 for CLOCK_REALTIME, 1 for CLOCK_MONOTONIC); -1 when they do not
-/// differ in exactly that bit of one word.
-pub(crate) fn find_cond_clock_word() -> i32 {
-    const WORDS: usize = std::mem::size_of::<pthread_cond_t>() / 4;
-    let mut words = [[0u32; WORDS]; 2];
-    for (i, clock) in [libc::CLOCK_REALTIME, libc::CLOCK_MONOTONIC].into_iter().enumerate() {
-        // SAFETY: a condition variable and its attributes made, read as bytes and destroyed
-        // here; zeroed memory is a valid initial state for both before their init calls.
-        unsafe {
-            let mut attr: libc::pthread_condattr_t = std::mem::zeroed();
-            let mut cond: pthread_cond_t = std::mem::zeroed();
-            libc::pthread_condattr_init(&mut attr);
-            libc::pthread_condattr_setclock(&mut attr, clock);
-            libc::pthread_cond_init(&mut cond, &attr);
-            std::ptr::copy_nonoverlapping((&raw const cond).cast::<u32>(), words[i].as_mut_ptr(), WORDS);
-            libc::pthread_cond_destroy(&mut cond);
-            libc::pthread_condattr_destroy(&mut attr);
-        }
-    }
-    let differ: Vec<usize> = (0..WORDS).filter(|w| words[0][*w] != words[1][*w]).collect();
-    match differ.as_slice() {
-        [w] if words[0][*w] ^ words[1][*w] == 2 && words[1][*w] & 2 != 0 => (*w * 4) as i32,
-        _ => -1,
-    }
-}
-
-/// The clock a condition variable's deadlines are on.
-fn cond_clock(cond: *const pthread_cond_t) -> clockid_t {
-    let off = COND_CLOCK_WORD.load(Relaxed);
-    if off < 0 || cond.is_null() {
-        return libc::CLOCK_REALTIME; // POSIX's default
-    }
-    // SAFETY: `cond` is the caller's initialised condition variable and `off` a word inside it
-    // (found within size_of::<pthread_cond_t>()); other threads change that word atomically, so
-    // it is read atomically.
-    let word = unsafe { &*(cond.cast::<u8>().add(off as usize).cast::<AtomicU32>()) };
-    if word.load(Relaxed) & 2 != 0 {
-        libc::CLOCK_MONOTONIC
-    } else {
-        libc::CLOCK_REALTIME
-    }
-}
+use crate::condvar::clock_of;
+use crate::real::real_fn;
+use crate::warp::{deadline_ts, scale, shorten_ts};
 
 /// The real deadline for the caller's `abstime` on clock `c` (null stays null).
 fn real_deadline(c: clockid_t, abstime: *const timespec, buf: &mut timespec) -> *const timespec {
@@ -73,7 +28,7 @@ macro_rules! with_deadline {
         #[no_mangle]
         pub unsafe extern "C" fn $name($($arg: $ty,)* $abs: *const timespec) -> $ret {
             type F = unsafe extern "C" fn($($ty,)* *const timespec) -> $ret;
-            let f = real!($name: F);
+            let f = real_fn!($name: F);
             let mut buf = timespec { tv_sec: 0, tv_nsec: 0 };
             let d = real_deadline($clock, $abs, &mut buf);
             // SAFETY: the caller's arguments, with the deadline converted into a local.
@@ -84,7 +39,7 @@ macro_rules! with_deadline {
 
 with_deadline!(
     /// `pthread_cond_timedwait(3)`, on the condition variable's own clock.
-    fn pthread_cond_timedwait(cond: *mut pthread_cond_t, m: *mut pthread_mutex_t; cond_clock(cond), abstime) -> c_int);
+    fn pthread_cond_timedwait(cond: *mut pthread_cond_t, m: *mut pthread_mutex_t; clock_of(cond), abstime) -> c_int);
 with_deadline!(
     /// `pthread_cond_clockwait(3)`.
     fn pthread_cond_clockwait(cond: *mut pthread_cond_t, m: *mut pthread_mutex_t, c: clockid_t; c, abstime) -> c_int);
@@ -138,7 +93,7 @@ type Syscall = unsafe extern "C" fn(c_long, ...) -> c_long;
 /// As the C function.
 #[no_mangle]
 pub unsafe extern "C" fn syscall(n: c_long, a1: c_long, a2: c_long, a3: c_long, a4: c_long, a5: c_long, a6: c_long) -> c_long {
-    let f = real!(syscall: Syscall);
+    let f = real_fn!(syscall: Syscall);
     let Some(k) = scale() else {
         // SAFETY: the caller's call, passed on as given.
         return unsafe { f(n, a1, a2, a3, a4, a5, a6) };

@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicI32, Ordering::Relaxed};
 
 use libc::{c_int, c_uint, clockid_t, epoll_event, fd_set, itimerspec, itimerval, nfds_t, pollfd, sigset_t, timespec, timeval};
 
-use crate::{deadline_ts, lengthen, ns_ts, real, scale, shorten, shorten_ts, ts_ns, warp_of};
+use crate::real::{real_fn, resolve_optional};
+use crate::warp::{deadline_ts, lengthen, ns_ts, scale, shorten, shorten_ts, ts_ns, warp_of};
 
 fn tv_ns(tv: &timeval) -> i64 {
-    (tv.tv_sec as i64).saturating_mul(1_000_000_000).saturating_add(tv.tv_usec as i64 * 1000)
+    tv.tv_sec.saturating_mul(1_000_000_000).saturating_add(tv.tv_usec * 1000)
 }
 
 fn ns_tv(ns: i64) -> timeval {
@@ -18,7 +19,7 @@ fn ns_tv(ns: i64) -> timeval {
 /// A relative timeout in microseconds, shortened and rounded up to the microsecond.
 fn shorten_tv(k: f64, tv: &timeval) -> timeval {
     let ns = shorten(k, tv_ns(tv));
-    ns_tv(if ns > 0 { (ns + 999) / 1000 * 1000 } else { ns })
+    ns_tv(if ns > 0 { ns.saturating_add(999) / 1000 * 1000 } else { ns })
 }
 
 type Nanosleep = unsafe extern "C" fn(*const timespec, *mut timespec) -> c_int;
@@ -29,7 +30,7 @@ type Nanosleep = unsafe extern "C" fn(*const timespec, *mut timespec) -> c_int;
 /// As the C function.
 #[no_mangle]
 pub unsafe extern "C" fn nanosleep(req: *const timespec, rem: *mut timespec) -> c_int {
-    let f = real!(nanosleep: Nanosleep);
+    let f = real_fn!(nanosleep: Nanosleep);
     let Some(k) = scale().filter(|_| !req.is_null()) else {
         // SAFETY: the caller's arguments, passed on as given.
         return unsafe { f(req, rem) };
@@ -53,7 +54,7 @@ pub unsafe extern "C" fn nanosleep(req: *const timespec, rem: *mut timespec) -> 
 #[no_mangle]
 pub unsafe extern "C" fn clock_nanosleep(c: clockid_t, flags: c_int, req: *const timespec, rem: *mut timespec) -> c_int {
     type F = unsafe extern "C" fn(clockid_t, c_int, *const timespec, *mut timespec) -> c_int;
-    let f = real!(clock_nanosleep: F);
+    let f = real_fn!(clock_nanosleep: F);
     let Some((k, _)) = warp_of(c).filter(|_| !req.is_null()) else {
         // SAFETY: the caller's arguments, passed on as given.
         return unsafe { f(c, flags, req, rem) };
@@ -114,13 +115,13 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout_ms: c_int) ->
     match scale() {
         Some(k) if timeout_ms > 0 => {
             let ts = ns_ts(shorten(k, i64::from(timeout_ms) * 1_000_000));
-            let f = real!(ppoll: Ppoll);
+            let f = real_fn!(ppoll: Ppoll);
             // SAFETY: the caller's descriptors; a local timespec; no signal mask.
             unsafe { f(fds, n, &ts, std::ptr::null()) }
         }
         _ => {
             type F = unsafe extern "C" fn(*mut pollfd, nfds_t, c_int) -> c_int;
-            let f = real!(poll: F);
+            let f = real_fn!(poll: F);
             // SAFETY: the caller's arguments, passed on as given.
             unsafe { f(fds, n, timeout_ms) }
         }
@@ -133,7 +134,7 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout_ms: c_int) ->
 /// As the C function.
 #[no_mangle]
 pub unsafe extern "C" fn ppoll(fds: *mut pollfd, n: nfds_t, ts: *const timespec, mask: *const sigset_t) -> c_int {
-    let f = real!(ppoll: Ppoll);
+    let f = real_fn!(ppoll: Ppoll);
     match scale().filter(|_| !ts.is_null()) {
         Some(k) => {
             // SAFETY: `ts` is not null and, per the contract, a valid timespec.
@@ -153,7 +154,7 @@ pub unsafe extern "C" fn ppoll(fds: *mut pollfd, n: nfds_t, ts: *const timespec,
 #[no_mangle]
 pub unsafe extern "C" fn select(n: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, tv: *mut timeval) -> c_int {
     type F = unsafe extern "C" fn(c_int, *mut fd_set, *mut fd_set, *mut fd_set, *mut timeval) -> c_int;
-    let f = real!(select: F);
+    let f = real_fn!(select: F);
     let Some(k) = scale().filter(|_| !tv.is_null()) else {
         // SAFETY: the caller's arguments, passed on as given.
         return unsafe { f(n, r, w, e, tv) };
@@ -174,7 +175,7 @@ pub unsafe extern "C" fn select(n: c_int, r: *mut fd_set, w: *mut fd_set, e: *mu
 #[no_mangle]
 pub unsafe extern "C" fn pselect(n: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, ts: *const timespec, mask: *const sigset_t) -> c_int {
     type F = unsafe extern "C" fn(c_int, *mut fd_set, *mut fd_set, *mut fd_set, *const timespec, *const sigset_t) -> c_int;
-    let f = real!(pselect: F);
+    let f = real_fn!(pselect: F);
     match scale().filter(|_| !ts.is_null()) {
         Some(k) => {
             // SAFETY: `ts` is not null and, per the contract, a valid timespec.
@@ -198,7 +199,7 @@ unsafe fn epoll_scaled(k: f64, ep: c_int, ev: *mut epoll_event, max: c_int, ms: 
     let ns = shorten(k, i64::from(ms) * 1_000_000);
     if NO_PWAIT2.load(Relaxed) == 0 {
         static PTR: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let f = crate::resolve_optional(&PTR, "epoll_pwait2\0");
+        let f = resolve_optional(&PTR, "epoll_pwait2\0");
         if f != 0 {
             // SAFETY: the address dlsym gave for epoll_pwait2, of this C type.
             let f = unsafe { std::mem::transmute::<usize, EpollPwait2>(f) };
@@ -213,8 +214,8 @@ unsafe fn epoll_scaled(k: f64, ep: c_int, ev: *mut epoll_event, max: c_int, ms: 
         NO_PWAIT2.store(1, Relaxed);
     }
     type F = unsafe extern "C" fn(c_int, *mut epoll_event, c_int, c_int, *const sigset_t) -> c_int;
-    let f = real!(epoll_pwait: F);
-    let ms = ((ns + 999_999) / 1_000_000).min(i64::from(c_int::MAX)) as c_int;
+    let f = real_fn!(epoll_pwait: F);
+    let ms = (ns.saturating_add(999_999) / 1_000_000).min(i64::from(c_int::MAX)) as c_int;
     // SAFETY: the caller's descriptors, buffer and mask.
     unsafe { f(ep, ev, max, ms, mask) }
 }
@@ -230,7 +231,7 @@ pub unsafe extern "C" fn epoll_wait(ep: c_int, ev: *mut epoll_event, max: c_int,
         Some(k) if ms > 0 => unsafe { epoll_scaled(k, ep, ev, max, ms, std::ptr::null()) },
         _ => {
             type F = unsafe extern "C" fn(c_int, *mut epoll_event, c_int, c_int) -> c_int;
-            let f = real!(epoll_wait: F);
+            let f = real_fn!(epoll_wait: F);
             // SAFETY: the caller's arguments, passed on as given.
             unsafe { f(ep, ev, max, ms) }
         }
@@ -248,7 +249,7 @@ pub unsafe extern "C" fn epoll_pwait(ep: c_int, ev: *mut epoll_event, max: c_int
         Some(k) if ms > 0 => unsafe { epoll_scaled(k, ep, ev, max, ms, mask) },
         _ => {
             type F = unsafe extern "C" fn(c_int, *mut epoll_event, c_int, c_int, *const sigset_t) -> c_int;
-            let f = real!(epoll_pwait: F);
+            let f = real_fn!(epoll_pwait: F);
             // SAFETY: the caller's arguments, passed on as given.
             unsafe { f(ep, ev, max, ms, mask) }
         }
@@ -261,7 +262,7 @@ pub unsafe extern "C" fn epoll_pwait(ep: c_int, ev: *mut epoll_event, max: c_int
 /// As the C function.
 #[no_mangle]
 pub unsafe extern "C" fn epoll_pwait2(ep: c_int, ev: *mut epoll_event, max: c_int, ts: *const timespec, mask: *const sigset_t) -> c_int {
-    let f = real!(epoll_pwait2: EpollPwait2);
+    let f = real_fn!(epoll_pwait2: EpollPwait2);
     match scale().filter(|_| !ts.is_null()) {
         Some(k) => {
             // SAFETY: `ts` is not null and, per the contract, a valid timespec.
@@ -289,7 +290,7 @@ fn timerfd_clock(fd: c_int) -> clockid_t {
 #[no_mangle]
 pub unsafe extern "C" fn timerfd_create(c: clockid_t, flags: c_int) -> c_int {
     type F = unsafe extern "C" fn(clockid_t, c_int) -> c_int;
-    let f = real!(timerfd_create: F);
+    let f = real_fn!(timerfd_create: F);
     // SAFETY: plain integers.
     let fd = unsafe { f(c, flags) };
     if let Some(slot) = usize::try_from(fd).ok().and_then(|i| TIMERFD_CLOCK.get(i)) {
@@ -310,7 +311,7 @@ fn lengthen_its(k: f64, its: &mut itimerspec) {
 #[no_mangle]
 pub unsafe extern "C" fn timerfd_settime(fd: c_int, flags: c_int, new: *const itimerspec, old: *mut itimerspec) -> c_int {
     type F = unsafe extern "C" fn(c_int, c_int, *const itimerspec, *mut itimerspec) -> c_int;
-    let f = real!(timerfd_settime: F);
+    let f = real_fn!(timerfd_settime: F);
     let c = timerfd_clock(fd);
     let Some((k, _)) = warp_of(c).filter(|_| !new.is_null()) else {
         // SAFETY: the caller's arguments, passed on as given.
@@ -342,7 +343,7 @@ pub unsafe extern "C" fn timerfd_settime(fd: c_int, flags: c_int, new: *const it
 #[no_mangle]
 pub unsafe extern "C" fn timerfd_gettime(fd: c_int, cur: *mut itimerspec) -> c_int {
     type F = unsafe extern "C" fn(c_int, *mut itimerspec) -> c_int;
-    let f = real!(timerfd_gettime: F);
+    let f = real_fn!(timerfd_gettime: F);
     // SAFETY: the caller's arguments, passed on as given.
     let r = unsafe { f(fd, cur) };
     if let (0, Some((k, _)), false) = (r, warp_of(timerfd_clock(fd)), cur.is_null()) {
@@ -364,7 +365,7 @@ fn lengthen_itv(k: f64, itv: &mut itimerval) {
 #[no_mangle]
 pub unsafe extern "C" fn setitimer(which: c_int, new: *const itimerval, old: *mut itimerval) -> c_int {
     type F = unsafe extern "C" fn(c_int, *const itimerval, *mut itimerval) -> c_int;
-    let f = real!(setitimer: F);
+    let f = real_fn!(setitimer: F);
     let Some(k) = scale().filter(|_| which == libc::ITIMER_REAL && !new.is_null()) else {
         // SAFETY: the caller's arguments, passed on as given.
         return unsafe { f(which, new, old) };
@@ -389,7 +390,7 @@ pub unsafe extern "C" fn setitimer(which: c_int, new: *const itimerval, old: *mu
 #[no_mangle]
 pub unsafe extern "C" fn getitimer(which: c_int, cur: *mut itimerval) -> c_int {
     type F = unsafe extern "C" fn(c_int, *mut itimerval) -> c_int;
-    let f = real!(getitimer: F);
+    let f = real_fn!(getitimer: F);
     // SAFETY: the caller's arguments, passed on as given.
     let r = unsafe { f(which, cur) };
     if let (0, Some(k), true, false) = (r, scale(), which == libc::ITIMER_REAL, cur.is_null()) {
@@ -408,7 +409,7 @@ pub unsafe extern "C" fn getitimer(which: c_int, cur: *mut itimerval) -> c_int {
 pub unsafe extern "C" fn alarm(secs: c_uint) -> c_uint {
     if scale().is_none() {
         type F = unsafe extern "C" fn(c_uint) -> c_uint;
-        let f = real!(alarm: F);
+        let f = real_fn!(alarm: F);
         // SAFETY: a plain integer.
         return unsafe { f(secs) };
     }
@@ -419,5 +420,5 @@ pub unsafe extern "C" fn alarm(secs: c_uint) -> c_uint {
         return 0;
     }
     let left = tv_ns(&old.it_value);
-    ((left + 999_999_999) / 1_000_000_000) as c_uint
+    (left.saturating_add(999_999_999) / 1_000_000_000).min(i64::from(c_uint::MAX)) as c_uint
 }
