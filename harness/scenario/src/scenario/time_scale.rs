@@ -5,7 +5,7 @@ use toml::de::DeValue;
 
 use super::decode::{int_of, Result, Table, Val};
 use super::hosts::HostDef;
-use super::timeline::{Action, LinkState, Step};
+use super::timeline::{Action, DnsFault, LinkState, Step};
 use nslab::lab::segment::RouteState;
 
 /// The largest scale accepted: beyond it a millisecond of the machine's own delay (scheduling, a
@@ -113,6 +113,9 @@ pub fn real_time_only(
             Action::LinkCondition { condition: Some(_), .. } => LINK,
             Action::Link { state: LinkState::Down, .. } => "a connection over a down link waits on the kernel's TCP retransmission timers, in real time",
             Action::Route { state: RouteState::Blackhole, .. } => TCP,
+            Action::DnsFault { fault: DnsFault::Drop | DnsFault::TcpOnly | DnsFault::Delay(_), .. } => {
+                "a query left unanswered is retried on the C library's resolver timeout, a wait inside glibc the warp does not reach: it stays real"
+            }
             _ => continue,
         };
         return Some(format!("timeline step {} ({}): {why}", i + 1, step.action.kind()));
