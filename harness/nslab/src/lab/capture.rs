@@ -169,20 +169,31 @@ impl LinkCapture {
     ///
     /// # Errors
     /// The call that failed, with the kernel's error.
+    /// Its ring is set up by a thread of its own, which takes an RCU grace period (see
+    /// [`packet::arm_link_capture`]): the lab's build goes on meanwhile, and
+    /// [`LinkCapture::start`] waits for it.
     pub(crate) fn open_here() -> io::Result<CaptureSocket> {
-        packet::open_link_capture().map(CaptureSocket)
+        let fd = packet::open_link_capture()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new().name("nslab-capture-ring".into()).spawn(move || {
+            // A ring nobody waits for any more (the build failed) is closed here, off its path.
+            let _ = tx.send(packet::arm_link_capture(fd));
+        })?;
+        Ok(CaptureSocket(rx))
     }
 
     /// Starts the reader over `socket` (opened by [`LinkCapture::open_here`]) for the links
-    /// `(name, ifindex in the switch namespace)`, each with a ring of `ring_bytes`.
+    /// `(name, ifindex in the switch namespace)`, each with a ring of `ring_bytes`, once its
+    /// ring is set up.
     ///
     /// # Errors
-    /// When the wake-up pipe or the thread cannot be made.
-    pub(crate) fn start(socket: CaptureSocket, links: Vec<(String, i32)>, ring_bytes: usize) -> io::Result<LinkCapture> {
+    /// When the ring, the wake-up pipe or the thread cannot be made.
+    pub(crate) async fn start(socket: CaptureSocket, links: Vec<(String, i32)>, ring_bytes: usize) -> io::Result<LinkCapture> {
+        let ring = socket.0.await.map_err(|_| io::Error::other("the thread setting up the capture's ring ended without an answer"))??;
         let rings = links.into_iter().map(|(name, ifindex)| Ring::new(name, ifindex)).collect();
         let state = Arc::new(Mutex::new(State { rings, ..State::default() }));
         let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
-        let reader = Reader { ring: Some(socket.0), state: state.clone(), wake: std::fs::File::from(wake_r), ring_bytes };
+        let reader = Reader { ring: Some(ring), state: state.clone(), wake: std::fs::File::from(wake_r), ring_bytes };
         let thread = std::thread::Builder::new().name("nslab-capture".into()).spawn(move || reader.run())?;
         Ok(LinkCapture { state, wake: std::fs::File::from(wake_w), thread: Some(thread), ring_bytes })
     }
@@ -316,10 +327,17 @@ impl LinkCapture {
     /// a live stream is attached, first waits for the frames still in the block the kernel is
     /// filling (as [`LinkCapture::settle`]; up to its retire timeout): the capture is to be
     /// saved. Without, those last few ms of frames are not read: nothing would look at them.
+    /// Without, the thread is not waited for either: it ends on its own, soon.
     pub(crate) async fn stop(&mut self, in_flight: bool) {
         if let Some(t) = self.thread.take() {
-            self.ask(|s| s.stop = Some(in_flight || !s.subscribers.is_empty()));
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            let mut flush = in_flight;
+            self.ask(|s| {
+                flush |= !s.subscribers.is_empty();
+                s.stop = Some(flush);
+            });
+            if flush {
+                let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            }
         }
     }
 
@@ -439,9 +457,9 @@ fn pcap_err(e: pcap_file::PcapError) -> io::Error {
     }
 }
 
-/// The link capture's socket and ring, opened in the switch namespace by
-/// [`LinkCapture::open_here`].
-pub(crate) struct CaptureSocket(PacketRing);
+/// The link capture's socket, opened in the switch namespace by [`LinkCapture::open_here`]:
+/// its ring once set up.
+pub(crate) struct CaptureSocket(tokio::sync::oneshot::Receiver<io::Result<PacketRing>>);
 
 struct Reader {
     ring: Option<PacketRing>,

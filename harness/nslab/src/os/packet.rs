@@ -173,15 +173,24 @@ const CAPTURE_BLOCKS: usize = 16;
 pub(crate) const CAPTURE_RETIRE_MS: u32 = 4;
 
 /// Opens the link capture's socket in the calling thread's network namespace (a thread that
-/// has entered the lab's switch namespace): every frame of every interface there, both
-/// directions, from its link-layer header, with the kernel's time stamp, into a TPACKET_V3
-/// ring (one wake-up per block of frames instead of one system call per frame).
+/// has entered the lab's switch namespace). It receives nothing until [`arm_link_capture`].
 ///
 /// # Errors
-/// The call that failed (socket, setsockopt, mmap, bind) with the kernel's error.
-pub(crate) fn open_link_capture() -> io::Result<PacketRing> {
+/// socket(2)'s error.
+pub(crate) fn open_link_capture() -> io::Result<OwnedFd> {
     // Protocol 0: nothing is received until the ring is set up and the socket bound.
-    let fd = socket::socket(AddressFamily::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
-        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("socket(AF_PACKET, SOCK_RAW, 0): {e}")))?;
+    socket::socket(AddressFamily::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
+        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("socket(AF_PACKET, SOCK_RAW, 0): {e}")))
+}
+
+/// Gives the link capture's socket its TPACKET_V3 ring and binds it: from then on it receives
+/// every frame of every interface of its namespace, both directions, from its link-layer
+/// header, with the kernel's time stamp (one wake-up per block of frames instead of one system
+/// call per frame). Any thread: the socket stays in its namespace. Takes an RCU grace period
+/// (the kernel's setsockopt(PACKET_RX_RING) waits for one, ~10 ms): call it off timed paths.
+///
+/// # Errors
+/// The call that failed (setsockopt, mmap, bind) with the kernel's error.
+pub(crate) fn arm_link_capture(fd: OwnedFd) -> io::Result<PacketRing> {
     PacketRing::new(fd, CAPTURE_BLOCK, CAPTURE_BLOCKS, CAPTURE_RETIRE_MS)
 }
