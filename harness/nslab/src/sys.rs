@@ -783,3 +783,18 @@ impl Drop for PacketRing {
         }
     }
 }
+
+/// Lowers the calling thread's scheduling priority to `nice` (Linux keeps a nice value per
+/// thread: setpriority(PRIO_PROCESS, 0) changes only the caller). Raising nice needs no
+/// privilege.
+///
+/// # Errors
+/// setpriority(2)'s error.
+pub(crate) fn nice_this_thread(nice: i32) -> io::Result<()> {
+    // SAFETY: setpriority takes plain integers and touches no memory of this process.
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

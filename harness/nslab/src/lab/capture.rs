@@ -461,6 +461,9 @@ fn pcap_err(e: pcap_file::PcapError) -> io::Error {
 /// its ring once set up.
 pub(crate) struct CaptureSocket(tokio::sync::oneshot::Receiver<io::Result<PacketRing>>);
 
+/// The reader thread's nice value.
+const READER_NICE: i32 = 10;
+
 struct Reader {
     ring: Option<PacketRing>,
     state: Arc<Mutex<State>>,
@@ -471,6 +474,12 @@ struct Reader {
 impl Reader {
     fn run(mut self) {
         let mut ring = self.ring.take().expect("set at start");
+        // Behind the lab's programs (and nslab's DNS server) for the CPU: the capture must not
+        // slow down what it records. When it falls behind, the kernel ring holds the frames
+        // (and counts what it drops).
+        if let Err(e) = crate::sys::nice_this_thread(READER_NICE) {
+            tracing::debug!(error = %e, "link capture: the reader keeps its priority");
+        }
         // Settle requests waiting for the block with this sequence number (the one the
         // kernel was filling when they were taken) to be read.
         let mut waiting: Vec<(u64, tokio::sync::oneshot::Sender<()>)> = Vec::new();

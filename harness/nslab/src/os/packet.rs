@@ -159,13 +159,16 @@ pub(crate) fn read_frame(fd: &OwnedFd, buf: &mut [u8], what: &str) -> io::Result
     }
 }
 
-/// The link capture's ring: blocks of 256 KiB (a power of two pages; the largest frame a
-/// veth hands over, a 64 KiB GSO segment of a TCP stream, fits one whole), 16 of them (4 MiB:
-/// at the 100k frames/s of a DNS flood through two captured links, about 200 ms of frames
-/// the reader may lag behind before the kernel drops any; the kernel allocates it, zeroed,
-/// when the lab is built).
-const CAPTURE_BLOCK: usize = 256 << 10;
-const CAPTURE_BLOCKS: usize = 16;
+/// The link capture's ring: 32 blocks of 128 KiB (4 MiB). A block holds the largest frame a
+/// veth hands over whole (a 64 KiB GSO segment of a TCP stream). The kernel hands a block
+/// over when it is full or [`CAPTURE_RETIRE_MS`] after it got its first frame, so at a low
+/// rate each block holds a few ms of frames and the ring ~130 ms: how long the reader may be
+/// off the CPU before the kernel drops frames (counted); at the 120k frames/s of a DNS flood
+/// through two captured links (~22 MB/s in the ring) blocks fill to ~90 KB, ~200 ms in all.
+/// More blocks of the same size would be more kernel memory per lab (allocated and zeroed
+/// when the lab is built, by a thread of its own).
+const CAPTURE_BLOCK: usize = 128 << 10;
+const CAPTURE_BLOCKS: usize = 32;
 
 /// How long the kernel keeps a block that is not full before handing it over: how late a live
 /// stream shows a frame, and how long [`crate::lab::capture::LinkCapture::settle`] waits at
