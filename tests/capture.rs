@@ -269,7 +269,10 @@ async fn big_frames() -> Result<(), String> {
     let blue_host = lab.host("blue").map_err(err)?.clone();
     let blue = blue_host.ipv4().ok_or("blue without IPv4")?.to_string();
     let sink = blue_host
-        .spawn(Command::new("python3").args(["-c", "import socket\ns=socket.socket()\ns.bind(('0.0.0.0',7000))\ns.listen()\nprint('ready',flush=True)\nc,_=s.accept()\nwhile c.recv(1<<20): pass"]))
+        .spawn(Command::new("python3").args([
+            "-c",
+            "import socket\ns=socket.socket()\ns.bind(('0.0.0.0',7000))\ns.listen()\nprint('ready',flush=True)\nc,_=s.accept()\nwhile c.recv(1<<20): pass",
+        ]))
         .await
         .map_err(err)?;
     sink.wait_for_line("^ready$", T).await.map_err(err)?;

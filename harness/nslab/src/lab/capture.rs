@@ -1,5 +1,7 @@
 //! Packet capture of every lab link, seen from the switch: one AF_PACKET socket in the switch
-//! namespace (opened when the namespace is made, before any host sends) receives every frame of
+//! namespace (opened when the namespace is made, receiving once its ring is set up, before the
+//! lab's build returns: before any program runs; the kernel's own frames while the links come
+//! up may be missing) receives every frame of
 //! every bridge port, both directions, with the kernel's time stamp, into a memory-mapped
 //! TPACKET_V3 ring (the kernel copies each frame once and wakes the reader once per block of
 //! frames: a full block, or within a few ms of its first frame); one thread copies them into
@@ -669,16 +671,31 @@ mod tests {
     }
 
     #[test]
+    fn a_link_ring_keeps_the_last_frames_within_its_bytes_and_their_wire_lengths() {
+        let mut r = Ring::new("web".into(), 3);
+        for i in 0..10u8 {
+            r.push(250, u64::from(i), 1000 + u32::from(i), &[i; 60]);
+        }
+        // 250 bytes hold four frames of 60: the last four, in order, each with its own bytes.
+        let kept: Vec<(u64, u32, Vec<u8>)> = r.iter().map(|(m, d)| (m.stamp_ns, m.wire_len, d.to_vec())).collect();
+        assert_eq!(kept, (6..10u8).map(|i| (u64::from(i), 1000 + u32::from(i), vec![i; 60])).collect::<Vec<_>>());
+        assert_eq!((r.evicted, r.data.len()), (6, 240));
+        r.push(250, 10, 300, &[0xee; 251]);
+        assert_eq!((r.evicted, r.frames.len(), r.data.len()), (11, 0, 0), "a frame larger than the ring pushes out everything, itself included");
+    }
+
+    #[test]
     fn pcapng_has_one_named_interface_block_per_link_and_nanosecond_stamps() {
         let mut buf = Vec::new();
         let mut w = PcapWriter::new(&mut buf, &["web", "db@lan"]).unwrap();
-        w.frame(1, Duration::new(1_700_000_000, 123_456_789), 60, &[0xab; 60]).unwrap();
+        // A frame cut short (larger than a ring block) keeps its length on the wire.
+        w.frame(1, Duration::new(1_700_000_000, 123_456_789), 9000, &[0xab; 60]).unwrap();
         w.finish().unwrap();
         let mut r = pcap_file::pcapng::PcapNgReader::new(&buf[..]).unwrap();
         let mut packets = Vec::new();
         while let Some(b) = r.next_block() {
             if let pcap_file::pcapng::Block::EnhancedPacket(p) = b.unwrap() {
-                packets.push((p.interface_id, p.timestamp, p.data.len()));
+                packets.push((p.interface_id, p.timestamp, p.data.len(), p.original_len));
             }
         }
         let names: Vec<String> = r
@@ -692,6 +709,6 @@ mod tests {
             .collect();
         assert_eq!(r.interfaces().len(), 2);
         assert_eq!(names, ["web", "db@lan"]);
-        assert_eq!(packets, [(1, Duration::new(1_700_000_000, 123_456_789), 60)]);
+        assert_eq!(packets, [(1, Duration::new(1_700_000_000, 123_456_789), 60, 9000)]);
     }
 }
