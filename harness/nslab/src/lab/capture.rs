@@ -518,7 +518,9 @@ impl Reader {
             // count only grows until the block is handed over).
             let pending = ring.frames_pending();
             let done = |target: u64| !pending || ring.blocks_read() > target;
-            for (_, tx) in waiting.extract_if(.., |(t, _)| done(*t)) {
+            let ready;
+            (ready, waiting) = std::mem::take(&mut waiting).into_iter().partition(|(t, _)| done(*t));
+            for (_, tx) in ready {
                 let _ = tx.send(());
             }
             if let Some((flush, target)) = stopping {

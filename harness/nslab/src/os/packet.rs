@@ -5,7 +5,7 @@
 //! Cooked (`SOCK_DGRAM`) packet sockets hand over each packet from its network header, whatever
 //! the link (the veth's Ethernet header, loopback's zero header, a tun device's none), so one
 //! classic BPF program fits every interface of the host, `lo` included. Everything here is safe
-//! code over nix and socket2; the ring's mapping is [`crate::sys::PacketRing`].
+//! code over nix and socket2; the ring's mapping is `sys::PacketRing`.
 
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsRawFd, OwnedFd};
