@@ -30,6 +30,8 @@ fn main() -> std::process::ExitCode {
         trial_requiring("capture/lab-capture-streams-pcapng-into-a-pipe-tshark-reads", &["tshark", "dig"], stream),
         trial_requiring("capture/nslab-capture-streams-a-live-lab-into-a-pipe-tshark-reads", &["tshark", "ping"], cli_stream),
         trial_requiring("capture/a-failing-scenario-keeps-the-swap-and-the-connections-linked-from-the-report", &["tshark", "python3"], failing_scenario),
+        trial_requiring("capture/settle-sees-the-frame-sent-just-before", &["python3"], settle_sees_last_frame),
+        trial_requiring("capture/gso-frames-of-a-tcp-stream-are-kept-whole-with-their-wire-length", &["tshark", "python3"], big_frames),
     ];
     nslab_tests::run_checking_host(&args, trials)
 }
@@ -220,6 +222,71 @@ async fn stream() -> Result<(), String> {
     ensure!(!text.lines().any(|l| !l.starts_with("client\t")), "only the client's link streamed:\n{text}");
     lab.teardown().await.map_err(err)?;
     Ok(())
+}
+
+/// Ten datagrams, each followed by a line saying it was sent (the frame is in the capture's
+/// kernel ring when the line is printed: the send crosses the veth and the bridge in the call).
+const TEN: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(10):
+    s.sendto(b"nslab-settle-%04d" % i, (sys.argv[1], 9))
+    print("sent %d" % i, flush=True)
+    time.sleep(0.2)
+"#;
+
+/// `settle` right after a frame was sent (its block not yet handed over by the kernel: that
+/// takes up to the retire timeout) returns with the frame in the rings.
+async fn settle_sees_last_frame() -> Result<(), String> {
+    let lab = Lab::builder().hosts(["client", "blue"]).capture_ring(Some(DEFAULT_RING_BYTES)).build().await.map_err(err)?;
+    let client = lab.host("client").map_err(err)?.clone();
+    let blue = lab.host("blue").map_err(err)?.ipv4().ok_or("blue without IPv4")?.to_string();
+    let capture = lab.link_capture().ok_or("capture asked for")?;
+    // A listener on blue's port 9: no ICMP error quoting the datagram comes back.
+    let sink = "import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', 9))\nprint('ready', flush=True)\nwhile s.recv(100): pass";
+    let sink = lab.host("blue").map_err(err)?.spawn(Command::new("python3").args(["-c", sink])).await.map_err(err)?;
+    sink.wait_for_line("^ready$", T).await.map_err(err)?;
+    let p = client.spawn(Command::new("python3").args(["-c", TEN, &blue])).await.map_err(err)?;
+    for i in 0..10 {
+        p.wait_for_line(&format!("^sent {i}$"), T).await.map_err(err)?;
+        capture.settle().await;
+        let mut pcap = Vec::new();
+        capture.write_pcapng(&mut pcap).map_err(|e| e.to_string())?;
+        let marker = format!("nslab-settle-{i:04}");
+        // On the client's link and on blue's: two copies.
+        let copies = pcap.windows(marker.len()).filter(|w| *w == marker.as_bytes()).count();
+        ensure!(copies == 2, "datagram {i} sent before settle: {copies} copies in the capture after it, expected 2");
+    }
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// A veth hands the bridge a TCP stream's segments as GSO frames of up to 64 KiB: each is kept
+/// whole, with its length on the wire (a ring block smaller than a frame would cut it).
+async fn big_frames() -> Result<(), String> {
+    let lab = Lab::builder().hosts(["client", "blue"]).capture_ring(Some(DEFAULT_RING_BYTES)).keep_artifacts(true).build().await.map_err(err)?;
+    let client = lab.host("client").map_err(err)?.clone();
+    let blue_host = lab.host("blue").map_err(err)?.clone();
+    let blue = blue_host.ipv4().ok_or("blue without IPv4")?.to_string();
+    let sink = blue_host
+        .spawn(Command::new("python3").args([
+            "-c",
+            "import socket\ns=socket.socket()\ns.bind(('0.0.0.0',7000))\ns.listen()\nprint('ready',flush=True)\nc,_=s.accept()\nwhile c.recv(1<<20): pass",
+        ]))
+        .await
+        .map_err(err)?;
+    sink.wait_for_line("^ready$", T).await.map_err(err)?;
+    let code = format!("import socket\ns=socket.create_connection(({blue:?},7000))\ns.sendall(bytes(4<<20))\ns.close()");
+    let p = client.run(Command::new("python3").args(["-c", &code]), T).await.map_err(err)?;
+    ensure!(p.exit().is_some_and(|e| e.success()), "the stream: {}", p.output());
+    let _ = sink.wait_exit(T).await;
+    let dir = lab.teardown().await.map_err(err)?.ok_or("kept")?;
+    let file = dir.join("capture.pcapng");
+    let rows = tshark(&file, "tcp.dstport == 7000 && tcp.len > 0", &["frame.interface_name", "frame.len", "frame.cap_len"])?;
+    let big: Vec<&Vec<String>> = rows.iter().filter(|r| r[1].parse::<u32>().unwrap_or(0) > 1514).collect();
+    ensure!(!big.is_empty(), "no frame larger than 1514 bytes: GSO off on the lab's veths?{}", show(&rows));
+    ensure!(rows.iter().all(|r| r[1] == r[2]), "every frame kept whole (frame.len == frame.cap_len):{}", show(&rows));
+    cleanup(&dir)
 }
 
 /// A scenario that fails on purpose (it expects the client to stay on blue after the swap; a new
