@@ -119,12 +119,20 @@ async fn dns_and_syn() -> Result<(), String> {
 
 const FLOOD_N: u32 = 4000;
 
-/// 4000 UDP datagrams of 1000 bytes, each starting with its sequence number, from the client to
-/// blue's port 9 (nothing listens: ICMP errors come back, rate limited).
+/// The flood's datagrams are sent in chunks of this many, the capture settled after each: a
+/// chunk crosses two links (~1 MB of frames), well inside the kernel's 4 MiB ring, so a reader
+/// kept off the CPU by a loaded machine is not outrun (the kernel would drop what does not fit,
+/// counted, and the last datagrams would not be the capture's to keep).
+const FLOOD_CHUNK: u32 = 500;
+
+/// UDP datagrams of 1000 bytes, `argv[3]` of them from sequence number `argv[2]`, each starting
+/// with its sequence number, from the client to blue's port 9 (nothing listens: ICMP errors come
+/// back, rate limited).
 const FLOOD: &str = r#"
 import socket, struct, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(int(sys.argv[2])):
+start = int(sys.argv[2])
+for i in range(start, start + int(sys.argv[3])):
     s.sendto(struct.pack("!I", i) + bytes(996), (sys.argv[1], 9))
 "#;
 
@@ -133,17 +141,25 @@ async fn ring() -> Result<(), String> {
     let lab = Lab::builder().hosts(["client", "blue"]).capture_ring(Some(RING)).keep_artifacts(true).build().await.map_err(err)?;
     let client = lab.host("client").map_err(err)?.clone();
     let blue = lab.host("blue").map_err(err)?.ipv4().ok_or("blue without IPv4")?.to_string();
-    let p = client.run(Command::new("python3").args(["-c", FLOOD, &blue, &FLOOD_N.to_string()]), T).await.map_err(err)?;
-    ensure!(p.exit().is_some_and(|e| e.success()), "the flood: {}", p.output());
     let capture = lab.link_capture().ok_or("capture asked for")?;
-    capture.settle().await;
+    for start in (0..FLOOD_N).step_by(FLOOD_CHUNK as usize) {
+        // On one CPU: a sender moved between CPUs mid-flood (a loaded machine does it) queues its
+        // frames on two CPUs' backlogs, and the veth delivers them out of order, on the wire too.
+        let args = ["-c", "0", "python3", "-c", FLOOD, &blue, &start.to_string(), &FLOOD_CHUNK.to_string()];
+        let p = client.run(Command::new("taskset").args(args), T).await.map_err(err)?;
+        ensure!(p.exit().is_some_and(|e| e.success()), "the flood: {}", p.output());
+        capture.settle().await;
+    }
     let (dropped, evicted) = capture.losses();
+    ensure!(dropped == 0, "the kernel dropped {dropped} frames of a chunk that fits its ring");
     let dir = lab.teardown().await.map_err(err)?.ok_or("kept")?;
     let file = dir.join("capture.pcapng");
-    // Sequence numbers of the flood's datagrams on the client's link, and every frame's size there.
-    let rows = tshark(&file, "frame.interface_name == \"client\"", &["frame.cap_len", "udp.dstport", "data.data"])?;
+    // Every frame's size on the client's link.
+    let rows = tshark(&file, "frame.interface_name == \"client\"", &["frame.cap_len"])?;
     let bytes: usize = rows.iter().map(|r| r[0].parse::<usize>().unwrap_or(0)).sum();
-    let seqs: Vec<u32> = rows.iter().filter(|r| r[1] == "9" && r[2].len() >= 8).filter_map(|r| u32::from_str_radix(&r[2][..8], 16).ok()).collect();
+    // The datagrams themselves, not blue's ICMP errors quoting them (those carry the same number).
+    let sent = tshark(&file, "frame.interface_name == \"client\" && udp.dstport == 9 && !icmp", &["data.data"])?;
+    let seqs: Vec<u32> = sent.iter().filter(|r| r[0].len() >= 8).filter_map(|r| u32::from_str_radix(&r[0][..8], 16).ok()).collect();
     let flood_bytes = FLOOD_N as usize * 1042;
     ensure!(flood_bytes > 3 * RING, "the flood ({flood_bytes} B) is bigger than the ring");
     ensure!(bytes <= RING, "client link: {bytes} B kept, more than the ring's {RING}");
