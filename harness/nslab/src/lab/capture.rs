@@ -1,7 +1,7 @@
-//! Packet capture of every lab link, seen from the switch: one AF_PACKET socket in the switch
-//! namespace (opened when the namespace is made, receiving once its ring is set up, before the
-//! lab's build returns: before any program runs; the kernel's own frames while the links come
-//! up may be missing) receives every frame of
+//! Packet capture of every lab link, seen from the switch: AF_PACKET sockets in the switch
+//! namespace (opened when the namespace is made, receiving from then on: a plain socket first,
+//! then, once its ring is set up off the build's path, a memory-mapped one: see
+//! `CaptureSocket`) receive every frame of
 //! every bridge port, both directions, with the kernel's time stamp, into a memory-mapped
 //! TPACKET_V3 ring (the kernel copies each frame once and wakes the reader once per block of
 //! frames: a full block, or within a few ms of its first frame); one thread copies them into
