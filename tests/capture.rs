@@ -31,6 +31,7 @@ fn main() -> std::process::ExitCode {
         trial_requiring("capture/nslab-capture-streams-a-live-lab-into-a-pipe-tshark-reads", &["tshark", "ping"], cli_stream),
         trial_requiring("capture/a-failing-scenario-keeps-the-swap-and-the-connections-linked-from-the-report", &["tshark", "python3"], failing_scenario),
         trial_requiring("capture/settle-sees-the-frame-sent-just-before", &["python3"], settle_sees_last_frame),
+        trial_requiring("capture/each-frame-once-across-the-switch-to-the-ring", &["tshark", "ping"], switch_to_ring),
         trial_requiring("capture/gso-frames-of-a-tcp-stream-are-kept-whole-with-their-wire-length", &["tshark", "python3"], big_frames),
     ];
     nslab_tests::run_checking_host(&args, trials)
@@ -275,6 +276,33 @@ async fn settle_sees_last_frame() -> Result<(), String> {
     }
     lab.teardown().await.map_err(err)?;
     Ok(())
+}
+
+/// The capture reads a plain packet socket from the switch namespace's creation until its ring,
+/// set up beside it off the build's path (an RCU grace period, ~10 ms), is bound, then the ring
+/// (frames split at a cut in time): echo requests every 2 ms from right after the build, for
+/// 0.6 s, span the switch, and each is on each link exactly once, none missing.
+async fn switch_to_ring() -> Result<(), String> {
+    let lab = Lab::builder().hosts(["client", "blue"]).capture_ring(Some(DEFAULT_RING_BYTES)).keep_artifacts(true).build().await.map_err(err)?;
+    let client = lab.host("client").map_err(err)?.clone();
+    let blue = lab.host("blue").map_err(err)?.ipv4().ok_or("blue without IPv4")?.to_string();
+    let p = client.run(Command::new("ping").args(["-q", "-c", "300", "-i", "0.002", "-W", "5", &blue]), T).await.map_err(err)?;
+    ensure!(p.exit().is_some_and(|e| e.success()), "ping: {}", p.output());
+    let dir = lab.teardown().await.map_err(err)?.ok_or("kept")?;
+    let rows = tshark(&dir.join("capture.pcapng"), "icmp.type == 8", &["frame.interface_name", "icmp.seq"])?;
+    for link in ["client", "blue"] {
+        let mut seqs: Vec<u32> = rows.iter().filter(|r| r[0] == link).filter_map(|r| r[1].parse().ok()).collect();
+        seqs.sort_unstable();
+        let expected: Vec<u32> = (1..=300).collect();
+        ensure!(
+            seqs == expected,
+            "{link}'s link: echo requests {} kept, expected 1..=300 once each (first {:?}, last {:?})",
+            seqs.len(),
+            seqs.first(),
+            seqs.last()
+        );
+    }
+    cleanup(&dir)
 }
 
 /// A veth hands the bridge a TCP stream's segments as GSO frames of up to 64 KiB: each is kept

@@ -525,7 +525,7 @@ impl LabBuilder {
                     .flat_map(|h| h.interfaces().iter().map(move |f| if routed { format!("{}@{}", h.name(), f.segment) } else { h.name().to_string() }))
                     .zip(ports.iter().map(|&i| i as i32))
                     .collect();
-                Some(LinkCapture::start(fd, links, ring).await.map_err(|source| Error::Namespace {
+                Some(LinkCapture::start(fd, links, ring).map_err(|source| Error::Namespace {
                     op: "start the link capture's reader",
                     what: format!("lab {name}"),
                     source,

@@ -1,7 +1,7 @@
-//! Packet capture of every lab link, seen from the switch: one AF_PACKET socket in the switch
-//! namespace (opened when the namespace is made, receiving once its ring is set up, before the
-//! lab's build returns: before any program runs; the kernel's own frames while the links come
-//! up may be missing) receives every frame of
+//! Packet capture of every lab link, seen from the switch: AF_PACKET sockets in the switch
+//! namespace (opened when the namespace is made, receiving from then on: a plain socket first,
+//! then, once its ring is set up off the build's path, a memory-mapped one: see
+//! `CaptureSocket`) receive every frame of
 //! every bridge port, both directions, with the kernel's time stamp, into a memory-mapped
 //! TPACKET_V3 ring (the kernel copies each frame once and wakes the reader once per block of
 //! frames: a full block, or within a few ms of its first frame); one thread copies them into
@@ -21,7 +21,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,7 +32,7 @@ use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::DataLink;
 
 use crate::os::packet;
-use crate::sys::PacketRing;
+use crate::sys::{PacketRing, RingFrame};
 
 /// The artifact's file name.
 pub const CAPTURE_FILE: &str = "capture.pcapng";
@@ -166,36 +166,37 @@ impl std::fmt::Debug for LinkCapture {
 }
 
 impl LinkCapture {
-    /// Opens the capture socket in the calling thread's namespace (a thread that has entered
-    /// the switch's).
+    /// Opens the capture's sockets in the calling thread's namespace (a thread that has
+    /// entered the switch's): a plain packet socket that receives from now on, and the ring's
+    /// socket, whose ring a thread of its own sets up (the kernel waits for an RCU grace period,
+    /// ~10 ms, see [`packet::arm_link_capture`]). Neither the build nor [`LinkCapture::start`]
+    /// waits for the ring: the reader reads the plain socket until the ring is bound, then
+    /// switches at a cut in time (see [`CaptureSocket`]).
     ///
     /// # Errors
     /// The call that failed, with the kernel's error.
-    /// Its ring is set up by a thread of its own, which takes an RCU grace period (see
-    /// [`packet::arm_link_capture`]): the lab's build goes on meanwhile, and
-    /// [`LinkCapture::start`] waits for it.
     pub(crate) fn open_here() -> io::Result<CaptureSocket> {
+        let queue = packet::open_link_capture_queue()?;
         let fd = packet::open_link_capture()?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new().name("nslab-capture-ring".into()).spawn(move || {
+            let armed = packet::arm_link_capture(fd).map(|ring| (ring, realtime_ns() + SWITCH_MARGIN_NS));
             // A ring nobody waits for any more (the build failed) is closed here, off its path.
-            let _ = tx.send(packet::arm_link_capture(fd));
+            let _ = tx.send(armed);
         })?;
-        Ok(CaptureSocket(rx))
+        Ok(CaptureSocket { queue, ring: rx })
     }
 
     /// Starts the reader over `socket` (opened by [`LinkCapture::open_here`]) for the links
-    /// `(name, ifindex in the switch namespace)`, each with a ring of `ring_bytes`, once its
-    /// ring is set up.
+    /// `(name, ifindex in the switch namespace)`, each with a ring of `ring_bytes`.
     ///
     /// # Errors
-    /// When the ring, the wake-up pipe or the thread cannot be made.
-    pub(crate) async fn start(socket: CaptureSocket, links: Vec<(String, i32)>, ring_bytes: usize) -> io::Result<LinkCapture> {
-        let ring = socket.0.await.map_err(|_| io::Error::other("the thread setting up the capture's ring ended without an answer"))??;
+    /// When the wake-up pipe or the thread cannot be made.
+    pub(crate) fn start(socket: CaptureSocket, links: Vec<(String, i32)>, ring_bytes: usize) -> io::Result<LinkCapture> {
         let rings = links.into_iter().map(|(name, ifindex)| Ring::new(name, ifindex)).collect();
         let state = Arc::new(Mutex::new(State { rings, ..State::default() }));
         let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
-        let reader = Reader { ring: Some(ring), state: state.clone(), wake: std::fs::File::from(wake_r), ring_bytes };
+        let reader = Reader { socket: Some(socket), state: state.clone(), wake: std::fs::File::from(wake_r), ring_bytes, cut_ns: 0 };
         let thread = std::thread::Builder::new().name("nslab-capture".into()).spawn(move || reader.run())?;
         Ok(LinkCapture { state, wake: std::fs::File::from(wake_w), thread: Some(thread), ring_bytes })
     }
@@ -459,35 +460,211 @@ fn pcap_err(e: pcap_file::PcapError) -> io::Error {
     }
 }
 
-/// The link capture's socket, opened in the switch namespace by [`LinkCapture::open_here`]:
-/// its ring once set up.
-pub(crate) struct CaptureSocket(tokio::sync::oneshot::Receiver<io::Result<PacketRing>>);
+/// The link capture's sockets, opened in the switch namespace by [`LinkCapture::open_here`].
+///
+/// `queue` receives every frame from the start, one recvmsg per frame; `ring` is the
+/// memory-mapped ring, bound once a thread has set it up, with its cut: a time stamp a little
+/// after its bind ([`SWITCH_MARGIN_NS`]). Both sockets see the same frames with the same time
+/// stamps (the kernel stamps the frame once, before handing it to every packet socket), so the
+/// reader takes the frames stamped before the cut from `queue`, which was open all along, and
+/// those stamped at or after it from `ring`, which was bound before any of them was stamped:
+/// each frame once, none missed. It then closes `queue` off its path.
+pub(crate) struct CaptureSocket {
+    queue: OwnedFd,
+    ring: tokio::sync::oneshot::Receiver<io::Result<(PacketRing, u64)>>,
+}
+
+/// How long after the ring's bind its cut is: every frame stamped after the cut was stamped
+/// after the bind returned, and so handed to the ring too.
+const SWITCH_MARGIN_NS: u64 = 1_000_000;
 
 /// The reader thread's nice value.
 const READER_NICE: i32 = 10;
 
+/// CLOCK_REALTIME in ns since the epoch (the clock of the kernel's time stamps).
+fn realtime_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
 struct Reader {
-    ring: Option<PacketRing>,
+    socket: Option<CaptureSocket>,
     state: Arc<Mutex<State>>,
     wake: std::fs::File,
     ring_bytes: usize,
+    /// Frames stamped before this came from the queue socket: the ring's are skipped.
+    cut_ns: u64,
+}
+
+/// Takes one frame into its link's ring and the live streams that want it.
+fn take_frame(rings: &mut [Ring], subscribers: &mut Vec<Subscriber>, bound: usize, f: RingFrame<'_>) {
+    let RingFrame { data, wire_len, stamp_ns, ifindex, pkttype } = f;
+    // The bridges' own frames (and any other interface's) are not a link's.
+    let Some(i) = rings.iter().position(|r| r.ifindex == ifindex) else { return };
+    if subscribers.iter().any(|sub| sub.links.contains(&i)) {
+        let shared = CapturedFrame::new(stamp_ns, wire_len, data);
+        subscribers.retain(|sub| !sub.links.contains(&i) || sub.tx.send((i, shared.clone())).is_ok());
+    }
+    let r = &mut rings[i];
+    // A frame the port did not send came from its host.
+    if pkttype != packet::PACKET_OUTGOING && (r.first_syn.is_none() || r.first_dns.is_none()) {
+        let stamp = UNIX_EPOCH + Duration::from_nanos(stamp_ns);
+        match classify(data) {
+            Some(Sent::Syn) => r.first_syn = r.first_syn.or(Some(stamp)),
+            Some(Sent::DnsQuery) => r.first_dns = r.first_dns.or(Some(stamp)),
+            None => {}
+        }
+    }
+    r.push(bound, stamp_ns, wire_len, data);
 }
 
 impl Reader {
     fn run(mut self) {
-        let mut ring = self.ring.take().expect("set at start");
         // Behind the lab's programs (and nslab's DNS server) for the CPU: the capture must not
-        // slow down what it records. When it falls behind, the kernel ring holds the frames
-        // (and counts what it drops).
+        // slow down what it records. When it falls behind, the kernel's queue and ring hold
+        // the frames (and count what they drop).
         if let Err(e) = crate::sys::nice_this_thread(READER_NICE) {
             tracing::debug!(error = %e, "link capture: the reader keeps its priority");
         }
+        let socket = self.socket.take().expect("set at start");
+        let Some(ring) = self.read_queue(socket) else { return };
+        self.read_ring(ring);
+    }
+
+    /// Reads the queue socket until the ring is bound and its cut has passed (then closes
+    /// it off this path and returns the ring), or until asked to stop before (`None`).
+    /// Settle requests are answered from the queue alone until the ring is bound, after that
+    /// by the ring's reader.
+    fn read_queue(&mut self, socket: CaptureSocket) -> Option<PacketRing> {
+        let CaptureSocket { queue, ring: mut pending } = socket;
+        let mut buf = vec![0u8; 1 << 18];
+        let mut armed: Option<(PacketRing, u64)> = None;
+        let mut deferred = Vec::new();
+        let mut waiting_ring = true;
+        loop {
+            {
+                // While the ring is being set up, a look every 5 ms; past its cut, every ms.
+                let timeout = match (&armed, waiting_ring) {
+                    (Some(_), _) => PollTimeout::from(1u8),
+                    (None, true) => PollTimeout::from(5u8),
+                    (None, false) => PollTimeout::NONE,
+                };
+                let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN), PollFd::new(queue.as_fd(), PollFlags::POLLIN)];
+                match nix::poll::poll(&mut fds, timeout) {
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "link capture: poll failed; the capture stops");
+                        return None;
+                    }
+                }
+            }
+            let mut drain = [0u8; 64];
+            while matches!((&self.wake).read(&mut drain), Ok(n) if n > 0) {}
+            let (settle, stop) = {
+                let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                (std::mem::take(&mut s.settle), s.stop)
+            };
+            let cut = armed.as_ref().map(|(_, c)| *c);
+            self.read_queue_frames(&queue, &mut buf, cut);
+            if waiting_ring {
+                match pending.try_recv() {
+                    Ok(Ok(a)) => {
+                        armed = Some(a);
+                        waiting_ring = false;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "link capture: no ring; the capture goes on reading one frame per call");
+                        waiting_ring = false;
+                    }
+                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+                    Err(tokio::sync::oneshot::error::TryRecvError::Closed) => waiting_ring = false,
+                }
+            }
+            let cut = armed.as_ref().map(|(_, c)| *c);
+            match cut {
+                // Every frame of a request is in the queue, read: answered.
+                None => {
+                    for tx in settle {
+                        let _ = tx.send(());
+                    }
+                }
+                // Frames stamped after the cut are the ring's: the ring's reader answers.
+                Some(_) => deferred.extend(settle),
+            }
+            if stop.is_some() && armed.is_none() {
+                close_off_path(queue);
+                let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                s.subscribers.clear();
+                for tx in deferred {
+                    let _ = tx.send(());
+                }
+                return None;
+            }
+            if let Some(c) = cut {
+                if realtime_ns() > c + SWITCH_MARGIN_NS {
+                    // Every frame stamped before the cut was handed to the queue by now.
+                    self.read_queue_frames(&queue, &mut buf, Some(c));
+                    close_off_path(queue);
+                    let (ring, c) = armed.take().expect("armed");
+                    self.cut_ns = c;
+                    // The deferred requests (and a stop) go to the ring's reader.
+                    self.state.lock().unwrap_or_else(PoisonError::into_inner).settle.extend(deferred);
+                    return Some(ring);
+                }
+            }
+        }
+    }
+
+    /// Reads the queue socket until it is empty, taking the frames stamped before `cut`.
+    fn read_queue_frames(&mut self, queue: &OwnedFd, buf: &mut [u8], cut: Option<u64>) {
+        let bound = self.ring_bytes;
+        loop {
+            let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let State { rings, subscribers, dropped, .. } = &mut *s;
+            let mut n = 0;
+            let mut empty = false;
+            // In batches of 64 frames per lock.
+            while n < 64 {
+                match packet::read_frame(queue, buf, "the link capture") {
+                    Ok(Some(f)) => {
+                        n += 1;
+                        if let Some(d) = f.dropped {
+                            *dropped = (*dropped).max(u64::from(d));
+                        }
+                        let stamp_ns = f.stamp.unwrap_or_else(SystemTime::now).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+                        if cut.is_some_and(|c| stamp_ns >= c) {
+                            continue;
+                        }
+                        let frame = RingFrame { data: &buf[..f.len], wire_len: f.wire_len as u32, stamp_ns, ifindex: f.ifindex, pkttype: f.pkttype };
+                        take_frame(rings, subscribers, bound, frame);
+                    }
+                    Ok(None) => {
+                        empty = true;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "link capture: read failed");
+                        empty = true;
+                        break;
+                    }
+                }
+            }
+            drop(s);
+            if empty {
+                return;
+            }
+        }
+    }
+
+    /// Reads the ring until asked to stop.
+    fn read_ring(mut self, mut ring: PacketRing) {
         // Settle requests waiting for the block with this sequence number (the one the
         // kernel was filling when they were taken) to be read.
         let mut waiting: Vec<(u64, tokio::sync::oneshot::Sender<()>)> = Vec::new();
         let mut stopping: Option<(bool, u64)> = None;
+        // Requests handed over by the queue's reader are taken before the first wait.
+        let mut first = true;
         loop {
-            {
+            if !std::mem::take(&mut first) {
                 // A re-check while something waits, in case a wake-up was missed; the block's
                 // hand-over itself wakes the poll.
                 let timeout = if waiting.is_empty() && stopping.is_none() { PollTimeout::NONE } else { PollTimeout::from(50u8) };
@@ -528,9 +705,7 @@ impl Reader {
                     self.take_drops(&ring);
                     // munmap and close(2) of a packet socket (which waits for an RCU grace
                     // period) off the teardown's path.
-                    if std::thread::Builder::new().name("nslab-capture-close".into()).spawn(move || drop(ring)).is_err() {
-                        tracing::debug!("link capture: no thread to close the socket; closed here");
-                    }
+                    close_off_path(ring);
                     let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                     s.subscribers.clear();
                     // Whoever still waits gets an answer: the capture is over.
@@ -555,28 +730,17 @@ impl Reader {
     /// lock is taken per block).
     fn read_blocks(&mut self, ring: &mut PacketRing) {
         let mut losing = false;
+        let cut = self.cut_ns;
         loop {
             let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let State { rings, subscribers, .. } = &mut *s;
             let bound = self.ring_bytes;
             let got = ring.next_block(|f| {
-                // The bridges' own frames (and any other interface's) are not a link's.
-                let Some(i) = rings.iter().position(|r| r.ifindex == f.ifindex) else { return };
-                if subscribers.iter().any(|sub| sub.links.contains(&i)) {
-                    let shared = CapturedFrame::new(f.stamp_ns, f.wire_len, f.data);
-                    subscribers.retain(|sub| !sub.links.contains(&i) || sub.tx.send((i, shared.clone())).is_ok());
+                // Frames stamped before the cut were taken from the queue socket.
+                if f.stamp_ns < cut {
+                    return;
                 }
-                let r = &mut rings[i];
-                // A frame the port did not send came from its host.
-                if f.pkttype != packet::PACKET_OUTGOING && (r.first_syn.is_none() || r.first_dns.is_none()) {
-                    let stamp = UNIX_EPOCH + Duration::from_nanos(f.stamp_ns);
-                    match classify(f.data) {
-                        Some(Sent::Syn) => r.first_syn = r.first_syn.or(Some(stamp)),
-                        Some(Sent::DnsQuery) => r.first_dns = r.first_dns.or(Some(stamp)),
-                        None => {}
-                    }
-                }
-                r.push(bound, f.stamp_ns, f.wire_len, f.data);
+                take_frame(rings, subscribers, bound, f);
             });
             drop(s);
             match got {
@@ -587,6 +751,13 @@ impl Reader {
         if losing {
             self.take_drops(ring);
         }
+    }
+}
+
+/// Drops `x` (a socket: its close(2) waits for an RCU grace period) on a thread of its own.
+fn close_off_path<T: Send + 'static>(x: T) {
+    if let Err(e) = std::thread::Builder::new().name("nslab-capture-close".into()).spawn(move || drop(x)) {
+        tracing::debug!(error = %e, "link capture: no thread to close the socket");
     }
 }
 

@@ -124,6 +124,10 @@ pub(crate) struct Frame {
     pub(crate) dropped: Option<u32>,
     /// `sll_pkttype`: PACKET_OUTGOING for a frame the interface sent.
     pub(crate) pkttype: u8,
+    /// The frame's length on the wire (more than `len` when the buffer was too small).
+    pub(crate) wire_len: usize,
+    /// The interface the frame was seen on.
+    pub(crate) ifindex: i32,
 }
 
 /// Reads the next queued frame of a packet socket into `buf`; `Ok(None)` when the queue is empty.
@@ -155,7 +159,7 @@ pub(crate) fn read_frame(fd: &OwnedFd, buf: &mut [u8], what: &str) -> io::Result
         }
         let Some(addr) = msg.address else { continue };
         let len = msg.bytes.min(cap);
-        return Ok(Some(Frame { len, stamp, dropped, pkttype: addr.pkttype() }));
+        return Ok(Some(Frame { len, stamp, dropped, pkttype: addr.pkttype(), wire_len: msg.bytes, ifindex: addr.ifindex() as i32 }));
     }
 }
 
@@ -174,6 +178,31 @@ const CAPTURE_BLOCKS: usize = 32;
 /// stream shows a frame, and how long [`crate::lab::capture::LinkCapture::settle`] waits at
 /// most for the last frames.
 pub(crate) const CAPTURE_RETIRE_MS: u32 = 4;
+
+/// How much the kernel may queue for the link capture's first socket (read by one recvmsg per
+/// frame until the ring is bound) before it drops frames (counted).
+const CAPTURE_RCVBUF: usize = 8 << 20;
+
+/// Opens the link capture's first socket in the calling thread's network namespace (a thread
+/// that has entered the lab's switch namespace): every frame of every interface there, both
+/// directions, from its link-layer header, with the kernel's time stamp, queued until read
+/// with [`read_frame`]. Receiving from the start, without the ring's RCU grace period: it
+/// covers the lab's first milliseconds while the ring ([`open_link_capture`]) is set up beside
+/// it. Non-blocking.
+///
+/// # Errors
+/// The call that failed (socket, setsockopt) with the kernel's error.
+pub(crate) fn open_link_capture_queue() -> io::Result<OwnedFd> {
+    let ctx = |what: &'static str| move |e: nix::errno::Errno| io::Error::new(io::Error::from(e).kind(), format!("{what}: {e}"));
+    let fd = socket::socket(AddressFamily::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, SockProtocol::EthAll)
+        .map_err(ctx("socket(AF_PACKET, SOCK_RAW, ETH_P_ALL)"))?;
+    if socket::setsockopt(&fd, sockopt::RcvBufForce, &CAPTURE_RCVBUF).is_err() {
+        socket::setsockopt(&fd, sockopt::RcvBuf, &CAPTURE_RCVBUF).map_err(ctx("setsockopt(SO_RCVBUF)"))?;
+    }
+    socket::setsockopt(&fd, sockopt::ReceiveTimestampns, &true).map_err(ctx("setsockopt(SO_TIMESTAMPNS)"))?;
+    socket::setsockopt(&fd, sockopt::RxqOvfl, &1).map_err(ctx("setsockopt(SO_RXQ_OVFL)"))?;
+    Ok(fd)
+}
 
 /// Opens the link capture's socket in the calling thread's network namespace (a thread that
 /// has entered the lab's switch namespace). It receives nothing until [`arm_link_capture`].
