@@ -196,7 +196,15 @@ impl LinkCapture {
         let rings = links.into_iter().map(|(name, ifindex)| Ring::new(name, ifindex)).collect();
         let state = Arc::new(Mutex::new(State { rings, ..State::default() }));
         let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
-        let reader = Reader { socket: Some(socket), state: state.clone(), wake: std::fs::File::from(wake_r), ring_bytes, cut_ns: 0 };
+        let reader = Reader {
+            socket: Some(socket),
+            state: state.clone(),
+            wake: std::fs::File::from(wake_r),
+            ring_bytes,
+            cut_ns: 0,
+            recent: VecDeque::new(),
+            taken: std::collections::HashSet::new(),
+        };
         let thread = std::thread::Builder::new().name("nslab-capture".into()).spawn(move || reader.run())?;
         Ok(LinkCapture { state, wake: std::fs::File::from(wake_w), thread: Some(thread), ring_bytes })
     }
@@ -493,7 +501,18 @@ struct Reader {
     ring_bytes: usize,
     /// Frames stamped before this came from the queue socket: the ring's are skipped.
     cut_ns: u64,
+    /// The frames taken from the queue socket before the ring's cut was known, newest last
+    /// (at most [`RECENT_MAX`]): `(ifindex, stamp, wire length, packet type)`.
+    recent: VecDeque<FrameKey>,
+    /// Those of them stamped at or after the cut: the ring's copies are skipped.
+    taken: std::collections::HashSet<FrameKey>,
 }
+
+/// A frame's identity across the two sockets (the kernel stamps a frame once for both).
+type FrameKey = (i32, u64, u32, u8);
+
+/// How many frames taken from the queue socket are remembered until the ring's cut is known.
+const RECENT_MAX: usize = 1 << 16;
 
 /// Takes one frame into its link's ring and the live streams that want it.
 fn take_frame(rings: &mut [Ring], subscribers: &mut Vec<Subscriber>, bound: usize, f: RingFrame<'_>) {
@@ -563,8 +582,8 @@ impl Reader {
                 let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                 (std::mem::take(&mut s.settle), s.stop)
             };
-            let cut = armed.as_ref().map(|(_, c)| *c);
-            self.read_queue_frames(&queue, &mut buf, cut);
+            // The ring first: frames read from the queue before its cut is known are recorded
+            // (see `recent`), so none is taken twice.
             if waiting_ring {
                 match pending.try_recv() {
                     Ok(Ok(a)) => {
@@ -580,6 +599,7 @@ impl Reader {
                 }
             }
             let cut = armed.as_ref().map(|(_, c)| *c);
+            self.read_queue_frames(&queue, &mut buf, cut);
             match cut {
                 // Every frame of a request is in the queue, read: answered.
                 None => {
@@ -606,6 +626,10 @@ impl Reader {
                     close_off_path(queue);
                     let (ring, c) = armed.take().expect("armed");
                     self.cut_ns = c;
+                    // Frames the queue gave before the cut was known, stamped at or after it:
+                    // the ring has them too (a reader kept off the CPU between the ring's bind
+                    // and its answer reads them late).
+                    self.taken = std::mem::take(&mut self.recent).into_iter().filter(|k| k.1 >= c).collect();
                     // The deferred requests (and a stop) go to the ring's reader.
                     self.state.lock().unwrap_or_else(PoisonError::into_inner).settle.extend(deferred);
                     return Some(ring);
@@ -633,6 +657,12 @@ impl Reader {
                         let stamp_ns = f.stamp.unwrap_or_else(SystemTime::now).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
                         if cut.is_some_and(|c| stamp_ns >= c) {
                             continue;
+                        }
+                        if cut.is_none() {
+                            if self.recent.len() == RECENT_MAX {
+                                self.recent.pop_front();
+                            }
+                            self.recent.push_back((f.ifindex, stamp_ns, f.wire_len as u32, f.pkttype));
                         }
                         let frame = RingFrame { data: &buf[..f.len], wire_len: f.wire_len as u32, stamp_ns, ifindex: f.ifindex, pkttype: f.pkttype };
                         take_frame(rings, subscribers, bound, frame);
@@ -731,13 +761,14 @@ impl Reader {
     fn read_blocks(&mut self, ring: &mut PacketRing) {
         let mut losing = false;
         let cut = self.cut_ns;
+        let taken = &mut self.taken;
         loop {
             let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             let State { rings, subscribers, .. } = &mut *s;
             let bound = self.ring_bytes;
             let got = ring.next_block(|f| {
                 // Frames stamped before the cut were taken from the queue socket.
-                if f.stamp_ns < cut {
+                if f.stamp_ns < cut || (!taken.is_empty() && taken.remove(&(f.ifindex, f.stamp_ns, f.wire_len, f.pkttype))) {
                     return;
                 }
                 take_frame(rings, subscribers, bound, f);
