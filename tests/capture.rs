@@ -30,6 +30,9 @@ fn main() -> std::process::ExitCode {
         trial_requiring("capture/lab-capture-streams-pcapng-into-a-pipe-tshark-reads", &["tshark", "dig"], stream),
         trial_requiring("capture/nslab-capture-streams-a-live-lab-into-a-pipe-tshark-reads", &["tshark", "ping"], cli_stream),
         trial_requiring("capture/a-failing-scenario-keeps-the-swap-and-the-connections-linked-from-the-report", &["tshark", "python3"], failing_scenario),
+        trial_requiring("capture/settle-sees-the-frame-sent-just-before", &["python3"], settle_sees_last_frame),
+        trial_requiring("capture/each-frame-once-across-the-switch-to-the-ring", &["tshark", "ping"], switch_to_ring),
+        trial_requiring("capture/gso-frames-of-a-tcp-stream-are-kept-whole-with-their-wire-length", &["tshark", "python3"], big_frames),
     ];
     nslab_tests::run_checking_host(&args, trials)
 }
@@ -117,12 +120,20 @@ async fn dns_and_syn() -> Result<(), String> {
 
 const FLOOD_N: u32 = 4000;
 
-/// 4000 UDP datagrams of 1000 bytes, each starting with its sequence number, from the client to
-/// blue's port 9 (nothing listens: ICMP errors come back, rate limited).
+/// The flood's datagrams are sent in chunks of this many, the capture settled after each: a
+/// chunk crosses two links (~1 MB of frames), well inside the kernel's 4 MiB ring, so a reader
+/// kept off the CPU by a loaded machine is not outrun (the kernel would drop what does not fit,
+/// counted, and the last datagrams would not be the capture's to keep).
+const FLOOD_CHUNK: u32 = 500;
+
+/// UDP datagrams of 1000 bytes, `argv[3]` of them from sequence number `argv[2]`, each starting
+/// with its sequence number, from the client to blue's port 9 (nothing listens: ICMP errors come
+/// back, rate limited).
 const FLOOD: &str = r#"
 import socket, struct, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(int(sys.argv[2])):
+start = int(sys.argv[2])
+for i in range(start, start + int(sys.argv[3])):
     s.sendto(struct.pack("!I", i) + bytes(996), (sys.argv[1], 9))
 "#;
 
@@ -131,17 +142,25 @@ async fn ring() -> Result<(), String> {
     let lab = Lab::builder().hosts(["client", "blue"]).capture_ring(Some(RING)).keep_artifacts(true).build().await.map_err(err)?;
     let client = lab.host("client").map_err(err)?.clone();
     let blue = lab.host("blue").map_err(err)?.ipv4().ok_or("blue without IPv4")?.to_string();
-    let p = client.run(Command::new("python3").args(["-c", FLOOD, &blue, &FLOOD_N.to_string()]), T).await.map_err(err)?;
-    ensure!(p.exit().is_some_and(|e| e.success()), "the flood: {}", p.output());
     let capture = lab.link_capture().ok_or("capture asked for")?;
-    capture.settle().await;
+    for start in (0..FLOOD_N).step_by(FLOOD_CHUNK as usize) {
+        // On one CPU: a sender moved between CPUs mid-flood (a loaded machine does it) queues its
+        // frames on two CPUs' backlogs, and the veth delivers them out of order, on the wire too.
+        let args = ["-c", "0", "python3", "-c", FLOOD, &blue, &start.to_string(), &FLOOD_CHUNK.to_string()];
+        let p = client.run(Command::new("taskset").args(args), T).await.map_err(err)?;
+        ensure!(p.exit().is_some_and(|e| e.success()), "the flood: {}", p.output());
+        capture.settle().await;
+    }
     let (dropped, evicted) = capture.losses();
+    ensure!(dropped == 0, "the kernel dropped {dropped} frames of a chunk that fits its ring");
     let dir = lab.teardown().await.map_err(err)?.ok_or("kept")?;
     let file = dir.join("capture.pcapng");
-    // Sequence numbers of the flood's datagrams on the client's link, and every frame's size there.
-    let rows = tshark(&file, "frame.interface_name == \"client\"", &["frame.cap_len", "udp.dstport", "data.data"])?;
+    // Every frame's size on the client's link.
+    let rows = tshark(&file, "frame.interface_name == \"client\"", &["frame.cap_len"])?;
     let bytes: usize = rows.iter().map(|r| r[0].parse::<usize>().unwrap_or(0)).sum();
-    let seqs: Vec<u32> = rows.iter().filter(|r| r[1] == "9" && r[2].len() >= 8).filter_map(|r| u32::from_str_radix(&r[2][..8], 16).ok()).collect();
+    // The datagrams themselves, not blue's ICMP errors quoting them (those carry the same number).
+    let sent = tshark(&file, "frame.interface_name == \"client\" && udp.dstport == 9 && !icmp", &["data.data"])?;
+    let seqs: Vec<u32> = sent.iter().filter(|r| r[0].len() >= 8).filter_map(|r| u32::from_str_radix(&r[0][..8], 16).ok()).collect();
     let flood_bytes = FLOOD_N as usize * 1042;
     ensure!(flood_bytes > 3 * RING, "the flood ({flood_bytes} B) is bigger than the ring");
     ensure!(bytes <= RING, "client link: {bytes} B kept, more than the ring's {RING}");
@@ -220,6 +239,98 @@ async fn stream() -> Result<(), String> {
     ensure!(!text.lines().any(|l| !l.starts_with("client\t")), "only the client's link streamed:\n{text}");
     lab.teardown().await.map_err(err)?;
     Ok(())
+}
+
+/// Ten datagrams, each followed by a line saying it was sent (the frame is in the capture's
+/// kernel ring when the line is printed: the send crosses the veth and the bridge in the call).
+const TEN: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(10):
+    s.sendto(b"nslab-settle-%04d" % i, (sys.argv[1], 9))
+    print("sent %d" % i, flush=True)
+    time.sleep(0.2)
+"#;
+
+/// `settle` right after a frame was sent (its block not yet handed over by the kernel: that
+/// takes up to the retire timeout) returns with the frame in the rings.
+async fn settle_sees_last_frame() -> Result<(), String> {
+    let lab = Lab::builder().hosts(["client", "blue"]).capture_ring(Some(DEFAULT_RING_BYTES)).build().await.map_err(err)?;
+    let client = lab.host("client").map_err(err)?.clone();
+    let blue = lab.host("blue").map_err(err)?.ipv4().ok_or("blue without IPv4")?.to_string();
+    let capture = lab.link_capture().ok_or("capture asked for")?;
+    // A listener on blue's port 9: no ICMP error quoting the datagram comes back.
+    let sink = "import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('0.0.0.0', 9))\nprint('ready', flush=True)\nwhile s.recv(100): pass";
+    let sink = lab.host("blue").map_err(err)?.spawn(Command::new("python3").args(["-c", sink])).await.map_err(err)?;
+    sink.wait_for_line("^ready$", T).await.map_err(err)?;
+    let p = client.spawn(Command::new("python3").args(["-c", TEN, &blue])).await.map_err(err)?;
+    for i in 0..10 {
+        p.wait_for_line(&format!("^sent {i}$"), T).await.map_err(err)?;
+        capture.settle().await;
+        let mut pcap = Vec::new();
+        capture.write_pcapng(&mut pcap).map_err(|e| e.to_string())?;
+        let marker = format!("nslab-settle-{i:04}");
+        // On the client's link and on blue's: two copies.
+        let copies = pcap.windows(marker.len()).filter(|w| *w == marker.as_bytes()).count();
+        ensure!(copies == 2, "datagram {i} sent before settle: {copies} copies in the capture after it, expected 2");
+    }
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// The capture reads a plain packet socket from the switch namespace's creation until its ring,
+/// set up beside it off the build's path (an RCU grace period, ~10 ms), is bound, then the ring
+/// (frames split at a cut in time): echo requests every 2 ms from right after the build, for
+/// 0.6 s, span the switch, and each is on each link exactly once, none missing.
+async fn switch_to_ring() -> Result<(), String> {
+    let lab = Lab::builder().hosts(["client", "blue"]).capture_ring(Some(DEFAULT_RING_BYTES)).keep_artifacts(true).build().await.map_err(err)?;
+    let client = lab.host("client").map_err(err)?.clone();
+    let blue = lab.host("blue").map_err(err)?.ipv4().ok_or("blue without IPv4")?.to_string();
+    let p = client.run(Command::new("ping").args(["-q", "-c", "300", "-i", "0.002", "-W", "5", &blue]), T).await.map_err(err)?;
+    ensure!(p.exit().is_some_and(|e| e.success()), "ping: {}", p.output());
+    let dir = lab.teardown().await.map_err(err)?.ok_or("kept")?;
+    let rows = tshark(&dir.join("capture.pcapng"), "icmp.type == 8", &["frame.interface_name", "icmp.seq"])?;
+    for link in ["client", "blue"] {
+        let mut seqs: Vec<u32> = rows.iter().filter(|r| r[0] == link).filter_map(|r| r[1].parse().ok()).collect();
+        seqs.sort_unstable();
+        let expected: Vec<u32> = (1..=300).collect();
+        ensure!(
+            seqs == expected,
+            "{link}'s link: echo requests {} kept, expected 1..=300 once each (first {:?}, last {:?})",
+            seqs.len(),
+            seqs.first(),
+            seqs.last()
+        );
+    }
+    cleanup(&dir)
+}
+
+/// A veth hands the bridge a TCP stream's segments as GSO frames of up to 64 KiB: each is kept
+/// whole, with its length on the wire (a ring block smaller than a frame would cut it).
+async fn big_frames() -> Result<(), String> {
+    let lab = Lab::builder().hosts(["client", "blue"]).capture_ring(Some(DEFAULT_RING_BYTES)).keep_artifacts(true).build().await.map_err(err)?;
+    let client = lab.host("client").map_err(err)?.clone();
+    let blue_host = lab.host("blue").map_err(err)?.clone();
+    let blue = blue_host.ipv4().ok_or("blue without IPv4")?.to_string();
+    let sink = blue_host
+        .spawn(Command::new("python3").args([
+            "-c",
+            "import socket\ns=socket.socket()\ns.bind(('0.0.0.0',7000))\ns.listen()\nprint('ready',flush=True)\nc,_=s.accept()\nwhile c.recv(1<<20): pass",
+        ]))
+        .await
+        .map_err(err)?;
+    sink.wait_for_line("^ready$", T).await.map_err(err)?;
+    let code = format!("import socket\ns=socket.create_connection(({blue:?},7000))\ns.sendall(bytes(4<<20))\ns.close()");
+    let p = client.run(Command::new("python3").args(["-c", &code]), T).await.map_err(err)?;
+    ensure!(p.exit().is_some_and(|e| e.success()), "the stream: {}", p.output());
+    let _ = sink.wait_exit(T).await;
+    let dir = lab.teardown().await.map_err(err)?.ok_or("kept")?;
+    let file = dir.join("capture.pcapng");
+    let rows = tshark(&file, "tcp.dstport == 7000 && tcp.len > 0", &["frame.interface_name", "frame.len", "frame.cap_len"])?;
+    let big: Vec<&Vec<String>> = rows.iter().filter(|r| r[1].parse::<u32>().unwrap_or(0) > 1514).collect();
+    ensure!(!big.is_empty(), "no frame larger than 1514 bytes: GSO off on the lab's veths?{}", show(&rows));
+    ensure!(rows.iter().all(|r| r[1] == r[2]), "every frame kept whole (frame.len == frame.cap_len):{}", show(&rows));
+    cleanup(&dir)
 }
 
 /// A scenario that fails on purpose (it expects the client to stay on blue after the swap; a new

@@ -569,3 +569,232 @@ pub fn default_signals(cmd: &mut std::process::Command) -> &mut std::process::Co
         })
     }
 }
+
+/// A TPACKET_V3 receive ring of a packet socket (packet_mmap.rst in the kernel's docs): the
+/// kernel copies each frame into blocks of a memory area shared with this process and hands a
+/// block over when it is full or its retire timeout passed (one wake-up per block, not per
+/// frame); [`PacketRing::next_block`] reads a handed-over block and gives it back. Owns the
+/// socket and the mapping; dropping it unmaps and closes (the close waits for an RCU grace
+/// period: drop it off any path that is timed).
+pub(crate) struct PacketRing {
+    fd: OwnedFd,
+    map: std::ptr::NonNull<u8>,
+    block_size: usize,
+    block_nr: usize,
+    /// The next block to read (blocks are handed over in order).
+    next: usize,
+    /// Blocks read so far.
+    read: u64,
+}
+
+// SAFETY: the mapping is owned by the ring (no other reference to it exists outside `&self` /
+// `&mut self` borrows), so moving the ring to another thread moves all access with it.
+unsafe impl Send for PacketRing {}
+
+/// One frame of a ring block ([`PacketRing::next_block`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RingFrame<'a> {
+    /// From the link-layer header on; shorter than `wire_len` when the frame did not fit a block.
+    pub(crate) data: &'a [u8],
+    /// The frame's length on the wire.
+    pub(crate) wire_len: u32,
+    /// The kernel's receive time stamp (CLOCK_REALTIME) in nanoseconds since the epoch.
+    pub(crate) stamp_ns: u64,
+    /// The interface the frame was seen on.
+    pub(crate) ifindex: i32,
+    /// `sll_pkttype`: PACKET_OUTGOING for a frame the interface sent.
+    pub(crate) pkttype: u8,
+}
+
+/// Where a block descriptor's fields are (struct tpacket_block_desc: version, offset_to_priv,
+/// then struct tpacket_hdr_v1).
+const BLOCK_STATUS: usize = 8;
+const BLOCK_NUM_PKTS: usize = 12;
+const BLOCK_FIRST_PKT: usize = 16;
+
+impl PacketRing {
+    /// Turns the packet socket `fd` (made with protocol 0: it receives nothing yet) into a
+    /// TPACKET_V3 ring of `block_nr` blocks of `block_size` bytes (a power of two multiple of
+    /// the page size), handed over at the latest `retire_ms` after their first frame, maps it,
+    /// then binds the socket to every protocol of every interface of its namespace.
+    ///
+    /// # Errors
+    /// The call that failed (setsockopt, mmap, bind) with the kernel's error.
+    pub(crate) fn new(fd: OwnedFd, block_size: usize, block_nr: usize, retire_ms: u32) -> io::Result<PacketRing> {
+        let ctx = |what: &str| {
+            let e = io::Error::last_os_error();
+            io::Error::new(e.kind(), format!("{what}: {e}"))
+        };
+        let setopt = |opt: libc::c_int, val: *const libc::c_void, len: usize, what: &str| -> io::Result<()> {
+            // SAFETY: `val` points to `len` readable bytes of the option's type (the callers
+            // below pass a reference to a local of that type and its size).
+            let r = unsafe { libc::setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, opt, val, len as libc::socklen_t) };
+            if r != 0 {
+                return Err(ctx(what));
+            }
+            Ok(())
+        };
+        let version = libc::tpacket_versions::TPACKET_V3 as libc::c_int;
+        setopt(libc::PACKET_VERSION, (&raw const version).cast(), size_of::<libc::c_int>(), "setsockopt(PACKET_VERSION, TPACKET_V3)")?;
+        // tp_frame_size only has to divide the block for V3 (frames are packed back to back).
+        let frame_size = 2048usize;
+        let req = libc::tpacket_req3 {
+            tp_block_size: u32::try_from(block_size).map_err(io::Error::other)?,
+            tp_block_nr: u32::try_from(block_nr).map_err(io::Error::other)?,
+            tp_frame_size: frame_size as u32,
+            tp_frame_nr: u32::try_from(block_size / frame_size * block_nr).map_err(io::Error::other)?,
+            tp_retire_blk_tov: retire_ms,
+            tp_sizeof_priv: 0,
+            tp_feature_req_word: 0,
+        };
+        setopt(libc::PACKET_RX_RING, (&raw const req).cast(), size_of::<libc::tpacket_req3>(), "setsockopt(PACKET_RX_RING)")?;
+        let len = block_size * block_nr;
+        // SAFETY: a fresh shared mapping of the socket's ring (its length is the ring's size, as
+        // the kernel requires); nothing else maps this memory in this process.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd.as_raw_fd(), 0) };
+        if p == libc::MAP_FAILED {
+            return Err(ctx("mmap of the packet ring"));
+        }
+        let map = std::ptr::NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned a null pointer"))?;
+        let ring = PacketRing { fd, map, block_size, block_nr, next: 0, read: 0 };
+        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value, then filled in.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        sll.sll_ifindex = 0;
+        // SAFETY: `sll` is a valid sockaddr_ll and its size is given.
+        let r = unsafe { libc::bind(ring.fd.as_raw_fd(), (&raw const sll).cast(), size_of::<libc::sockaddr_ll>() as libc::socklen_t) };
+        if r != 0 {
+            return Err(ctx("bind(ETH_P_ALL)"));
+        }
+        Ok(ring)
+    }
+
+    /// The socket, to poll: readable when a block was handed over.
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Blocks read so far by [`PacketRing::next_block`].
+    pub(crate) fn blocks_read(&self) -> u64 {
+        self.read
+    }
+
+    /// The block descriptor's 32-bit field at `off` of block `i`, as an atomic (the kernel
+    /// writes it concurrently while the block is its own).
+    fn field(&self, i: usize, off: usize) -> &std::sync::atomic::AtomicU32 {
+        debug_assert!(i < self.block_nr && off <= BLOCK_FIRST_PKT && off % 4 == 0);
+        // SAFETY: block `i` starts at i * block_size inside the mapping (i < block_nr) and the
+        // field is 4-byte aligned (the mapping is page-aligned, blocks are page multiples,
+        // `off` is a multiple of 4); the memory lives as long as `self`; the kernel accesses it
+        // concurrently, hence only through atomic operations here.
+        unsafe { std::sync::atomic::AtomicU32::from_ptr(self.map.as_ptr().add(i * self.block_size + off).cast()) }
+    }
+
+    /// Whether frames are waiting for this reader: a handed-over block it has not read, or
+    /// frames in the block the kernel is filling (handed over at the latest at its retire
+    /// timeout).
+    pub(crate) fn frames_pending(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let status = self.field(self.next, BLOCK_STATUS).load(Ordering::Acquire);
+        status & libc::TP_STATUS_USER != 0 || self.field(self.next, BLOCK_NUM_PKTS).load(Ordering::Acquire) > 0
+    }
+
+    /// Hands each frame of the next handed-over block to `f`, then gives the block back to the
+    /// kernel. Returns `None` when the kernel holds the next block (nothing to read), else
+    /// whether the kernel dropped frames since the last [`PacketRing::take_drops`]
+    /// (TP_STATUS_LOSING).
+    pub(crate) fn next_block(&mut self, mut f: impl FnMut(RingFrame<'_>)) -> Option<bool> {
+        use std::sync::atomic::Ordering;
+        let status = self.field(self.next, BLOCK_STATUS).load(Ordering::Acquire);
+        if status & libc::TP_STATUS_USER == 0 {
+            return None;
+        }
+        let base = self.next * self.block_size;
+        // SAFETY: the block is this reader's until its status is set back to TP_STATUS_KERNEL
+        // below (the Acquire load above saw TP_STATUS_USER, after the kernel's last write to
+        // it): nothing writes it meanwhile, so a shared slice over it is sound; it lies inside
+        // the mapping.
+        let block: &[u8] = unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(base), self.block_size) };
+        let num = u32_at(block, BLOCK_NUM_PKTS).unwrap_or(0);
+        let mut off = u32_at(block, BLOCK_FIRST_PKT).unwrap_or(0) as usize;
+        // Every offset the kernel wrote is checked against the block: a bad one ends the block.
+        for _ in 0..num {
+            let Some((frame, next)) = ring_frame(block, off) else { break };
+            f(frame);
+            if next == 0 {
+                break;
+            }
+            off += next as usize;
+        }
+        // The count of a block given back reads zero until the kernel fills it again
+        // ([`PacketRing::frames_pending`] reads it).
+        self.field(self.next, BLOCK_NUM_PKTS).store(0, Ordering::Relaxed);
+        self.field(self.next, BLOCK_STATUS).store(libc::TP_STATUS_KERNEL, Ordering::Release);
+        self.next = (self.next + 1) % self.block_nr;
+        self.read += 1;
+        Some(status & libc::TP_STATUS_LOSING != 0)
+    }
+
+    /// Frames the kernel dropped (the ring was full) since the last call (PACKET_STATISTICS,
+    /// which the kernel resets on each read).
+    ///
+    /// # Errors
+    /// The kernel's error of getsockopt.
+    pub(crate) fn take_drops(&self) -> io::Result<u32> {
+        let mut st = libc::tpacket_stats_v3 { tp_packets: 0, tp_drops: 0, tp_freeze_q_cnt: 0 };
+        let mut len = size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
+        // SAFETY: `st` is a writable tpacket_stats_v3 of `len` bytes, what PACKET_STATISTICS
+        // writes for a TPACKET_V3 socket.
+        let r = unsafe { libc::getsockopt(self.fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_STATISTICS, (&raw mut st).cast(), &mut len) };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("getsockopt(PACKET_STATISTICS): {e}")));
+        }
+        Ok(st.tp_drops)
+    }
+}
+
+fn u32_at(block: &[u8], off: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(block.get(off..off.checked_add(4)?)?.try_into().ok()?))
+}
+
+/// The frame at `off` of a block and the offset of the next one: struct tpacket3_hdr, then
+/// struct sockaddr_ll at TPACKET_ALIGN(sizeof hdr), the frame at tp_mac. `None` when a field
+/// points outside the block.
+fn ring_frame(block: &[u8], off: usize) -> Option<(RingFrame<'_>, u32)> {
+    const SLL: usize = (size_of::<libc::tpacket3_hdr>() + libc::TPACKET_ALIGNMENT - 1) & !(libc::TPACKET_ALIGNMENT - 1);
+    let next = u32_at(block, off)?;
+    let (sec, nsec, snaplen, len) = (u32_at(block, off + 4)?, u32_at(block, off + 8)?, u32_at(block, off + 12)?, u32_at(block, off + 16)?);
+    let mac = usize::from(u16::from_ne_bytes(block.get(off + 24..off + 26)?.try_into().ok()?));
+    let ifindex = u32_at(block, off + SLL + 4)? as i32;
+    let pkttype = *block.get(off + SLL + 10)?;
+    let start = off.checked_add(mac)?;
+    let data = block.get(start..start.checked_add(snaplen as usize)?)?;
+    Some((RingFrame { data, wire_len: len, stamp_ns: u64::from(sec) * 1_000_000_000 + u64::from(nsec), ifindex, pkttype }, next))
+}
+
+impl Drop for PacketRing {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, with its length; no reference into it outlives
+        // `self` (every slice handed out borrows `self`).
+        unsafe {
+            libc::munmap(self.map.as_ptr().cast(), self.block_size * self.block_nr);
+        }
+    }
+}
+
+/// Lowers the calling thread's scheduling priority to `nice` (Linux keeps a nice value per
+/// thread: setpriority(PRIO_PROCESS, 0) changes only the caller). Raising nice needs no
+/// privilege.
+///
+/// # Errors
+/// setpriority(2)'s error.
+pub(crate) fn nice_this_thread(nice: i32) -> io::Result<()> {
+    // SAFETY: setpriority takes plain integers and touches no memory of this process.
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -339,11 +339,11 @@ impl LabBuilder {
         // 1. Namespaces, all at once, each configured from inside by its own short-lived thread.
         let switch_rt = rt.clone();
         let with_capture = self.capture.is_some();
-        let switch = NetNs::create_with(move || -> std::io::Result<(Netlink, Option<std::os::fd::OwnedFd>)> {
+        let switch = NetNs::create_with(move || -> std::io::Result<(Netlink, Option<crate::lab::capture::CaptureSocket>)> {
             for p in ["default", "all"] {
                 sysctl::write(Path::new(&format!("/proc/sys/net/ipv6/conf/{p}/disable_ipv6")), "1")?;
             }
-            // The link capture's socket, before any port exists: it sees every first frame.
+            // The link capture's socket; its ring is set up meanwhile, ready when the build ends.
             let capture = if with_capture { Some(LinkCapture::open_here()?) } else { None };
             Ok((Netlink::open_here(&switch_rt)?, capture))
         });
@@ -955,8 +955,9 @@ impl Lab {
         }
         if let Some(mut capture) = self.capture.take() {
             // Its last frames read, then written (only into artifacts that stay).
-            capture.stop().await;
-            if !failures.is_empty() || self.keep.load(Ordering::Relaxed) {
+            let save = !failures.is_empty() || self.keep.load(Ordering::Relaxed);
+            capture.stop(save).await;
+            if save {
                 self.save_capture(&capture, &mut failures);
             }
         }

@@ -1,8 +1,19 @@
-//! Packet capture of every lab link, seen from the switch: one AF_PACKET socket in the switch
-//! namespace (opened when the namespace is made, before any host sends) receives every frame of
-//! every bridge port, both directions, with the kernel's time stamp; one thread reads it into a
-//! ring per link (the last [`LabBuilder::capture_ring`](crate::lab::build::LabBuilder::capture_ring)
-//! bytes of frames) and hands each frame to the live streams ([`Lab::capture`](crate::lab::build::Lab::capture)).
+//! Packet capture of every lab link, seen from the switch: AF_PACKET sockets in the switch
+//! namespace (opened when the namespace is made, receiving from then on: a plain socket first,
+//! then, once its ring is set up off the build's path, a memory-mapped one: see
+//! `CaptureSocket`) receive every frame of
+//! every bridge port, both directions, with the kernel's time stamp, into a memory-mapped
+//! TPACKET_V3 ring (the kernel copies each frame once and wakes the reader once per block of
+//! frames: a full block, or within a few ms of its first frame); one thread copies them into
+//! a byte ring per link (the last [`LabBuilder::capture_ring`](crate::lab::build::LabBuilder::capture_ring)
+//! bytes of frames, back to back: no allocation per frame) and hands each frame to the live
+//! streams ([`Lab::capture`](crate::lab::build::Lab::capture)).
+//!
+//! Both directions of each port are needed: a frame between two hosts is seen as it enters
+//! the bridge from one host's link and as it leaves on the other's, and each link's interface
+//! block shows what its host sent and received. Which ports a frame leaves on is the bridge's
+//! decision (its forwarding table, floods): the reader cannot derive the second copy from the
+//! first.
 //! At teardown of a lab whose artifacts stay, the rings become `capture.pcapng` in the
 //! artifacts: one interface block per link, named after the host (`host@segment` in a routed
 //! lab), nanosecond time stamps. The bridges' own frames are not kept: every frame of a link is
@@ -21,6 +32,7 @@ use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::DataLink;
 
 use crate::os::packet;
+use crate::sys::{PacketRing, RingFrame};
 
 /// The artifact's file name.
 pub const CAPTURE_FILE: &str = "capture.pcapng";
@@ -54,17 +66,69 @@ pub struct CapturedFrame {
     pub data: Arc<[u8]>,
 }
 
-/// One link's ring.
+impl CapturedFrame {
+    fn new(stamp_ns: u64, wire_len: u32, data: &[u8]) -> CapturedFrame {
+        CapturedFrame { stamp: UNIX_EPOCH + Duration::from_nanos(stamp_ns), wire_len, data: data.into() }
+    }
+}
+
+/// One link's ring: the last frames whose bytes fit its bound.
 struct Ring {
     name: String,
     ifindex: i32,
-    frames: VecDeque<CapturedFrame>,
-    bytes: usize,
+    /// The kept frames' bytes, oldest first, back to back.
+    data: VecDeque<u8>,
+    /// The kept frames, oldest first (each one's bytes follow the previous one's in `data`).
+    frames: VecDeque<Meta>,
     /// Frames pushed out of the ring by newer ones.
     evicted: u64,
     /// The first TCP SYN (without ACK) and the first DNS query the host sent on this link.
     first_syn: Option<SystemTime>,
     first_dns: Option<SystemTime>,
+}
+
+/// A kept frame: its kernel time stamp (ns since the epoch), its length on the wire, and how
+/// many of its bytes are kept.
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    stamp_ns: u64,
+    wire_len: u32,
+    len: u32,
+}
+
+impl Ring {
+    fn new(name: String, ifindex: i32) -> Ring {
+        Ring { name, ifindex, data: VecDeque::new(), frames: VecDeque::new(), evicted: 0, first_syn: None, first_dns: None }
+    }
+
+    /// Keeps a frame, pushing out the oldest ones until the ring's bytes stay within `bound`
+    /// (a frame larger than the bound pushes out everything, itself included).
+    fn push(&mut self, bound: usize, stamp_ns: u64, wire_len: u32, data: &[u8]) {
+        if data.len() > bound {
+            self.evicted += self.frames.len() as u64 + 1;
+            self.frames.clear();
+            self.data.clear();
+            return;
+        }
+        while self.data.len() + data.len() > bound {
+            let Some(old) = self.frames.pop_front() else { break };
+            self.data.drain(..old.len as usize);
+            self.evicted += 1;
+        }
+        self.data.extend(data);
+        self.frames.push_back(Meta { stamp_ns, wire_len, len: data.len() as u32 });
+    }
+
+    /// The kept frames with their bytes, oldest first.
+    fn iter(&mut self) -> impl Iterator<Item = (Meta, &[u8])> {
+        let data: &[u8] = self.data.make_contiguous();
+        let mut at = 0;
+        self.frames.iter().map(move |m| {
+            let bytes = &data[at..at + m.len as usize];
+            at += m.len as usize;
+            (*m, bytes)
+        })
+    }
 }
 
 /// A live stream's end: the links it wants (indices) and its channel.
@@ -80,7 +144,8 @@ struct State {
     subscribers: Vec<Subscriber>,
     next_id: u64,
     settle: Vec<tokio::sync::oneshot::Sender<()>>,
-    stop: bool,
+    /// Asked to stop; `true`: after the frames in flight are read (see [`LinkCapture::stop`]).
+    stop: Option<bool>,
     /// The kernel's count of frames the socket's full queue dropped.
     dropped: u64,
 }
@@ -101,28 +166,45 @@ impl std::fmt::Debug for LinkCapture {
 }
 
 impl LinkCapture {
-    /// Opens the capture socket in the calling thread's namespace (a thread that has entered
-    /// the switch's).
+    /// Opens the capture's sockets in the calling thread's namespace (a thread that has
+    /// entered the switch's): a plain packet socket that receives from now on, and the ring's
+    /// socket, whose ring a thread of its own sets up (the kernel waits for an RCU grace period,
+    /// ~10 ms, see [`packet::arm_link_capture`]). Neither the build nor [`LinkCapture::start`]
+    /// waits for the ring: the reader reads the plain socket until the ring is bound, then
+    /// switches at a cut in time (see [`CaptureSocket`]).
     ///
     /// # Errors
     /// The call that failed, with the kernel's error.
-    pub(crate) fn open_here() -> io::Result<OwnedFd> {
-        packet::open_link_capture()
+    pub(crate) fn open_here() -> io::Result<CaptureSocket> {
+        let queue = packet::open_link_capture_queue()?;
+        let fd = packet::open_link_capture()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new().name("nslab-capture-ring".into()).spawn(move || {
+            let armed = packet::arm_link_capture(fd).map(|ring| (ring, realtime_ns() + SWITCH_MARGIN_NS));
+            // A ring nobody waits for any more (the build failed) is closed here, off its path.
+            let _ = tx.send(armed);
+        })?;
+        Ok(CaptureSocket { queue, ring: rx })
     }
 
-    /// Starts the reader over `fd` (opened by [`LinkCapture::open_here`]) for the links
+    /// Starts the reader over `socket` (opened by [`LinkCapture::open_here`]) for the links
     /// `(name, ifindex in the switch namespace)`, each with a ring of `ring_bytes`.
     ///
     /// # Errors
     /// When the wake-up pipe or the thread cannot be made.
-    pub(crate) fn start(fd: OwnedFd, links: Vec<(String, i32)>, ring_bytes: usize) -> io::Result<LinkCapture> {
-        let rings = links
-            .into_iter()
-            .map(|(name, ifindex)| Ring { name, ifindex, frames: VecDeque::new(), bytes: 0, evicted: 0, first_syn: None, first_dns: None })
-            .collect();
+    pub(crate) fn start(socket: CaptureSocket, links: Vec<(String, i32)>, ring_bytes: usize) -> io::Result<LinkCapture> {
+        let rings = links.into_iter().map(|(name, ifindex)| Ring::new(name, ifindex)).collect();
         let state = Arc::new(Mutex::new(State { rings, ..State::default() }));
         let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
-        let reader = Reader { fd: Some(fd), state: state.clone(), wake: std::fs::File::from(wake_r), buf: vec![0; 1 << 18], ring_bytes };
+        let reader = Reader {
+            socket: Some(socket),
+            state: state.clone(),
+            wake: std::fs::File::from(wake_r),
+            ring_bytes,
+            cut_ns: 0,
+            recent: VecDeque::new(),
+            taken: std::collections::HashSet::new(),
+        };
         let thread = std::thread::Builder::new().name("nslab-capture".into()).spawn(move || reader.run())?;
         Ok(LinkCapture { state, wake: std::fs::File::from(wake_w), thread: Some(thread), ring_bytes })
     }
@@ -160,7 +242,9 @@ impl LinkCapture {
         (s.dropped, s.rings.iter().map(|r| r.evicted).sum())
     }
 
-    /// Returns once every frame the links carried before the call is in the rings.
+    /// Returns once every frame the links carried before the call is in the rings (and sent
+    /// to the live streams): at once when the kernel holds none of them, else when it hands
+    /// over the block it is filling, within a few ms (its retire timeout).
     pub async fn settle(&self) {
         if self.thread.is_none() {
             return;
@@ -198,13 +282,15 @@ impl LinkCapture {
     /// # Errors
     /// The writer's error.
     pub fn write_pcapng<W: Write>(&self, w: W) -> io::Result<u64> {
-        let s = self.lock();
-        let names: Vec<&str> = s.rings.iter().map(|r| r.name.as_str()).collect();
+        let mut s = self.lock();
+        let names: Vec<String> = s.rings.iter().map(|r| r.name.clone()).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let mut out = PcapWriter::new(w, &names)?;
-        let mut all: Vec<(usize, &CapturedFrame)> = s.rings.iter().enumerate().flat_map(|(i, r)| r.frames.iter().map(move |f| (i, f))).collect();
-        all.sort_by_key(|(_, f)| f.stamp);
-        for (i, f) in &all {
-            out.frame(*i as u32, f)?;
+        let mut all: Vec<(u32, Meta, &[u8])> = s.rings.iter_mut().enumerate().flat_map(|(i, r)| r.iter().map(move |(m, d)| (i as u32, m, d))).collect();
+        // Stable: a link's frames with the same stamp keep their order.
+        all.sort_by_key(|(_, m, _)| m.stamp_ns);
+        for (i, m, d) in &all {
+            out.frame(*i, Duration::from_nanos(m.stamp_ns), m.wire_len, d)?;
         }
         out.finish()?;
         Ok(all.len() as u64)
@@ -237,7 +323,7 @@ impl LinkCapture {
             let mut n = 0;
             while let Ok((link, f)) = rx.recv() {
                 let Some(&(_, block)) = block_of.iter().find(|(l, _)| *l == link) else { continue };
-                out.frame(block, &f)?;
+                out.frame(block, f.stamp.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO), f.wire_len, &f.data)?;
                 out.flush()?;
                 n += 1;
             }
@@ -247,19 +333,29 @@ impl LinkCapture {
         Ok(CaptureStream { id, state: Arc::downgrade(&self.state), thread: Some(thread) })
     }
 
-    /// Reads what is still queued and ends the thread (the socket is closed off the caller's
-    /// path: its close waits for an RCU grace period).
-    pub(crate) async fn stop(&mut self) {
+    /// Reads the blocks the kernel handed over and ends the thread (the socket is closed off
+    /// the caller's path: its close waits for an RCU grace period). With `in_flight`, or when
+    /// a live stream is attached, first waits for the frames still in the block the kernel is
+    /// filling (as [`LinkCapture::settle`]; up to its retire timeout): the capture is to be
+    /// saved. Without, those last few ms of frames are not read: nothing would look at them.
+    /// Without, the thread is not waited for either: it ends on its own, soon.
+    pub(crate) async fn stop(&mut self, in_flight: bool) {
         if let Some(t) = self.thread.take() {
-            self.ask(|s| s.stop = true);
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            let mut flush = in_flight;
+            self.ask(|s| {
+                flush |= !s.subscribers.is_empty();
+                s.stop = Some(flush);
+            });
+            if flush {
+                let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            }
         }
     }
 
-    /// As [`LinkCapture::stop`], blocking (the drop path).
+    /// As [`LinkCapture::stop`] with the frames in flight, blocking (the drop path).
     pub(crate) fn stop_now(&mut self) {
         if let Some(t) = self.thread.take() {
-            self.ask(|s| s.stop = true);
+            self.ask(|s| s.stop = Some(true));
             let _ = t.join();
         }
     }
@@ -349,9 +445,9 @@ impl<W: Write> PcapWriter<W> {
         Ok(PcapWriter { w })
     }
 
-    fn frame(&mut self, interface_id: u32, f: &CapturedFrame) -> io::Result<()> {
-        let timestamp = f.stamp.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-        let epb = EnhancedPacketBlock { interface_id, timestamp, original_len: f.wire_len, data: std::borrow::Cow::Borrowed(&f.data), options: vec![] };
+    /// One frame: `timestamp` since the epoch, `original_len` on the wire, `data` what is kept.
+    fn frame(&mut self, interface_id: u32, timestamp: Duration, original_len: u32, data: &[u8]) -> io::Result<()> {
+        let epb = EnhancedPacketBlock { interface_id, timestamp, original_len, data: std::borrow::Cow::Borrowed(data), options: vec![] };
         self.w.write_pcapng_block(epb).map_err(pcap_err)?;
         Ok(())
     }
@@ -372,21 +468,238 @@ fn pcap_err(e: pcap_file::PcapError) -> io::Error {
     }
 }
 
+/// The link capture's sockets, opened in the switch namespace by [`LinkCapture::open_here`].
+///
+/// `queue` receives every frame from the start, one recvmsg per frame; `ring` is the
+/// memory-mapped ring, bound once a thread has set it up, with its cut: a time stamp a little
+/// after its bind ([`SWITCH_MARGIN_NS`]). Both sockets see the same frames with the same time
+/// stamps (the kernel stamps the frame once, before handing it to every packet socket), so the
+/// reader takes the frames stamped before the cut from `queue`, which was open all along, and
+/// those stamped at or after it from `ring`, which was bound before any of them was stamped:
+/// each frame once, none missed. It then closes `queue` off its path.
+pub(crate) struct CaptureSocket {
+    queue: OwnedFd,
+    ring: tokio::sync::oneshot::Receiver<io::Result<(PacketRing, u64)>>,
+}
+
+/// How long after the ring's bind its cut is: every frame stamped after the cut was stamped
+/// after the bind returned, and so handed to the ring too.
+const SWITCH_MARGIN_NS: u64 = 1_000_000;
+
+/// The reader thread's nice value.
+const READER_NICE: i32 = 10;
+
+/// CLOCK_REALTIME in ns since the epoch (the clock of the kernel's time stamps).
+fn realtime_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
 struct Reader {
-    fd: Option<OwnedFd>,
+    socket: Option<CaptureSocket>,
     state: Arc<Mutex<State>>,
     wake: std::fs::File,
-    buf: Vec<u8>,
     ring_bytes: usize,
+    /// Frames stamped before this came from the queue socket: the ring's are skipped.
+    cut_ns: u64,
+    /// The frames taken from the queue socket before the ring's cut was known, newest last
+    /// (at most [`RECENT_MAX`]): `(ifindex, stamp, wire length, packet type)`.
+    recent: VecDeque<FrameKey>,
+    /// Those of them stamped at or after the cut: the ring's copies are skipped.
+    taken: std::collections::HashSet<FrameKey>,
+}
+
+/// A frame's identity across the two sockets (the kernel stamps a frame once for both).
+type FrameKey = (i32, u64, u32, u8);
+
+/// How many frames taken from the queue socket are remembered until the ring's cut is known.
+const RECENT_MAX: usize = 1 << 16;
+
+/// Takes one frame into its link's ring and the live streams that want it.
+fn take_frame(rings: &mut [Ring], subscribers: &mut Vec<Subscriber>, bound: usize, f: RingFrame<'_>) {
+    let RingFrame { data, wire_len, stamp_ns, ifindex, pkttype } = f;
+    // The bridges' own frames (and any other interface's) are not a link's.
+    let Some(i) = rings.iter().position(|r| r.ifindex == ifindex) else { return };
+    if subscribers.iter().any(|sub| sub.links.contains(&i)) {
+        let shared = CapturedFrame::new(stamp_ns, wire_len, data);
+        subscribers.retain(|sub| !sub.links.contains(&i) || sub.tx.send((i, shared.clone())).is_ok());
+    }
+    let r = &mut rings[i];
+    // A frame the port did not send came from its host.
+    if pkttype != packet::PACKET_OUTGOING && (r.first_syn.is_none() || r.first_dns.is_none()) {
+        let stamp = UNIX_EPOCH + Duration::from_nanos(stamp_ns);
+        match classify(data) {
+            Some(Sent::Syn) => r.first_syn = r.first_syn.or(Some(stamp)),
+            Some(Sent::DnsQuery) => r.first_dns = r.first_dns.or(Some(stamp)),
+            None => {}
+        }
+    }
+    r.push(bound, stamp_ns, wire_len, data);
 }
 
 impl Reader {
     fn run(mut self) {
-        let fd = self.fd.take().expect("set at start");
+        // Behind the lab's programs (and nslab's DNS server) for the CPU: the capture must not
+        // slow down what it records. When it falls behind, the kernel's queue and ring hold
+        // the frames (and count what they drop).
+        if let Err(e) = crate::sys::nice_this_thread(READER_NICE) {
+            tracing::debug!(error = %e, "link capture: the reader keeps its priority");
+        }
+        let socket = self.socket.take().expect("set at start");
+        let Some(ring) = self.read_queue(socket) else { return };
+        self.read_ring(ring);
+    }
+
+    /// Reads the queue socket until the ring is bound and its cut has passed (then closes
+    /// it off this path and returns the ring), or until asked to stop before (`None`).
+    /// Settle requests are answered from the queue alone until the ring is bound, after that
+    /// by the ring's reader.
+    fn read_queue(&mut self, socket: CaptureSocket) -> Option<PacketRing> {
+        let CaptureSocket { queue, ring: mut pending } = socket;
+        let mut buf = vec![0u8; 1 << 18];
+        let mut armed: Option<(PacketRing, u64)> = None;
+        let mut deferred = Vec::new();
+        let mut waiting_ring = true;
         loop {
             {
-                let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN), PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-                match nix::poll::poll(&mut fds, PollTimeout::NONE) {
+                // While the ring is being set up, a look every 5 ms; past its cut, every ms.
+                let timeout = match (&armed, waiting_ring) {
+                    (Some(_), _) => PollTimeout::from(1u8),
+                    (None, true) => PollTimeout::from(5u8),
+                    (None, false) => PollTimeout::NONE,
+                };
+                let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN), PollFd::new(queue.as_fd(), PollFlags::POLLIN)];
+                match nix::poll::poll(&mut fds, timeout) {
+                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "link capture: poll failed; the capture stops");
+                        return None;
+                    }
+                }
+            }
+            let mut drain = [0u8; 64];
+            while matches!((&self.wake).read(&mut drain), Ok(n) if n > 0) {}
+            let (settle, stop) = {
+                let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                (std::mem::take(&mut s.settle), s.stop)
+            };
+            // The ring first: frames read from the queue before its cut is known are recorded
+            // (see `recent`), so none is taken twice.
+            if waiting_ring {
+                match pending.try_recv() {
+                    Ok(Ok(a)) => {
+                        armed = Some(a);
+                        waiting_ring = false;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "link capture: no ring; the capture goes on reading one frame per call");
+                        waiting_ring = false;
+                    }
+                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) => {}
+                    Err(tokio::sync::oneshot::error::TryRecvError::Closed) => waiting_ring = false,
+                }
+            }
+            let cut = armed.as_ref().map(|(_, c)| *c);
+            self.read_queue_frames(&queue, &mut buf, cut);
+            match cut {
+                // Every frame of a request is in the queue, read: answered.
+                None => {
+                    for tx in settle {
+                        let _ = tx.send(());
+                    }
+                }
+                // Frames stamped after the cut are the ring's: the ring's reader answers.
+                Some(_) => deferred.extend(settle),
+            }
+            if stop.is_some() && armed.is_none() {
+                close_off_path(queue);
+                let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                s.subscribers.clear();
+                for tx in deferred {
+                    let _ = tx.send(());
+                }
+                return None;
+            }
+            if let Some(c) = cut {
+                if realtime_ns() > c + SWITCH_MARGIN_NS {
+                    // Every frame stamped before the cut was handed to the queue by now.
+                    self.read_queue_frames(&queue, &mut buf, Some(c));
+                    close_off_path(queue);
+                    let (ring, c) = armed.take().expect("armed");
+                    self.cut_ns = c;
+                    // Frames the queue gave before the cut was known, stamped at or after it:
+                    // the ring has them too (a reader kept off the CPU between the ring's bind
+                    // and its answer reads them late).
+                    self.taken = std::mem::take(&mut self.recent).into_iter().filter(|k| k.1 >= c).collect();
+                    // The deferred requests (and a stop) go to the ring's reader.
+                    self.state.lock().unwrap_or_else(PoisonError::into_inner).settle.extend(deferred);
+                    return Some(ring);
+                }
+            }
+        }
+    }
+
+    /// Reads the queue socket until it is empty, taking the frames stamped before `cut`.
+    fn read_queue_frames(&mut self, queue: &OwnedFd, buf: &mut [u8], cut: Option<u64>) {
+        let bound = self.ring_bytes;
+        loop {
+            let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let State { rings, subscribers, dropped, .. } = &mut *s;
+            let mut n = 0;
+            let mut empty = false;
+            // In batches of 64 frames per lock.
+            while n < 64 {
+                match packet::read_frame(queue, buf, "the link capture") {
+                    Ok(Some(f)) => {
+                        n += 1;
+                        if let Some(d) = f.dropped {
+                            *dropped = (*dropped).max(u64::from(d));
+                        }
+                        let stamp_ns = f.stamp.unwrap_or_else(SystemTime::now).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+                        if cut.is_some_and(|c| stamp_ns >= c) {
+                            continue;
+                        }
+                        if cut.is_none() {
+                            if self.recent.len() == RECENT_MAX {
+                                self.recent.pop_front();
+                            }
+                            self.recent.push_back((f.ifindex, stamp_ns, f.wire_len as u32, f.pkttype));
+                        }
+                        let frame = RingFrame { data: &buf[..f.len], wire_len: f.wire_len as u32, stamp_ns, ifindex: f.ifindex, pkttype: f.pkttype };
+                        take_frame(rings, subscribers, bound, frame);
+                    }
+                    Ok(None) => {
+                        empty = true;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "link capture: read failed");
+                        empty = true;
+                        break;
+                    }
+                }
+            }
+            drop(s);
+            if empty {
+                return;
+            }
+        }
+    }
+
+    /// Reads the ring until asked to stop.
+    fn read_ring(mut self, mut ring: PacketRing) {
+        // Settle requests waiting for the block with this sequence number (the one the
+        // kernel was filling when they were taken) to be read.
+        let mut waiting: Vec<(u64, tokio::sync::oneshot::Sender<()>)> = Vec::new();
+        let mut stopping: Option<(bool, u64)> = None;
+        // Requests handed over by the queue's reader are taken before the first wait.
+        let mut first = true;
+        loop {
+            if !std::mem::take(&mut first) {
+                // A re-check while something waits, in case a wake-up was missed; the block's
+                // hand-over itself wakes the poll.
+                let timeout = if waiting.is_empty() && stopping.is_none() { PollTimeout::NONE } else { PollTimeout::from(50u8) };
+                let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN), PollFd::new(ring.fd(), PollFlags::POLLIN)];
+                match nix::poll::poll(&mut fds, timeout) {
                     Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "link capture: poll failed; the capture stops");
@@ -400,78 +713,82 @@ impl Reader {
                 let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                 (std::mem::take(&mut s.settle), s.stop)
             };
-            self.read_all(&fd);
-            for tx in settle {
+            self.read_blocks(&mut ring);
+            // Every frame of a request taken above is in a block read already or in the one
+            // the kernel is filling now (or, if it was handed over meanwhile, the next to read).
+            let now = ring.blocks_read();
+            waiting.extend(settle.into_iter().map(|tx| (now, tx)));
+            if let (Some(flush), None) = (stop, stopping) {
+                stopping = Some((flush, now));
+            }
+            // Its frames are read once that block is, or when the kernel's block is empty (a
+            // count only grows until the block is handed over).
+            let pending = ring.frames_pending();
+            let done = |target: u64| !pending || ring.blocks_read() > target;
+            let ready;
+            (ready, waiting) = std::mem::take(&mut waiting).into_iter().partition(|(t, _)| done(*t));
+            for (_, tx) in ready {
                 let _ = tx.send(());
             }
-            if stop {
-                // close(2) of a packet socket waits for an RCU grace period: off the teardown's path.
-                if std::thread::Builder::new().name("nslab-capture-close".into()).spawn(move || drop(fd)).is_err() {
-                    tracing::debug!("link capture: no thread to close the socket; closed here");
+            if let Some((flush, target)) = stopping {
+                if !flush || done(target) {
+                    self.take_drops(&ring);
+                    // munmap and close(2) of a packet socket (which waits for an RCU grace
+                    // period) off the teardown's path.
+                    close_off_path(ring);
+                    let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                    s.subscribers.clear();
+                    // Whoever still waits gets an answer: the capture is over.
+                    for (_, tx) in waiting {
+                        let _ = tx.send(());
+                    }
+                    return;
                 }
-                let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-                s.subscribers.clear();
-                return;
             }
         }
     }
 
-    /// Reads the socket until its queue is empty, in batches (the lock is taken per batch).
-    fn read_all(&mut self, fd: &OwnedFd) {
-        let mut got: Vec<(i32, bool, CapturedFrame)> = Vec::with_capacity(64);
-        let mut dropped = None;
+    /// Adds the kernel's count of frames dropped since the last call.
+    fn take_drops(&self, ring: &PacketRing) {
+        match ring.take_drops() {
+            Ok(n) => self.state.lock().unwrap_or_else(PoisonError::into_inner).dropped += u64::from(n),
+            Err(e) => tracing::debug!(error = %e, "link capture: no drop count"),
+        }
+    }
+
+    /// Reads every block the kernel handed over, into the rings and the live streams (the
+    /// lock is taken per block).
+    fn read_blocks(&mut self, ring: &mut PacketRing) {
+        let mut losing = false;
+        let cut = self.cut_ns;
+        let taken = &mut self.taken;
         loop {
-            got.clear();
-            let mut empty = false;
-            while got.len() < 64 {
-                match packet::read_frame(fd, &mut self.buf, "the link capture") {
-                    Ok(Some(f)) => {
-                        dropped = f.dropped.or(dropped);
-                        let stamp = f.stamp.unwrap_or_else(SystemTime::now);
-                        // A frame the port did not send came from its host.
-                        let from_host = f.pkttype != packet::PACKET_OUTGOING;
-                        got.push((f.ifindex, from_host, CapturedFrame { stamp, wire_len: f.wire_len as u32, data: self.buf[..f.len].into() }));
-                    }
-                    Ok(None) => {
-                        empty = true;
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "link capture: read failed");
-                        empty = true;
-                        break;
-                    }
-                }
-            }
             let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(d) = dropped {
-                s.dropped = s.dropped.max(u64::from(d));
-            }
             let State { rings, subscribers, .. } = &mut *s;
-            for (ifindex, from_host, f) in got.drain(..) {
-                // The bridges' own frames (and any other interface's) are not a link's.
-                let Some(i) = rings.iter().position(|r| r.ifindex == ifindex) else { continue };
-                subscribers.retain(|sub| !sub.links.contains(&i) || sub.tx.send((i, f.clone())).is_ok());
-                let r = &mut rings[i];
-                if from_host && (r.first_syn.is_none() || r.first_dns.is_none()) {
-                    match classify(&f.data) {
-                        Some(Sent::Syn) => r.first_syn = r.first_syn.or(Some(f.stamp)),
-                        Some(Sent::DnsQuery) => r.first_dns = r.first_dns.or(Some(f.stamp)),
-                        None => {}
-                    }
+            let bound = self.ring_bytes;
+            let got = ring.next_block(|f| {
+                // Frames stamped before the cut were taken from the queue socket.
+                if f.stamp_ns < cut || (!taken.is_empty() && taken.remove(&(f.ifindex, f.stamp_ns, f.wire_len, f.pkttype))) {
+                    return;
                 }
-                r.bytes += f.data.len();
-                r.frames.push_back(f);
-                while r.bytes > self.ring_bytes {
-                    let Some(old) = r.frames.pop_front() else { break };
-                    r.bytes -= old.data.len();
-                    r.evicted += 1;
-                }
-            }
-            if empty {
-                return;
+                take_frame(rings, subscribers, bound, f);
+            });
+            drop(s);
+            match got {
+                Some(l) => losing |= l,
+                None => break,
             }
         }
+        if losing {
+            self.take_drops(ring);
+        }
+    }
+}
+
+/// Drops `x` (a socket: its close(2) waits for an RCU grace period) on a thread of its own.
+fn close_off_path<T: Send + 'static>(x: T) {
+    if let Err(e) = std::thread::Builder::new().name("nslab-capture-close".into()).spawn(move || drop(x)) {
+        tracing::debug!(error = %e, "link capture: no thread to close the socket");
     }
 }
 
@@ -558,17 +875,31 @@ mod tests {
     }
 
     #[test]
+    fn a_link_ring_keeps_the_last_frames_within_its_bytes_and_their_wire_lengths() {
+        let mut r = Ring::new("web".into(), 3);
+        for i in 0..10u8 {
+            r.push(250, u64::from(i), 1000 + u32::from(i), &[i; 60]);
+        }
+        // 250 bytes hold four frames of 60: the last four, in order, each with its own bytes.
+        let kept: Vec<(u64, u32, Vec<u8>)> = r.iter().map(|(m, d)| (m.stamp_ns, m.wire_len, d.to_vec())).collect();
+        assert_eq!(kept, (6..10u8).map(|i| (u64::from(i), 1000 + u32::from(i), vec![i; 60])).collect::<Vec<_>>());
+        assert_eq!((r.evicted, r.data.len()), (6, 240));
+        r.push(250, 10, 300, &[0xee; 251]);
+        assert_eq!((r.evicted, r.frames.len(), r.data.len()), (11, 0, 0), "a frame larger than the ring pushes out everything, itself included");
+    }
+
+    #[test]
     fn pcapng_has_one_named_interface_block_per_link_and_nanosecond_stamps() {
         let mut buf = Vec::new();
         let mut w = PcapWriter::new(&mut buf, &["web", "db@lan"]).unwrap();
-        let f = CapturedFrame { stamp: UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789), wire_len: 60, data: vec![0xab; 60].into() };
-        w.frame(1, &f).unwrap();
+        // A frame cut short (larger than a ring block) keeps its length on the wire.
+        w.frame(1, Duration::new(1_700_000_000, 123_456_789), 9000, &[0xab; 60]).unwrap();
         w.finish().unwrap();
         let mut r = pcap_file::pcapng::PcapNgReader::new(&buf[..]).unwrap();
         let mut packets = Vec::new();
         while let Some(b) = r.next_block() {
             if let pcap_file::pcapng::Block::EnhancedPacket(p) = b.unwrap() {
-                packets.push((p.interface_id, p.timestamp, p.data.len()));
+                packets.push((p.interface_id, p.timestamp, p.data.len(), p.original_len));
             }
         }
         let names: Vec<String> = r
@@ -582,6 +913,6 @@ mod tests {
             .collect();
         assert_eq!(r.interfaces().len(), 2);
         assert_eq!(names, ["web", "db@lan"]);
-        assert_eq!(packets, [(1, Duration::new(1_700_000_000, 123_456_789), 60)]);
+        assert_eq!(packets, [(1, Duration::new(1_700_000_000, 123_456_789), 60, 9000)]);
     }
 }

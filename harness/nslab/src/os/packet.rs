@@ -1,15 +1,17 @@
-//! The DNS packet tap's socket: one AF_PACKET socket per host namespace that receives a copy of
-//! every DNS packet the host sends, with the kernel's time stamp.
+//! The lab's packet sockets: the DNS packet tap's, one AF_PACKET socket per host namespace that
+//! receives a copy of every DNS packet the host sends, with the kernel's time stamp; and the
+//! link capture's, one per lab in the switch namespace, read through a TPACKET_V3 ring.
 //!
 //! Cooked (`SOCK_DGRAM`) packet sockets hand over each packet from its network header, whatever
 //! the link (the veth's Ethernet header, loopback's zero header, a tun device's none), so one
 //! classic BPF program fits every interface of the host, `lo` included. Everything here is safe
-//! code over nix and socket2.
+//! code over nix and socket2; the ring's mapping is `sys::PacketRing`.
 
 use std::io::{self, IoSliceMut};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::sys::PacketRing;
 use nix::sys::socket::{self, sockopt, AddressFamily, ControlMessageOwned, LinkAddr, MsgFlags, SockFlag, SockProtocol, SockType};
 
 /// `sll_pkttype` of a packet this host sent (linux/if_packet.h).
@@ -116,16 +118,16 @@ pub(crate) fn read_packet(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<Option<Pac
 pub(crate) struct Frame {
     /// Bytes in the buffer.
     pub(crate) len: usize,
-    /// The frame's length on the wire (larger than `len` when the buffer was too small).
-    pub(crate) wire_len: usize,
     /// The kernel's receive time stamp (CLOCK_REALTIME), when it gave one.
     pub(crate) stamp: Option<SystemTime>,
     /// Frames the kernel dropped on this socket so far, when it says.
     pub(crate) dropped: Option<u32>,
-    /// The interface the frame was seen on.
-    pub(crate) ifindex: i32,
     /// `sll_pkttype`: PACKET_OUTGOING for a frame the interface sent.
     pub(crate) pkttype: u8,
+    /// The frame's length on the wire (more than `len` when the buffer was too small).
+    pub(crate) wire_len: usize,
+    /// The interface the frame was seen on.
+    pub(crate) ifindex: i32,
 }
 
 /// Reads the next queued frame of a packet socket into `buf`; `Ok(None)` when the queue is empty.
@@ -157,21 +159,40 @@ pub(crate) fn read_frame(fd: &OwnedFd, buf: &mut [u8], what: &str) -> io::Result
         }
         let Some(addr) = msg.address else { continue };
         let len = msg.bytes.min(cap);
-        return Ok(Some(Frame { len, wire_len: msg.bytes, stamp, dropped, ifindex: addr.ifindex() as i32, pkttype: addr.pkttype() }));
+        return Ok(Some(Frame { len, stamp, dropped, pkttype: addr.pkttype(), wire_len: msg.bytes, ifindex: addr.ifindex() as i32 }));
     }
 }
 
-/// How much the kernel may queue for the link capture before it drops frames (counted): a
-/// burst of a few thousand full-size frames.
+/// The link capture's ring: 32 blocks of 128 KiB (4 MiB). A block holds the largest frame a
+/// veth hands over whole (a 64 KiB GSO segment of a TCP stream). The kernel hands a block
+/// over when it is full or [`CAPTURE_RETIRE_MS`] after it got its first frame, so at a low
+/// rate each block holds a few ms of frames and the ring ~130 ms: how long the reader may be
+/// off the CPU before the kernel drops frames (counted); at the 120k frames/s of a DNS flood
+/// through two captured links (~22 MB/s in the ring) blocks fill to ~90 KB, ~200 ms in all.
+/// More blocks of the same size would be more kernel memory per lab (allocated and zeroed
+/// when the lab is built, by a thread of its own).
+const CAPTURE_BLOCK: usize = 128 << 10;
+const CAPTURE_BLOCKS: usize = 32;
+
+/// How long the kernel keeps a block that is not full before handing it over: how late a live
+/// stream shows a frame, and how long [`crate::lab::capture::LinkCapture::settle`] waits at
+/// most for the last frames.
+pub(crate) const CAPTURE_RETIRE_MS: u32 = 4;
+
+/// How much the kernel may queue for the link capture's first socket (read by one recvmsg per
+/// frame until the ring is bound) before it drops frames (counted).
 const CAPTURE_RCVBUF: usize = 8 << 20;
 
-/// Opens the link capture's socket in the calling thread's network namespace (a thread that
-/// has entered the lab's switch namespace): every frame of every interface there, both
-/// directions, from its link-layer header, with the kernel's time stamp. Non-blocking.
+/// Opens the link capture's first socket in the calling thread's network namespace (a thread
+/// that has entered the lab's switch namespace): every frame of every interface there, both
+/// directions, from its link-layer header, with the kernel's time stamp, queued until read
+/// with [`read_frame`]. Receiving from the start, without the ring's RCU grace period: it
+/// covers the lab's first milliseconds while the ring ([`open_link_capture`]) is set up beside
+/// it. Non-blocking.
 ///
 /// # Errors
 /// The call that failed (socket, setsockopt) with the kernel's error.
-pub(crate) fn open_link_capture() -> io::Result<OwnedFd> {
+pub(crate) fn open_link_capture_queue() -> io::Result<OwnedFd> {
     let ctx = |what: &'static str| move |e: nix::errno::Errno| io::Error::new(io::Error::from(e).kind(), format!("{what}: {e}"));
     let fd = socket::socket(AddressFamily::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, SockProtocol::EthAll)
         .map_err(ctx("socket(AF_PACKET, SOCK_RAW, ETH_P_ALL)"))?;
@@ -181,4 +202,27 @@ pub(crate) fn open_link_capture() -> io::Result<OwnedFd> {
     socket::setsockopt(&fd, sockopt::ReceiveTimestampns, &true).map_err(ctx("setsockopt(SO_TIMESTAMPNS)"))?;
     socket::setsockopt(&fd, sockopt::RxqOvfl, &1).map_err(ctx("setsockopt(SO_RXQ_OVFL)"))?;
     Ok(fd)
+}
+
+/// Opens the link capture's socket in the calling thread's network namespace (a thread that
+/// has entered the lab's switch namespace). It receives nothing until [`arm_link_capture`].
+///
+/// # Errors
+/// socket(2)'s error.
+pub(crate) fn open_link_capture() -> io::Result<OwnedFd> {
+    // Protocol 0: nothing is received until the ring is set up and the socket bound.
+    socket::socket(AddressFamily::Packet, SockType::Raw, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, None)
+        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("socket(AF_PACKET, SOCK_RAW, 0): {e}")))
+}
+
+/// Gives the link capture's socket its TPACKET_V3 ring and binds it: from then on it receives
+/// every frame of every interface of its namespace, both directions, from its link-layer
+/// header, with the kernel's time stamp (one wake-up per block of frames instead of one system
+/// call per frame). Any thread: the socket stays in its namespace. Takes an RCU grace period
+/// (the kernel's setsockopt(PACKET_RX_RING) waits for one, ~10 ms): call it off timed paths.
+///
+/// # Errors
+/// The call that failed (setsockopt, mmap, bind) with the kernel's error.
+pub(crate) fn arm_link_capture(fd: OwnedFd) -> io::Result<PacketRing> {
+    PacketRing::new(fd, CAPTURE_BLOCK, CAPTURE_BLOCKS, CAPTURE_RETIRE_MS)
 }
