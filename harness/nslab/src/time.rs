@@ -18,7 +18,7 @@
 //! # Ok::<(), nslab::Error>(())
 //! ```
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -185,6 +185,9 @@ impl TimeWarp {
     ///
     /// # Errors
     /// The reason, naming the program, when it cannot be warped or cannot be read.
+    ///
+    /// A verdict is remembered for the file as it is (device, inode, size, change time): the
+    /// same program is checked once however many trials start it.
     pub fn check_program(program: impl AsRef<Path>) -> std::result::Result<(), String> {
         check_program(program.as_ref(), 0)
     }
@@ -202,9 +205,29 @@ fn which(program: &Path) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(program)).find(|c| c.is_file()))
 }
 
+/// A file as it is on disk: a verdict for it holds until it changes.
+type FileKey = (u64, u64, u64, i64, i64);
+
+/// The verdicts of [`check_program`], by the file checked.
+static CHECKED: Mutex<Option<HashMap<FileKey, std::result::Result<(), String>>>> = Mutex::new(None);
+
 fn check_program(program: &Path, depth: u32) -> std::result::Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
     let path = which(program).ok_or_else(|| format!("{} is not on PATH", program.display()))?;
-    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let key = std::fs::metadata(&path).ok().map(|m| (m.dev(), m.ino(), m.size(), m.ctime(), m.ctime_nsec()));
+    let cached = key.and_then(|k| CHECKED.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|c| c.get(&k).cloned()));
+    if let Some(verdict) = cached {
+        return verdict;
+    }
+    let verdict = check_file(&path, depth);
+    if let Some(k) = key {
+        CHECKED.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(HashMap::new).insert(k, verdict.clone());
+    }
+    verdict
+}
+
+fn check_file(path: &Path, depth: u32) -> std::result::Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if let Some(rest) = bytes.strip_prefix(b"#!") {
         let line = rest.split(|b| *b == b'\n').next().unwrap_or_default();
         let line = String::from_utf8_lossy(line);
@@ -266,7 +289,7 @@ fn elf_class(b: &[u8]) -> Option<Elf> {
 }
 
 fn memmem(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(hay, needle).is_some()
 }
 
 /// The preload library: `$NSLAB_TIMEWARP_LIB`, else [`LIB_NAME`] next to the running binary,
