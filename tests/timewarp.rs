@@ -28,6 +28,7 @@ fn main() -> std::process::ExitCode {
         trial_requiring("timewarp/10x/jvm-sleep-wait-park-schedule-of-2s-last-2s-of-program-time", &["java"], || jvm_waits(10.0)),
         trial_requiring("timewarp/10x/python-sleep-event-lock-selector-asyncio-socket-of-2s-last-2s-of-program-time", &["python3"], || python_waits(10.0)),
         trial_requiring("timewarp/10x/children-of-a-warped-shell-share-its-clock-also-as-nobody", &["python3", "setpriv"], || child_shares_clock(10.0)),
+        trial_requiring("timewarp/10x/dig-whose-allocator-reads-the-clock-while-the-warp-is-read-starts-and-resolves", &["dig"], || dig_starts(10.0)),
         kernel_trial("timewarp/a-statically-linked-program-is-refused-naming-why", static_refused),
     ];
     nslab_tests::run_checking_host(&args, trials)
@@ -302,6 +303,25 @@ async fn jvm_cache(k: f64) -> Result<(), String> {
         last_stale_before.saturating_sub(first_after),
         fresh_after.saturating_sub(first_before)
     );
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// dig (BIND 9.18) allocates with jemalloc, which reads the clock inside `malloc`: the preload,
+/// reading the warp at load time, called into the C library, which allocated, which read the
+/// clock, which read the warp again, until the stack overflowed (SIGSEGV before dig's first
+/// line, every time the origin was fresh).
+async fn dig_starts(k: f64) -> Result<(), String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dig = std::env::split_paths(&path).map(|d| d.join("dig")).find(|p| p.is_file()).ok_or("dig is not on PATH")?;
+    let ldd = std::process::Command::new("ldd").arg(&dig).output().map_err(err)?;
+    ensure!(String::from_utf8_lossy(&ldd.stdout).contains("libjemalloc"), "dig does not use jemalloc here: this test's premise is gone");
+    let lab = lab_with_app().await?;
+    let client = lab.host("client").map_err(err)?;
+    let warp = TimeWarp::new(k).map_err(err)?;
+    let p = client.run(Command::new("dig").args(["+short", "+tries=1", "app.example.test", "A"]).time_warp(&warp), GUARD).await.map_err(err)?;
+    ensure!(p.exit().is_some_and(|e| e.success()), "dig under a {k}x warp: exit {:?}, output:\n{}", p.exit(), p.output());
+    ensure!(p.stdout().lines().any(|l| l == "192.0.2.10"), "dig's answer: {}", p.output());
     lab.teardown().await.map_err(err)?;
     Ok(())
 }

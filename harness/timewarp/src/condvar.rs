@@ -29,9 +29,10 @@ pub(crate) fn find_clock_word() -> i32 {
             libc::pthread_condattr_destroy(&mut attr);
         }
     }
-    let differ: Vec<usize> = (0..WORDS).filter(|w| words[0][*w] != words[1][*w]).collect();
-    match differ.as_slice() {
-        [w] if words[0][*w] ^ words[1][*w] == 2 && words[1][*w] & 2 != 0 => (*w * 4) as i32,
+    // No allocation: this runs while the warp is read, inside the C library's start-up.
+    let mut differ = (0..WORDS).filter(|w| words[0][*w] != words[1][*w]);
+    match (differ.next(), differ.next()) {
+        (Some(w), None) if words[0][w] ^ words[1][w] == 2 && words[1][w] & 2 != 0 => (w * 4) as i32,
         _ => -1,
     }
 }

@@ -1,7 +1,10 @@
 //! The warp of this process: its scale and origins, read from the environment once, and the
 //! conversions between real and program time.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicI64, AtomicU64, AtomicU8,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 use libc::{clockid_t, timespec};
 
@@ -9,8 +12,19 @@ const NS: i64 = 1_000_000_000;
 /// Clock ids up to CLOCK_TAI (11).
 const CLOCKS: usize = 12;
 
-/// 0: not read yet, 1: no warp (pass everything through), 2: warped.
-static STATE: AtomicU8 = AtomicU8::new(0);
+/// Not read yet.
+const UNREAD: u8 = 0;
+/// No warp: everything passes through.
+const OFF: u8 = 1;
+/// Warped: [`SCALE`] and [`ORIGIN`] hold it.
+const ON: u8 = 2;
+/// Being read by [`init`]. Its own calls into the C library can come back here: dig's
+/// allocator (jemalloc) reads the clock inside `malloc`, and `dlsym` may allocate. They, and any
+/// other thread meanwhile, see real time instead of reading the warp again, which recursed until
+/// the stack overflowed (dig crashed at start with SIGSEGV).
+const READING: u8 = 3;
+
+static STATE: AtomicU8 = AtomicU8::new(UNREAD);
 static SCALE: AtomicU64 = AtomicU64::new(0);
 /// The origin on each warped clock, in nanoseconds (unused for clocks that are not warped).
 static ORIGIN: [AtomicI64; CLOCKS] = [const { AtomicI64::new(0) }; CLOCKS];
@@ -34,13 +48,18 @@ fn warped_clock(c: clockid_t) -> bool {
 
 /// The warp's scale, or `None` when this process is not warped.
 pub(crate) fn scale() -> Option<f64> {
-    match STATE.load(Relaxed) {
-        2 => Some(f64::from_bits(SCALE.load(Relaxed))),
-        1 => None,
-        _ => {
-            init();
-            scale()
+    match STATE.load(Acquire) {
+        ON => Some(f64::from_bits(SCALE.load(Relaxed))),
+        UNREAD => {
+            if STATE.compare_exchange(UNREAD, READING, Acquire, Acquire).is_ok() {
+                init();
+            }
+            match STATE.load(Acquire) {
+                ON => Some(f64::from_bits(SCALE.load(Relaxed))),
+                _ => None,
+            }
         }
+        _ => None, // OFF, or READING (see READING)
     }
 }
 
@@ -119,10 +138,11 @@ fn parse_env() -> Option<(f64, i64, i64)> {
     Some((k, m0, w0))
 }
 
-/// Reads the warp from the environment and the origins of every warped clock.
+/// Reads the warp from the environment and the origins of every warped clock; called by the
+/// one thread that moved [`STATE`] from UNREAD to READING.
 fn init() {
     let Some((k, m0, w0)) = parse_env() else {
-        STATE.store(1, Relaxed);
+        STATE.store(OFF, Release);
         return;
     };
     let real = |c| {
@@ -147,12 +167,10 @@ fn init() {
     }
     crate::condvar::CLOCK_WORD.store(crate::condvar::find_clock_word(), Relaxed);
     SCALE.store(k.to_bits(), Relaxed);
-    STATE.store(2, Relaxed);
+    STATE.store(ON, Release);
 }
 
 /// Reads the warp when the library is loaded, before the program's own code runs.
 pub(crate) extern "C" fn load() {
-    if STATE.load(Relaxed) == 0 {
-        init();
-    }
+    let _ = scale();
 }
