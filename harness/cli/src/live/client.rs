@@ -17,22 +17,8 @@ use super::state::LabDir;
 /// # Errors
 /// As [`request`]; the copy's errors (a closed pipe) as [`LiveError::Io`].
 pub fn capture(lab: &LabDir, hosts: &[String], out: &mut dyn Write, announced: impl FnOnce(&str)) -> Result<(), LiveError> {
-    let st = lab.live_state()?;
-    let path = lab.socket();
-    let mut stream = UnixStream::connect(&path).map_err(LiveError::io(format!("connect to the daemon of lab {} ({})", st.name, path.display())))?;
-    let mut line = serde_json::to_string(&Request::Capture { hosts: hosts.to_vec() }).map_err(|e| LiveError::Refused(e.to_string()))?;
-    line.push('\n');
-    stream.write_all(line.as_bytes()).map_err(LiveError::io("send the request"))?;
-    let mut reader = BufReader::new(stream);
-    let mut buf = String::new();
-    let n = reader.read_line(&mut buf).map_err(LiveError::io(format!("read the reply of the daemon of lab {}", st.name)))?;
-    if n == 0 {
-        return Err(LiveError::Refused(format!("the daemon of lab {} closed the connection without a reply (see {})", st.name, lab.log().display())));
-    }
-    let reply: Reply = serde_json::from_str(&buf).map_err(|e| LiveError::Refused(format!("unreadable reply from the daemon: {e}")))?;
-    if !reply.ok {
-        return Err(LiveError::Refused(reply.text));
-    }
+    let mut reader = send(lab, &Request::Capture { hosts: hosts.to_vec() }, None)?;
+    let reply = read_reply(lab, &mut reader)?;
     let mut announced = Some((announced, reply.text));
     let mut chunk = vec![0u8; 1 << 16];
     loop {
@@ -55,6 +41,18 @@ pub fn capture(lab: &LabDir, hosts: &[String], out: &mut dyn Write, announced: i
 /// [`LiveError::Dead`] or [`LiveError::NoSuchLab`] when there is no daemon to ask;
 /// [`LiveError::Refused`] with the daemon's text when it refused.
 pub fn request(lab: &LabDir, req: &Request, timeout: Option<Duration>, mut each: impl FnMut(&Reply)) -> Result<(), LiveError> {
+    let mut reader = send(lab, req, timeout)?;
+    loop {
+        let reply = read_reply(lab, &mut reader)?;
+        each(&reply);
+        if !reply.more {
+            return Ok(());
+        }
+    }
+}
+
+/// Connects to the daemon of `lab` (reads time out after `timeout`) and sends `req`.
+fn send(lab: &LabDir, req: &Request, timeout: Option<Duration>) -> Result<BufReader<UnixStream>, LiveError> {
     let st = lab.live_state()?;
     let path = lab.socket();
     let mut stream = UnixStream::connect(&path).map_err(LiveError::io(format!("connect to the daemon of lab {} ({})", st.name, path.display())))?;
@@ -62,20 +60,20 @@ pub fn request(lab: &LabDir, req: &Request, timeout: Option<Duration>, mut each:
     let mut line = serde_json::to_string(req).map_err(|e| LiveError::Refused(e.to_string()))?;
     line.push('\n');
     stream.write_all(line.as_bytes()).map_err(LiveError::io("send the request"))?;
-    let mut reader = BufReader::new(stream);
-    loop {
-        let mut buf = String::new();
-        let n = reader.read_line(&mut buf).map_err(LiveError::io(format!("read the reply of the daemon of lab {}", st.name)))?;
-        if n == 0 {
-            return Err(LiveError::Refused(format!("the daemon of lab {} closed the connection without a reply (see {})", st.name, lab.log().display())));
-        }
-        let reply: Reply = serde_json::from_str(&buf).map_err(|e| LiveError::Refused(format!("unreadable reply from the daemon: {e}")))?;
-        if !reply.ok {
-            return Err(LiveError::Refused(reply.text));
-        }
-        each(&reply);
-        if !reply.more {
-            return Ok(());
-        }
+    Ok(BufReader::new(stream))
+}
+
+/// Reads the daemon's next reply line: an error when it refused or closed the connection.
+fn read_reply(lab: &LabDir, reader: &mut BufReader<UnixStream>) -> Result<Reply, LiveError> {
+    let name = &lab.name;
+    let mut buf = String::new();
+    let n = reader.read_line(&mut buf).map_err(LiveError::io(format!("read the reply of the daemon of lab {name}")))?;
+    if n == 0 {
+        return Err(LiveError::Refused(format!("the daemon of lab {name} closed the connection without a reply (see {})", lab.log().display())));
     }
+    let reply: Reply = serde_json::from_str(&buf).map_err(|e| LiveError::Refused(format!("unreadable reply from the daemon: {e}")))?;
+    if !reply.ok {
+        return Err(LiveError::Refused(reply.text));
+    }
+    Ok(reply)
 }
