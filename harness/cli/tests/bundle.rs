@@ -11,18 +11,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
+use common::{ensure, gated, kernel_unavailable, R};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-type R = Result<(), Failed>;
 type Check = fn() -> R;
-
-macro_rules! ensure {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(Failed::from(format!($($fmt)+)));
-        }
-    };
-}
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
@@ -40,28 +34,9 @@ fn main() -> std::process::ExitCode {
         ("replay/an-outcome-other-than-recorded-exits-1", replay_different),
     ];
     for (name, f) in needs_kernel {
-        let require_all = nslab_scenario::runner::requirements::require_all_from_env();
-        let missing = kernel.clone();
-        let ignored = missing.is_some() && !require_all;
-        if let (Some(why), true) = (&missing, ignored) {
-            eprintln!("note: {name} is ignored: {why}");
-        }
-        trials.push(
-            Trial::test(name, move || match missing {
-                Some(why) => Err(Failed::from(format!("required: {why}"))),
-                None => f(),
-            })
-            .with_ignored_flag(ignored),
-        );
+        trials.push(gated(name, kernel.clone(), f));
     }
     libtest_mimic::run(&args, trials).exit_code()
-}
-
-fn kernel_unavailable() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let caps = status.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok()).unwrap_or(0);
-    let need = (1u64 << 12) | (1u64 << 21);
-    (caps & need != need).then(|| "needs CAP_NET_ADMIN and CAP_SYS_ADMIN (run as root)".to_string())
 }
 
 /// `nslab ARGS` with its artifacts in `artifacts`, run in `cwd`, NSLAB_REQUIRE_ALL unset.

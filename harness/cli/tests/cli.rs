@@ -13,19 +13,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
+use common::{ensure, gated, kernel_unavailable, R};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 
-type R = Result<(), Failed>;
 type Check = fn() -> R;
-
-macro_rules! ensure {
-    ($cond:expr, $($fmt:tt)+) => {
-        if !$cond {
-            return Err(Failed::from(format!($($fmt)+)));
-        }
-    };
-}
 
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
@@ -64,28 +58,6 @@ fn main() -> std::process::ExitCode {
     let b = scenarios_bin.clone();
     trials.push(gated("cargo-test/agrees-with-nslab-run", kernel.or(bin_missing), move || agreement(b.as_deref().expect("gated"))));
     libtest_mimic::run(&args, trials).exit_code()
-}
-
-/// A trial that needs something the machine may lack: ignored with the reason printed, failed
-/// instead under NSLAB_REQUIRE_ALL.
-fn gated(name: &str, missing: Option<String>, f: impl FnOnce() -> R + Send + 'static) -> Trial {
-    let require_all = nslab_scenario::runner::requirements::require_all_from_env();
-    if let (Some(why), false) = (&missing, require_all) {
-        eprintln!("note: {name} is ignored: {why}");
-    }
-    let ignored = missing.is_some() && !require_all;
-    Trial::test(name, move || match missing {
-        Some(why) => Err(Failed::from(format!("required: {why}"))),
-        None => f(),
-    })
-    .with_ignored_flag(ignored)
-}
-
-fn kernel_unavailable() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let caps = status.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok()).unwrap_or(0);
-    let need = (1u64 << 12) | (1u64 << 21);
-    (caps & need != need).then(|| "needs CAP_NET_ADMIN and CAP_SYS_ADMIN (run as root)".to_string())
 }
 
 fn workspace() -> PathBuf {

@@ -240,7 +240,7 @@ fn check_file(path: &Path, depth: u32) -> std::result::Result<(), String> {
         }
         return check_program(Path::new(interp), depth + 1).map_err(|e| format!("{} is a script run by {interp}: {e}", path.display()));
     }
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.permissions());
     if mode & 0o6000 != 0 {
         return Err(format!(
             "{} is set-user-ID or set-group-ID: the dynamic loader ignores LD_PRELOAD for it, so its clocks and timed waits stay in real time (run it at scale 1)",
