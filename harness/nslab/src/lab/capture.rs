@@ -20,12 +20,12 @@
 //! on its port.
 
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::poll::PollTimeout;
 use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketBlock;
 use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
 use pcap_file::pcapng::PcapNgWriter;
@@ -154,7 +154,7 @@ struct State {
 /// at the lab's teardown or by its drop.
 pub struct LinkCapture {
     state: Arc<Mutex<State>>,
-    wake: std::fs::File,
+    wake: super::wakeup::Wake,
     thread: Option<std::thread::JoinHandle<()>>,
     ring_bytes: usize,
 }
@@ -195,18 +195,18 @@ impl LinkCapture {
     pub(crate) fn start(socket: CaptureSocket, links: Vec<(String, i32)>, ring_bytes: usize) -> io::Result<LinkCapture> {
         let rings = links.into_iter().map(|(name, ifindex)| Ring::new(name, ifindex)).collect();
         let state = Arc::new(Mutex::new(State { rings, ..State::default() }));
-        let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
+        let (wake, wait) = super::wakeup::pair()?;
         let reader = Reader {
             socket: Some(socket),
             state: state.clone(),
-            wake: std::fs::File::from(wake_r),
+            wake: wait,
             ring_bytes,
             cut_ns: 0,
             recent: VecDeque::new(),
             taken: std::collections::HashSet::new(),
         };
         let thread = std::thread::Builder::new().name("nslab-capture".into()).spawn(move || reader.run())?;
-        Ok(LinkCapture { state, wake: std::fs::File::from(wake_w), thread: Some(thread), ring_bytes })
+        Ok(LinkCapture { state, wake, thread: Some(thread), ring_bytes })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -215,8 +215,7 @@ impl LinkCapture {
 
     fn ask(&self, f: impl FnOnce(&mut State)) {
         f(&mut self.lock());
-        // A full pipe already holds a wake-up: nothing is lost.
-        let _ = (&self.wake).write(&[1]);
+        self.wake.wake();
     }
 
     /// The links' names, in interface-block order.
@@ -497,7 +496,7 @@ fn realtime_ns() -> u64 {
 struct Reader {
     socket: Option<CaptureSocket>,
     state: Arc<Mutex<State>>,
-    wake: std::fs::File,
+    wake: super::wakeup::WakeWait,
     ring_bytes: usize,
     /// Frames stamped before this came from the queue socket: the ring's are skipped.
     cut_ns: u64,
@@ -567,17 +566,11 @@ impl Reader {
                     (None, true) => PollTimeout::from(5u8),
                     (None, false) => PollTimeout::NONE,
                 };
-                let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN), PollFd::new(queue.as_fd(), PollFlags::POLLIN)];
-                match nix::poll::poll(&mut fds, timeout) {
-                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "link capture: poll failed; the capture stops");
-                        return None;
-                    }
+                if let Err(e) = self.wake.wait(&[queue.as_fd()], timeout) {
+                    tracing::warn!(error = %e, "link capture: poll failed; the capture stops");
+                    return None;
                 }
             }
-            let mut drain = [0u8; 64];
-            while matches!((&self.wake).read(&mut drain), Ok(n) if n > 0) {}
             let (settle, stop) = {
                 let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                 (std::mem::take(&mut s.settle), s.stop)
@@ -698,17 +691,13 @@ impl Reader {
                 // A re-check while something waits, in case a wake-up was missed; the block's
                 // hand-over itself wakes the poll.
                 let timeout = if waiting.is_empty() && stopping.is_none() { PollTimeout::NONE } else { PollTimeout::from(50u8) };
-                let mut fds = [PollFd::new(self.wake.as_fd(), PollFlags::POLLIN), PollFd::new(ring.fd(), PollFlags::POLLIN)];
-                match nix::poll::poll(&mut fds, timeout) {
-                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "link capture: poll failed; the capture stops");
-                        return;
-                    }
+                if let Err(e) = self.wake.wait(&[ring.fd()], timeout) {
+                    tracing::warn!(error = %e, "link capture: poll failed; the capture stops");
+                    return;
                 }
+            } else {
+                self.wake.drain();
             }
-            let mut drain = [0u8; 64];
-            while matches!((&self.wake).read(&mut drain), Ok(n) if n > 0) {}
             let (settle, stop) = {
                 let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                 (std::mem::take(&mut s.settle), s.stop)

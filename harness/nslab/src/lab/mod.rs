@@ -12,3 +12,4 @@ pub mod resolver;
 pub mod segment;
 pub mod spec;
 pub mod tap;
+mod wakeup;

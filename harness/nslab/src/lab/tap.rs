@@ -8,13 +8,13 @@
 //! cadence checks measure the programs; and the conversion uses the two clocks' difference at
 //! the moment of each read, so a step of the wall clock between two reads cannot shift packets.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::poll::PollTimeout;
 
 use crate::dns::TrafficLog;
 use crate::host::handle::Host;
@@ -41,7 +41,7 @@ struct Requests {
 pub struct DnsTap {
     log: TrafficLog,
     requests: Arc<Mutex<Requests>>,
-    wake: std::fs::File,
+    wake: super::wakeup::Wake,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -69,11 +69,11 @@ impl DnsTap {
         let own: Vec<(String, Vec<IpAddr>)> = hosts.iter().map(|h| (h.name().to_string(), own_addrs(h))).collect();
         let log = TrafficLog::new(own.iter().map(|(h, a)| (h.as_str(), a.clone())), crate::dns::TRAFFIC_CAPACITY);
         let taps: Vec<HostTap> = hosts.iter().zip(fds).filter_map(|(h, fd)| Some(HostTap { host: h.name().to_string(), fd: fd?, dropped: 0 })).collect();
-        let (wake_r, wake_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
+        let (wake, wait) = super::wakeup::pair()?;
         let requests = Arc::new(Mutex::new(Requests::default()));
-        let reader = Reader { taps, epoch, log: log.clone(), requests: requests.clone(), wake: std::fs::File::from(wake_r), buf: vec![0; 1 << 18] };
+        let reader = Reader { taps, epoch, log: log.clone(), requests: requests.clone(), wake: wait, buf: vec![0; 1 << 18] };
         let thread = std::thread::Builder::new().name("nslab-dns-tap".into()).spawn(move || reader.run())?;
-        Ok(DnsTap { log, requests, wake: std::fs::File::from(wake_w), thread: Some(thread) })
+        Ok(DnsTap { log, requests, wake, thread: Some(thread) })
     }
 
     /// The log the tap fills.
@@ -83,8 +83,7 @@ impl DnsTap {
 
     fn ask(&self, f: impl FnOnce(&mut Requests)) {
         f(&mut self.requests.lock().unwrap_or_else(PoisonError::into_inner));
-        // A full pipe already holds a wake-up: nothing is lost.
-        let _ = (&self.wake).write(&[1]);
+        self.wake.wake();
     }
 
     /// Returns once every packet the hosts sent before the call is in the log.
@@ -126,27 +125,19 @@ struct Reader {
     epoch: Instant,
     log: TrafficLog,
     requests: Arc<Mutex<Requests>>,
-    wake: std::fs::File,
+    wake: super::wakeup::WakeWait,
     buf: Vec<u8>,
 }
 
 impl Reader {
     fn run(mut self) {
         loop {
-            {
-                let mut fds: Vec<PollFd<'_>> =
-                    std::iter::once(self.wake.as_fd()).chain(self.taps.iter().map(|t| t.fd.as_fd())).map(|fd| PollFd::new(fd, PollFlags::POLLIN)).collect();
-                match nix::poll::poll(&mut fds, PollTimeout::NONE) {
-                    Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "DNS tap: poll failed; the tap stops");
-                        return;
-                    }
-                }
-            }
+            let fds: Vec<_> = self.taps.iter().map(|t| t.fd.as_fd()).collect();
             // Requests made before this read are answered after it: their packets were queued.
-            let mut drain = [0u8; 64];
-            while matches!((&self.wake).read(&mut drain), Ok(n) if n > 0) {}
+            if let Err(e) = self.wake.wait(&fds, PollTimeout::NONE) {
+                tracing::warn!(error = %e, "DNS tap: poll failed; the tap stops");
+                return;
+            }
             let (settle, stop) = {
                 let mut r = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
                 (std::mem::take(&mut r.settle), r.stop)
