@@ -29,6 +29,8 @@ fn main() -> std::process::ExitCode {
         trial_requiring("timewarp/10x/python-sleep-event-lock-selector-asyncio-socket-of-2s-last-2s-of-program-time", &["python3"], || python_waits(10.0)),
         trial_requiring("timewarp/10x/children-of-a-warped-shell-share-its-clock-also-as-nobody", &["python3", "setpriv"], || child_shares_clock(10.0)),
         trial_requiring("timewarp/10x/dig-whose-allocator-reads-the-clock-while-the-warp-is-read-starts-and-resolves", &["dig"], || dig_starts(10.0)),
+        trial_requiring("timewarp/10x/kernel-receive-stamps-so-timestampns-are-program-time", &["python3"], || receive_stamps(10.0)),
+        trial_requiring("timewarp/10x/pdns-recursor-answers-though-it-drops-queries-that-look-old", &["pdns_recursor", "dig"], || pdns_answers(10.0)),
         kernel_trial("timewarp/a-statically-linked-program-is-refused-naming-why", static_refused),
     ];
     nslab_tests::run_checking_host(&args, trials)
@@ -322,6 +324,79 @@ async fn dig_starts(k: f64) -> Result<(), String> {
     let p = client.run(Command::new("dig").args(["+short", "+tries=1", "app.example.test", "A"]).time_warp(&warp), GUARD).await.map_err(err)?;
     ensure!(p.exit().is_some_and(|e| e.success()), "dig under a {k}x warp: exit {:?}, output:\n{}", p.exit(), p.output());
     ensure!(p.stdout().lines().any(|l| l == "192.0.2.10"), "dig's answer: {}", p.output());
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// A datagram's kernel receive stamp (SO_TIMESTAMPNS, real CLOCK_REALTIME from the kernel) is
+/// read in program time: it lies between the program's own clock readings before the send and
+/// after the receive. Unconverted it lies before both, by (k - 1) x the time since the warp's
+/// origin (here after a program second's sleep: at least 0.9 s at 10x). PowerDNS Recursor drops
+/// a query whose stamp looks older than its network timeout, so it answered nothing warped.
+async fn receive_stamps(k: f64) -> Result<(), String> {
+    // SO_TIMESTAMPNS is 35 on x86_64 and aarch64 (Python's socket module does not name it).
+    const PY: &str = "import socket, struct, time\n\
+        SO_TIMESTAMPNS = 35\n\
+        time.sleep(1)\n\
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+        s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)\n\
+        s.bind(('127.0.0.1', 0))\n\
+        before = time.time_ns()\n\
+        s.sendto(b'x', s.getsockname())\n\
+        _, anc, _, _ = s.recvmsg(16, 64)\n\
+        after = time.time_ns()\n\
+        sec, nsec = struct.unpack('qq', [d for (l, t, d) in anc if t == SO_TIMESTAMPNS][0])\n\
+        print(f'before={before} stamp={sec * 1000000000 + nsec} after={after}', flush=True)";
+    let lab = lab_with_app().await?;
+    let client = lab.host("client").map_err(err)?;
+    let warp = TimeWarp::new(k).map_err(err)?;
+    let p = client.run(Command::new("python3").args(["-c", PY]).time_warp(&warp), GUARD).await.map_err(err)?;
+    ensure!(p.exit().is_some_and(|e| e.success()), "python3 failed: {}", p.output());
+    let out = p.stdout();
+    let field = |key: &str| -> Result<i128, String> {
+        out.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+            .ok_or_else(|| format!("no {key}= in {out:?}"))?
+            .parse()
+            .map_err(err)
+    };
+    let (before, stamp, after) = (field("before")?, field("stamp")?, field("after")?);
+    ensure!(
+        before <= stamp && stamp <= after,
+        "the receive stamp {stamp} is not between the program's clock before the send ({before}) and after the receive ({after}): {:.3} s before the send",
+        (before - stamp) as f64 / 1e9
+    );
+    lab.teardown().await.map_err(err)?;
+    Ok(())
+}
+
+/// PowerDNS Recursor, warped, answers a query from its own zone: it stamps each query with the
+/// kernel's receive stamp and drops one older than its network timeout, so without the stamps
+/// in program time it answered nothing (every dig timed out).
+async fn pdns_answers(k: f64) -> Result<(), String> {
+    // In the host's private /tmp; a bounded wait for its first answer (20 tries).
+    let script = r#"set -u
+d=$(mktemp -d /tmp/pdns.XXXXXX)
+printf 'example.test. 60 IN SOA a.example.test. b.example.test. 1 60 60 60 60\napp.example.test. 60 IN A 192.0.2.5\n' > "$d/zone"
+pdns_recursor --local-address=127.0.0.1 --socket-dir="$d" --daemon=no --auth-zones="example.test=$d/zone" --setuid=root --setgid=root --disable-syslog --quiet=no > "$d/log" 2>&1 &
+p=$!
+i=0
+until dig +short +tries=1 +time=2 @127.0.0.1 app.example.test A | grep -qx 192.0.2.5; do
+  i=$((i + 1)); [ $i -ge 20 ] && break; sleep 0.5
+done
+dig +tries=1 +time=2 @127.0.0.1 app.example.test A
+kill $p; wait $p
+tail -n 5 "$d/log""#;
+    let lab = lab_with_app().await?;
+    let client = lab.host("client").map_err(err)?;
+    let warp = TimeWarp::new(k).map_err(err)?;
+    let p = client.run(Command::shell(script).time_warp(&warp), GUARD).await.map_err(err)?;
+    let out = p.stdout();
+    ensure!(
+        out.lines().any(|l| l.starts_with("app.example.test.") && l.ends_with("192.0.2.5")),
+        "pdns_recursor under a {k}x warp gave no answer:\n{}",
+        p.output()
+    );
     lab.teardown().await.map_err(err)?;
     Ok(())
 }

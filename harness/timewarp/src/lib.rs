@@ -43,6 +43,7 @@ compile_error!("nslab-timewarp supports 64-bit Linux only");
 pub mod clocks;
 mod condvar;
 mod real;
+pub mod stamps;
 pub mod sync;
 pub mod waits;
 mod warp;
