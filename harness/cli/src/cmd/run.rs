@@ -161,7 +161,14 @@ fn fidelity(a: &RunArgs, rt: &Runtime, paint: &Paint, trials: &[runner::PlannedT
             f.differences().map(|r| format!("{} ({} at 1x, {} at {}x)", r.what, r.real, r.scaled, f.scale)).collect::<Vec<_>>().join("; ")
         );
     }
-    let line = format!("fidelity: {} of {} check(s) agree", checks.len() - differ.len(), checks.len());
+    // What the scales saved: each trial's own wall time, summed, at 1x and at its scale.
+    let took = |r: &runner::report::TrialResult| r.duration_ms as f64 / 1000.0;
+    let (at_1x, scaled): (f64, f64) = (checks.iter().map(|f| took(&f.real)).sum(), checks.iter().map(|f| took(&f.scaled)).sum());
+    let line = format!(
+        "fidelity: {} of {} check(s) agree; the trials took {at_1x:.1} s at 1x and {scaled:.1} s at their scales (each trial's wall time, summed)",
+        checks.len() - differ.len(),
+        checks.len()
+    );
     println!("{}", if differ.is_empty() { paint.paint(Tone::GoodStrong, &line) } else { paint.paint(Tone::BadStrong, &line) });
     if !differ.is_empty() && code == ExitCode::SUCCESS {
         code = ExitCode::FAILURE;
