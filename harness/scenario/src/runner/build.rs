@@ -157,6 +157,7 @@ impl Builder<'_> {
         // A fresh directory (random name, 0700) beside the entry: renamed to it on success.
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".tmp-{}-", &key[..16]))
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir_in(cache.path())
             .map_err(|e| format!("no directory for its output in {} ({e})", cache.path().display()))?;
         let started = std::time::Instant::now();
