@@ -202,7 +202,7 @@ impl Builder<'_> {
             let log = || format!("its output is kept in {} and {}", p.stdout_path().display(), p.stderr_path().display());
             match p.wait_exit(def.timeout).await {
                 Ok(e) if e.success() => Ok(()),
-                Ok(e) => Err(format!("{prog} {e}; {}", log())),
+                Ok(e) => Err(format!("{prog} failed ({e}); {}", log())),
                 Err(_) => {
                     p.kill().await;
                     Err(format!("{prog} did not finish within its timeout of {:?} and was killed; {}", def.timeout, log()))
