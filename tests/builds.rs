@@ -59,10 +59,8 @@ async fn runs_once() -> Result<(), String> {
     let s = nslab_scenario::scenario::load(&path).map_err(|e| e.to_string())?;
     let opts = RunOptions { artifacts_root: Some(root.path().to_path_buf()), ..Default::default() };
     // Two trials at once, both needing the build: one builds, the other waits for it.
-    let (a, b) = tokio::join!(
-        run_trial("build/reader/ipv4-only", &s, Profile::Ipv4Only, &opts),
-        run_trial("build/reader/dual-stack", &s, Profile::DualStack, &opts)
-    );
+    let (a, b) =
+        tokio::join!(run_trial("build/reader/ipv4-only", &s, Profile::Ipv4Only, &opts), run_trial("build/reader/dual-stack", &s, Profile::DualStack, &opts));
     for r in [&a, &b] {
         ensure!(r.outcome == Outcome::Passed, "{} did not pass:\n{}", r.name, r.failure_text());
     }

@@ -139,9 +139,7 @@ impl Builder<'_> {
     pub(crate) async fn output(&self, def: &BuildDef) -> Result<PathBuf, BuildError> {
         let fail = |why: String| BuildError { build: def.name.clone(), why };
         let key = cache_key(def, self.scenario_dir).map_err(fail)?;
-        let cache = nslab::os::fsafe::artifact_dir(self.root)
-            .and_then(|r| r.subdir(CACHE_DIR))
-            .map_err(|e| fail(format!("its cache cannot be used ({e})")))?;
+        let cache = nslab::os::fsafe::artifact_dir(self.root).and_then(|r| r.subdir(CACHE_DIR)).map_err(|e| fail(format!("its cache cannot be used ({e})")))?;
         owner_only(&cache).map_err(fail)?;
         let dir = cache.path().join(&key);
         let slot = SLOTS.lock().unwrap_or_else(|e| e.into_inner()).entry(dir.clone()).or_default().clone();

@@ -73,7 +73,11 @@ fn decode_build(doc: &Doc<'_>, name: String, v: Val<'_>) -> Result<BuildDef> {
         super::decode::check_unique(doc, "input", &list)?;
         for s in &list {
             let path = relative_path(&s.value).map_err(|why| {
-                t.bad("inputs", &s.span, format!("{:?} {why}; expected a path relative to the scenario's folder, inside it, such as \"files/Client.java\"", s.value))
+                t.bad(
+                    "inputs",
+                    &s.span,
+                    format!("{:?} {why}; expected a path relative to the scenario's folder, inside it, such as \"files/Client.java\"", s.value),
+                )
             })?;
             let source = resolve_path(doc, &t, "inputs", s)?;
             inputs.push(BuildInput { path, source });
@@ -87,7 +91,10 @@ fn decode_build(doc: &Doc<'_>, name: String, v: Val<'_>) -> Result<BuildDef> {
 fn command_text(t: &Table<'_, '_>, s: &Str) -> Result<Template> {
     if let Some(at) = s.value.find('\0') {
         let span = t.doc.inner_span(s, at..at + 1);
-        return Err(t.doc.err(&span, format!("command in {}: the text contains a NUL byte (\\u0000); expected text without NUL, which a program's arguments cannot hold", t.what)));
+        return Err(t.doc.err(
+            &span,
+            format!("command in {}: the text contains a NUL byte (\\u0000); expected text without NUL, which a program's arguments cannot hold", t.what),
+        ));
     }
     let none = Default::default();
     let scope = Scope { hosts: &none, dns: false, builds: &none, in_build: true };
