@@ -295,5 +295,10 @@ mod tests {
             cache_key(&missing.builds[0], dir.path()).unwrap_err(),
             "the program \"no-such-program-here\" is not on PATH; expected it installed (see the scenario's [requires])"
         );
+        // Its trials are ignored (failed under NSLAB_REQUIRE_ALL) with the reason, as for [requires].
+        assert_eq!(
+            crate::runner::requirements::unmet_for(&missing).as_deref(),
+            Some("requirement not met: no-such-program-here is not installed (build c runs it)")
+        );
     }
 }
