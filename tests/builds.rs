@@ -35,11 +35,23 @@ host = "a"
 command = ["cat", "{{build.gen}}/data"]
 ready = { exit = "success" }
 
+# A program of a trial cannot change what later trials use.
+[services.tamperer]
+host = "a"
+shell = "echo changed > {{build.gen}}/data || echo refused"
+ready = { exit = "success" }
+
 [[expect]]
 kind = "output"
 service = "reader"
 stream = "stdout"
 matches = "^made from the input$"
+
+[[expect]]
+kind = "output"
+service = "tamperer"
+stream = "stdout"
+matches = "^refused$"
 "#;
 
 /// The entries of the cache: finished outputs (64 hex digits) and anything else.
@@ -74,6 +86,8 @@ async fn runs_once() -> Result<(), String> {
     let entries = cache_entries(root.path());
     ensure!(entries.len() == 1 && entries[0].len() == 64, "expected one finished output in the cache, found {entries:?}");
     let out = root.path().join(".build").join(&entries[0]);
+    let data = std::fs::read_to_string(out.join("data")).map_err(|e| e.to_string())?;
+    ensure!(data == "made from the input\n", "a trial's program changed the cached output: {data:?}");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::symlink_metadata(&out).map_err(|e| e.to_string())?.permissions());
     ensure!(mode & 0o7777 == 0o700, "the cached output {} has mode {:o}; expected 0700", out.display(), mode & 0o7777);
     // A changed input is another key: built again.

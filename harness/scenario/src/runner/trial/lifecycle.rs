@@ -284,7 +284,8 @@ impl Trial<'_> {
         // Programs are started with the scenario's files, wherever the folder is (even in /tmp).
         let mut b = s.lab_builder(self.profile).share_with_hosts(scenario_dir.clone());
         // Builds first, before the lab and its clock: from the cache, or run once in a lab of
-        // their own; their output is visible to this lab's programs at its own path.
+        // their own; their output is visible to this lab's programs at its own path, read-only
+        // (a program cannot change what later trials will use).
         let mut builds = BTreeMap::new();
         if !s.builds.is_empty() {
             let root = self.artifacts_root.clone().unwrap_or_else(nslab::lab::spec::default_artifacts_root);
@@ -292,7 +293,7 @@ impl Trial<'_> {
             let builder = crate::runner::build::Builder { root: &root, logs, scenario_dir: &scenario_dir };
             for def in &s.builds {
                 let dir = builder.output(def).await.map_err(|source| Error::Build { source })?;
-                b = b.share_with_hosts(dir.clone());
+                b = b.share_read_only_with_hosts(dir.clone());
                 builds.insert(def.name.clone(), dir);
             }
         }
