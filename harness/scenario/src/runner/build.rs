@@ -158,8 +158,14 @@ impl Builder<'_> {
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir_in(cache.path())
             .map_err(|e| format!("no directory for its output in {} ({e})", cache.path().display()))?;
+        // Its owner's mark, so `nslab gc` removes it if this process dies before it is moved
+        // (dropped, as when the trial is cancelled, it goes at once).
+        let me = nslab::os::procid::ProcId::of(std::process::id()).map(|p| serde_json::to_vec(&p).unwrap_or_default()).unwrap_or_default();
+        let marked = nslab::os::fsafe::artifact_dir(tmp.path()).and_then(|d| d.write_file(nslab::os::fsafe::LIVE_MARKER, &me, 0o600));
+        marked.map_err(|e| format!("cannot mark its output directory as this run's ({e})"))?;
         let started = std::time::Instant::now();
         self.run(def, tmp.path()).await?;
+        nslab::os::artifacts::release(tmp.path());
         let name = tmp.path().file_name().expect("a temporary directory has a name").to_os_string();
         let tmp_path = tmp.keep();
         match nix::fcntl::renameat(cache.fd(), name.as_os_str(), cache.fd(), key) {
