@@ -86,6 +86,7 @@ async fn runs_once() -> Result<(), String> {
     let entries = cache_entries(root.path());
     ensure!(entries.len() == 1 && entries[0].len() == 64, "expected one finished output in the cache, found {entries:?}");
     let out = root.path().join(".build").join(&entries[0]);
+    ensure!(!out.join(".nslab-live").exists(), "the cached output {} still carries the run's live mark", out.display());
     let data = std::fs::read_to_string(out.join("data")).map_err(|e| e.to_string())?;
     ensure!(data == "made from the input\n", "a trial's program changed the cached output: {data:?}");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::symlink_metadata(&out).map_err(|e| e.to_string())?.permissions());
