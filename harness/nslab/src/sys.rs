@@ -83,6 +83,9 @@ pub(crate) struct BindMount {
     /// With the mounts below the source (MS_REC): a host's copy of /tmp that carries the lab's
     /// artifact directory, mounted back inside it.
     pub(crate) recursive: bool,
+    /// Remounted read-only (keeping the flags the file system it shows has, which a mount
+    /// namespace of a user namespace may not drop).
+    pub(crate) read_only: bool,
 }
 
 /// What the spawner hands back: the tokio child (the init) and the status pipe's read end.
@@ -255,6 +258,27 @@ fn child_setup(
             let flags = if b.recursive { libc::MS_BIND | libc::MS_REC } else { libc::MS_BIND };
             if libc::mount(b.source.as_ptr(), b.target.as_ptr(), std::ptr::null(), flags, std::ptr::null()) != 0 {
                 return Err(last_err());
+            }
+            if b.read_only {
+                let mut st: libc::statvfs = std::mem::zeroed();
+                if libc::statvfs(b.target.as_ptr(), &mut st) != 0 {
+                    return Err(last_err());
+                }
+                let kept = [
+                    (libc::ST_NOSUID, libc::MS_NOSUID),
+                    (libc::ST_NODEV, libc::MS_NODEV),
+                    (libc::ST_NOEXEC, libc::MS_NOEXEC),
+                    (libc::ST_NOATIME, libc::MS_NOATIME),
+                    (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
+                    (libc::ST_RELATIME, libc::MS_RELATIME),
+                ]
+                .iter()
+                .filter(|(st_flag, _)| st.f_flag & *st_flag != 0)
+                .fold(0, |acc, (_, ms)| acc | *ms);
+                let remount = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | kept;
+                if libc::mount(std::ptr::null(), b.target.as_ptr(), std::ptr::null(), remount, std::ptr::null()) != 0 {
+                    return Err(last_err());
+                }
             }
         }
         // A /proc that matches the new PID namespace. Best effort: the program works without it.

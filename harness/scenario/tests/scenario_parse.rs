@@ -348,3 +348,68 @@ fn a_resolver_name_is_its_host_and_a_layer() {
     let e = scenario::parse_str(Path::new("t.toml"), &bad).unwrap_err().to_string();
     assert!(e.contains("\"resolver:nope\" is not a layer"), "{e}");
 }
+
+// Builds ([build.<name>]): a build and its use, and errors placed at the offending text.
+
+fn build_scenario(dir: &Path, build: &str, service: &str) -> Result<nslab_scenario::scenario::Scenario, String> {
+    let text = format!("description = \"d\"\n[hosts.a]\n{build}\n[services.s]\nhost = \"a\"\n{service}\n");
+    nslab_scenario::scenario::parse_str(&dir.join("s.toml"), &text).map_err(|e| e.to_string().replace(&dir.display().to_string(), "D"))
+}
+
+#[test]
+fn a_build_and_its_use_parse() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("files")).unwrap();
+    std::fs::write(dir.path().join("files/A.java"), "class A {}").unwrap();
+    let s = build_scenario(
+        dir.path(),
+        "[build.client]\ncommand = [\"javac\", \"-d\", \"{{out}}\", \"{{scenario_dir}}/files/A.java\"]\ninputs = [\"files/A.java\"]\ntimeout = \"30s\"",
+        "command = [\"java\", \"-cp\", \"{{build.client}}\", \"A\"]",
+    )
+    .unwrap();
+    let b = &s.builds[0];
+    assert_eq!(b.name, "client");
+    assert_eq!(b.timeout, std::time::Duration::from_secs(30));
+    assert_eq!(b.command[2].parts(), &[nslab_scenario::scenario::Part::Var(nslab_scenario::scenario::Var::Out)]);
+    assert_eq!(b.inputs[0].path, Path::new("files/A.java"));
+    assert_eq!(b.inputs[0].source, dir.path().canonicalize().unwrap().join("files/A.java"));
+    let nslab_scenario::scenario::Run::Command(argv) = &s.services[0].run else { panic!("a command") };
+    assert_eq!(argv[2].parts(), &[nslab_scenario::scenario::Part::Var(nslab_scenario::scenario::Var::Build("client".into()))]);
+}
+
+#[test]
+fn build_errors_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok_service = "command = [\"true\"]";
+    let cases = [
+        (
+            "[build.c]\ncommand = [\"true\"]\nimputs = []",
+            ok_service,
+            "D/s.toml:5:1: unknown key \"imputs\" in build \"c\"; expected one of command, inputs, timeout",
+        ),
+        ("[build.c]\ncommand = []", ok_service, "D/s.toml:4:11: command in build \"c\": the array is empty; expected the program and its arguments"),
+        (
+            "[build.c]\ncommand = [\"true\"]\ninputs = [\"files/nope.java\"]",
+            ok_service,
+            "D/s.toml:5:11: inputs in build \"c\": D/files/nope.java cannot be opened (No such file or directory (os error 2)); expected a path relative to the scenario's folder, inside it, such as \"files/app.py\"",
+        ),
+        (
+            "[build.c]\ncommand = [\"true\", \"{{host.a.ipv4}}\"]",
+            ok_service,
+            "D/s.toml:4:21: command in build \"c\": template variable \"host.a.ipv4\" has no value in a build's command, which runs once for every trial, before any lab exists; expected one of out, scenario_dir",
+        ),
+        (
+            "",
+            "command = [\"java\", \"-cp\", \"{{build.client}}\"]",
+            "D/s.toml:6:28: command in service \"s\": template variable \"build.client\" names build \"client\", which is not declared; expected a [build.client] table (the scenario declares no build)",
+        ),
+        (
+            "",
+            "shell = \"cp x {{out}}\"",
+            "D/s.toml:6:15: shell in service \"s\": template variable \"out\" is a build's output directory, known only in the command of a [build.<name>] table; expected {{build.<name>}} to use a build's output here",
+        ),
+    ];
+    for (build, service, want) in cases {
+        assert_eq!(build_scenario(dir.path(), build, service).unwrap_err(), want);
+    }
+}

@@ -44,9 +44,9 @@ fn work_dir(cmd: &Command) -> std::io::Result<sys::WorkDir> {
     Ok(sys::WorkDir { path, required })
 }
 
-/// A bind mount of a host's programs: source, target, and whether it carries the mounts below
-/// its source.
-pub(crate) type Mount = (PathBuf, PathBuf, bool);
+/// A bind mount of a host's programs: source, target, whether it carries the mounts below its
+/// source, and whether it is read-only.
+pub(crate) type Mount = (PathBuf, PathBuf, bool, bool);
 
 /// A lab host. Cheap to clone; valid until its lab is torn down.
 #[derive(Clone)]
@@ -69,7 +69,9 @@ pub(crate) struct HostInner {
     /// Machine directories its programs must see at their own path even inside a private
     /// directory: the lab's artifact directory, and what the lab builder adds.
     pub(crate) shared: Vec<PathBuf>,
-    /// Every bind mount of its programs (source, target, recursive), decided on the first spawn.
+    /// Machine directories its programs see read-only at their own path, wherever they are.
+    pub(crate) shared_read_only: Vec<PathBuf>,
+    /// Every bind mount of its programs (source, target, recursive, read-only), decided on the first spawn.
     pub(crate) mounts: std::sync::OnceLock<Vec<Mount>>,
     /// Whether the host's directory and /etc files exist yet (made on the first spawn).
     pub(crate) etc_written: Mutex<bool>,
@@ -256,7 +258,10 @@ impl Host {
     fn bind_mounts(&self) -> std::io::Result<Vec<sys::BindMount>> {
         let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e));
         let mounts = self.inner.mounts.get().map(Vec::as_slice).unwrap_or_default();
-        mounts.iter().map(|(s, t, recursive)| Ok(sys::BindMount { source: c(s)?, target: c(t)?, recursive: *recursive })).collect()
+        mounts
+            .iter()
+            .map(|(s, t, recursive, read_only)| Ok(sys::BindMount { source: c(s)?, target: c(t)?, recursive: *recursive, read_only: *read_only }))
+            .collect()
     }
 
     /// Decides the bind mounts of the host's programs, once its files exist: first the shared
@@ -267,14 +272,24 @@ impl Host {
     fn plan_mounts(&self) -> std::result::Result<Vec<Mount>, (PathBuf, std::io::Error)> {
         let h = &self.inner;
         let shared = h.fs.share(&h.shared)?;
+        // Read-only ones: onto their mount point inside a copy (as above), or onto themselves
+        // outside every private directory; first too, so a copy mounted later carries them.
+        let mut read_only = Vec::new();
+        for p in &h.shared_read_only {
+            let real = std::fs::canonicalize(p).map_err(|e| (p.clone(), e))?;
+            match h.fs.share(std::slice::from_ref(&real))?.pop() {
+                Some((s, t)) => read_only.push((s, t, false, true)),
+                None => read_only.push((real.clone(), real, false, true)),
+            }
+        }
         let real_dir = std::fs::canonicalize(&h.dir).map_err(|e| (h.dir.clone(), e))?;
         let real = |p: &Path| p.strip_prefix(&h.dir).map(|rel| real_dir.join(rel)).unwrap_or_else(|_| p.to_path_buf());
-        let private = h.fs.dirs.iter().map(|d| (real(&d.source), d.target.clone(), true));
-        let etc = h.etc.iter().filter(|f| f.mounted).map(|f| (real(&f.path), PathBuf::from(f.target), false));
+        let private = h.fs.dirs.iter().map(|d| (real(&d.source), d.target.clone(), true, false));
+        let etc = h.etc.iter().filter(|f| f.mounted).map(|f| (real(&f.path), PathBuf::from(f.target), false, false));
         let rest: Vec<Mount> = private.chain(etc).collect();
-        let holds_sources = |t: &Path| rest.iter().any(|(s, _, _)| s.starts_with(t));
-        let (last, first): (Vec<_>, Vec<_>) = rest.iter().cloned().partition(|(_, t, _)| holds_sources(t));
-        Ok(shared.into_iter().map(|(s, t)| (s, t, false)).chain(first).chain(last).collect())
+        let holds_sources = |t: &Path| rest.iter().any(|(s, _, _, _)| s.starts_with(t));
+        let (last, first): (Vec<_>, Vec<_>) = rest.iter().cloned().partition(|(_, t, _, _)| holds_sources(t));
+        Ok(shared.into_iter().map(|(s, t)| (s, t, false, false)).chain(read_only).chain(first).chain(last).collect())
     }
 
     /// Creates the host's directory and /etc files if they do not exist yet.

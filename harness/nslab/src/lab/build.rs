@@ -39,6 +39,7 @@ pub struct LabBuilder {
     hosts_entries: bool,
     dns: Option<LabDns>,
     shared: Vec<PathBuf>,
+    shared_read_only: Vec<PathBuf>,
     dns_tap: bool,
     /// The capture's ring per link in bytes; `None`: no capture.
     capture: Option<usize>,
@@ -161,6 +162,15 @@ impl LabBuilder {
     /// directory always is. The directory is shared, not copied: writes reach the machine.
     pub fn share_with_hosts(mut self, path: impl Into<PathBuf>) -> Self {
         self.shared.push(path.into());
+        self
+    }
+
+    /// As [`LabBuilder::share_with_hosts`], but read-only for the lab's programs (a bind mount
+    /// of its own, remounted read-only in each program's mount namespace, wherever the
+    /// directory is): files they may use but must not change, such as a build's cached output.
+    /// The machine's directory is untouched.
+    pub fn share_read_only_with_hosts(mut self, path: impl Into<PathBuf>) -> Self {
+        self.shared_read_only.push(path.into());
         self
     }
 
@@ -444,6 +454,7 @@ impl LabBuilder {
         let hosts: Vec<Host> = try_join_all(planned.into_iter().zip(hosts_ns).map(|(p, (ns, nl, deferred, _))| {
             let registry = registry.clone();
             let shared = shared.clone();
+            let shared_read_only = self.shared_read_only.clone();
             async move {
                 let mut ifaces = Vec::with_capacity(p.ifaces.len());
                 for (i, f) in p.ifaces.iter().enumerate() {
@@ -469,6 +480,7 @@ impl LabBuilder {
                         etc: p.etc,
                         fs: p.fs,
                         shared: shared.clone(),
+                        shared_read_only,
                         mounts: std::sync::OnceLock::new(),
                         etc_written: Mutex::new(false),
                         registry,
@@ -795,6 +807,7 @@ impl Lab {
             hosts_entries: true,
             dns: None,
             shared: Vec::new(),
+            shared_read_only: Vec::new(),
             dns_tap: true,
             // Off unless asked (its build cost is in BENCHMARKS.md); scenario trials ask.
             capture: crate::lab::capture::ring_from_env().filter(|&b| b > 0),

@@ -20,6 +20,8 @@ pub struct Facts {
     pub artifacts: PathBuf,
     /// The scenario file's folder.
     pub scenario_dir: PathBuf,
+    /// The output directory of each build (`{{build.<name>}}`), from the build cache.
+    pub builds: BTreeMap<String, PathBuf>,
 }
 
 impl Facts {
@@ -44,7 +46,7 @@ impl Facts {
             hosts.insert(h.name().to_string(), m);
         }
         let dns = dns_host.and_then(|d| lab.host(d).ok()).map(|h| (h.ipv4().map(|a| a.to_string()), h.ipv6().map(|a| a.to_string()))).unwrap_or((None, None));
-        Facts { profile, hosts, dns, artifacts: lab.artifacts().to_path_buf(), scenario_dir }
+        Facts { profile, hosts, dns, artifacts: lab.artifacts().to_path_buf(), scenario_dir, builds: BTreeMap::new() }
     }
 
     /// A host's IPv4 and global IPv6 addresses in this trial (none for an unknown host).
@@ -129,7 +131,7 @@ impl TemplateContext for PlanContext {
             Var::DnsIpv6 => self.dns_host.as_deref().and_then(host).and_then(|h| h.ipv6).map(|a| a.to_string()),
             Var::Profile => Some(self.profile.name().to_string()),
             // Refused in record values when the scenario is loaded.
-            Var::Artifacts | Var::ScenarioDir | Var::ServiceDir => None,
+            Var::Artifacts | Var::ScenarioDir | Var::ServiceDir | Var::Build(_) | Var::Out => None,
         }
     }
 }
@@ -164,6 +166,9 @@ impl TemplateContext for ServiceContext<'_> {
             Var::ScenarioDir => Some(f.scenario_dir.display().to_string()),
             Var::ServiceDir => Some(self.service_dir.display().to_string()),
             Var::Profile => Some(f.profile.name().to_string()),
+            Var::Build(name) => f.builds.get(name).map(|d| d.display().to_string()),
+            // Refused outside a build's command when the scenario is loaded.
+            Var::Out => None,
         }
     }
 }

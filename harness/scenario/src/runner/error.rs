@@ -15,6 +15,12 @@ use crate::scenario::RenderError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// A scenario build (`[build.<name>]`) gave no output: it failed, timed out or could not run.
+    #[error(transparent)]
+    Build {
+        /// Which build and why, with where its log is.
+        source: crate::runner::build::BuildError,
+    },
     /// The lab could not be built.
     #[error("building the lab")]
     LabBuild {

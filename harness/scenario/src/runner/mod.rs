@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod attempt;
 pub mod attribution;
+pub mod build;
 pub mod checks;
 pub mod client;
 pub mod clock;

@@ -111,12 +111,18 @@ pub fn versions(reqs: &[Requirement]) -> BTreeMap<String, String> {
 }
 
 /// Why `scenario`'s trials cannot run on this machine, or `None` when they can: its `[requires]`
-/// and the programs it needs without naming them (strace for a service with `trace = true`).
+/// and the programs it needs without naming them (strace for a service with `trace = true`, the
+/// program of each `[build.<name>]`, such as javac where only a JRE is installed).
 /// `nslab run` and the `cargo test` trials both decide with this, so they agree.
 pub fn unmet_for(scenario: &Scenario) -> Option<String> {
     let traced = scenario.services.iter().any(|s| s.trace);
     let implied = (traced && probe("strace") == Found::Missing).then(|| "strace is not installed (a service has trace = true)".to_string());
-    let why: Vec<String> = unmet(&scenario.requires).into_iter().chain(implied).collect();
+    let builders = scenario.builds.iter().filter_map(|b| {
+        let program = b.command.first()?.source();
+        let present = if program.contains('/') { std::path::Path::new(program).is_file() } else { on_path(program) };
+        (!present).then(|| format!("{program} is not installed (build {} runs it)", b.name))
+    });
+    let why: Vec<String> = unmet(&scenario.requires).into_iter().chain(implied).chain(builders).collect();
     (!why.is_empty()).then(|| format!("requirement not met: {}", why.join("; ")))
 }
 

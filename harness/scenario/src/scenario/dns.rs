@@ -284,7 +284,7 @@ fn record_template(t: &Table<'_, '_>, hosts: &BTreeSet<String>) -> Result<Option
         return Ok(None);
     }
     let Some(ty) = t.peek_str("type").and_then(|s| RecordKind::from_str(&s.value).ok()) else { return Ok(None) };
-    let tpl = Template::parse(&v.value, &Scope { hosts, dns: true }).map_err(|e| {
+    let tpl = Template::parse(&v.value, &Scope { hosts, dns: true, builds: &BTreeSet::new(), in_build: false }).map_err(|e| {
         let span = t.doc.inner_span(&v, e.range);
         t.doc.err(&span, format!("value in {}: {}", t.what, e.message))
     })?;

@@ -35,11 +35,13 @@ pub(crate) struct Known {
     pub resolvers: std::collections::BTreeMap<String, String>,
     /// Segments with IPv6 provisioning (`[segments.<name>.ipv6]`).
     pub segments: BTreeSet<String>,
+    /// `[build.<name>]`: what `{{build.<name>}}` may name.
+    pub builds: BTreeSet<String>,
 }
 
 impl Known {
     pub(super) fn scope(&self) -> Scope<'_> {
-        Scope { hosts: &self.hosts, dns: self.dns }
+        Scope { hosts: &self.hosts, dns: self.dns, builds: &self.builds, in_build: false }
     }
 
     /// The services referred to since the last call, and forgets them.
@@ -134,17 +136,23 @@ pub(crate) fn relative_path(p: &str) -> std::result::Result<PathBuf, &'static st
 
 /// Resolves `source` against the scenario's folder; it must stay inside it, symlinks included.
 pub(crate) fn resolve_source(doc: &Doc<'_>, t: &Table<'_, '_>, s: &Str) -> Result<PathBuf> {
+    resolve_path(doc, t, "source", s)
+}
+
+/// Resolves the path `s` (the value of `key`, or an element of it) against the scenario's
+/// folder; it must be a regular file inside it, symlinks included.
+pub(crate) fn resolve_path(doc: &Doc<'_>, t: &Table<'_, '_>, key: &str, s: &Str) -> Result<PathBuf> {
     let expected = "expected a path relative to the scenario's folder, inside it, such as \"files/app.py\"";
-    relative_path(&s.value).map_err(|why| t.bad("source", &s.span, format!("{:?} {why}; {expected}", s.value)))?;
+    relative_path(&s.value).map_err(|why| t.bad(key, &s.span, format!("{:?} {why}; {expected}", s.value)))?;
     let dir = doc.file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let joined = dir.join(&s.value);
-    let real = joined.canonicalize().map_err(|e| t.bad("source", &s.span, format!("{} cannot be opened ({e}); {expected}", joined.display())))?;
-    let real_dir = dir.canonicalize().map_err(|e| t.bad("source", &s.span, format!("the scenario's folder {} cannot be opened ({e})", dir.display())))?;
+    let real = joined.canonicalize().map_err(|e| t.bad(key, &s.span, format!("{} cannot be opened ({e}); {expected}", joined.display())))?;
+    let real_dir = dir.canonicalize().map_err(|e| t.bad(key, &s.span, format!("the scenario's folder {} cannot be opened ({e})", dir.display())))?;
     if !real.starts_with(&real_dir) {
-        return Err(t.bad("source", &s.span, format!("{:?} leads outside the scenario's folder through a symbolic link; {expected}", s.value)));
+        return Err(t.bad(key, &s.span, format!("{:?} leads outside the scenario's folder through a symbolic link; {expected}", s.value)));
     }
     if !real.is_file() {
-        return Err(t.bad("source", &s.span, format!("{} is not a regular file; {expected}", joined.display())));
+        return Err(t.bad(key, &s.span, format!("{} is not a regular file; {expected}", joined.display())));
     }
     Ok(real)
 }

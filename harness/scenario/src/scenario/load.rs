@@ -33,6 +33,7 @@ const TOP_KEYS: &[&str] = &[
     "timeout",
     "time_scale",
     "requires",
+    "build",
     "segments",
     "hosts",
     "dns",
@@ -80,6 +81,9 @@ pub struct Scenario {
     /// `time_scale`: its trials run in scaled time, programs seeing time pass this many times
     /// faster, every `at`, window and figure in program time (scenarios/README.md).
     pub time_scale: Option<f64>,
+    /// Its builds (`[build.<name>]`), in file order: run once per cache key before the trials
+    /// whose services use their output (`{{build.<name>}}`).
+    pub builds: Vec<super::build::BuildDef>,
     /// Why it cannot run in scaled time, if it cannot (see
     /// [`real_time_only`](super::time_scale::real_time_only)): the reason a scale given on the
     /// command line is refused.
@@ -324,6 +328,10 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
             }
         },
     };
+    let builds = match t.take("build") {
+        Some(v) => super::build::decode_builds(doc, v)?,
+        None => Vec::new(),
+    };
     let segments_span = t.key_span("segments");
     let (segments, ipv6_tables) = match t.take("segments") {
         Some(v) => super::segment::decode_segments(doc, v)?,
@@ -351,6 +359,7 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         hosts: hosts.iter().map(|h| h.name.clone()).collect(),
         routers: hosts.iter().filter(|h| h.router.is_some()).map(|h| h.name.clone()).collect(),
         profiles: profiles.clone(),
+        builds: builds.iter().map(|b| b.name.clone()).collect(),
         ..Known::default()
     };
     // Labs with hosts behind NAT64 get a router host, usable like a declared one.
@@ -464,6 +473,7 @@ fn decode(doc: &Doc<'_>, t: &mut Table<'_, '_>) -> Result<Scenario> {
         expectations,
         provision,
         time_scale: time_scale.map(|(k, _)| k),
+        builds,
         real_time_only,
     })
 }

@@ -17,6 +17,7 @@
 //! }
 //! ```
 
+mod build;
 mod decode;
 mod discover;
 mod dns;
@@ -39,6 +40,7 @@ mod time_scale;
 mod timeline;
 mod values;
 
+pub use build::{BuildDef, BuildInput, DEFAULT_BUILD_TIMEOUT};
 pub use discover::{discover, DiscoverError, ScenarioFile};
 pub use dns::{parse_record_value, DnsDef, OmittedRecord, TemplatedRecord, DEFAULT_TTL};
 pub use duration::{format_duration, parse_duration};

@@ -15,7 +15,7 @@ use nslab::lab::resolver::ResolverKind;
 pub(crate) fn resolver_service(r: &ResolverDef, probe_name: &str) -> ServiceDef {
     let dir = Path::new("{{service_dir}}");
     let hosts = BTreeSet::new();
-    let scope = super::template::Scope { hosts: &hosts, dns: false };
+    let scope = super::template::Scope { hosts: &hosts, dns: false, builds: &Default::default(), in_build: false };
     // Generated text: its only variable is {{service_dir}}, always known.
     let scope_free = |s: &str| Template::parse(s, &scope).expect("generated commands are valid templates");
     let (run, env, files) = match &r.custom {

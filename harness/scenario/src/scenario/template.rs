@@ -8,8 +8,10 @@ use std::ops::Range;
 use nslab::addr::profile::Profile;
 
 /// Every variable form, for error messages.
-const VARIABLES: &str =
-    "host.<name>.ipv4, host.<name>.ipv6, host.<name>.link_local, host.<name>.interface, host.<name>.addr, dns.ipv4, dns.ipv6, artifacts, scenario_dir, service_dir, profile";
+const VARIABLES: &str = "host.<name>.ipv4, host.<name>.ipv6, host.<name>.link_local, host.<name>.interface, host.<name>.addr, dns.ipv4, dns.ipv6, artifacts, scenario_dir, service_dir, profile, build.<name>";
+
+/// The variables of a build's command (it runs before any lab, so no lab fact has a value).
+const BUILD_VARIABLES: &str = "out, scenario_dir";
 
 /// Which fact about a lab host a `{{host.<name>.<field>}}` variable stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -60,6 +62,11 @@ pub enum Var {
     ServiceDir,
     /// `{{profile}}`: the lab profile of this trial, e.g. `dual-stack`.
     Profile,
+    /// `{{build.<name>}}`: the output directory of the scenario's build of that name (cached,
+    /// see scenarios/README.md, "Builds").
+    Build(String),
+    /// `{{out}}`: in a build's command only, the directory the build writes its output to.
+    Out,
 }
 
 impl fmt::Display for Var {
@@ -72,6 +79,8 @@ impl fmt::Display for Var {
             Var::ScenarioDir => f.write_str("scenario_dir"),
             Var::ServiceDir => f.write_str("service_dir"),
             Var::Profile => f.write_str("profile"),
+            Var::Build(name) => write!(f, "build.{name}"),
+            Var::Out => f.write_str("out"),
         }
     }
 }
@@ -118,6 +127,10 @@ pub struct RenderError {
 pub(crate) struct Scope<'a> {
     pub hosts: &'a BTreeSet<String>,
     pub dns: bool,
+    /// The scenario's builds (`[build.<name>]`), which `{{build.<name>}}` may name.
+    pub builds: &'a BTreeSet<String>,
+    /// Whether this is a build's command: only `{{out}}` and `{{scenario_dir}}` have a value there.
+    pub in_build: bool,
 }
 
 /// A template that does not parse: where (byte range in the text) and why.
@@ -216,20 +229,43 @@ fn why_missing(v: &Var) -> String {
         Var::Host { host, field: HostField::Interface } => format!("host {host} has no lab interface"),
         Var::DnsIpv4 => "the DNS server has no IPv4 address reachable in this profile".into(),
         Var::DnsIpv6 => "the DNS server has no IPv6 address reachable in this profile".into(),
-        Var::Artifacts | Var::ScenarioDir | Var::ServiceDir | Var::Profile => "the runner did not provide it".into(),
+        Var::Build(name) => format!("build {name} has not run for this trial"),
+        Var::Artifacts | Var::ScenarioDir | Var::ServiceDir | Var::Profile | Var::Out => "the runner did not provide it".into(),
     }
 }
 
 fn parse_var(name: &str, scope: &Scope<'_>) -> Result<Var, String> {
+    if scope.in_build {
+        return match name {
+            "out" => Ok(Var::Out),
+            "scenario_dir" => Ok(Var::ScenarioDir),
+            _ => Err(format!(
+                "template variable {name:?} has no value in a build's command, which runs once for every trial, before any lab exists; expected one of {BUILD_VARIABLES}"
+            )),
+        };
+    }
     let unknown = || format!("unknown template variable {name:?}; expected one of {VARIABLES}");
     let var = match name {
         "" => return Err(format!("empty template variable {{{{}}}}; expected one of {VARIABLES}")),
+        "out" => return Err("template variable \"out\" is a build's output directory, known only in the command of a [build.<name>] table; expected {{build.<name>}} to use a build's output here".into()),
         "dns.ipv4" => Var::DnsIpv4,
         "dns.ipv6" => Var::DnsIpv6,
         "artifacts" => Var::Artifacts,
         "scenario_dir" => Var::ScenarioDir,
         "service_dir" => Var::ServiceDir,
         "profile" => Var::Profile,
+        _ if name.starts_with("build.") => {
+            let build = &name["build.".len()..];
+            if !scope.builds.contains(build) {
+                let expected = if scope.builds.is_empty() {
+                    format!("a [build.{build}] table (the scenario declares no build)")
+                } else {
+                    format!("one of {}", scope.builds.iter().map(|b| format!("build.{b}")).collect::<Vec<_>>().join(", "))
+                };
+                return Err(format!("template variable {name:?} names build {build:?}, which is not declared; expected {expected}"));
+            }
+            Var::Build(build.to_string())
+        }
         _ => {
             let Some(rest) = name.strip_prefix("host.") else { return Err(unknown()) };
             let Some((host, field)) = rest.rsplit_once('.') else { return Err(unknown()) };
@@ -279,7 +315,7 @@ mod tests {
     }
 
     fn parse(s: &str) -> Result<Template, TemplateError> {
-        Template::parse(s, &Scope { hosts: &scope_hosts(), dns: false })
+        Template::parse(s, &Scope { hosts: &scope_hosts(), dns: false, builds: &["client".to_string()].into(), in_build: false })
     }
 
     #[test]

@@ -283,6 +283,20 @@ impl Trial<'_> {
         let scenario_dir = std::fs::canonicalize(s.dir()).unwrap_or_else(|_| s.dir().to_path_buf());
         // Programs are started with the scenario's files, wherever the folder is (even in /tmp).
         let mut b = s.lab_builder(self.profile).share_with_hosts(scenario_dir.clone());
+        // Builds first, before the lab and its clock: from the cache, or run once in a lab of
+        // their own; their output is visible to this lab's programs at its own path, read-only
+        // (a program cannot change what later trials will use).
+        let mut builds = BTreeMap::new();
+        if !s.builds.is_empty() {
+            let root = self.artifacts_root.clone().unwrap_or_else(nslab::lab::spec::default_artifacts_root);
+            let logs = artifacts_root.clone().unwrap_or_else(|| root.clone()).join("build");
+            let builder = crate::runner::build::Builder { root: &root, logs, scenario_dir: &scenario_dir };
+            for def in &s.builds {
+                let dir = builder.output(def).await.map_err(|source| Error::Build { source })?;
+                b = b.share_read_only_with_hosts(dir.clone());
+                builds.insert(def.name.clone(), dir);
+            }
+        }
         if s.provision.is_some() {
             // Addresses a router gives out are not known when /etc/hosts is written: on a
             // provisioned segment names come from the lab DNS, as in a cloud subnet.
@@ -314,7 +328,9 @@ impl Trial<'_> {
             Some(k) => crate::runner::clock::LabClock::warped(lab.epoch(), nslab::TimeWarp::new(k).map_err(|e| Error::LabBuild { source: Box::new(e) })?),
             None => crate::runner::clock::LabClock::real(lab.epoch()),
         });
-        self.facts = Some(Facts::of(&lab, self.profile, scenario_dir, s.dns.as_ref().map(|d| d.server_host())));
+        let mut facts = Facts::of(&lab, self.profile, scenario_dir, s.dns.as_ref().map(|d| d.server_host()));
+        facts.builds = builds;
+        self.facts = Some(facts);
         let clients = Clients::new(lab.hosts());
         self.clients = Some(clients.clone());
         for def in &s.targets {

@@ -36,7 +36,9 @@ pub const LAB_BUILD_ALLOWANCE: Duration = Duration::from_secs(60);
 /// How long a trial's setup (the lab built, its targets and the services that start on their
 /// own ready) may take: not part of the scenario's `timeout`, which covers its own timeline.
 pub fn setup_allowance(s: &Scenario) -> Duration {
-    LAB_BUILD_ALLOWANCE + s.services.iter().filter(|d| d.autostart).map(|d| d.ready_timeout + STARTUP_ALLOWANCE).sum::<Duration>()
+    // A build that is not cached yet runs in its own lab: another lab build, and its timeout.
+    let builds = s.builds.iter().map(|b| LAB_BUILD_ALLOWANCE + b.timeout).sum::<Duration>();
+    LAB_BUILD_ALLOWANCE + builds + s.services.iter().filter(|d| d.autostart).map(|d| d.ready_timeout + STARTUP_ALLOWANCE).sum::<Duration>()
 }
 
 /// What a trial holds while it runs: its lab, services, targets, what the timeline did and
