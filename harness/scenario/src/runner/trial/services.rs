@@ -63,21 +63,18 @@ impl Trial<'_> {
         } else {
             argv
         };
-        // A scaled trial's programs run at a lower priority than the harness: their CPU time is
-        // k times longer in program time anyway, while the harness's own lateness (a step, a
-        // swap acted on late) is k times larger in their time (BENCHMARKS.md, "Time warp": a
-        // swap 0.47 s late among starting JVMs). The program's own check comes first, as
-        // `nice` would hide a program the warp cannot reach.
-        let argv = match (self.clock().warp(), argv.first()) {
-            (Some(_), Some(first)) => {
-                nslab::TimeWarp::check_program(first).map_err(|why| Error::Spawn {
-                    service: svc.name.clone(),
-                    source: Box::new(nslab::Error::Invalid { what: format!("service {} cannot run in scaled time: {why}", svc.name) }),
-                })?;
-                ["nice", "-n", SCALED_NICE].iter().map(|s| s.to_string()).chain(argv).collect()
-            }
-            _ => argv,
-        };
+        // A scaled trial's programs run at the harness's priority. (They ran at niceness 10 for a
+        // while, against the harness acting late among starting JVMs; under stress-ng, whose
+        // workers run at 0, that left a JVM ~1/10 of their share of a core, tenths of a second
+        // late at every request, seconds of its time at 10x: jvm-default failed its fidelity
+        // check in all three profiles, and passed twice in a row at 0; BENCHMARKS.md.) A
+        // program the warp cannot reach is refused here, naming the service.
+        if let (Some(_), Some(first)) = (self.clock().warp(), argv.first()) {
+            nslab::TimeWarp::check_program(first).map_err(|why| Error::Spawn {
+                service: svc.name.clone(),
+                source: Box::new(nslab::Error::Invalid { what: format!("service {} cannot run in scaled time: {why}", svc.name) }),
+            })?;
+        }
         let (prog, args) = argv.split_first().ok_or_else(|| Error::EmptyCommand { service: svc.name.clone() })?;
         let mut cmd = Command::new(prog).args(args);
         for (k, v) in &svc.env {
@@ -169,9 +166,6 @@ impl Trial<'_> {
         }
     }
 }
-
-/// The niceness of a scaled trial's programs (see [`Trial::start`]).
-const SCALED_NICE: &str = "10";
 
 /// Waits for a service's readiness condition; `Ok` says what was seen.
 pub(super) async fn wait_ready(host: &Host, proc: &Process, cond: Option<&Condition>, timeout: Duration) -> Result<String, String> {
