@@ -70,12 +70,19 @@ async fn arrives(dad: bool) -> Result<(), String> {
     ensure!(global.iter().all(|a| a.is_ipv4()), "an ipv4-only host's plan has an IPv6 address: {global:?}");
     p.ipv6_arrives(Mode::DualStack).await.map_err(err)?;
     let usable = p.wait_address(&web, prefix, AddrState::Usable, GUARD).await.map_err(err)?;
+    // DAD's probes are neighbour solicitations; web sends none otherwise before it talks to
+    // anyone (the router's advertisement gave it the router's link-layer address).
+    let probes = solicitations_sent(&web).await?;
     let tentative = p.watch().events().into_iter().find(|e| e.host == "web" && e.addr == usable.addr && e.state == AddrState::Tentative);
     if dad {
         let t = tentative.ok_or_else(|| format!("with DAD, {} should have been tentative before usable: {:?}", usable.addr, p.watch().events()))?;
         ensure!(t.at <= usable.at, "tentative at {:?} after usable at {:?}", t.at, usable.at);
+        ensure!(probes >= 1, "with DAD, web sent no neighbour solicitation before {} was usable", usable.addr);
     } else {
-        ensure!(tentative.is_none(), "without DAD, {} was tentative: {tentative:?}", usable.addr);
+        // Not "never tentative": the kernel flags every new address tentative until its DAD work
+        // item runs, which without DAD clears the flag at once and sends nothing; a list of the
+        // addresses taken in between (the watcher's, on the prefix event) shows the flag.
+        ensure!(probes == 0, "without DAD, web sent {probes} neighbour solicitation(s) before {} was usable (tentative: {tentative:?})", usable.addr);
     }
     // SLAAC made it from the MAC (EUI-64) inside the advertised prefix, and it serves.
     ensure!(ra::in_prefix(usable.addr, prefix), "{} not in {prefix}/64", usable.addr);
@@ -88,6 +95,14 @@ async fn arrives(dad: bool) -> Result<(), String> {
     a.map_err(|e| e.to_string())?;
     drop(l);
     finish(lab, p).await
+}
+
+/// Neighbour solicitations `host` has sent on its lab interface (`/proc/net/dev_snmp6`).
+async fn solicitations_sent(host: &nslab::Host) -> Result<u64, String> {
+    let path = format!("/proc/thread-self/net/dev_snmp6/{}", host.interface());
+    let text = host.in_netns(move || std::fs::read_to_string(path)).await.map_err(err)?.map_err(|e| e.to_string())?;
+    let name = "Icmp6OutNeighborSolicits";
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).ok_or_else(|| format!("no {name} in {}'s dev_snmp6", host.name()))
 }
 
 async fn rdnss_dnssl() -> Result<(), String> {

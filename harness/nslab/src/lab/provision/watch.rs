@@ -197,7 +197,9 @@ impl AddressWatch {
                         }
                         // The kernel announces no address while it is tentative (only once DAD
                         // is done), but it announces the prefix of each router advertisement
-                        // right after SLAAC added its address: read the addresses then.
+                        // right after SLAAC added its address: read the addresses then. (A new
+                        // address is flagged tentative until the kernel's DAD work item runs, so a
+                        // list taken in between shows it tentative even on a host without DAD.)
                         NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewPrefix(_)) => match dump(&handle, index, &name).await {
                             Ok(list) => list.iter().for_each(|m| record(&shared, &mut last, &name, epoch, m, false)),
                             Err(e) => tracing::warn!(host = %name, error = %e, "failed to list addresses after a prefix event"),
