@@ -93,7 +93,8 @@ pub use nix::sys::signal::Signal;
 pub use os::netns::NetNs;
 pub use time::TimeWarp;
 
-/// The README's examples, compiled as doctests so they stay true.
+/// The README's examples, compiled as doctests so they stay true. Some use `nslab::testing`, so
+/// they are compiled with the `testing` feature (`cargo test --workspace` enables it).
 #[doc = include_str!("../../../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "testing"))]
 pub struct ReadmeDoctests;
