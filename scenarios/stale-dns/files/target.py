@@ -31,14 +31,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         super().handle()  # every request on this connection, until either side closes it
 
     def do_GET(self):
+        # Logged before the answer goes out: the client's next request (perhaps to the other
+        # target) can only follow the answer, so the two targets' lines come in the order the
+        # requests did. Logged after it, a thread descheduled between the two (a busy machine)
+        # printed its line after the other target's, and the client seemed to go back to blue.
+        host, port = self.client_address[:2]
+        print(f"request from [{host}]:{port} {self.command} {self.path}", flush=True)
         body = (self.server.name + "\n").encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        host, port = self.client_address[:2]
-        print(f"request from [{host}]:{port} {self.command} {self.path}", flush=True)
 
     def log_message(self, fmt, *args):
         pass  # one line per request is printed above, nothing else
