@@ -54,6 +54,11 @@ impl Session {
         self.trial.scenario
     }
 
+    /// When the named step ended, in lab time (as the lab's DNS query log stamps), once played.
+    pub fn step_end(&self, name: &str) -> Option<std::time::Duration> {
+        self.trial.steps.get(name).copied()
+    }
+
     /// Its services started so far, by name.
     pub fn services(&self) -> &BTreeMap<String, Process> {
         &self.trial.procs
@@ -65,7 +70,7 @@ impl Session {
     /// [`Error::NoStep`], or [`Error::Step`] with why the step failed.
     pub async fn step(&mut self, i: usize) -> Result<(), Error> {
         let step = self.trial.scenario.timeline.get(i).ok_or(Error::NoStep { number: i + 1 })?;
-        self.trial.step_and_record(i, step).await
+        self.trial.step_and_record(i, step).await.map(drop)
     }
 
     /// Runs one action, as a timeline step would (a DNS change, a fault, a link going down).

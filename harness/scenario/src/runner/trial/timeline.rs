@@ -18,21 +18,25 @@ impl Trial<'_> {
         let clock = self.clock().clone();
         let t0 = clock.now();
         let profile = self.profile;
+        // `after` counts from when the previous step ended as recorded: for a wait for a DNS
+        // query, when the query came, not when the harness noticed it.
+        let mut ended = t0;
         for (i, step) in s.timeline.iter().enumerate().filter(|(_, st)| st.applies_to(profile)) {
             match step.when {
                 When::At(at) => clock.sleep_until(t0 + at).await,
-                When::AfterPrevious(d) => clock.sleep(d).await,
+                When::AfterPrevious(d) => clock.sleep_until(ended + d).await,
             }
-            self.step_and_record(i, step).await?;
+            ended = self.step_and_record(i, step).await?.unwrap_or_else(|| clock.now());
         }
         Ok(())
     }
 
-    /// Runs one timeline step and records when it ended (named steps, DNS changes, swaps).
-    pub(super) async fn step_and_record(&mut self, i: usize, step: &Step) -> Result<(), Error> {
+    /// Runs one timeline step and records when it ended (named steps, DNS changes, swaps): the
+    /// time it returns, or `None` for a step of another profile.
+    pub(super) async fn step_and_record(&mut self, i: usize, step: &Step) -> Result<Option<Duration>, Error> {
         let s = self.scenario;
         if !step.applies_to(self.profile) {
-            return Ok(());
+            return Ok(None);
         }
         {
             let clock = self.clock().clone();
@@ -58,6 +62,16 @@ impl Trial<'_> {
                     at = t.saturating_sub(Duration::from_micros(1)).max(began);
                 }
             }
+            // A wait for a DNS query ends when the query reached the lab DNS, not when the
+            // harness noticed it: the step anchors windows to a cache entry's birth, and on a busy
+            // machine noticing came late (at 100x, 10 ms of delay is a second of program time).
+            if let (Action::WaitDnsQuery { host, name, rtype, .. }, Some(dns)) = (&step.action, self.lab().dns()) {
+                let asked = self.dns_query_of(host, name.as_deref(), *rtype)?;
+                let first = clock.queries(dns.log()).iter().filter(|e| e.at >= began && asked(e)).map(|e| e.at).min();
+                if let Some(t) = first.filter(|t| *t <= at) {
+                    at = t;
+                }
+            }
             if let Some(n) = &step.name {
                 self.steps.insert(n.clone(), at);
             }
@@ -77,8 +91,26 @@ impl Trial<'_> {
                     self.swaps.push(Swap { key, step: label, at, old, new: first_label(to) });
                 }
             }
+            Ok(Some(at))
         }
-        Ok(())
+    }
+
+    /// Whether a query log entry is one `host` asked (from any of its addresses), for `name` and
+    /// of `rtype` when given: what a `wait-dns-query` step waits for.
+    fn dns_query_of(
+        &self,
+        host: &str,
+        name: Option<&str>,
+        rtype: Option<nslab::dns::RecordKind>,
+    ) -> Result<impl Fn(&nslab::dns::QueryLogEntry) -> bool, Error> {
+        let h = self.host(host)?;
+        let addrs: Vec<std::net::IpAddr> = h.addrs().into_iter().chain(h.link_local().map(std::net::IpAddr::V6)).collect();
+        let name = name.map(str::to_owned);
+        Ok(move |e: &nslab::dns::QueryLogEntry| {
+            addrs.contains(&e.client.ip().to_canonical())
+                && name.as_ref().is_none_or(|n| e.name.trim_end_matches('.').eq_ignore_ascii_case(n))
+                && rtype.is_none_or(|t| e.qtype == Some(t.record_type()))
+        })
     }
 
     pub(super) async fn step(&mut self, step: &Step) -> Result<(), Error> {
@@ -183,17 +215,11 @@ impl Trial<'_> {
             }
             Action::Wait { duration } => self.clock().sleep(*duration).await,
             Action::WaitDnsQuery { host, name, rtype, timeout } => {
-                let h = self.host(host)?;
-                let addrs: Vec<std::net::IpAddr> = h.addrs().into_iter().chain(h.link_local().map(std::net::IpAddr::V6)).collect();
+                let asked = self.dns_query_of(host, name.as_deref(), *rtype)?;
                 let log = self.dns()?.log();
                 let since = self.lab().elapsed();
                 let end = since + *timeout;
-                let wanted = |e: &nslab::dns::QueryLogEntry| {
-                    e.at >= since
-                        && addrs.contains(&e.client.ip().to_canonical())
-                        && name.as_ref().is_none_or(|n| e.name.trim_end_matches('.').eq_ignore_ascii_case(n))
-                        && rtype.is_none_or(|t| e.qtype == Some(t.record_type()))
-                };
+                let wanted = |e: &nslab::dns::QueryLogEntry| e.at >= since && asked(e);
                 loop {
                     if log.entries().iter().any(wanted) {
                         break;
