@@ -277,7 +277,7 @@ pub fn analyse(client: &Client, step_at: Duration, old: &Target, new: &Target, d
     let mut st = analyse_records(&client.addrs, step_at, (&old.def.name, &old_reqs), (&new.def.name, &client.requests_to(new)), entries);
     st.dns_of_host = client.service.is_some().then(|| client.host.clone());
     let old_at: Vec<Duration> = old_reqs.iter().filter(|r| client.addrs.contains(&r.client.ip())).map(RequestRecord::at).collect();
-    attribute(&mut st, &client.host, &old.def.name, &old_at, chain.traffic, chain.resolvers);
+    attribute(&mut st, &client.host, &old.def.name, &old_at, chain.traffic, chain.resolvers, ANSWER_SLACK.mul_f64(chain.scale.max(1.0)));
     st
 }
 
@@ -289,6 +289,9 @@ pub struct Chain<'a> {
     pub traffic: &'a [TrafficEntry],
     /// `[resolvers.<name>]`: (name, host).
     pub resolvers: &'a [(String, String)],
+    /// The trial's time scale (1 unscaled): the machine's latency allowances are real time, so
+    /// in program time they are this many times longer.
+    pub scale: f64,
 }
 
 /// [`analyse`] on plain records: `old` and `new` are each a target's name and the client's
@@ -425,8 +428,10 @@ fn held_by(
 /// answer came from (`held_by`). The client's queries are its host's queries to a DNS server
 /// on the host itself when it runs one (a host cache; its own upstream queries are the cache's),
 /// else every query its host sent. `old_at` are the client's requests to the old target, lab
-/// time; `resolvers` are the scenario's `[resolvers]` as (name, host).
-pub fn attribute(st: &mut Staleness, host: &str, old: &str, old_at: &[Duration], traffic: &[TrafficEntry], resolvers: &[(String, String)]) {
+/// time; `resolvers` are the scenario's `[resolvers]` as (name, host); `slack` is how long after
+/// the change a request may still have been resolved before it ([`ANSWER_SLACK`], in lab time:
+/// times the scale in a scaled trial, where 1 s of the machine's latency is k s of program time).
+pub fn attribute(st: &mut Staleness, host: &str, old: &str, old_at: &[Duration], traffic: &[TrafficEntry], resolvers: &[(String, String)], slack: Duration) {
     let Some(last) = st.last_old else { return };
     let (start, end) = (st.step_at, st.step_at + last);
     let sent: Vec<&TrafficEntry> = traffic.iter().filter(|e| e.host == host && !e.response && !e.forwarded && e.dst.port() == 53).collect();
@@ -443,9 +448,9 @@ pub fn attribute(st: &mut Staleness, host: &str, old: &str, old_at: &[Duration],
     }
     let mut held: Vec<HeldSpan> = Vec::new();
     let first = answered[0].0;
-    // A request resolved before the change and made just after it (within [`ANSWER_SLACK`]) is no
-    // cache of the client's.
-    if old_at.iter().any(|t| *t > start + ANSWER_SLACK && *t - start < first) {
+    // A request resolved before the change and made just after it (within `slack`) is no cache
+    // of the client's.
+    if old_at.iter().any(|t| *t > start + slack && *t - start < first) {
         let layer = if st.cause == StaleCause::ConnectionPinning { Layer::PinnedConnection } else { Layer::ClientCache };
         held.push(HeldSpan {
             layer,
@@ -1122,8 +1127,24 @@ mod tests {
         fn walk(log: &[TrafficEntry], old_at: &[u64], last_old: u64) -> Staleness {
             let mut st = Staleness { step_at: super::ms(1000), last_old: Some(super::ms(last_old)), cause: StaleCause::ResolverCache, ..Default::default() };
             let old_at: Vec<Duration> = old_at.iter().map(|t| super::ms(*t)).collect();
-            attribute(&mut st, "client", "blue", &old_at, log, &[("cache".to_string(), "cache".to_string())]);
+            attribute(&mut st, "client", "blue", &old_at, log, &[("cache".to_string(), "cache".to_string())], ANSWER_SLACK);
             st
+        }
+
+        #[test]
+        fn in_a_scaled_trial_a_request_resolved_before_the_change_may_come_k_seconds_late() {
+            // unbound-ttl-1h at 100x under load: the request whose look-up made unbound's entry
+            // reached blue 24.4 s of program time (0.24 s of the machine's) after the change, the
+            // next look-up (answered blue from unbound's cache) came at 25.4 s.
+            let mut log = Vec::new();
+            ask(&mut log, "client", ("192.0.2.10:4000", "192.0.2.20:53"), (26_400, 2), "blue", 3574);
+            let old_at = [25_400, 26_500, 40_000];
+            for (scale, want) in [(1.0, vec!["client-cache", "resolver:cache"]), (100.0, vec!["resolver:cache"])] {
+                let mut st = Staleness { step_at: super::ms(1000), last_old: Some(super::ms(39_000)), cause: StaleCause::ResolverCache, ..Default::default() };
+                let at: Vec<Duration> = old_at.iter().map(|t| super::ms(*t)).collect();
+                attribute(&mut st, "client", "blue", &at, &log, &[("cache".to_string(), "cache".to_string())], ANSWER_SLACK.mul_f64(scale));
+                assert_eq!(names(&st), want, "at {scale}x: {:?}", st.held);
+            }
         }
 
         fn names(st: &Staleness) -> Vec<String> {

@@ -29,7 +29,7 @@ pub(super) async fn check(c: &StaleCheck, o: &Observed<'_>) -> Result<String, St
         None => Vec::new(),
     };
     let resolvers = o.s.resolver_hosts();
-    let chain = stale::Chain { traffic: &traffic, resolvers: &resolvers };
+    let chain = stale::Chain { traffic: &traffic, resolvers: &resolvers, scale: o.clock.scale() };
     let (mut texts, mut failed) = (Vec::new(), false);
     for cl in &clients {
         let queries = o.lab.dns().map(|d| o.clock.queries(d.log()));

@@ -36,7 +36,7 @@ pub(super) async fn staleness_rows(lab: &Lab, clock: &LabClock, scenario: &Scena
     };
     let queries = lab.dns().map(|d| clock.queries(d.log()));
     let resolvers = scenario.resolver_hosts();
-    let chain = stale::Chain { traffic: &traffic, resolvers: &resolvers };
+    let chain = stale::Chain { traffic: &traffic, resolvers: &resolvers, scale: clock.scale() };
     for Swap { step, at, old, new, .. } in swaps {
         let (Some(o), Some(n)) = (targets.get(old), targets.get(new)) else { continue };
         for h in lab.hosts() {
