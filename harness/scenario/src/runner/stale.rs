@@ -429,7 +429,7 @@ fn held_by(
 /// on the host itself when it runs one (a host cache; its own upstream queries are the cache's),
 /// else every query its host sent. `old_at` are the client's requests to the old target, lab
 /// time; `resolvers` are the scenario's `[resolvers]` as (name, host); `slack` is how long after
-/// the change a request may still have been resolved before it ([`ANSWER_SLACK`], in lab time:
+/// the change a request may still have been resolved before it (one second, in lab time:
 /// times the scale in a scaled trial, where 1 s of the machine's latency is k s of program time).
 pub fn attribute(st: &mut Staleness, host: &str, old: &str, old_at: &[Duration], traffic: &[TrafficEntry], resolvers: &[(String, String)], slack: Duration) {
     let Some(last) = st.last_old else { return };
